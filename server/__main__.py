@@ -1,0 +1,3 @@
+from jobqueue_server.cli import main
+
+main()

@@ -1,0 +1,80 @@
+"""Records to messages. Payloads and results are stored as serialized google.protobuf.Struct."""
+
+from __future__ import annotations
+
+from google.protobuf import duration_pb2, timestamp_pb2
+from jobqueue.v1 import job_pb2
+
+from jobqueue_server.store import Backoff, JobRecord, JobState, QueueCounts
+
+STATE_TO_PROTO = {
+    JobState.SCHEDULED: job_pb2.JOB_STATE_SCHEDULED,
+    JobState.QUEUED: job_pb2.JOB_STATE_QUEUED,
+    JobState.ACTIVE: job_pb2.JOB_STATE_ACTIVE,
+    JobState.COMPLETED: job_pb2.JOB_STATE_COMPLETED,
+    JobState.DEAD: job_pb2.JOB_STATE_DEAD,
+    JobState.CANCELLED: job_pb2.JOB_STATE_CANCELLED,
+}
+
+
+def timestamp(ms: int) -> timestamp_pb2.Timestamp | None:
+    if not ms:
+        return None
+    return timestamp_pb2.Timestamp(seconds=ms // 1000, nanos=(ms % 1000) * 1_000_000)
+
+
+def duration(ms: int) -> duration_pb2.Duration:
+    return duration_pb2.Duration(seconds=ms // 1000, nanos=(ms % 1000) * 1_000_000)
+
+
+def backoff(policy: Backoff) -> job_pb2.BackoffPolicy:
+    return job_pb2.BackoffPolicy(
+        initial_delay=duration(policy.initial_ms),
+        max_delay=duration(policy.max_ms),
+        multiplier=policy.multiplier,
+        jitter=policy.jitter,
+        no_jitter=policy.jitter == 0,
+    )
+
+
+def job(record: JobRecord) -> job_pb2.Job:
+    message = job_pb2.Job(
+        id=record.id,
+        queue=record.queue,
+        state=STATE_TO_PROTO[record.state],
+        payload_bytes=record.payload_bytes,
+        priority=int(record.priority),  # type: ignore[arg-type]
+        attempts=record.attempts,
+        max_attempts=record.max_attempts,
+        create_time=timestamp(record.create_ms),
+        schedule_time=timestamp(record.due_ms),
+        start_time=timestamp(record.start_ms),
+        finish_time=timestamp(record.finish_ms),
+        last_error=record.last_error,
+        metadata=record.metadata,
+        lease_duration=duration(record.lease_ms) if record.lease_ms else None,
+        backoff=backoff(record.backoff),
+        idempotency_key=record.idempotency_key,
+        worker_id=record.worker_id,
+    )
+    # Parsing straight into the message's fields avoids a copy of each Struct.
+    if record.payload:
+        message.payload.MergeFromString(record.payload)
+    if record.result:
+        message.result.MergeFromString(record.result)
+    for entry in record.errors:
+        message.errors.add(attempt=entry.attempt, message=entry.message, time=timestamp(entry.time_ms))
+    return message
+
+
+def queue_stats(counts: QueueCounts) -> job_pb2.QueueStats:
+    return job_pb2.QueueStats(
+        queue=counts.queue,
+        queued=counts.queued,
+        scheduled=counts.scheduled,
+        active=counts.active,
+        completed=counts.completed,
+        dead=counts.dead,
+        cancelled=counts.cancelled,
+        oldest_queued_age=duration(max(0, counts.oldest_queued_age_ms)),
+    )

@@ -1,0 +1,202 @@
+"""One Lease stream: credit-based delivery, settlement on the stream, release at the end.
+
+The session never holds more than `max_in_flight` unsettled jobs. An idle session waits
+for a queue signal (or the safety sweep timeout), never polling Redis in a loop. When the
+stream ends, every job it still holds goes back to its queue at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+from jobqueue.v1 import job_queue_service_pb2 as svc
+from jobqueue.v1.job_queue_service_pb2 import ConfirmationKind
+
+from jobqueue_server.api import convert, validation
+from jobqueue_server.api.status import OK, rpc_status_of
+from jobqueue_server.errors import FieldViolation, JobQueueError, StoreUnavailable
+from jobqueue_server.store import ExtendOutcome, LeasedRecord, Settle, Store
+from jobqueue_server.store.signals import QueueSignals
+
+logger = logging.getLogger(__name__)
+
+Send = Callable[[svc.LeaseResponse], Awaitable[None]]
+
+
+class LeaseSession:
+    """Serves one Lease stream after its first message was validated."""
+
+    def __init__(
+        self,
+        store: Store,
+        signals: QueueSignals,
+        limits: validation.Limits,
+        subscription: validation.Subscription,
+        sweep_interval_s: float,
+    ) -> None:
+        self._store = store
+        self._signals = signals
+        self._limits = limits
+        self._sub = subscription
+        self._window = subscription.max_in_flight
+        self._sweep_interval_s = sweep_interval_s
+        self._held: dict[str, str] = {}  # job id -> lease token
+        self._outbox: asyncio.Queue[svc.LeaseResponse] = asyncio.Queue()
+        self._credit = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._dispatcher: asyncio.Task[None] | None = None
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    def stop_dispatching(self) -> None:
+        """No new jobs from now on; acks and fails are still taken (graceful shutdown)."""
+        self._stop.set()
+
+    async def serve(self, first: svc.LeaseRequest, requests: AsyncIterator[svc.LeaseRequest], send: Send) -> None:
+        """Runs until the worker closes the stream; the caller must then call `close`."""
+        await self._handle(first, is_first=True)
+        self._dispatcher = asyncio.create_task(self._dispatch())
+        reader = asyncio.create_task(self._read(requests))
+        try:
+            while True:
+                getter = asyncio.ensure_future(self._outbox.get())
+                await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    break
+                await send(getter.result())
+            reader.result()  # re-raises a reader failure (an invalid later message)
+            while not self._outbox.empty():
+                await send(self._outbox.get_nowait())
+        finally:
+            reader.cancel()
+
+    async def close(self) -> None:
+        """Stops delivery (waiting for a lease call under way) and releases held jobs."""
+        self._stop.set()
+        if self._dispatcher is not None:
+            with contextlib.suppress(Exception):
+                await self._dispatcher
+        if self._held:
+            leases = list(self._held.items())
+            self._held.clear()
+            try:
+                released = await self._store.release(leases)
+                logger.debug("released %d of %d held jobs", released, len(leases))
+            except StoreUnavailable:
+                logger.warning("could not release %d jobs; their leases will expire", len(leases))
+
+    # -- worker -> server ------------------------------------------------------------------
+
+    async def _read(self, requests: AsyncIterator[svc.LeaseRequest]) -> None:
+        async for request in requests:
+            await self._handle(request, is_first=False)
+
+    async def _handle(self, request: svc.LeaseRequest, *, is_first: bool) -> None:
+        if request.HasField("subscribe") and not is_first:
+            self._resubscribe(request.subscribe)
+        confirmations: list[svc.Confirmation] = []
+        confirmations += await self._settle("extends", request.extends, validation.extend, self._store.extend,
+                                            ConfirmationKind.CONFIRMATION_KIND_EXTEND)
+        confirmations += await self._settle("acks", request.acks, validation.ack, self._store.ack,
+                                            ConfirmationKind.CONFIRMATION_KIND_ACK)
+        confirmations += await self._settle("fails", request.fails, validation.fail, self._store.fail,
+                                            ConfirmationKind.CONFIRMATION_KIND_FAIL)
+        if confirmations:
+            self._outbox.put_nowait(svc.LeaseResponse(confirmations=confirmations))
+
+    def _resubscribe(self, subscribe: svc.Subscribe) -> None:
+        if subscribe.queues and tuple(dict.fromkeys(subscribe.queues)) != self._sub.queues:
+            raise FieldViolation("subscribe.queues", "cannot change on an open stream")
+        self._window = validation.in_flight(subscribe.max_in_flight, self._limits)
+        self._credit.set()
+
+    async def _settle(
+        self,
+        field: str,
+        requests: Sequence[svc.AckRequest] | Sequence[svc.FailRequest] | Sequence[svc.ExtendRequest],
+        validate: Callable[..., Settle],
+        apply: Callable[[Sequence[Settle]], Awaitable[Sequence[object]]],
+        kind: ConfirmationKind.ValueType,
+    ) -> list[svc.Confirmation]:
+        if not requests:
+            return []
+        answers: list[svc.Confirmation | None] = [None] * len(requests)
+        valid: list[tuple[int, Settle]] = []
+        for index, request in enumerate(requests):
+            try:
+                valid.append((index, validate(request, self._limits, f"{field}[{index}].")))
+            except JobQueueError as error:
+                answers[index] = svc.Confirmation(job_id=request.job_id, status=rpc_status_of(error), kind=kind)
+        try:
+            outcomes: Sequence[object] = await apply([item for _, item in valid]) if valid else []
+        except StoreUnavailable as error:
+            outcomes = [error] * len(valid)
+        for (index, item), outcome in zip(valid, outcomes, strict=True):
+            answers[index] = self._confirm(item, outcome, kind)
+        return [a for a in answers if a is not None]
+
+    def _confirm(self, item: Settle, outcome: object, kind: ConfirmationKind.ValueType) -> svc.Confirmation:
+        confirmation = svc.Confirmation(job_id=item.job_id, kind=kind, status=OK)
+        if isinstance(outcome, JobQueueError):
+            confirmation.status.CopyFrom(rpc_status_of(outcome))
+        if isinstance(outcome, ExtendOutcome):
+            confirmation.lease_expire_time.CopyFrom(convert.timestamp(outcome.lease_expire_ms))
+        settled = kind != ConfirmationKind.CONFIRMATION_KIND_EXTEND and not isinstance(outcome, StoreUnavailable)
+        if settled and self._held.get(item.job_id) == item.token:
+            # A refused ack still frees the slot: the lease is no longer this stream's.
+            del self._held[item.job_id]
+            self._credit.set()
+        return confirmation
+
+    # -- server -> worker ------------------------------------------------------------------
+
+    async def _dispatch(self) -> None:
+        while not self._stop.is_set():
+            credit = self._window - len(self._held)
+            if credit <= 0:
+                self._credit.clear()
+                await self._wait_for(self._credit)
+                continue
+            event = self._signals.watch(self._sub.queues)
+            try:
+                leased = await self._lease(credit)
+                if leased:
+                    self._outbox.put_nowait(svc.LeaseResponse(jobs=leased))
+                else:
+                    await self._wait_for(event)
+            finally:
+                self._signals.unwatch(event, self._sub.queues)
+
+    async def _lease(self, credit: int) -> list[svc.LeasedJob]:
+        leased: list[LeasedRecord] = []
+        try:
+            for queue in self._sub.queues:
+                leased += await self._store.lease(queue, credit - len(leased), self._sub.lease_ms,
+                                                  self._sub.worker_id)
+                if len(leased) >= credit:
+                    break
+        except StoreUnavailable:
+            logger.warning("lease failed: redis unavailable; retrying after the sweep interval")
+            await self._wait_for(asyncio.Event())
+        for record in leased:
+            self._held[record.job.id] = record.token
+        return [
+            svc.LeasedJob(job=convert.job(r.job), lease_token=r.token,
+                          lease_expire_time=convert.timestamp(r.lease_expire_ms))
+            for r in leased
+        ]
+
+    async def _wait_for(self, event: asyncio.Event) -> None:
+        """Waits for `event`, a stop, or the safety sweep interval, whichever comes first."""
+        waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(self._stop.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=self._sweep_interval_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()

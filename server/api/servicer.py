@@ -1,0 +1,173 @@
+"""JobQueueService: validate each request, call the store, map records to messages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from grpc_status import rpc_status
+from jobqueue.v1 import job_queue_service_pb2 as svc
+from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
+
+from jobqueue_server.api import convert, validation
+from jobqueue_server.api.lease_session import LeaseSession
+from jobqueue_server.api.status import maps_errors, rpc_status_of
+from jobqueue_server.errors import FieldViolation, JobQueueError
+from jobqueue_server.store import FailOutcome, JobState, NewJob, Store
+from jobqueue_server.store.signals import QueueSignals
+
+logger = logging.getLogger(__name__)
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class JobQueueServicer(svc_grpc.JobQueueServiceServicer):  # type: ignore[misc]
+    """The gRPC face of the store. Holds no job state: any number can share one Redis."""
+
+    def __init__(
+        self,
+        store: Store,
+        signals: QueueSignals,
+        limits: validation.Limits,
+        sweep_interval_s: float,
+        on_scheduled: Callable[[int], None],
+    ) -> None:
+        self._store = store
+        self._signals = signals
+        self._limits = limits
+        self._sweep_interval_s = sweep_interval_s
+        self._on_scheduled = on_scheduled
+        self._sessions: set[LeaseSession] = set()
+        self._closing: set[asyncio.Task[None]] = set()
+        self._draining = False
+
+    # -- producers -------------------------------------------------------------------------
+
+    @maps_errors
+    async def Enqueue(self, request: svc.EnqueueRequest, context: Context) -> svc.EnqueueResponse:  # noqa: N802
+        outcomes = await self._enqueue([validation.new_job(request, self._limits)])
+        return svc.EnqueueResponse(job_id=outcomes[0].job_id, duplicate=outcomes[0].duplicate)
+
+    @maps_errors
+    async def EnqueueBatch(  # noqa: N802
+        self, request: svc.EnqueueBatchRequest, context: Context
+    ) -> svc.EnqueueBatchResponse:
+        outcomes = await self._enqueue(validation.new_jobs(list(request.requests), self._limits))
+        return svc.EnqueueBatchResponse(
+            responses=[svc.EnqueueResponse(job_id=o.job_id, duplicate=o.duplicate) for o in outcomes]
+        )
+
+    async def _enqueue(self, jobs: list[NewJob]) -> list[Any]:
+        result = await self._store.enqueue(jobs)
+        for queue in {job.queue for job in jobs if job.due_ms is None and job.delay_ms == 0}:
+            self._signals.notify(queue)
+        if result.earliest_due_ms is not None:
+            self._on_scheduled(result.earliest_due_ms)
+        return result.outcomes
+
+    # -- reads -----------------------------------------------------------------------------
+
+    @maps_errors
+    async def GetStatus(self, request: svc.GetStatusRequest, context: Context) -> svc.GetStatusResponse:  # noqa: N802
+        record = await self._store.get(validation.job_id(request.job_id))
+        return svc.GetStatusResponse(job=convert.job(record))
+
+    @maps_errors
+    async def Stats(self, request: svc.StatsRequest, context: Context) -> svc.StatsResponse:  # noqa: N802
+        if request.queue:
+            queues = [validation.queue_name(request.queue, "queue")]
+        else:
+            queues = await self._store.known_queues()
+        counts = await self._store.stats(queues)
+        return svc.StatsResponse(queues=[convert.queue_stats(c) for c in counts])
+
+    # -- settling with a token -------------------------------------------------------------
+
+    @maps_errors
+    async def Ack(self, request: svc.AckRequest, context: Context) -> svc.AckResponse:  # noqa: N802
+        (outcome,) = await self._store.ack([validation.ack(request, self._limits)])
+        if outcome is not None:
+            raise outcome
+        return svc.AckResponse()
+
+    @maps_errors
+    async def Fail(self, request: svc.FailRequest, context: Context) -> svc.FailResponse:  # noqa: N802
+        (outcome,) = await self._store.fail([validation.fail(request, self._limits)])
+        if isinstance(outcome, JobQueueError):
+            raise outcome
+        assert isinstance(outcome, FailOutcome)
+        if outcome.state == JobState.SCHEDULED:
+            self._on_scheduled(outcome.due_ms)
+        return svc.FailResponse(
+            state=convert.STATE_TO_PROTO[outcome.state], schedule_time=convert.timestamp(outcome.due_ms)
+        )
+
+    @maps_errors
+    async def Extend(self, request: svc.ExtendRequest, context: Context) -> svc.ExtendResponse:  # noqa: N802
+        (outcome,) = await self._store.extend([validation.extend(request, self._limits)])
+        if isinstance(outcome, JobQueueError):
+            raise outcome
+        return svc.ExtendResponse(lease_expire_time=convert.timestamp(outcome.lease_expire_ms))
+
+    # -- operators -------------------------------------------------------------------------
+
+    @maps_errors
+    async def Cancel(self, request: svc.CancelRequest, context: Context) -> svc.CancelResponse:  # noqa: N802
+        await self._store.cancel(validation.job_id(request.job_id))
+        return svc.CancelResponse()
+
+    @maps_errors
+    async def Retry(self, request: svc.RetryRequest, context: Context) -> svc.RetryResponse:  # noqa: N802
+        job_id = validation.job_id(request.job_id)
+        await self._store.retry(job_id)
+        self._signals.notify(job_id.rpartition(":")[0])
+        return svc.RetryResponse()
+
+    # -- workers ---------------------------------------------------------------------------
+
+    async def Lease(  # noqa: N802
+        self, requests: AsyncIterator[svc.LeaseRequest], context: Context
+    ) -> None:
+        first = await anext(aiter(requests), None)
+        if first is None:
+            return
+        try:
+            if self._draining:
+                raise FieldViolation("subscribe", "the server is shutting down; connect to another")
+            if not first.HasField("subscribe"):
+                raise FieldViolation("subscribe", "the first message on a Lease stream must subscribe")
+            subscription = validation.subscription(first.subscribe, self._limits)
+        except JobQueueError as error:
+            await context.abort_with_status(rpc_status.to_status(rpc_status_of(error)))
+            return
+        session = LeaseSession(self._store, self._signals, self._limits, subscription, self._sweep_interval_s)
+        self._sessions.add(session)
+        try:
+            await session.serve(first, requests, context.write)
+        except JobQueueError as error:
+            await context.abort_with_status(rpc_status.to_status(rpc_status_of(error)))
+        finally:
+            self._sessions.discard(session)
+            # Shielded and tracked: a cancelled call (the worker vanished) must still release.
+            task = asyncio.create_task(session.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+            await asyncio.shield(task)
+
+    def drain(self) -> None:
+        """Graceful shutdown, step one: no new streams, no new jobs on open ones."""
+        self._draining = True
+        for session in self._sessions:
+            session.stop_dispatching()
+
+    @property
+    def held_jobs(self) -> int:
+        return sum(session.held for session in self._sessions)
+
+    async def wait_closed(self) -> None:
+        """Waits for the release of jobs held by streams that ended."""
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)

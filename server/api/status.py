@@ -1,0 +1,72 @@
+"""The one table from domain errors to gRPC statuses, with google.rpc error details."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from jobqueue_server.errors import (
+    FieldViolation,
+    JobNotFound,
+    JobQueueError,
+    LeaseLost,
+    StoreFull,
+    StoreUnavailable,
+    WrongState,
+)
+
+ERROR_DOMAIN = "jobqueue.dev"
+
+_CODES: dict[type[JobQueueError], int] = {
+    FieldViolation: code_pb2.INVALID_ARGUMENT,
+    JobNotFound: code_pb2.NOT_FOUND,
+    LeaseLost: code_pb2.FAILED_PRECONDITION,
+    WrongState: code_pb2.FAILED_PRECONDITION,
+    StoreUnavailable: code_pb2.UNAVAILABLE,
+    StoreFull: code_pb2.RESOURCE_EXHAUSTED,
+}
+
+OK = status_pb2.Status(code=code_pb2.OK)
+
+
+def _pack(message: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def rpc_status_of(error: JobQueueError) -> status_pb2.Status:
+    """The google.rpc.Status for an error: its code, message, ErrorInfo and any BadRequest."""
+    details = [_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN))]
+    if isinstance(error, FieldViolation):
+        violation = error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.message)
+        details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
+    code = _CODES.get(type(error), code_pb2.INTERNAL)
+    return status_pb2.Status(code=code, message=error.message, details=details)
+
+
+ServicerT = TypeVar("ServicerT")
+RequestT = TypeVar("RequestT")
+ResponseT = TypeVar("ResponseT")
+
+
+def maps_errors(
+    method: Callable[[ServicerT, RequestT, grpc.aio.ServicerContext[Any, Any]], Awaitable[ResponseT]],
+) -> Callable[[ServicerT, RequestT, grpc.aio.ServicerContext[Any, Any]], Awaitable[ResponseT]]:
+    """Ends a unary call with the mapped status when the method raises a domain error."""
+
+    @functools.wraps(method)
+    async def wrapper(self: ServicerT, request: RequestT, context: grpc.aio.ServicerContext[Any, Any]) -> ResponseT:
+        try:
+            return await method(self, request, context)
+        except JobQueueError as error:
+            await context.abort_with_status(rpc_status.to_status(rpc_status_of(error)))
+            raise AssertionError("abort_with_status returns only by raising") from error
+
+    return wrapper

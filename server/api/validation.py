@@ -1,0 +1,214 @@
+"""Request validation: every check names the offending field and runs before any write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.protobuf import duration_pb2, timestamp_pb2
+from jobqueue.v1 import job_pb2, job_queue_service_pb2 as svc
+
+from jobqueue_server.errors import FieldViolation
+from jobqueue_server.ids import QUEUE_NAME_RE, split_job_id
+from jobqueue_server.store import Backoff, NewJob, Priority, Settle
+
+MAX_DELAY_MS = 366 * 86_400_000
+MAX_IDEMPOTENCY_KEY_CHARS = 256
+MAX_METADATA_KEY_CHARS = 128
+MAX_METADATA_VALUE_CHARS = 4096
+MAX_TOKEN_CHARS = 128
+MAX_WORKER_ID_CHARS = 256
+MAX_SUBSCRIBED_QUEUES = 64
+MAX_MULTIPLIER = 100.0
+DEFAULT_BACKOFF = Backoff()
+QUEUE_GRAMMAR = "1 to 128 of letters, digits, '-', '_', '.', ':'"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The configured limits and defaults validation applies."""
+
+    max_payload_bytes: int
+    max_batch: int
+    max_in_flight: int
+    max_metadata_entries: int
+    max_error_bytes: int
+    max_lease_ms: int
+    default_max_attempts: int
+
+
+def queue_name(value: str, field: str) -> str:
+    if not value:
+        raise FieldViolation(field, "is required")
+    if not QUEUE_NAME_RE.fullmatch(value):
+        raise FieldViolation(field, f"must be {QUEUE_GRAMMAR}")
+    return value
+
+
+def job_id(value: str, field: str = "job_id") -> str:
+    if not value:
+        raise FieldViolation(field, "is required")
+    if split_job_id(value) is None:
+        raise FieldViolation(field, "is not a job id (<queue>:<26-character id>)")
+    return value
+
+
+def duration_ms(value: duration_pb2.Duration, field: str, *, maximum: int) -> int:
+    """A non-negative duration in whole ms, at most `maximum`."""
+    if value.seconds < 0 or value.nanos < 0 or value.nanos >= 1_000_000_000:
+        raise FieldViolation(field, "must be a non-negative duration")
+    ms = value.seconds * 1000 + value.nanos // 1_000_000
+    if ms > maximum:
+        raise FieldViolation(field, f"must be at most {maximum // 1000} s")
+    return ms
+
+
+def timestamp_ms(value: timestamp_pb2.Timestamp, field: str) -> int:
+    if value.nanos < 0 or value.nanos >= 1_000_000_000 or not 0 <= value.seconds <= 253_402_300_799:
+        raise FieldViolation(field, "must be a valid time between 1970 and 9999")
+    return value.seconds * 1000 + value.nanos // 1_000_000
+
+
+def _backoff(request: svc.EnqueueRequest, field: str) -> Backoff:
+    if not request.HasField("backoff"):
+        return DEFAULT_BACKOFF
+    policy = request.backoff
+    initial = DEFAULT_BACKOFF.initial_ms
+    if policy.HasField("initial_delay"):
+        initial = duration_ms(policy.initial_delay, f"{field}.initial_delay", maximum=MAX_DELAY_MS)
+    cap = DEFAULT_BACKOFF.max_ms
+    if policy.HasField("max_delay"):
+        cap = duration_ms(policy.max_delay, f"{field}.max_delay", maximum=MAX_DELAY_MS)
+    multiplier = policy.multiplier or DEFAULT_BACKOFF.multiplier
+    if not 1.0 <= multiplier <= MAX_MULTIPLIER:
+        raise FieldViolation(f"{field}.multiplier", f"must be between 1 and {MAX_MULTIPLIER:g}")
+    jitter = 0.0 if policy.no_jitter else (policy.jitter or DEFAULT_BACKOFF.jitter)
+    if not 0.0 <= jitter <= 1.0:
+        raise FieldViolation(f"{field}.jitter", "must be between 0 and 1")
+    return Backoff(initial, max(cap, initial), multiplier, jitter)
+
+
+def _metadata(request: svc.EnqueueRequest, field: str, limits: Limits) -> dict[str, str]:
+    if len(request.metadata) > limits.max_metadata_entries:
+        raise FieldViolation(field, f"must have at most {limits.max_metadata_entries} entries")
+    for key, value in request.metadata.items():
+        if not key or len(key) > MAX_METADATA_KEY_CHARS:
+            raise FieldViolation(f"{field}[{key!r}]", f"keys must be 1 to {MAX_METADATA_KEY_CHARS} characters")
+        if len(value) > MAX_METADATA_VALUE_CHARS:
+            raise FieldViolation(f"{field}[{key!r}]", f"values must be at most {MAX_METADATA_VALUE_CHARS} characters")
+    return dict(request.metadata)
+
+
+def _schedule(request: svc.EnqueueRequest, prefix: str) -> tuple[int, int | None]:
+    """(delay ms, absolute due ms or None)."""
+    if request.HasField("delay") and request.HasField("schedule_time"):
+        raise FieldViolation(f"{prefix}delay", "set at most one of delay and schedule_time")
+    delay = 0
+    if request.HasField("delay"):
+        delay = duration_ms(request.delay, f"{prefix}delay", maximum=MAX_DELAY_MS)
+    due = None
+    if request.HasField("schedule_time"):
+        due = timestamp_ms(request.schedule_time, f"{prefix}schedule_time")
+    return delay, due
+
+
+def new_job(request: svc.EnqueueRequest, limits: Limits, prefix: str = "") -> NewJob:
+    """A validated job; `prefix` places the fields inside a batch (``requests[3].``)."""
+    queue = queue_name(request.queue, f"{prefix}queue")
+    payload = request.payload.SerializeToString() if request.HasField("payload") else b""
+    if len(payload) + len(request.payload_bytes) > limits.max_payload_bytes:
+        raise FieldViolation(f"{prefix}payload", f"payload is larger than {limits.max_payload_bytes} bytes")
+    if request.priority not in job_pb2.Priority.values():
+        raise FieldViolation(f"{prefix}priority", "is not a known priority")
+    if not 0 <= request.max_attempts <= 1000:
+        raise FieldViolation(f"{prefix}max_attempts", "must be between 0 (server default) and 1000")
+    if len(request.idempotency_key) > MAX_IDEMPOTENCY_KEY_CHARS:
+        raise FieldViolation(f"{prefix}idempotency_key", f"must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters")
+    lease_ms = 0
+    if request.HasField("lease_duration"):
+        lease_ms = duration_ms(request.lease_duration, f"{prefix}lease_duration", maximum=limits.max_lease_ms)
+        if lease_ms == 0:
+            raise FieldViolation(f"{prefix}lease_duration", "must be positive")
+    delay, due = _schedule(request, prefix)
+    return NewJob(
+        queue=queue,
+        payload=payload,
+        payload_bytes=request.payload_bytes,
+        priority=Priority(request.priority or job_pb2.PRIORITY_NORMAL),
+        delay_ms=delay,
+        due_ms=due,
+        max_attempts=request.max_attempts or limits.default_max_attempts,
+        backoff=_backoff(request, f"{prefix}backoff"),
+        lease_ms=lease_ms,
+        metadata=_metadata(request, f"{prefix}metadata", limits),
+        idempotency_key=request.idempotency_key,
+    )
+
+
+def new_jobs(requests: list[svc.EnqueueRequest], limits: Limits) -> list[NewJob]:
+    if not requests:
+        raise FieldViolation("requests", "must hold at least one request")
+    if len(requests) > limits.max_batch:
+        raise FieldViolation("requests", f"must hold at most {limits.max_batch} requests")
+    return [new_job(r, limits, f"requests[{i}].") for i, r in enumerate(requests)]
+
+
+def _token(value: str, field: str) -> str:
+    if not value:
+        raise FieldViolation(field, "is required")
+    if len(value) > MAX_TOKEN_CHARS:
+        raise FieldViolation(field, "is not a lease token")
+    return value
+
+
+def ack(request: svc.AckRequest, limits: Limits, prefix: str = "") -> Settle:
+    result = request.result.SerializeToString() if request.HasField("result") else b""
+    if len(result) > limits.max_payload_bytes:
+        raise FieldViolation(f"{prefix}result", f"result is larger than {limits.max_payload_bytes} bytes")
+    return Settle(job_id(request.job_id, f"{prefix}job_id"), _token(request.lease_token, f"{prefix}lease_token"),
+                  result=result)
+
+
+def fail(request: svc.FailRequest, limits: Limits, prefix: str = "") -> Settle:
+    delay = -1
+    if request.HasField("retry_delay"):
+        delay = duration_ms(request.retry_delay, f"{prefix}retry_delay", maximum=MAX_DELAY_MS)
+    # Long tracebacks are cut rather than refused: losing a failure report is worse.
+    error = request.error.encode()[: limits.max_error_bytes].decode(errors="ignore")
+    return Settle(job_id(request.job_id, f"{prefix}job_id"), _token(request.lease_token, f"{prefix}lease_token"),
+                  error=error, non_retryable=request.non_retryable, retry_delay_ms=delay)
+
+
+def extend(request: svc.ExtendRequest, limits: Limits, prefix: str = "") -> Settle:
+    lease_ms = 0
+    if request.HasField("lease_duration"):
+        lease_ms = duration_ms(request.lease_duration, f"{prefix}lease_duration", maximum=limits.max_lease_ms)
+    return Settle(job_id(request.job_id, f"{prefix}job_id"), _token(request.lease_token, f"{prefix}lease_token"),
+                  lease_ms=lease_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    queues: tuple[str, ...]
+    max_in_flight: int
+    worker_id: str
+    lease_ms: int
+
+
+def subscription(request: svc.Subscribe, limits: Limits) -> Subscription:
+    if not request.queues:
+        raise FieldViolation("subscribe.queues", "must name at least one queue")
+    if len(request.queues) > MAX_SUBSCRIBED_QUEUES:
+        raise FieldViolation("subscribe.queues", f"must name at most {MAX_SUBSCRIBED_QUEUES} queues")
+    queues = tuple(dict.fromkeys(queue_name(q, f"subscribe.queues[{i}]") for i, q in enumerate(request.queues)))
+    lease_ms = 0
+    if request.HasField("lease_duration"):
+        lease_ms = duration_ms(request.lease_duration, "subscribe.lease_duration", maximum=limits.max_lease_ms)
+    if len(request.worker_id) > MAX_WORKER_ID_CHARS:
+        raise FieldViolation("subscribe.worker_id", f"must be at most {MAX_WORKER_ID_CHARS} characters")
+    return Subscription(queues, in_flight(request.max_in_flight, limits), request.worker_id, lease_ms)
+
+
+def in_flight(value: int, limits: Limits) -> int:
+    if not 0 <= value <= limits.max_in_flight:
+        raise FieldViolation("subscribe.max_in_flight", f"must be between 0 and {limits.max_in_flight}")
+    return value or 1

@@ -1,0 +1,37 @@
+"""Server settings: one object per process, from flags and `JOBQ_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServerSettings(BaseSettings):
+    """Every knob of `jobq serve`. Flags override the environment; durations are in seconds."""
+
+    model_config = SettingsConfigDict(env_prefix="JOBQ_", extra="ignore")
+
+    host: str = "0.0.0.0"
+    port: int = Field(50051, ge=0, le=65535)
+    redis_url: str | None = Field(None, description="redis:// or rediss:// URL; unset starts an embedded Valkey")
+    data_dir: Path = Field(Path(".jobq-data"), description="where the embedded Valkey keeps its data")
+    key_prefix: str = Field("jq", pattern=r"^[A-Za-z0-9._:-]{1,64}$")
+
+    default_max_attempts: int = Field(3, ge=1, le=1000)
+    default_lease_seconds: float = Field(30.0, gt=0)
+    max_lease_seconds: float = Field(12 * 3600.0, gt=0)
+    idempotency_window_seconds: float = Field(24 * 3600.0, gt=0)
+    retention_seconds: float = Field(24 * 3600.0, ge=0)
+
+    max_payload_bytes: int = Field(1024 * 1024, ge=1)
+    max_batch: int = Field(1000, ge=1)
+    max_in_flight: int = Field(1000, ge=1)
+    max_metadata_entries: int = Field(64, ge=0)
+    max_error_bytes: int = Field(4096, ge=64)
+
+    sweep_interval_seconds: float = Field(1.0, gt=0, description="safety sweep when no signal arrives")
+    redis_timeout_seconds: float = Field(3.0, gt=0, description="connect and command timeout")
+    shutdown_grace_seconds: float = Field(10.0, ge=0)
+    log_level: str = "INFO"

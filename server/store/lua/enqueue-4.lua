@@ -1,0 +1,74 @@
+--[[
+  Enqueue: adds jobs to one queue, honouring idempotency keys.
+
+  KEYS[1] ready list, high    <prefix>:{<queue>}:ready:high
+  KEYS[2] ready list, normal  <prefix>:{<queue>}:ready:normal
+  KEYS[3] ready list, low     <prefix>:{<queue>}:ready:low
+  KEYS[4] scheduled zset      <prefix>:{<queue>}:scheduled   (member ulid, score due ms)
+
+  ARGV[1] now ms, or "" to use the Redis clock
+  ARGV[2] job key prefix      <prefix>:{<queue>}:job:   (carries the queue's hash tag)
+  ARGV[3] idempotency prefix  <prefix>:{<queue>}:idem:  (carries the queue's hash tag)
+  ARGV[4] idempotency window ms
+  ARGV[5] wake-up channel     <prefix>:{<queue>}:signal (sharded pub/sub)
+  ARGV[6] number of jobs N, then N groups of 11 fields:
+          ulid, priority (1 low, 2 normal, 3 high), due ms (absolute, or -1),
+          delay ms, payload, payload_bytes, max_attempts, backoff, lease ms,
+          metadata, idempotency key ("" for none)
+
+  Returns a flat array, two entries per job: the job's ulid and 1 when an earlier job
+  with the same idempotency key was returned instead (0 for a new job). The last entry is
+  the earliest due ms among jobs scheduled by this call, or -1.
+]]
+local rcall = redis.call
+local now = tonumber(ARGV[1])
+if not now then
+  local t = rcall('TIME')
+  now = t[1] * 1000 + math.floor(t[2] / 1000)
+end
+local job_prefix, idem_prefix = ARGV[2], ARGV[3]
+local idem_window = tonumber(ARGV[4])
+local ready = {KEYS[3], KEYS[2], KEYS[1]}
+local out, queued, next_due = {}, false, -1
+
+for i = 0, tonumber(ARGV[6]) - 1 do
+  local a = 7 + i * 11
+  local ulid, idem_key = ARGV[a], ARGV[a + 10]
+  local existing = false
+  if idem_key ~= '' then
+    local seen = rcall('GET', idem_prefix .. idem_key)
+    if seen then
+      local sep = string.find(seen, '|', 1, true)
+      if tonumber(string.sub(seen, sep + 1)) > now then existing = string.sub(seen, 1, sep - 1) end
+    end
+  end
+  if existing then
+    out[#out + 1] = existing
+    out[#out + 1] = 1
+  else
+    local due = tonumber(ARGV[a + 2])
+    if due < 0 then due = now + tonumber(ARGV[a + 3]) end
+    local state = 'queued'
+    if due > now then state = 'scheduled' end
+    rcall('HSET', job_prefix .. ulid, 'state', state, 'priority', ARGV[a + 1], 'create_ms', now,
+      'due_ms', due, 'payload', ARGV[a + 4], 'payload_bytes', ARGV[a + 5], 'attempts', 0,
+      'max_attempts', ARGV[a + 6], 'backoff', ARGV[a + 7], 'lease_ms', ARGV[a + 8],
+      'metadata', ARGV[a + 9], 'idem_key', idem_key)
+    if state == 'queued' then
+      rcall('HSET', job_prefix .. ulid, 'ready_ms', now)
+      rcall('LPUSH', ready[tonumber(ARGV[a + 1])], ulid)
+      queued = true
+    else
+      rcall('ZADD', KEYS[4], due, ulid)
+      if next_due < 0 or due < next_due then next_due = due end
+    end
+    if idem_key ~= '' then
+      rcall('SET', idem_prefix .. idem_key, ulid .. '|' .. (now + idem_window), 'PX', idem_window)
+    end
+    out[#out + 1] = ulid
+    out[#out + 1] = 0
+  end
+end
+if queued then rcall('SPUBLISH', ARGV[5], 'ready') end
+out[#out + 1] = next_due
+return out

@@ -1,0 +1,353 @@
+"""Store: every job state change as one Lua script call on the job's queue."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from jobqueue_server.errors import JobNotFound, JobQueueError, StoreFull, StoreUnavailable
+from jobqueue_server.ids import make_job_id, new_ulid, split_job_id
+from jobqueue_server.store.codes import Code, error_for
+from jobqueue_server.store.decode import encode_metadata, job_record, leased_records
+from jobqueue_server.store.keys import QueueKeys, queues_set
+from jobqueue_server.store.records import (
+    EnqueueOutcome,
+    ExtendOutcome,
+    FailOutcome,
+    JobRecord,
+    JobState,
+    LeasedRecord,
+    NewJob,
+    QueueCounts,
+    Settle,
+)
+from jobqueue_server.store.scripts import Scripts
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    key_prefix: str = "jq"
+    idempotency_window_ms: int = DAY_MS
+    retention_ms: int = DAY_MS
+    default_lease_ms: int = 30_000
+    max_errors_kept: int = 100
+    sweep_batch: int = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    outcomes: list[EnqueueOutcome]
+    #: The earliest due time among jobs this call scheduled, or None.
+    earliest_due_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    """What one maintenance pass over a queue did, and when the queue next needs one."""
+
+    promoted: int
+    requeued: int
+    dead: int
+    trimmed: int
+    next_due_ms: int | None
+
+
+Outcome = JobQueueError | None
+
+
+@asynccontextmanager
+async def _redis_errors() -> AsyncIterator[None]:
+    """Turns Redis client failures into domain errors the api maps to statuses."""
+    try:
+        yield
+    except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+        raise StoreUnavailable(f"redis unavailable: {exc}") from exc
+    except redis_errors.ResponseError as exc:
+        if str(exc).startswith("OOM"):
+            raise StoreFull("redis is out of memory") from exc
+        raise
+
+
+def _group_by_queue(job_ids: Sequence[str]) -> tuple[dict[str, list[tuple[int, str]]], list[int]]:
+    """Indexes of well-formed ids grouped by queue, and the indexes of malformed ones."""
+    groups: dict[str, list[tuple[int, str]]] = {}
+    malformed: list[int] = []
+    for index, job_id in enumerate(job_ids):
+        parts = split_job_id(job_id)
+        if parts is None:
+            malformed.append(index)
+        else:
+            groups.setdefault(parts[0], []).append((index, parts[1]))
+    return groups, malformed
+
+
+class Store:
+    """Job storage on one Redis (or Valkey) server. Built once per process and injected."""
+
+    def __init__(self, redis: Redis, config: StoreConfig, clock: Callable[[], int] | None = None) -> None:
+        self.redis = redis
+        self.config = config
+        self._clock = clock
+        self._scripts = Scripts.register(redis)
+        self._known_queues: set[str] = set()
+
+    def keys(self, queue: str) -> QueueKeys:
+        return QueueKeys.of(self.config.key_prefix, queue)
+
+    def _now(self) -> str:
+        """The script's clock argument: empty means Redis's own TIME."""
+        return "" if self._clock is None else str(self._clock())
+
+    async def load_scripts(self) -> None:
+        """Loads every script now, so a syntax error or a missing Redis shows at start."""
+        async with _redis_errors():
+            for script in self._scripts.all():
+                await self.redis.script_load(script.script)
+
+    async def now_ms(self) -> int:
+        """The store's clock: the injected one, else Redis's TIME."""
+        if self._clock is not None:
+            return self._clock()
+        async with _redis_errors():
+            seconds, micros = await self.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    async def ping(self) -> None:
+        async with _redis_errors():
+            await self.redis.ping()
+
+    async def eviction_policy(self) -> str:
+        async with _redis_errors():
+            config = await self.redis.config_get("maxmemory-policy")
+        value = config.get(b"maxmemory-policy") or config.get("maxmemory-policy") or b""
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    # -- producers -------------------------------------------------------------------------
+
+    async def enqueue(self, jobs: Sequence[NewJob]) -> EnqueueResult:
+        """Adds jobs, one script call per queue; outcomes come in the order of `jobs`."""
+        groups: dict[str, list[int]] = {}
+        for index, job in enumerate(jobs):
+            groups.setdefault(job.queue, []).append(index)
+        outcomes: list[EnqueueOutcome | None] = [None] * len(jobs)
+        earliest: int | None = None
+        async with _redis_errors():
+            await self._remember_queues(groups)
+            for queue, indexes in groups.items():
+                reply = await self._enqueue_group(queue, [jobs[i] for i in indexes])
+                for slot, index in enumerate(indexes):
+                    ulid = reply[slot * 2].decode()
+                    outcomes[index] = EnqueueOutcome(make_job_id(queue, ulid), bool(reply[slot * 2 + 1]))
+                due = int(reply[-1])
+                if due >= 0 and (earliest is None or due < earliest):
+                    earliest = due
+        return EnqueueResult([o for o in outcomes if o is not None], earliest)
+
+    async def _remember_queues(self, queues: dict[str, Any]) -> None:
+        new = [q for q in queues if q not in self._known_queues]
+        if new:
+            await self.redis.sadd(queues_set(self.config.key_prefix), *new)
+            self._known_queues.update(new)
+
+    async def _enqueue_group(self, queue: str, jobs: list[NewJob]) -> list[Any]:
+        k = self.keys(queue)
+        args: list[Any] = [
+            self._now(), k.job_prefix, k.idem_prefix, self.config.idempotency_window_ms, k.signal, len(jobs),
+        ]
+        for job in jobs:
+            args += [
+                new_ulid(), int(job.priority), -1 if job.due_ms is None else job.due_ms, job.delay_ms,
+                job.payload, job.payload_bytes, job.max_attempts, job.backoff.encode(), job.lease_ms,
+                encode_metadata(job.metadata), job.idempotency_key,
+            ]
+        keys = [k.ready_high, k.ready_normal, k.ready_low, k.scheduled]
+        return list(await self._scripts.enqueue(keys=keys, args=args))
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def get(self, job_id: str) -> JobRecord:
+        parts = split_job_id(job_id)
+        if parts is None:
+            raise JobNotFound(f"job {job_id} not found")
+        async with _redis_errors():
+            fields = await self.redis.hgetall(self.keys(parts[0]).job(parts[1]))
+        if not fields:
+            raise JobNotFound(f"job {job_id} not found")
+        return job_record(job_id, parts[0], fields)
+
+    async def known_queues(self) -> list[str]:
+        async with _redis_errors():
+            members = await self.redis.smembers(queues_set(self.config.key_prefix))
+        return sorted(m.decode() for m in members)
+
+    async def stats(self, queues: Sequence[str]) -> list[QueueCounts]:
+        result = []
+        async with _redis_errors():
+            for queue in queues:
+                k = self.keys(queue)
+                keys = [*k.ready, k.scheduled, k.active, k.completed, k.dead, k.cancelled]
+                counts = [int(v) for v in await self._scripts.stats(keys=keys, args=[self._now(), k.job_prefix])]
+                result.append(QueueCounts(queue, *counts))
+        return result
+
+    # -- workers ---------------------------------------------------------------------------
+
+    async def lease(self, queue: str, count: int, lease_ms: int, worker_id: str) -> list[LeasedRecord]:
+        """Leases up to `count` ready jobs of `queue`, highest priority first."""
+        k = self.keys(queue)
+        args = [self._now(), k.job_prefix, count, lease_ms or self.config.default_lease_ms,
+                secrets.token_hex(8), worker_id]
+        async with _redis_errors():
+            reply = await self._scripts.lease(keys=[*k.ready, k.active], args=args)
+        return leased_records(queue, reply)
+
+    async def ack(self, items: Sequence[Settle]) -> list[Outcome]:
+        """Completes leased jobs; one outcome per item, None for success."""
+
+        async def run(queue: str, group: list[tuple[int, str]]) -> list[Any]:
+            k = self.keys(queue)
+            args: list[Any] = [self._now(), k.job_prefix, len(group)]
+            for index, ulid in group:
+                args += [ulid, items[index].token, items[index].result]
+            return list(await self._scripts.ack(keys=[k.active, k.completed], args=args))
+
+        replies = await self._per_queue(items, run, width=1)
+        return [error_for(int(r[0]), item.job_id) if r else JobNotFound(f"job {item.job_id} not found")
+                for item, r in zip(items, replies, strict=True)]
+
+    async def fail(self, items: Sequence[Settle]) -> list[FailOutcome | JobQueueError]:
+        """Records failed attempts: each job backs off to SCHEDULED or is DEAD."""
+
+        async def run(queue: str, group: list[tuple[int, str]]) -> list[Any]:
+            k = self.keys(queue)
+            args: list[Any] = [self._now(), k.job_prefix, self.config.max_errors_kept, len(group)]
+            for index, ulid in group:
+                item = items[index]
+                args += [ulid, item.token, item.error, int(item.non_retryable), item.retry_delay_ms,
+                         secrets.randbelow(1_000_000) / 1_000_000]
+            return list(await self._scripts.fail(keys=[k.active, k.scheduled, k.dead], args=args))
+
+        replies = await self._per_queue(items, run, width=2)
+        return [self._fail_outcome(item.job_id, r) for item, r in zip(items, replies, strict=True)]
+
+    @staticmethod
+    def _fail_outcome(job_id: str, reply: list[Any] | None) -> FailOutcome | JobQueueError:
+        if not reply:
+            return JobNotFound(f"job {job_id} not found")
+        code, due = int(reply[0]), int(reply[1])
+        if code == Code.OK:
+            return FailOutcome(JobState.SCHEDULED, due)
+        if code == Code.DEAD:
+            return FailOutcome(JobState.DEAD, 0)
+        return error_for(code, job_id) or JobNotFound(job_id)
+
+    async def extend(self, items: Sequence[Settle]) -> list[ExtendOutcome | JobQueueError]:
+        """Moves lease deadlines to now + lease_ms (or the job's own lease length)."""
+
+        async def run(queue: str, group: list[tuple[int, str]]) -> list[Any]:
+            k = self.keys(queue)
+            args: list[Any] = [self._now(), k.job_prefix, self.config.default_lease_ms, len(group)]
+            for index, ulid in group:
+                args += [ulid, items[index].token, items[index].lease_ms]
+            return list(await self._scripts.extend(keys=[k.active], args=args))
+
+        replies = await self._per_queue(items, run, width=2)
+        outcomes: list[ExtendOutcome | JobQueueError] = []
+        for item, r in zip(items, replies, strict=True):
+            error = error_for(int(r[0]), item.job_id) if r else JobNotFound(f"job {item.job_id} not found")
+            outcomes.append(error or ExtendOutcome(int(r[1]) if r else 0))
+        return outcomes
+
+    async def release(self, leases: Sequence[tuple[str, str]]) -> int:
+        """Takes back leases (job id, token) held by a stream that ended. Returns how many."""
+        groups, _ = _group_by_queue([job_id for job_id, _ in leases])
+        taken = 0
+        async with _redis_errors():
+            for queue, group in groups.items():
+                k = self.keys(queue)
+                args: list[Any] = [self._now(), k.job_prefix, k.signal, self.config.max_errors_kept,
+                                   "released", len(group)]
+                for index, ulid in group:
+                    args += [ulid, leases[index][1]]
+                reply = await self._scripts.requeue(keys=[k.active, *k.ready, k.dead], args=args)
+                taken += int(reply[0]) + int(reply[1])
+        return taken
+
+    async def _per_queue(
+        self,
+        items: Sequence[Settle],
+        run: Callable[[str, list[tuple[int, str]]], Any],
+        width: int,
+    ) -> list[list[Any] | None]:
+        """Runs `run` once per queue; splits each flat reply into `width` entries per item."""
+        groups, _ = _group_by_queue([item.job_id for item in items])
+        replies: list[list[Any] | None] = [None] * len(items)
+        async with _redis_errors():
+            for queue, group in groups.items():
+                flat = await run(queue, group)
+                for slot, (index, _) in enumerate(group):
+                    replies[index] = flat[slot * width:(slot + 1) * width]
+        return replies
+
+    # -- operators -------------------------------------------------------------------------
+
+    async def cancel(self, job_id: str) -> None:
+        queue, ulid = self._split(job_id)
+        k = self.keys(queue)
+        async with _redis_errors():
+            code, state = await self._scripts.cancel(
+                keys=[k.scheduled, *k.ready, k.cancelled], args=[self._now(), k.job_prefix, ulid]
+            )
+        self._raise_for(int(code), job_id, state)
+
+    async def retry(self, job_id: str) -> None:
+        queue, ulid = self._split(job_id)
+        k = self.keys(queue)
+        async with _redis_errors():
+            code, state = await self._scripts.retry(
+                keys=[k.dead, k.cancelled, *k.ready], args=[self._now(), k.job_prefix, k.signal, ulid]
+            )
+        self._raise_for(int(code), job_id, state)
+
+    @staticmethod
+    def _split(job_id: str) -> tuple[str, str]:
+        parts = split_job_id(job_id)
+        if parts is None:
+            raise JobNotFound(f"job {job_id} not found")
+        return parts
+
+    @staticmethod
+    def _raise_for(code: int, job_id: str, state: bytes) -> None:
+        error = error_for(code, job_id, state.decode() if isinstance(state, bytes) else str(state))
+        if error is not None:
+            raise error
+
+    # -- maintenance -----------------------------------------------------------------------
+
+    async def sweep(self, queue: str) -> SweepResult:
+        """Promotes due jobs, reaps expired leases and trims finished jobs of one queue."""
+        k = self.keys(queue)
+        now, cfg = self._now(), self.config
+        async with _redis_errors():
+            promoted, next_due = await self._scripts.promote(
+                keys=[k.scheduled, *k.ready], args=[now, k.job_prefix, k.signal, cfg.sweep_batch]
+            )
+            requeued, dead, next_deadline = await self._scripts.requeue(
+                keys=[k.active, *k.ready, k.dead],
+                args=[now, k.job_prefix, k.signal, cfg.max_errors_kept, "expired", cfg.sweep_batch],
+            )
+            trimmed = await self._scripts.trim(
+                keys=[k.completed, k.dead, k.cancelled],
+                args=[now, k.job_prefix, cfg.retention_ms, cfg.sweep_batch],
+            )
+        wakes = [int(t) for t in (next_due, next_deadline) if int(t) >= 0]
+        return SweepResult(int(promoted), int(requeued), int(dead), int(trimmed), min(wakes, default=None))
+

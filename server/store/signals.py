@@ -1,0 +1,90 @@
+"""Wake-ups without polling: scripts SPUBLISH on `<prefix>:{<queue>}:signal` when jobs
+become ready; one sharded pub/sub connection per server turns those into local events.
+
+Signals can be missed (a reconnect, a subscription still being set up), so waiters also
+time out and look again: this is the fast path, not the only one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from jobqueue_server.store.keys import QueueKeys
+
+logger = logging.getLogger(__name__)
+
+_RESUBSCRIBE_DELAY_S = 0.5
+# How long one read waits before the loop applies subscription changes.
+_READ_TIMEOUT_S = 0.05
+
+
+class QueueSignals:
+    """Local events set whenever a watched queue may have ready jobs."""
+
+    def __init__(self, redis: Redis, key_prefix: str) -> None:
+        self._redis = redis
+        self._prefix = key_prefix
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._channels: dict[bytes, str] = {}
+
+    def watch(self, queues: Iterable[str]) -> asyncio.Event:
+        """An event set on the next signal for any of `queues`; call `unwatch` after."""
+        event = asyncio.Event()
+        for queue in queues:
+            self._waiters.setdefault(queue, set()).add(event)
+        return event
+
+    def unwatch(self, event: asyncio.Event, queues: Iterable[str]) -> None:
+        for queue in queues:
+            waiters = self._waiters.get(queue)
+            if waiters is not None:
+                waiters.discard(event)
+
+    def notify(self, queue: str) -> None:
+        """Wakes this server's waiters on `queue` (used for local enqueues: no round trip)."""
+        for event in self._waiters.get(queue, ()):
+            event.set()
+
+    async def run(self) -> None:
+        """Keeps the subscription in step with the watched queues and relays signals."""
+        while True:
+            try:
+                await self._listen()
+            except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+                logger.warning("signal subscription lost (%s); resubscribing", exc)
+                self._wake_all()
+                await asyncio.sleep(_RESUBSCRIBE_DELAY_S)
+
+    async def _listen(self) -> None:
+        pubsub = self._redis.pubsub()
+        subscribed: set[str] = set()
+        try:
+            while True:
+                await self._sync_subscriptions(pubsub, subscribed)
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=_READ_TIMEOUT_S)
+                if message is not None:
+                    queue = self._channels.get(message["channel"])
+                    if queue is not None:
+                        self.notify(queue)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+    async def _sync_subscriptions(self, pubsub: object, subscribed: set[str]) -> None:
+        wanted = {q for q, waiters in self._waiters.items() if waiters}
+        for queue in wanted - subscribed:
+            channel = QueueKeys.of(self._prefix, queue).signal
+            self._channels[channel.encode()] = queue
+            await pubsub.ssubscribe(channel)  # type: ignore[attr-defined]
+            subscribed.add(queue)
+
+    def _wake_all(self) -> None:
+        for waiters in self._waiters.values():
+            for event in waiters:
+                event.set()
