@@ -1,0 +1,63 @@
+"""ack-2.lua: ACTIVE -> COMPLETED, fenced by the lease token."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from jobqueue_server.errors import JobNotFound, LeaseLost
+from jobqueue_server.store import JobState, NewJob, Settle, Store
+from tests.support import FakeClock
+
+
+async def test_ack_completes_the_job_and_records_the_result(store: Store, redis: Redis, clock: FakeClock) -> None:
+    (outcome,) = (await store.enqueue([NewJob(queue="q")])).outcomes
+    (leased,) = await store.lease("q", 1, 0, "w1")
+    clock.advance(250)
+
+    assert await store.ack([Settle(outcome.job_id, leased.token, result=b"result")]) == [None]
+
+    keys = store.keys("q")
+    ulid = outcome.job_id.rpartition(":")[2]
+    assert await redis.zscore(keys.completed, ulid) == clock.ms
+    assert await redis.zcard(keys.active) == 0
+    job = await store.get(outcome.job_id)
+    assert (job.state, job.result, job.finish_ms) == (JobState.COMPLETED, b"result", clock.ms)
+    assert await redis.hget(keys.job(ulid), "token") is None
+
+
+async def test_stale_lease_token_cannot_ack(store: Store, redis: Redis) -> None:
+    (outcome,) = (await store.enqueue([NewJob(queue="q")])).outcomes
+    await store.lease("q", 1, 0, "w1")
+
+    (error,) = await store.ack([Settle(outcome.job_id, "not-the-token", result=b"x")])
+
+    assert isinstance(error, LeaseLost)
+    job = await store.get(outcome.job_id)
+    assert (job.state, job.result) == (JobState.ACTIVE, b"")
+
+
+async def test_a_second_ack_with_the_same_token_is_refused(store: Store) -> None:
+    (outcome,) = (await store.enqueue([NewJob(queue="q")])).outcomes
+    (leased,) = await store.lease("q", 1, 0, "w1")
+    await store.ack([Settle(outcome.job_id, leased.token, result=b"first")])
+
+    (error,) = await store.ack([Settle(outcome.job_id, leased.token, result=b"second")])
+
+    assert isinstance(error, LeaseLost)
+    assert (await store.get(outcome.job_id)).result == b"first"
+
+
+async def test_ack_of_an_unknown_job_is_not_found(store: Store) -> None:
+    (error,) = await store.ack([Settle("q:01ARZ3NDEKTSV4RRFFQ69G5FAV", "token")])
+    assert isinstance(error, JobNotFound)
+
+
+async def test_one_call_acks_many_jobs_across_queues_in_order(store: Store) -> None:
+    outcomes = (await store.enqueue([NewJob(queue="a"), NewJob(queue="b"), NewJob(queue="a")])).outcomes
+    leased = {r.job.id: r.token for q in ("a", "b") for r in await store.lease(q, 10, 0, "w")}
+    items = [Settle(o.job_id, leased[o.job_id]) for o in outcomes]
+    items.insert(1, Settle(outcomes[0].job_id, "stale"))
+
+    results = await store.ack(items)
+
+    assert results[0] is None and isinstance(results[1], LeaseLost) and results[2:] == [None, None]

@@ -1,0 +1,58 @@
+"""Test helpers shared by the suites: the test Redis, a movable clock, an in-process server."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobqueue_server.runtime.valkey import EmbeddedValkey
+
+# Point the suite at another server: a binary to start (Redis 7, another Valkey) ...
+REDIS_BINARY_ENV = "JOBQ_TEST_REDIS_SERVER"
+# ... or a running server, which tests that stop and restart Redis then skip.
+REDIS_URL_ENV = "JOBQ_TEST_REDIS_URL"
+
+
+class FakeClock:
+    """Milliseconds that move only when a test says so; drives the scripts' notion of now."""
+
+    def __init__(self) -> None:
+        self.ms = time.time_ns() // 1_000_000
+
+    def __call__(self) -> int:
+        return self.ms
+
+    def advance(self, ms: int) -> None:
+        self.ms += ms
+
+
+@dataclass
+class TestRedis:
+    """The Redis the suite runs against, and whether the suite controls its process."""
+
+    url: str
+    process: EmbeddedValkey | None
+
+    @property
+    def controllable(self) -> bool:
+        return self.process is not None
+
+    def stop(self) -> None:
+        assert self.process is not None
+        self.process.stop()
+
+    def start(self) -> None:
+        assert self.process is not None
+        self.process.start()
+
+
+def start_test_redis(data_dir: Path) -> TestRedis:
+    url = os.environ.get(REDIS_URL_ENV)
+    if url:
+        return TestRedis(url, None)
+    binary = os.environ.get(REDIS_BINARY_ENV)
+    process = EmbeddedValkey(data_dir, binary=Path(binary) if binary else None)
+    process.start()
+    return TestRedis(process.url, process)
