@@ -32,6 +32,8 @@ class FakeClock:
 class TestRedis:
     """The Redis the suite runs against, and whether the suite controls its process."""
 
+    __test__ = False  # not a test class, despite its name
+
     url: str
     process: EmbeddedValkey | None
 

@@ -36,6 +36,7 @@ class LeaseSession:
         limits: validation.Limits,
         subscription: validation.Subscription,
         sweep_interval_s: float,
+        on_deadline: Callable[[int], None],
     ) -> None:
         self._store = store
         self._signals = signals
@@ -43,6 +44,7 @@ class LeaseSession:
         self._sub = subscription
         self._window = subscription.max_in_flight
         self._sweep_interval_s = sweep_interval_s
+        self._on_deadline = on_deadline
         self._held: dict[str, str] = {}  # job id -> lease token
         self._outbox: asyncio.Queue[svc.LeaseResponse] = asyncio.Queue()
         self._credit = asyncio.Event()
@@ -186,6 +188,8 @@ class LeaseSession:
             await self._wait_for(asyncio.Event())
         for record in leased:
             self._held[record.job.id] = record.token
+        if leased:
+            self._on_deadline(min(r.lease_expire_ms for r in leased))
         return [
             svc.LeasedJob(job=convert.job(r.job), lease_token=r.token,
                           lease_expire_time=convert.timestamp(r.lease_expire_ms))

@@ -35,6 +35,7 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):  # type: ignore[misc]
         sweep_interval_s: float,
         on_scheduled: Callable[[int], None],
     ) -> None:
+        """`on_scheduled(ms)` asks the maintenance loop for a pass at a due time or deadline."""
         self._store = store
         self._signals = signals
         self._limits = limits
@@ -143,7 +144,8 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):  # type: ignore[misc]
         except JobQueueError as error:
             await context.abort_with_status(rpc_status.to_status(rpc_status_of(error)))
             return
-        session = LeaseSession(self._store, self._signals, self._limits, subscription, self._sweep_interval_s)
+        session = LeaseSession(self._store, self._signals, self._limits, subscription, self._sweep_interval_s,
+                               self._on_scheduled)
         self._sessions.add(session)
         try:
             await session.serve(first, requests, context.write)

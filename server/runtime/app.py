@@ -42,10 +42,12 @@ GRPC_OPTIONS = [
 
 
 def connect_redis(url: str, timeout_s: float) -> Redis:
-    """A client that fails fast when Redis is gone, so calls end with UNAVAILABLE."""
+    """A client that fails fast when Redis is gone, so calls end with UNAVAILABLE.
+
+    No socket_timeout: the store bounds each exchange with asyncio instead (see Store).
+    """
     return Redis.from_url(
         url,
-        socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         retry=Retry(NoBackoff(), 1),
         health_check_interval=30,
@@ -58,6 +60,7 @@ def store_config(settings: ServerSettings) -> StoreConfig:
         idempotency_window_ms=int(settings.idempotency_window_seconds * 1000),
         retention_ms=int(settings.retention_seconds * 1000),
         default_lease_ms=int(settings.default_lease_seconds * 1000),
+        command_timeout_ms=int(settings.redis_timeout_seconds * 1000),
     )
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,7 @@ class StoreConfig:
     default_lease_ms: int = 30_000
     max_errors_kept: int = 100
     sweep_batch: int = 1_000
+    command_timeout_ms: int = 3_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +66,17 @@ Outcome = JobQueueError | None
 
 
 @asynccontextmanager
-async def _redis_errors() -> AsyncIterator[None]:
-    """Turns Redis client failures into domain errors the api maps to statuses."""
+async def _redis_errors(timeout_s: float) -> AsyncIterator[None]:
+    """Bounds a Redis exchange in time and turns client failures into domain errors.
+
+    The bound is asyncio's, not the client's socket_timeout: redis-py's own read timeout
+    can swallow task cancellation (see tests/store/test_redis_client.py).
+    """
     try:
-        yield
-    except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
-        raise StoreUnavailable(f"redis unavailable: {exc}") from exc
+        async with asyncio.timeout(timeout_s):
+            yield
+    except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError, TimeoutError) as exc:
+        raise StoreUnavailable(f"redis unavailable: {exc or 'no answer in time'}") from exc
     except redis_errors.ResponseError as exc:
         if str(exc).startswith("OOM"):
             raise StoreFull("redis is out of memory") from exc
@@ -99,6 +106,9 @@ class Store:
         self._scripts = Scripts.register(redis)
         self._known_queues: set[str] = set()
 
+    def _guard(self) -> AbstractAsyncContextManager[None]:
+        return _redis_errors(self.config.command_timeout_ms / 1000)
+
     def keys(self, queue: str) -> QueueKeys:
         return QueueKeys.of(self.config.key_prefix, queue)
 
@@ -108,7 +118,7 @@ class Store:
 
     async def load_scripts(self) -> None:
         """Loads every script now, so a syntax error or a missing Redis shows at start."""
-        async with _redis_errors():
+        async with self._guard():
             for script in self._scripts.all():
                 await self.redis.script_load(script.script)
 
@@ -116,16 +126,16 @@ class Store:
         """The store's clock: the injected one, else Redis's TIME."""
         if self._clock is not None:
             return self._clock()
-        async with _redis_errors():
+        async with self._guard():
             seconds, micros = await self.redis.time()
         return int(seconds) * 1000 + int(micros) // 1000
 
     async def ping(self) -> None:
-        async with _redis_errors():
+        async with self._guard():
             await self.redis.ping()
 
     async def eviction_policy(self) -> str:
-        async with _redis_errors():
+        async with self._guard():
             config = await self.redis.config_get("maxmemory-policy")
         value = config.get(b"maxmemory-policy") or config.get("maxmemory-policy") or b""
         return value.decode() if isinstance(value, bytes) else str(value)
@@ -139,7 +149,7 @@ class Store:
             groups.setdefault(job.queue, []).append(index)
         outcomes: list[EnqueueOutcome | None] = [None] * len(jobs)
         earliest: int | None = None
-        async with _redis_errors():
+        async with self._guard():
             await self._remember_queues(groups)
             for queue, indexes in groups.items():
                 reply = await self._enqueue_group(queue, [jobs[i] for i in indexes])
@@ -177,20 +187,20 @@ class Store:
         parts = split_job_id(job_id)
         if parts is None:
             raise JobNotFound(f"job {job_id} not found")
-        async with _redis_errors():
+        async with self._guard():
             fields = await self.redis.hgetall(self.keys(parts[0]).job(parts[1]))
         if not fields:
             raise JobNotFound(f"job {job_id} not found")
         return job_record(job_id, parts[0], fields)
 
     async def known_queues(self) -> list[str]:
-        async with _redis_errors():
+        async with self._guard():
             members = await self.redis.smembers(queues_set(self.config.key_prefix))
         return sorted(m.decode() for m in members)
 
     async def stats(self, queues: Sequence[str]) -> list[QueueCounts]:
         result = []
-        async with _redis_errors():
+        async with self._guard():
             for queue in queues:
                 k = self.keys(queue)
                 keys = [*k.ready, k.scheduled, k.active, k.completed, k.dead, k.cancelled]
@@ -205,7 +215,7 @@ class Store:
         k = self.keys(queue)
         args = [self._now(), k.job_prefix, count, lease_ms or self.config.default_lease_ms,
                 secrets.token_hex(8), worker_id]
-        async with _redis_errors():
+        async with self._guard():
             reply = await self._scripts.lease(keys=[*k.ready, k.active], args=args)
         return leased_records(queue, reply)
 
@@ -270,7 +280,7 @@ class Store:
         """Takes back leases (job id, token) held by a stream that ended. Returns how many."""
         groups, _ = _group_by_queue([job_id for job_id, _ in leases])
         taken = 0
-        async with _redis_errors():
+        async with self._guard():
             for queue, group in groups.items():
                 k = self.keys(queue)
                 args: list[Any] = [self._now(), k.job_prefix, k.signal, self.config.max_errors_kept,
@@ -290,7 +300,7 @@ class Store:
         """Runs `run` once per queue; splits each flat reply into `width` entries per item."""
         groups, _ = _group_by_queue([item.job_id for item in items])
         replies: list[list[Any] | None] = [None] * len(items)
-        async with _redis_errors():
+        async with self._guard():
             for queue, group in groups.items():
                 flat = await run(queue, group)
                 for slot, (index, _) in enumerate(group):
@@ -302,7 +312,7 @@ class Store:
     async def cancel(self, job_id: str) -> None:
         queue, ulid = self._split(job_id)
         k = self.keys(queue)
-        async with _redis_errors():
+        async with self._guard():
             code, state = await self._scripts.cancel(
                 keys=[k.scheduled, *k.ready, k.cancelled], args=[self._now(), k.job_prefix, ulid]
             )
@@ -311,7 +321,7 @@ class Store:
     async def retry(self, job_id: str) -> None:
         queue, ulid = self._split(job_id)
         k = self.keys(queue)
-        async with _redis_errors():
+        async with self._guard():
             code, state = await self._scripts.retry(
                 keys=[k.dead, k.cancelled, *k.ready], args=[self._now(), k.job_prefix, k.signal, ulid]
             )
@@ -336,7 +346,7 @@ class Store:
         """Promotes due jobs, reaps expired leases and trims finished jobs of one queue."""
         k = self.keys(queue)
         now, cfg = self._now(), self.config
-        async with _redis_errors():
+        async with self._guard():
             promoted, next_due = await self._scripts.promote(
                 keys=[k.scheduled, *k.ready], args=[now, k.job_prefix, k.signal, cfg.sweep_batch]
             )

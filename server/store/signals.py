@@ -1,5 +1,9 @@
-"""Wake-ups without polling: scripts SPUBLISH on `<prefix>:{<queue>}:signal` when jobs
-become ready; one sharded pub/sub connection per server turns those into local events.
+"""Wake-ups without polling: scripts PUBLISH on `<prefix>:{<queue>}:signal` when jobs
+become ready; one pub/sub connection per server turns those into local events.
+
+Plain pub/sub rather than sharded: redis-py 7's asyncio client has no SSUBSCRIBE, and 8.1
+loses task cancellation. On Redis Cluster plain messages reach every node: correct, if
+costlier; the channel names already carry the queue's hash tag for a move to sharded.
 
 Signals can be missed (a reconnect, a subscription still being set up), so waiters also
 time out and look again: this is the fast path, not the only one.
@@ -14,6 +18,7 @@ from collections.abc import Iterable
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 from jobqueue_server.store.keys import QueueKeys
 
@@ -32,12 +37,16 @@ class QueueSignals:
         self._prefix = key_prefix
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._channels: dict[bytes, str] = {}
+        self._new_queue = asyncio.Event()
 
     def watch(self, queues: Iterable[str]) -> asyncio.Event:
         """An event set on the next signal for any of `queues`; call `unwatch` after."""
         event = asyncio.Event()
         for queue in queues:
-            self._waiters.setdefault(queue, set()).add(event)
+            if queue not in self._waiters:
+                self._waiters[queue] = set()
+                self._new_queue.set()
+            self._waiters[queue].add(event)
         return event
 
     def unwatch(self, event: asyncio.Event, queues: Iterable[str]) -> None:
@@ -58,8 +67,10 @@ class QueueSignals:
                 await self._listen()
             except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
                 logger.warning("signal subscription lost (%s); resubscribing", exc)
-                self._wake_all()
-                await asyncio.sleep(_RESUBSCRIBE_DELAY_S)
+            except Exception:
+                logger.exception("signal listener failed; restarting it")
+            self._wake_all()
+            await asyncio.sleep(_RESUBSCRIBE_DELAY_S)
 
     async def _listen(self) -> None:
         pubsub = self._redis.pubsub()
@@ -67,6 +78,10 @@ class QueueSignals:
         try:
             while True:
                 await self._sync_subscriptions(pubsub, subscribed)
+                if not subscribed:
+                    # Reading a pub/sub connection with no subscription is an error in redis-py.
+                    await self._new_queue.wait()
+                    continue
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=_READ_TIMEOUT_S)
                 if message is not None:
                     queue = self._channels.get(message["channel"])
@@ -76,12 +91,13 @@ class QueueSignals:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
 
-    async def _sync_subscriptions(self, pubsub: object, subscribed: set[str]) -> None:
+    async def _sync_subscriptions(self, pubsub: PubSub, subscribed: set[str]) -> None:
+        self._new_queue.clear()
         wanted = {q for q, waiters in self._waiters.items() if waiters}
         for queue in wanted - subscribed:
             channel = QueueKeys.of(self._prefix, queue).signal
             self._channels[channel.encode()] = queue
-            await pubsub.ssubscribe(channel)  # type: ignore[attr-defined]
+            await pubsub.subscribe(channel)
             subscribed.add(queue)
 
     def _wake_all(self) -> None:

@@ -10,7 +10,7 @@
   ARGV[2] job key prefix      <prefix>:{<queue>}:job:   (carries the queue's hash tag)
   ARGV[3] idempotency prefix  <prefix>:{<queue>}:idem:  (carries the queue's hash tag)
   ARGV[4] idempotency window ms
-  ARGV[5] wake-up channel     <prefix>:{<queue>}:signal (sharded pub/sub)
+  ARGV[5] wake-up channel     <prefix>:{<queue>}:signal (pub/sub)
   ARGV[6] number of jobs N, then N groups of 11 fields:
           ulid, priority (1 low, 2 normal, 3 high), due ms (absolute, or -1),
           delay ms, payload, payload_bytes, max_attempts, backoff, lease ms,
@@ -69,6 +69,6 @@ for i = 0, tonumber(ARGV[6]) - 1 do
     out[#out + 1] = 0
   end
 end
-if queued then rcall('SPUBLISH', ARGV[5], 'ready') end
+if queued then rcall('PUBLISH', ARGV[5], 'ready') end
 out[#out + 1] = next_due
 return out

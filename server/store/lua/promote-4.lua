@@ -29,7 +29,7 @@ for _, ulid in ipairs(due) do
   rcall('LPUSH', ready[tonumber(rcall('HGET', key, 'priority'))], ulid)
   rcall('ZREM', KEYS[1], ulid)
 end
-if #due > 0 then rcall('SPUBLISH', ARGV[3], 'ready') end
+if #due > 0 then rcall('PUBLISH', ARGV[3], 'ready') end
 local first = rcall('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local next_due = -1
 if first[2] then next_due = tonumber(first[2]) end

@@ -61,7 +61,7 @@ else
     if f[1] == 'active' and f[2] == ARGV[8 + i * 2] then take_back(ulid, 'lease released: stream closed') end
   end
 end
-if requeued > 0 then rcall('SPUBLISH', ARGV[3], 'ready') end
+if requeued > 0 then rcall('PUBLISH', ARGV[3], 'ready') end
 local first = rcall('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local next_deadline = -1
 if first[2] then next_deadline = tonumber(first[2]) end

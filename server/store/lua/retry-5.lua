@@ -33,5 +33,5 @@ rcall('ZREM', KEYS[2], ulid)
 rcall('HDEL', key, 'finish_ms', 'result')
 rcall('HSET', key, 'state', 'queued', 'attempts', 0, 'ready_ms', now, 'due_ms', now)
 rcall('LPUSH', ready[tonumber(f[2])], ulid)
-rcall('SPUBLISH', ARGV[3], 'ready')
+rcall('PUBLISH', ARGV[3], 'ready')
 return {1, 'queued'}

@@ -1,0 +1,113 @@
+"""`jobq serve` as a real process: embedded Valkey, reflection, health, graceful SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from jobqueue.v1 import job_pb2
+from jobqueue.v1 import job_queue_service_pb2 as svc
+from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from jobqueue_server.runtime.valkey import free_port
+from jobqueue_server.store import JobState, Store, StoreConfig
+from tests.server.streams import LeaseStream, payload
+from tests.support import TestRedis
+
+STARTUP_S = 30
+
+
+class ServeProcess:
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "jobqueue_server", "serve", "--host", "127.0.0.1", "--port", str(self.port), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **env}, text=True,
+        )
+        assert self.process.stdout is not None
+        for line in self.process.stdout:  # the server prints one line when it listens
+            if "listening on" in line:
+                self.redis_url = line.rsplit("(redis ", 1)[1].rstrip(")\n")
+                break
+        else:
+            raise AssertionError(f"jobq serve exited with {self.process.wait()}")
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def terminate(self) -> tuple[int, str]:
+        self.process.send_signal(signal.SIGTERM)
+        output, _ = self.process.communicate(timeout=STARTUP_S)
+        return self.process.returncode, output
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> Iterator[ServeProcess]:
+    server = ServeProcess(["--data-dir", str(tmp_path)], {})
+    yield server
+    if server.process.poll() is None:
+        server.process.kill()
+        server.process.wait()
+
+
+async def test_serve_with_embedded_valkey_answers_and_stops_cleanly(embedded: ServeProcess, tmp_path: Path) -> None:
+    async with grpc.aio.insecure_channel(embedded.target) as channel:
+        stub = svc_grpc.JobQueueServiceStub(channel)
+        request = svc.EnqueueRequest(queue="emails", payload=payload(to="user@example.com", subject="Welcome!"))
+        job_id = (await stub.Enqueue(request)).job_id
+        job = (await stub.GetStatus(svc.GetStatusRequest(job_id=job_id))).job
+        health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+        services = await list_services(channel)
+
+    assert job.state == job_pb2.JOB_STATE_QUEUED and job.payload["subject"] == "Welcome!"
+    assert health.status == health_pb2.HealthCheckResponse.SERVING
+    assert {"jobqueue.v1.JobQueueService", "grpc.health.v1.Health"} <= services
+    code, output = embedded.terminate()
+    assert code == 0, output
+    assert (tmp_path / "valkey" / "appendonlydir").is_dir()
+    client = Redis.from_url(embedded.redis_url)
+    with pytest.raises(redis_errors.ConnectionError):  # the embedded Valkey stopped with it
+        await client.ping()
+    await client.aclose()
+
+
+async def list_services(channel: grpc.aio.Channel) -> set[str]:
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    call = stub.ServerReflectionInfo()
+    await call.write(reflection_pb2.ServerReflectionRequest(list_services=""))
+    response = await call.read()
+    await call.done_writing()
+    return {s.name for s in response.list_services_response.service}
+
+
+async def test_sigterm_releases_jobs_held_by_open_streams_and_exits_zero(
+    test_redis: TestRedis, key_prefix: str, redis: Redis, tmp_path: Path
+) -> None:
+    server = ServeProcess(["--redis-url", test_redis.url],
+                          {"JOBQ_KEY_PREFIX": key_prefix, "JOBQ_SHUTDOWN_GRACE_SECONDS": "0.5"})
+    try:
+        async with grpc.aio.insecure_channel(server.target) as channel:
+            stub = svc_grpc.JobQueueServiceStub(channel)
+            job_id = (await stub.Enqueue(svc.EnqueueRequest(queue="q"))).job_id
+            stream = await LeaseStream(stub).subscribe("q", lease_ms=600_000)
+            await stream.wait_jobs(1)
+
+            code, output = server.terminate()
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+
+    assert code == 0, output
+    job = await Store(redis, StoreConfig(key_prefix=key_prefix)).get(job_id)
+    assert job.state == JobState.QUEUED and job.attempts == 1
