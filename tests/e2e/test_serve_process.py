@@ -36,7 +36,7 @@ class ServeProcess:
         )
         assert self.process.stdout is not None
         for line in self.process.stdout:  # the server prints one line when it listens
-            if "listening on" in line:
+            if line.startswith("jobqueue listening on"):
                 self.redis_url = line.rsplit("(redis ", 1)[1].rstrip(")\n")
                 break
         else:
@@ -45,6 +45,11 @@ class ServeProcess:
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.communicate()
 
     def terminate(self) -> tuple[int, str]:
         self.process.send_signal(signal.SIGTERM)
@@ -56,9 +61,7 @@ class ServeProcess:
 def embedded(tmp_path: Path) -> Iterator[ServeProcess]:
     server = ServeProcess(["--data-dir", str(tmp_path)], {})
     yield server
-    if server.process.poll() is None:
-        server.process.kill()
-        server.process.wait()
+    server.kill()
 
 
 async def test_serve_with_embedded_valkey_answers_and_stops_cleanly(embedded: ServeProcess, tmp_path: Path) -> None:
@@ -105,8 +108,7 @@ async def test_sigterm_releases_jobs_held_by_open_streams_and_exits_zero(
 
             code, output = server.terminate()
     finally:
-        if server.process.poll() is None:
-            server.process.kill()
+        server.kill()
 
     assert code == 0, output
     job = await Store(redis, StoreConfig(key_prefix=key_prefix)).get(job_id)
