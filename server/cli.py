@@ -21,13 +21,18 @@ def main() -> None:
 @click.option("--host", help="Address to listen on [env JOBQ_HOST; default 0.0.0.0].")
 @click.option("--port", type=int, help="Port to listen on [env JOBQ_PORT; default 50051].")
 @click.option("--redis-url", help="redis:// or rediss:// URL [env JOBQ_REDIS_URL]; unset: embedded Valkey.")
-@click.option("--data-dir", type=click.Path(path_type=Path),
-              help="Embedded Valkey data folder [env JOBQ_DATA_DIR; default .jobq-data].")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="Embedded Valkey data folder [env JOBQ_DATA_DIR; default .jobq-data].",
+)
 @click.option("--log-level", help="DEBUG, INFO, WARNING or ERROR [env JOBQ_LOG_LEVEL].")
 def serve(**flags: Any) -> None:
     """Run the gRPC server (with an embedded Valkey unless --redis-url is given)."""
     from jobqueue_server.runtime.serve import serve as run
 
     settings = ServerSettings(**{k: v for k, v in flags.items() if v is not None})
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     asyncio.run(run(settings))

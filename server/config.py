@@ -15,7 +15,9 @@ class ServerSettings(BaseSettings):
 
     host: str = "0.0.0.0"
     port: int = Field(50051, ge=0, le=65535)
-    redis_url: str | None = Field(None, description="redis:// or rediss:// URL; unset starts an embedded Valkey")
+    redis_url: str | None = Field(
+        None, description="redis:// or rediss:// URL; unset starts an embedded Valkey"
+    )
     data_dir: Path = Field(Path(".jobq-data"), description="where the embedded Valkey keeps its data")
     key_prefix: str = Field("jq", pattern=r"^[A-Za-z0-9._:-]{1,64}$")
 

@@ -8,6 +8,7 @@ a safety net; every server runs this loop, and the scripts make concurrent passe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -43,10 +44,8 @@ class Maintenance:
                 await self.sweep_once()
             self._wake.clear()
             delay_s = max(0.0, (self._next_ms - _now_ms()) / 1000)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay_s)
-            except TimeoutError:
-                pass
 
     async def sweep_once(self) -> None:
         """One pass over every known queue; plans the next one."""

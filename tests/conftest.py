@@ -5,16 +5,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
-from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 from redis.asyncio import Redis
 
+from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 from jobqueue_server.config import ServerSettings
 from jobqueue_server.runtime.app import App, connect_redis, start_app, store_config
 from jobqueue_server.store import Store
 from tests.support import FakeClock, TestRedis, start_test_redis
+
+if TYPE_CHECKING:
+    from jobqueue.v1.job_queue_service_pb2_grpc import JobQueueServiceAsyncStub as Stub
 
 
 @pytest.fixture(scope="session")
@@ -46,8 +50,13 @@ def clock() -> FakeClock:
 @pytest.fixture
 def settings(key_prefix: str, test_redis: TestRedis, tmp_path: Path) -> ServerSettings:
     return ServerSettings(
-        host="127.0.0.1", port=0, redis_url=test_redis.url, key_prefix=key_prefix, data_dir=tmp_path,
-        shutdown_grace_seconds=2.0, redis_timeout_seconds=1.0,
+        host="127.0.0.1",
+        port=0,
+        redis_url=test_redis.url,
+        key_prefix=key_prefix,
+        data_dir=tmp_path,
+        shutdown_grace_seconds=2.0,
+        redis_timeout_seconds=1.0,
     )
 
 
@@ -66,6 +75,6 @@ async def app(redis: Redis, settings: ServerSettings) -> AsyncIterator[App]:
 
 
 @pytest.fixture
-async def stub(app: App) -> AsyncIterator[svc_grpc.JobQueueServiceStub]:
+async def stub(app: App) -> AsyncIterator[Stub]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
         yield svc_grpc.JobQueueServiceStub(channel)

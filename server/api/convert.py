@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from google.protobuf import duration_pb2, timestamp_pb2
-from jobqueue.v1 import job_pb2
 
+from jobqueue.v1 import job_pb2
 from jobqueue_server.store import Backoff, JobRecord, JobState, QueueCounts
 
 STATE_TO_PROTO = {

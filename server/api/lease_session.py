@@ -11,10 +11,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1.job_queue_service_pb2 import ConfirmationKind
-
 from jobqueue_server.api import convert, validation
 from jobqueue_server.api.status import OK, rpc_status_of
 from jobqueue_server.errors import FieldViolation, JobQueueError, StoreUnavailable
@@ -59,7 +59,9 @@ class LeaseSession:
         """No new jobs from now on; acks and fails are still taken (graceful shutdown)."""
         self._stop.set()
 
-    async def serve(self, first: svc.LeaseRequest, requests: AsyncIterator[svc.LeaseRequest], send: Send) -> None:
+    async def serve(
+        self, first: svc.LeaseRequest, requests: AsyncIterator[svc.LeaseRequest], send: Send
+    ) -> None:
         """Runs until the worker closes the stream; the caller must then call `close`."""
         await self._handle(first, is_first=True)
         self._dispatcher = asyncio.create_task(self._dispatch())
@@ -103,12 +105,19 @@ class LeaseSession:
         if request.HasField("subscribe") and not is_first:
             self._resubscribe(request.subscribe)
         confirmations: list[svc.Confirmation] = []
-        confirmations += await self._settle("extends", request.extends, validation.extend, self._store.extend,
-                                            ConfirmationKind.CONFIRMATION_KIND_EXTEND)
-        confirmations += await self._settle("acks", request.acks, validation.ack, self._store.ack,
-                                            ConfirmationKind.CONFIRMATION_KIND_ACK)
-        confirmations += await self._settle("fails", request.fails, validation.fail, self._store.fail,
-                                            ConfirmationKind.CONFIRMATION_KIND_FAIL)
+        confirmations += await self._settle(
+            "extends",
+            request.extends,
+            validation.extend,
+            self._store.extend,
+            ConfirmationKind.CONFIRMATION_KIND_EXTEND,
+        )
+        confirmations += await self._settle(
+            "acks", request.acks, validation.ack, self._store.ack, ConfirmationKind.CONFIRMATION_KIND_ACK
+        )
+        confirmations += await self._settle(
+            "fails", request.fails, validation.fail, self._store.fail, ConfirmationKind.CONFIRMATION_KIND_FAIL
+        )
         if confirmations:
             self._outbox.put_nowait(svc.LeaseResponse(confirmations=confirmations))
 
@@ -121,7 +130,7 @@ class LeaseSession:
     async def _settle(
         self,
         field: str,
-        requests: Sequence[svc.AckRequest] | Sequence[svc.FailRequest] | Sequence[svc.ExtendRequest],
+        requests: Sequence[Any],
         validate: Callable[..., Settle],
         apply: Callable[[Sequence[Settle]], Awaitable[Sequence[object]]],
         kind: ConfirmationKind.ValueType,
@@ -134,7 +143,9 @@ class LeaseSession:
             try:
                 valid.append((index, validate(request, self._limits, f"{field}[{index}].")))
             except JobQueueError as error:
-                answers[index] = svc.Confirmation(job_id=request.job_id, status=rpc_status_of(error), kind=kind)
+                answers[index] = svc.Confirmation(
+                    job_id=request.job_id, status=rpc_status_of(error), kind=kind
+                )
         try:
             outcomes: Sequence[object] = await apply([item for _, item in valid]) if valid else []
         except StoreUnavailable as error:
@@ -148,8 +159,10 @@ class LeaseSession:
         if isinstance(outcome, JobQueueError):
             confirmation.status.CopyFrom(rpc_status_of(outcome))
         if isinstance(outcome, ExtendOutcome):
-            confirmation.lease_expire_time.CopyFrom(convert.timestamp(outcome.lease_expire_ms))
-        settled = kind != ConfirmationKind.CONFIRMATION_KIND_EXTEND and not isinstance(outcome, StoreUnavailable)
+            confirmation.lease_expire_time.FromMilliseconds(outcome.lease_expire_ms)
+        settled = kind != ConfirmationKind.CONFIRMATION_KIND_EXTEND and not isinstance(
+            outcome, StoreUnavailable
+        )
         if settled and self._held.get(item.job_id) == item.token:
             # A refused ack still frees the slot: the lease is no longer this stream's.
             del self._held[item.job_id]
@@ -179,8 +192,9 @@ class LeaseSession:
         leased: list[LeasedRecord] = []
         try:
             for queue in self._sub.queues:
-                leased += await self._store.lease(queue, credit - len(leased), self._sub.lease_ms,
-                                                  self._sub.worker_id)
+                leased += await self._store.lease(
+                    queue, credit - len(leased), self._sub.lease_ms, self._sub.worker_id
+                )
                 if len(leased) >= credit:
                     break
         except StoreUnavailable:
@@ -191,8 +205,11 @@ class LeaseSession:
         if leased:
             self._on_deadline(min(r.lease_expire_ms for r in leased))
         return [
-            svc.LeasedJob(job=convert.job(r.job), lease_token=r.token,
-                          lease_expire_time=convert.timestamp(r.lease_expire_ms))
+            svc.LeasedJob(
+                job=convert.job(r.job),
+                lease_token=r.token,
+                lease_expire_time=convert.timestamp(r.lease_expire_ms),
+            )
             for r in leased
         ]
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import grpc
 from grpc_status import rpc_status
+
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
-
 from jobqueue_server.api import convert, validation
 from jobqueue_server.api.lease_session import LeaseSession
 from jobqueue_server.api.status import maps_errors, rpc_status_of
@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-class JobQueueServicer(svc_grpc.JobQueueServiceServicer):  # type: ignore[misc]
+class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
     """The gRPC face of the store. Holds no job state: any number can share one Redis."""
 
     def __init__(
@@ -129,7 +129,8 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):  # type: ignore[misc]
 
     # -- workers ---------------------------------------------------------------------------
 
-    async def Lease(  # noqa: N802
+    # Writes with context.write rather than yielding, hence the differing return type.
+    async def Lease(  # type: ignore[override]  # noqa: N802
         self, requests: AsyncIterator[svc.LeaseRequest], context: Context
     ) -> None:
         first = await anext(aiter(requests), None)
@@ -144,8 +145,9 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):  # type: ignore[misc]
         except JobQueueError as error:
             await context.abort_with_status(rpc_status.to_status(rpc_status_of(error)))
             return
-        session = LeaseSession(self._store, self._signals, self._limits, subscription, self._sweep_interval_s,
-                               self._on_scheduled)
+        session = LeaseSession(
+            self._store, self._signals, self._limits, subscription, self._sweep_interval_s, self._on_scheduled
+        )
         self._sessions.add(session)
         try:
             await session.serve(first, requests, context.write)

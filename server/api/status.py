@@ -62,7 +62,9 @@ def maps_errors(
     """Ends a unary call with the mapped status when the method raises a domain error."""
 
     @functools.wraps(method)
-    async def wrapper(self: ServicerT, request: RequestT, context: grpc.aio.ServicerContext[Any, Any]) -> ResponseT:
+    async def wrapper(
+        self: ServicerT, request: RequestT, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> ResponseT:
         try:
             return await method(self, request, context)
         except JobQueueError as error:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from google.protobuf import duration_pb2, timestamp_pb2
-from jobqueue.v1 import job_pb2, job_queue_service_pb2 as svc
 
+from jobqueue.v1 import job_pb2
+from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue_server.errors import FieldViolation
 from jobqueue_server.ids import QUEUE_NAME_RE, split_job_id
 from jobqueue_server.store import Backoff, NewJob, Priority, Settle
@@ -92,9 +93,13 @@ def _metadata(request: svc.EnqueueRequest, field: str, limits: Limits) -> dict[s
         raise FieldViolation(field, f"must have at most {limits.max_metadata_entries} entries")
     for key, value in request.metadata.items():
         if not key or len(key) > MAX_METADATA_KEY_CHARS:
-            raise FieldViolation(f"{field}[{key!r}]", f"keys must be 1 to {MAX_METADATA_KEY_CHARS} characters")
+            raise FieldViolation(
+                f"{field}[{key!r}]", f"keys must be 1 to {MAX_METADATA_KEY_CHARS} characters"
+            )
         if len(value) > MAX_METADATA_VALUE_CHARS:
-            raise FieldViolation(f"{field}[{key!r}]", f"values must be at most {MAX_METADATA_VALUE_CHARS} characters")
+            raise FieldViolation(
+                f"{field}[{key!r}]", f"values must be at most {MAX_METADATA_VALUE_CHARS} characters"
+            )
     return dict(request.metadata)
 
 
@@ -122,7 +127,9 @@ def new_job(request: svc.EnqueueRequest, limits: Limits, prefix: str = "") -> Ne
     if not 0 <= request.max_attempts <= 1000:
         raise FieldViolation(f"{prefix}max_attempts", "must be between 0 (server default) and 1000")
     if len(request.idempotency_key) > MAX_IDEMPOTENCY_KEY_CHARS:
-        raise FieldViolation(f"{prefix}idempotency_key", f"must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters")
+        raise FieldViolation(
+            f"{prefix}idempotency_key", f"must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters"
+        )
     lease_ms = 0
     if request.HasField("lease_duration"):
         lease_ms = duration_ms(request.lease_duration, f"{prefix}lease_duration", maximum=limits.max_lease_ms)
@@ -164,8 +171,11 @@ def ack(request: svc.AckRequest, limits: Limits, prefix: str = "") -> Settle:
     result = request.result.SerializeToString() if request.HasField("result") else b""
     if len(result) > limits.max_payload_bytes:
         raise FieldViolation(f"{prefix}result", f"result is larger than {limits.max_payload_bytes} bytes")
-    return Settle(job_id(request.job_id, f"{prefix}job_id"), _token(request.lease_token, f"{prefix}lease_token"),
-                  result=result)
+    return Settle(
+        job_id(request.job_id, f"{prefix}job_id"),
+        _token(request.lease_token, f"{prefix}lease_token"),
+        result=result,
+    )
 
 
 def fail(request: svc.FailRequest, limits: Limits, prefix: str = "") -> Settle:
@@ -174,16 +184,24 @@ def fail(request: svc.FailRequest, limits: Limits, prefix: str = "") -> Settle:
         delay = duration_ms(request.retry_delay, f"{prefix}retry_delay", maximum=MAX_DELAY_MS)
     # Long tracebacks are cut rather than refused: losing a failure report is worse.
     error = request.error.encode()[: limits.max_error_bytes].decode(errors="ignore")
-    return Settle(job_id(request.job_id, f"{prefix}job_id"), _token(request.lease_token, f"{prefix}lease_token"),
-                  error=error, non_retryable=request.non_retryable, retry_delay_ms=delay)
+    return Settle(
+        job_id(request.job_id, f"{prefix}job_id"),
+        _token(request.lease_token, f"{prefix}lease_token"),
+        error=error,
+        non_retryable=request.non_retryable,
+        retry_delay_ms=delay,
+    )
 
 
 def extend(request: svc.ExtendRequest, limits: Limits, prefix: str = "") -> Settle:
     lease_ms = 0
     if request.HasField("lease_duration"):
         lease_ms = duration_ms(request.lease_duration, f"{prefix}lease_duration", maximum=limits.max_lease_ms)
-    return Settle(job_id(request.job_id, f"{prefix}job_id"), _token(request.lease_token, f"{prefix}lease_token"),
-                  lease_ms=lease_ms)
+    return Settle(
+        job_id(request.job_id, f"{prefix}job_id"),
+        _token(request.lease_token, f"{prefix}lease_token"),
+        lease_ms=lease_ms,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,10 +217,14 @@ def subscription(request: svc.Subscribe, limits: Limits) -> Subscription:
         raise FieldViolation("subscribe.queues", "must name at least one queue")
     if len(request.queues) > MAX_SUBSCRIBED_QUEUES:
         raise FieldViolation("subscribe.queues", f"must name at most {MAX_SUBSCRIBED_QUEUES} queues")
-    queues = tuple(dict.fromkeys(queue_name(q, f"subscribe.queues[{i}]") for i, q in enumerate(request.queues)))
+    queues = tuple(
+        dict.fromkeys(queue_name(q, f"subscribe.queues[{i}]") for i, q in enumerate(request.queues))
+    )
     lease_ms = 0
     if request.HasField("lease_duration"):
-        lease_ms = duration_ms(request.lease_duration, "subscribe.lease_duration", maximum=limits.max_lease_ms)
+        lease_ms = duration_ms(
+            request.lease_duration, "subscribe.lease_duration", maximum=limits.max_lease_ms
+        )
     if len(request.worker_id) > MAX_WORKER_ID_CHARS:
         raise FieldViolation("subscribe.worker_id", f"must be at most {MAX_WORKER_ID_CHARS} characters")
     return Subscription(queues, in_flight(request.max_in_flight, limits), request.worker_id, lease_ms)

@@ -12,12 +12,12 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
-from jobqueue.v1 import job_queue_service_pb2 as svc
-from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from jobqueue.v1 import job_queue_service_pb2 as svc
+from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 from jobqueue_server.api.servicer import JobQueueServicer
 from jobqueue_server.api.validation import Limits
 from jobqueue_server.config import ServerSettings
@@ -103,7 +103,8 @@ class App:
 
 async def _wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
     deadline = asyncio.get_running_loop().time() + timeout_s
-    while not condition() and asyncio.get_running_loop().time() < deadline:
+    # A short poll, only during shutdown: the held count changes in too many places to signal.
+    while not condition() and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
 
 
@@ -111,8 +112,9 @@ async def start_app(settings: ServerSettings, store: Store) -> App:
     """Starts the gRPC server on settings.host:settings.port (0 picks a free port)."""
     signals = QueueSignals(store.redis, settings.key_prefix)
     maintenance = Maintenance(store, signals, settings.sweep_interval_seconds)
-    servicer = JobQueueServicer(store, signals, limits(settings), settings.sweep_interval_seconds,
-                                maintenance.wake_at)
+    servicer = JobQueueServicer(
+        store, signals, limits(settings), settings.sweep_interval_seconds, maintenance.wake_at
+    )
     health = HealthServicer()
     server = grpc.aio.server(options=GRPC_OPTIONS)
     svc_grpc.add_JobQueueServiceServicer_to_server(servicer, server)
@@ -143,8 +145,11 @@ async def _report_health(store: Store, health: HealthServicer) -> None:
         except StoreUnavailable:
             now_serving = False
         if now_serving != serving:
-            status = health_pb2.HealthCheckResponse.SERVING if now_serving else (
-                health_pb2.HealthCheckResponse.NOT_SERVING)
+            status = (
+                health_pb2.HealthCheckResponse.SERVING
+                if now_serving
+                else (health_pb2.HealthCheckResponse.NOT_SERVING)
+            )
             for name in ("", SERVICE_NAME):
                 await health.set(name, status)
             if serving is not None:
@@ -161,4 +166,6 @@ async def check_redis(store: Store) -> None:
         if policy != "noeviction":
             logger.warning(
                 "redis maxmemory-policy is %r: Redis may evict jobs under memory pressure; "
-                "set it to 'noeviction'", policy)
+                "set it to 'noeviction'",
+                policy,
+            )

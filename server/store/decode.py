@@ -11,8 +11,19 @@ from jobqueue_server.store.records import Backoff, ErrorEntry, JobRecord, JobSta
 
 # The hash fields the lease script returns after ulid, token and deadline, in order.
 LEASE_FIELDS = (
-    "priority", "payload", "payload_bytes", "attempts", "max_attempts", "create_ms", "due_ms",
-    "metadata", "lease_ms", "backoff", "idem_key", "errors", "start_ms",
+    "priority",
+    "payload",
+    "payload_bytes",
+    "attempts",
+    "max_attempts",
+    "create_ms",
+    "due_ms",
+    "metadata",
+    "lease_ms",
+    "backoff",
+    "idem_key",
+    "errors",
+    "start_ms",
 )
 _LEASE_WIDTH = 3 + len(LEASE_FIELDS)
 
@@ -69,10 +80,11 @@ def leased_records(queue: str, reply: Sequence[Any]) -> list[LeasedRecord]:
     leased = []
     for start in range(0, len(reply), _LEASE_WIDTH):
         ulid, token, deadline = reply[start], reply[start + 1], int(reply[start + 2])
-        fields = dict(zip((f.encode() for f in LEASE_FIELDS), reply[start + 3:start + _LEASE_WIDTH], strict=True))
+        fields = dict(
+            zip((f.encode() for f in LEASE_FIELDS), reply[start + 3 : start + _LEASE_WIDTH], strict=True)
+        )
         fields[b"state"] = JobState.ACTIVE.encode()
         record = job_record(make_job_id(queue, ulid.decode()), queue, fields)
         record.lease_expire_ms = deadline
         leased.append(LeasedRecord(record, token.decode(), deadline))
     return leased
-

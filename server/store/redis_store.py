@@ -170,13 +170,26 @@ class Store:
     async def _enqueue_group(self, queue: str, jobs: list[NewJob]) -> list[Any]:
         k = self.keys(queue)
         args: list[Any] = [
-            self._now(), k.job_prefix, k.idem_prefix, self.config.idempotency_window_ms, k.signal, len(jobs),
+            self._now(),
+            k.job_prefix,
+            k.idem_prefix,
+            self.config.idempotency_window_ms,
+            k.signal,
+            len(jobs),
         ]
         for job in jobs:
             args += [
-                new_ulid(), int(job.priority), -1 if job.due_ms is None else job.due_ms, job.delay_ms,
-                job.payload, job.payload_bytes, job.max_attempts, job.backoff.encode(), job.lease_ms,
-                encode_metadata(job.metadata), job.idempotency_key,
+                new_ulid(),
+                int(job.priority),
+                -1 if job.due_ms is None else job.due_ms,
+                job.delay_ms,
+                job.payload,
+                job.payload_bytes,
+                job.max_attempts,
+                job.backoff.encode(),
+                job.lease_ms,
+                encode_metadata(job.metadata),
+                job.idempotency_key,
             ]
         keys = [k.ready_high, k.ready_normal, k.ready_low, k.scheduled]
         return list(await self._scripts.enqueue(keys=keys, args=args))
@@ -204,7 +217,9 @@ class Store:
             for queue in queues:
                 k = self.keys(queue)
                 keys = [*k.ready, k.scheduled, k.active, k.completed, k.dead, k.cancelled]
-                counts = [int(v) for v in await self._scripts.stats(keys=keys, args=[self._now(), k.job_prefix])]
+                counts = [
+                    int(v) for v in await self._scripts.stats(keys=keys, args=[self._now(), k.job_prefix])
+                ]
                 result.append(QueueCounts(queue, *counts))
         return result
 
@@ -213,8 +228,14 @@ class Store:
     async def lease(self, queue: str, count: int, lease_ms: int, worker_id: str) -> list[LeasedRecord]:
         """Leases up to `count` ready jobs of `queue`, highest priority first."""
         k = self.keys(queue)
-        args = [self._now(), k.job_prefix, count, lease_ms or self.config.default_lease_ms,
-                secrets.token_hex(8), worker_id]
+        args: list[Any] = [
+            self._now(),
+            k.job_prefix,
+            count,
+            lease_ms or self.config.default_lease_ms,
+            secrets.token_hex(8),
+            worker_id,
+        ]
         async with self._guard():
             reply = await self._scripts.lease(keys=[*k.ready, k.active], args=args)
         return leased_records(queue, reply)
@@ -230,8 +251,10 @@ class Store:
             return list(await self._scripts.ack(keys=[k.active, k.completed], args=args))
 
         replies = await self._per_queue(items, run, width=1)
-        return [error_for(int(r[0]), item.job_id) if r else JobNotFound(f"job {item.job_id} not found")
-                for item, r in zip(items, replies, strict=True)]
+        return [
+            error_for(int(r[0]), item.job_id) if r else JobNotFound(f"job {item.job_id} not found")
+            for item, r in zip(items, replies, strict=True)
+        ]
 
     async def fail(self, items: Sequence[Settle]) -> list[FailOutcome | JobQueueError]:
         """Records failed attempts: each job backs off to SCHEDULED or is DEAD."""
@@ -241,8 +264,14 @@ class Store:
             args: list[Any] = [self._now(), k.job_prefix, self.config.max_errors_kept, len(group)]
             for index, ulid in group:
                 item = items[index]
-                args += [ulid, item.token, item.error, int(item.non_retryable), item.retry_delay_ms,
-                         secrets.randbelow(1_000_000) / 1_000_000]
+                args += [
+                    ulid,
+                    item.token,
+                    item.error,
+                    int(item.non_retryable),
+                    item.retry_delay_ms,
+                    secrets.randbelow(1_000_000) / 1_000_000,
+                ]
             return list(await self._scripts.fail(keys=[k.active, k.scheduled, k.dead], args=args))
 
         replies = await self._per_queue(items, run, width=2)
@@ -283,8 +312,14 @@ class Store:
         async with self._guard():
             for queue, group in groups.items():
                 k = self.keys(queue)
-                args: list[Any] = [self._now(), k.job_prefix, k.signal, self.config.max_errors_kept,
-                                   "released", len(group)]
+                args: list[Any] = [
+                    self._now(),
+                    k.job_prefix,
+                    k.signal,
+                    self.config.max_errors_kept,
+                    "released",
+                    len(group),
+                ]
                 for index, ulid in group:
                     args += [ulid, leases[index][1]]
                 reply = await self._scripts.requeue(keys=[k.active, *k.ready, k.dead], args=args)
@@ -304,7 +339,7 @@ class Store:
             for queue, group in groups.items():
                 flat = await run(queue, group)
                 for slot, (index, _) in enumerate(group):
-                    replies[index] = flat[slot * width:(slot + 1) * width]
+                    replies[index] = flat[slot * width : (slot + 1) * width]
         return replies
 
     # -- operators -------------------------------------------------------------------------
@@ -360,4 +395,3 @@ class Store:
             )
         wakes = [int(t) for t in (next_due, next_deadline) if int(t) >= 0]
         return SweepResult(int(promoted), int(requeued), int(dead), int(trimmed), min(wakes, default=None))
-

@@ -89,7 +89,7 @@ class QueueSignals:
                         self.notify(queue)
         finally:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _sync_subscriptions(self, pubsub: PubSub, subscribed: set[str]) -> None:
         self._new_queue.clear()

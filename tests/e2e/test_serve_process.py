@@ -8,21 +8,25 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from jobqueue.v1 import job_pb2
-from jobqueue.v1 import job_queue_service_pb2 as svc
-from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
+from jobqueue.v1 import job_pb2
+from jobqueue.v1 import job_queue_service_pb2 as svc
+from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 from jobqueue_server.runtime.valkey import free_port
 from jobqueue_server.store import JobState, Store, StoreConfig
 from tests.server.streams import LeaseStream, payload
 from tests.support import TestRedis
+
+if TYPE_CHECKING:
+    pass
 
 STARTUP_S = 30
 
@@ -31,8 +35,21 @@ class ServeProcess:
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.port = free_port()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "jobqueue_server", "serve", "--host", "127.0.0.1", "--port", str(self.port), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **env}, text=True,
+            [
+                sys.executable,
+                "-m",
+                "jobqueue_server",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+            text=True,
         )
         assert self.process.stdout is not None
         for line in self.process.stdout:  # the server prints one line when it listens
@@ -64,10 +81,14 @@ def embedded(tmp_path: Path) -> Iterator[ServeProcess]:
     server.kill()
 
 
-async def test_serve_with_embedded_valkey_answers_and_stops_cleanly(embedded: ServeProcess, tmp_path: Path) -> None:
+async def test_serve_with_embedded_valkey_answers_and_stops_cleanly(
+    embedded: ServeProcess, tmp_path: Path
+) -> None:
     async with grpc.aio.insecure_channel(embedded.target) as channel:
         stub = svc_grpc.JobQueueServiceStub(channel)
-        request = svc.EnqueueRequest(queue="emails", payload=payload(to="user@example.com", subject="Welcome!"))
+        request = svc.EnqueueRequest(
+            queue="emails", payload=payload(to="user@example.com", subject="Welcome!")
+        )
         job_id = (await stub.Enqueue(request)).job_id
         job = (await stub.GetStatus(svc.GetStatusRequest(job_id=job_id))).job
         health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
@@ -97,8 +118,9 @@ async def list_services(channel: grpc.aio.Channel) -> set[str]:
 async def test_sigterm_releases_jobs_held_by_open_streams_and_exits_zero(
     test_redis: TestRedis, key_prefix: str, redis: Redis, tmp_path: Path
 ) -> None:
-    server = ServeProcess(["--redis-url", test_redis.url],
-                          {"JOBQ_KEY_PREFIX": key_prefix, "JOBQ_SHUTDOWN_GRACE_SECONDS": "0.5"})
+    server = ServeProcess(
+        ["--redis-url", test_redis.url], {"JOBQ_KEY_PREFIX": key_prefix, "JOBQ_SHUTDOWN_GRACE_SECONDS": "0.5"}
+    )
     try:
         async with grpc.aio.insecure_channel(server.target) as channel:
             stub = svc_grpc.JobQueueServiceStub(channel)

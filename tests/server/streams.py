@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf import duration_pb2, struct_pb2
+
 from jobqueue.v1 import job_queue_service_pb2 as svc
-from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
+
+if TYPE_CHECKING:
+    from jobqueue.v1.job_queue_service_pb2_grpc import JobQueueServiceAsyncStub as Stub
 
 WAIT_S = 10.0
 
@@ -16,18 +19,20 @@ WAIT_S = 10.0
 class LeaseStream:
     """One open Lease stream, with the jobs and confirmations it has received so far."""
 
-    def __init__(self, stub: svc_grpc.JobQueueServiceStub) -> None:
+    def __init__(self, stub: Stub) -> None:
         self.call: Any = stub.Lease()
         self.jobs: list[svc.LeasedJob] = []
         self.confirmations: list[svc.Confirmation] = []
         self.messages = 0
 
-    async def subscribe(self, *queues: str, max_in_flight: int = 1, lease_ms: int = 0,
-                        worker_id: str = "test-worker") -> LeaseStream:
+    async def subscribe(
+        self, *queues: str, max_in_flight: int = 1, lease_ms: int = 0, worker_id: str = "test-worker"
+    ) -> LeaseStream:
         sub = svc.Subscribe(queues=list(queues), max_in_flight=max_in_flight, worker_id=worker_id)
         if lease_ms:
-            sub.lease_duration.CopyFrom(duration_pb2.Duration(seconds=lease_ms // 1000,
-                                                              nanos=lease_ms % 1000 * 1_000_000))
+            sub.lease_duration.CopyFrom(
+                duration_pb2.Duration(seconds=lease_ms // 1000, nanos=lease_ms % 1000 * 1_000_000)
+            )
         await self.call.write(svc.LeaseRequest(subscribe=sub))
         return self
 
@@ -63,8 +68,9 @@ class LeaseStream:
         await self.call.write(svc.LeaseRequest(acks=acks))
 
     async def fail(self, job: svc.LeasedJob, error: str, *, non_retryable: bool = False) -> None:
-        fail = svc.FailRequest(job_id=job.job.id, lease_token=job.lease_token, error=error,
-                               non_retryable=non_retryable)
+        fail = svc.FailRequest(
+            job_id=job.job.id, lease_token=job.lease_token, error=error, non_retryable=non_retryable
+        )
         await self.call.write(svc.LeaseRequest(fails=[fail]))
 
     async def close(self) -> None:
@@ -82,8 +88,9 @@ def payload(**fields: Any) -> struct_pb2.Struct:
     return value
 
 
-async def wait_for_state(stub: svc_grpc.JobQueueServiceStub, job_id: str, state: int,
-                         timeout_s: float = WAIT_S) -> svc.GetStatusResponse:
+async def wait_for_state(
+    stub: Stub, job_id: str, state: int, timeout_s: float = WAIT_S
+) -> svc.GetStatusResponse:
     """Polls GetStatus until the job reaches `state` (a condition, not a timing assertion)."""
     async with asyncio.timeout(timeout_s):
         while True:

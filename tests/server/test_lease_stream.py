@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2
+
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
-from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
-
 from jobqueue_server.config import ServerSettings
 from jobqueue_server.runtime.app import App
 from tests.server.streams import LeaseStream, payload, wait_for_state
 
-Stub = svc_grpc.JobQueueServiceStub
+if TYPE_CHECKING:
+    from jobqueue.v1.job_queue_service_pb2_grpc import JobQueueServiceAsyncStub as Stub
 
 
 async def enqueue(stub: Stub, queue: str = "q", **fields: object) -> str:
@@ -142,7 +143,10 @@ async def test_a_first_message_without_subscribe_ends_the_stream_with_invalid_ar
         (svc.Subscribe(queues=[]), "subscribe.queues"),
         (svc.Subscribe(queues=["ok", "bad name"]), "subscribe.queues[1]"),
         (svc.Subscribe(queues=["q"], max_in_flight=1_000_000), "subscribe.max_in_flight"),
-        (svc.Subscribe(queues=["q"], lease_duration=duration_pb2.Duration(seconds=-1)), "subscribe.lease_duration"),
+        (
+            svc.Subscribe(queues=["q"], lease_duration=duration_pb2.Duration(seconds=-1)),
+            "subscribe.lease_duration",
+        ),
     ],
 )
 async def test_an_invalid_subscribe_is_refused_with_the_field_named(
@@ -159,16 +163,28 @@ async def test_an_invalid_subscribe_is_refused_with_the_field_named(
 
 
 async def test_jobs_come_high_priority_first_then_in_order_of_arrival(stub: Stub) -> None:
-    order = [("low-1", job_pb2.PRIORITY_LOW), ("normal-1", job_pb2.PRIORITY_UNSPECIFIED),
-             ("high-1", job_pb2.PRIORITY_HIGH), ("normal-2", job_pb2.PRIORITY_NORMAL),
-             ("high-2", job_pb2.PRIORITY_HIGH), ("low-2", job_pb2.PRIORITY_LOW)]
+    order = [
+        ("low-1", job_pb2.PRIORITY_LOW),
+        ("normal-1", job_pb2.PRIORITY_UNSPECIFIED),
+        ("high-1", job_pb2.PRIORITY_HIGH),
+        ("normal-2", job_pb2.PRIORITY_NORMAL),
+        ("high-2", job_pb2.PRIORITY_HIGH),
+        ("low-2", job_pb2.PRIORITY_LOW),
+    ]
     for name, priority in order:
         await stub.Enqueue(svc.EnqueueRequest(queue="q", payload=payload(name=name), priority=priority))
     stream = await LeaseStream(stub).subscribe("q", max_in_flight=6)
 
     jobs = await stream.wait_jobs(6)
 
-    assert [j.job.payload["name"] for j in jobs] == ["high-1", "high-2", "normal-1", "normal-2", "low-1", "low-2"]
+    assert [j.job.payload["name"] for j in jobs] == [
+        "high-1",
+        "high-2",
+        "normal-1",
+        "normal-2",
+        "low-1",
+        "low-2",
+    ]
     await stream.close()
 
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import grpc
 
 from jobqueue.v1 import job_queue_service_pb2 as svc
-from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
-
 from tests.server.streams import LeaseStream, payload
 
-Stub = svc_grpc.JobQueueServiceStub
+if TYPE_CHECKING:
+    from jobqueue.v1.job_queue_service_pb2_grpc import JobQueueServiceAsyncStub as Stub
+
 JOBS = 600
 WORKERS_PER_SERVER = 4
 
@@ -44,8 +45,11 @@ async def test_two_servers_and_eight_workers_complete_every_job_exactly_once(
     await stub.EnqueueBatch(svc.EnqueueBatchRequest(requests=requests[:half]))
     handled: Counter[str] = Counter()
     done = asyncio.Event()
-    workers = [asyncio.create_task(drain(s, handled, done))
-               for s in (stub, second_stub) for _ in range(WORKERS_PER_SERVER)]
+    workers = [
+        asyncio.create_task(drain(s, handled, done))
+        for s in (stub, second_stub)
+        for _ in range(WORKERS_PER_SERVER)
+    ]
     await second_stub.EnqueueBatch(svc.EnqueueBatchRequest(requests=requests[half:]))
 
     async with asyncio.timeout(60):

@@ -5,21 +5,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
-from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
-
 from jobqueue_server.runtime.app import App
 from tests.server.streams import LeaseStream
 from tests.support import TestRedis
 
-pytestmark = pytest.mark.restarts_redis
+if TYPE_CHECKING:
+    from jobqueue.v1.job_queue_service_pb2_grpc import JobQueueServiceAsyncStub as Stub
 
-Stub = svc_grpc.JobQueueServiceStub
+pytestmark = pytest.mark.restarts_redis
 
 
 @pytest.fixture
@@ -36,7 +37,8 @@ def stopped_redis(test_redis: TestRedis) -> Iterator[TestRedis]:
 async def health_status(app: App) -> int:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
         response = await health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service="jobqueue.v1.JobQueueService"), timeout=5)
+            health_pb2.HealthCheckRequest(service="jobqueue.v1.JobQueueService"), timeout=5
+        )
     return int(response.status)
 
 

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import grpc
 import pytest
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
-from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
-
 from tests.server.streams import LeaseStream, payload
 
-Stub = svc_grpc.JobQueueServiceStub
+if TYPE_CHECKING:
+    from jobqueue.v1.job_queue_service_pb2_grpc import JobQueueServiceAsyncStub as Stub
 
 
 def bad_request_field(error: grpc.aio.AioRpcError) -> str:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     assert status is not None
     for detail in status.details:
         bad = error_details_pb2.BadRequest()
@@ -27,7 +29,7 @@ def bad_request_field(error: grpc.aio.AioRpcError) -> str:
 
 
 def error_reason(error: grpc.aio.AioRpcError) -> str:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     assert status is not None
     for detail in status.details:
         info = error_details_pb2.ErrorInfo()
@@ -38,8 +40,12 @@ def error_reason(error: grpc.aio.AioRpcError) -> str:
 
 async def test_enqueue_returns_an_id_that_finds_the_job_with_everything_given(stub: Stub) -> None:
     request = svc.EnqueueRequest(
-        queue="reports", payload=payload(kind="monthly", n=3), payload_bytes=b"\x00\x01",
-        priority=job_pb2.PRIORITY_HIGH, max_attempts=5, metadata={"traceparent": "00-abc"},
+        queue="reports",
+        payload=payload(kind="monthly", n=3),
+        payload_bytes=b"\x00\x01",
+        priority=job_pb2.PRIORITY_HIGH,
+        max_attempts=5,
+        metadata={"traceparent": "00-abc"},
         lease_duration=duration_pb2.Duration(seconds=90),
     )
     job_id = (await stub.Enqueue(request)).job_id
@@ -48,7 +54,11 @@ async def test_enqueue_returns_an_id_that_finds_the_job_with_everything_given(st
 
     assert job_id.startswith("reports:") and job.queue == "reports"
     assert (job.state, job.priority, job.max_attempts, job.attempts) == (
-        job_pb2.JOB_STATE_QUEUED, job_pb2.PRIORITY_HIGH, 5, 0)
+        job_pb2.JOB_STATE_QUEUED,
+        job_pb2.PRIORITY_HIGH,
+        5,
+        0,
+    )
     assert job.payload["kind"] == "monthly" and job.payload["n"] == 3
     assert job.payload_bytes == b"\x00\x01"
     assert dict(job.metadata) == {"traceparent": "00-abc"}
@@ -107,10 +117,17 @@ async def test_unary_ack_fail_and_extend_work_with_a_token_from_the_stream(stub:
     stream = await LeaseStream(stub).subscribe("q", max_in_flight=2)
     first, second = await stream.wait_jobs(2)
 
-    extended = await stub.Extend(svc.ExtendRequest(job_id=first.job.id, lease_token=first.lease_token,
-                                                   lease_duration=duration_pb2.Duration(seconds=600)))
+    extended = await stub.Extend(
+        svc.ExtendRequest(
+            job_id=first.job.id,
+            lease_token=first.lease_token,
+            lease_duration=duration_pb2.Duration(seconds=600),
+        )
+    )
     await stub.Ack(svc.AckRequest(job_id=first.job.id, lease_token=first.lease_token, result=payload(ok=1)))
-    failed = await stub.Fail(svc.FailRequest(job_id=second.job.id, lease_token=second.lease_token, error="boom"))
+    failed = await stub.Fail(
+        svc.FailRequest(job_id=second.job.id, lease_token=second.lease_token, error="boom")
+    )
 
     assert extended.lease_expire_time.seconds > first.lease_expire_time.seconds
     assert failed.state == job_pb2.JOB_STATE_DEAD
@@ -128,8 +145,14 @@ async def test_fail_with_attempts_left_schedules_a_retry_and_reports_when(stub: 
     stream = await LeaseStream(stub).subscribe("q")
     (leased,) = await stream.wait_jobs(1)
 
-    failed = await stub.Fail(svc.FailRequest(job_id=leased.job.id, lease_token=leased.lease_token, error="flaky",
-                                             retry_delay=duration_pb2.Duration(seconds=120)))
+    failed = await stub.Fail(
+        svc.FailRequest(
+            job_id=leased.job.id,
+            lease_token=leased.lease_token,
+            error="flaky",
+            retry_delay=duration_pb2.Duration(seconds=120),
+        )
+    )
 
     assert failed.state == job_pb2.JOB_STATE_SCHEDULED
     job = (await stub.GetStatus(svc.GetStatusRequest(job_id=leased.job.id))).job

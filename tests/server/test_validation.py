@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import grpc
 import pytest
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
-from jobqueue.v1 import job_pb2
-from jobqueue.v1 import job_queue_service_pb2 as svc
-from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 from redis.asyncio import Redis
 
+from jobqueue.v1 import job_pb2
+from jobqueue.v1 import job_queue_service_pb2 as svc
 from tests.server.test_unary_calls import bad_request_field
 
-Stub = svc_grpc.JobQueueServiceStub
+if TYPE_CHECKING:
+    from jobqueue.v1.job_queue_service_pb2_grpc import JobQueueServiceAsyncStub as Stub
+
 E = svc.EnqueueRequest
 
 
@@ -34,16 +37,24 @@ INVALID_ENQUEUES = [
     (E(queue="q", max_attempts=1001), "max_attempts"),
     (E(queue="q", delay=duration_pb2.Duration(seconds=-5)), "delay"),
     (E(queue="q", delay=duration_pb2.Duration(seconds=10**9)), "delay"),
-    (E(queue="q", delay=duration_pb2.Duration(seconds=1), schedule_time=timestamp_pb2.Timestamp(seconds=1)),
-     "delay"),
+    (
+        E(
+            queue="q",
+            delay=duration_pb2.Duration(seconds=1),
+            schedule_time=timestamp_pb2.Timestamp(seconds=1),
+        ),
+        "delay",
+    ),
     (E(queue="q", schedule_time=timestamp_pb2.Timestamp(seconds=-1)), "schedule_time"),
     (E(queue="q", lease_duration=duration_pb2.Duration()), "lease_duration"),
     (E(queue="q", lease_duration=duration_pb2.Duration(seconds=10**7)), "lease_duration"),
     (E(queue="q", idempotency_key="k" * 257), "idempotency_key"),
     (E(queue="q", backoff=job_pb2.BackoffPolicy(multiplier=0.5)), "backoff.multiplier"),
     (E(queue="q", backoff=job_pb2.BackoffPolicy(jitter=1.5)), "backoff.jitter"),
-    (E(queue="q", backoff=job_pb2.BackoffPolicy(initial_delay=duration_pb2.Duration(seconds=-1))),
-     "backoff.initial_delay"),
+    (
+        E(queue="q", backoff=job_pb2.BackoffPolicy(initial_delay=duration_pb2.Duration(seconds=-1))),
+        "backoff.initial_delay",
+    ),
     (E(queue="q", metadata={f"k{i}": "v" for i in range(65)}), "metadata"),
 ]
 
@@ -68,7 +79,9 @@ async def test_an_invalid_enqueue_names_the_field_and_writes_nothing(
     assert await keyspace(redis, key_prefix) == before
 
 
-async def test_one_bad_request_in_a_batch_rejects_the_whole_batch(stub: Stub, redis: Redis, key_prefix: str) -> None:
+async def test_one_bad_request_in_a_batch_rejects_the_whole_batch(
+    stub: Stub, redis: Redis, key_prefix: str
+) -> None:
     requests = [E(queue="q"), E(queue="q"), E(queue="bad queue")]
 
     with pytest.raises(grpc.aio.AioRpcError) as raised:

@@ -9,7 +9,9 @@ from jobqueue_server.store import JobState, NewJob, Settle, Store
 from tests.support import FakeClock
 
 
-async def test_ack_completes_the_job_and_records_the_result(store: Store, redis: Redis, clock: FakeClock) -> None:
+async def test_ack_completes_the_job_and_records_the_result(
+    store: Store, redis: Redis, clock: FakeClock
+) -> None:
     (outcome,) = (await store.enqueue([NewJob(queue="q")])).outcomes
     (leased,) = await store.lease("q", 1, 0, "w1")
     clock.advance(250)
