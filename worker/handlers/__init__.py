@@ -1,0 +1,1 @@
+"""Job handlers: pure async functions over plain dicts; they never see gRPC."""
