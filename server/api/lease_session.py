@@ -18,7 +18,7 @@ from jobqueue.v1.job_queue_service_pb2 import ConfirmationKind
 from jobqueue_server.api import convert, validation
 from jobqueue_server.api.status import OK, rpc_status_of
 from jobqueue_server.errors import FieldViolation, JobQueueError, StoreUnavailable
-from jobqueue_server.store import ExtendOutcome, LeasedRecord, Settle, Store
+from jobqueue_server.store import ExtendOutcome, FailOutcome, JobState, LeasedRecord, Settle, Store
 from jobqueue_server.store.signals import QueueSignals
 
 logger = logging.getLogger(__name__)
@@ -158,6 +158,8 @@ class LeaseSession:
         confirmation = svc.Confirmation(job_id=item.job_id, kind=kind, status=OK)
         if isinstance(outcome, JobQueueError):
             confirmation.status.CopyFrom(rpc_status_of(outcome))
+        if isinstance(outcome, FailOutcome) and outcome.state == JobState.SCHEDULED:
+            self._on_deadline(outcome.due_ms)  # the maintenance loop promotes it when due
         if isinstance(outcome, ExtendOutcome):
             confirmation.lease_expire_time.FromMilliseconds(outcome.lease_expire_ms)
         settled = kind != ConfirmationKind.CONFIRMATION_KIND_EXTEND and not isinstance(

@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 
 
 async def serve(settings: ServerSettings) -> None:
+    stop = _stop_on_signals()  # before anything starts: a SIGTERM at any point stops cleanly
     embedded: EmbeddedValkey | None = None
     url = settings.redis_url
     if url is None:
@@ -27,7 +28,7 @@ async def serve(settings: ServerSettings) -> None:
         await check_redis(store)
         app = await start_app(settings, store)
         print(f"jobqueue listening on {settings.host}:{app.port} (redis {url})", flush=True)
-        await _until_signalled()
+        await stop.wait()
         logger.info("shutting down: draining streams for up to %.0f s", settings.shutdown_grace_seconds)
         await app.stop()
     finally:
@@ -36,11 +37,9 @@ async def serve(settings: ServerSettings) -> None:
             await asyncio.to_thread(embedded.stop)
 
 
-async def _until_signalled() -> None:
+def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.remove_signal_handler(signum)
+    return stop

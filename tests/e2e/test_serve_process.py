@@ -52,7 +52,9 @@ class ServeProcess:
             text=True,
         )
         assert self.process.stdout is not None
+        self.startup_output = ""
         for line in self.process.stdout:  # the server prints one line when it listens
+            self.startup_output += line
             if line.startswith("jobqueue listening on"):
                 self.redis_url = line.rsplit("(redis ", 1)[1].rstrip(")\n")
                 break
@@ -135,3 +137,19 @@ async def test_sigterm_releases_jobs_held_by_open_streams_and_exits_zero(
     assert code == 0, output
     job = await Store(redis, StoreConfig(key_prefix=key_prefix)).get(job_id)
     assert job.state == JobState.QUEUED and job.attempts == 1
+
+
+async def test_serve_warns_when_redis_may_evict_jobs(
+    test_redis: TestRedis, redis: Redis, key_prefix: str
+) -> None:
+    if not test_redis.controllable:
+        pytest.skip("changes the configuration of the suite's own Redis")
+    await redis.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        server = ServeProcess(["--redis-url", test_redis.url], {"JOBQ_KEY_PREFIX": key_prefix})
+        code, output = server.terminate()
+    finally:
+        await redis.config_set("maxmemory-policy", "noeviction")
+
+    assert code == 0, output
+    assert "maxmemory-policy is 'allkeys-lru'" in server.startup_output

@@ -21,11 +21,13 @@ if not now then
 end
 local job_prefix = ARGV[2]
 local ready = {KEYS[4], KEYS[3], KEYS[2]}
-local due = rcall('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))
+local due = rcall('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]), 'WITHSCORES')
 
-for _, ulid in ipairs(due) do
+for i = 1, #due, 2 do
+  local ulid = due[i]
   local key = job_prefix .. ulid
-  rcall('HSET', key, 'state', 'queued', 'ready_ms', now)
+  -- Ready since it was due, not since this sweep: queue age counts any lateness.
+  rcall('HSET', key, 'state', 'queued', 'ready_ms', due[i + 1])
   rcall('LPUSH', ready[tonumber(rcall('HGET', key, 'priority'))], ulid)
   rcall('ZREM', KEYS[1], ulid)
 end
@@ -33,4 +35,4 @@ if #due > 0 then rcall('PUBLISH', ARGV[3], 'ready') end
 local first = rcall('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local next_due = -1
 if first[2] then next_due = tonumber(first[2]) end
-return {#due, next_due}
+return {#due / 2, next_due}

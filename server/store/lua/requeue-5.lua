@@ -44,7 +44,8 @@ local function take_back(ulid, message)
     rcall('ZADD', KEYS[5], now, ulid)
     dead = dead + 1
   else
-    rcall('HSET', key, 'state', 'queued', 'ready_ms', now)
+    -- ready_ms keeps the time the job first became ready: it is the oldest in its list again.
+    rcall('HSET', key, 'state', 'queued')
     rcall('RPUSH', ready[tonumber(f[3])], ulid)
     requeued = requeued + 1
   end

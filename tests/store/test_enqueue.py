@@ -1,0 +1,200 @@
+"""enqueue-4.lua: new jobs to QUEUED (their ready list) or SCHEDULED, with idempotency keys."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+
+from jobqueue_server.store import Backoff, JobState, NewJob, Priority, Store
+from tests.store.helpers import (
+    count_keys,
+    enqueue,
+    enqueue_one,
+    job_hash,
+    job_key_count,
+    listening,
+    ready_key,
+    ready_ulids,
+    ulid_of,
+    zset,
+)
+from tests.support import FakeClock
+
+
+async def test_enqueue_stores_every_field_of_a_queued_job(
+    store: Store, redis: Redis, clock: FakeClock
+) -> None:
+    job_id = await enqueue_one(
+        store,
+        payload=b"p",
+        payload_bytes=b"\x00\x01",
+        max_attempts=5,
+        lease_ms=7_000,
+        backoff=Backoff(10, 20, 1.5, 0.0),
+        metadata={"trace": "t-1"},
+        idempotency_key="k",
+    )
+
+    assert await job_hash(redis, store, job_id) == {
+        "state": "queued",
+        "priority": "2",
+        "create_ms": str(clock.ms),
+        "due_ms": str(clock.ms),
+        "ready_ms": str(clock.ms),
+        "payload": "p",
+        "payload_bytes": "\x00\x01",
+        "attempts": "0",
+        "max_attempts": "5",
+        "backoff": "10,20,1.5,0.0",
+        "lease_ms": "7000",
+        "metadata": '{"trace":"t-1"}',
+        "idem_key": "k",
+    }
+    job = await store.get(job_id)
+    assert (job.state, job.backoff, job.metadata, job.idempotency_key) == (
+        JobState.QUEUED,
+        Backoff(10, 20, 1.5, 0.0),
+        {"trace": "t-1"},
+        "k",
+    )
+
+
+async def test_a_queued_job_joins_the_back_of_its_priority_list(store: Store, redis: Redis) -> None:
+    first = await enqueue_one(store)
+    second = await enqueue_one(store)
+
+    assert await ready_ulids(redis, store) == [ulid_of(first), ulid_of(second)]
+    assert await redis.zcard(store.keys("q").scheduled) == 0
+
+
+@pytest.mark.parametrize("priority", list(Priority))
+async def test_each_priority_level_has_its_own_ready_list(
+    store: Store, redis: Redis, priority: Priority
+) -> None:
+    job_id = await enqueue_one(store, priority=priority)
+
+    for level in Priority:
+        expected = [ulid_of(job_id)] if level == priority else []
+        assert await ready_ulids(redis, store, priority=level) == expected
+
+
+async def test_a_delayed_job_is_scheduled_at_now_plus_the_delay(
+    store: Store, redis: Redis, clock: FakeClock
+) -> None:
+    result = await store.enqueue([NewJob(queue="q", delay_ms=1_500)])
+
+    (outcome,) = result.outcomes
+    assert await zset(redis, store.keys("q").scheduled) == {ulid_of(outcome.job_id): clock.ms + 1_500}
+    assert await redis.exists(ready_key(store, "q")) == 0
+    fields = await job_hash(redis, store, outcome.job_id)
+    assert (fields["state"], fields["due_ms"]) == ("scheduled", str(clock.ms + 1_500))
+    assert "ready_ms" not in fields
+    assert result.earliest_due_ms == clock.ms + 1_500
+
+
+async def test_an_absolute_due_time_wins_over_the_delay(store: Store, redis: Redis, clock: FakeClock) -> None:
+    job_id = await enqueue_one(store, due_ms=clock.ms + 9_000, delay_ms=1_000)
+
+    assert await zset(redis, store.keys("q").scheduled) == {ulid_of(job_id): clock.ms + 9_000}
+
+
+async def test_a_due_time_already_passed_queues_the_job_at_once(
+    store: Store, redis: Redis, clock: FakeClock
+) -> None:
+    job_id = await enqueue_one(store, due_ms=clock.ms - 5_000)
+
+    assert await ready_ulids(redis, store) == [ulid_of(job_id)]
+    assert (await store.get(job_id)).state == JobState.QUEUED
+
+
+async def test_earliest_due_is_the_soonest_job_the_call_scheduled(store: Store, clock: FakeClock) -> None:
+    result = await store.enqueue(
+        [
+            NewJob(queue="a", delay_ms=3_000),
+            NewJob(queue="b", delay_ms=2_000),
+            NewJob(queue="a"),
+        ]
+    )
+
+    assert result.earliest_due_ms == clock.ms + 2_000
+
+
+async def test_earliest_due_is_none_when_nothing_was_scheduled(store: Store) -> None:
+    assert (await store.enqueue([NewJob(queue="q")])).earliest_due_ms is None
+
+
+async def test_a_batch_across_queues_returns_outcomes_in_request_order(store: Store) -> None:
+    queues = ["a", "b", "a", "c:sub", "b"]
+
+    job_ids = await enqueue(store, *(NewJob(queue=q, payload=str(i).encode()) for i, q in enumerate(queues)))
+
+    assert [job_id.rpartition(":")[0] for job_id in job_ids] == queues
+    assert [(await store.get(job_id)).payload for job_id in job_ids] == [b"0", b"1", b"2", b"3", b"4"]
+    assert await store.known_queues() == ["a", "b", "c:sub"]
+
+
+async def test_jobs_of_one_batch_keep_their_order_in_the_ready_list(store: Store, redis: Redis) -> None:
+    job_ids = await enqueue(store, *(NewJob(queue="q") for _ in range(5)))
+
+    assert await ready_ulids(redis, store) == [ulid_of(job_id) for job_id in job_ids]
+
+
+async def test_the_same_idempotency_key_within_the_window_returns_the_first_job(
+    store: Store, redis: Redis, clock: FakeClock
+) -> None:
+    first = (await store.enqueue([NewJob(queue="q", payload=b"1", idempotency_key="order-7")])).outcomes[0]
+    clock.advance(store.config.idempotency_window_ms - 1)
+
+    (again,) = (await store.enqueue([NewJob(queue="q", payload=b"2", idempotency_key="order-7")])).outcomes
+
+    assert (again.job_id, again.duplicate, first.duplicate) == (first.job_id, True, False)
+    assert await job_key_count(redis, store) == 1
+    assert len(await ready_ulids(redis, store)) == 1
+    assert (await store.get(first.job_id)).payload == b"1"
+
+
+async def test_a_repeated_idempotency_key_within_one_batch_creates_one_job(
+    store: Store, redis: Redis
+) -> None:
+    outcomes = (await store.enqueue([NewJob(queue="q", idempotency_key="k")] * 3)).outcomes
+
+    assert len({outcome.job_id for outcome in outcomes}) == 1
+    assert [outcome.duplicate for outcome in outcomes] == [False, True, True]
+    assert await job_key_count(redis, store) == 1
+
+
+async def test_after_the_idempotency_window_the_same_key_creates_a_new_job(
+    store: Store, redis: Redis, clock: FakeClock
+) -> None:
+    first = await enqueue_one(store, idempotency_key="k")
+    clock.advance(store.config.idempotency_window_ms)
+
+    (later,) = (await store.enqueue([NewJob(queue="q", idempotency_key="k")])).outcomes
+
+    assert (later.job_id != first, later.duplicate) == (True, False)
+    assert await job_key_count(redis, store) == 2
+    (again,) = (await store.enqueue([NewJob(queue="q", idempotency_key="k")])).outcomes
+    assert (again.job_id, again.duplicate) == (later.job_id, True)
+
+
+async def test_idempotency_keys_are_scoped_to_their_queue(store: Store) -> None:
+    result = await store.enqueue(
+        [NewJob(queue="a", idempotency_key="k"), NewJob(queue="b", idempotency_key="k")]
+    )
+
+    assert [outcome.duplicate for outcome in result.outcomes] == [False, False]
+
+
+async def test_jobs_without_an_idempotency_key_are_never_deduplicated(store: Store, redis: Redis) -> None:
+    outcomes = (await store.enqueue([NewJob(queue="q", payload=b"same")] * 2)).outcomes
+
+    assert [outcome.duplicate for outcome in outcomes] == [False, False]
+    assert await job_key_count(redis, store) == 2
+    assert await count_keys(redis, store.keys("q").idem_prefix + "*") == 0
+
+
+async def test_enqueueing_a_ready_job_wakes_idle_workers(store: Store, redis: Redis) -> None:
+    async with listening(redis, store) as signals:
+        await enqueue_one(store)
+
+        assert await signals.next() == b"ready"

@@ -1,0 +1,165 @@
+"""lease-4.lua: QUEUED -> ACTIVE, high priority first, FIFO within a level, one attempt each."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from jobqueue_server.store import JobState, NewJob, Priority, Settle, Store
+from tests.store.helpers import (
+    enqueue,
+    enqueue_one,
+    fail_leased,
+    job_hash,
+    lease_one,
+    leased_job,
+    ready_ulids,
+    ulid_of,
+    zset,
+)
+from tests.support import FakeClock
+
+
+async def test_lease_takes_high_before_normal_before_low(store: Store) -> None:
+    low, normal, high = await enqueue(
+        store, *(NewJob(queue="q", priority=p) for p in (Priority.LOW, Priority.NORMAL, Priority.HIGH))
+    )
+
+    leased = await store.lease("q", 3, 0, "w")
+
+    assert [r.job.id for r in leased] == [high, normal, low]
+
+
+async def test_lease_is_first_in_first_out_within_a_priority_level(store: Store) -> None:
+    first = await enqueue(store, *(NewJob(queue="q") for _ in range(3)))
+    second = await enqueue(store, *(NewJob(queue="q") for _ in range(2)))
+
+    leased = [(await lease_one(store)).job.id for _ in range(5)]
+
+    assert leased == first + second
+
+
+async def test_lease_takes_at_most_count_jobs_and_leaves_the_rest_in_order(
+    store: Store, redis: Redis
+) -> None:
+    high = await enqueue_one(store, priority=Priority.HIGH)
+    normal = await enqueue(store, *(NewJob(queue="q") for _ in range(3)))
+
+    leased = await store.lease("q", 2, 0, "w")
+
+    assert [r.job.id for r in leased] == [high, normal[0]]
+    assert await ready_ulids(redis, store) == [ulid_of(job_id) for job_id in normal[1:]]
+    assert await redis.zcard(store.keys("q").active) == 2
+
+
+async def test_lease_of_an_empty_queue_returns_nothing(store: Store, redis: Redis) -> None:
+    assert await store.lease("q", 10, 0, "w") == []
+    assert await redis.exists(store.keys("q").active) == 0
+
+
+async def test_lease_counts_an_attempt_and_records_the_lease(
+    store: Store, redis: Redis, clock: FakeClock
+) -> None:
+    job_id = await enqueue_one(store, payload=b"work", max_attempts=4)
+
+    leased = await lease_one(store, lease_ms=5_000, worker="worker-1")
+
+    deadline = clock.ms + 5_000
+    assert (leased.job.id, leased.job.attempts, leased.job.max_attempts, leased.job.payload) == (
+        job_id,
+        1,
+        4,
+        b"work",
+    )
+    assert (leased.job.state, leased.lease_expire_ms, leased.job.start_ms) == (
+        JobState.ACTIVE,
+        deadline,
+        clock.ms,
+    )
+    fields = await job_hash(redis, store, job_id)
+    assert {
+        k: fields[k] for k in ("state", "attempts", "token", "start_ms", "lease_expire_ms", "worker")
+    } == {
+        "state": "active",
+        "attempts": "1",
+        "token": leased.token,
+        "start_ms": str(clock.ms),
+        "lease_expire_ms": str(deadline),
+        "worker": "worker-1",
+    }
+    assert await zset(redis, store.keys("q").active) == {ulid_of(job_id): deadline}
+    assert await ready_ulids(redis, store) == []
+
+
+async def test_every_lease_gets_its_own_token(store: Store) -> None:
+    await enqueue(store, *(NewJob(queue="q") for _ in range(4)))
+
+    tokens = [r.token for r in await store.lease("q", 3, 0, "w")]
+    tokens.append((await lease_one(store)).token)
+
+    assert len(set(tokens)) == 4
+
+
+async def test_a_job_leased_again_gets_a_new_token(store: Store, clock: FakeClock) -> None:
+    first = await leased_job(store, lease_ms=1_000)
+    clock.advance(1_000)
+    await store.sweep("q")
+
+    second = await lease_one(store)
+
+    assert second.job.id == first.job.id and second.token != first.token
+    assert second.job.attempts == 2
+
+
+async def test_a_jobs_own_lease_length_wins_over_the_streams(
+    store: Store, redis: Redis, clock: FakeClock
+) -> None:
+    job_id = await enqueue_one(store, lease_ms=120_000)
+
+    leased = await lease_one(store, lease_ms=5_000)
+
+    assert leased.lease_expire_ms == clock.ms + 120_000
+    assert await zset(redis, store.keys("q").active) == {ulid_of(job_id): clock.ms + 120_000}
+
+
+async def test_the_streams_lease_length_applies_when_the_job_has_none(store: Store, clock: FakeClock) -> None:
+    await enqueue_one(store)
+
+    assert (await lease_one(store, lease_ms=5_000)).lease_expire_ms == clock.ms + 5_000
+
+
+async def test_the_default_lease_length_applies_when_neither_sets_one(store: Store, clock: FakeClock) -> None:
+    await enqueue_one(store)
+
+    assert (await lease_one(store, lease_ms=0)).lease_expire_ms == clock.ms + store.config.default_lease_ms
+
+
+async def test_a_scheduled_job_is_never_leased_before_it_is_due(store: Store, clock: FakeClock) -> None:
+    job_id = await enqueue_one(store, delay_ms=1_000)
+    assert await store.lease("q", 1, 0, "w") == []
+
+    clock.advance(999)
+    await store.sweep("q")
+    assert await store.lease("q", 1, 0, "w") == []
+
+    clock.advance(1)
+    await store.sweep("q")
+    assert [r.job.id for r in await store.lease("q", 1, 0, "w")] == [job_id]
+
+
+async def test_the_leased_record_carries_the_jobs_error_history(store: Store, clock: FakeClock) -> None:
+    first = await leased_job(store, metadata={"k": "v"})
+    await fail_leased(store, first, "timeout", retry_delay_ms=0)
+    failed_at = clock.ms
+    await store.sweep("q")
+
+    again = await lease_one(store)
+
+    assert [(e.attempt, e.message, e.time_ms) for e in again.job.errors] == [(1, "timeout", failed_at)]
+    assert (again.job.metadata, again.job.attempts) == ({"k": "v"}, 2)
+
+
+async def test_a_leased_job_cannot_be_leased_by_another_worker(store: Store) -> None:
+    leased = await leased_job(store)
+
+    assert await store.lease("q", 10, 0, "other") == []
+    assert await store.ack([Settle(leased.job.id, leased.token)]) == [None]
