@@ -42,6 +42,12 @@ class FieldViolation(JobQueueError):
         self.field = field
 
 
+class ServerDraining(JobQueueError):
+    """This server is shutting down and takes no new streams; another server can."""
+
+    reason = "SERVER_SHUTTING_DOWN"
+
+
 class StoreUnavailable(JobQueueError):
     """Redis could not be reached or did not answer in time."""
 

@@ -15,7 +15,7 @@ from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 from jobqueue_server.api import convert, validation
 from jobqueue_server.api.lease_session import LeaseSession
 from jobqueue_server.api.status import maps_errors, rpc_status_of
-from jobqueue_server.errors import FieldViolation, JobQueueError
+from jobqueue_server.errors import FieldViolation, JobQueueError, ServerDraining
 from jobqueue_server.store import FailOutcome, JobState, NewJob, Store
 from jobqueue_server.store.signals import QueueSignals
 
@@ -138,7 +138,7 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
             return
         try:
             if self._draining:
-                raise FieldViolation("subscribe", "the server is shutting down; connect to another")
+                raise ServerDraining("the server is shutting down; connect to another")
             if not first.HasField("subscribe"):
                 raise FieldViolation("subscribe", "the first message on a Lease stream must subscribe")
             subscription = validation.subscription(first.subscribe, self._limits)

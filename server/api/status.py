@@ -16,6 +16,7 @@ from jobqueue_server.errors import (
     JobNotFound,
     JobQueueError,
     LeaseLost,
+    ServerDraining,
     StoreFull,
     StoreUnavailable,
     WrongState,
@@ -29,6 +30,7 @@ _CODES: dict[type[JobQueueError], int] = {
     LeaseLost: code_pb2.FAILED_PRECONDITION,
     WrongState: code_pb2.FAILED_PRECONDITION,
     StoreUnavailable: code_pb2.UNAVAILABLE,
+    ServerDraining: code_pb2.UNAVAILABLE,
     StoreFull: code_pb2.RESOURCE_EXHAUSTED,
 }
 

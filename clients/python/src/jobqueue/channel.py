@@ -1,0 +1,60 @@
+"""Channel construction and options shared by producers and workers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+
+ChannelOption = tuple[str, int | str]
+
+# A Lease stream may sit idle for hours behind NATs and load balancers: ping so a dead peer
+# is noticed in ~40 s instead of at the next write. The server permits pings every 10 s.
+KEEPALIVE_OPTIONS: list[ChannelOption] = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+# gRPC's own reconnect backoff grows to 120 s by default, which would hide ours (0.1 s to
+# 10 s): a channel in backoff fails every call at once until it tries again.
+RECONNECT_OPTIONS: list[ChannelOption] = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 10_000),
+]
+# A LeaseResponse batches many jobs, each with up to 1 MiB of payload: match the server's
+# 64 MiB limit instead of gRPC's default 4 MiB.
+MESSAGE_SIZE_OPTIONS: list[ChannelOption] = [
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+]
+DEFAULT_OPTIONS: list[ChannelOption] = KEEPALIVE_OPTIONS + RECONNECT_OPTIONS + MESSAGE_SIZE_OPTIONS
+
+
+def _options(extra: Sequence[ChannelOption]) -> list[ChannelOption]:
+    """The defaults, with any key given in `extra` replaced (no key appears twice)."""
+    keys = {key for key, _ in extra}
+    return list(extra) + [(key, value) for key, value in DEFAULT_OPTIONS if key not in keys]
+
+
+def aio_channel(
+    target: str,
+    credentials: grpc.ChannelCredentials | None = None,
+    options: Sequence[ChannelOption] = (),
+) -> grpc.aio.Channel:
+    """A grpc.aio channel to `target` ("host:port"), TLS when `credentials` are given."""
+    if credentials is not None:
+        return grpc.aio.secure_channel(target, credentials, options=_options(options))
+    return grpc.aio.insecure_channel(target, options=_options(options))
+
+
+def sync_channel(
+    target: str,
+    credentials: grpc.ChannelCredentials | None = None,
+    options: Sequence[ChannelOption] = (),
+) -> grpc.Channel:
+    """A blocking grpc channel to `target` ("host:port"), TLS when `credentials` are given."""
+    if credentials is not None:
+        return grpc.secure_channel(target, credentials, options=_options(options))
+    return grpc.insecure_channel(target, options=_options(options))

@@ -1,0 +1,157 @@
+"""AsyncClient: the asyncio producer API (enqueue, inspect, cancel, retry, wait)."""
+
+# `timeout` is the gRPC deadline sent to the server with each call, as in grpc's own API,
+# not a local asyncio timeout.
+# ruff: noqa: ASYNC109
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import grpc
+
+from jobqueue import convert, messages
+from jobqueue.backoff import poll_intervals, poll_timeout
+from jobqueue.channel import ChannelOption, aio_channel
+from jobqueue.errors import InvalidArgument, Unavailable, from_rpc_error
+from jobqueue.models import BackoffPolicy, EnqueueResult, JobInfo, JobSpec, Priority, PriorityName, QueueStats
+from jobqueue.v1 import job_queue_service_pb2 as svc
+from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
+
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_WAIT_S = 60.0
+
+RequestT = TypeVar("RequestT")
+ResponseT = TypeVar("ResponseT")
+
+
+class AsyncClient:
+    """Producer client on a grpc.aio channel.
+
+    Give a target ("localhost:50051") to let the client own its channel (closed by
+    ``close()`` or ``async with``), or an existing ``grpc.aio.Channel`` to share one. Every
+    call takes an optional ``timeout`` in seconds (default: the client's, 10 s) and raises
+    a :mod:`jobqueue.errors` class when it fails. Calls are not retried: ``enqueue`` is
+    only safe to repeat with an ``idempotency_key``.
+    """
+
+    def __init__(
+        self,
+        target: str | grpc.aio.Channel,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        credentials: grpc.ChannelCredentials | None = None,
+        options: Sequence[ChannelOption] = (),
+    ) -> None:
+        self._owns_channel = isinstance(target, str)
+        self._channel = aio_channel(target, credentials, options) if isinstance(target, str) else target
+        self._stub: svc_grpc.JobQueueServiceAsyncStub = svc_grpc.JobQueueServiceStub(self._channel)
+        self.timeout = timeout
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Closes the channel if the client created it."""
+        if self._owns_channel:
+            await self._channel.close()
+
+    async def enqueue(
+        self,
+        queue: str,
+        payload: Mapping[str, Any] | bytes | None = None,
+        *,
+        priority: PriorityName = Priority.NORMAL,
+        delay: timedelta | float | None = None,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+        idempotency_key: str | None = None,
+        lease_duration: timedelta | float | None = None,
+        metadata: Mapping[str, str] | None = None,
+        backoff: BackoffPolicy | None = None,
+        timeout: float | None = None,
+    ) -> EnqueueResult:
+        """Adds one job; `delay` (seconds or timedelta) or `run_at` (aware datetime) defers it."""
+        spec = JobSpec(
+            queue=queue, payload=payload, priority=priority, delay=delay, run_at=run_at,
+            max_attempts=max_attempts, idempotency_key=idempotency_key, lease_duration=lease_duration,
+            metadata=metadata, backoff=backoff,
+        )  # fmt: skip
+        response = await self._call(self._stub.Enqueue, messages.enqueue_request(spec), timeout)
+        return messages.enqueue_result(response)
+
+    async def enqueue_many(
+        self, jobs: Sequence[JobSpec | Mapping[str, Any]], *, timeout: float | None = None
+    ) -> list[EnqueueResult]:
+        """Adds many jobs with EnqueueBatch, 1,000 per call; results come in the order given.
+
+        Each call is all-or-nothing; when a later call fails, the jobs of earlier calls stay.
+        """
+        results: list[EnqueueResult] = []
+        for batch in messages.batches(messages.batch_requests(jobs)):
+            request = svc.EnqueueBatchRequest(requests=batch)
+            try:
+                response = await self._call(self._stub.EnqueueBatch, request, timeout)
+            except InvalidArgument as error:
+                raise messages.shift_field(error, len(results)) from error
+            results += [messages.enqueue_result(r) for r in response.responses]
+        return results
+
+    async def get(self, job_id: str, *, timeout: float | None = None) -> JobInfo:
+        """The job as stored now; raises NotFound when it does not exist."""
+        response = await self._call(self._stub.GetStatus, svc.GetStatusRequest(job_id=job_id), timeout)
+        return convert.job_info(response.job)
+
+    async def stats(self, queue: str | None = None, *, timeout: float | None = None) -> list[QueueStats]:
+        """Counts by state for one queue, or for every known queue (sorted by name)."""
+        response = await self._call(self._stub.Stats, svc.StatsRequest(queue=queue or ""), timeout)
+        return [convert.queue_stats(s) for s in response.queues]
+
+    async def cancel(self, job_id: str, *, timeout: float | None = None) -> None:
+        """Stops a scheduled or queued job from running; WrongState once it was leased."""
+        await self._call(self._stub.Cancel, svc.CancelRequest(job_id=job_id), timeout)
+
+    async def retry(self, job_id: str, *, timeout: float | None = None) -> None:
+        """Sends a dead or cancelled job back to its queue with its attempts reset."""
+        await self._call(self._stub.Retry, svc.RetryRequest(job_id=job_id), timeout)
+
+    async def wait(self, job_id: str, *, timeout: float | None = DEFAULT_WAIT_S) -> JobInfo:
+        """Returns the job once it is COMPLETED, DEAD or CANCELLED; TimeoutError after `timeout`.
+
+        The server has no push for job completion, so this polls GetStatus, starting at
+        10 ms and slowing to every 0.5 s. A server that is briefly unreachable (Unavailable)
+        does not end the wait. `timeout=None` waits for ever.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        for interval in poll_intervals():
+            try:
+                job = await self.get(job_id, timeout=poll_timeout(self.timeout, deadline, loop.time()))
+                if job.finished:
+                    return job
+            except Unavailable:
+                pass
+            if deadline is not None and loop.time() + interval > deadline:
+                raise TimeoutError(f"job {job_id} did not finish within {timeout} s")
+            await asyncio.sleep(interval)
+        raise AssertionError("poll_intervals never ends")
+
+    async def _call(
+        self,
+        method: grpc.aio.UnaryUnaryMultiCallable[RequestT, ResponseT],
+        request: RequestT,
+        timeout: float | None,
+    ) -> ResponseT:
+        try:
+            return await method(request, timeout=self.timeout if timeout is None else timeout)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from error

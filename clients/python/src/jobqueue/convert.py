@@ -1,0 +1,205 @@
+"""Conversions between Python values and the contract's messages.
+
+Payloads and results travel as ``google.protobuf.Struct``, whose numbers are doubles (as in
+JSON). Integers are checked to fit a double exactly on the way in, and whole numbers come
+back as ``int`` on the way out, so ``{"n": 1}`` round-trips as ``{"n": 1}``, not ``1.0``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
+
+from jobqueue.errors import InvalidArgument
+from jobqueue.models import BackoffPolicy, JobError, JobInfo, JobState, Priority, PriorityName, QueueStats
+from jobqueue.v1 import job_pb2
+
+# Largest integer a double holds exactly: beyond it a Struct would silently round.
+MAX_SAFE_INTEGER = 2**53
+
+_STATES: dict[int, JobState] = {
+    job_pb2.JOB_STATE_SCHEDULED: JobState.SCHEDULED,
+    job_pb2.JOB_STATE_QUEUED: JobState.QUEUED,
+    job_pb2.JOB_STATE_ACTIVE: JobState.ACTIVE,
+    job_pb2.JOB_STATE_COMPLETED: JobState.COMPLETED,
+    job_pb2.JOB_STATE_DEAD: JobState.DEAD,
+    job_pb2.JOB_STATE_CANCELLED: JobState.CANCELLED,
+}
+_PRIORITIES: dict[Priority, job_pb2.Priority.ValueType] = {
+    Priority.LOW: job_pb2.PRIORITY_LOW,
+    Priority.NORMAL: job_pb2.PRIORITY_NORMAL,
+    Priority.HIGH: job_pb2.PRIORITY_HIGH,
+}
+_PRIORITY_NAMES: dict[int, Priority] = {int(number): name for name, number in _PRIORITIES.items()}
+
+
+# -- JSON values <-> Struct -------------------------------------------------------------
+
+
+def to_struct(value: Mapping[str, Any], what: str = "payload") -> struct_pb2.Struct:
+    """A Struct holding `value`; raises InvalidArgument naming the offending path."""
+    struct = struct_pb2.Struct()
+    struct.update(_json_object(value, what))
+    return struct
+
+
+def _json_object(value: Mapping[str, Any], path: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise InvalidArgument(f"{path}: keys must be strings, got {type(key).__name__}", field=path)
+        out[key] = _json_value(item, f"{path}.{key}")
+    return out
+
+
+def _json_value(value: Any, path: str) -> Any:
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        if abs(value) > MAX_SAFE_INTEGER:
+            raise InvalidArgument(f"{path}: {value} does not fit a JSON number exactly", field=path)
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidArgument(f"{path}: {value} is not a JSON number", field=path)
+        return value
+    if isinstance(value, Mapping):
+        return _json_object(value, path)
+    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        return [_json_value(item, f"{path}[{index}]") for index, item in enumerate(value)]
+    raise InvalidArgument(f"{path}: {type(value).__name__} is not a JSON value", field=path)
+
+
+def from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """The Struct as plain dicts and lists, whole numbers as int."""
+    return {key: _from_value(value) for key, value in struct.fields.items()}
+
+
+def _from_value(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "number_value":
+        number = value.number_value
+        return int(number) if number.is_integer() and abs(number) <= MAX_SAFE_INTEGER else number
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return from_struct(value.struct_value)
+    if kind == "list_value":
+        return [_from_value(item) for item in value.list_value.values]
+    return None
+
+
+# -- times ------------------------------------------------------------------------------
+
+
+def seconds(value: timedelta | float) -> float:
+    """Seconds in a timedelta or a number of seconds."""
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def to_duration(value: timedelta | float, what: str) -> duration_pb2.Duration:
+    """A Duration from a timedelta or seconds; negative values are refused."""
+    delta = value if isinstance(value, timedelta) else timedelta(seconds=value)
+    if delta < timedelta(0):
+        raise InvalidArgument(f"{what} must not be negative, got {delta}", field=what)
+    duration = duration_pb2.Duration()
+    duration.FromTimedelta(delta)
+    return duration
+
+
+def to_timestamp(value: datetime, what: str) -> timestamp_pb2.Timestamp:
+    """A Timestamp from an aware datetime; naive ones are refused (their zone is a guess)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidArgument(f"{what} must be timezone-aware, e.g. datetime.now(UTC)", field=what)
+    timestamp = timestamp_pb2.Timestamp()
+    timestamp.FromDatetime(value)
+    return timestamp
+
+
+def from_timestamp(value: timestamp_pb2.Timestamp) -> datetime:
+    return value.ToDatetime(tzinfo=UTC)
+
+
+def _optional_time(message: Any, name: str) -> datetime | None:
+    return from_timestamp(getattr(message, name)) if message.HasField(name) else None
+
+
+# -- enums and policies -----------------------------------------------------------------
+
+
+def to_priority(value: PriorityName) -> job_pb2.Priority.ValueType:
+    try:
+        return _PRIORITIES[Priority(value)]
+    except ValueError:
+        raise InvalidArgument(
+            f"priority must be low, normal or high, not {value!r}", field="priority"
+        ) from None
+
+
+def to_backoff(policy: BackoffPolicy) -> job_pb2.BackoffPolicy:
+    message = job_pb2.BackoffPolicy(
+        multiplier=policy.multiplier or 0.0, jitter=policy.jitter or 0.0, no_jitter=policy.no_jitter
+    )
+    if policy.initial_delay is not None:
+        message.initial_delay.CopyFrom(to_duration(policy.initial_delay, "backoff.initial_delay"))
+    if policy.max_delay is not None:
+        message.max_delay.CopyFrom(to_duration(policy.max_delay, "backoff.max_delay"))
+    return message
+
+
+def from_backoff(message: job_pb2.BackoffPolicy) -> BackoffPolicy:
+    return BackoffPolicy(
+        initial_delay=message.initial_delay.ToTimedelta() if message.HasField("initial_delay") else None,
+        max_delay=message.max_delay.ToTimedelta() if message.HasField("max_delay") else None,
+        multiplier=message.multiplier or None,
+        jitter=message.jitter,
+        no_jitter=message.no_jitter,
+    )
+
+
+# -- messages -> models -----------------------------------------------------------------
+
+
+def job_info(job: job_pb2.Job) -> JobInfo:
+    """The typed view of a Job message."""
+    return JobInfo(
+        id=job.id,
+        queue=job.queue,
+        state=_STATES[job.state],
+        payload=from_struct(job.payload),
+        payload_bytes=job.payload_bytes,
+        priority=_PRIORITY_NAMES.get(job.priority, Priority.NORMAL),
+        attempts=job.attempts,
+        max_attempts=job.max_attempts,
+        create_time=_optional_time(job, "create_time"),
+        schedule_time=_optional_time(job, "schedule_time"),
+        start_time=_optional_time(job, "start_time"),
+        finish_time=_optional_time(job, "finish_time"),
+        result=from_struct(job.result) if job.HasField("result") else None,
+        last_error=job.last_error,
+        errors=[JobError(e.attempt, e.message, _optional_time(e, "time")) for e in job.errors],
+        metadata=dict(job.metadata),
+        lease_duration=job.lease_duration.ToTimedelta() if job.HasField("lease_duration") else None,
+        backoff=from_backoff(job.backoff) if job.HasField("backoff") else None,
+        idempotency_key=job.idempotency_key or None,
+        worker_id=job.worker_id or None,
+    )
+
+
+def queue_stats(stats: job_pb2.QueueStats) -> QueueStats:
+    return QueueStats(
+        queue=stats.queue,
+        queued=stats.queued,
+        scheduled=stats.scheduled,
+        active=stats.active,
+        completed=stats.completed,
+        dead=stats.dead,
+        cancelled=stats.cancelled,
+        oldest_queued_age=stats.oldest_queued_age.ToTimedelta(),
+    )

@@ -1,0 +1,287 @@
+"""LeaseSession: one Lease stream, from Subscribe to its end.
+
+Jobs start as soon as they arrive: the window (max_in_flight) is the worker's concurrency,
+so the server never sends a job that would have to wait. Acks, fails and extends go out
+through one writer that coalesces whatever is ready into a single LeaseRequest.
+
+When the stream ends, every job it held belongs to the server again (it releases them to
+their queue at once), so a handler still running then is cancelled and its result dropped:
+acking with that lease's token on a new stream would be refused with LEASE_LOST, and the job
+may already be running elsewhere. Plain ``def`` handlers cannot be interrupted; their thread
+runs to the end and the result is discarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeAlias
+
+import grpc
+
+from jobqueue import convert
+from jobqueue.context import JobContext
+from jobqueue.counters import WorkerCounters
+from jobqueue.errors import (
+    InvalidArgument,
+    JobQueueError,
+    LeaseLost,
+    Unavailable,
+    from_rpc_error,
+    from_status,
+)
+from jobqueue.execution import JobRunner, Settlement
+from jobqueue.keeper import LeaseKeeper
+from jobqueue.outbox import Outbox
+from jobqueue.v1 import job_queue_service_pb2 as svc
+from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
+
+logger = logging.getLogger(__name__)
+
+Call: TypeAlias = "grpc.aio.StreamStreamCall[svc.LeaseRequest, svc.LeaseResponse]"
+
+# The server's default lease, for a job whose lease length cannot be read off its grant.
+DEFAULT_LEASE = timedelta(seconds=30)
+# How long to wait for the status after a write failed, and for the server to confirm the
+# last acks and end the stream after we half-closed it.
+STATUS_WAIT_S = 1.0
+FLUSH_TIMEOUT_S = 5.0
+# An ack or fail refused with UNAVAILABLE (Redis unreachable) changed nothing and the lease
+# is still ours, so it is sent again after this delay; the token fences any duplicate.
+RESEND_DELAY_S = 0.5
+CANCEL_WAIT_S = 1.0
+
+
+@dataclass
+class _Running:
+    task: asyncio.Task[None]
+    ctx: JobContext
+
+
+class LeaseSession:
+    """Serves one Lease stream; `run` returns after a graceful stop and raises when it breaks."""
+
+    def __init__(
+        self,
+        stub: svc_grpc.JobQueueServiceAsyncStub,
+        subscribe: svc.Subscribe,
+        runner: JobRunner,
+        counters: WorkerCounters,
+    ) -> None:
+        self._stub = stub
+        self._subscribe = subscribe
+        self._runner = runner
+        self._counters = counters
+        self._outbox = Outbox()
+        self._keeper = LeaseKeeper(self._outbox.put)
+        self._running: dict[str, _Running] = {}
+        self._unconfirmed: dict[str, Settlement] = {}
+        self._draining = False
+        self._ended = False
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    async def run(self, stop: asyncio.Event, force: asyncio.Event, grace_period: float) -> None:
+        """Runs until `stop` is set (then drains for up to `grace_period`) or the stream breaks."""
+        call = self._stub.Lease()
+        self._counters.connections += 1
+        self._outbox.resubscribe(self._subscribe)
+        reader = asyncio.create_task(self._read(call), name="jobqueue lease reader")
+        writer = asyncio.create_task(self._write(call), name="jobqueue lease writer")
+        keeper = asyncio.create_task(self._keeper.run(), name="jobqueue lease keeper")
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({reader, writer, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if writer.done() and not reader.done():
+                await asyncio.wait({reader}, timeout=STATUS_WAIT_S)  # the reader gets the status
+            if stopping.done() and not reader.done():
+                await self._drain(reader, force, grace_period)
+            self._check(reader, writer)
+        finally:
+            self._ended = True
+            await self._abandon_running()
+            call.cancel()
+            for task in (stopping, keeper, reader, writer):
+                task.cancel()
+            await asyncio.gather(stopping, keeper, reader, writer, return_exceptions=True)
+
+    # -- stream I/O ------------------------------------------------------------------------
+
+    async def _read(self, call: Call) -> None:
+        while True:
+            response = await call.read()
+            if response is grpc.aio.EOF:
+                return
+            assert isinstance(response, svc.LeaseResponse)
+            for leased in response.jobs:
+                self._start(leased)
+            for confirmation in response.confirmations:
+                self._confirm(confirmation)
+
+    async def _write(self, call: Call) -> None:
+        while (request := await self._outbox.next()) is not None:
+            await call.write(request)
+        await call.done_writing()
+
+    def _check(self, reader: asyncio.Task[None], writer: asyncio.Task[None]) -> None:
+        """Raises the typed error that ended the stream, if it did not end by our stop."""
+        for task in (reader, writer):
+            error = task.exception() if task.done() and not task.cancelled() else None
+            if isinstance(error, grpc.RpcError):
+                raise from_rpc_error(error) from error
+            if error is not None and not isinstance(error, asyncio.InvalidStateError):
+                raise error  # a bug, not a network failure: let it surface
+        if not self._draining:
+            raise Unavailable("the server ended the Lease stream")
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    def _start(self, leased: svc.LeasedJob) -> None:
+        self._counters.received += 1
+        if self._draining:
+            # Not started: the server releases it to its queue when the stream closes.
+            logger.debug("stopping: not starting job %s", leased.job.id)
+            return
+        ctx = _context(leased, self._subscribe.worker_id)
+        task = asyncio.create_task(self._execute(ctx), name=f"jobqueue job {ctx.job_id}")
+        self._running[ctx.job_id] = _Running(task, ctx)
+        self._keeper.track(ctx.job_id, ctx.lease_token, ctx.lease_duration.total_seconds())
+
+    async def _execute(self, ctx: JobContext) -> None:
+        try:
+            settlement = await self._runner.run(ctx)
+        except asyncio.CancelledError:
+            self._counters.abandoned += 1
+            raise
+        finally:
+            self._keeper.forget(ctx.job_id)
+            self._running.pop(ctx.job_id, None)
+        if self._ended or ctx.lease_lost:
+            self._counters.abandoned += 1
+            why = "its lease was lost" if ctx.lease_lost else "its stream ended"
+            logger.warning("dropping the result of job %s: %s", ctx.job_id, why)
+            return
+        self._settle(settlement)
+
+    async def _wait_for_handlers(
+        self, reader: asyncio.Task[None], force: asyncio.Event, grace: float
+    ) -> None:
+        """Until every running handler is done, the grace period ends, a force stop, or the stream breaks."""
+        tasks = [running.task for running in self._running.values()]
+        if not tasks:
+            return
+        logger.info("stopping: waiting up to %.1f s for %d running jobs", grace, len(tasks))
+        handlers = asyncio.ensure_future(asyncio.wait(tasks))
+        forced = asyncio.ensure_future(force.wait())
+        try:
+            await asyncio.wait({handlers, forced, reader}, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            handlers.cancel()
+            forced.cancel()
+
+    async def _drain(self, reader: asyncio.Task[None], force: asyncio.Event, grace: float) -> None:
+        self._draining = True
+        # A window of one: each ack would otherwise make room for a job we would not start
+        # (the server counts an attempt for it, then releases it when we close).
+        self._outbox.resubscribe(svc.Subscribe(max_in_flight=1))
+        await self._wait_for_handlers(reader, force, grace)
+        await self._abandon_running()
+        self._outbox.close()
+        # The writer flushes the last acks and half-closes; the server confirms and ends.
+        forced = asyncio.ensure_future(force.wait())
+        try:
+            await asyncio.wait({reader, forced}, timeout=FLUSH_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            forced.cancel()
+
+    async def _abandon_running(self) -> None:
+        tasks = [running.task for running in self._running.values()]
+        if not tasks:
+            return
+        logger.warning("abandoning %d running jobs; the server gives them out again", len(tasks))
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks, timeout=CANCEL_WAIT_S)
+
+    # -- confirmations ---------------------------------------------------------------------
+
+    def _confirm(self, confirmation: svc.Confirmation) -> None:
+        error = from_status(confirmation.status)
+        if confirmation.kind == svc.CONFIRMATION_KIND_EXTEND:
+            self._extended(confirmation, error)
+            return
+        settlement = self._unconfirmed.pop(confirmation.job_id, None)
+        if error is None:
+            if confirmation.kind == svc.CONFIRMATION_KIND_ACK:
+                self._counters.succeeded += 1
+            else:
+                self._counters.failed += 1
+            return
+        if settlement is not None and isinstance(error, Unavailable):
+            self._resend_later(settlement, error)
+            return
+        self._counters.rejected += 1
+        _log_refusal(confirmation.job_id, error)
+        if isinstance(settlement, svc.AckRequest) and isinstance(error, InvalidArgument):
+            self._fail_refused_result(settlement, error)
+
+    def _settle(self, settlement: Settlement) -> None:
+        self._unconfirmed[settlement.job_id] = settlement
+        self._outbox.put(settlement)
+
+    def _resend_later(self, settlement: Settlement, error: JobQueueError) -> None:
+        logger.warning("server could not settle job %s (%s); sending again", settlement.job_id, error)
+        self._unconfirmed[settlement.job_id] = settlement
+        self._counters.resent += 1
+        asyncio.get_running_loop().call_later(RESEND_DELAY_S, self._resend, settlement.job_id)
+
+    def _resend(self, job_id: str) -> None:
+        settlement = self._unconfirmed.get(job_id)
+        if settlement is not None and not self._ended and not self._outbox.closed:
+            self._outbox.put(settlement)
+
+    def _fail_refused_result(self, ack: svc.AckRequest, error: JobQueueError) -> None:
+        # The same ack cannot succeed (a result over the size limit, ...), and left alone the
+        # lease would run out and the job run again: fail it for good, with the reason.
+        message = f"the server refused the handler's result: {error}"
+        fail = svc.FailRequest(
+            job_id=ack.job_id, lease_token=ack.lease_token, error=message, non_retryable=True
+        )
+        self._settle(fail)
+
+    def _extended(self, confirmation: svc.Confirmation, error: JobQueueError | None) -> None:
+        running = self._running.get(confirmation.job_id)
+        if running is None:
+            return  # the handler finished meanwhile
+        if error is None:
+            running.ctx.deadline = convert.from_timestamp(confirmation.lease_expire_time)
+        elif isinstance(error, Unavailable):
+            logger.warning("could not extend the lease of job %s: %s", confirmation.job_id, error)
+        else:
+            running.ctx.lease_lost = True
+            self._keeper.forget(confirmation.job_id)
+            logger.warning(
+                "lease of job %s lost (%s); its result will be dropped", confirmation.job_id, error
+            )
+
+
+def _log_refusal(job_id: str, error: JobQueueError) -> None:
+    if isinstance(error, LeaseLost):
+        logger.warning("server refused to settle job %s: lease lost (%s)", job_id, error)
+    else:
+        logger.error("server refused to settle job %s: %s %s", job_id, error.reason, error)
+
+
+def _context(leased: svc.LeasedJob, worker_id: str) -> JobContext:
+    job = convert.job_info(leased.job)
+    deadline = convert.from_timestamp(leased.lease_expire_time)
+    # The grant's deadline minus its start time (both Redis's clock) is the lease length,
+    # whether it came from the job, the stream or the server default.
+    length = deadline - job.start_time if job.start_time is not None else job.lease_duration
+    if length is None or length <= timedelta(0):
+        length = job.lease_duration or DEFAULT_LEASE
+    return JobContext(job, leased.lease_token, deadline, length, worker_id)
