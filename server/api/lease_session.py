@@ -25,6 +25,24 @@ logger = logging.getLogger(__name__)
 
 Send = Callable[[svc.LeaseResponse], Awaitable[None]]
 
+# Jobs are split over several LeaseResponses past this size, well under gRPC's limits.
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+# What a LeasedJob adds to its payloads: ids, token, times, metadata, backoff.
+JOB_OVERHEAD_BYTES = 512
+
+
+def _by_size(jobs: list[svc.LeasedJob]) -> list[list[svc.LeasedJob]]:
+    chunks: list[list[svc.LeasedJob]] = []
+    size = MAX_RESPONSE_BYTES
+    for job in jobs:
+        cost = len(job.job.payload_bytes) + job.job.payload.ByteSize() + JOB_OVERHEAD_BYTES
+        if size + cost > MAX_RESPONSE_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(job)
+        size += cost
+    return chunks
+
 
 class LeaseSession:
     """Serves one Lease stream after its first message was validated."""
@@ -109,7 +127,7 @@ class LeaseSession:
             "extends",
             request.extends,
             validation.extend,
-            self._store.extend,
+            self._extend,
             ConfirmationKind.CONFIRMATION_KIND_EXTEND,
         )
         confirmations += await self._settle(
@@ -121,10 +139,15 @@ class LeaseSession:
         if confirmations:
             self._outbox.put_nowait(svc.LeaseResponse(confirmations=confirmations))
 
+    async def _extend(self, items: Sequence[Settle]) -> Sequence[object]:
+        # Jobs leased on this stream keep the stream's lease length when extended.
+        return await self._store.extend(items, default_lease_ms=self._sub.lease_ms)
+
     def _resubscribe(self, subscribe: svc.Subscribe) -> None:
         if subscribe.queues and tuple(dict.fromkeys(subscribe.queues)) != self._sub.queues:
             raise FieldViolation("subscribe.queues", "cannot change on an open stream")
-        self._window = validation.in_flight(subscribe.max_in_flight, self._limits)
+        # On an open stream 0 pauses delivery (a worker draining before it closes).
+        self._window = validation.in_flight(subscribe.max_in_flight, self._limits, allow_zero=True)
         self._credit.set()
 
     async def _settle(
@@ -183,9 +206,9 @@ class LeaseSession:
             event = self._signals.watch(self._sub.queues)
             try:
                 leased = await self._lease(credit)
-                if leased:
-                    self._outbox.put_nowait(svc.LeaseResponse(jobs=leased))
-                else:
+                for chunk in _by_size(leased):
+                    self._outbox.put_nowait(svc.LeaseResponse(jobs=chunk))
+                if not leased:
                     await self._wait_for(event)
             finally:
                 self._signals.unwatch(event, self._sub.queues)

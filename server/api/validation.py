@@ -230,7 +230,8 @@ def subscription(request: svc.Subscribe, limits: Limits) -> Subscription:
     return Subscription(queues, in_flight(request.max_in_flight, limits), request.worker_id, lease_ms)
 
 
-def in_flight(value: int, limits: Limits) -> int:
+def in_flight(value: int, limits: Limits, *, allow_zero: bool = False) -> int:
+    """The window: 0 means 1 when a stream opens, and pauses delivery on an open stream."""
     if not 0 <= value <= limits.max_in_flight:
         raise FieldViolation("subscribe.max_in_flight", f"must be between 0 and {limits.max_in_flight}")
-    return value or 1
+    return value if allow_zero else value or 1

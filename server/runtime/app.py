@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 SERVICE_NAME = svc.DESCRIPTOR.services_by_name["JobQueueService"].full_name
 HEALTH_INTERVAL_S = 1.0
+TASK_STOP_TIMEOUT_S = 5.0
 # Long streams behind NAT and proxies: ping idle connections so dead peers are noticed.
 GRPC_OPTIONS = [
     ("grpc.keepalive_time_ms", 20_000),
@@ -98,7 +99,9 @@ class App:
         await self.servicer.wait_closed()
         for task in self.tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        _, stuck = await asyncio.wait(self.tasks, timeout=TASK_STOP_TIMEOUT_S)
+        if stuck:  # a library that swallowed the cancellation must not block the exit
+            logger.warning("background tasks did not stop: %s", [t.get_name() for t in stuck])
 
 
 async def _wait_until(condition: Callable[[], bool], timeout_s: float) -> None:

@@ -288,12 +288,16 @@ class Store:
             return FailOutcome(JobState.DEAD, 0)
         return error_for(code, job_id) or JobNotFound(job_id)
 
-    async def extend(self, items: Sequence[Settle]) -> list[ExtendOutcome | JobQueueError]:
-        """Moves lease deadlines to now + lease_ms (or the job's own lease length)."""
+    async def extend(
+        self, items: Sequence[Settle], default_lease_ms: int = 0
+    ) -> list[ExtendOutcome | JobQueueError]:
+        """Moves lease deadlines to now + lease_ms; an item without one gets the job's own
+        lease length, else `default_lease_ms` (a stream's), else the configured default."""
+        fallback = default_lease_ms or self.config.default_lease_ms
 
         async def run(queue: str, group: list[tuple[int, str]]) -> list[Any]:
             k = self.keys(queue)
-            args: list[Any] = [self._now(), k.job_prefix, self.config.default_lease_ms, len(group)]
+            args: list[Any] = [self._now(), k.job_prefix, fallback, len(group)]
             for index, ulid in group:
                 args += [ulid, items[index].token, items[index].lease_ms]
             return list(await self._scripts.extend(keys=[k.active], args=args))

@@ -259,3 +259,50 @@ async def test_an_expired_lease_is_reaped_and_the_late_ack_refused(stub: Stub, a
     await wait_for_state(stub, job_id, job_pb2.JOB_STATE_COMPLETED)
     await first.close()
     await second.close()
+
+
+async def test_a_window_of_zero_on_an_open_stream_pauses_delivery(stub: Stub) -> None:
+    stream = await LeaseStream(stub).subscribe("q", max_in_flight=1)
+    first_id = await enqueue(stub)
+    (first,) = await stream.wait_jobs(1)
+
+    await stream.call.write(svc.LeaseRequest(subscribe=svc.Subscribe(max_in_flight=0)))
+    second_id = await enqueue(stub)
+    await stream.ack(first)
+    await stream.wait_confirmations(1)
+    paused = (await stub.Stats(svc.StatsRequest(queue="q"))).queues[0]
+    await stream.call.write(svc.LeaseRequest(subscribe=svc.Subscribe(max_in_flight=1)))
+    (_, second) = await stream.wait_jobs(2)
+
+    assert (paused.queued, paused.active) == (1, 0)
+    assert (first.job.id, second.job.id) == (first_id, second_id)
+    await stream.close()
+
+
+async def test_large_jobs_are_split_over_several_messages(stub: Stub) -> None:
+    blob = b"x" * (1024 * 1024)
+    for _ in range(6):
+        await stub.Enqueue(svc.EnqueueRequest(queue="q", payload_bytes=blob))
+    stream = await LeaseStream(stub).subscribe("q", max_in_flight=6)
+
+    jobs = await stream.wait_jobs(6)
+
+    assert all(j.job.payload_bytes == blob for j in jobs)
+    assert stream.messages >= 2
+    await stream.close()
+
+
+async def test_an_extend_without_a_length_keeps_the_streams_lease_length(stub: Stub) -> None:
+    await enqueue(stub)
+    stream = await LeaseStream(stub).subscribe("q", lease_ms=300_000)
+    (leased,) = await stream.wait_jobs(1)
+
+    await stream.call.write(
+        svc.LeaseRequest(extends=[svc.ExtendRequest(job_id=leased.job.id, lease_token=leased.lease_token)])
+    )
+    (confirmation,) = await stream.wait_confirmations(1)
+
+    granted = confirmation.lease_expire_time.ToMilliseconds() - leased.job.start_time.ToMilliseconds()
+    assert confirmation.kind == svc.CONFIRMATION_KIND_EXTEND
+    assert granted >= 300_000
+    await stream.close()

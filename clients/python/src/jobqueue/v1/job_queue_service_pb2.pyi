@@ -327,8 +327,9 @@ class Subscribe(_message.Message):
     WORKER_ID_FIELD_NUMBER: _builtins.int
     LEASE_DURATION_FIELD_NUMBER: _builtins.int
     max_in_flight: _builtins.int
-    """Most jobs the stream may hold unsettled at once (1 to the server limit, 1,000 by
-    default). 0 means 1. A later Subscribe on the same stream may change only this.
+    """Most jobs the stream may hold unsettled at once (up to the server limit, 1,000 by
+    default). In the first Subscribe, 0 means 1. A later Subscribe on the same stream may
+    change only this; there 0 pauses delivery (for a worker draining before it closes).
     """
     worker_id: _builtins.str
     """A name for the worker, shown on its active jobs."""
