@@ -1,4 +1,4 @@
-"""The `jobq` command line."""
+"""`jobq serve`: run the gRPC server."""
 
 from __future__ import annotations
 
@@ -12,12 +12,7 @@ import click
 from jobqueue_server.config import ServerSettings
 
 
-@click.group()
-def main() -> None:
-    """jobqueue: a job queue as a gRPC service over Redis."""
-
-
-@main.command()
+@click.command()
 @click.option("--host", help="Address to listen on [env JOBQ_HOST; default 0.0.0.0].")
 @click.option("--port", type=int, help="Port to listen on [env JOBQ_PORT; default 50051].")
 @click.option("--redis-url", help="redis:// or rediss:// URL [env JOBQ_REDIS_URL]; unset: embedded Valkey.")
@@ -36,3 +31,6 @@ def serve(**flags: Any) -> None:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     asyncio.run(run(settings))
+
+
+COMMANDS = [serve]

@@ -1,0 +1,5 @@
+"""Placeholder until its commands land."""
+
+import click
+
+COMMANDS: list[click.Command] = []
