@@ -40,16 +40,20 @@ class Maintenance:
 
     async def run(self) -> None:
         while True:
+            self._wake.clear()  # before the pass: a wake_at during it must not be lost
             if _now_ms() >= self._next_ms:
                 await self.sweep_once()
-            self._wake.clear()
             delay_s = max(0.0, (self._next_ms - _now_ms()) / 1000)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay_s)
 
     async def sweep_once(self) -> None:
-        """One pass over every known queue; plans the next one."""
-        next_ms = _now_ms() + self._interval_ms
+        """One pass over every known queue; plans the next one.
+
+        `wake_at` calls made while the pass runs lower `_next_ms` further; they are kept.
+        """
+        now = _now_ms()
+        self._next_ms = now + self._interval_ms
         try:
             redis_now = await self._store.now_ms()
             self._skew_ms = redis_now - _now_ms()
@@ -58,10 +62,11 @@ class Maintenance:
                 if result.promoted or result.requeued:
                     self._signals.notify(queue)
                 if result.next_due_ms is not None:
-                    next_ms = min(next_ms, result.next_due_ms - self._skew_ms)
+                    self._next_ms = min(self._next_ms, result.next_due_ms - self._skew_ms)
+                if result.hit_batch_limit:  # more to do than one pass takes: go again at once
+                    self._next_ms = now
         except StoreUnavailable as exc:
             logger.warning("maintenance pass failed: %s", exc)
-        self._next_ms = next_ms
 
 
 def _now_ms() -> int:

@@ -82,15 +82,23 @@ class LeaseSession:
     ) -> None:
         """Runs until the worker closes the stream; the caller must then call `close`."""
         await self._handle(first, is_first=True)
-        self._dispatcher = asyncio.create_task(self._dispatch())
+        dispatcher = self._dispatcher = asyncio.create_task(self._dispatch())
         reader = asyncio.create_task(self._read(requests))
+        watched: set[asyncio.Task[None]] = {reader, dispatcher}
         try:
             while True:
                 getter = asyncio.ensure_future(self._outbox.get())
-                await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({getter, *watched}, return_when=asyncio.FIRST_COMPLETED)
+                if dispatcher in watched and dispatcher.done():
+                    watched.discard(dispatcher)
+                    if dispatcher.exception() is not None:
+                        getter.cancel()
+                        dispatcher.result()  # an unexpected failure ends the stream; the worker reconnects
                 if not getter.done():
                     getter.cancel()
-                    break
+                    if reader.done():
+                        break
+                    continue
                 await send(getter.result())
             reader.result()  # re-raises a reader failure (an invalid later message)
             while not self._outbox.empty():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from urllib.parse import urlsplit, urlunsplit
 
 from jobqueue_server.config import ServerSettings
 from jobqueue_server.runtime.app import check_redis, connect_redis, start_app, store_config
@@ -27,7 +28,7 @@ async def serve(settings: ServerSettings) -> None:
         store = Store(redis, store_config(settings))
         await check_redis(store)
         app = await start_app(settings, store)
-        print(f"jobqueue listening on {settings.host}:{app.port} (redis {url})", flush=True)
+        print(f"jobqueue listening on {settings.host}:{app.port} (redis {_redacted(url)})", flush=True)
         await stop.wait()
         logger.info("shutting down: draining streams for up to %.0f s", settings.shutdown_grace_seconds)
         await app.stop()
@@ -43,3 +44,12 @@ def _stop_on_signals() -> asyncio.Event:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     return stop
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

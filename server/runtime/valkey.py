@@ -76,7 +76,11 @@ class EmbeddedValkey:
     def start(self) -> str:
         """Starts the server and waits until it answers PING; returns its URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._process = subprocess.Popen(self._arguments(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Its own session: a Ctrl-C on the terminal must reach us first, so that we can
+        # release leases before Valkey stops.
+        self._process = subprocess.Popen(
+            self._arguments(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
         try:

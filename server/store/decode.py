@@ -24,6 +24,8 @@ LEASE_FIELDS = (
     "idem_key",
     "errors",
     "start_ms",
+    "worker",
+    "last_error",
 )
 _LEASE_WIDTH = 3 + len(LEASE_FIELDS)
 

@@ -60,6 +60,8 @@ class SweepResult:
     dead: int
     trimmed: int
     next_due_ms: int | None
+    #: True when a script stopped at its batch size: another pass is due at once.
+    hit_batch_limit: bool = False
 
 
 Outcome = JobQueueError | None
@@ -77,10 +79,8 @@ async def _redis_errors(timeout_s: float) -> AsyncIterator[None]:
             yield
     except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError, TimeoutError) as exc:
         raise StoreUnavailable(f"redis unavailable: {exc or 'no answer in time'}") from exc
-    except redis_errors.ResponseError as exc:
-        if str(exc).startswith("OOM"):
-            raise StoreFull("redis is out of memory") from exc
-        raise
+    except redis_errors.OutOfMemoryError as exc:
+        raise StoreFull("redis is out of memory") from exc
 
 
 def _group_by_queue(job_ids: Sequence[str]) -> tuple[dict[str, list[tuple[int, str]]], list[int]]:
@@ -398,4 +398,15 @@ class Store:
                 args=[now, k.job_prefix, cfg.retention_ms, cfg.sweep_batch],
             )
         wakes = [int(t) for t in (next_due, next_deadline) if int(t) >= 0]
-        return SweepResult(int(promoted), int(requeued), int(dead), int(trimmed), min(wakes, default=None))
+        full = (
+            max(int(promoted), int(requeued) + int(dead)) >= cfg.sweep_batch
+            or int(trimmed) >= cfg.sweep_batch
+        )
+        return SweepResult(
+            int(promoted),
+            int(requeued),
+            int(dead),
+            int(trimmed),
+            min(wakes, default=None),
+            hit_batch_limit=full,
+        )

@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from redis.asyncio import Redis
 
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue_server.runtime.app import App
 from tests.server.streams import LeaseStream
+from tests.server.test_unary_calls import error_reason
 from tests.support import TestRedis
 
 if TYPE_CHECKING:
@@ -87,3 +89,22 @@ async def test_an_open_stream_survives_an_outage_and_gets_new_jobs_after(
     (leased,) = await stream.wait_jobs(1)
     assert leased.job.id == job_id
     await stream.close()
+
+
+async def test_a_full_redis_refuses_enqueues_with_resource_exhausted_and_keeps_what_it_has(
+    stub: Stub, redis: Redis, test_redis: TestRedis
+) -> None:
+    if not test_redis.controllable:
+        pytest.skip("changes the configuration of the suite's own Redis")
+    kept = (await stub.Enqueue(svc.EnqueueRequest(queue="q"))).job_id
+    await redis.config_set("maxmemory", "1")  # below what is used: every write is refused
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await stub.Enqueue(svc.EnqueueRequest(queue="q"))
+    finally:
+        await redis.config_set("maxmemory", "0")
+
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error_reason(raised.value) == "REDIS_OUT_OF_MEMORY"
+    assert (await stub.GetStatus(svc.GetStatusRequest(job_id=kept))).job.state == job_pb2.JOB_STATE_QUEUED
+    assert (await stub.Enqueue(svc.EnqueueRequest(queue="q"))).job_id  # and it works again

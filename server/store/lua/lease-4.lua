@@ -14,9 +14,9 @@
   ARGV[5] token base (random, unique per call); each token is base .. "." .. index
   ARGV[6] worker id
 
-  Returns a flat array, 16 entries per job: ulid, token, lease deadline ms, then the hash
+  Returns a flat array, 18 entries per job: ulid, token, lease deadline ms, then the hash
   fields priority, payload, payload_bytes, attempts, max_attempts, create_ms, due_ms,
-  metadata, lease_ms, backoff, idem_key, errors, start_ms.
+  metadata, lease_ms, backoff, idem_key, errors, start_ms, worker, last_error.
 ]]
 local rcall = redis.call
 local now = tonumber(ARGV[1])
@@ -47,8 +47,8 @@ for level = 1, 3 do
       out[#out + 1] = deadline
       local fields = rcall('HMGET', key, 'priority', 'payload', 'payload_bytes', 'attempts',
         'max_attempts', 'create_ms', 'due_ms', 'metadata', 'lease_ms', 'backoff', 'idem_key', 'errors',
-        'start_ms')
-      for f = 1, 13 do out[#out + 1] = fields[f] or '' end
+        'start_ms', 'worker', 'last_error')
+      for f = 1, 15 do out[#out + 1] = fields[f] or '' end
     end
   end
 end

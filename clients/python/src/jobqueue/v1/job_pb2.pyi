@@ -95,7 +95,7 @@ Global___JobState: _TypeAlias = JobState  # noqa: Y015
 @_typing.final
 class BackoffPolicy(_message.Message):
     """BackoffPolicy says how long a failed job waits before its next attempt:
-    min(max_delay, initial_delay * multiplier^(failures - 1)), of which a random
+    min(max_delay, initial_delay * multiplier^(attempts - 1)), of which a random
     fraction up to `jitter` is taken off so that retries of many jobs spread out.
     """
 
@@ -107,7 +107,7 @@ class BackoffPolicy(_message.Message):
     JITTER_FIELD_NUMBER: _builtins.int
     NO_JITTER_FIELD_NUMBER: _builtins.int
     multiplier: _builtins.float
-    """Growth factor per failure, at least 1. Unset (0): 2."""
+    """Growth factor per attempt, at least 1. Unset (0): 2."""
     jitter: _builtins.float
     """Fraction of the delay, from 0 to 1, that is randomly taken off. Unset (0): 0.2;
     set `no_jitter` for exact delays.
@@ -271,7 +271,9 @@ class Job(_message.Message):
 
     @_builtins.property
     def lease_duration(self) -> _duration_pb2.Duration:
-        """The lease length used for this job when no stream or request says otherwise."""
+        """The job's own lease length, given at enqueue: it wins over the stream's and the
+        server's default; an Extend without a length also uses it.
+        """
 
     @_builtins.property
     def backoff(self) -> Global___BackoffPolicy:

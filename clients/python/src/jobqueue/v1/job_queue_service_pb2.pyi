@@ -454,7 +454,9 @@ class Confirmation(_message.Message):
     @_builtins.property
     def status(self) -> _status_pb2.Status:
         """OK, or why it was refused: FAILED_PRECONDITION when the lease is no longer this
-        token's, NOT_FOUND when the job is unknown, INVALID_ARGUMENT for a malformed entry.
+        token's, NOT_FOUND when the job is unknown, INVALID_ARGUMENT for a malformed entry
+        (all three free the stream's slot), or UNAVAILABLE when Redis could not be reached
+        (the job stays held: send the same ack or fail again).
         """
 
     @_builtins.property
@@ -639,7 +641,9 @@ class ExtendRequest(_message.Message):
     """The token of the current lease."""
     @_builtins.property
     def lease_duration(self) -> _duration_pb2.Duration:
-        """The new deadline is now plus this; unset means the lease length the job was given."""
+        """The new deadline is now plus this. Unset: the job's own lease length, else (on a
+        stream) the stream's, else the server default.
+        """
 
     def __init__(
         self,
