@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -23,6 +22,7 @@ from jobqueue_server.api.validation import Limits
 from jobqueue_server.config import ServerSettings
 from jobqueue_server.errors import StoreUnavailable
 from jobqueue_server.loops import Maintenance
+from jobqueue_server.runtime import reflection
 from jobqueue_server.store import Store, StoreConfig
 from jobqueue_server.store.signals import QueueSignals
 
@@ -122,10 +122,7 @@ async def start_app(settings: ServerSettings, store: Store) -> App:
     server = grpc.aio.server(options=GRPC_OPTIONS)
     svc_grpc.add_JobQueueServiceServicer_to_server(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        server,
-    )
+    reflection.enable(server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     await server.start()
     app = App(settings, store, server, servicer, health, port)
