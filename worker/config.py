@@ -1,0 +1,109 @@
+"""Reference worker settings: one object per process, from flags and `JOBQ_*` environment variables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from jobqueue.errors import NonRetryableError
+from jobqueue_worker.handlers.email import EmailSettings, parse_address
+from jobqueue_worker.handlers.image import ImageSettings
+
+EMAIL_QUEUE = "emails"
+IMAGE_QUEUE = "images"
+#: The queues this worker has handlers for; any other would only collect failed attempts.
+KNOWN_QUEUES = (EMAIL_QUEUE, IMAGE_QUEUE)
+
+
+def _split_commas(value: object) -> object:
+    """Accept "a,b" (env vars, one flag) as well as a list (repeated flags, Python callers)."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class WorkerSettings(BaseSettings):
+    """Every knob of `jobq worker`. Flags override the environment; durations are in seconds."""
+
+    model_config = SettingsConfigDict(env_prefix="JOBQ_", extra="ignore")
+
+    target: str = Field("localhost:50051", description="the server's host:port")
+    # NoDecode: the env value is a comma list, not the JSON pydantic-settings expects by default.
+    queues: Annotated[tuple[str, ...], NoDecode] = (EMAIL_QUEUE, IMAGE_QUEUE)
+    concurrency: int = Field(8, ge=1, le=1000)
+    grace_seconds: float = Field(30.0, ge=0, description="how long running jobs may finish on SIGTERM")
+    worker_id: str | None = Field(None, description="shown on held jobs; default host:pid:random")
+
+    smtp_host: str = "localhost"
+    smtp_port: int | None = Field(None, ge=1, le=65535, description="default 25, 587 or 465 by security")
+    smtp_security: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str | None = Field(None, description="the From address when a payload has none")
+    smtp_validate_certs: bool = True
+    smtp_cafile: Path | None = None
+    smtp_timeout_seconds: float = Field(30.0, gt=0)
+
+    image_output_dir: Path = Path(".jobq-data/images")
+    image_input_dirs: Annotated[tuple[Path, ...], NoDecode] = ()
+    image_allow_private_networks: bool = False
+    image_max_download_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    image_download_timeout_seconds: float = Field(10.0, gt=0)
+    image_max_pixels: int = Field(50_000_000, ge=1)
+    image_cafile: Path | None = None
+
+    log_level: str = "INFO"
+
+    _split_lists = field_validator("queues", "image_input_dirs", mode="before")(_split_commas)
+
+    @field_validator("queues")
+    @classmethod
+    def _known_queues(cls, queues: Sequence[str]) -> tuple[str, ...]:
+        if not queues:
+            raise ValueError(f"give at least one of {', '.join(KNOWN_QUEUES)}")
+        unknown = [queue for queue in queues if queue not in KNOWN_QUEUES]
+        if unknown:
+            handled = ", ".join(KNOWN_QUEUES)
+            raise ValueError(f"no handler for {', '.join(unknown)}; this worker handles {handled}")
+        return tuple(dict.fromkeys(queues))
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _valid_sender(cls, sender: str | None) -> str | None:
+        # Checked at startup: a bad default sender would otherwise make every email job dead.
+        if sender is not None:
+            try:
+                parse_address("smtp_from", sender)
+            except NonRetryableError as error:
+                raise ValueError(str(error)) from error
+        return sender
+
+    def email_settings(self) -> EmailSettings:
+        password = self.smtp_password.get_secret_value() if self.smtp_password is not None else None
+        return EmailSettings(
+            host=self.smtp_host,
+            port=self.smtp_port,
+            security=self.smtp_security,
+            username=self.smtp_username,
+            password=password,
+            default_sender=self.smtp_from,
+            timeout_seconds=self.smtp_timeout_seconds,
+            validate_certs=self.smtp_validate_certs,
+            cafile=self.smtp_cafile,
+        )
+
+    def image_settings(self) -> ImageSettings:
+        # Absolute paths: results name the output files, and readers may not share our cwd.
+        return ImageSettings(
+            output_dir=self.image_output_dir.resolve(),
+            allowed_input_dirs=tuple(path.resolve() for path in self.image_input_dirs),
+            max_download_bytes=self.image_max_download_bytes,
+            download_timeout_seconds=self.image_download_timeout_seconds,
+            allow_private_networks=self.image_allow_private_networks,
+            max_pixels=self.image_max_pixels,
+            cafile=self.image_cafile,
+        )
