@@ -17,7 +17,14 @@ from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1.job_queue_service_pb2 import ConfirmationKind
 from jobqueue_server.api import convert, validation
 from jobqueue_server.api.status import OK, rpc_status_of
-from jobqueue_server.errors import FieldViolation, JobQueueError, StoreUnavailable
+from jobqueue_server.errors import (
+    FieldViolation,
+    JobNotFound,
+    JobQueueError,
+    LeaseLost,
+    ServerDraining,
+    StoreUnavailable,
+)
 from jobqueue_server.store import ExtendOutcome, FailOutcome, JobState, LeasedRecord, Settle, Store
 from jobqueue_server.store.signals import QueueSignals
 
@@ -67,6 +74,7 @@ class LeaseSession:
         self._outbox: asyncio.Queue[svc.LeaseResponse] = asyncio.Queue()
         self._credit = asyncio.Event()
         self._stop = asyncio.Event()
+        self._end = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
 
     @property
@@ -80,15 +88,23 @@ class LeaseSession:
     async def serve(
         self, first: svc.LeaseRequest, requests: AsyncIterator[svc.LeaseRequest], send: Send
     ) -> None:
-        """Runs until the worker closes the stream; the caller must then call `close`."""
+        """Runs until the worker closes the stream; the caller must then call `close`.
+
+        An empty first response tells the worker its subscription was accepted.
+        """
+        await send(svc.LeaseResponse())
         await self._handle(first, is_first=True)
         dispatcher = self._dispatcher = asyncio.create_task(self._dispatch())
         reader = asyncio.create_task(self._read(requests))
-        watched: set[asyncio.Task[None]] = {reader, dispatcher}
+        ended = asyncio.create_task(self._end.wait())
+        watched: set[asyncio.Task[Any]] = {reader, dispatcher, ended}
         try:
             while True:
                 getter = asyncio.ensure_future(self._outbox.get())
                 await asyncio.wait({getter, *watched}, return_when=asyncio.FIRST_COMPLETED)
+                if ended.done():
+                    getter.cancel()
+                    raise ServerDraining("the server is shutting down; reconnect to another")
                 if dispatcher in watched and dispatcher.done():
                     watched.discard(dispatcher)
                     if dispatcher.exception() is not None:
@@ -105,6 +121,11 @@ class LeaseSession:
                 await send(self._outbox.get_nowait())
         finally:
             reader.cancel()
+            ended.cancel()
+
+    def end(self) -> None:
+        """Ends the stream with UNAVAILABLE (the grace period of a shutdown is over)."""
+        self._end.set()
 
     async def close(self) -> None:
         """Stops delivery (waiting for a lease call under way) and releases held jobs."""
@@ -154,6 +175,10 @@ class LeaseSession:
     def _resubscribe(self, subscribe: svc.Subscribe) -> None:
         if subscribe.queues and tuple(dict.fromkeys(subscribe.queues)) != self._sub.queues:
             raise FieldViolation("subscribe.queues", "cannot change on an open stream")
+        if subscribe.worker_id and subscribe.worker_id != self._sub.worker_id:
+            raise FieldViolation("subscribe.worker_id", "cannot change on an open stream")
+        if subscribe.HasField("lease_duration"):
+            raise FieldViolation("subscribe.lease_duration", "cannot change on an open stream")
         # On an open stream 0 pauses delivery (a worker draining before it closes).
         self._window = validation.in_flight(subscribe.max_in_flight, self._limits, allow_zero=True)
         self._credit.set()
@@ -193,7 +218,10 @@ class LeaseSession:
             self._on_deadline(outcome.due_ms)  # the maintenance loop promotes it when due
         if isinstance(outcome, ExtendOutcome):
             confirmation.lease_expire_time.FromMilliseconds(outcome.lease_expire_ms)
-        settled = kind != ConfirmationKind.CONFIRMATION_KIND_EXTEND and not isinstance(
+        # An ack or fail settles the job whatever the answer; an extend refused because the
+        # lease is gone tells the stream the same. Only UNAVAILABLE keeps the slot (resend).
+        lost = isinstance(outcome, LeaseLost | JobNotFound)
+        settled = (kind != ConfirmationKind.CONFIRMATION_KIND_EXTEND or lost) and not isinstance(
             outcome, StoreUnavailable
         )
         if settled and self._held.get(item.job_id) == item.token:

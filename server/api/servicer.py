@@ -167,6 +167,15 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         for session in self._sessions:
             session.stop_dispatching()
 
+    def end_streams(self) -> None:
+        """Graceful shutdown, step two: open streams end with UNAVAILABLE; held jobs are released."""
+        for session in self._sessions:
+            session.end()
+
+    @property
+    def open_streams(self) -> int:
+        return len(self._sessions)
+
     @property
     def held_jobs(self) -> int:
         return sum(session.held for session in self._sessions)

@@ -31,8 +31,12 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME = svc.DESCRIPTOR.services_by_name["JobQueueService"].full_name
 HEALTH_INTERVAL_S = 1.0
 TASK_STOP_TIMEOUT_S = 5.0
+# How long streams get to end with their UNAVAILABLE status before connections are cut.
+STREAM_END_TIMEOUT_S = 2.0
 # Long streams behind NAT and proxies: ping idle connections so dead peers are noticed.
 GRPC_OPTIONS = [
+    # A second server on a busy port must fail, not silently share the port's traffic.
+    ("grpc.so_reuseport", 0),
     ("grpc.keepalive_time_ms", 20_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -95,6 +99,8 @@ class App:
         await self.health.enter_graceful_shutdown()
         self.servicer.drain()
         await _wait_until(lambda: self.servicer.held_jobs == 0, grace)
+        self.servicer.end_streams()
+        await _wait_until(lambda: self.servicer.open_streams == 0, STREAM_END_TIMEOUT_S)
         await self.server.stop(0)
         await self.servicer.wait_closed()
         for task in self.tasks:

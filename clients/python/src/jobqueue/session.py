@@ -185,9 +185,9 @@ class LeaseSession:
 
     async def _drain(self, reader: asyncio.Task[None], force: asyncio.Event, grace: float) -> None:
         self._draining = True
-        # A window of one: each ack would otherwise make room for a job we would not start
-        # (the server counts an attempt for it, then releases it when we close).
-        self._outbox.resubscribe(svc.Subscribe(max_in_flight=1))
+        # A window of zero pauses delivery: each ack would otherwise make room for a job we
+        # would not start (the server counts an attempt for it, then releases it at close).
+        self._outbox.resubscribe(svc.Subscribe(max_in_flight=0))
         await self._wait_for_handlers(reader, force, grace)
         await self._abandon_running()
         self._outbox.close()

@@ -1,0 +1,158 @@
+package jobqueue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+
+	jobqueuev1 "github.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1"
+)
+
+// Client calls the JobQueueService. It is safe for concurrent use; share one per process.
+type Client struct {
+	stub jobqueuev1.JobQueueServiceClient
+	conn *grpc.ClientConn // set when Dial made the connection, so Close closes it
+}
+
+// Dial makes a client for the server at target ("host:port", or any gRPC target such as
+// "dns:///jobs.internal:50051"). The connection is made lazily and kept alive (see
+// DefaultKeepalive); it is plaintext unless WithTransportCredentials says otherwise.
+// Close the client when done.
+func Dial(target string, opts ...Option) (*Client, error) {
+	conn, err := grpc.NewClient(target, dialOptions(opts)...)
+	if err != nil {
+		return nil, fmt.Errorf("jobqueue: dial %s: %w", target, err)
+	}
+	return &Client{stub: jobqueuev1.NewJobQueueServiceClient(conn), conn: conn}, nil
+}
+
+// New makes a client on a connection the caller owns (and closes).
+func New(conn grpc.ClientConnInterface) *Client {
+	return &Client{stub: jobqueuev1.NewJobQueueServiceClient(conn)}
+}
+
+// Close closes the connection Dial made; it does nothing for a client made with New.
+func (c *Client) Close() error {
+	if c.conn == nil {
+		return nil
+	}
+	return c.conn.Close()
+}
+
+// Stub returns the generated gRPC client, for calls this package does not wrap.
+func (c *Client) Stub() jobqueuev1.JobQueueServiceClient { return c.stub }
+
+// EnqueueResult names an enqueued job.
+type EnqueueResult struct {
+	JobID string
+	// Duplicate is true when the idempotency key matched an earlier job: its id is
+	// returned and nothing new was created.
+	Duplicate bool
+}
+
+// Enqueue adds one job to queue. The payload is a JSON-like object (nil for none); Struct
+// numbers are doubles, so integers beyond 2^53 lose precision.
+func (c *Client) Enqueue(ctx context.Context, queue string, payload map[string]any, opts ...EnqueueOption) (EnqueueResult, error) {
+	req, err := buildEnqueueRequest(queue, payload, opts, "")
+	if err != nil {
+		return EnqueueResult{}, err
+	}
+	resp, err := c.stub.Enqueue(ctx, req)
+	if err != nil {
+		return EnqueueResult{}, wrapError(err)
+	}
+	return EnqueueResult{JobID: resp.GetJobId(), Duplicate: resp.GetDuplicate()}, nil
+}
+
+// BatchJob is one job for EnqueueBatch.
+type BatchJob struct {
+	Queue   string
+	Payload map[string]any
+	Options []EnqueueOption
+}
+
+// EnqueueBatch adds many jobs in one call: all are validated before any is written, and
+// the results come in the order of the jobs. Field names in errors are prefixed with the
+// job's index ("requests[3].queue").
+func (c *Client) EnqueueBatch(ctx context.Context, jobs []BatchJob) ([]EnqueueResult, error) {
+	req := &jobqueuev1.EnqueueBatchRequest{Requests: make([]*jobqueuev1.EnqueueRequest, 0, len(jobs))}
+	for i, job := range jobs {
+		one, err := buildEnqueueRequest(job.Queue, job.Payload, job.Options, fmt.Sprintf("requests[%d].", i))
+		if err != nil {
+			return nil, err
+		}
+		req.Requests = append(req.Requests, one)
+	}
+	resp, err := c.stub.EnqueueBatch(ctx, req)
+	if err != nil {
+		return nil, wrapError(err)
+	}
+	results := make([]EnqueueResult, 0, len(resp.GetResponses()))
+	for _, r := range resp.GetResponses() {
+		results = append(results, EnqueueResult{JobID: r.GetJobId(), Duplicate: r.GetDuplicate()})
+	}
+	return results, nil
+}
+
+// GetStatus returns the job with the given id (ErrNotFound when there is none).
+func (c *Client) GetStatus(ctx context.Context, jobID string) (*Job, error) {
+	resp, err := c.stub.GetStatus(ctx, &jobqueuev1.GetStatusRequest{JobId: jobID})
+	if err != nil {
+		return nil, wrapError(err)
+	}
+	return jobFromProto(resp.GetJob()), nil
+}
+
+// Stats counts jobs by state for queue, or for every known queue when queue is "".
+// The entries are sorted by queue name.
+func (c *Client) Stats(ctx context.Context, queue string) ([]QueueStats, error) {
+	resp, err := c.stub.Stats(ctx, &jobqueuev1.StatsRequest{Queue: queue})
+	if err != nil {
+		return nil, wrapError(err)
+	}
+	stats := make([]QueueStats, 0, len(resp.GetQueues()))
+	for _, q := range resp.GetQueues() {
+		stats = append(stats, statsFromProto(q))
+	}
+	return stats, nil
+}
+
+// Cancel stops a scheduled or queued job from ever being leased (ErrWrongState for a job
+// in any other state).
+func (c *Client) Cancel(ctx context.Context, jobID string) error {
+	_, err := c.stub.Cancel(ctx, &jobqueuev1.CancelRequest{JobId: jobID})
+	return wrapError(err)
+}
+
+// Retry sends a dead or cancelled job back to its queue with its attempts reset
+// (ErrWrongState for a job in any other state).
+func (c *Client) Retry(ctx context.Context, jobID string) error {
+	_, err := c.stub.Retry(ctx, &jobqueuev1.RetryRequest{JobId: jobID})
+	return wrapError(err)
+}
+
+// Wait polls GetStatus until the job is COMPLETED, DEAD or CANCELLED and returns it. The
+// interval grows from 10 ms to 500 ms, so short jobs are seen at once and long ones cost
+// two calls a second. ErrUnavailable is waited out; bound the wait with ctx.
+func (c *Client) Wait(ctx context.Context, jobID string) (*Job, error) {
+	poll := newPollInterval()
+	for {
+		job, err := c.GetStatus(ctx, jobID)
+		switch {
+		case err == nil && job.State.Terminal():
+			return job, nil
+		case err != nil && (!errors.Is(err, ErrUnavailable) || ctx.Err() != nil):
+			return nil, err
+		}
+		timer := time.NewTimer(poll.next())
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, ctx.Err()
+		case <-timer.C:
+		}
+	}
+}

@@ -1,0 +1,172 @@
+// Command conformance-worker is the Go client's conformance worker: the program the
+// worker conformance kit (tests/conformance/README.md) drives. It runs the package's
+// Worker with one handler, registered for every queue in JOBQ_QUEUES, that does what the
+// job payload's "action" says.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	jobqueue "github.com/jobqueue/jobqueue/clients/go"
+)
+
+const pollInterval = 10 * time.Millisecond
+
+var stdout sync.Mutex
+
+// say prints one line for the kit; os.Stdout is unbuffered, so it is flushed at once.
+func say(format string, args ...any) {
+	stdout.Lock()
+	defer stdout.Unlock()
+	fmt.Fprintf(os.Stdout, format+"\n", args...)
+}
+
+func main() {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := run(logger); err != nil {
+		logger.Error("conformance worker failed", "error", err)
+		os.Exit(1)
+	}
+}
+
+func run(logger *slog.Logger) error {
+	target := os.Getenv("JOBQ_TARGET")
+	queues := strings.Split(os.Getenv("JOBQ_QUEUES"), ",")
+	concurrency, err := envInt("JOBQ_CONCURRENCY", 1)
+	if err != nil {
+		return err
+	}
+	graceSeconds, err := envFloat("JOBQ_GRACE_SECONDS", 10)
+	if err != nil {
+		return err
+	}
+	workerID := os.Getenv("JOBQ_WORKER_ID")
+	if workerID == "" {
+		workerID = "go-conformance"
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	client, err := jobqueue.Dial(target)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	worker := jobqueue.NewWorker(client, queues,
+		jobqueue.WithConcurrency(concurrency),
+		jobqueue.WithWorkerID(workerID),
+		jobqueue.WithGracePeriod(time.Duration(graceSeconds*float64(time.Second))),
+		jobqueue.WithLogger(logger),
+	)
+	handler := func(ctx context.Context, job *jobqueue.LeasedJob) (map[string]any, error) {
+		say("START %s", job.ID)
+		defer say("END %s", job.ID)
+		return act(ctx, job, workerID)
+	}
+	for _, q := range queues {
+		worker.Handle(q, handler)
+	}
+	go func() {
+		select {
+		case <-worker.Ready():
+			say("READY")
+		case <-ctx.Done():
+		}
+	}()
+	return worker.Run(ctx)
+}
+
+// act does what the payload's "action" says (see tests/conformance/README.md).
+func act(ctx context.Context, job *jobqueue.LeasedJob, workerID string) (map[string]any, error) {
+	p := job.Payload
+	result, _ := p["result"].(map[string]any)
+	message, _ := p["error"].(string)
+	switch p["action"] {
+	case "ack":
+		return result, nil
+	case "echo":
+		metadata := map[string]any{}
+		for k, v := range job.Metadata {
+			metadata[k] = v
+		}
+		return map[string]any{
+			"job_id":       job.ID,
+			"queue":        job.Queue,
+			"attempt":      job.Attempt,
+			"max_attempts": job.MaxAttempts,
+			"payload":      p,
+			"metadata":     metadata,
+			"worker_id":    workerID,
+		}, nil
+	case "fail":
+		return nil, errors.New(message)
+	case "fail_permanent":
+		return nil, jobqueue.NonRetryable(errors.New(message))
+	case "fail_until":
+		until, _ := p["attempt"].(float64)
+		if float64(job.Attempt) < until {
+			return nil, errors.New(message)
+		}
+		return result, nil
+	case "sleep":
+		ms, _ := p["ms"].(float64)
+		timer := time.NewTimer(time.Duration(ms * float64(time.Millisecond)))
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+			return result, nil
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	case "wait_file":
+		path, _ := p["path"].(string)
+		for {
+			if _, err := os.Stat(path); err == nil {
+				return result, nil
+			}
+			select {
+			case <-time.After(pollInterval):
+			case <-ctx.Done():
+				return nil, context.Cause(ctx)
+			}
+		}
+	case "exit":
+		os.Exit(3) // a crash: nothing is settled
+	}
+	return nil, jobqueue.NonRetryable(errors.New("unknown action"))
+}
+
+func envInt(name string, fallback int) (int, error) {
+	value := os.Getenv(name)
+	if value == "" {
+		return fallback, nil
+	}
+	n, err := strconv.Atoi(value)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", name, err)
+	}
+	return n, nil
+}
+
+func envFloat(name string, fallback float64) (float64, error) {
+	value := os.Getenv(name)
+	if value == "" {
+		return fallback, nil
+	}
+	f, err := strconv.ParseFloat(value, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", name, err)
+	}
+	return f, nil
+}

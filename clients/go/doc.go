@@ -1,0 +1,39 @@
+// Package jobqueue is the Go client of the jobqueue service: a Client for producers
+// (Enqueue, EnqueueBatch, GetStatus, Stats, Cancel, Retry, Wait) and a Worker that leases
+// jobs on a gRPC stream, runs a handler per queue, extends leases while handlers run, and
+// acks or fails each job.
+//
+// Producer:
+//
+//	client, err := jobqueue.Dial("localhost:50051")
+//	if err != nil { ... }
+//	defer client.Close()
+//	res, err := client.Enqueue(ctx, "email", map[string]any{"to": "ada@example.com"},
+//		jobqueue.WithMaxAttempts(5), jobqueue.WithDelay(time.Minute))
+//	job, err := client.Wait(ctx, res.JobID) // job.State == jobqueue.StateCompleted, job.Result
+//
+// Worker, stopping gracefully on SIGTERM or Ctrl-C (signal handling is the caller's):
+//
+//	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+//	defer stop()
+//	worker := jobqueue.NewWorker(client, []string{"email"}, jobqueue.WithConcurrency(8))
+//	worker.Handle("email", func(ctx context.Context, job *jobqueue.LeasedJob) (map[string]any, error) {
+//		if err := send(ctx, job.Payload); err != nil {
+//			return nil, err // retried after the job's backoff
+//		}
+//		return map[string]any{"sent": true}, nil
+//	})
+//	if err := worker.Run(ctx); err != nil { ... } // returns after the graceful stop
+//
+// When ctx is cancelled, Run takes no more jobs, lets running handlers finish for up to
+// the grace period (WithGracePeriod), then cancels the rest (their jobs go back to the
+// queue), sends the last acks and closes the stream.
+//
+// Errors wrap the gRPC status: match them with errors.Is against ErrNotFound,
+// ErrLeaseLost, ErrWrongState, ErrInvalidArgument, ErrUnavailable and
+// ErrResourceExhausted, or take them apart with errors.As into *Error (Code, Reason,
+// Field, Message). status.FromError works on them too.
+//
+// Payloads and results are JSON objects carried as google.protobuf.Struct: numbers are
+// doubles (integers beyond 2^53 lose precision) and come back as float64.
+package jobqueue

@@ -1,0 +1,120 @@
+package jobqueue
+
+import (
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	jobqueuev1 "github.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1"
+)
+
+// defaultLease is the server's default lease length, for a grant whose length cannot be
+// read off its times.
+const defaultLease = 30 * time.Second
+
+// LeasedJob is a job handed to a handler.
+type LeasedJob struct {
+	ID    string
+	Queue string
+	// Attempt is this delivery's number, counted from 1.
+	Attempt     int
+	MaxAttempts int
+	// Payload is the job's JSON payload (numbers are float64); nil when it has none.
+	Payload      map[string]any
+	PayloadBytes []byte
+	Metadata     map[string]string
+	// LeaseToken proves the lease; the worker uses it to settle and extend the job.
+	LeaseToken string
+	// Job is everything the server sent about the job.
+	Job *Job
+
+	leaseLength time.Duration
+	deadline    atomic.Int64 // Unix nanoseconds, on the server's clock
+}
+
+// Deadline is when the lease expires unless extended (the worker extends it while the
+// handler runs, and this moves with each extension).
+func (j *LeasedJob) Deadline() time.Time {
+	return time.Unix(0, j.deadline.Load())
+}
+
+func (j *LeasedJob) setDeadline(t time.Time) {
+	j.deadline.Store(t.UnixNano())
+}
+
+func leasedFromProto(p *jobqueuev1.LeasedJob) *LeasedJob {
+	job := jobFromProto(p.GetJob())
+	if job == nil {
+		job = &Job{}
+	}
+	j := &LeasedJob{
+		ID:           job.ID,
+		Queue:        job.Queue,
+		Attempt:      job.Attempts,
+		MaxAttempts:  job.MaxAttempts,
+		Payload:      job.Payload,
+		PayloadBytes: job.PayloadBytes,
+		Metadata:     job.Metadata,
+		LeaseToken:   p.GetLeaseToken(),
+		Job:          job,
+	}
+	deadline := timeOf(p.GetLeaseExpireTime())
+	j.setDeadline(deadline)
+	j.leaseLength = leaseLength(deadline, job)
+	return j
+}
+
+// leaseLength is the grant's deadline minus its start time (both on Redis's clock): the
+// lease length, whether it came from the job, the stream or the server default. It never
+// compares our clock with the server's.
+func leaseLength(deadline time.Time, job *Job) time.Duration {
+	if !job.StartTime.IsZero() && !deadline.IsZero() {
+		if d := deadline.Sub(job.StartTime); d > 0 {
+			return d
+		}
+	}
+	if job.LeaseDuration > 0 {
+		return job.LeaseDuration
+	}
+	return defaultLease
+}
+
+// settlement is the ack or the fail that answers one job.
+type settlement struct {
+	ack  *jobqueuev1.AckRequest
+	fail *jobqueuev1.FailRequest
+}
+
+func (s settlement) jobID() string {
+	if s.ack != nil {
+		return s.ack.GetJobId()
+	}
+	return s.fail.GetJobId()
+}
+
+// settlementFor turns a handler's outcome into an ack or a fail: an error fails the job
+// (non-retryably when marked with NonRetryable, after a set delay with RetryAfter); a
+// result that cannot be a JSON object fails it non-retryably, since the same result would
+// be refused on every attempt.
+func settlementFor(job *LeasedJob, result map[string]any, err error) settlement {
+	if err == nil {
+		structured, convErr := toStruct(result, "result")
+		if convErr == nil {
+			return settlement{ack: &jobqueuev1.AckRequest{JobId: job.ID, LeaseToken: job.LeaseToken, Result: structured}}
+		}
+		err = NonRetryable(errors.New("the handler's result is not a JSON object: " + convErr.Error()))
+	}
+	fail := &jobqueuev1.FailRequest{
+		JobId:        job.ID,
+		LeaseToken:   job.LeaseToken,
+		Error:        err.Error(),
+		NonRetryable: IsNonRetryable(err),
+	}
+	var after *RetryAfterError
+	if errors.As(err, &after) && !fail.NonRetryable {
+		fail.RetryDelay = durationpb.New(max(after.Delay, 0))
+	}
+	return settlement{fail: fail}
+}

@@ -1,0 +1,190 @@
+package jobqueue
+
+import (
+	"maps"
+	"math"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	jobqueuev1 "github.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1"
+)
+
+// DefaultKeepalive pings an otherwise silent connection every 30 s while a call (such as
+// a worker's Lease stream) is open, and drops it when a ping goes unanswered for 10 s, so
+// a worker notices a dead server or a vanished NAT mapping and reconnects. The server
+// accepts pings every 10 s.
+var DefaultKeepalive = keepalive.ClientParameters{
+	Time:    30 * time.Second,
+	Timeout: 10 * time.Second,
+}
+
+// Option configures Dial.
+type Option func(*dialSettings)
+
+type dialSettings struct {
+	creds     credentials.TransportCredentials
+	keepalive keepalive.ClientParameters
+	extra     []grpc.DialOption
+}
+
+// WithTransportCredentials sets the connection's credentials (TLS, ...). The default is
+// plaintext (insecure.NewCredentials()).
+func WithTransportCredentials(creds credentials.TransportCredentials) Option {
+	return func(s *dialSettings) { s.creds = creds }
+}
+
+// WithKeepalive replaces DefaultKeepalive.
+func WithKeepalive(params keepalive.ClientParameters) Option {
+	return func(s *dialSettings) { s.keepalive = params }
+}
+
+// WithDialOptions adds gRPC dial options (interceptors, authority, ...); they are applied
+// after the package's own and so win over them.
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return func(s *dialSettings) { s.extra = append(s.extra, opts...) }
+}
+
+func dialOptions(opts []Option) []grpc.DialOption {
+	s := dialSettings{creds: insecure.NewCredentials(), keepalive: DefaultKeepalive}
+	for _, opt := range opts {
+		opt(&s)
+	}
+	return append([]grpc.DialOption{
+		grpc.WithTransportCredentials(s.creds),
+		grpc.WithKeepaliveParams(s.keepalive),
+	}, s.extra...)
+}
+
+// EnqueueOption configures one job given to Enqueue or EnqueueBatch.
+type EnqueueOption interface {
+	applyEnqueue(*enqueueSettings)
+}
+
+type enqueueOptionFunc func(*enqueueSettings)
+
+func (f enqueueOptionFunc) applyEnqueue(s *enqueueSettings) { f(s) }
+
+type enqueueSettings struct {
+	priority       Priority
+	delay          *time.Duration
+	runAt          time.Time
+	maxAttempts    int
+	idempotencyKey string
+	leaseDuration  time.Duration
+	metadata       map[string]string
+	payloadBytes   []byte
+	backoff        *Backoff
+}
+
+// WithPriority sets the job's priority level (default PriorityNormal).
+func WithPriority(p Priority) EnqueueOption {
+	return enqueueOptionFunc(func(s *enqueueSettings) { s.priority = p })
+}
+
+// WithDelay makes the job ready no earlier than d from now (by the server's clock).
+func WithDelay(d time.Duration) EnqueueOption {
+	return enqueueOptionFunc(func(s *enqueueSettings) { s.delay = &d })
+}
+
+// WithRunAt makes the job ready no earlier than t. Use at most one of WithDelay and
+// WithRunAt.
+func WithRunAt(t time.Time) EnqueueOption {
+	return enqueueOptionFunc(func(s *enqueueSettings) { s.runAt = t })
+}
+
+// WithMaxAttempts sets how many deliveries the job is allowed before it is dead (server
+// default 3).
+func WithMaxAttempts(n int) EnqueueOption {
+	return enqueueOptionFunc(func(s *enqueueSettings) { s.maxAttempts = n })
+}
+
+// WithIdempotencyKey makes a second enqueue with the same key on the same queue, within
+// the server's idempotency window (default 24 h), return the first job instead of adding
+// another (EnqueueResult.Duplicate is then true).
+func WithIdempotencyKey(key string) EnqueueOption {
+	return enqueueOptionFunc(func(s *enqueueSettings) { s.idempotencyKey = key })
+}
+
+// LeaseDurationOption is both an EnqueueOption and a WorkerOption; see WithLeaseDuration.
+type LeaseDurationOption time.Duration
+
+// WithLeaseDuration sets a lease length. Given to Enqueue, it is the job's own lease
+// length, which wins over the worker's and the server's default (30 s). Given to
+// NewWorker, it is the lease length of the jobs sent on the worker's stream that do not
+// set their own. Workers extend leases while a handler runs, so this bounds how long a
+// crashed or stuck worker keeps a job, not how long the job may run.
+func WithLeaseDuration(d time.Duration) LeaseDurationOption { return LeaseDurationOption(d) }
+
+func (d LeaseDurationOption) applyEnqueue(s *enqueueSettings) { s.leaseDuration = time.Duration(d) }
+
+func (d LeaseDurationOption) applyWorker(s *workerSettings) { s.leaseDuration = time.Duration(d) }
+
+// WithMetadata adds string pairs carried with the job (trace context, tenant, ...).
+// Several WithMetadata options merge.
+func WithMetadata(md map[string]string) EnqueueOption {
+	return enqueueOptionFunc(func(s *enqueueSettings) {
+		if s.metadata == nil {
+			s.metadata = make(map[string]string, len(md))
+		}
+		maps.Copy(s.metadata, md)
+	})
+}
+
+// WithBytes gives the job a binary payload, besides or instead of the JSON payload.
+func WithBytes(b []byte) EnqueueOption {
+	return enqueueOptionFunc(func(s *enqueueSettings) { s.payloadBytes = b })
+}
+
+// WithBackoff sets the job's retry delays; zero fields take the server's defaults.
+func WithBackoff(b Backoff) EnqueueOption {
+	return enqueueOptionFunc(func(s *enqueueSettings) { s.backoff = &b })
+}
+
+// buildEnqueueRequest turns Enqueue's arguments into the request; `prefix` goes before the
+// names of fields in errors ("requests[3]." in a batch).
+func buildEnqueueRequest(queue string, payload map[string]any, opts []EnqueueOption, prefix string) (*jobqueuev1.EnqueueRequest, error) {
+	var s enqueueSettings
+	for _, opt := range opts {
+		opt.applyEnqueue(&s)
+	}
+	req := &jobqueuev1.EnqueueRequest{
+		Queue:          queue,
+		PayloadBytes:   s.payloadBytes,
+		MaxAttempts:    int32(s.maxAttempts),
+		IdempotencyKey: s.idempotencyKey,
+		Metadata:       s.metadata,
+	}
+	if s.maxAttempts < 0 || s.maxAttempts > math.MaxInt32 {
+		return nil, invalidArgument(prefix+"max_attempts", "must be 0 (the server default) or more")
+	}
+	var err error
+	if req.Payload, err = toStruct(payload, prefix+"payload"); err != nil {
+		return nil, err
+	}
+	if s.priority != "" {
+		p, ok := priorityToProto[s.priority]
+		if !ok {
+			return nil, invalidArgument(prefix+"priority", "is not a known priority")
+		}
+		req.Priority = p
+	}
+	if s.delay != nil {
+		req.Delay = durationpb.New(*s.delay)
+	}
+	if !s.runAt.IsZero() {
+		req.ScheduleTime = timestamppb.New(s.runAt)
+	}
+	if s.leaseDuration != 0 {
+		req.LeaseDuration = durationpb.New(s.leaseDuration)
+	}
+	if s.backoff != nil {
+		req.Backoff = s.backoff.toProto()
+	}
+	return req, nil
+}

@@ -1,0 +1,218 @@
+/** Client: the producer API (enqueue, inspect, cancel, retry, wait) with Promises. */
+
+import { Metadata, type CallOptions as GrpcCallOptions, type ClientUnaryCall, type ServiceError } from "@grpc/grpc-js";
+
+import { pollIntervals } from "./backoff.js";
+import { serviceClient, type ConnectionOptions } from "./channel.js";
+import * as convert from "./convert.js";
+import { DeadlineExceededError, InvalidArgumentError, UnavailableError, fromServiceError } from "./errors.js";
+import type {
+  EnqueueBatchResponse,
+  EnqueueResponse,
+  GetStatusResponse,
+  JobQueueServiceClient,
+  StatsResponse,
+} from "./gen/jobqueue/v1/job_queue_service.js";
+import { sleep } from "./timing.js";
+import {
+  isTerminal,
+  type CallOptions,
+  type EnqueueOptions,
+  type EnqueueResult,
+  type Job,
+  type JobSpec,
+  type QueueStats,
+} from "./types.js";
+
+/** Default deadline of each call. */
+export const DEFAULT_TIMEOUT_MS = 10_000;
+/** Default time `waitFor` waits for a job to finish. */
+export const DEFAULT_WAIT_MS = 60_000;
+/** Jobs per EnqueueBatch call (the server's default limit). */
+export const MAX_BATCH = 1000;
+
+export interface ClientOptions extends ConnectionOptions {
+  /** Default deadline of each call in ms (default 10 s); each method also takes `timeoutMs`. */
+  timeoutMs?: number;
+}
+
+export interface ConnectOptions extends ClientOptions {
+  /** How long `Client.connect` waits for the channel to be ready (default 10 s). */
+  waitMs?: number;
+}
+
+export interface WaitOptions {
+  /** Give up after this many ms (default 60 s; `Infinity` waits for ever). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+type Callback<R> = (error: ServiceError | null, response: R) => void;
+type Start<R> = (metadata: Metadata, options: Partial<GrpcCallOptions>, callback: Callback<R>) => ClientUnaryCall;
+
+/**
+ * Producer client. Every method returns a Promise, takes optional `{timeoutMs, signal}`,
+ * and rejects with a {@link JobQueueError} subclass when the server refuses or cannot be
+ * reached. Calls are not retried: `enqueue` is only safe to repeat with an idempotencyKey.
+ *
+ * ```ts
+ * const client = new Client("localhost:50051");
+ * const { jobId } = await client.enqueue("emails", { to: "a@example.com" });
+ * const job = await client.waitFor(jobId);
+ * client.close();
+ * ```
+ */
+export class Client {
+  /** The generated @grpc/grpc-js client, for what this API does not cover. */
+  readonly raw: JobQueueServiceClient;
+  readonly target: string;
+  timeoutMs: number;
+
+  constructor(target: string, options: ClientOptions = {}) {
+    this.target = target;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.raw = serviceClient(target, options);
+  }
+
+  /** A client whose channel is connected; rejects with UnavailableError after `waitMs`. */
+  static async connect(target: string, options: ConnectOptions = {}): Promise<Client> {
+    const client = new Client(target, options);
+    const waitMs = options.waitMs ?? DEFAULT_TIMEOUT_MS;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        client.raw.waitForReady(Date.now() + waitMs, (error) => (error ? reject(error) : resolve()));
+      });
+    } catch (error) {
+      client.close();
+      throw new UnavailableError(`could not connect to ${target} within ${waitMs} ms`, { cause: error });
+    }
+    return client;
+  }
+
+  /** Closes the channel. Calls under way fail with CANCELLED. */
+  close(): void {
+    this.raw.close();
+  }
+
+  /** Adds one job: a JSON object or bytes as its payload. */
+  async enqueue(
+    queue: string,
+    payload?: Record<string, unknown> | Uint8Array,
+    options: EnqueueOptions & CallOptions = {},
+  ): Promise<EnqueueResult> {
+    const spec: JobSpec = { ...options, queue };
+    if (payload !== undefined) spec.payload = payload;
+    const request = convert.enqueueRequest(spec);
+    const response = await this.unary<EnqueueResponse>(
+      (metadata, callOptions, callback) => this.raw.enqueue(request, metadata, callOptions, callback),
+      options,
+    );
+    return { jobId: response.jobId, duplicate: response.duplicate };
+  }
+
+  /**
+   * Adds many jobs with EnqueueBatch, {@link MAX_BATCH} per call; results come in the order
+   * given. Each call is all-or-nothing; when a later call fails, the jobs of earlier ones stay.
+   * An InvalidArgumentError names the field by its index in `jobs` (`requests[1234].queue`).
+   */
+  async enqueueBatch(jobs: readonly JobSpec[], options: CallOptions = {}): Promise<EnqueueResult[]> {
+    const requests = jobs.map((spec, index) => convert.enqueueRequest(spec, `requests[${index}].`));
+    const results: EnqueueResult[] = [];
+    for (let offset = 0; offset < requests.length; offset += MAX_BATCH) {
+      const batch = requests.slice(offset, offset + MAX_BATCH);
+      try {
+        const response = await this.unary<EnqueueBatchResponse>(
+          (metadata, callOptions, callback) => this.raw.enqueueBatch({ requests: batch }, metadata, callOptions, callback),
+          options,
+        );
+        results.push(...response.responses.map((r) => ({ jobId: r.jobId, duplicate: r.duplicate })));
+      } catch (error) {
+        throw offset > 0 && error instanceof InvalidArgumentError ? shiftField(error, offset) : error;
+      }
+    }
+    return results;
+  }
+
+  /** The job as stored now; NotFoundError when it does not exist. */
+  async getStatus(jobId: string, options: CallOptions = {}): Promise<Job> {
+    const response = await this.unary<GetStatusResponse>(
+      (metadata, callOptions, callback) => this.raw.getStatus({ jobId }, metadata, callOptions, callback),
+      options,
+    );
+    if (response.job === undefined) throw new Error(`the server sent no job for ${jobId}`);
+    return convert.job(response.job);
+  }
+
+  /** Counts by state for one queue, or for every known queue (sorted by name). */
+  async stats(queue?: string, options: CallOptions = {}): Promise<QueueStats[]> {
+    const response = await this.unary<StatsResponse>(
+      (metadata, callOptions, callback) => this.raw.stats({ queue: queue ?? "" }, metadata, callOptions, callback),
+      options,
+    );
+    return response.queues.map(convert.queueStats);
+  }
+
+  /** Stops a scheduled or queued job from running; WrongStateError once it was leased. */
+  async cancel(jobId: string, options: CallOptions = {}): Promise<void> {
+    await this.unary((metadata, callOptions, callback) => this.raw.cancel({ jobId }, metadata, callOptions, callback), options);
+  }
+
+  /** Sends a dead or cancelled job back to its queue with its attempts reset. */
+  async retry(jobId: string, options: CallOptions = {}): Promise<void> {
+    await this.unary((metadata, callOptions, callback) => this.raw.retry({ jobId }, metadata, callOptions, callback), options);
+  }
+
+  /**
+   * Resolves with the job once it is completed, dead or cancelled. The server has no push
+   * for that, so this polls GetStatus, every 10 ms at first and slowing to every 500 ms.
+   * A briefly unreachable server does not end the wait. Rejects with DeadlineExceededError
+   * (reason `WAIT_TIMEOUT`) after `timeoutMs`, or with the signal's reason when it aborts.
+   */
+  async waitFor(jobId: string, options: WaitOptions = {}): Promise<Job> {
+    const timeoutMs = options.timeoutMs ?? DEFAULT_WAIT_MS;
+    const deadline = Date.now() + timeoutMs;
+    const { signal } = options;
+    for (const interval of pollIntervals()) {
+      signal?.throwIfAborted();
+      const callTimeout = Math.max(10, Math.min(this.timeoutMs, deadline - Date.now()));
+      try {
+        const job = await this.getStatus(jobId, signal ? { timeoutMs: callTimeout, signal } : { timeoutMs: callTimeout });
+        if (isTerminal(job.state)) return job;
+      } catch (error) {
+        if (!(error instanceof UnavailableError)) throw error;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new DeadlineExceededError(`job ${jobId} did not finish within ${timeoutMs} ms`, { reason: "WAIT_TIMEOUT" });
+      }
+      await sleep(Math.min(interval, left), signal);
+    }
+    throw new Error("unreachable: pollIntervals never ends");
+  }
+
+  private unary<R>(start: Start<R>, options: CallOptions): Promise<R> {
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const deadline = Date.now() + (options.timeoutMs ?? this.timeoutMs);
+    return new Promise<R>((resolve, reject) => {
+      const onAbort = (): void => call.cancel();
+      const call = start(new Metadata(), { deadline }, (error, response) => {
+        signal?.removeEventListener("abort", onAbort);
+        if (error === null) resolve(response);
+        else reject(signal?.aborted ? signal.reason : fromServiceError(error));
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+}
+
+/** The same error with `requests[i]` in its field (and message) moved by `offset`. */
+function shiftField(error: InvalidArgumentError, offset: number): InvalidArgumentError {
+  const shift = (text: string): string =>
+    text.replace(/^requests\[(\d+)\]/, (_, index: string) => `requests[${Number(index) + offset}]`);
+  const options = { code: error.code, reason: error.reason, cause: error.cause };
+  return new InvalidArgumentError(
+    shift(error.message),
+    error.field === undefined ? options : { ...options, field: shift(error.field) },
+  );
+}

@@ -1,0 +1,109 @@
+/**
+ * The conformance worker (tests/conformance/README.md): the library's normal Worker with one
+ * handler, registered for every queue it is given, that does what the payload's `action` says.
+ *
+ *   JOBQ_TARGET=127.0.0.1:50051 JOBQ_QUEUES=a,b JOBQ_CONCURRENCY=3 node dist/conformance-worker.js
+ *
+ * stdout carries only READY, START <job_id> and END <job_id> lines; logs go to stderr.
+ * SIGTERM (or SIGINT) stops it gracefully and it exits 0; the `exit` action exits 3 at once.
+ */
+
+import { existsSync, writeSync } from "node:fs";
+
+import { consoleLogger, NonRetryableError, Worker, type JobContext, type JsonObject, type LogLevel } from "./index.js";
+import { sleep } from "./timing.js";
+
+const WAIT_FILE_POLL_MS = 10;
+
+function line(text: string): void {
+  writeSync(1, `${text}\n`); // synchronous: the kit reads these lines as events, in order
+}
+
+function env(name: string, fallback?: string): string {
+  const value = process.env[name] ?? fallback;
+  if (value === undefined || value === "") {
+    console.error(`conformance worker: ${name} is required`);
+    process.exit(2);
+  }
+  return value;
+}
+
+function object(value: unknown): JsonObject {
+  return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as JsonObject) : {};
+}
+
+async function perform(payload: JsonObject, ctx: JobContext): Promise<JsonObject | undefined> {
+  const result = object(payload["result"]);
+  const message = String(payload["error"] ?? "failed");
+  switch (payload["action"]) {
+    case "ack":
+      return result;
+    case "echo":
+      return {
+        job_id: ctx.jobId,
+        queue: ctx.queue,
+        attempt: ctx.attempt,
+        max_attempts: ctx.maxAttempts,
+        payload,
+        metadata: { ...ctx.metadata },
+        worker_id: ctx.workerId,
+      };
+    case "fail":
+      throw new Error(message);
+    case "fail_permanent":
+      throw new NonRetryableError(message);
+    case "fail_until":
+      if (ctx.attempt < Number(payload["attempt"])) throw new Error(message);
+      return result;
+    case "sleep":
+      await sleep(Number(payload["ms"] ?? 0), ctx.signal);
+      return result;
+    case "wait_file": {
+      const path = String(payload["path"]);
+      while (!existsSync(path)) await sleep(WAIT_FILE_POLL_MS, ctx.signal);
+      return result;
+    }
+    case "exit":
+      process.exit(3);
+    default:
+      throw new NonRetryableError("unknown action");
+  }
+}
+
+async function main(): Promise<void> {
+  const queues = env("JOBQ_QUEUES")
+    .split(",")
+    .map((queue) => queue.trim())
+    .filter((queue) => queue !== "");
+  const worker = new Worker(env("JOBQ_TARGET"), {
+    queues,
+    concurrency: Number(env("JOBQ_CONCURRENCY", "1")),
+    workerId: env("JOBQ_WORKER_ID", `conformance-node-${process.pid}`),
+    gracePeriodMs: Number(env("JOBQ_GRACE_SECONDS", "10")) * 1000,
+    logger: consoleLogger((process.env["JOBQ_LOG_LEVEL"] as LogLevel | undefined) ?? "info"),
+  });
+  for (const queue of queues) {
+    worker.handle(queue, async (payload, ctx) => {
+      line(`START ${ctx.jobId}`);
+      try {
+        return await perform(payload, ctx);
+      } finally {
+        line(`END ${ctx.jobId}`);
+      }
+    });
+  }
+  let ready = false;
+  worker.on("subscribed", () => {
+    if (!ready) line("READY");
+    ready = true;
+  });
+  const stop = new AbortController();
+  for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => stop.abort());
+  await worker.run({ signal: stop.signal });
+  process.exit(0);
+}
+
+main().catch((error: unknown) => {
+  console.error("conformance worker failed:", error);
+  process.exit(1);
+});

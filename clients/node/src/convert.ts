@@ -1,0 +1,237 @@
+/** Conversions between the public plain-object API and the generated messages. */
+
+import type { Duration } from "./gen/google/protobuf/duration.js";
+import {
+  JobState as ProtoJobState,
+  Priority as ProtoPriority,
+  type BackoffPolicy as ProtoBackoff,
+  type Job as ProtoJob,
+  type QueueStats as ProtoQueueStats,
+} from "./gen/jobqueue/v1/job.js";
+import type { EnqueueRequest } from "./gen/jobqueue/v1/job_queue_service.js";
+import { InvalidArgumentError } from "./errors.js";
+import type { BackoffPolicy, EnqueueOptions, Job, JobSpec, JobState, JsonObject, JsonValue, Priority, QueueStats } from "./types.js";
+
+/** The queue-name grammar of the contract (EnqueueRequest.queue). */
+export const QUEUE_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
+const QUEUE_GRAMMAR = "1 to 128 of letters, digits, '-', '_', '.' and ':'";
+
+const STATES = new Map<ProtoJobState, JobState>([
+  [ProtoJobState.JOB_STATE_SCHEDULED, "scheduled"],
+  [ProtoJobState.JOB_STATE_QUEUED, "queued"],
+  [ProtoJobState.JOB_STATE_ACTIVE, "active"],
+  [ProtoJobState.JOB_STATE_COMPLETED, "completed"],
+  [ProtoJobState.JOB_STATE_DEAD, "dead"],
+  [ProtoJobState.JOB_STATE_CANCELLED, "cancelled"],
+]);
+
+const PRIORITIES: Record<Priority, ProtoPriority> = {
+  low: ProtoPriority.PRIORITY_LOW,
+  normal: ProtoPriority.PRIORITY_NORMAL,
+  high: ProtoPriority.PRIORITY_HIGH,
+};
+
+/** Throws InvalidArgumentError (field `field`) unless `queue` fits the contract's grammar. */
+export function checkQueueName(queue: string, field = "queue"): void {
+  if (typeof queue !== "string" || !QUEUE_NAME.test(queue)) {
+    throw new InvalidArgumentError(`${field}: queue name ${JSON.stringify(queue)} must be ${QUEUE_GRAMMAR}`, { field });
+  }
+}
+
+// -- JSON values ------------------------------------------------------------------------
+
+/**
+ * A plain JSON copy of `value` following JSON.stringify's rules (toJSON, undefined members
+ * dropped), except that what JSON would silently lose is refused: non-finite numbers,
+ * bigints, and cycles. Throws InvalidArgumentError naming the path.
+ */
+export function toJsonObject(value: unknown, path: string): JsonObject {
+  const json = toJsonValue(value, path, new Set());
+  if (json === null || typeof json !== "object" || Array.isArray(json)) {
+    throw new InvalidArgumentError(`${path}: must be a JSON object`, { field: path });
+  }
+  return json;
+}
+
+function toJsonValue(value: unknown, path: string, seen: Set<object>): JsonValue {
+  if (value === null || typeof value === "boolean" || typeof value === "string") return value;
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) throw new InvalidArgumentError(`${path}: ${value} is not a JSON number`, { field: path });
+    return value;
+  }
+  if (typeof value === "bigint") {
+    throw new InvalidArgumentError(`${path}: bigint is not a JSON value (Struct numbers are doubles)`, { field: path });
+  }
+  if (typeof value !== "object") {
+    throw new InvalidArgumentError(`${path}: a ${typeof value} is not a JSON value`, { field: path });
+  }
+  const withToJson = value as { toJSON?: unknown };
+  if (typeof withToJson.toJSON === "function") {
+    return toJsonValue((withToJson.toJSON as () => unknown).call(value), path, seen);
+  }
+  if (seen.has(value)) throw new InvalidArgumentError(`${path}: is circular`, { field: path });
+  seen.add(value);
+  try {
+    if (Array.isArray(value)) {
+      return value.map((item, index) =>
+        item === undefined || typeof item === "function" || typeof item === "symbol"
+          ? null
+          : toJsonValue(item, `${path}[${index}]`, seen),
+      );
+    }
+    if (ArrayBuffer.isView(value)) {
+      throw new InvalidArgumentError(`${path}: bytes are not a JSON value`, { field: path });
+    }
+    const out: JsonObject = {};
+    for (const [key, item] of Object.entries(value)) {
+      if (item === undefined || typeof item === "function" || typeof item === "symbol") continue;
+      out[key] = toJsonValue(item, `${path}.${key}`, seen);
+    }
+    return out;
+  } finally {
+    seen.delete(value);
+  }
+}
+
+// -- durations and times ----------------------------------------------------------------
+
+export function toDuration(ms: number, field: string): Duration {
+  if (!Number.isFinite(ms) || ms < 0) {
+    throw new InvalidArgumentError(`${field}: must be a non-negative number of milliseconds`, { field });
+  }
+  const whole = Math.round(ms * 1_000_000); // ns, exact for any sane duration
+  return { seconds: Math.floor(whole / 1e9), nanos: whole % 1e9 };
+}
+
+export function durationMs(duration: Duration | undefined): number | undefined {
+  if (duration === undefined) return undefined;
+  return duration.seconds * 1000 + Math.floor(duration.nanos / 1e6);
+}
+
+function checkDate(date: Date, field: string): Date {
+  if (!(date instanceof Date) || Number.isNaN(date.getTime())) {
+    throw new InvalidArgumentError(`${field}: must be a valid Date`, { field });
+  }
+  return date;
+}
+
+// -- requests ---------------------------------------------------------------------------
+
+/** A Buffer over the same memory (no copy). */
+export function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function backoffPolicy(policy: BackoffPolicy, field: string): ProtoBackoff {
+  const message: ProtoBackoff = {
+    initialDelay: undefined,
+    maxDelay: undefined,
+    multiplier: policy.multiplier ?? 0,
+    jitter: policy.jitter ?? 0,
+    noJitter: policy.noJitter ?? false,
+  };
+  if (policy.initialDelayMs !== undefined) message.initialDelay = toDuration(policy.initialDelayMs, `${field}.initial_delay`);
+  if (policy.maxDelayMs !== undefined) message.maxDelay = toDuration(policy.maxDelayMs, `${field}.max_delay`);
+  return message;
+}
+
+/** An EnqueueRequest; `prefix` places field names inside a batch (`requests[3].`). */
+export function enqueueRequest(spec: JobSpec, prefix = ""): EnqueueRequest {
+  // The queue name is left to the server, which names the field the same way.
+  const options: EnqueueOptions = spec;
+  const request: EnqueueRequest = {
+    queue: spec.queue,
+    payload: undefined,
+    payloadBytes: Buffer.alloc(0),
+    priority: ProtoPriority.PRIORITY_UNSPECIFIED,
+    delay: undefined,
+    scheduleTime: undefined,
+    maxAttempts: options.maxAttempts ?? 0,
+    backoff: undefined,
+    idempotencyKey: options.idempotencyKey ?? "",
+    leaseDuration: undefined,
+    metadata: { ...options.metadata },
+  };
+  if (spec.payload instanceof Uint8Array) request.payloadBytes = asBuffer(spec.payload);
+  else if (spec.payload !== undefined && spec.payload !== null) request.payload = toJsonObject(spec.payload, `${prefix}payload`);
+  if (options.priority !== undefined) {
+    const priority = PRIORITIES[options.priority];
+    if (priority === undefined) {
+      throw new InvalidArgumentError(`${prefix}priority: must be "low", "normal" or "high"`, { field: `${prefix}priority` });
+    }
+    request.priority = priority;
+  }
+  if (options.delayMs !== undefined && options.runAt !== undefined) {
+    throw new InvalidArgumentError(`${prefix}delay: set at most one of delayMs and runAt`, { field: `${prefix}delay` });
+  }
+  if (options.delayMs !== undefined) request.delay = toDuration(options.delayMs, `${prefix}delay`);
+  if (options.runAt !== undefined) request.scheduleTime = checkDate(options.runAt, `${prefix}schedule_time`);
+  if (options.backoff !== undefined) request.backoff = backoffPolicy(options.backoff, `${prefix}backoff`);
+  if (options.leaseDurationMs !== undefined) {
+    request.leaseDuration = toDuration(options.leaseDurationMs, `${prefix}lease_duration`);
+  }
+  return request;
+}
+
+// -- responses --------------------------------------------------------------------------
+
+export function jobState(state: ProtoJobState): JobState {
+  const name = STATES.get(state);
+  if (name === undefined) throw new Error(`the server sent an unknown job state ${state}`);
+  return name;
+}
+
+function priorityName(priority: ProtoPriority): Priority {
+  if (priority === ProtoPriority.PRIORITY_LOW) return "low";
+  if (priority === ProtoPriority.PRIORITY_HIGH) return "high";
+  return "normal";
+}
+
+function fullBackoff(policy: ProtoBackoff | undefined): Required<BackoffPolicy> {
+  return {
+    initialDelayMs: durationMs(policy?.initialDelay) ?? 0,
+    maxDelayMs: durationMs(policy?.maxDelay) ?? 0,
+    multiplier: policy?.multiplier ?? 0,
+    jitter: policy?.jitter ?? 0,
+    noJitter: policy?.noJitter ?? false,
+  };
+}
+
+/** The public Job for a message. Struct payloads and results arrive as plain objects. */
+export function job(message: ProtoJob): Job {
+  return {
+    id: message.id,
+    queue: message.queue,
+    state: jobState(message.state),
+    payload: (message.payload as JsonObject | undefined) ?? {},
+    payloadBytes: message.payloadBytes,
+    priority: priorityName(message.priority),
+    attempts: message.attempts,
+    maxAttempts: message.maxAttempts,
+    createTime: message.createTime,
+    scheduleTime: message.scheduleTime,
+    startTime: message.startTime,
+    finishTime: message.finishTime,
+    result: message.result as JsonObject | undefined,
+    lastError: message.lastError,
+    errors: message.errors.map((e) => ({ attempt: e.attempt, message: e.message, time: e.time })),
+    metadata: { ...message.metadata },
+    leaseDurationMs: durationMs(message.leaseDuration),
+    backoff: fullBackoff(message.backoff),
+    idempotencyKey: message.idempotencyKey,
+    workerId: message.workerId,
+  };
+}
+
+export function queueStats(message: ProtoQueueStats): QueueStats {
+  return {
+    queue: message.queue,
+    queued: message.queued,
+    scheduled: message.scheduled,
+    active: message.active,
+    completed: message.completed,
+    dead: message.dead,
+    cancelled: message.cancelled,
+    oldestQueuedAgeMs: durationMs(message.oldestQueuedAge) ?? 0,
+  };
+}

@@ -1,0 +1,107 @@
+/** Runs one job's handler and turns what it did into the ack or fail to send. */
+
+import type { JobContext, LeaseContext } from "./context.js";
+import * as convert from "./convert.js";
+import { NonRetryableError, RetryAfterError } from "./errors.js";
+import type { AckRequest, FailRequest } from "./gen/jobqueue/v1/job_queue_service.js";
+import type { JsonObject, Logger } from "./types.js";
+
+/**
+ * A job handler: gets the JSON payload and the job's context; returns the job's result (a
+ * JSON object, or nothing) to ack it. Throwing fails the attempt (retried after the job's
+ * backoff); NonRetryableError makes the job dead at once; RetryAfterError sets the delay.
+ */
+export type Handler<P = JsonObject> = (
+  payload: P,
+  ctx: JobContext,
+) => Promise<Record<string, unknown> | void | undefined> | Record<string, unknown> | void | undefined;
+
+/** What to send for a finished handler. */
+export type Settlement = { kind: "ack"; request: AckRequest } | { kind: "fail"; request: FailRequest };
+
+/** A failure report keeps the top of the stack and stays under the server's 4 KiB limit. */
+const STACK_LINES = 20;
+const MAX_ERROR_CHARS = 3500;
+
+export class JobRunner {
+  constructor(
+    private readonly handlers: ReadonlyMap<string, Handler>,
+    private readonly logger: Logger,
+  ) {}
+
+  /** The handler's outcome; never rejects. */
+  async run(ctx: LeaseContext): Promise<Settlement> {
+    const handler = this.handlers.get(ctx.queue);
+    if (handler === undefined) {
+      // Retryable: during a rolling deploy, another worker may handle this queue.
+      return fail(ctx, `no handler for queue ${JSON.stringify(ctx.queue)} in this worker`);
+    }
+    let result: unknown;
+    try {
+      result = await handler(ctx.job.payload, ctx);
+    } catch (error) {
+      if (error instanceof NonRetryableError) {
+        this.logger.warn(`job ${ctx.jobId} failed for good: ${error.message}`);
+        return fail(ctx, describe(error), { nonRetryable: true });
+      }
+      if (error instanceof RetryAfterError) {
+        this.logger.info(`job ${ctx.jobId} asked to retry in ${error.delayMs} ms: ${error.message}`);
+        return fail(ctx, describe(error), { retryDelayMs: Math.max(0, error.delayMs) });
+      }
+      this.logger.warn(`job ${ctx.jobId} failed (attempt ${ctx.attempt} of ${ctx.maxAttempts}): ${summary(error)}`);
+      return fail(ctx, describe(error));
+    }
+    return ack(ctx, result);
+  }
+}
+
+/** An ack carrying `result`, or a non-retryable fail when it is not a JSON object. */
+export function ack(ctx: LeaseContext, result: unknown): Settlement {
+  const request: AckRequest = { jobId: ctx.jobId, leaseToken: ctx.leaseToken, result: undefined };
+  if (result === undefined || result === null) return { kind: "ack", request };
+  if (typeof result !== "object" || Array.isArray(result)) {
+    const what = Array.isArray(result) ? "an array" : `a ${typeof result}`;
+    return fail(ctx, `the handler must return an object or nothing, not ${what}`, { nonRetryable: true });
+  }
+  let json: JsonObject;
+  try {
+    json = convert.toJsonObject(result, "result");
+  } catch (error) {
+    return fail(ctx, `the handler returned a result that is not JSON: ${summary(error)}`, { nonRetryable: true });
+  }
+  request.result = json;
+  return { kind: "ack", request };
+}
+
+export function fail(
+  ctx: LeaseContext,
+  message: string,
+  options: { nonRetryable?: boolean; retryDelayMs?: number } = {},
+): Settlement {
+  const request: FailRequest = {
+    jobId: ctx.jobId,
+    leaseToken: ctx.leaseToken,
+    error: message,
+    nonRetryable: options.nonRetryable ?? false,
+    retryDelay: options.retryDelayMs === undefined ? undefined : convert.toDuration(options.retryDelayMs, "retry_delay"),
+  };
+  return { kind: "fail", request };
+}
+
+/** `Name: message` of anything thrown. */
+export function summary(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+}
+
+/** The error's summary, then the top of its stack. */
+export function describe(error: unknown): string {
+  const head = summary(error);
+  const stack = error instanceof Error && typeof error.stack === "string" ? error.stack : "";
+  const frames = stack
+    .split("\n")
+    .filter((line) => line.trimStart().startsWith("at "))
+    .slice(0, STACK_LINES);
+  const text = frames.length > 0 ? `${head}\n${frames.join("\n")}` : head;
+  return text.length > MAX_ERROR_CHARS ? text.slice(0, MAX_ERROR_CHARS) : text;
+}

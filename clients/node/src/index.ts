@@ -1,0 +1,54 @@
+/**
+ * @jobqueue/client: a typed client and worker for the jobqueue gRPC service.
+ *
+ * - {@link Client}: enqueue jobs, read their status, cancel, retry, wait for results.
+ * - {@link Worker}: lease jobs over one stream, run async handlers, ack or fail them.
+ */
+
+export { Client, DEFAULT_TIMEOUT_MS, DEFAULT_WAIT_MS, MAX_BATCH } from "./client.js";
+export type { ClientOptions, ConnectOptions, WaitOptions } from "./client.js";
+export { Worker, defaultWorkerId, DEFAULT_CONCURRENCY, DEFAULT_GRACE_PERIOD_MS } from "./worker.js";
+export type { RunOptions, WorkerEvents, WorkerOptions } from "./worker.js";
+export type { JobContext } from "./context.js";
+export type { Handler } from "./execution.js";
+export type { WorkerCounters } from "./session.js";
+export { DEFAULT_CHANNEL_OPTIONS } from "./channel.js";
+export type { ConnectionOptions } from "./channel.js";
+export { ReconnectBackoff, pollIntervals } from "./backoff.js";
+export type { ReconnectBackoffOptions } from "./backoff.js";
+export { consoleLogger } from "./logger.js";
+export type { LogLevel } from "./logger.js";
+export {
+  DeadlineExceededError,
+  ERROR_DOMAIN,
+  InvalidArgumentError,
+  JobQueueError,
+  LeaseLostError,
+  NonRetryableError,
+  NotFoundError,
+  PermissionDeniedError,
+  ResourceExhaustedError,
+  RetryAfterError,
+  UnauthenticatedError,
+  UnavailableError,
+  WrongStateError,
+  fromServiceError,
+  fromStatus,
+} from "./errors.js";
+export type { JobQueueErrorOptions } from "./errors.js";
+export { TERMINAL_STATES, isTerminal } from "./types.js";
+export type {
+  BackoffPolicy,
+  CallOptions,
+  EnqueueOptions,
+  EnqueueResult,
+  Job,
+  JobError,
+  JobSpec,
+  JobState,
+  JsonObject,
+  JsonValue,
+  Logger,
+  Priority,
+  QueueStats,
+} from "./types.js";

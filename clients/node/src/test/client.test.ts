@@ -1,0 +1,228 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+
+import {
+  Client,
+  DeadlineExceededError,
+  InvalidArgumentError,
+  NotFoundError,
+  WrongStateError,
+  type Job,
+} from "../index.js";
+import { TestServer, serverSkipReason } from "./helpers/server.js";
+import { uniqueQueue, waitUntil } from "./helpers/wait.js";
+
+const skip = serverSkipReason();
+if (skip !== undefined) console.log(`skipping client integration tests: ${skip}`);
+
+describe("Client against a real server", { skip, timeout: 60_000 }, () => {
+  let server: TestServer;
+  let client: Client;
+
+  before(async () => {
+    server = await TestServer.start();
+    client = await Client.connect(server.target);
+  });
+
+  after(async () => {
+    client?.close();
+    await server?.stop();
+  });
+
+  test("enqueue and getStatus round-trip a job", async () => {
+    const queue = uniqueQueue();
+    const payload = { to: "ada@example.com", nested: { list: [1, 2.5, "ü", null, true], empty: {} }, n: 0 };
+    const { jobId, duplicate } = await client.enqueue(queue, payload, {
+      priority: "high",
+      maxAttempts: 7,
+      metadata: { tenant: "acme" },
+      leaseDurationMs: 2_000,
+    });
+    assert.equal(duplicate, false);
+    assert.ok(jobId.startsWith(`${queue}:`));
+    const job = await client.getStatus(jobId);
+    assert.equal(job.id, jobId);
+    assert.equal(job.queue, queue);
+    assert.equal(job.state, "queued");
+    assert.deepEqual(job.payload, payload);
+    assert.equal(job.priority, "high");
+    assert.equal(job.attempts, 0);
+    assert.equal(job.maxAttempts, 7);
+    assert.deepEqual(job.metadata, { tenant: "acme" });
+    assert.equal(job.leaseDurationMs, 2_000);
+    assert.ok(job.createTime instanceof Date);
+    assert.equal(job.result, undefined);
+    assert.deepEqual(job.errors, []);
+  });
+
+  test("a binary payload arrives as bytes", async () => {
+    const { jobId } = await client.enqueue(uniqueQueue(), new Uint8Array([0, 1, 254, 255]));
+    const job = await client.getStatus(jobId);
+    assert.deepEqual([...job.payloadBytes], [0, 1, 254, 255]);
+    assert.deepEqual(job.payload, {});
+  });
+
+  test("a delayed job is scheduled", async () => {
+    const before = Date.now();
+    const { jobId } = await client.enqueue(uniqueQueue(), {}, { delayMs: 60_000 });
+    const job = await client.getStatus(jobId);
+    assert.equal(job.state, "scheduled");
+    assert.ok(job.scheduleTime !== undefined && job.scheduleTime.getTime() >= before + 59_000);
+  });
+
+  test("an idempotency key returns the first job", async () => {
+    const queue = uniqueQueue();
+    const first = await client.enqueue(queue, { n: 1 }, { idempotencyKey: "order-42" });
+    const second = await client.enqueue(queue, { n: 2 }, { idempotencyKey: "order-42" });
+    assert.deepEqual(second, { jobId: first.jobId, duplicate: true });
+  });
+
+  test("enqueueBatch answers in order", async () => {
+    const queue = uniqueQueue();
+    const results = await client.enqueueBatch([
+      { queue, payload: { i: 0 } },
+      { queue, payload: { i: 1 }, priority: "low" },
+      { queue, payload: { i: 2 }, delayMs: 60_000 },
+    ]);
+    assert.equal(results.length, 3);
+    const jobs = await Promise.all(results.map((r) => client.getStatus(r.jobId)));
+    assert.deepEqual(jobs.map((j) => j.payload["i"]), [0, 1, 2]);
+    assert.deepEqual(jobs.map((j) => j.state), ["queued", "queued", "scheduled"]);
+    assert.deepEqual(await client.enqueueBatch([]), []);
+  });
+
+  test("stats count a queue's jobs by state", async () => {
+    const queue = uniqueQueue();
+    await client.enqueue(queue, {});
+    await client.enqueue(queue, {});
+    await client.enqueue(queue, {}, { delayMs: 60_000 });
+    const [stats] = await client.stats(queue);
+    assert.ok(stats !== undefined);
+    assert.equal(stats.queue, queue);
+    assert.equal(stats.queued, 2);
+    assert.equal(stats.scheduled, 1);
+    assert.equal(stats.active, 0);
+    assert.ok(stats.oldestQueuedAgeMs >= 0);
+    const all = await client.stats();
+    assert.ok(all.some((s) => s.queue === queue));
+  });
+
+  test("cancel stops a queued job, retry sends it back", async () => {
+    const { jobId } = await client.enqueue(uniqueQueue(), {});
+    await client.cancel(jobId);
+    assert.equal((await client.getStatus(jobId)).state, "cancelled");
+    await assert.rejects(client.cancel(jobId), (error: unknown) => {
+      assert.ok(error instanceof WrongStateError);
+      assert.equal(error.reason, "WRONG_STATE");
+      return true;
+    });
+    await client.retry(jobId);
+    assert.equal((await client.getStatus(jobId)).state, "queued");
+    await assert.rejects(client.retry(jobId), WrongStateError);
+  });
+
+  test("waitFor returns a cancelled job at once", async () => {
+    const { jobId } = await client.enqueue(uniqueQueue(), {});
+    await client.cancel(jobId);
+    const job: Job = await client.waitFor(jobId, { timeoutMs: 5_000 });
+    assert.equal(job.state, "cancelled");
+  });
+
+  test("waitFor gives up after its timeout", async () => {
+    const { jobId } = await client.enqueue(uniqueQueue(), {});
+    await assert.rejects(client.waitFor(jobId, { timeoutMs: 200 }), (error: unknown) => {
+      assert.ok(error instanceof DeadlineExceededError);
+      assert.equal(error.reason, "WAIT_TIMEOUT");
+      return true;
+    });
+  });
+
+  test("waitFor stops when its signal aborts", async () => {
+    const { jobId } = await client.enqueue(uniqueQueue(), {});
+    const controller = new AbortController();
+    const waiting = client.waitFor(jobId, { signal: controller.signal });
+    controller.abort(new Error("no longer needed"));
+    await assert.rejects(waiting, /no longer needed/);
+  });
+
+  test("an invalid queue name is InvalidArgumentError naming the field", async () => {
+    await assert.rejects(client.enqueue("not a queue!", {}), (error: unknown) => {
+      assert.ok(error instanceof InvalidArgumentError);
+      assert.equal(error.field, "queue");
+      assert.equal(error.reason, "INVALID_ARGUMENT");
+      return true;
+    });
+    await assert.rejects(client.stats("bad/name"), (error: unknown) => error instanceof InvalidArgumentError && error.field === "queue");
+  });
+
+  test("a batch error names the request by its index in the whole batch", async () => {
+    const queue = uniqueQueue();
+    await assert.rejects(client.enqueueBatch([{ queue }, { queue: "bad queue" }]), (error: unknown) => {
+      assert.ok(error instanceof InvalidArgumentError);
+      assert.equal(error.field, "requests[1].queue");
+      return true;
+    });
+    assert.equal((await client.stats(queue))[0]?.queued ?? 0, 0, "nothing was written");
+  });
+
+  test("a lease duration of zero is refused by the server with its field", async () => {
+    await assert.rejects(client.enqueue(uniqueQueue(), {}, { leaseDurationMs: 0 }), (error: unknown) => {
+      assert.ok(error instanceof InvalidArgumentError);
+      assert.equal(error.field, "lease_duration");
+      return true;
+    });
+  });
+
+  test("an unknown job is NotFoundError; a malformed id is InvalidArgumentError", async () => {
+    await assert.rejects(client.getStatus(`${uniqueQueue()}:01ARZ3NDEKTSV4RRFFQ69G5FAV`), (error: unknown) => {
+      assert.ok(error instanceof NotFoundError);
+      assert.equal(error.reason, "JOB_NOT_FOUND");
+      return true;
+    });
+    await assert.rejects(client.getStatus("nope"), (error: unknown) => error instanceof InvalidArgumentError && error.field === "job_id");
+  });
+
+  test("a call can be aborted", async () => {
+    const controller = new AbortController();
+    controller.abort(new Error("stop"));
+    await assert.rejects(client.getStatus("q:01ARZ3NDEKTSV4RRFFQ69G5FAV", { signal: controller.signal }), /stop/);
+  });
+
+  test("connect fails with UnavailableError when nothing listens", async () => {
+    const port = await import("./helpers/server.js").then((m) => m.freePort());
+    await assert.rejects(Client.connect(`127.0.0.1:${port}`, { waitMs: 300 }), (error: unknown) => {
+      assert.equal((error as Error).name, "UnavailableError");
+      return true;
+    });
+  });
+
+  test("a job enqueued here can be waited for until a worker finishes it", async () => {
+    // Settled through the raw generated client, as a worker in another language would.
+    const queue = uniqueQueue();
+    const { jobId } = await client.enqueue(queue, { x: 1 });
+    const call = client.raw.lease();
+    const leased = new Promise<{ jobId: string; token: string }>((resolve, reject) => {
+      call.on("data", (response) => {
+        const job = response.jobs[0];
+        if (job?.job !== undefined) resolve({ jobId: job.job.id, token: job.leaseToken });
+      });
+      call.on("error", reject);
+    });
+    call.write({
+      subscribe: { queues: [queue], maxInFlight: 1, workerId: "raw", leaseDuration: undefined },
+      acks: [],
+      fails: [],
+      extends: [],
+    });
+    const grant = await leased;
+    assert.equal(grant.jobId, jobId);
+    const waiting = client.waitFor(jobId, { timeoutMs: 10_000 });
+    call.write({ subscribe: undefined, acks: [{ jobId, leaseToken: grant.token, result: { done: true } }], fails: [], extends: [] });
+    const job = await waiting;
+    assert.equal(job.state, "completed");
+    assert.deepEqual(job.result, { done: true });
+    call.on("error", () => undefined);
+    call.end();
+    await waitUntil(() => call.readableEnded || call.destroyed, "the stream to end");
+  });
+});

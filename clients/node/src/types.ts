@@ -1,0 +1,146 @@
+/**
+ * The public shapes of the client: plain objects, string unions and Dates, never the
+ * generated protobuf types.
+ */
+
+/** A JSON object: what a job's payload and result are (carried as google.protobuf.Struct). */
+export type JsonObject = { [key: string]: JsonValue };
+/** A JSON value. Numbers travel as doubles: integers beyond 2^53 cannot be represented. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | JsonObject;
+
+/** Priority level inside one queue: every high job is leased before any normal one. */
+export type Priority = "low" | "normal" | "high";
+
+/** Where a job is in its life cycle. */
+export type JobState = "scheduled" | "queued" | "active" | "completed" | "dead" | "cancelled";
+
+/** The states a job does not leave on its own. */
+export const TERMINAL_STATES: ReadonlySet<JobState> = new Set(["completed", "dead", "cancelled"]);
+
+/** True when the job is completed, dead or cancelled. */
+export function isTerminal(state: JobState): boolean {
+  return TERMINAL_STATES.has(state);
+}
+
+/**
+ * How long a failed job waits before its next attempt:
+ * min(maxDelayMs, initialDelayMs * multiplier^(failures - 1)), less a random fraction up to
+ * `jitter`. Unset fields take the server's defaults (1 s, 1 h, 2, 0.2).
+ */
+export interface BackoffPolicy {
+  initialDelayMs?: number;
+  maxDelayMs?: number;
+  multiplier?: number;
+  /** Fraction (0 to 1) of each delay that is randomly taken off. */
+  jitter?: number;
+  /** Exact delays, without the random part. */
+  noJitter?: boolean;
+}
+
+/** Per-call options every client method accepts. */
+export interface CallOptions {
+  /** The call's deadline, sent to the server (default: the client's `timeoutMs`). */
+  timeoutMs?: number;
+  /** Cancels the call; the returned promise rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** How to run one job. */
+export interface EnqueueOptions {
+  /** Default "normal". */
+  priority?: Priority;
+  /** Run no earlier than this many milliseconds from now. At most one of delayMs and runAt. */
+  delayMs?: number;
+  /** Run no earlier than this time. */
+  runAt?: Date;
+  /** Deliveries allowed before the job is dead (default: the server's, 3). */
+  maxAttempts?: number;
+  /** A second enqueue with the same key on the same queue (within 24 h) returns the first job. */
+  idempotencyKey?: string;
+  /** Lease length for this job, overriding the worker's and the server's (30 s). */
+  leaseDurationMs?: number;
+  /** Free-form string pairs carried with the job (trace context, tenant, ...). */
+  metadata?: Record<string, string>;
+  /** Retry delays after failures. */
+  backoff?: BackoffPolicy;
+}
+
+/** One job of an `enqueueBatch` call. */
+export interface JobSpec extends EnqueueOptions {
+  queue: string;
+  /** A JSON object, or bytes for a binary payload. */
+  payload?: Record<string, unknown> | Uint8Array;
+}
+
+/** The answer to an enqueue. */
+export interface EnqueueResult {
+  jobId: string;
+  /** True when the idempotency key matched an earlier job: nothing new was created. */
+  duplicate: boolean;
+}
+
+/** One failed attempt. */
+export interface JobError {
+  /** The attempt that failed, counted from 1. */
+  attempt: number;
+  message: string;
+  time: Date | undefined;
+}
+
+/** A job and everything the queue knows about it. */
+export interface Job {
+  /** `<queue>:<26-character sortable id>`. */
+  id: string;
+  queue: string;
+  state: JobState;
+  /** The JSON payload (empty when the job carries only bytes). */
+  payload: JsonObject;
+  /** The binary payload (empty when none was given). */
+  payloadBytes: Uint8Array;
+  priority: Priority;
+  /** Deliveries so far (counted when the job is leased). */
+  attempts: number;
+  maxAttempts: number;
+  createTime: Date | undefined;
+  /** When the job becomes (or became) ready: delayed jobs and retries. */
+  scheduleTime: Date | undefined;
+  /** When the current or last attempt was leased. */
+  startTime: Date | undefined;
+  /** When the job reached completed, dead or cancelled. */
+  finishTime: Date | undefined;
+  /** What the worker returned with its ack (completed jobs). */
+  result: JsonObject | undefined;
+  lastError: string;
+  /** One entry per failed attempt, oldest first. */
+  errors: JobError[];
+  metadata: Record<string, string>;
+  /** The job's own lease length, when it was enqueued with one. */
+  leaseDurationMs: number | undefined;
+  /** The retry policy in force, with the server's defaults filled in. */
+  backoff: Required<BackoffPolicy>;
+  idempotencyKey: string;
+  /** The worker holding the current lease (active jobs only). */
+  workerId: string;
+}
+
+/** Counts of one queue's jobs by state. */
+export interface QueueStats {
+  queue: string;
+  queued: number;
+  scheduled: number;
+  active: number;
+  /** Completed jobs still inside the retention window. */
+  completed: number;
+  dead: number;
+  cancelled: number;
+  /** Age of the oldest ready job (0 when none is ready). */
+  oldestQueuedAgeMs: number;
+}
+
+/** Where the library logs. The default writes warnings and errors to stderr. */
+export interface Logger {
+  debug(message: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
