@@ -321,7 +321,8 @@ type Job struct {
 	MaxAttempts int32 `protobuf:"varint,8,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
 	// When the job was enqueued.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	// When the job becomes (or became) ready; set for delayed jobs and retries.
+	// When the job becomes (or became) ready: its enqueue time, its delay's end, or the
+	// time its retry is due.
 	ScheduleTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=schedule_time,json=scheduleTime,proto3" json:"schedule_time,omitempty"`
 	// When the current or last attempt was leased.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`

@@ -247,7 +247,9 @@ class Job(_message.Message):
 
     @_builtins.property
     def schedule_time(self) -> _timestamp_pb2.Timestamp:
-        """When the job becomes (or became) ready; set for delayed jobs and retries."""
+        """When the job becomes (or became) ready: its enqueue time, its delay's end, or the
+        time its retry is due.
+        """
 
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:

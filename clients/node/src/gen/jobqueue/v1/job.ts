@@ -102,7 +102,10 @@ export interface Job {
   createTime:
     | Date
     | undefined;
-  /** When the job becomes (or became) ready; set for delayed jobs and retries. */
+  /**
+   * When the job becomes (or became) ready: its enqueue time, its delay's end, or the
+   * time its retry is due.
+   */
   scheduleTime:
     | Date
     | undefined;
