@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from jobqueue import AsyncClient
 
+from jobqueue import AsyncClient
 from jobqueue_server.runtime.app import App
 from tests.conformance.process import WorkerProcess
 from tests.conformance.workers import ROOT, WORKERS, WorkerUnavailable, must_run_all

@@ -77,11 +77,7 @@ class WorkerProcess:
     def events(self) -> list[tuple[str, str]]:
         """(START|END, job id) in the order printed."""
         with self._changed:
-            return [
-                tuple(line.split(" ", 1))
-                for line in self.lines  # type: ignore[misc]
-                if line.startswith(("START ", "END "))
-            ]
+            return [tuple(line.split(" ", 1)) for line in self.lines if line.startswith(("START ", "END "))]
 
     def signal(self, signum: int) -> None:
         self.process.send_signal(signum)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,39 +18,71 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-async def run_action(payload: dict[str, Any], ctx: JobContext, worker_id: str) -> dict[str, Any] | None:
-    action = payload.get("action")
-    result: dict[str, Any] | None = payload.get("result")
-    if action == "ack":
-        return result
-    if action == "echo":
-        return {
-            "job_id": ctx.job_id,
-            "queue": ctx.queue,
-            "attempt": ctx.attempt,
-            "max_attempts": ctx.max_attempts,
-            "payload": payload,
-            "metadata": ctx.metadata,
-            "worker_id": worker_id,
-        }
-    if action == "fail":
+Action = Callable[[dict[str, Any], JobContext, str], Awaitable[dict[str, Any] | None]]
+
+
+async def ack(payload: dict[str, Any], ctx: JobContext, worker_id: str) -> dict[str, Any] | None:
+    return payload.get("result")
+
+
+async def echo(payload: dict[str, Any], ctx: JobContext, worker_id: str) -> dict[str, Any] | None:
+    return {
+        "job_id": ctx.job_id,
+        "queue": ctx.queue,
+        "attempt": ctx.attempt,
+        "max_attempts": ctx.max_attempts,
+        "payload": payload,
+        "metadata": ctx.metadata,
+        "worker_id": worker_id,
+    }
+
+
+async def fail(payload: dict[str, Any], ctx: JobContext, worker_id: str) -> dict[str, Any] | None:
+    raise RuntimeError(payload["error"])
+
+
+async def fail_permanent(payload: dict[str, Any], ctx: JobContext, worker_id: str) -> dict[str, Any] | None:
+    raise NonRetryableError(payload["error"])
+
+
+async def fail_until(payload: dict[str, Any], ctx: JobContext, worker_id: str) -> dict[str, Any] | None:
+    if ctx.attempt < payload["attempt"]:
         raise RuntimeError(payload["error"])
-    if action == "fail_permanent":
-        raise NonRetryableError(payload["error"])
-    if action == "fail_until":
-        if ctx.attempt < payload["attempt"]:
-            raise RuntimeError(payload["error"])
-        return result
-    if action == "sleep":
-        await asyncio.sleep(payload["ms"] / 1000)
-        return result
-    if action == "wait_file":
-        while not Path(payload["path"]).exists():
-            await asyncio.sleep(POLL_S)
-        return result
-    if action == "exit":
-        os._exit(3)  # a crash: nothing is settled
-    raise NonRetryableError("unknown action")
+    return payload.get("result")
+
+
+async def sleep(payload: dict[str, Any], ctx: JobContext, worker_id: str) -> dict[str, Any] | None:
+    await asyncio.sleep(payload["ms"] / 1000)
+    return payload.get("result")
+
+
+async def wait_file(payload: dict[str, Any], ctx: JobContext, worker_id: str) -> dict[str, Any] | None:
+    while not await asyncio.to_thread(Path(payload["path"]).exists):
+        await asyncio.sleep(POLL_S)
+    return payload.get("result")
+
+
+async def crash(payload: dict[str, Any], ctx: JobContext, worker_id: str) -> dict[str, Any] | None:
+    os._exit(3)  # a crash: nothing is settled
+
+
+ACTIONS: dict[str, Action] = {
+    "ack": ack,
+    "echo": echo,
+    "fail": fail,
+    "fail_permanent": fail_permanent,
+    "fail_until": fail_until,
+    "sleep": sleep,
+    "wait_file": wait_file,
+    "exit": crash,
+}
+
+
+async def run_action(payload: dict[str, Any], ctx: JobContext, worker_id: str) -> dict[str, Any] | None:
+    action = ACTIONS.get(str(payload.get("action")))
+    if action is None:
+        raise NonRetryableError("unknown action")
+    return await action(payload, ctx, worker_id)
 
 
 async def main() -> None:

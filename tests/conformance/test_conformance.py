@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from jobqueue import AsyncClient, BackoffPolicy, JobState
-
 from tests.conformance.conftest import Spawn
 
 QUEUE = "conformance"

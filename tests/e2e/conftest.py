@@ -1,0 +1,91 @@
+"""Fixtures shared by the end-to-end tests: an SMTP server, a `jobq serve` process, children."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import default as default_policy
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from tests.e2e.processes import ChildProcess, ServeProcess
+from tests.support import TestRedis
+
+Spawn = Callable[..., ChildProcess]
+
+
+class Mailbox:
+    """An aiosmtpd handler keeping every message delivered to it."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Envelope] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+    def messages(self) -> list[EmailMessage]:
+        return [_parse(envelope) for envelope in self.envelopes]
+
+
+def _parse(envelope: Envelope) -> EmailMessage:
+    assert isinstance(envelope.content, bytes)
+    message = email.message_from_bytes(envelope.content, policy=default_policy)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+class _EphemeralPortController(Controller):
+    """aiosmtpd's Controller on a port the OS picks: it assumes a fixed one when it self-tests."""
+
+    def _trigger_server(self) -> None:
+        assert isinstance(self.server, asyncio.Server)
+        self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()  # type: ignore[no-untyped-call]
+
+
+@dataclass
+class SmtpSink:
+    port: int
+    mailbox: Mailbox
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    mailbox = Mailbox()
+    controller = _EphemeralPortController(mailbox, hostname="127.0.0.1", port=0)
+    controller.start()
+    try:
+        yield SmtpSink(controller.port, mailbox)
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def server(test_redis: TestRedis, key_prefix: str) -> Iterator[ServeProcess]:
+    process = ServeProcess(["--redis-url", test_redis.url], {"JOBQ_KEY_PREFIX": key_prefix})
+    try:
+        yield process
+    finally:
+        process.close()
+
+
+@pytest.fixture
+def spawn() -> Iterator[Spawn]:
+    """Starts child processes and kills whatever still runs at the end, pipes closed."""
+    with contextlib.ExitStack() as cleanup:
+
+        def start(
+            args: Sequence[str], env: Mapping[str, str] | None = None, module: str = "jobqueue_server"
+        ) -> ChildProcess:
+            child = ChildProcess(args, env, module=module)
+            cleanup.callback(child.close)
+            return child
+
+        yield start
