@@ -104,10 +104,12 @@ def seconds(value: timedelta | float) -> float:
 
 
 def to_duration(value: timedelta | float, what: str) -> duration_pb2.Duration:
-    """A Duration from a timedelta or seconds; negative values are refused."""
+    """A Duration from a timedelta or seconds; negative values and other types are refused."""
+    if isinstance(value, bool) or not isinstance(value, timedelta | int | float):
+        raise InvalidArgument(f"{what}: must be a timedelta or seconds, got {type(value).__name__}", field=what)
     delta = value if isinstance(value, timedelta) else timedelta(seconds=value)
     if delta < timedelta(0):
-        raise InvalidArgument(f"{what} must not be negative, got {delta}", field=what)
+        raise InvalidArgument(f"{what}: must not be negative, got {delta}", field=what)
     duration = duration_pb2.Duration()
     duration.FromTimedelta(delta)
     return duration
@@ -116,7 +118,7 @@ def to_duration(value: timedelta | float, what: str) -> duration_pb2.Duration:
 def to_timestamp(value: datetime, what: str) -> timestamp_pb2.Timestamp:
     """A Timestamp from an aware datetime; naive ones are refused (their zone is a guess)."""
     if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidArgument(f"{what} must be timezone-aware, e.g. datetime.now(UTC)", field=what)
+        raise InvalidArgument(f"{what}: must be timezone-aware, e.g. datetime.now(UTC)", field=what)
     timestamp = timestamp_pb2.Timestamp()
     timestamp.FromDatetime(value)
     return timestamp

@@ -1,0 +1,229 @@
+"""What the producer and load commands share: the common options, errors, JSON and rich output.
+
+Every such command takes --target (env JOBQ_TARGET), --json and --timeout. Output is rich text
+for people by default and one JSON document on stdout with --json. A failure is one line on
+stderr, ``error: REASON message``, and exit status 2 for invalid input, 1 for anything else.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import enum
+import functools
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+from rich import box
+from rich.console import Console, RenderableType
+from rich.json import JSON
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from jobqueue import Client, JobInfo, QueueStats
+from jobqueue.errors import InvalidArgument, JobQueueError, Unavailable
+
+DEFAULT_TARGET = "localhost:50051"
+DEFAULT_TIMEOUT_S = 10.0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+# The width of text written to a pipe or file (tables take only what they need).
+PIPED_WIDTH = 400
+# Longer JSON values are shown indented, one key per line.
+COMPACT_JSON_CHARS = 60
+
+
+@dataclass(frozen=True)
+class Conn:
+    """Where to send calls and how to print: built from the options every command shares."""
+
+    target: str
+    as_json: bool
+    timeout: float
+
+    def client(self) -> Client:
+        return Client(self.target, timeout=self.timeout)
+
+    def emit(self, document: object) -> None:
+        """Prints one compact JSON document on stdout (a line: --watch prints one per refresh)."""
+        click.echo(json.dumps(jsonable(document), ensure_ascii=False))
+
+
+def error_line(error: JobQueueError, target: str) -> str:
+    """``error: REASON field: message``, naming the field when the message does not."""
+    message = error.message
+    if error.field and not message.startswith(error.field):
+        message = f"{error.field}: {message}"
+    if isinstance(error, Unavailable) and error.reason in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+        message = f"cannot reach the server at {target} (is `jobq serve` or `jobq dev` running?): {message}"
+    return f"error: {error.reason} {' '.join(message.split())}"
+
+
+def exit_code(error: JobQueueError) -> int:
+    return EXIT_INVALID if isinstance(error, InvalidArgument) else EXIT_FAILED
+
+
+@contextlib.contextmanager
+def reported_errors(conn: Conn) -> Iterator[None]:
+    """Turns a typed client error into its one stderr line and exit status."""
+    try:
+        yield
+    except JobQueueError as error:
+        click.echo(error_line(error, conn.target), err=True)
+        raise click.exceptions.Exit(exit_code(error)) from error
+
+
+def client_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Adds --target, --json and --timeout; the command receives them as its first argument, a Conn."""
+
+    @functools.wraps(command)
+    def wrapper(target: str, as_json: bool, timeout: float, **kwargs: Any) -> None:
+        conn = Conn(target, as_json, timeout)
+        with reported_errors(conn):
+            command(conn, **kwargs)
+
+    options = [
+        click.option(
+            "--target", envvar="JOBQ_TARGET", default=DEFAULT_TARGET, show_default=True,
+            help="Server address HOST:PORT [env JOBQ_TARGET].",
+        ),
+        click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text."),
+        click.option(
+            "--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT_S,
+            show_default=True, help="Seconds to wait for each call.",
+        ),
+    ]  # fmt: skip
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def parse_object(text: str, field: str) -> dict[str, Any]:
+    """A JSON object from the command line or a file; InvalidArgument naming `field` otherwise."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidArgument(f"{field}: not valid JSON: {error}", field=field) from error
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{field}: must be a JSON object, got {type(value).__name__}", field=field)
+    return value
+
+
+def parse_metadata(pairs: Sequence[str]) -> dict[str, str]:
+    metadata: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidArgument(f"metadata: expected KEY=VALUE, got {pair!r}", field="metadata")
+        metadata[key] = value
+    return metadata
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+_STATE_STYLES = {"queued": "cyan", "scheduled": "blue", "active": "yellow", "completed": "green",
+                 "dead": "red", "cancelled": "dim"}  # fmt: skip
+
+
+def jsonable(value: Any) -> Any:
+    """Client models as JSON values: times ISO 8601, durations in seconds, bytes base64."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, dict):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    return value
+
+
+def human_duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours < 48 else f"{hours // 24} d {hours % 24} h"
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    ago = (datetime.now(UTC) - moment).total_seconds()
+    relative = f"in {human_duration(-ago)}" if ago < 0 else f"{human_duration(ago)} ago"
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC ({relative})"
+
+
+def stdout_console() -> Console:
+    """Rich on stdout. Piped output is not cut at 80 columns: queue names and paths stay whole."""
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = PIPED_WIDTH
+    return console
+
+
+def _json(value: object) -> JSON:
+    """Highlighted JSON: on one line when short, indented when not."""
+    text = json.dumps(value, ensure_ascii=False)
+    rendered = JSON(text, indent=None if len(text) <= COMPACT_JSON_CHARS else 2)
+    rendered.text.no_wrap, rendered.text.overflow = False, "fold"  # show whole paths, never "…"
+    return rendered
+
+
+def job_panel(job: JobInfo) -> Panel:
+    style = _STATE_STYLES.get(job.state.value, "white")
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    rows: list[tuple[str, RenderableType]] = [
+        ("state", Text(job.state.value.upper(), style=f"bold {style}")),
+        ("queue", job.queue),
+        ("priority", job.priority.value),
+        ("attempts", f"{job.attempts} of {job.max_attempts}"),
+        ("created", _when(job.create_time)),
+        ("scheduled", _when(job.schedule_time)),
+        ("started", _when(job.start_time)),
+        ("finished", _when(job.finish_time)),
+        ("metadata", _json(job.metadata) if job.metadata else "-"),
+        ("payload", _json(job.payload) if job.payload else f"{len(job.payload_bytes)} bytes"),
+        ("result", _json(job.result) if job.result is not None else "-"),
+    ]
+    if job.worker_id:
+        rows.append(("worker", job.worker_id))
+    if job.idempotency_key:
+        rows.append(("idempotency key", job.idempotency_key))
+    for name, value in rows:
+        grid.add_row(name, value)
+    for error in job.errors:
+        grid.add_row(f"error #{error.attempt}", Text(f"{_when(error.time)}\n{error.message}", style="red"))
+    return Panel(grid, title=Text(job.id, style="bold"), border_style=style, expand=False)
+
+
+def stats_table(queues: Sequence[QueueStats], caption: str | None = None) -> Table:
+    columns = ("queued", "scheduled", "active", "completed", "dead", "cancelled")
+    table = Table("queue", *columns, "oldest", caption=caption, box=box.SIMPLE_HEAD, show_edge=False)
+    table.columns[0].overflow = "fold"  # a long queue name wraps rather than end in "…"
+    for column in table.columns[1:]:
+        column.justify = "right"
+    for queue in queues:
+        age = queue.oldest_queued_age.total_seconds()
+        counts = [str(getattr(queue, column)) for column in columns]
+        dead = Text(counts[4], style="bold red" if queue.dead else "")
+        table.add_row(queue.queue, *counts[:4], dead, counts[5], human_duration(age) if age else "-")
+    if not queues:
+        table.add_row("(no queues yet)", *[""] * (len(columns) + 1))
+    return table

@@ -1,0 +1,236 @@
+"""The producer commands of `jobq` run as subprocesses against a real `jobq serve` process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobqueue import AsyncClient, Client, JobContext, JobState, NonRetryableError, Worker
+from tests.e2e.processes import ServeProcess, child_env
+from tests.support import TestRedis
+
+CLI_TIMEOUT_S = 60.0
+JOB_TIMEOUT_S = 30.0
+UNKNOWN_JOB = "q:01ARZ3NDEKTSV4RRFFQ69G5FAV"  # well formed, never enqueued
+
+
+@dataclass
+class Jobq:
+    """Runs `python -m jobqueue_server ARGS` with JOBQ_TARGET pointing at the test server."""
+
+    target: str
+
+    def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "jobqueue_server", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=child_env({"JOBQ_TARGET": self.target}),
+            timeout=CLI_TIMEOUT_S,
+            check=False,
+        )
+
+    def json(self, *args: str, stdin: str | None = None) -> Any:
+        result = self(*args, "--json", stdin=stdin)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def server(test_redis: TestRedis) -> Iterator[ServeProcess]:
+    """One server for the module; each test isolates itself with its own queue names."""
+    process = ServeProcess(["--redis-url", test_redis.url], {"JOBQ_KEY_PREFIX": f"t{uuid.uuid4().hex[:12]}"})
+    yield process
+    process.close()
+
+
+@pytest.fixture
+def jobq(server: ServeProcess) -> Jobq:
+    return Jobq(server.target)
+
+
+@pytest.fixture
+def client(server: ServeProcess) -> Iterator[Client]:
+    with Client(server.target) as producer:
+        yield producer
+
+
+@pytest.fixture
+def queue() -> str:
+    return f"q{uuid.uuid4().hex[:10]}"
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_enqueue_prints_the_job_id_and_status_shows_the_job(jobq: Jobq, queue: str) -> None:
+    result = jobq("enqueue", queue, '{"to":"user@example.com","subject":"Welcome!"}')
+
+    assert result.returncode == 0, result.stderr
+    job_id = result.stdout.split()[-1]
+    assert result.stdout.startswith("enqueued ") and job_id.startswith(f"{queue}:")
+    shown = jobq("status", job_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "QUEUED" in shown.stdout and "Welcome!" in shown.stdout and "0 of 3" in shown.stdout
+    job = jobq.json("status", job_id)
+    assert job["state"] == "queued" and job["payload"] == {"to": "user@example.com", "subject": "Welcome!"}
+
+
+def test_enqueue_json_applies_every_option(jobq: Jobq, queue: str, client: Client) -> None:
+    options = ["--priority", "high", "--delay", "60", "--max-attempts", "5", "--metadata", "tenant=acme"]
+    first = jobq.json("enqueue", queue, '{"n": 1}', *options, "--idempotency-key", "k1")
+    again = jobq.json("enqueue", queue, '{"n": 2}', "--idempotency-key", "k1")
+
+    job = client.get(first["job_id"])
+    assert first["duplicate"] is False and again == {"job_id": first["job_id"], "duplicate": True}
+    assert (job.state, job.priority, job.max_attempts) == (JobState.SCHEDULED, "high", 5)
+    assert job.metadata == {"tenant": "acme"} and job.payload == {"n": 1}
+
+
+def test_enqueue_reads_the_payload_from_stdin(jobq: Jobq, queue: str, client: Client) -> None:
+    result = jobq.json("enqueue", queue, "-", stdin='{"from": "stdin"}')
+
+    assert client.get(result["job_id"]).payload == {"from": "stdin"}
+
+
+def test_enqueue_file_sends_bare_payloads_and_jobs_naming_their_queue(
+    jobq: Jobq, queue: str, client: Client, tmp_path: Path
+) -> None:
+    lines = [json.dumps({"n": n}) for n in range(1500)]  # two EnqueueBatch calls
+    lines += ["", json.dumps({"queue": f"{queue}-other", "payload": {"x": 1}, "priority": "high"})]
+    jobs_file = tmp_path / "jobs.jsonl"
+    jobs_file.write_text("\n".join(lines) + "\n")
+
+    result = jobq.json("enqueue", queue, "--file", str(jobs_file))
+    human = jobq("enqueue", queue, "--file", str(jobs_file))
+
+    assert result["enqueued"] == 1501 and result["duplicates"] == 0 and len(result["jobs"]) == 1501
+    assert human.returncode == 0 and "enqueued 1501 jobs" in human.stdout, human.stderr
+    last = client.get(result["jobs"][-1]["job_id"])
+    assert last.queue == f"{queue}-other" and last.priority == "high" and last.payload == {"x": 1}
+    counts = {s["queue"]: s["queued"] for s in jobq.json("stats")["queues"]}
+    assert counts[queue] == 3000 and counts[f"{queue}-other"] == 2
+
+
+def test_enqueue_file_names_the_bad_line_and_sends_nothing(
+    jobq: Jobq, queue: str, client: Client, tmp_path: Path
+) -> None:
+    jobs_file = tmp_path / "jobs.jsonl"
+    jobs_file.write_text('{"n": 1}\n{"queue": "no spaces", "payload": {}}\n')
+
+    result = jobq("enqueue", queue, "--file", str(jobs_file))
+
+    assert result.returncode == 2
+    assert one_error_line(result).startswith("error: INVALID_ARGUMENT line 2: queue: must be")
+    assert client.stats(queue)[0].queued == 0
+
+
+def test_stats_json_counts_jobs_by_state(jobq: Jobq, queue: str, client: Client) -> None:
+    client.enqueue(queue, {"n": 1})
+    client.enqueue(queue, {"n": 2}, delay=600)
+
+    (stats,) = jobq.json("stats", queue)["queues"]
+    table = jobq("stats", queue)
+
+    assert stats["queue"] == queue and (stats["queued"], stats["scheduled"], stats["dead"]) == (1, 1, 0)
+    assert stats["oldest_queued_age"] >= 0
+    assert table.returncode == 0 and queue in table.stdout and "scheduled" in table.stdout
+
+
+def test_cancel_then_retry_moves_the_job_and_reports_each_id(jobq: Jobq, queue: str, client: Client) -> None:
+    job_id = client.enqueue(queue, {"n": 1}, delay=600).job_id
+
+    cancelled = jobq("cancel", job_id)
+    state_after_cancel = client.get(job_id).state
+    retried = jobq.json("retry", job_id)
+
+    assert cancelled.returncode == 0 and f"cancelled {job_id}" in cancelled.stdout, cancelled.stderr
+    assert state_after_cancel == JobState.CANCELLED
+    assert retried == {"results": [{"job_id": job_id, "ok": True}]}
+    assert client.get(job_id).state == JobState.QUEUED
+
+
+def test_cancel_goes_on_past_a_failure_and_exits_1(jobq: Jobq, queue: str, client: Client) -> None:
+    job_id = client.enqueue(queue, {"n": 1}).job_id
+
+    result = jobq("cancel", UNKNOWN_JOB, job_id)
+
+    assert result.returncode == 1
+    assert one_error_line(result) == f"error: JOB_NOT_FOUND job {UNKNOWN_JOB} not found"
+    assert client.get(job_id).state == JobState.CANCELLED
+
+
+async def test_dead_retry_redrives_a_dead_job(jobq: Jobq, queue: str, server: ServeProcess) -> None:
+    async def refuse(payload: dict[str, Any], ctx: JobContext) -> None:
+        raise NonRetryableError("bad payload")
+
+    async with AsyncClient(server.target) as producer:
+        job_id = (await producer.enqueue(queue, {"n": 1})).job_id
+        worker = Worker(server.target, [queue], handlers={queue: refuse})
+        running = asyncio.create_task(worker.run())
+        dead = await producer.wait(job_id, timeout=JOB_TIMEOUT_S)
+        worker.stop(now=True)
+        await running
+
+        result = await asyncio.to_thread(jobq, "dead", "retry", job_id)
+        job = await producer.get(job_id)
+
+    assert dead.state == JobState.DEAD and "bad payload" in dead.errors[-1].message
+    assert result.returncode == 0 and f"requeued {job_id}" in result.stdout, result.stderr
+    assert job.state == JobState.QUEUED and job.attempts == 0
+
+
+def test_an_invalid_queue_name_exits_2_with_one_line_naming_the_field(jobq: Jobq) -> None:
+    result = jobq("enqueue", "no spaces allowed", "{}")
+
+    assert result.returncode == 2 and result.stdout == ""
+    assert one_error_line(result).startswith("error: INVALID_ARGUMENT queue: must be")
+
+
+def test_a_payload_that_is_not_a_json_object_exits_2(jobq: Jobq, queue: str) -> None:
+    not_json = jobq("enqueue", queue, "{to: nobody}")
+    not_object = jobq("enqueue", queue, "[1, 2]")
+
+    assert (not_json.returncode, not_object.returncode) == (2, 2)
+    assert one_error_line(not_json).startswith("error: INVALID_ARGUMENT payload: not valid JSON")
+    assert one_error_line(not_object) == "error: INVALID_ARGUMENT payload: must be a JSON object, got list"
+
+
+def test_an_unknown_job_exits_1_and_says_not_found(jobq: Jobq) -> None:
+    result = jobq("status", UNKNOWN_JOB)
+
+    assert result.returncode == 1 and result.stdout == ""
+    assert one_error_line(result) == f"error: JOB_NOT_FOUND job {UNKNOWN_JOB} not found"
+
+
+def test_an_unreachable_server_exits_1_and_names_the_target(jobq: Jobq) -> None:
+    result = jobq("stats", "--target", "127.0.0.1:1", "--timeout", "5")
+
+    assert result.returncode == 1
+    assert one_error_line(result).startswith("error: UNAVAILABLE cannot reach the server at 127.0.0.1:1")
+
+
+@pytest.mark.parametrize("batch", ["0", "30"])
+def test_load_enqueues_count_jobs_and_reports_the_rate(
+    jobq: Jobq, queue: str, client: Client, batch: str
+) -> None:
+    report = jobq.json("load", queue, "--count", "100", "--concurrency", "100", "--batch", batch)
+    human = jobq("load", queue, "--count", "10", "--payload", '{"kind": "load"}')
+
+    assert report["jobs"] == 100 and report["failed"] == 0 and report["jobs_per_second"] > 0
+    assert report["calls"] == (100 if batch == "0" else 4)
+    assert human.returncode == 0 and "enqueued 10 jobs" in human.stdout and "jobs/s" in human.stdout
+    assert client.stats(queue)[0].queued == 110
