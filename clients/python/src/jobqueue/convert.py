@@ -106,7 +106,9 @@ def seconds(value: timedelta | float) -> float:
 def to_duration(value: timedelta | float, what: str) -> duration_pb2.Duration:
     """A Duration from a timedelta or seconds; negative values and other types are refused."""
     if isinstance(value, bool) or not isinstance(value, timedelta | int | float):
-        raise InvalidArgument(f"{what}: must be a timedelta or seconds, got {type(value).__name__}", field=what)
+        raise InvalidArgument(
+            f"{what}: must be a timedelta or seconds, got {type(value).__name__}", field=what
+        )
     delta = value if isinstance(value, timedelta) else timedelta(seconds=value)
     if delta < timedelta(0):
         raise InvalidArgument(f"{what}: must not be negative, got {delta}", field=what)
