@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from jobqueue import AsyncClient, JobContext, JobState
+from jobqueue import AsyncClient, EnqueueResult, JobContext, JobState
+from jobqueue.errors import Unavailable
 from jobqueue_server.config import ServerSettings
 from jobqueue_server.runtime.app import App, start_app, store_config
 from jobqueue_server.store import Store
@@ -35,6 +36,20 @@ async def restart_server(server: App, settings: ServerSettings, redis: Redis) ->
         await stop_app(app)
 
 
+async def enqueue_when_reachable(client: AsyncClient, queue: str, payload: dict[str, Any]) -> EnqueueResult:
+    """What a producer does across a restart: retry UNAVAILABLE with the same idempotency key
+    (the client's channel may still be backing off from the old server's connection)."""
+    key = f"restart-{payload}"
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        try:
+            return await client.enqueue(queue, payload, idempotency_key=key)
+        except Unavailable:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
 async def test_the_worker_reconnects_after_the_server_restarts(
     client: AsyncClient, workers: WorkerRunner, queue: str, restart_server: Restart
 ) -> None:
@@ -44,7 +59,7 @@ async def test_the_worker_reconnects_after_the_server_restarts(
     assert (await client.wait(before.job_id, timeout=10)).state == JobState.COMPLETED
 
     await restart_server()
-    after = await client.enqueue(queue, {"n": 2})
+    after = await enqueue_when_reachable(client, queue, {"n": 2})
     job = await client.wait(after.job_id, timeout=10)
 
     assert (job.state, job.result) == (JobState.COMPLETED, {"n": 2})
