@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,5 +36,11 @@ class ServerSettings(BaseSettings):
 
     sweep_interval_seconds: float = Field(1.0, gt=0, description="safety sweep when no signal arrives")
     redis_timeout_seconds: float = Field(3.0, gt=0, description="connect and command timeout")
+    default_durability: Literal["applied", "fsynced"] = Field(
+        "applied", description="when writes that leave `durability` unset are acknowledged"
+    )
+    fsync_timeout_seconds: float = Field(
+        2.0, gt=0, description="how long a fsynced write waits for Redis to confirm it on disk"
+    )
     shutdown_grace_seconds: float = Field(10.0, ge=0)
     log_level: str = "INFO"

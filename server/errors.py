@@ -58,3 +58,20 @@ class StoreFull(JobQueueError):
     """Redis refused a write because it is out of memory."""
 
     reason = "REDIS_OUT_OF_MEMORY"
+
+
+class DurabilityUnavailable(JobQueueError):
+    """DURABILITY_FSYNCED was asked for, but this Redis cannot confirm writes on disk
+    (its append-only file is off, or it has no WAITAOF). Nothing was written."""
+
+    reason = "DURABILITY_UNAVAILABLE"
+
+
+class FsyncNotConfirmed(StoreUnavailable):
+    """Redis applied a DURABILITY_FSYNCED write but did not confirm it on disk in time.
+
+    The write happened (a retry finds it: a duplicate enqueue, a lost lease), but may not
+    survive a power loss; a slow or failing disk is the usual cause.
+    """
+
+    reason = "FSYNC_NOT_CONFIRMED"

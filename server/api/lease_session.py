@@ -18,6 +18,7 @@ from jobqueue.v1.job_queue_service_pb2 import ConfirmationKind
 from jobqueue_server.api import convert, validation
 from jobqueue_server.api.status import OK, rpc_status_of
 from jobqueue_server.errors import (
+    DurabilityUnavailable,
     FieldViolation,
     JobNotFound,
     JobQueueError,
@@ -219,10 +220,11 @@ class LeaseSession:
         if isinstance(outcome, ExtendOutcome):
             confirmation.lease_expire_time.FromMilliseconds(outcome.lease_expire_ms)
         # An ack or fail settles the job whatever the answer; an extend refused because the
-        # lease is gone tells the stream the same. Only UNAVAILABLE keeps the slot (resend).
+        # lease is gone tells the stream the same. UNAVAILABLE keeps the slot (resend), and so
+        # does a refused fsynced ack: nothing was written, the job is still this stream's.
         lost = isinstance(outcome, LeaseLost | JobNotFound)
         settled = (kind != ConfirmationKind.CONFIRMATION_KIND_EXTEND or lost) and not isinstance(
-            outcome, StoreUnavailable
+            outcome, StoreUnavailable | DurabilityUnavailable
         )
         if settled and self._held.get(item.job_id) == item.token:
             # A refused ack still frees the slot: the lease is no longer this stream's.

@@ -16,7 +16,7 @@ from jobqueue_server.api import convert, validation
 from jobqueue_server.api.lease_session import LeaseSession
 from jobqueue_server.api.status import maps_errors, rpc_status_of
 from jobqueue_server.errors import FieldViolation, JobQueueError, ServerDraining
-from jobqueue_server.store import FailOutcome, JobState, NewJob, Store
+from jobqueue_server.store import Durability, FailOutcome, JobState, NewJob, Store
 from jobqueue_server.store.signals import QueueSignals
 
 logger = logging.getLogger(__name__)
@@ -49,20 +49,23 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
 
     @maps_errors
     async def Enqueue(self, request: svc.EnqueueRequest, context: Context) -> svc.EnqueueResponse:  # noqa: N802
-        outcomes = await self._enqueue([validation.new_job(request, self._limits)])
+        job = validation.new_job(request, self._limits)
+        level = validation.durability(request.durability, "durability", self._limits)
+        outcomes = await self._enqueue([job], level)
         return svc.EnqueueResponse(job_id=outcomes[0].job_id, duplicate=outcomes[0].duplicate)
 
     @maps_errors
     async def EnqueueBatch(  # noqa: N802
         self, request: svc.EnqueueBatchRequest, context: Context
     ) -> svc.EnqueueBatchResponse:
-        outcomes = await self._enqueue(validation.new_jobs(list(request.requests), self._limits))
+        jobs = validation.new_jobs(list(request.requests), self._limits)
+        outcomes = await self._enqueue(jobs, validation.batch_durability(request, self._limits))
         return svc.EnqueueBatchResponse(
             responses=[svc.EnqueueResponse(job_id=o.job_id, duplicate=o.duplicate) for o in outcomes]
         )
 
-    async def _enqueue(self, jobs: list[NewJob]) -> list[Any]:
-        result = await self._store.enqueue(jobs)
+    async def _enqueue(self, jobs: list[NewJob], durability: Durability) -> list[Any]:
+        result = await self._store.enqueue(jobs, durability)
         for queue in {job.queue for job in jobs if job.due_ms is None and job.delay_ms == 0}:
             self._signals.notify(queue)
         if result.earliest_due_ms is not None:

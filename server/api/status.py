@@ -12,7 +12,9 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from jobqueue_server.errors import (
+    DurabilityUnavailable,
     FieldViolation,
+    FsyncNotConfirmed,
     JobNotFound,
     JobQueueError,
     LeaseLost,
@@ -29,7 +31,9 @@ _CODES: dict[type[JobQueueError], int] = {
     JobNotFound: code_pb2.NOT_FOUND,
     LeaseLost: code_pb2.FAILED_PRECONDITION,
     WrongState: code_pb2.FAILED_PRECONDITION,
+    DurabilityUnavailable: code_pb2.FAILED_PRECONDITION,
     StoreUnavailable: code_pb2.UNAVAILABLE,
+    FsyncNotConfirmed: code_pb2.UNAVAILABLE,
     ServerDraining: code_pb2.UNAVAILABLE,
     StoreFull: code_pb2.RESOURCE_EXHAUSTED,
 }

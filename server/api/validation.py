@@ -10,7 +10,7 @@ from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue_server.errors import FieldViolation
 from jobqueue_server.ids import QUEUE_NAME_RE, split_job_id
-from jobqueue_server.store import Backoff, NewJob, Priority, Settle
+from jobqueue_server.store import Backoff, Durability, NewJob, Priority, Settle
 
 MAX_DELAY_MS = 366 * 86_400_000
 MAX_IDEMPOTENCY_KEY_CHARS = 256
@@ -35,6 +35,7 @@ class Limits:
     max_error_bytes: int
     max_lease_ms: int
     default_max_attempts: int
+    default_durability: Durability = Durability.APPLIED
 
 
 def queue_name(value: str, field: str) -> str:
@@ -159,6 +160,30 @@ def new_jobs(requests: list[svc.EnqueueRequest], limits: Limits) -> list[NewJob]
     return [new_job(r, limits, f"requests[{i}].") for i, r in enumerate(requests)]
 
 
+def durability(value: int, field: str, limits: Limits) -> Durability:
+    """The level a request asks for; unset means the server default."""
+    if value == job_pb2.DURABILITY_UNSPECIFIED:
+        return limits.default_durability
+    if value not in job_pb2.Durability.values():
+        raise FieldViolation(field, "is not a known durability level")
+    return Durability(value)
+
+
+def batch_durability(request: svc.EnqueueBatchRequest, limits: Limits) -> Durability:
+    """The strictest level set on the batch or on any of its requests, else the default.
+
+    One WAITAOF confirms the whole batch, so the batch has one level; taking the strictest
+    means no job is acknowledged at a weaker level than its request asked for.
+    """
+    levels = [durability(request.durability, "durability", limits)] if request.durability else []
+    levels += [
+        durability(r.durability, f"requests[{i}].durability", limits)
+        for i, r in enumerate(request.requests)
+        if r.durability
+    ]
+    return max(levels, default=limits.default_durability)
+
+
 def _token(value: str, field: str) -> str:
     if not value:
         raise FieldViolation(field, "is required")
@@ -175,6 +200,7 @@ def ack(request: svc.AckRequest, limits: Limits, prefix: str = "") -> Settle:
         job_id(request.job_id, f"{prefix}job_id"),
         _token(request.lease_token, f"{prefix}lease_token"),
         result=result,
+        durability=durability(request.durability, f"{prefix}durability", limits),
     )
 
 

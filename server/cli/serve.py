@@ -22,15 +22,26 @@ from jobqueue_server.config import ServerSettings
     help="Embedded Valkey data folder [env JOBQ_DATA_DIR; default .jobq-data].",
 )
 @click.option("--log-level", help="DEBUG, INFO, WARNING or ERROR [env JOBQ_LOG_LEVEL].")
+@click.option(
+    "--durability",
+    "default_durability",
+    type=click.Choice(["applied", "fsynced"]),
+    help="When writes that leave durability unset are acknowledged: applied in Redis, or "
+    "fsynced to its append-only file [env JOBQ_DEFAULT_DURABILITY; default applied].",
+)
 def serve(**flags: Any) -> None:
     """Run the gRPC server (with an embedded Valkey unless --redis-url is given)."""
+    from jobqueue_server.errors import DurabilityUnavailable
     from jobqueue_server.runtime.serve import serve as run
 
     settings = ServerSettings(**{k: v for k, v in flags.items() if v is not None})
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(run(settings))
+    try:
+        asyncio.run(run(settings))
+    except DurabilityUnavailable as error:
+        raise click.ClickException(f"cannot start: {error.message}") from error
 
 
 COMMANDS = [serve]

@@ -20,10 +20,10 @@ from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 from jobqueue_server.api.servicer import JobQueueServicer
 from jobqueue_server.api.validation import Limits
 from jobqueue_server.config import ServerSettings
-from jobqueue_server.errors import StoreUnavailable
+from jobqueue_server.errors import DurabilityUnavailable, StoreUnavailable
 from jobqueue_server.loops import Maintenance
 from jobqueue_server.runtime import reflection
-from jobqueue_server.store import Store, StoreConfig
+from jobqueue_server.store import Durability, Store, StoreConfig
 from jobqueue_server.store.signals import QueueSignals
 
 logger = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ def store_config(settings: ServerSettings) -> StoreConfig:
         retention_ms=int(settings.retention_seconds * 1000),
         default_lease_ms=int(settings.default_lease_seconds * 1000),
         command_timeout_ms=int(settings.redis_timeout_seconds * 1000),
+        fsync_timeout_ms=int(settings.fsync_timeout_seconds * 1000),
     )
 
 
@@ -78,7 +79,12 @@ def limits(settings: ServerSettings) -> Limits:
         max_error_bytes=settings.max_error_bytes,
         max_lease_ms=int(settings.max_lease_seconds * 1000),
         default_max_attempts=settings.default_max_attempts,
+        default_durability=default_durability(settings),
     )
+
+
+def default_durability(settings: ServerSettings) -> Durability:
+    return Durability[settings.default_durability.upper()]
 
 
 @dataclass
@@ -175,3 +181,16 @@ async def check_redis(store: Store) -> None:
                 "set it to 'noeviction'",
                 policy,
             )
+
+
+async def check_durability(store: Store, default: Durability) -> None:
+    """Says at start whether DURABILITY_FSYNCED is available; when it is the default and
+    is not, raises DurabilityUnavailable: a server must not start promising what Redis
+    cannot keep."""
+    problem = await store.fsync_problem()
+    if problem is None:
+        logger.info("durability: fsynced available (WAITAOF on the append-only file)")
+    elif default is Durability.FSYNCED:
+        raise DurabilityUnavailable(f"the default durability is fsynced, but {problem}")
+    else:
+        logger.warning("durability fsynced unavailable, requests asking for it are refused: %s", problem)

@@ -8,7 +8,14 @@ import signal
 from urllib.parse import urlsplit, urlunsplit
 
 from jobqueue_server.config import ServerSettings
-from jobqueue_server.runtime.app import check_redis, connect_redis, start_app, store_config
+from jobqueue_server.runtime.app import (
+    check_durability,
+    check_redis,
+    connect_redis,
+    default_durability,
+    start_app,
+    store_config,
+)
 from jobqueue_server.runtime.valkey import EmbeddedValkey
 from jobqueue_server.store import Store
 
@@ -27,6 +34,7 @@ async def serve(settings: ServerSettings) -> None:
     try:
         store = Store(redis, store_config(settings))
         await check_redis(store)
+        await check_durability(store, default_durability(settings))
         app = await start_app(settings, store)
         print(f"jobqueue listening on {settings.host}:{app.port} (redis {_redacted(url)})", flush=True)
         await stop.wait()

@@ -2,6 +2,7 @@
 
 from jobqueue_server.store.records import (
     Backoff,
+    Durability,
     EnqueueOutcome,
     ErrorEntry,
     ExtendOutcome,
@@ -18,6 +19,7 @@ from jobqueue_server.store.redis_store import Store, StoreConfig
 
 __all__ = [
     "Backoff",
+    "Durability",
     "EnqueueOutcome",
     "ErrorEntry",
     "ExtendOutcome",

@@ -25,6 +25,15 @@ class JobState(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+class Durability(enum.IntEnum):
+    """When a write is acknowledged; ordered from weakest to strictest, values as in the proto."""
+
+    #: Redis applied the write (in memory, queued for its append-only file).
+    APPLIED = 1
+    #: Redis confirmed (WAITAOF) that the write is fsynced to its append-only file.
+    FSYNCED = 2
+
+
 @dataclass(frozen=True, slots=True)
 class Backoff:
     """Retry delay: min(max_ms, initial_ms * multiplier^(failures-1)) less up to `jitter` of it."""
@@ -118,6 +127,8 @@ class Settle:
     non_retryable: bool = False
     retry_delay_ms: int = -1
     lease_ms: int = 0
+    #: Honoured by ack only: the level at which the ack is confirmed.
+    durability: Durability = Durability.APPLIED
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,12 +12,21 @@ from typing import Any
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from jobqueue_server.errors import JobNotFound, JobQueueError, StoreFull, StoreUnavailable
+from jobqueue_server.errors import (
+    DurabilityUnavailable,
+    FsyncNotConfirmed,
+    JobNotFound,
+    JobQueueError,
+    StoreFull,
+    StoreUnavailable,
+)
 from jobqueue_server.ids import make_job_id, new_ulid, split_job_id
 from jobqueue_server.store.codes import Code, error_for
 from jobqueue_server.store.decode import encode_metadata, job_record, leased_records
+from jobqueue_server.store.durability import FsyncGate
 from jobqueue_server.store.keys import QueueKeys, queues_set
 from jobqueue_server.store.records import (
+    Durability,
     EnqueueOutcome,
     ExtendOutcome,
     FailOutcome,
@@ -42,6 +51,9 @@ class StoreConfig:
     max_errors_kept: int = 100
     sweep_batch: int = 1_000
     command_timeout_ms: int = 3_000
+    #: How long a DURABILITY_FSYNCED write waits for Redis to confirm it on disk (WAITAOF).
+    #: Under appendfsync everysec, Redis and Valkey 8 may take up to about a second to confirm.
+    fsync_timeout_ms: int = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +117,22 @@ class Store:
         self._clock = clock
         self._scripts = Scripts.register(redis)
         self._known_queues: set[str] = set()
+        self._fsync = FsyncGate(redis, config.fsync_timeout_ms)
 
-    def _guard(self) -> AbstractAsyncContextManager[None]:
-        return _redis_errors(self.config.command_timeout_ms / 1000)
+    def _guard(self, durability: Durability = Durability.APPLIED) -> AbstractAsyncContextManager[None]:
+        # A fsynced write may also wait for its confirmation, which has its own bound.
+        extra_ms = self.config.fsync_timeout_ms if durability is Durability.FSYNCED else 0
+        return _redis_errors((self.config.command_timeout_ms + extra_ms) / 1000)
+
+    @asynccontextmanager
+    async def _writer(self, durability: Durability) -> AsyncIterator[Redis]:
+        """The client to write with: the shared pool, or (fsynced) a connection whose writes
+        are confirmed on disk when the body ends without an error."""
+        if durability is Durability.FSYNCED:
+            async with self._fsync.connection() as connection:
+                yield connection
+        else:
+            yield self.redis
 
     def keys(self, queue: str) -> QueueKeys:
         return QueueKeys.of(self.config.key_prefix, queue)
@@ -134,6 +159,11 @@ class Store:
         async with self._guard():
             await self.redis.ping()
 
+    async def fsync_problem(self) -> str | None:
+        """Checks now why DURABILITY_FSYNCED cannot be provided, or None when it can."""
+        async with self._guard():
+            return await self._fsync.check()
+
     async def eviction_policy(self) -> str:
         async with self._guard():
             config = await self.redis.config_get("maxmemory-policy")
@@ -142,17 +172,22 @@ class Store:
 
     # -- producers -------------------------------------------------------------------------
 
-    async def enqueue(self, jobs: Sequence[NewJob]) -> EnqueueResult:
-        """Adds jobs, one script call per queue; outcomes come in the order of `jobs`."""
+    async def enqueue(
+        self, jobs: Sequence[NewJob], durability: Durability = Durability.APPLIED
+    ) -> EnqueueResult:
+        """Adds jobs, one script call per queue; outcomes come in the order of `jobs`.
+
+        Returns once the jobs are applied, or (FSYNCED) on disk: one WAITAOF covers them all.
+        """
         groups: dict[str, list[int]] = {}
         for index, job in enumerate(jobs):
             groups.setdefault(job.queue, []).append(index)
         outcomes: list[EnqueueOutcome | None] = [None] * len(jobs)
         earliest: int | None = None
-        async with self._guard():
+        async with self._guard(durability), self._writer(durability) as client:
             await self._remember_queues(groups)
             for queue, indexes in groups.items():
-                reply = await self._enqueue_group(queue, [jobs[i] for i in indexes])
+                reply = await self._enqueue_group(client, queue, [jobs[i] for i in indexes])
                 for slot, index in enumerate(indexes):
                     ulid = reply[slot * 2].decode()
                     outcomes[index] = EnqueueOutcome(make_job_id(queue, ulid), bool(reply[slot * 2 + 1]))
@@ -167,7 +202,7 @@ class Store:
             await self.redis.sadd(queues_set(self.config.key_prefix), *new)
             self._known_queues.update(new)
 
-    async def _enqueue_group(self, queue: str, jobs: list[NewJob]) -> list[Any]:
+    async def _enqueue_group(self, client: Redis, queue: str, jobs: list[NewJob]) -> list[Any]:
         k = self.keys(queue)
         args: list[Any] = [
             self._now(),
@@ -192,7 +227,7 @@ class Store:
                 job.idempotency_key,
             ]
         keys = [k.ready_high, k.ready_normal, k.ready_low, k.scheduled]
-        return list(await self._scripts.enqueue(keys=keys, args=args))
+        return list(await self._scripts.enqueue(keys=keys, args=args, client=client))
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -241,16 +276,32 @@ class Store:
         return leased_records(queue, reply)
 
     async def ack(self, items: Sequence[Settle]) -> list[Outcome]:
-        """Completes leased jobs; one outcome per item, None for success."""
+        """Completes leased jobs; one outcome per item, None for success.
 
-        async def run(queue: str, group: list[tuple[int, str]]) -> list[Any]:
+        Items are confirmed at their own durability, one pass per level; a fsynced pass that
+        is refused or not confirmed answers its items with that error, not the others.
+        """
+        outcomes: list[Outcome] = [None] * len(items)
+        for level in Durability:
+            indexes = [i for i, item in enumerate(items) if item.durability is level]
+            if indexes:
+                answers = await self._ack_at(level, [items[i] for i in indexes])
+                for index, answer in zip(indexes, answers, strict=True):
+                    outcomes[index] = answer
+        return outcomes
+
+    async def _ack_at(self, durability: Durability, items: Sequence[Settle]) -> list[Outcome]:
+        async def run(client: Redis, queue: str, group: list[tuple[int, str]]) -> list[Any]:
             k = self.keys(queue)
             args: list[Any] = [self._now(), k.job_prefix, len(group)]
             for index, ulid in group:
                 args += [ulid, items[index].token, items[index].result]
-            return list(await self._scripts.ack(keys=[k.active, k.completed], args=args))
+            return list(await self._scripts.ack(keys=[k.active, k.completed], args=args, client=client))
 
-        replies = await self._per_queue(items, run, width=1)
+        try:
+            replies = await self._per_queue(items, run, width=1, durability=durability)
+        except (DurabilityUnavailable, FsyncNotConfirmed) as error:
+            return [error] * len(items)
         return [
             error_for(int(r[0]), item.job_id) if r else JobNotFound(f"job {item.job_id} not found")
             for item, r in zip(items, replies, strict=True)
@@ -259,7 +310,7 @@ class Store:
     async def fail(self, items: Sequence[Settle]) -> list[FailOutcome | JobQueueError]:
         """Records failed attempts: each job backs off to SCHEDULED or is DEAD."""
 
-        async def run(queue: str, group: list[tuple[int, str]]) -> list[Any]:
+        async def run(client: Redis, queue: str, group: list[tuple[int, str]]) -> list[Any]:
             k = self.keys(queue)
             args: list[Any] = [self._now(), k.job_prefix, self.config.max_errors_kept, len(group)]
             for index, ulid in group:
@@ -272,7 +323,9 @@ class Store:
                     item.retry_delay_ms,
                     secrets.randbelow(1_000_000) / 1_000_000,
                 ]
-            return list(await self._scripts.fail(keys=[k.active, k.scheduled, k.dead], args=args))
+            return list(
+                await self._scripts.fail(keys=[k.active, k.scheduled, k.dead], args=args, client=client)
+            )
 
         replies = await self._per_queue(items, run, width=2)
         return [self._fail_outcome(item.job_id, r) for item, r in zip(items, replies, strict=True)]
@@ -295,12 +348,12 @@ class Store:
         lease length, else `default_lease_ms` (a stream's), else the configured default."""
         fallback = default_lease_ms or self.config.default_lease_ms
 
-        async def run(queue: str, group: list[tuple[int, str]]) -> list[Any]:
+        async def run(client: Redis, queue: str, group: list[tuple[int, str]]) -> list[Any]:
             k = self.keys(queue)
             args: list[Any] = [self._now(), k.job_prefix, fallback, len(group)]
             for index, ulid in group:
                 args += [ulid, items[index].token, items[index].lease_ms]
-            return list(await self._scripts.extend(keys=[k.active], args=args))
+            return list(await self._scripts.extend(keys=[k.active], args=args, client=client))
 
         replies = await self._per_queue(items, run, width=2)
         outcomes: list[ExtendOutcome | JobQueueError] = []
@@ -333,15 +386,18 @@ class Store:
     async def _per_queue(
         self,
         items: Sequence[Settle],
-        run: Callable[[str, list[tuple[int, str]]], Any],
+        run: Callable[[Redis, str, list[tuple[int, str]]], Any],
         width: int,
+        durability: Durability = Durability.APPLIED,
     ) -> list[list[Any] | None]:
         """Runs `run` once per queue; splits each flat reply into `width` entries per item."""
         groups, _ = _group_by_queue([item.job_id for item in items])
         replies: list[list[Any] | None] = [None] * len(items)
-        async with self._guard():
+        if not groups:  # nothing to write, so nothing to confirm (or refuse)
+            return replies
+        async with self._guard(durability), self._writer(durability) as client:
             for queue, group in groups.items():
-                flat = await run(queue, group)
+                flat = await run(client, queue, group)
                 for slot, (index, _) in enumerate(group):
                     replies[index] = flat[slot * width : (slot + 1) * width]
         return replies

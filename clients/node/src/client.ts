@@ -1,5 +1,6 @@
 /** Client: the producer API (enqueue, inspect, cancel, retry, wait) with Promises. */
 
+import { Durability } from "./gen/jobqueue/v1/job.js";
 import { Metadata, type CallOptions as GrpcCallOptions, type ClientUnaryCall, type ServiceError } from "@grpc/grpc-js";
 
 import { pollIntervals } from "./backoff.js";
@@ -122,7 +123,7 @@ export class Client {
       const batch = requests.slice(offset, offset + MAX_BATCH);
       try {
         const response = await this.unary<EnqueueBatchResponse>(
-          (metadata, callOptions, callback) => this.raw.enqueueBatch({ requests: batch }, metadata, callOptions, callback),
+          (metadata, callOptions, callback) => this.raw.enqueueBatch({ requests: batch, durability: Durability.DURABILITY_UNSPECIFIED }, metadata, callOptions, callback),
           options,
         );
         results.push(...response.responses.map((r) => ({ jobId: r.jobId, duplicate: r.duplicate })));

@@ -8,6 +8,7 @@ import {
   type Job as ProtoJob,
   type QueueStats as ProtoQueueStats,
 } from "./gen/jobqueue/v1/job.js";
+import { Durability } from "./gen/jobqueue/v1/job.js";
 import type { EnqueueRequest } from "./gen/jobqueue/v1/job_queue_service.js";
 import { InvalidArgumentError } from "./errors.js";
 import type { BackoffPolicy, EnqueueOptions, Job, JobSpec, JobState, JsonObject, JsonValue, Priority, QueueStats } from "./types.js";
@@ -151,6 +152,7 @@ export function enqueueRequest(spec: JobSpec, prefix = ""): EnqueueRequest {
     idempotencyKey: options.idempotencyKey ?? "",
     leaseDuration: undefined,
     metadata: { ...options.metadata },
+    durability: Durability.DURABILITY_UNSPECIFIED, // the server's default level
   };
   if (spec.payload instanceof Uint8Array) request.payloadBytes = asBuffer(spec.payload);
   else if (spec.payload !== undefined && spec.payload !== null) request.payload = toJsonObject(spec.payload, `${prefix}payload`);

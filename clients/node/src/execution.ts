@@ -3,6 +3,7 @@
 import type { JobContext, LeaseContext } from "./context.js";
 import * as convert from "./convert.js";
 import { NonRetryableError, RetryAfterError } from "./errors.js";
+import { Durability } from "./gen/jobqueue/v1/job.js";
 import type { AckRequest, FailRequest } from "./gen/jobqueue/v1/job_queue_service.js";
 import type { JsonObject, Logger } from "./types.js";
 
@@ -57,7 +58,12 @@ export class JobRunner {
 
 /** An ack carrying `result`, or a non-retryable fail when it is not a JSON object. */
 export function ack(ctx: LeaseContext, result: unknown): Settlement {
-  const request: AckRequest = { jobId: ctx.jobId, leaseToken: ctx.leaseToken, result: undefined };
+  const request: AckRequest = {
+    jobId: ctx.jobId,
+    leaseToken: ctx.leaseToken,
+    result: undefined,
+    durability: Durability.DURABILITY_UNSPECIFIED, // the server's default level
+  };
   if (result === undefined || result === null) return { kind: "ack", request };
   if (typeof result !== "object" || Array.isArray(result)) {
     const what = Array.isArray(result) ? "an array" : `a ${typeof result}`;

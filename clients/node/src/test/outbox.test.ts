@@ -2,11 +2,12 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { setImmediate as nextTurn } from "node:timers/promises";
 
+import { Durability } from "../gen/jobqueue/v1/job.js";
 import type { LeaseRequest } from "../gen/jobqueue/v1/job_queue_service.js";
 import { LeaseKeeper } from "../keeper.js";
 import { MAX_ITEMS_PER_REQUEST, Outbox } from "../outbox.js";
 
-const ack = (n: number) => ({ jobId: `q:${n}`, leaseToken: `t${n}`, result: { n } });
+const ack = (n: number) => ({ jobId: `q:${n}`, leaseToken: `t${n}`, result: { n }, durability: Durability.DURABILITY_UNSPECIFIED });
 
 describe("Outbox", () => {
   test("everything settled in one tick goes out in one LeaseRequest", async () => {

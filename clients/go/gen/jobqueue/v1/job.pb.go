@@ -82,6 +82,72 @@ func (Priority) EnumDescriptor() ([]byte, []int) {
 	return file_jobqueue_v1_job_proto_rawDescGZIP(), []int{0}
 }
 
+// Durability says when the server acknowledges a write (Enqueue, EnqueueBatch, Ack):
+// after Redis applied it in memory, or only after Redis wrote it to its append-only file
+// on disk. See docs/durability.md for what each level can lose and what it costs.
+type Durability int32
+
+const (
+	// Unset: the server's default level (`default_durability`; DURABILITY_APPLIED unless the
+	// operator chose otherwise).
+	Durability_DURABILITY_UNSPECIFIED Durability = 0
+	// Acknowledged once Redis has applied the write: it is in Redis's memory and queued for
+	// its append-only file. It survives a crash of the jobqueue server, and of the Redis
+	// process (Redis hands the write to the operating system before it answers; only with
+	// `appendfsync everysec` and a disk that falls behind can it hold writes back for up to
+	// 2 s). A power loss or a kernel crash can lose what was not yet fsynced: up to about a
+	// second of writes with `appendfsync everysec`, nothing with `appendfsync always`.
+	Durability_DURABILITY_APPLIED Durability = 1
+	// Acknowledged only once Redis confirms (WAITAOF) that the write is in its append-only
+	// file on the local disk and fsynced: it survives a power loss too; only the loss of the
+	// disk itself loses it. Needs Redis 7.2+ or Valkey 8+ with `appendonly yes`; otherwise
+	// the request is refused with FAILED_PRECONDITION (reason DURABILITY_UNAVAILABLE) and
+	// nothing is written. Costs little with `appendfsync always`; with `everysec` each
+	// acknowledgement waits for the next flush (up to about a second).
+	Durability_DURABILITY_FSYNCED Durability = 2
+)
+
+// Enum value maps for Durability.
+var (
+	Durability_name = map[int32]string{
+		0: "DURABILITY_UNSPECIFIED",
+		1: "DURABILITY_APPLIED",
+		2: "DURABILITY_FSYNCED",
+	}
+	Durability_value = map[string]int32{
+		"DURABILITY_UNSPECIFIED": 0,
+		"DURABILITY_APPLIED":     1,
+		"DURABILITY_FSYNCED":     2,
+	}
+)
+
+func (x Durability) Enum() *Durability {
+	p := new(Durability)
+	*p = x
+	return p
+}
+
+func (x Durability) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Durability) Descriptor() protoreflect.EnumDescriptor {
+	return file_jobqueue_v1_job_proto_enumTypes[1].Descriptor()
+}
+
+func (Durability) Type() protoreflect.EnumType {
+	return &file_jobqueue_v1_job_proto_enumTypes[1]
+}
+
+func (x Durability) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Durability.Descriptor instead.
+func (Durability) EnumDescriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_proto_rawDescGZIP(), []int{1}
+}
+
 // JobState is where a job is in its life cycle (see docs/state-machine.md).
 type JobState int32
 
@@ -135,11 +201,11 @@ func (x JobState) String() string {
 }
 
 func (JobState) Descriptor() protoreflect.EnumDescriptor {
-	return file_jobqueue_v1_job_proto_enumTypes[1].Descriptor()
+	return file_jobqueue_v1_job_proto_enumTypes[2].Descriptor()
 }
 
 func (JobState) Type() protoreflect.EnumType {
-	return &file_jobqueue_v1_job_proto_enumTypes[1]
+	return &file_jobqueue_v1_job_proto_enumTypes[2]
 }
 
 func (x JobState) Number() protoreflect.EnumNumber {
@@ -148,7 +214,7 @@ func (x JobState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use JobState.Descriptor instead.
 func (JobState) EnumDescriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_proto_rawDescGZIP(), []int{1}
+	return file_jobqueue_v1_job_proto_rawDescGZIP(), []int{2}
 }
 
 // BackoffPolicy says how long a failed job waits before its next attempt:
@@ -688,7 +754,12 @@ const file_jobqueue_v1_job_proto_rawDesc = "" +
 	"\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPRIORITY_LOW\x10\x01\x12\x13\n" +
 	"\x0fPRIORITY_NORMAL\x10\x02\x12\x11\n" +
-	"\rPRIORITY_HIGH\x10\x03*\xb0\x01\n" +
+	"\rPRIORITY_HIGH\x10\x03*X\n" +
+	"\n" +
+	"Durability\x12\x1a\n" +
+	"\x16DURABILITY_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12DURABILITY_APPLIED\x10\x01\x12\x16\n" +
+	"\x12DURABILITY_FSYNCED\x10\x02*\xb0\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13JOB_STATE_SCHEDULED\x10\x01\x12\x14\n" +
@@ -711,37 +782,38 @@ func file_jobqueue_v1_job_proto_rawDescGZIP() []byte {
 	return file_jobqueue_v1_job_proto_rawDescData
 }
 
-var file_jobqueue_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_jobqueue_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_jobqueue_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_jobqueue_v1_job_proto_goTypes = []any{
 	(Priority)(0),                 // 0: jobqueue.v1.Priority
-	(JobState)(0),                 // 1: jobqueue.v1.JobState
-	(*BackoffPolicy)(nil),         // 2: jobqueue.v1.BackoffPolicy
-	(*JobError)(nil),              // 3: jobqueue.v1.JobError
-	(*Job)(nil),                   // 4: jobqueue.v1.Job
-	(*QueueStats)(nil),            // 5: jobqueue.v1.QueueStats
-	nil,                           // 6: jobqueue.v1.Job.MetadataEntry
-	(*durationpb.Duration)(nil),   // 7: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 9: google.protobuf.Struct
+	(Durability)(0),               // 1: jobqueue.v1.Durability
+	(JobState)(0),                 // 2: jobqueue.v1.JobState
+	(*BackoffPolicy)(nil),         // 3: jobqueue.v1.BackoffPolicy
+	(*JobError)(nil),              // 4: jobqueue.v1.JobError
+	(*Job)(nil),                   // 5: jobqueue.v1.Job
+	(*QueueStats)(nil),            // 6: jobqueue.v1.QueueStats
+	nil,                           // 7: jobqueue.v1.Job.MetadataEntry
+	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 10: google.protobuf.Struct
 }
 var file_jobqueue_v1_job_proto_depIdxs = []int32{
-	7,  // 0: jobqueue.v1.BackoffPolicy.initial_delay:type_name -> google.protobuf.Duration
-	7,  // 1: jobqueue.v1.BackoffPolicy.max_delay:type_name -> google.protobuf.Duration
-	8,  // 2: jobqueue.v1.JobError.time:type_name -> google.protobuf.Timestamp
-	1,  // 3: jobqueue.v1.Job.state:type_name -> jobqueue.v1.JobState
-	9,  // 4: jobqueue.v1.Job.payload:type_name -> google.protobuf.Struct
+	8,  // 0: jobqueue.v1.BackoffPolicy.initial_delay:type_name -> google.protobuf.Duration
+	8,  // 1: jobqueue.v1.BackoffPolicy.max_delay:type_name -> google.protobuf.Duration
+	9,  // 2: jobqueue.v1.JobError.time:type_name -> google.protobuf.Timestamp
+	2,  // 3: jobqueue.v1.Job.state:type_name -> jobqueue.v1.JobState
+	10, // 4: jobqueue.v1.Job.payload:type_name -> google.protobuf.Struct
 	0,  // 5: jobqueue.v1.Job.priority:type_name -> jobqueue.v1.Priority
-	8,  // 6: jobqueue.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	8,  // 7: jobqueue.v1.Job.schedule_time:type_name -> google.protobuf.Timestamp
-	8,  // 8: jobqueue.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	8,  // 9: jobqueue.v1.Job.finish_time:type_name -> google.protobuf.Timestamp
-	9,  // 10: jobqueue.v1.Job.result:type_name -> google.protobuf.Struct
-	3,  // 11: jobqueue.v1.Job.errors:type_name -> jobqueue.v1.JobError
-	6,  // 12: jobqueue.v1.Job.metadata:type_name -> jobqueue.v1.Job.MetadataEntry
-	7,  // 13: jobqueue.v1.Job.lease_duration:type_name -> google.protobuf.Duration
-	2,  // 14: jobqueue.v1.Job.backoff:type_name -> jobqueue.v1.BackoffPolicy
-	7,  // 15: jobqueue.v1.QueueStats.oldest_queued_age:type_name -> google.protobuf.Duration
+	9,  // 6: jobqueue.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	9,  // 7: jobqueue.v1.Job.schedule_time:type_name -> google.protobuf.Timestamp
+	9,  // 8: jobqueue.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	9,  // 9: jobqueue.v1.Job.finish_time:type_name -> google.protobuf.Timestamp
+	10, // 10: jobqueue.v1.Job.result:type_name -> google.protobuf.Struct
+	4,  // 11: jobqueue.v1.Job.errors:type_name -> jobqueue.v1.JobError
+	7,  // 12: jobqueue.v1.Job.metadata:type_name -> jobqueue.v1.Job.MetadataEntry
+	8,  // 13: jobqueue.v1.Job.lease_duration:type_name -> google.protobuf.Duration
+	3,  // 14: jobqueue.v1.Job.backoff:type_name -> jobqueue.v1.BackoffPolicy
+	8,  // 15: jobqueue.v1.QueueStats.oldest_queued_age:type_name -> google.protobuf.Duration
 	16, // [16:16] is the sub-list for method output_type
 	16, // [16:16] is the sub-list for method input_type
 	16, // [16:16] is the sub-list for extension type_name
@@ -759,7 +831,7 @@ func file_jobqueue_v1_job_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jobqueue_v1_job_proto_rawDesc), len(file_jobqueue_v1_job_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,

@@ -107,7 +107,10 @@ type EnqueueRequest struct {
 	// Lease length for this job, overriding the stream's and the server's default (30 s).
 	LeaseDuration *durationpb.Duration `protobuf:"bytes,10,opt,name=lease_duration,json=leaseDuration,proto3" json:"lease_duration,omitempty"`
 	// Free-form string pairs carried with the job (trace context, tenant, ...).
-	Metadata      map[string]string `protobuf:"bytes,11,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Metadata map[string]string `protobuf:"bytes,11,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// When the server answers: after Redis applied the job, or after it is on disk. Unset:
+	// the server default. Inside an EnqueueBatch, see EnqueueBatchRequest.durability.
+	Durability    Durability `protobuf:"varint,12,opt,name=durability,proto3,enum=jobqueue.v1.Durability" json:"durability,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -219,6 +222,13 @@ func (x *EnqueueRequest) GetMetadata() map[string]string {
 	return nil
 }
 
+func (x *EnqueueRequest) GetDurability() Durability {
+	if x != nil {
+		return x.Durability
+	}
+	return Durability_DURABILITY_UNSPECIFIED
+}
+
 // EnqueueResponse names the job.
 type EnqueueResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -279,7 +289,12 @@ func (x *EnqueueResponse) GetDuplicate() bool {
 type EnqueueBatchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The jobs, each validated as for Enqueue before any is written.
-	Requests      []*EnqueueRequest `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	Requests []*EnqueueRequest `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	// When the server answers for the whole batch. The batch is acknowledged at the
+	// strictest level set here or on any of its requests (DURABILITY_FSYNCED wins over
+	// DURABILITY_APPLIED), so no job is acknowledged at a weaker level than it asked for;
+	// when no level is set anywhere, at the server default.
+	Durability    Durability `protobuf:"varint,2,opt,name=durability,proto3,enum=jobqueue.v1.Durability" json:"durability,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -319,6 +334,13 @@ func (x *EnqueueBatchRequest) GetRequests() []*EnqueueRequest {
 		return x.Requests
 	}
 	return nil
+}
+
+func (x *EnqueueBatchRequest) GetDurability() Durability {
+	if x != nil {
+		return x.Durability
+	}
+	return Durability_DURABILITY_UNSPECIFIED
 }
 
 // EnqueueBatchResponse answers each request, in order.
@@ -773,7 +795,10 @@ type Confirmation struct {
 	// OK, or why it was refused: FAILED_PRECONDITION when the lease is no longer this
 	// token's, NOT_FOUND when the job is unknown, INVALID_ARGUMENT for a malformed entry
 	// (all three free the stream's slot), or UNAVAILABLE when Redis could not be reached
-	// (the job stays held: send the same ack or fail again).
+	// or did not confirm an fsynced ack in time (the job stays held: send the same ack or
+	// fail again). An ack at DURABILITY_FSYNCED that Redis cannot provide is refused with
+	// FAILED_PRECONDITION, reason DURABILITY_UNAVAILABLE: nothing was written and the job
+	// stays held (ack it at another level, or fail it).
 	Status *status.Status `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
 	// Which kind of request this confirms.
 	Kind ConfirmationKind `protobuf:"varint,3,opt,name=kind,proto3,enum=jobqueue.v1.ConfirmationKind" json:"kind,omitempty"`
@@ -904,7 +929,10 @@ type AckRequest struct {
 	// The token of the current lease.
 	LeaseToken string `protobuf:"bytes,2,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
 	// What the job produced; kept with the job and shown by GetStatus.
-	Result        *structpb.Struct `protobuf:"bytes,3,opt,name=result,proto3" json:"result,omitempty"`
+	Result *structpb.Struct `protobuf:"bytes,3,opt,name=result,proto3" json:"result,omitempty"`
+	// When the server confirms the ack: after Redis applied it, or after it is on disk.
+	// Unset: the server default. On the Lease stream each ack has its own level.
+	Durability    Durability `protobuf:"varint,4,opt,name=durability,proto3,enum=jobqueue.v1.Durability" json:"durability,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -958,6 +986,13 @@ func (x *AckRequest) GetResult() *structpb.Struct {
 		return x.Result
 	}
 	return nil
+}
+
+func (x *AckRequest) GetDurability() Durability {
+	if x != nil {
+		return x.Durability
+	}
+	return Durability_DURABILITY_UNSPECIFIED
 }
 
 // AckResponse is empty: success is the OK status.
@@ -1415,7 +1450,7 @@ var File_jobqueue_v1_job_queue_service_proto protoreflect.FileDescriptor
 
 const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\n" +
-	"#jobqueue/v1/job_queue_service.proto\x12\vjobqueue.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x15jobqueue/v1/job.proto\"\xeb\x04\n" +
+	"#jobqueue/v1/job_queue_service.proto\x12\vjobqueue.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x15jobqueue/v1/job.proto\"\xa4\x05\n" +
 	"\x0eEnqueueRequest\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x121\n" +
 	"\apayload\x18\x02 \x01(\v2\x17.google.protobuf.StructR\apayload\x12#\n" +
@@ -1428,15 +1463,21 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\t \x01(\tR\x0eidempotencyKey\x12@\n" +
 	"\x0elease_duration\x18\n" +
 	" \x01(\v2\x19.google.protobuf.DurationR\rleaseDuration\x12E\n" +
-	"\bmetadata\x18\v \x03(\v2).jobqueue.v1.EnqueueRequest.MetadataEntryR\bmetadata\x1a;\n" +
+	"\bmetadata\x18\v \x03(\v2).jobqueue.v1.EnqueueRequest.MetadataEntryR\bmetadata\x127\n" +
+	"\n" +
+	"durability\x18\f \x01(\x0e2\x17.jobqueue.v1.DurabilityR\n" +
+	"durability\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"F\n" +
 	"\x0fEnqueueResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1c\n" +
-	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"N\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\x87\x01\n" +
 	"\x13EnqueueBatchRequest\x127\n" +
-	"\brequests\x18\x01 \x03(\v2\x1b.jobqueue.v1.EnqueueRequestR\brequests\"R\n" +
+	"\brequests\x18\x01 \x03(\v2\x1b.jobqueue.v1.EnqueueRequestR\brequests\x127\n" +
+	"\n" +
+	"durability\x18\x02 \x01(\x0e2\x17.jobqueue.v1.DurabilityR\n" +
+	"durability\"R\n" +
 	"\x14EnqueueBatchResponse\x12:\n" +
 	"\tresponses\x18\x01 \x03(\v2\x1c.jobqueue.v1.EnqueueResponseR\tresponses\")\n" +
 	"\x10GetStatusRequest\x12\x15\n" +
@@ -1469,13 +1510,16 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x11lease_expire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0fleaseExpireTime\"|\n" +
 	"\rLeaseResponse\x12*\n" +
 	"\x04jobs\x18\x01 \x03(\v2\x16.jobqueue.v1.LeasedJobR\x04jobs\x12?\n" +
-	"\rconfirmations\x18\x02 \x03(\v2\x19.jobqueue.v1.ConfirmationR\rconfirmations\"u\n" +
+	"\rconfirmations\x18\x02 \x03(\v2\x19.jobqueue.v1.ConfirmationR\rconfirmations\"\xae\x01\n" +
 	"\n" +
 	"AckRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1f\n" +
 	"\vlease_token\x18\x02 \x01(\tR\n" +
 	"leaseToken\x12/\n" +
-	"\x06result\x18\x03 \x01(\v2\x17.google.protobuf.StructR\x06result\"\r\n" +
+	"\x06result\x18\x03 \x01(\v2\x17.google.protobuf.StructR\x06result\x127\n" +
+	"\n" +
+	"durability\x18\x04 \x01(\x0e2\x17.jobqueue.v1.DurabilityR\n" +
+	"durability\"\r\n" +
 	"\vAckResponse\"\xbc\x01\n" +
 	"\vFailRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1f\n" +
@@ -1564,10 +1608,11 @@ var file_jobqueue_v1_job_queue_service_proto_goTypes = []any{
 	(*durationpb.Duration)(nil),   // 27: google.protobuf.Duration
 	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
 	(*BackoffPolicy)(nil),         // 29: jobqueue.v1.BackoffPolicy
-	(*Job)(nil),                   // 30: jobqueue.v1.Job
-	(*QueueStats)(nil),            // 31: jobqueue.v1.QueueStats
-	(*status.Status)(nil),         // 32: google.rpc.Status
-	(JobState)(0),                 // 33: jobqueue.v1.JobState
+	(Durability)(0),               // 30: jobqueue.v1.Durability
+	(*Job)(nil),                   // 31: jobqueue.v1.Job
+	(*QueueStats)(nil),            // 32: jobqueue.v1.QueueStats
+	(*status.Status)(nil),         // 33: google.rpc.Status
+	(JobState)(0),                 // 34: jobqueue.v1.JobState
 }
 var file_jobqueue_v1_job_queue_service_proto_depIdxs = []int32{
 	25, // 0: jobqueue.v1.EnqueueRequest.payload:type_name -> google.protobuf.Struct
@@ -1577,53 +1622,56 @@ var file_jobqueue_v1_job_queue_service_proto_depIdxs = []int32{
 	29, // 4: jobqueue.v1.EnqueueRequest.backoff:type_name -> jobqueue.v1.BackoffPolicy
 	27, // 5: jobqueue.v1.EnqueueRequest.lease_duration:type_name -> google.protobuf.Duration
 	24, // 6: jobqueue.v1.EnqueueRequest.metadata:type_name -> jobqueue.v1.EnqueueRequest.MetadataEntry
-	1,  // 7: jobqueue.v1.EnqueueBatchRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
-	2,  // 8: jobqueue.v1.EnqueueBatchResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
-	30, // 9: jobqueue.v1.GetStatusResponse.job:type_name -> jobqueue.v1.Job
-	31, // 10: jobqueue.v1.StatsResponse.queues:type_name -> jobqueue.v1.QueueStats
-	27, // 11: jobqueue.v1.Subscribe.lease_duration:type_name -> google.protobuf.Duration
-	9,  // 12: jobqueue.v1.LeaseRequest.subscribe:type_name -> jobqueue.v1.Subscribe
-	14, // 13: jobqueue.v1.LeaseRequest.acks:type_name -> jobqueue.v1.AckRequest
-	16, // 14: jobqueue.v1.LeaseRequest.fails:type_name -> jobqueue.v1.FailRequest
-	18, // 15: jobqueue.v1.LeaseRequest.extends:type_name -> jobqueue.v1.ExtendRequest
-	30, // 16: jobqueue.v1.LeasedJob.job:type_name -> jobqueue.v1.Job
-	28, // 17: jobqueue.v1.LeasedJob.lease_expire_time:type_name -> google.protobuf.Timestamp
-	32, // 18: jobqueue.v1.Confirmation.status:type_name -> google.rpc.Status
-	0,  // 19: jobqueue.v1.Confirmation.kind:type_name -> jobqueue.v1.ConfirmationKind
-	28, // 20: jobqueue.v1.Confirmation.lease_expire_time:type_name -> google.protobuf.Timestamp
-	11, // 21: jobqueue.v1.LeaseResponse.jobs:type_name -> jobqueue.v1.LeasedJob
-	12, // 22: jobqueue.v1.LeaseResponse.confirmations:type_name -> jobqueue.v1.Confirmation
-	25, // 23: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
-	27, // 24: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
-	33, // 25: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
-	28, // 26: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
-	27, // 27: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
-	28, // 28: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	1,  // 29: jobqueue.v1.JobQueueService.Enqueue:input_type -> jobqueue.v1.EnqueueRequest
-	3,  // 30: jobqueue.v1.JobQueueService.EnqueueBatch:input_type -> jobqueue.v1.EnqueueBatchRequest
-	5,  // 31: jobqueue.v1.JobQueueService.GetStatus:input_type -> jobqueue.v1.GetStatusRequest
-	7,  // 32: jobqueue.v1.JobQueueService.Stats:input_type -> jobqueue.v1.StatsRequest
-	10, // 33: jobqueue.v1.JobQueueService.Lease:input_type -> jobqueue.v1.LeaseRequest
-	14, // 34: jobqueue.v1.JobQueueService.Ack:input_type -> jobqueue.v1.AckRequest
-	16, // 35: jobqueue.v1.JobQueueService.Fail:input_type -> jobqueue.v1.FailRequest
-	18, // 36: jobqueue.v1.JobQueueService.Extend:input_type -> jobqueue.v1.ExtendRequest
-	20, // 37: jobqueue.v1.JobQueueService.Cancel:input_type -> jobqueue.v1.CancelRequest
-	22, // 38: jobqueue.v1.JobQueueService.Retry:input_type -> jobqueue.v1.RetryRequest
-	2,  // 39: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
-	4,  // 40: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
-	6,  // 41: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
-	8,  // 42: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
-	13, // 43: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
-	15, // 44: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
-	17, // 45: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
-	19, // 46: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
-	21, // 47: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
-	23, // 48: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
-	39, // [39:49] is the sub-list for method output_type
-	29, // [29:39] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	30, // 7: jobqueue.v1.EnqueueRequest.durability:type_name -> jobqueue.v1.Durability
+	1,  // 8: jobqueue.v1.EnqueueBatchRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
+	30, // 9: jobqueue.v1.EnqueueBatchRequest.durability:type_name -> jobqueue.v1.Durability
+	2,  // 10: jobqueue.v1.EnqueueBatchResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
+	31, // 11: jobqueue.v1.GetStatusResponse.job:type_name -> jobqueue.v1.Job
+	32, // 12: jobqueue.v1.StatsResponse.queues:type_name -> jobqueue.v1.QueueStats
+	27, // 13: jobqueue.v1.Subscribe.lease_duration:type_name -> google.protobuf.Duration
+	9,  // 14: jobqueue.v1.LeaseRequest.subscribe:type_name -> jobqueue.v1.Subscribe
+	14, // 15: jobqueue.v1.LeaseRequest.acks:type_name -> jobqueue.v1.AckRequest
+	16, // 16: jobqueue.v1.LeaseRequest.fails:type_name -> jobqueue.v1.FailRequest
+	18, // 17: jobqueue.v1.LeaseRequest.extends:type_name -> jobqueue.v1.ExtendRequest
+	31, // 18: jobqueue.v1.LeasedJob.job:type_name -> jobqueue.v1.Job
+	28, // 19: jobqueue.v1.LeasedJob.lease_expire_time:type_name -> google.protobuf.Timestamp
+	33, // 20: jobqueue.v1.Confirmation.status:type_name -> google.rpc.Status
+	0,  // 21: jobqueue.v1.Confirmation.kind:type_name -> jobqueue.v1.ConfirmationKind
+	28, // 22: jobqueue.v1.Confirmation.lease_expire_time:type_name -> google.protobuf.Timestamp
+	11, // 23: jobqueue.v1.LeaseResponse.jobs:type_name -> jobqueue.v1.LeasedJob
+	12, // 24: jobqueue.v1.LeaseResponse.confirmations:type_name -> jobqueue.v1.Confirmation
+	25, // 25: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
+	30, // 26: jobqueue.v1.AckRequest.durability:type_name -> jobqueue.v1.Durability
+	27, // 27: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
+	34, // 28: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
+	28, // 29: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
+	27, // 30: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
+	28, // 31: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	1,  // 32: jobqueue.v1.JobQueueService.Enqueue:input_type -> jobqueue.v1.EnqueueRequest
+	3,  // 33: jobqueue.v1.JobQueueService.EnqueueBatch:input_type -> jobqueue.v1.EnqueueBatchRequest
+	5,  // 34: jobqueue.v1.JobQueueService.GetStatus:input_type -> jobqueue.v1.GetStatusRequest
+	7,  // 35: jobqueue.v1.JobQueueService.Stats:input_type -> jobqueue.v1.StatsRequest
+	10, // 36: jobqueue.v1.JobQueueService.Lease:input_type -> jobqueue.v1.LeaseRequest
+	14, // 37: jobqueue.v1.JobQueueService.Ack:input_type -> jobqueue.v1.AckRequest
+	16, // 38: jobqueue.v1.JobQueueService.Fail:input_type -> jobqueue.v1.FailRequest
+	18, // 39: jobqueue.v1.JobQueueService.Extend:input_type -> jobqueue.v1.ExtendRequest
+	20, // 40: jobqueue.v1.JobQueueService.Cancel:input_type -> jobqueue.v1.CancelRequest
+	22, // 41: jobqueue.v1.JobQueueService.Retry:input_type -> jobqueue.v1.RetryRequest
+	2,  // 42: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
+	4,  // 43: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
+	6,  // 44: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
+	8,  // 45: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
+	13, // 46: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
+	15, // 47: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
+	17, // 48: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
+	19, // 49: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
+	21, // 50: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
+	23, // 51: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
+	42, // [42:52] is the sub-list for method output_type
+	32, // [32:42] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_jobqueue_v1_job_queue_service_proto_init() }

@@ -89,6 +89,7 @@ class EnqueueRequest(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     LEASE_DURATION_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
+    DURABILITY_FIELD_NUMBER: _builtins.int
     queue: _builtins.str
     """Queue name: 1 to 128 of letters, digits, `-`, `_`, `.` and `:`."""
     payload_bytes: _builtins.bytes
@@ -100,6 +101,10 @@ class EnqueueRequest(_message.Message):
     idempotency_key: _builtins.str
     """A producer-chosen key: a second enqueue with the same key on the same queue within
     the idempotency window (default 24 h) returns the first job instead of a new one.
+    """
+    durability: _job_pb2.Durability.ValueType
+    """When the server answers: after Redis applied the job, or after it is on disk. Unset:
+    the server default. Inside an EnqueueBatch, see EnqueueBatchRequest.durability.
     """
     @_builtins.property
     def payload(self) -> _struct_pb2.Struct:
@@ -139,10 +144,11 @@ class EnqueueRequest(_message.Message):
         idempotency_key: _builtins.str = ...,
         lease_duration: _duration_pb2.Duration | None = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        durability: _job_pb2.Durability.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "delay", b"delay", "lease_duration", b"lease_duration", "payload", b"payload", "schedule_time", b"schedule_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "delay", b"delay", "idempotency_key", b"idempotency_key", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "metadata", b"metadata", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "queue", b"queue", "schedule_time", b"schedule_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "delay", b"delay", "durability", b"durability", "idempotency_key", b"idempotency_key", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "metadata", b"metadata", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "queue", b"queue", "schedule_time", b"schedule_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -183,6 +189,13 @@ class EnqueueBatchRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUESTS_FIELD_NUMBER: _builtins.int
+    DURABILITY_FIELD_NUMBER: _builtins.int
+    durability: _job_pb2.Durability.ValueType
+    """When the server answers for the whole batch. The batch is acknowledged at the
+    strictest level set here or on any of its requests (DURABILITY_FSYNCED wins over
+    DURABILITY_APPLIED), so no job is acknowledged at a weaker level than it asked for;
+    when no level is set anywhere, at the server default.
+    """
     @_builtins.property
     def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___EnqueueRequest]:
         """The jobs, each validated as for Enqueue before any is written."""
@@ -191,10 +204,11 @@ class EnqueueBatchRequest(_message.Message):
         self,
         *,
         requests: _abc.Iterable[Global___EnqueueRequest] | None = ...,
+        durability: _job_pb2.Durability.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["durability", b"durability", "requests", b"requests"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -456,7 +470,10 @@ class Confirmation(_message.Message):
         """OK, or why it was refused: FAILED_PRECONDITION when the lease is no longer this
         token's, NOT_FOUND when the job is unknown, INVALID_ARGUMENT for a malformed entry
         (all three free the stream's slot), or UNAVAILABLE when Redis could not be reached
-        (the job stays held: send the same ack or fail again).
+        or did not confirm an fsynced ack in time (the job stays held: send the same ack or
+        fail again). An ack at DURABILITY_FSYNCED that Redis cannot provide is refused with
+        FAILED_PRECONDITION, reason DURABILITY_UNAVAILABLE: nothing was written and the job
+        stays held (ack it at another level, or fail it).
         """
 
     @_builtins.property
@@ -518,10 +535,15 @@ class AckRequest(_message.Message):
     JOB_ID_FIELD_NUMBER: _builtins.int
     LEASE_TOKEN_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
+    DURABILITY_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """The job's id."""
     lease_token: _builtins.str
     """The token of the current lease."""
+    durability: _job_pb2.Durability.ValueType
+    """When the server confirms the ack: after Redis applied it, or after it is on disk.
+    Unset: the server default. On the Lease stream each ack has its own level.
+    """
     @_builtins.property
     def result(self) -> _struct_pb2.Struct:
         """What the job produced; kept with the job and shown by GetStatus."""
@@ -532,10 +554,11 @@ class AckRequest(_message.Message):
         job_id: _builtins.str = ...,
         lease_token: _builtins.str = ...,
         result: _struct_pb2.Struct | None = ...,
+        durability: _job_pb2.Durability.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "lease_token", b"lease_token", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["durability", b"durability", "job_id", b"job_id", "lease_token", b"lease_token", "result", b"result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -25,6 +25,37 @@ export enum Priority {
   PRIORITY_HIGH = 3,
 }
 
+/**
+ * Durability says when the server acknowledges a write (Enqueue, EnqueueBatch, Ack):
+ * after Redis applied it in memory, or only after Redis wrote it to its append-only file
+ * on disk. See docs/durability.md for what each level can lose and what it costs.
+ */
+export enum Durability {
+  /**
+   * DURABILITY_UNSPECIFIED - Unset: the server's default level (`default_durability`; DURABILITY_APPLIED unless the
+   * operator chose otherwise).
+   */
+  DURABILITY_UNSPECIFIED = 0,
+  /**
+   * DURABILITY_APPLIED - Acknowledged once Redis has applied the write: it is in Redis's memory and queued for
+   * its append-only file. It survives a crash of the jobqueue server, and of the Redis
+   * process (Redis hands the write to the operating system before it answers; only with
+   * `appendfsync everysec` and a disk that falls behind can it hold writes back for up to
+   * 2 s). A power loss or a kernel crash can lose what was not yet fsynced: up to about a
+   * second of writes with `appendfsync everysec`, nothing with `appendfsync always`.
+   */
+  DURABILITY_APPLIED = 1,
+  /**
+   * DURABILITY_FSYNCED - Acknowledged only once Redis confirms (WAITAOF) that the write is in its append-only
+   * file on the local disk and fsynced: it survives a power loss too; only the loss of the
+   * disk itself loses it. Needs Redis 7.2+ or Valkey 8+ with `appendonly yes`; otherwise
+   * the request is refused with FAILED_PRECONDITION (reason DURABILITY_UNAVAILABLE) and
+   * nothing is written. Costs little with `appendfsync always`; with `everysec` each
+   * acknowledgement waits for the next flush (up to about a second).
+   */
+  DURABILITY_FSYNCED = 2,
+}
+
 /** JobState is where a job is in its life cycle (see docs/state-machine.md). */
 export enum JobState {
   /** JOB_STATE_UNSPECIFIED - Never returned by the server. */

@@ -24,7 +24,7 @@ import { Duration } from "../../google/protobuf/duration.js";
 import { Struct } from "../../google/protobuf/struct.js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 import { Status } from "../../google/rpc/status.js";
-import { BackoffPolicy, Job, JobState, Priority, QueueStats } from "./job.js";
+import { BackoffPolicy, Durability, Job, JobState, Priority, QueueStats } from "./job.js";
 
 /** ConfirmationKind tells acks, fails and extends apart in a LeaseResponse. */
 export enum ConfirmationKind {
@@ -75,6 +75,11 @@ export interface EnqueueRequest {
     | undefined;
   /** Free-form string pairs carried with the job (trace context, tenant, ...). */
   metadata: { [key: string]: string };
+  /**
+   * When the server answers: after Redis applied the job, or after it is on disk. Unset:
+   * the server default. Inside an EnqueueBatch, see EnqueueBatchRequest.durability.
+   */
+  durability: Durability;
 }
 
 export interface EnqueueRequest_MetadataEntry {
@@ -97,6 +102,13 @@ export interface EnqueueResponse {
 export interface EnqueueBatchRequest {
   /** The jobs, each validated as for Enqueue before any is written. */
   requests: EnqueueRequest[];
+  /**
+   * When the server answers for the whole batch. The batch is acknowledged at the
+   * strictest level set here or on any of its requests (DURABILITY_FSYNCED wins over
+   * DURABILITY_APPLIED), so no job is acknowledged at a weaker level than it asked for;
+   * when no level is set anywhere, at the server default.
+   */
+  durability: Durability;
 }
 
 /** EnqueueBatchResponse answers each request, in order. */
@@ -185,7 +197,10 @@ export interface Confirmation {
    * OK, or why it was refused: FAILED_PRECONDITION when the lease is no longer this
    * token's, NOT_FOUND when the job is unknown, INVALID_ARGUMENT for a malformed entry
    * (all three free the stream's slot), or UNAVAILABLE when Redis could not be reached
-   * (the job stays held: send the same ack or fail again).
+   * or did not confirm an fsynced ack in time (the job stays held: send the same ack or
+   * fail again). An ack at DURABILITY_FSYNCED that Redis cannot provide is refused with
+   * FAILED_PRECONDITION, reason DURABILITY_UNAVAILABLE: nothing was written and the job
+   * stays held (ack it at another level, or fail it).
    */
   status:
     | Status
@@ -211,7 +226,14 @@ export interface AckRequest {
   /** The token of the current lease. */
   leaseToken: string;
   /** What the job produced; kept with the job and shown by GetStatus. */
-  result: { [key: string]: any } | undefined;
+  result:
+    | { [key: string]: any }
+    | undefined;
+  /**
+   * When the server confirms the ack: after Redis applied it, or after it is on disk.
+   * Unset: the server default. On the Lease stream each ack has its own level.
+   */
+  durability: Durability;
 }
 
 /** AckResponse is empty: success is the OK status. */
@@ -292,6 +314,7 @@ function createBaseEnqueueRequest(): EnqueueRequest {
     idempotencyKey: "",
     leaseDuration: undefined,
     metadata: {},
+    durability: 0,
   };
 }
 
@@ -330,6 +353,9 @@ export const EnqueueRequest: MessageFns<EnqueueRequest> = {
     globalThis.Object.entries(message.metadata).forEach(([key, value]: [string, string]) => {
       EnqueueRequest_MetadataEntry.encode({ key: key as any, value }, writer.uint32(90).fork()).join();
     });
+    if (message.durability !== 0) {
+      writer.uint32(96).int32(message.durability);
+    }
     return writer;
   },
 
@@ -437,6 +463,14 @@ export const EnqueueRequest: MessageFns<EnqueueRequest> = {
             }
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.durability = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -479,6 +513,7 @@ export const EnqueueRequest: MessageFns<EnqueueRequest> = {
       },
       {},
     );
+    message.durability = object.durability ?? 0;
     return message;
   },
 };
@@ -618,13 +653,16 @@ export const EnqueueResponse: MessageFns<EnqueueResponse> = {
 };
 
 function createBaseEnqueueBatchRequest(): EnqueueBatchRequest {
-  return { requests: [] };
+  return { requests: [], durability: 0 };
 }
 
 export const EnqueueBatchRequest: MessageFns<EnqueueBatchRequest> = {
   encode(message: EnqueueBatchRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.requests) {
       EnqueueRequest.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.durability !== 0) {
+      writer.uint32(16).int32(message.durability);
     }
     return writer;
   },
@@ -650,6 +688,14 @@ export const EnqueueBatchRequest: MessageFns<EnqueueBatchRequest> = {
             message.requests.push(EnqueueRequest.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.durability = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -668,6 +714,7 @@ export const EnqueueBatchRequest: MessageFns<EnqueueBatchRequest> = {
   fromPartial<I extends Exact<DeepPartial<EnqueueBatchRequest>, I>>(object: I): EnqueueBatchRequest {
     const message = createBaseEnqueueBatchRequest();
     message.requests = object.requests?.map((e) => EnqueueRequest.fromPartial(e)) || [];
+    message.durability = object.durability ?? 0;
     return message;
   },
 };
@@ -1373,7 +1420,7 @@ export const LeaseResponse: MessageFns<LeaseResponse> = {
 };
 
 function createBaseAckRequest(): AckRequest {
-  return { jobId: "", leaseToken: "", result: undefined };
+  return { jobId: "", leaseToken: "", result: undefined, durability: 0 };
 }
 
 export const AckRequest: MessageFns<AckRequest> = {
@@ -1386,6 +1433,9 @@ export const AckRequest: MessageFns<AckRequest> = {
     }
     if (message.result !== undefined) {
       Struct.encode(Struct.wrap(message.result), writer.uint32(26).fork()).join();
+    }
+    if (message.durability !== 0) {
+      writer.uint32(32).int32(message.durability);
     }
     return writer;
   },
@@ -1427,6 +1477,14 @@ export const AckRequest: MessageFns<AckRequest> = {
             message.result = Struct.unwrap(Struct.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.durability = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1447,6 +1505,7 @@ export const AckRequest: MessageFns<AckRequest> = {
     message.jobId = object.jobId ?? "";
     message.leaseToken = object.leaseToken ?? "";
     message.result = object.result ?? undefined;
+    message.durability = object.durability ?? 0;
     return message;
   },
 };
