@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 
-from jobqueue_server.errors import StoreUnavailable
+from jobqueue_server.errors import StoreFull, StoreUnavailable
 from jobqueue_server.store import Store
 from jobqueue_server.store.signals import QueueSignals
 
@@ -65,8 +65,12 @@ class Maintenance:
                     self._next_ms = min(self._next_ms, result.next_due_ms - self._skew_ms)
                 if result.hit_batch_limit:  # more to do than one pass takes: go again at once
                     self._next_ms = now
-        except StoreUnavailable as exc:
+        except (StoreUnavailable, StoreFull) as exc:
+            # Out of memory, requeueing an expired lease is a write too: try again next pass.
             logger.warning("maintenance pass failed: %s", exc)
+        except Exception:
+            # The loop must outlive any one pass, or leases stop being reaped on this server.
+            logger.exception("maintenance pass failed")
 
 
 def _now_ms() -> int:
