@@ -88,6 +88,17 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         counts = await self._store.stats(queues)
         return svc.StatsResponse(queues=[convert.queue_stats(c) for c in counts])
 
+    @maps_errors
+    async def ListJobs(self, request: svc.ListJobsRequest, context: Context) -> svc.ListJobsResponse:  # noqa: N802
+        page = validation.page(request)
+        records, total = await self._store.list_jobs(page.queue, page.state, page.offset, page.limit)
+        end = page.offset + len(records)
+        return svc.ListJobsResponse(
+            jobs=[convert.job(r) for r in records],
+            next_page_token=str(end) if records and end < total else "",
+            total_size=total,
+        )
+
     # -- settling with a token -------------------------------------------------------------
 
     @maps_errors

@@ -8,9 +8,10 @@ from google.protobuf import duration_pb2, timestamp_pb2
 
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
+from jobqueue_server.api.convert import STATE_TO_PROTO
 from jobqueue_server.errors import FieldViolation
 from jobqueue_server.ids import QUEUE_NAME_RE, split_job_id
-from jobqueue_server.store import Backoff, Durability, NewJob, Priority, Settle
+from jobqueue_server.store import Backoff, Durability, JobState, NewJob, Priority, Settle
 
 MAX_DELAY_MS = 366 * 86_400_000
 MAX_IDEMPOTENCY_KEY_CHARS = 256
@@ -261,3 +262,29 @@ def in_flight(value: int, limits: Limits, *, allow_zero: bool = False) -> int:
     if not 0 <= value <= limits.max_in_flight:
         raise FieldViolation("subscribe.max_in_flight", f"must be between 0 and {limits.max_in_flight}")
     return value if allow_zero else value or 1
+
+
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+STATE_FROM_PROTO = {proto: state for state, proto in STATE_TO_PROTO.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    queue: str
+    state: JobState
+    offset: int
+    limit: int
+
+
+def page(request: svc.ListJobsRequest) -> Page:
+    queue = queue_name(request.queue, "queue")
+    state = STATE_FROM_PROTO.get(request.state)
+    if state is None:
+        raise FieldViolation("state", "must be a job state other than JOB_STATE_UNSPECIFIED")
+    if not 0 <= request.page_size <= MAX_PAGE_SIZE:
+        raise FieldViolation("page_size", f"must be between 0 ({DEFAULT_PAGE_SIZE}) and {MAX_PAGE_SIZE}")
+    token = request.page_token
+    if token and (not token.isdigit() or len(token) > 12):
+        raise FieldViolation("page_token", "is not a token from a previous page")
+    return Page(queue, state, int(token or 0), request.page_size or DEFAULT_PAGE_SIZE)

@@ -1,4 +1,4 @@
-"""`jobq enqueue | status | stats | dead | cancel | retry`: the producer API from a shell.
+"""`jobq enqueue | status | stats | cancel | retry`: the producer API from a shell.
 
 The options and output every command shares live in `producer_io`.
 """
@@ -9,7 +9,7 @@ import contextlib
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import IO, Any
 
 import click
@@ -18,13 +18,12 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from jobqueue import Client, JobSpec
-from jobqueue.errors import InvalidArgument, JobQueueError, Unavailable
+from jobqueue.errors import InvalidArgument, Unavailable
 from jobqueue_server.cli.producer_io import (
-    EXIT_FAILED,
-    EXIT_INVALID,
     Conn,
     client_options,
     error_line,
+    for_each,
     job_panel,
     parse_metadata,
     parse_object,
@@ -233,39 +232,12 @@ def _watch_stats(conn: Conn, client: Client, queue: str | None, interval: float)
 # -- change ------------------------------------------------------------------------------------
 
 
-def _for_each(conn: Conn, job_ids: Sequence[str], action: str, call: Callable[[Client, str], None]) -> None:
-    """Applies `call` to every id; reports each failure and exits non-zero if any failed."""
-    outcomes: list[dict[str, Any]] = []
-    failures: list[JobQueueError] = []
-    with conn.client() as client:
-        for job_id in job_ids:
-            try:
-                call(client, job_id)
-                outcomes.append({"job_id": job_id, "ok": True})
-            except JobQueueError as error:
-                click.echo(error_line(error, conn.target), err=True)
-                failures.append(error)
-                outcomes.append({"job_id": job_id, "ok": False, "error": _error_doc(error)})
-                continue
-            if not conn.as_json:
-                stdout_console().print(f"[green]{action}[/] [bold]{job_id}[/]", highlight=False)
-    if conn.as_json:
-        conn.emit({"results": outcomes})
-    if failures:
-        invalid_only = all(isinstance(error, InvalidArgument) for error in failures)
-        raise click.exceptions.Exit(EXIT_INVALID if invalid_only else EXIT_FAILED)
-
-
-def _error_doc(error: JobQueueError) -> dict[str, Any]:
-    return {"reason": error.reason, "code": error.code.name, "field": error.field, "message": error.message}
-
-
 @click.command()
 @click.argument("job_ids", nargs=-1, required=True, metavar="JOB_ID...")
 @client_options
 def cancel(conn: Conn, job_ids: tuple[str, ...]) -> None:
     """Stop scheduled or queued jobs from running (a job already running cannot be cancelled)."""
-    _for_each(conn, job_ids, "cancelled", lambda client, job_id: client.cancel(job_id))
+    for_each(conn, job_ids, "cancelled", lambda client, job_id: client.cancel(job_id))
 
 
 @click.command()
@@ -273,27 +245,7 @@ def cancel(conn: Conn, job_ids: tuple[str, ...]) -> None:
 @client_options
 def retry(conn: Conn, job_ids: tuple[str, ...]) -> None:
     """Send dead or cancelled jobs back to their queue, attempts reset."""
-    _for_each(conn, job_ids, "requeued", lambda client, job_id: client.retry(job_id))
+    for_each(conn, job_ids, "requeued", lambda client, job_id: client.retry(job_id))
 
 
-@click.group()
-def dead() -> None:
-    """Dead jobs: those that used up their attempts or failed for good.
-
-    \b
-    `jobq dead retry JOB_ID...` sends dead jobs back to their queue.
-    `jobq stats` shows how many jobs are dead in each queue. Listing them (and so
-    retrying all of them at once) needs an RPC that lists jobs by state, which the
-    service does not have yet; the ids are in your logs or in what enqueue returned.
-    """
-
-
-@dead.command("retry")
-@click.argument("job_ids", nargs=-1, required=True, metavar="JOB_ID...")
-@client_options
-def dead_retry(conn: Conn, job_ids: tuple[str, ...]) -> None:
-    """Send dead jobs back to their queue, attempts reset (cancelled jobs too)."""
-    _for_each(conn, job_ids, "requeued", lambda client, job_id: client.retry(job_id))
-
-
-COMMANDS: list[click.Command] = [enqueue, status, stats, cancel, retry, dead]
+COMMANDS: list[click.Command] = [enqueue, status, stats, cancel, retry]

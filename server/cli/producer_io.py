@@ -227,3 +227,30 @@ def stats_table(queues: Sequence[QueueStats], caption: str | None = None) -> Tab
     if not queues:
         table.add_row("(no queues yet)", *[""] * (len(columns) + 1))
     return table
+
+
+def for_each(conn: Conn, job_ids: Sequence[str], action: str, call: Callable[[Client, str], None]) -> None:
+    """Applies `call` to every id; reports each failure and exits non-zero if any failed."""
+    outcomes: list[dict[str, Any]] = []
+    failures: list[JobQueueError] = []
+    with conn.client() as client:
+        for job_id in job_ids:
+            try:
+                call(client, job_id)
+                outcomes.append({"job_id": job_id, "ok": True})
+            except JobQueueError as error:
+                click.echo(error_line(error, conn.target), err=True)
+                failures.append(error)
+                outcomes.append({"job_id": job_id, "ok": False, "error": error_doc(error)})
+                continue
+            if not conn.as_json:
+                stdout_console().print(f"[green]{action}[/] [bold]{job_id}[/]", highlight=False)
+    if conn.as_json:
+        conn.emit({"results": outcomes})
+    if failures:
+        invalid_only = all(isinstance(error, InvalidArgument) for error in failures)
+        raise click.exceptions.Exit(EXIT_INVALID if invalid_only else EXIT_FAILED)
+
+
+def error_doc(error: JobQueueError) -> dict[str, Any]:
+    return {"reason": error.reason, "code": error.code.name, "field": error.field, "message": error.message}

@@ -79,6 +79,16 @@ class SweepResult:
 Outcome = JobQueueError | None
 
 
+# The sorted set each listable state lives in, and whether to list it newest first.
+_LISTED_ZSETS: dict[JobState, Callable[[QueueKeys], tuple[str, bool]]] = {
+    JobState.SCHEDULED: lambda k: (k.scheduled, False),
+    JobState.ACTIVE: lambda k: (k.active, False),
+    JobState.COMPLETED: lambda k: (k.completed, True),
+    JobState.DEAD: lambda k: (k.dead, True),
+    JobState.CANCELLED: lambda k: (k.cancelled, True),
+}
+
+
 @asynccontextmanager
 async def _redis_errors(timeout_s: float) -> AsyncIterator[None]:
     """Bounds a Redis exchange in time and turns client failures into domain errors.
@@ -240,6 +250,48 @@ class Store:
         if not fields:
             raise JobNotFound(f"job {job_id} not found")
         return job_record(job_id, parts[0], fields)
+
+    async def list_jobs(
+        self, queue: str, state: JobState, offset: int, limit: int
+    ) -> tuple[list[JobRecord], int]:
+        """A page of one queue's jobs in one state, and how many are in that state.
+
+        Queued jobs come in lease order, scheduled by due time, active by deadline, finished
+        ones newest first. Pages are by position (the structures are read, not locked).
+        """
+        k = self.keys(queue)
+        async with self._guard():
+            if state == JobState.QUEUED:
+                ulids, total = await self._queued_page(k, offset, limit)
+            else:
+                key, newest_first = _LISTED_ZSETS[state](k)
+                total = int(await self.redis.zcard(key))
+                fetch = self.redis.zrevrange if newest_first else self.redis.zrange
+                ulids = [u.decode() for u in await fetch(key, offset, offset + limit - 1)]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for ulid in ulids:
+                    pipe.hgetall(k.job(ulid))
+                hashes = await pipe.execute()
+        records = [
+            job_record(make_job_id(queue, u), queue, f) for u, f in zip(ulids, hashes, strict=True) if f
+        ]
+        return records, total
+
+    async def _queued_page(self, k: QueueKeys, offset: int, limit: int) -> tuple[list[str], int]:
+        """Ready jobs in lease order: high, normal, low; within a list from its right end."""
+        lengths = [int(await self.redis.llen(key)) for key in k.ready]
+        ulids: list[str] = []
+        for key, length in zip(k.ready, lengths, strict=True):
+            if offset >= length:
+                offset -= length
+                continue
+            take = min(limit - len(ulids), length - offset)
+            chunk = await self.redis.lrange(key, -(offset + take), -(offset + 1))
+            ulids += [u.decode() for u in reversed(chunk)]
+            offset = 0
+            if len(ulids) >= limit:
+                break
+        return ulids, sum(lengths)
 
     async def known_queues(self) -> list[str]:
         async with self._guard():

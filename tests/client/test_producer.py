@@ -10,6 +10,7 @@ import pytest
 from jobqueue import (
     AsyncClient,
     BackoffPolicy,
+    Client,
     InvalidArgument,
     JobSpec,
     JobState,
@@ -222,3 +223,26 @@ async def test_a_shared_channel_is_left_open(target: str, queue: str) -> None:
 
     assert stats.queued == 1
     await asyncio.sleep(0)
+
+
+async def test_list_jobs_pages_through_a_state_in_order(client: AsyncClient, queue: str) -> None:
+    ids = [(await client.enqueue(queue, {"n": n})).job_id for n in range(5)]
+
+    listed = [job.id async for job in client.list_jobs(queue, "queued", page_size=2)]
+
+    assert listed == ids  # one priority level: first in, first leased
+
+
+async def test_the_sync_client_lists_jobs_too(sync_client: Client, queue: str) -> None:
+    # In a thread: the in-process server runs on this test's event loop.
+    def scenario() -> tuple[str, list[str]]:
+        job_id = sync_client.enqueue(queue, {"n": 1}).job_id
+        sync_client.cancel(job_id)
+        return job_id, [job.id for job in sync_client.list_jobs(queue, JobState.CANCELLED)]
+
+    job_id, listed = await asyncio.to_thread(scenario)
+
+    assert listed == [job_id]
+    with pytest.raises(InvalidArgument) as raised:
+        await asyncio.to_thread(lambda: list(sync_client.list_jobs(queue, "sleeping")))
+    assert raised.value.field == "state"

@@ -193,6 +193,33 @@ async def test_dead_retry_redrives_a_dead_job(jobq: Jobq, queue: str, server: Se
     assert job.state == JobState.QUEUED and job.attempts == 0
 
 
+async def test_dead_list_shows_dead_jobs_and_retry_all_redrives_them(
+    jobq: Jobq, queue: str, server: ServeProcess
+) -> None:
+    async def refuse(payload: dict[str, Any], ctx: JobContext) -> None:
+        raise NonRetryableError(f"bad payload {payload['n']}")
+
+    async with AsyncClient(server.target) as producer:
+        ids = [(await producer.enqueue(queue, {"n": n})).job_id for n in range(3)]
+        worker = Worker(server.target, [queue], handlers={queue: refuse})
+        running = asyncio.create_task(worker.run())
+        for job_id in ids:
+            await producer.wait(job_id, timeout=JOB_TIMEOUT_S)
+        worker.stop(now=True)
+        await running
+
+        listed = await asyncio.to_thread(jobq, "dead", "list", queue, "--json")
+        table = await asyncio.to_thread(jobq, "dead", "list", queue)
+        retried = await asyncio.to_thread(jobq, "dead", "retry", "--all", queue)
+        states = [(await producer.get(job_id)).state for job_id in ids]
+
+    document = json.loads(listed.stdout)
+    assert document["total"] == 3 and {job["id"] for job in document["jobs"]} == set(ids)
+    assert "3 of 3 dead jobs" in table.stdout and "bad payload" in table.stdout
+    assert retried.returncode == 0, retried.stderr
+    assert states == [JobState.QUEUED] * 3
+
+
 def test_an_invalid_queue_name_exits_2_with_one_line_naming_the_field(jobq: Jobq) -> None:
     result = jobq("enqueue", "no spaces allowed", "{}")
 

@@ -21,7 +21,7 @@ from jobqueue.v1 import job_pb2
 # Largest integer a double holds exactly: beyond it a Struct would silently round.
 MAX_SAFE_INTEGER = 2**53
 
-_STATES: dict[int, JobState] = {
+_STATES: dict[job_pb2.JobState.ValueType, JobState] = {
     job_pb2.JOB_STATE_SCHEDULED: JobState.SCHEDULED,
     job_pb2.JOB_STATE_QUEUED: JobState.QUEUED,
     job_pb2.JOB_STATE_ACTIVE: JobState.ACTIVE,
@@ -29,6 +29,7 @@ _STATES: dict[int, JobState] = {
     job_pb2.JOB_STATE_DEAD: JobState.DEAD,
     job_pb2.JOB_STATE_CANCELLED: JobState.CANCELLED,
 }
+STATE_NUMBERS = {state: number for number, state in _STATES.items()}
 _PRIORITIES: dict[Priority, job_pb2.Priority.ValueType] = {
     Priority.LOW: job_pb2.PRIORITY_LOW,
     Priority.NORMAL: job_pb2.PRIORITY_NORMAL,

@@ -8,7 +8,7 @@ from typing import Any
 
 from jobqueue import convert
 from jobqueue.errors import InvalidArgument
-from jobqueue.models import EnqueueResult, JobSpec
+from jobqueue.models import EnqueueResult, JobSpec, JobState
 from jobqueue.v1 import job_queue_service_pb2 as svc
 
 # The server's default batch limit; a larger batch is split into several calls.
@@ -104,3 +104,11 @@ def batch_requests(jobs: Sequence[JobSpec | Mapping[str, Any]]) -> list[svc.Enqu
             field = f"requests[{index}].{error.field}" if error.field else f"requests[{index}]"
             raise InvalidArgument(f"requests[{index}]: {error.message}", field=field) from error
     return requests
+
+
+def list_request(queue: str, state: JobState | str, page_size: int, page_token: str) -> svc.ListJobsRequest:
+    try:
+        proto_state = convert.STATE_NUMBERS[JobState(state)]
+    except ValueError:
+        raise InvalidArgument(f"state: must be one of {', '.join(JobState)}", field="state") from None
+    return svc.ListJobsRequest(queue=queue, state=proto_state, page_size=page_size, page_token=page_token)

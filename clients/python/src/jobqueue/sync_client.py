@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -14,7 +14,16 @@ from jobqueue import convert, messages
 from jobqueue.backoff import poll_intervals, poll_timeout
 from jobqueue.channel import ChannelOption, sync_channel
 from jobqueue.errors import InvalidArgument, Unavailable, from_rpc_error
-from jobqueue.models import BackoffPolicy, EnqueueResult, JobInfo, JobSpec, Priority, PriorityName, QueueStats
+from jobqueue.models import (
+    BackoffPolicy,
+    EnqueueResult,
+    JobInfo,
+    JobSpec,
+    JobState,
+    Priority,
+    PriorityName,
+    QueueStats,
+)
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 
@@ -110,6 +119,20 @@ class Client:
         """Counts by state for one queue, or for every known queue (sorted by name)."""
         response = self._call(self._stub.Stats, svc.StatsRequest(queue=queue or ""), timeout)
         return [convert.queue_stats(s) for s in response.queues]
+
+    def list_jobs(
+        self, queue: str, state: JobState | str, *, page_size: int = 100, timeout: float | None = None
+    ) -> Iterator[JobInfo]:
+        """Every job of `queue` in `state`, fetched a page at a time: queued ones in lease
+        order, scheduled by due time, active by deadline, finished ones newest first."""
+        token = ""
+        while True:
+            request = messages.list_request(queue, state, page_size, token)
+            page = self._call(self._stub.ListJobs, request, timeout)
+            yield from (convert.job_info(job) for job in page.jobs)
+            token = page.next_page_token
+            if not token:
+                return
 
     def cancel(self, job_id: str, *, timeout: float | None = None) -> None:
         """Stops a scheduled or queued job from running; WrongState once it was leased."""

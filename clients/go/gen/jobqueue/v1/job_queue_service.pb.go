@@ -573,6 +573,144 @@ func (x *StatsResponse) GetQueues() []*QueueStats {
 	return nil
 }
 
+// ListJobsRequest selects a queue, a state and a page.
+type ListJobsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The queue.
+	Queue string `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
+	// The state to list; required.
+	State JobState `protobuf:"varint,2,opt,name=state,proto3,enum=jobqueue.v1.JobState" json:"state,omitempty"`
+	// Most jobs to return, 1 to 1,000; 0 means 100.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The `next_page_token` of the previous page; empty for the first page. Pages are by
+	// position: jobs that change state between calls may be skipped or seen twice.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListJobsRequest) Reset() {
+	*x = ListJobsRequest{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListJobsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListJobsRequest) ProtoMessage() {}
+
+func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
+func (*ListJobsRequest) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListJobsRequest) GetQueue() string {
+	if x != nil {
+		return x.Queue
+	}
+	return ""
+}
+
+func (x *ListJobsRequest) GetState() JobState {
+	if x != nil {
+		return x.State
+	}
+	return JobState_JOB_STATE_UNSPECIFIED
+}
+
+func (x *ListJobsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListJobsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListJobsResponse is one page.
+type ListJobsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The jobs of this page, in the order described on ListJobs.
+	Jobs []*Job `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	// Pass it to get the next page; empty after the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// How many jobs of that queue are in that state now.
+	TotalSize     int64 `protobuf:"varint,3,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListJobsResponse) Reset() {
+	*x = ListJobsResponse{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListJobsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListJobsResponse) ProtoMessage() {}
+
+func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
+func (*ListJobsResponse) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListJobsResponse) GetJobs() []*Job {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
+func (x *ListJobsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+func (x *ListJobsResponse) GetTotalSize() int64 {
+	if x != nil {
+		return x.TotalSize
+	}
+	return 0
+}
+
 // Subscribe opens a Lease stream.
 type Subscribe struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -593,7 +731,7 @@ type Subscribe struct {
 
 func (x *Subscribe) Reset() {
 	*x = Subscribe{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[8]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -605,7 +743,7 @@ func (x *Subscribe) String() string {
 func (*Subscribe) ProtoMessage() {}
 
 func (x *Subscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[8]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -618,7 +756,7 @@ func (x *Subscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe.ProtoReflect.Descriptor instead.
 func (*Subscribe) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{8}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Subscribe) GetQueues() []string {
@@ -667,7 +805,7 @@ type LeaseRequest struct {
 
 func (x *LeaseRequest) Reset() {
 	*x = LeaseRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[9]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -679,7 +817,7 @@ func (x *LeaseRequest) String() string {
 func (*LeaseRequest) ProtoMessage() {}
 
 func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[9]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -692,7 +830,7 @@ func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRequest.ProtoReflect.Descriptor instead.
 func (*LeaseRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{9}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LeaseRequest) GetSubscribe() *Subscribe {
@@ -738,7 +876,7 @@ type LeasedJob struct {
 
 func (x *LeasedJob) Reset() {
 	*x = LeasedJob{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[10]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -750,7 +888,7 @@ func (x *LeasedJob) String() string {
 func (*LeasedJob) ProtoMessage() {}
 
 func (x *LeasedJob) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[10]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -763,7 +901,7 @@ func (x *LeasedJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeasedJob.ProtoReflect.Descriptor instead.
 func (*LeasedJob) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{10}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LeasedJob) GetJob() *Job {
@@ -810,7 +948,7 @@ type Confirmation struct {
 
 func (x *Confirmation) Reset() {
 	*x = Confirmation{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[11]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -822,7 +960,7 @@ func (x *Confirmation) String() string {
 func (*Confirmation) ProtoMessage() {}
 
 func (x *Confirmation) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[11]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -835,7 +973,7 @@ func (x *Confirmation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Confirmation.ProtoReflect.Descriptor instead.
 func (*Confirmation) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{11}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Confirmation) GetJobId() string {
@@ -879,7 +1017,7 @@ type LeaseResponse struct {
 
 func (x *LeaseResponse) Reset() {
 	*x = LeaseResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[12]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +1029,7 @@ func (x *LeaseResponse) String() string {
 func (*LeaseResponse) ProtoMessage() {}
 
 func (x *LeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[12]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +1042,7 @@ func (x *LeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseResponse.ProtoReflect.Descriptor instead.
 func (*LeaseResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{12}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LeaseResponse) GetJobs() []*LeasedJob {
@@ -939,7 +1077,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[13]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -951,7 +1089,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[13]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -964,7 +1102,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{13}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AckRequest) GetJobId() string {
@@ -1004,7 +1142,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[14]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1154,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[14]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1167,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{14}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{16}
 }
 
 // FailRequest reports a failed attempt.
@@ -1051,7 +1189,7 @@ type FailRequest struct {
 
 func (x *FailRequest) Reset() {
 	*x = FailRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[15]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1201,7 @@ func (x *FailRequest) String() string {
 func (*FailRequest) ProtoMessage() {}
 
 func (x *FailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[15]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1214,7 @@ func (x *FailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailRequest.ProtoReflect.Descriptor instead.
 func (*FailRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{15}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *FailRequest) GetJobId() string {
@@ -1127,7 +1265,7 @@ type FailResponse struct {
 
 func (x *FailResponse) Reset() {
 	*x = FailResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[16]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1139,7 +1277,7 @@ func (x *FailResponse) String() string {
 func (*FailResponse) ProtoMessage() {}
 
 func (x *FailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[16]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1152,7 +1290,7 @@ func (x *FailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailResponse.ProtoReflect.Descriptor instead.
 func (*FailResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{16}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *FailResponse) GetState() JobState {
@@ -1185,7 +1323,7 @@ type ExtendRequest struct {
 
 func (x *ExtendRequest) Reset() {
 	*x = ExtendRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[17]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1197,7 +1335,7 @@ func (x *ExtendRequest) String() string {
 func (*ExtendRequest) ProtoMessage() {}
 
 func (x *ExtendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[17]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1210,7 +1348,7 @@ func (x *ExtendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtendRequest.ProtoReflect.Descriptor instead.
 func (*ExtendRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{17}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ExtendRequest) GetJobId() string {
@@ -1245,7 +1383,7 @@ type ExtendResponse struct {
 
 func (x *ExtendResponse) Reset() {
 	*x = ExtendResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[18]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1257,7 +1395,7 @@ func (x *ExtendResponse) String() string {
 func (*ExtendResponse) ProtoMessage() {}
 
 func (x *ExtendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[18]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1270,7 +1408,7 @@ func (x *ExtendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtendResponse.ProtoReflect.Descriptor instead.
 func (*ExtendResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{18}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ExtendResponse) GetLeaseExpireTime() *timestamppb.Timestamp {
@@ -1291,7 +1429,7 @@ type CancelRequest struct {
 
 func (x *CancelRequest) Reset() {
 	*x = CancelRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[19]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1303,7 +1441,7 @@ func (x *CancelRequest) String() string {
 func (*CancelRequest) ProtoMessage() {}
 
 func (x *CancelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[19]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1316,7 +1454,7 @@ func (x *CancelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRequest.ProtoReflect.Descriptor instead.
 func (*CancelRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{19}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CancelRequest) GetJobId() string {
@@ -1335,7 +1473,7 @@ type CancelResponse struct {
 
 func (x *CancelResponse) Reset() {
 	*x = CancelResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[20]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1347,7 +1485,7 @@ func (x *CancelResponse) String() string {
 func (*CancelResponse) ProtoMessage() {}
 
 func (x *CancelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[20]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1360,7 +1498,7 @@ func (x *CancelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelResponse.ProtoReflect.Descriptor instead.
 func (*CancelResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{20}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{22}
 }
 
 // RetryRequest names a dead or cancelled job to send back to its queue.
@@ -1374,7 +1512,7 @@ type RetryRequest struct {
 
 func (x *RetryRequest) Reset() {
 	*x = RetryRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[21]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1386,7 +1524,7 @@ func (x *RetryRequest) String() string {
 func (*RetryRequest) ProtoMessage() {}
 
 func (x *RetryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[21]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1399,7 +1537,7 @@ func (x *RetryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRequest.ProtoReflect.Descriptor instead.
 func (*RetryRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{21}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RetryRequest) GetJobId() string {
@@ -1418,7 +1556,7 @@ type RetryResponse struct {
 
 func (x *RetryResponse) Reset() {
 	*x = RetryResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[22]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1430,7 +1568,7 @@ func (x *RetryResponse) String() string {
 func (*RetryResponse) ProtoMessage() {}
 
 func (x *RetryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[22]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1443,7 +1581,7 @@ func (x *RetryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryResponse.ProtoReflect.Descriptor instead.
 func (*RetryResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{22}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{24}
 }
 
 var File_jobqueue_v1_job_queue_service_proto protoreflect.FileDescriptor
@@ -1487,7 +1625,18 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\fStatsRequest\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\"@\n" +
 	"\rStatsResponse\x12/\n" +
-	"\x06queues\x18\x01 \x03(\v2\x17.jobqueue.v1.QueueStatsR\x06queues\"\xa6\x01\n" +
+	"\x06queues\x18\x01 \x03(\v2\x17.jobqueue.v1.QueueStatsR\x06queues\"\x90\x01\n" +
+	"\x0fListJobsRequest\x12\x14\n" +
+	"\x05queue\x18\x01 \x01(\tR\x05queue\x12+\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x15.jobqueue.v1.JobStateR\x05state\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\x7f\n" +
+	"\x10ListJobsResponse\x12$\n" +
+	"\x04jobs\x18\x01 \x03(\v2\x10.jobqueue.v1.JobR\x04jobs\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n" +
+	"\n" +
+	"total_size\x18\x03 \x01(\x03R\ttotalSize\"\xa6\x01\n" +
 	"\tSubscribe\x12\x16\n" +
 	"\x06queues\x18\x01 \x03(\tR\x06queues\x12\"\n" +
 	"\rmax_in_flight\x18\x02 \x01(\x05R\vmaxInFlight\x12\x1b\n" +
@@ -1549,12 +1698,13 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x1dCONFIRMATION_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15CONFIRMATION_KIND_ACK\x10\x01\x12\x1a\n" +
 	"\x16CONFIRMATION_KIND_FAIL\x10\x02\x12\x1c\n" +
-	"\x18CONFIRMATION_KIND_EXTEND\x10\x032\xc3\x05\n" +
+	"\x18CONFIRMATION_KIND_EXTEND\x10\x032\x91\x06\n" +
 	"\x0fJobQueueService\x12D\n" +
 	"\aEnqueue\x12\x1b.jobqueue.v1.EnqueueRequest\x1a\x1c.jobqueue.v1.EnqueueResponse\x12S\n" +
 	"\fEnqueueBatch\x12 .jobqueue.v1.EnqueueBatchRequest\x1a!.jobqueue.v1.EnqueueBatchResponse\x12O\n" +
 	"\tGetStatus\x12\x1d.jobqueue.v1.GetStatusRequest\x1a\x1e.jobqueue.v1.GetStatusResponse\"\x03\x90\x02\x01\x12C\n" +
-	"\x05Stats\x12\x19.jobqueue.v1.StatsRequest\x1a\x1a.jobqueue.v1.StatsResponse\"\x03\x90\x02\x01\x12B\n" +
+	"\x05Stats\x12\x19.jobqueue.v1.StatsRequest\x1a\x1a.jobqueue.v1.StatsResponse\"\x03\x90\x02\x01\x12L\n" +
+	"\bListJobs\x12\x1c.jobqueue.v1.ListJobsRequest\x1a\x1d.jobqueue.v1.ListJobsResponse\"\x03\x90\x02\x01\x12B\n" +
 	"\x05Lease\x12\x19.jobqueue.v1.LeaseRequest\x1a\x1a.jobqueue.v1.LeaseResponse(\x010\x01\x128\n" +
 	"\x03Ack\x12\x17.jobqueue.v1.AckRequest\x1a\x18.jobqueue.v1.AckResponse\x12;\n" +
 	"\x04Fail\x12\x18.jobqueue.v1.FailRequest\x1a\x19.jobqueue.v1.FailResponse\x12A\n" +
@@ -1576,7 +1726,7 @@ func file_jobqueue_v1_job_queue_service_proto_rawDescGZIP() []byte {
 }
 
 var file_jobqueue_v1_job_queue_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_jobqueue_v1_job_queue_service_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_jobqueue_v1_job_queue_service_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_jobqueue_v1_job_queue_service_proto_goTypes = []any{
 	(ConfirmationKind)(0),         // 0: jobqueue.v1.ConfirmationKind
 	(*EnqueueRequest)(nil),        // 1: jobqueue.v1.EnqueueRequest
@@ -1587,91 +1737,97 @@ var file_jobqueue_v1_job_queue_service_proto_goTypes = []any{
 	(*GetStatusResponse)(nil),     // 6: jobqueue.v1.GetStatusResponse
 	(*StatsRequest)(nil),          // 7: jobqueue.v1.StatsRequest
 	(*StatsResponse)(nil),         // 8: jobqueue.v1.StatsResponse
-	(*Subscribe)(nil),             // 9: jobqueue.v1.Subscribe
-	(*LeaseRequest)(nil),          // 10: jobqueue.v1.LeaseRequest
-	(*LeasedJob)(nil),             // 11: jobqueue.v1.LeasedJob
-	(*Confirmation)(nil),          // 12: jobqueue.v1.Confirmation
-	(*LeaseResponse)(nil),         // 13: jobqueue.v1.LeaseResponse
-	(*AckRequest)(nil),            // 14: jobqueue.v1.AckRequest
-	(*AckResponse)(nil),           // 15: jobqueue.v1.AckResponse
-	(*FailRequest)(nil),           // 16: jobqueue.v1.FailRequest
-	(*FailResponse)(nil),          // 17: jobqueue.v1.FailResponse
-	(*ExtendRequest)(nil),         // 18: jobqueue.v1.ExtendRequest
-	(*ExtendResponse)(nil),        // 19: jobqueue.v1.ExtendResponse
-	(*CancelRequest)(nil),         // 20: jobqueue.v1.CancelRequest
-	(*CancelResponse)(nil),        // 21: jobqueue.v1.CancelResponse
-	(*RetryRequest)(nil),          // 22: jobqueue.v1.RetryRequest
-	(*RetryResponse)(nil),         // 23: jobqueue.v1.RetryResponse
-	nil,                           // 24: jobqueue.v1.EnqueueRequest.MetadataEntry
-	(*structpb.Struct)(nil),       // 25: google.protobuf.Struct
-	(Priority)(0),                 // 26: jobqueue.v1.Priority
-	(*durationpb.Duration)(nil),   // 27: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
-	(*BackoffPolicy)(nil),         // 29: jobqueue.v1.BackoffPolicy
-	(Durability)(0),               // 30: jobqueue.v1.Durability
-	(*Job)(nil),                   // 31: jobqueue.v1.Job
-	(*QueueStats)(nil),            // 32: jobqueue.v1.QueueStats
-	(*status.Status)(nil),         // 33: google.rpc.Status
-	(JobState)(0),                 // 34: jobqueue.v1.JobState
+	(*ListJobsRequest)(nil),       // 9: jobqueue.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),      // 10: jobqueue.v1.ListJobsResponse
+	(*Subscribe)(nil),             // 11: jobqueue.v1.Subscribe
+	(*LeaseRequest)(nil),          // 12: jobqueue.v1.LeaseRequest
+	(*LeasedJob)(nil),             // 13: jobqueue.v1.LeasedJob
+	(*Confirmation)(nil),          // 14: jobqueue.v1.Confirmation
+	(*LeaseResponse)(nil),         // 15: jobqueue.v1.LeaseResponse
+	(*AckRequest)(nil),            // 16: jobqueue.v1.AckRequest
+	(*AckResponse)(nil),           // 17: jobqueue.v1.AckResponse
+	(*FailRequest)(nil),           // 18: jobqueue.v1.FailRequest
+	(*FailResponse)(nil),          // 19: jobqueue.v1.FailResponse
+	(*ExtendRequest)(nil),         // 20: jobqueue.v1.ExtendRequest
+	(*ExtendResponse)(nil),        // 21: jobqueue.v1.ExtendResponse
+	(*CancelRequest)(nil),         // 22: jobqueue.v1.CancelRequest
+	(*CancelResponse)(nil),        // 23: jobqueue.v1.CancelResponse
+	(*RetryRequest)(nil),          // 24: jobqueue.v1.RetryRequest
+	(*RetryResponse)(nil),         // 25: jobqueue.v1.RetryResponse
+	nil,                           // 26: jobqueue.v1.EnqueueRequest.MetadataEntry
+	(*structpb.Struct)(nil),       // 27: google.protobuf.Struct
+	(Priority)(0),                 // 28: jobqueue.v1.Priority
+	(*durationpb.Duration)(nil),   // 29: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
+	(*BackoffPolicy)(nil),         // 31: jobqueue.v1.BackoffPolicy
+	(Durability)(0),               // 32: jobqueue.v1.Durability
+	(*Job)(nil),                   // 33: jobqueue.v1.Job
+	(*QueueStats)(nil),            // 34: jobqueue.v1.QueueStats
+	(JobState)(0),                 // 35: jobqueue.v1.JobState
+	(*status.Status)(nil),         // 36: google.rpc.Status
 }
 var file_jobqueue_v1_job_queue_service_proto_depIdxs = []int32{
-	25, // 0: jobqueue.v1.EnqueueRequest.payload:type_name -> google.protobuf.Struct
-	26, // 1: jobqueue.v1.EnqueueRequest.priority:type_name -> jobqueue.v1.Priority
-	27, // 2: jobqueue.v1.EnqueueRequest.delay:type_name -> google.protobuf.Duration
-	28, // 3: jobqueue.v1.EnqueueRequest.schedule_time:type_name -> google.protobuf.Timestamp
-	29, // 4: jobqueue.v1.EnqueueRequest.backoff:type_name -> jobqueue.v1.BackoffPolicy
-	27, // 5: jobqueue.v1.EnqueueRequest.lease_duration:type_name -> google.protobuf.Duration
-	24, // 6: jobqueue.v1.EnqueueRequest.metadata:type_name -> jobqueue.v1.EnqueueRequest.MetadataEntry
-	30, // 7: jobqueue.v1.EnqueueRequest.durability:type_name -> jobqueue.v1.Durability
+	27, // 0: jobqueue.v1.EnqueueRequest.payload:type_name -> google.protobuf.Struct
+	28, // 1: jobqueue.v1.EnqueueRequest.priority:type_name -> jobqueue.v1.Priority
+	29, // 2: jobqueue.v1.EnqueueRequest.delay:type_name -> google.protobuf.Duration
+	30, // 3: jobqueue.v1.EnqueueRequest.schedule_time:type_name -> google.protobuf.Timestamp
+	31, // 4: jobqueue.v1.EnqueueRequest.backoff:type_name -> jobqueue.v1.BackoffPolicy
+	29, // 5: jobqueue.v1.EnqueueRequest.lease_duration:type_name -> google.protobuf.Duration
+	26, // 6: jobqueue.v1.EnqueueRequest.metadata:type_name -> jobqueue.v1.EnqueueRequest.MetadataEntry
+	32, // 7: jobqueue.v1.EnqueueRequest.durability:type_name -> jobqueue.v1.Durability
 	1,  // 8: jobqueue.v1.EnqueueBatchRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
-	30, // 9: jobqueue.v1.EnqueueBatchRequest.durability:type_name -> jobqueue.v1.Durability
+	32, // 9: jobqueue.v1.EnqueueBatchRequest.durability:type_name -> jobqueue.v1.Durability
 	2,  // 10: jobqueue.v1.EnqueueBatchResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
-	31, // 11: jobqueue.v1.GetStatusResponse.job:type_name -> jobqueue.v1.Job
-	32, // 12: jobqueue.v1.StatsResponse.queues:type_name -> jobqueue.v1.QueueStats
-	27, // 13: jobqueue.v1.Subscribe.lease_duration:type_name -> google.protobuf.Duration
-	9,  // 14: jobqueue.v1.LeaseRequest.subscribe:type_name -> jobqueue.v1.Subscribe
-	14, // 15: jobqueue.v1.LeaseRequest.acks:type_name -> jobqueue.v1.AckRequest
-	16, // 16: jobqueue.v1.LeaseRequest.fails:type_name -> jobqueue.v1.FailRequest
-	18, // 17: jobqueue.v1.LeaseRequest.extends:type_name -> jobqueue.v1.ExtendRequest
-	31, // 18: jobqueue.v1.LeasedJob.job:type_name -> jobqueue.v1.Job
-	28, // 19: jobqueue.v1.LeasedJob.lease_expire_time:type_name -> google.protobuf.Timestamp
-	33, // 20: jobqueue.v1.Confirmation.status:type_name -> google.rpc.Status
-	0,  // 21: jobqueue.v1.Confirmation.kind:type_name -> jobqueue.v1.ConfirmationKind
-	28, // 22: jobqueue.v1.Confirmation.lease_expire_time:type_name -> google.protobuf.Timestamp
-	11, // 23: jobqueue.v1.LeaseResponse.jobs:type_name -> jobqueue.v1.LeasedJob
-	12, // 24: jobqueue.v1.LeaseResponse.confirmations:type_name -> jobqueue.v1.Confirmation
-	25, // 25: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
-	30, // 26: jobqueue.v1.AckRequest.durability:type_name -> jobqueue.v1.Durability
-	27, // 27: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
-	34, // 28: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
-	28, // 29: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
-	27, // 30: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
-	28, // 31: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	1,  // 32: jobqueue.v1.JobQueueService.Enqueue:input_type -> jobqueue.v1.EnqueueRequest
-	3,  // 33: jobqueue.v1.JobQueueService.EnqueueBatch:input_type -> jobqueue.v1.EnqueueBatchRequest
-	5,  // 34: jobqueue.v1.JobQueueService.GetStatus:input_type -> jobqueue.v1.GetStatusRequest
-	7,  // 35: jobqueue.v1.JobQueueService.Stats:input_type -> jobqueue.v1.StatsRequest
-	10, // 36: jobqueue.v1.JobQueueService.Lease:input_type -> jobqueue.v1.LeaseRequest
-	14, // 37: jobqueue.v1.JobQueueService.Ack:input_type -> jobqueue.v1.AckRequest
-	16, // 38: jobqueue.v1.JobQueueService.Fail:input_type -> jobqueue.v1.FailRequest
-	18, // 39: jobqueue.v1.JobQueueService.Extend:input_type -> jobqueue.v1.ExtendRequest
-	20, // 40: jobqueue.v1.JobQueueService.Cancel:input_type -> jobqueue.v1.CancelRequest
-	22, // 41: jobqueue.v1.JobQueueService.Retry:input_type -> jobqueue.v1.RetryRequest
-	2,  // 42: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
-	4,  // 43: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
-	6,  // 44: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
-	8,  // 45: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
-	13, // 46: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
-	15, // 47: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
-	17, // 48: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
-	19, // 49: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
-	21, // 50: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
-	23, // 51: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
-	42, // [42:52] is the sub-list for method output_type
-	32, // [32:42] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	33, // 11: jobqueue.v1.GetStatusResponse.job:type_name -> jobqueue.v1.Job
+	34, // 12: jobqueue.v1.StatsResponse.queues:type_name -> jobqueue.v1.QueueStats
+	35, // 13: jobqueue.v1.ListJobsRequest.state:type_name -> jobqueue.v1.JobState
+	33, // 14: jobqueue.v1.ListJobsResponse.jobs:type_name -> jobqueue.v1.Job
+	29, // 15: jobqueue.v1.Subscribe.lease_duration:type_name -> google.protobuf.Duration
+	11, // 16: jobqueue.v1.LeaseRequest.subscribe:type_name -> jobqueue.v1.Subscribe
+	16, // 17: jobqueue.v1.LeaseRequest.acks:type_name -> jobqueue.v1.AckRequest
+	18, // 18: jobqueue.v1.LeaseRequest.fails:type_name -> jobqueue.v1.FailRequest
+	20, // 19: jobqueue.v1.LeaseRequest.extends:type_name -> jobqueue.v1.ExtendRequest
+	33, // 20: jobqueue.v1.LeasedJob.job:type_name -> jobqueue.v1.Job
+	30, // 21: jobqueue.v1.LeasedJob.lease_expire_time:type_name -> google.protobuf.Timestamp
+	36, // 22: jobqueue.v1.Confirmation.status:type_name -> google.rpc.Status
+	0,  // 23: jobqueue.v1.Confirmation.kind:type_name -> jobqueue.v1.ConfirmationKind
+	30, // 24: jobqueue.v1.Confirmation.lease_expire_time:type_name -> google.protobuf.Timestamp
+	13, // 25: jobqueue.v1.LeaseResponse.jobs:type_name -> jobqueue.v1.LeasedJob
+	14, // 26: jobqueue.v1.LeaseResponse.confirmations:type_name -> jobqueue.v1.Confirmation
+	27, // 27: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
+	32, // 28: jobqueue.v1.AckRequest.durability:type_name -> jobqueue.v1.Durability
+	29, // 29: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
+	35, // 30: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
+	30, // 31: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
+	29, // 32: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
+	30, // 33: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	1,  // 34: jobqueue.v1.JobQueueService.Enqueue:input_type -> jobqueue.v1.EnqueueRequest
+	3,  // 35: jobqueue.v1.JobQueueService.EnqueueBatch:input_type -> jobqueue.v1.EnqueueBatchRequest
+	5,  // 36: jobqueue.v1.JobQueueService.GetStatus:input_type -> jobqueue.v1.GetStatusRequest
+	7,  // 37: jobqueue.v1.JobQueueService.Stats:input_type -> jobqueue.v1.StatsRequest
+	9,  // 38: jobqueue.v1.JobQueueService.ListJobs:input_type -> jobqueue.v1.ListJobsRequest
+	12, // 39: jobqueue.v1.JobQueueService.Lease:input_type -> jobqueue.v1.LeaseRequest
+	16, // 40: jobqueue.v1.JobQueueService.Ack:input_type -> jobqueue.v1.AckRequest
+	18, // 41: jobqueue.v1.JobQueueService.Fail:input_type -> jobqueue.v1.FailRequest
+	20, // 42: jobqueue.v1.JobQueueService.Extend:input_type -> jobqueue.v1.ExtendRequest
+	22, // 43: jobqueue.v1.JobQueueService.Cancel:input_type -> jobqueue.v1.CancelRequest
+	24, // 44: jobqueue.v1.JobQueueService.Retry:input_type -> jobqueue.v1.RetryRequest
+	2,  // 45: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
+	4,  // 46: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
+	6,  // 47: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
+	8,  // 48: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
+	10, // 49: jobqueue.v1.JobQueueService.ListJobs:output_type -> jobqueue.v1.ListJobsResponse
+	15, // 50: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
+	17, // 51: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
+	19, // 52: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
+	21, // 53: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
+	23, // 54: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
+	25, // 55: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
+	45, // [45:56] is the sub-list for method output_type
+	34, // [34:45] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_jobqueue_v1_job_queue_service_proto_init() }
@@ -1686,7 +1842,7 @@ func file_jobqueue_v1_job_queue_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jobqueue_v1_job_queue_service_proto_rawDesc), len(file_jobqueue_v1_job_queue_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

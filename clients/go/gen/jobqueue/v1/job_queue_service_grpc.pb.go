@@ -23,6 +23,7 @@ const (
 	JobQueueService_EnqueueBatch_FullMethodName = "/jobqueue.v1.JobQueueService/EnqueueBatch"
 	JobQueueService_GetStatus_FullMethodName    = "/jobqueue.v1.JobQueueService/GetStatus"
 	JobQueueService_Stats_FullMethodName        = "/jobqueue.v1.JobQueueService/Stats"
+	JobQueueService_ListJobs_FullMethodName     = "/jobqueue.v1.JobQueueService/ListJobs"
 	JobQueueService_Lease_FullMethodName        = "/jobqueue.v1.JobQueueService/Lease"
 	JobQueueService_Ack_FullMethodName          = "/jobqueue.v1.JobQueueService/Ack"
 	JobQueueService_Fail_FullMethodName         = "/jobqueue.v1.JobQueueService/Fail"
@@ -56,6 +57,10 @@ type JobQueueServiceClient interface {
 	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
 	// Stats counts jobs by state for one queue, or for every known queue.
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
+	// ListJobs pages through one queue's jobs in one state: queued jobs in the order they
+	// will be leased, scheduled ones by due time, active ones by lease deadline, and
+	// completed, dead or cancelled ones newest first.
+	ListJobs(ctx context.Context, in *ListJobsRequest, opts ...grpc.CallOption) (*ListJobsResponse, error)
 	// Lease is the worker stream. The first request must carry `subscribe`. The server then
 	// sends jobs whenever the stream holds fewer than `max_in_flight` unsettled jobs, and
 	// never more; an idle stream is woken by new jobs within milliseconds. Acks, fails and
@@ -117,6 +122,16 @@ func (c *jobQueueServiceClient) Stats(ctx context.Context, in *StatsRequest, opt
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(StatsResponse)
 	err := c.cc.Invoke(ctx, JobQueueService_Stats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobQueueServiceClient) ListJobs(ctx context.Context, in *ListJobsRequest, opts ...grpc.CallOption) (*ListJobsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListJobsResponse)
+	err := c.cc.Invoke(ctx, JobQueueService_ListJobs_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -211,6 +226,10 @@ type JobQueueServiceServer interface {
 	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
 	// Stats counts jobs by state for one queue, or for every known queue.
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
+	// ListJobs pages through one queue's jobs in one state: queued jobs in the order they
+	// will be leased, scheduled ones by due time, active ones by lease deadline, and
+	// completed, dead or cancelled ones newest first.
+	ListJobs(context.Context, *ListJobsRequest) (*ListJobsResponse, error)
 	// Lease is the worker stream. The first request must carry `subscribe`. The server then
 	// sends jobs whenever the stream holds fewer than `max_in_flight` unsettled jobs, and
 	// never more; an idle stream is woken by new jobs within milliseconds. Acks, fails and
@@ -249,6 +268,9 @@ func (UnimplementedJobQueueServiceServer) GetStatus(context.Context, *GetStatusR
 }
 func (UnimplementedJobQueueServiceServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stats not implemented")
+}
+func (UnimplementedJobQueueServiceServer) ListJobs(context.Context, *ListJobsRequest) (*ListJobsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListJobs not implemented")
 }
 func (UnimplementedJobQueueServiceServer) Lease(grpc.BidiStreamingServer[LeaseRequest, LeaseResponse]) error {
 	return status.Error(codes.Unimplemented, "method Lease not implemented")
@@ -357,6 +379,24 @@ func _JobQueueService_Stats_Handler(srv interface{}, ctx context.Context, dec fu
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(JobQueueServiceServer).Stats(ctx, req.(*StatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobQueueService_ListJobs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListJobsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobQueueServiceServer).ListJobs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobQueueService_ListJobs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobQueueServiceServer).ListJobs(ctx, req.(*ListJobsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -480,6 +520,10 @@ var JobQueueService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Stats",
 			Handler:    _JobQueueService_Stats_Handler,
+		},
+		{
+			MethodName: "ListJobs",
+			Handler:    _JobQueueService_ListJobs_Handler,
 		},
 		{
 			MethodName: "Ack",

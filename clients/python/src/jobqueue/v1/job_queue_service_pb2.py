@@ -29,7 +29,7 @@ from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from jobqueue.v1 import job_pb2 as jobqueue_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#jobqueue/v1/job_queue_service.proto\x12\x0bjobqueue.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x15jobqueue/v1/job.proto\"\x90\x04\n\x0e\x45nqueueRequest\x12\r\n\x05queue\x18\x01 \x01(\t\x12(\n\x07payload\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rpayload_bytes\x18\x03 \x01(\x0c\x12\'\n\x08priority\x18\x04 \x01(\x0e\x32\x15.jobqueue.v1.Priority\x12(\n\x05\x64\x65lay\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x31\n\rschedule_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cmax_attempts\x18\x07 \x01(\x05\x12+\n\x07\x62\x61\x63koff\x18\x08 \x01(\x0b\x32\x1a.jobqueue.v1.BackoffPolicy\x12\x17\n\x0fidempotency_key\x18\t \x01(\t\x12\x31\n\x0elease_duration\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12;\n\x08metadata\x18\x0b \x03(\x0b\x32).jobqueue.v1.EnqueueRequest.MetadataEntry\x12+\n\ndurability\x18\x0c \x01(\x0e\x32\x17.jobqueue.v1.Durability\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"4\n\x0f\x45nqueueResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"q\n\x13\x45nqueueBatchRequest\x12-\n\x08requests\x18\x01 \x03(\x0b\x32\x1b.jobqueue.v1.EnqueueRequest\x12+\n\ndurability\x18\x02 \x01(\x0e\x32\x17.jobqueue.v1.Durability\"G\n\x14\x45nqueueBatchResponse\x12/\n\tresponses\x18\x01 \x03(\x0b\x32\x1c.jobqueue.v1.EnqueueResponse\"\"\n\x10GetStatusRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"2\n\x11GetStatusResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.jobqueue.v1.Job\"\x1d\n\x0cStatsRequest\x12\r\n\x05queue\x18\x01 \x01(\t\"8\n\rStatsResponse\x12\'\n\x06queues\x18\x01 \x03(\x0b\x32\x17.jobqueue.v1.QueueStats\"x\n\tSubscribe\x12\x0e\n\x06queues\x18\x01 \x03(\t\x12\x15\n\rmax_in_flight\x18\x02 \x01(\x05\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x31\n\x0elease_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xb6\x01\n\x0cLeaseRequest\x12)\n\tsubscribe\x18\x01 \x01(\x0b\x32\x16.jobqueue.v1.Subscribe\x12%\n\x04\x61\x63ks\x18\x02 \x03(\x0b\x32\x17.jobqueue.v1.AckRequest\x12\'\n\x05\x66\x61ils\x18\x03 \x03(\x0b\x32\x18.jobqueue.v1.FailRequest\x12+\n\x07\x65xtends\x18\x04 \x03(\x0b\x32\x1a.jobqueue.v1.ExtendRequest\"v\n\tLeasedJob\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.jobqueue.v1.Job\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\x35\n\x11lease_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa6\x01\n\x0c\x43onfirmation\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0b\x32\x12.google.rpc.Status\x12+\n\x04kind\x18\x03 \x01(\x0e\x32\x1d.jobqueue.v1.ConfirmationKind\x12\x35\n\x11lease_expire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"g\n\rLeaseResponse\x12$\n\x04jobs\x18\x01 \x03(\x0b\x32\x16.jobqueue.v1.LeasedJob\x12\x30\n\rconfirmations\x18\x02 \x03(\x0b\x32\x19.jobqueue.v1.Confirmation\"\x87\x01\n\nAckRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12+\n\ndurability\x18\x04 \x01(\x0e\x32\x17.jobqueue.v1.Durability\"\r\n\x0b\x41\x63kResponse\"\x88\x01\n\x0b\x46\x61ilRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x15\n\rnon_retryable\x18\x04 \x01(\x08\x12.\n\x0bretry_delay\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"g\n\x0c\x46\x61ilResponse\x12$\n\x05state\x18\x01 \x01(\x0e\x32\x15.jobqueue.v1.JobState\x12\x31\n\rschedule_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"g\n\rExtendRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\x31\n\x0elease_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"G\n\x0e\x45xtendResponse\x12\x35\n\x11lease_expire_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1f\n\rCancelRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x10\n\x0e\x43\x61ncelResponse\"\x1e\n\x0cRetryRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x0f\n\rRetryResponse*\x8a\x01\n\x10\x43onfirmationKind\x12!\n\x1d\x43ONFIRMATION_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43ONFIRMATION_KIND_ACK\x10\x01\x12\x1a\n\x16\x43ONFIRMATION_KIND_FAIL\x10\x02\x12\x1c\n\x18\x43ONFIRMATION_KIND_EXTEND\x10\x03\x32\xc3\x05\n\x0fJobQueueService\x12\x44\n\x07\x45nqueue\x12\x1b.jobqueue.v1.EnqueueRequest\x1a\x1c.jobqueue.v1.EnqueueResponse\x12S\n\x0c\x45nqueueBatch\x12 .jobqueue.v1.EnqueueBatchRequest\x1a!.jobqueue.v1.EnqueueBatchResponse\x12O\n\tGetStatus\x12\x1d.jobqueue.v1.GetStatusRequest\x1a\x1e.jobqueue.v1.GetStatusResponse\"\x03\x90\x02\x01\x12\x43\n\x05Stats\x12\x19.jobqueue.v1.StatsRequest\x1a\x1a.jobqueue.v1.StatsResponse\"\x03\x90\x02\x01\x12\x42\n\x05Lease\x12\x19.jobqueue.v1.LeaseRequest\x1a\x1a.jobqueue.v1.LeaseResponse(\x01\x30\x01\x12\x38\n\x03\x41\x63k\x12\x17.jobqueue.v1.AckRequest\x1a\x18.jobqueue.v1.AckResponse\x12;\n\x04\x46\x61il\x12\x18.jobqueue.v1.FailRequest\x1a\x19.jobqueue.v1.FailResponse\x12\x41\n\x06\x45xtend\x12\x1a.jobqueue.v1.ExtendRequest\x1a\x1b.jobqueue.v1.ExtendResponse\x12\x41\n\x06\x43\x61ncel\x12\x1a.jobqueue.v1.CancelRequest\x1a\x1b.jobqueue.v1.CancelResponse\x12>\n\x05Retry\x12\x19.jobqueue.v1.RetryRequest\x1a\x1a.jobqueue.v1.RetryResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#jobqueue/v1/job_queue_service.proto\x12\x0bjobqueue.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x15jobqueue/v1/job.proto\"\x90\x04\n\x0e\x45nqueueRequest\x12\r\n\x05queue\x18\x01 \x01(\t\x12(\n\x07payload\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rpayload_bytes\x18\x03 \x01(\x0c\x12\'\n\x08priority\x18\x04 \x01(\x0e\x32\x15.jobqueue.v1.Priority\x12(\n\x05\x64\x65lay\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x31\n\rschedule_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cmax_attempts\x18\x07 \x01(\x05\x12+\n\x07\x62\x61\x63koff\x18\x08 \x01(\x0b\x32\x1a.jobqueue.v1.BackoffPolicy\x12\x17\n\x0fidempotency_key\x18\t \x01(\t\x12\x31\n\x0elease_duration\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\x12;\n\x08metadata\x18\x0b \x03(\x0b\x32).jobqueue.v1.EnqueueRequest.MetadataEntry\x12+\n\ndurability\x18\x0c \x01(\x0e\x32\x17.jobqueue.v1.Durability\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"4\n\x0f\x45nqueueResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"q\n\x13\x45nqueueBatchRequest\x12-\n\x08requests\x18\x01 \x03(\x0b\x32\x1b.jobqueue.v1.EnqueueRequest\x12+\n\ndurability\x18\x02 \x01(\x0e\x32\x17.jobqueue.v1.Durability\"G\n\x14\x45nqueueBatchResponse\x12/\n\tresponses\x18\x01 \x03(\x0b\x32\x1c.jobqueue.v1.EnqueueResponse\"\"\n\x10GetStatusRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"2\n\x11GetStatusResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.jobqueue.v1.Job\"\x1d\n\x0cStatsRequest\x12\r\n\x05queue\x18\x01 \x01(\t\"8\n\rStatsResponse\x12\'\n\x06queues\x18\x01 \x03(\x0b\x32\x17.jobqueue.v1.QueueStats\"m\n\x0fListJobsRequest\x12\r\n\x05queue\x18\x01 \x01(\t\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.jobqueue.v1.JobState\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"_\n\x10ListJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.jobqueue.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x03\"x\n\tSubscribe\x12\x0e\n\x06queues\x18\x01 \x03(\t\x12\x15\n\rmax_in_flight\x18\x02 \x01(\x05\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x31\n\x0elease_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xb6\x01\n\x0cLeaseRequest\x12)\n\tsubscribe\x18\x01 \x01(\x0b\x32\x16.jobqueue.v1.Subscribe\x12%\n\x04\x61\x63ks\x18\x02 \x03(\x0b\x32\x17.jobqueue.v1.AckRequest\x12\'\n\x05\x66\x61ils\x18\x03 \x03(\x0b\x32\x18.jobqueue.v1.FailRequest\x12+\n\x07\x65xtends\x18\x04 \x03(\x0b\x32\x1a.jobqueue.v1.ExtendRequest\"v\n\tLeasedJob\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.jobqueue.v1.Job\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\x35\n\x11lease_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa6\x01\n\x0c\x43onfirmation\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0b\x32\x12.google.rpc.Status\x12+\n\x04kind\x18\x03 \x01(\x0e\x32\x1d.jobqueue.v1.ConfirmationKind\x12\x35\n\x11lease_expire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"g\n\rLeaseResponse\x12$\n\x04jobs\x18\x01 \x03(\x0b\x32\x16.jobqueue.v1.LeasedJob\x12\x30\n\rconfirmations\x18\x02 \x03(\x0b\x32\x19.jobqueue.v1.Confirmation\"\x87\x01\n\nAckRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12+\n\ndurability\x18\x04 \x01(\x0e\x32\x17.jobqueue.v1.Durability\"\r\n\x0b\x41\x63kResponse\"\x88\x01\n\x0b\x46\x61ilRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x15\n\rnon_retryable\x18\x04 \x01(\x08\x12.\n\x0bretry_delay\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"g\n\x0c\x46\x61ilResponse\x12$\n\x05state\x18\x01 \x01(\x0e\x32\x15.jobqueue.v1.JobState\x12\x31\n\rschedule_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"g\n\rExtendRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0blease_token\x18\x02 \x01(\t\x12\x31\n\x0elease_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"G\n\x0e\x45xtendResponse\x12\x35\n\x11lease_expire_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1f\n\rCancelRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x10\n\x0e\x43\x61ncelResponse\"\x1e\n\x0cRetryRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x0f\n\rRetryResponse*\x8a\x01\n\x10\x43onfirmationKind\x12!\n\x1d\x43ONFIRMATION_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43ONFIRMATION_KIND_ACK\x10\x01\x12\x1a\n\x16\x43ONFIRMATION_KIND_FAIL\x10\x02\x12\x1c\n\x18\x43ONFIRMATION_KIND_EXTEND\x10\x03\x32\x91\x06\n\x0fJobQueueService\x12\x44\n\x07\x45nqueue\x12\x1b.jobqueue.v1.EnqueueRequest\x1a\x1c.jobqueue.v1.EnqueueResponse\x12S\n\x0c\x45nqueueBatch\x12 .jobqueue.v1.EnqueueBatchRequest\x1a!.jobqueue.v1.EnqueueBatchResponse\x12O\n\tGetStatus\x12\x1d.jobqueue.v1.GetStatusRequest\x1a\x1e.jobqueue.v1.GetStatusResponse\"\x03\x90\x02\x01\x12\x43\n\x05Stats\x12\x19.jobqueue.v1.StatsRequest\x1a\x1a.jobqueue.v1.StatsResponse\"\x03\x90\x02\x01\x12L\n\x08ListJobs\x12\x1c.jobqueue.v1.ListJobsRequest\x1a\x1d.jobqueue.v1.ListJobsResponse\"\x03\x90\x02\x01\x12\x42\n\x05Lease\x12\x19.jobqueue.v1.LeaseRequest\x1a\x1a.jobqueue.v1.LeaseResponse(\x01\x30\x01\x12\x38\n\x03\x41\x63k\x12\x17.jobqueue.v1.AckRequest\x1a\x18.jobqueue.v1.AckResponse\x12;\n\x04\x46\x61il\x12\x18.jobqueue.v1.FailRequest\x1a\x19.jobqueue.v1.FailResponse\x12\x41\n\x06\x45xtend\x12\x1a.jobqueue.v1.ExtendRequest\x1a\x1b.jobqueue.v1.ExtendResponse\x12\x41\n\x06\x43\x61ncel\x12\x1a.jobqueue.v1.CancelRequest\x1a\x1b.jobqueue.v1.CancelResponse\x12>\n\x05Retry\x12\x19.jobqueue.v1.RetryRequest\x1a\x1a.jobqueue.v1.RetryResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,8 +42,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBQUEUESERVICE'].methods_by_name['GetStatus']._serialized_options = b'\220\002\001'
   _globals['_JOBQUEUESERVICE'].methods_by_name['Stats']._loaded_options = None
   _globals['_JOBQUEUESERVICE'].methods_by_name['Stats']._serialized_options = b'\220\002\001'
-  _globals['_CONFIRMATIONKIND']._serialized_start=2522
-  _globals['_CONFIRMATIONKIND']._serialized_end=2660
+  _globals['_JOBQUEUESERVICE'].methods_by_name['ListJobs']._loaded_options = None
+  _globals['_JOBQUEUESERVICE'].methods_by_name['ListJobs']._serialized_options = b'\220\002\001'
+  _globals['_CONFIRMATIONKIND']._serialized_start=2730
+  _globals['_CONFIRMATIONKIND']._serialized_end=2868
   _globals['_ENQUEUEREQUEST']._serialized_start=196
   _globals['_ENQUEUEREQUEST']._serialized_end=724
   _globals['_ENQUEUEREQUEST_METADATAENTRY']._serialized_start=677
@@ -62,36 +64,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STATSREQUEST']._serialized_end=1085
   _globals['_STATSRESPONSE']._serialized_start=1087
   _globals['_STATSRESPONSE']._serialized_end=1143
-  _globals['_SUBSCRIBE']._serialized_start=1145
-  _globals['_SUBSCRIBE']._serialized_end=1265
-  _globals['_LEASEREQUEST']._serialized_start=1268
-  _globals['_LEASEREQUEST']._serialized_end=1450
-  _globals['_LEASEDJOB']._serialized_start=1452
-  _globals['_LEASEDJOB']._serialized_end=1570
-  _globals['_CONFIRMATION']._serialized_start=1573
-  _globals['_CONFIRMATION']._serialized_end=1739
-  _globals['_LEASERESPONSE']._serialized_start=1741
-  _globals['_LEASERESPONSE']._serialized_end=1844
-  _globals['_ACKREQUEST']._serialized_start=1847
-  _globals['_ACKREQUEST']._serialized_end=1982
-  _globals['_ACKRESPONSE']._serialized_start=1984
-  _globals['_ACKRESPONSE']._serialized_end=1997
-  _globals['_FAILREQUEST']._serialized_start=2000
-  _globals['_FAILREQUEST']._serialized_end=2136
-  _globals['_FAILRESPONSE']._serialized_start=2138
-  _globals['_FAILRESPONSE']._serialized_end=2241
-  _globals['_EXTENDREQUEST']._serialized_start=2243
-  _globals['_EXTENDREQUEST']._serialized_end=2346
-  _globals['_EXTENDRESPONSE']._serialized_start=2348
-  _globals['_EXTENDRESPONSE']._serialized_end=2419
-  _globals['_CANCELREQUEST']._serialized_start=2421
-  _globals['_CANCELREQUEST']._serialized_end=2452
-  _globals['_CANCELRESPONSE']._serialized_start=2454
-  _globals['_CANCELRESPONSE']._serialized_end=2470
-  _globals['_RETRYREQUEST']._serialized_start=2472
-  _globals['_RETRYREQUEST']._serialized_end=2502
-  _globals['_RETRYRESPONSE']._serialized_start=2504
-  _globals['_RETRYRESPONSE']._serialized_end=2519
-  _globals['_JOBQUEUESERVICE']._serialized_start=2663
-  _globals['_JOBQUEUESERVICE']._serialized_end=3370
+  _globals['_LISTJOBSREQUEST']._serialized_start=1145
+  _globals['_LISTJOBSREQUEST']._serialized_end=1254
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1256
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1351
+  _globals['_SUBSCRIBE']._serialized_start=1353
+  _globals['_SUBSCRIBE']._serialized_end=1473
+  _globals['_LEASEREQUEST']._serialized_start=1476
+  _globals['_LEASEREQUEST']._serialized_end=1658
+  _globals['_LEASEDJOB']._serialized_start=1660
+  _globals['_LEASEDJOB']._serialized_end=1778
+  _globals['_CONFIRMATION']._serialized_start=1781
+  _globals['_CONFIRMATION']._serialized_end=1947
+  _globals['_LEASERESPONSE']._serialized_start=1949
+  _globals['_LEASERESPONSE']._serialized_end=2052
+  _globals['_ACKREQUEST']._serialized_start=2055
+  _globals['_ACKREQUEST']._serialized_end=2190
+  _globals['_ACKRESPONSE']._serialized_start=2192
+  _globals['_ACKRESPONSE']._serialized_end=2205
+  _globals['_FAILREQUEST']._serialized_start=2208
+  _globals['_FAILREQUEST']._serialized_end=2344
+  _globals['_FAILRESPONSE']._serialized_start=2346
+  _globals['_FAILRESPONSE']._serialized_end=2449
+  _globals['_EXTENDREQUEST']._serialized_start=2451
+  _globals['_EXTENDREQUEST']._serialized_end=2554
+  _globals['_EXTENDRESPONSE']._serialized_start=2556
+  _globals['_EXTENDRESPONSE']._serialized_end=2627
+  _globals['_CANCELREQUEST']._serialized_start=2629
+  _globals['_CANCELREQUEST']._serialized_end=2660
+  _globals['_CANCELRESPONSE']._serialized_start=2662
+  _globals['_CANCELRESPONSE']._serialized_end=2678
+  _globals['_RETRYREQUEST']._serialized_start=2680
+  _globals['_RETRYREQUEST']._serialized_end=2710
+  _globals['_RETRYRESPONSE']._serialized_start=2712
+  _globals['_RETRYRESPONSE']._serialized_end=2727
+  _globals['_JOBQUEUESERVICE']._serialized_start=2871
+  _globals['_JOBQUEUESERVICE']._serialized_end=3656
 # @@protoc_insertion_point(module_scope)

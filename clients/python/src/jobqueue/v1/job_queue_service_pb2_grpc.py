@@ -64,6 +64,11 @@ class JobQueueServiceStub:
                 request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.StatsRequest.SerializeToString,
                 response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.StatsResponse.FromString,
                 _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/jobqueue.v1.JobQueueService/ListJobs',
+                request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
         self.Lease = channel.stream_stream(
                 '/jobqueue.v1.JobQueueService/Lease',
                 request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.LeaseRequest.SerializeToString,
@@ -139,6 +144,15 @@ class JobQueueServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListJobs(self, request, context):
+        """ListJobs pages through one queue's jobs in one state: queued jobs in the order they
+        will be leased, scheduled ones by due time, active ones by lease deadline, and
+        completed, dead or cancelled ones newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Lease(self, request_iterator, context):
         """Lease is the worker stream. The first request must carry `subscribe`. The server then
         sends jobs whenever the stream holds fewer than `max_in_flight` unsettled jobs, and
@@ -208,6 +222,11 @@ def add_JobQueueServiceServicer_to_server(servicer, server):
                     servicer.Stats,
                     request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.StatsRequest.FromString,
                     response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.StatsResponse.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ListJobsRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ListJobsResponse.SerializeToString,
             ),
             'Lease': grpc.stream_stream_rpc_method_handler(
                     servicer.Lease,
@@ -358,6 +377,33 @@ class JobQueueService:
             '/jobqueue.v1.JobQueueService/Stats',
             jobqueue_dot_v1_dot_job__queue__service__pb2.StatsRequest.SerializeToString,
             jobqueue_dot_v1_dot_job__queue__service__pb2.StatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobqueue.v1.JobQueueService/ListJobs',
+            jobqueue_dot_v1_dot_job__queue__service__pb2.ListJobsRequest.SerializeToString,
+            jobqueue_dot_v1_dot_job__queue__service__pb2.ListJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

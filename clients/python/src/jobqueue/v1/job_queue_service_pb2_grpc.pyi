@@ -55,6 +55,11 @@ class JobQueueServiceStub:
     """GetStatus returns a job by its id alone."""
     Stats: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.StatsRequest, _job_queue_service_pb2.StatsResponse]
     """Stats counts jobs by state for one queue, or for every known queue."""
+    ListJobs: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.ListJobsRequest, _job_queue_service_pb2.ListJobsResponse]
+    """ListJobs pages through one queue's jobs in one state: queued jobs in the order they
+    will be leased, scheduled ones by due time, active ones by lease deadline, and
+    completed, dead or cancelled ones newest first.
+    """
     Lease: _grpc.StreamStreamMultiCallable[_job_queue_service_pb2.LeaseRequest, _job_queue_service_pb2.LeaseResponse]
     """Lease is the worker stream. The first request must carry `subscribe`. The server then
     sends jobs whenever the stream holds fewer than `max_in_flight` unsettled jobs, and
@@ -102,6 +107,11 @@ class JobQueueServiceAsyncStub(JobQueueServiceStub):
     """GetStatus returns a job by its id alone."""
     Stats: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.StatsRequest, _job_queue_service_pb2.StatsResponse]  # type: ignore[assignment]
     """Stats counts jobs by state for one queue, or for every known queue."""
+    ListJobs: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.ListJobsRequest, _job_queue_service_pb2.ListJobsResponse]  # type: ignore[assignment]
+    """ListJobs pages through one queue's jobs in one state: queued jobs in the order they
+    will be leased, scheduled ones by due time, active ones by lease deadline, and
+    completed, dead or cancelled ones newest first.
+    """
     Lease: _aio.StreamStreamMultiCallable[_job_queue_service_pb2.LeaseRequest, _job_queue_service_pb2.LeaseResponse]  # type: ignore[assignment]
     """Lease is the worker stream. The first request must carry `subscribe`. The server then
     sends jobs whenever the stream holds fewer than `max_in_flight` unsettled jobs, and
@@ -170,6 +180,17 @@ class JobQueueServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_job_queue_service_pb2.StatsResponse, _abc.Awaitable[_job_queue_service_pb2.StatsResponse]]:
         """Stats counts jobs by state for one queue, or for every known queue."""
+
+    @_abc_1.abstractmethod
+    def ListJobs(
+        self,
+        request: _job_queue_service_pb2.ListJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_queue_service_pb2.ListJobsResponse, _abc.Awaitable[_job_queue_service_pb2.ListJobsResponse]]:
+        """ListJobs pages through one queue's jobs in one state: queued jobs in the order they
+        will be leased, scheduled ones by due time, active ones by lease deadline, and
+        completed, dead or cancelled ones newest first.
+        """
 
     @_abc_1.abstractmethod
     def Lease(
