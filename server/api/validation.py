@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
@@ -21,6 +21,8 @@ MAX_TOKEN_CHARS = 128
 MAX_WORKER_ID_CHARS = 256
 MAX_SUBSCRIBED_QUEUES = 64
 MAX_MULTIPLIER = 100.0
+# Nesting of objects and lists in a payload or result (each JSON level is two messages).
+MAX_JSON_DEPTH = 32
 DEFAULT_BACKOFF = Backoff()
 QUEUE_GRAMMAR = "1 to 128 of letters, digits, '-', '_', '.', ':'"
 
@@ -118,12 +120,33 @@ def _schedule(request: svc.EnqueueRequest, prefix: str) -> tuple[int, int | None
     return delay, due
 
 
+def struct_depth(value: struct_pb2.Struct | struct_pb2.ListValue) -> int:
+    """How many objects and lists are nested in `value`, itself counted."""
+    children = value.fields.values() if isinstance(value, struct_pb2.Struct) else value.values
+    deepest = 0
+    for child in children:
+        kind = child.WhichOneof("kind")
+        if kind == "struct_value":
+            deepest = max(deepest, struct_depth(child.struct_value))
+        elif kind == "list_value":
+            deepest = max(deepest, struct_depth(child.list_value))
+    return deepest + 1
+
+
+def _shallow_enough(value: struct_pb2.Struct, field: str) -> None:
+    # A job message adds its own levels to the payload's: past protobuf's limit of 100
+    # nested messages a worker could not decode the job it was leased.
+    if struct_depth(value) > MAX_JSON_DEPTH:
+        raise FieldViolation(field, f"must not nest objects and lists more than {MAX_JSON_DEPTH} deep")
+
+
 def new_job(request: svc.EnqueueRequest, limits: Limits, prefix: str = "") -> NewJob:
     """A validated job; `prefix` places the fields inside a batch (``requests[3].``)."""
     queue = queue_name(request.queue, f"{prefix}queue")
     payload = request.payload.SerializeToString() if request.HasField("payload") else b""
     if len(payload) + len(request.payload_bytes) > limits.max_payload_bytes:
         raise FieldViolation(f"{prefix}payload", f"payload is larger than {limits.max_payload_bytes} bytes")
+    _shallow_enough(request.payload, f"{prefix}payload")
     if request.priority not in job_pb2.Priority.values():
         raise FieldViolation(f"{prefix}priority", "is not a known priority")
     if not 0 <= request.max_attempts <= 1000:
@@ -197,6 +220,7 @@ def ack(request: svc.AckRequest, limits: Limits, prefix: str = "") -> Settle:
     result = request.result.SerializeToString() if request.HasField("result") else b""
     if len(result) > limits.max_payload_bytes:
         raise FieldViolation(f"{prefix}result", f"result is larger than {limits.max_payload_bytes} bytes")
+    _shallow_enough(request.result, f"{prefix}result")
     return Settle(
         job_id(request.job_id, f"{prefix}job_id"),
         _token(request.lease_token, f"{prefix}lease_token"),
