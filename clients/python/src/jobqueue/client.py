@@ -18,6 +18,7 @@ from jobqueue import convert, messages
 from jobqueue.backoff import poll_intervals, poll_timeout
 from jobqueue.channel import ChannelOption, aio_channel
 from jobqueue.errors import InvalidArgument, Unavailable, from_rpc_error
+from jobqueue.messages import DEFAULT_TIMEOUT_S, DEFAULT_WAIT_S
 from jobqueue.models import (
     BackoffPolicy,
     EnqueueResult,
@@ -30,9 +31,6 @@ from jobqueue.models import (
 )
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
-
-DEFAULT_TIMEOUT_S = 10.0
-DEFAULT_WAIT_S = 60.0
 
 RequestT = TypeVar("RequestT")
 ResponseT = TypeVar("ResponseT")

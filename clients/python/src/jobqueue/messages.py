@@ -11,6 +11,10 @@ from jobqueue.errors import InvalidArgument
 from jobqueue.models import EnqueueResult, JobSpec, JobState
 from jobqueue.v1 import job_queue_service_pb2 as svc
 
+# Shared by both producer clients.
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_WAIT_S = 60.0
+
 # The server's default batch limit; a larger batch is split into several calls.
 MAX_BATCH = 1000
 # Keeps each EnqueueBatch call well under the server's 64 MiB message limit.
