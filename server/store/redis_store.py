@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from jobqueue_server.errors import (
@@ -17,14 +15,14 @@ from jobqueue_server.errors import (
     FsyncNotConfirmed,
     JobNotFound,
     JobQueueError,
-    StoreFull,
-    StoreUnavailable,
 )
 from jobqueue_server.ids import make_job_id, new_ulid, split_job_id
 from jobqueue_server.store.codes import Code, error_for
 from jobqueue_server.store.decode import encode_metadata, job_record, leased_records
 from jobqueue_server.store.durability import FsyncGate
+from jobqueue_server.store.guard import group_by_queue, redis_errors
 from jobqueue_server.store.keys import QueueKeys, queues_set
+from jobqueue_server.store.listing import list_page
 from jobqueue_server.store.records import (
     Durability,
     EnqueueOutcome,
@@ -79,45 +77,6 @@ class SweepResult:
 Outcome = JobQueueError | None
 
 
-# The sorted set each listable state lives in, and whether to list it newest first.
-_LISTED_ZSETS: dict[JobState, Callable[[QueueKeys], tuple[str, bool]]] = {
-    JobState.SCHEDULED: lambda k: (k.scheduled, False),
-    JobState.ACTIVE: lambda k: (k.active, False),
-    JobState.COMPLETED: lambda k: (k.completed, True),
-    JobState.DEAD: lambda k: (k.dead, True),
-    JobState.CANCELLED: lambda k: (k.cancelled, True),
-}
-
-
-@asynccontextmanager
-async def _redis_errors(timeout_s: float) -> AsyncIterator[None]:
-    """Bounds a Redis exchange in time and turns client failures into domain errors.
-
-    The bound is asyncio's, not the client's socket_timeout: redis-py's own read timeout
-    can swallow task cancellation (see tests/store/test_redis_client.py).
-    """
-    try:
-        async with asyncio.timeout(timeout_s):
-            yield
-    except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError, TimeoutError) as exc:
-        raise StoreUnavailable(f"redis unavailable: {exc or 'no answer in time'}") from exc
-    except redis_errors.OutOfMemoryError as exc:
-        raise StoreFull("redis is out of memory") from exc
-
-
-def _group_by_queue(job_ids: Sequence[str]) -> tuple[dict[str, list[tuple[int, str]]], list[int]]:
-    """Indexes of well-formed ids grouped by queue, and the indexes of malformed ones."""
-    groups: dict[str, list[tuple[int, str]]] = {}
-    malformed: list[int] = []
-    for index, job_id in enumerate(job_ids):
-        parts = split_job_id(job_id)
-        if parts is None:
-            malformed.append(index)
-        else:
-            groups.setdefault(parts[0], []).append((index, parts[1]))
-    return groups, malformed
-
-
 class Store:
     """Job storage on one Redis (or Valkey) server. Built once per process and injected."""
 
@@ -132,7 +91,7 @@ class Store:
     def _guard(self, durability: Durability = Durability.APPLIED) -> AbstractAsyncContextManager[None]:
         # A fsynced write may also wait for its confirmation, which has its own bound.
         extra_ms = self.config.fsync_timeout_ms if durability is Durability.FSYNCED else 0
-        return _redis_errors((self.config.command_timeout_ms + extra_ms) / 1000)
+        return redis_errors((self.config.command_timeout_ms + extra_ms) / 1000)
 
     @asynccontextmanager
     async def _writer(self, durability: Durability) -> AsyncIterator[Redis]:
@@ -254,44 +213,9 @@ class Store:
     async def list_jobs(
         self, queue: str, state: JobState, offset: int, limit: int
     ) -> tuple[list[JobRecord], int]:
-        """A page of one queue's jobs in one state, and how many are in that state.
-
-        Queued jobs come in lease order, scheduled by due time, active by deadline, finished
-        ones newest first. Pages are by position (the structures are read, not locked).
-        """
-        k = self.keys(queue)
+        """A page of one queue's jobs in one state, and how many are in that state (see listing)."""
         async with self._guard():
-            if state == JobState.QUEUED:
-                ulids, total = await self._queued_page(k, offset, limit)
-            else:
-                key, newest_first = _LISTED_ZSETS[state](k)
-                total = int(await self.redis.zcard(key))
-                fetch = self.redis.zrevrange if newest_first else self.redis.zrange
-                ulids = [u.decode() for u in await fetch(key, offset, offset + limit - 1)]
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for ulid in ulids:
-                    pipe.hgetall(k.job(ulid))
-                hashes = await pipe.execute()
-        records = [
-            job_record(make_job_id(queue, u), queue, f) for u, f in zip(ulids, hashes, strict=True) if f
-        ]
-        return records, total
-
-    async def _queued_page(self, k: QueueKeys, offset: int, limit: int) -> tuple[list[str], int]:
-        """Ready jobs in lease order: high, normal, low; within a list from its right end."""
-        lengths = [int(await self.redis.llen(key)) for key in k.ready]
-        ulids: list[str] = []
-        for key, length in zip(k.ready, lengths, strict=True):
-            if offset >= length:
-                offset -= length
-                continue
-            take = min(limit - len(ulids), length - offset)
-            chunk = await self.redis.lrange(key, -(offset + take), -(offset + 1))
-            ulids += [u.decode() for u in reversed(chunk)]
-            offset = 0
-            if len(ulids) >= limit:
-                break
-        return ulids, sum(lengths)
+            return await list_page(self.redis, queue, self.keys(queue), state, offset, limit)
 
     async def known_queues(self) -> list[str]:
         async with self._guard():
@@ -416,7 +340,7 @@ class Store:
 
     async def release(self, leases: Sequence[tuple[str, str]]) -> int:
         """Takes back leases (job id, token) held by a stream that ended. Returns how many."""
-        groups, _ = _group_by_queue([job_id for job_id, _ in leases])
+        groups, _ = group_by_queue([job_id for job_id, _ in leases])
         taken = 0
         async with self._guard():
             for queue, group in groups.items():
@@ -443,7 +367,7 @@ class Store:
         durability: Durability = Durability.APPLIED,
     ) -> list[list[Any] | None]:
         """Runs `run` once per queue; splits each flat reply into `width` entries per item."""
-        groups, _ = _group_by_queue([item.job_id for item in items])
+        groups, _ = group_by_queue([item.job_id for item in items])
         replies: list[list[Any] | None] = [None] * len(items)
         if not groups:  # nothing to write, so nothing to confirm (or refuse)
             return replies

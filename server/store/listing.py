@@ -1,0 +1,61 @@
+"""Pages of one queue's jobs in one state, read from the state's own structure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+
+from jobqueue_server.ids import make_job_id
+from jobqueue_server.store.decode import job_record
+from jobqueue_server.store.keys import QueueKeys
+from jobqueue_server.store.records import JobRecord, JobState
+
+# The sorted set each listable state lives in, and whether to list it newest first.
+_LISTED_ZSETS: dict[JobState, Callable[[QueueKeys], tuple[str, bool]]] = {
+    JobState.SCHEDULED: lambda k: (k.scheduled, False),
+    JobState.ACTIVE: lambda k: (k.active, False),
+    JobState.COMPLETED: lambda k: (k.completed, True),
+    JobState.DEAD: lambda k: (k.dead, True),
+    JobState.CANCELLED: lambda k: (k.cancelled, True),
+}
+
+
+async def list_page(
+    redis: Redis, queue: str, k: QueueKeys, state: JobState, offset: int, limit: int
+) -> tuple[list[JobRecord], int]:
+    """A page of jobs and how many are in that state.
+
+    Queued jobs come in lease order, scheduled by due time, active by deadline, finished
+    ones newest first. Pages are by position (the structures are read, not locked).
+    """
+    if state == JobState.QUEUED:
+        ulids, total = await _queued_page(redis, k, offset, limit)
+    else:
+        key, newest_first = _LISTED_ZSETS[state](k)
+        total = int(await redis.zcard(key))
+        fetch = redis.zrevrange if newest_first else redis.zrange
+        ulids = [u.decode() for u in await fetch(key, offset, offset + limit - 1)]
+    async with redis.pipeline(transaction=False) as pipe:
+        for ulid in ulids:
+            pipe.hgetall(k.job(ulid))
+        hashes = await pipe.execute()
+    records = [job_record(make_job_id(queue, u), queue, f) for u, f in zip(ulids, hashes, strict=True) if f]
+    return records, total
+
+
+async def _queued_page(redis: Redis, k: QueueKeys, offset: int, limit: int) -> tuple[list[str], int]:
+    """Ready jobs in lease order: high, normal, low; within a list from its right end."""
+    lengths = [int(await redis.llen(key)) for key in k.ready]
+    ulids: list[str] = []
+    for key, length in zip(k.ready, lengths, strict=True):
+        if offset >= length:
+            offset -= length
+            continue
+        take = min(limit - len(ulids), length - offset)
+        chunk = await redis.lrange(key, -(offset + take), -(offset + 1))
+        ulids += [u.decode() for u in reversed(chunk)]
+        offset = 0
+        if len(ulids) >= limit:
+            break
+    return ulids, sum(lengths)
