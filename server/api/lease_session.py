@@ -147,6 +147,8 @@ class LeaseSession:
 
     async def _read(self, requests: AsyncIterator[svc.LeaseRequest]) -> None:
         async for request in requests:
+            if not isinstance(request, svc.LeaseRequest):  # a body that did not parse
+                raise FieldViolation("request", "is not a valid LeaseRequest message")
             await self._handle(request, is_first=False)
 
     async def _handle(self, request: svc.LeaseRequest, *, is_first: bool) -> None:

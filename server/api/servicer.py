@@ -14,6 +14,7 @@ from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 from jobqueue_server.api import convert, validation
 from jobqueue_server.api.lease_session import LeaseSession
+from jobqueue_server.api.registration import Malformed
 from jobqueue_server.api.status import maps_errors, rpc_status_of
 from jobqueue_server.errors import FieldViolation, JobQueueError, ServerDraining
 from jobqueue_server.store import Durability, FailOutcome, JobState, NewJob, Store
@@ -153,6 +154,8 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         try:
             if self._draining:
                 raise ServerDraining("the server is shutting down; connect to another")
+            if isinstance(first, Malformed):
+                raise first.error()
             if not first.HasField("subscribe"):
                 raise FieldViolation("subscribe", "the first message on a Lease stream must subscribe")
             subscription = validation.subscription(first.subscribe, self._limits)

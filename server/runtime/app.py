@@ -16,7 +16,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from jobqueue.v1 import job_queue_service_pb2 as svc
-from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
+from jobqueue_server.api.registration import add_service
 from jobqueue_server.api.servicer import JobQueueServicer
 from jobqueue_server.api.validation import Limits
 from jobqueue_server.config import ServerSettings
@@ -132,7 +132,7 @@ async def start_app(settings: ServerSettings, store: Store) -> App:
     )
     health = HealthServicer()
     server = grpc.aio.server(options=GRPC_OPTIONS)
-    svc_grpc.add_JobQueueServiceServicer_to_server(servicer, server)
+    add_service(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable(server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
