@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from aiosmtpd.controller import Controller
 
 from jobqueue_server.runtime.valkey import EmbeddedValkey
 
@@ -58,3 +61,12 @@ def start_test_redis(data_dir: Path) -> TestRedis:
     process = EmbeddedValkey(data_dir, binary=Path(binary) if binary else None)
     process.start()
     return TestRedis(process.url, process)
+
+
+class EphemeralPortController(Controller):
+    """aiosmtpd's Controller on a port the OS picks: it assumes a fixed one when it self-tests."""
+
+    def _trigger_server(self) -> None:
+        assert isinstance(self.server, asyncio.Server)
+        self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()  # type: ignore[no-untyped-call]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import email
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -11,11 +10,10 @@ from email.message import EmailMessage
 from email.policy import default as default_policy
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from tests.e2e.processes import ChildProcess, ServeProcess
-from tests.support import TestRedis
+from tests.support import EphemeralPortController, TestRedis
 
 Spawn = Callable[..., ChildProcess]
 
@@ -41,15 +39,6 @@ def _parse(envelope: Envelope) -> EmailMessage:
     return message
 
 
-class _EphemeralPortController(Controller):
-    """aiosmtpd's Controller on a port the OS picks: it assumes a fixed one when it self-tests."""
-
-    def _trigger_server(self) -> None:
-        assert isinstance(self.server, asyncio.Server)
-        self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()  # type: ignore[no-untyped-call]
-
-
 @dataclass
 class SmtpSink:
     port: int
@@ -59,7 +48,7 @@ class SmtpSink:
 @pytest.fixture
 def smtp() -> Iterator[SmtpSink]:
     mailbox = Mailbox()
-    controller = _EphemeralPortController(mailbox, hostname="127.0.0.1", port=0)
+    controller = EphemeralPortController(mailbox, hostname="127.0.0.1", port=0)
     controller.start()
     try:
         yield SmtpSink(controller.port, mailbox)

@@ -6,7 +6,6 @@ test drives them through real sockets. TLS uses a throwaway CA made by trustme.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import ssl
 import threading
@@ -20,6 +19,8 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from tests.support import EphemeralPortController
 
 SMTP_USER = "mailer"
 SMTP_PASSWORD = "s3cret"
@@ -70,15 +71,6 @@ class RecordingHandler:
         return self.data_reply
 
 
-class _EphemeralPortController(Controller):
-    """aiosmtpd's Controller on a port the OS picks: it assumes a fixed one when it self-tests."""
-
-    def _trigger_server(self) -> None:
-        assert isinstance(self.server, asyncio.Server)
-        self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()  # type: ignore[no-untyped-call]
-
-
 @dataclass
 class SmtpServer:
     host: str
@@ -100,7 +92,7 @@ def start_smtp() -> Iterator[Callable[..., SmtpServer]]:
 
     def start(**options: Any) -> SmtpServer:
         handler = RecordingHandler()
-        controller = _EphemeralPortController(
+        controller = EphemeralPortController(
             handler, hostname="127.0.0.1", port=0, server_hostname="localhost", **options
         )
         controller.start()
