@@ -16,7 +16,7 @@ if not now then
   local t = rcall('TIME')
   now = t[1] * 1000 + math.floor(t[2] / 1000)
 end
-local job_prefix, out = ARGV[2], {}
+local job_prefix, out, done = ARGV[2], {}, {}
 
 for i = 0, tonumber(ARGV[3]) - 1 do
   local ulid, token = ARGV[4 + i * 3], ARGV[5 + i * 3]
@@ -29,9 +29,19 @@ for i = 0, tonumber(ARGV[3]) - 1 do
   else
     rcall('HSET', key, 'state', 'completed', 'finish_ms', now, 'result', ARGV[6 + i * 3])
     rcall('HDEL', key, 'token', 'lease_expire_ms', 'worker')
-    rcall('ZREM', KEYS[1], ulid)
-    rcall('ZADD', KEYS[2], now, ulid)
+    done[#done + 1] = ulid
     out[#out + 1] = 1
   end
+end
+-- One ZREM and one ZADD for the whole batch (in slices: unpack is bounded by Lua's C stack).
+for i = 1, #done, 2000 do
+  local last = math.min(i + 1999, #done)
+  rcall('ZREM', KEYS[1], unpack(done, i, last))
+  local members = {}
+  for j = i, last do
+    members[#members + 1] = now
+    members[#members + 1] = done[j]
+  end
+  rcall('ZADD', KEYS[2], unpack(members))
 end
 return out

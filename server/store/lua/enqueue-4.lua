@@ -29,7 +29,8 @@ end
 local job_prefix, idem_prefix = ARGV[2], ARGV[3]
 local idem_window = tonumber(ARGV[4])
 local ready = {KEYS[3], KEYS[2], KEYS[1]}
-local out, queued, next_due = {}, false, -1
+local out, next_due = {}, -1
+local pushes = {{}, {}, {}}  -- new ready ulids per priority level, pushed once at the end
 
 for i = 0, tonumber(ARGV[6]) - 1 do
   local a = 7 + i * 11
@@ -50,23 +51,35 @@ for i = 0, tonumber(ARGV[6]) - 1 do
     if due < 0 then due = now + tonumber(ARGV[a + 3]) end
     local state = 'queued'
     if due > now then state = 'scheduled' end
-    rcall('HSET', job_prefix .. ulid, 'state', state, 'priority', ARGV[a + 1], 'create_ms', now,
+    local fields = {'state', state, 'priority', ARGV[a + 1], 'create_ms', now,
       'due_ms', due, 'payload', ARGV[a + 4], 'payload_bytes', ARGV[a + 5], 'attempts', 0,
       'max_attempts', ARGV[a + 6], 'backoff', ARGV[a + 7], 'lease_ms', ARGV[a + 8],
-      'metadata', ARGV[a + 9], 'idem_key', idem_key)
+      'metadata', ARGV[a + 9], 'idem_key', idem_key}
     if state == 'queued' then
-      rcall('HSET', job_prefix .. ulid, 'ready_ms', now)
-      rcall('LPUSH', ready[tonumber(ARGV[a + 1])], ulid)
-      queued = true
+      fields[#fields + 1] = 'ready_ms'
+      fields[#fields + 1] = now
+      local level = tonumber(ARGV[a + 1])
+      pushes[level][#pushes[level] + 1] = ulid
     else
       rcall('ZADD', KEYS[4], due, ulid)
       if next_due < 0 or due < next_due then next_due = due end
     end
+    rcall('HSET', job_prefix .. ulid, unpack(fields))
     if idem_key ~= '' then
       rcall('SET', idem_prefix .. idem_key, ulid .. '|' .. (now + idem_window), 'PX', idem_window)
     end
     out[#out + 1] = ulid
     out[#out + 1] = 0
+  end
+end
+-- One LPUSH per level for the whole call, in slices (unpack is bounded by Lua's C stack);
+-- it pushes in argument order, so FIFO within a level holds as with one push per job.
+local queued = false
+for level = 1, 3 do
+  local ulids = pushes[level]
+  for i = 1, #ulids, 4000 do
+    rcall('LPUSH', ready[level], unpack(ulids, i, math.min(i + 3999, #ulids)))
+    queued = true
   end
 end
 if queued then rcall('PUBLISH', ARGV[5], 'ready') end

@@ -26,30 +26,38 @@ if not now then
 end
 local job_prefix, wanted = ARGV[2], tonumber(ARGV[3])
 local default_lease, token_base, worker = tonumber(ARGV[4]), ARGV[5], ARGV[6]
-local out, n = {}, 0
+local out, n, deadlines = {}, 0, {}
 
+-- Two commands per job (HMGET, HSET) and one ZADD per call for all deadlines: the fields
+-- are read before the write, so the reply carries the new attempt count, start and worker.
 for level = 1, 3 do
   if n >= wanted then break end
   local ulids = rcall('RPOP', KEYS[level], wanted - n)
   if ulids then
     for _, ulid in ipairs(ulids) do
       local key = job_prefix .. ulid
-      local lease = tonumber(rcall('HGET', key, 'lease_ms') or '0')
-      if lease <= 0 then lease = default_lease end
-      n = n + 1
-      local token, deadline = token_base .. '.' .. n, now + lease
-      rcall('HINCRBY', key, 'attempts', 1)
-      rcall('HSET', key, 'state', 'active', 'token', token, 'start_ms', now,
-        'lease_expire_ms', deadline, 'worker', worker)
-      rcall('ZADD', KEYS[4], deadline, ulid)
-      out[#out + 1] = ulid
-      out[#out + 1] = token
-      out[#out + 1] = deadline
       local fields = rcall('HMGET', key, 'priority', 'payload', 'payload_bytes', 'attempts',
         'max_attempts', 'create_ms', 'due_ms', 'metadata', 'lease_ms', 'backoff', 'idem_key', 'errors',
         'start_ms', 'worker', 'last_error')
+      local lease = tonumber(fields[9] or '0') or 0
+      if lease <= 0 then lease = default_lease end
+      n = n + 1
+      local token, deadline = token_base .. '.' .. n, now + lease
+      local attempts = (tonumber(fields[4] or '0') or 0) + 1
+      rcall('HSET', key, 'state', 'active', 'attempts', attempts, 'token', token, 'start_ms', now,
+        'lease_expire_ms', deadline, 'worker', worker)
+      fields[4], fields[13], fields[14] = attempts, now, worker
+      deadlines[#deadlines + 1] = deadline
+      deadlines[#deadlines + 1] = ulid
+      out[#out + 1] = ulid
+      out[#out + 1] = token
+      out[#out + 1] = deadline
       for f = 1, 15 do out[#out + 1] = fields[f] or '' end
     end
   end
+end
+-- ZADD takes every member at once; unpack is bounded by Lua's C stack, so in slices.
+for i = 1, #deadlines, 4000 do
+  rcall('ZADD', KEYS[4], unpack(deadlines, i, math.min(i + 3999, #deadlines)))
 end
 return out
