@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from jobqueue.v1 import job_pb2
@@ -27,7 +29,9 @@ def duration(ms: int) -> duration_pb2.Duration:
     return duration_pb2.Duration(seconds=ms // 1000, nanos=(ms % 1000) * 1_000_000)
 
 
+@functools.lru_cache(maxsize=1024)
 def backoff(policy: Backoff) -> job_pb2.BackoffPolicy:
+    """Cached: most jobs share a few policies. Callers copy it (message fields copy on assignment)."""
     return job_pb2.BackoffPolicy(
         initial_delay=duration(policy.initial_ms),
         max_delay=duration(policy.max_ms),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -51,7 +52,6 @@ def _errors(raw: bytes | None) -> list[ErrorEntry]:
 
 def job_record(job_id: str, queue: str, f: Mapping[bytes, bytes]) -> JobRecord:
     """A record from the job hash as HGETALL returns it."""
-    backoff = _text(f.get(b"backoff"))
     return JobRecord(
         id=job_id,
         queue=queue,
@@ -70,7 +70,7 @@ def job_record(job_id: str, queue: str, f: Mapping[bytes, bytes]) -> JobRecord:
         errors=_errors(f.get(b"errors")),
         metadata=json.loads(f[b"metadata"]) if f.get(b"metadata") else {},
         lease_ms=_int(f.get(b"lease_ms")),
-        backoff=Backoff.decode(backoff) if backoff else Backoff(),
+        backoff=_backoff(f.get(b"backoff", b"")),
         idempotency_key=_text(f.get(b"idem_key")),
         worker_id=_text(f.get(b"worker")),
         lease_expire_ms=_int(f.get(b"lease_expire_ms")),
@@ -78,15 +78,45 @@ def job_record(job_id: str, queue: str, f: Mapping[bytes, bytes]) -> JobRecord:
 
 
 def leased_records(queue: str, reply: Sequence[Any]) -> list[LeasedRecord]:
-    """Records from the lease script's flat reply."""
+    """Records from the lease script's flat reply.
+
+    The hot path of delivery: fields are read by position rather than through a dict, and
+    values every job of a queue shares (the backoff text) are parsed once.
+    """
     leased = []
     for start in range(0, len(reply), _LEASE_WIDTH):
-        ulid, token, deadline = reply[start], reply[start + 1], int(reply[start + 2])
-        fields = dict(
-            zip((f.encode() for f in LEASE_FIELDS), reply[start + 3 : start + _LEASE_WIDTH], strict=True)
+        (ulid, token, deadline, priority, payload, payload_bytes, attempts, max_attempts, create_ms, due_ms,
+         metadata, lease_ms, backoff, idem_key, errors, start_ms, worker, last_error) = reply[
+            start : start + _LEASE_WIDTH
+        ]  # fmt: skip
+        record = JobRecord(
+            id=make_job_id(queue, ulid.decode()),
+            queue=queue,
+            state=JobState.ACTIVE,
+            priority=_PRIORITIES.get(priority, Priority.NORMAL),
+            payload=payload,
+            payload_bytes=payload_bytes,
+            attempts=int(attempts),
+            max_attempts=_int(max_attempts),
+            create_ms=_int(create_ms),
+            due_ms=_int(due_ms),
+            start_ms=_int(start_ms),
+            last_error=_text(last_error),
+            errors=_errors(errors),
+            metadata=json.loads(metadata) if metadata else {},
+            lease_ms=_int(lease_ms),
+            backoff=_backoff(backoff),
+            idempotency_key=_text(idem_key),
+            worker_id=_text(worker),
+            lease_expire_ms=int(deadline),
         )
-        fields[b"state"] = JobState.ACTIVE.encode()
-        record = job_record(make_job_id(queue, ulid.decode()), queue, fields)
-        record.lease_expire_ms = deadline
-        leased.append(LeasedRecord(record, token.decode(), deadline))
+        leased.append(LeasedRecord(record, token.decode(), record.lease_expire_ms))
     return leased
+
+
+_PRIORITIES = {str(int(p)).encode(): p for p in Priority}
+
+
+@functools.lru_cache(maxsize=1024)
+def _backoff(raw: bytes) -> Backoff:
+    return Backoff.decode(raw.decode()) if raw else Backoff()

@@ -171,13 +171,13 @@ def from_backoff(message: job_pb2.BackoffPolicy) -> BackoffPolicy:
 # -- messages -> models -----------------------------------------------------------------
 
 
-def job_info(job: job_pb2.Job) -> JobInfo:
-    """The typed view of a Job message."""
+def job_info(job: job_pb2.Job, payload: dict[str, Any] | None = None) -> JobInfo:
+    """The typed view of a Job message (with `payload` when it was converted already)."""
     return JobInfo(
         id=job.id,
         queue=job.queue,
         state=_STATES[job.state],
-        payload=from_struct(job.payload),
+        payload=from_struct(job.payload) if payload is None else payload,
         payload_bytes=job.payload_bytes,
         priority=_PRIORITY_NAMES.get(job.priority, Priority.NORMAL),
         attempts=job.attempts,

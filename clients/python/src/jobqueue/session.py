@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import TypeAlias
 
 import grpc
+from google.protobuf import timestamp_pb2
 
 from jobqueue import convert
 from jobqueue.context import JobContext
@@ -277,11 +278,19 @@ def _log_refusal(job_id: str, error: JobQueueError) -> None:
 
 
 def _context(leased: svc.LeasedJob, worker_id: str) -> JobContext:
-    job = convert.job_info(leased.job)
-    deadline = convert.from_timestamp(leased.lease_expire_time)
+    job = leased.job
+    deadline_ms = _ms(leased.lease_expire_time)
     # The grant's deadline minus its start time (both Redis's clock) is the lease length,
     # whether it came from the job, the stream or the server default.
-    length = deadline - job.start_time if job.start_time is not None else job.lease_duration
-    if length is None or length <= timedelta(0):
-        length = job.lease_duration or DEFAULT_LEASE
-    return JobContext(job, leased.lease_token, deadline, length, worker_id)
+    length_ms = deadline_ms - _ms(job.start_time) if job.HasField("start_time") else 0
+    if length_ms > 0:
+        length = timedelta(milliseconds=length_ms)
+    elif job.HasField("lease_duration"):
+        length = job.lease_duration.ToTimedelta()
+    else:
+        length = DEFAULT_LEASE
+    return JobContext.from_message(job, leased.lease_token, deadline_ms, length, worker_id)
+
+
+def _ms(timestamp: timestamp_pb2.Timestamp) -> int:
+    return timestamp.seconds * 1000 + timestamp.nanos // 1_000_000
