@@ -9,11 +9,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
-from jobqueue import AsyncHandler, JobContext, Worker
+from jobqueue import AsyncHandler, JobContext, Worker, eventloop
 from jobqueue_worker.config import EMAIL_QUEUE, IMAGE_QUEUE, WorkerSettings
 from jobqueue_worker.handlers.email import EmailSettings, send_email
 from jobqueue_worker.handlers.image import ImageSettings, process_image
@@ -72,7 +71,7 @@ async def run_async(settings: WorkerSettings) -> None:
 
 
 def run(settings: WorkerSettings) -> None:
-    asyncio.run(run_async(settings))
+    eventloop.run(run_async(settings))
 
 
 def configure_logging(level: str) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import click
 
+from jobqueue import eventloop
 from jobqueue_server.devstack import DEFAULT_PORT, DEFAULT_SMTP_PORT
 
 
@@ -44,7 +44,7 @@ def dev(port: int, data_dir: Path, smtp_port: int) -> None:
     from jobqueue_server.devstack.stack import DevConfig, DevStack
 
     stack = DevStack(DevConfig(port=port, smtp_port=smtp_port, data_dir=data_dir), Output())
-    raise click.exceptions.Exit(asyncio.run(stack.run()))
+    raise click.exceptions.Exit(eventloop.run(stack.run()))
 
 
 COMMANDS: list[click.Command] = [dev]

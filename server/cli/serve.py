@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 from typing import Any
 
 import click
 
+from jobqueue import eventloop
 from jobqueue_server.config import ServerSettings
 
 
@@ -39,7 +39,7 @@ def serve(**flags: Any) -> None:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        asyncio.run(run(settings))
+        eventloop.run(run(settings))
     except DurabilityUnavailable as error:
         raise click.ClickException(f"cannot start: {error.message}") from error
 

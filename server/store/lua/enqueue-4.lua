@@ -74,14 +74,16 @@ for i = 0, tonumber(ARGV[6]) - 1 do
 end
 -- One LPUSH per level for the whole call, in slices (unpack is bounded by Lua's C stack);
 -- it pushes in argument order, so FIFO within a level holds as with one push per job.
-local queued = false
+-- Only a push onto an empty list signals: a stream waits only after it found the lists
+-- empty, and it watches before it looks, so the push that refills a list wakes it.
+local wake = false
 for level = 1, 3 do
   local ulids = pushes[level]
   for i = 1, #ulids, 4000 do
-    rcall('LPUSH', ready[level], unpack(ulids, i, math.min(i + 3999, #ulids)))
-    queued = true
+    local last = math.min(i + 3999, #ulids)
+    if rcall('LPUSH', ready[level], unpack(ulids, i, last)) == last - i + 1 then wake = true end
   end
 end
-if queued then rcall('PUBLISH', ARGV[5], 'ready') end
+if wake then rcall('PUBLISH', ARGV[5], 'ready') end
 out[#out + 1] = next_due
 return out

@@ -29,7 +29,7 @@ from typing import TypeVar
 
 import grpc
 
-from jobqueue import convert
+from jobqueue import convert, eventloop
 from jobqueue.backoff import ReconnectBackoff
 from jobqueue.channel import ChannelOption, aio_channel
 from jobqueue.counters import WorkerCounters
@@ -146,7 +146,7 @@ class Worker:
 
     def run_forever(self) -> None:
         """Blocks running the worker in a new event loop, stopping on SIGTERM or SIGINT."""
-        asyncio.run(self.run(install_signal_handlers=True))
+        eventloop.run(self.run(install_signal_handlers=True))
 
     async def run(self, *, install_signal_handlers: bool = False) -> None:
         """Runs until :meth:`stop` (or a signal, when `install_signal_handlers`)."""
