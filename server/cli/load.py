@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -12,8 +11,9 @@ from typing import Any
 
 import click
 
-from jobqueue import AsyncClient, JobSpec
+from jobqueue import AsyncClient, JobSpec, eventloop
 from jobqueue.errors import JobQueueError
+from jobqueue_server.bench.measure import latency_summary
 from jobqueue_server.cli.producer_io import (
     EXIT_FAILED,
     Conn,
@@ -43,15 +43,7 @@ class LoadReport:
 
     def latency_summary(self) -> dict[str, float]:
         """p50, p90, p99 and max of the calls' latency in ms (empty when no call was made)."""
-        if not self.latencies_ms:
-            return {}
-        cuts = (
-            statistics.quantiles(self.latencies_ms, n=100, method="inclusive")
-            if len(self.latencies_ms) > 1
-            else []
-        )
-        at = (lambda p: cuts[p - 1]) if cuts else (lambda p: self.latencies_ms[0])
-        return {"p50": at(50), "p90": at(90), "p99": at(99), "max": max(self.latencies_ms)}
+        return latency_summary(self.latencies_ms)
 
     def document(self) -> dict[str, Any]:
         latency = {name: round(value, 3) for name, value in self.latency_summary().items()}
@@ -84,7 +76,7 @@ def load(conn: Conn, queue: str, count: int, concurrency: int, payload_text: str
     """
     payload = parse_object(payload_text, "payload") if payload_text is not None else {}
     report = LoadReport(queue, concurrency, batch)
-    asyncio.run(_run(conn, report, count, payload))
+    eventloop.run(_run(conn, report, count, payload))
     if report.first_error is not None:
         click.echo(f"{error_line(report.first_error, conn.target)} ({report.failed} jobs failed)", err=True)
     if conn.as_json:

@@ -1,0 +1,69 @@
+"""What one measurement measures: the scenario and its knobs (bench/PROTOCOL.md's command line)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+Scenario = Literal["enqueue_unary", "enqueue_batch", "drain", "end_to_end", "latency_rate", "latency_idle"]
+SCENARIOS: tuple[Scenario, ...] = get_args(Scenario)
+LATENCY_SCENARIOS: frozenset[Scenario] = frozenset({"enqueue_unary", "latency_rate", "latency_idle"})
+WORKER_SCENARIOS: frozenset[Scenario] = frozenset({"drain", "end_to_end", "latency_rate", "latency_idle"})
+
+DEFAULT_JOBS = 20_000
+DEFAULT_IDLE_SAMPLES = 200
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One measurement. `jobs` is ignored by latency_rate (rate x duration instead)."""
+
+    scenario: Scenario
+    jobs: int = DEFAULT_JOBS
+    workers: int = 1
+    concurrency: int = 256
+    batch: int = 500
+    in_flight: int = 64
+    payload_bytes: int = 100
+    rate: int = 1000
+    duration: float = 5.0
+    servers: int = 1
+
+    @property
+    def job_count(self) -> int:
+        """The jobs the measurement sends."""
+        if self.scenario == "latency_rate":
+            return max(1, round(self.rate * self.duration))
+        return self.jobs
+
+    @property
+    def uses_workers(self) -> bool:
+        return self.scenario in WORKER_SCENARIOS
+
+    def document(self) -> dict[str, Any]:
+        """The config as the protocol's "config" object: every knob, with the jobs actually sent."""
+        knobs = {name: value for name, value in dataclasses.asdict(self).items() if name != "scenario"}
+        return {**knobs, "jobs": self.job_count}
+
+    def label(self) -> str:
+        """The knobs that matter to this scenario, compactly: "N=20000 W=1 C=256 P=100B K=1"."""
+        parts = {"latency_rate": f"R={self.rate}/s S={self.duration:g}s"}.get(self.scenario, f"N={self.jobs}")
+        knobs: list[str] = [parts]
+        if self.scenario == "enqueue_unary":
+            knobs.append(f"F={self.in_flight}")
+        if self.scenario in ("enqueue_batch", "end_to_end"):
+            knobs.append(f"B={self.batch}")
+        if self.uses_workers:
+            knobs += [f"W={self.workers}", f"C={self.concurrency}"]
+        knobs += [f"P={_size(self.payload_bytes)}", f"K={self.servers}"]
+        return " ".join(knobs)
+
+    def replace(self, **changes: Any) -> BenchConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _size(count: int) -> str:
+    if count >= 1024 and count % 1024 == 0:
+        return f"{count // 1024}KiB"
+    return f"{count}B"
