@@ -1,0 +1,333 @@
+"""The gRPC ceiling: a bare grpc.aio echo server and client, with no Redis behind them.
+
+Speaks bench/PROTOCOL.md (system "grpc-echo"). Two scenarios:
+
+- `enqueue_unary`: N unary echo calls of a P-byte message, F in flight on one channel: the
+  most our unary Enqueue can do in Python.
+- `drain`: the bidi-stream ceiling of a batched lease/ack loop. The server sends messages of up
+  to C items (8-byte id + P bytes each: the window); the worker answers each with one message
+  carrying the C ids as acks; N items in all, split over W worker processes.
+
+No protos are generated: the methods are generic handlers on raw bytes (no (de)serializer), so
+the figures are grpc.aio's own cost. The server and each worker are separate processes in the
+process group of this program, which stops them on the way out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+SYSTEM = "grpc-echo"
+SERVICE = "bench.Echo"
+UNARY = f"/{SERVICE}/Unary"
+DRAIN = f"/{SERVICE}/Drain"
+ID = struct.Struct("<Q")
+HELLO = struct.Struct("<I")  # the worker's first message: its window C
+# A window of 256 items of 512 KiB is past gRPC's 4 MiB default.
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+START_TIMEOUT_S = 15.0
+SCENARIOS = ("enqueue_unary", "enqueue_batch", "drain", "end_to_end", "latency_rate", "latency_idle")
+
+
+def log(message: str) -> None:
+    print(f"grpc-echo: {message}", file=sys.stderr, flush=True)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+# --- server ---------------------------------------------------------------------------------
+
+
+class EchoService:
+    def __init__(self, jobs: int, payload_bytes: int) -> None:
+        self.remaining = jobs  # one event loop: no lock needed
+        self.payload = b"x" * payload_bytes
+        self.next_id = 0
+
+    async def unary(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        return request
+
+    def _window(self, size: int) -> bytes:
+        count = min(size, self.remaining)
+        self.remaining -= count
+        first, self.next_id = self.next_id, self.next_id + count
+        return b"".join(ID.pack(i) + self.payload for i in range(first, first + count))
+
+    async def drain(self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, bytes]) -> None:
+        hello = await context.read()
+        if hello is grpc.aio.EOF:
+            return
+        (window,) = HELLO.unpack(hello)
+        while self.remaining > 0:
+            await context.write(self._window(window))
+            acks = await context.read()
+            if acks is grpc.aio.EOF:
+                return
+
+
+async def serve(jobs: int, payload_bytes: int) -> None:
+    service = EchoService(jobs, payload_bytes)
+    handler = grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            # No (de)serializer: grpc hands the handlers the raw bytes.
+            "Unary": grpc.unary_unary_rpc_method_handler(service.unary),
+            "Drain": grpc.stream_stream_rpc_method_handler(service.drain),
+        },
+    )
+    server = grpc.aio.server(options=CHANNEL_OPTIONS)
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    print(port, flush=True)  # the parent reads the port from our first line
+    await stop.wait()
+    await server.stop(0.5)
+
+
+# --- worker (the drain client) --------------------------------------------------------------
+
+
+async def work(port: int, window: int, payload_bytes: int) -> dict[str, Any]:
+    """One bidi stream: take windows, ack every id of each; returns counts and timestamps."""
+    cpu0 = own_cpu_seconds()
+    step = ID.size + payload_bytes  # every item has the same size
+    count, first, last = 0, 0.0, 0.0
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=CHANNEL_OPTIONS) as channel:
+        call: grpc.aio.StreamStreamCall[bytes, bytes] = channel.stream_stream(DRAIN)()
+        await call.write(HELLO.pack(window))
+        while True:
+            message = await call.read()
+            if message is grpc.aio.EOF:
+                break
+            if not first:
+                first = time.time()
+            # The "handler": take each item's id (no-op body), then ack them all in one message.
+            assert isinstance(message, bytes)
+            view = memoryview(message)
+            acks = b"".join(bytes(view[i : i + ID.size]) for i in range(0, len(message), step))
+            count += len(acks) // ID.size
+            await call.write(acks)
+            last = time.time()
+        await call.done_writing()
+    return {"count": count, "first": first, "last": last, "cpu_s": own_cpu_seconds() - cpu0}
+
+
+# --- client side of the measurement ---------------------------------------------------------
+
+
+def quantiles_ms(samples_s: list[float]) -> dict[str, float]:
+    if len(samples_s) < 2:
+        value = samples_s[0] * 1000 if samples_s else 0.0
+        return {"p50": value, "p90": value, "p99": value, "max": value}
+    cuts = statistics.quantiles(samples_s, n=100, method="inclusive")
+    return {
+        "p50": cuts[49] * 1000,
+        "p90": cuts[89] * 1000,
+        "p99": cuts[98] * 1000,
+        "max": max(samples_s) * 1000,
+    }
+
+
+async def run_unary(port: int, jobs: int, in_flight: int, payload_bytes: int) -> dict[str, Any]:
+    body = b"x" * payload_bytes
+    latencies: list[float] = []
+    remaining = jobs
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=CHANNEL_OPTIONS) as channel:
+        await asyncio.wait_for(channel.channel_ready(), START_TIMEOUT_S)
+        call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(UNARY)
+
+        async def caller() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                start = time.perf_counter()
+                reply = await call(body)
+                latencies.append(time.perf_counter() - start)
+                assert len(reply) == payload_bytes
+
+        started = time.perf_counter()
+        await asyncio.gather(*(caller() for _ in range(max(1, in_flight))))
+        seconds = time.perf_counter() - started
+    return {"jobs": len(latencies), "seconds": seconds, "latency_ms": quantiles_ms(latencies)}
+
+
+def run_drain(port: int, jobs: int, workers: int, window: int, payload_bytes: int) -> dict[str, Any]:
+    argv = [sys.executable, __file__, "_worker", "--port", str(port)]
+    argv += ["--concurrency", str(max(1, window)), "--payload-bytes", str(payload_bytes)]
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE) for _ in range(max(1, workers))]
+    reports = []
+    for proc in procs:
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"a worker exited with {proc.returncode}")
+        reports.append(json.loads(out))
+    done = [r for r in reports if r["count"]]
+    count = sum(r["count"] for r in reports)
+    if count != jobs:
+        raise RuntimeError(f"the workers acked {count} items, not {jobs}")
+    seconds = max(r["last"] for r in done) - min(r["first"] for r in done)
+    return {"jobs": count, "seconds": seconds, "worker_cpu_s": sum(r["cpu_s"] for r in reports)}
+
+
+class Server:
+    """The echo server as a child process (same process group: stopped by us, also on failure)."""
+
+    def __init__(self, jobs: int, payload_bytes: int) -> None:
+        argv = [
+            sys.executable,
+            __file__,
+            "_serve",
+            "--jobs",
+            str(jobs),
+            "--payload-bytes",
+            str(payload_bytes),
+        ]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            self.stop()
+            raise RuntimeError("the echo server exited at start")
+        self.port = int(line)
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+def config_of(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "jobs": args.jobs,
+        "workers": args.workers,
+        "concurrency": args.concurrency,
+        "in_flight": args.in_flight,
+        "payload_bytes": args.payload_bytes,
+    }
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    server = Server(args.jobs, args.payload_bytes)
+    try:
+        cpu0 = server.cpu_seconds()
+        if args.scenario == "enqueue_unary":
+            result = asyncio.run(run_unary(server.port, args.jobs, args.in_flight, args.payload_bytes))
+            worker_cpu = None
+            notes = f"unary echo of {args.payload_bytes} B, {args.in_flight} calls in flight on one channel"
+        else:
+            result = run_drain(server.port, args.jobs, args.workers, args.concurrency, args.payload_bytes)
+            worker_cpu = result.pop("worker_cpu_s")
+            notes = (
+                f"bidi stream per worker process: windows of {args.concurrency} items "
+                f"(8-byte id + {args.payload_bytes} B), one ack message per window"
+            )
+        server_cpu = server.cpu_seconds() - cpu0
+    finally:
+        server.stop()
+    jobs = result["jobs"]
+    return {
+        "system": SYSTEM,
+        "scenario": args.scenario,
+        "config": config_of(args),
+        "jobs": jobs,
+        "seconds": result["seconds"],
+        "jobs_per_second": jobs / result["seconds"] if result["seconds"] > 0 else None,
+        "latency_ms": result.get("latency_ms"),
+        "cost": {
+            "redis_commands_per_job": None,
+            "redis_script_calls_per_job": None,
+            "redis_cpu_us_per_job": None,
+            "server_cpu_us_per_job": server_cpu * 1e6 / jobs,
+            "worker_cpu_us_per_job": worker_cpu * 1e6 / jobs if worker_cpu is not None else None,
+        },
+        "versions": {"grpcio": grpc.__version__, "python": platform.python_version()},
+        "notes": notes + "; asyncio event loop (no uvloop), raw-bytes generic handlers, no Redis",
+    }
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--scenario", choices=SCENARIOS, required=True)
+    parser.add_argument("--redis-url", default=None, help="accepted and unused: no Redis here")
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--in-flight", type=int, default=64)
+    parser.add_argument("--payload-bytes", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument("--duration", type=float, default=5)
+    return parser.parse_args(argv)
+
+
+def internal(argv: list[str]) -> None:
+    """The child roles: `_serve` (the server) and `_worker` (one drain stream)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("role", choices=("_serve", "_worker"))
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=0)
+    parser.add_argument("--payload-bytes", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=256)
+    args = parser.parse_args(argv)
+    if args.role == "_serve":
+        asyncio.run(serve(args.jobs, args.payload_bytes))
+    else:
+        report = asyncio.run(work(args.port, args.concurrency, args.payload_bytes))
+        print(json.dumps(report), flush=True)
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0].startswith("_"):
+        internal(argv)
+        return 0
+    args = parse_args(argv)
+    if args.scenario not in ("enqueue_unary", "drain"):
+        why = "a bare gRPC echo has no queue: only enqueue_unary and drain are ceilings"
+        print(json.dumps({"system": SYSTEM, "scenario": args.scenario, "skipped": why}), flush=True)
+        return 0
+    try:
+        print(json.dumps(measure(args)), flush=True)
+    except Exception as error:  # the line on stdout is the contract; the why goes to stderr
+        log(f"failed: {error!r}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
