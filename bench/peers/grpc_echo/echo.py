@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import json
 import os
 import platform
@@ -26,8 +27,9 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -40,11 +42,32 @@ HELLO = struct.Struct("<I")  # the worker's first message: its window C
 # A window of 256 items of 512 KiB is past gRPC's 4 MiB default.
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
 START_TIMEOUT_S = 15.0
+T = TypeVar("T")
 SCENARIOS = ("enqueue_unary", "enqueue_batch", "drain", "end_to_end", "latency_rate", "latency_idle")
 
 
 def log(message: str) -> None:
     print(f"grpc-echo: {message}", file=sys.stderr, flush=True)
+
+
+def event_loop() -> str:
+    """The loop jobq's own processes use (jobqueue.eventloop): uvloop unless missing or
+    JOBQ_EVENT_LOOP=asyncio, so the ceiling is measured on the same footing."""
+    if os.environ.get("JOBQ_EVENT_LOOP", "uvloop") == "asyncio":
+        return "asyncio"
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    if event_loop() == "uvloop":
+        import uvloop
+
+        return uvloop.run(main)
+    return asyncio.run(main)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -247,7 +270,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     try:
         cpu0 = server.cpu_seconds()
         if args.scenario == "enqueue_unary":
-            result = asyncio.run(run_unary(server.port, args.jobs, args.in_flight, args.payload_bytes))
+            result = run_loop(run_unary(server.port, args.jobs, args.in_flight, args.payload_bytes))
             worker_cpu = None
             notes = f"unary echo of {args.payload_bytes} B, {args.in_flight} calls in flight on one channel"
         else:
@@ -276,9 +299,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "server_cpu_us_per_job": server_cpu * 1e6 / jobs,
             "worker_cpu_us_per_job": worker_cpu * 1e6 / jobs if worker_cpu is not None else None,
         },
-        "versions": {"grpcio": grpc.__version__, "python": platform.python_version()},
-        "notes": notes + "; asyncio event loop (no uvloop), raw-bytes generic handlers, no Redis",
+        "versions": versions(),
+        "notes": notes + f"; {event_loop()} event loop, raw-bytes generic handlers, no Redis",
     }
+
+
+def versions() -> dict[str, str]:
+    found = {"grpcio": grpc.__version__, "python": platform.python_version()}
+    if event_loop() == "uvloop":
+        found["uvloop"] = importlib.metadata.version("uvloop")
+    return found
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -306,9 +336,9 @@ def internal(argv: list[str]) -> None:
     parser.add_argument("--concurrency", type=int, default=256)
     args = parser.parse_args(argv)
     if args.role == "_serve":
-        asyncio.run(serve(args.jobs, args.payload_bytes))
+        run_loop(serve(args.jobs, args.payload_bytes))
     else:
-        report = asyncio.run(work(args.port, args.concurrency, args.payload_bytes))
+        report = run_loop(work(args.port, args.concurrency, args.payload_bytes))
         print(json.dumps(report), flush=True)
 
 

@@ -1,0 +1,1 @@
+"""Tests of the benchmark driver (bench/compare.py) and the grpc-echo peer."""

@@ -1,0 +1,37 @@
+"""The grpc-echo peer speaks the protocol: one valid line, every item acked, unknown scenarios skipped."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.bench_driver.test_compare import compare
+
+RUN = Path(__file__).resolve().parents[2] / "bench" / "peers" / "grpc_echo" / "run"
+
+
+def run(*args: str) -> dict[str, object]:
+    done = subprocess.run([str(RUN), *args], capture_output=True, text=True, timeout=60, check=True)
+    result: dict[str, object] = compare.parse_line(done.stdout)
+    return result
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_drain_acks_every_item(workers: str) -> None:
+    result = run("--scenario", "drain", "--jobs", "700", "--workers", workers, "--concurrency", "64")
+    assert result["system"] == "grpc-echo" and result["jobs"] == 700
+
+
+def test_unary_reports_call_latency() -> None:
+    result = run("--scenario", "enqueue_unary", "--jobs", "200", "--in-flight", "8", "--payload-bytes", "300")
+    assert result["jobs"] == 200
+    assert isinstance(result["latency_ms"], dict) and result["latency_ms"]["p50"] > 0
+
+
+def test_other_scenarios_are_skipped() -> None:
+    result = run("--scenario", "latency_rate", "--redis-url", "redis://127.0.0.1:1/0")
+    assert "skipped" in result
+    assert json.dumps(result)
