@@ -37,6 +37,9 @@ Send = Callable[[svc.LeaseResponse], Awaitable[None]]
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 # What a LeasedJob adds to its payloads: ids, token, times, metadata, backoff.
 JOB_OVERHEAD_BYTES = 512
+# Most jobs one lease call takes. A wide window is filled in several calls, each sent as it
+# comes, so the worker starts on the first jobs while the server leases the next ones.
+LEASE_CHUNK = 64
 
 
 def _by_size(jobs: list[svc.LeasedJob]) -> list[list[svc.LeasedJob]]:
@@ -238,7 +241,7 @@ class LeaseSession:
 
     async def _dispatch(self) -> None:
         while not self._stop.is_set():
-            credit = self._window - len(self._held)
+            credit = min(self._window - len(self._held), LEASE_CHUNK)
             if credit <= 0:
                 self._credit.clear()
                 await self._wait_for(self._credit)
