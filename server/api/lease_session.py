@@ -251,7 +251,10 @@ class LeaseSession:
                 leased = await self._lease(credit)
                 for chunk in _by_size(leased):
                     self._outbox.put_nowait(svc.LeaseResponse(jobs=chunk))
-                if not leased:
+                if len(leased) < credit:
+                    # The lists ran dry during that call. The push that refills one signals
+                    # `event`, watched before the call, so waiting now misses nothing and
+                    # spares an idle stream a second, empty lease call per job.
                     await self._wait_for(event)
             finally:
                 self._signals.unwatch(event, self._sub.queues)
