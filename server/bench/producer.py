@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Self
 
+import grpc
+
 from jobqueue import AsyncClient, JobSpec
 
 CALL_TIMEOUT_S = 60.0  # a large batch on busy cores is slow; a refusal still fails fast
@@ -106,7 +108,11 @@ class Producer:
                 call.cancel()
         failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
         if failures:
-            raise EnqueueFailed(f"{len(failures)} of {jobs} enqueue calls failed, the first: {failures[0]!r}")
+            message = f"{len(failures)} of {jobs} enqueue calls failed, the first: {failures[0]!r}"
+            if any(getattr(f, "code", None) == grpc.StatusCode.CANCELLED for f in failures):
+                # grpc.aio ends calls still queued in an overloaded server with CANCELLED.
+                message += f"; the server fell behind {rate:g} calls/s (lower --rate, add --servers)"
+            raise EnqueueFailed(message)
 
     async def warmup(self, jobs: int) -> None:
         """`jobs` jobs the workers count apart ({"warmup": true}), through every server."""
