@@ -26,6 +26,7 @@ from jobqueue.errors import (
 from jobqueue.handlers import AsyncHandler, Handler, SyncHandler
 from jobqueue.models import (
     BackoffPolicy,
+    Durability,
     EnqueueResult,
     JobError,
     JobInfo,
@@ -43,6 +44,7 @@ __all__ = [
     "BackoffPolicy",
     "Client",
     "DeadlineExceeded",
+    "Durability",
     "EnqueueResult",
     "Handler",
     "InvalidArgument",

@@ -21,6 +21,7 @@ from jobqueue.errors import InvalidArgument, Unavailable, from_rpc_error
 from jobqueue.messages import DEFAULT_TIMEOUT_S, DEFAULT_WAIT_S
 from jobqueue.models import (
     BackoffPolicy,
+    DurabilityName,
     EnqueueResult,
     JobInfo,
     JobSpec,
@@ -85,27 +86,36 @@ class AsyncClient:
         lease_duration: timedelta | float | None = None,
         metadata: Mapping[str, str] | None = None,
         backoff: BackoffPolicy | None = None,
+        durability: DurabilityName | None = None,
         timeout: float | None = None,
     ) -> EnqueueResult:
-        """Adds one job; `delay` (seconds or timedelta) or `run_at` (aware datetime) defers it."""
+        """Adds one job; `delay` (seconds or timedelta) or `run_at` (aware datetime) defers it.
+
+        `durability` "fsynced" returns only once Redis has the job on disk (docs/durability.md).
+        """
         spec = JobSpec(
             queue=queue, payload=payload, priority=priority, delay=delay, run_at=run_at,
             max_attempts=max_attempts, idempotency_key=idempotency_key, lease_duration=lease_duration,
-            metadata=metadata, backoff=backoff,
+            metadata=metadata, backoff=backoff, durability=durability,
         )  # fmt: skip
         response = await self._call(self._stub.Enqueue, messages.enqueue_request(spec), timeout)
         return messages.enqueue_result(response)
 
     async def enqueue_many(
-        self, jobs: Sequence[JobSpec | Mapping[str, Any]], *, timeout: float | None = None
+        self,
+        jobs: Sequence[JobSpec | Mapping[str, Any]],
+        *,
+        durability: DurabilityName | None = None,
+        timeout: float | None = None,
     ) -> list[EnqueueResult]:
         """Adds many jobs with EnqueueBatch, 1,000 per call; results come in the order given.
 
         Each call is all-or-nothing; when a later call fails, the jobs of earlier calls stay.
         """
+        level = convert.to_durability(durability)
         results: list[EnqueueResult] = []
         for batch in messages.batches(messages.batch_requests(jobs)):
-            request = svc.EnqueueBatchRequest(requests=batch)
+            request = svc.EnqueueBatchRequest(requests=batch, durability=level)
             try:
                 response = await self._call(self._stub.EnqueueBatch, request, timeout)
             except InvalidArgument as error:

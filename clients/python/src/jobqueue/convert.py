@@ -15,7 +15,17 @@ from typing import Any
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
 from jobqueue.errors import InvalidArgument
-from jobqueue.models import BackoffPolicy, JobError, JobInfo, JobState, Priority, PriorityName, QueueStats
+from jobqueue.models import (
+    BackoffPolicy,
+    Durability,
+    DurabilityName,
+    JobError,
+    JobInfo,
+    JobState,
+    Priority,
+    PriorityName,
+    QueueStats,
+)
 from jobqueue.v1 import job_pb2
 
 # Largest integer a double holds exactly: beyond it a Struct would silently round.
@@ -145,6 +155,22 @@ def to_priority(value: PriorityName) -> job_pb2.Priority.ValueType:
         raise InvalidArgument(
             f"priority must be low, normal or high, not {value!r}", field="priority"
         ) from None
+
+
+_DURABILITIES: dict[Durability, job_pb2.Durability.ValueType] = {
+    Durability.APPLIED: job_pb2.DURABILITY_APPLIED,
+    Durability.FSYNCED: job_pb2.DURABILITY_FSYNCED,
+}
+
+
+def to_durability(value: DurabilityName | None, what: str = "durability") -> job_pb2.Durability.ValueType:
+    """The level to send; None leaves it unset, so the server applies its default."""
+    if value is None:
+        return job_pb2.DURABILITY_UNSPECIFIED
+    try:
+        return _DURABILITIES[Durability(value)]
+    except ValueError:
+        raise InvalidArgument(f"{what} must be applied or fsynced, not {value!r}", field=what) from None
 
 
 def to_backoff(policy: BackoffPolicy) -> job_pb2.BackoffPolicy:

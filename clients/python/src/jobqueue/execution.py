@@ -15,6 +15,7 @@ from jobqueue import convert
 from jobqueue.context import JobContext
 from jobqueue.errors import InvalidArgument, NonRetryableError, RetryAfter
 from jobqueue.handlers import TYPE_KEY, HandlerRegistry, Registered
+from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
 
 logger = logging.getLogger(__name__)
@@ -30,9 +31,15 @@ Settlement = svc.AckRequest | svc.FailRequest
 class JobRunner:
     """Calls handlers: ``async def`` on the loop, plain ``def`` in `executor`'s threads."""
 
-    def __init__(self, registry: HandlerRegistry, executor: Executor) -> None:
+    def __init__(
+        self,
+        registry: HandlerRegistry,
+        executor: Executor,
+        ack_durability: job_pb2.Durability.ValueType = job_pb2.DURABILITY_UNSPECIFIED,
+    ) -> None:
         self._registry = registry
         self._executor = executor
+        self._ack_durability = ack_durability
 
     async def run(self, ctx: JobContext) -> Settlement:
         """The handler's outcome as an AckRequest or FailRequest. Cancellation propagates."""
@@ -55,7 +62,7 @@ class JobRunner:
                 "job %s failed (attempt %d of %d)", ctx.job_id, ctx.attempt, ctx.max_attempts, exc_info=error
             )
             return fail(ctx, describe(error))
-        return ack(ctx, result)
+        return ack(ctx, result, self._ack_durability)
 
     async def _call(self, registered: Registered, ctx: JobContext) -> object:
         if registered.is_async:
@@ -68,9 +75,13 @@ class JobRunner:
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
 
-def ack(ctx: JobContext, result: object) -> Settlement:
+def ack(
+    ctx: JobContext,
+    result: object,
+    durability: job_pb2.Durability.ValueType = job_pb2.DURABILITY_UNSPECIFIED,
+) -> Settlement:
     """An AckRequest carrying `result`, or a non-retryable fail when it is not a JSON object."""
-    request = svc.AckRequest(job_id=ctx.job_id, lease_token=ctx.lease_token)
+    request = svc.AckRequest(job_id=ctx.job_id, lease_token=ctx.lease_token, durability=durability)
     if result is None:
         return request
     if not isinstance(result, Mapping):

@@ -30,6 +30,7 @@ def enqueue_request(spec: JobSpec) -> svc.EnqueueRequest:
         max_attempts=spec.max_attempts or 0,
         idempotency_key=spec.idempotency_key or "",
         metadata=dict(spec.metadata or {}),
+        durability=convert.to_durability(spec.durability),
     )
     _set_payload(request, spec.payload)
     if spec.delay is not None and spec.run_at is not None:

@@ -37,6 +37,18 @@ class Priority(enum.StrEnum):
 
 
 PriorityName = Priority | Literal["low", "normal", "high"]
+
+
+class Durability(enum.StrEnum):
+    """When the server acknowledges a write (docs/durability.md); None keeps the server's default."""
+
+    #: Redis applied it (in memory and its append-only file's buffer).
+    APPLIED = "applied"
+    #: Redis confirmed it is fsynced to its append-only file; refused when Redis cannot say so.
+    FSYNCED = "fsynced"
+
+
+DurabilityName = Durability | Literal["applied", "fsynced"]
 #: JSON-like values a payload or result may hold (Struct numbers are doubles).
 JsonDict = dict[str, Any]
 
@@ -78,6 +90,8 @@ class JobSpec:
     lease_duration: timedelta | float | None = None
     metadata: Mapping[str, str] | None = None
     backoff: BackoffPolicy | None = None
+    #: A batch from ``enqueue_many`` is acknowledged at the strictest level its jobs or the call ask for.
+    durability: DurabilityName | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from jobqueue.counters import WorkerCounters
 from jobqueue.errors import InvalidArgument, JobQueueError, Unavailable
 from jobqueue.execution import JobRunner
 from jobqueue.handlers import Handler, HandlerRegistry
+from jobqueue.models import DurabilityName
 from jobqueue.session import LeaseSession
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
@@ -92,6 +93,7 @@ class Worker:
         reconnect: ReconnectBackoff | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[ChannelOption] = (),
+        ack_durability: DurabilityName | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -105,6 +107,8 @@ class Worker:
         self.grace_period = grace_period
         self.counters = WorkerCounters()
         self._backoff = reconnect or ReconnectBackoff()
+        #: "fsynced": each ack returns only once the completion is on Redis's disk (docs/durability.md).
+        self._ack_durability = convert.to_durability(ack_durability, "ack_durability")
         self._registry = HandlerRegistry()
         for queue, handler in (handlers or {}).items():
             self._registry.add(queue, handler)
@@ -163,7 +167,7 @@ class Worker:
         executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="jobqueue-handler")
         try:
             stub: svc_grpc.JobQueueServiceAsyncStub = svc_grpc.JobQueueServiceStub(channel)
-            await self._serve(stub, JobRunner(self._registry, executor))
+            await self._serve(stub, JobRunner(self._registry, executor, self._ack_durability))
         finally:
             if install_signal_handlers:
                 for sig in (signal.SIGTERM, signal.SIGINT):
