@@ -8,12 +8,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /src
-# Only what the two packages need; grpcio, protobuf and Pillow install as binary wheels.
-COPY README.md pyproject.toml ./
+# Only the packages the image runs; grpcio, protobuf and Pillow install as binary wheels.
 COPY clients/python ./clients/python
 COPY server ./server
 COPY worker ./worker
-RUN pip install ./clients/python . \
+COPY bench/pyproject.toml bench/README.md ./bench/
+COPY bench/src ./bench/src
+COPY cli ./cli
+RUN pip install ./clients/python ./server ./worker ./bench ./cli \
     && useradd --system --create-home --home-dir /home/jobq jobq \
     && mkdir -p /data/images /data/inbox \
     && chown -R jobq:jobq /data

@@ -10,8 +10,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from jobqueue_server.bench.config import LATENCY_SCENARIOS, SCENARIOS
-from jobqueue_server.bench.processes import child_env
+from jobqueue_bench.config import LATENCY_SCENARIOS, SCENARIOS
+from jobqueue_bench.processes import child_env
 from tests.support import TestRedis
 
 RUN_TIMEOUT_S = 110.0
@@ -38,7 +38,7 @@ LATENCY_KEYS = {"p50", "p90", "p99", "max"}
 
 def jobq_bench(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "jobqueue_server", "bench", *args],
+        [sys.executable, "-m", "jobqueue_cli", "bench", *args],
         capture_output=True,
         text=True,
         env=child_env({}),

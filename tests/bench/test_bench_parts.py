@@ -10,12 +10,12 @@ import time
 
 import pytest
 
-from jobqueue_server.bench.config import SCENARIOS, BenchConfig
-from jobqueue_server.bench.measure import latency_summary, process_cpu_seconds
-from jobqueue_server.bench.producer import padding
-from jobqueue_server.bench.redis_cost import RedisCounters
-from jobqueue_server.bench.stats import WorkerStats
-from jobqueue_server.bench.suite import default_suite
+from jobqueue_bench.config import SCENARIOS, BenchConfig
+from jobqueue_bench.measure import latency_summary, process_cpu_seconds
+from jobqueue_bench.producer import padding
+from jobqueue_bench.redis_cost import RedisCounters
+from jobqueue_bench.stats import WorkerStats
+from jobqueue_bench.suite import default_suite
 
 
 def test_latency_summary_uses_inclusive_quantiles() -> None:

@@ -71,7 +71,7 @@ def spawn() -> Iterator[Spawn]:
     with contextlib.ExitStack() as cleanup:
 
         def start(
-            args: Sequence[str], env: Mapping[str, str] | None = None, module: str = "jobqueue_server"
+            args: Sequence[str], env: Mapping[str, str] | None = None, module: str = "jobqueue_cli"
         ) -> ChildProcess:
             child = ChildProcess(args, env, module=module)
             cleanup.callback(child.close)

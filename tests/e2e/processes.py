@@ -33,7 +33,7 @@ class ChildProcess:
     """A `python -m <module> ...` child whose merged stdout and stderr are kept as lines."""
 
     def __init__(
-        self, args: Sequence[str], env: Mapping[str, str] | None = None, *, module: str = "jobqueue_server"
+        self, args: Sequence[str], env: Mapping[str, str] | None = None, *, module: str = "jobqueue_cli"
     ) -> None:
         self.args = [sys.executable, "-m", module, *args]
         self.process = subprocess.Popen(

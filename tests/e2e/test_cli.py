@@ -31,7 +31,7 @@ class Jobq:
 
     def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "jobqueue_server", *args],
+            [sys.executable, "-m", "jobqueue_cli", *args],
             input=stdin,
             capture_output=True,
             text=True,

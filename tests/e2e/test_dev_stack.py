@@ -43,7 +43,7 @@ class DevStack:
     def jobq(self, *args: str) -> Any:
         """Runs a `jobq ... --json` command against the stack and returns its document."""
         result = subprocess.run(
-            [sys.executable, "-m", "jobqueue_server", *args, "--json"],
+            [sys.executable, "-m", "jobqueue_cli", *args, "--json"],
             capture_output=True,
             text=True,
             env=child_env({"JOBQ_TARGET": self.target}),

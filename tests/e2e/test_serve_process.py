@@ -38,7 +38,7 @@ class ServeProcess:
             [
                 sys.executable,
                 "-m",
-                "jobqueue_server",
+                "jobqueue_cli",
                 "serve",
                 "--host",
                 "127.0.0.1",

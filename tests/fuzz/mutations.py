@@ -1,7 +1,7 @@
 """Break exactly one field of a valid EnqueueRequest, and say which field that is.
 
 The server must then name that very field: a test of the BadRequest path, not just of the
-code. The predicates below restate the rules of server/api/validation.py independently.
+code. The predicates below restate the rules of server/src/jobqueue_server/api/validation.py independently.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Hypothesis strategies for the service's request messages: valid, odd and malformed.
 
-Values lean on the edges the server's rules draw (server/api/validation.py): one past each
+Values lean on the edges the server's rules draw (server/src/jobqueue_server/api/validation.py): one past each
 limit, zero, negative, the int32/int64 extremes, NaN and infinities, Unicode and control
 characters, braces (the Redis hash-tag characters) in queue names.
 """

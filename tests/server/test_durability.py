@@ -361,7 +361,7 @@ def test_jobq_serve_with_durability_fsynced_exits_with_the_reason(aof_off: Embed
     args = ["serve", "--durability", "fsynced", "--redis-url", aof_off.url, "--port", "0"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQ_")}
     done = subprocess.run(
-        [sys.executable, "-m", "jobqueue_server", *args],
+        [sys.executable, "-m", "jobqueue_cli", *args],
         capture_output=True,
         text=True,
         timeout=CLI_EXIT_S,

@@ -1,0 +1,17 @@
+"""The `jobq` command line: one module per group of commands."""
+
+from __future__ import annotations
+
+import click
+
+from jobqueue_cli import bench, dead, dev, load, producer, serve, worker
+
+
+@click.group()
+def main() -> None:
+    """jobqueue: a job queue as a gRPC service over Redis."""
+
+
+for module in (serve, worker, dev, producer, dead, load, bench):
+    for command in module.COMMANDS:
+        main.add_command(command)

@@ -1,3 +1,0 @@
-from jobqueue_server.cli import main
-
-main()

@@ -1,0 +1,27 @@
+"""`python -m jobqueue_server` (or `jobqueue-server`): the server alone, configured by `JOBQ_*`
+environment variables. `jobq serve` runs the same server with flags."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from jobqueue import eventloop
+from jobqueue_server.config import ServerSettings
+from jobqueue_server.errors import DurabilityUnavailable
+from jobqueue_server.runtime.serve import serve
+
+
+def main() -> None:
+    settings = ServerSettings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        eventloop.run(serve(settings))
+    except DurabilityUnavailable as error:
+        sys.exit(f"cannot start: {error.message}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""Builds and runs a server: the store, the gRPC services, the background loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from jobqueue.v1 import job_queue_service_pb2 as svc
+from jobqueue_server.api.registration import add_service
+from jobqueue_server.api.servicer import JobQueueServicer
+from jobqueue_server.api.validation import Limits
+from jobqueue_server.config import ServerSettings
+from jobqueue_server.errors import DurabilityUnavailable, StoreUnavailable
+from jobqueue_server.maintenance import Maintenance
+from jobqueue_server.runtime import reflection
+from jobqueue_server.store import Durability, Store, StoreConfig
+from jobqueue_server.store.signals import QueueSignals
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = svc.DESCRIPTOR.services_by_name["JobQueueService"].full_name
+HEALTH_INTERVAL_S = 1.0
+TASK_STOP_TIMEOUT_S = 5.0
+# How long streams get to end with their UNAVAILABLE status before connections are cut.
+STREAM_END_TIMEOUT_S = 2.0
+# Long streams behind NAT and proxies: ping idle connections so dead peers are noticed.
+GRPC_OPTIONS = [
+    # A second server on a busy port must fail, not silently share the port's traffic.
+    ("grpc.so_reuseport", 0),
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+]
+
+
+def connect_redis(url: str, timeout_s: float) -> Redis:
+    """A client that fails fast when Redis is gone, so calls end with UNAVAILABLE.
+
+    No socket_timeout: the store bounds each exchange with asyncio instead (see Store).
+    """
+    return Redis.from_url(
+        url,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 1),
+        health_check_interval=30,
+    )
+
+
+def store_config(settings: ServerSettings) -> StoreConfig:
+    return StoreConfig(
+        key_prefix=settings.key_prefix,
+        idempotency_window_ms=int(settings.idempotency_window_seconds * 1000),
+        retention_ms=int(settings.retention_seconds * 1000),
+        default_lease_ms=int(settings.default_lease_seconds * 1000),
+        command_timeout_ms=int(settings.redis_timeout_seconds * 1000),
+        fsync_timeout_ms=int(settings.fsync_timeout_seconds * 1000),
+    )
+
+
+def limits(settings: ServerSettings) -> Limits:
+    return Limits(
+        max_payload_bytes=settings.max_payload_bytes,
+        max_batch=settings.max_batch,
+        max_in_flight=settings.max_in_flight,
+        max_metadata_entries=settings.max_metadata_entries,
+        max_error_bytes=settings.max_error_bytes,
+        max_lease_ms=int(settings.max_lease_seconds * 1000),
+        default_max_attempts=settings.default_max_attempts,
+        default_durability=default_durability(settings),
+    )
+
+
+def default_durability(settings: ServerSettings) -> Durability:
+    return Durability[settings.default_durability.upper()]
+
+
+@dataclass
+class App:
+    """A running server: gRPC on `port`, plus its background tasks."""
+
+    settings: ServerSettings
+    store: Store
+    server: grpc.aio.Server
+    servicer: JobQueueServicer
+    health: HealthServicer
+    port: int
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Graceful stop: no new streams or jobs, settle or release what is held, exit."""
+        grace = self.settings.shutdown_grace_seconds if grace_s is None else grace_s
+        await self.health.enter_graceful_shutdown()
+        self.servicer.drain()
+        await _wait_until(lambda: self.servicer.held_jobs == 0, grace)
+        self.servicer.end_streams()
+        await _wait_until(lambda: self.servicer.open_streams == 0, STREAM_END_TIMEOUT_S)
+        await self.server.stop(0)
+        await self.servicer.wait_closed()
+        for task in self.tasks:
+            task.cancel()
+        _, stuck = await asyncio.wait(self.tasks, timeout=TASK_STOP_TIMEOUT_S)
+        if stuck:  # a library that swallowed the cancellation must not block the exit
+            logger.warning("background tasks did not stop: %s", [t.get_name() for t in stuck])
+
+
+async def _wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    # A short poll, only during shutdown: the held count changes in too many places to signal.
+    while not condition() and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+
+
+async def start_app(settings: ServerSettings, store: Store) -> App:
+    """Starts the gRPC server on settings.host:settings.port (0 picks a free port)."""
+    signals = QueueSignals(store.redis, settings.key_prefix)
+    maintenance = Maintenance(store, signals, settings.sweep_interval_seconds)
+    servicer = JobQueueServicer(
+        store, signals, limits(settings), settings.sweep_interval_seconds, maintenance.wake_at
+    )
+    health = HealthServicer()
+    server = grpc.aio.server(options=GRPC_OPTIONS)
+    add_service(servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable(server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    await server.start()
+    app = App(settings, store, server, servicer, health, port)
+    app.tasks = [
+        asyncio.create_task(signals.run(), name="signals"),
+        asyncio.create_task(maintenance.run(), name="maintenance"),
+        asyncio.create_task(_report_health(store, health), name="health"),
+    ]
+    logger.info("jobqueue server listening on %s:%d", settings.host, port)
+    return app
+
+
+async def _report_health(store: Store, health: HealthServicer) -> None:
+    """SERVING while Redis answers; NOT_SERVING while it does not."""
+    serving: bool | None = None
+    while True:
+        try:
+            await store.ping()
+            now_serving = True
+        except StoreUnavailable:
+            now_serving = False
+        if now_serving != serving:
+            status = (
+                health_pb2.HealthCheckResponse.SERVING
+                if now_serving
+                else (health_pb2.HealthCheckResponse.NOT_SERVING)
+            )
+            for name in ("", SERVICE_NAME):
+                await health.set(name, status)
+            if serving is not None:
+                logger.warning("redis %s", "reachable again" if now_serving else "unreachable")
+            serving = now_serving
+        await asyncio.sleep(HEALTH_INTERVAL_S)
+
+
+async def check_redis(store: Store) -> None:
+    """Loads the scripts and warns when Redis may evict jobs under memory pressure."""
+    await store.load_scripts()
+    with contextlib.suppress(Exception):
+        policy = await store.eviction_policy()
+        if policy != "noeviction":
+            logger.warning(
+                "redis maxmemory-policy is %r: Redis may evict jobs under memory pressure; "
+                "set it to 'noeviction'",
+                policy,
+            )
+
+
+async def check_durability(store: Store, default: Durability) -> None:
+    """Says at start whether DURABILITY_FSYNCED is available; when it is the default and
+    is not, raises DurabilityUnavailable: a server must not start promising what Redis
+    cannot keep."""
+    problem = await store.fsync_problem()
+    if problem is None:
+        logger.info("durability: fsynced available (WAITAOF on the append-only file)")
+    elif default is Durability.FSYNCED:
+        raise DurabilityUnavailable(f"the default durability is fsynced, but {problem}")
+    else:
+        logger.warning("durability fsynced unavailable, requests asking for it are refused: %s", problem)
