@@ -57,8 +57,8 @@ WORKER_CONFIGS: dict[str, list[tuple[int, int]]] = {
     "redis_lists": [(1, 16)],
     "grpc-echo": [(1, 256)],
 }
-# The same config as jobqueue's EmbeddedValkey (server/src/jobqueue_server/runtime/valkey.py), so the figures are
-# those of a durable deployment.
+# The same config as jobqueue's EmbeddedValkey (jobqueue_server/runtime/valkey.py), so the
+# figures are those of a durable deployment.
 VALKEY_CONFIG = {
     "bind": "127.0.0.1",
     "save": "",

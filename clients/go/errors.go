@@ -36,8 +36,8 @@ const (
 	ReasonLeaseLost          = "LEASE_LOST"
 	ReasonWrongState         = "WRONG_STATE"
 	ReasonInvalidArgument    = "INVALID_ARGUMENT"
-	ReasonRedisUnavailable   = "REDIS_UNAVAILABLE"
-	ReasonRedisOutOfMemory   = "REDIS_OUT_OF_MEMORY"
+	ReasonStoreUnavailable   = "STORE_UNAVAILABLE"
+	ReasonStoreFull          = "STORE_FULL"
 	ReasonServerShuttingDown = "SERVER_SHUTTING_DOWN"
 )
 

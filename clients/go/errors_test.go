@@ -49,9 +49,9 @@ func TestErrorsAreMappedFromTheStatusAndItsDetails(t *testing.T) {
 		{codes.NotFound, ReasonJobNotFound, "", ErrNotFound},
 		{codes.FailedPrecondition, ReasonLeaseLost, "", ErrLeaseLost},
 		{codes.FailedPrecondition, ReasonWrongState, "", ErrWrongState},
-		{codes.Unavailable, ReasonRedisUnavailable, "", ErrUnavailable},
+		{codes.Unavailable, ReasonStoreUnavailable, "", ErrUnavailable},
 		{codes.Unavailable, "", "", ErrUnavailable}, // from gRPC itself: no details
-		{codes.ResourceExhausted, ReasonRedisOutOfMemory, "", ErrResourceExhausted},
+		{codes.ResourceExhausted, ReasonStoreFull, "", ErrResourceExhausted},
 	}
 	sentinels := []error{ErrNotFound, ErrLeaseLost, ErrWrongState, ErrInvalidArgument, ErrUnavailable, ErrResourceExhausted}
 	for _, c := range cases {

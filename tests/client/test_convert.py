@@ -76,14 +76,14 @@ def test_a_status_maps_to_the_class_of_its_reason() -> None:
     )
     no_info = status_pb2.Status(code=code_pb2.FAILED_PRECONDITION, message="?")
     redis_down = status_pb2.Status(
-        code=code_pb2.UNAVAILABLE, details=[_packed(error_details_pb2.ErrorInfo(reason="REDIS_UNAVAILABLE"))]
+        code=code_pb2.UNAVAILABLE, details=[_packed(error_details_pb2.ErrorInfo(reason="STORE_UNAVAILABLE"))]
     )
 
     assert from_status(status_pb2.Status(code=code_pb2.OK)) is None
     assert isinstance(from_status(lost), LeaseLost)
     assert isinstance(from_status(no_info), WrongState)
     error = from_status(redis_down)
-    assert isinstance(error, Unavailable) and error.retryable and error.reason == "REDIS_UNAVAILABLE"
+    assert isinstance(error, Unavailable) and error.retryable and error.reason == "STORE_UNAVAILABLE"
 
 
 def test_an_aio_error_is_parsed_from_its_trailing_metadata() -> None:

@@ -60,7 +60,7 @@ async def test_a_full_valkey_refuses_enqueues_loses_nothing_and_recovers_when_me
 
             acknowledged, refusal = await fill(client)
             assert refusal.code.name == "RESOURCE_EXHAUSTED"
-            assert refusal.reason == "REDIS_OUT_OF_MEMORY"
+            assert refusal.reason == "STORE_FULL"
             await asyncio.sleep(3)  # workers keep running against a full Valkey meanwhile
             with pytest.raises(ResourceExhausted):
                 await client.enqueue_many(batch(MAX_BATCHES))

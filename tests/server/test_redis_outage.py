@@ -105,6 +105,6 @@ async def test_a_full_redis_refuses_enqueues_with_resource_exhausted_and_keeps_w
         await redis.config_set("maxmemory", "0")
 
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert error_reason(raised.value) == "REDIS_OUT_OF_MEMORY"
+    assert error_reason(raised.value) == "STORE_FULL"
     assert (await stub.GetStatus(svc.GetStatusRequest(job_id=kept))).job.state == job_pb2.JOB_STATE_QUEUED
     assert (await stub.Enqueue(svc.EnqueueRequest(queue="q"))).job_id  # and it works again

@@ -145,9 +145,9 @@ const BY_REASON: Record<string, ErrorClass> = {
   JOB_NOT_FOUND: NotFoundError,
   LEASE_LOST: LeaseLostError,
   WRONG_STATE: WrongStateError,
-  REDIS_UNAVAILABLE: UnavailableError,
+  STORE_UNAVAILABLE: UnavailableError,
   SERVER_SHUTTING_DOWN: UnavailableError,
-  REDIS_OUT_OF_MEMORY: ResourceExhaustedError,
+  STORE_FULL: ResourceExhaustedError,
 };
 
 /** The fallback when a status has no ErrorInfo (errors made by gRPC itself, proxies, ...). */

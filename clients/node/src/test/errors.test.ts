@@ -73,9 +73,9 @@ describe("errors from a failed call", () => {
   test("each server reason maps to its class", () => {
     const cases: [GrpcStatus, string, new (...args: never[]) => JobQueueError][] = [
       [GrpcStatus.NOT_FOUND, "JOB_NOT_FOUND", NotFoundError],
-      [GrpcStatus.UNAVAILABLE, "REDIS_UNAVAILABLE", UnavailableError],
+      [GrpcStatus.UNAVAILABLE, "STORE_UNAVAILABLE", UnavailableError],
       [GrpcStatus.UNAVAILABLE, "SERVER_SHUTTING_DOWN", UnavailableError],
-      [GrpcStatus.RESOURCE_EXHAUSTED, "REDIS_OUT_OF_MEMORY", ResourceExhaustedError],
+      [GrpcStatus.RESOURCE_EXHAUSTED, "STORE_FULL", ResourceExhaustedError],
     ];
     for (const [code, reason, type] of cases) {
       const error = fromServiceError(serviceError(code, "x", [errorInfo(reason)]));

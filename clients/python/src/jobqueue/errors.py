@@ -131,8 +131,8 @@ _BY_REASON: dict[str, type[JobQueueError]] = {
     "JOB_NOT_FOUND": NotFound,
     "LEASE_LOST": LeaseLost,
     "WRONG_STATE": WrongState,
-    "REDIS_UNAVAILABLE": Unavailable,
-    "REDIS_OUT_OF_MEMORY": ResourceExhausted,
+    "STORE_UNAVAILABLE": Unavailable,
+    "STORE_FULL": ResourceExhausted,
 }
 # The fallback when a status has no ErrorInfo (errors made by gRPC itself, proxies, ...).
 _BY_CODE: dict[grpc.StatusCode, type[JobQueueError]] = {

@@ -1,4 +1,7 @@
-"""The one table from domain errors to gRPC statuses, with google.rpc error details."""
+"""The one table from domain errors to gRPC statuses, with google.rpc error details.
+
+Each error carries an ErrorInfo whose reason is the name of a jobqueue.v1.ErrorReason value.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from jobqueue.v1.error_reason_pb2 import ErrorReason
 from jobqueue_server.errors import (
     DurabilityUnavailable,
     FieldViolation,
@@ -21,22 +25,26 @@ from jobqueue_server.errors import (
     ServerDraining,
     StoreFull,
     StoreUnavailable,
+    UnexpectedReply,
     WrongState,
 )
 
 ERROR_DOMAIN = "jobqueue.dev"
 
-_CODES: dict[type[JobQueueError], int] = {
-    FieldViolation: code_pb2.INVALID_ARGUMENT,
-    JobNotFound: code_pb2.NOT_FOUND,
-    LeaseLost: code_pb2.FAILED_PRECONDITION,
-    WrongState: code_pb2.FAILED_PRECONDITION,
-    DurabilityUnavailable: code_pb2.FAILED_PRECONDITION,
-    StoreUnavailable: code_pb2.UNAVAILABLE,
-    FsyncNotConfirmed: code_pb2.UNAVAILABLE,
-    ServerDraining: code_pb2.UNAVAILABLE,
-    StoreFull: code_pb2.RESOURCE_EXHAUSTED,
+# Looked up by the error's exact class: a subclass (FsyncNotConfirmed) has a row of its own.
+_STATUSES: dict[type[JobQueueError], tuple[int, ErrorReason.ValueType]] = {
+    FieldViolation: (code_pb2.INVALID_ARGUMENT, ErrorReason.INVALID_ARGUMENT),
+    JobNotFound: (code_pb2.NOT_FOUND, ErrorReason.JOB_NOT_FOUND),
+    LeaseLost: (code_pb2.FAILED_PRECONDITION, ErrorReason.LEASE_LOST),
+    WrongState: (code_pb2.FAILED_PRECONDITION, ErrorReason.WRONG_STATE),
+    DurabilityUnavailable: (code_pb2.FAILED_PRECONDITION, ErrorReason.DURABILITY_UNAVAILABLE),
+    FsyncNotConfirmed: (code_pb2.UNAVAILABLE, ErrorReason.FSYNC_NOT_CONFIRMED),
+    StoreUnavailable: (code_pb2.UNAVAILABLE, ErrorReason.STORE_UNAVAILABLE),
+    StoreFull: (code_pb2.RESOURCE_EXHAUSTED, ErrorReason.STORE_FULL),
+    ServerDraining: (code_pb2.UNAVAILABLE, ErrorReason.SERVER_SHUTTING_DOWN),
+    UnexpectedReply: (code_pb2.INTERNAL, ErrorReason.INTERNAL),
 }
+_UNMAPPED = (code_pb2.INTERNAL, ErrorReason.INTERNAL)
 
 OK = status_pb2.Status(code=code_pb2.OK)
 
@@ -49,11 +57,12 @@ def _pack(message: Any) -> any_pb2.Any:
 
 def rpc_status_of(error: JobQueueError) -> status_pb2.Status:
     """The google.rpc.Status for an error: its code, message, ErrorInfo and any BadRequest."""
-    details = [_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN))]
+    code, reason = _STATUSES.get(type(error), _UNMAPPED)
+    info = error_details_pb2.ErrorInfo(reason=ErrorReason.Name(reason), domain=ERROR_DOMAIN)
+    details = [_pack(info)]
     if isinstance(error, FieldViolation):
         violation = error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.message)
         details.append(_pack(error_details_pb2.BadRequest(field_violations=[violation])))
-    code = _CODES.get(type(error), code_pb2.INTERNAL)
     return status_pb2.Status(code=code, message=error.message, details=details)
 
 

@@ -767,8 +767,8 @@ const file_jobqueue_v1_job_proto_rawDesc = "" +
 	"\x10JOB_STATE_ACTIVE\x10\x03\x12\x17\n" +
 	"\x13JOB_STATE_COMPLETED\x10\x04\x12\x12\n" +
 	"\x0eJOB_STATE_DEAD\x10\x05\x12\x17\n" +
-	"\x13JOB_STATE_CANCELLED\x10\x06B\xac\x01\n" +
-	"\x0fcom.jobqueue.v1B\bJobProtoP\x01ZBgithub.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1;jobqueuev1\xa2\x02\x03JXX\xaa\x02\vJobqueue.V1\xca\x02\vJobqueue\\V1\xe2\x02\x17Jobqueue\\V1\\GPBMetadata\xea\x02\fJobqueue::V1b\x06proto3"
+	"\x13JOB_STATE_CANCELLED\x10\x06B\x92\x01\n" +
+	"\x0fdev.jobqueue.v1B\bJobProtoP\x01ZBgithub.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1;jobqueuev1\xa2\x02\x03JQX\xaa\x02\vJobQueue.V1\xca\x02\vJobqueue\\V1\xea\x02\fJobqueue::V1b\x06proto3"
 
 var (
 	file_jobqueue_v1_job_proto_rawDescOnce sync.Once

@@ -580,10 +580,12 @@ type ListJobsRequest struct {
 	Queue string `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
 	// The state to list; required.
 	State JobState `protobuf:"varint,2,opt,name=state,proto3,enum=jobqueue.v1.JobState" json:"state,omitempty"`
-	// Most jobs to return, 1 to 1,000; 0 means 100.
+	// Most jobs to return, 1 to 1,000; 0 means 100. A page may hold fewer (see ListJobs).
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// The `next_page_token` of the previous page; empty for the first page. Pages are by
-	// position: jobs that change state between calls may be skipped or seen twice.
+	// The `next_page_token` of the previous page, unchanged; empty for the first page. The
+	// token is opaque and valid only with the same `queue` and `state`; anything else is
+	// INVALID_ARGUMENT. Pages are by position: jobs that change state between calls may be
+	// skipped or seen twice.
 	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -652,7 +654,7 @@ type ListJobsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The jobs of this page, in the order described on ListJobs.
 	Jobs []*Job `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
-	// Pass it to get the next page; empty after the last page.
+	// Pass it as `page_token` to get the next page; empty after the last page. Opaque.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	// How many jobs of that queue are in that state now.
 	TotalSize     int64 `protobuf:"varint,3,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
@@ -717,8 +719,10 @@ type Subscribe struct {
 	// Queues to take jobs from, in order of preference.
 	Queues []string `protobuf:"bytes,1,rep,name=queues,proto3" json:"queues,omitempty"`
 	// Most jobs the stream may hold unsettled at once (up to the server limit, 1,000 by
-	// default). In the first Subscribe, 0 means 1. A later Subscribe on the same stream may
-	// change only this; there 0 pauses delivery (for a worker draining before it closes).
+	// default). In the first Subscribe, 0 means 1. A later Subscribe on the same stream sets
+	// this anew (0 pauses delivery, for a worker draining before it closes); it may repeat
+	// `queues`, `worker_id` and `lease_duration` unchanged, but a different value of any of
+	// them is refused with INVALID_ARGUMENT and ends the stream.
 	MaxInFlight int32 `protobuf:"varint,2,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
 	// A name for the worker, shown on its active jobs.
 	WorkerId string `protobuf:"bytes,3,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
@@ -791,7 +795,8 @@ func (x *Subscribe) GetLeaseDuration() *durationpb.Duration {
 // set together; each part is handled in the order subscribe, extends, acks, fails.
 type LeaseRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Required in the first message; later ones may only change `max_in_flight`.
+	// Required in the first message; in a later one it sets a new `max_in_flight` (see
+	// Subscribe).
 	Subscribe *Subscribe `protobuf:"bytes,1,opt,name=subscribe,proto3" json:"subscribe,omitempty"`
 	// Jobs completed.
 	Acks []*AckRequest `protobuf:"bytes,2,rep,name=acks,proto3" json:"acks,omitempty"`
@@ -930,13 +935,15 @@ type Confirmation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The job the answer is for.
 	JobId string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	// OK, or why it was refused: FAILED_PRECONDITION when the lease is no longer this
-	// token's, NOT_FOUND when the job is unknown, INVALID_ARGUMENT for a malformed entry
-	// (all three free the stream's slot), or UNAVAILABLE when Redis could not be reached
-	// or did not confirm an fsynced ack in time (the job stays held: send the same ack or
-	// fail again). An ack at DURABILITY_FSYNCED that Redis cannot provide is refused with
-	// FAILED_PRECONDITION, reason DURABILITY_UNAVAILABLE: nothing was written and the job
-	// stays held (ack it at another level, or fail it).
+	// OK, or why it was refused, with an ErrorInfo whose reason is an ErrorReason name:
+	// LEASE_LOST (FAILED_PRECONDITION) when the lease is no longer this token's, or
+	// JOB_NOT_FOUND (NOT_FOUND) when the job is unknown: both free the stream's slot.
+	// INVALID_ARGUMENT for a malformed entry (a BadRequest names the field, e.g.
+	// `acks[0].lease_token`): the slot is kept, so resend the entry corrected.
+	// STORE_UNAVAILABLE or FSYNC_NOT_CONFIRMED (UNAVAILABLE): the job stays held; send the same
+	// ack or fail again. DURABILITY_UNAVAILABLE (FAILED_PRECONDITION) for an ack at
+	// DURABILITY_FSYNCED that the store cannot provide: nothing was written and the job stays
+	// held (ack it at another level, or fail it).
 	Status *status.Status `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
 	// Which kind of request this confirms.
 	Kind ConfirmationKind `protobuf:"varint,3,opt,name=kind,proto3,enum=jobqueue.v1.ConfirmationKind" json:"kind,omitempty"`
@@ -1710,8 +1717,8 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x04Fail\x12\x18.jobqueue.v1.FailRequest\x1a\x19.jobqueue.v1.FailResponse\x12A\n" +
 	"\x06Extend\x12\x1a.jobqueue.v1.ExtendRequest\x1a\x1b.jobqueue.v1.ExtendResponse\x12A\n" +
 	"\x06Cancel\x12\x1a.jobqueue.v1.CancelRequest\x1a\x1b.jobqueue.v1.CancelResponse\x12>\n" +
-	"\x05Retry\x12\x19.jobqueue.v1.RetryRequest\x1a\x1a.jobqueue.v1.RetryResponseB\xb8\x01\n" +
-	"\x0fcom.jobqueue.v1B\x14JobQueueServiceProtoP\x01ZBgithub.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1;jobqueuev1\xa2\x02\x03JXX\xaa\x02\vJobqueue.V1\xca\x02\vJobqueue\\V1\xe2\x02\x17Jobqueue\\V1\\GPBMetadata\xea\x02\fJobqueue::V1b\x06proto3"
+	"\x05Retry\x12\x19.jobqueue.v1.RetryRequest\x1a\x1a.jobqueue.v1.RetryResponseB\x9e\x01\n" +
+	"\x0fdev.jobqueue.v1B\x14JobQueueServiceProtoP\x01ZBgithub.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1;jobqueuev1\xa2\x02\x03JQX\xaa\x02\vJobQueue.V1\xca\x02\vJobqueue\\V1\xea\x02\fJobqueue::V1b\x06proto3"
 
 var (
 	file_jobqueue_v1_job_queue_service_proto_rawDescOnce sync.Once

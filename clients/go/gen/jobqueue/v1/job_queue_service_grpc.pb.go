@@ -43,9 +43,14 @@ const (
 // ack or a fail on the same stream. Every change of a job's state is one atomic Redis
 // script, so any number of servers can run against one Redis.
 //
-// Errors carry google.rpc.Status details: INVALID_ARGUMENT names the field in a
-// google.rpc.BadRequest; every error carries a google.rpc.ErrorInfo with a stable reason
-// (domain "jobqueue.dev"). UNAVAILABLE means Redis could not be reached: retry.
+// Errors carry google.rpc.Status details: every error carries a google.rpc.ErrorInfo whose
+// `reason` is the name of an ErrorReason value (domain "jobqueue.dev"), and INVALID_ARGUMENT
+// also a google.rpc.BadRequest naming the field. ErrorReason says what each means and what
+// a client should do.
+//
+// No message the server sends is larger than 4 MiB, the default receive limit of gRPC
+// clients: a LeaseResponse holds as many jobs and confirmations as fit, and a ListJobs page
+// stops early (with a next_page_token) rather than grow past it.
 type JobQueueServiceClient interface {
 	// Enqueue adds one job. When `idempotency_key` matches a job enqueued within the
 	// idempotency window, nothing is created and that job's id is returned.
@@ -59,13 +64,16 @@ type JobQueueServiceClient interface {
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
 	// ListJobs pages through one queue's jobs in one state: queued jobs in the order they
 	// will be leased, scheduled ones by due time, active ones by lease deadline, and
-	// completed, dead or cancelled ones newest first.
+	// completed, dead or cancelled ones newest first. A page holds at most `page_size` jobs,
+	// and fewer when more would make the response larger than 4 MiB.
 	ListJobs(ctx context.Context, in *ListJobsRequest, opts ...grpc.CallOption) (*ListJobsResponse, error)
-	// Lease is the worker stream. The first request must carry `subscribe`. The server then
-	// sends jobs whenever the stream holds fewer than `max_in_flight` unsettled jobs, and
-	// never more; an idle stream is woken by new jobs within milliseconds. Acks, fails and
-	// extends sent on the stream are confirmed on it. When the stream ends, the jobs it
-	// still holds go back to their queue at once (the attempt stays counted).
+	// Lease is the worker stream (docs/protocol.md). The first request must carry
+	// `subscribe`; the server answers it with an empty LeaseResponse. It then sends jobs
+	// whenever the stream holds fewer than `max_in_flight` unsettled jobs, and never more; an
+	// idle stream is woken by new jobs within milliseconds. Acks, fails and extends sent on
+	// the stream are confirmed on it. When the stream ends, the jobs it still holds go back to
+	// their queue at once: the attempt stays counted, so a job that was on its last attempt
+	// is DEAD instead.
 	Lease(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[LeaseRequest, LeaseResponse], error)
 	// Ack completes a leased job, for clients that hold a lease token but not the stream.
 	Ack(ctx context.Context, in *AckRequest, opts ...grpc.CallOption) (*AckResponse, error)
@@ -212,9 +220,14 @@ func (c *jobQueueServiceClient) Retry(ctx context.Context, in *RetryRequest, opt
 // ack or a fail on the same stream. Every change of a job's state is one atomic Redis
 // script, so any number of servers can run against one Redis.
 //
-// Errors carry google.rpc.Status details: INVALID_ARGUMENT names the field in a
-// google.rpc.BadRequest; every error carries a google.rpc.ErrorInfo with a stable reason
-// (domain "jobqueue.dev"). UNAVAILABLE means Redis could not be reached: retry.
+// Errors carry google.rpc.Status details: every error carries a google.rpc.ErrorInfo whose
+// `reason` is the name of an ErrorReason value (domain "jobqueue.dev"), and INVALID_ARGUMENT
+// also a google.rpc.BadRequest naming the field. ErrorReason says what each means and what
+// a client should do.
+//
+// No message the server sends is larger than 4 MiB, the default receive limit of gRPC
+// clients: a LeaseResponse holds as many jobs and confirmations as fit, and a ListJobs page
+// stops early (with a next_page_token) rather than grow past it.
 type JobQueueServiceServer interface {
 	// Enqueue adds one job. When `idempotency_key` matches a job enqueued within the
 	// idempotency window, nothing is created and that job's id is returned.
@@ -228,13 +241,16 @@ type JobQueueServiceServer interface {
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
 	// ListJobs pages through one queue's jobs in one state: queued jobs in the order they
 	// will be leased, scheduled ones by due time, active ones by lease deadline, and
-	// completed, dead or cancelled ones newest first.
+	// completed, dead or cancelled ones newest first. A page holds at most `page_size` jobs,
+	// and fewer when more would make the response larger than 4 MiB.
 	ListJobs(context.Context, *ListJobsRequest) (*ListJobsResponse, error)
-	// Lease is the worker stream. The first request must carry `subscribe`. The server then
-	// sends jobs whenever the stream holds fewer than `max_in_flight` unsettled jobs, and
-	// never more; an idle stream is woken by new jobs within milliseconds. Acks, fails and
-	// extends sent on the stream are confirmed on it. When the stream ends, the jobs it
-	// still holds go back to their queue at once (the attempt stays counted).
+	// Lease is the worker stream (docs/protocol.md). The first request must carry
+	// `subscribe`; the server answers it with an empty LeaseResponse. It then sends jobs
+	// whenever the stream holds fewer than `max_in_flight` unsettled jobs, and never more; an
+	// idle stream is woken by new jobs within milliseconds. Acks, fails and extends sent on
+	// the stream are confirmed on it. When the stream ends, the jobs it still holds go back to
+	// their queue at once: the attempt stays counted, so a job that was on its last attempt
+	// is DEAD instead.
 	Lease(grpc.BidiStreamingServer[LeaseRequest, LeaseResponse]) error
 	// Ack completes a leased job, for clients that hold a lease token but not the stream.
 	Ack(context.Context, *AckRequest) (*AckResponse, error)

@@ -345,10 +345,12 @@ class ListJobsRequest(_message.Message):
     state: _job_pb2.JobState.ValueType
     """The state to list; required."""
     page_size: _builtins.int
-    """Most jobs to return, 1 to 1,000; 0 means 100."""
+    """Most jobs to return, 1 to 1,000; 0 means 100. A page may hold fewer (see ListJobs)."""
     page_token: _builtins.str
-    """The `next_page_token` of the previous page; empty for the first page. Pages are by
-    position: jobs that change state between calls may be skipped or seen twice.
+    """The `next_page_token` of the previous page, unchanged; empty for the first page. The
+    token is opaque and valid only with the same `queue` and `state`; anything else is
+    INVALID_ARGUMENT. Pages are by position: jobs that change state between calls may be
+    skipped or seen twice.
     """
     def __init__(
         self,
@@ -376,7 +378,7 @@ class ListJobsResponse(_message.Message):
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     TOTAL_SIZE_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
-    """Pass it to get the next page; empty after the last page."""
+    """Pass it as `page_token` to get the next page; empty after the last page. Opaque."""
     total_size: _builtins.int
     """How many jobs of that queue are in that state now."""
     @_builtins.property
@@ -410,8 +412,10 @@ class Subscribe(_message.Message):
     LEASE_DURATION_FIELD_NUMBER: _builtins.int
     max_in_flight: _builtins.int
     """Most jobs the stream may hold unsettled at once (up to the server limit, 1,000 by
-    default). In the first Subscribe, 0 means 1. A later Subscribe on the same stream may
-    change only this; there 0 pauses delivery (for a worker draining before it closes).
+    default). In the first Subscribe, 0 means 1. A later Subscribe on the same stream sets
+    this anew (0 pauses delivery, for a worker draining before it closes); it may repeat
+    `queues`, `worker_id` and `lease_duration` unchanged, but a different value of any of
+    them is refused with INVALID_ARGUMENT and ends the stream.
     """
     worker_id: _builtins.str
     """A name for the worker, shown on its active jobs."""
@@ -455,7 +459,9 @@ class LeaseRequest(_message.Message):
     EXTENDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def subscribe(self) -> Global___Subscribe:
-        """Required in the first message; later ones may only change `max_in_flight`."""
+        """Required in the first message; in a later one it sets a new `max_in_flight` (see
+        Subscribe).
+        """
 
     @_builtins.property
     def acks(self) -> _containers.RepeatedCompositeFieldContainer[Global___AckRequest]:
@@ -535,13 +541,15 @@ class Confirmation(_message.Message):
     """Which kind of request this confirms."""
     @_builtins.property
     def status(self) -> _status_pb2.Status:
-        """OK, or why it was refused: FAILED_PRECONDITION when the lease is no longer this
-        token's, NOT_FOUND when the job is unknown, INVALID_ARGUMENT for a malformed entry
-        (all three free the stream's slot), or UNAVAILABLE when Redis could not be reached
-        or did not confirm an fsynced ack in time (the job stays held: send the same ack or
-        fail again). An ack at DURABILITY_FSYNCED that Redis cannot provide is refused with
-        FAILED_PRECONDITION, reason DURABILITY_UNAVAILABLE: nothing was written and the job
-        stays held (ack it at another level, or fail it).
+        """OK, or why it was refused, with an ErrorInfo whose reason is an ErrorReason name:
+        LEASE_LOST (FAILED_PRECONDITION) when the lease is no longer this token's, or
+        JOB_NOT_FOUND (NOT_FOUND) when the job is unknown: both free the stream's slot.
+        INVALID_ARGUMENT for a malformed entry (a BadRequest names the field, e.g.
+        `acks[0].lease_token`): the slot is kept, so resend the entry corrected.
+        STORE_UNAVAILABLE or FSYNC_NOT_CONFIRMED (UNAVAILABLE): the job stays held; send the same
+        ack or fail again. DURABILITY_UNAVAILABLE (FAILED_PRECONDITION) for an ack at
+        DURABILITY_FSYNCED that the store cannot provide: nothing was written and the job stays
+        held (ack it at another level, or fail it).
         """
 
     @_builtins.property

@@ -33,9 +33,14 @@ class JobQueueServiceStub:
     ack or a fail on the same stream. Every change of a job's state is one atomic Redis
     script, so any number of servers can run against one Redis.
 
-    Errors carry google.rpc.Status details: INVALID_ARGUMENT names the field in a
-    google.rpc.BadRequest; every error carries a google.rpc.ErrorInfo with a stable reason
-    (domain "jobqueue.dev"). UNAVAILABLE means Redis could not be reached: retry.
+    Errors carry google.rpc.Status details: every error carries a google.rpc.ErrorInfo whose
+    `reason` is the name of an ErrorReason value (domain "jobqueue.dev"), and INVALID_ARGUMENT
+    also a google.rpc.BadRequest naming the field. ErrorReason says what each means and what
+    a client should do.
+
+    No message the server sends is larger than 4 MiB, the default receive limit of gRPC
+    clients: a LeaseResponse holds as many jobs and confirmations as fit, and a ListJobs page
+    stops early (with a next_page_token) rather than grow past it.
     """
 
     def __init__(self, channel):
@@ -109,9 +114,14 @@ class JobQueueServiceServicer:
     ack or a fail on the same stream. Every change of a job's state is one atomic Redis
     script, so any number of servers can run against one Redis.
 
-    Errors carry google.rpc.Status details: INVALID_ARGUMENT names the field in a
-    google.rpc.BadRequest; every error carries a google.rpc.ErrorInfo with a stable reason
-    (domain "jobqueue.dev"). UNAVAILABLE means Redis could not be reached: retry.
+    Errors carry google.rpc.Status details: every error carries a google.rpc.ErrorInfo whose
+    `reason` is the name of an ErrorReason value (domain "jobqueue.dev"), and INVALID_ARGUMENT
+    also a google.rpc.BadRequest naming the field. ErrorReason says what each means and what
+    a client should do.
+
+    No message the server sends is larger than 4 MiB, the default receive limit of gRPC
+    clients: a LeaseResponse holds as many jobs and confirmations as fit, and a ListJobs page
+    stops early (with a next_page_token) rather than grow past it.
     """
 
     def Enqueue(self, request, context):
@@ -147,18 +157,21 @@ class JobQueueServiceServicer:
     def ListJobs(self, request, context):
         """ListJobs pages through one queue's jobs in one state: queued jobs in the order they
         will be leased, scheduled ones by due time, active ones by lease deadline, and
-        completed, dead or cancelled ones newest first.
+        completed, dead or cancelled ones newest first. A page holds at most `page_size` jobs,
+        and fewer when more would make the response larger than 4 MiB.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Lease(self, request_iterator, context):
-        """Lease is the worker stream. The first request must carry `subscribe`. The server then
-        sends jobs whenever the stream holds fewer than `max_in_flight` unsettled jobs, and
-        never more; an idle stream is woken by new jobs within milliseconds. Acks, fails and
-        extends sent on the stream are confirmed on it. When the stream ends, the jobs it
-        still holds go back to their queue at once (the attempt stays counted).
+        """Lease is the worker stream (docs/protocol.md). The first request must carry
+        `subscribe`; the server answers it with an empty LeaseResponse. It then sends jobs
+        whenever the stream holds fewer than `max_in_flight` unsettled jobs, and never more; an
+        idle stream is woken by new jobs within milliseconds. Acks, fails and extends sent on
+        the stream are confirmed on it. When the stream ends, the jobs it still holds go back to
+        their queue at once: the attempt stays counted, so a job that was on its last attempt
+        is DEAD instead.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -274,9 +287,14 @@ class JobQueueService:
     ack or a fail on the same stream. Every change of a job's state is one atomic Redis
     script, so any number of servers can run against one Redis.
 
-    Errors carry google.rpc.Status details: INVALID_ARGUMENT names the field in a
-    google.rpc.BadRequest; every error carries a google.rpc.ErrorInfo with a stable reason
-    (domain "jobqueue.dev"). UNAVAILABLE means Redis could not be reached: retry.
+    Errors carry google.rpc.Status details: every error carries a google.rpc.ErrorInfo whose
+    `reason` is the name of an ErrorReason value (domain "jobqueue.dev"), and INVALID_ARGUMENT
+    also a google.rpc.BadRequest naming the field. ErrorReason says what each means and what
+    a client should do.
+
+    No message the server sends is larger than 4 MiB, the default receive limit of gRPC
+    clients: a LeaseResponse holds as many jobs and confirmations as fit, and a ListJobs page
+    stops early (with a next_page_token) rather than grow past it.
     """
 
     @staticmethod

@@ -34,9 +34,14 @@ class JobQueueServiceStub:
     ack or a fail on the same stream. Every change of a job's state is one atomic Redis
     script, so any number of servers can run against one Redis.
 
-    Errors carry google.rpc.Status details: INVALID_ARGUMENT names the field in a
-    google.rpc.BadRequest; every error carries a google.rpc.ErrorInfo with a stable reason
-    (domain "jobqueue.dev"). UNAVAILABLE means Redis could not be reached: retry.
+    Errors carry google.rpc.Status details: every error carries a google.rpc.ErrorInfo whose
+    `reason` is the name of an ErrorReason value (domain "jobqueue.dev"), and INVALID_ARGUMENT
+    also a google.rpc.BadRequest naming the field. ErrorReason says what each means and what
+    a client should do.
+
+    No message the server sends is larger than 4 MiB, the default receive limit of gRPC
+    clients: a LeaseResponse holds as many jobs and confirmations as fit, and a ListJobs page
+    stops early (with a next_page_token) rather than grow past it.
     """
 
     @_typing.overload
@@ -58,14 +63,17 @@ class JobQueueServiceStub:
     ListJobs: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.ListJobsRequest, _job_queue_service_pb2.ListJobsResponse]
     """ListJobs pages through one queue's jobs in one state: queued jobs in the order they
     will be leased, scheduled ones by due time, active ones by lease deadline, and
-    completed, dead or cancelled ones newest first.
+    completed, dead or cancelled ones newest first. A page holds at most `page_size` jobs,
+    and fewer when more would make the response larger than 4 MiB.
     """
     Lease: _grpc.StreamStreamMultiCallable[_job_queue_service_pb2.LeaseRequest, _job_queue_service_pb2.LeaseResponse]
-    """Lease is the worker stream. The first request must carry `subscribe`. The server then
-    sends jobs whenever the stream holds fewer than `max_in_flight` unsettled jobs, and
-    never more; an idle stream is woken by new jobs within milliseconds. Acks, fails and
-    extends sent on the stream are confirmed on it. When the stream ends, the jobs it
-    still holds go back to their queue at once (the attempt stays counted).
+    """Lease is the worker stream (docs/protocol.md). The first request must carry
+    `subscribe`; the server answers it with an empty LeaseResponse. It then sends jobs
+    whenever the stream holds fewer than `max_in_flight` unsettled jobs, and never more; an
+    idle stream is woken by new jobs within milliseconds. Acks, fails and extends sent on
+    the stream are confirmed on it. When the stream ends, the jobs it still holds go back to
+    their queue at once: the attempt stays counted, so a job that was on its last attempt
+    is DEAD instead.
     """
     Ack: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.AckRequest, _job_queue_service_pb2.AckResponse]
     """Ack completes a leased job, for clients that hold a lease token but not the stream."""
@@ -89,9 +97,14 @@ class JobQueueServiceAsyncStub(JobQueueServiceStub):
     ack or a fail on the same stream. Every change of a job's state is one atomic Redis
     script, so any number of servers can run against one Redis.
 
-    Errors carry google.rpc.Status details: INVALID_ARGUMENT names the field in a
-    google.rpc.BadRequest; every error carries a google.rpc.ErrorInfo with a stable reason
-    (domain "jobqueue.dev"). UNAVAILABLE means Redis could not be reached: retry.
+    Errors carry google.rpc.Status details: every error carries a google.rpc.ErrorInfo whose
+    `reason` is the name of an ErrorReason value (domain "jobqueue.dev"), and INVALID_ARGUMENT
+    also a google.rpc.BadRequest naming the field. ErrorReason says what each means and what
+    a client should do.
+
+    No message the server sends is larger than 4 MiB, the default receive limit of gRPC
+    clients: a LeaseResponse holds as many jobs and confirmations as fit, and a ListJobs page
+    stops early (with a next_page_token) rather than grow past it.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -110,14 +123,17 @@ class JobQueueServiceAsyncStub(JobQueueServiceStub):
     ListJobs: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.ListJobsRequest, _job_queue_service_pb2.ListJobsResponse]  # type: ignore[assignment]
     """ListJobs pages through one queue's jobs in one state: queued jobs in the order they
     will be leased, scheduled ones by due time, active ones by lease deadline, and
-    completed, dead or cancelled ones newest first.
+    completed, dead or cancelled ones newest first. A page holds at most `page_size` jobs,
+    and fewer when more would make the response larger than 4 MiB.
     """
     Lease: _aio.StreamStreamMultiCallable[_job_queue_service_pb2.LeaseRequest, _job_queue_service_pb2.LeaseResponse]  # type: ignore[assignment]
-    """Lease is the worker stream. The first request must carry `subscribe`. The server then
-    sends jobs whenever the stream holds fewer than `max_in_flight` unsettled jobs, and
-    never more; an idle stream is woken by new jobs within milliseconds. Acks, fails and
-    extends sent on the stream are confirmed on it. When the stream ends, the jobs it
-    still holds go back to their queue at once (the attempt stays counted).
+    """Lease is the worker stream (docs/protocol.md). The first request must carry
+    `subscribe`; the server answers it with an empty LeaseResponse. It then sends jobs
+    whenever the stream holds fewer than `max_in_flight` unsettled jobs, and never more; an
+    idle stream is woken by new jobs within milliseconds. Acks, fails and extends sent on
+    the stream are confirmed on it. When the stream ends, the jobs it still holds go back to
+    their queue at once: the attempt stays counted, so a job that was on its last attempt
+    is DEAD instead.
     """
     Ack: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.AckRequest, _job_queue_service_pb2.AckResponse]  # type: ignore[assignment]
     """Ack completes a leased job, for clients that hold a lease token but not the stream."""
@@ -140,9 +156,14 @@ class JobQueueServiceServicer(metaclass=_abc_1.ABCMeta):
     ack or a fail on the same stream. Every change of a job's state is one atomic Redis
     script, so any number of servers can run against one Redis.
 
-    Errors carry google.rpc.Status details: INVALID_ARGUMENT names the field in a
-    google.rpc.BadRequest; every error carries a google.rpc.ErrorInfo with a stable reason
-    (domain "jobqueue.dev"). UNAVAILABLE means Redis could not be reached: retry.
+    Errors carry google.rpc.Status details: every error carries a google.rpc.ErrorInfo whose
+    `reason` is the name of an ErrorReason value (domain "jobqueue.dev"), and INVALID_ARGUMENT
+    also a google.rpc.BadRequest naming the field. ErrorReason says what each means and what
+    a client should do.
+
+    No message the server sends is larger than 4 MiB, the default receive limit of gRPC
+    clients: a LeaseResponse holds as many jobs and confirmations as fit, and a ListJobs page
+    stops early (with a next_page_token) rather than grow past it.
     """
 
     @_abc_1.abstractmethod
@@ -189,7 +210,8 @@ class JobQueueServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_job_queue_service_pb2.ListJobsResponse, _abc.Awaitable[_job_queue_service_pb2.ListJobsResponse]]:
         """ListJobs pages through one queue's jobs in one state: queued jobs in the order they
         will be leased, scheduled ones by due time, active ones by lease deadline, and
-        completed, dead or cancelled ones newest first.
+        completed, dead or cancelled ones newest first. A page holds at most `page_size` jobs,
+        and fewer when more would make the response larger than 4 MiB.
         """
 
     @_abc_1.abstractmethod
@@ -198,11 +220,13 @@ class JobQueueServiceServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_job_queue_service_pb2.LeaseRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_job_queue_service_pb2.LeaseResponse], _abc.AsyncIterator[_job_queue_service_pb2.LeaseResponse]]:
-        """Lease is the worker stream. The first request must carry `subscribe`. The server then
-        sends jobs whenever the stream holds fewer than `max_in_flight` unsettled jobs, and
-        never more; an idle stream is woken by new jobs within milliseconds. Acks, fails and
-        extends sent on the stream are confirmed on it. When the stream ends, the jobs it
-        still holds go back to their queue at once (the attempt stays counted).
+        """Lease is the worker stream (docs/protocol.md). The first request must carry
+        `subscribe`; the server answers it with an empty LeaseResponse. It then sends jobs
+        whenever the stream holds fewer than `max_in_flight` unsettled jobs, and never more; an
+        idle stream is woken by new jobs within milliseconds. Acks, fails and extends sent on
+        the stream are confirmed on it. When the stream ends, the jobs it still holds go back to
+        their queue at once: the attempt stays counted, so a job that was on its last attempt
+        is DEAD instead.
         """
 
     @_abc_1.abstractmethod

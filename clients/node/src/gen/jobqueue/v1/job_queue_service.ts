@@ -147,11 +147,13 @@ export interface ListJobsRequest {
   queue: string;
   /** The state to list; required. */
   state: JobState;
-  /** Most jobs to return, 1 to 1,000; 0 means 100. */
+  /** Most jobs to return, 1 to 1,000; 0 means 100. A page may hold fewer (see ListJobs). */
   pageSize: number;
   /**
-   * The `next_page_token` of the previous page; empty for the first page. Pages are by
-   * position: jobs that change state between calls may be skipped or seen twice.
+   * The `next_page_token` of the previous page, unchanged; empty for the first page. The
+   * token is opaque and valid only with the same `queue` and `state`; anything else is
+   * INVALID_ARGUMENT. Pages are by position: jobs that change state between calls may be
+   * skipped or seen twice.
    */
   pageToken: string;
 }
@@ -160,7 +162,7 @@ export interface ListJobsRequest {
 export interface ListJobsResponse {
   /** The jobs of this page, in the order described on ListJobs. */
   jobs: Job[];
-  /** Pass it to get the next page; empty after the last page. */
+  /** Pass it as `page_token` to get the next page; empty after the last page. Opaque. */
   nextPageToken: string;
   /** How many jobs of that queue are in that state now. */
   totalSize: number;
@@ -172,8 +174,10 @@ export interface Subscribe {
   queues: string[];
   /**
    * Most jobs the stream may hold unsettled at once (up to the server limit, 1,000 by
-   * default). In the first Subscribe, 0 means 1. A later Subscribe on the same stream may
-   * change only this; there 0 pauses delivery (for a worker draining before it closes).
+   * default). In the first Subscribe, 0 means 1. A later Subscribe on the same stream sets
+   * this anew (0 pauses delivery, for a worker draining before it closes); it may repeat
+   * `queues`, `worker_id` and `lease_duration` unchanged, but a different value of any of
+   * them is refused with INVALID_ARGUMENT and ends the stream.
    */
   maxInFlight: number;
   /** A name for the worker, shown on its active jobs. */
@@ -190,7 +194,10 @@ export interface Subscribe {
  * set together; each part is handled in the order subscribe, extends, acks, fails.
  */
 export interface LeaseRequest {
-  /** Required in the first message; later ones may only change `max_in_flight`. */
+  /**
+   * Required in the first message; in a later one it sets a new `max_in_flight` (see
+   * Subscribe).
+   */
   subscribe:
     | Subscribe
     | undefined;
@@ -219,13 +226,15 @@ export interface Confirmation {
   /** The job the answer is for. */
   jobId: string;
   /**
-   * OK, or why it was refused: FAILED_PRECONDITION when the lease is no longer this
-   * token's, NOT_FOUND when the job is unknown, INVALID_ARGUMENT for a malformed entry
-   * (all three free the stream's slot), or UNAVAILABLE when Redis could not be reached
-   * or did not confirm an fsynced ack in time (the job stays held: send the same ack or
-   * fail again). An ack at DURABILITY_FSYNCED that Redis cannot provide is refused with
-   * FAILED_PRECONDITION, reason DURABILITY_UNAVAILABLE: nothing was written and the job
-   * stays held (ack it at another level, or fail it).
+   * OK, or why it was refused, with an ErrorInfo whose reason is an ErrorReason name:
+   * LEASE_LOST (FAILED_PRECONDITION) when the lease is no longer this token's, or
+   * JOB_NOT_FOUND (NOT_FOUND) when the job is unknown: both free the stream's slot.
+   * INVALID_ARGUMENT for a malformed entry (a BadRequest names the field, e.g.
+   * `acks[0].lease_token`): the slot is kept, so resend the entry corrected.
+   * STORE_UNAVAILABLE or FSYNC_NOT_CONFIRMED (UNAVAILABLE): the job stays held; send the same
+   * ack or fail again. DURABILITY_UNAVAILABLE (FAILED_PRECONDITION) for an ack at
+   * DURABILITY_FSYNCED that the store cannot provide: nothing was written and the job stays
+   * held (ack it at another level, or fail it).
    */
   status:
     | Status
@@ -2260,9 +2269,14 @@ export const RetryResponse: MessageFns<RetryResponse> = {
  * ack or a fail on the same stream. Every change of a job's state is one atomic Redis
  * script, so any number of servers can run against one Redis.
  *
- * Errors carry google.rpc.Status details: INVALID_ARGUMENT names the field in a
- * google.rpc.BadRequest; every error carries a google.rpc.ErrorInfo with a stable reason
- * (domain "jobqueue.dev"). UNAVAILABLE means Redis could not be reached: retry.
+ * Errors carry google.rpc.Status details: every error carries a google.rpc.ErrorInfo whose
+ * `reason` is the name of an ErrorReason value (domain "jobqueue.dev"), and INVALID_ARGUMENT
+ * also a google.rpc.BadRequest naming the field. ErrorReason says what each means and what
+ * a client should do.
+ *
+ * No message the server sends is larger than 4 MiB, the default receive limit of gRPC
+ * clients: a LeaseResponse holds as many jobs and confirmations as fit, and a ListJobs page
+ * stops early (with a next_page_token) rather than grow past it.
  */
 export type JobQueueServiceService = typeof JobQueueServiceService;
 export const JobQueueServiceService = {
@@ -2316,7 +2330,8 @@ export const JobQueueServiceService = {
   /**
    * ListJobs pages through one queue's jobs in one state: queued jobs in the order they
    * will be leased, scheduled ones by due time, active ones by lease deadline, and
-   * completed, dead or cancelled ones newest first.
+   * completed, dead or cancelled ones newest first. A page holds at most `page_size` jobs,
+   * and fewer when more would make the response larger than 4 MiB.
    */
   listJobs: {
     path: "/jobqueue.v1.JobQueueService/ListJobs" as const,
@@ -2328,11 +2343,13 @@ export const JobQueueServiceService = {
     responseDeserialize: (value: Buffer): ListJobsResponse => ListJobsResponse.decode(value),
   },
   /**
-   * Lease is the worker stream. The first request must carry `subscribe`. The server then
-   * sends jobs whenever the stream holds fewer than `max_in_flight` unsettled jobs, and
-   * never more; an idle stream is woken by new jobs within milliseconds. Acks, fails and
-   * extends sent on the stream are confirmed on it. When the stream ends, the jobs it
-   * still holds go back to their queue at once (the attempt stays counted).
+   * Lease is the worker stream (docs/protocol.md). The first request must carry
+   * `subscribe`; the server answers it with an empty LeaseResponse. It then sends jobs
+   * whenever the stream holds fewer than `max_in_flight` unsettled jobs, and never more; an
+   * idle stream is woken by new jobs within milliseconds. Acks, fails and extends sent on
+   * the stream are confirmed on it. When the stream ends, the jobs it still holds go back to
+   * their queue at once: the attempt stays counted, so a job that was on its last attempt
+   * is DEAD instead.
    */
   lease: {
     path: "/jobqueue.v1.JobQueueService/Lease" as const,
@@ -2416,15 +2433,18 @@ export interface JobQueueServiceServer extends UntypedServiceImplementation {
   /**
    * ListJobs pages through one queue's jobs in one state: queued jobs in the order they
    * will be leased, scheduled ones by due time, active ones by lease deadline, and
-   * completed, dead or cancelled ones newest first.
+   * completed, dead or cancelled ones newest first. A page holds at most `page_size` jobs,
+   * and fewer when more would make the response larger than 4 MiB.
    */
   listJobs: handleUnaryCall<ListJobsRequest, ListJobsResponse>;
   /**
-   * Lease is the worker stream. The first request must carry `subscribe`. The server then
-   * sends jobs whenever the stream holds fewer than `max_in_flight` unsettled jobs, and
-   * never more; an idle stream is woken by new jobs within milliseconds. Acks, fails and
-   * extends sent on the stream are confirmed on it. When the stream ends, the jobs it
-   * still holds go back to their queue at once (the attempt stays counted).
+   * Lease is the worker stream (docs/protocol.md). The first request must carry
+   * `subscribe`; the server answers it with an empty LeaseResponse. It then sends jobs
+   * whenever the stream holds fewer than `max_in_flight` unsettled jobs, and never more; an
+   * idle stream is woken by new jobs within milliseconds. Acks, fails and extends sent on
+   * the stream are confirmed on it. When the stream ends, the jobs it still holds go back to
+   * their queue at once: the attempt stays counted, so a job that was on its last attempt
+   * is DEAD instead.
    */
   lease: handleBidiStreamingCall<LeaseRequest, LeaseResponse>;
   /** Ack completes a leased job, for clients that hold a lease token but not the stream. */
@@ -2516,7 +2536,8 @@ export interface JobQueueServiceClient extends Client {
   /**
    * ListJobs pages through one queue's jobs in one state: queued jobs in the order they
    * will be leased, scheduled ones by due time, active ones by lease deadline, and
-   * completed, dead or cancelled ones newest first.
+   * completed, dead or cancelled ones newest first. A page holds at most `page_size` jobs,
+   * and fewer when more would make the response larger than 4 MiB.
    */
   listJobs(
     request: ListJobsRequest,
@@ -2534,11 +2555,13 @@ export interface JobQueueServiceClient extends Client {
     callback: (error: ServiceError | null, response: ListJobsResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Lease is the worker stream. The first request must carry `subscribe`. The server then
-   * sends jobs whenever the stream holds fewer than `max_in_flight` unsettled jobs, and
-   * never more; an idle stream is woken by new jobs within milliseconds. Acks, fails and
-   * extends sent on the stream are confirmed on it. When the stream ends, the jobs it
-   * still holds go back to their queue at once (the attempt stays counted).
+   * Lease is the worker stream (docs/protocol.md). The first request must carry
+   * `subscribe`; the server answers it with an empty LeaseResponse. It then sends jobs
+   * whenever the stream holds fewer than `max_in_flight` unsettled jobs, and never more; an
+   * idle stream is woken by new jobs within milliseconds. Acks, fails and extends sent on
+   * the stream are confirmed on it. When the stream ends, the jobs it still holds go back to
+   * their queue at once: the attempt stays counted, so a job that was on its last attempt
+   * is DEAD instead.
    */
   lease(): ClientDuplexStream<LeaseRequest, LeaseResponse>;
   lease(options: Partial<CallOptions>): ClientDuplexStream<LeaseRequest, LeaseResponse>;
