@@ -12,10 +12,11 @@ import pytest
 from redis.asyncio import Redis
 
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
+from jobqueue_server.clock import ManualClock
 from jobqueue_server.config import ServerSettings
 from jobqueue_server.runtime.app import App, connect_redis, start_app, store_config
 from jobqueue_server.store import Store
-from tests.support import FakeClock, TestRedis, start_test_redis
+from tests.support import TestRedis, start_test_redis
 
 if TYPE_CHECKING:
     from jobqueue.v1.job_queue_service_pb2_grpc import JobQueueServiceAsyncStub as Stub
@@ -43,8 +44,8 @@ async def redis(test_redis: TestRedis) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
@@ -61,8 +62,8 @@ def settings(key_prefix: str, test_redis: TestRedis, tmp_path: Path) -> ServerSe
 
 
 @pytest.fixture
-def store(redis: Redis, settings: ServerSettings, clock: FakeClock) -> Store:
-    """A store on the real test Redis whose time is the test's FakeClock."""
+def store(redis: Redis, settings: ServerSettings, clock: ManualClock) -> Store:
+    """A store on the real test Redis whose time is the test's ManualClock."""
     return Store(redis, store_config(settings), clock=clock)
 
 

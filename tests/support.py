@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,19 +15,6 @@ from jobqueue_server.runtime.valkey import EmbeddedValkey
 REDIS_BINARY_ENV = "JOBQ_TEST_REDIS_SERVER"
 # ... or a running server, which tests that stop and restart Redis then skip.
 REDIS_URL_ENV = "JOBQ_TEST_REDIS_URL"
-
-
-class FakeClock:
-    """Milliseconds that move only when a test says so; drives the scripts' notion of now."""
-
-    def __init__(self) -> None:
-        self.ms = time.time_ns() // 1_000_000
-
-    def __call__(self) -> int:
-        return self.ms
-
-    def advance(self, ms: int) -> None:
-        self.ms += ms
 
 
 @dataclass

@@ -7,14 +7,14 @@ from collections.abc import Callable
 import pytest
 from redis.asyncio import Redis
 
+from jobqueue_server.clock import ManualClock
 from jobqueue_server.store import Store, StoreConfig
-from tests.support import FakeClock
 
 MakeStore = Callable[..., Store]
 
 
 @pytest.fixture
-def make_store(redis: Redis, key_prefix: str, clock: FakeClock) -> MakeStore:
+def make_store(redis: Redis, key_prefix: str, clock: ManualClock) -> MakeStore:
     """Builds a store on the test's prefix and clock with some StoreConfig fields overridden."""
 
     def build(**overrides: int) -> Store:

@@ -9,8 +9,8 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from jobqueue_server.clock import ManualClock
 from jobqueue_server.store import FailOutcome, JobState, LeasedRecord, NewJob, Priority, Settle, Store
-from tests.support import FakeClock
 
 Snapshot = dict[bytes, object]
 
@@ -49,7 +49,7 @@ async def fail_leased(store: Store, leased: LeasedRecord, error: str = "boom", *
     return outcome
 
 
-async def job_in_state(store: Store, clock: FakeClock, state: JobState, queue: str = "q") -> str:
+async def job_in_state(store: Store, clock: ManualClock, state: JobState, queue: str = "q") -> str:
     """A job of `queue` brought to `state` through the store's own transitions."""
     if state is JobState.SCHEDULED:
         return await enqueue_one(store, queue, delay_ms=60_000)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from jobqueue_server.clock import ManualClock
 from jobqueue_server.errors import JobNotFound, LeaseLost
 from jobqueue_server.store import JobState, NewJob, Settle, Store
-from tests.support import FakeClock
 
 
 async def test_ack_completes_the_job_and_records_the_result(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     (outcome,) = (await store.enqueue([NewJob(queue="q")])).outcomes
     (leased,) = await store.lease("q", 1, 0, "w1")

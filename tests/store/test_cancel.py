@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
+from jobqueue_server.clock import ManualClock
 from jobqueue_server.errors import JobNotFound, WrongState
 from jobqueue_server.store import JobState, NewJob, Priority, Store
 from tests.store.helpers import enqueue, enqueue_one, job_in_state, ready_ulids, snapshot, ulid_of, zset
-from tests.support import FakeClock
 
 
 async def test_cancel_takes_a_queued_job_out_of_its_ready_list(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     before, job_id, after = await enqueue(
         store, *(NewJob(queue="q", priority=Priority.LOW) for _ in range(3))
@@ -28,7 +28,7 @@ async def test_cancel_takes_a_queued_job_out_of_its_ready_list(
 
 
 async def test_cancel_takes_a_scheduled_job_out_of_the_scheduled_zset(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     job_id = await enqueue_one(store, delay_ms=1_000)
 
@@ -41,7 +41,7 @@ async def test_cancel_takes_a_scheduled_job_out_of_the_scheduled_zset(
 
 
 @pytest.mark.parametrize("delay_ms", [0, 1_000])
-async def test_a_cancelled_job_is_never_leased(store: Store, clock: FakeClock, delay_ms: int) -> None:
+async def test_a_cancelled_job_is_never_leased(store: Store, clock: ManualClock, delay_ms: int) -> None:
     job_id = await enqueue_one(store, delay_ms=delay_ms)
     await store.cancel(job_id)
     clock.advance(2_000)
@@ -53,7 +53,7 @@ async def test_a_cancelled_job_is_never_leased(store: Store, clock: FakeClock, d
 
 @pytest.mark.parametrize("state", [JobState.ACTIVE, JobState.COMPLETED, JobState.DEAD, JobState.CANCELLED])
 async def test_cancel_is_refused_for_a_job_that_is_not_waiting(
-    store: Store, redis: Redis, clock: FakeClock, state: JobState
+    store: Store, redis: Redis, clock: ManualClock, state: JobState
 ) -> None:
     job_id = await job_in_state(store, clock, state)
     before = await snapshot(redis, store)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
+from jobqueue_server.clock import ManualClock
 from jobqueue_server.store import Backoff, JobState, NewJob, Priority, Store
 from tests.store.helpers import (
     count_keys,
@@ -18,11 +19,10 @@ from tests.store.helpers import (
     ulid_of,
     zset,
 )
-from tests.support import FakeClock
 
 
 async def test_enqueue_stores_every_field_of_a_queued_job(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     job_id = await enqueue_one(
         store,
@@ -79,7 +79,7 @@ async def test_each_priority_level_has_its_own_ready_list(
 
 
 async def test_a_delayed_job_is_scheduled_at_now_plus_the_delay(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     result = await store.enqueue([NewJob(queue="q", delay_ms=1_500)])
 
@@ -92,14 +92,16 @@ async def test_a_delayed_job_is_scheduled_at_now_plus_the_delay(
     assert result.earliest_due_ms == clock.ms + 1_500
 
 
-async def test_an_absolute_due_time_wins_over_the_delay(store: Store, redis: Redis, clock: FakeClock) -> None:
+async def test_an_absolute_due_time_wins_over_the_delay(
+    store: Store, redis: Redis, clock: ManualClock
+) -> None:
     job_id = await enqueue_one(store, due_ms=clock.ms + 9_000, delay_ms=1_000)
 
     assert await zset(redis, store.keys("q").scheduled) == {ulid_of(job_id): clock.ms + 9_000}
 
 
 async def test_a_due_time_already_passed_queues_the_job_at_once(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     job_id = await enqueue_one(store, due_ms=clock.ms - 5_000)
 
@@ -107,7 +109,7 @@ async def test_a_due_time_already_passed_queues_the_job_at_once(
     assert (await store.get(job_id)).state == JobState.QUEUED
 
 
-async def test_earliest_due_is_the_soonest_job_the_call_scheduled(store: Store, clock: FakeClock) -> None:
+async def test_earliest_due_is_the_soonest_job_the_call_scheduled(store: Store, clock: ManualClock) -> None:
     result = await store.enqueue(
         [
             NewJob(queue="a", delay_ms=3_000),
@@ -140,7 +142,7 @@ async def test_jobs_of_one_batch_keep_their_order_in_the_ready_list(store: Store
 
 
 async def test_the_same_idempotency_key_within_the_window_returns_the_first_job(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     first = (await store.enqueue([NewJob(queue="q", payload=b"1", idempotency_key="order-7")])).outcomes[0]
     clock.advance(store.config.idempotency_window_ms - 1)
@@ -164,7 +166,7 @@ async def test_a_repeated_idempotency_key_within_one_batch_creates_one_job(
 
 
 async def test_after_the_idempotency_window_the_same_key_creates_a_new_job(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     first = await enqueue_one(store, idempotency_key="k")
     clock.advance(store.config.idempotency_window_ms)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from jobqueue_server.clock import ManualClock
 from jobqueue_server.errors import JobNotFound, LeaseLost
 from jobqueue_server.store import ExtendOutcome, JobState, Settle, Store
 from tests.store.helpers import leased_job, snapshot, ulid_of, zset
-from tests.support import FakeClock
 
 
 async def _extend(store: Store, job_id: str, token: str, lease_ms: int = 0) -> ExtendOutcome:
@@ -17,7 +17,7 @@ async def _extend(store: Store, job_id: str, token: str, lease_ms: int = 0) -> E
 
 
 async def test_extend_moves_the_deadline_in_the_active_zset_and_the_hash(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     leased = await leased_job(store)
     clock.advance(10_000)
@@ -30,14 +30,16 @@ async def test_extend_moves_the_deadline_in_the_active_zset_and_the_hash(
     assert (job.state, job.lease_expire_ms) == (JobState.ACTIVE, clock.ms + 45_000)
 
 
-async def test_extend_without_a_length_uses_the_jobs_own_lease_length(store: Store, clock: FakeClock) -> None:
+async def test_extend_without_a_length_uses_the_jobs_own_lease_length(
+    store: Store, clock: ManualClock
+) -> None:
     leased = await leased_job(store, lease_ms=90_000)
     clock.advance(1_000)
 
     assert await _extend(store, leased.job.id, leased.token) == ExtendOutcome(clock.ms + 90_000)
 
 
-async def test_extend_without_any_length_uses_the_default(store: Store, clock: FakeClock) -> None:
+async def test_extend_without_any_length_uses_the_default(store: Store, clock: ManualClock) -> None:
     leased = await leased_job(store)
     clock.advance(1_000)
 
@@ -46,7 +48,7 @@ async def test_extend_without_any_length_uses_the_default(store: Store, clock: F
     assert outcome == ExtendOutcome(clock.ms + store.config.default_lease_ms)
 
 
-async def test_an_extended_lease_outlives_its_old_deadline(store: Store, clock: FakeClock) -> None:
+async def test_an_extended_lease_outlives_its_old_deadline(store: Store, clock: ManualClock) -> None:
     leased = await leased_job(store, lease_ms=1_000)
     clock.advance(900)
     await _extend(store, leased.job.id, leased.token, lease_ms=5_000)
@@ -68,7 +70,7 @@ async def test_a_stale_token_cannot_extend_and_changes_nothing(store: Store, red
     assert await snapshot(redis, store) == before
 
 
-async def test_a_requeued_lease_cannot_be_extended(store: Store, redis: Redis, clock: FakeClock) -> None:
+async def test_a_requeued_lease_cannot_be_extended(store: Store, redis: Redis, clock: ManualClock) -> None:
     leased = await leased_job(store, lease_ms=1_000)
     clock.advance(1_000)
     await store.sweep("q")
@@ -86,7 +88,7 @@ async def test_extend_of_an_unknown_job_is_not_found(store: Store) -> None:
     assert isinstance(outcome, JobNotFound)
 
 
-async def test_one_call_extends_many_leases_in_order(store: Store, clock: FakeClock) -> None:
+async def test_one_call_extends_many_leases_in_order(store: Store, clock: ManualClock) -> None:
     first = await leased_job(store, "a")
     second = await leased_job(store, "b")
 

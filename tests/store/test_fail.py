@@ -7,6 +7,7 @@ import math
 import pytest
 from redis.asyncio import Redis
 
+from jobqueue_server.clock import ManualClock
 from jobqueue_server.errors import JobNotFound, LeaseLost
 from jobqueue_server.store import Backoff, FailOutcome, JobState, NewJob, Settle, Store
 from tests.store.conftest import MakeStore
@@ -21,18 +22,17 @@ from tests.store.helpers import (
     ulid_of,
     zset,
 )
-from tests.support import FakeClock
 
 NO_JITTER = Backoff(initial_ms=100, max_ms=2_000, multiplier=3.0, jitter=0.0)
 
 
-async def _advance_to_due_and_promote(store: Store, clock: FakeClock, outcome: FailOutcome) -> None:
+async def _advance_to_due_and_promote(store: Store, clock: ManualClock, outcome: FailOutcome) -> None:
     clock.advance(outcome.due_ms - clock.ms)
     await store.sweep("q")
 
 
 async def test_fail_schedules_a_retry_after_the_initial_backoff(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     leased = await leased_job(store, backoff=NO_JITTER)
 
@@ -52,7 +52,7 @@ async def test_fail_schedules_a_retry_after_the_initial_backoff(
 
 
 async def test_backoff_grows_exponentially_and_is_capped_at_the_maximum(
-    store: Store, clock: FakeClock
+    store: Store, clock: ManualClock
 ) -> None:
     await enqueue_one(store, max_attempts=6, backoff=NO_JITTER)
     delays = []
@@ -66,7 +66,7 @@ async def test_backoff_grows_exponentially_and_is_capped_at_the_maximum(
 
 
 async def test_jitter_keeps_each_delay_within_the_jitter_fraction_below_the_backoff(
-    store: Store, clock: FakeClock
+    store: Store, clock: ManualClock
 ) -> None:
     backoff = Backoff(initial_ms=10_000, max_ms=60_000, multiplier=2.0, jitter=0.5)
     await enqueue(store, *(NewJob(queue="q", backoff=backoff) for _ in range(30)))
@@ -80,13 +80,13 @@ async def test_jitter_keeps_each_delay_within_the_jitter_fraction_below_the_back
 
 
 @pytest.mark.parametrize(
-    ("draw", "expected_delay"), [(0, 10_000), (999_999, math.floor(10_000 * (1 - 0.5 * 0.999999)))]
+    ("draw", "expected_delay"), [(0.0, 10_000), (0.999999, math.floor(10_000 * (1 - 0.5 * 0.999999)))]
 )
 async def test_jitter_takes_off_the_drawn_fraction_of_the_jitter(
-    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, draw: int, expected_delay: int
+    store: Store, clock: ManualClock, draw: float, expected_delay: int
 ) -> None:
-    # The store draws the jitter fraction as randbelow(1_000_000) / 1_000_000: pin the draw.
-    monkeypatch.setattr("jobqueue_server.store.redis_store.secrets.randbelow", lambda _: draw)
+    # The store draws the jitter fraction from the injected clock: pin the draw.
+    clock.pin_jitter(draw)
     leased = await leased_job(store, backoff=Backoff(initial_ms=10_000, jitter=0.5))
 
     assert (await fail_leased(store, leased)).due_ms == clock.ms + expected_delay
@@ -94,7 +94,7 @@ async def test_jitter_takes_off_the_drawn_fraction_of_the_jitter(
 
 @pytest.mark.parametrize("retry_delay_ms", [0, 7, 500_000])
 async def test_an_explicit_retry_delay_overrides_the_backoff_policy(
-    store: Store, redis: Redis, clock: FakeClock, retry_delay_ms: int
+    store: Store, redis: Redis, clock: ManualClock, retry_delay_ms: int
 ) -> None:
     leased = await leased_job(store, backoff=NO_JITTER)
 
@@ -105,7 +105,7 @@ async def test_an_explicit_retry_delay_overrides_the_backoff_policy(
 
 
 async def test_the_last_attempt_fails_to_dead_with_the_full_error_history(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     job_id = await enqueue_one(store, max_attempts=3, backoff=NO_JITTER)
     failures = []
@@ -124,7 +124,9 @@ async def test_the_last_attempt_fails_to_dead_with_the_full_error_history(
     assert await redis.zcard(keys.scheduled) == await redis.zcard(keys.active) == 0
 
 
-async def test_a_non_retryable_failure_is_dead_at_once(store: Store, redis: Redis, clock: FakeClock) -> None:
+async def test_a_non_retryable_failure_is_dead_at_once(
+    store: Store, redis: Redis, clock: ManualClock
+) -> None:
     leased = await leased_job(store, max_attempts=5)
 
     outcome = await fail_leased(store, leased, "bad input", non_retryable=True, retry_delay_ms=10)
@@ -163,7 +165,7 @@ async def test_fail_of_an_unknown_job_is_not_found(store: Store) -> None:
 
 
 async def test_the_error_history_keeps_only_the_newest_entries(
-    make_store: MakeStore, clock: FakeClock
+    make_store: MakeStore, clock: ManualClock
 ) -> None:
     store = make_store(max_errors_kept=2)
     job_id = await enqueue_one(store, max_attempts=4, backoff=NO_JITTER)

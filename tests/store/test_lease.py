@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from jobqueue_server.clock import ManualClock
 from jobqueue_server.store import JobState, NewJob, Priority, Settle, Store
 from tests.store.helpers import (
     enqueue,
@@ -16,7 +17,6 @@ from tests.store.helpers import (
     ulid_of,
     zset,
 )
-from tests.support import FakeClock
 
 
 async def test_lease_takes_high_before_normal_before_low(store: Store) -> None:
@@ -57,7 +57,7 @@ async def test_lease_of_an_empty_queue_returns_nothing(store: Store, redis: Redi
 
 
 async def test_lease_counts_an_attempt_and_records_the_lease(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     job_id = await enqueue_one(store, payload=b"work", max_attempts=4)
 
@@ -99,7 +99,7 @@ async def test_every_lease_gets_its_own_token(store: Store) -> None:
     assert len(set(tokens)) == 4
 
 
-async def test_a_job_leased_again_gets_a_new_token(store: Store, clock: FakeClock) -> None:
+async def test_a_job_leased_again_gets_a_new_token(store: Store, clock: ManualClock) -> None:
     first = await leased_job(store, lease_ms=1_000)
     clock.advance(1_000)
     await store.sweep("q")
@@ -111,7 +111,7 @@ async def test_a_job_leased_again_gets_a_new_token(store: Store, clock: FakeCloc
 
 
 async def test_a_jobs_own_lease_length_wins_over_the_streams(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     job_id = await enqueue_one(store, lease_ms=120_000)
 
@@ -121,19 +121,23 @@ async def test_a_jobs_own_lease_length_wins_over_the_streams(
     assert await zset(redis, store.keys("q").active) == {ulid_of(job_id): clock.ms + 120_000}
 
 
-async def test_the_streams_lease_length_applies_when_the_job_has_none(store: Store, clock: FakeClock) -> None:
+async def test_the_streams_lease_length_applies_when_the_job_has_none(
+    store: Store, clock: ManualClock
+) -> None:
     await enqueue_one(store)
 
     assert (await lease_one(store, lease_ms=5_000)).lease_expire_ms == clock.ms + 5_000
 
 
-async def test_the_default_lease_length_applies_when_neither_sets_one(store: Store, clock: FakeClock) -> None:
+async def test_the_default_lease_length_applies_when_neither_sets_one(
+    store: Store, clock: ManualClock
+) -> None:
     await enqueue_one(store)
 
     assert (await lease_one(store, lease_ms=0)).lease_expire_ms == clock.ms + store.config.default_lease_ms
 
 
-async def test_a_scheduled_job_is_never_leased_before_it_is_due(store: Store, clock: FakeClock) -> None:
+async def test_a_scheduled_job_is_never_leased_before_it_is_due(store: Store, clock: ManualClock) -> None:
     job_id = await enqueue_one(store, delay_ms=1_000)
     assert await store.lease("q", 1, 0, "w") == []
 
@@ -146,7 +150,7 @@ async def test_a_scheduled_job_is_never_leased_before_it_is_due(store: Store, cl
     assert [r.job.id for r in await store.lease("q", 1, 0, "w")] == [job_id]
 
 
-async def test_the_leased_record_carries_the_jobs_error_history(store: Store, clock: FakeClock) -> None:
+async def test_the_leased_record_carries_the_jobs_error_history(store: Store, clock: ManualClock) -> None:
     first = await leased_job(store, metadata={"k": "v"})
     await fail_leased(store, first, "timeout", retry_delay_ms=0)
     failed_at = clock.ms

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from jobqueue_server.clock import ManualClock
 from jobqueue_server.store import Backoff, JobState, NewJob, Priority, Store
 from tests.store.helpers import (
     enqueue,
@@ -16,11 +17,10 @@ from tests.store.helpers import (
     ulid_of,
     zset,
 )
-from tests.support import FakeClock
 
 
 async def test_a_due_job_joins_the_back_of_its_ready_list_with_its_ready_time_set(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     delayed = await enqueue_one(store, delay_ms=1_000)
     waiting = await enqueue_one(store)
@@ -36,7 +36,7 @@ async def test_a_due_job_joins_the_back_of_its_ready_list_with_its_ready_time_se
 
 
 async def test_a_job_is_not_promoted_a_millisecond_before_it_is_due(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     job_id = await enqueue_one(store, delay_ms=1_000)
     clock.advance(999)
@@ -49,7 +49,7 @@ async def test_a_job_is_not_promoted_a_millisecond_before_it_is_due(
 
 
 async def test_jobs_due_together_are_promoted_in_due_order(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     third, first, second = await enqueue(
         store, *(NewJob(queue="q", delay_ms=d) for d in (3_000, 1_000, 2_000))
@@ -62,7 +62,7 @@ async def test_jobs_due_together_are_promoted_in_due_order(
 
 
 async def test_a_promoted_job_goes_to_its_own_priority_list(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     high = await enqueue_one(store, delay_ms=10, priority=Priority.HIGH)
     low = await enqueue_one(store, delay_ms=10, priority=Priority.LOW)
@@ -75,14 +75,14 @@ async def test_a_promoted_job_goes_to_its_own_priority_list(
     assert [r.job.id for r in await store.lease("q", 2, 0, "w")] == [high, low]
 
 
-async def test_sweep_reports_when_the_next_scheduled_job_is_due(store: Store, clock: FakeClock) -> None:
+async def test_sweep_reports_when_the_next_scheduled_job_is_due(store: Store, clock: ManualClock) -> None:
     await enqueue(store, *(NewJob(queue="q", delay_ms=d) for d in (1_000, 4_000, 9_000)))
     clock.advance(1_000)
 
     assert (await store.sweep("q")).next_due_ms == clock.ms + 3_000
 
 
-async def test_a_backed_off_retry_is_promoted_when_its_backoff_ends(store: Store, clock: FakeClock) -> None:
+async def test_a_backed_off_retry_is_promoted_when_its_backoff_ends(store: Store, clock: ManualClock) -> None:
     leased = await leased_job(store, backoff=Backoff(initial_ms=2_000, jitter=0.0))
     outcome = await fail_leased(store, leased)
     clock.advance(outcome.due_ms - clock.ms - 1)
@@ -94,7 +94,7 @@ async def test_a_backed_off_retry_is_promoted_when_its_backoff_ends(store: Store
     assert (await store.get(leased.job.id)).state == JobState.QUEUED
 
 
-async def test_promotion_wakes_idle_workers(store: Store, redis: Redis, clock: FakeClock) -> None:
+async def test_promotion_wakes_idle_workers(store: Store, redis: Redis, clock: ManualClock) -> None:
     await enqueue_one(store, delay_ms=100)
     clock.advance(100)
 

@@ -2,7 +2,7 @@
 
 Hypothesis drives an async test directly (pytest-asyncio runs ``@given`` on coroutine tests;
 Hypothesis' sync-only RuleBasedStateMachine cannot await the store). Each example draws a
-list of steps, runs them against a fresh queue on the test's FakeClock, and after every step
+list of steps, runs them against a fresh queue on the test's ManualClock, and after every step
 checks the raw Redis structures twice over:
 
 - against themselves: every job hash sits in exactly the one structure its `state` names,
@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
+from jobqueue_server.clock import ManualClock
 from jobqueue_server.errors import JobNotFound, LeaseLost, WrongState
 from jobqueue_server.store import (
     Backoff,
@@ -45,7 +46,6 @@ from jobqueue_server.store import (
 )
 from jobqueue_server.store.keys import QueueKeys
 from tests.store.helpers import lease_order, text_fields, zset
-from tests.support import FakeClock
 
 RETENTION_MS = 8_000
 IDEMPOTENCY_WINDOW_MS = 6_000
@@ -247,27 +247,17 @@ def _bounds_of_backoff(attempts: int) -> tuple[int, int]:
 # -- running one step on the store and the model ------------------------------------------------
 
 
-class Chance:
-    """Stands in for the store's random jitter draw, so a list of steps replays exactly."""
-
-    def __init__(self) -> None:
-        self.draw = 0
-
-    def randbelow(self, n: int) -> int:
-        return self.draw % n
-
-
 _ulid_numbers = itertools.count(1)
 
 
-def _next_ulid() -> str:
+def _next_ulid(_now_ms: int) -> str:
     """Ulids that grow with each job: ties in a sorted set then break the same way on a replay."""
     return f"{next(_ulid_numbers):026d}"
 
 
 class Run:
-    def __init__(self, store: Store, clock: FakeClock, model: Model, chance: Chance) -> None:
-        self.store, self.clock, self.m, self.chance = store, clock, model, chance
+    def __init__(self, store: Store, clock: ManualClock, model: Model) -> None:
+        self.store, self.clock, self.m = store, clock, model
 
     async def step(self, step: Step) -> None:
         handler = getattr(self, f"_{type(step).__name__.lower()}")
@@ -350,7 +340,7 @@ class Run:
             non_retryable=step.non_retryable,
             retry_delay_ms=step.retry_delay_ms,
         )
-        self.chance.draw = step.jitter_draw
+        self.clock.pin_jitter(step.jitter_draw / 1_000_000)
         (outcome,) = await self.store.fail([settle])
         if not m.holds_lease(job, token):
             assert isinstance(outcome, JobNotFound if job.deleted else LeaseLost), outcome
@@ -585,12 +575,10 @@ async def _check(redis: Redis, store: Store, m: Model) -> None:
 )
 @given(steps=st.lists(STEPS, min_size=15, max_size=30))
 async def test_random_transitions_keep_the_store_consistent_with_its_state_machine(
-    redis: Redis, key_prefix: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, steps: list[Step]
+    redis: Redis, key_prefix: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch, steps: list[Step]
 ) -> None:
     # Replaying a failing list of steps must take the same path, or Hypothesis cannot shrink it:
     # fix the two random inputs the store draws (ulids order ties, the jitter sets due times).
-    chance = Chance()
-    monkeypatch.setattr("jobqueue_server.store.redis_store.secrets.randbelow", chance.randbelow)
     monkeypatch.setattr("jobqueue_server.store.redis_store.new_ulid", _next_ulid)
     config = StoreConfig(
         key_prefix=key_prefix,
@@ -601,7 +589,7 @@ async def test_random_transitions_keep_the_store_consistent_with_its_state_machi
     )
     store = Store(redis, config, clock=clock)
     model = Model(queue=f"prop{next(_queue_numbers)}", now=clock.ms)
-    run = Run(store, clock, model, chance)
+    run = Run(store, clock, model)
 
     for number, step in enumerate(steps):
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
+from jobqueue_server.clock import ManualClock
 from jobqueue_server.errors import LeaseLost
 from jobqueue_server.store import JobState, NewJob, Priority, Settle, Store
 from tests.store.conftest import MakeStore
@@ -24,7 +25,6 @@ from tests.store.helpers import (
     ulid_of,
     zset,
 )
-from tests.support import FakeClock
 
 RELEASED = "lease released: stream closed"
 
@@ -33,7 +33,7 @@ RELEASED = "lease released: stream closed"
 
 
 async def test_an_expired_lease_goes_back_to_the_front_of_its_ready_list(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     first, second = await enqueue(store, NewJob(queue="q", lease_ms=1_000), NewJob(queue="q"))
     await lease_one(store)
@@ -52,7 +52,7 @@ async def test_an_expired_lease_goes_back_to_the_front_of_its_ready_list(
 
 
 async def test_an_expired_lease_returns_to_its_own_priority_list(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     job_id = await enqueue_one(store, priority=Priority.LOW, lease_ms=1_000)
     await lease_one(store)
@@ -64,7 +64,7 @@ async def test_an_expired_lease_returns_to_its_own_priority_list(
 
 
 async def test_an_expired_lease_records_a_lease_expired_error_and_keeps_the_attempt(
-    store: Store, clock: FakeClock
+    store: Store, clock: ManualClock
 ) -> None:
     leased = await leased_job(store, lease_ms=1_000)
     clock.advance(1_500)
@@ -78,7 +78,7 @@ async def test_an_expired_lease_records_a_lease_expired_error_and_keeps_the_atte
 
 
 async def test_a_lease_is_not_reaped_before_its_deadline(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     leased = await leased_job(store, lease_ms=1_000)
     clock.advance(999)
@@ -90,7 +90,9 @@ async def test_a_lease_is_not_reaped_before_its_deadline(
     assert await store.ack([Settle(leased.job.id, leased.token)]) == [None]
 
 
-async def test_an_expired_lease_out_of_attempts_is_dead(store: Store, redis: Redis, clock: FakeClock) -> None:
+async def test_an_expired_lease_out_of_attempts_is_dead(
+    store: Store, redis: Redis, clock: ManualClock
+) -> None:
     leased = await leased_job(store, lease_ms=1_000, max_attempts=1)
     clock.advance(1_000)
 
@@ -107,7 +109,9 @@ async def test_an_expired_lease_out_of_attempts_is_dead(store: Store, redis: Red
     )
 
 
-async def test_the_old_token_cannot_settle_a_reaped_job(store: Store, redis: Redis, clock: FakeClock) -> None:
+async def test_the_old_token_cannot_settle_a_reaped_job(
+    store: Store, redis: Redis, clock: ManualClock
+) -> None:
     stale = await leased_job(store, lease_ms=1_000)
     clock.advance(1_000)
     await store.sweep("q")
@@ -123,7 +127,7 @@ async def test_the_old_token_cannot_settle_a_reaped_job(store: Store, redis: Red
 
 
 async def test_the_reaper_takes_back_only_expired_leases_in_deadline_order(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     soon, later, never = await enqueue(
         store,
@@ -142,7 +146,7 @@ async def test_the_reaper_takes_back_only_expired_leases_in_deadline_order(
     assert list(await zset(redis, store.keys("q").active)) == [ulid_of(never)]
 
 
-async def test_requeued_error_entries_are_capped(make_store: MakeStore, clock: FakeClock) -> None:
+async def test_requeued_error_entries_are_capped(make_store: MakeStore, clock: ManualClock) -> None:
     store = make_store(max_errors_kept=2)
     job_id = await enqueue_one(store, lease_ms=1_000, max_attempts=5)
     for _ in range(3):
@@ -153,7 +157,7 @@ async def test_requeued_error_entries_are_capped(make_store: MakeStore, clock: F
     assert [e.attempt for e in (await store.get(job_id)).errors] == [2, 3]
 
 
-async def test_a_requeued_job_wakes_idle_workers(store: Store, redis: Redis, clock: FakeClock) -> None:
+async def test_a_requeued_job_wakes_idle_workers(store: Store, redis: Redis, clock: ManualClock) -> None:
     await leased_job(store, lease_ms=1_000)
     clock.advance(1_000)
 
@@ -167,7 +171,7 @@ async def test_a_requeued_job_wakes_idle_workers(store: Store, redis: Redis, clo
 
 
 async def test_release_puts_a_lease_back_at_the_front_of_its_ready_list(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     first, second = await enqueue(store, NewJob(queue="q"), NewJob(queue="q"))
     leased = await lease_one(store)
@@ -182,7 +186,7 @@ async def test_release_puts_a_lease_back_at_the_front_of_its_ready_list(
     assert await redis.zcard(store.keys("q").active) == 0
 
 
-async def test_release_does_not_wait_for_the_lease_deadline(store: Store, clock: FakeClock) -> None:
+async def test_release_does_not_wait_for_the_lease_deadline(store: Store, clock: ManualClock) -> None:
     leased = await leased_job(store, lease_ms=3_600_000)
 
     assert await store.release([(leased.job.id, leased.token)]) == 1
@@ -190,7 +194,7 @@ async def test_release_does_not_wait_for_the_lease_deadline(store: Store, clock:
 
 
 async def test_release_of_a_lease_out_of_attempts_makes_the_job_dead(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     leased = await leased_job(store, max_attempts=1)
 
@@ -202,7 +206,7 @@ async def test_release_of_a_lease_out_of_attempts_makes_the_job_dead(
 
 @pytest.mark.parametrize("settle", ["reaped", "acked", "wrong-token"])
 async def test_release_only_takes_back_leases_whose_token_is_current(
-    store: Store, redis: Redis, clock: FakeClock, settle: str
+    store: Store, redis: Redis, clock: ManualClock, settle: str
 ) -> None:
     leased = await leased_job(store, lease_ms=1_000)
     token = leased.token

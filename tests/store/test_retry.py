@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
+from jobqueue_server.clock import ManualClock
 from jobqueue_server.errors import JobNotFound, LeaseLost, WrongState
 from jobqueue_server.store import JobState, Priority, Settle, Store
 from tests.store.helpers import (
@@ -19,11 +20,10 @@ from tests.store.helpers import (
     snapshot,
     ulid_of,
 )
-from tests.support import FakeClock
 
 
 async def test_retry_queues_a_dead_job_with_attempts_reset_and_its_history_kept(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     leased = await leased_job(store, max_attempts=1)
     await fail_leased(store, leased, "crashed")
@@ -42,7 +42,7 @@ async def test_retry_queues_a_dead_job_with_attempts_reset_and_its_history_kept(
     assert [(e.attempt, e.message, e.time_ms) for e in job.errors] == [(1, "crashed", failed_at)]
 
 
-async def test_a_retried_job_gets_all_its_attempts_again(store: Store, clock: FakeClock) -> None:
+async def test_a_retried_job_gets_all_its_attempts_again(store: Store, clock: ManualClock) -> None:
     leased = await leased_job(store, max_attempts=2, lease_ms=1_000)
     clock.advance(1_000)
     await store.sweep("q")
@@ -59,7 +59,7 @@ async def test_a_retried_job_gets_all_its_attempts_again(store: Store, clock: Fa
     assert outcome.state == JobState.SCHEDULED
 
 
-async def test_retry_queues_a_cancelled_job(store: Store, redis: Redis, clock: FakeClock) -> None:
+async def test_retry_queues_a_cancelled_job(store: Store, redis: Redis, clock: ManualClock) -> None:
     job_id = await job_in_state(store, clock, JobState.CANCELLED)
 
     await store.retry(job_id)
@@ -81,7 +81,7 @@ async def test_a_retried_job_joins_the_back_of_its_own_priority_list(store: Stor
     ]
 
 
-async def test_a_retried_job_is_not_trimmed_at_its_old_finish_time(store: Store, clock: FakeClock) -> None:
+async def test_a_retried_job_is_not_trimmed_at_its_old_finish_time(store: Store, clock: ManualClock) -> None:
     job_id = await job_in_state(store, clock, JobState.DEAD)
     await store.retry(job_id)
     clock.advance(store.config.retention_ms + 1)
@@ -93,7 +93,7 @@ async def test_a_retried_job_is_not_trimmed_at_its_old_finish_time(store: Store,
 
 @pytest.mark.parametrize("state", [JobState.QUEUED, JobState.SCHEDULED, JobState.ACTIVE, JobState.COMPLETED])
 async def test_retry_is_refused_for_a_job_that_did_not_end_badly(
-    store: Store, redis: Redis, clock: FakeClock, state: JobState
+    store: Store, redis: Redis, clock: ManualClock, state: JobState
 ) -> None:
     job_id = await job_in_state(store, clock, state)
     before = await snapshot(redis, store)
@@ -110,7 +110,7 @@ async def test_retry_of_an_unknown_job_is_not_found(store: Store, job_id: str) -
         await store.retry(job_id)
 
 
-async def test_retry_wakes_idle_workers(store: Store, redis: Redis, clock: FakeClock) -> None:
+async def test_retry_wakes_idle_workers(store: Store, redis: Redis, clock: ManualClock) -> None:
     job_id = await job_in_state(store, clock, JobState.DEAD)
 
     async with listening(redis, store) as signals:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from jobqueue_server.clock import ManualClock
 from jobqueue_server.store import JobState, NewJob, Priority, QueueCounts, Store
 from tests.store.helpers import enqueue, enqueue_one, job_in_state, lease_one, leased_job
-from tests.support import FakeClock
 
 
 async def _counts(store: Store, queue: str = "q") -> QueueCounts:
@@ -14,7 +14,7 @@ async def _counts(store: Store, queue: str = "q") -> QueueCounts:
     return counts
 
 
-async def test_stats_count_the_jobs_in_every_state(store: Store, clock: FakeClock) -> None:
+async def test_stats_count_the_jobs_in_every_state(store: Store, clock: ManualClock) -> None:
     for state in (JobState.ACTIVE, JobState.COMPLETED, JobState.DEAD, JobState.DEAD, JobState.CANCELLED):
         await job_in_state(store, clock, state)
     await enqueue(store, *(NewJob(queue="q", delay_ms=1_000) for _ in range(2)))
@@ -38,7 +38,7 @@ async def test_stats_answer_for_each_queue_asked_in_order(store: Store) -> None:
     assert [(c.queue, c.queued) for c in counts] == [("b", 2), ("none", 0), ("a", 1)]
 
 
-async def test_the_oldest_queued_age_is_measured_on_the_clock(store: Store, clock: FakeClock) -> None:
+async def test_the_oldest_queued_age_is_measured_on_the_clock(store: Store, clock: ManualClock) -> None:
     await enqueue_one(store)
     clock.advance(500)
     await enqueue_one(store)
@@ -47,7 +47,7 @@ async def test_the_oldest_queued_age_is_measured_on_the_clock(store: Store, cloc
     assert (await _counts(store)).oldest_queued_age_ms == 750
 
 
-async def test_the_oldest_queued_age_looks_at_every_priority_level(store: Store, clock: FakeClock) -> None:
+async def test_the_oldest_queued_age_looks_at_every_priority_level(store: Store, clock: ManualClock) -> None:
     await enqueue_one(store, priority=Priority.LOW)
     clock.advance(2_000)
     await enqueue_one(store, priority=Priority.HIGH)
@@ -57,7 +57,7 @@ async def test_the_oldest_queued_age_looks_at_every_priority_level(store: Store,
 
 
 async def test_the_oldest_queued_age_moves_on_when_the_oldest_job_is_leased(
-    store: Store, clock: FakeClock
+    store: Store, clock: ManualClock
 ) -> None:
     await enqueue_one(store)
     clock.advance(300)
@@ -69,7 +69,7 @@ async def test_the_oldest_queued_age_moves_on_when_the_oldest_job_is_leased(
     assert (await _counts(store)).oldest_queued_age_ms == 200
 
 
-async def test_a_delayed_job_ages_from_when_it_became_ready(store: Store, clock: FakeClock) -> None:
+async def test_a_delayed_job_ages_from_when_it_became_ready(store: Store, clock: ManualClock) -> None:
     await enqueue_one(store, delay_ms=10_000)
     clock.advance(10_000)
     await store.sweep("q")
@@ -80,7 +80,7 @@ async def test_a_delayed_job_ages_from_when_it_became_ready(store: Store, clock:
 
 @pytest.mark.parametrize("state", [JobState.SCHEDULED, JobState.ACTIVE, JobState.COMPLETED])
 async def test_the_oldest_queued_age_is_zero_without_ready_jobs(
-    store: Store, clock: FakeClock, state: JobState
+    store: Store, clock: ManualClock, state: JobState
 ) -> None:
     await job_in_state(store, clock, state)
     clock.advance(5_000)
@@ -89,7 +89,7 @@ async def test_the_oldest_queued_age_is_zero_without_ready_jobs(
 
 
 async def test_a_requeued_lease_does_not_hide_the_age_of_the_jobs_waiting_behind_it(
-    store: Store, clock: FakeClock
+    store: Store, clock: ManualClock
 ) -> None:
     await leased_job(store, lease_ms=10_000)
     await enqueue_one(store)

@@ -5,17 +5,17 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
+from jobqueue_server.clock import ManualClock
 from jobqueue_server.errors import JobNotFound
 from jobqueue_server.store import JobState, NewJob, Settle, Store
 from tests.store.conftest import MakeStore
 from tests.store.helpers import count_keys, enqueue, job_in_state, job_key_count, lease_one, ulid_of, zset
-from tests.support import FakeClock
 
 FINISHED = [JobState.COMPLETED, JobState.DEAD, JobState.CANCELLED]
 
 
 async def test_finished_jobs_are_deleted_once_the_retention_window_has_passed(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     job_ids = [await job_in_state(store, clock, state) for state in FINISHED]
     clock.advance(store.config.retention_ms)
@@ -33,7 +33,7 @@ async def test_finished_jobs_are_deleted_once_the_retention_window_has_passed(
 
 @pytest.mark.parametrize("state", FINISHED)
 async def test_a_finished_job_is_kept_until_its_retention_window_has_passed(
-    store: Store, clock: FakeClock, state: JobState
+    store: Store, clock: ManualClock, state: JobState
 ) -> None:
     job_id = await job_in_state(store, clock, state)
     clock.advance(store.config.retention_ms - 2)
@@ -44,7 +44,7 @@ async def test_a_finished_job_is_kept_until_its_retention_window_has_passed(
 
 
 async def test_only_jobs_finished_before_the_cutoff_are_deleted(
-    make_store: MakeStore, redis: Redis, clock: FakeClock
+    make_store: MakeStore, redis: Redis, clock: ManualClock
 ) -> None:
     store = make_store(retention_ms=10_000)
     older, newer = await enqueue(store, NewJob(queue="q"), NewJob(queue="q"))
@@ -62,7 +62,7 @@ async def test_only_jobs_finished_before_the_cutoff_are_deleted(
 
 
 async def test_unfinished_jobs_are_never_trimmed(
-    make_store: MakeStore, redis: Redis, clock: FakeClock
+    make_store: MakeStore, redis: Redis, clock: ManualClock
 ) -> None:
     store = make_store(retention_ms=1_000)
     await enqueue(
@@ -77,7 +77,7 @@ async def test_unfinished_jobs_are_never_trimmed(
 
 
 async def test_one_sweep_trims_at_most_a_batch_per_finished_state(
-    make_store: MakeStore, redis: Redis, clock: FakeClock
+    make_store: MakeStore, redis: Redis, clock: ManualClock
 ) -> None:
     store = make_store(retention_ms=1_000, sweep_batch=2)
     await enqueue(store, *(NewJob(queue="q") for _ in range(5)))
@@ -101,7 +101,7 @@ async def test_idempotency_keys_expire_in_redis_with_the_window(make_store: Make
 
 
 async def test_a_trimmed_job_leaves_no_key_behind_but_its_bounded_idempotency_key(
-    store: Store, redis: Redis, clock: FakeClock
+    store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     (job_id,) = await enqueue(store, NewJob(queue="q", idempotency_key="k"))
     await store.cancel(job_id)

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import os
 import re
-import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ULID_RE = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-def new_ulid() -> str:
-    """A fresh time-ordered unique id."""
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+def new_ulid(now_ms: int) -> str:
+    """A fresh unique id that sorts after ids of earlier milliseconds (`now_ms`: the clock's)."""
+    value = now_ms << 80 | int.from_bytes(os.urandom(10), "big")
     chars = []
     for _ in range(26):
         chars.append(_ALPHABET[value & 31])

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 
+from jobqueue_server.clock import Clock
 from jobqueue_server.errors import StoreFull, StoreUnavailable
 from jobqueue_server.store import Store
 from jobqueue_server.store.signals import QueueSignals
@@ -24,6 +24,7 @@ class Maintenance:
 
     def __init__(self, store: Store, signals: QueueSignals, interval_s: float) -> None:
         self._store = store
+        self._clock: Clock = store.clock
         self._signals = signals
         self._interval_ms = int(interval_s * 1000)
         self._next_ms = 0  # local clock; 0: sweep at once
@@ -41,9 +42,9 @@ class Maintenance:
     async def run(self) -> None:
         while True:
             self._wake.clear()  # before the pass: a wake_at during it must not be lost
-            if _now_ms() >= self._next_ms:
+            if self._clock.now_ms() >= self._next_ms:
                 await self.sweep_once()
-            delay_s = max(0.0, (self._next_ms - _now_ms()) / 1000)
+            delay_s = max(0.0, (self._next_ms - self._clock.now_ms()) / 1000)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay_s)
 
@@ -52,11 +53,11 @@ class Maintenance:
 
         `wake_at` calls made while the pass runs lower `_next_ms` further; they are kept.
         """
-        now = _now_ms()
+        now = self._clock.now_ms()
         self._next_ms = now + self._interval_ms
         try:
             redis_now = await self._store.now_ms()
-            self._skew_ms = redis_now - _now_ms()
+            self._skew_ms = redis_now - self._clock.now_ms()
             for queue in await self._store.known_queues():
                 result = await self._store.sweep(queue)
                 if result.promoted or result.requeued:
@@ -72,6 +73,7 @@ class Maintenance:
             # The loop must outlive any one pass, or leases stop being reaped on this server.
             logger.exception("maintenance pass failed")
 
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
+    @property
+    def next_sweep_ms(self) -> int:
+        """When the next pass is planned, in the local clock (0: at once)."""
+        return self._next_ms

@@ -10,6 +10,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from jobqueue_server.clock import SYSTEM_CLOCK, Clock
 from jobqueue_server.errors import (
     DurabilityUnavailable,
     FsyncNotConfirmed,
@@ -80,10 +81,10 @@ Outcome = JobQueueError | None
 class Store:
     """Job storage on one Redis (or Valkey) server. Built once per process and injected."""
 
-    def __init__(self, redis: Redis, config: StoreConfig, clock: Callable[[], int] | None = None) -> None:
+    def __init__(self, redis: Redis, config: StoreConfig, clock: Clock = SYSTEM_CLOCK) -> None:
         self.redis = redis
         self.config = config
-        self._clock = clock
+        self.clock = clock
         self._scripts = Scripts.register(redis)
         self._known_queues: set[str] = set()
         self._fsync = FsyncGate(redis, config.fsync_timeout_ms)
@@ -108,7 +109,7 @@ class Store:
 
     def _now(self) -> str:
         """The script's clock argument: empty means Redis's own TIME."""
-        return "" if self._clock is None else str(self._clock())
+        return str(self.clock.now_ms()) if self.clock.drives_scripts else ""
 
     async def load_scripts(self) -> None:
         """Loads every script now, so a syntax error or a missing Redis shows at start."""
@@ -117,9 +118,9 @@ class Store:
                 await self.redis.script_load(script.script)
 
     async def now_ms(self) -> int:
-        """The store's clock: the injected one, else Redis's TIME."""
-        if self._clock is not None:
-            return self._clock()
+        """The scripts' clock: Redis's TIME, unless the injected clock drives the scripts."""
+        if self.clock.drives_scripts:
+            return self.clock.now_ms()
         async with self._guard():
             seconds, micros = await self.redis.time()
         return int(seconds) * 1000 + int(micros) // 1000
@@ -183,7 +184,7 @@ class Store:
         ]
         for job in jobs:
             args += [
-                new_ulid(),
+                new_ulid(self.clock.now_ms()),
                 int(job.priority),
                 -1 if job.due_ms is None else job.due_ms,
                 job.delay_ms,
@@ -297,7 +298,7 @@ class Store:
                     item.error,
                     int(item.non_retryable),
                     item.retry_delay_ms,
-                    secrets.randbelow(1_000_000) / 1_000_000,
+                    self.clock.jitter(),
                 ]
             return list(
                 await self._scripts.fail(keys=[k.active, k.scheduled, k.dead], args=args, client=client)
