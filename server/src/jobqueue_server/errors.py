@@ -57,6 +57,7 @@ class FsyncNotConfirmed(StoreUnavailable):
     """
 
 
-class UnexpectedReply(JobQueueError):
-    """The store answered with something this server does not understand (an unknown script
-    code, a reply of the wrong shape). Never taken for a success: the store fails closed."""
+class InternalError(JobQueueError):
+    """The server broke its own contract with the store: a script answered with a code or a
+    shape this server does not know, or was called with the wrong keys. Never taken for a
+    success: the store fails closed."""

@@ -19,13 +19,13 @@ from jobqueue_server.errors import (
     DurabilityUnavailable,
     FieldViolation,
     FsyncNotConfirmed,
+    InternalError,
     JobNotFound,
     JobQueueError,
     LeaseLost,
     ServerDraining,
     StoreFull,
     StoreUnavailable,
-    UnexpectedReply,
     WrongState,
 )
 
@@ -42,7 +42,7 @@ _STATUSES: dict[type[JobQueueError], tuple[int, ErrorReason.ValueType]] = {
     StoreUnavailable: (code_pb2.UNAVAILABLE, ErrorReason.STORE_UNAVAILABLE),
     StoreFull: (code_pb2.RESOURCE_EXHAUSTED, ErrorReason.STORE_FULL),
     ServerDraining: (code_pb2.UNAVAILABLE, ErrorReason.SERVER_SHUTTING_DOWN),
-    UnexpectedReply: (code_pb2.INTERNAL, ErrorReason.INTERNAL),
+    InternalError: (code_pb2.INTERNAL, ErrorReason.INTERNAL),
 }
 _UNMAPPED = (code_pb2.INTERNAL, ErrorReason.INTERNAL)
 

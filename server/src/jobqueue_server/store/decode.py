@@ -7,10 +7,12 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from jobqueue_server.errors import InternalError
 from jobqueue_server.ids import make_job_id
 from jobqueue_server.store.records import Backoff, ErrorEntry, JobRecord, JobState, LeasedRecord, Priority
 
-# The hash fields the lease script returns after ulid, token and deadline, in order.
+# The hash fields the lease script returns after ulid, token and deadline, in order: the
+# HMGET of lease-4.lua (tests/store/test_scripts.py holds the two together).
 LEASE_FIELDS = (
     "priority",
     "payload",
@@ -83,6 +85,8 @@ def leased_records(queue: str, reply: Sequence[Any]) -> list[LeasedRecord]:
     The hot path of delivery: fields are read by position rather than through a dict, and
     values every job of a queue shares (the backoff text) are parsed once.
     """
+    if len(reply) % _LEASE_WIDTH:
+        raise InternalError(f"the lease script answered {len(reply)} values, not {_LEASE_WIDTH} per job")
     leased = []
     for start in range(0, len(reply), _LEASE_WIDTH):
         (ulid, token, deadline, priority, payload, payload_bytes, attempts, max_attempts, create_ms, due_ms,

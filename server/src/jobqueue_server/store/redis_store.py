@@ -14,6 +14,7 @@ from jobqueue_server.clock import SYSTEM_CLOCK, Clock
 from jobqueue_server.errors import (
     DurabilityUnavailable,
     FsyncNotConfirmed,
+    InternalError,
     JobNotFound,
     JobQueueError,
 )
@@ -24,6 +25,7 @@ from jobqueue_server.store.durability import FsyncGate
 from jobqueue_server.store.guard import group_by_queue, redis_errors
 from jobqueue_server.store.keys import QueueKeys, queues_set
 from jobqueue_server.store.listing import list_page
+from jobqueue_server.store.lua_header import LuaHeader
 from jobqueue_server.store.records import (
     Durability,
     EnqueueOutcome,
@@ -279,8 +281,9 @@ class Store:
             replies = await self._per_queue(items, run, width=1, durability=durability)
         except (DurabilityUnavailable, FsyncNotConfirmed) as error:
             return [error] * len(items)
+        header = self._scripts.ack.header
         return [
-            error_for(int(r[0]), item.job_id) if r else JobNotFound(f"job {item.job_id} not found")
+            error_for(header, int(r[0]), item.job_id) if r else JobNotFound(f"job {item.job_id} not found")
             for item, r in zip(items, replies, strict=True)
         ]
 
@@ -307,16 +310,14 @@ class Store:
         replies = await self._per_queue(items, run, width=2)
         return [self._fail_outcome(item.job_id, r) for item, r in zip(items, replies, strict=True)]
 
-    @staticmethod
-    def _fail_outcome(job_id: str, reply: list[Any] | None) -> FailOutcome | JobQueueError:
+    def _fail_outcome(self, job_id: str, reply: list[Any] | None) -> FailOutcome | JobQueueError:
         if not reply:
             return JobNotFound(f"job {job_id} not found")
         code, due = int(reply[0]), int(reply[1])
-        if code == Code.OK:
-            return FailOutcome(JobState.SCHEDULED, due)
-        if code == Code.DEAD:
-            return FailOutcome(JobState.DEAD, 0)
-        return error_for(code, job_id) or JobNotFound(job_id)
+        error = error_for(self._scripts.fail.header, code, job_id)
+        if error is not None:
+            return error
+        return FailOutcome(JobState.DEAD, 0) if code == Code.DEAD else FailOutcome(JobState.SCHEDULED, due)
 
     async def extend(
         self, items: Sequence[Settle], default_lease_ms: int = 0
@@ -334,8 +335,13 @@ class Store:
 
         replies = await self._per_queue(items, run, width=2)
         outcomes: list[ExtendOutcome | JobQueueError] = []
+        header = self._scripts.extend.header
         for item, r in zip(items, replies, strict=True):
-            error = error_for(int(r[0]), item.job_id) if r else JobNotFound(f"job {item.job_id} not found")
+            error = (
+                error_for(header, int(r[0]), item.job_id)
+                if r
+                else JobNotFound(f"job {item.job_id} not found")
+            )
             outcomes.append(error or ExtendOutcome(int(r[1]) if r else 0))
         return outcomes
 
@@ -375,6 +381,8 @@ class Store:
         async with self._guard(durability), self._writer(durability) as client:
             for queue, group in groups.items():
                 flat = await run(client, queue, group)
+                if len(flat) != width * len(group):
+                    raise InternalError(f"a script answered {len(flat)} values for {len(group)} jobs")
                 for slot, (index, _) in enumerate(group):
                     replies[index] = flat[slot * width : (slot + 1) * width]
         return replies
@@ -388,7 +396,7 @@ class Store:
             code, state = await self._scripts.cancel(
                 keys=[k.scheduled, *k.ready, k.cancelled], args=[self._now(), k.job_prefix, ulid]
             )
-        self._raise_for(int(code), job_id, state)
+        self._raise_for(self._scripts.cancel.header, int(code), job_id, state)
 
     async def retry(self, job_id: str) -> None:
         queue, ulid = self._split(job_id)
@@ -397,7 +405,7 @@ class Store:
             code, state = await self._scripts.retry(
                 keys=[k.dead, k.cancelled, *k.ready], args=[self._now(), k.job_prefix, k.signal, ulid]
             )
-        self._raise_for(int(code), job_id, state)
+        self._raise_for(self._scripts.retry.header, int(code), job_id, state)
 
     @staticmethod
     def _split(job_id: str) -> tuple[str, str]:
@@ -407,8 +415,8 @@ class Store:
         return parts
 
     @staticmethod
-    def _raise_for(code: int, job_id: str, state: bytes) -> None:
-        error = error_for(code, job_id, state.decode() if isinstance(state, bytes) else str(state))
+    def _raise_for(script: LuaHeader, code: int, job_id: str, state: bytes) -> None:
+        error = error_for(script, code, job_id, state.decode() if isinstance(state, bytes) else str(state))
         if error is not None:
             raise error
 

@@ -1,39 +1,67 @@
-"""Loads the Lua scripts, one file per transition, once per Store instance."""
+"""Loads the Lua scripts, one file per transition, once per Store instance.
+
+Each script's header is read at registration: the key count its file name declares must match
+the KEYS it lists, every call must pass exactly that many keys, and the result codes it lists
+are the only ones the store accepts from it (codes.py).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from jobqueue_server.errors import InternalError
+from jobqueue_server.store.lua_header import LuaHeader, parse
+
+
+class Script:
+    """One registered script: EVALSHA, with a transparent reload on NOSCRIPT after a restart."""
+
+    def __init__(self, redis: Redis, header: LuaHeader, source: str) -> None:
+        self.header = header
+        self.script = source
+        self._registered: AsyncScript = redis.register_script(source)
+
+    async def __call__(self, keys: Sequence[str], args: Sequence[Any], client: Redis | None = None) -> Any:
+        if len(keys) != self.header.key_count:
+            raise InternalError(f"{self.header.file} takes {self.header.key_count} keys, {len(keys)} given")
+        return await self._registered(keys=keys, args=args, client=client)
+
+
+def headers() -> dict[str, tuple[LuaHeader, str]]:
+    """Every script's header and source, by name ("ack", "lease", ...)."""
+    folder = resources.files("jobqueue_server.store") / "lua"
+    found = {}
+    for path in folder.iterdir():
+        if path.name.endswith(".lua"):
+            source = path.read_text(encoding="utf-8")
+            header = parse(path.name, source)
+            found[header.name] = (header, source)
+    return found
+
 
 @dataclass(frozen=True, slots=True)
 class Scripts:
-    """Registered scripts: EVALSHA, with a transparent reload on NOSCRIPT after a restart."""
-
-    enqueue: AsyncScript
-    lease: AsyncScript
-    ack: AsyncScript
-    fail: AsyncScript
-    extend: AsyncScript
-    requeue: AsyncScript
-    promote: AsyncScript
-    cancel: AsyncScript
-    retry: AsyncScript
-    trim: AsyncScript
-    stats: AsyncScript
+    enqueue: Script
+    lease: Script
+    ack: Script
+    fail: Script
+    extend: Script
+    requeue: Script
+    promote: Script
+    cancel: Script
+    retry: Script
+    trim: Script
+    stats: Script
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:
-        folder = resources.files("jobqueue_server.store") / "lua"
-        by_name = {
-            path.name.split("-")[0]: redis.register_script(path.read_text(encoding="utf-8"))
-            for path in folder.iterdir()
-            if path.name.endswith(".lua")
-        }
-        return cls(**by_name)
+        return cls(**{name: Script(redis, header, source) for name, (header, source) in headers().items()})
 
-    def all(self) -> list[AsyncScript]:
+    def all(self) -> list[Script]:
         return [getattr(self, name) for name in self.__dataclass_fields__]

@@ -1,6 +1,9 @@
 --[[
   Ack: completes leased jobs whose lease token is still current.
 
+  Transition: ACTIVE -> COMPLETED
+  Trigger: Ack, unary or on the Lease stream
+
   KEYS[1] active zset         <prefix>:{<queue>}:active
   KEYS[2] completed zset      <prefix>:{<queue>}:completed  (member ulid, score finish ms)
 
@@ -8,7 +11,8 @@
   ARGV[2] job key prefix      <prefix>:{<queue>}:job:   (carries the queue's hash tag)
   ARGV[3] number of jobs N, then N groups of 3 fields: ulid, lease token, result
 
-  Returns one code per job: 1 completed, -1 job not found, -2 lease token not current.
+  Returns one code per job.
+  Codes: 1 completed; -1 job not found; -2 lease token not current
 ]]
 local rcall = redis.call
 local now = tonumber(ARGV[1])

@@ -1,6 +1,9 @@
 --[[
   Cancel: stops a scheduled or queued job from being leased.
 
+  Transition: SCHEDULED -> CANCELLED, QUEUED -> CANCELLED
+  Trigger: Cancel
+
   KEYS[1] scheduled zset      <prefix>:{<queue>}:scheduled
   KEYS[2] ready list, high    <prefix>:{<queue>}:ready:high
   KEYS[3] ready list, normal  <prefix>:{<queue>}:ready:normal
@@ -11,8 +14,8 @@
   ARGV[2] job key prefix      <prefix>:{<queue>}:job:   (carries the queue's hash tag)
   ARGV[3] ulid
 
-  Returns {code, state}: 1 cancelled, -1 job not found, -3 the job's state does not allow
-  it (state is then the job's current state).
+  Returns {code, state}; state is the job's current state when the code is -3.
+  Codes: 1 cancelled; -1 job not found; -3 the job's state does not allow it
 ]]
 local rcall = redis.call
 local now = tonumber(ARGV[1])

@@ -1,6 +1,9 @@
 --[[
   Enqueue: adds jobs to one queue, honouring idempotency keys.
 
+  Transition: (new) -> QUEUED, (new) -> SCHEDULED
+  Trigger: Enqueue, EnqueueBatch (one call per queue)
+
   KEYS[1] ready list, high    <prefix>:{<queue>}:ready:high
   KEYS[2] ready list, normal  <prefix>:{<queue>}:ready:normal
   KEYS[3] ready list, low     <prefix>:{<queue>}:ready:low

@@ -1,6 +1,9 @@
 --[[
   Extend: moves the deadline of leases whose token is still current.
 
+  Transition: ACTIVE -> ACTIVE
+  Trigger: Extend, unary or on the Lease stream
+
   KEYS[1] active zset         <prefix>:{<queue>}:active   (member ulid, score deadline ms)
 
   ARGV[1] now ms, or "" to use the Redis clock
@@ -9,8 +12,8 @@
   ARGV[4] number of jobs N, then N groups of 3 fields: ulid, lease token,
           lease ms from now (0: the job's own lease length, else ARGV[3])
 
-  Returns a flat array, two entries per job: a code (1 extended, -1 job not found,
-  -2 lease token not current) and the new deadline ms (or -1).
+  Returns a flat array, two entries per job: a code and the new deadline ms (or -1).
+  Codes: 1 extended; -1 job not found; -2 lease token not current
 ]]
 local rcall = redis.call
 local now = tonumber(ARGV[1])

@@ -2,6 +2,9 @@
   Fail: records a failed attempt of leased jobs whose lease token is still current.
   The job backs off to SCHEDULED, or is DEAD when non-retryable or out of attempts.
 
+  Transition: ACTIVE -> SCHEDULED, ACTIVE -> DEAD
+  Trigger: Fail, unary or on the Lease stream
+
   KEYS[1] active zset         <prefix>:{<queue>}:active
   KEYS[2] scheduled zset      <prefix>:{<queue>}:scheduled  (member ulid, score due ms)
   KEYS[3] dead zset           <prefix>:{<queue>}:dead       (member ulid, score finish ms)
@@ -13,8 +16,8 @@
           non-retryable (1/0), retry delay ms (-1: use the job's backoff policy),
           a random number in [0, 1) for the jitter
 
-  Returns a flat array, two entries per job: a code (1 scheduled for retry, 2 dead,
-  -1 job not found, -2 lease token not current) and the retry's due ms (or -1).
+  Returns a flat array, two entries per job: a code and the retry's due ms (or -1).
+  Codes: 1 scheduled for retry; 2 dead; -1 job not found; -2 lease token not current
 ]]
 local rcall = redis.call
 local now = tonumber(ARGV[1])

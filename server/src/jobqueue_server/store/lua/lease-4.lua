@@ -2,6 +2,9 @@
   Lease: moves up to N ready jobs to ACTIVE, high priority first, FIFO within a level.
   Counts the attempt and issues a fresh lease token for each job.
 
+  Transition: QUEUED -> ACTIVE
+  Trigger: a Lease stream with free credit
+
   KEYS[1] ready list, high    <prefix>:{<queue>}:ready:high
   KEYS[2] ready list, normal  <prefix>:{<queue>}:ready:normal
   KEYS[3] ready list, low     <prefix>:{<queue>}:ready:low

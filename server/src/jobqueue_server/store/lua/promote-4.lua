@@ -1,6 +1,9 @@
 --[[
   Promote: moves scheduled jobs whose due time has come to their ready list.
 
+  Transition: SCHEDULED -> QUEUED
+  Trigger: the maintenance loop, at a due time or the safety sweep
+
   KEYS[1] scheduled zset      <prefix>:{<queue>}:scheduled  (member ulid, score due ms)
   KEYS[2] ready list, high    <prefix>:{<queue>}:ready:high
   KEYS[3] ready list, normal  <prefix>:{<queue>}:ready:normal

@@ -4,6 +4,9 @@
   "released", with the tokens the stream held). The attempt stays counted: a job out of
   attempts is DEAD, any other goes back to the front of its ready list.
 
+  Transition: ACTIVE -> QUEUED, ACTIVE -> DEAD
+  Trigger: the maintenance loop (lease expired), or the end of the Lease stream that held the job (released)
+
   KEYS[1] active zset         <prefix>:{<queue>}:active
   KEYS[2] ready list, high    <prefix>:{<queue>}:ready:high
   KEYS[3] ready list, normal  <prefix>:{<queue>}:ready:normal

@@ -2,6 +2,9 @@
   Retry: sends a dead or cancelled job back to its ready list with attempts reset.
   Its error history is kept.
 
+  Transition: DEAD -> QUEUED, CANCELLED -> QUEUED
+  Trigger: Retry (redrive)
+
   KEYS[1] dead zset           <prefix>:{<queue>}:dead
   KEYS[2] cancelled zset      <prefix>:{<queue>}:cancelled
   KEYS[3] ready list, high    <prefix>:{<queue>}:ready:high
@@ -13,8 +16,8 @@
   ARGV[3] wake-up channel     <prefix>:{<queue>}:signal
   ARGV[4] ulid
 
-  Returns {code, state}: 1 queued, -1 job not found, -3 the job's state does not allow
-  it (state is then the job's current state).
+  Returns {code, state}; state is the job's current state when the code is -3.
+  Codes: 1 queued; -1 job not found; -3 the job's state does not allow it
 ]]
 local rcall = redis.call
 local now = tonumber(ARGV[1])

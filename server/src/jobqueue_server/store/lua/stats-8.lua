@@ -2,6 +2,9 @@
   Stats: counts one queue's jobs by state and finds the age of its oldest ready job.
   Read-only.
 
+  Transition: none (read-only)
+  Trigger: Stats, and the queue-age figures
+
   KEYS[1] ready list, high    <prefix>:{<queue>}:ready:high
   KEYS[2] ready list, normal  <prefix>:{<queue>}:ready:normal
   KEYS[3] ready list, low     <prefix>:{<queue>}:ready:low

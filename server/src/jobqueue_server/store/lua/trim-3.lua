@@ -1,6 +1,9 @@
 --[[
   Trim: deletes finished jobs whose retention window has passed.
 
+  Transition: COMPLETED -> (deleted), DEAD -> (deleted), CANCELLED -> (deleted)
+  Trigger: the maintenance loop, once the retention window passed
+
   KEYS[1] completed zset      <prefix>:{<queue>}:completed  (member ulid, score finish ms)
   KEYS[2] dead zset           <prefix>:{<queue>}:dead
   KEYS[3] cancelled zset      <prefix>:{<queue>}:cancelled
