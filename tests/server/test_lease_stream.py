@@ -279,17 +279,68 @@ async def test_a_window_of_zero_on_an_open_stream_pauses_delivery(stub: Stub) ->
     await stream.close()
 
 
-async def test_large_jobs_are_split_over_several_messages(stub: Stub) -> None:
-    blob = b"x" * (1024 * 1024)
+@pytest.mark.parametrize("payload_size", [600_000, 1024 * 1024])
+async def test_big_jobs_reach_a_client_with_grpcs_default_4_mib_message_limit(
+    stub: Stub, payload_size: int
+) -> None:
+    # One window of six jobs with 64 metadata values of 4 KiB each (0.26 MB a job): 5.2 MB or
+    # 7.9 MB in all. The test's channel keeps gRPC's default receive limit of 4 MiB, so a larger
+    # message would end the stream with RESOURCE_EXHAUSTED: every byte of a job must count.
+    blob = b"x" * payload_size
+    metadata = {f"key-{index:02d}": "v" * 4096 for index in range(64)}
     for _ in range(6):
-        await stub.Enqueue(svc.EnqueueRequest(queue="q", payload_bytes=blob))
+        await stub.Enqueue(svc.EnqueueRequest(queue="q", payload_bytes=blob, metadata=metadata))
     stream = await LeaseStream(stub).subscribe("q", max_in_flight=6)
 
     jobs = await stream.wait_jobs(6)
 
-    assert all(j.job.payload_bytes == blob for j in jobs)
-    assert stream.messages >= 2
+    assert all(j.job.payload_bytes == blob and dict(j.job.metadata) == metadata for j in jobs)
+    assert stream.messages >= 3  # the subscription's empty answer, then at least two for the jobs
+    await stream.ack(*jobs)
+    confirmations = await stream.wait_confirmations(6)
+    assert all(c.status.code == code_pb2.OK for c in confirmations)
     await stream.close()
+
+
+async def test_a_resent_subscribe_that_repeats_its_fields_only_changes_the_window(stub: Stub) -> None:
+    for _ in range(3):
+        await enqueue(stub)
+    stream = await LeaseStream(stub).subscribe("q", max_in_flight=1, lease_ms=60_000, worker_id="w")
+    await stream.wait_jobs(1)
+
+    await stream.subscribe("q", max_in_flight=3, lease_ms=60_000, worker_id="w")
+
+    jobs = await stream.wait_jobs(3)
+    assert {j.job.worker_id for j in jobs} == {"w"}
+    await stream.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "says"),
+    [
+        ({"queues": ["other"]}, "subscribe.queues", "subscribed with q, got other"),
+        ({"worker_id": "w2"}, "subscribe.worker_id", "subscribed with 'w', got 'w2'"),
+        ({"lease_ms": 30_000}, "subscribe.lease_duration", "subscribed with 60 s, got 30 s"),
+    ],
+)
+async def test_a_resent_subscribe_that_changes_a_field_ends_the_stream_saying_what_changed(
+    stub: Stub, change: dict[str, object], field: str, says: str
+) -> None:
+    stream = await LeaseStream(stub).subscribe("q", max_in_flight=1, lease_ms=60_000, worker_id="w")
+    await stream.call.read()  # the subscription's answer
+    queues = change.get("queues", ["q"])
+    assert isinstance(queues, list)
+    lease_ms = change.get("lease_ms", 60_000)
+    assert isinstance(lease_ms, int)
+    await stream.subscribe(
+        *queues, max_in_flight=1, lease_ms=lease_ms, worker_id=str(change.get("worker_id", "w"))
+    )
+
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stream.call.read()
+
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.details() == f"{field}: cannot change on an open stream: {says}"
 
 
 async def test_an_extend_without_a_length_keeps_the_streams_lease_length(stub: Stub) -> None:

@@ -91,3 +91,79 @@ async def test_an_invalid_list_request_names_the_field(
         await stub.ListJobs(request_)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert bad_request_field(raised.value) == field
+
+
+QUEUED = job_pb2.JOB_STATE_QUEUED
+
+
+async def _first_page_token(stub: Stub, queue: str = "q") -> str:
+    for _ in range(3):
+        await stub.Enqueue(svc.EnqueueRequest(queue=queue, payload=payload(name="x")))
+    page = await stub.ListJobs(svc.ListJobsRequest(queue=queue, state=QUEUED, page_size=1))
+    assert page.next_page_token
+    return str(page.next_page_token)
+
+
+async def test_a_page_token_is_opaque_not_a_position(stub: Stub) -> None:
+    token = await _first_page_token(stub)
+
+    assert not token.isdigit() and token != "1"
+    with pytest.raises(grpc.aio.AioRpcError) as raised:  # the old form: a raw offset
+        await stub.ListJobs(svc.ListJobsRequest(queue="q", state=QUEUED, page_token="1"))
+    assert bad_request_field(raised.value) == "page_token"
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        svc.ListJobsRequest(queue="other", state=QUEUED),
+        svc.ListJobsRequest(queue="q", state=job_pb2.JOB_STATE_DEAD),
+    ],
+)
+async def test_a_page_token_is_refused_with_another_queue_or_state(
+    stub: Stub, other: svc.ListJobsRequest
+) -> None:
+    request = svc.ListJobsRequest(
+        queue=other.queue, state=other.state, page_token=await _first_page_token(stub)
+    )
+
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stub.ListJobs(request)
+
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_request_field(raised.value) == "page_token"
+
+
+async def test_a_tampered_page_token_is_refused(stub: Stub) -> None:
+    token = await _first_page_token(stub)
+    tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stub.ListJobs(svc.ListJobsRequest(queue="q", state=QUEUED, page_token=tampered))
+
+    assert bad_request_field(raised.value) == "page_token"
+
+
+async def test_a_page_stops_before_4_mib_and_the_next_page_goes_on_from_there(stub: Stub) -> None:
+    # Six 1 MiB jobs would make a 6 MiB page: the test's channel keeps gRPC's default 4 MiB
+    # receive limit, so each page must stop early and point at the first job it left out.
+    ids = []
+    for _ in range(6):
+        response = await stub.Enqueue(svc.EnqueueRequest(queue="big", payload_bytes=b"x" * (1024 * 1024)))
+        ids.append(response.job_id)
+
+    listed: list[str] = []
+    sizes: list[int] = []
+    token = ""
+    while True:
+        page = await stub.ListJobs(
+            svc.ListJobsRequest(queue="big", state=QUEUED, page_size=100, page_token=token)
+        )
+        listed += [job.id for job in page.jobs]
+        sizes.append(len(page.jobs))
+        token = page.next_page_token
+        if not token:
+            break
+
+    assert sorted(listed) == sorted(ids) and len(listed) == 6
+    assert max(sizes) == 3 and len(sizes) == 2

@@ -32,6 +32,7 @@ from jobqueue_server.config import ServerSettings
 def serve(**flags: Any) -> None:
     """Run the gRPC server (with an embedded Valkey unless --redis-url is given)."""
     from jobqueue_server.errors import DurabilityUnavailable
+    from jobqueue_server.runtime.app import SettingsError
     from jobqueue_server.runtime.serve import serve as run
 
     settings = ServerSettings(**{k: v for k, v in flags.items() if v is not None})
@@ -42,6 +43,8 @@ def serve(**flags: Any) -> None:
         eventloop.run(run(settings))
     except DurabilityUnavailable as error:
         raise click.ClickException(f"cannot start: {error.message}") from error
+    except SettingsError as error:
+        raise click.ClickException(f"cannot start: {error}") from error
 
 
 COMMANDS = [serve]

@@ -9,6 +9,7 @@ import sys
 from jobqueue import eventloop
 from jobqueue_server.config import ServerSettings
 from jobqueue_server.errors import DurabilityUnavailable
+from jobqueue_server.runtime.app import SettingsError
 from jobqueue_server.runtime.serve import serve
 
 
@@ -21,6 +22,8 @@ def main() -> None:
         eventloop.run(serve(settings))
     except DurabilityUnavailable as error:
         sys.exit(f"cannot start: {error.message}")
+    except SettingsError as error:
+        sys.exit(f"cannot start: {error}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any
 
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1.job_queue_service_pb2 import ConfirmationKind
-from jobqueue_server.api import convert, validation
+from jobqueue_server.api import convert, framing, validation
 from jobqueue_server.api.status import OK, rpc_status_of
 from jobqueue_server.errors import (
     DurabilityUnavailable,
@@ -33,26 +33,9 @@ logger = logging.getLogger(__name__)
 
 Send = Callable[[svc.LeaseResponse], Awaitable[None]]
 
-# Jobs are split over several LeaseResponses past this size, well under gRPC's limits.
-MAX_RESPONSE_BYTES = 4 * 1024 * 1024
-# What a LeasedJob adds to its payloads: ids, token, times, metadata, backoff.
-JOB_OVERHEAD_BYTES = 512
 # Most jobs one lease call takes. A wide window is filled in several calls, each sent as it
 # comes, so the worker starts on the first jobs while the server leases the next ones.
 LEASE_CHUNK = 64
-
-
-def _by_size(jobs: list[svc.LeasedJob]) -> list[list[svc.LeasedJob]]:
-    chunks: list[list[svc.LeasedJob]] = []
-    size = MAX_RESPONSE_BYTES
-    for job in jobs:
-        cost = len(job.job.payload_bytes) + job.job.payload.ByteSize() + JOB_OVERHEAD_BYTES
-        if size + cost > MAX_RESPONSE_BYTES:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(job)
-        size += cost
-    return chunks
 
 
 class LeaseSession:
@@ -171,20 +154,17 @@ class LeaseSession:
         confirmations += await self._settle(
             "fails", request.fails, validation.fail, self._store.fail, ConfirmationKind.CONFIRMATION_KIND_FAIL
         )
-        if confirmations:
-            self._outbox.put_nowait(svc.LeaseResponse(confirmations=confirmations))
+        for response in framing.lease_responses(confirmations=confirmations):
+            self._outbox.put_nowait(response)
 
     async def _extend(self, items: Sequence[Settle]) -> Sequence[object]:
         # Jobs leased on this stream keep the stream's lease length when extended.
         return await self._store.extend(items, default_lease_ms=self._sub.lease_ms)
 
     def _resubscribe(self, subscribe: svc.Subscribe) -> None:
-        if subscribe.queues and tuple(dict.fromkeys(subscribe.queues)) != self._sub.queues:
-            raise FieldViolation("subscribe.queues", "cannot change on an open stream")
-        if subscribe.worker_id and subscribe.worker_id != self._sub.worker_id:
-            raise FieldViolation("subscribe.worker_id", "cannot change on an open stream")
-        if subscribe.HasField("lease_duration"):
-            raise FieldViolation("subscribe.lease_duration", "cannot change on an open stream")
+        # Fields repeated unchanged are fine (a worker may resend its whole Subscribe); only a
+        # real change is refused: the stream's jobs were leased under the first values.
+        validation.same_subscription(subscribe, self._sub, self._limits)
         # On an open stream 0 pauses delivery (a worker draining before it closes).
         self._window = validation.in_flight(subscribe.max_in_flight, self._limits, allow_zero=True)
         self._credit.set()
@@ -249,8 +229,8 @@ class LeaseSession:
             event = self._signals.watch(self._sub.queues)
             try:
                 leased = await self._lease(credit)
-                for chunk in _by_size(leased):
-                    self._outbox.put_nowait(svc.LeaseResponse(jobs=chunk))
+                for response in framing.lease_responses(jobs=leased):
+                    self._outbox.put_nowait(response)
                 if len(leased) < credit:
                     # The lists ran dry during that call. The push that refills one signals
                     # `event`, watched before the call, so waiting now misses nothing and

@@ -12,7 +12,7 @@ from grpc_status import rpc_status
 
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
-from jobqueue_server.api import convert, validation
+from jobqueue_server.api import convert, paging, validation
 from jobqueue_server.api.lease_session import LeaseSession
 from jobqueue_server.api.registration import Malformed
 from jobqueue_server.api.status import maps_errors, rpc_status_of
@@ -91,14 +91,7 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
 
     @maps_errors
     async def ListJobs(self, request: svc.ListJobsRequest, context: Context) -> svc.ListJobsResponse:  # noqa: N802
-        page = validation.page(request)
-        records, total = await self._store.list_jobs(page.queue, page.state, page.offset, page.limit)
-        end = page.offset + len(records)
-        return svc.ListJobsResponse(
-            jobs=[convert.job(r) for r in records],
-            next_page_token=str(end) if records and end < total else "",
-            total_size=total,
-        )
+        return await paging.list_page(self._store, paging.page_of(request))
 
     # -- settling with a token -------------------------------------------------------------
 

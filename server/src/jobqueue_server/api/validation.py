@@ -11,7 +11,7 @@ from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue_server.api.convert import STATE_TO_PROTO
 from jobqueue_server.errors import FieldViolation
 from jobqueue_server.ids import QUEUE_NAME_RE, split_job_id
-from jobqueue_server.store import Backoff, Durability, JobState, NewJob, Priority, Settle
+from jobqueue_server.store import Backoff, Durability, NewJob, Priority, Settle
 
 MAX_DELAY_MS = 366 * 86_400_000
 MAX_IDEMPOTENCY_KEY_CHARS = 256
@@ -281,6 +281,31 @@ def subscription(request: svc.Subscribe, limits: Limits) -> Subscription:
     return Subscription(queues, in_flight(request.max_in_flight, limits), request.worker_id, lease_ms)
 
 
+def same_subscription(request: svc.Subscribe, current: Subscription, limits: Limits) -> None:
+    """Refuses a later Subscribe that changes what the stream was opened with; fields left
+    unset, or repeated with the same value, are accepted."""
+    if request.queues:
+        queues = tuple(dict.fromkeys(request.queues))
+        if queues != current.queues:
+            _changed("subscribe.queues", ", ".join(current.queues), ", ".join(queues))
+    if request.worker_id and request.worker_id != current.worker_id:
+        _changed("subscribe.worker_id", repr(current.worker_id), repr(request.worker_id))
+    if request.HasField("lease_duration"):
+        lease_ms = duration_ms(
+            request.lease_duration, "subscribe.lease_duration", maximum=limits.max_lease_ms
+        )
+        if lease_ms != current.lease_ms:
+            _changed("subscribe.lease_duration", _seconds(current.lease_ms), _seconds(lease_ms))
+
+
+def _changed(field: str, was: str, now: str) -> None:
+    raise FieldViolation(field, f"cannot change on an open stream: subscribed with {was}, got {now}")
+
+
+def _seconds(ms: int) -> str:
+    return f"{ms / 1000:g} s" if ms else "the server default"
+
+
 def in_flight(value: int, limits: Limits, *, allow_zero: bool = False) -> int:
     """The window: 0 means 1 when a stream opens, and pauses delivery on an open stream."""
     if not 0 <= value <= limits.max_in_flight:
@@ -288,27 +313,4 @@ def in_flight(value: int, limits: Limits, *, allow_zero: bool = False) -> int:
     return value if allow_zero else value or 1
 
 
-MAX_PAGE_SIZE = 1000
-DEFAULT_PAGE_SIZE = 100
 STATE_FROM_PROTO = {proto: state for state, proto in STATE_TO_PROTO.items()}
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    queue: str
-    state: JobState
-    offset: int
-    limit: int
-
-
-def page(request: svc.ListJobsRequest) -> Page:
-    queue = queue_name(request.queue, "queue")
-    state = STATE_FROM_PROTO.get(request.state)
-    if state is None:
-        raise FieldViolation("state", "must be a job state other than JOB_STATE_UNSPECIFIED")
-    if not 0 <= request.page_size <= MAX_PAGE_SIZE:
-        raise FieldViolation("page_size", f"must be between 0 ({DEFAULT_PAGE_SIZE}) and {MAX_PAGE_SIZE}")
-    token = request.page_token
-    if token and (not token.isdigit() or len(token) > 12):
-        raise FieldViolation("page_token", "is not a token from a previous page")
-    return Page(queue, state, int(token or 0), request.page_size or DEFAULT_PAGE_SIZE)

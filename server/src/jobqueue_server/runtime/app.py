@@ -16,6 +16,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from jobqueue.v1 import job_queue_service_pb2 as svc
+from jobqueue_server.api.framing import MAX_MESSAGE_BYTES, largest_job_bytes
 from jobqueue_server.api.registration import add_service
 from jobqueue_server.api.servicer import JobQueueServicer
 from jobqueue_server.api.validation import Limits
@@ -70,8 +71,13 @@ def store_config(settings: ServerSettings) -> StoreConfig:
     )
 
 
+class SettingsError(ValueError):
+    """Settings the server refuses to start with."""
+
+
 def limits(settings: ServerSettings) -> Limits:
-    return Limits(
+    """The validation limits, refused when they would let one job outgrow a gRPC message."""
+    chosen = Limits(
         max_payload_bytes=settings.max_payload_bytes,
         max_batch=settings.max_batch,
         max_in_flight=settings.max_in_flight,
@@ -81,6 +87,13 @@ def limits(settings: ServerSettings) -> Limits:
         default_max_attempts=settings.default_max_attempts,
         default_durability=default_durability(settings),
     )
+    largest = largest_job_bytes(chosen, store_config(settings).max_errors_kept)
+    if largest > MAX_MESSAGE_BYTES - 64:
+        raise SettingsError(
+            f"these limits allow a job of {largest:,} bytes, more than the {MAX_MESSAGE_BYTES:,} a gRPC "
+            "client accepts by default; lower max_payload_bytes, max_metadata_entries or max_error_bytes"
+        )
+    return chosen
 
 
 def default_durability(settings: ServerSettings) -> Durability:

@@ -13,6 +13,7 @@ from jobqueue_server.runtime.app import (
     check_redis,
     connect_redis,
     default_durability,
+    limits,
     start_app,
     store_config,
 )
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 
 async def serve(settings: ServerSettings) -> None:
+    limits(settings)  # refuses limits that let a job outgrow a message, before anything starts
     stop = _stop_on_signals()  # before anything starts: a SIGTERM at any point stops cleanly
     embedded: EmbeddedValkey | None = None
     url = settings.redis_url

@@ -23,8 +23,9 @@ _LISTED_ZSETS: dict[JobState, Callable[[QueueKeys], tuple[str, bool]]] = {
 
 async def list_page(
     redis: Redis, queue: str, k: QueueKeys, state: JobState, offset: int, limit: int
-) -> tuple[list[JobRecord], int]:
-    """A page of jobs and how many are in that state.
+) -> tuple[list[tuple[int, JobRecord]], int]:
+    """The jobs at positions offset .. offset+limit-1 of a state, each with its position, and
+    how many are in that state. A job deleted between the two reads is left out.
 
     Queued jobs come in lease order, scheduled by due time, active by deadline, finished
     ones newest first. Pages are by position (the structures are read, not locked).
@@ -40,7 +41,11 @@ async def list_page(
         for ulid in ulids:
             pipe.hgetall(k.job(ulid))
         hashes = await pipe.execute()
-    records = [job_record(make_job_id(queue, u), queue, f) for u, f in zip(ulids, hashes, strict=True) if f]
+    records = [
+        (offset + index, job_record(make_job_id(queue, ulid), queue, fields))
+        for index, (ulid, fields) in enumerate(zip(ulids, hashes, strict=True))
+        if fields
+    ]
     return records, total
 
 

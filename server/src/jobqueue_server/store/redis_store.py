@@ -215,8 +215,9 @@ class Store:
 
     async def list_jobs(
         self, queue: str, state: JobState, offset: int, limit: int
-    ) -> tuple[list[JobRecord], int]:
-        """A page of one queue's jobs in one state, and how many are in that state (see listing)."""
+    ) -> tuple[list[tuple[int, JobRecord]], int]:
+        """Jobs of one queue in one state from position `offset`, each with its position, and
+        how many are in that state (see listing)."""
         async with self._guard():
             return await list_page(self.redis, queue, self.keys(queue), state, offset, limit)
 
