@@ -22,9 +22,12 @@ logger = logging.getLogger(__name__)
 class Maintenance:
     """The sweep loop of one server."""
 
-    def __init__(self, store: Store, signals: QueueSignals, interval_s: float) -> None:
+    def __init__(
+        self, store: Store, signals: QueueSignals, interval_s: float, clock: Clock | None = None
+    ) -> None:
+        """`clock` plans the passes (the local clock); by default the store's."""
         self._store = store
-        self._clock: Clock = store.clock
+        self._clock = clock or store.clock
         self._signals = signals
         self._interval_ms = int(interval_s * 1000)
         self._next_ms = 0  # local clock; 0: sweep at once
