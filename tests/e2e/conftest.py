@@ -12,7 +12,7 @@ from email.policy import default as default_policy
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from tests.e2e.processes import ChildProcess, ServeProcess
+from tests.processes import ChildProcess, ServeProcess
 from tests.support import EphemeralPortController, TestRedis
 
 Spawn = Callable[..., ChildProcess]

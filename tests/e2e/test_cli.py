@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from jobqueue import AsyncClient, Client, JobContext, JobState, NonRetryableError, Worker
-from tests.e2e.processes import ServeProcess, child_env
+from tests.processes import ServeProcess, child_env
 from tests.support import TestRedis
 
 CLI_TIMEOUT_S = 60.0

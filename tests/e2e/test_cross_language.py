@@ -27,7 +27,7 @@ from tests.conformance.workers import (
     node_command,
 )
 from tests.e2e.conftest import SmtpSink, Spawn
-from tests.e2e.processes import ServeProcess
+from tests.processes import ServeProcess
 
 TIMEOUT_S = 60.0
 PAYLOAD: dict[str, Any] = {

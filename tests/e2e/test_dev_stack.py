@@ -23,7 +23,7 @@ from PIL import Image
 
 from jobqueue import Client, JobState
 from jobqueue_server.runtime.valkey import free_port
-from tests.e2e.processes import ChildProcess, child_env
+from tests.processes import ChildProcess, child_env
 
 READY = re.compile(r"jobq dev ready: pids valkey=(\d+) server=(\d+) worker=(\d+)")
 STARTUP_S = 60.0

@@ -23,7 +23,7 @@ from PIL import Image
 
 from jobqueue import Client, JobInfo, JobState
 from tests.e2e.conftest import SmtpSink, Spawn
-from tests.e2e.processes import ChildProcess, ServeProcess
+from tests.processes import ChildProcess, ServeProcess
 
 SENDER = "Jobs <jobs@example.com>"
 JOB_TIMEOUT_S = 60.0

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -20,67 +16,23 @@ from redis.asyncio import Redis
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
-from jobqueue_server.runtime.valkey import free_port
 from jobqueue_server.store import JobState, Store, StoreConfig
+from tests.processes import ServeProcess
 from tests.server.streams import LeaseStream, payload
 from tests.support import TestRedis
 
-if TYPE_CHECKING:
-    pass
 
-STARTUP_S = 30
-
-
-class ServeProcess:
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jobqueue_cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                *args,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **env},
-            text=True,
-        )
-        assert self.process.stdout is not None
-        self.startup_output = ""
-        for line in self.process.stdout:  # the server prints one line when it listens
-            self.startup_output += line
-            if line.startswith("jobqueue listening on"):
-                self.redis_url = line.rsplit("(redis ", 1)[1].rstrip(")\n")
-                break
-        else:
-            raise AssertionError(f"jobq serve exited with {self.process.wait()}")
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.communicate()
-
-    def terminate(self) -> tuple[int, str]:
-        self.process.send_signal(signal.SIGTERM)
-        output, _ = self.process.communicate(timeout=STARTUP_S)
-        return self.process.returncode, output
+def terminate(server: ServeProcess) -> tuple[int, str]:
+    """SIGTERM, then the exit code and everything the server printed."""
+    server.send_signal(signal.SIGTERM)
+    return server.wait(), server.output
 
 
 @pytest.fixture
 def embedded(tmp_path: Path) -> Iterator[ServeProcess]:
-    server = ServeProcess(["--data-dir", str(tmp_path)], {})
+    server = ServeProcess(["--data-dir", str(tmp_path)])
     yield server
-    server.kill()
+    server.close()
 
 
 async def test_serve_with_embedded_valkey_answers_and_stops_cleanly(
@@ -99,7 +51,7 @@ async def test_serve_with_embedded_valkey_answers_and_stops_cleanly(
     assert job.state == job_pb2.JOB_STATE_QUEUED and job.payload["subject"] == "Welcome!"
     assert health.status == health_pb2.HealthCheckResponse.SERVING
     assert {"jobqueue.v1.JobQueueService", "grpc.health.v1.Health"} <= services
-    code, output = embedded.terminate()
+    code, output = terminate(embedded)
     assert code == 0, output
     assert (tmp_path / "valkey" / "appendonlydir").is_dir()
     client = Redis.from_url(embedded.redis_url)
@@ -130,9 +82,9 @@ async def test_sigterm_releases_jobs_held_by_open_streams_and_exits_zero(
             stream = await LeaseStream(stub).subscribe("q", lease_ms=600_000)
             await stream.wait_jobs(1)
 
-            code, output = server.terminate()
+            code, output = terminate(server)
     finally:
-        server.kill()
+        server.close()
 
     assert code == 0, output
     job = await Store(redis, StoreConfig(key_prefix=key_prefix)).get(job_id)
@@ -147,9 +99,12 @@ async def test_serve_warns_when_redis_may_evict_jobs(
     await redis.config_set("maxmemory-policy", "allkeys-lru")
     try:
         server = ServeProcess(["--redis-url", test_redis.url], {"JOBQ_KEY_PREFIX": key_prefix})
-        code, output = server.terminate()
     finally:
         await redis.config_set("maxmemory-policy", "noeviction")
+    try:
+        code, output = terminate(server)
+    finally:
+        server.close()
 
     assert code == 0, output
-    assert "maxmemory-policy is 'allkeys-lru'" in server.startup_output
+    assert "maxmemory-policy is 'allkeys-lru'" in output

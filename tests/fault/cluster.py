@@ -25,8 +25,8 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from jobqueue_server.runtime.valkey import EmbeddedValkey
-from tests.e2e.processes import ChildProcess, ServeProcess
 from tests.fault.proxy import HOST, Proxy
+from tests.processes import ChildProcess, ServeProcess
 
 
 @dataclass(frozen=True)
