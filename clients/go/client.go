@@ -76,9 +76,21 @@ type BatchJob struct {
 
 // EnqueueBatch adds many jobs in one call: all are validated before any is written, and
 // the results come in the order of the jobs. Field names in errors are prefixed with the
-// job's index ("requests[3].queue").
-func (c *Client) EnqueueBatch(ctx context.Context, jobs []BatchJob) ([]EnqueueResult, error) {
-	req := &jobqueuev1.EnqueueBatchRequest{Requests: make([]*jobqueuev1.EnqueueRequest, 0, len(jobs))}
+// job's index ("requests[3].queue"). A server takes up to its max_batch jobs per call
+// (1,000 by default).
+func (c *Client) EnqueueBatch(ctx context.Context, jobs []BatchJob, opts ...BatchOption) ([]EnqueueResult, error) {
+	var s batchSettings
+	for _, opt := range opts {
+		opt.applyBatch(&s)
+	}
+	durability, err := s.durability.toProto("durability")
+	if err != nil {
+		return nil, err
+	}
+	req := &jobqueuev1.EnqueueBatchRequest{
+		Requests:   make([]*jobqueuev1.EnqueueRequest, 0, len(jobs)),
+		Durability: durability,
+	}
 	for i, job := range jobs {
 		one, err := buildEnqueueRequest(job.Queue, job.Payload, job.Options, fmt.Sprintf("requests[%d].", i))
 		if err != nil {

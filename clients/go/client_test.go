@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	jobqueue "github.com/jobqueue/jobqueue/clients/go"
+	jobqueuev1 "github.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1"
 )
 
 func TestEnqueueThenGetStatusShowsTheJob(t *testing.T) {
@@ -135,7 +136,7 @@ func TestAnInvalidQueueIsAnInvalidArgumentNamingTheField(t *testing.T) {
 	if !errors.As(err, &e) || !errors.Is(err, jobqueue.ErrInvalidArgument) {
 		t.Fatalf("err = %v", err)
 	}
-	if e.Field != "queue" || e.Reason != "INVALID_ARGUMENT" || e.Code != codes.InvalidArgument || status.Code(err) != codes.InvalidArgument {
+	if e.Field != "queue" || e.Reason != jobqueuev1.ErrorReason_INVALID_ARGUMENT || e.Code != codes.InvalidArgument || status.Code(err) != codes.InvalidArgument {
 		t.Errorf("error = %+v", e)
 	}
 }
@@ -164,7 +165,7 @@ func TestAnUnknownJobIsNotFound(t *testing.T) {
 	_, err := client.GetStatus(ctx, queue+":01ARZ3NDEKTSV4RRFFQ69G5FAV")
 
 	var e *jobqueue.Error
-	if !errors.Is(err, jobqueue.ErrNotFound) || !errors.As(err, &e) || e.Reason != "JOB_NOT_FOUND" {
+	if !errors.Is(err, jobqueue.ErrNotFound) || !errors.As(err, &e) || e.Reason != jobqueuev1.ErrorReason_JOB_NOT_FOUND {
 		t.Errorf("err = %v", err)
 	}
 	if err := client.Cancel(ctx, queue+":01ARZ3NDEKTSV4RRFFQ69G5FAV"); !errors.Is(err, jobqueue.ErrNotFound) {

@@ -1,7 +1,7 @@
 // Package jobqueue is the Go client of the jobqueue service: a Client for producers
-// (Enqueue, EnqueueBatch, GetStatus, Stats, Cancel, Retry, Wait) and a Worker that leases
-// jobs on a gRPC stream, runs a handler per queue, extends leases while handlers run, and
-// acks or fails each job.
+// (Enqueue, EnqueueBatch, GetStatus, Stats, ListJobs, Cancel, Retry, Wait) and a Worker
+// that leases jobs on a gRPC stream, runs a handler per queue, extends leases while
+// handlers run, and acks or fails each job.
 //
 // Producer:
 //
@@ -29,10 +29,15 @@
 // the grace period (WithGracePeriod), then cancels the rest (their jobs go back to the
 // queue), sends the last acks and closes the stream.
 //
-// Errors wrap the gRPC status: match them with errors.Is against ErrNotFound,
-// ErrLeaseLost, ErrWrongState, ErrInvalidArgument, ErrUnavailable and
-// ErrResourceExhausted, or take them apart with errors.As into *Error (Code, Reason,
-// Field, Message). status.FromError works on them too.
+// Errors wrap the gRPC status. Each reason of the contract's ErrorReason enum has its own
+// sentinel error (ErrInvalidArgument, ErrNotFound, ErrLeaseLost, ErrWrongState,
+// ErrDurabilityUnavailable, ErrFsyncNotConfirmed, ErrStoreUnavailable, ErrStoreFull,
+// ErrServerShuttingDown, ErrInternal), and ErrUnavailable and ErrResourceExhausted match
+// by status code; match them with errors.Is, or take an error apart with errors.As into
+// *Error (Code, Reason, Field, Message). status.FromError works on them too.
+//
+// Writes can wait for Redis's disk: WithDurability(DurabilityFsynced) on Enqueue and
+// EnqueueBatch, WithAckDurability on a Worker.
 //
 // Payloads and results are JSON objects carried as google.protobuf.Struct: numbers are
 // doubles (integers beyond 2^53 lose precision) and come back as float64.

@@ -4,56 +4,102 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	jobqueuev1 "github.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1"
 )
 
-// Sentinel errors, matched with errors.Is against any error this package returns.
+// ErrorDomain is the google.rpc.ErrorInfo domain of the server's errors. An ErrorInfo of
+// another domain (added by a proxy, say) is not read as a reason.
+const ErrorDomain = "jobqueue.dev"
+
+// Sentinel errors, one per ErrorReason of the contract (error_reason.proto says what each
+// means and what to do), matched with errors.Is against any error this package returns.
+// Exactly one of them matches an error whose status carried a reason.
 var (
-	// ErrNotFound: the job does not exist (or is past its retention window).
-	ErrNotFound = errors.New("jobqueue: not found")
-	// ErrLeaseLost: the lease token is no longer current (the lease expired and the job
-	// went back to its queue or to another worker, or the job was settled already).
-	ErrLeaseLost = errors.New("jobqueue: lease lost")
-	// ErrWrongState: the job's state does not allow the operation (cancel an active job,
-	// retry a queued one, ...).
-	ErrWrongState = errors.New("jobqueue: wrong state")
-	// ErrInvalidArgument: the request was malformed; Error.Field names the field.
+	// ErrInvalidArgument (INVALID_ARGUMENT): a request field breaks a rule; Error.Field
+	// names it. Nothing was changed; fix the request.
 	ErrInvalidArgument = errors.New("jobqueue: invalid argument")
-	// ErrUnavailable: the server or its Redis could not be reached; retrying may succeed.
+	// ErrNotFound (JOB_NOT_FOUND): no job has this id (never did, or it is past its
+	// retention window).
+	ErrNotFound = errors.New("jobqueue: job not found")
+	// ErrLeaseLost (LEASE_LOST): the lease token is no longer current (the lease expired
+	// and the job went back to its queue or to another worker, or the job was settled
+	// already). Drop the result.
+	ErrLeaseLost = errors.New("jobqueue: lease lost")
+	// ErrWrongState (WRONG_STATE): the job's state does not allow the call (cancel an
+	// active job, retry a queued one, ...).
+	ErrWrongState = errors.New("jobqueue: wrong state")
+	// ErrDurabilityUnavailable (DURABILITY_UNAVAILABLE): DurabilityFsynced was asked for
+	// (or is the server default) but Redis cannot confirm writes on disk. Nothing was
+	// written.
+	ErrDurabilityUnavailable = errors.New("jobqueue: durability unavailable")
+	// ErrFsyncNotConfirmed (FSYNC_NOT_CONFIRMED): an fsynced write was applied but not
+	// confirmed on disk in time. Also ErrUnavailable: retry (with an idempotency key for
+	// Enqueue, which then finds the first job).
+	ErrFsyncNotConfirmed = errors.New("jobqueue: fsync not confirmed")
+	// ErrStoreUnavailable (STORE_UNAVAILABLE): Redis could not be reached or did not answer
+	// in time; the write may or may not have happened. Also ErrUnavailable.
+	ErrStoreUnavailable = errors.New("jobqueue: store unavailable")
+	// ErrStoreFull (STORE_FULL): Redis is out of memory and refused the write. Also
+	// ErrResourceExhausted.
+	ErrStoreFull = errors.New("jobqueue: store full")
+	// ErrServerShuttingDown (SERVER_SHUTTING_DOWN): the server is stopping; reconnect,
+	// to another server if there is one. Also ErrUnavailable.
+	ErrServerShuttingDown = errors.New("jobqueue: server shutting down")
+	// ErrInternal (INTERNAL): the server met a state it does not understand. Report it.
+	ErrInternal = errors.New("jobqueue: internal server error")
+)
+
+// Sentinel errors by status code, whatever the reason: statuses made by gRPC itself (a
+// dropped connection, a deadline) carry no reason.
+var (
+	// ErrUnavailable: any UNAVAILABLE (the server or its Redis could not be reached, an
+	// fsync not confirmed, a server shutting down); retrying may succeed.
 	ErrUnavailable = errors.New("jobqueue: unavailable")
-	// ErrResourceExhausted: a limit was hit (Redis out of memory, ...).
+	// ErrResourceExhausted: any RESOURCE_EXHAUSTED (Redis out of memory, a message over a
+	// size limit, ...).
 	ErrResourceExhausted = errors.New("jobqueue: resource exhausted")
 )
 
-// The stable ErrorInfo reasons the server sends (domain "jobqueue.dev").
-const (
-	ReasonJobNotFound        = "JOB_NOT_FOUND"
-	ReasonLeaseLost          = "LEASE_LOST"
-	ReasonWrongState         = "WRONG_STATE"
-	ReasonInvalidArgument    = "INVALID_ARGUMENT"
-	ReasonStoreUnavailable   = "STORE_UNAVAILABLE"
-	ReasonStoreFull          = "STORE_FULL"
-	ReasonServerShuttingDown = "SERVER_SHUTTING_DOWN"
-)
+// reasonSentinels gives every ErrorReason value but UNSPECIFIED its sentinel error.
+var reasonSentinels = map[jobqueuev1.ErrorReason]error{
+	jobqueuev1.ErrorReason_INVALID_ARGUMENT:       ErrInvalidArgument,
+	jobqueuev1.ErrorReason_JOB_NOT_FOUND:          ErrNotFound,
+	jobqueuev1.ErrorReason_LEASE_LOST:             ErrLeaseLost,
+	jobqueuev1.ErrorReason_WRONG_STATE:            ErrWrongState,
+	jobqueuev1.ErrorReason_DURABILITY_UNAVAILABLE: ErrDurabilityUnavailable,
+	jobqueuev1.ErrorReason_FSYNC_NOT_CONFIRMED:    ErrFsyncNotConfirmed,
+	jobqueuev1.ErrorReason_STORE_UNAVAILABLE:      ErrStoreUnavailable,
+	jobqueuev1.ErrorReason_STORE_FULL:             ErrStoreFull,
+	jobqueuev1.ErrorReason_SERVER_SHUTTING_DOWN:   ErrServerShuttingDown,
+	jobqueuev1.ErrorReason_INTERNAL:               ErrInternal,
+}
+
+// codeSentinels stand in for a reason when the status carried none (from a proxy, say).
+var codeSentinels = map[codes.Code]error{
+	codes.InvalidArgument: ErrInvalidArgument,
+	codes.NotFound:        ErrNotFound,
+}
 
 // Error is a failed call or a refused ack, fail or extend. It wraps the gRPC status:
-// status.FromError and status.Code see it, errors.Is matches it against the sentinel
-// errors above (and against context.Canceled and context.DeadlineExceeded for those codes),
-// and errors.As extracts it:
+// status.FromError and status.Code see it, errors.Is matches it against the package's
+// sentinel errors (and against context.Canceled and context.DeadlineExceeded for those
+// codes), and errors.As extracts it:
 //
 //	var e *jobqueue.Error
 //	if errors.As(err, &e) && e.Field != "" { ... }
 type Error struct {
 	// Code is the gRPC status code.
 	Code codes.Code
-	// Reason is the google.rpc.ErrorInfo reason, such as "LEASE_LOST"; empty when the
-	// status carried none (for example a transport error from gRPC itself).
-	Reason string
+	// Reason is the google.rpc.ErrorInfo reason, such as ErrorReason_LEASE_LOST;
+	// ERROR_REASON_UNSPECIFIED when the status carried none (a transport error from gRPC
+	// itself, for example) or one this version of the package does not know.
+	Reason jobqueuev1.ErrorReason
 	// Field names the offending request field (google.rpc.BadRequest), for
 	// INVALID_ARGUMENT; for example "queue" or "requests[2].delay".
 	Field string
@@ -66,8 +112,8 @@ type Error struct {
 // Error implements error.
 func (e *Error) Error() string {
 	msg := fmt.Sprintf("jobqueue: %s: %s", e.Code, e.Message)
-	if e.Reason != "" {
-		msg += " (" + e.Reason + ")"
+	if e.Reason != jobqueuev1.ErrorReason_ERROR_REASON_UNSPECIFIED {
+		msg += " (" + e.Reason.String() + ")"
 	}
 	return msg
 }
@@ -84,14 +130,8 @@ func (e *Error) GRPCStatus() *status.Status {
 // context.Canceled / context.DeadlineExceeded for the CANCELLED / DEADLINE_EXCEEDED codes.
 func (e *Error) Is(target error) bool {
 	switch target {
-	case ErrNotFound:
-		return e.Code == codes.NotFound
-	case ErrLeaseLost:
-		return e.Reason == ReasonLeaseLost
-	case ErrWrongState:
-		return e.Reason == ReasonWrongState
-	case ErrInvalidArgument:
-		return e.Code == codes.InvalidArgument
+	case nil:
+		return false
 	case ErrUnavailable:
 		return e.Code == codes.Unavailable
 	case ErrResourceExhausted:
@@ -101,7 +141,16 @@ func (e *Error) Is(target error) bool {
 	case context.DeadlineExceeded:
 		return e.Code == codes.DeadlineExceeded
 	}
-	return false
+	return target == e.sentinel()
+}
+
+// sentinel is the one per-reason sentinel the error matches: its reason's, or for a status
+// without a reason, the one its code implies (nil when none does).
+func (e *Error) sentinel() error {
+	if s, ok := reasonSentinels[e.Reason]; ok {
+		return s
+	}
+	return codeSentinels[e.Code]
 }
 
 // errorFromStatus builds an *Error from a status and its details; nil for OK.
@@ -113,8 +162,8 @@ func errorFromStatus(st *status.Status) *Error {
 	for _, detail := range st.Details() {
 		switch d := detail.(type) {
 		case *errdetails.ErrorInfo:
-			if e.Reason == "" {
-				e.Reason = d.GetReason()
+			if e.Reason == jobqueuev1.ErrorReason_ERROR_REASON_UNSPECIFIED && d.GetDomain() == ErrorDomain {
+				e.Reason = parseReason(d.GetReason())
 			}
 		case *errdetails.BadRequest:
 			if violations := d.GetFieldViolations(); len(violations) > 0 && e.Field == "" {
@@ -123,6 +172,12 @@ func errorFromStatus(st *status.Status) *Error {
 		}
 	}
 	return e
+}
+
+// parseReason reads an ErrorInfo reason, the name of an ErrorReason value; an unknown name
+// (from a newer server) is UNSPECIFIED, so the error maps by its code.
+func parseReason(name string) jobqueuev1.ErrorReason {
+	return jobqueuev1.ErrorReason(jobqueuev1.ErrorReason_value[name])
 }
 
 // errorFromProto converts a google.rpc.Status carried in a message (a Confirmation).
@@ -154,58 +209,8 @@ func wrapError(err error) error {
 func invalidArgument(field, message string) *Error {
 	return &Error{
 		Code:    codes.InvalidArgument,
-		Reason:  ReasonInvalidArgument,
+		Reason:  jobqueuev1.ErrorReason_INVALID_ARGUMENT,
 		Field:   field,
 		Message: field + ": " + message,
 	}
-}
-
-// NonRetryableError marks a handler failure as permanent: the job goes to DEAD at once,
-// whatever attempts it has left. Build one with NonRetryable; detect one with errors.As.
-type NonRetryableError struct {
-	Err error
-}
-
-// Error implements error.
-func (e *NonRetryableError) Error() string { return e.Err.Error() }
-
-// Unwrap returns the wrapped error.
-func (e *NonRetryableError) Unwrap() error { return e.Err }
-
-// NonRetryable wraps err so that the worker fails the job non-retryably (it goes to
-// DEAD). NonRetryable(nil) is nil.
-func NonRetryable(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &NonRetryableError{Err: err}
-}
-
-// IsNonRetryable reports whether err (or an error it wraps) was marked with NonRetryable.
-func IsNonRetryable(err error) bool {
-	var nr *NonRetryableError
-	return errors.As(err, &nr)
-}
-
-// RetryAfterError asks for the next attempt after Delay instead of the job's backoff
-// policy (useful for rate-limited APIs that say when to come back). Build one with
-// RetryAfter.
-type RetryAfterError struct {
-	Err   error
-	Delay time.Duration
-}
-
-// Error implements error.
-func (e *RetryAfterError) Error() string { return e.Err.Error() }
-
-// Unwrap returns the wrapped error.
-func (e *RetryAfterError) Unwrap() error { return e.Err }
-
-// RetryAfter wraps err so that the worker fails the job retryably with the next attempt
-// due after delay (if the job has attempts left). RetryAfter(nil, d) is nil.
-func RetryAfter(err error, delay time.Duration) error {
-	if err == nil {
-		return nil
-	}
-	return &RetryAfterError{Err: err, Delay: delay}
 }

@@ -4,59 +4,130 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
-	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/protoadapt"
+
+	jobqueuev1 "github.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1"
 )
 
-func statusWith(t *testing.T, code codes.Code, msg, reason, field string) error {
+// reasonInfo is the ErrorInfo the server attaches, naming reason.
+func reasonInfo(reason string) *errdetails.ErrorInfo {
+	return &errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain}
+}
+
+func fieldViolation(field string) *errdetails.BadRequest {
+	return &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: "bad"}}}
+}
+
+// statusError is a gRPC error with code, message and details, as a call returns it.
+func statusError(t *testing.T, code codes.Code, msg string, details ...protoadapt.MessageV1) error {
 	t.Helper()
-	st := status.New(code, msg)
-	details := []any{}
-	if reason != "" {
-		details = append(details, &errdetails.ErrorInfo{Reason: reason, Domain: "jobqueue.dev"})
-	}
-	if field != "" {
-		details = append(details, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: msg}}})
-	}
-	for _, d := range details {
-		var err error
-		switch d := d.(type) {
-		case *errdetails.ErrorInfo:
-			st, err = st.WithDetails(d)
-		case *errdetails.BadRequest:
-			st, err = st.WithDetails(d)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	st, err := status.New(code, msg).WithDetails(details...)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return st.Err()
 }
 
+// allSentinels are every sentinel error of the package, by name.
+var allSentinels = map[string]error{
+	"ErrInvalidArgument":       ErrInvalidArgument,
+	"ErrNotFound":              ErrNotFound,
+	"ErrLeaseLost":             ErrLeaseLost,
+	"ErrWrongState":            ErrWrongState,
+	"ErrDurabilityUnavailable": ErrDurabilityUnavailable,
+	"ErrFsyncNotConfirmed":     ErrFsyncNotConfirmed,
+	"ErrStoreUnavailable":      ErrStoreUnavailable,
+	"ErrStoreFull":             ErrStoreFull,
+	"ErrServerShuttingDown":    ErrServerShuttingDown,
+	"ErrInternal":              ErrInternal,
+	"ErrUnavailable":           ErrUnavailable,
+	"ErrResourceExhausted":     ErrResourceExhausted,
+}
+
+// matched lists the names of the sentinels err matches, sorted.
+func matched(err error) []string {
+	var names []string
+	for name, s := range allSentinels {
+		if errors.Is(err, s) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// A new value in error_reason.proto fails here until it has a sentinel of its own.
+func TestEveryErrorReasonHasASentinelOfItsOwn(t *testing.T) {
+	owners := map[error]jobqueuev1.ErrorReason{}
+	for number, name := range jobqueuev1.ErrorReason_name {
+		reason := jobqueuev1.ErrorReason(number)
+		if reason == jobqueuev1.ErrorReason_ERROR_REASON_UNSPECIFIED {
+			continue
+		}
+		sentinel, ok := reasonSentinels[reason]
+		if !ok {
+			t.Errorf("ErrorReason %s has no sentinel error", name)
+			continue
+		}
+		if other, taken := owners[sentinel]; taken {
+			t.Errorf("%s and %s share the sentinel %v", name, other, sentinel)
+		}
+		owners[sentinel] = reason
+
+		// The reason decides, whatever the code.
+		err := wrapError(statusError(t, codes.Unknown, "x", reasonInfo(name)))
+		var e *Error
+		if !errors.As(err, &e) || e.Reason != reason {
+			t.Errorf("%s: error = %#v", name, err)
+		}
+		if got := matched(err); len(got) != 1 || allSentinels[got[0]] != sentinel {
+			t.Errorf("%s matches %v, want only %v", name, got, sentinel)
+		}
+	}
+}
+
 func TestErrorsAreMappedFromTheStatusAndItsDetails(t *testing.T) {
 	cases := []struct {
-		code     codes.Code
-		reason   string
-		field    string
-		sentinel error
+		code    codes.Code
+		reason  jobqueuev1.ErrorReason
+		field   string
+		matches []string
 	}{
-		{codes.InvalidArgument, ReasonInvalidArgument, "requests[1].queue", ErrInvalidArgument},
-		{codes.NotFound, ReasonJobNotFound, "", ErrNotFound},
-		{codes.FailedPrecondition, ReasonLeaseLost, "", ErrLeaseLost},
-		{codes.FailedPrecondition, ReasonWrongState, "", ErrWrongState},
-		{codes.Unavailable, ReasonStoreUnavailable, "", ErrUnavailable},
-		{codes.Unavailable, "", "", ErrUnavailable}, // from gRPC itself: no details
-		{codes.ResourceExhausted, ReasonStoreFull, "", ErrResourceExhausted},
+		{codes.InvalidArgument, jobqueuev1.ErrorReason_INVALID_ARGUMENT, "requests[1].queue", []string{"ErrInvalidArgument"}},
+		{codes.NotFound, jobqueuev1.ErrorReason_JOB_NOT_FOUND, "", []string{"ErrNotFound"}},
+		{codes.FailedPrecondition, jobqueuev1.ErrorReason_LEASE_LOST, "", []string{"ErrLeaseLost"}},
+		{codes.FailedPrecondition, jobqueuev1.ErrorReason_WRONG_STATE, "", []string{"ErrWrongState"}},
+		{codes.FailedPrecondition, jobqueuev1.ErrorReason_DURABILITY_UNAVAILABLE, "", []string{"ErrDurabilityUnavailable"}},
+		{codes.Unavailable, jobqueuev1.ErrorReason_FSYNC_NOT_CONFIRMED, "", []string{"ErrFsyncNotConfirmed", "ErrUnavailable"}},
+		{codes.Unavailable, jobqueuev1.ErrorReason_STORE_UNAVAILABLE, "", []string{"ErrStoreUnavailable", "ErrUnavailable"}},
+		{codes.ResourceExhausted, jobqueuev1.ErrorReason_STORE_FULL, "", []string{"ErrResourceExhausted", "ErrStoreFull"}},
+		{codes.Unavailable, jobqueuev1.ErrorReason_SERVER_SHUTTING_DOWN, "", []string{"ErrServerShuttingDown", "ErrUnavailable"}},
+		{codes.Internal, jobqueuev1.ErrorReason_INTERNAL, "", []string{"ErrInternal"}},
+		// Statuses without a reason (from gRPC itself, a proxy) map by their code.
+		{codes.Unavailable, 0, "", []string{"ErrUnavailable"}},
+		{codes.ResourceExhausted, 0, "", []string{"ErrResourceExhausted"}},
+		{codes.NotFound, 0, "", []string{"ErrNotFound"}},
+		{codes.InvalidArgument, 0, "", []string{"ErrInvalidArgument"}},
+		{codes.FailedPrecondition, 0, "", nil},
+		{codes.Internal, 0, "", nil},
 	}
-	sentinels := []error{ErrNotFound, ErrLeaseLost, ErrWrongState, ErrInvalidArgument, ErrUnavailable, ErrResourceExhausted}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s/%s", c.code, c.reason), func(t *testing.T) {
-			err := wrapError(statusWith(t, c.code, "what happened", c.reason, c.field))
+			var details []protoadapt.MessageV1
+			if c.reason != 0 {
+				details = append(details, reasonInfo(c.reason.String()))
+			}
+			if c.field != "" {
+				details = append(details, fieldViolation(c.field))
+			}
+			err := wrapError(statusError(t, c.code, "what happened", details...))
 			var e *Error
 			if !errors.As(err, &e) {
 				t.Fatalf("not an *Error: %T", err)
@@ -64,19 +135,34 @@ func TestErrorsAreMappedFromTheStatusAndItsDetails(t *testing.T) {
 			if e.Code != c.code || e.Reason != c.reason || e.Field != c.field || e.Message != "what happened" {
 				t.Errorf("error = %+v", e)
 			}
-			for _, s := range sentinels {
-				if got := errors.Is(err, s); got != (s == c.sentinel) {
-					t.Errorf("errors.Is(err, %v) = %v", s, got)
-				}
+			if got := matched(err); !slices.Equal(got, c.matches) {
+				t.Errorf("matches %v, want %v", got, c.matches)
 			}
-			if st, ok := status.FromError(err); !ok || st.Code() != c.code || len(st.Details()) == 0 && c.reason != "" {
+			if st, ok := status.FromError(err); !ok || st.Code() != c.code || len(st.Details()) != len(details) {
 				t.Errorf("status.FromError = %v, %v", st, ok)
 			}
 			wrapped := fmt.Errorf("enqueue: %w", err)
-			if !errors.Is(wrapped, c.sentinel) || status.Code(wrapped) != c.code {
+			if !slices.Equal(matched(wrapped), c.matches) || status.Code(wrapped) != c.code {
 				t.Errorf("a wrapped error lost its identity: %v", wrapped)
 			}
 		})
+	}
+}
+
+func TestAReasonOfAnotherDomainOrAnUnknownReasonMapsByCode(t *testing.T) {
+	foreign := &errdetails.ErrorInfo{Reason: "LEASE_LOST", Domain: "proxy.example"}
+	err := wrapError(statusError(t, codes.Unavailable, "x", foreign))
+	var e *Error
+	if !errors.As(err, &e) || e.Reason != jobqueuev1.ErrorReason_ERROR_REASON_UNSPECIFIED {
+		t.Errorf("a foreign ErrorInfo was read: %v", err)
+	}
+	if got := matched(err); !slices.Equal(got, []string{"ErrUnavailable"}) {
+		t.Errorf("matches %v", got)
+	}
+
+	newer := wrapError(statusError(t, codes.NotFound, "x", reasonInfo("QUEUE_NOT_FOUND")))
+	if got := matched(newer); !slices.Equal(got, []string{"ErrNotFound"}) || strings.Contains(newer.Error(), "UNSPECIFIED") {
+		t.Errorf("an unknown reason: %v matches %v", newer, got)
 	}
 }
 
@@ -97,52 +183,11 @@ func TestNonStatusErrorsPassThrough(t *testing.T) {
 }
 
 func TestAConfirmationStatusConverts(t *testing.T) {
-	st, _ := status.New(codes.FailedPrecondition, "stale").WithDetails(&errdetails.ErrorInfo{Reason: ReasonLeaseLost})
+	st, _ := status.New(codes.FailedPrecondition, "stale").WithDetails(reasonInfo("LEASE_LOST"))
 	if err := errorFromProto(st.Proto()); !errors.Is(err, ErrLeaseLost) {
 		t.Errorf("err = %v", err)
 	}
 	if errorFromProto(status.New(codes.OK, "").Proto()) != nil || errorFromProto(nil) != nil {
 		t.Error("OK must convert to nil")
-	}
-}
-
-func TestNonRetryableIsDetectableThroughWrapping(t *testing.T) {
-	err := fmt.Errorf("sending: %w", NonRetryable(errors.New("bad address")))
-	var nr *NonRetryableError
-	if !errors.As(err, &nr) || !IsNonRetryable(err) || nr.Error() != "bad address" {
-		t.Errorf("err = %v", err)
-	}
-	if NonRetryable(nil) != nil || IsNonRetryable(errors.New("x")) {
-		t.Error("NonRetryable(nil) must be nil, a plain error retryable")
-	}
-}
-
-func TestHandlerOutcomesBecomeAcksAndFails(t *testing.T) {
-	job := &LeasedJob{ID: "q:1", LeaseToken: "tok"}
-
-	ack := settlementFor(job, map[string]any{"ok": true}, nil)
-	want, _ := structpb.NewStruct(map[string]any{"ok": true})
-	if ack.ack == nil || ack.ack.GetLeaseToken() != "tok" || ack.ack.GetResult().String() != want.String() {
-		t.Errorf("ack = %v", ack)
-	}
-	if none := settlementFor(job, nil, nil); none.ack == nil || none.ack.GetResult() != nil {
-		t.Errorf("no result = %v", none)
-	}
-
-	retry := settlementFor(job, nil, errors.New("flaky"))
-	if retry.fail == nil || retry.fail.GetNonRetryable() || retry.fail.GetError() != "flaky" || retry.fail.GetRetryDelay() != nil {
-		t.Errorf("fail = %v", retry)
-	}
-	permanent := settlementFor(job, nil, fmt.Errorf("wrapped: %w", NonRetryable(errors.New("bad"))))
-	if !permanent.fail.GetNonRetryable() {
-		t.Errorf("fail = %v", permanent)
-	}
-	later := settlementFor(job, nil, RetryAfter(errors.New("429"), 2*time.Second))
-	if later.fail.GetRetryDelay().AsDuration() != 2*time.Second || later.fail.GetNonRetryable() {
-		t.Errorf("fail = %v", later)
-	}
-	unencodable := settlementFor(job, map[string]any{"f": func() {}}, nil)
-	if unencodable.fail == nil || !unencodable.fail.GetNonRetryable() {
-		t.Errorf("a result that is not JSON must fail the job for good: %v", unencodable)
 	}
 }

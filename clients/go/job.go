@@ -47,6 +47,14 @@ var stateFromProto = map[jobqueuev1.JobState]JobState{
 	jobqueuev1.JobState_JOB_STATE_CANCELLED:   StateCancelled,
 }
 
+var stateToProto = func() map[JobState]jobqueuev1.JobState {
+	m := make(map[JobState]jobqueuev1.JobState, len(stateFromProto))
+	for p, s := range stateFromProto {
+		m[s] = p
+	}
+	return m
+}()
+
 // Priority orders ready jobs inside one queue.
 type Priority string
 

@@ -94,15 +94,20 @@ func (s settlement) jobID() string {
 	return s.fail.GetJobId()
 }
 
-// settlementFor turns a handler's outcome into an ack or a fail: an error fails the job
-// (non-retryably when marked with NonRetryable, after a set delay with RetryAfter); a
-// result that cannot be a JSON object fails it non-retryably, since the same result would
-// be refused on every attempt.
-func settlementFor(job *LeasedJob, result map[string]any, err error) settlement {
+// settlementFor turns a handler's outcome into an ack (at the given durability) or a
+// fail: an error fails the job (non-retryably when marked with NonRetryable, after a set
+// delay with RetryAfter); a result that cannot be a JSON object fails it non-retryably,
+// since the same result would be refused on every attempt.
+func settlementFor(job *LeasedJob, result map[string]any, err error, durability jobqueuev1.Durability) settlement {
 	if err == nil {
 		structured, convErr := toStruct(result, "result")
 		if convErr == nil {
-			return settlement{ack: &jobqueuev1.AckRequest{JobId: job.ID, LeaseToken: job.LeaseToken, Result: structured}}
+			return settlement{ack: &jobqueuev1.AckRequest{
+				JobId:      job.ID,
+				LeaseToken: job.LeaseToken,
+				Result:     structured,
+				Durability: durability,
+			}}
 		}
 		err = NonRetryable(errors.New("the handler's result is not a JSON object: " + convErr.Error()))
 	}

@@ -80,6 +80,7 @@ type enqueueSettings struct {
 	metadata       map[string]string
 	payloadBytes   []byte
 	backoff        *Backoff
+	durability     Durability
 }
 
 // WithPriority sets the job's priority level (default PriorityNormal).
@@ -186,5 +187,17 @@ func buildEnqueueRequest(queue string, payload map[string]any, opts []EnqueueOpt
 	if s.backoff != nil {
 		req.Backoff = s.backoff.toProto()
 	}
+	if req.Durability, err = s.durability.toProto(prefix + "durability"); err != nil {
+		return nil, err
+	}
 	return req, nil
+}
+
+// BatchOption configures a whole EnqueueBatch call (WithDurability).
+type BatchOption interface {
+	applyBatch(*batchSettings)
+}
+
+type batchSettings struct {
+	durability Durability
 }

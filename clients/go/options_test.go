@@ -26,6 +26,7 @@ func TestEnqueueOptionsBuildTheRequest(t *testing.T) {
 		WithMetadata(map[string]string{"trace": "t"}),
 		WithBytes([]byte{0, 1}),
 		WithBackoff(Backoff{InitialDelay: 10 * time.Millisecond, Multiplier: 3, NoJitter: true}),
+		WithDurability(DurabilityFsynced),
 	}, "")
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +47,7 @@ func TestEnqueueOptionsBuildTheRequest(t *testing.T) {
 			Multiplier:   3,
 			NoJitter:     true,
 		},
+		Durability: jobqueuev1.Durability_DURABILITY_FSYNCED,
 	}
 	if !proto.Equal(req, want) {
 		t.Errorf("request\n got %v\nwant %v", req, want)
@@ -119,6 +121,16 @@ func TestAWorkerRefusesToRunWithoutAHandlerForEachQueue(t *testing.T) {
 	err := w.Run(context.Background())
 	var e *Error
 	if !errors.As(err, &e) || e.Field != "queues[1]" {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestAWorkerRefusesAnUnknownAckDurability(t *testing.T) {
+	w := NewWorker(nil, []string{"q"}, WithAckDurability("SOMETIMES"))
+	w.Handle("q", func(ctx context.Context, job *LeasedJob) (map[string]any, error) { return nil, nil })
+	err := w.Run(context.Background())
+	var e *Error
+	if !errors.As(err, &e) || e.Field != "ack_durability" {
 		t.Errorf("err = %v", err)
 	}
 }

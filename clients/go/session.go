@@ -2,7 +2,6 @@ package jobqueue
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -280,72 +279,9 @@ func (s *session) finished(res handlerResult) {
 	if r.lost {
 		s.log.Warn("jobqueue: settling a job whose lease was lost, only to free the stream's slot", "job_id", id)
 	}
-	st := settlementFor(r.job, res.result, res.err)
+	st := settlementFor(r.job, res.result, res.err, durabilityToProto[s.w.settings.ackDurability])
 	s.unconfirmed[id] = st
 	s.out.settle(st)
-}
-
-// -- confirmations ----------------------------------------------------------------------
-
-func (s *session) confirm(c *jobqueuev1.Confirmation) {
-	err := errorFromProto(c.GetStatus())
-	id := c.GetJobId()
-	if c.GetKind() == jobqueuev1.ConfirmationKind_CONFIRMATION_KIND_EXTEND {
-		s.extended(id, c, err)
-		return
-	}
-	st, ok := s.unconfirmed[id]
-	delete(s.unconfirmed, id)
-	if err == nil {
-		return
-	}
-	if ok && errors.Is(err, ErrUnavailable) && !s.hard {
-		s.log.Warn("jobqueue: the server could not settle a job; sending it again", "job_id", id, "error", err)
-		s.unconfirmed[id] = st
-		time.AfterFunc(resendDelay, func() {
-			select {
-			case s.resend <- id:
-			case <-s.done:
-			}
-		})
-		return
-	}
-	if errors.Is(err, ErrLeaseLost) {
-		s.log.Warn("jobqueue: the server refused to settle a job: lease lost", "job_id", id, "error", err)
-	} else {
-		s.log.Error("jobqueue: the server refused to settle a job", "job_id", id, "error", err)
-	}
-	if ok && st.ack != nil && errors.Is(err, ErrInvalidArgument) {
-		// The same ack cannot succeed (a result over the size limit, ...), and left alone
-		// the lease would run out and the job run again: fail it for good, with the reason.
-		fail := settlement{fail: &jobqueuev1.FailRequest{
-			JobId:        id,
-			LeaseToken:   st.ack.GetLeaseToken(),
-			Error:        "the server refused the handler's result: " + err.Message,
-			NonRetryable: true,
-		}}
-		s.unconfirmed[id] = fail
-		s.out.settle(fail)
-	}
-}
-
-func (s *session) extended(id string, c *jobqueuev1.Confirmation, err *Error) {
-	r, ok := s.running[id]
-	if !ok {
-		return // the handler finished meanwhile
-	}
-	switch {
-	case err == nil:
-		r.job.setDeadline(timeOf(c.GetLeaseExpireTime()))
-	case errors.Is(err, ErrUnavailable):
-		s.log.Warn("jobqueue: could not extend a lease; trying again", "job_id", id, "error", err)
-		s.keeper.retrySoon(id, time.Now())
-	default:
-		r.lost = true
-		s.keeper.forget(id)
-		r.cancel(fmt.Errorf("%w: %w", ErrLeaseLost, err))
-		s.log.Warn("jobqueue: lease lost; the handler is cancelled", "job_id", id, "error", err)
-	}
 }
 
 // -- stopping -----------------------------------------------------------------------------

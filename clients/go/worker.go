@@ -64,6 +64,7 @@ type workerSettings struct {
 	grace         time.Duration
 	workerID      string
 	leaseDuration time.Duration
+	ackDurability Durability
 	logger        *slog.Logger
 }
 
@@ -190,7 +191,8 @@ func (w *Worker) validate() error {
 	if w.settings.grace < 0 {
 		return invalidArgument("grace_period", "must not be negative")
 	}
-	return nil
+	_, err := w.settings.ackDurability.toProto("ack_durability")
+	return err
 }
 
 // Run runs the worker until ctx is cancelled, then stops gracefully: it takes no more
