@@ -55,7 +55,9 @@ async def one_round(client: AsyncClient, redis: Redis, server_pid: int, jobs: in
     peak_memory, peak_rss = 0, 0
     payload = {"to": "user@example.com", "subject": "Welcome!", "body": "x" * 64}
     for start in range(0, jobs, BATCH):
-        await client.enqueue_many([JobSpec("memory", payload) for _ in range(min(BATCH, jobs - start))])
+        await client.enqueue_many(
+            [JobSpec(queue="memory", payload=payload) for _ in range(min(BATCH, jobs - start))]
+        )
         peak_memory = max(peak_memory, await used_memory(redis))
         peak_rss = max(peak_rss, rss_kib(server_pid))
 

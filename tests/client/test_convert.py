@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import grpc
 import pytest
-from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from jobqueue import InvalidArgument, LeaseLost, Unavailable, WrongState
+from jobqueue import InvalidArgument
 from jobqueue.backoff import ReconnectBackoff, poll_intervals
 from jobqueue.convert import from_struct, to_duration, to_struct, to_timestamp
-from jobqueue.errors import STATUS_DETAILS_KEY, from_rpc_error, from_status
 from jobqueue.execution import describe
 from jobqueue.messages import batches, enqueue_request
 from jobqueue.models import JobSpec
@@ -55,60 +51,11 @@ def test_durations_and_timestamps() -> None:
 
 
 def test_batches_split_by_count_and_size() -> None:
-    small = [enqueue_request(JobSpec("q")) for _ in range(2500)]
-    large = [enqueue_request(JobSpec("q", b"x" * (3 * 1024 * 1024))) for _ in range(4)]
+    small = [enqueue_request(JobSpec(queue="q")) for _ in range(2500)]
+    large = [enqueue_request(JobSpec(queue="q", payload=b"x" * (3 * 1024 * 1024))) for _ in range(4)]
 
     assert [len(b) for b in batches(small)] == [1000, 1000, 500]
     assert [len(b) for b in batches(large)] == [2, 2]
-
-
-def _packed(message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) -> any_pb2.Any:
-    packed = any_pb2.Any()
-    packed.Pack(message)
-    return packed
-
-
-def test_a_status_maps_to_the_class_of_its_reason() -> None:
-    lost = status_pb2.Status(
-        code=code_pb2.FAILED_PRECONDITION,
-        message="lease lost",
-        details=[_packed(error_details_pb2.ErrorInfo(reason="LEASE_LOST", domain="jobqueue.dev"))],
-    )
-    no_info = status_pb2.Status(code=code_pb2.FAILED_PRECONDITION, message="?")
-    redis_down = status_pb2.Status(
-        code=code_pb2.UNAVAILABLE, details=[_packed(error_details_pb2.ErrorInfo(reason="STORE_UNAVAILABLE"))]
-    )
-
-    assert from_status(status_pb2.Status(code=code_pb2.OK)) is None
-    assert isinstance(from_status(lost), LeaseLost)
-    assert isinstance(from_status(no_info), WrongState)
-    error = from_status(redis_down)
-    assert isinstance(error, Unavailable) and error.retryable and error.reason == "STORE_UNAVAILABLE"
-
-
-def test_an_aio_error_is_parsed_from_its_trailing_metadata() -> None:
-    violation = error_details_pb2.BadRequest.FieldViolation(field="requests[2].queue", description="bad")
-    status = status_pb2.Status(
-        code=code_pb2.INVALID_ARGUMENT,
-        message="requests[2].queue: bad",
-        details=[
-            _packed(error_details_pb2.ErrorInfo(reason="INVALID_ARGUMENT")),
-            _packed(error_details_pb2.BadRequest(field_violations=[violation])),
-        ],
-    )
-    trailers = grpc.aio.Metadata((STATUS_DETAILS_KEY, status.SerializeToString()))
-    error = grpc.aio.AioRpcError(
-        grpc.StatusCode.INVALID_ARGUMENT, grpc.aio.Metadata(), trailers, "requests[2].queue: bad"
-    )
-
-    typed = from_rpc_error(error)
-
-    assert isinstance(typed, InvalidArgument)
-    assert (typed.field, typed.message, typed.code) == (
-        "requests[2].queue",
-        "requests[2].queue: bad",
-        grpc.StatusCode.INVALID_ARGUMENT,
-    )
 
 
 def test_reconnect_backoff_grows_with_full_jitter_up_to_the_cap_and_resets() -> None:

@@ -132,7 +132,7 @@ async def test_wait_raises_timeout_error_when_the_job_does_not_finish(
 
 
 async def test_enqueue_many_returns_results_in_order_across_chunks(client: AsyncClient, queue: str) -> None:
-    specs: list[JobSpec | dict[str, object]] = [JobSpec(queue, {"i": i}) for i in range(1000)]
+    specs: list[JobSpec | dict[str, object]] = [JobSpec(queue=queue, payload={"i": i}) for i in range(1000)]
     specs.append({"queue": queue, "payload": {"i": 1000}, "priority": "low"})
 
     results = await client.enqueue_many(specs)
@@ -148,7 +148,7 @@ async def test_enqueue_many_returns_results_in_order_across_chunks(client: Async
 async def test_enqueue_many_names_the_bad_job_by_its_index_in_the_whole_list(
     client: AsyncClient, queue: str
 ) -> None:
-    specs = [JobSpec(queue) for _ in range(1000)] + [JobSpec("not a queue!")]
+    specs = [JobSpec(queue=queue) for _ in range(1000)] + [JobSpec(queue="not a queue!")]
 
     with pytest.raises(InvalidArgument) as caught:
         await client.enqueue_many(specs)
@@ -204,6 +204,19 @@ async def test_arguments_are_checked_before_anything_is_sent(client: AsyncClient
     with pytest.raises(InvalidArgument, match="priority"):
         await client.enqueue(queue, priority="urgent")  # type: ignore[arg-type]
     assert await client.stats(queue) == [] or (await client.stats(queue))[0].queued == 0
+
+
+async def test_a_misspelt_option_or_a_job_without_a_queue_is_refused_naming_it(
+    client: AsyncClient, queue: str
+) -> None:
+    with pytest.raises(InvalidArgument) as misspelt:
+        await client.enqueue(queue, {"n": 1}, priorty="high")  # type: ignore[call-arg]
+    with pytest.raises(InvalidArgument) as unnamed:
+        await client.enqueue_many([JobSpec(queue=queue), {"payload": {"n": 2}}])
+
+    assert misspelt.value.field == "priorty"
+    assert unnamed.value.field == "requests[1].queue"
+    assert all(stats.queued == 0 for stats in await client.stats(queue))
 
 
 async def test_an_unreachable_server_is_unavailable() -> None:

@@ -30,7 +30,7 @@ async def test_enqueue_get_and_stats(sync_client: Client, queue: str) -> None:
 
 async def test_enqueue_many_then_cancel_and_retry(sync_client: Client, queue: str) -> None:
     results = await asyncio.to_thread(
-        sync_client.enqueue_many, [JobSpec(queue, delay=3600), {"queue": queue, "payload": b"raw"}]
+        sync_client.enqueue_many, [JobSpec(queue=queue, delay=3600), {"queue": queue, "payload": b"raw"}]
     )
     await asyncio.to_thread(sync_client.cancel, results[0].job_id)
     cancelled = await asyncio.to_thread(sync_client.wait, results[0].job_id, timeout=5)

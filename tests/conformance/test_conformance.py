@@ -181,3 +181,20 @@ async def test_sigterm_lets_the_running_job_finish_then_exits_zero(
     assert await worker.exit_code() == 0, worker.output
     done = await client.get(job.job_id)
     assert (done.state, done.attempts, done.result) == (JobState.COMPLETED, 1, {"drained": True})
+
+
+async def test_a_window_of_the_biggest_jobs_reaches_a_worker_with_grpcs_default_message_limit(
+    client: AsyncClient, spawn: Spawn
+) -> None:
+    # Six jobs of about 1.3 MB each (a payload near 1 MiB, 64 metadata values of 4 KiB): one
+    # window holds 7.9 MB. Workers keep gRPC's default 4 MiB receive limit, so the server must
+    # split its responses by their real size, or the worker loses the stream and every attempt.
+    payload = {"action": "ack", "result": {"big": True}, "blob": "x" * 1_040_000}
+    metadata = {f"key-{index:02d}": "v" * 4096 for index in range(64)}
+    jobs = [await client.enqueue(QUEUE, payload, metadata=metadata) for _ in range(6)]
+
+    await spawn(concurrency=6)
+
+    for job in jobs:
+        done = await client.wait(job.job_id, timeout=60)
+        assert (done.state, done.attempts, done.result) == (JobState.COMPLETED, 1, {"big": True})

@@ -54,8 +54,8 @@ def payloads(plan: ProducerPlan, rng: random.Random) -> list[JobSpec]:
     """The jobs, drawn from the seeded RNG: the same seed gives the same work."""
     return [
         JobSpec(
-            QUEUE,
-            {"n": n, "sleep_ms": rng.randint(0, plan.max_sleep_ms)},
+            queue=QUEUE,
+            payload={"n": n, "sleep_ms": rng.randint(0, plan.max_sleep_ms)},
             idempotency_key=f"{plan.run_id}-{n}",
             max_attempts=plan.max_attempts,
             lease_duration=plan.lease_s,
@@ -106,7 +106,7 @@ class Producer:
 
     def _record(self, batch: list[JobSpec], job_ids: list[str]) -> None:
         for spec, job_id in zip(batch, job_ids, strict=True):
-            key = spec.idempotency_key
+            key = spec.get("idempotency_key")
             assert key is not None
             known = self.result.acknowledged.setdefault(key, job_id)
             if known != job_id:

@@ -26,7 +26,9 @@ QUICK_RETRY = BackoffPolicy(initial_delay=0.05, max_delay=0.2, no_jitter=True)
 
 def specs() -> list[JobSpec]:
     def spec(payload: dict[str, object], attempts: int) -> JobSpec:
-        return JobSpec(QUEUE, payload, max_attempts=attempts, backoff=QUICK_RETRY, lease_duration=2.0)
+        return JobSpec(
+            queue=QUEUE, payload=payload, max_attempts=attempts, backoff=QUICK_RETRY, lease_duration=2.0
+        )
 
     kill = [spec({"poison": "kill"}, POISON_ATTEMPTS) for _ in range(4)]
     raise_ = [spec({"poison": "raise"}, POISON_ATTEMPTS) for _ in range(4)]

@@ -64,7 +64,10 @@ async def test_calls_fail_within_their_deadline_and_service_resumes_when_valkey_
     async with running_cluster(ClusterConfig(servers=2, workers=1), tmp_path) as cluster:
         worker_pid = cluster.workers[0].pid
         async with AsyncClient(cluster.target) as client:
-            before = [r.job_id for r in await client.enqueue_many([JobSpec(QUEUE, {"sleep_ms": 20})] * 200)]
+            before = [
+                r.job_id
+                for r in await client.enqueue_many([JobSpec(queue=QUEUE, payload={"sleep_ms": 20})] * 200)
+            ]
             await cluster.kill_valkey()
 
             for call in (

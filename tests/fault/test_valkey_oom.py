@@ -32,7 +32,9 @@ RESUME_BOUND_S = 20.0
 
 def batch(n: int) -> list[JobSpec]:
     return [
-        JobSpec(QUEUE, {"filler": FILLER, "n": n * BATCH + i}, max_attempts=50, lease_duration=2.0)
+        JobSpec(
+            queue=QUEUE, payload={"filler": FILLER, "n": n * BATCH + i}, max_attempts=50, lease_duration=2.0
+        )
         for i in range(BATCH)
     ]
 

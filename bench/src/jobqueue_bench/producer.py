@@ -80,7 +80,7 @@ class Producer:
 
         async def lane(client: AsyncClient) -> None:
             for size in sizes:
-                specs = [JobSpec(self.queue, self.payload()) for _ in range(size)]
+                specs = [JobSpec(queue=self.queue, payload=self.payload()) for _ in range(size)]
                 began = time.perf_counter()
                 await client.enqueue_many(specs)
                 latencies.append((time.perf_counter() - began) * 1000.0)

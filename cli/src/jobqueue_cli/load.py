@@ -100,7 +100,7 @@ async def _run(conn: Conn, report: LoadReport, count: int, payload: dict[str, An
             return 1
 
         async def batch_of(size: int) -> int:
-            return len(await client.enqueue_many([JobSpec(report.queue, payload)] * size))
+            return len(await client.enqueue_many([JobSpec(queue=report.queue, payload=payload)] * size))
 
         if report.batch:
             sizes = (min(report.batch, count - start) for start in range(0, count, report.batch))

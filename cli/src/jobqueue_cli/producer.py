@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from jobqueue import Client, JobSpec
+from jobqueue import Client
 from jobqueue.errors import InvalidArgument, Unavailable
 from jobqueue_cli.producer_io import (
     Conn,
@@ -99,9 +99,10 @@ def _spec_defaults(options: dict[str, Any]) -> dict[str, Any]:
 
 def _read_jobs(
     lines: IO[str], queue: str | None, defaults: dict[str, Any]
-) -> tuple[list[JobSpec], list[int]]:
-    """Every job of a --file, with its line number; a bad line stops the command before any call."""
-    specs: list[JobSpec] = []
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """Every job of a --file (a JobSpec), with its line number; a bad line stops the command
+    before any call."""
+    specs: list[dict[str, Any]] = []
     numbers: list[int] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -114,7 +115,7 @@ def _read_jobs(
         if not job["queue"]:
             raise InvalidArgument(f"{where}: names no queue, and QUEUE was not given", field=where)
         _check_types(job, where)
-        specs.append(JobSpec(**job))
+        specs.append(job)
         numbers.append(number)
     return specs, numbers
 

@@ -23,9 +23,11 @@ export const RECONNECT_OPTIONS: ChannelOptions = {
   "grpc.max_reconnect_backoff_ms": 10_000,
 };
 
-/** A LeaseResponse batches many jobs of up to 1 MiB each: match the server's 64 MiB limit. */
+/**
+ * The server never sends a message over gRPC's default receive limit (4 MiB), so receiving
+ * keeps the default; a batch of big jobs may be sent up to the server's own limit, 64 MiB.
+ */
 export const MESSAGE_SIZE_OPTIONS: ChannelOptions = {
-  "grpc.max_receive_message_length": 64 * 1024 * 1024,
   "grpc.max_send_message_length": 64 * 1024 * 1024,
 };
 

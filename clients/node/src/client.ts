@@ -1,27 +1,31 @@
-/** Client: the producer API (enqueue, inspect, cancel, retry, wait) with Promises. */
+/** Client: the producer API (enqueue, inspect, list, cancel, retry, wait) with Promises. */
 
-import { Durability } from "./gen/jobqueue/v1/job.js";
 import { Metadata, type CallOptions as GrpcCallOptions, type ClientUnaryCall, type ServiceError } from "@grpc/grpc-js";
 
 import { pollIntervals } from "./backoff.js";
 import { serviceClient, type ConnectionOptions } from "./channel.js";
 import * as convert from "./convert.js";
-import { DeadlineExceededError, InvalidArgumentError, UnavailableError, fromServiceError } from "./errors.js";
+import { DeadlineExceededError, InternalError, InvalidArgumentError, UnavailableError, fromServiceError } from "./errors.js";
 import type {
   EnqueueBatchResponse,
   EnqueueResponse,
   GetStatusResponse,
   JobQueueServiceClient,
+  ListJobsRequest,
+  ListJobsResponse,
   StatsResponse,
 } from "./gen/jobqueue/v1/job_queue_service.js";
 import { sleep } from "./timing.js";
 import {
   isTerminal,
   type CallOptions,
+  type EnqueueBatchOptions,
   type EnqueueOptions,
   type EnqueueResult,
   type Job,
   type JobSpec,
+  type JobState,
+  type ListJobsOptions,
   type QueueStats,
 } from "./types.js";
 
@@ -31,6 +35,9 @@ export const DEFAULT_TIMEOUT_MS = 10_000;
 export const DEFAULT_WAIT_MS = 60_000;
 /** Jobs per EnqueueBatch call (the server's default limit). */
 export const MAX_BATCH = 1000;
+/** Jobs per ListJobs call unless `pageSize` says otherwise (the server's default). */
+export const DEFAULT_PAGE_SIZE = 100;
+const INT32_MAX = 2 ** 31 - 1;
 
 export interface ClientOptions extends ConnectionOptions {
   /** Default deadline of each call in ms (default 10 s); each method also takes `timeoutMs`. */
@@ -95,7 +102,10 @@ export class Client {
     this.raw.close();
   }
 
-  /** Adds one job: a JSON object or bytes as its payload. */
+  /**
+   * Adds one job: a JSON object or bytes as its payload. With `durability: "fsynced"` it
+   * resolves only once the job is on Redis's disk.
+   */
   async enqueue(
     queue: string,
     payload?: Record<string, unknown> | Uint8Array,
@@ -115,15 +125,17 @@ export class Client {
    * Adds many jobs with EnqueueBatch, {@link MAX_BATCH} per call; results come in the order
    * given. Each call is all-or-nothing; when a later call fails, the jobs of earlier ones stay.
    * An InvalidArgumentError names the field by its index in `jobs` (`requests[1234].queue`).
+   * Each call is answered at `options.durability` or at the strictest level of its jobs.
    */
-  async enqueueBatch(jobs: readonly JobSpec[], options: CallOptions = {}): Promise<EnqueueResult[]> {
+  async enqueueBatch(jobs: readonly JobSpec[], options: EnqueueBatchOptions = {}): Promise<EnqueueResult[]> {
+    const durability = convert.toDurability(options.durability, "durability");
     const requests = jobs.map((spec, index) => convert.enqueueRequest(spec, `requests[${index}].`));
     const results: EnqueueResult[] = [];
     for (let offset = 0; offset < requests.length; offset += MAX_BATCH) {
       const batch = requests.slice(offset, offset + MAX_BATCH);
       try {
         const response = await this.unary<EnqueueBatchResponse>(
-          (metadata, callOptions, callback) => this.raw.enqueueBatch({ requests: batch, durability: Durability.DURABILITY_UNSPECIFIED }, metadata, callOptions, callback),
+          (metadata, callOptions, callback) => this.raw.enqueueBatch({ requests: batch, durability }, metadata, callOptions, callback),
           options,
         );
         results.push(...response.responses.map((r) => ({ jobId: r.jobId, duplicate: r.duplicate })));
@@ -140,7 +152,7 @@ export class Client {
       (metadata, callOptions, callback) => this.raw.getStatus({ jobId }, metadata, callOptions, callback),
       options,
     );
-    if (response.job === undefined) throw new Error(`the server sent no job for ${jobId}`);
+    if (response.job === undefined) throw new InternalError(`the server sent no job for ${jobId}`);
     return convert.job(response.job);
   }
 
@@ -151,6 +163,37 @@ export class Client {
       options,
     );
     return response.queues.map(convert.queueStats);
+  }
+
+  /**
+   * Every job of `queue` in `state`, fetched `pageSize` at a time as the loop asks for them:
+   * queued ones in lease order, scheduled by due time, active by lease deadline, finished
+   * ones newest first. Pages are by position, so jobs that change state meanwhile may be
+   * skipped or seen twice.
+   *
+   * ```ts
+   * for await (const job of client.listJobs("emails", "dead")) await client.retry(job.id);
+   * ```
+   */
+  async *listJobs(queue: string, state: JobState, options: ListJobsOptions = {}): AsyncGenerator<Job, void, undefined> {
+    const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
+    if (!Number.isInteger(pageSize) || Math.abs(pageSize) > INT32_MAX) {
+      throw new InvalidArgumentError("page_size: must be an integer", { field: "page_size" }); // the range is the server's
+    }
+    const base = { queue, state: convert.toJobState(state), pageSize };
+    let pageToken = "";
+    for (;;) {
+      const request: ListJobsRequest = { ...base, pageToken };
+      const page = await this.unary<ListJobsResponse>(
+        (metadata, callOptions, callback) => this.raw.listJobs(request, metadata, callOptions, callback),
+        options,
+      );
+      for (const job of page.jobs) yield convert.job(job);
+      if (page.nextPageToken === "") return;
+      // A token handed back unchanged would page for ever.
+      if (page.nextPageToken === pageToken) throw new InternalError("the server sent the same page token twice");
+      pageToken = page.nextPageToken;
+    }
   }
 
   /** Stops a scheduled or queued job from running; WrongStateError once it was leased. */

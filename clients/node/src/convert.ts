@@ -8,10 +8,21 @@ import {
   type Job as ProtoJob,
   type QueueStats as ProtoQueueStats,
 } from "./gen/jobqueue/v1/job.js";
-import { Durability } from "./gen/jobqueue/v1/job.js";
+import { Durability as ProtoDurability } from "./gen/jobqueue/v1/job.js";
 import type { EnqueueRequest } from "./gen/jobqueue/v1/job_queue_service.js";
 import { InvalidArgumentError } from "./errors.js";
-import type { BackoffPolicy, EnqueueOptions, Job, JobSpec, JobState, JsonObject, JsonValue, Priority, QueueStats } from "./types.js";
+import type {
+  BackoffPolicy,
+  Durability,
+  EnqueueOptions,
+  Job,
+  JobSpec,
+  JobState,
+  JsonObject,
+  JsonValue,
+  Priority,
+  QueueStats,
+} from "./types.js";
 
 /** The queue-name grammar of the contract (EnqueueRequest.queue). */
 export const QUEUE_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -26,6 +37,13 @@ const STATES = new Map<ProtoJobState, JobState>([
   [ProtoJobState.JOB_STATE_CANCELLED, "cancelled"],
 ]);
 
+const PROTO_STATES = new Map<JobState, ProtoJobState>([...STATES].map(([proto, name]) => [name, proto]));
+
+const DURABILITIES: Record<Durability, ProtoDurability> = {
+  applied: ProtoDurability.DURABILITY_APPLIED,
+  fsynced: ProtoDurability.DURABILITY_FSYNCED,
+};
+
 const PRIORITIES: Record<Priority, ProtoPriority> = {
   low: ProtoPriority.PRIORITY_LOW,
   normal: ProtoPriority.PRIORITY_NORMAL,
@@ -37,6 +55,24 @@ export function checkQueueName(queue: string, field = "queue"): void {
   if (typeof queue !== "string" || !QUEUE_NAME.test(queue)) {
     throw new InvalidArgumentError(`${field}: queue name ${JSON.stringify(queue)} must be ${QUEUE_GRAMMAR}`, { field });
   }
+}
+
+/** The wire level for a durability option; unset is the server's default. */
+export function toDurability(value: Durability | undefined, field: string): ProtoDurability {
+  if (value === undefined) return ProtoDurability.DURABILITY_UNSPECIFIED;
+  // Own keys only: JavaScript callers can pass anything, "constructor" included.
+  const level = Object.hasOwn(DURABILITIES, value) ? DURABILITIES[value] : undefined;
+  if (level === undefined) throw new InvalidArgumentError(`${field}: must be "applied" or "fsynced"`, { field });
+  return level;
+}
+
+/** The wire state for a state name (ListJobs). */
+export function toJobState(state: JobState, field = "state"): ProtoJobState {
+  const proto = PROTO_STATES.get(state);
+  if (proto === undefined) {
+    throw new InvalidArgumentError(`${field}: must be one of ${[...PROTO_STATES.keys()].join(", ")}`, { field });
+  }
+  return proto;
 }
 
 // -- JSON values ------------------------------------------------------------------------
@@ -152,12 +188,12 @@ export function enqueueRequest(spec: JobSpec, prefix = ""): EnqueueRequest {
     idempotencyKey: options.idempotencyKey ?? "",
     leaseDuration: undefined,
     metadata: { ...options.metadata },
-    durability: Durability.DURABILITY_UNSPECIFIED, // the server's default level
+    durability: toDurability(options.durability, `${prefix}durability`),
   };
   if (spec.payload instanceof Uint8Array) request.payloadBytes = asBuffer(spec.payload);
   else if (spec.payload !== undefined && spec.payload !== null) request.payload = toJsonObject(spec.payload, `${prefix}payload`);
   if (options.priority !== undefined) {
-    const priority = PRIORITIES[options.priority];
+    const priority = Object.hasOwn(PRIORITIES, options.priority) ? PRIORITIES[options.priority] : undefined;
     if (priority === undefined) {
       throw new InvalidArgumentError(`${prefix}priority: must be "low", "normal" or "high"`, { field: `${prefix}priority` });
     }

@@ -1,11 +1,11 @@
 /**
  * Typed errors built from the server's google.rpc.Status details.
  *
- * Every error the server sends carries a google.rpc.ErrorInfo with a stable UPPER_SNAKE
- * `reason` (domain "jobqueue.dev"), and INVALID_ARGUMENT also a google.rpc.BadRequest naming
- * the field. gRPC carries the serialized Status in the `grpc-status-details-bin` trailer;
- * Lease stream confirmations carry it as a field. Both map to the same classes here, so
- * callers never parse message text.
+ * Every error the server sends carries a google.rpc.ErrorInfo (domain "jobqueue.dev") whose
+ * `reason` is the name of a value of the contract's ErrorReason enum, and INVALID_ARGUMENT
+ * also a google.rpc.BadRequest naming the field. gRPC carries the serialized Status in the
+ * `grpc-status-details-bin` trailer; Lease stream confirmations carry it as a field. Both
+ * map to the same classes here (one per ErrorReason value), so callers never parse text.
  */
 
 import { status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
@@ -13,6 +13,7 @@ import { status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
 import type { Any } from "./gen/google/protobuf/any.js";
 import { BadRequest, ErrorInfo } from "./gen/google/rpc/error_details.js";
 import { Status } from "./gen/google/rpc/status.js";
+import { ErrorReason } from "./gen/jobqueue/v1/error_reason.js";
 
 /** The ErrorInfo domain of the server's errors. */
 export const ERROR_DOMAIN = "jobqueue.dev";
@@ -22,7 +23,7 @@ export const STATUS_DETAILS_KEY = "grpc-status-details-bin";
 export interface JobQueueErrorOptions {
   /** The gRPC status code. */
   code?: GrpcStatus;
-  /** The ErrorInfo reason, e.g. `LEASE_LOST`. */
+  /** The ErrorInfo reason, e.g. `LEASE_LOST` (an ErrorReason value name). */
   reason?: string;
   /** The request field at fault (dotted path, e.g. `requests[2].queue`). */
   field?: string;
@@ -37,7 +38,10 @@ export class JobQueueError extends Error {
 
   /** The gRPC status code (`status` from @grpc/grpc-js). */
   readonly code: GrpcStatus;
-  /** The stable ErrorInfo reason, e.g. `JOB_NOT_FOUND`. */
+  /**
+   * The server's ErrorInfo reason, an ErrorReason value name (`JOB_NOT_FOUND`); without one,
+   * the class's default (the code's name, `UNAVAILABLE`), or the library's own (`WAIT_TIMEOUT`).
+   */
   readonly reason: string;
   /** The request field at fault, when the server named one. */
   readonly field: string | undefined;
@@ -62,37 +66,34 @@ export class JobQueueError extends Error {
   }
 }
 
-/** A request field was malformed or out of range; nothing was changed. */
+// -- one class per status code, for statuses without an ErrorInfo (made by gRPC itself,
+// a proxy, a deadline) and as the bases of the reason classes below -----------------------
+
+/** A request field was malformed or out of range; nothing was changed. Do not retry. */
 export class InvalidArgumentError extends JobQueueError {
   static override readonly defaultCode: GrpcStatus = GrpcStatus.INVALID_ARGUMENT;
-  static override readonly defaultReason: string = "INVALID_ARGUMENT";
+  static override readonly defaultReason: string = ErrorReason[ErrorReason.INVALID_ARGUMENT];
 }
 
-/** The job does not exist (never did, or its retention window passed). */
+/** The job does not exist (never did, or its retention window passed). Do not retry. */
 export class NotFoundError extends JobQueueError {
   static override readonly defaultCode: GrpcStatus = GrpcStatus.NOT_FOUND;
-  static override readonly defaultReason: string = "JOB_NOT_FOUND";
+  static override readonly defaultReason: string = ErrorReason[ErrorReason.JOB_NOT_FOUND];
 }
 
-/** The lease token is no longer current: the lease expired or was settled already. */
-export class LeaseLostError extends JobQueueError {
+/** The call is not allowed now; the subclass (LeaseLostError, WrongStateError, ...) says why. */
+export class FailedPreconditionError extends JobQueueError {
   static override readonly defaultCode: GrpcStatus = GrpcStatus.FAILED_PRECONDITION;
-  static override readonly defaultReason: string = "LEASE_LOST";
+  static override readonly defaultReason: string = "FAILED_PRECONDITION";
 }
 
-/** The job's state does not allow the call (cancel an active job, retry a queued one). */
-export class WrongStateError extends JobQueueError {
-  static override readonly defaultCode: GrpcStatus = GrpcStatus.FAILED_PRECONDITION;
-  static override readonly defaultReason: string = "WRONG_STATE";
-}
-
-/** A limit was reached: payload or batch size, Redis memory. */
+/** A limit was reached: a message over the size limit, the store's memory (StoreFullError). */
 export class ResourceExhaustedError extends JobQueueError {
   static override readonly defaultCode: GrpcStatus = GrpcStatus.RESOURCE_EXHAUSTED;
   static override readonly defaultReason: string = "RESOURCE_EXHAUSTED";
 }
 
-/** The server or its Redis could not be reached; the call may be retried. */
+/** The server or its store could not be reached or could not finish; retry with backoff. */
 export class UnavailableError extends JobQueueError {
   static override readonly defaultCode: GrpcStatus = GrpcStatus.UNAVAILABLE;
   static override readonly defaultReason: string = "UNAVAILABLE";
@@ -119,6 +120,59 @@ export class PermissionDeniedError extends JobQueueError {
   static override readonly defaultReason: string = "PERMISSION_DENIED";
 }
 
+/**
+ * The server met a state it does not understand (an unknown reply from its store, a bug).
+ * Nothing is known about the write: report it, and retry only idempotent calls.
+ */
+export class InternalError extends JobQueueError {
+  static override readonly defaultCode: GrpcStatus = GrpcStatus.INTERNAL;
+  static override readonly defaultReason: string = ErrorReason[ErrorReason.INTERNAL];
+}
+
+// -- one class per ErrorReason the server sends (proto/jobqueue/v1/error_reason.proto) -----
+
+/** The lease token is no longer current (expired, settled, or its stream ended). Drop the result. */
+export class LeaseLostError extends FailedPreconditionError {
+  static override readonly defaultReason: string = ErrorReason[ErrorReason.LEASE_LOST];
+}
+
+/** The job's state does not allow the call (cancel an active job, retry a queued one). */
+export class WrongStateError extends FailedPreconditionError {
+  static override readonly defaultReason: string = ErrorReason[ErrorReason.WRONG_STATE];
+}
+
+/**
+ * `durability: "fsynced"` was asked for (or is the server's default) but the store cannot
+ * confirm writes on disk (its append-only file is off, or it is too old). Nothing was
+ * written: send the call at "applied", or wait for the operator.
+ */
+export class DurabilityUnavailableError extends FailedPreconditionError {
+  static override readonly defaultReason: string = ErrorReason[ErrorReason.DURABILITY_UNAVAILABLE];
+}
+
+/**
+ * A "fsynced" write was applied but not confirmed on disk in time: it stands, and may not
+ * survive a power loss. A retry finds it (the same job with an idempotency key).
+ */
+export class FsyncNotConfirmedError extends UnavailableError {
+  static override readonly defaultReason: string = ErrorReason[ErrorReason.FSYNC_NOT_CONFIRMED];
+}
+
+/** The job store could not be reached or did not answer in time; the write may have happened. */
+export class StoreUnavailableError extends UnavailableError {
+  static override readonly defaultReason: string = ErrorReason[ErrorReason.STORE_UNAVAILABLE];
+}
+
+/** The job store is out of memory and refused the write; nothing was written. */
+export class StoreFullError extends ResourceExhaustedError {
+  static override readonly defaultReason: string = ErrorReason[ErrorReason.STORE_FULL];
+}
+
+/** The server is shutting down; reconnect with backoff, to another server if there is one. */
+export class ServerShuttingDownError extends UnavailableError {
+  static override readonly defaultReason: string = ErrorReason[ErrorReason.SERVER_SHUTTING_DOWN];
+}
+
 /** Thrown by a job handler to fail the job for good, whatever attempts are left. */
 export class NonRetryableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -137,44 +191,78 @@ export class RetryAfterError extends Error {
   }
 }
 
-type ErrorClass = new (message: string, options?: JobQueueErrorOptions) => JobQueueError;
+/** The ErrorReason values the server sends (all but the zero value). */
+export type ServerReason = Exclude<ErrorReason, ErrorReason.ERROR_REASON_UNSPECIFIED>;
 
-/** The server's ErrorInfo reasons. */
-const BY_REASON: Record<string, ErrorClass> = {
-  INVALID_ARGUMENT: InvalidArgumentError,
-  JOB_NOT_FOUND: NotFoundError,
-  LEASE_LOST: LeaseLostError,
-  WRONG_STATE: WrongStateError,
-  STORE_UNAVAILABLE: UnavailableError,
-  SERVER_SHUTTING_DOWN: UnavailableError,
-  STORE_FULL: ResourceExhaustedError,
+type ErrorClass = (new (message: string, options?: JobQueueErrorOptions) => JobQueueError) & {
+  readonly defaultReason: string;
 };
 
-/** The fallback when a status has no ErrorInfo (errors made by gRPC itself, proxies, ...). */
+/**
+ * The class of each reason of the contract's ErrorReason enum. A Record over the generated
+ * enum, so a value added to the proto fails the build until it has its class here.
+ */
+export const ERROR_CLASSES: Readonly<Record<ServerReason, ErrorClass>> = {
+  [ErrorReason.INVALID_ARGUMENT]: InvalidArgumentError,
+  [ErrorReason.JOB_NOT_FOUND]: NotFoundError,
+  [ErrorReason.LEASE_LOST]: LeaseLostError,
+  [ErrorReason.WRONG_STATE]: WrongStateError,
+  [ErrorReason.DURABILITY_UNAVAILABLE]: DurabilityUnavailableError,
+  [ErrorReason.FSYNC_NOT_CONFIRMED]: FsyncNotConfirmedError,
+  [ErrorReason.STORE_UNAVAILABLE]: StoreUnavailableError,
+  [ErrorReason.STORE_FULL]: StoreFullError,
+  [ErrorReason.SERVER_SHUTTING_DOWN]: ServerShuttingDownError,
+  [ErrorReason.INTERNAL]: InternalError,
+};
+
+/** The fallback when a status has no ErrorInfo of ours, or a reason newer than this library. */
 const BY_CODE = new Map<GrpcStatus, ErrorClass>([
   [GrpcStatus.INVALID_ARGUMENT, InvalidArgumentError],
   [GrpcStatus.OUT_OF_RANGE, InvalidArgumentError],
   [GrpcStatus.NOT_FOUND, NotFoundError],
-  [GrpcStatus.FAILED_PRECONDITION, WrongStateError],
+  [GrpcStatus.FAILED_PRECONDITION, FailedPreconditionError],
   [GrpcStatus.RESOURCE_EXHAUSTED, ResourceExhaustedError],
   [GrpcStatus.UNAVAILABLE, UnavailableError],
   [GrpcStatus.DEADLINE_EXCEEDED, DeadlineExceededError],
   [GrpcStatus.UNAUTHENTICATED, UnauthenticatedError],
   [GrpcStatus.PERMISSION_DENIED, PermissionDeniedError],
+  [GrpcStatus.INTERNAL, InternalError],
 ]);
+
+/** The ErrorReason a reason string names (the wire carries value names), if it is one. */
+export function errorReason(name: string): ServerReason | undefined {
+  // Numeric TS enums also map values back to names ("3" -> "LEASE_LOST"): accept names only.
+  const value: unknown = (ErrorReason as unknown as Record<string, unknown>)[name];
+  if (!Object.hasOwn(ErrorReason, name) || typeof value !== "number") return undefined;
+  return value === ErrorReason.ERROR_REASON_UNSPECIFIED ? undefined : (value as ServerReason);
+}
+
+/** The reason's class; the code's when the reason is not ours (another domain, a newer server). */
+function classFor(code: GrpcStatus, reason: ServerReason | undefined): ErrorClass {
+  return (reason === undefined ? undefined : ERROR_CLASSES[reason]) ?? BY_CODE.get(code) ?? JobQueueError;
+}
 
 /** The message type an Any holds: the part of its type URL after the last slash. */
 function typeName(detail: Any): string {
   return detail.typeUrl.slice(detail.typeUrl.lastIndexOf("/") + 1);
 }
 
-/** The ErrorInfo reason and the first BadRequest field of a status's details. */
-export function parseDetails(status: Status | undefined): { reason?: string; field?: string } {
-  const parsed: { reason?: string; field?: string } = {};
+/** What a status's details tell: the ErrorInfo (reason and domain), the first BadRequest field. */
+export interface StatusDetails {
+  reason?: string;
+  domain?: string;
+  field?: string;
+}
+
+/** The ErrorInfo and the first BadRequest field of a status's details; the rest is ignored. */
+export function parseDetails(status: Status | undefined): StatusDetails {
+  const parsed: StatusDetails = {};
   for (const detail of status?.details ?? []) {
     try {
       if (typeName(detail) === "google.rpc.ErrorInfo") {
-        parsed.reason = ErrorInfo.decode(detail.value).reason;
+        const info = ErrorInfo.decode(detail.value);
+        parsed.reason = info.reason;
+        parsed.domain = info.domain;
       } else if (typeName(detail) === "google.rpc.BadRequest") {
         const violation = BadRequest.decode(detail.value).fieldViolations[0];
         if (violation !== undefined) parsed.field = violation.field;
@@ -187,12 +275,13 @@ export function parseDetails(status: Status | undefined): { reason?: string; fie
 }
 
 function build(code: GrpcStatus, message: string, status: Status | undefined, cause?: unknown): JobQueueError {
-  const { reason, field } = parseDetails(status);
-  const type = (reason !== undefined ? BY_REASON[reason] : undefined) ?? BY_CODE.get(code) ?? JobQueueError;
+  const { reason, domain, field } = parseDetails(status);
+  // A reason is only ours to interpret in our domain (a gateway's ErrorInfo may pass through).
+  const ours = reason !== undefined && domain === ERROR_DOMAIN ? errorReason(reason) : undefined;
   const options: JobQueueErrorOptions = { code, cause };
-  if (reason !== undefined) options.reason = reason;
+  if (reason !== undefined && reason !== "") options.reason = reason;
   if (field !== undefined) options.field = field;
-  return new type(message, options);
+  return new (classFor(code, ours))(message, options);
 }
 
 /** The typed error a google.rpc.Status describes (a Confirmation's), or undefined when OK. */

@@ -25,9 +25,11 @@ const STACK_LINES = 20;
 const MAX_ERROR_CHARS = 3500;
 
 export class JobRunner {
+  /** `ackDurability`: the level every ack asks for (unset: the server's default). */
   constructor(
     private readonly handlers: ReadonlyMap<string, Handler>,
     private readonly logger: Logger,
+    private readonly ackDurability: Durability = Durability.DURABILITY_UNSPECIFIED,
   ) {}
 
   /** The handler's outcome; never rejects. */
@@ -52,18 +54,13 @@ export class JobRunner {
       this.logger.warn(`job ${ctx.jobId} failed (attempt ${ctx.attempt} of ${ctx.maxAttempts}): ${summary(error)}`);
       return fail(ctx, describe(error));
     }
-    return ack(ctx, result);
+    return ack(ctx, result, this.ackDurability);
   }
 }
 
 /** An ack carrying `result`, or a non-retryable fail when it is not a JSON object. */
-export function ack(ctx: LeaseContext, result: unknown): Settlement {
-  const request: AckRequest = {
-    jobId: ctx.jobId,
-    leaseToken: ctx.leaseToken,
-    result: undefined,
-    durability: Durability.DURABILITY_UNSPECIFIED, // the server's default level
-  };
+export function ack(ctx: LeaseContext, result: unknown, durability = Durability.DURABILITY_UNSPECIFIED): Settlement {
+  const request: AckRequest = { jobId: ctx.jobId, leaseToken: ctx.leaseToken, result: undefined, durability };
   if (result === undefined || result === null) return { kind: "ack", request };
   if (typeof result !== "object" || Array.isArray(result)) {
     const what = Array.isArray(result) ? "an array" : `a ${typeof result}`;

@@ -1,11 +1,11 @@
 /**
  * @jobqueue/client: a typed client and worker for the jobqueue gRPC service.
  *
- * - {@link Client}: enqueue jobs, read their status, cancel, retry, wait for results.
+ * - {@link Client}: enqueue jobs, read their status, list a queue, cancel, retry, wait for results.
  * - {@link Worker}: lease jobs over one stream, run async handlers, ack or fail them.
  */
 
-export { Client, DEFAULT_TIMEOUT_MS, DEFAULT_WAIT_MS, MAX_BATCH } from "./client.js";
+export { Client, DEFAULT_PAGE_SIZE, DEFAULT_TIMEOUT_MS, DEFAULT_WAIT_MS, MAX_BATCH } from "./client.js";
 export type { ClientOptions, ConnectOptions, WaitOptions } from "./client.js";
 export { Worker, defaultWorkerId, DEFAULT_CONCURRENCY, DEFAULT_GRACE_PERIOD_MS } from "./worker.js";
 export type { RunOptions, WorkerEvents, WorkerOptions } from "./worker.js";
@@ -20,7 +20,12 @@ export { consoleLogger } from "./logger.js";
 export type { LogLevel } from "./logger.js";
 export {
   DeadlineExceededError,
+  DurabilityUnavailableError,
+  ERROR_CLASSES,
   ERROR_DOMAIN,
+  FailedPreconditionError,
+  FsyncNotConfirmedError,
+  InternalError,
   InvalidArgumentError,
   JobQueueError,
   LeaseLostError,
@@ -29,17 +34,24 @@ export {
   PermissionDeniedError,
   ResourceExhaustedError,
   RetryAfterError,
+  ServerShuttingDownError,
+  StoreFullError,
+  StoreUnavailableError,
   UnauthenticatedError,
   UnavailableError,
   WrongStateError,
+  errorReason,
   fromServiceError,
   fromStatus,
 } from "./errors.js";
-export type { JobQueueErrorOptions } from "./errors.js";
+export type { JobQueueErrorOptions, ServerReason } from "./errors.js";
+export { ErrorReason } from "./gen/jobqueue/v1/error_reason.js";
 export { TERMINAL_STATES, isTerminal } from "./types.js";
 export type {
   BackoffPolicy,
   CallOptions,
+  Durability,
+  EnqueueBatchOptions,
   EnqueueOptions,
   EnqueueResult,
   Job,
@@ -48,6 +60,7 @@ export type {
   JobState,
   JsonObject,
   JsonValue,
+  ListJobsOptions,
   Logger,
   Priority,
   QueueStats,

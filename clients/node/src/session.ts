@@ -14,14 +14,7 @@
 import { status as GrpcStatus, type ClientDuplexStream, type ServiceError, type StatusObject } from "@grpc/grpc-js";
 
 import { LeaseContext } from "./context.js";
-import {
-  InvalidArgumentError,
-  JobQueueError,
-  LeaseLostError,
-  UnavailableError,
-  fromServiceError,
-  fromStatus,
-} from "./errors.js";
+import { JobQueueError, LeaseLostError, UnavailableError, fromServiceError, fromStatus } from "./errors.js";
 import { summary, type JobRunner, type Settlement } from "./execution.js";
 import {
   ConfirmationKind,
@@ -34,10 +27,11 @@ import {
 } from "./gen/jobqueue/v1/job_queue_service.js";
 import { LeaseKeeper } from "./keeper.js";
 import { Outbox, emptyRequest } from "./outbox.js";
+import { refusal, type Refusal } from "./refusal.js";
 import { pause, whenAborted } from "./timing.js";
 import type { Logger } from "./types.js";
 
-/** An ack or fail refused with UNAVAILABLE changed nothing: it is sent again after this. */
+/** An ack or fail refused with UNAVAILABLE is sent again after this (see refusal.ts). */
 export const RESEND_DELAY_MS = 500;
 /** How long to wait for the server to confirm the last settlements after we half-close. */
 export const FLUSH_TIMEOUT_MS = 5_000;
@@ -272,37 +266,44 @@ export class LeaseSession {
       this.extended(confirmation, error);
       return;
     }
-    const { counters, logger } = this.options;
+    const kind = confirmation.kind === ConfirmationKind.CONFIRMATION_KIND_ACK ? "ack" : "fail";
     const settlement = this.unconfirmed.get(confirmation.jobId);
     this.unconfirmed.delete(confirmation.jobId);
     if (error === undefined) {
-      if (confirmation.kind === ConfirmationKind.CONFIRMATION_KIND_ACK) counters.succeeded += 1;
-      else counters.failed += 1;
+      this.countSettled(kind);
       return;
     }
-    if (settlement !== undefined && error instanceof UnavailableError) {
+    const next = refusal(kind, error);
+    if (next.action === "settled") {
+      this.options.logger.warn(`job ${confirmation.jobId} was settled, but not confirmed on disk: ${error.message}`);
+      this.countSettled(kind);
+    } else {
+      this.refused(confirmation.jobId, settlement, error, next);
+    }
+  }
+
+  private countSettled(kind: "ack" | "fail"): void {
+    if (kind === "ack") this.options.counters.succeeded += 1;
+    else this.options.counters.failed += 1;
+  }
+
+  /** Acts on a refused ack or fail as its reason says (refusal.ts). */
+  private refused(jobId: string, settlement: Settlement | undefined, error: JobQueueError, next: Refusal): void {
+    const { counters, logger } = this.options;
+    if (settlement !== undefined && next.action === "resend") {
       this.resendLater(settlement, error);
       return;
     }
     counters.rejected += 1;
     if (error instanceof LeaseLostError) {
-      logger.warn(`the server refused to settle job ${confirmation.jobId}: lease lost (${error.message})`);
+      logger.warn(`the server refused to settle job ${jobId}: lease lost (${error.message})`);
     } else {
-      logger.error(`the server refused to settle job ${confirmation.jobId}: ${error.reason} ${error.message}`);
+      logger.error(`the server refused to settle job ${jobId}: ${error.reason} ${error.message}`);
     }
-    if (settlement?.kind === "ack" && error instanceof InvalidArgumentError) {
-      // The same ack cannot succeed (a result over the size limit, ...), and left alone the
-      // lease would run out and the job run again: fail it for good, with the reason.
-      this.settle({
-        kind: "fail",
-        request: {
-          jobId: settlement.request.jobId,
-          leaseToken: settlement.request.leaseToken,
-          error: `the server refused the handler's result: ${error.message}`,
-          nonRetryable: true,
-          retryDelay: undefined,
-        },
-      });
+    if (settlement !== undefined && next.action === "fail") {
+      const { leaseToken } = settlement.request;
+      const request = { jobId, leaseToken, error: next.message, nonRetryable: next.nonRetryable, retryDelay: undefined };
+      this.settle({ kind: "fail", request });
     }
   }
 

@@ -11,6 +11,13 @@ export type JsonValue = null | boolean | number | string | JsonValue[] | JsonObj
 /** Priority level inside one queue: every high job is leased before any normal one. */
 export type Priority = "low" | "normal" | "high";
 
+/**
+ * When the server answers a write: "applied" once Redis applied it, "fsynced" once it is
+ * also on Redis's disk (append-only file), which survives a power loss. Unset: the
+ * server's default level (docs/durability.md).
+ */
+export type Durability = "applied" | "fsynced";
+
 /** Where a job is in its life cycle. */
 export type JobState = "scheduled" | "queued" | "active" | "completed" | "dead" | "cancelled";
 
@@ -63,6 +70,20 @@ export interface EnqueueOptions {
   metadata?: Record<string, string>;
   /** Retry delays after failures. */
   backoff?: BackoffPolicy;
+  /** When the server answers (default: the server's level). In a batch, the strictest level wins. */
+  durability?: Durability;
+}
+
+/** Options of `enqueueBatch`. */
+export interface EnqueueBatchOptions extends CallOptions {
+  /** The level for the whole batch; a job's own `durability` may only make it stricter. */
+  durability?: Durability;
+}
+
+/** Options of `listJobs`. */
+export interface ListJobsOptions extends CallOptions {
+  /** Jobs per call, 1 to 1,000 (default 100); `timeoutMs` and `signal` apply to each call. */
+  pageSize?: number;
 }
 
 /** One job of an `enqueueBatch` call. */

@@ -21,14 +21,15 @@ import { randomBytes } from "node:crypto";
 import { ReconnectBackoff, type ReconnectBackoffOptions } from "./backoff.js";
 import { serviceClient, type ConnectionOptions } from "./channel.js";
 import { Client } from "./client.js";
-import { checkQueueName, toDuration } from "./convert.js";
+import { checkQueueName, toDuration, toDurability } from "./convert.js";
 import { InvalidArgumentError, JobQueueError, UnavailableError } from "./errors.js";
 import { JobRunner, summary, type Handler } from "./execution.js";
+import type { Durability as ProtoDurability } from "./gen/jobqueue/v1/job.js";
 import type { JobQueueServiceClient, Subscribe } from "./gen/jobqueue/v1/job_queue_service.js";
 import { consoleLogger } from "./logger.js";
 import { LeaseSession, newCounters, type WorkerCounters } from "./session.js";
 import { pause, whenAborted } from "./timing.js";
-import type { JsonObject, Logger } from "./types.js";
+import type { Durability, JsonObject, Logger } from "./types.js";
 
 export const DEFAULT_CONCURRENCY = 10;
 export const DEFAULT_GRACE_PERIOD_MS = 30_000;
@@ -46,6 +47,12 @@ export interface WorkerOptions extends ConnectionOptions {
   workerId?: string;
   /** Lease length asked for jobs that do not set their own (default: the server's, 30 s). */
   leaseDurationMs?: number;
+  /**
+   * The level of every ack (default: the server's). "fsynced": an ack is confirmed only once
+   * the job's completion is on Redis's disk; when the store cannot do that, the attempt is
+   * failed (and retried) with the reason instead.
+   */
+  ackDurability?: Durability;
   /** The reconnect policy (default: 100 ms base, 10 s cap, reset after 30 s healthy). */
   reconnect?: ReconnectBackoffOptions;
   /** Where to log (default: warnings and errors to stderr). */
@@ -87,11 +94,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
   readonly gracePeriodMs: number;
   readonly workerId: string;
   readonly leaseDurationMs: number | undefined;
+  readonly ackDurability: Durability | undefined;
   readonly counters: WorkerCounters = newCounters();
   private readonly target: Client | string;
   private readonly connection: ConnectionOptions;
   private readonly logger: Logger;
   private readonly backoff: ReconnectBackoff;
+  private readonly ackLevel: ProtoDurability;
   private readonly handlers = new Map<string, Handler>();
   private readonly abandoned = new Set<Promise<void>>();
   private session: LeaseSession | undefined;
@@ -111,6 +120,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.gracePeriodMs = options.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS;
     this.workerId = options.workerId ?? defaultWorkerId();
     this.leaseDurationMs = options.leaseDurationMs;
+    this.ackDurability = options.ackDurability;
+    this.ackLevel = toDurability(options.ackDurability, "ackDurability");
     this.logger = options.logger ?? consoleLogger();
     this.backoff = new ReconnectBackoff(options.reconnect);
   }
@@ -150,7 +161,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const signal = options.signal ?? new AbortController().signal;
     const owned = typeof this.target === "string";
     const stub = typeof this.target === "string" ? serviceClient(this.target, this.connection) : this.target.raw;
-    const runner = new JobRunner(this.handlers, this.logger);
+    const runner = new JobRunner(this.handlers, this.logger, this.ackLevel);
     this.logger.info(`worker ${this.workerId} serving ${queues.join(", ")} with concurrency ${this.concurrency}`);
     try {
       await this.serve(stub, runner, queues, signal);

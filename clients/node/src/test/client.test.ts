@@ -9,6 +9,7 @@ import {
   WrongStateError,
   type Job,
 } from "../index.js";
+import { JobState } from "../gen/jobqueue/v1/job.js";
 import { TestServer, serverSkipReason } from "./helpers/server.js";
 import { uniqueQueue, waitUntil } from "./helpers/wait.js";
 
@@ -89,6 +90,81 @@ describe("Client against a real server", { skip, timeout: 60_000 }, () => {
     assert.deepEqual(jobs.map((j) => j.payload["i"]), [0, 1, 2]);
     assert.deepEqual(jobs.map((j) => j.state), ["queued", "queued", "scheduled"]);
     assert.deepEqual(await client.enqueueBatch([]), []);
+  });
+
+  test("an fsynced enqueue and batch are confirmed on disk (the embedded Valkey's AOF is on)", async () => {
+    const queue = uniqueQueue();
+    const one = await client.enqueue(queue, { n: 1 }, { durability: "fsynced" });
+    const batch = await client.enqueueBatch(
+      [{ queue, payload: { n: 2 } }, { queue, payload: { n: 3 }, durability: "fsynced" }],
+      { durability: "applied" },
+    );
+    const fsynced = await client.enqueueBatch([{ queue, payload: { n: 4 } }], { durability: "fsynced" });
+    const ids = [one, ...batch, ...fsynced].map((r) => r.jobId);
+    const jobs = await Promise.all(ids.map((id) => client.getStatus(id)));
+    assert.deepEqual(jobs.map((j) => j.payload["n"]), [1, 2, 3, 4]);
+    assert.ok(jobs.every((j) => j.state === "queued"));
+  });
+
+  test("an unknown durability level is refused before sending, naming the field", async () => {
+    const queue = uniqueQueue();
+    const bogus = "eventually" as unknown as "applied";
+    await assert.rejects(client.enqueue(queue, {}, { durability: bogus }), (error: unknown) => {
+      assert.ok(error instanceof InvalidArgumentError);
+      assert.equal(error.field, "durability");
+      return true;
+    });
+    await assert.rejects(client.enqueueBatch([{ queue }, { queue, durability: bogus }]), (error: unknown) => {
+      assert.ok(error instanceof InvalidArgumentError);
+      assert.equal(error.field, "requests[1].durability");
+      return true;
+    });
+    await assert.rejects(client.enqueueBatch([{ queue }], { durability: bogus }), /durability/);
+    assert.equal((await client.stats(queue))[0]?.queued ?? 0, 0, "nothing was written");
+  });
+
+  test("listJobs pages through every job of a state, in lease order", async () => {
+    const queue = uniqueQueue();
+    const enqueued = await client.enqueueBatch(Array.from({ length: 7 }, (_, i) => ({ queue, payload: { i } })));
+    await client.enqueue(queue, {}, { delayMs: 60_000 });
+    // Three per page: the seven queued jobs take three calls.
+    const first = await new Promise<{ jobs: unknown[]; nextPageToken: string }>((resolve, reject) =>
+      client.raw.listJobs({ queue, state: JobState.JOB_STATE_QUEUED, pageSize: 3, pageToken: "" }, (error, page) => (error ? reject(error) : resolve(page))),
+    );
+    assert.equal(first.jobs.length, 3);
+    assert.notEqual(first.nextPageToken, "");
+    const listed: Job[] = [];
+    for await (const job of client.listJobs(queue, "queued", { pageSize: 3 })) listed.push(job);
+    assert.deepEqual(listed.map((j) => j.id), enqueued.map((r) => r.jobId));
+    assert.deepEqual(listed.map((j) => j.payload["i"]), [0, 1, 2, 3, 4, 5, 6]);
+    assert.ok(listed.every((j) => j.state === "queued" && j.queue === queue));
+    const scheduled: string[] = [];
+    for await (const job of client.listJobs(queue, "scheduled")) scheduled.push(job.state);
+    assert.deepEqual(scheduled, ["scheduled"]);
+    for await (const job of client.listJobs(queue, "dead")) assert.fail(`no job is dead, yet ${job.id} was listed`);
+  });
+
+  test("listJobs stops fetching when the loop stops", async () => {
+    const queue = uniqueQueue();
+    await client.enqueueBatch(Array.from({ length: 5 }, () => ({ queue })));
+    const taken: string[] = [];
+    for await (const job of client.listJobs(queue, "queued", { pageSize: 2 })) {
+      taken.push(job.id);
+      if (taken.length === 3) break;
+    }
+    assert.equal(taken.length, 3);
+  });
+
+  test("listJobs refuses a bad state, page size or queue with the field", async () => {
+    const queue = uniqueQueue();
+    const drain = async (jobs: AsyncIterable<Job>): Promise<void> => {
+      for await (const _ of jobs);
+    };
+    const field = (name: string) => (error: unknown) => error instanceof InvalidArgumentError && error.field === name;
+    await assert.rejects(drain(client.listJobs(queue, "sleeping" as unknown as "queued")), field("state"));
+    await assert.rejects(drain(client.listJobs(queue, "queued", { pageSize: 1.5 })), field("page_size"));
+    await assert.rejects(drain(client.listJobs(queue, "queued", { pageSize: 100_000 })), field("page_size"));
+    await assert.rejects(drain(client.listJobs("bad queue", "queued")), field("queue"));
   });
 
   test("stats count a queue's jobs by state", async () => {

@@ -1,4 +1,5 @@
-// The compiled programs run as their users run them: the conformance worker and the example.
+// The compiled programs run as their users run them: the conformance worker and producer, and
+// the example.
 
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -22,7 +23,7 @@ class Program {
   constructor(script: string, env: Record<string, string>) {
     this.child = spawn(process.execPath, [join(PACKAGE_ROOT, "dist", script)], {
       env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["pipe", "pipe", "pipe"],
     });
     let partial = "";
     this.child.stdout?.on("data", (chunk: Buffer) => {
@@ -37,6 +38,18 @@ class Program {
 
   async line(wanted: string, timeoutMs = 15_000): Promise<void> {
     await waitUntil(() => this.lines.includes(wanted), `${JSON.stringify(wanted)} on stdout (stderr: ${this.stderr})`, timeoutMs);
+  }
+
+  /** Writes `command` as a JSON line and returns the JSON line it is answered with. */
+  async ask(command: object): Promise<unknown> {
+    const seen = this.lines.length;
+    this.child.stdin?.write(`${JSON.stringify(command)}\n`);
+    await waitUntil(() => this.lines.length > seen, `an answer to ${JSON.stringify(command)} (stderr: ${this.stderr})`);
+    return JSON.parse(this.lines[seen] as string);
+  }
+
+  endInput(): void {
+    this.child.stdin?.end();
   }
 
   terminate(): void {
@@ -131,6 +144,64 @@ describe("the conformance worker", { skip, timeout: 60_000 }, () => {
       return current.state === "queued" ? current : undefined;
     }, "the crashed worker's job to be released");
     assert.equal(job.attempts, 1);
+  });
+});
+
+describe("the conformance producer", { skip, timeout: 60_000 }, () => {
+  test("answers each command in order, with the library's typed errors, and exits 0 at the end of input", async () => {
+    const server = await TestServer.start();
+    const producer = new Program("conformance-producer.js", { JOBQ_TARGET: server.target });
+    try {
+      const queue = uniqueQueue();
+      const options = { priority: "high", max_attempts: 4, idempotency_key: "k1", metadata: { t: "a" }, durability: "fsynced" };
+      const enqueued = (await producer.ask({ op: "enqueue", queue, payload: { n: 1 }, options })) as { ok: { job_id: string } };
+      const id = enqueued.ok.job_id;
+      assert.deepEqual(await producer.ask({ op: "enqueue", queue, payload: { n: 2 }, options }), { ok: { job_id: id, duplicate: true } });
+      const batch = (await producer.ask({
+        op: "enqueue_batch",
+        durability: "fsynced",
+        jobs: [{ queue, payload: { n: 3 } }, { queue, options: { delay_ms: 60_000 } }],
+      })) as { ok: { job_id: string; duplicate: boolean }[] };
+      assert.equal(batch.ok.length, 2);
+      assert.deepEqual(await producer.ask({ op: "get", job_id: id }), {
+        ok: {
+          id,
+          queue,
+          state: "queued",
+          attempts: 0,
+          max_attempts: 4,
+          payload: { n: 1 },
+          result: null,
+          metadata: { t: "a" },
+          last_error: "",
+          errors: [],
+        },
+      });
+      assert.deepEqual(await producer.ask({ op: "stats", queue }), {
+        ok: [{ queue, queued: 2, scheduled: 1, active: 0, completed: 0, dead: 0, cancelled: 0 }],
+      });
+      assert.deepEqual(await producer.ask({ op: "list_jobs", queue, state: "queued", page_size: 1 }), {
+        ok: [id, batch.ok[0]?.job_id],
+      });
+      assert.deepEqual(await producer.ask({ op: "cancel", job_id: id }), { ok: null });
+      assert.deepEqual(await producer.ask({ op: "cancel", job_id: id }), {
+        error: { type: "WrongStateError", reason: "WRONG_STATE", code: "FAILED_PRECONDITION", field: "" },
+      });
+      const waited = (await producer.ask({ op: "wait", job_id: id, timeout_ms: 5_000 })) as { ok: { state: string } };
+      assert.equal(waited.ok.state, "cancelled");
+      assert.deepEqual(await producer.ask({ op: "retry", job_id: id }), { ok: null });
+      assert.deepEqual(await producer.ask({ op: "enqueue", queue: "bad queue!" }), {
+        error: { type: "InvalidArgumentError", reason: "INVALID_ARGUMENT", code: "INVALID_ARGUMENT", field: "queue" },
+      });
+      assert.deepEqual(await producer.ask({ op: "get", job_id: "q:01ARZ3NDEKTSV4RRFFQ69G5FAV" }), {
+        error: { type: "NotFoundError", reason: "JOB_NOT_FOUND", code: "NOT_FOUND", field: "" },
+      });
+      producer.endInput();
+      assert.equal(await producer.exited, 0);
+    } finally {
+      producer.kill();
+      await server.stop();
+    }
   });
 });
 

@@ -79,6 +79,31 @@ describe("Worker against a real server", { skip, timeout: 120_000 }, () => {
     }
   });
 
+  test("acks sent at the fsynced level complete jobs (the embedded Valkey's AOF is on)", async () => {
+    const queue = uniqueQueue();
+    const w = worker(queue, { ackDurability: "fsynced" }).handle(queue, async (payload) => ({ got: payload["n"] }));
+    const run = start(w);
+    try {
+      const jobs = await client.enqueueBatch([1, 2, 3].map((n) => ({ queue, payload: { n } })));
+      for (const [i, { jobId }] of jobs.entries()) {
+        const job = await client.waitFor(jobId, { timeoutMs: 10_000 });
+        assert.equal(job.state, "completed");
+        assert.deepEqual(job.result, { got: i + 1 });
+      }
+      await waitUntil(() => w.counters.succeeded === 3, "three confirmed acks");
+      assert.equal(w.counters.rejected, 0);
+    } finally {
+      await run.stop();
+    }
+  });
+
+  test("an unknown ackDurability is refused when the worker is made", () => {
+    assert.throws(
+      () => worker(uniqueQueue(), { ackDurability: "later" as unknown as "applied" }),
+      (error: unknown) => error instanceof InvalidArgumentError && error.field === "ackDurability",
+    );
+  });
+
   test("a failing job is retried with backoff, then dead", async () => {
     const queue = uniqueQueue();
     const run = start(

@@ -23,10 +23,9 @@ RECONNECT_OPTIONS: list[ChannelOption] = [
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 10_000),
 ]
-# A LeaseResponse batches many jobs, each with up to 1 MiB of payload: match the server's
-# 64 MiB limit instead of gRPC's default 4 MiB.
+# The server never sends a message over gRPC's default receive limit (4 MiB), so receiving
+# keeps the default; a batch of big jobs may be sent up to the server's own limit, 64 MiB.
 MESSAGE_SIZE_OPTIONS: list[ChannelOption] = [
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
 ]
 DEFAULT_OPTIONS: list[ChannelOption] = KEEPALIVE_OPTIONS + RECONNECT_OPTIONS + MESSAGE_SIZE_OPTIONS

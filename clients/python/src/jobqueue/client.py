@@ -1,33 +1,30 @@
-"""AsyncClient: the asyncio producer API (enqueue, inspect, cancel, retry, wait)."""
+# The source of sync_client.py: after a change, run python scripts/unasync.py to write it again.
+"""AsyncClient: the producer API (enqueue, inspect, cancel, retry, wait) on a grpc.aio channel."""
 
 # `timeout` is the gRPC deadline sent to the server with each call, as in grpc's own API,
-# not a local asyncio timeout.
+# not a local timeout around the call.
 # ruff: noqa: ASYNC109
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, Unpack
 
 import grpc
 
-from jobqueue import convert, messages
+from jobqueue import convert, messages, timing
 from jobqueue.backoff import poll_intervals, poll_timeout
 from jobqueue.channel import ChannelOption, aio_channel
 from jobqueue.errors import InvalidArgument, Unavailable, from_rpc_error
 from jobqueue.messages import DEFAULT_TIMEOUT_S, DEFAULT_WAIT_S
 from jobqueue.models import (
-    BackoffPolicy,
     DurabilityName,
+    EnqueueOptions,
     EnqueueResult,
     JobInfo,
     JobSpec,
     JobState,
-    Priority,
-    PriorityName,
     QueueStats,
 )
 from jobqueue.v1 import job_queue_service_pb2 as svc
@@ -78,27 +75,16 @@ class AsyncClient:
         queue: str,
         payload: Mapping[str, Any] | bytes | None = None,
         *,
-        priority: PriorityName = Priority.NORMAL,
-        delay: timedelta | float | None = None,
-        run_at: datetime | None = None,
-        max_attempts: int | None = None,
-        idempotency_key: str | None = None,
-        lease_duration: timedelta | float | None = None,
-        metadata: Mapping[str, str] | None = None,
-        backoff: BackoffPolicy | None = None,
-        durability: DurabilityName | None = None,
         timeout: float | None = None,
+        **options: Unpack[EnqueueOptions],
     ) -> EnqueueResult:
-        """Adds one job; `delay` (seconds or timedelta) or `run_at` (aware datetime) defers it.
+        """Adds one job; `options` are :class:`jobqueue.EnqueueOptions` (priority, delay or
+        run_at, max_attempts, idempotency_key, lease_duration, metadata, backoff, durability).
 
-        `durability` "fsynced" returns only once Redis has the job on disk (docs/durability.md).
+        `durability="fsynced"` returns only once Redis has the job on disk (docs/durability.md).
         """
-        spec = JobSpec(
-            queue=queue, payload=payload, priority=priority, delay=delay, run_at=run_at,
-            max_attempts=max_attempts, idempotency_key=idempotency_key, lease_duration=lease_duration,
-            metadata=metadata, backoff=backoff, durability=durability,
-        )  # fmt: skip
-        response = await self._call(self._stub.Enqueue, messages.enqueue_request(spec), timeout)
+        request = messages.enqueue_request(JobSpec(queue=queue, payload=payload, **options))
+        response = await self._call(self._stub.Enqueue, request, timeout)
         return messages.enqueue_result(response)
 
     async def enqueue_many(
@@ -110,7 +96,9 @@ class AsyncClient:
     ) -> list[EnqueueResult]:
         """Adds many jobs with EnqueueBatch, 1,000 per call; results come in the order given.
 
-        Each call is all-or-nothing; when a later call fails, the jobs of earlier calls stay.
+        Each job is a :class:`jobqueue.JobSpec`: a dict of `queue`, `payload` and any
+        EnqueueOptions. Each call is all-or-nothing; when a later call fails, the jobs of
+        earlier calls stay.
         """
         level = convert.to_durability(durability)
         results: list[EnqueueResult] = []
@@ -163,18 +151,17 @@ class AsyncClient:
         10 ms and slowing to every 0.5 s. A server that is briefly unreachable (Unavailable)
         does not end the wait. `timeout=None` waits for ever.
         """
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
+        deadline = None if timeout is None else timing.monotonic() + timeout
         for interval in poll_intervals():
             try:
-                job = await self.get(job_id, timeout=poll_timeout(self.timeout, deadline, loop.time()))
+                job = await self.get(job_id, timeout=poll_timeout(self.timeout, deadline, timing.monotonic()))
                 if job.finished:
                     return job
             except Unavailable:
                 pass
-            if deadline is not None and loop.time() + interval > deadline:
+            if deadline is not None and timing.monotonic() + interval > deadline:
                 raise TimeoutError(f"job {job_id} did not finish within {timeout} s")
-            await asyncio.sleep(interval)
+            await timing.async_sleep(interval)
         raise AssertionError("poll_intervals never ends")
 
     async def _call(

@@ -1,31 +1,38 @@
 """Typed errors raised by the jobqueue client, built from the server's status details.
 
-Every error the server sends carries a ``google.rpc.ErrorInfo`` whose ``reason`` is a
-stable UPPER_SNAKE string; :func:`from_rpc_error` turns a failed call (sync ``grpc`` or
-``grpc.aio``) into the matching class, so callers never parse message text.
+Every error the server sends carries a ``google.rpc.ErrorInfo`` whose ``reason`` names a
+value of the contract's ``ErrorReason`` enum; :func:`from_rpc_error` turns a failed call
+(sync ``grpc`` or ``grpc.aio``) into the class of that value, so callers never parse
+message text. A status without one (made by gRPC itself, a proxy, or a newer server with a
+reason this library does not know) maps to the class of its status code.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import ClassVar
 
 import grpc
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from jobqueue.v1.error_reason_pb2 import ErrorReason
+
 ERROR_DOMAIN = "jobqueue.dev"
 # The trailer in which gRPC carries the serialized google.rpc.Status.
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
+_UNSPECIFIED = ErrorReason.ERROR_REASON_UNSPECIFIED
 
 
 class JobQueueError(Exception):
     """Base class of every error this library raises for a refused or failed call."""
 
-    #: The default reason and code of the class; instances carry what the server sent.
-    default_reason = "UNKNOWN"
-    default_code = grpc.StatusCode.UNKNOWN
-    #: Whether the same call may succeed when tried again later.
-    retryable = False
+    #: The ErrorReason this class stands for; UNSPECIFIED for a class chosen by status code.
+    error_reason: ClassVar[ErrorReason.ValueType] = _UNSPECIFIED
+    #: The status code the server sends with it (for a code-level class: the code itself).
+    default_code: ClassVar[grpc.StatusCode] = grpc.StatusCode.UNKNOWN
+    #: Whether the same call may succeed when tried again later (see each class).
+    retryable: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -39,55 +46,37 @@ class JobQueueError(Exception):
         self.message = message
         #: The request field at fault, for InvalidArgument (dotted path, e.g. ``requests[2].queue``).
         self.field = field
-        #: The stable ErrorInfo reason, e.g. ``LEASE_LOST``.
-        self.reason = reason or self.default_reason
+        #: The ErrorInfo reason as sent (an ErrorReason name, e.g. ``LEASE_LOST``); without
+        #: one, the status code's name (``UNAVAILABLE``, ``DEADLINE_EXCEEDED``, ...).
+        self.reason = reason or self.default_reason()
         #: The gRPC status code of the failed call.
         self.code = code or self.default_code
 
-
-class InvalidArgument(JobQueueError, ValueError):
-    """A request field was malformed or out of range; nothing was changed.
-
-    Raised by the server, or by the client before sending (a naive datetime, a payload that
-    is not JSON); it is also a ValueError.
-    """
-
-    default_reason = "INVALID_ARGUMENT"
-    default_code = grpc.StatusCode.INVALID_ARGUMENT
+    @classmethod
+    def default_reason(cls) -> str:
+        if cls.error_reason != _UNSPECIFIED:
+            return ErrorReason.Name(cls.error_reason)
+        return cls.default_code.name
 
 
-class NotFound(JobQueueError):
-    """The job does not exist (never did, or its retention window passed)."""
-
-    default_reason = "JOB_NOT_FOUND"
-    default_code = grpc.StatusCode.NOT_FOUND
+# -- one class per status code, for statuses without an ErrorInfo ----------------------
 
 
-class LeaseLost(JobQueueError):
-    """The lease token is no longer current: the lease expired or was settled already."""
+class FailedPrecondition(JobQueueError):
+    """The job or the store is not in a state that allows the call; nothing was changed."""
 
-    default_reason = "LEASE_LOST"
-    default_code = grpc.StatusCode.FAILED_PRECONDITION
-
-
-class WrongState(JobQueueError):
-    """The job is not in a state that allows the call (cancel a completed job, ...)."""
-
-    default_reason = "WRONG_STATE"
     default_code = grpc.StatusCode.FAILED_PRECONDITION
 
 
 class ResourceExhausted(JobQueueError):
-    """A limit was reached: payload or batch size, in-flight window, Redis memory."""
+    """A limit was reached (a message over gRPC's size limit, Redis memory, ...)."""
 
-    default_reason = "RESOURCE_EXHAUSTED"
     default_code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 class Unavailable(JobQueueError):
     """The server or its Redis could not be reached; the call may be retried."""
 
-    default_reason = "UNAVAILABLE"
     default_code = grpc.StatusCode.UNAVAILABLE
     retryable = True
 
@@ -95,22 +84,96 @@ class Unavailable(JobQueueError):
 class DeadlineExceeded(Unavailable):
     """The call did not finish within its timeout; it may or may not have taken effect."""
 
-    default_reason = "DEADLINE_EXCEEDED"
     default_code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 class Unauthenticated(JobQueueError):
     """The call carried no valid credentials."""
 
-    default_reason = "UNAUTHENTICATED"
     default_code = grpc.StatusCode.UNAUTHENTICATED
 
 
 class PermissionDenied(JobQueueError):
     """The credentials do not allow the call."""
 
-    default_reason = "PERMISSION_DENIED"
     default_code = grpc.StatusCode.PERMISSION_DENIED
+
+
+# -- one class per ErrorReason (see proto/jobqueue/v1/error_reason.proto) ----------------
+
+
+class InvalidArgument(JobQueueError, ValueError):
+    """A request field breaks a rule (``field`` names it); nothing was changed. Fix the request.
+
+    Raised by the server, or by the client before sending (a naive datetime, a payload that
+    is not JSON); it is also a ValueError.
+    """
+
+    error_reason = ErrorReason.INVALID_ARGUMENT
+    default_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFound(JobQueueError):
+    """The job does not exist (never did, or its retention window passed)."""
+
+    error_reason = ErrorReason.JOB_NOT_FOUND
+    default_code = grpc.StatusCode.NOT_FOUND
+
+
+class LeaseLost(FailedPrecondition):
+    """The lease token is no longer current: the lease expired or was settled already."""
+
+    error_reason = ErrorReason.LEASE_LOST
+
+
+class WrongState(FailedPrecondition):
+    """The job's state does not allow the call (cancel a completed job, ...); read its status."""
+
+    error_reason = ErrorReason.WRONG_STATE
+
+
+class DurabilityUnavailable(FailedPrecondition):
+    """``durability="fsynced"`` was asked for (or is the server's default) but Redis cannot
+    confirm writes on disk; nothing was written. Use "applied", or ask the operator."""
+
+    error_reason = ErrorReason.DURABILITY_UNAVAILABLE
+
+
+class FsyncNotConfirmed(Unavailable):
+    """A fsynced write was applied but not confirmed on disk in time: it stands, and may not
+    survive a power loss. A retry finds it (the same job, given an idempotency key)."""
+
+    error_reason = ErrorReason.FSYNC_NOT_CONFIRMED
+
+
+class StoreUnavailable(Unavailable):
+    """Redis could not be reached or did not answer in time; the write may or may not have
+    happened. Retry with backoff (an enqueue only with an idempotency key)."""
+
+    error_reason = ErrorReason.STORE_UNAVAILABLE
+
+
+class StoreFull(ResourceExhausted):
+    """Redis is out of memory and refused the write; nothing was written. Retry with backoff."""
+
+    error_reason = ErrorReason.STORE_FULL
+    retryable = True
+
+
+class ServerShuttingDown(Unavailable):
+    """The server is shutting down; reconnect with backoff, to another server if there is one."""
+
+    error_reason = ErrorReason.SERVER_SHUTTING_DOWN
+
+
+class Internal(JobQueueError):
+    """The server met a state it does not understand; nothing is known about the write."""
+
+    error_reason = ErrorReason.INTERNAL
+    default_code = grpc.StatusCode.INTERNAL
+
+
+# -- raised by job handlers -------------------------------------------------------------
 
 
 class NonRetryableError(Exception):
@@ -125,29 +188,29 @@ class RetryAfter(Exception):
         self.delay = delay if isinstance(delay, timedelta) else timedelta(seconds=delay)
 
 
-# Server reasons that do not share their class's default name.
-_BY_REASON: dict[str, type[JobQueueError]] = {
-    "INVALID_ARGUMENT": InvalidArgument,
-    "JOB_NOT_FOUND": NotFound,
-    "LEASE_LOST": LeaseLost,
-    "WRONG_STATE": WrongState,
-    "STORE_UNAVAILABLE": Unavailable,
-    "STORE_FULL": ResourceExhausted,
-}
-# The fallback when a status has no ErrorInfo (errors made by gRPC itself, proxies, ...).
-_BY_CODE: dict[grpc.StatusCode, type[JobQueueError]] = {
+# -- mapping ----------------------------------------------------------------------------
+
+_REASON_CLASSES: tuple[type[JobQueueError], ...] = (
+    InvalidArgument, NotFound, LeaseLost, WrongState, DurabilityUnavailable, FsyncNotConfirmed,
+    StoreUnavailable, StoreFull, ServerShuttingDown, Internal,
+)  # fmt: skip
+BY_REASON: dict[ErrorReason.ValueType, type[JobQueueError]] = {c.error_reason: c for c in _REASON_CLASSES}
+BY_CODE: dict[grpc.StatusCode, type[JobQueueError]] = {
     cls.default_code: cls
     for cls in (
-        InvalidArgument,
-        NotFound,
-        ResourceExhausted,
-        Unavailable,
-        DeadlineExceeded,
-        Unauthenticated,
-        PermissionDenied,
+        InvalidArgument, NotFound, FailedPrecondition, ResourceExhausted, Unavailable, DeadlineExceeded,
+        Unauthenticated, PermissionDenied, Internal,
     )
-} | {grpc.StatusCode.FAILED_PRECONDITION: WrongState}
+}  # fmt: skip
 _CODE_BY_NUMBER: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def error_class(reason: str | None, code: grpc.StatusCode) -> type[JobQueueError]:
+    """The class of an ErrorInfo reason (a value name), else of the status code."""
+    try:
+        return BY_REASON[ErrorReason.Value(reason or "")]
+    except (ValueError, KeyError):  # a reason this version does not know, or UNSPECIFIED
+        return BY_CODE.get(code, JobQueueError)
 
 
 def from_status(status: status_pb2.Status) -> JobQueueError | None:
@@ -169,8 +232,7 @@ def from_rpc_error(error: grpc.RpcError) -> JobQueueError:
 
 def _build(code: grpc.StatusCode, message: str, status: status_pb2.Status | None) -> JobQueueError:
     reason, field = _parse_details(status)
-    cls = _BY_REASON.get(reason or "") or _BY_CODE.get(code, JobQueueError)
-    return cls(message, field=field, reason=reason, code=code)
+    return error_class(reason, code)(message, field=field, reason=reason, code=code)
 
 
 def _call_attr(error: grpc.RpcError, name: str) -> object:
@@ -191,14 +253,15 @@ def _status_from_trailers(error: grpc.RpcError) -> status_pb2.Status | None:
 
 
 def _parse_details(status: status_pb2.Status | None) -> tuple[str | None, str | None]:
-    """(ErrorInfo reason, first BadRequest field) from a status's details."""
+    """(ErrorInfo reason of our domain, first BadRequest field) from a status's details."""
     reason: str | None = None
     field: str | None = None
     for detail in status.details if status is not None else ():
         info = error_details_pb2.ErrorInfo()
         bad = error_details_pb2.BadRequest()
         if detail.Unpack(info):  # Unpack is False when the detail is another type
-            reason = info.reason
+            # A proxy's or another service's reason is not one of ours, even when the names match.
+            reason = info.reason if info.domain == ERROR_DOMAIN else reason
         elif detail.Unpack(bad) and bad.field_violations:
             field = bad.field_violations[0].field
     return reason, field

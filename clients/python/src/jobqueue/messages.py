@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import fields
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from jobqueue import convert
 from jobqueue.errors import InvalidArgument
-from jobqueue.models import EnqueueResult, JobSpec, JobState
+from jobqueue.models import JOB_SPEC_KEYS, EnqueueResult, JobSpec, JobState, Priority
 from jobqueue.v1 import job_queue_service_pb2 as svc
 
 # Shared by both producer clients.
@@ -19,30 +19,32 @@ DEFAULT_WAIT_S = 60.0
 MAX_BATCH = 1000
 # Keeps each EnqueueBatch call well under the server's 64 MiB message limit.
 MAX_BATCH_BYTES = 8 * 1024 * 1024
-_SPEC_FIELDS = frozenset(f.name for f in fields(JobSpec))
 
 
-def enqueue_request(spec: JobSpec) -> svc.EnqueueRequest:
-    """The EnqueueRequest for one job; raises InvalidArgument for a malformed argument."""
+def enqueue_request(job: Mapping[str, Any]) -> svc.EnqueueRequest:
+    """The EnqueueRequest for a JobSpec (or any mapping with its keys); raises InvalidArgument
+    naming the field for a malformed value or an unknown key (a misspelt option must not
+    be dropped silently)."""
+    unknown = sorted(set(job) - JOB_SPEC_KEYS)
+    if unknown:
+        raise InvalidArgument(f"unknown job option {unknown[0]!r}", field=unknown[0])
+    spec = cast(JobSpec, job)
+    if not isinstance(spec.get("queue"), str):
+        raise InvalidArgument("queue: a string is required", field="queue")
     request = svc.EnqueueRequest(
-        queue=spec.queue,
-        priority=convert.to_priority(spec.priority),
-        max_attempts=spec.max_attempts or 0,
-        idempotency_key=spec.idempotency_key or "",
-        metadata=dict(spec.metadata or {}),
-        durability=convert.to_durability(spec.durability),
+        queue=spec["queue"],
+        priority=convert.to_priority(spec.get("priority") or Priority.NORMAL),
+        max_attempts=spec.get("max_attempts") or 0,
+        idempotency_key=spec.get("idempotency_key") or "",
+        metadata=dict(spec.get("metadata") or {}),
+        durability=convert.to_durability(spec.get("durability")),
     )
-    _set_payload(request, spec.payload)
-    if spec.delay is not None and spec.run_at is not None:
-        raise InvalidArgument("give at most one of delay and run_at", field="delay")
-    if spec.delay is not None:
-        request.delay.CopyFrom(convert.to_duration(spec.delay, "delay"))
-    if spec.run_at is not None:
-        request.schedule_time.CopyFrom(convert.to_timestamp(spec.run_at, "run_at"))
-    if spec.lease_duration is not None:
-        request.lease_duration.CopyFrom(convert.to_duration(spec.lease_duration, "lease_duration"))
-    if spec.backoff is not None:
-        request.backoff.CopyFrom(convert.to_backoff(spec.backoff))
+    _set_payload(request, spec.get("payload"))
+    _set_schedule(request, spec.get("delay"), spec.get("run_at"))
+    if (lease := spec.get("lease_duration")) is not None:
+        request.lease_duration.CopyFrom(convert.to_duration(lease, "lease_duration"))
+    if (backoff := spec.get("backoff")) is not None:
+        request.backoff.CopyFrom(convert.to_backoff(backoff))
     return request
 
 
@@ -57,14 +59,15 @@ def _set_payload(request: svc.EnqueueRequest, payload: Mapping[str, Any] | bytes
         )
 
 
-def as_spec(job: JobSpec | Mapping[str, Any]) -> JobSpec:
-    """A JobSpec from a JobSpec or a dict with the same keys."""
-    if isinstance(job, JobSpec):
-        return job
-    unknown = set(job) - _SPEC_FIELDS
-    if unknown:
-        raise InvalidArgument(f"unknown job spec keys: {', '.join(sorted(unknown))}")
-    return JobSpec(**job)
+def _set_schedule(
+    request: svc.EnqueueRequest, delay: timedelta | float | None, run_at: datetime | None
+) -> None:
+    if delay is not None and run_at is not None:
+        raise InvalidArgument("give at most one of delay and run_at", field="delay")
+    if delay is not None:
+        request.delay.CopyFrom(convert.to_duration(delay, "delay"))
+    if run_at is not None:
+        request.schedule_time.CopyFrom(convert.to_timestamp(run_at, "run_at"))
 
 
 def batches(requests: Sequence[svc.EnqueueRequest]) -> Iterator[list[svc.EnqueueRequest]]:
@@ -99,12 +102,12 @@ def shift_field(error: InvalidArgument, offset: int) -> InvalidArgument:
     )
 
 
-def batch_requests(jobs: Sequence[JobSpec | Mapping[str, Any]]) -> list[svc.EnqueueRequest]:
+def batch_requests(jobs: Sequence[Mapping[str, Any]]) -> list[svc.EnqueueRequest]:
     """EnqueueRequests for many jobs; a client-side error names the job's index."""
     requests = []
     for index, job in enumerate(jobs):
         try:
-            requests.append(enqueue_request(as_spec(job)))
+            requests.append(enqueue_request(job))
         except InvalidArgument as error:
             field = f"requests[{index}].{error.field}" if error.field else f"requests[{index}]"
             raise InvalidArgument(f"requests[{index}]: {error.message}", field=field) from error

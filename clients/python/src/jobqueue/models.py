@@ -1,12 +1,13 @@
 """Plain Python views of the contract's messages: what the client returns and accepts."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: on Python 3.11 it hides Required[] from TypedDict,
+# and JobSpec.__required_keys__ would come out empty.
 
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Required, TypedDict
 
 
 class JobState(enum.StrEnum):
@@ -76,22 +77,43 @@ class EnqueueResult:
     duplicate: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class JobSpec:
-    """One job for ``enqueue_many``; the fields mean what ``enqueue``'s arguments mean."""
+class EnqueueOptions(TypedDict, total=False):
+    """What a job may ask for besides its queue and payload: the keyword arguments of
+    ``enqueue`` and the keys of each ``enqueue_many`` job. Declared once, here; every key is
+    optional, and None (or leaving it out) takes the server's default."""
 
-    queue: str
-    payload: Mapping[str, Any] | bytes | None = None
-    priority: PriorityName = Priority.NORMAL
-    delay: timedelta | float | None = None
-    run_at: datetime | None = None
-    max_attempts: int | None = None
-    idempotency_key: str | None = None
-    lease_duration: timedelta | float | None = None
-    metadata: Mapping[str, str] | None = None
-    backoff: BackoffPolicy | None = None
-    #: A batch from ``enqueue_many`` is acknowledged at the strictest level its jobs or the call ask for.
-    durability: DurabilityName | None = None
+    #: Every high job is leased before any normal one (the default), every normal before any low.
+    priority: PriorityName
+    #: Seconds or a timedelta before the job may run; give at most one of delay and run_at.
+    delay: timedelta | float | None
+    #: When the job may run: a timezone-aware datetime.
+    run_at: datetime | None
+    #: Deliveries before the job is dead (server default: 3).
+    max_attempts: int | None
+    #: A second enqueue with this key, within the server's window, returns the first job.
+    idempotency_key: str | None
+    #: How long a worker holds the job before the server takes it back, unless extended.
+    lease_duration: timedelta | float | None
+    #: Strings the worker receives with the job (trace context, tenant, ...).
+    metadata: Mapping[str, str] | None
+    #: The wait between failed attempts.
+    backoff: BackoffPolicy | None
+    #: "fsynced" returns only once Redis has the job on disk (docs/durability.md). A batch from
+    #: ``enqueue_many`` is acknowledged at the strictest level its jobs or the call ask for.
+    durability: DurabilityName | None
+
+
+class JobSpec(EnqueueOptions, total=False):
+    """One job for ``enqueue_many``: ``JobSpec(queue="emails", payload={...}, priority="high")``
+    or a plain dict with the same keys."""
+
+    queue: Required[str]
+    #: A JSON object, or bytes the worker receives as they are.
+    payload: Mapping[str, Any] | bytes | None
+
+
+#: Every key a JobSpec may have.
+JOB_SPEC_KEYS = JobSpec.__required_keys__ | JobSpec.__optional_keys__
 
 
 @dataclass(frozen=True, slots=True)

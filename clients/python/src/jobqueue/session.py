@@ -26,6 +26,8 @@ from jobqueue import convert
 from jobqueue.context import JobContext
 from jobqueue.counters import WorkerCounters
 from jobqueue.errors import (
+    DurabilityUnavailable,
+    FsyncNotConfirmed,
     InvalidArgument,
     JobQueueError,
     LeaseLost,
@@ -216,11 +218,8 @@ class LeaseSession:
             self._extended(confirmation, error)
             return
         settlement = self._unconfirmed.pop(confirmation.job_id, None)
-        if error is None:
-            if confirmation.kind == svc.CONFIRMATION_KIND_ACK:
-                self._counters.succeeded += 1
-            else:
-                self._counters.failed += 1
+        if error is None or isinstance(error, FsyncNotConfirmed):
+            self._settled(confirmation, error)
             return
         if settlement is not None and isinstance(error, Unavailable):
             self._resend_later(settlement, error)
@@ -229,6 +228,19 @@ class LeaseSession:
         _log_refusal(confirmation.job_id, error)
         if isinstance(settlement, svc.AckRequest) and isinstance(error, InvalidArgument):
             self._fail_refused_result(settlement, error)
+        elif isinstance(settlement, svc.AckRequest) and isinstance(error, DurabilityUnavailable):
+            self._fail_undurable_ack(settlement, error)
+
+    def _settled(self, confirmation: svc.Confirmation, error: JobQueueError | None) -> None:
+        if error is not None:
+            # The write stands, and a resend could not change that (it would meet LEASE_LOST,
+            # or DURABILITY_UNAVAILABLE once Redis stopped fsyncing). Redis did not say it
+            # reached the disk in time, so it may not survive a power loss.
+            logger.warning("job %s settled, but not confirmed on disk: %s", confirmation.job_id, error)
+        if confirmation.kind == svc.CONFIRMATION_KIND_ACK:
+            self._counters.succeeded += 1
+        else:
+            self._counters.failed += 1
 
     def _settle(self, settlement: Settlement) -> None:
         self._unconfirmed[settlement.job_id] = settlement
@@ -253,6 +265,13 @@ class LeaseSession:
             job_id=ack.job_id, lease_token=ack.lease_token, error=message, non_retryable=True
         )
         self._settle(fail)
+
+    def _fail_undurable_ack(self, ack: svc.AckRequest, error: JobQueueError) -> None:
+        # Nothing was written and the job is still ours: held, it would run again only after its
+        # lease ran out. Fail it now (retryably, with the reason) rather than acknowledge it at a
+        # weaker level than the worker was configured for.
+        message = f"the server could not make the ack durable: {error}"
+        self._settle(svc.FailRequest(job_id=ack.job_id, lease_token=ack.lease_token, error=message))
 
     def _extended(self, confirmation: svc.Confirmation, error: JobQueueError | None) -> None:
         running = self._running.get(confirmation.job_id)

@@ -226,8 +226,8 @@ class Worker:
         if isinstance(error, Unavailable) or error.code == grpc.StatusCode.CANCELLED:
             logger.warning("lease stream lost: %s %s", error.code.name, error)
         else:
-            # Also retried: a draining server refuses new streams this way, but a bad queue
-            # name or window would fail again, so it is logged loudly.
+            # Also retried, but a bad queue name or window would fail again, so it is logged
+            # loudly. (A draining server's SERVER_SHUTTING_DOWN is an Unavailable.)
             logger.error("lease stream refused: %s %s (field %s)", error.code.name, error, error.field)
 
     # -- signals ---------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from jobqueue_server.api.status import OK, rpc_status_of
 from jobqueue_server.errors import (
     DurabilityUnavailable,
     FieldViolation,
+    FsyncNotConfirmed,
     JobNotFound,
     JobQueueError,
     LeaseLost,
@@ -205,12 +206,15 @@ class LeaseSession:
         if isinstance(outcome, ExtendOutcome):
             confirmation.lease_expire_time.FromMilliseconds(outcome.lease_expire_ms)
         # An ack or fail settles the job whatever the answer; an extend refused because the
-        # lease is gone tells the stream the same. UNAVAILABLE keeps the slot (resend), and so
-        # does a refused fsynced ack: nothing was written, the job is still this stream's.
+        # lease is gone tells the stream the same. STORE_UNAVAILABLE keeps the slot (the write
+        # may not have happened: resend), and so does a refused fsynced ack (nothing was
+        # written, the job is still this stream's). FSYNC_NOT_CONFIRMED frees it: the write
+        # was applied, only its place on disk is unconfirmed.
         lost = isinstance(outcome, LeaseLost | JobNotFound)
-        settled = (kind != ConfirmationKind.CONFIRMATION_KIND_EXTEND or lost) and not isinstance(
-            outcome, StoreUnavailable | DurabilityUnavailable
+        held = isinstance(outcome, StoreUnavailable | DurabilityUnavailable) and not isinstance(
+            outcome, FsyncNotConfirmed
         )
+        settled = (kind != ConfirmationKind.CONFIRMATION_KIND_EXTEND or lost) and not held
         if settled and self._held.get(item.job_id) == item.token:
             # A refused ack still frees the slot: the lease is no longer this stream's.
             del self._held[item.job_id]

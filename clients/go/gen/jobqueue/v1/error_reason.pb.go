@@ -63,9 +63,9 @@ const (
 	// the job stays held. Send the request at DURABILITY_APPLIED, or wait for the operator.
 	ErrorReason_DURABILITY_UNAVAILABLE ErrorReason = 5
 	// UNAVAILABLE. A DURABILITY_FSYNCED write was applied but not confirmed on disk in time
-	// (`fsync_timeout_seconds`). The write stands and may not survive a power loss. Retry as
-	// for STORE_UNAVAILABLE: the retry finds the first write (the same job with an idempotency
-	// key; LEASE_LOST for an ack).
+	// (`fsync_timeout_seconds`). The write stands and may not survive a power loss. An Enqueue
+	// retried with its idempotency key returns the first job; an ack or fail is settled (on the
+	// Lease stream its slot is freed) and a resend is refused with LEASE_LOST.
 	ErrorReason_FSYNC_NOT_CONFIRMED ErrorReason = 6
 	// UNAVAILABLE. The job store (Redis) could not be reached or did not answer in time. The
 	// write may or may not have happened. Retry with backoff: Enqueue only with an

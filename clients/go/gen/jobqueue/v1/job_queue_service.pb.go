@@ -940,10 +940,12 @@ type Confirmation struct {
 	// JOB_NOT_FOUND (NOT_FOUND) when the job is unknown: both free the stream's slot.
 	// INVALID_ARGUMENT for a malformed entry (a BadRequest names the field, e.g.
 	// `acks[0].lease_token`): the slot is kept, so resend the entry corrected.
-	// STORE_UNAVAILABLE or FSYNC_NOT_CONFIRMED (UNAVAILABLE): the job stays held; send the same
-	// ack or fail again. DURABILITY_UNAVAILABLE (FAILED_PRECONDITION) for an ack at
-	// DURABILITY_FSYNCED that the store cannot provide: nothing was written and the job stays
-	// held (ack it at another level, or fail it).
+	// STORE_UNAVAILABLE (UNAVAILABLE): the write may or may not have happened and the job stays
+	// held; send the same ack or fail again. FSYNC_NOT_CONFIRMED (UNAVAILABLE): the ack or fail
+	// was applied but not confirmed on disk in time; the slot is freed and there is nothing to
+	// resend (a resend is refused with LEASE_LOST). DURABILITY_UNAVAILABLE
+	// (FAILED_PRECONDITION) for an ack at DURABILITY_FSYNCED that the store cannot provide:
+	// nothing was written and the job stays held (ack it at another level, or fail it).
 	Status *status.Status `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
 	// Which kind of request this confirms.
 	Kind ConfirmationKind `protobuf:"varint,3,opt,name=kind,proto3,enum=jobqueue.v1.ConfirmationKind" json:"kind,omitempty"`

@@ -31,12 +31,24 @@ export async function freePort(): Promise<number> {
   });
 }
 
+export interface StartOptions {
+  /** Default: a free one. */
+  port?: number;
+  /** The embedded Valkey's data folder (default: a new temporary one). */
+  dataDir?: string;
+  /** Use this Redis/Valkey instead of an embedded one. */
+  redisUrl?: string;
+}
+
 export class TestServer {
   private process: ChildProcess | undefined;
   private output = "";
   readonly dataDir: string;
 
-  private constructor(readonly port: number) {
+  private constructor(
+    readonly port: number,
+    private readonly redisUrl: string | undefined,
+  ) {
     this.dataDir = mkdtempSync(join(tmpdir(), "jobq-node-test-"));
   }
 
@@ -44,10 +56,10 @@ export class TestServer {
     return `127.0.0.1:${this.port}`;
   }
 
-  /** A server on a free port (or `port`), ready to take calls. */
-  static async start(port?: number, dataDir?: string): Promise<TestServer> {
-    const server = new TestServer(port ?? (await freePort()));
-    await server.launch(dataDir ?? server.dataDir);
+  /** A server ready to take calls. */
+  static async start(options: StartOptions = {}): Promise<TestServer> {
+    const server = new TestServer(options.port ?? (await freePort()), options.redisUrl);
+    await server.launch(options.dataDir ?? server.dataDir);
     return server;
   }
 
@@ -58,6 +70,7 @@ export class TestServer {
 
   private async launch(dataDir: string): Promise<void> {
     const args = ["serve", "--host", "127.0.0.1", "--port", String(this.port), "--data-dir", dataDir];
+    if (this.redisUrl !== undefined) args.push("--redis-url", this.redisUrl);
     const child = spawn(SERVE_BIN, args, {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, JOBQ_LOG_LEVEL: "WARNING", JOBQ_SHUTDOWN_GRACE_SECONDS: "1" },

@@ -55,9 +55,9 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     FSYNC_NOT_CONFIRMED: _ErrorReason.ValueType  # 6
     """UNAVAILABLE. A DURABILITY_FSYNCED write was applied but not confirmed on disk in time
-    (`fsync_timeout_seconds`). The write stands and may not survive a power loss. Retry as
-    for STORE_UNAVAILABLE: the retry finds the first write (the same job with an idempotency
-    key; LEASE_LOST for an ack).
+    (`fsync_timeout_seconds`). The write stands and may not survive a power loss. An Enqueue
+    retried with its idempotency key returns the first job; an ack or fail is settled (on the
+    Lease stream its slot is freed) and a resend is refused with LEASE_LOST.
     """
     STORE_UNAVAILABLE: _ErrorReason.ValueType  # 7
     """UNAVAILABLE. The job store (Redis) could not be reached or did not answer in time. The
@@ -126,9 +126,9 @@ the job stays held. Send the request at DURABILITY_APPLIED, or wait for the oper
 """
 FSYNC_NOT_CONFIRMED: ErrorReason.ValueType  # 6
 """UNAVAILABLE. A DURABILITY_FSYNCED write was applied but not confirmed on disk in time
-(`fsync_timeout_seconds`). The write stands and may not survive a power loss. Retry as
-for STORE_UNAVAILABLE: the retry finds the first write (the same job with an idempotency
-key; LEASE_LOST for an ack).
+(`fsync_timeout_seconds`). The write stands and may not survive a power loss. An Enqueue
+retried with its idempotency key returns the first job; an ack or fail is settled (on the
+Lease stream its slot is freed) and a resend is refused with LEASE_LOST.
 """
 STORE_UNAVAILABLE: ErrorReason.ValueType  # 7
 """UNAVAILABLE. The job store (Redis) could not be reached or did not answer in time. The

@@ -59,9 +59,9 @@ export enum ErrorReason {
   DURABILITY_UNAVAILABLE = 5,
   /**
    * FSYNC_NOT_CONFIRMED - UNAVAILABLE. A DURABILITY_FSYNCED write was applied but not confirmed on disk in time
-   * (`fsync_timeout_seconds`). The write stands and may not survive a power loss. Retry as
-   * for STORE_UNAVAILABLE: the retry finds the first write (the same job with an idempotency
-   * key; LEASE_LOST for an ack).
+   * (`fsync_timeout_seconds`). The write stands and may not survive a power loss. An Enqueue
+   * retried with its idempotency key returns the first job; an ack or fail is settled (on the
+   * Lease stream its slot is freed) and a resend is refused with LEASE_LOST.
    */
   FSYNC_NOT_CONFIRMED = 6,
   /**
