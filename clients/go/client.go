@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -74,10 +76,13 @@ type BatchJob struct {
 	Options []EnqueueOption
 }
 
-// EnqueueBatch adds many jobs in one call: all are validated before any is written, and
-// the results come in the order of the jobs. Field names in errors are prefixed with the
-// job's index ("requests[3].queue"). A server takes up to its max_batch jobs per call
-// (1,000 by default).
+// MaxBatch is how many jobs EnqueueBatch sends per call: a server's default max_batch.
+const MaxBatch = 1000
+
+// EnqueueBatch adds many jobs, MaxBatch per call: each call is validated whole before any of
+// its jobs is written, and the results come in the order of the jobs. When a later call
+// fails, the jobs of the earlier ones stay enqueued. Field names in errors are prefixed with
+// the job's index in jobs ("requests[1203].queue").
 func (c *Client) EnqueueBatch(ctx context.Context, jobs []BatchJob, opts ...BatchOption) ([]EnqueueResult, error) {
 	var s batchSettings
 	for _, opt := range opts {
@@ -87,26 +92,43 @@ func (c *Client) EnqueueBatch(ctx context.Context, jobs []BatchJob, opts ...Batc
 	if err != nil {
 		return nil, err
 	}
-	req := &jobqueuev1.EnqueueBatchRequest{
-		Requests:   make([]*jobqueuev1.EnqueueRequest, 0, len(jobs)),
-		Durability: durability,
-	}
+	requests := make([]*jobqueuev1.EnqueueRequest, 0, len(jobs))
 	for i, job := range jobs {
 		one, err := buildEnqueueRequest(job.Queue, job.Payload, job.Options, fmt.Sprintf("requests[%d].", i))
 		if err != nil {
 			return nil, err
 		}
-		req.Requests = append(req.Requests, one)
+		requests = append(requests, one)
 	}
-	resp, err := c.stub.EnqueueBatch(ctx, req)
-	if err != nil {
-		return nil, wrapError(err)
-	}
-	results := make([]EnqueueResult, 0, len(resp.GetResponses()))
-	for _, r := range resp.GetResponses() {
-		results = append(results, EnqueueResult{JobID: r.GetJobId(), Duplicate: r.GetDuplicate()})
+	results := make([]EnqueueResult, 0, len(jobs))
+	for offset := 0; offset < len(requests); offset += MaxBatch {
+		batch := requests[offset:min(offset+MaxBatch, len(requests))]
+		resp, err := c.stub.EnqueueBatch(ctx, &jobqueuev1.EnqueueBatchRequest{Requests: batch, Durability: durability})
+		if err != nil {
+			return results, shiftField(wrapError(err), offset)
+		}
+		for _, r := range resp.GetResponses() {
+			results = append(results, EnqueueResult{JobID: r.GetJobId(), Duplicate: r.GetDuplicate()})
+		}
 	}
 	return results, nil
+}
+
+// shiftField renumbers "requests[i]" in a batch's error by the batch's offset in the whole list.
+func shiftField(err error, offset int) error {
+	var e *Error
+	if offset == 0 || !errors.As(err, &e) || !strings.HasPrefix(e.Field, "requests[") {
+		return err
+	}
+	index, rest, found := strings.Cut(strings.TrimPrefix(e.Field, "requests["), "]")
+	n, convErr := strconv.Atoi(index)
+	if !found || convErr != nil {
+		return err
+	}
+	shifted := *e
+	shifted.Field = fmt.Sprintf("requests[%d]%s", n+offset, rest)
+	shifted.Message = strings.Replace(e.Message, e.Field, shifted.Field, 1)
+	return &shifted
 }
 
 // GetStatus returns the job with the given id (ErrNotFound when there is none).

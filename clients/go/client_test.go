@@ -3,6 +3,8 @@ package jobqueue_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,6 +158,33 @@ func TestABatchErrorNamesTheRequest(t *testing.T) {
 	stats, _ := client.Stats(ctx, queue)
 	if len(stats) == 1 && stats[0].Queued != 0 {
 		t.Errorf("a bad batch wrote jobs: %+v", stats)
+	}
+}
+
+func TestABatchOverMaxBatchGoesInSeveralCallsAndNamesTheJobByItsIndexInTheWholeList(t *testing.T) {
+	client, ctx, queue := newClient(t), testContext(t), uniqueQueue(t)
+	jobs := make([]jobqueue.BatchJob, jobqueue.MaxBatch+5)
+	for i := range jobs {
+		jobs[i] = jobqueue.BatchJob{Queue: queue, Payload: map[string]any{"i": i}}
+	}
+
+	results, err := client.EnqueueBatch(ctx, jobs)
+	if err != nil || len(results) != len(jobs) {
+		t.Fatalf("EnqueueBatch of %d jobs: %d results, err %v", len(jobs), len(results), err)
+	}
+
+	// The server refuses a metadata value over 4,096 characters: the error comes from the second
+	// call, and names the job by its index in the whole list.
+	jobs[jobqueue.MaxBatch+2].Options = []jobqueue.EnqueueOption{
+		jobqueue.WithMetadata(map[string]string{"k": strings.Repeat("v", 5000)}),
+	}
+	results, err = client.EnqueueBatch(ctx, jobs)
+	var e *jobqueue.Error
+	if !errors.As(err, &e) || e.Field != fmt.Sprintf("requests[%d].metadata['k']", jobqueue.MaxBatch+2) {
+		t.Fatalf("err = %v (%+v)", err, e)
+	}
+	if len(results) != jobqueue.MaxBatch {
+		t.Errorf("the first call's %d results should be returned with the error, got %d", jobqueue.MaxBatch, len(results))
 	}
 }
 

@@ -55,9 +55,14 @@ def _pack(message: Any) -> any_pb2.Any:
     return packed
 
 
+def code_and_reason(error: JobQueueError) -> tuple[int, ErrorReason.ValueType]:
+    """The google.rpc.Code and the ErrorReason a domain error is sent with."""
+    return _STATUSES.get(type(error), _UNMAPPED)
+
+
 def rpc_status_of(error: JobQueueError) -> status_pb2.Status:
     """The google.rpc.Status for an error: its code, message, ErrorInfo and any BadRequest."""
-    code, reason = _STATUSES.get(type(error), _UNMAPPED)
+    code, reason = code_and_reason(error)
     info = error_details_pb2.ErrorInfo(reason=ErrorReason.Name(reason), domain=ERROR_DOMAIN)
     details = [_pack(info)]
     if isinstance(error, FieldViolation):
