@@ -29,7 +29,7 @@ class ServerSettings(BaseSettings):
     retention_seconds: float = Field(24 * 3600.0, ge=0)
 
     max_payload_bytes: int = Field(1024 * 1024, ge=1)
-    max_batch: int = Field(1000, ge=1)
+    max_batch: int = Field(1000, ge=1, le=10_000)  # a batch's answer must stay well under 4 MiB
     max_in_flight: int = Field(1000, ge=1)
     max_metadata_entries: int = Field(64, ge=0)
     max_error_bytes: int = Field(4096, ge=64)
