@@ -11,6 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 GO_CLIENT = ROOT / "clients" / "go"
 NODE_CLIENT = ROOT / "clients" / "node"
+JAVA_WORKER = ROOT / "examples" / "java-worker"
 # CI sets this so that a worker that cannot be built fails the run instead of skipping.
 REQUIRE_ALL_ENV = "JOBQ_CONFORMANCE_REQUIRE_ALL"
 
@@ -43,7 +44,15 @@ def node_command(_: Path) -> list[str]:
     return ["node", str(script)]
 
 
-WORKERS = {"python": python_command, "go": go_command, "node": node_command}
+def java_command(_: Path) -> list[str]:
+    """Built in place with the command docs/workers.md gives (Maven skips what is up to date)."""
+    if shutil.which("java") is None or shutil.which("mvn") is None:
+        raise WorkerUnavailable("java or mvn is missing")
+    subprocess.run(["mvn", "-q", "-B", "package"], cwd=JAVA_WORKER, check=True)
+    return ["java", "-jar", str(JAVA_WORKER / "target" / "jobqueue-java-worker.jar")]
+
+
+WORKERS = {"python": python_command, "go": go_command, "node": node_command, "java": java_command}
 
 
 def must_run_all() -> bool:
