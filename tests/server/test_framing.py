@@ -52,8 +52,9 @@ def test_the_largest_job_the_default_limits_allow_fits_one_message_and_the_bound
     job = _largest_job(chosen, kept)
 
     assert job.ByteSize() <= framing.largest_job_bytes(chosen, kept) < framing.MAX_MESSAGE_BYTES
-    (response,) = framing.lease_responses(jobs=[job])
-    assert response.ByteSize() <= framing.MAX_MESSAGE_BYTES
+    (response,) = framing.lease_responses(jobs=[job.SerializeToString()])
+    assert len(response) <= framing.MAX_MESSAGE_BYTES
+    assert svc.LeaseResponse.FromString(response).jobs[0] == job
 
 
 @pytest.mark.parametrize(
@@ -72,11 +73,12 @@ def test_limits_that_would_let_a_job_outgrow_a_message_are_refused_at_start(sett
 def test_responses_are_split_where_the_next_job_would_pass_the_limit() -> None:
     jobs = [svc.LeasedJob(job=job_pb2.Job(id=str(i), payload_bytes=b"x" * 1_500_000)) for i in range(5)]
 
-    responses = framing.lease_responses(jobs=jobs)
+    responses = framing.lease_responses(jobs=[job.SerializeToString() for job in jobs])
 
-    assert [len(r.jobs) for r in responses] == [2, 2, 1]
-    assert all(r.ByteSize() <= framing.MAX_MESSAGE_BYTES for r in responses)
-    assert [j.job.id for r in responses for j in r.jobs] == [str(i) for i in range(5)]
+    decoded = [svc.LeaseResponse.FromString(r) for r in responses]
+    assert [len(r.jobs) for r in decoded] == [2, 2, 1]
+    assert all(len(r) <= framing.MAX_MESSAGE_BYTES for r in responses)
+    assert [j.job.id for r in decoded for j in r.jobs] == [str(i) for i in range(5)]
 
 
 def test_the_size_counted_is_the_exact_encoded_size() -> None:
@@ -86,10 +88,10 @@ def test_the_size_counted_is_the_exact_encoded_size() -> None:
 
 
 def test_many_confirmations_are_split_too() -> None:
-    confirmations = [svc.Confirmation(job_id="q:" + "x" * 150) for _ in range(40_000)]
+    confirmation = svc.Confirmation(job_id="q:" + "x" * 150).SerializeToString()
 
-    responses = framing.lease_responses(confirmations=confirmations)
+    responses = framing.lease_responses(confirmations=[confirmation] * 40_000)
 
     assert len(responses) == 2
-    assert all(r.ByteSize() <= framing.MAX_MESSAGE_BYTES for r in responses)
-    assert sum(len(r.confirmations) for r in responses) == 40_000
+    assert all(len(r) <= framing.MAX_MESSAGE_BYTES for r in responses)
+    assert sum(len(svc.LeaseResponse.FromString(r).confirmations) for r in responses) == 40_000

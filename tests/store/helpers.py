@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from jobqueue_server.clock import ManualClock
-from jobqueue_server.store import FailOutcome, JobState, LeasedRecord, NewJob, Priority, Settle, Store
+from jobqueue_server.store import FailOutcome, JobState, LeasedJob, NewJob, Priority, Settle, Store
 
 Snapshot = dict[bytes, object]
 
@@ -29,22 +29,22 @@ async def enqueue_one(store: Store, queue: str = "q", **fields: Any) -> str:
     return job_id
 
 
-async def lease_one(store: Store, queue: str = "q", lease_ms: int = 0, worker: str = "w") -> LeasedRecord:
-    (leased,) = await store.lease(queue, 1, lease_ms, worker)
+async def lease_one(store: Store, queue: str = "q", lease_ms: int = 0, worker: str = "w") -> LeasedJob:
+    (leased,) = (await store.lease(queue, 1, lease_ms, worker)).jobs
     return leased
 
 
-async def leased_job(store: Store, queue: str = "q", **fields: Any) -> LeasedRecord:
+async def leased_job(store: Store, queue: str = "q", **fields: Any) -> LeasedJob:
     """Enqueues one job on an empty queue and leases it."""
     job_id = await enqueue_one(store, queue, **fields)
     leased = await lease_one(store, queue)
-    assert leased.job.id == job_id
+    assert leased.job_id == job_id
     return leased
 
 
-async def fail_leased(store: Store, leased: LeasedRecord, error: str = "boom", **fields: Any) -> FailOutcome:
+async def fail_leased(store: Store, leased: LeasedJob, error: str = "boom", **fields: Any) -> FailOutcome:
     """Fails a lease whose token is current; the outcome says where the job went."""
-    (outcome,) = await store.fail([Settle(leased.job.id, leased.token, error=error, **fields)])
+    (outcome,) = await store.fail([Settle(leased.job_id, leased.token, error=error, **fields)])
     assert isinstance(outcome, FailOutcome), outcome
     return outcome
 
@@ -61,11 +61,11 @@ async def job_in_state(store: Store, clock: ManualClock, state: JobState, queue:
         return job_id
     leased = await leased_job(store, queue, max_attempts=1)
     if state is JobState.COMPLETED:
-        assert await store.ack([Settle(leased.job.id, leased.token)]) == [None]
+        assert await store.ack([Settle(leased.job_id, leased.token)]) == [None]
     elif state is JobState.DEAD:
         await fail_leased(store, leased)
     clock.advance(1)
-    return leased.job.id
+    return leased.job_id
 
 
 def ready_key(store: Store, queue: str, priority: Priority = Priority.NORMAL) -> str:

@@ -42,14 +42,11 @@ async def seed_job(
         "priority": int(priority),
         "create_ms": now,
         "due_ms": due_ms or now,
-        "payload": b"",
-        "payload_bytes": b"seeded",
+        "wire": b"seeded",
         "attempts": attempts,
         "max_attempts": max_attempts,
         "backoff": Backoff().encode(),
         "lease_ms": 0,
-        "metadata": "",
-        "idem_key": "",
         **fields,
     }
     if errors:

@@ -13,7 +13,7 @@ async def test_ack_completes_the_job_and_records_the_result(
     store: Store, redis: Redis, clock: ManualClock
 ) -> None:
     (outcome,) = (await store.enqueue([NewJob(queue="q")])).outcomes
-    (leased,) = await store.lease("q", 1, 0, "w1")
+    (leased,) = (await store.lease("q", 1, 0, "w1")).jobs
     clock.advance(250)
 
     assert await store.ack([Settle(outcome.job_id, leased.token, result=b"result")]) == [None]
@@ -40,7 +40,7 @@ async def test_stale_lease_token_cannot_ack(store: Store, redis: Redis) -> None:
 
 async def test_a_second_ack_with_the_same_token_is_refused(store: Store) -> None:
     (outcome,) = (await store.enqueue([NewJob(queue="q")])).outcomes
-    (leased,) = await store.lease("q", 1, 0, "w1")
+    (leased,) = (await store.lease("q", 1, 0, "w1")).jobs
     await store.ack([Settle(outcome.job_id, leased.token, result=b"first")])
 
     (error,) = await store.ack([Settle(outcome.job_id, leased.token, result=b"second")])
@@ -56,7 +56,7 @@ async def test_ack_of_an_unknown_job_is_not_found(store: Store) -> None:
 
 async def test_one_call_acks_many_jobs_across_queues_in_order(store: Store) -> None:
     outcomes = (await store.enqueue([NewJob(queue="a"), NewJob(queue="b"), NewJob(queue="a")])).outcomes
-    leased = {r.job.id: r.token for q in ("a", "b") for r in await store.lease(q, 10, 0, "w")}
+    leased = {r.job_id: r.token for q in ("a", "b") for r in (await store.lease(q, 10, 0, "w")).jobs}
     items = [Settle(o.job_id, leased[o.job_id]) for o in outcomes]
     items.insert(1, Settle(outcomes[0].job_id, "stale"))
 

@@ -48,7 +48,7 @@ async def test_a_cancelled_job_is_never_leased(store: Store, clock: ManualClock,
 
     await store.sweep("q")
 
-    assert await store.lease("q", 10, 0, "w") == []
+    assert (await store.lease("q", 10, 0, "w")).jobs == []
 
 
 @pytest.mark.parametrize("state", [JobState.ACTIVE, JobState.COMPLETED, JobState.DEAD, JobState.CANCELLED])

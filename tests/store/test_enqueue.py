@@ -26,12 +26,10 @@ async def test_enqueue_stores_every_field_of_a_queued_job(
 ) -> None:
     job_id = await enqueue_one(
         store,
-        payload=b"p",
-        payload_bytes=b"\x00\x01",
+        wire=b"\x0a\x01x",
         max_attempts=5,
         lease_ms=7_000,
         backoff=Backoff(10, 20, 1.5, 0.0),
-        metadata={"trace": "t-1"},
         idempotency_key="k",
     )
 
@@ -41,21 +39,18 @@ async def test_enqueue_stores_every_field_of_a_queued_job(
         "create_ms": str(clock.ms),
         "due_ms": str(clock.ms),
         "ready_ms": str(clock.ms),
-        "payload": "p",
-        "payload_bytes": "\x00\x01",
+        "wire": "\x0a\x01x",
         "attempts": "0",
         "max_attempts": "5",
         "backoff": "10,20,1.5,0.0",
         "lease_ms": "7000",
-        "metadata": '{"trace":"t-1"}',
-        "idem_key": "k",
     }
     job = await store.get(job_id)
-    assert (job.state, job.backoff, job.metadata, job.idempotency_key) == (
+    assert (job.state, job.backoff, job.wire, job.legacy) == (
         JobState.QUEUED,
         Backoff(10, 20, 1.5, 0.0),
-        {"trace": "t-1"},
-        "k",
+        b"\x0a\x01x",
+        None,
     )
 
 
@@ -128,10 +123,10 @@ async def test_earliest_due_is_none_when_nothing_was_scheduled(store: Store) -> 
 async def test_a_batch_across_queues_returns_outcomes_in_request_order(store: Store) -> None:
     queues = ["a", "b", "a", "c:sub", "b"]
 
-    job_ids = await enqueue(store, *(NewJob(queue=q, payload=str(i).encode()) for i, q in enumerate(queues)))
+    job_ids = await enqueue(store, *(NewJob(queue=q, wire=str(i).encode()) for i, q in enumerate(queues)))
 
     assert [job_id.rpartition(":")[0] for job_id in job_ids] == queues
-    assert [(await store.get(job_id)).payload for job_id in job_ids] == [b"0", b"1", b"2", b"3", b"4"]
+    assert [(await store.get(job_id)).wire for job_id in job_ids] == [b"0", b"1", b"2", b"3", b"4"]
     assert await store.known_queues() == ["a", "b", "c:sub"]
 
 
@@ -144,15 +139,15 @@ async def test_jobs_of_one_batch_keep_their_order_in_the_ready_list(store: Store
 async def test_the_same_idempotency_key_within_the_window_returns_the_first_job(
     store: Store, redis: Redis, clock: ManualClock
 ) -> None:
-    first = (await store.enqueue([NewJob(queue="q", payload=b"1", idempotency_key="order-7")])).outcomes[0]
+    first = (await store.enqueue([NewJob(queue="q", wire=b"1", idempotency_key="order-7")])).outcomes[0]
     clock.advance(store.config.idempotency_window_ms - 1)
 
-    (again,) = (await store.enqueue([NewJob(queue="q", payload=b"2", idempotency_key="order-7")])).outcomes
+    (again,) = (await store.enqueue([NewJob(queue="q", wire=b"2", idempotency_key="order-7")])).outcomes
 
     assert (again.job_id, again.duplicate, first.duplicate) == (first.job_id, True, False)
     assert await job_key_count(redis, store) == 1
     assert len(await ready_ulids(redis, store)) == 1
-    assert (await store.get(first.job_id)).payload == b"1"
+    assert (await store.get(first.job_id)).wire == b"1"
 
 
 async def test_a_repeated_idempotency_key_within_one_batch_creates_one_job(
@@ -188,7 +183,7 @@ async def test_idempotency_keys_are_scoped_to_their_queue(store: Store) -> None:
 
 
 async def test_jobs_without_an_idempotency_key_are_never_deduplicated(store: Store, redis: Redis) -> None:
-    outcomes = (await store.enqueue([NewJob(queue="q", payload=b"same")] * 2)).outcomes
+    outcomes = (await store.enqueue([NewJob(queue="q", wire=b"same")] * 2)).outcomes
 
     assert [outcome.duplicate for outcome in outcomes] == [False, False]
     assert await job_key_count(redis, store) == 2

@@ -22,11 +22,11 @@ async def test_extend_moves_the_deadline_in_the_active_zset_and_the_hash(
     leased = await leased_job(store)
     clock.advance(10_000)
 
-    outcome = await _extend(store, leased.job.id, leased.token, lease_ms=45_000)
+    outcome = await _extend(store, leased.job_id, leased.token, lease_ms=45_000)
 
     assert outcome == ExtendOutcome(clock.ms + 45_000)
-    assert await zset(redis, store.keys("q").active) == {ulid_of(leased.job.id): clock.ms + 45_000}
-    job = await store.get(leased.job.id)
+    assert await zset(redis, store.keys("q").active) == {ulid_of(leased.job_id): clock.ms + 45_000}
+    job = await store.get(leased.job_id)
     assert (job.state, job.lease_expire_ms) == (JobState.ACTIVE, clock.ms + 45_000)
 
 
@@ -36,14 +36,14 @@ async def test_extend_without_a_length_uses_the_jobs_own_lease_length(
     leased = await leased_job(store, lease_ms=90_000)
     clock.advance(1_000)
 
-    assert await _extend(store, leased.job.id, leased.token) == ExtendOutcome(clock.ms + 90_000)
+    assert await _extend(store, leased.job_id, leased.token) == ExtendOutcome(clock.ms + 90_000)
 
 
 async def test_extend_without_any_length_uses_the_default(store: Store, clock: ManualClock) -> None:
     leased = await leased_job(store)
     clock.advance(1_000)
 
-    outcome = await _extend(store, leased.job.id, leased.token)
+    outcome = await _extend(store, leased.job_id, leased.token)
 
     assert outcome == ExtendOutcome(clock.ms + store.config.default_lease_ms)
 
@@ -51,20 +51,20 @@ async def test_extend_without_any_length_uses_the_default(store: Store, clock: M
 async def test_an_extended_lease_outlives_its_old_deadline(store: Store, clock: ManualClock) -> None:
     leased = await leased_job(store, lease_ms=1_000)
     clock.advance(900)
-    await _extend(store, leased.job.id, leased.token, lease_ms=5_000)
+    await _extend(store, leased.job_id, leased.token, lease_ms=5_000)
 
     clock.advance(1_000)
     result = await store.sweep("q")
 
     assert result.requeued == 0
-    assert await store.ack([Settle(leased.job.id, leased.token)]) == [None]
+    assert await store.ack([Settle(leased.job_id, leased.token)]) == [None]
 
 
 async def test_a_stale_token_cannot_extend_and_changes_nothing(store: Store, redis: Redis) -> None:
     leased = await leased_job(store)
     before = await snapshot(redis, store)
 
-    (outcome,) = await store.extend([Settle(leased.job.id, "stale", lease_ms=60_000)])
+    (outcome,) = await store.extend([Settle(leased.job_id, "stale", lease_ms=60_000)])
 
     assert isinstance(outcome, LeaseLost)
     assert await snapshot(redis, store) == before
@@ -76,7 +76,7 @@ async def test_a_requeued_lease_cannot_be_extended(store: Store, redis: Redis, c
     await store.sweep("q")
     before = await snapshot(redis, store)
 
-    (outcome,) = await store.extend([Settle(leased.job.id, leased.token, lease_ms=60_000)])
+    (outcome,) = await store.extend([Settle(leased.job_id, leased.token, lease_ms=60_000)])
 
     assert isinstance(outcome, LeaseLost)
     assert await snapshot(redis, store) == before
@@ -94,9 +94,9 @@ async def test_one_call_extends_many_leases_in_order(store: Store, clock: Manual
 
     outcomes = await store.extend(
         [
-            Settle(first.job.id, first.token, lease_ms=1_000),
-            Settle(second.job.id, "stale"),
-            Settle(second.job.id, second.token, lease_ms=2_000),
+            Settle(first.job_id, first.token, lease_ms=1_000),
+            Settle(second.job_id, "stale"),
+            Settle(second.job_id, second.token, lease_ms=2_000),
         ]
     )
 

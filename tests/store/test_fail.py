@@ -40,9 +40,9 @@ async def test_fail_schedules_a_retry_after_the_initial_backoff(
 
     assert outcome == FailOutcome(JobState.SCHEDULED, clock.ms + 100)
     keys = store.keys("q")
-    assert await zset(redis, keys.scheduled) == {ulid_of(leased.job.id): clock.ms + 100}
+    assert await zset(redis, keys.scheduled) == {ulid_of(leased.job_id): clock.ms + 100}
     assert await redis.zcard(keys.active) == 0
-    fields = await job_hash(redis, store, leased.job.id)
+    fields = await job_hash(redis, store, leased.job_id)
     assert (fields["state"], fields["due_ms"], fields["last_error"]) == (
         "scheduled",
         str(clock.ms + 100),
@@ -72,7 +72,8 @@ async def test_jitter_keeps_each_delay_within_the_jitter_fraction_below_the_back
     await enqueue(store, *(NewJob(queue="q", backoff=backoff) for _ in range(30)))
 
     delays = [
-        (await fail_leased(store, leased)).due_ms - clock.ms for leased in await store.lease("q", 30, 0, "w")
+        (await fail_leased(store, leased)).due_ms - clock.ms
+        for leased in (await store.lease("q", 30, 0, "w")).jobs
     ]
 
     assert all(5_000 <= delay <= 10_000 for delay in delays), delays
@@ -101,7 +102,7 @@ async def test_an_explicit_retry_delay_overrides_the_backoff_policy(
     outcome = await fail_leased(store, leased, retry_delay_ms=retry_delay_ms)
 
     assert outcome == FailOutcome(JobState.SCHEDULED, clock.ms + retry_delay_ms)
-    assert await zset(redis, store.keys("q").scheduled) == {ulid_of(leased.job.id): clock.ms + retry_delay_ms}
+    assert await zset(redis, store.keys("q").scheduled) == {ulid_of(leased.job_id): clock.ms + retry_delay_ms}
 
 
 async def test_the_last_attempt_fails_to_dead_with_the_full_error_history(
@@ -132,8 +133,8 @@ async def test_a_non_retryable_failure_is_dead_at_once(
     outcome = await fail_leased(store, leased, "bad input", non_retryable=True, retry_delay_ms=10)
 
     assert outcome == FailOutcome(JobState.DEAD, 0)
-    assert await zset(redis, store.keys("q").dead) == {ulid_of(leased.job.id): clock.ms}
-    job = await store.get(leased.job.id)
+    assert await zset(redis, store.keys("q").dead) == {ulid_of(leased.job_id): clock.ms}
+    job = await store.get(leased.job_id)
     assert (job.state, job.attempts, [e.message for e in job.errors]) == (JobState.DEAD, 1, ["bad input"])
 
 
@@ -141,7 +142,7 @@ async def test_a_stale_token_cannot_fail_and_changes_nothing(store: Store, redis
     leased = await leased_job(store)
     before = await snapshot(redis, store)
 
-    (outcome,) = await store.fail([Settle(leased.job.id, leased.token + "-stale", error="e")])
+    (outcome,) = await store.fail([Settle(leased.job_id, leased.token + "-stale", error="e")])
 
     assert isinstance(outcome, LeaseLost)
     assert await snapshot(redis, store) == before
@@ -149,10 +150,10 @@ async def test_a_stale_token_cannot_fail_and_changes_nothing(store: Store, redis
 
 async def test_a_job_already_acked_cannot_be_failed_with_its_old_token(store: Store, redis: Redis) -> None:
     leased = await leased_job(store)
-    await store.ack([Settle(leased.job.id, leased.token)])
+    await store.ack([Settle(leased.job_id, leased.token)])
     before = await snapshot(redis, store)
 
-    (outcome,) = await store.fail([Settle(leased.job.id, leased.token, error="late")])
+    (outcome,) = await store.fail([Settle(leased.job_id, leased.token, error="late")])
 
     assert isinstance(outcome, LeaseLost)
     assert await snapshot(redis, store) == before
@@ -180,7 +181,7 @@ async def test_the_error_history_keeps_only_the_newest_entries(
 
 async def test_one_call_fails_many_jobs_across_queues_in_order(store: Store) -> None:
     job_ids = await enqueue(store, NewJob(queue="a"), NewJob(queue="b", max_attempts=1), NewJob(queue="a"))
-    tokens = {r.job.id: r.token for q in ("a", "b") for r in await store.lease(q, 10, 0, "w")}
+    tokens = {r.job_id: r.token for q in ("a", "b") for r in (await store.lease(q, 10, 0, "w")).jobs}
     items = [Settle(job_id, tokens[job_id], error="e", retry_delay_ms=5) for job_id in job_ids]
     items.insert(1, Settle(job_ids[0], "stale", error="e"))
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from jobqueue_server.clock import ManualClock
-from jobqueue_server.store import JobState, NewJob, Priority, Settle, Store
+from jobqueue_server.store import NewJob, Priority, Settle, Store
+from jobqueue_server.store.decode import errors_of
 from tests.store.helpers import (
     enqueue,
     enqueue_one,
@@ -24,16 +25,16 @@ async def test_lease_takes_high_before_normal_before_low(store: Store) -> None:
         store, *(NewJob(queue="q", priority=p) for p in (Priority.LOW, Priority.NORMAL, Priority.HIGH))
     )
 
-    leased = await store.lease("q", 3, 0, "w")
+    leased = (await store.lease("q", 3, 0, "w")).jobs
 
-    assert [r.job.id for r in leased] == [high, normal, low]
+    assert [r.job_id for r in leased] == [high, normal, low]
 
 
 async def test_lease_is_first_in_first_out_within_a_priority_level(store: Store) -> None:
     first = await enqueue(store, *(NewJob(queue="q") for _ in range(3)))
     second = await enqueue(store, *(NewJob(queue="q") for _ in range(2)))
 
-    leased = [(await lease_one(store)).job.id for _ in range(5)]
+    leased = [(await lease_one(store)).job_id for _ in range(5)]
 
     assert leased == first + second
 
@@ -44,37 +45,37 @@ async def test_lease_takes_at_most_count_jobs_and_leaves_the_rest_in_order(
     high = await enqueue_one(store, priority=Priority.HIGH)
     normal = await enqueue(store, *(NewJob(queue="q") for _ in range(3)))
 
-    leased = await store.lease("q", 2, 0, "w")
+    leased = (await store.lease("q", 2, 0, "w")).jobs
 
-    assert [r.job.id for r in leased] == [high, normal[0]]
+    assert [r.job_id for r in leased] == [high, normal[0]]
     assert await ready_ulids(redis, store) == [ulid_of(job_id) for job_id in normal[1:]]
     assert await redis.zcard(store.keys("q").active) == 2
 
 
 async def test_lease_of_an_empty_queue_returns_nothing(store: Store, redis: Redis) -> None:
-    assert await store.lease("q", 10, 0, "w") == []
+    assert (await store.lease("q", 10, 0, "w")).jobs == []
     assert await redis.exists(store.keys("q").active) == 0
 
 
 async def test_lease_counts_an_attempt_and_records_the_lease(
     store: Store, redis: Redis, clock: ManualClock
 ) -> None:
-    job_id = await enqueue_one(store, payload=b"work", max_attempts=4)
+    job_id = await enqueue_one(store, wire=b"work", max_attempts=4)
+    created = clock.ms
+    clock.advance(10)
 
-    leased = await lease_one(store, lease_ms=5_000, worker="worker-1")
+    lease = await store.lease("q", 1, 5_000, "worker-1")
 
     deadline = clock.ms + 5_000
-    assert (leased.job.id, leased.job.attempts, leased.job.max_attempts, leased.job.payload) == (
+    (leased,) = lease.jobs
+    assert (lease.start_ms, lease.worker_id) == (clock.ms, "worker-1")
+    assert (leased.job_id, leased.attempts, leased.wire, leased.lease_expire_ms) == (
         job_id,
         1,
-        4,
         b"work",
-    )
-    assert (leased.job.state, leased.lease_expire_ms, leased.job.start_ms) == (
-        JobState.ACTIVE,
         deadline,
-        clock.ms,
     )
+    assert (leased.create_ms, leased.due_ms, leased.last_error, leased.errors) == (created, created, b"", b"")
     fields = await job_hash(redis, store, job_id)
     assert {
         k: fields[k] for k in ("state", "attempts", "token", "start_ms", "lease_expire_ms", "worker")
@@ -93,7 +94,7 @@ async def test_lease_counts_an_attempt_and_records_the_lease(
 async def test_every_lease_gets_its_own_token(store: Store) -> None:
     await enqueue(store, *(NewJob(queue="q") for _ in range(4)))
 
-    tokens = [r.token for r in await store.lease("q", 3, 0, "w")]
+    tokens = [r.token for r in (await store.lease("q", 3, 0, "w")).jobs]
     tokens.append((await lease_one(store)).token)
 
     assert len(set(tokens)) == 4
@@ -106,8 +107,8 @@ async def test_a_job_leased_again_gets_a_new_token(store: Store, clock: ManualCl
 
     second = await lease_one(store)
 
-    assert second.job.id == first.job.id and second.token != first.token
-    assert second.job.attempts == 2
+    assert second.job_id == first.job_id and second.token != first.token
+    assert second.attempts == 2
 
 
 async def test_a_jobs_own_lease_length_wins_over_the_streams(
@@ -139,31 +140,31 @@ async def test_the_default_lease_length_applies_when_neither_sets_one(
 
 async def test_a_scheduled_job_is_never_leased_before_it_is_due(store: Store, clock: ManualClock) -> None:
     job_id = await enqueue_one(store, delay_ms=1_000)
-    assert await store.lease("q", 1, 0, "w") == []
+    assert (await store.lease("q", 1, 0, "w")).jobs == []
 
     clock.advance(999)
     await store.sweep("q")
-    assert await store.lease("q", 1, 0, "w") == []
+    assert (await store.lease("q", 1, 0, "w")).jobs == []
 
     clock.advance(1)
     await store.sweep("q")
-    assert [r.job.id for r in await store.lease("q", 1, 0, "w")] == [job_id]
+    assert [r.job_id for r in (await store.lease("q", 1, 0, "w")).jobs] == [job_id]
 
 
 async def test_the_leased_record_carries_the_jobs_error_history(store: Store, clock: ManualClock) -> None:
-    first = await leased_job(store, metadata={"k": "v"})
+    first = await leased_job(store, wire=b"w")
     await fail_leased(store, first, "timeout", retry_delay_ms=0)
     failed_at = clock.ms
     await store.sweep("q")
 
     again = await lease_one(store)
 
-    assert [(e.attempt, e.message, e.time_ms) for e in again.job.errors] == [(1, "timeout", failed_at)]
-    assert (again.job.metadata, again.job.attempts) == ({"k": "v"}, 2)
+    assert [(e.attempt, e.message, e.time_ms) for e in errors_of(again.errors)] == [(1, "timeout", failed_at)]
+    assert (again.last_error, again.wire, again.attempts) == (b"timeout", b"w", 2)
 
 
 async def test_a_leased_job_cannot_be_leased_by_another_worker(store: Store) -> None:
     leased = await leased_job(store)
 
-    assert await store.lease("q", 10, 0, "other") == []
-    assert await store.ack([Settle(leased.job.id, leased.token)]) == [None]
+    assert (await store.lease("q", 10, 0, "other")).jobs == []
+    assert await store.ack([Settle(leased.job_id, leased.token)]) == [None]

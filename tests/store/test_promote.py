@@ -72,7 +72,7 @@ async def test_a_promoted_job_goes_to_its_own_priority_list(
 
     assert await ready_ulids(redis, store, priority=Priority.HIGH) == [ulid_of(high)]
     assert await ready_ulids(redis, store, priority=Priority.LOW) == [ulid_of(low)]
-    assert [r.job.id for r in await store.lease("q", 2, 0, "w")] == [high, low]
+    assert [r.job_id for r in (await store.lease("q", 2, 0, "w")).jobs] == [high, low]
 
 
 async def test_sweep_reports_when_the_next_scheduled_job_is_due(store: Store, clock: ManualClock) -> None:
@@ -91,7 +91,7 @@ async def test_a_backed_off_retry_is_promoted_when_its_backoff_ends(store: Store
     clock.advance(1)
 
     assert (await store.sweep("q")).promoted == 1
-    assert (await store.get(leased.job.id)).state == JobState.QUEUED
+    assert (await store.get(leased.job_id)).state == JobState.QUEUED
 
 
 async def test_promotion_wakes_idle_workers(store: Store, redis: Redis, clock: ManualClock) -> None:

@@ -301,17 +301,17 @@ class Run:
         for priority in (Priority.HIGH, Priority.NORMAL, Priority.LOW):
             while m.ready[priority] and len(expected) < step.count:
                 expected.append(m.ready[priority].popleft())
-        leased = await self.store.lease(m.queue, step.count, step.lease_ms, "worker")
-        assert [r.job.id.rpartition(":")[2] for r in leased] == expected
+        leased = (await self.store.lease(m.queue, step.count, step.lease_ms, "worker")).jobs
+        assert [r.job_id.rpartition(":")[2] for r in leased] == expected
         for record in leased:
-            job = m.jobs[record.job.id.rpartition(":")[2]]
+            job = m.jobs[record.job_id.rpartition(":")[2]]
             assert record.token not in m.tokens, "a lease token was issued twice"
             job.attempts += 1
             job.state, job.token = JobState.ACTIVE, record.token
             job.deadline_ms = m.now + (job.lease_ms or step.lease_ms or DEFAULT_LEASE_MS)
             job.tokens.append(record.token)
             m.tokens.add(record.token)
-            assert (record.job.attempts, record.lease_expire_ms) == (job.attempts, job.deadline_ms)
+            assert (record.attempts, record.lease_expire_ms) == (job.attempts, job.deadline_ms)
 
     async def _ack(self, step: Ack) -> None:
         m = self.m

@@ -48,7 +48,7 @@ async def test_an_expired_lease_goes_back_to_the_front_of_its_ready_list(
     # ready_ms keeps the time the job first became ready, so queue age stays honest.
     assert (fields["state"], fields["ready_ms"]) == ("queued", str(clock.ms - 1_000))
     assert not {"token", "lease_expire_ms", "worker"} & fields.keys()
-    assert (await lease_one(store)).job.id == first
+    assert (await lease_one(store)).job_id == first
 
 
 async def test_an_expired_lease_returns_to_its_own_priority_list(
@@ -71,10 +71,10 @@ async def test_an_expired_lease_records_a_lease_expired_error_and_keeps_the_atte
 
     await store.sweep("q")
 
-    job = await store.get(leased.job.id)
+    job = await store.get(leased.job_id)
     assert (job.state, job.attempts, job.last_error) == (JobState.QUEUED, 1, "lease expired")
     assert [(e.attempt, e.message, e.time_ms) for e in job.errors] == [(1, "lease expired", clock.ms)]
-    assert (await lease_one(store)).job.attempts == 2
+    assert (await lease_one(store)).attempts == 2
 
 
 async def test_a_lease_is_not_reaped_before_its_deadline(
@@ -86,8 +86,8 @@ async def test_a_lease_is_not_reaped_before_its_deadline(
     result = await store.sweep("q")
 
     assert (result.requeued, result.next_due_ms) == (0, leased.lease_expire_ms)
-    assert await zset(redis, store.keys("q").active) == {ulid_of(leased.job.id): leased.lease_expire_ms}
-    assert await store.ack([Settle(leased.job.id, leased.token)]) == [None]
+    assert await zset(redis, store.keys("q").active) == {ulid_of(leased.job_id): leased.lease_expire_ms}
+    assert await store.ack([Settle(leased.job_id, leased.token)]) == [None]
 
 
 async def test_an_expired_lease_out_of_attempts_is_dead(
@@ -99,9 +99,9 @@ async def test_an_expired_lease_out_of_attempts_is_dead(
     result = await store.sweep("q")
 
     assert (result.requeued, result.dead) == (0, 1)
-    assert await zset(redis, store.keys("q").dead) == {ulid_of(leased.job.id): clock.ms}
+    assert await zset(redis, store.keys("q").dead) == {ulid_of(leased.job_id): clock.ms}
     assert await ready_ulids(redis, store) == []
-    job = await store.get(leased.job.id)
+    job = await store.get(leased.job_id)
     assert (job.state, job.finish_ms, [e.message for e in job.errors]) == (
         JobState.DEAD,
         clock.ms,
@@ -118,12 +118,12 @@ async def test_the_old_token_cannot_settle_a_reaped_job(
     current = await lease_one(store)
     before = await snapshot(redis, store)
 
-    (ack,) = await store.ack([Settle(stale.job.id, stale.token, result=b"late")])
-    (fail,) = await store.fail([Settle(stale.job.id, stale.token, error="late")])
+    (ack,) = await store.ack([Settle(stale.job_id, stale.token, result=b"late")])
+    (fail,) = await store.fail([Settle(stale.job_id, stale.token, error="late")])
 
     assert isinstance(ack, LeaseLost) and isinstance(fail, LeaseLost)
     assert await snapshot(redis, store) == before
-    assert await store.ack([Settle(current.job.id, current.token, result=b"done")]) == [None]
+    assert await store.ack([Settle(current.job_id, current.token, result=b"done")]) == [None]
 
 
 async def test_the_reaper_takes_back_only_expired_leases_in_deadline_order(
@@ -177,7 +177,7 @@ async def test_release_puts_a_lease_back_at_the_front_of_its_ready_list(
     leased = await lease_one(store)
     clock.advance(10)
 
-    assert await store.release([(leased.job.id, leased.token)]) == 1
+    assert await store.release([(leased.job_id, leased.token)]) == 1
 
     assert await ready_ulids(redis, store) == [ulid_of(first), ulid_of(second)]
     job = await store.get(first)
@@ -189,8 +189,8 @@ async def test_release_puts_a_lease_back_at_the_front_of_its_ready_list(
 async def test_release_does_not_wait_for_the_lease_deadline(store: Store, clock: ManualClock) -> None:
     leased = await leased_job(store, lease_ms=3_600_000)
 
-    assert await store.release([(leased.job.id, leased.token)]) == 1
-    assert (await lease_one(store)).job.id == leased.job.id
+    assert await store.release([(leased.job_id, leased.token)]) == 1
+    assert (await lease_one(store)).job_id == leased.job_id
 
 
 async def test_release_of_a_lease_out_of_attempts_makes_the_job_dead(
@@ -198,10 +198,10 @@ async def test_release_of_a_lease_out_of_attempts_makes_the_job_dead(
 ) -> None:
     leased = await leased_job(store, max_attempts=1)
 
-    assert await store.release([(leased.job.id, leased.token)]) == 1
+    assert await store.release([(leased.job_id, leased.token)]) == 1
 
-    assert await zset(redis, store.keys("q").dead) == {ulid_of(leased.job.id): clock.ms}
-    assert (await store.get(leased.job.id)).state == JobState.DEAD
+    assert await zset(redis, store.keys("q").dead) == {ulid_of(leased.job_id): clock.ms}
+    assert (await store.get(leased.job_id)).state == JobState.DEAD
 
 
 @pytest.mark.parametrize("settle", ["reaped", "acked", "wrong-token"])
@@ -215,12 +215,12 @@ async def test_release_only_takes_back_leases_whose_token_is_current(
         await store.sweep("q")
         await lease_one(store)
     elif settle == "acked":
-        await store.ack([Settle(leased.job.id, token)])
+        await store.ack([Settle(leased.job_id, token)])
     else:
         token = "not-the-token"
     before = await snapshot(redis, store)
 
-    assert await store.release([(leased.job.id, token)]) == 0
+    assert await store.release([(leased.job_id, token)]) == 0
 
     assert await snapshot(redis, store) == before
 
@@ -229,7 +229,7 @@ async def test_release_takes_back_many_leases_across_queues_and_skips_malformed_
     a = await leased_job(store, "a")
     b = await leased_job(store, "b:x")
 
-    taken = await store.release([(a.job.id, a.token), ("not-an-id", "t"), (b.job.id, b.token)])
+    taken = await store.release([(a.job_id, a.token), ("not-an-id", "t"), (b.job_id, b.token)])
 
     assert taken == 2
-    assert [(await store.get(r.job.id)).state for r in (a, b)] == [JobState.QUEUED, JobState.QUEUED]
+    assert [(await store.get(r.job_id)).state for r in (a, b)] == [JobState.QUEUED, JobState.QUEUED]

@@ -30,15 +30,15 @@ async def test_retry_queues_a_dead_job_with_attempts_reset_and_its_history_kept(
     failed_at = clock.ms
     clock.advance(60_000)
 
-    await store.retry(leased.job.id)
+    await store.retry(leased.job_id)
 
     keys = store.keys("q")
     assert await redis.zcard(keys.dead) == 0
-    assert await ready_ulids(redis, store) == [ulid_of(leased.job.id)]
-    fields = await job_hash(redis, store, leased.job.id)
+    assert await ready_ulids(redis, store) == [ulid_of(leased.job_id)]
+    fields = await job_hash(redis, store, leased.job_id)
     assert (fields["state"], fields["attempts"], fields["ready_ms"]) == ("queued", "0", str(clock.ms))
     assert "finish_ms" not in fields
-    job = await store.get(leased.job.id)
+    job = await store.get(leased.job_id)
     assert [(e.attempt, e.message, e.time_ms) for e in job.errors] == [(1, "crashed", failed_at)]
 
 
@@ -49,12 +49,12 @@ async def test_a_retried_job_gets_all_its_attempts_again(store: Store, clock: Ma
     await lease_one(store)
     clock.advance(1_000)
     await store.sweep("q")
-    assert (await store.get(leased.job.id)).state == JobState.DEAD
+    assert (await store.get(leased.job_id)).state == JobState.DEAD
 
-    await store.retry(leased.job.id)
+    await store.retry(leased.job_id)
     again = await lease_one(store)
 
-    assert again.job.attempts == 1
+    assert again.attempts == 1
     outcome = await fail_leased(store, again, retry_delay_ms=0)
     assert outcome.state == JobState.SCHEDULED
 
@@ -65,7 +65,7 @@ async def test_retry_queues_a_cancelled_job(store: Store, redis: Redis, clock: M
     await store.retry(job_id)
 
     assert await redis.zcard(store.keys("q").cancelled) == 0
-    assert (await lease_one(store)).job.id == job_id
+    assert (await lease_one(store)).job_id == job_id
 
 
 async def test_a_retried_job_joins_the_back_of_its_own_priority_list(store: Store, redis: Redis) -> None:
@@ -73,11 +73,11 @@ async def test_a_retried_job_joins_the_back_of_its_own_priority_list(store: Stor
     await fail_leased(store, leased)
     waiting = await enqueue_one(store, priority=Priority.HIGH)
 
-    await store.retry(leased.job.id)
+    await store.retry(leased.job_id)
 
     assert await ready_ulids(redis, store, priority=Priority.HIGH) == [
         ulid_of(waiting),
-        ulid_of(leased.job.id),
+        ulid_of(leased.job_id),
     ]
 
 
@@ -122,9 +122,9 @@ async def test_retry_wakes_idle_workers(store: Store, redis: Redis, clock: Manua
 async def test_the_old_token_of_a_retried_job_stays_stale(store: Store) -> None:
     leased = await leased_job(store, max_attempts=1)
     await fail_leased(store, leased)
-    await store.retry(leased.job.id)
+    await store.retry(leased.job_id)
 
-    (outcome,) = await store.ack([Settle(leased.job.id, leased.token)])
+    (outcome,) = await store.ack([Settle(leased.job_id, leased.token)])
 
     assert isinstance(outcome, LeaseLost)
-    assert (await store.get(leased.job.id)).state == JobState.QUEUED
+    assert (await store.get(leased.job_id)).state == JobState.QUEUED

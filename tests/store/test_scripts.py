@@ -13,7 +13,7 @@ from jobqueue_server.api.status import rpc_status_of
 from jobqueue_server.errors import InternalError, JobNotFound, LeaseLost, WrongState
 from jobqueue_server.store import Store
 from jobqueue_server.store.codes import Code, error_for
-from jobqueue_server.store.decode import LEASE_FIELDS, leased_records
+from jobqueue_server.store.decode import LEASE_FIELDS, lease_of
 from jobqueue_server.store.lua_header import MalformedHeader, parse
 from jobqueue_server.store.scripts import headers
 
@@ -76,10 +76,13 @@ def test_the_lease_replys_fields_are_the_ones_the_script_reads() -> None:
     fields = tuple(re.findall(r"'(\w+)'", hmget["fields"]))
 
     assert fields == LEASE_FIELDS
-    assert f"{3 + len(LEASE_FIELDS)} entries per job" in HEADERS["lease"].returns
-    assert f"for f = 1, {len(LEASE_FIELDS)} do" in source
+    returned = [name for name in LEASE_FIELDS if name != "lease_ms"]
+    assert "then 8 entries per job" in HEADERS["lease"].returns
+    assert len(returned) + 2 == 8  # ulid and deadline, then the fields but lease_ms
+    replies = re.findall(r"out\[#out \+ 1\] = (\S+)", source)
+    assert replies == ["ulid", "deadline", "f[1]", "attempts", "f[4]", "f[5]", "f[6]", "f[7]"]
 
 
 def test_a_lease_reply_of_the_wrong_width_is_an_internal_error() -> None:
-    with pytest.raises(InternalError, match="not 18 per job"):
-        leased_records("q", [b"x"] * 17)
+    with pytest.raises(InternalError, match="not 1 \\+ 8 per job"):
+        lease_of("q", "base", "w", [b"0"] + [b"x"] * 7)

@@ -65,9 +65,9 @@ async def test_a_seeded_high_priority_job_is_leased_before_older_normal_ones(
     await seed_job(redis, store, JobState.QUEUED)
     high = await seed_job(redis, store, JobState.QUEUED, priority=Priority.HIGH)
 
-    (first,) = await store.lease("q", 1, 0, "w")
+    (first,) = (await store.lease("q", 1, 0, "w")).jobs
 
-    assert first.job.id == high and first.job.attempts == 1
+    assert first.job_id == high and first.attempts == 1
 
 
 @pytest.mark.parametrize("state", [JobState.ACTIVE, JobState.COMPLETED])

@@ -81,8 +81,8 @@ async def test_one_sweep_trims_at_most_a_batch_per_finished_state(
 ) -> None:
     store = make_store(retention_ms=1_000, sweep_batch=2)
     await enqueue(store, *(NewJob(queue="q") for _ in range(5)))
-    for leased in await store.lease("q", 5, 0, "w"):
-        await store.ack([Settle(leased.job.id, leased.token)])
+    for leased in (await store.lease("q", 5, 0, "w")).jobs:
+        await store.ack([Settle(leased.job_id, leased.token)])
     clock.advance(1_000)
 
     assert [(await store.sweep("q")).trimmed for _ in range(4)] == [2, 2, 1, 0]

@@ -1,4 +1,5 @@
-"""Records to messages. Payloads and results are stored as serialized google.protobuf.Struct."""
+"""Records to messages: states, times, durations, backoff policies, queue counts. A whole Job is
+built from its stored wire bytes (job_wire.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import functools
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from jobqueue.v1 import job_pb2
-from jobqueue_server.store import Backoff, JobRecord, JobState, QueueCounts
+from jobqueue_server.store import Backoff, JobState, QueueCounts
 
 STATE_TO_PROTO = {
     JobState.SCHEDULED: job_pb2.JOB_STATE_SCHEDULED,
@@ -39,36 +40,6 @@ def backoff(policy: Backoff) -> job_pb2.BackoffPolicy:
         jitter=policy.jitter,
         no_jitter=policy.jitter == 0,
     )
-
-
-def job(record: JobRecord) -> job_pb2.Job:
-    message = job_pb2.Job(
-        id=record.id,
-        queue=record.queue,
-        state=STATE_TO_PROTO[record.state],
-        payload_bytes=record.payload_bytes,
-        priority=int(record.priority),  # type: ignore[arg-type]
-        attempts=record.attempts,
-        max_attempts=record.max_attempts,
-        create_time=timestamp(record.create_ms),
-        schedule_time=timestamp(record.due_ms),
-        start_time=timestamp(record.start_ms),
-        finish_time=timestamp(record.finish_ms),
-        last_error=record.last_error,
-        metadata=record.metadata,
-        lease_duration=duration(record.lease_ms) if record.lease_ms else None,
-        backoff=backoff(record.backoff),
-        idempotency_key=record.idempotency_key,
-        worker_id=record.worker_id,
-    )
-    # Parsing straight into the message's fields avoids a copy of each Struct.
-    if record.payload:
-        message.payload.MergeFromString(record.payload)
-    if record.result:
-        message.result.MergeFromString(record.result)
-    for entry in record.errors:
-        message.errors.add(attempt=entry.attempt, message=entry.message, time=timestamp(entry.time_ms))
-    return message
 
 
 def queue_stats(counts: QueueCounts) -> job_pb2.QueueStats:

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol, TypeVar
 
-from jobqueue.v1 import job_queue_service_pb2 as svc
-from jobqueue_server.api import validation
+from jobqueue_server.api import validation, wire
 
 #: gRPC's default receive limit, in every language.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -55,13 +54,31 @@ def within(items: Iterable[M], budget: int = MAX_MESSAGE_BYTES) -> Iterator[list
         yield group
 
 
-def lease_responses(
-    jobs: Sequence[svc.LeasedJob] = (), confirmations: Sequence[svc.Confirmation] = ()
-) -> list[svc.LeaseResponse]:
-    """As few LeaseResponses as carry `jobs` and `confirmations`, none over the limit."""
-    responses = [svc.LeaseResponse(confirmations=group) for group in within(confirmations)]
-    responses += [svc.LeaseResponse(jobs=group) for group in within(jobs)]
+def lease_responses(jobs: Sequence[bytes] = (), confirmations: Sequence[bytes] = ()) -> list[bytes]:
+    """As few serialized LeaseResponses as carry `jobs` (serialized LeasedJobs) and
+    `confirmations` (serialized Confirmations), none over the limit."""
+    responses = [b"".join(group) for group in _fields(confirmations, _CONFIRMATIONS)]
+    responses += [b"".join(group) for group in _fields(jobs, _JOBS)]
     return responses
+
+
+# LeaseResponse's fields.
+_JOBS, _CONFIRMATIONS = 1, 2
+
+
+def _fields(messages: Sequence[bytes], field: int) -> Iterator[list[bytes]]:
+    """Each message as a field of a LeaseResponse, grouped within the limit."""
+    group: list[bytes] = []
+    used = 0
+    for message in messages:
+        encoded = wire.len_field(field, message)
+        if group and used + len(encoded) > MAX_MESSAGE_BYTES:
+            yield group
+            group, used = [], 0
+        group.append(encoded)
+        used += len(encoded)
+    if group:
+        yield group
 
 
 # UTF-8 takes up to 4 bytes a character; validation bounds text fields in characters.

@@ -15,7 +15,7 @@ from typing import Any
 
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1.job_queue_service_pb2 import ConfirmationKind
-from jobqueue_server.api import convert, framing, validation
+from jobqueue_server.api import framing, job_wire, validation
 from jobqueue_server.api.status import OK, rpc_status_of
 from jobqueue_server.errors import (
     DurabilityUnavailable,
@@ -27,12 +27,13 @@ from jobqueue_server.errors import (
     ServerDraining,
     StoreUnavailable,
 )
-from jobqueue_server.store import ExtendOutcome, FailOutcome, JobState, LeasedRecord, Settle, Store
+from jobqueue_server.store import ExtendOutcome, FailOutcome, JobState, Lease, Settle, Store
 from jobqueue_server.store.signals import QueueSignals
 
 logger = logging.getLogger(__name__)
 
-Send = Callable[[svc.LeaseResponse], Awaitable[None]]
+# The stream writes serialized LeaseResponses: jobs are spliced from their stored bytes.
+Send = Callable[[bytes], Awaitable[None]]
 
 # Most jobs one lease call takes. A wide window is filled in several calls, each sent as it
 # comes, so the worker starts on the first jobs while the server leases the next ones.
@@ -59,7 +60,7 @@ class LeaseSession:
         self._sweep_interval_s = sweep_interval_s
         self._on_deadline = on_deadline
         self._held: dict[str, str] = {}  # job id -> lease token
-        self._outbox: asyncio.Queue[svc.LeaseResponse] = asyncio.Queue()
+        self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
         self._credit = asyncio.Event()
         self._stop = asyncio.Event()
         self._end = asyncio.Event()
@@ -80,7 +81,7 @@ class LeaseSession:
 
         An empty first response tells the worker its subscription was accepted.
         """
-        await send(svc.LeaseResponse())
+        await send(b"")  # an empty LeaseResponse
         await self._handle(first, is_first=True)
         dispatcher = self._dispatcher = asyncio.create_task(self._dispatch())
         reader = asyncio.create_task(self._read(requests))
@@ -155,7 +156,8 @@ class LeaseSession:
         confirmations += await self._settle(
             "fails", request.fails, validation.fail, self._store.fail, ConfirmationKind.CONFIRMATION_KIND_FAIL
         )
-        for response in framing.lease_responses(confirmations=confirmations):
+        encoded = [c.SerializeToString() for c in confirmations]
+        for response in framing.lease_responses(confirmations=encoded):
             self._outbox.put_nowait(response)
 
     async def _extend(self, items: Sequence[Settle]) -> Sequence[object]:
@@ -243,30 +245,45 @@ class LeaseSession:
             finally:
                 self._signals.unwatch(event, self._sub.queues)
 
-    async def _lease(self, credit: int) -> list[svc.LeasedJob]:
-        leased: list[LeasedRecord] = []
+    async def _lease(self, credit: int) -> list[bytes]:
+        """Leases up to `credit` jobs from the stream's queues, in order of preference; returns
+        each as a serialized LeasedJob."""
+        leased: list[bytes] = []
         try:
             for queue in self._sub.queues:
-                leased += await self._store.lease(
+                lease = await self._store.lease(
                     queue, credit - len(leased), self._sub.lease_ms, self._sub.worker_id
                 )
+                leased += await self._encode(lease)
                 if len(leased) >= credit:
                     break
         except StoreUnavailable:
             logger.warning("lease failed: redis unavailable; retrying after the sweep interval")
             await self._wait_for(asyncio.Event())
-        for record in leased:
-            self._held[record.job.id] = record.token
-        if leased:
-            self._on_deadline(min(r.lease_expire_ms for r in leased))
-        return [
-            svc.LeasedJob(
-                job=convert.job(r.job),
-                lease_token=r.token,
-                lease_expire_time=convert.timestamp(r.lease_expire_ms),
+        return leased
+
+    async def _encode(self, lease: Lease) -> list[bytes]:
+        shared = job_wire.lease_constants(lease.start_ms, lease.worker_id)
+        encoded = []
+        for job in lease.jobs:
+            self._held[job.job_id] = job.token
+            stored = job.wire or job_wire.stored_part_of(await self._store.get(job.job_id))
+            encoded.append(
+                job_wire.leased_job(
+                    stored,
+                    shared,
+                    token=job.token,
+                    lease_expire_ms=job.lease_expire_ms,
+                    attempts=job.attempts,
+                    create_ms=job.create_ms,
+                    due_ms=job.due_ms,
+                    last_error=job.last_error,
+                    errors=job.errors,
+                )
             )
-            for r in leased
-        ]
+        if lease.jobs:
+            self._on_deadline(min(job.lease_expire_ms for job in lease.jobs))
+        return encoded
 
     async def _wait_for(self, event: asyncio.Event) -> None:
         """Waits for `event`, a stop, or the safety sweep interval, whichever comes first."""

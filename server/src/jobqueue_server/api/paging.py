@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass
 
 from jobqueue.v1 import job_queue_service_pb2 as svc
-from jobqueue_server.api import convert, framing
+from jobqueue_server.api import framing, job_wire
 from jobqueue_server.api.validation import STATE_FROM_PROTO, queue_name
 from jobqueue_server.errors import FieldViolation
 from jobqueue_server.store import JobState, Store
@@ -83,7 +83,7 @@ async def list_page(store: Store, page: Page) -> svc.ListJobsResponse:
         want = min(_READ_CHUNK, page.limit - len(response.jobs))
         records, total = await store.list_jobs(page.queue, page.state, position, want)
         for at, record in records:
-            job = convert.job(record)
+            job = job_wire.job_message(record)
             cost = framing.field_bytes(job)
             if used + cost > framing.MAX_MESSAGE_BYTES:
                 return _finish(response, page, at, total)

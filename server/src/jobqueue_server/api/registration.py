@@ -53,6 +53,10 @@ def _refusing_malformed(method: Callable[[Any, Any], Awaitable[Any]]) -> Callabl
     return handle
 
 
+def _already_serialized(message: bytes) -> bytes:
+    return message
+
+
 def add_service(servicer: Any, server: grpc.aio.Server) -> None:
     """Like the generated registration, with lenient parsing (see the module docstring)."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
@@ -61,8 +65,10 @@ def add_service(servicer: Any, server: grpc.aio.Server) -> None:
         serialize = getattr(svc, method.output_type.name).SerializeToString
         implementation = getattr(servicer, method.name)
         if method.client_streaming:  # Lease: the session refuses a Malformed message itself
+            # The session writes LeaseResponses already serialized (jobs spliced from their
+            # stored bytes), so they pass through as they are.
             handlers[method.name] = grpc.stream_stream_rpc_method_handler(
-                implementation, request_deserializer=parse, response_serializer=serialize
+                implementation, request_deserializer=parse, response_serializer=_already_serialized
             )
         else:
             handlers[method.name] = grpc.unary_unary_rpc_method_handler(

@@ -12,11 +12,12 @@ from grpc_status import rpc_status
 
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
-from jobqueue_server.api import convert, paging, validation
+from jobqueue_server.api import convert, job_wire, paging, validation
 from jobqueue_server.api.lease_session import LeaseSession
 from jobqueue_server.api.registration import Malformed
 from jobqueue_server.api.status import maps_errors, rpc_status_of
 from jobqueue_server.errors import FieldViolation, JobQueueError, ServerDraining
+from jobqueue_server.ids import new_ulid, new_ulids
 from jobqueue_server.store import Durability, FailOutcome, JobState, NewJob, Store
 from jobqueue_server.store.signals import QueueSignals
 
@@ -50,7 +51,7 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
 
     @maps_errors
     async def Enqueue(self, request: svc.EnqueueRequest, context: Context) -> svc.EnqueueResponse:  # noqa: N802
-        job = validation.new_job(request, self._limits)
+        job = validation.new_job(request, self._limits, new_ulid(self._store.clock.now_ms()))
         level = validation.durability(request.durability, "durability", self._limits)
         outcomes = await self._enqueue([job], level)
         return svc.EnqueueResponse(job_id=outcomes[0].job_id, duplicate=outcomes[0].duplicate)
@@ -59,7 +60,9 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
     async def EnqueueBatch(  # noqa: N802
         self, request: svc.EnqueueBatchRequest, context: Context
     ) -> svc.EnqueueBatchResponse:
-        jobs = validation.new_jobs(list(request.requests), self._limits)
+        requests = list(request.requests)
+        ulids = new_ulids(self._store.clock.now_ms(), len(requests))
+        jobs = validation.new_jobs(requests, self._limits, ulids)
         outcomes = await self._enqueue(jobs, validation.batch_durability(request, self._limits))
         return svc.EnqueueBatchResponse(
             responses=[svc.EnqueueResponse(job_id=o.job_id, duplicate=o.duplicate) for o in outcomes]
@@ -78,7 +81,7 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
     @maps_errors
     async def GetStatus(self, request: svc.GetStatusRequest, context: Context) -> svc.GetStatusResponse:  # noqa: N802
         record = await self._store.get(validation.job_id(request.job_id))
-        return svc.GetStatusResponse(job=convert.job(record))
+        return svc.GetStatusResponse(job=job_wire.job_message(record))
 
     @maps_errors
     async def Stats(self, request: svc.StatsRequest, context: Context) -> svc.StatsResponse:  # noqa: N802

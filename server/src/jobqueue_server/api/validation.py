@@ -8,9 +8,10 @@ from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
+from jobqueue_server.api import job_wire
 from jobqueue_server.api.convert import STATE_TO_PROTO
 from jobqueue_server.errors import FieldViolation
-from jobqueue_server.ids import QUEUE_NAME_RE, split_job_id
+from jobqueue_server.ids import QUEUE_NAME_RE, make_job_id, split_job_id
 from jobqueue_server.store import Backoff, Durability, NewJob, Priority, Settle
 
 MAX_DELAY_MS = 366 * 86_400_000
@@ -140,13 +141,15 @@ def _shallow_enough(value: struct_pb2.Struct, field: str) -> None:
         raise FieldViolation(field, f"must not nest objects and lists more than {MAX_JSON_DEPTH} deep")
 
 
-def new_job(request: svc.EnqueueRequest, limits: Limits, prefix: str = "") -> NewJob:
-    """A validated job; `prefix` places the fields inside a batch (``requests[3].``)."""
+def new_job(request: svc.EnqueueRequest, limits: Limits, ulid: str, prefix: str = "") -> NewJob:
+    """A validated job with its stored wire bytes; `prefix` places the fields inside a batch
+    (``requests[3].``)."""
     queue = queue_name(request.queue, f"{prefix}queue")
     payload = request.payload.SerializeToString() if request.HasField("payload") else b""
     if len(payload) + len(request.payload_bytes) > limits.max_payload_bytes:
         raise FieldViolation(f"{prefix}payload", f"payload is larger than {limits.max_payload_bytes} bytes")
-    _shallow_enough(request.payload, f"{prefix}payload")
+    if payload:
+        _shallow_enough(request.payload, f"{prefix}payload")
     if request.priority not in job_pb2.Priority.values():
         raise FieldViolation(f"{prefix}priority", "is not a known priority")
     if not 0 <= request.max_attempts <= 1000:
@@ -161,27 +164,45 @@ def new_job(request: svc.EnqueueRequest, limits: Limits, prefix: str = "") -> Ne
         if lease_ms == 0:
             raise FieldViolation(f"{prefix}lease_duration", "must be positive")
     delay, due = _schedule(request, prefix)
-    return NewJob(
-        queue=queue,
+    priority = Priority(request.priority or job_pb2.PRIORITY_NORMAL)
+    max_attempts = request.max_attempts or limits.default_max_attempts
+    backoff = _backoff(request, f"{prefix}backoff")
+    metadata = _metadata(request, f"{prefix}metadata", limits) if request.metadata else {}
+    wire = job_wire.stored_part(
+        make_job_id(queue, ulid),
+        queue,
         payload=payload,
         payload_bytes=request.payload_bytes,
-        priority=Priority(request.priority or job_pb2.PRIORITY_NORMAL),
+        priority=int(priority),
+        max_attempts=max_attempts,
+        metadata=metadata,
+        lease_ms=lease_ms,
+        backoff=backoff,
+        idempotency_key=request.idempotency_key,
+    )
+    return NewJob(
+        queue=queue,
+        ulid=ulid,
+        wire=wire,
+        priority=priority,
         delay_ms=delay,
         due_ms=due,
-        max_attempts=request.max_attempts or limits.default_max_attempts,
-        backoff=_backoff(request, f"{prefix}backoff"),
+        max_attempts=max_attempts,
+        backoff=backoff,
         lease_ms=lease_ms,
-        metadata=_metadata(request, f"{prefix}metadata", limits),
         idempotency_key=request.idempotency_key,
     )
 
 
-def new_jobs(requests: list[svc.EnqueueRequest], limits: Limits) -> list[NewJob]:
+def new_jobs(requests: list[svc.EnqueueRequest], limits: Limits, ulids: list[str]) -> list[NewJob]:
     if not requests:
         raise FieldViolation("requests", "must hold at least one request")
     if len(requests) > limits.max_batch:
         raise FieldViolation("requests", f"must hold at most {limits.max_batch} requests")
-    return [new_job(r, limits, f"requests[{i}].") for i, r in enumerate(requests)]
+    return [
+        new_job(r, limits, ulid, f"requests[{i}].")
+        for i, (r, ulid) in enumerate(zip(requests, ulids, strict=True))
+    ]
 
 
 def durability(value: int, field: str, limits: Limits) -> Durability:

@@ -1,4 +1,8 @@
-"""Plain records the store takes and returns; payloads and results are opaque bytes."""
+"""Plain records the store takes and returns; a job's wire bytes and results are opaque here.
+
+`wire` is the job's immutable part, serialized by the api layer at enqueue (the store never
+reads it): the store keeps it as it is and hands it back with the fields that change.
+"""
 
 from __future__ import annotations
 
@@ -54,18 +58,18 @@ class Backoff:
 
 @dataclass(frozen=True, slots=True)
 class NewJob:
-    """A job to enqueue, already validated."""
+    """A job to enqueue, already validated; `ulid` and `wire` as the api layer made them (the
+    store makes a ulid when none is given)."""
 
     queue: str
-    payload: bytes = b""
-    payload_bytes: bytes = b""
+    ulid: str = ""
+    wire: bytes = b""
     priority: Priority = Priority.NORMAL
     delay_ms: int = 0
     due_ms: int | None = None
     max_attempts: int = 3
     backoff: Backoff = Backoff()
     lease_ms: int = 0
-    metadata: dict[str, str] = field(default_factory=dict)
     idempotency_key: str = ""
 
 
@@ -90,8 +94,7 @@ class JobRecord:
     queue: str
     state: JobState
     priority: Priority
-    payload: bytes = b""
-    payload_bytes: bytes = b""
+    wire: bytes = b""
     attempts: int = 0
     max_attempts: int = 0
     create_ms: int = 0
@@ -101,19 +104,38 @@ class JobRecord:
     result: bytes = b""
     last_error: str = ""
     errors: list[ErrorEntry] = field(default_factory=list)
-    metadata: dict[str, str] = field(default_factory=dict)
     lease_ms: int = 0
     backoff: Backoff = Backoff()
-    idempotency_key: str = ""
     worker_id: str = ""
     lease_expire_ms: int = 0
+    #: The whole hash of a job stored before `wire` existed (its fields are then read from
+    #: here by the api layer); None for every job stored since.
+    legacy: dict[bytes, bytes] | None = None
 
 
-@dataclass(slots=True)
-class LeasedRecord:
-    job: JobRecord
+@dataclass(frozen=True, slots=True)
+class LeasedJob:
+    """One job of a lease, as the lease script answers it: the stored wire bytes and the
+    fields that change. Empty `wire` marks a job stored before `wire` existed."""
+
+    job_id: str
     token: str
     lease_expire_ms: int
+    wire: bytes
+    attempts: int
+    due_ms: int
+    create_ms: int
+    last_error: bytes
+    errors: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """What one lease call gave a stream: when it started, for whom, and the jobs."""
+
+    start_ms: int
+    worker_id: str
+    jobs: list[LeasedJob]
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from jobqueue_server.errors import (
 )
 from jobqueue_server.ids import make_job_id, new_ulid, split_job_id
 from jobqueue_server.store.codes import Code, error_for
-from jobqueue_server.store.decode import encode_metadata, job_record, leased_records
+from jobqueue_server.store.decode import job_record, lease_of
 from jobqueue_server.store.durability import FsyncGate
 from jobqueue_server.store.guard import group_by_queue, redis_errors
 from jobqueue_server.store.keys import QueueKeys, queues_set
@@ -33,7 +33,7 @@ from jobqueue_server.store.records import (
     FailOutcome,
     JobRecord,
     JobState,
-    LeasedRecord,
+    Lease,
     NewJob,
     QueueCounts,
     Settle,
@@ -186,16 +186,14 @@ class Store:
         ]
         for job in jobs:
             args += [
-                new_ulid(self.clock.now_ms()),
+                job.ulid or new_ulid(self.clock.now_ms()),
                 int(job.priority),
                 -1 if job.due_ms is None else job.due_ms,
                 job.delay_ms,
-                job.payload,
-                job.payload_bytes,
+                job.wire,
                 job.max_attempts,
                 job.backoff.encode(),
                 job.lease_ms,
-                encode_metadata(job.metadata),
                 job.idempotency_key,
             ]
         keys = [k.ready_high, k.ready_normal, k.ready_low, k.scheduled]
@@ -240,20 +238,21 @@ class Store:
 
     # -- workers ---------------------------------------------------------------------------
 
-    async def lease(self, queue: str, count: int, lease_ms: int, worker_id: str) -> list[LeasedRecord]:
+    async def lease(self, queue: str, count: int, lease_ms: int, worker_id: str) -> Lease:
         """Leases up to `count` ready jobs of `queue`, highest priority first."""
         k = self.keys(queue)
+        token_base = secrets.token_hex(8)
         args: list[Any] = [
             self._now(),
             k.job_prefix,
             count,
             lease_ms or self.config.default_lease_ms,
-            secrets.token_hex(8),
+            token_base,
             worker_id,
         ]
         async with self._guard():
             reply = await self._scripts.lease(keys=[*k.ready, k.active], args=args)
-        return leased_records(queue, reply)
+        return lease_of(queue, token_base, worker_id, reply)
 
     async def ack(self, items: Sequence[Settle]) -> list[Outcome]:
         """Completes leased jobs; one outcome per item, None for success.

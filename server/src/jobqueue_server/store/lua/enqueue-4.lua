@@ -14,10 +14,10 @@
   ARGV[3] idempotency prefix  <prefix>:{<queue>}:idem:  (carries the queue's hash tag)
   ARGV[4] idempotency window ms
   ARGV[5] wake-up channel     <prefix>:{<queue>}:signal (pub/sub)
-  ARGV[6] number of jobs N, then N groups of 11 fields:
+  ARGV[6] number of jobs N, then N groups of 9 fields:
           ulid, priority (1 low, 2 normal, 3 high), due ms (absolute, or -1),
-          delay ms, payload, payload_bytes, max_attempts, backoff, lease ms,
-          metadata, idempotency key ("" for none)
+          delay ms, wire (the job's serialized immutable fields, opaque here), max_attempts,
+          backoff, lease ms, idempotency key ("" for none)
 
   Returns a flat array, two entries per job: the job's ulid and 1 when an earlier job
   with the same idempotency key was returned instead (0 for a new job). The last entry is
@@ -36,8 +36,8 @@ local out, next_due = {}, -1
 local pushes = {{}, {}, {}}  -- new ready ulids per priority level, pushed once at the end
 
 for i = 0, tonumber(ARGV[6]) - 1 do
-  local a = 7 + i * 11
-  local ulid, idem_key = ARGV[a], ARGV[a + 10]
+  local a = 7 + i * 9
+  local ulid, idem_key = ARGV[a], ARGV[a + 8]
   local existing = false
   if idem_key ~= '' then
     local seen = rcall('GET', idem_prefix .. idem_key)
@@ -55,9 +55,8 @@ for i = 0, tonumber(ARGV[6]) - 1 do
     local state = 'queued'
     if due > now then state = 'scheduled' end
     local fields = {'state', state, 'priority', ARGV[a + 1], 'create_ms', now,
-      'due_ms', due, 'payload', ARGV[a + 4], 'payload_bytes', ARGV[a + 5], 'attempts', 0,
-      'max_attempts', ARGV[a + 6], 'backoff', ARGV[a + 7], 'lease_ms', ARGV[a + 8],
-      'metadata', ARGV[a + 9], 'idem_key', idem_key}
+      'due_ms', due, 'wire', ARGV[a + 4], 'attempts', 0, 'max_attempts', ARGV[a + 5],
+      'backoff', ARGV[a + 6], 'lease_ms', ARGV[a + 7]}
     if state == 'queued' then
       fields[#fields + 1] = 'ready_ms'
       fields[#fields + 1] = now

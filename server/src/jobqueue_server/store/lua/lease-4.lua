@@ -17,9 +17,9 @@
   ARGV[5] token base (random, unique per call); each token is base .. "." .. index
   ARGV[6] worker id
 
-  Returns a flat array, 18 entries per job: ulid, token, lease deadline ms, then the hash
-  fields priority, payload, payload_bytes, attempts, max_attempts, create_ms, due_ms,
-  metadata, lease_ms, backoff, idem_key, errors, start_ms, worker, last_error.
+  Returns a flat array: the lease's start ms (now), then 8 entries per job: ulid, lease
+  deadline ms, then the hash fields wire, attempts (this lease's), due_ms, create_ms,
+  last_error, errors. Job number n (from 1) has the token ARGV[5] .. "." .. n.
 ]]
 local rcall = redis.call
 local now = tonumber(ARGV[1])
@@ -29,33 +29,35 @@ if not now then
 end
 local job_prefix, wanted = ARGV[2], tonumber(ARGV[3])
 local default_lease, token_base, worker = tonumber(ARGV[4]), ARGV[5], ARGV[6]
-local out, n, deadlines = {}, 0, {}
+local out, n, deadlines = {now}, 0, {}
 
 -- Two commands per job (HMGET, HSET) and one ZADD per call for all deadlines: the fields
--- are read before the write, so the reply carries the new attempt count, start and worker.
+-- are read before the write, so the reply carries the new attempt count.
 for level = 1, 3 do
   if n >= wanted then break end
   local ulids = rcall('RPOP', KEYS[level], wanted - n)
   if ulids then
     for _, ulid in ipairs(ulids) do
       local key = job_prefix .. ulid
-      local fields = rcall('HMGET', key, 'priority', 'payload', 'payload_bytes', 'attempts',
-        'max_attempts', 'create_ms', 'due_ms', 'metadata', 'lease_ms', 'backoff', 'idem_key', 'errors',
-        'start_ms', 'worker', 'last_error')
-      local lease = tonumber(fields[9] or '0') or 0
+      local f = rcall('HMGET', key, 'wire', 'attempts', 'lease_ms', 'due_ms', 'create_ms', 'last_error',
+        'errors')
+      local lease = tonumber(f[3] or '0') or 0
       if lease <= 0 then lease = default_lease end
       n = n + 1
-      local token, deadline = token_base .. '.' .. n, now + lease
-      local attempts = (tonumber(fields[4] or '0') or 0) + 1
-      rcall('HSET', key, 'state', 'active', 'attempts', attempts, 'token', token, 'start_ms', now,
-        'lease_expire_ms', deadline, 'worker', worker)
-      fields[4], fields[13], fields[14] = attempts, now, worker
+      local deadline = now + lease
+      local attempts = (tonumber(f[2] or '0') or 0) + 1
+      rcall('HSET', key, 'state', 'active', 'attempts', attempts, 'token', token_base .. '.' .. n,
+        'start_ms', now, 'lease_expire_ms', deadline, 'worker', worker)
       deadlines[#deadlines + 1] = deadline
       deadlines[#deadlines + 1] = ulid
       out[#out + 1] = ulid
-      out[#out + 1] = token
       out[#out + 1] = deadline
-      for f = 1, 15 do out[#out + 1] = fields[f] or '' end
+      out[#out + 1] = f[1] or ''
+      out[#out + 1] = attempts
+      out[#out + 1] = f[4] or ''
+      out[#out + 1] = f[5] or ''
+      out[#out + 1] = f[6] or ''
+      out[#out + 1] = f[7] or ''
     end
   end
 end

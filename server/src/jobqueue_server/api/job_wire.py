@@ -1,0 +1,198 @@
+"""A job's wire bytes: its immutable part serialized once at enqueue, and the fields that
+change written after it whenever the job is sent (leased, read, listed).
+
+The stored part holds id, queue, payload, payload_bytes, priority, max_attempts, metadata,
+lease_duration, backoff and idempotency_key. Everything else (state, attempts, times, result,
+errors, worker) lives in the job hash and is appended from there, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+
+from jobqueue.v1 import job_pb2
+from jobqueue_server.api import convert
+from jobqueue_server.api.wire import (
+    JOB_ATTEMPTS,
+    JOB_BACKOFF,
+    JOB_CREATE_TIME,
+    JOB_ERRORS,
+    JOB_FINISH_TIME,
+    JOB_ID,
+    JOB_IDEMPOTENCY_KEY,
+    JOB_LAST_ERROR,
+    JOB_LEASE_DURATION,
+    JOB_MAX_ATTEMPTS,
+    JOB_METADATA,
+    JOB_PAYLOAD,
+    JOB_PAYLOAD_BYTES,
+    JOB_PRIORITY,
+    JOB_QUEUE,
+    JOB_RESULT,
+    JOB_SCHEDULE_TIME,
+    JOB_START_TIME,
+    JOB_STATE,
+    JOB_WORKER_ID,
+    duration_field,
+    len_field,
+    text_field,
+    timestamp_field,
+    varint_field,
+)
+from jobqueue_server.store import Backoff, ErrorEntry, JobRecord
+
+# LeasedJob's fields.
+_LEASED_JOB, _LEASED_TOKEN, _LEASED_EXPIRE_TIME = 1, 2, 3
+
+
+@functools.lru_cache(maxsize=1024)
+def _backoff_field(policy: Backoff) -> bytes:
+    """Most jobs share a few policies: each is serialized once."""
+    return len_field(JOB_BACKOFF, convert.backoff(policy).SerializeToString())
+
+
+def _metadata_fields(metadata: Mapping[str, str]) -> bytes:
+    return b"".join(
+        len_field(JOB_METADATA, text_field(1, key) + text_field(2, value)) for key, value in metadata.items()
+    )
+
+
+def stored_part(
+    job_id: str,
+    queue: str,
+    *,
+    payload: bytes,
+    payload_bytes: bytes,
+    priority: int,
+    max_attempts: int,
+    metadata: Mapping[str, str],
+    lease_ms: int,
+    backoff: Backoff,
+    idempotency_key: str,
+) -> bytes:
+    """The immutable part of a job, serialized once at enqueue. `payload` is a serialized Struct."""
+    return b"".join(
+        (
+            text_field(JOB_ID, job_id),
+            text_field(JOB_QUEUE, queue),
+            len_field(JOB_PAYLOAD, payload) if payload else b"",
+            len_field(JOB_PAYLOAD_BYTES, payload_bytes) if payload_bytes else b"",
+            varint_field(JOB_PRIORITY, priority),
+            varint_field(JOB_MAX_ATTEMPTS, max_attempts),
+            _metadata_fields(metadata) if metadata else b"",
+            duration_field(JOB_LEASE_DURATION, lease_ms),
+            _backoff_field(backoff),
+            text_field(JOB_IDEMPOTENCY_KEY, idempotency_key),
+        )
+    )
+
+
+def errors_fields(raw_json: bytes) -> bytes:
+    """The stored error history (JSON) as repeated JobError fields; b"" for none."""
+    if not raw_json or raw_json == b"{}":
+        return b""
+    return b"".join(
+        len_field(
+            JOB_ERRORS,
+            varint_field(1, int(entry["attempt"]))
+            + text_field(2, str(entry["message"]))
+            + timestamp_field(3, int(entry["time_ms"])),
+        )
+        for entry in json.loads(raw_json)
+    )
+
+
+def _errors_of_record(errors: list[ErrorEntry]) -> bytes:
+    return b"".join(
+        len_field(
+            JOB_ERRORS,
+            varint_field(1, e.attempt) + text_field(2, e.message) + timestamp_field(3, e.time_ms),
+        )
+        for e in errors
+    )
+
+
+def changing_part(record: JobRecord) -> bytes:
+    """The fields of a stored job that change over its life, from its hash."""
+    return b"".join(
+        (
+            varint_field(JOB_STATE, convert.STATE_TO_PROTO[record.state]),
+            varint_field(JOB_ATTEMPTS, record.attempts),
+            timestamp_field(JOB_CREATE_TIME, record.create_ms),
+            timestamp_field(JOB_SCHEDULE_TIME, record.due_ms),
+            timestamp_field(JOB_START_TIME, record.start_ms),
+            timestamp_field(JOB_FINISH_TIME, record.finish_ms),
+            len_field(JOB_RESULT, record.result) if record.result else b"",
+            text_field(JOB_LAST_ERROR, record.last_error),
+            _errors_of_record(record.errors),
+            text_field(JOB_WORKER_ID, record.worker_id),
+        )
+    )
+
+
+def stored_part_of(record: JobRecord) -> bytes:
+    """The stored part of a job; for a job stored before wire bytes were (its hash holds
+    payload, payload_bytes, metadata... instead), built from those fields, so jobs queued
+    before an upgrade are delivered as they were enqueued."""
+    if record.legacy is None:
+        return record.wire
+    fields = record.legacy
+    return stored_part(
+        record.id,
+        record.queue,
+        payload=fields.get(b"payload", b""),
+        payload_bytes=fields.get(b"payload_bytes", b""),
+        priority=int(record.priority),
+        max_attempts=record.max_attempts,
+        metadata=json.loads(fields[b"metadata"]) if fields.get(b"metadata") else {},
+        lease_ms=record.lease_ms,
+        backoff=record.backoff,
+        idempotency_key=fields.get(b"idem_key", b"").decode(),
+    )
+
+
+def job_message(record: JobRecord) -> job_pb2.Job:
+    """The Job a client sees for a stored job (GetStatus, ListJobs)."""
+    return job_pb2.Job.FromString(stored_part_of(record) + changing_part(record))
+
+
+# The state field of every leased job, and the start and worker fields shared by one lease.
+_ACTIVE = varint_field(JOB_STATE, job_pb2.JOB_STATE_ACTIVE)
+
+
+def lease_constants(start_ms: int, worker_id: str) -> bytes:
+    """The fields every job of one lease call has in common: ACTIVE, its start, its worker."""
+    return _ACTIVE + timestamp_field(JOB_START_TIME, start_ms) + text_field(JOB_WORKER_ID, worker_id)
+
+
+def leased_job(
+    stored: bytes,
+    shared: bytes,
+    *,
+    token: str,
+    lease_expire_ms: int,
+    attempts: int,
+    create_ms: int,
+    due_ms: int,
+    last_error: bytes,
+    errors: bytes,
+) -> bytes:
+    """One LeasedJob, serialized: the stored part, the changing fields, the token and deadline."""
+    job = b"".join(
+        (
+            stored,
+            shared,
+            varint_field(JOB_ATTEMPTS, attempts),
+            timestamp_field(JOB_CREATE_TIME, create_ms),
+            timestamp_field(JOB_SCHEDULE_TIME, due_ms),
+            len_field(JOB_LAST_ERROR, last_error) if last_error else b"",
+            errors_fields(errors) if errors else b"",
+        )
+    )
+    return (
+        len_field(_LEASED_JOB, job)
+        + text_field(_LEASED_TOKEN, token)
+        + timestamp_field(_LEASED_EXPIRE_TIME, lease_expire_ms)
+    )
