@@ -13,10 +13,12 @@ import (
 	jobqueuev1 "github.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1"
 )
 
-// Client calls the JobQueueService. It is safe for concurrent use; share one per process.
+// Client calls the JobQueueService. It is safe for concurrent use; share one per process:
+// concurrent Enqueue calls are gathered into batches (see Batching).
 type Client struct {
-	stub jobqueuev1.JobQueueServiceClient
-	conn *grpc.ClientConn // set when Dial made the connection, so Close closes it
+	stub    jobqueuev1.JobQueueServiceClient
+	conn    *grpc.ClientConn // set when Dial made the connection, so Close closes it
+	batcher *batcher         // nil when batching is off
 }
 
 // Dial makes a client for the server at target ("host:port", or any gRPC target such as
@@ -24,24 +26,51 @@ type Client struct {
 // DefaultKeepalive); it is plaintext unless WithTransportCredentials says otherwise.
 // Close the client when done.
 func Dial(target string, opts ...Option) (*Client, error) {
-	conn, err := grpc.NewClient(target, dialOptions(opts)...)
+	s := newDialSettings(opts)
+	conn, err := grpc.NewClient(target, s.grpcOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("jobqueue: dial %s: %w", target, err)
 	}
-	return &Client{stub: jobqueuev1.NewJobQueueServiceClient(conn), conn: conn}, nil
+	client := newClient(conn, s)
+	client.conn = conn
+	return client, nil
 }
 
-// New makes a client on a connection the caller owns (and closes).
-func New(conn grpc.ClientConnInterface) *Client {
-	return &Client{stub: jobqueuev1.NewJobQueueServiceClient(conn)}
+// New makes a client on a connection the caller owns (and closes). Of the options, only
+// WithBatching and WithoutBatching apply.
+func New(conn grpc.ClientConnInterface, opts ...Option) *Client {
+	return newClient(conn, newDialSettings(opts))
 }
 
-// Close closes the connection Dial made; it does nothing for a client made with New.
+func newClient(conn grpc.ClientConnInterface, s dialSettings) *Client {
+	client := &Client{stub: jobqueuev1.NewJobQueueServiceClient(conn)}
+	if !s.noBatching {
+		client.batcher = newBatcher(client.stub, s.batching)
+	}
+	return client
+}
+
+// Close sends the jobs waiting in batches and waits for their answers (see Flush), then
+// closes the connection Dial made (not one given to New). Later Enqueue calls go out
+// alone, and fail once the connection is closed.
 func (c *Client) Close() error {
+	if c.batcher != nil {
+		c.batcher.close()
+	}
 	if c.conn == nil {
 		return nil
 	}
 	return c.conn.Close()
+}
+
+// Flush sends the jobs waiting in batches at once and waits until every batch in flight
+// is answered, or until ctx ends (its error is returned then). Each job's caller gets
+// its answer from Enqueue as usual; Flush only hurries them.
+func (c *Client) Flush(ctx context.Context) error {
+	if c.batcher == nil {
+		return nil
+	}
+	return c.batcher.flush(ctx)
 }
 
 // Stub returns the generated gRPC client, for calls this package does not wrap.
@@ -57,16 +86,21 @@ type EnqueueResult struct {
 
 // Enqueue adds one job to queue. The payload is a JSON-like object (nil for none); Struct
 // numbers are doubles, so integers beyond 2^53 lose precision.
+//
+// With batching on (the default), concurrent calls share EnqueueBatch calls: each still
+// gets its own id or error, named as for a single enqueue. A batch carries the earliest
+// deadline of its callers' contexts, and not their values (such as outgoing gRPC
+// metadata): use WithoutBatching, or a per-connection interceptor, for those. A call whose
+// context ends before its job is sent removes the job.
 func (c *Client) Enqueue(ctx context.Context, queue string, payload map[string]any, opts ...EnqueueOption) (EnqueueResult, error) {
 	req, err := buildEnqueueRequest(queue, payload, opts, "")
 	if err != nil {
 		return EnqueueResult{}, err
 	}
-	resp, err := c.stub.Enqueue(ctx, req)
-	if err != nil {
-		return EnqueueResult{}, wrapError(err)
+	if c.batcher != nil {
+		return c.batcher.enqueue(ctx, req)
 	}
-	return EnqueueResult{JobID: resp.GetJobId(), Duplicate: resp.GetDuplicate()}, nil
+	return unaryEnqueue(ctx, c.stub, req)
 }
 
 // BatchJob is one job for EnqueueBatch.

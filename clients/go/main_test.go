@@ -37,6 +37,7 @@ const (
 
 var (
 	serverAddr string
+	serveBin   string // the jobq binary, for tests that start a server of their own
 	skipReason string
 )
 
@@ -78,28 +79,47 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// startServer runs `jobq serve` and waits for its listening line.
+// startServer runs the package's shared `jobq serve` on an embedded Valkey.
 func startServer(bin string) (stop func() error, err error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
+	serveBin = bin
 	dir, err := os.MkdirTemp("", "jobq-go-test-")
 	if err != nil {
 		return nil, err
 	}
-	logFile, err := os.Create(filepath.Join(dir, "server.log"))
+	addr, stopServe, err := launchServe(bin, dir, "--data-dir", filepath.Join(dir, "data"))
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "serve", "--host", "127.0.0.1", "--port", fmt.Sprint(port), "--data-dir", filepath.Join(dir, "data"))
+	serverAddr = addr
+	return func() error {
+		err := stopServe()
+		if err == nil {
+			os.RemoveAll(dir)
+		}
+		return err
+	}, nil
+}
+
+// launchServe runs `jobq serve` on a free port with args, logging to dir/server.log, and
+// waits for its listening line.
+func launchServe(bin, dir string, args ...string) (addr string, stop func() error, err error) {
+	port, err := freePort()
+	if err != nil {
+		return "", nil, err
+	}
+	logFile, err := os.Create(filepath.Join(dir, "server.log"))
+	if err != nil {
+		return "", nil, err
+	}
+	args = append([]string{"serve", "--host", "127.0.0.1", "--port", fmt.Sprint(port)}, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stderr = logFile
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	exited := make(chan error, 1)
 	listening := make(chan string, 1)
@@ -124,23 +144,20 @@ func startServer(bin string) (stop func() error, err error) {
 			err = fmt.Errorf("the server did not stop within %s; killed", stopTimeout)
 		}
 		logFile.Close()
-		if err == nil {
-			os.RemoveAll(dir)
-		} else {
+		if err != nil {
 			err = fmt.Errorf("%w (server log kept at %s)", err, logFile.Name())
 		}
 		return err
 	}
 	select {
 	case <-listening:
-		serverAddr = fmt.Sprintf("127.0.0.1:%d", port)
-		return cleanup, nil
+		return fmt.Sprintf("127.0.0.1:%d", port), cleanup, nil
 	case err := <-exited:
 		logs, _ := os.ReadFile(logFile.Name())
-		return nil, fmt.Errorf("the server exited (%v) before listening:\n%s", err, logs)
+		return "", nil, fmt.Errorf("the server exited (%v) before listening:\n%s", err, logs)
 	case <-time.After(startTimeout):
 		_ = cleanup()
-		return nil, fmt.Errorf("the server did not listen within %s", startTimeout)
+		return "", nil, fmt.Errorf("the server did not listen within %s", startTimeout)
 	}
 }
 

@@ -28,9 +28,11 @@ var DefaultKeepalive = keepalive.ClientParameters{
 type Option func(*dialSettings)
 
 type dialSettings struct {
-	creds     credentials.TransportCredentials
-	keepalive keepalive.ClientParameters
-	extra     []grpc.DialOption
+	creds      credentials.TransportCredentials
+	keepalive  keepalive.ClientParameters
+	extra      []grpc.DialOption
+	batching   Batching
+	noBatching bool
 }
 
 // WithTransportCredentials sets the connection's credentials (TLS, ...). The default is
@@ -50,11 +52,19 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(s *dialSettings) { s.extra = append(s.extra, opts...) }
 }
 
-func dialOptions(opts []Option) []grpc.DialOption {
-	s := dialSettings{creds: insecure.NewCredentials(), keepalive: DefaultKeepalive}
+func newDialSettings(opts []Option) dialSettings {
+	s := dialSettings{
+		creds:     insecure.NewCredentials(),
+		keepalive: DefaultKeepalive,
+		batching:  Batching{}.withDefaults(),
+	}
 	for _, opt := range opts {
 		opt(&s)
 	}
+	return s
+}
+
+func (s dialSettings) grpcOptions() []grpc.DialOption {
 	return append([]grpc.DialOption{
 		grpc.WithTransportCredentials(s.creds),
 		grpc.WithKeepaliveParams(s.keepalive),

@@ -11,6 +11,10 @@ Speaks bench/PROTOCOL.md (system "grpc-echo"). Two scenarios:
 No protos are generated: the methods are generic handlers on raw bytes (no (de)serializer), so
 the figures are grpc.aio's own cost. The server and each worker are separate processes in the
 process group of this program, which stops them on the way out.
+
+`echo.py serve --port P --processes N` only serves: N server processes on one port
+(SO_REUSEPORT spreads connections over them), the port printed on stdout, until SIGTERM or
+SIGINT stops them all; for measuring the ceiling with bench/loadgen.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import importlib.metadata
 import json
 import os
 import platform
+import select
 import signal
+import socket
 import statistics
 import struct
 import subprocess
@@ -42,6 +48,9 @@ HELLO = struct.Struct("<I")  # the worker's first message: its window C
 # A window of 256 items of 512 KiB is past gRPC's 4 MiB default.
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
 START_TIMEOUT_S = 15.0
+MAX_PROCESSES = 64
+# Each server process binds the same port; the kernel spreads connections over them.
+REUSEPORT = [("grpc.so_reuseport", 1)]
 T = TypeVar("T")
 SCENARIOS = ("enqueue_unary", "enqueue_batch", "drain", "end_to_end", "latency_rate", "latency_idle")
 
@@ -111,7 +120,7 @@ class EchoService:
                 return
 
 
-async def serve(jobs: int, payload_bytes: int) -> None:
+async def serve(jobs: int, payload_bytes: int, host: str = "127.0.0.1", port: int = 0) -> None:
     service = EchoService(jobs, payload_bytes)
     handler = grpc.method_handlers_generic_handler(
         SERVICE,
@@ -121,15 +130,17 @@ async def serve(jobs: int, payload_bytes: int) -> None:
             "Drain": grpc.stream_stream_rpc_method_handler(service.drain),
         },
     )
-    server = grpc.aio.server(options=CHANNEL_OPTIONS)
+    server = grpc.aio.server(options=CHANNEL_OPTIONS + REUSEPORT)
     server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port("127.0.0.1:0")
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise RuntimeError(f"could not bind {host}:{port}")
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    print(port, flush=True)  # the parent reads the port from our first line
+    print(bound, flush=True)  # the parent reads the port from our first line
     await stop.wait()
     await server.stop(0.5)
 
@@ -222,16 +233,9 @@ def run_drain(port: int, jobs: int, workers: int, window: int, payload_bytes: in
 class Server:
     """The echo server as a child process (same process group: stopped by us, also on failure)."""
 
-    def __init__(self, jobs: int, payload_bytes: int) -> None:
-        argv = [
-            sys.executable,
-            __file__,
-            "_serve",
-            "--jobs",
-            str(jobs),
-            "--payload-bytes",
-            str(payload_bytes),
-        ]
+    def __init__(self, jobs: int, payload_bytes: int, host: str = "127.0.0.1", port: int = 0) -> None:
+        argv = [sys.executable, __file__, "_serve", "--host", host, "--port", str(port)]
+        argv += ["--jobs", str(jobs), "--payload-bytes", str(payload_bytes)]
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -330,22 +334,67 @@ def internal(argv: list[str]) -> None:
     """The child roles: `_serve` (the server) and `_worker` (one drain stream)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("role", choices=("_serve", "_worker"))
+    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=0)
     parser.add_argument("--payload-bytes", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=256)
     args = parser.parse_args(argv)
     if args.role == "_serve":
-        run_loop(serve(args.jobs, args.payload_bytes))
+        run_loop(serve(args.jobs, args.payload_bytes, args.host, args.port))
     else:
         report = run_loop(work(args.port, args.concurrency, args.payload_bytes))
         print(json.dumps(report), flush=True)
+
+
+# --- serve only: the ceiling for an outside load generator -----------------------------------
+
+
+def serve_only(argv: list[str]) -> int:
+    """N echo servers on one port until SIGTERM or SIGINT; 1 when one of them died first."""
+    parser = argparse.ArgumentParser(prog="echo.py serve", description=serve_only.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0: a free port, printed")
+    parser.add_argument("--processes", type=int, default=1)
+    args = parser.parse_args(argv)
+    if not 1 <= args.processes <= MAX_PROCESSES:
+        parser.error(f"--processes must be 1 to {MAX_PROCESSES}")
+    # Signals wake the select below through this socket, so none is lost between checks.
+    wake_r, wake_w = socket.socketpair()
+    wake_w.setblocking(False)
+    signal.set_wakeup_fd(wake_w.fileno())
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+        signal.signal(signum, lambda *_: None)
+    servers: list[Server] = []
+    try:
+        servers.append(Server(0, 0, args.host, args.port))
+        port = servers[0].port  # the others bind the port the first one got
+        servers += [Server(0, 0, args.host, port) for _ in range(args.processes - 1)]
+        print(port, flush=True)
+        log(f"serving on {args.host}:{port} with {args.processes} process(es)")
+        return _wait_for_stop(wake_r, servers)
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def _wait_for_stop(wake: socket.socket, servers: list[Server]) -> int:
+    while True:
+        select.select([wake], [], [])
+        signals = wake.recv(256)
+        if signal.SIGTERM in signals or signal.SIGINT in signals:
+            return 0
+        if any(server.proc.poll() is not None for server in servers):
+            log("a server process exited; stopping the others")
+            return 1
 
 
 def main(argv: list[str]) -> int:
     if argv and argv[0].startswith("_"):
         internal(argv)
         return 0
+    if argv and argv[0] == "serve":
+        return serve_only(argv[1:])
     args = parse_args(argv)
     if args.scenario not in ("enqueue_unary", "drain"):
         why = "a bare gRPC echo has no queue: only enqueue_unary and drain are ceilings"

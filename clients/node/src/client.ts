@@ -3,21 +3,24 @@
 import { Metadata, type CallOptions as GrpcCallOptions, type ClientUnaryCall, type ServiceError } from "@grpc/grpc-js";
 
 import { pollIntervals } from "./backoff.js";
+import { Batcher, batchingSettings } from "./batcher.js";
 import { serviceClient, type ConnectionOptions } from "./channel.js";
 import * as convert from "./convert.js";
 import { DeadlineExceededError, InternalError, InvalidArgumentError, UnavailableError, fromServiceError } from "./errors.js";
-import type {
-  EnqueueBatchResponse,
-  EnqueueResponse,
-  GetStatusResponse,
-  JobQueueServiceClient,
-  ListJobsRequest,
-  ListJobsResponse,
-  StatsResponse,
+import {
+  JobQueueServiceService,
+  type EnqueueBatchResponse,
+  type EnqueueResponse,
+  type GetStatusResponse,
+  type JobQueueServiceClient,
+  type ListJobsRequest,
+  type ListJobsResponse,
+  type StatsResponse,
 } from "./gen/jobqueue/v1/job_queue_service.js";
 import { sleep } from "./timing.js";
 import {
   isTerminal,
+  type BatchingOptions,
   type CallOptions,
   type EnqueueBatchOptions,
   type EnqueueOptions,
@@ -42,6 +45,11 @@ const INT32_MAX = 2 ** 31 - 1;
 export interface ClientOptions extends ConnectionOptions {
   /** Default deadline of each call in ms (default 10 s); each method also takes `timeoutMs`. */
   timeoutMs?: number;
+  /**
+   * How `enqueue` gathers concurrent calls into EnqueueBatch calls (on by default, with
+   * `DEFAULT_BATCHING`); `false` sends each job in an Enqueue call of its own.
+   */
+  batching?: BatchingOptions | false;
 }
 
 export interface ConnectOptions extends ClientOptions {
@@ -58,16 +66,21 @@ export interface WaitOptions {
 type Callback<R> = (error: ServiceError | null, response: R) => void;
 type Start<R> = (metadata: Metadata, options: Partial<GrpcCallOptions>, callback: Callback<R>) => ClientUnaryCall;
 
+const ENQUEUE_BATCH = JobQueueServiceService.enqueueBatch;
+/** The batcher frames its requests itself (each job encoded once): sent as they are. */
+const asIs = (body: Buffer): Buffer => body;
+
 /**
  * Producer client. Every method returns a Promise, takes optional `{timeoutMs, signal}`,
  * and rejects with a {@link JobQueueError} subclass when the server refuses or cannot be
  * reached. Calls are not retried: `enqueue` is only safe to repeat with an idempotencyKey.
+ * Concurrent `enqueue` calls share EnqueueBatch calls (see `batching`).
  *
  * ```ts
  * const client = new Client("localhost:50051");
  * const { jobId } = await client.enqueue("emails", { to: "a@example.com" });
  * const job = await client.waitFor(jobId);
- * client.close();
+ * await client.close();
  * ```
  */
 export class Client {
@@ -75,11 +88,14 @@ export class Client {
   readonly raw: JobQueueServiceClient;
   readonly target: string;
   timeoutMs: number;
+  private readonly batcher: Batcher | undefined;
 
   constructor(target: string, options: ClientOptions = {}) {
+    const batching = options.batching === false ? undefined : batchingSettings(options.batching);
     this.target = target;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.raw = serviceClient(target, options);
+    if (batching !== undefined) this.batcher = new Batcher((body, deadline) => this.sendBatch(body, deadline), batching);
   }
 
   /** A client whose channel is connected; rejects with UnavailableError after `waitMs`. */
@@ -91,20 +107,35 @@ export class Client {
         client.raw.waitForReady(Date.now() + waitMs, (error) => (error ? reject(error) : resolve()));
       });
     } catch (error) {
-      client.close();
+      await client.close();
       throw new UnavailableError(`could not connect to ${target} within ${waitMs} ms`, { cause: error });
     }
     return client;
   }
 
-  /** Closes the channel. Calls under way fail with CANCELLED. */
-  close(): void {
+  /**
+   * Sends the jobs `enqueue` is gathering and waits until every batch in flight is answered
+   * (each at most until its deadline). Calls made meanwhile join later batches.
+   */
+  async flush(): Promise<void> {
+    await this.batcher?.flush();
+  }
+
+  /**
+   * Flushes, then closes the channel. `enqueue` calls made after it began are refused; other
+   * calls still under way fail with CANCELLED.
+   */
+  async close(): Promise<void> {
+    await this.batcher?.close();
     this.raw.close();
   }
 
   /**
    * Adds one job: a JSON object or bytes as its payload. With `durability: "fsynced"` it
-   * resolves only once the job is on Redis's disk.
+   * resolves only once the job is on Redis's disk. With batching on, the job may travel with
+   * other callers' in one EnqueueBatch call: errors are still this job's own (a batch refused
+   * as a whole fails every job in it), and a `signal` aborted before the job was sent takes
+   * it out of the batch.
    */
   async enqueue(
     queue: string,
@@ -114,6 +145,9 @@ export class Client {
     const spec: JobSpec = { ...options, queue };
     if (payload !== undefined) spec.payload = payload;
     const request = convert.enqueueRequest(spec);
+    if (this.batcher !== undefined) {
+      return this.batcher.add(request, Date.now() + (options.timeoutMs ?? this.timeoutMs), options.signal);
+    }
     const response = await this.unary<EnqueueResponse>(
       (metadata, callOptions, callback) => this.raw.enqueue(request, metadata, callOptions, callback),
       options,
@@ -234,10 +268,23 @@ export class Client {
     throw new Error("unreachable: pollIntervals never ends");
   }
 
+  private sendBatch(body: Buffer, deadline: number): Promise<EnqueueBatchResponse> {
+    const { path, responseDeserialize } = ENQUEUE_BATCH;
+    return this.call<EnqueueBatchResponse>(
+      (metadata, callOptions, callback) =>
+        this.raw.makeUnaryRequest(path, asIs, responseDeserialize, body, metadata, callOptions, (error, response) =>
+          callback(error, response as EnqueueBatchResponse),
+        ),
+      deadline,
+    );
+  }
+
   private unary<R>(start: Start<R>, options: CallOptions): Promise<R> {
-    const { signal } = options;
+    return this.call(start, Date.now() + (options.timeoutMs ?? this.timeoutMs), options.signal);
+  }
+
+  private call<R>(start: Start<R>, deadline: number, signal?: AbortSignal): Promise<R> {
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const deadline = Date.now() + (options.timeoutMs ?? this.timeoutMs);
     return new Promise<R>((resolve, reject) => {
       const onAbort = (): void => call.cancel();
       const call = start(new Metadata(), { deadline }, (error, response) => {

@@ -159,7 +159,7 @@ async function main(): Promise<void> {
       if (text.trim() !== "") await answer(client, text);
     }
   } finally {
-    client.close();
+    await client.close();
   }
 }
 

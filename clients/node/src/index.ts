@@ -7,6 +7,7 @@
 
 export { Client, DEFAULT_PAGE_SIZE, DEFAULT_TIMEOUT_MS, DEFAULT_WAIT_MS, MAX_BATCH } from "./client.js";
 export type { ClientOptions, ConnectOptions, WaitOptions } from "./client.js";
+export { DEFAULT_BATCHING } from "./batcher.js";
 export { Worker, defaultWorkerId, DEFAULT_CONCURRENCY, DEFAULT_GRACE_PERIOD_MS } from "./worker.js";
 export type { RunOptions, WorkerEvents, WorkerOptions } from "./worker.js";
 export type { JobContext } from "./context.js";
@@ -49,6 +50,7 @@ export { ErrorReason } from "./gen/jobqueue/v1/error_reason.js";
 export { TERMINAL_STATES, isTerminal } from "./types.js";
 export type {
   BackoffPolicy,
+  BatchingOptions,
   CallOptions,
   Durability,
   EnqueueBatchOptions,

@@ -32,7 +32,7 @@ async function main(args: string[]): Promise<void> {
       throw new Error(`unknown command ${command}`);
     }
   } finally {
-    client.close();
+    await client.close();
   }
 }
 

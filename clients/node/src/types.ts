@@ -80,6 +80,20 @@ export interface EnqueueBatchOptions extends CallOptions {
   durability?: Durability;
 }
 
+/**
+ * How `Client.enqueue` gathers concurrent calls into EnqueueBatch calls. A batch leaves when
+ * no batch is in flight, when the one in flight is answered, when it is full, or when its
+ * first job has waited `lingerMs`, whichever comes first.
+ */
+export interface BatchingOptions {
+  /** Jobs per batch (default 1,000, a server's default `max_batch`). */
+  maxJobs?: number;
+  /** Encoded bytes per batch (default 4 MiB); a larger job goes alone. */
+  maxBytes?: number;
+  /** How long a batch's first job waits for more while another batch is in flight (default 1 ms). */
+  lingerMs?: number;
+}
+
 /** Options of `listJobs`. */
 export interface ListJobsOptions extends CallOptions {
   /** Jobs per call, 1 to 1,000 (default 100); `timeoutMs` and `signal` apply to each call. */

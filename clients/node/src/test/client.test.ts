@@ -26,7 +26,7 @@ describe("Client against a real server", { skip, timeout: 60_000 }, () => {
   });
 
   after(async () => {
-    client?.close();
+    await client?.close();
     await server?.stop();
   });
 

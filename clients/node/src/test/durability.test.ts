@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
 import { Client, DurabilityUnavailableError, Worker, consoleLogger, type Logger } from "../index.js";
+import { CallRecorder } from "./helpers/recorder.js";
 import { TestServer, serverSkipReason } from "./helpers/server.js";
 import { TestValkey, valkeyBinary } from "./helpers/valkey.js";
 import { uniqueQueue } from "./helpers/wait.js";
@@ -33,7 +34,7 @@ describe("fsynced requests on a store with its append-only file off", { skip, ti
   });
 
   after(async () => {
-    client?.close();
+    await client?.close();
     await server?.stop();
     await valkey?.stop();
   });
@@ -46,6 +47,23 @@ describe("fsynced requests on a store with its append-only file off", { skip, ti
     assert.equal((await client.stats(queue))[0]?.queued ?? 0, 0);
     await client.enqueue(queue, {}, { durability: "applied" });
     assert.equal((await client.stats(queue))[0]?.queued, 1);
+  });
+
+  test("concurrent fsynced enqueues are refused together; applied ones made with them travel apart and stand", async () => {
+    const recorder = new CallRecorder();
+    const producer = new Client(server.target, { channelOptions: { interceptors: [recorder.interceptor] } });
+    try {
+      const queue = uniqueQueue();
+      // Same tick: were the levels to share a batch, the refusal would take the applied jobs too.
+      const fsynced = Array.from({ length: 5 }, () => producer.enqueue(queue, {}, { durability: "fsynced" }));
+      const applied = Array.from({ length: 3 }, () => producer.enqueue(queue, {}, { durability: "applied" }));
+      for (const call of fsynced) await assert.rejects(call, isDurabilityRefusal);
+      assert.equal(new Set((await Promise.all(applied)).map((r) => r.jobId)).size, 3);
+      assert.equal((await client.stats(queue))[0]?.queued, 3);
+      assert.deepEqual(recorder.batchSizes().sort(), [3, 5]);
+    } finally {
+      await producer.close();
+    }
   });
 
   test("a worker whose fsynced ack is refused fails the attempt with the reason", async () => {

@@ -73,7 +73,7 @@ describe("the conformance worker", { skip, timeout: 60_000 }, () => {
 
   after(async () => {
     for (const program of programs) program.kill();
-    client?.close();
+    await client?.close();
     await server?.stop();
   });
 
@@ -221,7 +221,7 @@ describe("examples/minimal-worker", { skip, timeout: 60_000 }, () => {
       assert.equal(await example.exited, 0);
     } finally {
       example.kill();
-      client.close();
+      await client.close();
       await server.stop();
     }
   });

@@ -29,7 +29,7 @@ describe("Worker against a real server", { skip, timeout: 120_000 }, () => {
   });
 
   after(async () => {
-    client?.close();
+    await client?.close();
     await server?.stop();
   });
 
@@ -340,7 +340,7 @@ describe("Worker reconnects", { skip, timeout: 120_000 }, () => {
     } finally {
       controller.abort();
       await running;
-      client.close();
+      await client.close();
       await server.stop();
     }
   });

@@ -1,0 +1,73 @@
+/**
+ * The wire side of a gathered batch: its EnqueueBatchRequest built from requests encoded
+ * once each, and the job a refusal blames.
+ */
+
+import { InvalidArgumentError } from "./errors.js";
+
+/** EnqueueBatchRequest field 1 (`requests`) with wire type 2 (length-delimited). */
+const REQUESTS_TAG = (1 << 3) | 2;
+/** A job's index as the server writes it; nine digits bound the number parsed. */
+const IN_BATCH = /^requests\[(\d{1,9})\](\.|$)/;
+
+function varintSize(value: number): number {
+  let size = 1;
+  while (value >= 0x80) {
+    value = Math.floor(value / 128);
+    size += 1;
+  }
+  return size;
+}
+
+/** The bytes one encoded EnqueueRequest takes inside an EnqueueBatchRequest. */
+export function framedSize(request: Uint8Array): number {
+  return 1 + varintSize(request.length) + request.length;
+}
+
+/**
+ * An EnqueueBatchRequest holding `requests` (each an encoded EnqueueRequest) and no batch
+ * level: each request carries its own durability. Each job is encoded once, when it is
+ * enqueued, which also gives its exact size for the `maxBytes` bound.
+ */
+export function frameBatch(requests: readonly Uint8Array[]): Buffer {
+  let size = 0;
+  for (const request of requests) size += framedSize(request);
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const request of requests) {
+    out[at++] = REQUESTS_TAG;
+    let length = request.length;
+    while (length >= 0x80) {
+      out[at++] = (length & 0x7f) | 0x80;
+      length = Math.floor(length / 128);
+    }
+    out[at++] = length;
+    out.set(request, at);
+    at += request.length;
+  }
+  return out;
+}
+
+/** A refusal that names one job of a batch, with the error as that job's own enqueue would get it. */
+export interface Blame {
+  index: number;
+  error: InvalidArgumentError;
+}
+
+/**
+ * The job of a batch of `count` that `error` names (INVALID_ARGUMENT on `requests[i]...`),
+ * with the field and message renamed as for a single enqueue (`requests[3].queue` becomes
+ * `queue`); undefined when the refusal is the whole batch's.
+ */
+export function blame(error: unknown, count: number): Blame | undefined {
+  if (!(error instanceof InvalidArgumentError) || error.field === undefined) return undefined;
+  const match = IN_BATCH.exec(error.field);
+  if (match === null) return undefined;
+  const index = Number(match[1]);
+  if (index >= count) return undefined; // a hostile or confused server: not ours to pin on anyone
+  const prefix = match[0];
+  const field = error.field.slice(prefix.length);
+  const message = field !== "" && error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
+  const options = { code: error.code, reason: error.reason, cause: error.cause };
+  return { index, error: new InvalidArgumentError(message, field === "" ? options : { ...options, field }) };
+}
