@@ -55,30 +55,26 @@ def within(items: Iterable[M], budget: int = MAX_MESSAGE_BYTES) -> Iterator[list
 
 
 def lease_responses(jobs: Sequence[bytes] = (), confirmations: Sequence[bytes] = ()) -> list[bytes]:
-    """As few serialized LeaseResponses as carry `jobs` (serialized LeasedJobs) and
-    `confirmations` (serialized Confirmations), none over the limit."""
-    responses = [b"".join(group) for group in _fields(confirmations, _CONFIRMATIONS)]
-    responses += [b"".join(group) for group in _fields(jobs, _JOBS)]
+    """As few serialized LeaseResponses as carry `confirmations` (serialized Confirmations)
+    and `jobs` (serialized LeasedJobs), none over the limit."""
+    fields = [wire.len_field(_CONFIRMATIONS, c) for c in confirmations]
+    fields += [wire.len_field(_JOBS, j) for j in jobs]
+    responses: list[bytes] = []
+    group: list[bytes] = []
+    used = 0
+    for field in fields:
+        if group and used + len(field) > MAX_MESSAGE_BYTES:
+            responses.append(b"".join(group))
+            group, used = [], 0
+        group.append(field)
+        used += len(field)
+    if group:
+        responses.append(b"".join(group))
     return responses
 
 
 # LeaseResponse's fields.
 _JOBS, _CONFIRMATIONS = 1, 2
-
-
-def _fields(messages: Sequence[bytes], field: int) -> Iterator[list[bytes]]:
-    """Each message as a field of a LeaseResponse, grouped within the limit."""
-    group: list[bytes] = []
-    used = 0
-    for message in messages:
-        encoded = wire.len_field(field, message)
-        if group and used + len(encoded) > MAX_MESSAGE_BYTES:
-            yield group
-            group, used = [], 0
-        group.append(encoded)
-        used += len(encoded)
-    if group:
-        yield group
 
 
 # UTF-8 takes up to 4 bytes a character; validation bounds text fields in characters.

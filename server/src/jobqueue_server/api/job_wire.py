@@ -37,8 +37,10 @@ from jobqueue_server.api.wire import (
     JOB_WORKER_ID,
     duration_field,
     len_field,
+    tag,
     text_field,
     timestamp_field,
+    varint,
     varint_field,
 )
 from jobqueue_server.store import Backoff, ErrorEntry, JobRecord
@@ -167,6 +169,9 @@ def lease_constants(start_ms: int, worker_id: str) -> bytes:
     return _ACTIVE + timestamp_field(JOB_START_TIME, start_ms) + text_field(JOB_WORKER_ID, worker_id)
 
 
+_ATTEMPTS = tag(JOB_ATTEMPTS, 0)
+
+
 def leased_job(
     stored: bytes,
     shared: bytes,
@@ -179,20 +184,25 @@ def leased_job(
     last_error: bytes,
     errors: bytes,
 ) -> bytes:
-    """One LeasedJob, serialized: the stored part, the changing fields, the token and deadline."""
-    job = b"".join(
-        (
-            stored,
-            shared,
-            varint_field(JOB_ATTEMPTS, attempts),
-            timestamp_field(JOB_CREATE_TIME, create_ms),
-            timestamp_field(JOB_SCHEDULE_TIME, due_ms),
-            len_field(JOB_LAST_ERROR, last_error) if last_error else b"",
-            errors_fields(errors) if errors else b"",
-        )
+    """One LeasedJob, serialized: the stored part, the changing fields, the token and deadline.
+
+    The hottest function of delivery: written out rather than built from the field helpers.
+    """
+    job = (
+        stored
+        + shared
+        + _ATTEMPTS
+        + varint(attempts)
+        + timestamp_field(JOB_CREATE_TIME, create_ms)
+        + timestamp_field(JOB_SCHEDULE_TIME, due_ms)
     )
+    if last_error:
+        job += len_field(JOB_LAST_ERROR, last_error)
+    if errors:
+        job += errors_fields(errors)
+    token_bytes = token.encode()
     return (
         len_field(_LEASED_JOB, job)
-        + text_field(_LEASED_TOKEN, token)
+        + len_field(_LEASED_TOKEN, token_bytes)
         + timestamp_field(_LEASED_EXPIRE_TIME, lease_expire_ms)
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1.job_queue_service_pb2 import ConfirmationKind
-from jobqueue_server.api import framing, job_wire, validation
+from jobqueue_server.api import framing, job_wire, validation, wire
 from jobqueue_server.api.status import OK, rpc_status_of
 from jobqueue_server.errors import (
     DurabilityUnavailable,
@@ -40,6 +40,18 @@ Send = Callable[[bytes], Awaitable[None]]
 LEASE_CHUNK = 64
 
 
+def _settled(job_id: str, kind: ConfirmationKind.ValueType) -> bytes:
+    """A Confirmation with an OK status, serialized: job_id, an empty status, the kind."""
+    encoded = job_id.encode()
+    return wire.len_field(1, encoded) + _OK_STATUS + _KINDS[kind]
+
+
+# Confirmation.status (field 2) holding an OK google.rpc.Status, which serializes to nothing.
+_OK_STATUS = wire.len_field(2, b"")
+# Confirmation.kind (field 3) for each kind.
+_KINDS = {kind: wire.varint_field(3, kind) for kind in ConfirmationKind.values()}
+
+
 class LeaseSession:
     """Serves one Lease stream after its first message was validated."""
 
@@ -60,7 +72,19 @@ class LeaseSession:
         self._sweep_interval_s = sweep_interval_s
         self._on_deadline = on_deadline
         self._held: dict[str, str] = {}  # job id -> lease token
-        self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
+        # Jobs and confirmations waiting to be written. Two tasks produce them (the dispatcher,
+        # the reader); gRPC allows one write in progress per call, so whichever task finds no
+        # write under way writes everything pending, in as few messages as fit.
+        self._out_jobs: list[bytes] = []
+        self._out_confirmations: list[bytes] = []
+        self._writing = False
+        self._send: Send | None = None
+        # Credit taken by lease calls under way, so two of them never overfill the window.
+        self._reserved = 0
+        # The last lease call found the stream's queues empty: lease again only on a signal.
+        self._dry = False
+        # Messages each way, and jobs sent: how well both sides batch (logged at the end).
+        self._requests = self._responses = self._sent_jobs = 0
         self._credit = asyncio.Event()
         self._stop = asyncio.Event()
         self._end = asyncio.Event()
@@ -81,36 +105,44 @@ class LeaseSession:
 
         An empty first response tells the worker its subscription was accepted.
         """
+        self._send = send
         await send(b"")  # an empty LeaseResponse
         await self._handle(first, is_first=True)
         dispatcher = self._dispatcher = asyncio.create_task(self._dispatch())
         reader = asyncio.create_task(self._read(requests))
         ended = asyncio.create_task(self._end.wait())
-        watched: set[asyncio.Task[Any]] = {reader, dispatcher, ended}
+        pending: set[asyncio.Task[Any]] = {reader, dispatcher, ended}
         try:
-            while True:
-                getter = asyncio.ensure_future(self._outbox.get())
-                await asyncio.wait({getter, *watched}, return_when=asyncio.FIRST_COMPLETED)
-                if ended.done():
-                    getter.cancel()
+            while reader in pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                if ended in done:
                     raise ServerDraining("the server is shutting down; reconnect to another")
-                if dispatcher in watched and dispatcher.done():
-                    watched.discard(dispatcher)
-                    if dispatcher.exception() is not None:
-                        getter.cancel()
-                        dispatcher.result()  # an unexpected failure ends the stream; the worker reconnects
-                if not getter.done():
-                    getter.cancel()
-                    if reader.done():
-                        break
-                    continue
-                await send(getter.result())
+                if dispatcher in done:
+                    dispatcher.result()  # an unexpected failure ends the stream; the worker reconnects
             reader.result()  # re-raises a reader failure (an invalid later message)
-            while not self._outbox.empty():
-                await send(self._outbox.get_nowait())
         finally:
             reader.cancel()
             ended.cancel()
+
+    async def _emit(self, jobs: list[bytes], confirmations: list[bytes]) -> None:
+        """Queues serialized LeasedJobs and Confirmations, and writes them unless a write is
+        under way (that task writes them too, before it returns)."""
+        self._out_jobs += jobs
+        self._out_confirmations += confirmations
+        if self._writing:
+            return
+        assert self._send is not None
+        self._writing = True
+        try:
+            while self._out_jobs or self._out_confirmations:
+                jobs, self._out_jobs = self._out_jobs, []
+                confirmations, self._out_confirmations = self._out_confirmations, []
+                self._sent_jobs += len(jobs)
+                for response in framing.lease_responses(jobs, confirmations):
+                    self._responses += 1
+                    await self._send(response)
+        finally:
+            self._writing = False
 
     def end(self) -> None:
         """Ends the stream with UNAVAILABLE (the grace period of a shutdown is over)."""
@@ -118,6 +150,10 @@ class LeaseSession:
 
     async def close(self) -> None:
         """Stops delivery (waiting for a lease call under way) and releases held jobs."""
+        logger.debug(
+            "stream of %s ends: %d requests, %d responses, %d jobs sent",
+            self._sub.worker_id or "a worker", self._requests, self._responses, self._sent_jobs,
+        )  # fmt: skip
         self._stop.set()
         if self._dispatcher is not None:
             with contextlib.suppress(Exception):
@@ -135,6 +171,7 @@ class LeaseSession:
 
     async def _read(self, requests: AsyncIterator[svc.LeaseRequest]) -> None:
         async for request in requests:
+            self._requests += 1
             if not isinstance(request, svc.LeaseRequest):  # a body that did not parse
                 raise FieldViolation("request", "is not a valid LeaseRequest message")
             await self._handle(request, is_first=False)
@@ -142,7 +179,7 @@ class LeaseSession:
     async def _handle(self, request: svc.LeaseRequest, *, is_first: bool) -> None:
         if request.HasField("subscribe") and not is_first:
             self._resubscribe(request.subscribe)
-        confirmations: list[svc.Confirmation] = []
+        confirmations: list[bytes] = []
         confirmations += await self._settle(
             "extends",
             request.extends,
@@ -156,9 +193,12 @@ class LeaseSession:
         confirmations += await self._settle(
             "fails", request.fails, validation.fail, self._store.fail, ConfirmationKind.CONFIRMATION_KIND_FAIL
         )
-        encoded = [c.SerializeToString() for c in confirmations]
-        for response in framing.lease_responses(confirmations=encoded):
-            self._outbox.put_nowait(response)
+        # Refill what the acks and fails freed in the same pass, so the worker gets new jobs with
+        # the confirmations, in one message.
+        refill = (request.acks or request.fails) and not self._dry and not self._stop.is_set()
+        jobs = await self._lease_available() if refill else []
+        if confirmations or jobs:
+            await self._emit(jobs, confirmations)
 
     async def _extend(self, items: Sequence[Settle]) -> Sequence[object]:
         # Jobs leased on this stream keep the stream's lease length when extended.
@@ -179,27 +219,32 @@ class LeaseSession:
         validate: Callable[..., Settle],
         apply: Callable[[Sequence[Settle]], Awaitable[Sequence[object]]],
         kind: ConfirmationKind.ValueType,
-    ) -> list[svc.Confirmation]:
+    ) -> list[bytes]:
+        """Applies acks, fails or extends; returns their serialized Confirmations."""
         if not requests:
             return []
-        answers: list[svc.Confirmation | None] = [None] * len(requests)
+        answers: list[bytes] = [b""] * len(requests)
         valid: list[tuple[int, Settle]] = []
         for index, request in enumerate(requests):
             try:
                 valid.append((index, validate(request, self._limits, f"{field}[{index}].")))
             except JobQueueError as error:
-                answers[index] = svc.Confirmation(
-                    job_id=request.job_id, status=rpc_status_of(error), kind=kind
-                )
+                refusal = svc.Confirmation(job_id=request.job_id, status=rpc_status_of(error), kind=kind)
+                answers[index] = refusal.SerializeToString()
         try:
             outcomes: Sequence[object] = await apply([item for _, item in valid]) if valid else []
         except StoreUnavailable as error:
             outcomes = [error] * len(valid)
         for (index, item), outcome in zip(valid, outcomes, strict=True):
             answers[index] = self._confirm(item, outcome, kind)
-        return [a for a in answers if a is not None]
+        return answers
 
-    def _confirm(self, item: Settle, outcome: object, kind: ConfirmationKind.ValueType) -> svc.Confirmation:
+    def _confirm(self, item: Settle, outcome: object, kind: ConfirmationKind.ValueType) -> bytes:
+        if outcome is None:  # an ack or fail done: the common case, written out
+            if self._held.get(item.job_id) == item.token:
+                del self._held[item.job_id]
+                self._credit.set()
+            return _settled(item.job_id, kind)
         confirmation = svc.Confirmation(job_id=item.job_id, kind=kind, status=OK)
         if isinstance(outcome, JobQueueError):
             confirmation.status.CopyFrom(rpc_status_of(outcome))
@@ -221,29 +266,45 @@ class LeaseSession:
             # A refused ack still frees the slot: the lease is no longer this stream's.
             del self._held[item.job_id]
             self._credit.set()
-        return confirmation
+        return confirmation.SerializeToString()
 
     # -- server -> worker ------------------------------------------------------------------
 
     async def _dispatch(self) -> None:
         while not self._stop.is_set():
-            credit = min(self._window - len(self._held), LEASE_CHUNK)
-            if credit <= 0:
+            if self._available() <= 0:
                 self._credit.clear()
                 await self._wait_for(self._credit)
                 continue
             event = self._signals.watch(self._sub.queues)
             try:
-                leased = await self._lease(credit)
-                for response in framing.lease_responses(jobs=leased):
-                    self._outbox.put_nowait(response)
-                if len(leased) < credit:
+                leased = await self._lease_available()
+                if leased:
+                    await self._emit(leased, [])
+                if self._dry:
                     # The lists ran dry during that call. The push that refills one signals
                     # `event`, watched before the call, so waiting now misses nothing and
                     # spares an idle stream a second, empty lease call per job.
                     await self._wait_for(event)
+                    self._dry = False
             finally:
                 self._signals.unwatch(event, self._sub.queues)
+
+    def _available(self) -> int:
+        return min(self._window - len(self._held) - self._reserved, LEASE_CHUNK)
+
+    async def _lease_available(self) -> list[bytes]:
+        """Leases what the window has room for (none when it is full)."""
+        credit = self._available()
+        if credit <= 0:
+            return []
+        self._reserved += credit
+        try:
+            leased = await self._lease(credit)
+        finally:
+            self._reserved -= credit
+        self._dry = len(leased) < credit
+        return leased
 
     async def _lease(self, credit: int) -> list[bytes]:
         """Leases up to `credit` jobs from the stream's queues, in order of preference; returns

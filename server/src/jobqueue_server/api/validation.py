@@ -238,13 +238,24 @@ def _token(value: str, field: str) -> str:
 
 
 def ack(request: svc.AckRequest, limits: Limits, prefix: str = "") -> Settle:
+    job, token = request.job_id, request.lease_token
+    if (
+        not request.HasField("result")
+        and not request.durability
+        and 0 < len(token) <= MAX_TOKEN_CHARS
+        and split_job_id(job) is not None
+    ):
+        # The common ack: no result, the default level, well formed. Its field names are
+        # built only when something is wrong.
+        return Settle(job, token, durability=limits.default_durability)
     result = request.result.SerializeToString() if request.HasField("result") else b""
     if len(result) > limits.max_payload_bytes:
         raise FieldViolation(f"{prefix}result", f"result is larger than {limits.max_payload_bytes} bytes")
-    _shallow_enough(request.result, f"{prefix}result")
+    if result:
+        _shallow_enough(request.result, f"{prefix}result")
     return Settle(
-        job_id(request.job_id, f"{prefix}job_id"),
-        _token(request.lease_token, f"{prefix}lease_token"),
+        job_id(job, f"{prefix}job_id"),
+        _token(token, f"{prefix}lease_token"),
         result=result,
         durability=durability(request.durability, f"{prefix}durability", limits),
     )

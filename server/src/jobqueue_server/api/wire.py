@@ -5,22 +5,18 @@ those bytes with the few fields that change appended. Protobuf readers take the 
 scalar field and concatenate repeated ones, so appending is a valid way to set a field that the
 stored bytes do not carry. Messages built here are checked against the generated code in
 tests/server/test_wire.py.
+
+This runs a few times per job on every lease, so small values come from tables built once:
+varints below 2^14, tags, and the two halves of a timestamp (whole seconds repeat from job to
+job; milliseconds take 1,000 values).
 """
 
 from __future__ import annotations
 
 import functools
-import struct
-
-from jobqueue.v1 import job_pb2
 
 # Wire types.
 _VARINT, _LEN = 0, 2
-
-
-@functools.lru_cache(maxsize=4096)
-def _small_varint(value: int) -> bytes:
-    return _encode_varint(value)
 
 
 def _encode_varint(value: int) -> bytes:
@@ -32,11 +28,15 @@ def _encode_varint(value: int) -> bytes:
     return bytes(out)
 
 
+_SMALL = tuple(_encode_varint(n) for n in range(1 << 14))
+
+
 def varint(value: int) -> bytes:
-    """A non-negative integer as a varint (negative int32/int64 values are not used here)."""
-    return _small_varint(value) if value < 4096 else _encode_varint(value)
+    """A non-negative integer as a varint (negative values are never written here)."""
+    return _SMALL[value] if value < 16384 else _encode_varint(value)
 
 
+@functools.cache
 def tag(field: int, wire_type: int) -> bytes:
     return varint(field << 3 | wire_type)
 
@@ -56,30 +56,36 @@ def text_field(field: int, value: str) -> bytes:
     return len_field(field, value.encode()) if value else b""
 
 
+@functools.lru_cache(maxsize=65536)
+def _seconds(seconds: int) -> bytes:
+    return b"\x08" + varint(seconds)  # Timestamp.seconds, field 1
+
+
+# Timestamp.nanos (field 2) for each whole millisecond; nothing for 0.
+_MILLIS = (b"", *(b"\x10" + _encode_varint(ms * 1_000_000) for ms in range(1, 1000)))
+
+
 def timestamp(ms: int) -> bytes:
     """A google.protobuf.Timestamp's fields for Unix milliseconds `ms` (>= 0)."""
     seconds, rest = divmod(ms, 1000)
-    return varint_field(1, seconds) + varint_field(2, rest * 1_000_000)
+    return (_seconds(seconds) if seconds else b"") + _MILLIS[rest]
 
 
 def timestamp_field(field: int, ms: int) -> bytes:
-    """A Timestamp field; nothing for 0 (unset)."""
-    return len_field(field, timestamp(ms)) if ms else b""
+    """A Timestamp field; nothing for 0 (unset). Its body is at most 11 bytes: a 1-byte length."""
+    if not ms:
+        return b""
+    body = timestamp(ms)
+    return tag(field, _LEN) + _SMALL[len(body)] + body
 
 
 def duration_field(field: int, ms: int) -> bytes:
     """A google.protobuf.Duration field of `ms` milliseconds; nothing for 0 (unset)."""
-    return len_field(field, timestamp(ms)) if ms else b""  # the same two fields as a Timestamp
+    return timestamp_field(field, ms)  # the same two fields as a Timestamp
 
 
-def double_field(field: int, value: float) -> bytes:
-    return tag(field, 1) + struct.pack("<d", value) if value else b""
-
-
-# Field numbers of jobqueue.v1.Job, so the code below reads like the proto.
+# Field numbers of jobqueue.v1.Job, so the code that builds jobs reads like the proto.
 JOB_ID, JOB_QUEUE, JOB_STATE, JOB_PAYLOAD, JOB_PAYLOAD_BYTES, JOB_PRIORITY = 1, 2, 3, 4, 5, 6
 JOB_ATTEMPTS, JOB_MAX_ATTEMPTS, JOB_CREATE_TIME, JOB_SCHEDULE_TIME, JOB_START_TIME = 7, 8, 9, 10, 11
 JOB_FINISH_TIME, JOB_RESULT, JOB_LAST_ERROR, JOB_ERRORS, JOB_METADATA = 12, 13, 14, 15, 16
 JOB_LEASE_DURATION, JOB_BACKOFF, JOB_IDEMPOTENCY_KEY, JOB_WORKER_ID = 17, 18, 19, 20
-
-STATE_ACTIVE = varint_field(JOB_STATE, job_pb2.JOB_STATE_ACTIVE)

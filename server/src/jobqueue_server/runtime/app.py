@@ -25,6 +25,7 @@ from jobqueue_server.errors import DurabilityUnavailable, StoreUnavailable
 from jobqueue_server.maintenance import Maintenance
 from jobqueue_server.runtime import reflection
 from jobqueue_server.store import Durability, Store, StoreConfig
+from jobqueue_server.store.pipeline import ClosingRedis
 from jobqueue_server.store.signals import QueueSignals
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def connect_redis(url: str, timeout_s: float) -> Redis:
 
     No socket_timeout: the store bounds each exchange with asyncio instead (see Store).
     """
-    return Redis.from_url(
+    return ClosingRedis.from_url(
         url,
         socket_connect_timeout=timeout_s,
         retry=Retry(NoBackoff(), 1),

@@ -26,6 +26,7 @@ from jobqueue_server.store.guard import group_by_queue, redis_errors
 from jobqueue_server.store.keys import QueueKeys, queues_set
 from jobqueue_server.store.listing import list_page
 from jobqueue_server.store.lua_header import LuaHeader
+from jobqueue_server.store.pipeline import pipeline_of
 from jobqueue_server.store.records import (
     Durability,
     EnqueueOutcome,
@@ -87,7 +88,7 @@ class Store:
         self.redis = redis
         self.config = config
         self.clock = clock
-        self._scripts = Scripts.register(redis)
+        self._scripts = Scripts.register(redis, pipeline_of(redis, config.command_timeout_ms / 1000))
         self._known_queues: set[str] = set()
         self._fsync = FsyncGate(redis, config.fsync_timeout_ms)
 
@@ -97,14 +98,14 @@ class Store:
         return redis_errors((self.config.command_timeout_ms + extra_ms) / 1000)
 
     @asynccontextmanager
-    async def _writer(self, durability: Durability) -> AsyncIterator[Redis]:
-        """The client to write with: the shared pool, or (fsynced) a connection whose writes
-        are confirmed on disk when the body ends without an error."""
+    async def _writer(self, durability: Durability) -> AsyncIterator[Redis | None]:
+        """The client to write with: None for the scripts' shared pipeline, or (fsynced) a
+        connection whose writes are confirmed on disk when the body ends without an error."""
         if durability is Durability.FSYNCED:
             async with self._fsync.connection() as connection:
                 yield connection
         else:
-            yield self.redis
+            yield None
 
     def keys(self, queue: str) -> QueueKeys:
         return QueueKeys.of(self.config.key_prefix, queue)
@@ -174,7 +175,7 @@ class Store:
             await self.redis.sadd(queues_set(self.config.key_prefix), *new)
             self._known_queues.update(new)
 
-    async def _enqueue_group(self, client: Redis, queue: str, jobs: list[NewJob]) -> list[Any]:
+    async def _enqueue_group(self, client: Redis | None, queue: str, jobs: list[NewJob]) -> list[Any]:
         k = self.keys(queue)
         args: list[Any] = [
             self._now(),
@@ -270,7 +271,7 @@ class Store:
         return outcomes
 
     async def _ack_at(self, durability: Durability, items: Sequence[Settle]) -> list[Outcome]:
-        async def run(client: Redis, queue: str, group: list[tuple[int, str]]) -> list[Any]:
+        async def run(client: Redis | None, queue: str, group: list[tuple[int, str]]) -> list[Any]:
             k = self.keys(queue)
             args: list[Any] = [self._now(), k.job_prefix, len(group)]
             for index, ulid in group:
@@ -290,7 +291,7 @@ class Store:
     async def fail(self, items: Sequence[Settle]) -> list[FailOutcome | JobQueueError]:
         """Records failed attempts: each job backs off to SCHEDULED or is DEAD."""
 
-        async def run(client: Redis, queue: str, group: list[tuple[int, str]]) -> list[Any]:
+        async def run(client: Redis | None, queue: str, group: list[tuple[int, str]]) -> list[Any]:
             k = self.keys(queue)
             args: list[Any] = [self._now(), k.job_prefix, self.config.max_errors_kept, len(group)]
             for index, ulid in group:
@@ -326,7 +327,7 @@ class Store:
         lease length, else `default_lease_ms` (a stream's), else the configured default."""
         fallback = default_lease_ms or self.config.default_lease_ms
 
-        async def run(client: Redis, queue: str, group: list[tuple[int, str]]) -> list[Any]:
+        async def run(client: Redis | None, queue: str, group: list[tuple[int, str]]) -> list[Any]:
             k = self.keys(queue)
             args: list[Any] = [self._now(), k.job_prefix, fallback, len(group)]
             for index, ulid in group:
@@ -369,7 +370,7 @@ class Store:
     async def _per_queue(
         self,
         items: Sequence[Settle],
-        run: Callable[[Redis, str, list[tuple[int, str]]], Any],
+        run: Callable[[Redis | None, str, list[tuple[int, str]]], Any],
         width: int,
         durability: Durability = Durability.APPLIED,
     ) -> list[list[Any] | None]:

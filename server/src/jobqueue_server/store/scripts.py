@@ -17,19 +17,26 @@ from redis.commands.core import AsyncScript
 
 from jobqueue_server.errors import InternalError
 from jobqueue_server.store.lua_header import LuaHeader, parse
+from jobqueue_server.store.pipeline import ScriptPipeline
 
 
 class Script:
-    """One registered script: EVALSHA, with a transparent reload on NOSCRIPT after a restart."""
+    """One script: EVALSHA, with a transparent reload on NOSCRIPT after a restart. Calls go
+    through the shared pipeline, or through `client` when the caller needs its own connection
+    (a fsynced write waits for WAITAOF on the connection that wrote)."""
 
-    def __init__(self, redis: Redis, header: LuaHeader, source: str) -> None:
+    def __init__(self, redis: Redis, pipeline: ScriptPipeline, header: LuaHeader, source: str) -> None:
         self.header = header
         self.script = source
+        self._pipeline = pipeline
         self._registered: AsyncScript = redis.register_script(source)
+        self.sha: str = self._registered.sha
 
     async def __call__(self, keys: Sequence[str], args: Sequence[Any], client: Redis | None = None) -> Any:
         if len(keys) != self.header.key_count:
             raise InternalError(f"{self.header.file} takes {self.header.key_count} keys, {len(keys)} given")
+        if client is None:
+            return await self._pipeline.evalsha(self.sha, self.script, keys, args)
         return await self._registered(keys=keys, args=args, client=client)
 
 
@@ -60,8 +67,10 @@ class Scripts:
     stats: Script
 
     @classmethod
-    def register(cls, redis: Redis) -> Scripts:
-        return cls(**{name: Script(redis, header, source) for name, (header, source) in headers().items()})
+    def register(cls, redis: Redis, pipeline: ScriptPipeline) -> Scripts:
+        return cls(
+            **{name: Script(redis, pipeline, header, source) for name, (header, source) in headers().items()}
+        )
 
     def all(self) -> list[Script]:
         return [getattr(self, name) for name in self.__dataclass_fields__]
