@@ -6,6 +6,7 @@ random bits, so ids sort by creation time.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 
@@ -16,21 +17,24 @@ QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 def new_ulid(now_ms: int) -> str:
     """A fresh unique id that sorts after ids of earlier milliseconds (`now_ms`: the clock's)."""
-    return _encode(now_ms << 80 | int.from_bytes(os.urandom(10), "big"))
-
-
-def _encode(value: int) -> str:
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    return new_ulids(now_ms, 1)[0]
 
 
 def new_ulids(now_ms: int, count: int) -> list[str]:
-    """`count` fresh ulids of one millisecond, from one read of the OS's random source."""
-    random = os.urandom(10 * count)
-    return [_encode(now_ms << 80 | int.from_bytes(random[i * 10 : i * 10 + 10], "big")) for i in range(count)]
+    """`count` fresh ulids of one millisecond: the time part once, the random parts from one
+    read of the OS's random source, all in base32 by the C code of `base64`."""
+    prefix = _time_part(now_ms)
+    random = base64.b32encode(os.urandom(10 * count)).translate(_TO_CROCKFORD).decode()
+    return [prefix + random[i : i + 16] for i in range(0, 16 * count, 16)]
+
+
+def _time_part(now_ms: int) -> str:
+    """The first 10 characters: 48 bits of milliseconds, in 5-bit groups from the top."""
+    return "".join(_ALPHABET[(now_ms >> shift) & 31] for shift in range(45, -1, -5))
+
+
+# RFC 4648's base32 alphabet -> Crockford's (80 random bits are exactly 16 characters of either).
+_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
 
 
 def make_job_id(queue: str, ulid: str) -> str:

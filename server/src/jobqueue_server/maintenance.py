@@ -31,6 +31,7 @@ class Maintenance:
         self._signals = signals
         self._interval_ms = int(interval_s * 1000)
         self._next_ms = 0  # local clock; 0: sweep at once
+        self.passes = 0  # passes run so far (tests wait on it)
         self._wake = asyncio.Event()
         # Redis time minus local time, learnt from each pass, to turn due times into sleeps.
         self._skew_ms = 0
@@ -54,6 +55,10 @@ class Maintenance:
     async def sweep_once(self) -> None:
         """One pass over every known queue; plans the next one.
 
+        Cheap reads find the queues with work due (store/due.py); only those are swept. Then
+        the streams of this server waiting on a queue that has ready jobs are woken: a wake-up
+        signal can be missed (a pub/sub reconnect), and this is what makes it good, once per
+        pass for the whole server rather than by every idle stream polling its queues.
         `wake_at` calls made while the pass runs lower `_next_ms` further; they are kept.
         """
         now = self._clock.now_ms()
@@ -61,20 +66,30 @@ class Maintenance:
         try:
             redis_now = await self._store.now_ms()
             self._skew_ms = redis_now - self._clock.now_ms()
-            for queue in await self._store.known_queues():
-                result = await self._store.sweep(queue)
-                if result.promoted or result.requeued:
-                    self._signals.notify(queue)
-                if result.next_due_ms is not None:
-                    self._next_ms = min(self._next_ms, result.next_due_ms - self._skew_ms)
-                if result.hit_batch_limit:  # more to do than one pass takes: go again at once
-                    self._next_ms = now
+            due = await self._store.due(await self._store.known_queues(), redis_now)
+            for queue, work in due.items():
+                if work.next_ms is not None:
+                    self._next_ms = min(self._next_ms, work.next_ms - self._skew_ms)
+                if work.now:
+                    await self._sweep(queue, now)
+            for queue in await self._store.ready_queues(self._signals.watched()):
+                self._signals.notify(queue)
+            self.passes += 1
         except (StoreUnavailable, StoreFull) as exc:
             # Out of memory, requeueing an expired lease is a write too: try again next pass.
             logger.warning("maintenance pass failed: %s", exc)
         except Exception:
             # The loop must outlive any one pass, or leases stop being reaped on this server.
             logger.exception("maintenance pass failed")
+
+    async def _sweep(self, queue: str, pass_started_ms: int) -> None:
+        result = await self._store.sweep(queue)
+        if result.promoted or result.requeued:
+            self._signals.notify(queue)
+        if result.next_due_ms is not None:
+            self._next_ms = min(self._next_ms, result.next_due_ms - self._skew_ms)
+        if result.hit_batch_limit:  # more to do than one pass takes: go again at once
+            self._next_ms = pass_started_ms
 
     @property
     def next_sweep_ms(self) -> int:

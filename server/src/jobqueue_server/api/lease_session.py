@@ -304,6 +304,10 @@ class LeaseSession:
         finally:
             self._reserved -= credit
         self._dry = len(leased) < credit
+        if self._dry:
+            # The dispatcher may have seen this call's credit reserved and gone to wait for
+            # credit: give it back, so that it watches the queues and waits for a signal.
+            self._credit.set()
         return leased
 
     async def _lease(self, credit: int) -> list[bytes]:
@@ -320,7 +324,7 @@ class LeaseSession:
                     break
         except StoreUnavailable:
             logger.warning("lease failed: redis unavailable; retrying after the sweep interval")
-            await self._wait_for(asyncio.Event())
+            await self._wait_for(asyncio.Event(), self._sweep_interval_s)  # retry after a pause
         return leased
 
     async def _encode(self, lease: Lease) -> list[bytes]:
@@ -346,11 +350,13 @@ class LeaseSession:
             self._on_deadline(min(job.lease_expire_ms for job in lease.jobs))
         return encoded
 
-    async def _wait_for(self, event: asyncio.Event) -> None:
-        """Waits for `event`, a stop, or the safety sweep interval, whichever comes first."""
+    async def _wait_for(self, event: asyncio.Event, timeout_s: float | None = None) -> None:
+        """Waits for `event` or a stop (or `timeout_s`). An idle stream costs nothing while it
+        waits: a signal it missed is made good by the maintenance pass, which wakes the
+        streams of every watched queue that has ready jobs (maintenance.py)."""
         waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(self._stop.wait())]
         try:
-            await asyncio.wait(waiters, timeout=self._sweep_interval_s, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()

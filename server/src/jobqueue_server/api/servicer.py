@@ -13,12 +13,13 @@ from grpc_status import rpc_status
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 from jobqueue_server.api import convert, job_wire, paging, validation
+from jobqueue_server.api.group_commit import GroupCommit
 from jobqueue_server.api.lease_session import LeaseSession
 from jobqueue_server.api.registration import Malformed
 from jobqueue_server.api.status import maps_errors, rpc_status_of
 from jobqueue_server.errors import FieldViolation, JobQueueError, ServerDraining
 from jobqueue_server.ids import new_ulid, new_ulids
-from jobqueue_server.store import Durability, FailOutcome, JobState, NewJob, Store
+from jobqueue_server.store import Durability, EnqueueResult, FailOutcome, JobState, NewJob, Store
 from jobqueue_server.store.signals import QueueSignals
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         self._limits = limits
         self._sweep_interval_s = sweep_interval_s
         self._on_scheduled = on_scheduled
+        self._group_commit = GroupCommit(store, self._written)
         self._sessions: set[LeaseSession] = set()
         self._closing: set[asyncio.Task[None]] = set()
         self._draining = False
@@ -53,8 +55,8 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
     async def Enqueue(self, request: svc.EnqueueRequest, context: Context) -> svc.EnqueueResponse:  # noqa: N802
         job = validation.new_job(request, self._limits, new_ulid(self._store.clock.now_ms()))
         level = validation.durability(request.durability, "durability", self._limits)
-        outcomes = await self._enqueue([job], level)
-        return svc.EnqueueResponse(job_id=outcomes[0].job_id, duplicate=outcomes[0].duplicate)
+        outcome = await self._group_commit.enqueue(job, level)
+        return svc.EnqueueResponse(job_id=outcome.job_id, duplicate=outcome.duplicate)
 
     @maps_errors
     async def EnqueueBatch(  # noqa: N802
@@ -70,11 +72,15 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
 
     async def _enqueue(self, jobs: list[NewJob], durability: Durability) -> list[Any]:
         result = await self._store.enqueue(jobs, durability)
+        self._written(jobs, result)
+        return result.outcomes
+
+    def _written(self, jobs: list[NewJob], result: EnqueueResult) -> None:
+        """Wakes this server's streams on queues that got ready jobs; times the next promotion."""
         for queue in {job.queue for job in jobs if job.due_ms is None and job.delay_ms == 0}:
             self._signals.notify(queue)
         if result.earliest_due_ms is not None:
             self._on_scheduled(result.earliest_due_ms)
-        return result.outcomes
 
     # -- reads -----------------------------------------------------------------------------
 

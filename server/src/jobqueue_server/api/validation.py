@@ -74,9 +74,8 @@ def timestamp_ms(value: timestamp_pb2.Timestamp, field: str) -> int:
     return value.seconds * 1000 + value.nanos // 1_000_000
 
 
-def _backoff(request: svc.EnqueueRequest, field: str) -> Backoff:
-    if not request.HasField("backoff"):
-        return DEFAULT_BACKOFF
+def _backoff(request: svc.EnqueueRequest, prefix: str) -> Backoff:
+    field = f"{prefix}backoff"
     policy = request.backoff
     initial = DEFAULT_BACKOFF.initial_ms
     if policy.HasField("initial_delay"):
@@ -110,15 +109,14 @@ def _metadata(request: svc.EnqueueRequest, field: str, limits: Limits) -> dict[s
 
 def _schedule(request: svc.EnqueueRequest, prefix: str) -> tuple[int, int | None]:
     """(delay ms, absolute due ms or None)."""
-    if request.HasField("delay") and request.HasField("schedule_time"):
+    has_delay, has_time = request.HasField("delay"), request.HasField("schedule_time")
+    if not has_delay and not has_time:
+        return 0, None
+    if has_delay and has_time:
         raise FieldViolation(f"{prefix}delay", "set at most one of delay and schedule_time")
-    delay = 0
-    if request.HasField("delay"):
-        delay = duration_ms(request.delay, f"{prefix}delay", maximum=MAX_DELAY_MS)
-    due = None
-    if request.HasField("schedule_time"):
-        due = timestamp_ms(request.schedule_time, f"{prefix}schedule_time")
-    return delay, due
+    if has_delay:
+        return duration_ms(request.delay, f"{prefix}delay", maximum=MAX_DELAY_MS), None
+    return 0, timestamp_ms(request.schedule_time, f"{prefix}schedule_time")
 
 
 def struct_depth(value: struct_pb2.Struct | struct_pb2.ListValue) -> int:
@@ -141,57 +139,73 @@ def _shallow_enough(value: struct_pb2.Struct, field: str) -> None:
         raise FieldViolation(field, f"must not nest objects and lists more than {MAX_JSON_DEPTH} deep")
 
 
+# Request priority (0 is unset) -> the stored level.
+_PRIORITIES = {0: Priority.NORMAL, **{int(p): p for p in Priority}}
+# A Struct nested more than MAX_JSON_DEPTH deep serializes to at least 4 bytes a level, so a
+# smaller payload needs no walk through its values.
+_DEPTH_CHECK_BYTES = 4 * MAX_JSON_DEPTH
+# Queue names already found well formed: most batches name one queue, over and over.
+_GOOD_QUEUES: set[str] = set()
+_GOOD_QUEUES_MAX = 4096
+
+
+def _queue_of(request: svc.EnqueueRequest, prefix: str) -> str:
+    queue = request.queue
+    if queue not in _GOOD_QUEUES:
+        queue_name(queue, f"{prefix}queue")
+        if len(_GOOD_QUEUES) < _GOOD_QUEUES_MAX:
+            _GOOD_QUEUES.add(queue)
+    return queue
+
+
 def new_job(request: svc.EnqueueRequest, limits: Limits, ulid: str, prefix: str = "") -> NewJob:
     """A validated job with its stored wire bytes; `prefix` places the fields inside a batch
-    (``requests[3].``)."""
-    queue = queue_name(request.queue, f"{prefix}queue")
+    (``requests[3].``). Run for every job enqueued: field names are built only on errors."""
+    queue = _queue_of(request, prefix)
     payload = request.payload.SerializeToString() if request.HasField("payload") else b""
-    if len(payload) + len(request.payload_bytes) > limits.max_payload_bytes:
+    payload_bytes, idempotency_key, max_attempts = (
+        request.payload_bytes,
+        request.idempotency_key,
+        request.max_attempts,
+    )
+    if len(payload) + len(payload_bytes) > limits.max_payload_bytes:
         raise FieldViolation(f"{prefix}payload", f"payload is larger than {limits.max_payload_bytes} bytes")
-    if payload:
+    if len(payload) >= _DEPTH_CHECK_BYTES:
         _shallow_enough(request.payload, f"{prefix}payload")
-    if request.priority not in job_pb2.Priority.values():
+    priority = _PRIORITIES.get(request.priority)
+    if priority is None:
         raise FieldViolation(f"{prefix}priority", "is not a known priority")
-    if not 0 <= request.max_attempts <= 1000:
+    if not 0 <= max_attempts <= 1000:
         raise FieldViolation(f"{prefix}max_attempts", "must be between 0 (server default) and 1000")
-    if len(request.idempotency_key) > MAX_IDEMPOTENCY_KEY_CHARS:
+    if len(idempotency_key) > MAX_IDEMPOTENCY_KEY_CHARS:
         raise FieldViolation(
             f"{prefix}idempotency_key", f"must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters"
         )
-    lease_ms = 0
-    if request.HasField("lease_duration"):
-        lease_ms = duration_ms(request.lease_duration, f"{prefix}lease_duration", maximum=limits.max_lease_ms)
-        if lease_ms == 0:
-            raise FieldViolation(f"{prefix}lease_duration", "must be positive")
+    lease_ms = _job_lease_ms(request, limits, prefix) if request.HasField("lease_duration") else 0
     delay, due = _schedule(request, prefix)
-    priority = Priority(request.priority or job_pb2.PRIORITY_NORMAL)
-    max_attempts = request.max_attempts or limits.default_max_attempts
-    backoff = _backoff(request, f"{prefix}backoff")
-    metadata = _metadata(request, f"{prefix}metadata", limits) if request.metadata else {}
+    max_attempts = max_attempts or limits.default_max_attempts
+    backoff = _backoff(request, prefix) if request.HasField("backoff") else DEFAULT_BACKOFF
+    metadata = _metadata(request, f"{prefix}metadata", limits) if len(request.metadata) else {}
     wire = job_wire.stored_part(
         make_job_id(queue, ulid),
         queue,
         payload=payload,
-        payload_bytes=request.payload_bytes,
+        payload_bytes=payload_bytes,
         priority=int(priority),
         max_attempts=max_attempts,
         metadata=metadata,
         lease_ms=lease_ms,
         backoff=backoff,
-        idempotency_key=request.idempotency_key,
+        idempotency_key=idempotency_key,
     )
-    return NewJob(
-        queue=queue,
-        ulid=ulid,
-        wire=wire,
-        priority=priority,
-        delay_ms=delay,
-        due_ms=due,
-        max_attempts=max_attempts,
-        backoff=backoff,
-        lease_ms=lease_ms,
-        idempotency_key=request.idempotency_key,
-    )
+    return NewJob(queue, ulid, wire, priority, delay, due, max_attempts, backoff, lease_ms, idempotency_key)
+
+
+def _job_lease_ms(request: svc.EnqueueRequest, limits: Limits, prefix: str) -> int:
+    lease_ms = duration_ms(request.lease_duration, f"{prefix}lease_duration", maximum=limits.max_lease_ms)
+    if lease_ms == 0:
+        raise FieldViolation(f"{prefix}lease_duration", "must be positive")
+    return lease_ms
 
 
 def new_jobs(requests: list[svc.EnqueueRequest], limits: Limits, ulids: list[str]) -> list[NewJob]:

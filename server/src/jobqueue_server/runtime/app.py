@@ -111,6 +111,8 @@ class App:
     servicer: JobQueueServicer
     health: HealthServicer
     port: int
+    maintenance: Maintenance
+    signals: QueueSignals
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def stop(self, grace_s: float | None = None) -> None:
@@ -151,7 +153,7 @@ async def start_app(settings: ServerSettings, store: Store) -> App:
     reflection.enable(server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     await server.start()
-    app = App(settings, store, server, servicer, health, port)
+    app = App(settings, store, server, servicer, health, port, maintenance, signals)
     app.tasks = [
         asyncio.create_task(signals.run(), name="signals"),
         asyncio.create_task(maintenance.run(), name="maintenance"),

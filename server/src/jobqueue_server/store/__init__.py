@@ -16,12 +16,13 @@ from jobqueue_server.store.records import (
     QueueCounts,
     Settle,
 )
-from jobqueue_server.store.redis_store import Store, StoreConfig
+from jobqueue_server.store.redis_store import EnqueueResult, Store, StoreConfig
 
 __all__ = [
     "Backoff",
     "Durability",
     "EnqueueOutcome",
+    "EnqueueResult",
     "ErrorEntry",
     "ExtendOutcome",
     "FailOutcome",

@@ -28,6 +28,23 @@ async def redis_errors(timeout_s: float) -> AsyncIterator[None]:
         raise StoreFull("redis is out of memory") from exc
 
 
+class _Mapped:
+    """`redis_errors` without the timer, for calls on the scripts' pipeline, which bounds its
+    calls in time itself (store/pipeline.py): a plain class, cheap enough for every call."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: object) -> None:
+        if isinstance(exc, redis_exceptions.ConnectionError | redis_exceptions.TimeoutError | OSError):
+            raise StoreUnavailable(f"redis unavailable: {exc}") from exc
+        if isinstance(exc, redis_exceptions.OutOfMemoryError):
+            raise StoreFull("redis is out of memory") from exc
+
+
+MAPPED = _Mapped()
+
+
 def group_by_queue(job_ids: Sequence[str]) -> tuple[dict[str, list[tuple[int, str]]], list[int]]:
     """Indexes of well-formed ids grouped by queue, and the indexes of malformed ones."""
     groups: dict[str, list[tuple[int, str]]] = {}

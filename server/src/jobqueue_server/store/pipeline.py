@@ -7,9 +7,10 @@ to the same socket without waiting for the others, each awaiting its own reply i
 answers one connection's commands in the order they came). docs/performance.md has the figures.
 
 Failures look like redis-py's (ConnectionError, ResponseError, OutOfMemoryError), so the store
-maps them as it maps redis-py's; the store bounds each call in time itself. A connection that
-failed, or that has answered nothing for longer than the timeout while a reply is due, is dropped
-and the next call opens a new one.
+maps them as it maps redis-py's. Calls are bounded in time here, without a timer per call: while
+replies are due, a check runs a few times per timeout, and a connection that has answered nothing
+for longer than the timeout while a reply is due is dropped: its calls fail with
+ConnectionError, and the next call opens a new connection.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class _Protocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.lost: Exception | None = None
         self.last_reply = asyncio.get_running_loop().time()
+        self._watching = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have the same methods.
@@ -66,6 +68,21 @@ class _Protocol(asyncio.Protocol):
         self.waiting.append((future, loop.time()))
         self.transport.write(command)
         return future
+
+    def watch(self, timeout_s: float) -> None:
+        """Drops the connection if it stalls; re-armed while replies are due."""
+        self._watching = False
+        if self.lost is not None or self.transport is None:
+            return
+        if self.stalled(timeout_s):
+            self.transport.abort()  # connection_lost fails the waiting calls
+        elif self.waiting:
+            self.arm(timeout_s)
+
+    def arm(self, timeout_s: float) -> None:
+        if not self._watching:
+            self._watching = True
+            asyncio.get_running_loop().call_later(timeout_s / 4, self.watch, timeout_s)
 
     def stalled(self, timeout_s: float) -> bool:
         """Whether a reply has been due for longer than `timeout_s` with nothing received."""
@@ -121,7 +138,9 @@ class ScriptPipeline:
             protocol = None
         if protocol is None or protocol.lost is not None:
             protocol = await self._connect()
-        return _raise_for(await protocol.send(command))
+        reply = protocol.send(command)
+        protocol.arm(self._timeout_s)
+        return _raise_for(await reply)
 
     def _drop(self, protocol: _Protocol) -> None:
         if protocol.transport is not None:

@@ -56,7 +56,7 @@ class Backoff:
         return cls(int(initial), int(cap), float(mult), float(jitter))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # made for every job: frozen's __init__ costs twice as much
 class NewJob:
     """A job to enqueue, already validated; `ulid` and `wire` as the api layer made them (the
     store makes a ulid when none is given)."""
@@ -73,7 +73,7 @@ class NewJob:
     idempotency_key: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # made for every job: frozen's __init__ costs twice as much
 class EnqueueOutcome:
     job_id: str
     duplicate: bool
@@ -113,7 +113,7 @@ class JobRecord:
     legacy: dict[bytes, bytes] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # made for every job: frozen's __init__ costs twice as much
 class LeasedJob:
     """One job of a lease, as the lease script answers it: the stored wire bytes and the
     fields that change. Empty `wire` marks a job stored before `wire` existed."""
@@ -138,7 +138,7 @@ class Lease:
     jobs: list[LeasedJob]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # made for every job: frozen's __init__ costs twice as much
 class Settle:
     """One ack, fail or extend of a lease. Unused fields keep their defaults."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -21,13 +22,15 @@ from jobqueue_server.errors import (
 from jobqueue_server.ids import make_job_id, new_ulid, split_job_id
 from jobqueue_server.store.codes import Code, error_for
 from jobqueue_server.store.decode import job_record, lease_of
+from jobqueue_server.store.due import Due, due_work, with_ready_jobs
 from jobqueue_server.store.durability import FsyncGate
-from jobqueue_server.store.guard import group_by_queue, redis_errors
+from jobqueue_server.store.guard import MAPPED, group_by_queue, redis_errors
 from jobqueue_server.store.keys import QueueKeys, queues_set
 from jobqueue_server.store.listing import list_page
 from jobqueue_server.store.lua_header import LuaHeader
 from jobqueue_server.store.pipeline import pipeline_of
 from jobqueue_server.store.records import (
+    Backoff,
     Durability,
     EnqueueOutcome,
     ExtendOutcome,
@@ -42,6 +45,10 @@ from jobqueue_server.store.records import (
 from jobqueue_server.store.scripts import Scripts
 
 DAY_MS = 86_400_000
+# Every store call names its queue's keys: each queue's are built once.
+_keys = functools.lru_cache(maxsize=4096)(QueueKeys.of)
+# Most jobs share a few backoff policies: each is written out once.
+_backoff_text = functools.lru_cache(maxsize=1024)(Backoff.encode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +100,17 @@ class Store:
         self._fsync = FsyncGate(redis, config.fsync_timeout_ms)
 
     def _guard(self, durability: Durability = Durability.APPLIED) -> AbstractAsyncContextManager[None]:
-        # A fsynced write may also wait for its confirmation, which has its own bound.
+        """Bounds redis-py calls in time and maps their failures. A fsynced write may also wait
+        for its confirmation, which has its own bound."""
         extra_ms = self.config.fsync_timeout_ms if durability is Durability.FSYNCED else 0
         return redis_errors((self.config.command_timeout_ms + extra_ms) / 1000)
+
+    def _scripts_guard(
+        self, durability: Durability = Durability.APPLIED
+    ) -> AbstractAsyncContextManager[None]:
+        """For script calls: on the pipeline (which bounds its calls itself) only failures need
+        mapping; a fsynced write runs on a redis-py connection of its own."""
+        return self._guard(durability) if durability is Durability.FSYNCED else MAPPED
 
     @asynccontextmanager
     async def _writer(self, durability: Durability) -> AsyncIterator[Redis | None]:
@@ -108,7 +123,7 @@ class Store:
             yield None
 
     def keys(self, queue: str) -> QueueKeys:
-        return QueueKeys.of(self.config.key_prefix, queue)
+        return _keys(self.config.key_prefix, queue)
 
     def _now(self) -> str:
         """The script's clock argument: empty means Redis's own TIME."""
@@ -157,7 +172,8 @@ class Store:
             groups.setdefault(job.queue, []).append(index)
         outcomes: list[EnqueueOutcome | None] = [None] * len(jobs)
         earliest: int | None = None
-        async with self._guard(durability), self._writer(durability) as client:
+        async with self._scripts_guard(durability), self._writer(durability) as client:
+            # After the writer: a refused fsynced write must leave no trace, not even here.
             await self._remember_queues(groups)
             for queue, indexes in groups.items():
                 reply = await self._enqueue_group(client, queue, [jobs[i] for i in indexes])
@@ -172,7 +188,8 @@ class Store:
     async def _remember_queues(self, queues: dict[str, Any]) -> None:
         new = [q for q in queues if q not in self._known_queues]
         if new:
-            await self.redis.sadd(queues_set(self.config.key_prefix), *new)
+            async with self._guard():
+                await self.redis.sadd(queues_set(self.config.key_prefix), *new)
             self._known_queues.update(new)
 
     async def _enqueue_group(self, client: Redis | None, queue: str, jobs: list[NewJob]) -> list[Any]:
@@ -185,7 +202,10 @@ class Store:
             k.signal,
             len(jobs),
         ]
+        backoff, backoff_text = None, ""
         for job in jobs:
+            if job.backoff is not backoff:  # most jobs of a call share one policy object
+                backoff, backoff_text = job.backoff, _backoff_text(job.backoff)
             args += [
                 job.ulid or new_ulid(self.clock.now_ms()),
                 int(job.priority),
@@ -193,7 +213,7 @@ class Store:
                 job.delay_ms,
                 job.wire,
                 job.max_attempts,
-                job.backoff.encode(),
+                backoff_text,
                 job.lease_ms,
                 job.idempotency_key,
             ]
@@ -227,7 +247,7 @@ class Store:
 
     async def stats(self, queues: Sequence[str]) -> list[QueueCounts]:
         result = []
-        async with self._guard():
+        async with self._scripts_guard():
             for queue in queues:
                 k = self.keys(queue)
                 keys = [*k.ready, k.scheduled, k.active, k.completed, k.dead, k.cancelled]
@@ -251,7 +271,7 @@ class Store:
             token_base,
             worker_id,
         ]
-        async with self._guard():
+        async with self._scripts_guard():
             reply = await self._scripts.lease(keys=[*k.ready, k.active], args=args)
         return lease_of(queue, token_base, worker_id, reply)
 
@@ -350,7 +370,7 @@ class Store:
         """Takes back leases (job id, token) held by a stream that ended. Returns how many."""
         groups, _ = group_by_queue([job_id for job_id, _ in leases])
         taken = 0
-        async with self._guard():
+        async with self._scripts_guard():
             for queue, group in groups.items():
                 k = self.keys(queue)
                 args: list[Any] = [
@@ -379,7 +399,7 @@ class Store:
         replies: list[list[Any] | None] = [None] * len(items)
         if not groups:  # nothing to write, so nothing to confirm (or refuse)
             return replies
-        async with self._guard(durability), self._writer(durability) as client:
+        async with self._scripts_guard(durability), self._writer(durability) as client:
             for queue, group in groups.items():
                 flat = await run(client, queue, group)
                 if len(flat) != width * len(group):
@@ -393,7 +413,7 @@ class Store:
     async def cancel(self, job_id: str) -> None:
         queue, ulid = self._split(job_id)
         k = self.keys(queue)
-        async with self._guard():
+        async with self._scripts_guard():
             code, state = await self._scripts.cancel(
                 keys=[k.scheduled, *k.ready, k.cancelled], args=[self._now(), k.job_prefix, ulid]
             )
@@ -402,7 +422,7 @@ class Store:
     async def retry(self, job_id: str) -> None:
         queue, ulid = self._split(job_id)
         k = self.keys(queue)
-        async with self._guard():
+        async with self._scripts_guard():
             code, state = await self._scripts.retry(
                 keys=[k.dead, k.cancelled, *k.ready], args=[self._now(), k.job_prefix, k.signal, ulid]
             )
@@ -423,11 +443,23 @@ class Store:
 
     # -- maintenance -----------------------------------------------------------------------
 
+    async def due(self, queues: Sequence[str], now_ms: int) -> dict[str, Due]:
+        """Which of `queues` have maintenance due now, and when each next will (store/due.py)."""
+        async with self._guard():
+            return await due_work(self.redis, self.keys, queues, now_ms, self.config.retention_ms)
+
+    async def ready_queues(self, queues: Sequence[str]) -> list[str]:
+        """The queues among `queues` that hold ready jobs now."""
+        if not queues:
+            return []
+        async with self._guard():
+            return await with_ready_jobs(self.redis, self.keys, queues)
+
     async def sweep(self, queue: str) -> SweepResult:
         """Promotes due jobs, reaps expired leases and trims finished jobs of one queue."""
         k = self.keys(queue)
         now, cfg = self._now(), self.config
-        async with self._guard():
+        async with self._scripts_guard():
             promoted, next_due = await self._scripts.promote(
                 keys=[k.scheduled, *k.ready], args=[now, k.job_prefix, k.signal, cfg.sweep_batch]
             )

@@ -27,17 +27,24 @@ logger = logging.getLogger(__name__)
 _RESUBSCRIBE_DELAY_S = 0.5
 # How long one read waits before the loop applies subscription changes.
 _READ_TIMEOUT_S = 0.05
+# A queue nobody has watched for this long is unsubscribed (a busy stream stops watching for
+# an instant between two lease calls: that must not make it resubscribe).
+_UNSUBSCRIBE_AFTER_S = 10.0
 
 
 class QueueSignals:
     """Local events set whenever a watched queue may have ready jobs."""
 
-    def __init__(self, redis: Redis, key_prefix: str) -> None:
+    def __init__(
+        self, redis: Redis, key_prefix: str, unsubscribe_after_s: float = _UNSUBSCRIBE_AFTER_S
+    ) -> None:
         self._redis = redis
         self._prefix = key_prefix
+        self._unsubscribe_after_s = unsubscribe_after_s
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._channels: dict[bytes, str] = {}
         self._new_queue = asyncio.Event()
+        self._unwatched_since: dict[str, float] = {}
 
     def watch(self, queues: Iterable[str]) -> asyncio.Event:
         """An event set on the next signal for any of `queues`; call `unwatch` after."""
@@ -54,6 +61,10 @@ class QueueSignals:
             waiters = self._waiters.get(queue)
             if waiters is not None:
                 waiters.discard(event)
+
+    def watched(self) -> list[str]:
+        """The queues some stream of this server waits on now."""
+        return [queue for queue, waiters in self._waiters.items() if waiters]
 
     def notify(self, queue: str) -> None:
         """Wakes this server's waiters on `queue` (used for local enqueues: no round trip)."""
@@ -93,12 +104,29 @@ class QueueSignals:
 
     async def _sync_subscriptions(self, pubsub: PubSub, subscribed: set[str]) -> None:
         self._new_queue.clear()
-        wanted = {q for q, waiters in self._waiters.items() if waiters}
+        wanted = set(self.watched())
         for queue in wanted - subscribed:
             channel = QueueKeys.of(self._prefix, queue).signal
             self._channels[channel.encode()] = queue
             await pubsub.subscribe(channel)
             subscribed.add(queue)
+        await self._release_unwatched(pubsub, subscribed, wanted)
+
+    async def _release_unwatched(self, pubsub: PubSub, subscribed: set[str], wanted: set[str]) -> None:
+        """Unsubscribes from queues no stream has watched for a while (closed streams)."""
+        now = asyncio.get_running_loop().time()
+        for queue in wanted:
+            self._unwatched_since.pop(queue, None)
+        for queue in subscribed - wanted:
+            since = self._unwatched_since.setdefault(queue, now)
+            if now - since >= self._unsubscribe_after_s:
+                channel = QueueKeys.of(self._prefix, queue).signal
+                await pubsub.unsubscribe(channel)
+                subscribed.discard(queue)
+                self._channels.pop(channel.encode(), None)
+                self._unwatched_since.pop(queue, None)
+                if not self._waiters.get(queue):
+                    self._waiters.pop(queue, None)
 
     def _wake_all(self) -> None:
         for waiters in self._waiters.values():

@@ -1,0 +1,86 @@
+"""Unary Enqueue calls written to Redis together: a group commit.
+
+A lone call goes to the store at once. Calls that arrive while a store call is under way wait
+for it and then go together in the next one, so under load one script call carries many jobs
+(the cost of a store call is mostly per call, not per job) and an idle server adds no delay.
+Each caller gets its own outcome, or the error of the store call that carried its job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from jobqueue_server.store import Durability, EnqueueOutcome, EnqueueResult, NewJob, Store
+
+# Most jobs, and bytes of their wire, one store call takes from the waiting calls.
+MAX_JOBS_PER_CALL = 1000
+MAX_BYTES_PER_CALL = 4 * 1024 * 1024
+
+
+@dataclass
+class _Waiting:
+    jobs: list[NewJob] = field(default_factory=list)
+    futures: list[asyncio.Future[EnqueueOutcome]] = field(default_factory=list)
+    writing: bool = False
+
+
+class GroupCommit:
+    """Enqueues single jobs through the store, many per script call under load."""
+
+    def __init__(self, store: Store, on_written: Callable[[list[NewJob], EnqueueResult], None]) -> None:
+        """`on_written(jobs, result)` runs after every store call (wake-ups, timers)."""
+        self._store = store
+        self._on_written = on_written
+        self._levels: dict[Durability, _Waiting] = {}
+
+    async def enqueue(self, job: NewJob, durability: Durability) -> EnqueueOutcome:
+        waiting = self._levels.setdefault(durability, _Waiting())
+        future: asyncio.Future[EnqueueOutcome] = asyncio.get_running_loop().create_future()
+        waiting.jobs.append(job)
+        waiting.futures.append(future)
+        if not waiting.writing:
+            waiting.writing = True
+            asyncio.get_running_loop().create_task(self._write(durability, waiting))
+        return await future
+
+    async def _write(self, durability: Durability, waiting: _Waiting) -> None:
+        """Writes what waits, call after call, until nothing does."""
+        try:
+            while waiting.jobs:
+                jobs, futures = _take(waiting)
+                if not jobs:
+                    continue
+                try:
+                    result = await self._store.enqueue(jobs, durability)
+                except Exception as error:  # every caller of this call gets the store's error
+                    for future in futures:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                for future, outcome in zip(futures, result.outcomes, strict=True):
+                    if not future.done():
+                        future.set_result(outcome)
+                self._on_written(jobs, result)
+        finally:
+            waiting.writing = False
+
+
+def _take(waiting: _Waiting) -> tuple[list[NewJob], list[asyncio.Future[EnqueueOutcome]]]:
+    """The next call's jobs: those whose caller still waits, up to the bounds."""
+    jobs: list[NewJob] = []
+    futures: list[asyncio.Future[EnqueueOutcome]] = []
+    size = 0
+    taken = 0
+    for job, future in zip(waiting.jobs, waiting.futures, strict=True):
+        if jobs and (len(jobs) >= MAX_JOBS_PER_CALL or size + len(job.wire) > MAX_BYTES_PER_CALL):
+            break
+        taken += 1
+        if future.done():  # the caller went away before its job was written: drop it
+            continue
+        jobs.append(job)
+        futures.append(future)
+        size += len(job.wire)
+    del waiting.jobs[:taken], waiting.futures[:taken]
+    return jobs, futures

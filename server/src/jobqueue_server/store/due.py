@@ -1,0 +1,59 @@
+"""Cheap reads for the maintenance pass: which queues have work due, and which have ready jobs.
+
+A pass used to run three scripts on every known queue every second, most of them to find there
+was nothing to do. These reads look first, in one round trip for all queues (plain commands,
+no script), so a pass over idle queues costs a few cheap commands each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from jobqueue_server.store.keys import QueueKeys
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """One queue's maintenance: whether a sweep has work now, and when it next will."""
+
+    now: bool
+    next_ms: int | None
+
+
+def _first_score(reply: list[tuple[bytes, float]]) -> int | None:
+    return int(reply[0][1]) if reply else None
+
+
+async def due_work(
+    redis: Redis, keys_of: Callable[[str], QueueKeys], queues: Sequence[str], now_ms: int, retention_ms: int
+) -> dict[str, Due]:
+    """For each queue: its earliest scheduled job, lease deadline and finished job, read with
+    ZRANGE 0 0 (the head of each sorted set) in one pipeline."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for queue in queues:
+            k = keys_of(queue)
+            for key in (k.scheduled, k.active, k.completed, k.dead, k.cancelled):
+                pipe.zrange(key, 0, 0, withscores=True)
+        heads = await pipe.execute()
+    found = {}
+    for index, queue in enumerate(queues):
+        scheduled, active, *finished = (_first_score(r) for r in heads[index * 5 : index * 5 + 5])
+        times = [t for t in (scheduled, active) if t is not None]
+        times += [t + retention_ms for t in finished if t is not None]
+        later = [t for t in times if t > now_ms]
+        found[queue] = Due(now=any(t <= now_ms for t in times), next_ms=min(later, default=None))
+    return found
+
+
+async def with_ready_jobs(
+    redis: Redis, keys_of: Callable[[str], QueueKeys], queues: Sequence[str]
+) -> list[str]:
+    """The queues among `queues` whose ready lists hold a job (one EXISTS each, one round trip)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for queue in queues:
+            pipe.exists(*keys_of(queue).ready)
+        counts = await pipe.execute()
+    return [queue for queue, count in zip(queues, counts, strict=True) if count]

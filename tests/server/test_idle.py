@@ -1,0 +1,153 @@
+"""Idle costs nothing: idle streams wait on signals without polling Redis, a pass of the
+maintenance loop runs no script on queues with nothing due, a missed signal is made good by the
+pass, and the wake-up subscriptions of queues nobody watches any more are released."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import grpc
+import pytest
+from redis.asyncio import Redis
+
+from jobqueue.v1 import job_pb2
+from jobqueue.v1 import job_queue_service_pb2 as svc
+from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
+from jobqueue_server.config import ServerSettings
+from jobqueue_server.runtime.app import App, start_app, store_config
+from jobqueue_server.store import Store
+from jobqueue_server.store.keys import QueueKeys
+from jobqueue_server.store.signals import QueueSignals
+from tests.server.streams import LeaseStream
+
+if TYPE_CHECKING:
+    from jobqueue.v1.job_queue_service_pb2_grpc import JobQueueServiceAsyncStub as Stub
+
+QUEUES = [f"idle-{n}" for n in range(16)]
+WAIT_S = 10.0
+
+
+@pytest.fixture
+async def quick_app(redis: Redis, settings: ServerSettings) -> AsyncIterator[App]:
+    """A server whose maintenance pass runs every 50 ms: an idle cost would show at once."""
+    quick = settings.model_copy(update={"sweep_interval_seconds": 0.05})
+    running = await start_app(quick, Store(redis, store_config(quick)))
+    yield running
+    await running.stop(grace_s=0)
+
+
+@pytest.fixture
+async def quick_stub(quick_app: App) -> AsyncIterator[Stub]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{quick_app.port}") as channel:
+        yield svc_grpc.JobQueueServiceStub(channel)
+
+
+async def _script_calls(redis: Redis) -> int:
+    stats = await redis.info("commandstats")
+    return sum(int(v["calls"]) for k, v in stats.items() if k in ("cmdstat_evalsha", "cmdstat_eval"))
+
+
+async def _passes(app: App, count: int) -> None:
+    """Waits for `count` more maintenance passes (a condition, not a duration)."""
+    target = app.maintenance.passes + count
+    async with asyncio.timeout(WAIT_S):
+        while app.maintenance.passes < target:
+            await asyncio.sleep(0.01)
+
+
+async def test_idle_streams_and_idle_queues_run_no_script(
+    quick_app: App, quick_stub: Stub, redis: Redis
+) -> None:
+    for queue in QUEUES:  # known queues, each with a finished job well inside retention
+        await quick_stub.Enqueue(svc.EnqueueRequest(queue=queue))
+        await quick_stub.Cancel(svc.CancelRequest(job_id=(await _first_queued(quick_stub, queue))))
+    streams = [await LeaseStream(quick_stub).subscribe(*QUEUES, max_in_flight=4) for _ in range(5)]
+    for stream in streams:
+        await stream.call.read()  # subscribed
+    await _passes(quick_app, 2)  # the streams had their first, empty lease calls
+
+    before = await _script_calls(redis)
+    await _passes(quick_app, 10)
+
+    assert await _script_calls(redis) - before == 0
+    for stream in streams:
+        await stream.close()
+
+
+async def _first_queued(stub: Stub, queue: str) -> str:
+    page = await stub.ListJobs(svc.ListJobsRequest(queue=queue, state=job_pb2.JOB_STATE_QUEUED, page_size=1))
+    return str(page.jobs[0].id)
+
+
+async def test_a_job_whose_signal_was_missed_is_delivered_by_the_next_pass(
+    quick_app: App, quick_stub: Stub, redis: Redis, settings: ServerSettings
+) -> None:
+    await quick_stub.Enqueue(svc.EnqueueRequest(queue="missed"))
+    stream = await LeaseStream(quick_stub).subscribe("missed", max_in_flight=2)
+    (first,) = await stream.wait_jobs(1)
+    await _passes(quick_app, 1)
+    # A job moved into the ready list with no signal published, as if the signal were lost.
+    keys = QueueKeys.of(settings.key_prefix, "missed")
+    (page_job,) = (
+        await quick_stub.ListJobs(
+            svc.ListJobsRequest(queue="missed", state=job_pb2.JOB_STATE_ACTIVE, page_size=1)
+        )
+    ).jobs
+    ulid = page_job.id.rpartition(":")[2]
+    await redis.zrem(keys.active, ulid)
+    await redis.hset(keys.job(ulid), mapping={"state": "queued", "attempts": 0})
+    await redis.hdel(keys.job(ulid), "token")
+    await redis.lpush(keys.ready_normal, ulid)
+
+    (again,) = (await stream.wait_jobs(2))[1:]
+
+    assert again.job.id == first.job.id and again.job.attempts == 1
+    await stream.close()
+
+
+async def test_subscriptions_of_queues_nobody_watches_are_released(redis: Redis, key_prefix: str) -> None:
+    signals = QueueSignals(redis, key_prefix, unsubscribe_after_s=0.1)
+    listener = asyncio.create_task(signals.run())
+    channel = QueueKeys.of(key_prefix, "gone").signal
+    try:
+        event = signals.watch(["gone"])
+        await _numsub(redis, channel, 1)
+
+        signals.unwatch(event, ["gone"])
+
+        await _numsub(redis, channel, 0)
+        assert signals.watched() == []
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+
+
+async def _numsub(redis: Redis, channel: str, expected: int) -> None:
+    async with asyncio.timeout(WAIT_S):
+        while dict(await redis.pubsub_numsub(channel)).get(channel.encode(), 0) != expected:
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def slow_sweep_stub(redis: Redis, settings: ServerSettings) -> AsyncIterator[Stub]:
+    """A server whose safety pass is a minute away: only a signal can wake its streams."""
+    slow = settings.model_copy(update={"sweep_interval_seconds": 60.0})
+    running = await start_app(slow, Store(redis, store_config(slow)))
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        yield svc_grpc.JobQueueServiceStub(channel)
+    await running.stop(grace_s=0)
+
+
+@pytest.mark.parametrize("rounds", [5])
+async def test_after_an_ack_finds_the_queue_empty_the_next_job_still_wakes_the_stream(
+    slow_sweep_stub: Stub, rounds: int
+) -> None:
+    stream = await LeaseStream(slow_sweep_stub).subscribe("one-by-one", max_in_flight=1)
+    for n in range(rounds):
+        await slow_sweep_stub.Enqueue(svc.EnqueueRequest(queue="one-by-one"))
+        (leased,) = (await stream.wait_jobs(n + 1, timeout_s=5.0))[n:]
+        await stream.ack(leased)  # the ack's refill finds the queue empty
+        await stream.wait_confirmations(n + 1)
+    await stream.close()
