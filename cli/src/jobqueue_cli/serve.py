@@ -15,6 +15,11 @@ from jobqueue_server.config import ServerSettings
 @click.command()
 @click.option("--host", help="Address to listen on [env JOBQ_HOST; default 0.0.0.0].")
 @click.option("--port", type=int, help="Port to listen on [env JOBQ_PORT; default 50051].")
+@click.option(
+    "--processes",
+    help="Server processes sharing the port (SO_REUSEPORT), each on a core: a number, or auto for "
+    "one per core [env JOBQ_PROCESSES; default 1].",
+)
 @click.option("--redis-url", help="redis:// or rediss:// URL [env JOBQ_REDIS_URL]; unset: embedded Valkey.")
 @click.option(
     "--data-dir",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MAX_PROCESSES = 256
 
 
 class ServerSettings(BaseSettings):
@@ -16,6 +19,11 @@ class ServerSettings(BaseSettings):
 
     host: str = "0.0.0.0"
     port: int = Field(50051, ge=0, le=65535)
+    processes: int | Literal["auto"] = Field(
+        1, description="server processes on one port (SO_REUSEPORT); auto: one per core"
+    )
+    #: Set by `processes` in each server process it starts, so they can share the port.
+    reuse_port: bool = False
     redis_url: str | None = Field(
         None, description="redis:// or rediss:// URL; unset starts an embedded Valkey"
     )
@@ -43,4 +51,16 @@ class ServerSettings(BaseSettings):
         2.0, gt=0, description="how long a fsynced write waits for Redis to confirm it on disk"
     )
     shutdown_grace_seconds: float = Field(10.0, ge=0)
+
+    @field_validator("processes")
+    @classmethod
+    def _processes_in_range(cls, value: int | str) -> int | str:
+        if value != "auto" and not 1 <= int(value) <= MAX_PROCESSES:
+            raise ValueError(f"must be auto or 1 to {MAX_PROCESSES}")
+        return value
+
+    def process_count(self) -> int:
+        """How many server processes `processes` asks for on this machine."""
+        return os.cpu_count() or 1 if self.processes == "auto" else int(self.processes)
+
     log_level: str = "INFO"

@@ -37,8 +37,6 @@ TASK_STOP_TIMEOUT_S = 5.0
 STREAM_END_TIMEOUT_S = 2.0
 # Long streams behind NAT and proxies: ping idle connections so dead peers are noticed.
 GRPC_OPTIONS = [
-    # A second server on a busy port must fail, not silently share the port's traffic.
-    ("grpc.so_reuseport", 0),
     ("grpc.keepalive_time_ms", 20_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -147,7 +145,9 @@ async def start_app(settings: ServerSettings, store: Store) -> App:
         store, signals, limits(settings), settings.sweep_interval_seconds, maintenance.wake_at
     )
     health = HealthServicer()
-    server = grpc.aio.server(options=GRPC_OPTIONS)
+    # A second server on a busy port must fail, not silently share the port's traffic, unless
+    # it is one of the processes of `--processes`, which share it on purpose.
+    server = grpc.aio.server(options=[*GRPC_OPTIONS, ("grpc.so_reuseport", int(settings.reuse_port))])
     add_service(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable(server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))

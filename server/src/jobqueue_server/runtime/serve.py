@@ -17,6 +17,7 @@ from jobqueue_server.runtime.app import (
     start_app,
     store_config,
 )
+from jobqueue_server.runtime.processes import supervise
 from jobqueue_server.runtime.valkey import EmbeddedValkey
 from jobqueue_server.store import Store
 
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 
 async def serve(settings: ServerSettings) -> None:
+    """Serves until SIGTERM or SIGINT: one server, or `processes` of them on one port."""
     limits(settings)  # refuses limits that let a job outgrow a message, before anything starts
     stop = _stop_on_signals()  # before anything starts: a SIGTERM at any point stops cleanly
     embedded: EmbeddedValkey | None = None
@@ -32,6 +34,17 @@ async def serve(settings: ServerSettings) -> None:
         embedded = EmbeddedValkey(settings.data_dir.resolve() / "valkey")
         url = await asyncio.to_thread(embedded.start)
         logger.info("embedded valkey at %s, data in %s", url, embedded.data_dir)
+    try:
+        if settings.process_count() > 1:
+            await supervise(settings, url, settings.process_count(), stop)
+        else:
+            await _serve_one(settings, url, stop)
+    finally:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+
+
+async def _serve_one(settings: ServerSettings, url: str, stop: asyncio.Event) -> None:
     redis = connect_redis(url, settings.redis_timeout_seconds)
     try:
         store = Store(redis, store_config(settings))
@@ -44,8 +57,6 @@ async def serve(settings: ServerSettings) -> None:
         await app.stop()
     finally:
         await redis.aclose()
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
 
 
 def _stop_on_signals() -> asyncio.Event:
