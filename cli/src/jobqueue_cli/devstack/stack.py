@@ -105,7 +105,7 @@ class DevStack:
         self.output.line("valkey", f"{valkey.url}, data and log in {valkey.data_dir}")
         if self.stop_requested.is_set():
             return None
-        server = await self._start_server(stack, valkey.url)
+        server = await self._start_server(stack, valkey.local_url)
         if server is None:
             return None
         sample = write_sample_image(self.data_dir / "inbox" / "sample.png")

@@ -32,7 +32,8 @@ async def serve(settings: ServerSettings) -> None:
     url = settings.redis_url
     if url is None:
         embedded = EmbeddedValkey(settings.data_dir.resolve() / "valkey")
-        url = await asyncio.to_thread(embedded.start)
+        await asyncio.to_thread(embedded.start)
+        url = embedded.local_url
         logger.info("embedded valkey at %s, data in %s", url, embedded.data_dir)
     try:
         if settings.process_count() > 1:

@@ -31,6 +31,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+SOCKET_NAME = "valkey.sock"
+MAX_SOCKET_PATH = 100
+
+
 class EmbeddedValkey:
     """A Valkey (or Redis) server process with AOF persistence in `data_dir`."""
 
@@ -53,6 +57,21 @@ class EmbeddedValkey:
         return f"redis://127.0.0.1:{self.port}/0"
 
     @property
+    def socket_path(self) -> Path | None:
+        """The Unix socket it also listens on, in its data folder; None where the path would be
+        too long for one (108 bytes on Linux)."""
+        path = self.data_dir.resolve() / SOCKET_NAME
+        return path if len(str(path)) < MAX_SOCKET_PATH else None
+
+    @property
+    def local_url(self) -> str:
+        """The URL this machine's processes use: the Unix socket when there is one. A round trip
+        over it costs about a third less CPU than over TCP on loopback (docs/performance.md),
+        and only this user can open it."""
+        path = self.socket_path
+        return f"unix://{path}" if path is not None else self.url
+
+    @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
@@ -72,6 +91,8 @@ class EmbeddedValkey:
             "logfile": str(self.data_dir / "server.log"),
             **self.extra_config,
         }
+        if self.socket_path is not None:
+            config |= {"unixsocket": str(self.socket_path), "unixsocketperm": "700"}
         args = [str(self.binary)]
         for name, value in config.items():
             args += [f"--{name}", value]
