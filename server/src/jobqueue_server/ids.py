@@ -17,24 +17,56 @@ QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 def new_ulid(now_ms: int) -> str:
     """A fresh unique id that sorts after ids of earlier milliseconds (`now_ms`: the clock's)."""
-    return new_ulids(now_ms, 1)[0]
+    return _time_part(now_ms) + _randomness.take(1)
 
 
 def new_ulids(now_ms: int, count: int) -> list[str]:
-    """`count` fresh ulids of one millisecond: the time part once, the random parts from one
-    read of the OS's random source, all in base32 by the C code of `base64`."""
+    """`count` fresh ulids of one millisecond: the time part once, the random parts from the
+    pool of OS randomness, in base32 by the C code of `base64`."""
     prefix = _time_part(now_ms)
-    random = base64.b32encode(os.urandom(10 * count)).translate(_TO_CROCKFORD).decode()
+    random = _randomness.take(count)
     return [prefix + random[i : i + 16] for i in range(0, 16 * count, 16)]
 
 
+class _RandomParts:
+    """The 16-character random parts of ulids, read from the OS's random source in chunks: one
+    read per call cost more than the rest of a unary Enqueue's id."""
+
+    CHUNK = 256  # random parts per read
+
+    def __init__(self) -> None:
+        self._chars = ""
+        self._at = 0
+        os.register_at_fork(after_in_child=self.clear)  # a child must not repeat its parent's ids
+
+    def clear(self) -> None:
+        self._chars, self._at = "", 0
+
+    def take(self, count: int) -> str:
+        start, end = self._at, self._at + 16 * count
+        if end > len(self._chars):
+            fresh = max(count, self.CHUNK)
+            self._chars = base64.b32encode(os.urandom(10 * fresh)).translate(_TO_CROCKFORD).decode()
+            start, end = 0, 16 * count
+        self._at = end
+        return self._chars[start:end]
+
+
+_last_time: tuple[int, str] = (-1, "")
+
+
 def _time_part(now_ms: int) -> str:
-    """The first 10 characters: 48 bits of milliseconds, in 5-bit groups from the top."""
-    return "".join(_ALPHABET[(now_ms >> shift) & 31] for shift in range(45, -1, -5))
+    """The first 10 characters: 48 bits of milliseconds, in 5-bit groups from the top (the last
+    one kept: calls of one millisecond share it)."""
+    global _last_time
+    if _last_time[0] != now_ms:
+        _last_time = (now_ms, "".join(_ALPHABET[(now_ms >> shift) & 31] for shift in range(45, -1, -5)))
+    return _last_time[1]
 
 
 # RFC 4648's base32 alphabet -> Crockford's (80 random bits are exactly 16 characters of either).
 _TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
+_randomness = _RandomParts()
 
 
 def make_job_id(queue: str, ulid: str) -> str:
