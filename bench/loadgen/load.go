@@ -28,6 +28,15 @@ type measurement struct {
 	elapsed   time.Duration
 }
 
+// count is the calls made, answered or not.
+func (m measurement) count() int64 {
+	n := int64(len(m.latencies))
+	for _, e := range m.errors {
+		n += e
+	}
+	return n
+}
+
 // caller is one goroutine's share, merged at the end so the calls share nothing.
 type caller struct {
 	latencies []time.Duration

@@ -98,8 +98,9 @@ func run(c config) error {
 	}
 	defer closeAll(conns)
 	load := &load{conns: conns, method: method, body: body, concurrency: c.concurrency}
+	var warmup measurement
 	if c.warmup > 0 {
-		load.phase(ctx, 0, time.Now().Add(c.warmup))
+		warmup = load.phase(ctx, 0, time.Now().Add(c.warmup))
 	}
 	if c.cpuProfile != "" {
 		stopProfile, err := startProfile(c.cpuProfile)
@@ -114,7 +115,9 @@ func run(c config) error {
 		until = time.Now().Add(c.duration)
 	}
 	m := load.phase(ctx, c.calls, until)
-	return json.NewEncoder(os.Stdout).Encode(c.report(m, cpuSeconds()-cpu0))
+	r := c.report(m, cpuSeconds()-cpu0)
+	r.WarmupCalls = warmup.count()
+	return json.NewEncoder(os.Stdout).Encode(r)
 }
 
 // report is the JSON line.
@@ -131,6 +134,8 @@ type report struct {
 	LatencyMS      latencyMS        `json:"latency_ms"`
 	CPUSeconds     float64          `json:"loadgen_cpu_seconds"`
 	CPUPerCallUS   float64          `json:"loadgen_cpu_us_per_call"`
+	// WarmupCalls counts the calls of the warm-up (answered or not): the server did them too.
+	WarmupCalls int64 `json:"warmup_calls"`
 }
 
 func (c config) report(m measurement, cpu float64) report {

@@ -5,7 +5,8 @@
 //	go run ./cmd/enqueue-load --target 127.0.0.1:50051 --batching=false
 //
 // It prints one JSON line: jobs, errors, seconds, jobs_per_second, the client's own CPU
-// seconds, the calls it made and their mean size, and the settings.
+// seconds, the calls it made and their mean size, and the settings; with --latency also
+// latency_ms, the p50/p90/p99/max of each Enqueue call (inclusive quantiles).
 package main
 
 import (
@@ -15,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +40,7 @@ type config struct {
 	maxJobs      int
 	linger       time.Duration
 	cpuProfile   string
+	latency      bool
 }
 
 type report struct {
@@ -52,6 +55,8 @@ type report struct {
 	Calls         int64   `json:"calls"`
 	JobsPerCall   float64 `json:"jobs_per_call"`
 	FirstError    string  `json:"first_error,omitempty"`
+	// LatencyMS is set with --latency.
+	LatencyMS map[string]float64 `json:"latency_ms,omitempty"`
 }
 
 // callCounter counts the Enqueue and EnqueueBatch calls the client makes, and their jobs.
@@ -81,6 +86,7 @@ func main() {
 	flag.IntVar(&c.maxJobs, "max-jobs", 0, "Batching.MaxJobs (0: the default)")
 	flag.DurationVar(&c.linger, "linger", 0, "Batching.Linger (0: the default)")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write the measurement's CPU profile to this file")
+	flag.BoolVar(&c.latency, "latency", false, "time each Enqueue call and report latency_ms")
 	flag.Parse()
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "enqueue-load:", err)
@@ -104,7 +110,7 @@ func run(c config) error {
 	defer client.Close()
 	payload := paddedPayload(c.payloadBytes)
 	ctx := context.Background()
-	if _, err := load(ctx, client, c.queue, payload, c.concurrency, c.warmup); err != nil {
+	if _, _, err := load(ctx, client, c.queue, payload, c.concurrency, c.warmup, false); err != nil {
 		return fmt.Errorf("warmup: %w", err)
 	}
 	if c.cpuProfile != "" {
@@ -117,8 +123,11 @@ func run(c config) error {
 	calls0, jobs0 := counter.calls.Load(), counter.jobs.Load()
 	cpu0 := cpuSeconds()
 	start := time.Now()
-	r, err := load(ctx, client, c.queue, payload, c.concurrency, c.jobs)
+	r, latencies, err := load(ctx, client, c.queue, payload, c.concurrency, c.jobs, c.latency)
 	r.Seconds = time.Since(start).Seconds()
+	if c.latency {
+		r.LatencyMS = quantiles(latencies)
+	}
 	r.ClientCPU = cpuSeconds() - cpu0
 	r.Calls = counter.calls.Load() - calls0
 	r.JobsPerCall = float64(counter.jobs.Load()-jobs0) / float64(max(r.Calls, 1))
@@ -130,27 +139,58 @@ func run(c config) error {
 	return json.NewEncoder(os.Stdout).Encode(r)
 }
 
-// load enqueues n jobs from `concurrency` goroutines, one job per call.
-func load(ctx context.Context, client *jobqueue.Client, queue string, payload map[string]any, concurrency, n int) (report, error) {
+// load enqueues n jobs from `concurrency` goroutines, one job per call; with timed, it
+// also returns the latency of each successful call.
+func load(ctx context.Context, client *jobqueue.Client, queue string, payload map[string]any, concurrency, n int, timed bool) (report, []time.Duration, error) {
 	var remaining, ok, failed atomic.Int64
 	remaining.Store(int64(n))
 	var firstErr error
 	var once sync.Once
 	var wg sync.WaitGroup
-	for range concurrency {
+	latencies := make([][]time.Duration, concurrency) // one slice per goroutine: nothing shared
+	for i := range concurrency {
 		wg.Go(func() {
 			for remaining.Add(-1) >= 0 {
+				start := time.Now()
 				if _, err := client.Enqueue(ctx, queue, payload); err != nil {
 					failed.Add(1)
 					once.Do(func() { firstErr = err })
 					continue
+				}
+				if timed {
+					latencies[i] = append(latencies[i], time.Since(start))
 				}
 				ok.Add(1)
 			}
 		})
 	}
 	wg.Wait()
-	return report{Jobs: ok.Load(), Errors: failed.Load()}, firstErr
+	var all []time.Duration
+	for _, part := range latencies {
+		all = append(all, part...)
+	}
+	return report{Jobs: ok.Load(), Errors: failed.Load()}, all, firstErr
+}
+
+// quantiles are p50, p90, p99 and max in ms, read like Python's
+// statistics.quantiles(method="inclusive"): linear between the two nearest samples.
+func quantiles(samples []time.Duration) map[string]float64 {
+	if len(samples) == 0 {
+		return nil
+	}
+	ms := make([]float64, len(samples))
+	for i, d := range samples {
+		ms[i] = float64(d) / float64(time.Millisecond)
+	}
+	sort.Float64s(ms)
+	at := func(p int) float64 {
+		j, delta := p*(len(ms)-1)/100, p*(len(ms)-1)%100
+		if j+1 >= len(ms) {
+			return ms[len(ms)-1]
+		}
+		return (ms[j]*float64(100-delta) + ms[j+1]*float64(delta)) / 100
+	}
+	return map[string]float64{"p50": at(50), "p90": at(90), "p99": at(99), "max": ms[len(ms)-1]}
 }
 
 // paddedPayload is {"pad": "xxx..."} whose JSON is size bytes (at least its 10 fixed ones).
