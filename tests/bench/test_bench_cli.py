@@ -21,6 +21,7 @@ COST_KEYS = {
     "redis_cpu_us_per_job",
     "server_cpu_us_per_job",
     "worker_cpu_us_per_job",
+    "producer_cpu_us_per_job",
 }
 CONFIG_KEYS = {
     "jobs",
@@ -32,16 +33,21 @@ CONFIG_KEYS = {
     "rate",
     "duration",
     "servers",
+    "processes",
+    "client",
+    "connections",
+    "idle_streams",
+    "idle_seconds",
 }
 LATENCY_KEYS = {"p50", "p90", "p99", "max"}
 
 
-def jobq_bench(*args: str) -> subprocess.CompletedProcess[str]:
+def jobq_bench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "jobqueue_cli", "bench", *args],
         capture_output=True,
         text=True,
-        env=child_env({}),
+        env=child_env(env or {}),
         timeout=RUN_TIMEOUT_S,
         check=False,
     )
@@ -59,6 +65,7 @@ def assert_protocol_result(result: dict[str, Any]) -> None:
     assert result["cost"]["redis_cpu_us_per_job"] is not None
     assert isinstance(result["versions"], dict) and "jobqueue-server" in result["versions"]
     assert isinstance(result["notes"], str)
+    assert result["extra"]["server_processes"] >= 1
     if result["scenario"] in LATENCY_SCENARIOS:
         assert set(result["latency_ms"]) == LATENCY_KEYS
     assert "error" not in result
@@ -79,6 +86,11 @@ def test_quick_suite_measures_every_scenario_and_writes_the_results_file(tmp_pat
     sweep = {(r["config"]["payload_bytes"], r["config"]["workers"], r["config"]["concurrency"],
               r["config"]["servers"]) for r in results if r["scenario"] == "drain"}  # fmt: skip
     assert len(sweep) >= 8  # payload, workers, window and servers points, each measured once
+    enqueues = [r for r in results if r["scenario"] in ("enqueue_unary", "enqueue_batch")]
+    assert all(r["cost"]["producer_cpu_us_per_job"] is not None for r in enqueues)  # this process's own
+    idle = next(r for r in results if r["scenario"] == "latency_idle")["idle"]
+    assert (idle["streams"], idle["queues"]) == (10, 640)
+    assert idle["redis_commands_per_second"] >= 0 and isinstance(idle["released"], bool)
     assert document["machine"]["cpu_count"] >= 1
     assert document["versions"]["protobuf"]
     assert "bench" in document["command"]

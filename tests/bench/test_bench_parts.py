@@ -5,17 +5,23 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from jobqueue_bench.config import SCENARIOS, BenchConfig
-from jobqueue_bench.measure import latency_summary, process_cpu_seconds
+from jobqueue_bench.cost import Readings
+from jobqueue_bench.external import ToolFailed, command, parse
+from jobqueue_bench.measure import latency_summary, process_cpu_seconds, process_tree
 from jobqueue_bench.producer import padding
-from jobqueue_bench.redis_cost import RedisCounters
+from jobqueue_bench.redis_cost import RedisCounters, RedisUsage
 from jobqueue_bench.stats import WorkerStats
 from jobqueue_bench.suite import default_suite
+from jobqueue_bench.tools import ToolMissing
 
 
 def test_latency_summary_uses_inclusive_quantiles() -> None:
@@ -72,3 +78,91 @@ def test_process_cpu_seconds_reads_proc_stat() -> None:
     spent = process_cpu_seconds(os.getpid())
 
     assert spent is not None and spent > 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_process_tree_finds_children_and_grandchildren() -> None:
+    script = "sleep 60 & (sleep 60 & wait) & echo ready; wait"
+    with subprocess.Popen(
+        ["bash", "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True
+    ) as parent:
+        try:
+            assert parent.stdout is not None and parent.stdout.readline().strip() == "ready"
+            deadline = time.monotonic() + 10
+            while len(tree := process_tree(parent.pid)) < 4 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            # bash, its sleep, the subshell and the subshell's sleep
+            assert tree[0] == parent.pid and len(tree) == 4
+        finally:
+            os.killpg(parent.pid, 9)
+
+
+def test_stub_connections_default_to_four_per_server_process() -> None:
+    config = BenchConfig("enqueue_unary", client="stub", processes=2)
+
+    assert config.connection_count == 8
+    assert config.document()["connections"] == 8
+    assert "client=stub" in config.label() and "conns=8" in config.label() and "procs=2" in config.label()
+    assert BenchConfig("enqueue_unary", client="stub", connections=3).connection_count == 3
+
+
+def test_readings_divide_by_the_jobs_and_the_producer_by_its_own() -> None:
+    readings = Readings(RedisUsage(commands=300, script_calls=30, cpu_seconds=0.03), 0.06, None, 0.5)
+
+    cost = readings.per_job(300, producer_cpu_s=0.01, producer_jobs=100)
+    assert cost.redis_commands_per_job == 1.0
+    assert cost.redis_cpu_us_per_job == pytest.approx(100.0)
+    assert cost.server_cpu_us_per_job == pytest.approx(200.0)
+    assert cost.worker_cpu_us_per_job is None
+    assert cost.producer_cpu_us_per_job == pytest.approx(100.0)  # 0.01 s over its 100 measured jobs
+    assert readings.per_job(100).producer_cpu_us_per_job == pytest.approx(5000.0)  # this process's own
+
+
+def test_outside_producers_commands_name_their_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("loadgen", "enqueue-load"):
+        (tmp_path / name).write_text("#!/bin/sh\n")
+        (tmp_path / name).chmod(0o755)
+    monkeypatch.setenv("JOBQ_BENCH_BIN", str(tmp_path))
+
+    stub = command(BenchConfig("enqueue_unary", client="stub", processes=2, jobs=5000), "h:1", "q")
+    go = command(BenchConfig("enqueue_unary", client="go", jobs=300), "h:1", "q")
+
+    assert stub[0] == str(tmp_path / "loadgen")
+    assert stub[stub.index("--connections") + 1] == "8" and stub[stub.index("--warmup") + 1] == "1s"
+    assert go[go.index("--warmup") + 1] == "30"  # a small run warms up less
+    assert "--latency" in go
+
+
+def test_a_missing_producer_is_named_with_its_build_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("JOBQ_BENCH_BIN", str(tmp_path))
+
+    with pytest.raises(ToolMissing, match="go build -C clients/go"):
+        command(BenchConfig("enqueue_unary", client="go"), "h:1", "q")
+
+
+def stub_line(**changes: Any) -> dict[str, Any]:
+    line = {
+        "calls": 100, "errors": {}, "seconds": 0.5, "loadgen_cpu_seconds": 0.01, "connections": 4,
+        "latency_ms": {"p50": 1.23456, "p90": 2.0, "p99": 3.0, "max": 4.0}, "warmup_calls": 50,
+    }  # fmt: skip
+    return {**line, **changes}
+
+
+def test_producer_lines_are_read_alike_and_failed_calls_fail_the_run() -> None:
+    stub = parse("stub", stub_line())
+    go = parse("go", {"jobs": 100, "errors": 0, "seconds": 0.5, "client_cpu_seconds": 0.02, "calls": 7})
+
+    assert (stub.jobs, stub.cpu_seconds, stub.latency_ms) == (
+        100,
+        0.01,
+        {**stub_line()["latency_ms"], "p50": 1.235},
+    )
+    assert (go.jobs, go.latency_ms) == (100, None)
+    with pytest.raises(ToolFailed, match="UNAVAILABLE"):
+        parse("stub", stub_line(errors={"UNAVAILABLE": 2}))
+    with pytest.raises(ToolFailed, match="boom"):
+        parse("node", {"jobs": 98, "errors": 2, "first_error": "boom", "seconds": 1, "client_cpu_seconds": 0})

@@ -37,7 +37,8 @@ class Server:
 
 @dataclass
 class Deployment:
-    """Redis plus `servers` servers; `close` stops what was started and removes our keys.
+    """Redis plus `servers` servers, each `processes` server processes on one port behind a
+    supervisor (`jobq serve --processes N`); `close` stops what was started and removes our keys.
 
     On a Redis we started (no --redis-url) the data is ours to flush; on the user's Redis the
     servers write under a key prefix of their own, deleted at the end.
@@ -52,16 +53,16 @@ class Deployment:
     _folder: tempfile.TemporaryDirectory[str] | None = None
 
     @classmethod
-    def start(cls, redis_url: str | None, servers: int, max_in_flight: int) -> Deployment:
+    def start(cls, redis_url: str | None, servers: int, max_in_flight: int, processes: int = 1) -> Deployment:
         deployment = cls(redis_url or "", redis_url is None, f"jqbench{uuid.uuid4().hex[:6]}")
         try:
-            deployment._start(servers, max_in_flight)
+            deployment._start(servers, max_in_flight, processes)
         except BaseException:
             deployment.close()
             raise
         return deployment
 
-    def _start(self, servers: int, max_in_flight: int) -> None:
+    def _start(self, servers: int, max_in_flight: int, processes: int) -> None:
         if self.owns_redis:
             self._folder = tempfile.TemporaryDirectory(prefix="jobq-bench-")
             # The settings of `jobq serve`'s embedded Valkey: AOF on, fsync every second.
@@ -76,7 +77,7 @@ class Deployment:
         })  # fmt: skip
         argv = python_module_argv(
             "jobqueue_cli", "serve", "--host", HOST, "--port", "0",
-            "--redis-url", self.redis_url, "--log-level", "WARNING",
+            "--redis-url", self.redis_url, "--log-level", "WARNING", "--processes", str(processes),
         )  # fmt: skip
         children = [Child(f"jobq serve #{index + 1}", argv, env) for index in range(servers)]
         self.servers = [Server(child, 0) for child in children]  # known, so close() stops them

@@ -18,7 +18,7 @@ from typing import Any, cast
 import redis
 
 SCRIPT_COMMANDS = frozenset({"eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"})
-OWN_COMMANDS = frozenset({"info"})
+OWN_COMMANDS = frozenset({"info", "pubsub|channels", "pubsub|numpat", "pubsub|numsub"})
 CLEANUP_BATCH = 1000
 CONNECT_TIMEOUT_S = 5.0
 COMMAND_TIMEOUT_S = 60.0  # FLUSHALL of a large data set is slow
@@ -77,6 +77,19 @@ class RedisProbe:
         calls = {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
         cpu = self._info("cpu")
         return RedisCounters(calls, float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]))
+
+    def channels(self) -> int:
+        """How many pub/sub channels have a subscriber (PUBSUB CHANNELS)."""
+        return len(cast(list[bytes], self._client.pubsub_channels()))
+
+    def numpat(self) -> int:
+        """How many pattern subscriptions there are (PUBSUB NUMPAT)."""
+        return int(cast(int, self._client.pubsub_numpat()))
+
+    def subscribers(self, channels: list[str]) -> list[int]:
+        """The subscriber count of each channel (PUBSUB NUMSUB), in order."""
+        counts = cast(list[tuple[bytes, int]], self._client.pubsub_numsub(*channels)) if channels else []
+        return [int(count) for _, count in counts]
 
     def server_version(self) -> str:
         """ "valkey 9.1.2" or "redis 7.4.0"."""

@@ -21,6 +21,10 @@ class Result:
     notes: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    #: Figures beyond the protocol's (server processes read, the producer's own report...).
+    extra: dict[str, Any] = field(default_factory=dict)
+    #: latency_idle's idle phase (idle.IdleCost.document()), when it ran.
+    idle: dict[str, Any] | None = None
 
     @property
     def jobs_per_second(self) -> float:
@@ -35,6 +39,10 @@ class Result:
             "cost": self.cost.document() if self.cost is not None else None,
             "versions": self.versions, "notes": self.notes,
         }  # fmt: skip
+        if self.extra:
+            document["extra"] = self.extra
+        if self.idle is not None:
+            document["idle"] = self.idle
         if self.error is not None:
             document["error"] = self.error
         return document

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import tempfile
 from collections.abc import Callable, Sequence
@@ -11,18 +12,20 @@ from pathlib import Path
 from jobqueue.errors import JobQueueError
 from jobqueue_bench.config import BenchConfig
 from jobqueue_bench.deployment import Deployment
+from jobqueue_bench.external import ToolFailed
 from jobqueue_bench.fleet import BenchTimeout
 from jobqueue_bench.machine import versions
 from jobqueue_bench.processes import ChildFailed
 from jobqueue_bench.producer import EnqueueFailed
 from jobqueue_bench.results import Result
 from jobqueue_bench.scenarios import RUNNERS, Run
+from jobqueue_bench.tools import ToolMissing
 
 logger = logging.getLogger(__name__)
 
 # Failures we expect and explain in one line; anything else also logs its traceback. Either
 # way the measurement is reported as failed and the next one runs.
-EXPECTED_ERRORS = (BenchTimeout, ChildFailed, EnqueueFailed, JobQueueError, OSError)
+EXPECTED_ERRORS = (BenchTimeout, ChildFailed, EnqueueFailed, JobQueueError, OSError, ToolFailed, ToolMissing)
 
 
 def run_measurements(
@@ -33,17 +36,22 @@ def run_measurements(
 ) -> tuple[list[Result], dict[str, str]]:
     """Starts Redis (unless given) and the servers, runs each measurement, stops everything.
 
-    Returns the results in order, and the software versions.
+    Measurements in a row with the same server processes share one deployment. Returns the
+    results in order, and the software versions.
     """
-    deployment = Deployment.start(
-        redis_url, max(c.servers for c in configs), max(c.concurrency for c in configs)
-    )
-    try:
-        assert deployment.probe is not None
-        found = versions(deployment.probe.server_version())
-        results = asyncio.run(_run_all(deployment, configs, timeout, on_start))
-    finally:
-        deployment.close()
+    results: list[Result] = []
+    found: dict[str, str] = {}
+    for processes, group in itertools.groupby(configs, key=lambda c: c.processes):
+        batch = list(group)
+        deployment = Deployment.start(
+            redis_url, max(c.servers for c in batch), max(c.concurrency for c in batch), processes
+        )
+        try:
+            assert deployment.probe is not None
+            found = versions(deployment.probe.server_version())
+            results += asyncio.run(_run_all(deployment, batch, timeout, on_start))
+        finally:
+            deployment.close()
     for result in results:
         result.versions = found
     return results, found
@@ -63,7 +71,9 @@ async def _run_all(
         with tempfile.TemporaryDirectory(prefix="jobq-bench-workers-") as folder:
             run = Run(deployment, config, queue, Path(folder), limit_s)
             try:
-                results.append(await RUNNERS[config.scenario](run))
+                result = await RUNNERS[config.scenario](run)
+                result.extra["server_processes"] = len(run.server_pids())
+                results.append(result)
             except Exception as error:  # reported in the result; the suite goes on
                 results.append(Result(config, error=_describe(error)))
                 logger.error(

@@ -15,19 +15,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobqueue_bench.config import BenchConfig, Scenario
+from jobqueue_bench.config import CONNECTIONS_PER_PROCESS, BenchConfig, Scenario
 from jobqueue_bench.cost import CostMeter
 from jobqueue_bench.deployment import Deployment
 from jobqueue_bench.fleet import Fleet
-from jobqueue_bench.measure import rounded_summary
+from jobqueue_bench.idle import IdleSetup, measure_idle
+from jobqueue_bench.measure import process_tree, rounded_summary
 from jobqueue_bench.producer import Producer
 from jobqueue_bench.results import Result
 from jobqueue_bench.stats import WorkerStats
+from jobqueue_bench.unary import COMMON_NOTE, MAX_ENQUEUE_WARMUP, enqueue_unary
 
 IDLE_GAP_S = 0.020  # latency_idle: the next job 20 ms after the previous one completed
 IDLE_POLL_S = 0.001
-MAX_ENQUEUE_WARMUP = 100
-COMMON_NOTE = "cost covers the jobs' enqueue and processing, not process start-up or warm-up"
 
 
 @dataclass
@@ -53,10 +53,24 @@ class Run:
             concurrency=self.config.concurrency, folder=self.folder, flush_ms=flush_ms,
         )  # fmt: skip
 
-    def meter(self, fleet: Fleet | None) -> CostMeter:
+    def server_pids(self) -> list[int]:
+        """Every server process: each `jobq serve`, and the servers it supervises (--processes)."""
+        servers = self.deployment.servers[: self.config.servers]
+        return [pid for server in servers for pid in process_tree(server.child.pid)]
+
+    def meter(self, fleet: Fleet | None, *, producer_is_self: bool = False) -> CostMeter:
         assert self.deployment.probe is not None
-        servers = [server.child.pid for server in self.deployment.servers[: self.config.servers]]
-        return CostMeter(self.deployment.probe, servers, fleet.pids if fleet else [])
+        return CostMeter(
+            self.deployment.probe, self.server_pids(), fleet.pids if fleet else [],
+            producer_is_self=producer_is_self,
+        )  # fmt: skip
+
+    def idle_setup(self) -> IdleSetup:
+        assert self.deployment.probe is not None
+        return IdleSetup(
+            self.targets, CONNECTIONS_PER_PROCESS * self.config.processes, self.server_pids(),
+            self.deployment.probe, self.deployment.key_prefix,
+        )  # fmt: skip
 
     async def wait_for_jobs(self, fleet: Fleet, jobs: int, poll_s: float = 0.02) -> WorkerStats:
         return await fleet.wait_until(lambda s: s.count >= jobs, f"run {jobs} jobs", self.timeout, poll_s)
@@ -66,34 +80,24 @@ class Run:
         return (
             f"{c.workers} worker process(es), jobqueue.Worker with concurrency (Lease window) "
             f"{c.concurrency}, no-op async handler; {c.servers} jobq serve process(es)"
+            + (f" of {c.processes} server processes each" if c.processes > 1 else "")
         )
-
-
-async def enqueue_unary(run: Run) -> Result:
-    c = run.config
-    async with run.producer() as producer:
-        await producer.unary(min(MAX_ENQUEUE_WARMUP, c.jobs), c.in_flight)
-        meter = run.meter(None)
-        meter.start()
-        began = time.perf_counter()
-        latencies = await producer.unary(c.jobs, c.in_flight)
-        seconds = time.perf_counter() - began
-        cost = meter.stop(c.jobs)
-    note = f"AsyncClient.enqueue, {c.in_flight} calls in flight over {c.servers} server(s); latency per call"
-    return Result(c, c.jobs, seconds, rounded_summary(latencies), cost, f"{note}; {COMMON_NOTE}")
 
 
 async def enqueue_batch(run: Run) -> Result:
     c = run.config
     async with run.producer() as producer:
         await producer.batches(min(MAX_ENQUEUE_WARMUP, c.jobs), c.batch)
-        meter = run.meter(None)
+        meter = run.meter(None, producer_is_self=True)
         meter.start()
         began = time.perf_counter()
         latencies = await producer.batches(c.jobs, c.batch)
         seconds = time.perf_counter() - began
         cost = meter.stop(c.jobs)
-    note = f"AsyncClient.enqueue_many of {c.batch}, one call in flight per server; latency per call"
+    note = (
+        f"AsyncClient.enqueue_many of {c.batch}, one call in flight per server; latency per call; "
+        "producer CPU: this process's own over the measurement (it only enqueues then)"
+    )
     return Result(c, c.jobs, seconds, rounded_summary(latencies), cost, f"{note}; {COMMON_NOTE}")
 
 
@@ -194,7 +198,12 @@ async def latency_idle(run: Run) -> Result:
         "completed; latency = handler start - payload t"
     )
     latency = rounded_summary(final.latencies_ms)
-    return Result(c, c.jobs, stats.last_end - began, latency, cost, f"{note}; {COMMON_NOTE}")
+    result = Result(c, c.jobs, stats.last_end - began, latency, cost, f"{note}; {COMMON_NOTE}")
+    if c.idle_streams > 0:
+        idle = await measure_idle(run.idle_setup(), c.idle_streams, c.idle_seconds, run.queue)
+        result.idle = idle.document()
+        result.notes += f"; {idle.note()}"
+    return result
 
 
 RUNNERS: dict[Scenario, Callable[[Run], Awaitable[Result]]] = {

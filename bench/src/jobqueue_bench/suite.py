@@ -6,6 +6,7 @@ from jobqueue_bench.config import DEFAULT_IDLE_SAMPLES, DEFAULT_JOBS, BenchConfi
 
 QUICK_JOBS = 500
 QUICK_IDLE_SAMPLES = 20
+QUICK_IDLE_STREAMS, QUICK_IDLE_SECONDS = 10, 1.0  # the release still takes the server's ~10 s
 QUICK_RATE, QUICK_DURATION = 200, 1.0
 KIB = 1024
 PAYLOAD_SIZES = (100, 10 * KIB, 512 * KIB)
@@ -21,7 +22,14 @@ SERVER_SWEEP_WORKERS = 2  # one worker per server when there are two
 def scenario_defaults(scenario: Scenario, *, quick: bool = False) -> BenchConfig:
     """A scenario with the suite's settings (shrunk for a smoke run when `quick`)."""
     if scenario == "latency_idle":
-        return BenchConfig(scenario, jobs=QUICK_IDLE_SAMPLES if quick else DEFAULT_IDLE_SAMPLES)
+        if quick:
+            return BenchConfig(
+                scenario,
+                jobs=QUICK_IDLE_SAMPLES,
+                idle_streams=QUICK_IDLE_STREAMS,
+                idle_seconds=QUICK_IDLE_SECONDS,
+            )
+        return BenchConfig(scenario, jobs=DEFAULT_IDLE_SAMPLES)
     config = BenchConfig(scenario, jobs=QUICK_JOBS if quick else DEFAULT_JOBS)
     if quick and scenario == "latency_rate":
         return config.replace(rate=QUICK_RATE, duration=QUICK_DURATION)

@@ -10,19 +10,8 @@ from typing import Any, cast
 
 import click
 
-from jobqueue_bench.config import SCENARIOS, BenchConfig, Scenario
+from jobqueue_bench.config import CLIENTS, SCENARIOS, BenchConfig, Scenario
 
-KNOBS = (
-    "jobs",
-    "workers",
-    "concurrency",
-    "batch",
-    "in_flight",
-    "payload_bytes",
-    "rate",
-    "duration",
-    "servers",
-)
 _COUNT = click.IntRange(min=1)
 WIDE = 160
 
@@ -46,6 +35,27 @@ WIDE = 160
 )
 @click.option(
     "--servers", type=_COUNT, help="jobq serve processes; workers and calls take them in turn  [default 1]."
+)
+@click.option(
+    "--processes", type=_COUNT, help="Server processes of each jobq serve, on one port  [default 1]."
+)
+@click.option(
+    "--client",
+    type=click.Choice(CLIENTS),
+    help="enqueue_unary's producer: our Python, Go or TypeScript client, or a raw stub  [default python].",
+)
+@click.option(
+    "--connections", type=_COUNT, help="Connections of the stub client  [default 4 per server process]."
+)
+@click.option(
+    "--idle-streams",
+    type=click.IntRange(min=0),
+    help="latency_idle: idle Lease streams (64 queues each) measured after the samples  [default 50].",
+)
+@click.option(
+    "--idle-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    help="latency_idle: the idle window in seconds  [default 10].",
 )
 @click.option("--quick", is_flag=True, help="Shrink every count for a smoke run of a few seconds.")
 @click.option(
@@ -74,17 +84,22 @@ def bench(scenario: str | None, quick: bool, as_json: bool, out: Path | None, ti
 
     \b
     Scenarios (bench/PROTOCOL.md):
-      enqueue_unary  N jobs, one AsyncClient.enqueue call each, F calls in flight
+      enqueue_unary  N jobs, one enqueue call each, F calls in flight, through --client:
+                     python (AsyncClient), go (clients/go), node (clients/node), each
+                     batching as by default, or stub (bench/loadgen: raw unary Enqueue)
       enqueue_batch  N jobs with enqueue_many calls of B
       drain          N jobs queued first; W workers start; first handler start to last end
       end_to_end     workers idle; N jobs enqueued in batches; first enqueue to last end
       latency_rate   workers idle; single enqueues at R jobs/s for S seconds
-      latency_idle   one job at a time to an idle worker, N samples
+      latency_idle   one job at a time to an idle worker, N samples; then what
+                     --idle-streams idle Lease streams cost over --idle-seconds
     Latency is handler start minus the enqueue time carried in the payload (per call for
     enqueue_unary); p50/p90/p99/max in ms. Cost per job: Redis commands (counting those
     inside scripts) and script calls from INFO commandstats, Redis CPU from INFO cpu, and
-    the CPU of the servers and workers from /proc (Linux), over the jobs' enqueue and
-    processing, without process start-up.
+    the CPU of the servers (every process of each), workers and producer from /proc (Linux)
+    or as the outside producer reports it, over the jobs' enqueue and processing, without
+    process start-up. The go, node and stub producers are built by bench/run (bench/.bin,
+    clients/node/dist; JOBQ_BENCH_BIN and JOBQ_BENCH_NODE_CLIENT say where else to look).
 
     \b
     Without --scenario, the default suite: every scenario, then drain with payloads of
@@ -99,12 +114,22 @@ def bench(scenario: str | None, quick: bool, as_json: bool, out: Path | None, ti
     given = {name: value for name, value in knobs.items() if value is not None}
     if scenario is None and given:
         raise click.UsageError(f"--{next(iter(given)).replace('_', '-')} needs --scenario")
+    _check_client(scenario, given)
     if scenario is not None:
         configs = [scenario_defaults(cast(Scenario, scenario), quick=quick).replace(**given)]
     else:
         configs = default_suite(quick=quick)
     logging.basicConfig(level=logging.WARNING, format="jobq bench: %(message)s")
     _run(configs, redis_url, timeout, as_json, out, progress=scenario is None)
+
+
+def _check_client(scenario: str | None, given: dict[str, Any]) -> None:
+    """The outside producers are enqueue_unary's, and each calls one address."""
+    client = given.get("client", "python")
+    if client != "python" and scenario != "enqueue_unary":
+        raise click.UsageError("--client is enqueue_unary's")
+    if client != "python" and given.get("servers", 1) > 1:
+        raise click.UsageError(f"--client {client} calls one server: use --processes, not --servers")
 
 
 def _run(
