@@ -1,13 +1,17 @@
 """What idle workers cost: S Lease streams, each subscribed to 64 empty queues, over a window.
 
 The streams are raw: the generated stub, a Subscribe, then nothing (no client library, so no
-keep-alive or poll of ours is counted). Each stream has queues of its own (S x 64 queues in
-all: the most subscriptions and waiters the server can be asked to hold for S streams). Once
-the server has subscribed to every queue's signal channel (PUBSUB NUMSUB on the Redis), the
-CPU of the server processes and of Redis and the Redis commands are read over the window.
-Then the streams are closed, and the server must let go of the channels: it does so about
-10 s after a queue's last watcher left, so PUBSUB CHANNELS and NUMPAT are polled until they
-are back to what they were before the streams opened.
+keep-alive or poll of ours is counted). Two layouts, one window each:
+
+- shared: every stream names the same 64 queues (a fleet of workers of one application);
+- distinct: each stream names 64 queues of its own (S x 64 queues: the most subscriptions
+  and waiters the server can be asked to hold for S streams).
+
+Once the server has subscribed to every queue's signal channel (PUBSUB NUMSUB on the Redis)
+and a second has passed, the CPU of the server processes and of Redis and the Redis commands
+are read over the window. After both, the streams are closed and the server must let go of
+the channels: it does so about 10 s after a queue's last watcher left, so PUBSUB CHANNELS and
+NUMPAT are polled until they are back to what they were before the streams opened.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, TypeAlias
 
 import grpc
@@ -24,13 +28,15 @@ from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 from jobqueue_bench.fleet import BenchTimeout
 from jobqueue_bench.measure import CpuMeter
-from jobqueue_bench.redis_cost import RedisProbe
+from jobqueue_bench.redis_cost import RedisProbe, RedisUsage
 from jobqueue_server.store.keys import QueueKeys
 
 QUEUES_PER_STREAM = 64  # the most one Subscribe may name
+LAYOUTS = ("shared", "distinct")
 SUBSCRIBE_WAIT_S = 30.0
 RELEASE_WAIT_S = 40.0  # the server lets go about 10 s after the last watcher; a margin for busy cores
 POLL_S = 0.1
+SETTLE_S = 1.0  # after the last subscription: the streams' first (empty) lease attempts are not idle
 # Separate connections (grpc shares one between equal channels otherwise), so the kernel
 # spreads the streams over the processes of a `--processes N` server.
 CHANNEL_OPTIONS = [("grpc.use_local_subchannel_pool", 1)]
@@ -38,38 +44,54 @@ Call: TypeAlias = "grpc.aio.StreamStreamCall[svc.LeaseRequest, svc.LeaseResponse
 
 
 @dataclass(frozen=True)
-class IdleCost:
-    """The idle phase's figures; CPU in percent of one core over the window."""
+class Window:
+    """One layout's figures over the window; CPU in percent of one core."""
 
-    streams: int
-    queues_per_stream: int
     queues: int
-    window_seconds: float
-    server_processes: int
-    server_cpu_percent: float | None
+    server_cpu_percent: float | None  # None off Linux
     redis_cpu_percent: float
     total_cpu_percent: float | None
     redis_commands_per_second: float
     subscribe_seconds: float
-    channels_before: int
-    channels_after: int
-    numpat_before: int
-    numpat_after: int
-    released: bool
-    release_seconds: float | None
+    top_commands: dict[str, int]  # over the window: what the idle cost is made of
+
+
+@dataclass
+class IdleCost:
+    streams: int
+    queues_per_stream: int
+    window_seconds: float
+    server_processes: int
+    layouts: dict[str, Window] = field(default_factory=dict)
+    channels_before: int = 0
+    channels_after: int = 0
+    numpat_before: int = 0
+    numpat_after: int = 0
+    released: bool = False
+    release_seconds: float | None = None
 
     def document(self) -> dict[str, Any]:
-        return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
+        document: dict[str, Any] = _rounded(asdict(self))
+        return document
 
     def note(self) -> str:
-        cpu = _percent(self.total_cpu_percent)
+        costs = "; ".join(
+            f"{name} ({w.queues} queues) {_percent(w.total_cpu_percent)} of a core (server "
+            f"{_percent(w.server_cpu_percent)}, Valkey {w.redis_cpu_percent:.2f}%, "
+            f"{w.redis_commands_per_second:,.1f} Redis cmds/s)"
+            for name, w in self.layouts.items()
+        )
         released = f"released after {self.release_seconds:.1f} s" if self.released else "NOT released"
         return (
-            f"idle: {self.streams} Lease streams x {self.queues_per_stream} queues cost {cpu} of a core "
-            f"(server {_percent(self.server_cpu_percent)}, Valkey {self.redis_cpu_percent:.2f}%, "
-            f"{self.redis_commands_per_second:.1f} Redis cmds/s) over {self.window_seconds:g} s; "
-            f"subscriptions {released}"
+            f"idle: {self.streams} raw Lease streams x {self.queues_per_stream} queues over "
+            f"{self.window_seconds:g} s: {costs}; subscriptions {released}"
         )
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    return round(value, 3) if isinstance(value, float) else value
 
 
 def _percent(value: float | None) -> str:
@@ -85,14 +107,35 @@ class IdleSetup:
     key_prefix: str
 
 
-def queue_names(streams: int, tag: str) -> list[list[str]]:
-    return [[f"idle.{tag}.{s}.{q}" for q in range(QUEUES_PER_STREAM)] for s in range(streams)]
+def queue_names(layout: str, streams: int, tag: str) -> list[list[str]]:
+    """Each stream's queues: the same 64 for all (shared), or 64 of its own (distinct)."""
+    own = layout == "distinct"
+    return [
+        [f"idle.{tag}.{layout}.{s if own else 0}.{q}" for q in range(QUEUES_PER_STREAM)]
+        for s in range(streams)
+    ]
 
 
 async def measure_idle(setup: IdleSetup, streams: int, window_s: float, tag: str) -> IdleCost:
-    queues = queue_names(streams, tag)
-    signals = [QueueKeys.of(setup.key_prefix, q).signal for names in queues for q in names]
-    channels_before, numpat_before = setup.probe.channels(), setup.probe.numpat()
+    cost = IdleCost(streams, QUEUES_PER_STREAM, window_s, len(setup.server_pids))
+    cost.channels_before, cost.numpat_before = setup.probe.channels(), setup.probe.numpat()
+    signals: set[str] = set()
+    for layout in LAYOUTS:
+        queues = queue_names(layout, streams, tag)
+        mine = sorted({QueueKeys.of(setup.key_prefix, q).signal for names in queues for q in names})
+        signals.update(mine)
+        cost.layouts[layout] = await _layout_window(setup, queues, mine, window_s)
+    closed = time.monotonic()
+    cost.released = await _released(setup.probe, sorted(signals), cost.channels_before, cost.numpat_before)
+    cost.release_seconds = time.monotonic() - closed if cost.released else None
+    cost.channels_after, cost.numpat_after = setup.probe.channels(), setup.probe.numpat()
+    return cost
+
+
+async def _layout_window(
+    setup: IdleSetup, queues: list[list[str]], signals: list[str], window_s: float
+) -> Window:
+    """Opens the streams, waits for the server's subscriptions, reads the window, closes them."""
     channels = [
         grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         for target in setup.targets
@@ -105,25 +148,22 @@ async def measure_idle(setup: IdleSetup, streams: int, window_s: float, tag: str
             calls.append(await _subscribe(channels[index % len(channels)], names, index))
         await _wait_until(lambda: min(setup.probe.subscribers(signals)) > 0, "subscribe", SUBSCRIBE_WAIT_S)
         subscribed_s = time.monotonic() - began
-        server, redis_cpu, commands = await _window(setup, window_s)
+        await asyncio.sleep(SETTLE_S)
+        server, usage = await _window(setup, window_s)
     finally:
         for call in calls:
             call.cancel()
         await asyncio.gather(*(channel.close() for channel in channels))
-    closed = time.monotonic()
-    released = await _released(setup.probe, signals, channels_before, numpat_before)
-    total = None if server is None else server + redis_cpu
-    return IdleCost(
-        streams=streams, queues_per_stream=QUEUES_PER_STREAM, queues=len(signals),
-        window_seconds=window_s, server_processes=len(setup.server_pids),
+    total = None if server is None else server + usage.cpu_seconds
+    return Window(
+        queues=len(signals),
         server_cpu_percent=None if server is None else 100 * server / window_s,
-        redis_cpu_percent=100 * redis_cpu / window_s,
+        redis_cpu_percent=100 * usage.cpu_seconds / window_s,
         total_cpu_percent=None if total is None else 100 * total / window_s,
-        redis_commands_per_second=commands / window_s, subscribe_seconds=subscribed_s,
-        channels_before=channels_before, channels_after=setup.probe.channels(),
-        numpat_before=numpat_before, numpat_after=setup.probe.numpat(),
-        released=released, release_seconds=time.monotonic() - closed if released else None,
-    )  # fmt: skip
+        redis_commands_per_second=usage.commands / window_s,
+        subscribe_seconds=subscribed_s,
+        top_commands=dict(usage.top_commands),
+    )
 
 
 async def _subscribe(channel: grpc.aio.Channel, queues: list[str], index: int) -> Call:
@@ -138,15 +178,14 @@ async def _subscribe(channel: grpc.aio.Channel, queues: list[str], index: int) -
     return call
 
 
-async def _window(setup: IdleSetup, window_s: float) -> tuple[float | None, float, int]:
-    """Server CPU seconds (None off Linux), Redis CPU seconds and Redis commands over the window."""
+async def _window(setup: IdleSetup, window_s: float) -> tuple[float | None, RedisUsage]:
+    """Server CPU seconds (None off Linux) and what Redis did over the window."""
     servers = CpuMeter(setup.server_pids)
     before = setup.probe.counters()
     servers.start()
     await asyncio.sleep(window_s)
     server = servers.stop()
-    usage = setup.probe.counters().since(before)
-    return server, usage.cpu_seconds, usage.commands
+    return server, setup.probe.counters().since(before)
 
 
 async def _released(probe: RedisProbe, signals: list[str], channels: int, numpat: int) -> bool:

@@ -12,7 +12,7 @@ reads server statistics, which the store does not offer.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import redis
@@ -20,6 +20,7 @@ import redis
 SCRIPT_COMMANDS = frozenset({"eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"})
 OWN_COMMANDS = frozenset({"info", "pubsub|channels", "pubsub|numpat", "pubsub|numsub"})
 CLEANUP_BATCH = 1000
+TOP_COMMANDS = 5
 CONNECT_TIMEOUT_S = 5.0
 COMMAND_TIMEOUT_S = 60.0  # FLUSHALL of a large data set is slow
 
@@ -39,7 +40,10 @@ class RedisCounters:
         delta = {name: count - before.calls.get(name, 0) for name, count in self.calls.items()}
         commands = sum(count for name, count in delta.items() if name not in OWN_COMMANDS)
         scripts = sum(count for name, count in delta.items() if name in SCRIPT_COMMANDS)
-        return RedisUsage(commands, scripts, self.cpu_seconds - before.cpu_seconds)
+        top = sorted(
+            ((n, c) for n, c in delta.items() if c > 0 and n not in OWN_COMMANDS), key=lambda nc: -nc[1]
+        )
+        return RedisUsage(commands, scripts, self.cpu_seconds - before.cpu_seconds, dict(top[:TOP_COMMANDS]))
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class RedisUsage:
     commands: int
     script_calls: int
     cpu_seconds: float
+    top_commands: Mapping[str, int] = field(default_factory=dict)  # the most called, most first
 
 
 class RedisProbe:
