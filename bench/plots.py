@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,9 @@ def latency_panel(ax: Axes, doc: dict[str, Any], scenario: str, title: str) -> N
         values = [max(cells[s]["result"]["latency_ms"][name], 1e-3) for s in systems]
         xs = [x + (i - 1) * width for x in range(len(systems))]
         ax.bar(xs, values, width, label=name)
-    ax.set_xticks(range(len(systems)), [f"{s}\n{cells[s]['label']}" for s in systems], fontsize=8)
+    # Labels wrapped: jobqueue's latency_idle label also names its idle phase.
+    labels = [f"{s}\n{textwrap.fill(cells[s]['label'], 14)}" for s in systems]
+    ax.set_xticks(range(len(systems)), labels, fontsize=8)
     ax.set_yscale("log")
     # Plain numbers ("6", not "6x10^0"); minor ticks labelled at 2 and 5 only, so they stay legible.
     ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))

@@ -127,11 +127,41 @@ def test_matrix_has_the_drain_rows_and_runs_a_repeated_config_once() -> None:
     assert alias[one_server.key] is alias[rows[1].key]  # --servers 1 is the default: the main W=2 row
 
 
-def test_smoke_matrix_is_one_config_per_system_and_scenario() -> None:
+def test_smoke_matrix_is_one_config_per_system_and_scenario_but_every_unary_producer() -> None:
     rows = compare.build_matrix(
         list(compare.SYSTEMS), list(compare.SCENARIOS), list(compare.SWEEPS), compare.Sizes(), smoke=True
     )
-    assert len(rows) == len(compare.SYSTEMS) * len(compare.SCENARIOS)
+    extra_producers = sum(len(producers) - 1 for producers in compare.UNARY_PRODUCERS.values())
+    assert len(rows) == len(compare.SYSTEMS) * len(compare.SCENARIOS) + extra_producers
+
+
+def test_unary_cells_name_the_producer_and_give_both_systems_the_same_connections() -> None:
+    rows = compare.build_matrix(
+        ["jobqueue", "bullmq", "grpc-echo"], ["enqueue_unary"], [], compare.Sizes(), False
+    )
+
+    labels = [(r.system, r.label) for r in rows]
+    assert labels == [
+        ("jobqueue", "python F=64"), ("jobqueue", "go F=64"), ("jobqueue", "node F=64"),
+        ("jobqueue", "stub P=1 F=64 conns=4"), ("jobqueue", "stub P=2 F=64 conns=8"),
+        ("bullmq", "F=64"),
+        ("grpc-echo", "stub P=1 F=64 conns=4"), ("grpc-echo", "stub P=2 F=64 conns=8"),
+    ]  # fmt: skip
+    stub = rows[4]
+    args = compare.protocol_args(stub, "redis://h:1/0")
+    assert args[args.index("--client") + 1] == "stub"
+    assert args[args.index("--processes") + 1] == "2" and args[args.index("--connections") + 1] == "8"
+    assert "client" not in rows[5].config  # BullMQ gets the protocol's arguments only
+
+
+def test_jobqueue_latency_idle_carries_the_idle_phase_and_smoke_shortens_its_window() -> None:
+    args = compare.parse_args(["--smoke"])
+    rows = compare.build_matrix(["jobqueue", "bullmq"], ["latency_idle"], [], compare.sizes_for(args), True)
+
+    ours, peer = rows
+    assert (ours.config["idle_streams"], ours.config["idle_seconds"]) == (50, 2)
+    assert ours.label == "30 samples + 50 idle streams"
+    assert "idle_streams" not in peer.config
 
 
 def test_protocol_args_pass_every_config_value() -> None:
@@ -183,3 +213,34 @@ def test_markdown_quotes_each_system_and_the_ratio() -> None:
     text = compare.markdown(doc)
 
     assert "| drain | 400 (W=1 C=256) | 100 (W=1 C=50) · \u00d74.00 |" in text
+    assert "| Valkey µs/job | server µs/job | worker µs/job | producer µs/job |" in text
+
+
+def test_markdown_and_json_carry_the_targets(tmp_path: Path) -> None:
+    ours = compare.summarize(cell_with("drain", [400.0]))
+    ours.update(system="jobqueue", label="W=1 C=256")
+    machine = {"cpu_model": "cpu", "cores": 2, "memory": "1 GiB", "kernel": "k", "valkey_version": "9"}
+    judged = compare.targets.evaluate([ours])
+    doc = {
+        "started": "2026-01-01T00:00:00Z", "machine": machine, "command": ["compare.py"], "reps": 1,
+        "cells": [ours], "targets": [t.document() for t in judged],
+    }  # fmt: skip
+
+    compare.write_outputs(doc, tmp_path)
+
+    text = (tmp_path / "latest.md").read_text()
+    assert "## Targets (issue 11)" in text
+    assert "no baseline given" in text
+    saved = json.loads((tmp_path / "latest.json").read_text())
+    assert [t["number"] for t in saved["targets"]] == [1, 2, 3, 4, 5, 6, 7]
+    assert saved["targets"][0]["status"] == "not measured"
+
+
+def test_baseline_must_be_a_results_document(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("[]")
+    with pytest.raises(SystemExit):
+        compare.parse_args(["--baseline", str(bad)])
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"cells": []}))
+    assert compare.parse_args(["--baseline", str(good)]).baseline["cells"] == []

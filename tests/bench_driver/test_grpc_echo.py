@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,8 +15,8 @@ from tests.bench_driver.test_compare import compare
 RUN = Path(__file__).resolve().parents[2] / "bench" / "peers" / "grpc_echo" / "run"
 
 
-def run(*args: str) -> dict[str, object]:
-    done = subprocess.run([str(RUN), *args], capture_output=True, text=True, timeout=60, check=True)
+def run(*args: str, env: dict[str, str] | None = None) -> dict[str, object]:
+    done = subprocess.run([str(RUN), *args], capture_output=True, text=True, timeout=60, check=True, env=env)
     result: dict[str, object] = compare.parse_line(done.stdout)
     return result
 
@@ -35,3 +37,20 @@ def test_other_scenarios_are_skipped() -> None:
     result = run("--scenario", "latency_rate", "--redis-url", "redis://127.0.0.1:1/0")
     assert "skipped" in result
     assert json.dumps(result)
+
+
+@pytest.mark.parametrize(("processes", "pids"), [("1", 2), ("2", 3)])
+def test_stub_client_drives_serve_processes_with_the_load_generator(
+    bench_bin: Path, processes: str, pids: int
+) -> None:
+    env = {**os.environ, "JOBQ_BENCH_BIN": str(bench_bin)}
+    args = ("--scenario", "enqueue_unary", "--client", "stub", "--processes", processes, "--jobs", "300")
+
+    result: dict[str, Any] = run(*args, env=env)
+
+    assert result["jobs"] == 300
+    assert result["config"]["connections"] == 4 * int(processes)
+    assert result["cost"]["server_cpu_us_per_job"] is not None
+    assert result["cost"]["producer_cpu_us_per_job"] is not None
+    assert result["extra"]["server_processes"] == pids  # the supervisor and its servers
+    assert set(result["latency_ms"]) == {"p50", "p90", "p99", "max"}

@@ -3,7 +3,11 @@
 Speaks bench/PROTOCOL.md (system "grpc-echo"). Two scenarios:
 
 - `enqueue_unary`: N unary echo calls of a P-byte message, F in flight on one channel: the
-  most our unary Enqueue can do in Python.
+  most our unary Enqueue can do in Python. With `--client stub --processes N`: `serve
+  --processes N` (below) driven by bench/loadgen (`--kind echo`, F calls in flight over
+  `--connections` connections, 4 per process by default), the ceiling of jobqueue's
+  `--client stub` cells: the same load generator, concurrency and connections. The server's
+  CPU covers all its processes; the load generator reports its own.
 - `drain`: the bidi-stream ceiling of a batched lease/ack loop. The server sends messages of up
   to C items (8-byte id + P bytes each: the window); the worker answers each with one message
   carrying the C ids as acks; N items in all, split over W worker processes.
@@ -53,6 +57,10 @@ MAX_PROCESSES = 64
 REUSEPORT = [("grpc.so_reuseport", 1)]
 T = TypeVar("T")
 SCENARIOS = ("enqueue_unary", "enqueue_batch", "drain", "end_to_end", "latency_rate", "latency_idle")
+CONNECTIONS_PER_PROCESS = 4
+SMALL_RUN = 1000  # below this many calls (a smoke run), a short warm-up
+# bench/run builds the load generator there (or says where with JOBQ_BENCH_BIN).
+CHECKOUT = Path(__file__).resolve().parents[3]
 
 
 def log(message: str) -> None:
@@ -88,6 +96,28 @@ def cpu_seconds(pid: int) -> float:
 def own_cpu_seconds() -> float:
     times = os.times()
     return times.user + times.system
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (a process's CPU time leaves out its children's)."""
+    tree = [pid]
+    for parent in tree:  # grows while it is walked
+        for path in Path(f"/proc/{parent}/task").glob("*/children"):
+            try:
+                tree += [int(word) for word in path.read_text().split()]
+            except OSError:
+                continue
+    return tree
+
+
+def tree_cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            total += cpu_seconds(pid)
+        except OSError as error:  # a server process died mid-run: the figure would be wrong
+            raise RuntimeError(f"server process {pid} is gone") from error
+    return total
 
 
 # --- server ---------------------------------------------------------------------------------
@@ -260,16 +290,85 @@ class Server:
 
 
 def config_of(args: argparse.Namespace) -> dict[str, Any]:
-    return {
+    config = {
         "jobs": args.jobs,
         "workers": args.workers,
         "concurrency": args.concurrency,
         "in_flight": args.in_flight,
         "payload_bytes": args.payload_bytes,
     }
+    if args.client == "stub":
+        config.update(client="stub", processes=args.processes, connections=connections(args))
+    return config
+
+
+def connections(args: argparse.Namespace) -> int:
+    return int(args.connections or CONNECTIONS_PER_PROCESS * args.processes)
+
+
+# --- the stub client: bench/loadgen against `serve --processes N` ----------------------------
+
+
+def loadgen() -> Path:
+    path = Path(os.environ.get("JOBQ_BENCH_BIN") or CHECKOUT / "bench" / ".bin") / "loadgen"
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(
+            f"{path} is missing: bench/run builds it, or `go build -C bench/loadgen -o ../.bin/loadgen .`"
+        )
+    return path
+
+
+def run_loadgen(port: int, args: argparse.Namespace) -> dict[str, Any]:
+    argv = [
+        str(loadgen()), "--target", f"127.0.0.1:{port}", "--kind", "echo", "--calls", str(args.jobs),
+        "--concurrency", str(args.in_flight), "--connections", str(connections(args)),
+        "--payload-bytes", str(args.payload_bytes), "--warmup", "1s" if args.jobs >= SMALL_RUN else "200ms",
+    ]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"loadgen exited with {done.returncode}: {done.stderr.strip()[-300:]}")
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if report["errors"]:
+        raise RuntimeError(f"loadgen: calls failed: {report['errors']}")
+    return report
+
+
+def measure_stub(args: argparse.Namespace) -> dict[str, Any]:
+    """`serve --processes N` (a supervisor and N servers) under bench/loadgen's calls."""
+    argv = [sys.executable, __file__, "serve", "--processes", str(args.processes)]
+    serve = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        assert serve.stdout is not None
+        port = int(serve.stdout.readline() or 0)
+        if not port:
+            raise RuntimeError("echo.py serve exited at start")
+        pids = process_tree(serve.pid)
+        cpu0 = tree_cpu_seconds(pids)
+        report = run_loadgen(port, args)
+        server_cpu = tree_cpu_seconds(pids) - cpu0
+    finally:
+        serve.terminate()  # SIGTERM: serve stops its servers
+        serve.wait()
+    calls = report["calls"] + report["warmup_calls"]  # the server answered the warm-up too
+    notes = (
+        f"bench/loadgen (Go) unary echo of {args.payload_bytes} B, {args.in_flight} calls in flight over "
+        f"{connections(args)} connections to `serve --processes {args.processes}` ({len(pids)} processes "
+        "with the supervisor); server CPU per call over the load generator's whole run, warm-up included"
+    )
+    return {
+        "jobs": report["calls"],
+        "seconds": report["seconds"],
+        "latency_ms": {k: round(v, 3) for k, v in report["latency_ms"].items()},
+        "server_cpu_us_per_job": server_cpu * 1e6 / calls,
+        "producer_cpu_us_per_job": report["loadgen_cpu_us_per_call"],
+        "notes": notes,
+        "extra": {"server_processes": len(pids), "producer_report": report},
+    }
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
+    if args.client == "stub":
+        return protocol_line(args, measure_stub(args))
     server = Server(args.jobs, args.payload_bytes)
     try:
         cpu0 = server.cpu_seconds()
@@ -288,24 +387,42 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         server.stop()
     jobs = result["jobs"]
-    return {
+    return protocol_line(
+        args,
+        {
+            **result,
+            "server_cpu_us_per_job": server_cpu * 1e6 / jobs,
+            "worker_cpu_us_per_job": worker_cpu * 1e6 / jobs if worker_cpu is not None else None,
+            "notes": notes,
+        },
+    )
+
+
+def protocol_line(args: argparse.Namespace, measured: dict[str, Any]) -> dict[str, Any]:
+    """bench/PROTOCOL.md's line from what a scenario measured."""
+    jobs, seconds = measured["jobs"], measured["seconds"]
+    line = {
         "system": SYSTEM,
         "scenario": args.scenario,
         "config": config_of(args),
         "jobs": jobs,
-        "seconds": result["seconds"],
-        "jobs_per_second": jobs / result["seconds"] if result["seconds"] > 0 else None,
-        "latency_ms": result.get("latency_ms"),
+        "seconds": seconds,
+        "jobs_per_second": jobs / seconds if seconds > 0 else None,
+        "latency_ms": measured.get("latency_ms"),
         "cost": {
             "redis_commands_per_job": None,
             "redis_script_calls_per_job": None,
             "redis_cpu_us_per_job": None,
-            "server_cpu_us_per_job": server_cpu * 1e6 / jobs,
-            "worker_cpu_us_per_job": worker_cpu * 1e6 / jobs if worker_cpu is not None else None,
+            "server_cpu_us_per_job": measured["server_cpu_us_per_job"],
+            "worker_cpu_us_per_job": measured.get("worker_cpu_us_per_job"),
+            "producer_cpu_us_per_job": measured.get("producer_cpu_us_per_job"),
         },
         "versions": versions(),
-        "notes": notes + f"; {event_loop()} event loop, raw-bytes generic handlers, no Redis",
+        "notes": measured["notes"] + f"; {event_loop()} event loop, raw-bytes generic handlers, no Redis",
     }
+    if "extra" in measured:
+        line["extra"] = measured["extra"]
+    return line
 
 
 def versions() -> dict[str, str]:
@@ -327,7 +444,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--payload-bytes", type=int, default=100)
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--duration", type=float, default=5)
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--client",
+        choices=("python", "stub"),
+        default="python",
+        help="enqueue_unary: grpc.aio or bench/loadgen",
+    )
+    parser.add_argument("--processes", type=int, default=1, help="server processes (--client stub)")
+    parser.add_argument("--connections", type=int, default=0, help="loadgen connections; 0: 4 per process")
+    args = parser.parse_args(argv)
+    if args.client == "stub" and args.scenario == "drain":
+        parser.error("--client stub is enqueue_unary's")
+    if not 1 <= args.processes <= MAX_PROCESSES:
+        parser.error(f"--processes must be 1 to {MAX_PROCESSES}")
+    return args
 
 
 def internal(argv: list[str]) -> None:
