@@ -1,9 +1,10 @@
 """Writes the blocking Client (sync_client.py) from the asyncio AsyncClient (client.py).
 
 In the manner of encode/httpcore's scripts/unasync.py: a small table of substitutions,
-applied line by line, then `ruff format` (a rewritten line may now fit on one). A line that
-a substitution empties is dropped. Every substitution must fire, so a rule the source no
-longer needs is noticed and removed.
+applied line by line, then ruff's import sorting and `ruff format` (a renamed import may
+sort elsewhere, a rewritten line may now fit on one). A line that a substitution empties
+is dropped. Every substitution must fire, so a rule the source no longer needs is noticed
+and removed.
 
     python scripts/unasync.py           rewrite sync_client.py
     python scripts/unasync.py --check   exit 1, printing a diff, if sync_client.py is stale
@@ -34,6 +35,8 @@ SUBS = [
     ("JobQueueServiceAsyncStub", "JobQueueServiceStub"),
     (r"grpc\.aio", "grpc"),
     ("aio_channel", "sync_channel"),
+    ("aio_batcher", "sync_batcher"),
+    ("AsyncBatcher", "Batcher"),
     ("async_sleep", "sleep"),
     ("__aenter__", "__enter__"),
     ("__aexit__", "__exit__"),
@@ -59,15 +62,20 @@ def unasync(source: str) -> tuple[str, set[int]]:
     return "".join(lines), used
 
 
-def ruff_format(code: str) -> str:
-    """`ruff format` of the code, with the repository's configuration."""
+def ruff(code: str, *command: str) -> str:
+    """`ruff <command>` of the code on stdin, with the repository's configuration."""
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(TARGET), "-"],
+        [sys.executable, "-m", "ruff", *command, "--stdin-filename", str(TARGET), "-"],
         input=code, capture_output=True, text=True, cwd=ROOT, check=False,
     )  # fmt: skip
     if result.returncode != 0:
-        sys.exit(f"ruff format failed on the generated code:\n{result.stderr}")
+        sys.exit(f"ruff {command[0]} failed on the generated code:\n{result.stdout}{result.stderr}")
     return result.stdout
+
+
+def ruff_format(code: str) -> str:
+    """Imports sorted (a renamed module may sort elsewhere), then `ruff format`."""
+    return ruff(ruff(code, "check", "--select", "I", "--fix", "--quiet"), "format")
 
 
 def generate() -> str:

@@ -13,6 +13,7 @@ from jobqueue.execution import describe
 from jobqueue.messages import batches, enqueue_request
 from jobqueue.models import JobSpec
 from jobqueue.outbox import Outbox
+from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
 
 
@@ -94,8 +95,9 @@ def test_describe_keeps_the_message_and_the_end_of_the_traceback() -> None:
 
 
 async def test_the_outbox_coalesces_everything_ready_into_one_request() -> None:
-    outbox = Outbox()
-    outbox.put(svc.AckRequest(job_id="a", lease_token="t"))
+    outbox = Outbox(job_pb2.DURABILITY_FSYNCED)
+    outbox.ack(("a", "t", None))
+    outbox.ack(("r", "t", to_struct({"n": 1})))
     outbox.put(svc.FailRequest(job_id="b", lease_token="t"))
     outbox.put(svc.ExtendRequest(job_id="c", lease_token="t"))
     outbox.resubscribe(svc.Subscribe(max_in_flight=1))
@@ -108,6 +110,25 @@ async def test_the_outbox_coalesces_everything_ready_into_one_request() -> None:
         [a.job_id for a in request.acks],
         [f.job_id for f in request.fails],
         [e.job_id for e in request.extends],
-    ) == (["a"], ["b"], ["c"])
+    ) == (["a", "r"], ["b"], ["c"])
+    assert [(a.lease_token, a.durability, a.HasField("result")) for a in request.acks] == [
+        ("t", job_pb2.DURABILITY_FSYNCED, False),
+        ("t", job_pb2.DURABILITY_FSYNCED, True),
+    ]
+    assert from_struct(request.acks[1].result) == {"n": 1}
     assert request.subscribe.max_in_flight == 1
     assert await outbox.next() is None
+
+
+async def test_the_outbox_splits_what_would_not_fit_one_request() -> None:
+    outbox = Outbox()
+    big = to_struct({"blob": "x" * (1024 * 1024)})
+    for n in range(6):
+        outbox.ack((f"q:{n}", "t", big))
+    outbox.close()
+
+    sizes = []
+    while (request := await outbox.next()) is not None:
+        sizes.append(len(request.acks))
+
+    assert sizes == [3, 3]  # 4 MiB a message

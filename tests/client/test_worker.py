@@ -397,3 +397,27 @@ async def test_a_result_the_server_refuses_fails_the_job_for_good(
     assert job.last_error.startswith("the server refused the handler's result: ")
     assert "result" in job.last_error
     await eventually(lambda: (worker.counters.rejected, worker.counters.failed) == (1, 1))
+
+
+async def test_a_handler_that_times_out_its_own_work_fails_only_its_job(
+    client: AsyncClient, workers: WorkerRunner, queue: str
+) -> None:
+    # asyncio.timeout cancels the task it was entered in: that must be the job's own, even
+    # when the handler runs its first step at once (eager tasks on Python 3.12+).
+    worker = workers.new(concurrency=2)
+
+    @worker.handler(queue)
+    async def handle(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+        if payload["stuck"]:
+            async with asyncio.timeout(0.05):
+                await asyncio.Event().wait()
+        return {"task": asyncio.current_task() is not None}
+
+    workers.start(worker)
+    stuck = await client.enqueue(queue, {"stuck": True}, max_attempts=1)
+    dead = await client.wait(stuck.job_id, timeout=10)
+    fine = await client.wait((await client.enqueue(queue, {"stuck": False})).job_id, timeout=10)
+
+    assert (dead.state, dead.last_error.splitlines()[0]) == (JobState.DEAD, "TimeoutError: ")
+    assert (fine.state, fine.result) == (JobState.COMPLETED, {"task": True})
+    assert worker.counters.connections == 1 and worker.counters.abandoned == 0

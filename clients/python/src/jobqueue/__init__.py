@@ -6,6 +6,7 @@
 """
 
 from jobqueue.backoff import ReconnectBackoff
+from jobqueue.batching import Batching
 from jobqueue.client import AsyncClient
 from jobqueue.context import JobContext
 from jobqueue.counters import WorkerCounters
@@ -50,6 +51,7 @@ __all__ = [
     "AsyncClient",
     "AsyncHandler",
     "BackoffPolicy",
+    "Batching",
     "Client",
     "DeadlineExceeded",
     "Durability",

@@ -14,7 +14,9 @@ from typing import Any, Self, TypeVar, Unpack
 import grpc
 
 from jobqueue import convert, messages, timing
+from jobqueue.aio_batcher import AsyncBatcher
 from jobqueue.backoff import poll_intervals, poll_timeout
+from jobqueue.batching import DEFAULT_BATCHING, Batching
 from jobqueue.channel import ChannelOption, aio_channel
 from jobqueue.errors import InvalidArgument, Unavailable, from_rpc_error
 from jobqueue.messages import DEFAULT_TIMEOUT_S, DEFAULT_WAIT_S
@@ -42,6 +44,10 @@ class AsyncClient:
     call takes an optional ``timeout`` in seconds (default: the client's, 10 s) and raises
     a :mod:`jobqueue.errors` class when it fails. Calls are not retried: ``enqueue`` is
     only safe to repeat with an ``idempotency_key``.
+
+    Concurrent ``enqueue`` calls are sent together in EnqueueBatch calls, each caller still
+    getting its own id or error (:class:`jobqueue.Batching`; ``batching=None`` sends each
+    alone). ``close()`` sends what is pending first.
     """
 
     def __init__(
@@ -51,10 +57,12 @@ class AsyncClient:
         timeout: float = DEFAULT_TIMEOUT_S,
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[ChannelOption] = (),
+        batching: Batching | None = DEFAULT_BATCHING,
     ) -> None:
         self._owns_channel = isinstance(target, str)
         self._channel = aio_channel(target, credentials, options) if isinstance(target, str) else target
         self._stub: svc_grpc.JobQueueServiceAsyncStub = svc_grpc.JobQueueServiceStub(self._channel)
+        self._batcher = AsyncBatcher(self._stub, batching) if batching is not None else None
         self.timeout = timeout
 
     async def __aenter__(self) -> Self:
@@ -66,9 +74,17 @@ class AsyncClient:
         await self.close()
 
     async def close(self) -> None:
-        """Closes the channel if the client created it."""
+        """Sends the jobs still pending (as :meth:`flush`), then closes the channel if the
+        client created it."""
+        await self.flush()
         if self._owns_channel:
             await self._channel.close()
+
+    async def flush(self) -> None:
+        """Sends the jobs waiting to be batched and returns once every batch pending now is
+        answered (every ``enqueue`` made before has its id or its error)."""
+        if self._batcher is not None:
+            await self._batcher.flush()
 
     async def enqueue(
         self,
@@ -83,7 +99,9 @@ class AsyncClient:
 
         `durability="fsynced"` returns only once Redis has the job on disk (docs/durability.md).
         """
-        request = messages.enqueue_request(JobSpec(queue=queue, payload=payload, **options))
+        request = messages.build_request(queue, payload, options)
+        if self._batcher is not None:
+            return await self._batcher.submit(request, self.timeout if timeout is None else timeout)
         response = await self._call(self._stub.Enqueue, request, timeout)
         return messages.enqueue_result(response)
 

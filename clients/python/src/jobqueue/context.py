@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from google.protobuf import timestamp_pb2
+
 from jobqueue import convert
 from jobqueue.models import JobInfo
 from jobqueue.v1 import job_pb2
+from jobqueue.v1 import job_queue_service_pb2 as svc
+
+# The server's default lease, for a job whose lease length cannot be read off its grant.
+DEFAULT_LEASE = timedelta(seconds=30)
 
 
 class JobContext:
@@ -18,19 +25,23 @@ class JobContext:
     the lease while the handler runs. Pass ``lease_token`` to downstream systems that fence
     writes: a write tagged with a token that is no longer current can then be refused.
 
-    A worker builds it from the delivered message and converts the full :attr:`job` view
-    (times, policies, history) only when a handler reads it: most never do, and the
-    conversion would otherwise cost more than a no-op job itself.
+    A worker builds it from the delivered message and reads the rest of it (times, lease
+    length, the full :attr:`job` view) only when something asks: most handlers never do,
+    and reading it all would cost more than a no-op job itself.
     """
 
     __slots__ = (
         "_deadline",
-        "_deadline_ms",
+        "_done",
+        "_extend_at",
         "_job",
+        "_leased",
+        "_length",
         "_logger",
         "_message",
         "_payload",
-        "lease_duration",
+        "_task",
+        "job_id",
         "lease_lost",
         "lease_token",
         "worker_id",
@@ -46,40 +57,36 @@ class JobContext:
         lease_lost: bool = False,
     ) -> None:
         self._job: JobInfo | None = job
+        self._leased: svc.LeasedJob | None = None
         self._message: job_pb2.Job | None = None
         self._payload: dict[str, Any] | None = job.payload
         self._deadline: datetime | None = deadline
-        self._deadline_ms = 0
+        self._length: timedelta | None = lease_duration
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
+        self.job_id = job.id
         self.lease_token = lease_token
-        #: The lease length, used for every extension.
-        self.lease_duration = lease_duration
         self.worker_id = worker_id
         #: Set when the server refused an extension: another worker may now run the job, and
         #: this attempt's result will be dropped. Long handlers may check it and give up early.
         self.lease_lost = lease_lost
+        # The worker's own bookkeeping, not for handlers: the task running the handler, whether
+        # the handler has returned, and when the lease is next extended (loop time).
+        self._task: asyncio.Task[None] | None = None
+        self._done = False
+        self._extend_at = 0.0
 
     @classmethod
-    def from_message(
-        cls,
-        message: job_pb2.Job,
-        lease_token: str,
-        deadline_ms: int,
-        lease_duration: timedelta,
-        worker_id: str,
-    ) -> JobContext:
-        """A context over a delivered Job message; its typed views are built on first use."""
+    def delivered(cls, leased: svc.LeasedJob, worker_id: str) -> JobContext:
+        """A context over a delivered job; its other views are read on first use."""
         ctx = cls.__new__(cls)
-        ctx._job = None
-        ctx._message = message
-        ctx._payload = None
-        ctx._deadline = None
-        ctx._deadline_ms = deadline_ms
-        ctx._logger = None
-        ctx.lease_token = lease_token
-        ctx.lease_duration = lease_duration
+        ctx._leased = leased
+        ctx._message = message = leased.job
+        ctx._job = ctx._payload = ctx._deadline = ctx._length = ctx._logger = ctx._task = None
+        ctx.job_id = message.id
+        ctx.lease_token = leased.lease_token
         ctx.worker_id = worker_id
-        ctx.lease_lost = False
+        ctx.lease_lost = ctx._done = False
+        ctx._extend_at = 0.0
         return ctx
 
     @property
@@ -94,12 +101,21 @@ class JobContext:
     def deadline(self) -> datetime:
         """When the lease expires unless extended (server clock, UTC)."""
         if self._deadline is None:
-            self._deadline = datetime.fromtimestamp(self._deadline_ms / 1000, UTC)
+            assert self._leased is not None
+            self._deadline = datetime.fromtimestamp(_ms(self._leased.lease_expire_time) / 1000, UTC)
         return self._deadline
 
     @deadline.setter
     def deadline(self, value: datetime) -> None:
         self._deadline = value
+
+    @property
+    def lease_duration(self) -> timedelta:
+        """The lease length, used for every extension."""
+        if self._length is None:
+            assert self._leased is not None
+            self._length = _lease_length(self._leased)
+        return self._length
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -108,10 +124,6 @@ class JobContext:
             base = logging.getLogger("jobqueue.job")
             self._logger = logging.LoggerAdapter(base, {"job_id": self.job_id, "queue": self.queue})
         return self._logger
-
-    @property
-    def job_id(self) -> str:
-        return self._message.id if self._message is not None else self.job.id
 
     @property
     def queue(self) -> str:
@@ -148,3 +160,19 @@ class JobContext:
 
     def __repr__(self) -> str:
         return f"JobContext(job_id={self.job_id!r}, attempt={self.attempt}, worker_id={self.worker_id!r})"
+
+
+def _lease_length(leased: svc.LeasedJob) -> timedelta:
+    # The grant's deadline minus its start time (both Redis's clock) is the lease length,
+    # whether it came from the job, the stream or the server default.
+    job = leased.job
+    length_ms = _ms(leased.lease_expire_time) - _ms(job.start_time) if job.HasField("start_time") else 0
+    if length_ms > 0:
+        return timedelta(milliseconds=length_ms)
+    if job.HasField("lease_duration"):
+        return job.lease_duration.ToTimedelta()
+    return DEFAULT_LEASE
+
+
+def _ms(timestamp: timestamp_pb2.Timestamp) -> int:
+    return timestamp.seconds * 1000 + timestamp.nanos // 1_000_000

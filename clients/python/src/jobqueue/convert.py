@@ -54,49 +54,79 @@ _PRIORITY_NAMES: dict[int, Priority] = {int(number): name for name, number in _P
 def to_struct(value: Mapping[str, Any], what: str = "payload") -> struct_pb2.Struct:
     """A Struct holding `value`; raises InvalidArgument naming the offending path."""
     struct = struct_pb2.Struct()
-    struct.update(_json_object(value, what))
+    fill_struct(struct, value, what)
     return struct
 
 
-def _json_object(value: Mapping[str, Any], path: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def fill_struct(struct: struct_pb2.Struct, value: Mapping[str, Any], path: str) -> None:
+    """Writes `value` into `struct` in one pass (no intermediate dict); raises InvalidArgument
+    naming the path of a value JSON cannot carry exactly. Paths are built only for errors."""
+    fields = struct.fields
     for key, item in value.items():
         if not isinstance(key, str):
             raise InvalidArgument(f"{path}: keys must be strings, got {type(key).__name__}", field=path)
-        out[key] = _json_value(item, f"{path}.{key}")
-    return out
+        if type(item) is str:  # the most common value, without a call
+            fields[key].string_value = item
+        else:
+            _set_value(fields[key], item, path, key)
 
 
-def _json_value(value: Any, path: str) -> Any:
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, int):
-        if abs(value) > MAX_SAFE_INTEGER:
-            raise InvalidArgument(f"{path}: {value} does not fit a JSON number exactly", field=path)
-        return value
-    if isinstance(value, float):
+def _set_value(target: struct_pb2.Value, value: Any, parent: str, key: str | int) -> None:
+    # The common kinds first; bool before int, since a bool is an int.
+    if isinstance(value, str):
+        target.string_value = value
+    elif isinstance(value, float):
         if not math.isfinite(value):
-            raise InvalidArgument(f"{path}: {value} is not a JSON number", field=path)
-        return value
+            raise _not_json(parent, key, f"{value} is not a JSON number")
+        target.number_value = value
+    elif isinstance(value, bool):
+        target.bool_value = value
+    elif isinstance(value, int):
+        if abs(value) > MAX_SAFE_INTEGER:
+            raise _not_json(parent, key, f"{value} does not fit a JSON number exactly")
+        target.number_value = value
+    elif value is None:
+        target.null_value = struct_pb2.NULL_VALUE
+    else:
+        _set_container(target, value, parent, key)
+
+
+def _set_container(target: struct_pb2.Value, value: Any, parent: str, key: str | int) -> None:
     if isinstance(value, Mapping):
-        return _json_object(value, path)
-    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
-        return [_json_value(item, f"{path}[{index}]") for index, item in enumerate(value)]
-    raise InvalidArgument(f"{path}: {type(value).__name__} is not a JSON value", field=path)
+        target.struct_value.SetInParent()  # an empty object is still an object
+        fill_struct(target.struct_value, value, _path(parent, key))
+    elif isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        target.list_value.SetInParent()
+        values, path = target.list_value.values, _path(parent, key)
+        for index, item in enumerate(value):
+            _set_value(values.add(), item, path, index)
+    else:
+        raise _not_json(parent, key, f"{type(value).__name__} is not a JSON value")
+
+
+def _path(parent: str, key: str | int) -> str:
+    return f"{parent}[{key}]" if isinstance(key, int) else f"{parent}.{key}"
+
+
+def _not_json(parent: str, key: str | int, why: str) -> InvalidArgument:
+    path = _path(parent, key)
+    return InvalidArgument(f"{path}: {why}", field=path)
 
 
 def from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
     """The Struct as plain dicts and lists, whole numbers as int."""
-    return {key: _from_value(value) for key, value in struct.fields.items()}
+    fields = struct.fields
+    # Keys, then one lookup each: the map's items() is a generic, slower ItemsView.
+    return {key: _from_value(fields[key]) for key in fields}
 
 
 def _from_value(value: struct_pb2.Value) -> Any:
     kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
     if kind == "number_value":
         number = value.number_value
         return int(number) if number.is_integer() and abs(number) <= MAX_SAFE_INTEGER else number
-    if kind == "string_value":
-        return value.string_value
     if kind == "bool_value":
         return value.bool_value
     if kind == "struct_value":

@@ -10,12 +10,13 @@ import logging
 import traceback
 from collections.abc import Mapping
 from concurrent.futures import Executor
+from types import CoroutineType
 
 from jobqueue import convert
 from jobqueue.context import JobContext
 from jobqueue.errors import InvalidArgument, NonRetryableError, RetryAfter
 from jobqueue.handlers import TYPE_KEY, HandlerRegistry, Registered
-from jobqueue.v1 import job_pb2
+from jobqueue.outbox import Ack
 from jobqueue.v1 import job_queue_service_pb2 as svc
 
 logger = logging.getLogger(__name__)
@@ -25,24 +26,19 @@ logger = logging.getLogger(__name__)
 TRACEBACK_LINES = 20
 MAX_ERROR_CHARS = 3500
 
-Settlement = svc.AckRequest | svc.FailRequest
+#: What a handler's run comes to: an ack (see outbox.Ack) or a fail.
+Settlement = Ack | svc.FailRequest
 
 
 class JobRunner:
     """Calls handlers: ``async def`` on the loop, plain ``def`` in `executor`'s threads."""
 
-    def __init__(
-        self,
-        registry: HandlerRegistry,
-        executor: Executor,
-        ack_durability: job_pb2.Durability.ValueType = job_pb2.DURABILITY_UNSPECIFIED,
-    ) -> None:
+    def __init__(self, registry: HandlerRegistry, executor: Executor) -> None:
         self._registry = registry
         self._executor = executor
-        self._ack_durability = ack_durability
 
     async def run(self, ctx: JobContext) -> Settlement:
-        """The handler's outcome as an AckRequest or FailRequest. Cancellation propagates."""
+        """The handler's outcome as an Ack or a FailRequest. Cancellation propagates."""
         registered = self._registry.resolve(ctx.queue, ctx.payload)
         if registered is None:
             # Retryable: during a rolling deploy, a newer worker may know this job type.
@@ -50,7 +46,14 @@ class JobRunner:
             kind = f" of type {job_type!r}" if isinstance(job_type, str) else ""
             return fail(ctx, f"no handler for jobs{kind} on queue {ctx.queue!r} in this worker")
         try:
-            result = await self._call(registered, ctx)
+            result: object
+            if registered.is_async:
+                outcome = registered.handler(ctx.payload, ctx)
+                # The exact type first: inspect.isawaitable costs more than a no-op handler.
+                awaitable = type(outcome) is CoroutineType or inspect.isawaitable(outcome)
+                result = await outcome if awaitable else outcome  # type: ignore[misc]
+            else:
+                result = await self._in_thread(registered, ctx)
         except NonRetryableError as error:
             logger.warning("job %s failed for good: %s", ctx.job_id, error)
             return fail(ctx, describe(error), non_retryable=True)
@@ -62,36 +65,27 @@ class JobRunner:
                 "job %s failed (attempt %d of %d)", ctx.job_id, ctx.attempt, ctx.max_attempts, exc_info=error
             )
             return fail(ctx, describe(error))
-        return ack(ctx, result, self._ack_durability)
+        return ack(ctx, result)
 
-    async def _call(self, registered: Registered, ctx: JobContext) -> object:
-        if registered.is_async:
-            outcome = registered.handler(ctx.payload, ctx)
-            return await outcome if inspect.isawaitable(outcome) else outcome
+    def _in_thread(self, registered: Registered, ctx: JobContext) -> asyncio.Future[object]:
         # Our own executor, sized to the worker's concurrency: the loop's default one has
         # min(32, cpus + 4) threads and would cap concurrency on small machines. The context
         # is copied as asyncio.to_thread does.
         call = functools.partial(contextvars.copy_context().run, registered.handler, ctx.payload, ctx)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        return asyncio.get_running_loop().run_in_executor(self._executor, call)
 
 
-def ack(
-    ctx: JobContext,
-    result: object,
-    durability: job_pb2.Durability.ValueType = job_pb2.DURABILITY_UNSPECIFIED,
-) -> Settlement:
-    """An AckRequest carrying `result`, or a non-retryable fail when it is not a JSON object."""
-    request = svc.AckRequest(job_id=ctx.job_id, lease_token=ctx.lease_token, durability=durability)
+def ack(ctx: JobContext, result: object) -> Settlement:
+    """An Ack carrying `result`, or a non-retryable fail when it is not a JSON object."""
     if result is None:
-        return request
+        return (ctx.job_id, ctx.lease_token, None)
     if not isinstance(result, Mapping):
         message = f"handler must return a dict or None, not {type(result).__name__}"
         return fail(ctx, message, non_retryable=True)
     try:
-        request.result.CopyFrom(convert.to_struct(result, "result"))
+        return (ctx.job_id, ctx.lease_token, convert.to_struct(result, "result"))
     except InvalidArgument as error:
         return fail(ctx, f"handler returned a result that is not JSON: {error}", non_retryable=True)
-    return request
 
 
 def fail(

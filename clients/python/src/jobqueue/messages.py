@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from jobqueue import convert
 from jobqueue.errors import InvalidArgument
-from jobqueue.models import JOB_SPEC_KEYS, EnqueueResult, JobSpec, JobState, Priority
+from jobqueue.models import JOB_SPEC_KEYS, EnqueueOptions, EnqueueResult, JobState
 from jobqueue.v1 import job_queue_service_pb2 as svc
 
 # Shared by both producer clients.
@@ -20,39 +20,65 @@ MAX_BATCH = 1000
 # Keeps each EnqueueBatch call well under the server's 64 MiB message limit.
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 
+#: Every keyword `enqueue` takes besides the queue and the payload.
+OPTION_KEYS = EnqueueOptions.__optional_keys__
+_QUEUE_AND_PAYLOAD = frozenset({"queue", "payload"})
+
 
 def enqueue_request(job: Mapping[str, Any]) -> svc.EnqueueRequest:
     """The EnqueueRequest for a JobSpec (or any mapping with its keys); raises InvalidArgument
     naming the field for a malformed value or an unknown key (a misspelt option must not
     be dropped silently)."""
-    unknown = sorted(set(job) - JOB_SPEC_KEYS)
-    if unknown:
-        raise InvalidArgument(f"unknown job option {unknown[0]!r}", field=unknown[0])
-    spec = cast(JobSpec, job)
-    if not isinstance(spec.get("queue"), str):
+    _check_keys(job, JOB_SPEC_KEYS)
+    options = {key: value for key, value in job.items() if key not in _QUEUE_AND_PAYLOAD}
+    return build_request(job.get("queue"), job.get("payload"), cast(EnqueueOptions, options))
+
+
+def build_request(queue: object, payload: object, options: EnqueueOptions) -> svc.EnqueueRequest:
+    """The EnqueueRequest for one job (``enqueue``'s arguments), checked as enqueue_request does."""
+    if not isinstance(queue, str):
         raise InvalidArgument("queue: a string is required", field="queue")
-    request = svc.EnqueueRequest(
-        queue=spec["queue"],
-        priority=convert.to_priority(spec.get("priority") or Priority.NORMAL),
-        max_attempts=spec.get("max_attempts") or 0,
-        idempotency_key=spec.get("idempotency_key") or "",
-        metadata=dict(spec.get("metadata") or {}),
-        durability=convert.to_durability(spec.get("durability")),
-    )
-    _set_payload(request, spec.get("payload"))
+    # Only what is set is written (unset fields take the server's defaults): this runs once
+    # per enqueue, so it stays lean.
+    request = svc.EnqueueRequest(queue=queue)
+    _set_payload(request, payload)
+    if options:
+        _check_keys(options, OPTION_KEYS)
+        _set_options(request, options)
+    return request
+
+
+def _check_keys(given: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    if not allowed.issuperset(given):
+        unknown = sorted(set(given) - allowed)[0]
+        raise InvalidArgument(f"unknown job option {unknown!r}", field=unknown)
+
+
+def _set_options(request: svc.EnqueueRequest, spec: EnqueueOptions) -> None:
+    if (priority := spec.get("priority")) is not None:
+        request.priority = convert.to_priority(priority)
+    if max_attempts := spec.get("max_attempts"):
+        request.max_attempts = max_attempts
+    if idempotency_key := spec.get("idempotency_key"):
+        request.idempotency_key = idempotency_key
+    if metadata := spec.get("metadata"):
+        request.metadata.update(metadata)
+    if (durability := spec.get("durability")) is not None:
+        request.durability = convert.to_durability(durability)
     _set_schedule(request, spec.get("delay"), spec.get("run_at"))
     if (lease := spec.get("lease_duration")) is not None:
         request.lease_duration.CopyFrom(convert.to_duration(lease, "lease_duration"))
     if (backoff := spec.get("backoff")) is not None:
         request.backoff.CopyFrom(convert.to_backoff(backoff))
-    return request
 
 
-def _set_payload(request: svc.EnqueueRequest, payload: Mapping[str, Any] | bytes | None) -> None:
-    if isinstance(payload, bytes | bytearray | memoryview):
+def _set_payload(request: svc.EnqueueRequest, payload: object) -> None:
+    # `type(...) is dict` first: an isinstance check against the Mapping ABC costs more.
+    if type(payload) is dict or isinstance(payload, Mapping):
+        request.payload.SetInParent()  # an empty object is still a JSON payload
+        convert.fill_struct(request.payload, payload, "payload")
+    elif isinstance(payload, bytes | bytearray | memoryview):
         request.payload_bytes = bytes(payload)
-    elif isinstance(payload, Mapping):
-        request.payload.CopyFrom(convert.to_struct(payload))
     elif payload is not None:
         raise InvalidArgument(
             f"payload must be a mapping, bytes or None, not {type(payload).__name__}", field="payload"

@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Sequence
 from typing import TypeAlias
 
 import grpc
-from google.protobuf import timestamp_pb2
 
 from jobqueue import convert
 from jobqueue.context import JobContext
 from jobqueue.counters import WorkerCounters
+from jobqueue.eager import Starter
 from jobqueue.errors import (
     DurabilityUnavailable,
     FsyncNotConfirmed,
@@ -37,7 +36,8 @@ from jobqueue.errors import (
 )
 from jobqueue.execution import JobRunner, Settlement
 from jobqueue.keeper import LeaseKeeper
-from jobqueue.outbox import Outbox
+from jobqueue.outbox import Ack, Outbox
+from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 
@@ -45,8 +45,6 @@ logger = logging.getLogger(__name__)
 
 Call: TypeAlias = "grpc.aio.StreamStreamCall[svc.LeaseRequest, svc.LeaseResponse]"
 
-# The server's default lease, for a job whose lease length cannot be read off its grant.
-DEFAULT_LEASE = timedelta(seconds=30)
 # How long to wait for the status after a write failed, and for the server to confirm the
 # last acks and end the stream after we half-closed it.
 STATUS_WAIT_S = 1.0
@@ -55,12 +53,8 @@ FLUSH_TIMEOUT_S = 5.0
 # is still ours, so it is sent again after this delay; the token fences any duplicate.
 RESEND_DELAY_S = 0.5
 CANCEL_WAIT_S = 1.0
-
-
-@dataclass
-class _Running:
-    task: asyncio.Task[None]
-    ctx: JobContext
+ACK = svc.CONFIRMATION_KIND_ACK
+EXTEND = svc.CONFIRMATION_KIND_EXTEND
 
 
 class LeaseSession:
@@ -72,14 +66,16 @@ class LeaseSession:
         subscribe: svc.Subscribe,
         runner: JobRunner,
         counters: WorkerCounters,
+        ack_durability: job_pb2.Durability.ValueType = job_pb2.DURABILITY_UNSPECIFIED,
     ) -> None:
         self._stub = stub
         self._subscribe = subscribe
         self._runner = runner
         self._counters = counters
-        self._outbox = Outbox()
+        self._outbox = Outbox(ack_durability)
         self._keeper = LeaseKeeper(self._outbox.put)
-        self._running: dict[str, _Running] = {}
+        self._running: dict[str, JobContext] = {}  # handlers that did not finish in their first step
+        self._starter = Starter(self._execute, self._waiting)
         self._unconfirmed: dict[str, Settlement] = {}
         self._draining = False
         self._ended = False
@@ -115,13 +111,14 @@ class LeaseSession:
     # -- stream I/O ------------------------------------------------------------------------
 
     async def _read(self, call: Call) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             response = await call.read()
             if response is grpc.aio.EOF:
                 return
             assert isinstance(response, svc.LeaseResponse)
-            for leased in response.jobs:
-                self._start(leased)
+            if response.jobs:
+                self._start(response.jobs, loop)
             for confirmation in response.confirmations:
                 self._confirm(confirmation)
 
@@ -143,16 +140,21 @@ class LeaseSession:
 
     # -- jobs ------------------------------------------------------------------------------
 
-    def _start(self, leased: svc.LeasedJob) -> None:
-        self._counters.received += 1
+    def _start(self, jobs: Sequence[svc.LeasedJob], loop: asyncio.AbstractEventLoop) -> None:
+        self._counters.received += len(jobs)
         if self._draining:
-            # Not started: the server releases it to its queue when the stream closes.
-            logger.debug("stopping: not starting job %s", leased.job.id)
+            # Not started: the server releases them to their queue when the stream closes.
+            logger.debug("stopping: not starting %d jobs", len(jobs))
             return
-        ctx = _context(leased, self._subscribe.worker_id)
-        task = asyncio.create_task(self._execute(ctx), name=f"jobqueue job {ctx.job_id}")
-        self._running[ctx.job_id] = _Running(task, ctx)
-        self._keeper.track(ctx.job_id, ctx.lease_token, ctx.lease_duration.total_seconds())
+        worker_id = self._subscribe.worker_id
+        delivered = [JobContext.delivered(leased, worker_id) for leased in jobs]
+        self._starter.start(delivered)
+        self._keeper.arrived(loop.time(), delivered)
+
+    def _waiting(self, ctx: JobContext, task: asyncio.Task[None]) -> None:
+        """`ctx`'s handler did not finish in its first step: `task` runs the rest of it."""
+        ctx._task = task
+        self._running[ctx.job_id] = ctx
 
     async def _execute(self, ctx: JobContext) -> None:
         try:
@@ -161,8 +163,8 @@ class LeaseSession:
             self._counters.abandoned += 1
             raise
         finally:
-            self._keeper.forget(ctx.job_id)
-            self._running.pop(ctx.job_id, None)
+            ctx._done = True
+            self._running.pop(ctx.job_id, None)  # when it was there: the handler waited
         if self._ended or ctx.lease_lost:
             self._counters.abandoned += 1
             why = "its lease was lost" if ctx.lease_lost else "its stream ended"
@@ -174,7 +176,7 @@ class LeaseSession:
         self, reader: asyncio.Task[None], force: asyncio.Event, grace: float
     ) -> None:
         """Until every running handler is done, the grace period ends, a force stop, or the stream breaks."""
-        tasks = [running.task for running in self._running.values()]
+        tasks = self._handler_tasks()
         if not tasks:
             return
         logger.info("stopping: waiting up to %.1f s for %d running jobs", grace, len(tasks))
@@ -202,7 +204,7 @@ class LeaseSession:
             forced.cancel()
 
     async def _abandon_running(self) -> None:
-        tasks = [running.task for running in self._running.values()]
+        tasks = self._handler_tasks()
         if not tasks:
             return
         logger.warning("abandoning %d running jobs; the server gives them out again", len(tasks))
@@ -210,80 +212,96 @@ class LeaseSession:
             task.cancel()
         await asyncio.wait(tasks, timeout=CANCEL_WAIT_S)
 
+    def _handler_tasks(self) -> list[asyncio.Task[None]]:
+        """Tasks running handlers, and tasks about to start some (jobs of a delivery)."""
+        running = [ctx._task for ctx in self._running.values() if ctx._task is not None]
+        return running + list(self._starter.pending)
+
     # -- confirmations ---------------------------------------------------------------------
 
     def _confirm(self, confirmation: svc.Confirmation) -> None:
-        error = from_status(confirmation.status)
-        if confirmation.kind == svc.CONFIRMATION_KIND_EXTEND:
-            self._extended(confirmation, error)
+        kind = confirmation.kind
+        if kind == EXTEND:
+            self._extended(confirmation, from_status(confirmation.status))
             return
         settlement = self._unconfirmed.pop(confirmation.job_id, None)
-        if error is None or isinstance(error, FsyncNotConfirmed):
-            self._settled(confirmation, error)
+        if not confirmation.status.code:  # OK: by far the most common, so the fast path
+            if kind == ACK:
+                self._counters.succeeded += 1
+            else:
+                self._counters.failed += 1
             return
-        if settlement is not None and isinstance(error, Unavailable):
+        error = from_status(confirmation.status)
+        assert error is not None
+        if isinstance(error, FsyncNotConfirmed):
+            self._settled_undurably(confirmation, error)
+        elif settlement is not None and isinstance(error, Unavailable):
             self._resend_later(settlement, error)
-            return
-        self._counters.rejected += 1
-        _log_refusal(confirmation.job_id, error)
-        if isinstance(settlement, svc.AckRequest) and isinstance(error, InvalidArgument):
-            self._fail_refused_result(settlement, error)
-        elif isinstance(settlement, svc.AckRequest) and isinstance(error, DurabilityUnavailable):
-            self._fail_undurable_ack(settlement, error)
+        else:
+            self._refused(confirmation.job_id, settlement, error)
 
-    def _settled(self, confirmation: svc.Confirmation, error: JobQueueError | None) -> None:
-        if error is not None:
-            # The write stands, and a resend could not change that (it would meet LEASE_LOST,
-            # or DURABILITY_UNAVAILABLE once Redis stopped fsyncing). Redis did not say it
-            # reached the disk in time, so it may not survive a power loss.
-            logger.warning("job %s settled, but not confirmed on disk: %s", confirmation.job_id, error)
-        if confirmation.kind == svc.CONFIRMATION_KIND_ACK:
+    def _settled_undurably(self, confirmation: svc.Confirmation, error: JobQueueError) -> None:
+        # The write stands, and a resend could not change that (it would meet LEASE_LOST, or
+        # DURABILITY_UNAVAILABLE once Redis stopped fsyncing). Redis did not say it reached
+        # the disk in time, so it may not survive a power loss.
+        logger.warning("job %s settled, but not confirmed on disk: %s", confirmation.job_id, error)
+        if confirmation.kind == ACK:
             self._counters.succeeded += 1
         else:
             self._counters.failed += 1
 
+    def _refused(self, job_id: str, settlement: Settlement | None, error: JobQueueError) -> None:
+        self._counters.rejected += 1
+        _log_refusal(job_id, error)
+        if isinstance(settlement, tuple) and isinstance(error, InvalidArgument):
+            self._fail_refused_result(settlement, error)
+        elif isinstance(settlement, tuple) and isinstance(error, DurabilityUnavailable):
+            self._fail_undurable_ack(settlement, error)
+
     def _settle(self, settlement: Settlement) -> None:
-        self._unconfirmed[settlement.job_id] = settlement
-        self._outbox.put(settlement)
-
-    def _resend_later(self, settlement: Settlement, error: JobQueueError) -> None:
-        logger.warning("server could not settle job %s (%s); sending again", settlement.job_id, error)
-        self._unconfirmed[settlement.job_id] = settlement
-        self._counters.resent += 1
-        asyncio.get_running_loop().call_later(RESEND_DELAY_S, self._resend, settlement.job_id)
-
-    def _resend(self, job_id: str) -> None:
-        settlement = self._unconfirmed.get(job_id)
-        if settlement is not None and not self._ended and not self._outbox.closed:
+        if type(settlement) is tuple:
+            self._unconfirmed[settlement[0]] = settlement
+            self._outbox.ack(settlement)
+        else:
+            assert isinstance(settlement, svc.FailRequest)
+            self._unconfirmed[settlement.job_id] = settlement
             self._outbox.put(settlement)
 
-    def _fail_refused_result(self, ack: svc.AckRequest, error: JobQueueError) -> None:
+    def _resend_later(self, settlement: Settlement, error: JobQueueError) -> None:
+        job_id = _job_id(settlement)
+        logger.warning("server could not settle job %s (%s); sending again", job_id, error)
+        self._unconfirmed[job_id] = settlement
+        self._counters.resent += 1
+        asyncio.get_running_loop().call_later(RESEND_DELAY_S, self._resend, job_id)
+
+    def _resend(self, job_id: str) -> None:
+        settlement = self._unconfirmed.pop(job_id, None)
+        if settlement is not None and not self._ended and not self._outbox.closed:
+            self._settle(settlement)
+
+    def _fail_refused_result(self, ack: Ack, error: JobQueueError) -> None:
         # The same ack cannot succeed (a result over the size limit, ...), and left alone the
         # lease would run out and the job run again: fail it for good, with the reason.
         message = f"the server refused the handler's result: {error}"
-        fail = svc.FailRequest(
-            job_id=ack.job_id, lease_token=ack.lease_token, error=message, non_retryable=True
-        )
-        self._settle(fail)
+        self._settle(svc.FailRequest(job_id=ack[0], lease_token=ack[1], error=message, non_retryable=True))
 
-    def _fail_undurable_ack(self, ack: svc.AckRequest, error: JobQueueError) -> None:
+    def _fail_undurable_ack(self, ack: Ack, error: JobQueueError) -> None:
         # Nothing was written and the job is still ours: held, it would run again only after its
         # lease ran out. Fail it now (retryably, with the reason) rather than acknowledge it at a
         # weaker level than the worker was configured for.
         message = f"the server could not make the ack durable: {error}"
-        self._settle(svc.FailRequest(job_id=ack.job_id, lease_token=ack.lease_token, error=message))
+        self._settle(svc.FailRequest(job_id=ack[0], lease_token=ack[1], error=message))
 
     def _extended(self, confirmation: svc.Confirmation, error: JobQueueError | None) -> None:
-        running = self._running.get(confirmation.job_id)
-        if running is None:
+        ctx = self._running.get(confirmation.job_id)
+        if ctx is None:
             return  # the handler finished meanwhile
         if error is None:
-            running.ctx.deadline = convert.from_timestamp(confirmation.lease_expire_time)
+            ctx.deadline = convert.from_timestamp(confirmation.lease_expire_time)
         elif isinstance(error, Unavailable):
             logger.warning("could not extend the lease of job %s: %s", confirmation.job_id, error)
         else:
-            running.ctx.lease_lost = True
-            self._keeper.forget(confirmation.job_id)
+            ctx.lease_lost = True  # the keeper stops extending it
             logger.warning(
                 "lease of job %s lost (%s); its result will be dropped", confirmation.job_id, error
             )
@@ -296,20 +314,5 @@ def _log_refusal(job_id: str, error: JobQueueError) -> None:
         logger.error("server refused to settle job %s: %s %s", job_id, error.reason, error)
 
 
-def _context(leased: svc.LeasedJob, worker_id: str) -> JobContext:
-    job = leased.job
-    deadline_ms = _ms(leased.lease_expire_time)
-    # The grant's deadline minus its start time (both Redis's clock) is the lease length,
-    # whether it came from the job, the stream or the server default.
-    length_ms = deadline_ms - _ms(job.start_time) if job.HasField("start_time") else 0
-    if length_ms > 0:
-        length = timedelta(milliseconds=length_ms)
-    elif job.HasField("lease_duration"):
-        length = job.lease_duration.ToTimedelta()
-    else:
-        length = DEFAULT_LEASE
-    return JobContext.from_message(job, leased.lease_token, deadline_ms, length, worker_id)
-
-
-def _ms(timestamp: timestamp_pb2.Timestamp) -> int:
-    return timestamp.seconds * 1000 + timestamp.nanos // 1_000_000
+def _job_id(settlement: Settlement) -> str:
+    return settlement[0] if isinstance(settlement, tuple) else settlement.job_id

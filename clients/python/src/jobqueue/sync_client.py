@@ -14,6 +14,7 @@ import grpc
 
 from jobqueue import convert, messages, timing
 from jobqueue.backoff import poll_intervals, poll_timeout
+from jobqueue.batching import DEFAULT_BATCHING, Batching
 from jobqueue.channel import ChannelOption, sync_channel
 from jobqueue.errors import InvalidArgument, Unavailable, from_rpc_error
 from jobqueue.messages import DEFAULT_TIMEOUT_S, DEFAULT_WAIT_S
@@ -26,6 +27,7 @@ from jobqueue.models import (
     JobState,
     QueueStats,
 )
+from jobqueue.sync_batcher import Batcher
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 
@@ -41,6 +43,10 @@ class Client:
     call takes an optional ``timeout`` in seconds (default: the client's, 10 s) and raises
     a :mod:`jobqueue.errors` class when it fails. Calls are not retried: ``enqueue`` is
     only safe to repeat with an ``idempotency_key``.
+
+    Concurrent ``enqueue`` calls are sent together in EnqueueBatch calls, each caller still
+    getting its own id or error (:class:`jobqueue.Batching`; ``batching=None`` sends each
+    alone). ``close()`` sends what is pending first.
     """
 
     def __init__(
@@ -50,10 +56,12 @@ class Client:
         timeout: float = DEFAULT_TIMEOUT_S,
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[ChannelOption] = (),
+        batching: Batching | None = DEFAULT_BATCHING,
     ) -> None:
         self._owns_channel = isinstance(target, str)
         self._channel = sync_channel(target, credentials, options) if isinstance(target, str) else target
         self._stub: svc_grpc.JobQueueServiceStub = svc_grpc.JobQueueServiceStub(self._channel)
+        self._batcher = Batcher(self._stub, batching) if batching is not None else None
         self.timeout = timeout
 
     def __enter__(self) -> Self:
@@ -65,9 +73,17 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        """Closes the channel if the client created it."""
+        """Sends the jobs still pending (as :meth:`flush`), then closes the channel if the
+        client created it."""
+        self.flush()
         if self._owns_channel:
             self._channel.close()
+
+    def flush(self) -> None:
+        """Sends the jobs waiting to be batched and returns once every batch pending now is
+        answered (every ``enqueue`` made before has its id or its error)."""
+        if self._batcher is not None:
+            self._batcher.flush()
 
     def enqueue(
         self,
@@ -82,7 +98,9 @@ class Client:
 
         `durability="fsynced"` returns only once Redis has the job on disk (docs/durability.md).
         """
-        request = messages.enqueue_request(JobSpec(queue=queue, payload=payload, **options))
+        request = messages.build_request(queue, payload, options)
+        if self._batcher is not None:
+            return self._batcher.submit(request, self.timeout if timeout is None else timeout)
         response = self._call(self._stub.Enqueue, request, timeout)
         return messages.enqueue_result(response)
 

@@ -167,7 +167,7 @@ class Worker:
         executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="jobqueue-handler")
         try:
             stub: svc_grpc.JobQueueServiceAsyncStub = svc_grpc.JobQueueServiceStub(channel)
-            await self._serve(stub, JobRunner(self._registry, executor, self._ack_durability))
+            await self._serve(stub, JobRunner(self._registry, executor))
         finally:
             if install_signal_handlers:
                 for sig in (signal.SIGTERM, signal.SIGINT):
@@ -203,7 +203,8 @@ class Worker:
         loop = asyncio.get_running_loop()
         logger.info("worker %s serving %s with concurrency %d", self.worker_id, self.queues, self.concurrency)
         while not self._stop.is_set():
-            self._session = LeaseSession(stub, self._subscription(), runner, self.counters)
+            subscription = self._subscription()
+            self._session = LeaseSession(stub, subscription, runner, self.counters, self._ack_durability)
             started = loop.time()
             try:
                 await self._session.run(self._stop, self._force, self.grace_period)
