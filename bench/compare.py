@@ -245,7 +245,7 @@ class Program:
 
 
 def jobqueue_program() -> Program:
-    set_up = (ROOT / "server" / "cli" / "bench.py").exists() or (ROOT / "server" / "bench").exists()
+    set_up = (ROOT / "cli" / "src" / "jobqueue_cli" / "bench.py").exists()
     argv = [str(JOBQ), "bench"]
     if not JOBQ.exists():
         return Program("jobqueue", argv, False, f"{JOBQ} is missing", set_up)

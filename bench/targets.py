@@ -303,7 +303,7 @@ def baseline_check(cell: Summary, baseline_cells: list[Summary]) -> Check:
     if theirs is None or ours_us is None or theirs_us is None:
         return missing(what, "no figure in the baseline (or in this run)", "<= baseline")
     ratio = ours_us / max(theirs_us, 1e-9)
-    figure = f"{ours_us:,.1f} µs vs {theirs_us:,.1f} µs (baseline {theirs['label']}): x{ratio:.2f}"
+    figure = f"{ours_us:,.2f} µs vs {theirs_us:,.2f} µs (baseline {theirs['label']}): x{ratio:.3f}"
     return Check(what, figure, "<= baseline", judged(ours_us <= theirs_us))
 
 
