@@ -81,6 +81,8 @@ class BenchConfig:
             knobs.append(f"B={self.batch}")
         if self.uses_workers:
             knobs += [f"W={self.workers}", f"C={self.concurrency}"]
+        if self.scenario == "latency_idle" and self.idle_streams:
+            knobs.append(f"idle={self.idle_streams}x{self.idle_seconds:g}s")
         knobs += [f"P={_size(self.payload_bytes)}", f"K={self.servers}"]
         if self.processes > 1:
             knobs.append(f"procs={self.processes}")

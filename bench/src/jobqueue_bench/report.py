@@ -27,13 +27,13 @@ def _latency(result: Result) -> str:
 def _row(result: Result) -> list[str]:
     config = [result.config.scenario, result.config.label()]
     if result.error is not None:
-        return [*config, f"[red]failed[/]: {result.error}", *["-"] * 6]
+        return [*config, f"[red]failed[/]: {result.error}", *["-"] * 7]
     cost = result.cost
     costs = [
         _number(cost.redis_commands_per_job, 2), _number(cost.redis_script_calls_per_job, 2),
         _number(cost.redis_cpu_us_per_job, 0), _number(cost.server_cpu_us_per_job, 0),
-        _number(cost.worker_cpu_us_per_job, 0),
-    ] if cost is not None else ["-"] * 5  # fmt: skip
+        _number(cost.worker_cpu_us_per_job, 0), _number(cost.producer_cpu_us_per_job, 0),
+    ] if cost is not None else ["-"] * 6  # fmt: skip
     return [*config, _number(result.jobs_per_second, 0), _latency(result), *costs]
 
 
@@ -45,6 +45,7 @@ def table(results: Sequence[Result]) -> Table:
         grid.add_column(name, justify="right")
     grid.add_column("server µs/job", justify="right")
     grid.add_column("worker µs/job", justify="right")
+    grid.add_column("producer µs/job", justify="right")
     for result in results:
         grid.add_row(*_row(result))
     return grid
@@ -57,6 +58,9 @@ def print_table(results: Sequence[Result], versions: dict[str, str], console: Co
         "for the latency scenarios. Costs per job cover enqueue and processing.",
         style="dim",
     )
+    for result in results:
+        if result.idle is not None:  # latency_idle's idle phase, as its notes give it
+            console.print(result.notes[result.notes.index("idle: ") :], style="dim")
     console.print(", ".join(f"{name} {version}" for name, version in versions.items()), style="dim")
 
 
