@@ -16,6 +16,7 @@ from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 from jobqueue_server.config import ServerSettings
+from jobqueue_server.maintenance import FULL_LOOK_EVERY
 from jobqueue_server.runtime.app import App, start_app, store_config
 from jobqueue_server.store import Store
 from jobqueue_server.store.keys import QueueKeys
@@ -72,6 +73,29 @@ async def test_idle_streams_and_idle_queues_run_no_script(
     await _passes(quick_app, 10)
 
     assert await _script_calls(redis) - before == 0
+    for stream in streams:
+        await stream.close()
+
+
+async def _command_calls(redis: Redis, command: str) -> int:
+    stats = await redis.info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+async def test_idle_streams_on_many_queues_cost_no_command_per_queue_at_most_passes(
+    quick_app: App, quick_stub: Stub, redis: Redis
+) -> None:
+    queues = [f"own-{n}" for n in range(40)]  # every stream its own queues, none ever enqueued to
+    streams = [await LeaseStream(quick_stub).subscribe(*queues[n::4], max_in_flight=4) for n in range(4)]
+    for stream in streams:
+        await stream.call.read()  # subscribed
+    await _passes(quick_app, 3)  # the subscriptions were made and looked at
+
+    before = await _command_calls(redis, "exists")
+    await _passes(quick_app, 2 * FULL_LOOK_EVERY)
+
+    # A look at every watched queue (one EXISTS each) only every FULL_LOOK_EVERY passes.
+    assert await _command_calls(redis, "exists") - before <= 3 * len(queues)
     for stream in streams:
         await stream.close()
 

@@ -18,6 +18,10 @@ from jobqueue_server.store.signals import QueueSignals
 
 logger = logging.getLogger(__name__)
 
+# Every this many passes, a pass looks at every watched queue for ready jobs, not only at those
+# subscribed just now: cheap (one EXISTS per queue) but not free with thousands of queues idle.
+FULL_LOOK_EVERY = 10
+
 
 class Maintenance:
     """The sweep loop of one server."""
@@ -57,8 +61,8 @@ class Maintenance:
 
         Cheap reads find the queues with work due (store/due.py); only those are swept. Then
         the streams of this server waiting on a queue that has ready jobs are woken: a wake-up
-        signal can be missed (a pub/sub reconnect), and this is what makes it good, once per
-        pass for the whole server rather than by every idle stream polling its queues.
+        signal published before a subscription took effect is missed, and this makes it good
+        for the whole server, rather than every idle stream polling its queues.
         `wake_at` calls made while the pass runs lower `_next_ms` further; they are kept.
         """
         now = self._clock.now_ms()
@@ -72,7 +76,7 @@ class Maintenance:
                     self._next_ms = min(self._next_ms, work.next_ms - self._skew_ms)
                 if work.now:
                     await self._sweep(queue, now)
-            for queue in await self._store.ready_queues(self._signals.watched()):
+            for queue in await self._store.ready_queues(self._queues_to_look_at()):
                 self._signals.notify(queue)
             self.passes += 1
         except (StoreUnavailable, StoreFull) as exc:
@@ -81,6 +85,15 @@ class Maintenance:
         except Exception:
             # The loop must outlive any one pass, or leases stop being reaped on this server.
             logger.exception("maintenance pass failed")
+
+    def _queues_to_look_at(self) -> list[str]:
+        """Watched queues that may hold jobs whose signal was missed: those subscribed just now
+        (a signal published before the subscription took effect is lost) and, every
+        FULL_LOOK_EVERY passes, all of them (whatever else may lose one)."""
+        if self.passes % FULL_LOOK_EVERY == 0:
+            self._signals.recently_subscribed()  # covered by this full look
+            return self._signals.watched()
+        return self._signals.recently_subscribed()
 
     async def _sweep(self, queue: str, pass_started_ms: int) -> None:
         result = await self._store.sweep(queue)

@@ -353,7 +353,7 @@ class LeaseSession:
     async def _wait_for(self, event: asyncio.Event, timeout_s: float | None = None) -> None:
         """Waits for `event` or a stop (or `timeout_s`). An idle stream costs nothing while it
         waits: a signal it missed is made good by the maintenance pass, which wakes the
-        streams of every watched queue that has ready jobs (maintenance.py)."""
+        streams of watched queues that have ready jobs (maintenance.py)."""
         waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(self._stop.wait())]
         try:
             await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)

@@ -5,8 +5,10 @@ Plain pub/sub rather than sharded: redis-py 7's asyncio client has no SSUBSCRIBE
 loses task cancellation. On Redis Cluster plain messages reach every node: correct, if
 costlier; the channel names already carry the queue's hash tag for a move to sharded.
 
-Signals can be missed (a reconnect, a subscription still being set up), so waiters also
-time out and look again: this is the fast path, not the only one.
+Signals can be missed (a reconnect, a subscription still being set up): after a reconnect
+every waiter is woken, and the maintenance pass looks at the queues subscribed recently (and now
+and then at every watched queue), so this is the fast path, not the only one. Idle, the listener
+only waits on its connection: the subscriptions are brought in step only after a change.
 """
 
 from __future__ import annotations
@@ -43,17 +45,23 @@ class QueueSignals:
         self._unsubscribe_after_s = unsubscribe_after_s
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._channels: dict[bytes, str] = {}
-        self._new_queue = asyncio.Event()
+        # Set when the watched queues changed: the listener then brings its subscriptions in step.
+        self._changed = asyncio.Event()
         self._unwatched_since: dict[str, float] = {}
+        # Queues subscribed since the last two `recently_subscribed` calls (see there).
+        self._fresh: set[str] = set()
+        self._fresh_before: set[str] = set()
 
     def watch(self, queues: Iterable[str]) -> asyncio.Event:
         """An event set on the next signal for any of `queues`; call `unwatch` after."""
         event = asyncio.Event()
         for queue in queues:
-            if queue not in self._waiters:
-                self._waiters[queue] = set()
-                self._new_queue.set()
-            self._waiters[queue].add(event)
+            waiters = self._waiters.get(queue)
+            if waiters is None:
+                waiters = self._waiters[queue] = set()
+            if not waiters:
+                self._changed.set()
+            waiters.add(event)
         return event
 
     def unwatch(self, event: asyncio.Event, queues: Iterable[str]) -> None:
@@ -61,10 +69,23 @@ class QueueSignals:
             waiters = self._waiters.get(queue)
             if waiters is not None:
                 waiters.discard(event)
+                if not waiters:
+                    self._changed.set()
 
     def watched(self) -> list[str]:
         """The queues some stream of this server waits on now."""
         return [queue for queue, waiters in self._waiters.items() if waiters]
+
+    def recently_subscribed(self) -> list[str]:
+        """The watched queues whose subscription was made since the call before the last one.
+
+        A signal published before Redis applied a SUBSCRIBE is lost; looking at these queues
+        once their subscription is surely in place (one call later) makes that good, so the
+        maintenance pass need not look at every watched queue every time.
+        """
+        recent = self._fresh | self._fresh_before
+        self._fresh_before, self._fresh = self._fresh, set()
+        return [queue for queue in recent if self._waiters.get(queue)]
 
     def notify(self, queue: str) -> None:
         """Wakes this server's waiters on `queue` (used for local enqueues: no round trip)."""
@@ -88,10 +109,11 @@ class QueueSignals:
         subscribed: set[str] = set()
         try:
             while True:
-                await self._sync_subscriptions(pubsub, subscribed)
+                if self._changed.is_set() or self._release_due():
+                    await self._sync_subscriptions(pubsub, subscribed)
                 if not subscribed:
                     # Reading a pub/sub connection with no subscription is an error in redis-py.
-                    await self._new_queue.wait()
+                    await self._changed.wait()
                     continue
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=_READ_TIMEOUT_S)
                 if message is not None:
@@ -103,14 +125,22 @@ class QueueSignals:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _sync_subscriptions(self, pubsub: PubSub, subscribed: set[str]) -> None:
-        self._new_queue.clear()
+        self._changed.clear()
         wanted = set(self.watched())
         for queue in wanted - subscribed:
             channel = QueueKeys.of(self._prefix, queue).signal
             self._channels[channel.encode()] = queue
             await pubsub.subscribe(channel)
             subscribed.add(queue)
+            self._fresh.add(queue)
         await self._release_unwatched(pubsub, subscribed, wanted)
+
+    def _release_due(self) -> bool:
+        """Whether a subscription nobody watches has become old enough to release."""
+        if not self._unwatched_since:
+            return False
+        oldest = min(self._unwatched_since.values())
+        return asyncio.get_running_loop().time() - oldest >= self._unsubscribe_after_s
 
     async def _release_unwatched(self, pubsub: PubSub, subscribed: set[str], wanted: set[str]) -> None:
         """Unsubscribes from queues no stream has watched for a while (closed streams)."""
