@@ -175,3 +175,10 @@ def test_an_ok_confirmation_written_out_is_the_librarys(kind: svc.ConfirmationKi
 
     assert decoded == svc.Confirmation(job_id="q:01M90XZRARJ027XY32D98TYPN8", status=OK, kind=kind)
     assert decoded.HasField("status")
+
+
+@pytest.mark.parametrize("duplicate", [False, True])
+def test_enqueue_responses_match_protobufs(duplicate: bool) -> None:
+    job_id = "emails:01JE9BFDANF761N0EXXVRV4QFW"
+    expected = svc.EnqueueResponse(job_id=job_id, duplicate=duplicate).SerializeToString()
+    assert wire.enqueue_response(job_id, duplicate) == expected

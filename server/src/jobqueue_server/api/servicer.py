@@ -12,7 +12,7 @@ from grpc_status import rpc_status
 
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
-from jobqueue_server.api import convert, job_wire, paging, validation
+from jobqueue_server.api import convert, job_wire, paging, validation, wire
 from jobqueue_server.api.group_commit import GroupCommit
 from jobqueue_server.api.lease_session import LeaseSession
 from jobqueue_server.api.registration import Malformed
@@ -52,11 +52,12 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
     # -- producers -------------------------------------------------------------------------
 
     @maps_errors
-    async def Enqueue(self, request: svc.EnqueueRequest, context: Context) -> svc.EnqueueResponse:  # noqa: N802
+    async def Enqueue(self, request: svc.EnqueueRequest, context: Context) -> bytes:  # type: ignore[override]  # noqa: N802
+        """Answers with the EnqueueResponse already serialized (registration.py)."""
         job = validation.new_job(request, self._limits, new_ulid(self._store.clock.now_ms()))
         level = validation.durability(request.durability, "durability", self._limits)
         outcome = await self._group_commit.enqueue(job, level)
-        return svc.EnqueueResponse(job_id=outcome.job_id, duplicate=outcome.duplicate)
+        return wire.enqueue_response(outcome.job_id, outcome.duplicate)
 
     @maps_errors
     async def EnqueueBatch(  # noqa: N802

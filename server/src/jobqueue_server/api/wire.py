@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import functools
 
+from jobqueue.v1 import job_queue_service_pb2 as svc
+
 # Wire types.
 _VARINT, _LEN = 0, 2
 
@@ -89,3 +91,12 @@ JOB_ID, JOB_QUEUE, JOB_STATE, JOB_PAYLOAD, JOB_PAYLOAD_BYTES, JOB_PRIORITY = 1, 
 JOB_ATTEMPTS, JOB_MAX_ATTEMPTS, JOB_CREATE_TIME, JOB_SCHEDULE_TIME, JOB_START_TIME = 7, 8, 9, 10, 11
 JOB_FINISH_TIME, JOB_RESULT, JOB_LAST_ERROR, JOB_ERRORS, JOB_METADATA = 12, 13, 14, 15, 16
 JOB_LEASE_DURATION, JOB_BACKOFF, JOB_IDEMPOTENCY_KEY, JOB_WORKER_ID = 17, 18, 19, 20
+
+
+_RESPONSE_JOB_ID = svc.EnqueueResponse.DESCRIPTOR.fields_by_name["job_id"].number
+_DUPLICATE = varint_field(svc.EnqueueResponse.DESCRIPTOR.fields_by_name["duplicate"].number, 1)
+
+
+def enqueue_response(job_id: str, duplicate: bool) -> bytes:
+    """An EnqueueResponse, written out: the answer to every unary Enqueue."""
+    return text_field(_RESPONSE_JOB_ID, job_id) + (_DUPLICATE if duplicate else b"")
