@@ -104,3 +104,17 @@ async def test_a_refused_enqueue_fails_only_its_caller(stub: Stub) -> None:
     assert isinstance(results[0], svc.EnqueueResponse) and results[0].job_id
     assert isinstance(results[1], grpc.aio.AioRpcError)
     assert results[1].code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_enqueues_received_together_share_script_calls_with_no_store_delay(
+    stub: Stub, redis: Redis
+) -> None:
+    before = await _script_calls(redis)
+
+    responses = await asyncio.gather(
+        *(stub.Enqueue(svc.EnqueueRequest(queue="together", payload=payload(n=n))) for n in range(64))
+    )
+
+    calls = await _script_calls(redis) - before
+    assert len({r.job_id for r in responses}) == 64
+    assert calls <= 16, f"{calls} script calls for 64 jobs sent together"

@@ -1,9 +1,12 @@
 """Unary Enqueue calls written to Redis together: a group commit.
 
-A lone call goes to the store at once. Calls that arrive while a store call is under way wait
-for it and then go together in the next one, so under load one script call carries many jobs
-(the cost of a store call is mostly per call, not per job) and an idle server adds no delay.
-Each caller gets its own outcome, or the error of the store call that carried its job.
+Before a store call, the writer lets the event loop run a few turns, for as long as more calls
+keep joining: calls that the server has received but not yet handled then go in the same call.
+Idle, that costs a few empty turns (tens of microseconds); under load one script call carries
+many jobs, and a store call costs the server far more than a job does (a write, a read, two
+context switches with Redis: about a third of a unary call's CPU when each job went alone).
+Calls that arrive while a store call is under way go in the next one. Each caller gets its own
+outcome, or the error of the store call that carried its job.
 """
 
 from __future__ import annotations
@@ -17,6 +20,11 @@ from jobqueue_server.store import Durability, EnqueueOutcome, EnqueueResult, New
 # Most jobs, and bytes of their wire, one store call takes from the waiting calls.
 MAX_JOBS_PER_CALL = 1000
 MAX_BYTES_PER_CALL = 4 * 1024 * 1024
+# Gathering stops after this many turns of the loop in a row brought no new call, or after
+# GATHER_MAX_TURNS turns in all (measured with 64 calls in flight: 8 gathers about 7 jobs per
+# store call, and halves the server's CPU per call next to writing each job alone).
+GATHER_QUIET_TURNS = 8
+GATHER_MAX_TURNS = 64
 
 
 @dataclass
@@ -49,6 +57,7 @@ class GroupCommit:
         """Writes what waits, call after call, until nothing does."""
         try:
             while waiting.jobs:
+                await _gather(waiting)
                 jobs, futures = _take(waiting)
                 if not jobs:
                     continue
@@ -65,6 +74,21 @@ class GroupCommit:
                 self._on_written(jobs, result)
         finally:
             waiting.writing = False
+
+
+async def _gather(waiting: _Waiting) -> None:
+    """Lets the loop run while calls keep joining `waiting` (see the module docstring)."""
+    quiet, seen = 0, len(waiting.jobs)
+    for _ in range(GATHER_MAX_TURNS):
+        if seen >= MAX_JOBS_PER_CALL:
+            return
+        await asyncio.sleep(0)
+        if len(waiting.jobs) == seen:
+            quiet += 1
+            if quiet >= GATHER_QUIET_TURNS:
+                return
+        else:
+            quiet, seen = 0, len(waiting.jobs)
 
 
 def _take(waiting: _Waiting) -> tuple[list[NewJob], list[asyncio.Future[EnqueueOutcome]]]:
