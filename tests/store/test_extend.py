@@ -1,4 +1,4 @@
-"""extend-1.lua: moves an ACTIVE job's lease deadline, fenced by the lease token."""
+"""extend-2.lua: moves an ACTIVE job's lease deadline, fenced by the lease token."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""fail-3.lua: ACTIVE -> SCHEDULED (backoff) or DEAD, fenced by the lease token."""
+"""fail-5.lua: ACTIVE -> SCHEDULED (backoff) or DEAD, fenced by the lease token."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tests.store.helpers import (
     enqueue,
     enqueue_one,
     fail_leased,
-    job_hash,
+    job_fields,
     lease_one,
     leased_job,
     snapshot,
@@ -42,7 +42,7 @@ async def test_fail_schedules_a_retry_after_the_initial_backoff(
     keys = store.keys("q")
     assert await zset(redis, keys.scheduled) == {ulid_of(leased.job_id): clock.ms + 100}
     assert await redis.zcard(keys.active) == 0
-    fields = await job_hash(redis, store, leased.job_id)
+    fields = await job_fields(redis, store, leased.job_id)
     assert (fields["state"], fields["due_ms"], fields["last_error"]) == (
         "scheduled",
         str(clock.ms + 100),
