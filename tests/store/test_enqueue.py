@@ -34,9 +34,9 @@ async def test_enqueue_stores_every_field_of_a_queued_job(
     )
 
     keys, ulid, now = store.keys("q"), ulid_of(job_id), clock.ms
-    # state|attempts|due|ready|start|finish|deadline|token|has_errors|create|priority|max|lease|backoff|worker
+    # state|token|worker|deadline|start|finish|attempts|has_errors|due|ready|create|priority|lease|max|backoff
     assert await redis.hgetall(keys.jobs) == {
-        ulid.encode(): f"queued|0|{now}|{now}|||||0|{now}|2|5|7000|10,20,1.5,0.0|".encode()
+        ulid.encode(): f"queued||||||0|0|{now}|{now}|{now}|2|7000|5|10,20,1.5,0.0".encode()
     }
     assert await redis.hgetall(keys.wire) == {ulid.encode(): b"\x0a\x01x"}
     assert await redis.exists(keys.errors, keys.result) == 0
@@ -69,7 +69,7 @@ async def test_a_scheduled_job_has_no_ready_time_in_its_record(
 
     now = clock.ms
     assert await redis.hget(store.keys("q").jobs, ulid_of(job_id)) == (
-        f"scheduled|0|{now + 500}||||||0|{now}|1|3|0|1000,3600000,2.0,0.2|".encode()
+        f"scheduled||||||0|0|{now + 500}||{now}|1|0|3|1000,3600000,2.0,0.2".encode()
     )
 
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jobqueue_server.errors import InternalError
-from jobqueue_server.store.layout import record_fields, split_errors
+from jobqueue_server.store.layout import record_fields, split_errors, unescape_worker
 from jobqueue_server.store.records import Backoff, ErrorEntry, JobRecord, JobState, Lease, LeasedJob, Priority
 
 # What the lease script returns for each job after ulid and deadline, in order (lease-7.lua;
@@ -55,7 +55,7 @@ def job_record(
         errors=errors_of(history),
         lease_ms=_int(f["lease_ms"]),
         backoff=_backoff(f["backoff"]),
-        worker_id=_text(f["worker"]),
+        worker_id=unescape_worker(f["worker"]),
         lease_expire_ms=_int(f["lease_expire_ms"]),
     )
 

@@ -8,44 +8,54 @@ history and latest error; `result` a non-empty ack result.
 
 from __future__ import annotations
 
+import re
+
 from jobqueue_server.store.records import Priority
 
 #: The layout these scripts write; `<prefix>:format` holds it once a migration is done.
 FORMAT = 2
 
 #: The record's fields in order. Unset fields are empty; `has_errors` is 1 when the job has an
-#: entry in the `errors` hash. The worker id comes last: it may hold any character.
+#: entry in the `errors` hash; the worker id is escaped (unescape_worker). The fields lease and
+#: ack change come first: those scripts match only the head of a record.
 RECORD_FIELDS = (
     "state",
-    "attempts",
-    "due_ms",
-    "ready_ms",
+    "token",
+    "worker",
+    "lease_expire_ms",
     "start_ms",
     "finish_ms",
-    "lease_expire_ms",
-    "token",
+    "attempts",
     "has_errors",
+    "due_ms",
+    "ready_ms",
     "create_ms",
     "priority",
-    "max_attempts",
     "lease_ms",
+    "max_attempts",
     "backoff",
-    "worker",
 )
-_SPLITS = len(RECORD_FIELDS) - 1
 
 
 def record_fields(text: bytes) -> dict[str, bytes]:
     """A record's fields by name, every one present (empty when unset)."""
-    values = text.split(b"|", _SPLITS)
+    values = text.split(b"|")
     if len(values) != len(RECORD_FIELDS):
         raise ValueError(f"a job record has {len(values)} fields, not {len(RECORD_FIELDS)}")
     return dict(zip(RECORD_FIELDS, values, strict=True))
 
 
-def spec(priority: Priority, max_attempts: int, lease_ms: int, backoff_text: str) -> str:
-    """The record's fixed fields as enqueue-6.lua takes them: "priority|max_attempts|lease_ms|backoff"."""
-    return f"{int(priority)}|{max_attempts}|{lease_ms}|{backoff_text}"
+def spec(priority: Priority, lease_ms: int, max_attempts: int, backoff_text: str) -> str:
+    """The record's last fields as enqueue-6.lua takes them: "priority|lease_ms|max_attempts|backoff"."""
+    return f"{int(priority)}|{lease_ms}|{max_attempts}|{backoff_text}"
+
+
+_ESCAPED = re.compile(rb"%(25|7C)")
+
+
+def unescape_worker(raw: bytes) -> str:
+    """A worker id as the client sent it (a record holds '%' as %25 and '|' as %7C)."""
+    return _ESCAPED.sub(lambda m: b"%" if m[1] == b"25" else b"|", raw).decode()
 
 
 def split_errors(value: bytes | None) -> tuple[bytes, bytes]:

@@ -215,7 +215,7 @@ class Store:
                 backoff, backoff_text = job.backoff, _backoff_text(job.backoff)
             args += [
                 job.ulid or new_ulid(self.clock.now_ms()),
-                spec(job.priority, job.max_attempts, job.lease_ms, backoff_text),
+                spec(job.priority, job.lease_ms, job.max_attempts, backoff_text),
                 -1 if job.due_ms is None else job.due_ms,
                 job.delay_ms,
                 job.wire,

@@ -15,25 +15,30 @@
   Returns one code per job.
   Codes: 1 completed; -1 job not found; -2 lease token not current
 ]]
-local now = now_ms(ARGV[1])
+local now, now_text = now_ms(ARGV[1])
 local n = tonumber(ARGV[2])
 local ulids = {}
 for i = 1, n do ulids[i] = ARGV[3 * i] end
-local jobs = batch_records(KEYS[3], ulids)
+local texts = hmget_all(KEYS[3], ulids)
 
-local out, done, finished, results = {}, {}, {}, {}
+-- `latest` holds the records this call rewrote: a job named twice sees its first ack.
+local out, latest, writes, done, finished, results = {}, {}, {}, {}, {}, {}
 for i = 1, n do
-  local ulid, token, result = ulids[i], ARGV[3 * i + 1], ARGV[3 * i + 2]
-  local r = jobs.get(i)
-  if not r then
+  local ulid, result = ulids[i], ARGV[3 * i + 2]
+  local text = latest[ulid]
+  if text == nil then text = texts[i] end
+  local state, token, start, rest = string.match(text or '', ACK_VIEW)
+  if not state then
     out[i] = -1
-  elseif r[STATE] ~= 'active' or r[TOKEN] ~= token then
+  elseif state ~= 'active' or token ~= ARGV[3 * i + 1] then
     out[i] = -2
   else
-    r[STATE], r[FINISH_MS], r[TOKEN], r[LEASE_EXPIRE_MS], r[WORKER] = 'completed', now, '', '', ''
-    jobs.save(ulid)
+    text = completed_record(start, now_text, rest)
+    latest[ulid] = text
+    writes[#writes + 1] = ulid
+    writes[#writes + 1] = text
     done[#done + 1] = ulid
-    finished[#finished + 1] = now
+    finished[#finished + 1] = now_text
     finished[#finished + 1] = ulid
     if result ~= '' then
       results[#results + 1] = ulid
@@ -42,7 +47,7 @@ for i = 1, n do
     out[i] = 1
   end
 end
-jobs.write()
+call_all('HSET', KEYS[3], writes)
 call_all('HSET', KEYS[4], results)
 call_all('ZREM', KEYS[1], done)
 call_all('ZADD', KEYS[2], finished)

@@ -16,7 +16,7 @@
   ARGV[3] idempotency window ms
   ARGV[4] wake-up channel     <prefix>:{<queue>}:signal (pub/sub)
   ARGV[5] number of jobs N, then N groups of 6 fields:
-          ulid, spec (the record's fixed fields "priority|max_attempts|lease ms|backoff",
+          ulid, spec (the record's fixed fields "priority|lease ms|max_attempts|backoff",
           priority one digit: 1 low, 2 normal, 3 high), due ms (absolute, or -1), delay ms,
           wire (the job's serialized immutable fields, opaque here), idempotency key ("" for none)
 
@@ -25,15 +25,15 @@
   the earliest due ms among jobs scheduled by this call, or -1.
 ]]
 local rcall = redis.call
-local now = now_ms(ARGV[1])
+local now, now_text = now_ms(ARGV[1])
 local idem_prefix, idem_window = ARGV[2], tonumber(ARGV[3])
 local ready = {KEYS[3], KEYS[2], KEYS[1]}
 local out, next_due = {}, -1
 -- Everything is written once at the end: the records and wires of all jobs in one HSET each,
 -- the new ready ulids in one LPUSH per level, the scheduled ones in one ZADD.
 local records, wires, pushes, scheduled = {}, {}, {{}, {}, {}}, {}
--- The record after ready_ms: start, finish, deadline and token unset, no errors, created now.
-local middle = '|||||0|' .. now .. '|'
+-- No token, worker, deadline, start or finish; no attempt and no error yet.
+local head = '||||||0|0|'
 
 for i = 0, tonumber(ARGV[5]) - 1 do
   local a = 6 + i * 6
@@ -50,16 +50,24 @@ for i = 0, tonumber(ARGV[5]) - 1 do
     out[#out + 1] = existing
     out[#out + 1] = 1
   else
-    local due = tonumber(ARGV[a + 2])
-    if due < 0 then due = now + tonumber(ARGV[a + 3]) end
+    -- Times are kept as texts: formatting a number costs as much as the rest of a job.
+    local due, due_text = tonumber(ARGV[a + 2]), ARGV[a + 2]
+    if due < 0 then
+      if ARGV[a + 3] == '0' then
+        due, due_text = now, now_text
+      else
+        due = now + tonumber(ARGV[a + 3])
+        due_text = tostring(due)
+      end
+    end
     local record
     if due > now then
-      record = 'scheduled|0|' .. due .. '|' .. middle .. spec .. '|'
-      scheduled[#scheduled + 1] = due
+      record = 'scheduled' .. head .. due_text .. '||' .. now_text .. '|' .. spec
+      scheduled[#scheduled + 1] = due_text
       scheduled[#scheduled + 1] = ulid
       if next_due < 0 or due < next_due then next_due = due end
     else
-      record = 'queued|0|' .. due .. '|' .. now .. middle .. spec .. '|'
+      record = 'queued' .. head .. due_text .. '|' .. now_text .. '|' .. now_text .. '|' .. spec
       local level = pushes[tonumber(string.sub(spec, 1, 1))]
       level[#level + 1] = ulid
     end
@@ -68,7 +76,7 @@ for i = 0, tonumber(ARGV[5]) - 1 do
     wires[#wires + 1] = ulid
     wires[#wires + 1] = ARGV[a + 4]
     if idem_key ~= '' then
-      rcall('SET', idem_prefix .. idem_key, ulid .. '|' .. (now + idem_window), 'PX', idem_window)
+      rcall('SET', idem_prefix .. idem_key, ulid .. '|' .. (now + idem_window), 'PX', ARGV[3])
     end
     out[#out + 1] = ulid
     out[#out + 1] = 0

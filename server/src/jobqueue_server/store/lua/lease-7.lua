@@ -24,58 +24,64 @@
   history). Job number n (from 1) has the token ARGV[4] .. "." .. n.
 ]]
 local rcall = redis.call
-local now = now_ms(ARGV[1])
+local now, now_text = now_ms(ARGV[1])
 local wanted, default_lease = tonumber(ARGV[2]), tonumber(ARGV[3])
-local token_base, worker = ARGV[4], ARGV[5]
+local token_base, worker = ARGV[4] .. '.', escape_worker(ARGV[5])
 
-local popped = {}
+local ulids = {}
 for level = 1, 3 do
-  if #popped >= wanted then break end
-  local ulids = rcall('RPOP', KEYS[level], wanted - #popped)
-  if ulids then
-    for _, ulid in ipairs(ulids) do popped[#popped + 1] = ulid end
+  if #ulids >= wanted then break end
+  local popped = rcall('RPOP', KEYS[level], wanted - #ulids)
+  if popped then
+    for _, ulid in ipairs(popped) do ulids[#ulids + 1] = ulid end
   end
 end
-if #popped == 0 then return {now} end
+if #ulids == 0 then return {now} end
 
--- One HMGET per hash for the whole call: records and wires of every job, errors of the jobs
--- that have some (their records say so).
-local texts, stored = hmget_all(KEYS[5], popped), hmget_all(KEYS[6], popped)
-local ulids, records, wires, failed = {}, {}, {}, {}
-for i, ulid in ipairs(popped) do
-  local r = parse_record(texts[i])
-  if r then  -- a ulid without a record (never written by the scripts) is dropped
-    ulids[#ulids + 1] = ulid
-    records[#ulids] = r
-    wires[#ulids] = stored[i] or ''
-    if r[HAS_ERRORS] == '1' then failed[#failed + 1] = ulid end
+-- One HMGET per hash for the whole call: the records and wires of every job, then the errors
+-- of the jobs whose records say they have some.
+local texts, wires = hmget_all(KEYS[5], ulids), hmget_all(KEYS[6], ulids)
+local out, writes, deadlines, failed, n = {now}, {}, {}, {}, 0
+-- Deadline texts by lease length, and attempt counts as texts: most jobs of a call share them.
+local deadline_texts, counts = {}, {}
+for i, ulid in ipairs(ulids) do
+  local finish, attempts, rest, has_errors, due, create, lease = string.match(texts[i] or '', LEASE_VIEW)
+  if finish then  -- a ulid without a record (never written by the scripts) is dropped
+    n = n + 1
+    lease = tonumber(lease) or 0
+    if lease <= 0 then lease = default_lease end
+    local deadline = deadline_texts[lease]
+    if not deadline then
+      deadline = tostring(now + lease)
+      deadline_texts[lease] = deadline
+    end
+    attempts = (tonumber(attempts) or 0) + 1
+    local count = counts[attempts]
+    if not count then
+      count = tostring(attempts)
+      counts[attempts] = count
+    end
+    writes[#writes + 1] = ulid
+    writes[#writes + 1] = leased_record(token_base .. n, worker, deadline, now_text, finish, count, rest)
+    deadlines[#deadlines + 1] = deadline
+    deadlines[#deadlines + 1] = ulid
+    if has_errors == '1' then failed[#failed + 1] = #out + 1 end
+    out[#out + 1] = ulid
+    out[#out + 1] = now + lease
+    out[#out + 1] = wires[i] or ''
+    out[#out + 1] = attempts
+    out[#out + 1] = due
+    out[#out + 1] = create
+    out[#out + 1] = ''  -- last_error and errors, filled in below for jobs that have some
+    out[#out + 1] = ''
   end
 end
-local errors = {}
-for i, value in ipairs(hmget_all(KEYS[7], failed)) do errors[failed[i]] = value end
-
-local out, writes, deadlines = {now}, {}, {}
-for n, ulid in ipairs(ulids) do
-  local r = records[n]
-  local lease = tonumber(r[LEASE_MS]) or 0
-  if lease <= 0 then lease = default_lease end
-  local deadline = now + lease
-  local attempts = (tonumber(r[ATTEMPTS]) or 0) + 1
-  r[STATE], r[ATTEMPTS], r[START_MS], r[LEASE_EXPIRE_MS] = 'active', attempts, now, deadline
-  r[TOKEN], r[WORKER] = token_base .. '.' .. n, worker
-  writes[#writes + 1] = ulid
-  writes[#writes + 1] = format_record(r)
-  deadlines[#deadlines + 1] = deadline
-  deadlines[#deadlines + 1] = ulid
-  local history, last_error = split_errors(errors[ulid])
-  out[#out + 1] = ulid
-  out[#out + 1] = deadline
-  out[#out + 1] = wires[n]
-  out[#out + 1] = attempts
-  out[#out + 1] = r[DUE_MS]
-  out[#out + 1] = r[CREATE_MS]
-  out[#out + 1] = last_error
-  out[#out + 1] = history
+if #failed > 0 then
+  local asked = {}
+  for j, at in ipairs(failed) do asked[j] = out[at] end
+  for j, value in ipairs(hmget_all(KEYS[7], asked)) do
+    out[failed[j] + 7], out[failed[j] + 6] = split_errors(value)
+  end
 end
 call_all('HSET', KEYS[5], writes)
 call_all('ZADD', KEYS[4], deadlines)

@@ -35,9 +35,9 @@ for i = 1, tonumber(ARGV[2]) do
     left[#left + 1] = ulid
   else
     local has_errors = (f.errors or f.last_error) and '1' or '0'
-    local r = {f.state or '', f.attempts or '0', f.due_ms or '', f.ready_ms or '', f.start_ms or '',
-      f.finish_ms or '', f.lease_expire_ms or '', f.token or '', has_errors, f.create_ms or '',
-      f.priority or '2', f.max_attempts or '', f.lease_ms or '0', f.backoff or '', f.worker or ''}
+    local r = {f.state or '', f.token or '', escape_worker(f.worker or ''), f.lease_expire_ms or '',
+      f.start_ms or '', f.finish_ms or '', f.attempts or '0', has_errors, f.due_ms or '', f.ready_ms or '',
+      f.create_ms or '', f.priority or '2', f.lease_ms or '0', f.max_attempts or '', f.backoff or ''}
     records[#records + 1] = ulid
     records[#records + 1] = format_record(r)
     wires[#wires + 1] = ulid

@@ -3,13 +3,14 @@
 -- the job record.
 --
 -- A queue's jobs live in per-queue hashes keyed by ulid (docs/state-machine.md): `jobs` holds
--- each job's record, one string whose fields are separated by '|', in the order below. Every
--- field but the worker id is a number, a state name, a token or a backoff policy, none of which
--- holds a '|'; the worker id may hold anything, so it comes last. An unset field is empty.
--- layout.py reads the same positions (tests/store/test_prelude.py holds the two together).
-local STATE, ATTEMPTS, DUE_MS, READY_MS, START_MS, FINISH_MS, LEASE_EXPIRE_MS, TOKEN, HAS_ERRORS,
-  CREATE_MS, PRIORITY, MAX_ATTEMPTS, LEASE_MS, BACKOFF, WORKER = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
-local RECORD_PATTERN = '^' .. string.rep('([^|]*)|', WORKER - 1) .. '(.*)$'
+-- each job's record, one string of 15 fields separated by '|', in the order below; an unset
+-- field is empty. No field holds a '|': they are numbers, state names, tokens, a backoff policy,
+-- and the worker id, which is escaped ('%' as %25, '|' as %7C). layout.py reads the same
+-- positions (tests/store/test_prelude.py holds the two together). The fields the hot paths
+-- change come first, so lease and ack match only the head of a record (LEASE_VIEW, ACK_VIEW).
+local STATE, TOKEN, WORKER, LEASE_EXPIRE_MS, START_MS, FINISH_MS, ATTEMPTS, HAS_ERRORS, DUE_MS,
+  READY_MS, CREATE_MS, PRIORITY, LEASE_MS, MAX_ATTEMPTS, BACKOFF = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+local RECORD_PATTERN = '^' .. string.rep('([^|]*)|', BACKOFF - 1) .. '([^|]*)$'
 
 -- A record as a table of its fields' texts, by position; false when there is no record.
 local function parse_record(text)
@@ -19,15 +20,42 @@ end
 
 -- The record's text (numbers are written as integers: every one is whole).
 local function format_record(r)
-  return table.concat(r, '|', 1, WORKER)
+  return table.concat(r, '|', 1, BACKOFF)
 end
 
--- The script's clock: ARGV[1] when the caller drives time (tests), else Redis's TIME.
+-- What lease-7.lua reads of a queued job: finish_ms, attempts, the record from has_errors on,
+-- has_errors, due_ms, create_ms, lease_ms (matching no more of the record than it needs:
+-- Lua's matcher costs about 0.1 µs a field).
+local LEASE_VIEW = '^[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|([^|]*)|([^|]*)|(([^|]*)|([^|]*)|[^|]*|([^|]*)|[^|]*|([^|]*)|.*)$'
+
+-- The record of a job leased with `token` until `deadline` at `now`, from the parts LEASE_VIEW
+-- read (texts all, so no number is formatted per job).
+local function leased_record(token, worker, deadline, now, finish, attempts, rest)
+  return 'active|' .. token .. '|' .. worker .. '|' .. deadline .. '|' .. now .. '|' .. finish .. '|' .. attempts
+    .. '|' .. rest
+end
+
+-- What ack-4.lua reads of a leased job: state, token, start_ms and the record from attempts on.
+local ACK_VIEW = '^([^|]*)|([^|]*)|[^|]*|[^|]*|([^|]*)|[^|]*|(.*)$'
+
+local function completed_record(start, now, rest)
+  return 'completed||||' .. start .. '|' .. now .. '|' .. rest
+end
+
+-- A worker id as a record holds it.
+local function escape_worker(worker)
+  return (string.gsub(worker, '[%%|]', {['%'] = '%25', ['|'] = '%7C'}))
+end
+
+-- The script's clock, as a number and as text: ARGV[1] when the caller drives time (tests),
+-- else Redis's TIME.
 local function now_ms(arg)
   local now = tonumber(arg)
-  if now then return now end
-  local t = redis.call('TIME')
-  return t[1] * 1000 + math.floor(t[2] / 1000)
+  if not now then
+    local t = redis.call('TIME')
+    now = t[1] * 1000 + math.floor(t[2] / 1000)
+  end
+  return now, tostring(now)
 end
 
 -- unpack is bounded by Lua's C stack (LUAI_MAXCSTACK, 8000): long argument lists go in slices
