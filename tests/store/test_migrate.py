@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from jobqueue_server.api.job_wire import stored_part_of
 from jobqueue_server.clock import ManualClock
-from jobqueue_server.errors import LeaseLost
+from jobqueue_server.errors import LeaseLost, StoreUnavailable
 from jobqueue_server.runtime.app import connect_redis
 from jobqueue_server.store import JobRecord, JobState, Settle, Store, StoreConfig
 from jobqueue_server.store.decode import legacy_record
@@ -113,8 +113,8 @@ async def test_two_servers_starting_at_once_move_each_job_once(
     try:
         second = Store(other, StoreConfig(key_prefix=prefix), clock=clock)
         first_run, second_run = await asyncio.gather(
-            migrate(redis, store._scripts.migrate, prefix, stored_part_of, batch=20),
-            migrate(other, second._scripts.migrate, prefix, stored_part_of, batch=20),
+            migrate(redis, store._scripts.migrate, prefix, stored_part_of, 2.0, batch=20),
+            migrate(other, second._scripts.migrate, prefix, stored_part_of, 2.0, batch=20),
         )
     finally:
         await other.aclose()
@@ -173,3 +173,13 @@ async def test_hashes_of_other_prefixes_and_queues_with_colons_are_told_apart(
 
     assert (await store.get(mine)).queue == "a:b"
     assert await count_keys(redis, f"{other_prefix}:*:job:*") == 1
+
+
+async def test_an_unreachable_redis_fails_the_start_with_store_unavailable(key_prefix: str) -> None:
+    unreachable = connect_redis("redis://127.0.0.1:1", timeout_s=0.5)
+    try:
+        store = Store(unreachable, StoreConfig(key_prefix=key_prefix, command_timeout_ms=500))
+        with pytest.raises(StoreUnavailable):
+            await store.migrate(stored_part_of)
+    finally:
+        await unreachable.aclose()

@@ -140,8 +140,8 @@ class Store:
     async def migrate(self, build_wire: BuildWire) -> Migration:
         """Moves jobs stored by the previous layout into this one (store/migrate.py); a server
         runs it before it serves. `build_wire` makes the wire bytes of jobs stored without."""
-        async with self._scripts_guard():
-            return await migrate(self.redis, self._scripts.migrate, self.config.key_prefix, build_wire)
+        timeout_s = self.config.command_timeout_ms / 1000
+        return await migrate(self.redis, self._scripts.migrate, self.config.key_prefix, build_wire, timeout_s)
 
     async def now_ms(self) -> int:
         """The scripts' clock: Redis's TIME, unless the injected clock drives the scripts."""

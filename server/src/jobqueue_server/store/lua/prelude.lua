@@ -1,6 +1,6 @@
--- The prelude: scripts.py puts it before every script (it has no header and is no script
--- of its own). It holds what the scripts share: the clock, calls with long argument lists, and
--- the job record.
+-- The prelude: scripts.py puts it into every script, right after its header (it has no header
+-- and is no script of its own). It holds what the scripts share: the clock, calls with long
+-- argument lists, and the job record.
 --
 -- A queue's jobs live in per-queue hashes keyed by ulid (docs/state-machine.md): `jobs` holds
 -- each job's record, one string of 15 fields separated by '|', in the order below; an unset
