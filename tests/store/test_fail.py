@@ -193,3 +193,13 @@ async def test_one_call_fails_many_jobs_across_queues_in_order(store: Store) -> 
         JobState.DEAD,
         JobState.SCHEDULED,
     ]
+
+
+async def test_one_call_naming_a_job_twice_fails_it_once(store: Store, redis: Redis) -> None:
+    leased = await leased_job(store, max_attempts=3)
+    fail = Settle(leased.job_id, leased.token, error="boom", retry_delay_ms=0)
+
+    first, second = await store.fail([fail, fail])
+
+    assert isinstance(first, FailOutcome) and isinstance(second, LeaseLost)
+    assert len((await store.get(leased.job_id)).errors) == 1

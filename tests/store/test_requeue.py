@@ -233,3 +233,12 @@ async def test_release_takes_back_many_leases_across_queues_and_skips_malformed_
 
     assert taken == 2
     assert [(await store.get(r.job_id)).state for r in (a, b)] == [JobState.QUEUED, JobState.QUEUED]
+
+
+async def test_a_lease_released_twice_in_one_call_is_taken_back_once(store: Store, redis: Redis) -> None:
+    leased = await leased_job(store)
+
+    assert await store.release([(leased.job_id, leased.token), (leased.job_id, leased.token)]) == 1
+
+    assert await ready_ulids(redis, store) == [ulid_of(leased.job_id)]
+    assert len((await store.get(leased.job_id)).errors) == 1
