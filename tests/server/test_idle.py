@@ -22,6 +22,7 @@ from jobqueue_server.store import Store
 from jobqueue_server.store.keys import QueueKeys
 from jobqueue_server.store.signals import QueueSignals
 from tests.server.streams import LeaseStream
+from tests.store.seed import update_record
 
 if TYPE_CHECKING:
     from jobqueue.v1.job_queue_service_pb2_grpc import JobQueueServiceAsyncStub as Stub
@@ -121,8 +122,7 @@ async def test_a_job_whose_signal_was_missed_is_delivered_by_the_next_pass(
     ).jobs
     ulid = page_job.id.rpartition(":")[2]
     await redis.zrem(keys.active, ulid)
-    await redis.hset(keys.job(ulid), mapping={"state": "queued", "attempts": 0})
-    await redis.hdel(keys.job(ulid), "token")
+    await update_record(redis, keys, ulid, state="queued", attempts=0, token="")
     await redis.lpush(keys.ready_normal, ulid)
 
     (again,) = (await stream.wait_jobs(2))[1:]

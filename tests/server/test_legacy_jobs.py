@@ -1,89 +1,125 @@
-"""Jobs stored before a job's wire bytes were (the hash held payload, payload_bytes, metadata...
-instead) are read and delivered as they were enqueued, so an upgrade keeps queued jobs whole."""
+"""Jobs stored by the previous version (one hash per job, with or without wire bytes) are moved
+into their queue's hashes when a server starts, and are then served, leased, listed and reported
+as the previous version reported them: an upgrade keeps every job whole."""
 
 from __future__ import annotations
 
-import json
+import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from google.protobuf import struct_pb2
+import grpc
+import pytest
 from redis.asyncio import Redis
 
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
+from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
+from jobqueue_server.api import convert, job_wire
 from jobqueue_server.config import ServerSettings
-from jobqueue_server.ids import make_job_id, new_ulid
-from jobqueue_server.store import Backoff
+from jobqueue_server.runtime.app import start_app, store_config
+from jobqueue_server.store import JobState, Store
+from jobqueue_server.store.decode import legacy_record
 from jobqueue_server.store.keys import QueueKeys
 from tests.server.streams import LeaseStream
+from tests.store.seed import legacy_payload, seed_legacy_job
 
 if TYPE_CHECKING:
     from jobqueue.v1.job_queue_service_pb2_grpc import JobQueueServiceAsyncStub as Stub
 
-CREATED_MS = 1_700_000_000_000
+# job id -> the Job the previous version's GetStatus answered for it
+Reported = dict[str, job_pb2.Job]
 
 
-async def _legacy_job(redis: Redis, prefix: str, queue: str = "q") -> tuple[str, struct_pb2.Struct]:
-    """A queued job written as the previous version of the enqueue script wrote it."""
-    payload = struct_pb2.Struct()
-    payload.update({"to": "ada@example.com", "n": 3})
-    ulid = new_ulid(CREATED_MS)
-    keys = QueueKeys.of(prefix, queue)
-    await redis.hset(
-        keys.job(ulid),
-        mapping={
-            "state": "queued", "priority": 3, "create_ms": CREATED_MS, "due_ms": CREATED_MS,
-            "ready_ms": CREATED_MS, "payload": payload.SerializeToString(), "payload_bytes": b"\x00raw",
-            "attempts": 0, "max_attempts": 5, "backoff": Backoff(250, 9_000, 3.0, 0.0).encode(),
-            "lease_ms": 45_000, "metadata": json.dumps({"tenant": "t-1"}), "idem_key": "order-9",
-        },
-    )  # fmt: skip
-    await redis.lpush(keys.ready_high, ulid)
-    await redis.sadd(f"{prefix}:queues", queue)
-    return make_job_id(queue, ulid), payload
+async def _reported_before(redis: Redis, prefix: str, job_id: str) -> job_pb2.Job:
+    """What the previous version sent for a job: the Job built from its hash."""
+    queue, _, ulid = job_id.rpartition(":")
+    fields = await redis.hgetall(QueueKeys.of(prefix, queue).job(ulid))
+    return job_wire.job_message(legacy_record(job_id, queue, fields))
 
 
-def _assert_as_enqueued(job: job_pb2.Job, job_id: str, payload: struct_pb2.Struct) -> None:
-    assert (job.id, job.queue, job.payload, job.payload_bytes) == (job_id, "q", payload, b"\x00raw")
-    assert (job.priority, job.max_attempts, dict(job.metadata)) == (
-        job_pb2.PRIORITY_HIGH,
-        5,
-        {"tenant": "t-1"},
-    )
-    assert (job.idempotency_key, job.lease_duration.seconds, job.backoff.initial_delay.ToMilliseconds()) == (
-        "order-9",
-        45,
-        250,
-    )
-    assert job.create_time.ToMilliseconds() == CREATED_MS
+@pytest.fixture
+async def old_jobs(redis: Redis, settings: ServerSettings) -> Reported:
+    """One job in every state, stored with wire bytes and from before them, on Redis's clock."""
+    now = int(time.time() * 1000)
+    reported = {}
+    for state in JobState:
+        for with_wire in (True, False):
+            job_id = await seed_legacy_job(redis, settings.key_prefix, state, now, with_wire=with_wire)
+            reported[job_id] = await _reported_before(redis, settings.key_prefix, job_id)
+    return reported
 
 
-async def test_a_legacy_job_is_read_whole(stub: Stub, redis: Redis, settings: ServerSettings) -> None:
-    job_id, payload = await _legacy_job(redis, settings.key_prefix)
+@pytest.fixture
+async def upgraded(old_jobs: Reported, redis: Redis, settings: ServerSettings) -> AsyncIterator[Stub]:
+    """A server started after the jobs were stored (the store is upgraded before it serves)."""
+    app = await start_app(settings, Store(redis, store_config(settings)))
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+        yield svc_grpc.JobQueueServiceStub(channel)
+    await app.stop(grace_s=0)
 
-    job = (await stub.GetStatus(svc.GetStatusRequest(job_id=job_id))).job
 
-    _assert_as_enqueued(job, job_id, payload)
-    assert (job.state, job.attempts) == (job_pb2.JOB_STATE_QUEUED, 0)
+async def test_every_old_job_is_reported_as_before(upgraded: Stub, old_jobs: Reported) -> None:
+    for job_id, before in old_jobs.items():
+        assert (await upgraded.GetStatus(svc.GetStatusRequest(job_id=job_id))).job == before, job_id
 
 
-async def test_a_legacy_job_is_leased_whole_and_completes(
-    stub: Stub, redis: Redis, settings: ServerSettings
-) -> None:
-    job_id, payload = await _legacy_job(redis, settings.key_prefix)
-    stream = await LeaseStream(stub).subscribe("q")
+async def test_every_old_job_is_listed_as_before(upgraded: Stub, old_jobs: Reported) -> None:
+    for state in JobState:
+        page = await upgraded.ListJobs(
+            svc.ListJobsRequest(queue="q", state=convert.STATE_TO_PROTO[state], page_size=10)
+        )
+        expected = {i: job for i, job in old_jobs.items() if job.state == convert.STATE_TO_PROTO[state]}
+        assert {job.id: job for job in page.jobs} == expected, state
+        assert page.total_size == 2
 
-    (leased,) = await stream.wait_jobs(1)
 
-    _assert_as_enqueued(leased.job, job_id, payload)
-    assert (leased.job.state, leased.job.attempts, leased.job.worker_id) == (
-        job_pb2.JOB_STATE_ACTIVE,
-        1,
-        "test-worker",
-    )
-    await stream.ack(leased, result={"ok": True})
-    (confirmation,) = await stream.wait_confirmations(1)
-    assert confirmation.status.code == 0
+async def test_old_queued_jobs_are_leased_whole_and_complete(upgraded: Stub, old_jobs: Reported) -> None:
+    queued = {i for i, job in old_jobs.items() if job.state == job_pb2.JOB_STATE_QUEUED}
+    stream = await LeaseStream(upgraded).subscribe("q", max_in_flight=4)
+
+    leased = await stream.wait_jobs(2)
+
+    assert {j.job.id for j in leased} == queued
+    for job in leased:
+        assert (job.job.payload.SerializeToString(), job.job.payload_bytes) == (legacy_payload(), b"\x00raw")
+        assert (job.job.priority, job.job.max_attempts, dict(job.job.metadata)) == (
+            job_pb2.PRIORITY_HIGH,
+            5,
+            {"tenant": "t-1"},
+        )
+        assert (job.job.idempotency_key, job.job.lease_duration.seconds) == ("order-queued", 45)
+        assert (job.job.state, job.job.attempts, job.job.worker_id) == (
+            job_pb2.JOB_STATE_ACTIVE,
+            1,
+            "test-worker",
+        )
+    await stream.ack(*leased, result={"ok": True})
+    assert [c.status.code for c in await stream.wait_confirmations(2)] == [0, 0]
     await stream.close()
-    done = (await stub.GetStatus(svc.GetStatusRequest(job_id=job_id))).job
-    assert (done.state, done.result["ok"]) == (job_pb2.JOB_STATE_COMPLETED, True)
+    for job_id in queued:
+        done = (await upgraded.GetStatus(svc.GetStatusRequest(job_id=job_id))).job
+        assert (done.state, done.result["ok"]) == (job_pb2.JOB_STATE_COMPLETED, True)
+
+
+async def test_an_old_lease_is_settled_with_its_token(upgraded: Stub, old_jobs: Reported) -> None:
+    active = [i for i, job in old_jobs.items() if job.state == job_pb2.JOB_STATE_ACTIVE]
+
+    for job_id in active:
+        await upgraded.Ack(svc.AckRequest(job_id=job_id, lease_token="legacy-token"))
+
+    for job_id in active:
+        job = (await upgraded.GetStatus(svc.GetStatusRequest(job_id=job_id))).job
+        assert (job.state, job.worker_id) == (job_pb2.JOB_STATE_COMPLETED, "")
+
+
+async def test_old_dead_jobs_keep_their_errors_through_a_retry(upgraded: Stub, old_jobs: Reported) -> None:
+    dead = [i for i, job in old_jobs.items() if job.state == job_pb2.JOB_STATE_DEAD]
+
+    for job_id in dead:
+        await upgraded.Retry(svc.RetryRequest(job_id=job_id))
+
+    for job_id in dead:
+        job = (await upgraded.GetStatus(svc.GetStatusRequest(job_id=job_id))).job
+        assert (job.state, job.attempts, job.last_error) == (job_pb2.JOB_STATE_QUEUED, 0, "boom")
+        assert [(e.attempt, e.message) for e in job.errors] == [(5, "boom")]

@@ -11,6 +11,8 @@ from redis.asyncio.client import PubSub
 
 from jobqueue_server.clock import ManualClock
 from jobqueue_server.store import FailOutcome, JobState, LeasedJob, NewJob, Priority, Settle, Store
+from jobqueue_server.store.keys import QueueKeys
+from jobqueue_server.store.layout import RECORD_FIELDS
 
 Snapshot = dict[bytes, object]
 
@@ -98,18 +100,44 @@ def text_fields(raw: object) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in cast(dict[bytes, bytes], raw).items()}
 
 
-async def job_hash(redis: Redis, store: Store, job_id: str) -> dict[str, str]:
-    """The job's raw hash, as text."""
+async def raw_jobs(redis: Redis, keys: QueueKeys, ulids: list[str]) -> dict[str, dict[str, str]]:
+    """The stored entries of the jobs among `ulids` that have a record, read raw from the queue's
+    hashes, as text: the record's non-empty fields by name, then `wire`, and `errors` (the JSON
+    history), `last_error` and `result` when the job has them."""
+    if not ulids:
+        return {}
+    async with redis.pipeline(transaction=True) as pipe:
+        for key in keys.hashes:
+            pipe.hmget(key, ulids)
+        records, wires, errors, results = await pipe.execute()
+    found = {}
+    for ulid, record, wire, error, result in zip(ulids, records, wires, errors, results, strict=True):
+        if record is None:
+            continue
+        values = record.decode().split("|", len(RECORD_FIELDS) - 1)
+        fields = {name: value for name, value in zip(RECORD_FIELDS, values, strict=True) if value}
+        fields["wire"] = wire.decode()
+        if error is not None:
+            fields["errors"], _, fields["last_error"] = error.decode().partition("\n")
+        if result is not None:
+            fields["result"] = result.decode()
+        found[ulid] = fields
+    return found
+
+
+async def job_fields(redis: Redis, store: Store, job_id: str) -> dict[str, str]:
+    """One job's stored entries as text (see raw_jobs); empty when it has none."""
     queue, _, ulid = job_id.rpartition(":")
-    return text_fields(await cast(Awaitable[dict[bytes, bytes]], redis.hgetall(store.keys(queue).job(ulid))))
+    return (await raw_jobs(redis, store.keys(queue), [ulid])).get(ulid, {})
 
 
 async def count_keys(redis: Redis, pattern: str) -> int:
     return len([key async for key in redis.scan_iter(match=pattern, count=1000)])
 
 
-async def job_key_count(redis: Redis, store: Store, queue: str = "q") -> int:
-    return await count_keys(redis, store.keys(queue).job_prefix + "*")
+async def job_count(redis: Redis, store: Store, queue: str = "q") -> int:
+    """How many jobs `queue` stores (records in its `jobs` hash)."""
+    return int(await cast(Awaitable[int], redis.hlen(store.keys(queue).jobs)))
 
 
 async def snapshot(redis: Redis, store: Store) -> Snapshot:

@@ -1,4 +1,4 @@
-"""ack-2.lua: ACTIVE -> COMPLETED, fenced by the lease token."""
+"""ack-4.lua: ACTIVE -> COMPLETED, fenced by the lease token."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from redis.asyncio import Redis
 from jobqueue_server.clock import ManualClock
 from jobqueue_server.errors import JobNotFound, LeaseLost
 from jobqueue_server.store import JobState, NewJob, Settle, Store
+from tests.store.helpers import job_fields
 
 
 async def test_ack_completes_the_job_and_records_the_result(
@@ -24,7 +25,9 @@ async def test_ack_completes_the_job_and_records_the_result(
     assert await redis.zcard(keys.active) == 0
     job = await store.get(outcome.job_id)
     assert (job.state, job.result, job.finish_ms) == (JobState.COMPLETED, b"result", clock.ms)
-    assert await redis.hget(keys.job(ulid), "token") is None
+    fields = await job_fields(redis, store, outcome.job_id)
+    assert not {"token", "lease_expire_ms", "worker"} & fields.keys()
+    assert (fields["state"], fields["result"]) == ("completed", "result")
 
 
 async def test_stale_lease_token_cannot_ack(store: Store, redis: Redis) -> None:
@@ -63,3 +66,24 @@ async def test_one_call_acks_many_jobs_across_queues_in_order(store: Store) -> N
     results = await store.ack(items)
 
     assert results[0] is None and isinstance(results[1], LeaseLost) and results[2:] == [None, None]
+
+
+async def test_an_empty_result_is_not_stored(store: Store, redis: Redis) -> None:
+    (outcome,) = (await store.enqueue([NewJob(queue="q")])).outcomes
+    (leased,) = (await store.lease("q", 1, 0, "w1")).jobs
+
+    assert await store.ack([Settle(outcome.job_id, leased.token)]) == [None]
+
+    assert await redis.exists(store.keys("q").result) == 0
+    assert (await store.get(outcome.job_id)).result == b""
+
+
+async def test_one_call_naming_a_job_twice_completes_it_once(store: Store, redis: Redis) -> None:
+    (outcome,) = (await store.enqueue([NewJob(queue="q")])).outcomes
+    (leased,) = (await store.lease("q", 1, 0, "w1")).jobs
+    ack = Settle(outcome.job_id, leased.token, result=b"r")
+
+    first, second = await store.ack([ack, ack])
+
+    assert first is None and isinstance(second, LeaseLost)
+    assert await redis.zcard(store.keys("q").completed) == 1

@@ -1,4 +1,4 @@
-"""enqueue-4.lua: new jobs to QUEUED (their ready list) or SCHEDULED, with idempotency keys."""
+"""enqueue-6.lua: new jobs to QUEUED (their ready list) or SCHEDULED, with idempotency keys."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from tests.store.helpers import (
     count_keys,
     enqueue,
     enqueue_one,
-    job_hash,
-    job_key_count,
+    job_count,
+    job_fields,
     listening,
     ready_key,
     ready_ulids,
@@ -33,14 +33,22 @@ async def test_enqueue_stores_every_field_of_a_queued_job(
         idempotency_key="k",
     )
 
-    assert await job_hash(redis, store, job_id) == {
+    keys, ulid, now = store.keys("q"), ulid_of(job_id), clock.ms
+    # state|token|worker|deadline|start|finish|attempts|has_errors|due|ready|create|priority|lease|max|backoff
+    assert await redis.hgetall(keys.jobs) == {
+        ulid.encode(): f"queued||||||0|0|{now}|{now}|{now}|2|7000|5|10,20,1.5,0.0".encode()
+    }
+    assert await redis.hgetall(keys.wire) == {ulid.encode(): b"\x0a\x01x"}
+    assert await redis.exists(keys.errors, keys.result) == 0
+    assert await job_fields(redis, store, job_id) == {
         "state": "queued",
         "priority": "2",
-        "create_ms": str(clock.ms),
-        "due_ms": str(clock.ms),
-        "ready_ms": str(clock.ms),
+        "create_ms": str(now),
+        "due_ms": str(now),
+        "ready_ms": str(now),
         "wire": "\x0a\x01x",
         "attempts": "0",
+        "has_errors": "0",
         "max_attempts": "5",
         "backoff": "10,20,1.5,0.0",
         "lease_ms": "7000",
@@ -51,6 +59,17 @@ async def test_enqueue_stores_every_field_of_a_queued_job(
         Backoff(10, 20, 1.5, 0.0),
         b"\x0a\x01x",
         None,
+    )
+
+
+async def test_a_scheduled_job_has_no_ready_time_in_its_record(
+    store: Store, redis: Redis, clock: ManualClock
+) -> None:
+    job_id = await enqueue_one(store, delay_ms=500, priority=Priority.LOW)
+
+    now = clock.ms
+    assert await redis.hget(store.keys("q").jobs, ulid_of(job_id)) == (
+        f"scheduled||||||0|0|{now + 500}||{now}|1|0|3|1000,3600000,2.0,0.2".encode()
     )
 
 
@@ -81,7 +100,7 @@ async def test_a_delayed_job_is_scheduled_at_now_plus_the_delay(
     (outcome,) = result.outcomes
     assert await zset(redis, store.keys("q").scheduled) == {ulid_of(outcome.job_id): clock.ms + 1_500}
     assert await redis.exists(ready_key(store, "q")) == 0
-    fields = await job_hash(redis, store, outcome.job_id)
+    fields = await job_fields(redis, store, outcome.job_id)
     assert (fields["state"], fields["due_ms"]) == ("scheduled", str(clock.ms + 1_500))
     assert "ready_ms" not in fields
     assert result.earliest_due_ms == clock.ms + 1_500
@@ -145,7 +164,7 @@ async def test_the_same_idempotency_key_within_the_window_returns_the_first_job(
     (again,) = (await store.enqueue([NewJob(queue="q", wire=b"2", idempotency_key="order-7")])).outcomes
 
     assert (again.job_id, again.duplicate, first.duplicate) == (first.job_id, True, False)
-    assert await job_key_count(redis, store) == 1
+    assert await job_count(redis, store) == 1
     assert len(await ready_ulids(redis, store)) == 1
     assert (await store.get(first.job_id)).wire == b"1"
 
@@ -157,7 +176,7 @@ async def test_a_repeated_idempotency_key_within_one_batch_creates_one_job(
 
     assert len({outcome.job_id for outcome in outcomes}) == 1
     assert [outcome.duplicate for outcome in outcomes] == [False, True, True]
-    assert await job_key_count(redis, store) == 1
+    assert await job_count(redis, store) == 1
 
 
 async def test_after_the_idempotency_window_the_same_key_creates_a_new_job(
@@ -169,7 +188,7 @@ async def test_after_the_idempotency_window_the_same_key_creates_a_new_job(
     (later,) = (await store.enqueue([NewJob(queue="q", idempotency_key="k")])).outcomes
 
     assert (later.job_id != first, later.duplicate) == (True, False)
-    assert await job_key_count(redis, store) == 2
+    assert await job_count(redis, store) == 2
     (again,) = (await store.enqueue([NewJob(queue="q", idempotency_key="k")])).outcomes
     assert (again.job_id, again.duplicate) == (later.job_id, True)
 
@@ -186,7 +205,7 @@ async def test_jobs_without_an_idempotency_key_are_never_deduplicated(store: Sto
     outcomes = (await store.enqueue([NewJob(queue="q", wire=b"same")] * 2)).outcomes
 
     assert [outcome.duplicate for outcome in outcomes] == [False, False]
-    assert await job_key_count(redis, store) == 2
+    assert await job_count(redis, store) == 2
     assert await count_keys(redis, store.keys("q").idem_prefix + "*") == 0
 
 

@@ -1,4 +1,4 @@
-"""extend-1.lua: moves an ACTIVE job's lease deadline, fenced by the lease token."""
+"""extend-2.lua: moves an ACTIVE job's lease deadline, fenced by the lease token."""
 
 from __future__ import annotations
 
@@ -103,3 +103,20 @@ async def test_one_call_extends_many_leases_in_order(store: Store, clock: Manual
     assert outcomes[0] == ExtendOutcome(clock.ms + 1_000)
     assert isinstance(outcomes[1], LeaseLost)
     assert outcomes[2] == ExtendOutcome(clock.ms + 2_000)
+
+
+async def test_one_call_naming_a_lease_twice_extends_it_by_the_last(
+    store: Store, redis: Redis, clock: ManualClock
+) -> None:
+    leased = await leased_job(store)
+
+    outcomes = await store.extend(
+        [
+            Settle(leased.job_id, leased.token, lease_ms=5_000),
+            Settle(leased.job_id, leased.token, lease_ms=9_000),
+        ]
+    )
+
+    assert outcomes == [ExtendOutcome(clock.ms + 5_000), ExtendOutcome(clock.ms + 9_000)]
+    assert await zset(redis, store.keys("q").active) == {ulid_of(leased.job_id): clock.ms + 9_000}
+    assert (await store.get(leased.job_id)).lease_expire_ms == clock.ms + 9_000

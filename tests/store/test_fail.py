@@ -1,4 +1,4 @@
-"""fail-3.lua: ACTIVE -> SCHEDULED (backoff) or DEAD, fenced by the lease token."""
+"""fail-5.lua: ACTIVE -> SCHEDULED (backoff) or DEAD, fenced by the lease token."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tests.store.helpers import (
     enqueue,
     enqueue_one,
     fail_leased,
-    job_hash,
+    job_fields,
     lease_one,
     leased_job,
     snapshot,
@@ -42,7 +42,7 @@ async def test_fail_schedules_a_retry_after_the_initial_backoff(
     keys = store.keys("q")
     assert await zset(redis, keys.scheduled) == {ulid_of(leased.job_id): clock.ms + 100}
     assert await redis.zcard(keys.active) == 0
-    fields = await job_hash(redis, store, leased.job_id)
+    fields = await job_fields(redis, store, leased.job_id)
     assert (fields["state"], fields["due_ms"], fields["last_error"]) == (
         "scheduled",
         str(clock.ms + 100),
@@ -193,3 +193,13 @@ async def test_one_call_fails_many_jobs_across_queues_in_order(store: Store) -> 
         JobState.DEAD,
         JobState.SCHEDULED,
     ]
+
+
+async def test_one_call_naming_a_job_twice_fails_it_once(store: Store, redis: Redis) -> None:
+    leased = await leased_job(store, max_attempts=3)
+    fail = Settle(leased.job_id, leased.token, error="boom", retry_delay_ms=0)
+
+    first, second = await store.fail([fail, fail])
+
+    assert isinstance(first, FailOutcome) and isinstance(second, LeaseLost)
+    assert len((await store.get(leased.job_id)).errors) == 1

@@ -1,4 +1,4 @@
-"""lease-4.lua: QUEUED -> ACTIVE, high priority first, FIFO within a level, one attempt each."""
+"""lease-7.lua: QUEUED -> ACTIVE, high priority first, FIFO within a level, one attempt each."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tests.store.helpers import (
     enqueue,
     enqueue_one,
     fail_leased,
-    job_hash,
+    job_fields,
     lease_one,
     leased_job,
     ready_ulids,
@@ -76,7 +76,7 @@ async def test_lease_counts_an_attempt_and_records_the_lease(
         deadline,
     )
     assert (leased.create_ms, leased.due_ms, leased.last_error, leased.errors) == (created, created, b"", b"")
-    fields = await job_hash(redis, store, job_id)
+    fields = await job_fields(redis, store, job_id)
     assert {
         k: fields[k] for k in ("state", "attempts", "token", "start_ms", "lease_expire_ms", "worker")
     } == {
@@ -168,3 +168,24 @@ async def test_a_leased_job_cannot_be_leased_by_another_worker(store: Store) -> 
 
     assert (await store.lease("q", 10, 0, "other")).jobs == []
     assert await store.ack([Settle(leased.job_id, leased.token)]) == [None]
+
+
+async def test_a_worker_id_of_any_characters_is_kept_whole(store: Store) -> None:
+    job_id = await enqueue_one(store)
+
+    await lease_one(store, worker="host|7\nproc|")
+
+    assert (await store.get(job_id)).worker_id == "host|7\nproc|"
+
+
+async def test_batches_longer_than_one_command_slice_keep_every_job_in_order(
+    store: Store, redis: Redis
+) -> None:
+    job_ids = await enqueue(store, *(NewJob(queue="q", wire=str(n).encode()) for n in range(4_500)))
+
+    lease = await store.lease("q", 4_500, 0, "w")
+
+    assert [job.job_id for job in lease.jobs] == job_ids
+    assert [job.wire for job in lease.jobs] == [str(n).encode() for n in range(4_500)]
+    assert await store.ack([Settle(job.job_id, job.token) for job in lease.jobs]) == [None] * 4_500
+    assert await redis.zcard(store.keys("q").completed) == 4_500

@@ -1,4 +1,4 @@
-"""promote-4.lua (run by store.sweep): SCHEDULED -> QUEUED once the clock reaches the due time."""
+"""promote-5.lua (run by store.sweep): SCHEDULED -> QUEUED once the clock reaches the due time."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tests.store.helpers import (
     enqueue,
     enqueue_one,
     fail_leased,
-    job_hash,
+    job_fields,
     leased_job,
     listening,
     ready_ulids,
@@ -31,7 +31,7 @@ async def test_a_due_job_joins_the_back_of_its_ready_list_with_its_ready_time_se
     assert (result.promoted, result.next_due_ms) == (1, None)
     assert await ready_ulids(redis, store) == [ulid_of(waiting), ulid_of(delayed)]
     assert await redis.zcard(store.keys("q").scheduled) == 0
-    fields = await job_hash(redis, store, delayed)
+    fields = await job_fields(redis, store, delayed)
     assert (fields["state"], fields["ready_ms"]) == ("queued", str(clock.ms))
 
 

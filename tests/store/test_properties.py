@@ -5,7 +5,7 @@ Hypothesis' sync-only RuleBasedStateMachine cannot await the store). Each exampl
 list of steps, runs them against a fresh queue on the test's ManualClock, and after every step
 checks the raw Redis structures twice over:
 
-- against themselves: every job hash sits in exactly the one structure its `state` names,
+- against themselves: every job record sits in exactly the one structure its `state` names,
   Stats counts equal the structure sizes, only active jobs carry a token, attempts stay
   within max_attempts;
 - against a plain-Python model of the state machine: the order of every ready list, the
@@ -45,7 +45,7 @@ from jobqueue_server.store import (
     StoreConfig,
 )
 from jobqueue_server.store.keys import QueueKeys
-from tests.store.helpers import lease_order, text_fields, zset
+from tests.store.helpers import lease_order, raw_jobs, zset
 
 RETENTION_MS = 8_000
 IDEMPOTENCY_WINDOW_MS = 6_000
@@ -477,15 +477,6 @@ async def _raw_structures(redis: Redis, keys: QueueKeys) -> dict[str, dict[str, 
     return raw
 
 
-async def _raw_jobs(redis: Redis, keys: QueueKeys, ulids: list[str]) -> dict[str, dict[str, str]]:
-    """The job hashes that exist among `ulids` (every job the store ever returned), as text."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for ulid in ulids:
-            pipe.hgetall(keys.job(ulid))
-        hashes = await pipe.execute()
-    return {ulid: text_fields(fields) for ulid, fields in zip(ulids, hashes, strict=True) if fields}
-
-
 def _structure_of(fields: dict[str, str]) -> str:
     if fields["state"] == JobState.QUEUED:
         return "ready:" + Priority(int(fields["priority"])).name.lower()
@@ -497,7 +488,7 @@ def _check_self_consistency(structures: dict[str, dict[str, float]], jobs: dict[
     for name, members in structures.items():
         for ulid in members:
             homes.setdefault(ulid, []).append(name)
-    assert homes.keys() == jobs.keys(), "every job hash has a place, and every place a job hash"
+    assert homes.keys() == jobs.keys(), "every job record has a place, and every place a job record"
     for ulid, fields in jobs.items():
         state, attempts, max_attempts = fields["state"], int(fields["attempts"]), int(fields["max_attempts"])
         assert homes[ulid] == [_structure_of(fields)], (ulid, fields, homes[ulid])
@@ -542,7 +533,7 @@ def _decode_errors(raw: str) -> list[object]:
 async def _check(redis: Redis, store: Store, m: Model) -> None:
     keys = store.keys(m.queue)
     structures = await _raw_structures(redis, keys)
-    jobs = await _raw_jobs(redis, keys, list(m.jobs))
+    jobs = await raw_jobs(redis, keys, list(m.jobs))
     _check_self_consistency(structures, jobs)
     _check_against_model(m, structures, jobs)
     (counts,) = await store.stats([m.queue])
@@ -598,7 +589,8 @@ async def test_random_transitions_keep_the_store_consistent_with_its_state_machi
         except AssertionError as exc:
             raise AssertionError(f"after step {number} {step}: {exc}") from exc
 
-    job_keys = [
-        key async for key in redis.scan_iter(match=store.keys(model.queue).job_prefix + "*", count=1000)
-    ]
-    assert len(job_keys) == len([j for j in model.jobs.values() if not j.deleted]), "no job hash is orphaned"
+    keys = store.keys(model.queue)
+    stored = [{f.decode() for f in await redis.hkeys(key)} for key in keys.hashes]
+    live = {j.ulid for j in model.jobs.values() if not j.deleted}
+    assert stored[0] == stored[1] == live, "every job has a record and wire bytes, and no other does"
+    assert stored[2] | stored[3] <= live, "no error history or result outlives its job"

@@ -1,4 +1,4 @@
-"""requeue-5.lua: lost leases back to the FRONT of their ready list (or DEAD), attempt kept.
+"""requeue-7.lua: lost leases back to the FRONT of their ready list (or DEAD), attempt kept.
 
 Two modes: "expired" (the reaper, run by store.sweep once the clock passes the deadline) and
 "released" (store.release, for the leases a closed stream held).
@@ -16,7 +16,7 @@ from tests.store.conftest import MakeStore
 from tests.store.helpers import (
     enqueue,
     enqueue_one,
-    job_hash,
+    job_fields,
     lease_one,
     leased_job,
     listening,
@@ -44,7 +44,7 @@ async def test_an_expired_lease_goes_back_to_the_front_of_its_ready_list(
     assert (result.requeued, result.dead) == (1, 0)
     assert await ready_ulids(redis, store) == [ulid_of(first), ulid_of(second)]
     assert await redis.zcard(store.keys("q").active) == 0
-    fields = await job_hash(redis, store, first)
+    fields = await job_fields(redis, store, first)
     # ready_ms keeps the time the job first became ready, so queue age stays honest.
     assert (fields["state"], fields["ready_ms"]) == ("queued", str(clock.ms - 1_000))
     assert not {"token", "lease_expire_ms", "worker"} & fields.keys()
@@ -233,3 +233,12 @@ async def test_release_takes_back_many_leases_across_queues_and_skips_malformed_
 
     assert taken == 2
     assert [(await store.get(r.job_id)).state for r in (a, b)] == [JobState.QUEUED, JobState.QUEUED]
+
+
+async def test_a_lease_released_twice_in_one_call_is_taken_back_once(store: Store, redis: Redis) -> None:
+    leased = await leased_job(store)
+
+    assert await store.release([(leased.job_id, leased.token), (leased.job_id, leased.token)]) == 1
+
+    assert await ready_ulids(redis, store) == [ulid_of(leased.job_id)]
+    assert len((await store.get(leased.job_id)).errors) == 1

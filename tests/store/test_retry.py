@@ -1,4 +1,4 @@
-"""retry-5.lua: DEAD | CANCELLED -> QUEUED with attempts reset and the error history kept."""
+"""retry-7.lua: DEAD | CANCELLED -> QUEUED with attempts reset and the error history kept."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from jobqueue_server.store import JobState, Priority, Settle, Store
 from tests.store.helpers import (
     enqueue_one,
     fail_leased,
-    job_hash,
+    job_fields,
     job_in_state,
     lease_one,
     leased_job,
@@ -35,7 +35,7 @@ async def test_retry_queues_a_dead_job_with_attempts_reset_and_its_history_kept(
     keys = store.keys("q")
     assert await redis.zcard(keys.dead) == 0
     assert await ready_ulids(redis, store) == [ulid_of(leased.job_id)]
-    fields = await job_hash(redis, store, leased.job_id)
+    fields = await job_fields(redis, store, leased.job_id)
     assert (fields["state"], fields["attempts"], fields["ready_ms"]) == ("queued", "0", str(clock.ms))
     assert "finish_ms" not in fields
     job = await store.get(leased.job_id)

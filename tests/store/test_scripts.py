@@ -26,6 +26,7 @@ SCRIPTS_WITH_CODES = {"ack", "fail", "extend", "cancel", "retry"}
 def test_every_script_has_a_header_whose_keys_match_its_file_name() -> None:
     assert set(HEADERS) == {
         "enqueue", "lease", "ack", "fail", "extend", "requeue", "promote", "cancel", "retry", "trim", "stats",
+        "migrate",
     }  # fmt: skip
     for header in HEADERS.values():
         assert len(header.keys) == header.key_count, header.file
@@ -35,15 +36,15 @@ def test_every_script_has_a_header_whose_keys_match_its_file_name() -> None:
 def test_a_header_that_lists_fewer_keys_than_its_name_says_is_refused() -> None:
     source = SOURCES["ack"].replace("  KEYS[2] completed zset", "  -- completed zset")
 
-    with pytest.raises(MalformedHeader, match="the name says 2 keys, the header lists 1"):
-        parse("ack-2.lua", source)
+    with pytest.raises(MalformedHeader, match="the name says 4 keys, the header lists 3"):
+        parse("ack-4.lua", source)
 
 
 async def test_a_script_called_with_the_wrong_number_of_keys_is_refused_before_redis(store: Store) -> None:
     keys = store.keys("q")
 
-    with pytest.raises(InternalError, match=r"ack-2\.lua takes 2 keys, 1 given"):
-        await store._scripts.ack(keys=[keys.active], args=["", keys.job_prefix, 0])
+    with pytest.raises(InternalError, match=r"ack-4\.lua takes 4 keys, 1 given"):
+        await store._scripts.ack(keys=[keys.active], args=["", 0])
 
 
 def test_every_code_a_script_lists_maps_to_an_outcome_and_only_those_scripts_list_codes() -> None:
@@ -69,18 +70,15 @@ def test_a_code_the_script_does_not_list_is_an_internal_error_not_a_success(name
         assert (status.code, info.reason) == (code_pb2.INTERNAL, ErrorReason.Name(ErrorReason.INTERNAL))
 
 
-def test_the_lease_replys_fields_are_the_ones_the_script_reads() -> None:
-    source = SOURCES["lease"]
-    hmget = re.search(r"rcall\('HMGET', key, (?P<fields>[^)]*)\)", source, re.S)
-    assert hmget is not None
-    fields = tuple(re.findall(r"'(\w+)'", hmget["fields"]))
+def test_the_lease_replys_fields_are_the_ones_its_header_lists() -> None:
+    returns = HEADERS["lease"].returns
 
-    assert fields == LEASE_FIELDS
-    returned = [name for name in LEASE_FIELDS if name != "lease_ms"]
-    assert "then 8 entries per job" in HEADERS["lease"].returns
-    assert len(returned) + 2 == 8  # ulid and deadline, then the fields but lease_ms
-    replies = re.findall(r"out\[#out \+ 1\] = (\S+)", source)
-    assert replies == ["ulid", "deadline", "f[1]", "attempts", "f[4]", "f[5]", "f[6]", "f[7]"]
+    listed = re.search(r"8 entries per job: ulid, lease deadline ms, (?P<fields>[^.]*)\.", returns)
+
+    assert listed is not None, returns
+    names = [re.sub(r"\s*\(.*?\)", "", name).strip() for name in listed["fields"].split(",")]
+    assert tuple(names) == LEASE_FIELDS
+    assert len(LEASE_FIELDS) + 2 == 8  # ulid and deadline, then the fields
 
 
 def test_a_lease_reply_of_the_wrong_width_is_an_internal_error() -> None:

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from jobqueue_server.clock import ManualClock
 from jobqueue_server.errors import LeaseLost, WrongState
 from jobqueue_server.store import ExtendOutcome, FailOutcome, JobState, Priority, Settle, Store
-from tests.store.helpers import job_hash, ready_ulids, snapshot, ulid_of, zset
+from tests.store.helpers import job_fields, ready_ulids, snapshot, ulid_of, zset
 from tests.store.seed import seed_job
 
 
@@ -20,7 +20,7 @@ async def test_a_seeded_active_job_is_completed_by_its_token(
 
     assert await store.ack([Settle(job_id, "t-1", result=b"r")]) == [None]
 
-    fields = await job_hash(redis, store, job_id)
+    fields = await job_fields(redis, store, job_id)
     assert (fields["state"], fields["result"], "token" in fields) == ("completed", "r", False)
     assert await zset(redis, store.keys("q").completed) == {ulid_of(job_id): clock.ms}
 
@@ -89,5 +89,5 @@ async def test_a_seeded_dead_job_is_redriven_to_the_front_of_its_list(store: Sto
     await store.retry(dead)
 
     assert await ready_ulids(redis, store) == [ulid_of(waiting), ulid_of(dead)]
-    fields = await job_hash(redis, store, dead)
+    fields = await job_fields(redis, store, dead)
     assert (fields["state"], fields["attempts"], "finish_ms" in fields) == ("queued", "0", False)

@@ -1,4 +1,4 @@
-"""trim-3.lua (run by store.sweep): finished jobs are deleted once retention_ms has passed."""
+"""trim-7.lua (run by store.sweep): finished jobs are deleted once retention_ms has passed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from jobqueue_server.clock import ManualClock
 from jobqueue_server.errors import JobNotFound
 from jobqueue_server.store import JobState, NewJob, Settle, Store
 from tests.store.conftest import MakeStore
-from tests.store.helpers import count_keys, enqueue, job_in_state, job_key_count, lease_one, ulid_of, zset
+from tests.store.helpers import count_keys, enqueue, job_count, job_in_state, lease_one, ulid_of, zset
 
 FINISHED = [JobState.COMPLETED, JobState.DEAD, JobState.CANCELLED]
 
@@ -23,7 +23,7 @@ async def test_finished_jobs_are_deleted_once_the_retention_window_has_passed(
     result = await store.sweep("q")
 
     assert result.trimmed == 3
-    assert await job_key_count(redis, store) == 0
+    assert await job_count(redis, store) == 0
     keys = store.keys("q")
     assert await redis.exists(keys.completed, keys.dead, keys.cancelled) == 0
     for job_id in job_ids:
@@ -73,7 +73,7 @@ async def test_unfinished_jobs_are_never_trimmed(
 
     assert (await store.sweep("q")).trimmed == 0
 
-    assert await job_key_count(redis, store) == 3
+    assert await job_count(redis, store) == 3
 
 
 async def test_one_sweep_trims_at_most_a_batch_per_finished_state(
@@ -86,7 +86,7 @@ async def test_one_sweep_trims_at_most_a_batch_per_finished_state(
     clock.advance(1_000)
 
     assert [(await store.sweep("q")).trimmed for _ in range(4)] == [2, 2, 1, 0]
-    assert await job_key_count(redis, store) == 0
+    assert await job_count(redis, store) == 0
 
 
 async def test_idempotency_keys_expire_in_redis_with_the_window(make_store: MakeStore, redis: Redis) -> None:

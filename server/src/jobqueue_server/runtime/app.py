@@ -17,6 +17,7 @@ from redis.backoff import NoBackoff
 
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue_server.api.framing import MAX_MESSAGE_BYTES, largest_job_bytes
+from jobqueue_server.api.job_wire import stored_part_of
 from jobqueue_server.api.registration import add_service
 from jobqueue_server.api.servicer import JobQueueServicer
 from jobqueue_server.api.validation import Limits
@@ -138,7 +139,9 @@ async def _wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
 
 
 async def start_app(settings: ServerSettings, store: Store) -> App:
-    """Starts the gRPC server on settings.host:settings.port (0 picks a free port)."""
+    """Starts the gRPC server on settings.host:settings.port (0 picks a free port), once jobs
+    stored by the previous layout are moved into this one (a no-op after the first start)."""
+    await store.migrate(stored_part_of)
     signals = QueueSignals(store.redis, settings.key_prefix)
     maintenance = Maintenance(store, signals, settings.sweep_interval_seconds)
     servicer = JobQueueServicer(

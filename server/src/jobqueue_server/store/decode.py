@@ -8,13 +8,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jobqueue_server.errors import InternalError
+from jobqueue_server.store.layout import record_fields, split_errors, unescape_worker
 from jobqueue_server.store.records import Backoff, ErrorEntry, JobRecord, JobState, Lease, LeasedJob, Priority
 
-# The hash fields the lease script returns after ulid and deadline, in order: the HMGET of
-# lease-4.lua (tests/store/test_scripts.py holds the two together).
-LEASE_FIELDS = ("wire", "attempts", "lease_ms", "due_ms", "create_ms", "last_error", "errors")
-# ulid, deadline, then every field but lease_ms (used inside the script only).
-_LEASE_WIDTH = 2 + len(LEASE_FIELDS) - 1
+# What the lease script returns for each job after ulid and deadline, in order (lease-7.lua;
+# tests/store/test_scripts.py holds the two together).
+LEASE_FIELDS = ("wire", "attempts", "due_ms", "create_ms", "last_error", "errors")
+_LEASE_WIDTH = 2 + len(LEASE_FIELDS)
 
 
 def _text(value: bytes | None) -> str:
@@ -32,8 +32,37 @@ def errors_of(raw: bytes | None) -> list[ErrorEntry]:
     return [ErrorEntry(int(e["attempt"]), str(e["message"]), int(e["time_ms"])) for e in json.loads(raw)]
 
 
-def job_record(job_id: str, queue: str, f: Mapping[bytes, bytes]) -> JobRecord:
-    """A record from the job hash as HGETALL returns it."""
+def job_record(
+    job_id: str, queue: str, record: bytes, wire: bytes | None, errors: bytes | None, result: bytes | None
+) -> JobRecord:
+    """A record from a job's entries in its queue's hashes (`jobs`, `wire`, `errors`, `result`)."""
+    f = record_fields(record)
+    history, last_error = split_errors(errors)
+    return JobRecord(
+        id=job_id,
+        queue=queue,
+        state=JobState(f["state"].decode()),
+        priority=Priority(_int(f["priority"]) or Priority.NORMAL),
+        wire=wire or b"",
+        attempts=_int(f["attempts"]),
+        max_attempts=_int(f["max_attempts"]),
+        create_ms=_int(f["create_ms"]),
+        due_ms=_int(f["due_ms"]),
+        start_ms=_int(f["start_ms"]),
+        finish_ms=_int(f["finish_ms"]),
+        result=result or b"",
+        last_error=last_error.decode(),
+        errors=errors_of(history),
+        lease_ms=_int(f["lease_ms"]),
+        backoff=_backoff(f["backoff"]),
+        worker_id=unescape_worker(f["worker"]),
+        lease_expire_ms=_int(f["lease_expire_ms"]),
+    )
+
+
+def legacy_record(job_id: str, queue: str, f: Mapping[bytes, bytes]) -> JobRecord:
+    """A record from a job hash of the previous layout (format 1), as HGETALL returns it; a hash
+    stored before wire bytes existed keeps its fields in `legacy` (the migration builds them)."""
     return JobRecord(
         id=job_id,
         queue=queue,
@@ -81,9 +110,6 @@ def lease_of(queue: str, token_base: str, worker_id: str, reply: Sequence[Any]) 
             )
         )
     return Lease(int(reply[0]), worker_id, jobs)
-
-
-_PRIORITIES = {str(int(p)).encode(): p for p in Priority}
 
 
 @functools.lru_cache(maxsize=1024)

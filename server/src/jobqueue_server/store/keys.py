@@ -21,6 +21,13 @@ class QueueKeys:
     completed: str
     dead: str
     cancelled: str
+    #: Per-queue hashes keyed by ulid (docs/state-machine.md): each job's record, its wire
+    #: bytes, its error history and its result.
+    jobs: str
+    wire: str
+    errors: str
+    result: str
+    #: The per-job hashes of the previous layout (format 1), read only by the migration.
     job_prefix: str
     idem_prefix: str
     signal: str
@@ -37,6 +44,10 @@ class QueueKeys:
             completed=f"{base}:completed",
             dead=f"{base}:dead",
             cancelled=f"{base}:cancelled",
+            jobs=f"{base}:jobs",
+            wire=f"{base}:wire",
+            errors=f"{base}:errors",
+            result=f"{base}:result",
             job_prefix=f"{base}:job:",
             idem_prefix=f"{base}:idem:",
             signal=f"{base}:signal",
@@ -47,10 +58,21 @@ class QueueKeys:
         """The ready lists, highest priority first."""
         return (self.ready_high, self.ready_normal, self.ready_low)
 
+    @property
+    def hashes(self) -> tuple[str, str, str, str]:
+        """The hashes holding a job's entries: records, wires, errors, results."""
+        return (self.jobs, self.wire, self.errors, self.result)
+
     def job(self, ulid: str) -> str:
+        """A job's hash in the previous layout (format 1)."""
         return self.job_prefix + ulid
 
 
 def queues_set(prefix: str) -> str:
     """The set of every queue ever enqueued to (for Stats and the maintenance loop)."""
     return f"{prefix}:queues"
+
+
+def format_key(prefix: str) -> str:
+    """The layout the jobs under `prefix` are stored in, set once a migration is done."""
+    return f"{prefix}:format"

@@ -1,8 +1,8 @@
-"""Pages of one queue's jobs in one state, read from the state's own structure."""
+"""Reads of stored jobs: by ulid (GetStatus), and pages of one queue's jobs in one state."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from redis.asyncio import Redis
 
@@ -21,6 +21,21 @@ _LISTED_ZSETS: dict[JobState, Callable[[QueueKeys], tuple[str, bool]]] = {
 }
 
 
+async def read_jobs(redis: Redis, queue: str, k: QueueKeys, ulids: Sequence[str]) -> list[JobRecord | None]:
+    """The jobs of `queue` with these ulids, None for each that does not exist: one HMGET per
+    hash, in one MULTI so a job is never read half before and half after a transition."""
+    if not ulids:
+        return []
+    async with redis.pipeline(transaction=True) as pipe:
+        for key in k.hashes:
+            pipe.hmget(key, list(ulids))
+        records, wires, errors, results = await pipe.execute()
+    return [
+        None if record is None else job_record(make_job_id(queue, ulid), queue, record, wire, error, result)
+        for ulid, record, wire, error, result in zip(ulids, records, wires, errors, results, strict=True)
+    ]
+
+
 async def list_page(
     redis: Redis, queue: str, k: QueueKeys, state: JobState, offset: int, limit: int
 ) -> tuple[list[tuple[int, JobRecord]], int]:
@@ -37,16 +52,8 @@ async def list_page(
         total = int(await redis.zcard(key))
         fetch = redis.zrevrange if newest_first else redis.zrange
         ulids = [u.decode() for u in await fetch(key, offset, offset + limit - 1)]
-    async with redis.pipeline(transaction=False) as pipe:
-        for ulid in ulids:
-            pipe.hgetall(k.job(ulid))
-        hashes = await pipe.execute()
-    records = [
-        (offset + index, job_record(make_job_id(queue, ulid), queue, fields))
-        for index, (ulid, fields) in enumerate(zip(ulids, hashes, strict=True))
-        if fields
-    ]
-    return records, total
+    jobs = await read_jobs(redis, queue, k, ulids)
+    return [(offset + index, job) for index, job in enumerate(jobs) if job is not None], total
 
 
 async def _queued_page(redis: Redis, k: QueueKeys, offset: int, limit: int) -> tuple[list[str], int]:

@@ -19,7 +19,7 @@ class Priority(enum.IntEnum):
 
 
 class JobState(enum.StrEnum):
-    """Stored as its name in the job hash's `state` field."""
+    """Stored as its name in the job's record (store/layout.py)."""
 
     SCHEDULED = "scheduled"
     QUEUED = "queued"
@@ -108,15 +108,16 @@ class JobRecord:
     backoff: Backoff = Backoff()
     worker_id: str = ""
     lease_expire_ms: int = 0
-    #: The whole hash of a job stored before `wire` existed (its fields are then read from
-    #: here by the api layer); None for every job stored since.
+    #: Only for a job hash of the previous layout read by the migration (store/migrate.py): the
+    #: whole hash of a job stored before `wire` existed, from which the api layer builds its
+    #: wire bytes; None for every other job.
     legacy: dict[bytes, bytes] | None = None
 
 
 @dataclass(slots=True)  # made for every job: frozen's __init__ costs twice as much
 class LeasedJob:
     """One job of a lease, as the lease script answers it: the stored wire bytes and the
-    fields that change. Empty `wire` marks a job stored before `wire` existed."""
+    fields that change."""
 
     job_id: str
     token: str

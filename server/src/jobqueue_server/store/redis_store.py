@@ -21,13 +21,15 @@ from jobqueue_server.errors import (
 )
 from jobqueue_server.ids import make_job_id, new_ulid, split_job_id
 from jobqueue_server.store.codes import Code, error_for
-from jobqueue_server.store.decode import job_record, lease_of
+from jobqueue_server.store.decode import lease_of
 from jobqueue_server.store.due import Due, due_work, with_ready_jobs
 from jobqueue_server.store.durability import FsyncGate
 from jobqueue_server.store.guard import MAPPED, group_by_queue, redis_errors
 from jobqueue_server.store.keys import QueueKeys, queues_set
-from jobqueue_server.store.listing import list_page
+from jobqueue_server.store.layout import spec
+from jobqueue_server.store.listing import list_page, read_jobs
 from jobqueue_server.store.lua_header import LuaHeader
+from jobqueue_server.store.migrate import BuildWire, Migration, migrate
 from jobqueue_server.store.pipeline import pipeline_of
 from jobqueue_server.store.records import (
     Backoff,
@@ -135,6 +137,12 @@ class Store:
             for script in self._scripts.all():
                 await self.redis.script_load(script.script)
 
+    async def migrate(self, build_wire: BuildWire) -> Migration:
+        """Moves jobs stored by the previous layout into this one (store/migrate.py); a server
+        runs it before it serves. `build_wire` makes the wire bytes of jobs stored without."""
+        timeout_s = self.config.command_timeout_ms / 1000
+        return await migrate(self.redis, self._scripts.migrate, self.config.key_prefix, build_wire, timeout_s)
+
     async def now_ms(self) -> int:
         """The scripts' clock: Redis's TIME, unless the injected clock drives the scripts."""
         if self.clock.drives_scripts:
@@ -196,7 +204,6 @@ class Store:
         k = self.keys(queue)
         args: list[Any] = [
             self._now(),
-            k.job_prefix,
             k.idem_prefix,
             self.config.idempotency_window_ms,
             k.signal,
@@ -208,16 +215,13 @@ class Store:
                 backoff, backoff_text = job.backoff, _backoff_text(job.backoff)
             args += [
                 job.ulid or new_ulid(self.clock.now_ms()),
-                int(job.priority),
+                spec(job.priority, job.lease_ms, job.max_attempts, backoff_text),
                 -1 if job.due_ms is None else job.due_ms,
                 job.delay_ms,
                 job.wire,
-                job.max_attempts,
-                backoff_text,
-                job.lease_ms,
                 job.idempotency_key,
             ]
-        keys = [k.ready_high, k.ready_normal, k.ready_low, k.scheduled]
+        keys = [k.ready_high, k.ready_normal, k.ready_low, k.scheduled, k.jobs, k.wire]
         return list(await self._scripts.enqueue(keys=keys, args=args, client=client))
 
     # -- reads -----------------------------------------------------------------------------
@@ -227,10 +231,10 @@ class Store:
         if parts is None:
             raise JobNotFound(f"job {job_id} not found")
         async with self._guard():
-            fields = await self.redis.hgetall(self.keys(parts[0]).job(parts[1]))
-        if not fields:
+            (record,) = await read_jobs(self.redis, parts[0], self.keys(parts[0]), [parts[1]])
+        if record is None:
             raise JobNotFound(f"job {job_id} not found")
-        return job_record(job_id, parts[0], fields)
+        return record
 
     async def list_jobs(
         self, queue: str, state: JobState, offset: int, limit: int
@@ -250,10 +254,8 @@ class Store:
         async with self._scripts_guard():
             for queue in queues:
                 k = self.keys(queue)
-                keys = [*k.ready, k.scheduled, k.active, k.completed, k.dead, k.cancelled]
-                counts = [
-                    int(v) for v in await self._scripts.stats(keys=keys, args=[self._now(), k.job_prefix])
-                ]
+                keys = [*k.ready, k.scheduled, k.active, k.completed, k.dead, k.cancelled, k.jobs]
+                counts = [int(v) for v in await self._scripts.stats(keys=keys, args=[self._now()])]
                 result.append(QueueCounts(queue, *counts))
         return result
 
@@ -263,16 +265,10 @@ class Store:
         """Leases up to `count` ready jobs of `queue`, highest priority first."""
         k = self.keys(queue)
         token_base = secrets.token_hex(8)
-        args: list[Any] = [
-            self._now(),
-            k.job_prefix,
-            count,
-            lease_ms or self.config.default_lease_ms,
-            token_base,
-            worker_id,
-        ]
+        lease_ms = lease_ms or self.config.default_lease_ms
+        args: list[Any] = [self._now(), count, lease_ms, token_base, worker_id]
         async with self._scripts_guard():
-            reply = await self._scripts.lease(keys=[*k.ready, k.active], args=args)
+            reply = await self._scripts.lease(keys=[*k.ready, k.active, k.jobs, k.wire, k.errors], args=args)
         return lease_of(queue, token_base, worker_id, reply)
 
     async def ack(self, items: Sequence[Settle]) -> list[Outcome]:
@@ -293,10 +289,11 @@ class Store:
     async def _ack_at(self, durability: Durability, items: Sequence[Settle]) -> list[Outcome]:
         async def run(client: Redis | None, queue: str, group: list[tuple[int, str]]) -> list[Any]:
             k = self.keys(queue)
-            args: list[Any] = [self._now(), k.job_prefix, len(group)]
+            args: list[Any] = [self._now(), len(group)]
             for index, ulid in group:
                 args += [ulid, items[index].token, items[index].result]
-            return list(await self._scripts.ack(keys=[k.active, k.completed], args=args, client=client))
+            keys = [k.active, k.completed, k.jobs, k.result]
+            return list(await self._scripts.ack(keys=keys, args=args, client=client))
 
         try:
             replies = await self._per_queue(items, run, width=1, durability=durability)
@@ -313,7 +310,7 @@ class Store:
 
         async def run(client: Redis | None, queue: str, group: list[tuple[int, str]]) -> list[Any]:
             k = self.keys(queue)
-            args: list[Any] = [self._now(), k.job_prefix, self.config.max_errors_kept, len(group)]
+            args: list[Any] = [self._now(), self.config.max_errors_kept, len(group)]
             for index, ulid in group:
                 item = items[index]
                 args += [
@@ -324,9 +321,8 @@ class Store:
                     item.retry_delay_ms,
                     self.clock.jitter(),
                 ]
-            return list(
-                await self._scripts.fail(keys=[k.active, k.scheduled, k.dead], args=args, client=client)
-            )
+            keys = [k.active, k.scheduled, k.dead, k.jobs, k.errors]
+            return list(await self._scripts.fail(keys=keys, args=args, client=client))
 
         replies = await self._per_queue(items, run, width=2)
         return [self._fail_outcome(item.job_id, r) for item, r in zip(items, replies, strict=True)]
@@ -349,10 +345,10 @@ class Store:
 
         async def run(client: Redis | None, queue: str, group: list[tuple[int, str]]) -> list[Any]:
             k = self.keys(queue)
-            args: list[Any] = [self._now(), k.job_prefix, fallback, len(group)]
+            args: list[Any] = [self._now(), fallback, len(group)]
             for index, ulid in group:
                 args += [ulid, items[index].token, items[index].lease_ms]
-            return list(await self._scripts.extend(keys=[k.active], args=args, client=client))
+            return list(await self._scripts.extend(keys=[k.active, k.jobs], args=args, client=client))
 
         replies = await self._per_queue(items, run, width=2)
         outcomes: list[ExtendOutcome | JobQueueError] = []
@@ -373,17 +369,10 @@ class Store:
         async with self._scripts_guard():
             for queue, group in groups.items():
                 k = self.keys(queue)
-                args: list[Any] = [
-                    self._now(),
-                    k.job_prefix,
-                    k.signal,
-                    self.config.max_errors_kept,
-                    "released",
-                    len(group),
-                ]
+                args: list[Any] = [self._now(), k.signal, self.config.max_errors_kept, "released", len(group)]
                 for index, ulid in group:
                     args += [ulid, leases[index][1]]
-                reply = await self._scripts.requeue(keys=[k.active, *k.ready, k.dead], args=args)
+                reply = await self._scripts.requeue(keys=self._requeue_keys(k), args=args)
                 taken += int(reply[0]) + int(reply[1])
         return taken
 
@@ -415,7 +404,7 @@ class Store:
         k = self.keys(queue)
         async with self._scripts_guard():
             code, state = await self._scripts.cancel(
-                keys=[k.scheduled, *k.ready, k.cancelled], args=[self._now(), k.job_prefix, ulid]
+                keys=[k.scheduled, *k.ready, k.cancelled, k.jobs], args=[self._now(), ulid]
             )
         self._raise_for(self._scripts.cancel.header, int(code), job_id, state)
 
@@ -424,9 +413,13 @@ class Store:
         k = self.keys(queue)
         async with self._scripts_guard():
             code, state = await self._scripts.retry(
-                keys=[k.dead, k.cancelled, *k.ready], args=[self._now(), k.job_prefix, k.signal, ulid]
+                keys=[k.dead, k.cancelled, *k.ready, k.jobs, k.result], args=[self._now(), k.signal, ulid]
             )
         self._raise_for(self._scripts.retry.header, int(code), job_id, state)
+
+    @staticmethod
+    def _requeue_keys(k: QueueKeys) -> list[str]:
+        return [k.active, *k.ready, k.dead, k.jobs, k.errors]
 
     @staticmethod
     def _split(job_id: str) -> tuple[str, str]:
@@ -461,15 +454,15 @@ class Store:
         now, cfg = self._now(), self.config
         async with self._scripts_guard():
             promoted, next_due = await self._scripts.promote(
-                keys=[k.scheduled, *k.ready], args=[now, k.job_prefix, k.signal, cfg.sweep_batch]
+                keys=[k.scheduled, *k.ready, k.jobs], args=[now, k.signal, cfg.sweep_batch]
             )
             requeued, dead, next_deadline = await self._scripts.requeue(
-                keys=[k.active, *k.ready, k.dead],
-                args=[now, k.job_prefix, k.signal, cfg.max_errors_kept, "expired", cfg.sweep_batch],
+                keys=self._requeue_keys(k),
+                args=[now, k.signal, cfg.max_errors_kept, "expired", cfg.sweep_batch],
             )
             trimmed = await self._scripts.trim(
-                keys=[k.completed, k.dead, k.cancelled],
-                args=[now, k.job_prefix, cfg.retention_ms, cfg.sweep_batch],
+                keys=[k.completed, k.dead, k.cancelled, *k.hashes],
+                args=[now, cfg.retention_ms, cfg.sweep_batch],
             )
         wakes = [int(t) for t in (next_due, next_deadline) if int(t) >= 0]
         full = (

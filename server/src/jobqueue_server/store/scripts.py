@@ -2,7 +2,8 @@
 
 Each script's header is read at registration: the key count its file name declares must match
 the KEYS it lists, every call must pass exactly that many keys, and the result codes it lists
-are the only ones the store accepts from it (codes.py).
+are the only ones the store accepts from it (codes.py). What the scripts share (the clock, the
+job record) is in lua/prelude.lua, put right after each script's header when it is loaded.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -40,15 +42,32 @@ class Script:
         return await self._registered(keys=keys, args=args, client=client)
 
 
+PRELUDE = "prelude.lua"
+
+
+def _folder() -> Traversable:
+    return resources.files("jobqueue_server.store") / "lua"
+
+
+def prelude() -> str:
+    return (_folder() / PRELUDE).read_text(encoding="utf-8")
+
+
+def with_prelude(source: str, shared: str) -> str:
+    """The script as loaded: its header, the prelude, then its body (the header stays first)."""
+    end = source.index("]]") + 2
+    return f"{source[:end]}\n{shared}{source[end:]}"
+
+
 def headers() -> dict[str, tuple[LuaHeader, str]]:
-    """Every script's header and source, by name ("ack", "lease", ...)."""
-    folder = resources.files("jobqueue_server.store") / "lua"
+    """Every script's header and source as loaded (with the prelude), by name ("ack", ...)."""
+    shared = prelude()
     found = {}
-    for path in folder.iterdir():
-        if path.name.endswith(".lua"):
+    for path in _folder().iterdir():
+        if path.name.endswith(".lua") and path.name != PRELUDE:
             source = path.read_text(encoding="utf-8")
             header = parse(path.name, source)
-            found[header.name] = (header, source)
+            found[header.name] = (header, with_prelude(source, shared))
     return found
 
 
@@ -65,6 +84,7 @@ class Scripts:
     retry: Script
     trim: Script
     stats: Script
+    migrate: Script
 
     @classmethod
     def register(cls, redis: Redis, pipeline: ScriptPipeline) -> Scripts:

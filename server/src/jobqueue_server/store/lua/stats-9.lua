@@ -13,26 +13,25 @@
   KEYS[6] completed zset      <prefix>:{<queue>}:completed
   KEYS[7] dead zset           <prefix>:{<queue>}:dead
   KEYS[8] cancelled zset      <prefix>:{<queue>}:cancelled
+  KEYS[9] job records hash    <prefix>:{<queue>}:jobs
 
   ARGV[1] now ms, or "" to use the Redis clock
-  ARGV[2] job key prefix      <prefix>:{<queue>}:job:   (carries the queue's hash tag)
 
   Returns {queued, scheduled, active, completed, dead, cancelled, oldest queued age ms}.
 ]]
 local rcall = redis.call
-local now = tonumber(ARGV[1])
-if not now then
-  local t = rcall('TIME')
-  now = t[1] * 1000 + math.floor(t[2] / 1000)
-end
-local queued, oldest = 0, now
+local now = now_ms(ARGV[1])
+local queued, heads = 0, {}
 for k = 1, 3 do
   queued = queued + rcall('LLEN', KEYS[k])
-  local tail = rcall('LINDEX', KEYS[k], -1)
-  if tail then
-    local ready_ms = tonumber(rcall('HGET', ARGV[2] .. tail, 'ready_ms') or now)
-    if ready_ms < oldest then oldest = ready_ms end
-  end
+  local head = rcall('LINDEX', KEYS[k], -1)  -- the next to be leased: the oldest ready
+  if head then heads[#heads + 1] = head end
+end
+local oldest = now
+for _, text in ipairs(hmget_all(KEYS[9], heads)) do
+  local r = parse_record(text)
+  local ready_ms = r and tonumber(r[READY_MS]) or now
+  if ready_ms < oldest then oldest = ready_ms end
 end
 return {queued, rcall('ZCARD', KEYS[4]), rcall('ZCARD', KEYS[5]), rcall('ZCARD', KEYS[6]),
   rcall('ZCARD', KEYS[7]), rcall('ZCARD', KEYS[8]), now - oldest}

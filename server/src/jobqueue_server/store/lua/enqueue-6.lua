@@ -1,0 +1,97 @@
+--[[
+  Enqueue: adds jobs to one queue, honouring idempotency keys.
+
+  Transition: (new) -> QUEUED, (new) -> SCHEDULED
+  Trigger: Enqueue, EnqueueBatch (one call per queue)
+
+  KEYS[1] ready list, high    <prefix>:{<queue>}:ready:high
+  KEYS[2] ready list, normal  <prefix>:{<queue>}:ready:normal
+  KEYS[3] ready list, low     <prefix>:{<queue>}:ready:low
+  KEYS[4] scheduled zset      <prefix>:{<queue>}:scheduled   (member ulid, score due ms)
+  KEYS[5] job records hash    <prefix>:{<queue>}:jobs        (field ulid, value the record)
+  KEYS[6] wire bytes hash     <prefix>:{<queue>}:wire        (field ulid)
+
+  ARGV[1] now ms, or "" to use the Redis clock
+  ARGV[2] idempotency prefix  <prefix>:{<queue>}:idem:  (carries the queue's hash tag)
+  ARGV[3] idempotency window ms
+  ARGV[4] wake-up channel     <prefix>:{<queue>}:signal (pub/sub)
+  ARGV[5] number of jobs N, then N groups of 6 fields:
+          ulid, spec (the record's fixed fields "priority|lease ms|max_attempts|backoff",
+          priority one digit: 1 low, 2 normal, 3 high), due ms (absolute, or -1), delay ms,
+          wire (the job's serialized immutable fields, opaque here), idempotency key ("" for none)
+
+  Returns a flat array, two entries per job: the job's ulid and 1 when an earlier job
+  with the same idempotency key was returned instead (0 for a new job). The last entry is
+  the earliest due ms among jobs scheduled by this call, or -1.
+]]
+local rcall = redis.call
+local now, now_text = now_ms(ARGV[1])
+local idem_prefix, idem_window = ARGV[2], tonumber(ARGV[3])
+local ready = {KEYS[3], KEYS[2], KEYS[1]}
+local out, next_due = {}, -1
+-- Everything is written once at the end: the records and wires of all jobs in one HSET each,
+-- the new ready ulids in one LPUSH per level, the scheduled ones in one ZADD.
+local records, wires, pushes, scheduled = {}, {}, {{}, {}, {}}, {}
+-- No token, worker, deadline, start or finish; no attempt and no error yet.
+local head = '||||||0|0|'
+
+for i = 0, tonumber(ARGV[5]) - 1 do
+  local a = 6 + i * 6
+  local ulid, spec, idem_key = ARGV[a], ARGV[a + 1], ARGV[a + 5]
+  local existing = false
+  if idem_key ~= '' then
+    local seen = rcall('GET', idem_prefix .. idem_key)
+    if seen then
+      local sep = string.find(seen, '|', 1, true)
+      if tonumber(string.sub(seen, sep + 1)) > now then existing = string.sub(seen, 1, sep - 1) end
+    end
+  end
+  if existing then
+    out[#out + 1] = existing
+    out[#out + 1] = 1
+  else
+    -- Times are kept as texts: formatting a number costs as much as the rest of a job.
+    local due, due_text = tonumber(ARGV[a + 2]), ARGV[a + 2]
+    if due < 0 then
+      if ARGV[a + 3] == '0' then
+        due, due_text = now, now_text
+      else
+        due = now + tonumber(ARGV[a + 3])
+        due_text = tostring(due)
+      end
+    end
+    local record
+    if due > now then
+      record = 'scheduled' .. head .. due_text .. '||' .. now_text .. '|' .. spec
+      scheduled[#scheduled + 1] = due_text
+      scheduled[#scheduled + 1] = ulid
+      if next_due < 0 or due < next_due then next_due = due end
+    else
+      record = 'queued' .. head .. due_text .. '|' .. now_text .. '|' .. now_text .. '|' .. spec
+      local level = pushes[tonumber(string.sub(spec, 1, 1))]
+      level[#level + 1] = ulid
+    end
+    records[#records + 1] = ulid
+    records[#records + 1] = record
+    wires[#wires + 1] = ulid
+    wires[#wires + 1] = ARGV[a + 4]
+    if idem_key ~= '' then
+      rcall('SET', idem_prefix .. idem_key, ulid .. '|' .. (now + idem_window), 'PX', ARGV[3])
+    end
+    out[#out + 1] = ulid
+    out[#out + 1] = 0
+  end
+end
+call_all('HSET', KEYS[5], records)
+call_all('HSET', KEYS[6], wires)
+call_all('ZADD', KEYS[4], scheduled)
+-- LPUSH pushes in argument order, so FIFO within a level holds as with one push per job.
+-- Only a push onto an empty list signals: a stream waits only after it found the lists
+-- empty, and it watches before it looks, so the push that refills a list wakes it.
+local wake = false
+for level = 1, 3 do
+  if call_all('LPUSH', ready[level], pushes[level]) == #pushes[level] then wake = true end
+end
+if wake then rcall('PUBLISH', ARGV[4], 'ready') end
+out[#out + 1] = next_due
+return out

@@ -1,0 +1,88 @@
+--[[
+  Lease: moves up to N ready jobs to ACTIVE, high priority first, FIFO within a level.
+  Counts the attempt and issues a fresh lease token for each job.
+
+  Transition: QUEUED -> ACTIVE
+  Trigger: a Lease stream with free credit
+
+  KEYS[1] ready list, high    <prefix>:{<queue>}:ready:high
+  KEYS[2] ready list, normal  <prefix>:{<queue>}:ready:normal
+  KEYS[3] ready list, low     <prefix>:{<queue>}:ready:low
+  KEYS[4] active zset         <prefix>:{<queue>}:active   (member ulid, score lease deadline ms)
+  KEYS[5] job records hash    <prefix>:{<queue>}:jobs
+  KEYS[6] wire bytes hash     <prefix>:{<queue>}:wire
+  KEYS[7] errors hash         <prefix>:{<queue>}:errors
+
+  ARGV[1] now ms, or "" to use the Redis clock
+  ARGV[2] most jobs to lease
+  ARGV[3] lease ms for jobs that carry no lease length of their own
+  ARGV[4] token base (random, unique per call); each token is base .. "." .. index
+  ARGV[5] worker id
+
+  Returns a flat array: the lease's start ms (now), then 8 entries per job: ulid, lease
+  deadline ms, wire, attempts (this lease's), due_ms, create_ms, last_error, errors (the JSON
+  history). Job number n (from 1) has the token ARGV[4] .. "." .. n.
+]]
+local rcall = redis.call
+local now, now_text = now_ms(ARGV[1])
+local wanted, default_lease = tonumber(ARGV[2]), tonumber(ARGV[3])
+local token_base, worker = ARGV[4] .. '.', escape_worker(ARGV[5])
+
+local ulids = {}
+for level = 1, 3 do
+  if #ulids >= wanted then break end
+  local popped = rcall('RPOP', KEYS[level], wanted - #ulids)
+  if popped then
+    for _, ulid in ipairs(popped) do ulids[#ulids + 1] = ulid end
+  end
+end
+if #ulids == 0 then return {now} end
+
+-- One HMGET per hash for the whole call: the records and wires of every job, then the errors
+-- of the jobs whose records say they have some.
+local texts, wires = hmget_all(KEYS[5], ulids), hmget_all(KEYS[6], ulids)
+local out, writes, deadlines, failed, n = {now}, {}, {}, {}, 0
+-- Deadline texts by lease length, and attempt counts as texts: most jobs of a call share them.
+local deadline_texts, counts = {}, {}
+for i, ulid in ipairs(ulids) do
+  local finish, attempts, rest, has_errors, due, create, lease = string.match(texts[i] or '', LEASE_VIEW)
+  if finish then  -- a ulid without a record (never written by the scripts) is dropped
+    n = n + 1
+    lease = tonumber(lease) or 0
+    if lease <= 0 then lease = default_lease end
+    local deadline = deadline_texts[lease]
+    if not deadline then
+      deadline = tostring(now + lease)
+      deadline_texts[lease] = deadline
+    end
+    attempts = (tonumber(attempts) or 0) + 1
+    local count = counts[attempts]
+    if not count then
+      count = tostring(attempts)
+      counts[attempts] = count
+    end
+    writes[#writes + 1] = ulid
+    writes[#writes + 1] = leased_record(token_base .. n, worker, deadline, now_text, finish, count, rest)
+    deadlines[#deadlines + 1] = deadline
+    deadlines[#deadlines + 1] = ulid
+    if has_errors == '1' then failed[#failed + 1] = #out + 1 end
+    out[#out + 1] = ulid
+    out[#out + 1] = now + lease
+    out[#out + 1] = wires[i] or ''
+    out[#out + 1] = attempts
+    out[#out + 1] = due
+    out[#out + 1] = create
+    out[#out + 1] = ''  -- last_error and errors, filled in below for jobs that have some
+    out[#out + 1] = ''
+  end
+end
+if #failed > 0 then
+  local asked = {}
+  for j, at in ipairs(failed) do asked[j] = out[at] end
+  for j, value in ipairs(hmget_all(KEYS[7], asked)) do
+    out[failed[j] + 7], out[failed[j] + 6] = split_errors(value)
+  end
+end
+call_all('HSET', KEYS[5], writes)
+call_all('ZADD', KEYS[4], deadlines)
+return out

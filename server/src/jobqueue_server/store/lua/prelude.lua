@@ -1,0 +1,170 @@
+-- The prelude: scripts.py puts it into every script, right after its header (it has no header
+-- and is no script of its own). It holds what the scripts share: the clock, calls with long
+-- argument lists, and the job record.
+--
+-- A queue's jobs live in per-queue hashes keyed by ulid (docs/state-machine.md): `jobs` holds
+-- each job's record, one string of 15 fields separated by '|', in the order below; an unset
+-- field is empty. No field holds a '|': they are numbers, state names, tokens, a backoff policy,
+-- and the worker id, which is escaped ('%' as %25, '|' as %7C). layout.py reads the same
+-- positions (tests/store/test_prelude.py holds the two together). The fields the hot paths
+-- change come first, so lease and ack match only the head of a record (LEASE_VIEW, ACK_VIEW).
+local STATE, TOKEN, WORKER, LEASE_EXPIRE_MS, START_MS, FINISH_MS, ATTEMPTS, HAS_ERRORS, DUE_MS,
+  READY_MS, CREATE_MS, PRIORITY, LEASE_MS, MAX_ATTEMPTS, BACKOFF = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+local RECORD_PATTERN = '^' .. string.rep('([^|]*)|', BACKOFF - 1) .. '([^|]*)$'
+
+-- A record as a table of its fields' texts, by position; false when there is no record.
+local function parse_record(text)
+  if not text then return false end
+  return {string.match(text, RECORD_PATTERN)}
+end
+
+-- The record's text (numbers are written as integers: every one is whole).
+local function format_record(r)
+  return table.concat(r, '|', 1, BACKOFF)
+end
+
+-- What lease-7.lua reads of a queued job: finish_ms, attempts, the record from has_errors on,
+-- has_errors, due_ms, create_ms, lease_ms (matching no more of the record than it needs:
+-- Lua's matcher costs about 0.1 µs a field).
+local LEASE_VIEW = '^[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|([^|]*)|([^|]*)|(([^|]*)|([^|]*)|[^|]*|([^|]*)|[^|]*|([^|]*)|.*)$'
+
+-- The record of a job leased with `token` until `deadline` at `now`, from the parts LEASE_VIEW
+-- read (texts all, so no number is formatted per job).
+local function leased_record(token, worker, deadline, now, finish, attempts, rest)
+  return 'active|' .. token .. '|' .. worker .. '|' .. deadline .. '|' .. now .. '|' .. finish .. '|' .. attempts
+    .. '|' .. rest
+end
+
+-- What ack-4.lua reads of a leased job: state, token, start_ms and the record from attempts on.
+local ACK_VIEW = '^([^|]*)|([^|]*)|[^|]*|[^|]*|([^|]*)|[^|]*|(.*)$'
+
+local function completed_record(start, now, rest)
+  return 'completed||||' .. start .. '|' .. now .. '|' .. rest
+end
+
+-- A worker id as a record holds it.
+local function escape_worker(worker)
+  return (string.gsub(worker, '[%%|]', {['%'] = '%25', ['|'] = '%7C'}))
+end
+
+-- The script's clock, as a number and as text: ARGV[1] when the caller drives time (tests),
+-- else Redis's TIME.
+local function now_ms(arg)
+  local now = tonumber(arg)
+  if not now then
+    local t = redis.call('TIME')
+    now = t[1] * 1000 + math.floor(t[2] / 1000)
+  end
+  return now, tostring(now)
+end
+
+-- unpack is bounded by Lua's C stack (LUAI_MAXCSTACK, 8000): long argument lists go in slices
+-- of SLICE (even, so field-value and score-member pairs are never split).
+local SLICE = 4000
+
+-- One command on `key` with every item of `args` (HSET, HDEL, ZADD, ZREM, LPUSH...): one call
+-- per batch, more only past SLICE arguments, none for no arguments. Returns the last reply (for
+-- a push: the list's length after it), or false when there was nothing to send.
+local function call_all(command, key, args)
+  local reply = false
+  for i = 1, #args, SLICE do
+    reply = redis.call(command, key, unpack(args, i, math.min(i + SLICE - 1, #args)))
+  end
+  return reply
+end
+
+-- HMGET of every field of `fields` (one call per batch): the values in order, false for none.
+local function hmget_all(key, fields)
+  if #fields <= SLICE then
+    if #fields == 0 then return {} end
+    return redis.call('HMGET', key, unpack(fields))
+  end
+  local values = {}
+  for i = 1, #fields, SLICE do
+    local part = redis.call('HMGET', key, unpack(fields, i, math.min(i + SLICE - 1, #fields)))
+    for j = 1, #part do values[#values + 1] = part[j] end
+  end
+  return values
+end
+
+-- A job's error history and latest error, kept in the `errors` hash as one value: the JSON
+-- history (cjson never writes a raw newline), a newline, then the latest message.
+local function split_errors(value)
+  if not value then return '', '' end
+  local newline = string.find(value, '\n', 1, true)
+  return string.sub(value, 1, newline - 1), string.sub(value, newline + 1)
+end
+
+-- The history with one more entry, keeping the `keep` newest, as the `errors` value.
+local function errors_with(value, attempt, message, now, keep)
+  local history = split_errors(value)
+  local errors = cjson.decode(history ~= '' and history or '[]')
+  errors[#errors + 1] = {attempt = attempt, message = message, time_ms = now}
+  while #errors > keep do table.remove(errors, 1) end
+  return cjson.encode(errors) .. '\n' .. message
+end
+
+-- The records of a batch of jobs, read with one HMGET of the `jobs` hash at `key`.
+-- batch.get(i): job i's record as this call has left it so far (a table, or false when there is
+-- none), so a job named twice in one batch sees the change made for its first mention;
+-- batch.save(ulid): marks that job's record changed; batch.write(): one HSET of the changes.
+local function batch_records(key, ulids)
+  local texts, current, changed = hmget_all(key, ulids), {}, {}
+  local batch = {}
+  function batch.get(i)
+    local r = current[ulids[i]]
+    if r == nil then
+      r = parse_record(texts[i])
+      current[ulids[i]] = r
+    end
+    return r
+  end
+  function batch.save(ulid)
+    if not changed[ulid] then
+      changed[ulid] = true
+      changed[#changed + 1] = ulid
+    end
+  end
+  function batch.write()
+    local writes = {}
+    for _, ulid in ipairs(changed) do
+      writes[#writes + 1] = ulid
+      writes[#writes + 1] = format_record(current[ulid])
+    end
+    call_all('HSET', key, writes)
+  end
+  return batch
+end
+
+-- The `errors` values (at `key`) of the jobs of `batch` whose records say they have some, read
+-- with one HMGET. history.add(ulid, r, message, now, keep): appends an entry for the attempt of
+-- record r and sets r's flag (the caller saves r); history.write(): one HSET of the new values.
+local function batch_errors(key, batch, ulids)
+  local wanted, values, changed = {}, {}, {}
+  for i, ulid in ipairs(ulids) do
+    local r = batch.get(i)
+    if r and r[HAS_ERRORS] == '1' and values[ulid] == nil then
+      values[ulid] = false
+      wanted[#wanted + 1] = ulid
+    end
+  end
+  for i, value in ipairs(hmget_all(key, wanted)) do values[wanted[i]] = value end
+  local history = {}
+  function history.add(ulid, r, message, now, keep)
+    values[ulid] = errors_with(values[ulid], tonumber(r[ATTEMPTS]), message, now, keep)
+    r[HAS_ERRORS] = '1'
+    if not changed[ulid] then
+      changed[ulid] = true
+      changed[#changed + 1] = ulid
+    end
+  end
+  function history.write()
+    local writes = {}
+    for _, ulid in ipairs(changed) do
+      writes[#writes + 1] = ulid
+      writes[#writes + 1] = values[ulid]
+    end
+    call_all('HSET', key, writes)
+  end
+  return history
+end
