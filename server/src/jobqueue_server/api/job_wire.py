@@ -3,7 +3,8 @@ change written after it whenever the job is sent (leased, read, listed).
 
 The stored part holds id, queue, payload, payload_bytes, priority, max_attempts, metadata,
 lease_duration, backoff and idempotency_key. Everything else (state, attempts, times, result,
-errors, worker) lives in the job hash and is appended from there, so the two can never disagree.
+errors, worker) lives in the job's record (docs/state-machine.md) and is appended from there, so
+the two can never disagree.
 """
 
 from __future__ import annotations
@@ -144,9 +145,9 @@ def changing_part(record: JobRecord) -> bytes:
 
 
 def stored_part_of(record: JobRecord) -> bytes:
-    """The stored part of a job; for a job stored before wire bytes were (its hash holds
-    payload, payload_bytes, metadata... instead), built from those fields, so jobs queued
-    before an upgrade are delivered as they were enqueued."""
+    """The stored part of a job; for a job hash stored before wire bytes were (it holds
+    payload, payload_bytes, metadata... instead), built from those fields: the migration
+    (store/migrate.py) moves such jobs as they were enqueued."""
     if record.legacy is None:
         return record.wire
     fields = record.legacy

@@ -319,7 +319,7 @@ class LeaseSession:
                 lease = await self._store.lease(
                     queue, credit - len(leased), self._sub.lease_ms, self._sub.worker_id
                 )
-                leased += await self._encode(lease)
+                leased += self._encode(lease)
                 if len(leased) >= credit:
                     break
         except StoreUnavailable:
@@ -327,15 +327,14 @@ class LeaseSession:
             await self._wait_for(asyncio.Event(), self._sweep_interval_s)  # retry after a pause
         return leased
 
-    async def _encode(self, lease: Lease) -> list[bytes]:
+    def _encode(self, lease: Lease) -> list[bytes]:
         shared = job_wire.lease_constants(lease.start_ms, lease.worker_id)
         encoded = []
         for job in lease.jobs:
             self._held[job.job_id] = job.token
-            stored = job.wire or job_wire.stored_part_of(await self._store.get(job.job_id))
             encoded.append(
                 job_wire.leased_job(
-                    stored,
+                    job.wire,
                     shared,
                     token=job.token,
                     lease_expire_ms=job.lease_expire_ms,
