@@ -7,6 +7,7 @@ import logging
 import signal
 from urllib.parse import urlsplit, urlunsplit
 
+from jobqueue_server.api.job_wire import stored_part_of
 from jobqueue_server.config import ServerSettings
 from jobqueue_server.runtime.app import (
     check_durability,
@@ -37,6 +38,9 @@ async def serve(settings: ServerSettings) -> None:
         logger.info("embedded valkey at %s, data in %s", url, embedded.data_dir)
     try:
         if settings.process_count() > 1:
+            # Here, not in each server: a big store of the previous layout takes longer to move
+            # than a server process is given to start listening.
+            await _migrate(settings, url)
             await supervise(settings, url, settings.process_count(), stop)
         else:
             await _serve_one(settings, url, stop)
@@ -56,6 +60,17 @@ async def _serve_one(settings: ServerSettings, url: str, stop: asyncio.Event) ->
         await stop.wait()
         logger.info("shutting down: draining streams for up to %.0f s", settings.shutdown_grace_seconds)
         await app.stop()
+    finally:
+        await redis.aclose()
+
+
+async def _migrate(settings: ServerSettings, url: str) -> None:
+    """Moves jobs stored by the previous layout into this one (store/migrate.py)."""
+    redis = connect_redis(url, settings.redis_timeout_seconds)
+    try:
+        store = Store(redis, store_config(settings))
+        await check_redis(store)
+        await store.migrate(stored_part_of)
     finally:
         await redis.aclose()
 
