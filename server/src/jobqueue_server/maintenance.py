@@ -18,9 +18,11 @@ from jobqueue_server.store.signals import QueueSignals
 
 logger = logging.getLogger(__name__)
 
-# Every this many passes, a pass looks at every watched queue for ready jobs, not only at those
-# subscribed just now: cheap (one EXISTS per queue) but not free with thousands of queues idle.
-FULL_LOOK_EVERY = 10
+# Every this many passes (about a minute at the default interval), a pass looks at every watched
+# queue for ready jobs, not only at those subscribed just now. A net under a net: a signal is lost
+# only before its subscription took effect (the recent ones are looked at every pass) or across a
+# reconnect (which wakes every waiter); and one EXISTS per queue adds up with thousands idle.
+FULL_LOOK_EVERY = 60
 
 
 class Maintenance:
