@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue_server.api.group_commit import GroupCommit, _take, _Waiting
-from jobqueue_server.store import Durability, NewJob, Store
+from jobqueue_server.store import Durability, EnqueueResult, NewJob, Store
 from tests.server.streams import payload
 
 if TYPE_CHECKING:
@@ -54,7 +54,13 @@ async def test_a_lone_enqueue_is_written_at_once(stub: Stub, redis: Redis) -> No
 
 async def test_every_caller_of_a_failed_store_call_gets_its_error(store: Store) -> None:
     seen: list[int] = []
-    commit = GroupCommit(store, lambda jobs, _: seen.append(len(jobs)))
+
+    async def write(jobs: list[NewJob], durability: Durability) -> EnqueueResult:
+        result = await store.enqueue(jobs, durability)
+        seen.append(len(jobs))
+        return result
+
+    commit = GroupCommit(write)
     await store.redis.config_set("maxmemory", 1)
     try:
         results = await asyncio.gather(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from redis.asyncio import Redis
 
 from jobqueue_server.clock import ManualClock
-from jobqueue_server.store import Backoff, JobState, NewJob, Priority, Store
+from jobqueue_server.store import Backoff, JobState, Lease, NewJob, Priority, Store
 from tests.store.helpers import (
     count_keys,
     enqueue,
@@ -214,3 +216,20 @@ async def test_enqueueing_a_ready_job_wakes_idle_workers(store: Store, redis: Re
         await enqueue_one(store)
 
         assert await signals.next() == b"ready"
+
+
+async def test_a_lease_sent_once_an_enqueue_is_written_finds_its_jobs(store: Store) -> None:
+    # The server wakes its streams at `sent`, before the enqueue's reply: a lease sent then must
+    # run after the enqueue in Redis (one pipelined connection, commands in order).
+    leases: dict[str, asyncio.Task[Lease]] = {}
+
+    def sent(queue: str) -> None:
+        assert queue not in leases, "sent twice for one queue"
+        leases[queue] = asyncio.ensure_future(store.lease(queue, 10, 30_000, "w"))
+
+    jobs = [NewJob(queue="a"), NewJob(queue="b"), NewJob(queue="a")]
+    result = await store.enqueue(jobs, sent=sent)
+
+    leased = {queue: [job.job_id for job in (await task).jobs] for queue, task in leases.items()}
+    ids = [outcome.job_id for outcome in result.outcomes]
+    assert leased == {"a": [ids[0], ids[2]], "b": [ids[1]]}

@@ -15,6 +15,7 @@ from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 from jobqueue_server.api import convert, job_wire, paging, validation, wire
 from jobqueue_server.api.group_commit import GroupCommit
 from jobqueue_server.api.lease_session import LeaseSession
+from jobqueue_server.api.ready_wakeup import ReadyWakeup
 from jobqueue_server.api.registration import Malformed
 from jobqueue_server.api.status import maps_errors, rpc_status_of
 from jobqueue_server.errors import FieldViolation, JobQueueError, ServerDraining
@@ -44,7 +45,7 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         self._limits = limits
         self._sweep_interval_s = sweep_interval_s
         self._on_scheduled = on_scheduled
-        self._group_commit = GroupCommit(store, self._written)
+        self._group_commit = GroupCommit(self._write)
         self._sessions: set[LeaseSession] = set()
         self._closing: set[asyncio.Task[None]] = set()
         self._draining = False
@@ -66,22 +67,22 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         requests = list(request.requests)
         ulids = new_ulids(self._store.clock.now_ms(), len(requests))
         jobs = validation.new_jobs(requests, self._limits, ulids)
-        outcomes = await self._enqueue(jobs, validation.batch_durability(request, self._limits))
+        result = await self._write(jobs, validation.batch_durability(request, self._limits))
         return svc.EnqueueBatchResponse(
-            responses=[svc.EnqueueResponse(job_id=o.job_id, duplicate=o.duplicate) for o in outcomes]
+            responses=[svc.EnqueueResponse(job_id=o.job_id, duplicate=o.duplicate) for o in result.outcomes]
         )
 
-    async def _enqueue(self, jobs: list[NewJob], durability: Durability) -> list[Any]:
-        result = await self._store.enqueue(jobs, durability)
-        self._written(jobs, result)
-        return result.outcomes
-
-    def _written(self, jobs: list[NewJob], result: EnqueueResult) -> None:
-        """Wakes this server's streams on queues that got ready jobs; times the next promotion."""
-        for queue in {job.queue for job in jobs if job.due_ms is None and job.delay_ms == 0}:
-            self._signals.notify(queue)
+    async def _write(self, jobs: list[NewJob], durability: Durability) -> EnqueueResult:
+        """Enqueues; wakes this server's streams on queues that got ready jobs (as early as the
+        pipeline allows: ready_wakeup.py); times the next promotion."""
+        wakeup = ReadyWakeup(jobs, self._signals.notify)
+        try:
+            result = await self._store.enqueue(jobs, durability, wakeup.sent)
+        finally:
+            wakeup.finish()  # also after a failure: some queues' jobs may have been written
         if result.earliest_due_ms is not None:
             self._on_scheduled(result.earliest_due_ms)
+        return result
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ import asyncio
 import ssl
 import weakref
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import hiredis
@@ -120,16 +120,26 @@ class ScriptPipeline:
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Lock | None = None
 
-    async def evalsha(self, sha: str, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """Runs the script by its SHA1; loads it first when Redis does not know it (a restart)."""
+    async def evalsha(
+        self,
+        sha: str,
+        source: str,
+        keys: Sequence[str],
+        args: Sequence[Any],
+        sent: Callable[[], object] | None = None,
+    ) -> Any:
+        """Runs the script by its SHA1; loads it first when Redis does not know it (a restart).
+
+        `sent()` runs each time the call is written: a command written on this connection after
+        that point runs after the script in Redis, whatever the script's reply."""
         command = _pack(("EVALSHA", sha, len(keys), *keys, *args))
         try:
-            return await self._call(command)
+            return await self._call(command, sent)
         except redis_errors.NoScriptError:
             await self._call(_pack(("SCRIPT", "LOAD", source)))
-            return await self._call(command)
+            return await self._call(command, sent)
 
-    async def _call(self, command: bytes) -> Any:
+    async def _call(self, command: bytes, sent: Callable[[], object] | None = None) -> Any:
         protocol = self._protocol
         if protocol is not None and protocol.stalled(self._timeout_s):
             # A connection that stopped answering (a dead peer, a cut network) would hold every
@@ -140,6 +150,8 @@ class ScriptPipeline:
             protocol = await self._connect()
         reply = protocol.send(command)
         protocol.arm(self._timeout_s)
+        if sent is not None:
+            sent()
         return _raise_for(await reply)
 
     def _drop(self, protocol: _Protocol) -> None:

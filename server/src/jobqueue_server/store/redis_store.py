@@ -169,11 +169,17 @@ class Store:
     # -- producers -------------------------------------------------------------------------
 
     async def enqueue(
-        self, jobs: Sequence[NewJob], durability: Durability = Durability.APPLIED
+        self,
+        jobs: Sequence[NewJob],
+        durability: Durability = Durability.APPLIED,
+        sent: Callable[[str], object] | None = None,
     ) -> EnqueueResult:
         """Adds jobs, one script call per queue; outcomes come in the order of `jobs`.
 
         Returns once the jobs are applied, or (FSYNCED) on disk: one WAITAOF covers them all.
+        `sent(queue)` runs (APPLIED only) once a queue's script call is written on the shared
+        pipeline: a lease sent after that runs after it in Redis, so it can be sent before the
+        reply comes back.
         """
         groups: dict[str, list[int]] = {}
         for index, job in enumerate(jobs):
@@ -184,7 +190,8 @@ class Store:
             # After the writer: a refused fsynced write must leave no trace, not even here.
             await self._remember_queues(groups)
             for queue, indexes in groups.items():
-                reply = await self._enqueue_group(client, queue, [jobs[i] for i in indexes])
+                on_sent = None if sent is None or client is not None else functools.partial(sent, queue)
+                reply = await self._enqueue_group(client, queue, [jobs[i] for i in indexes], on_sent)
                 for slot, index in enumerate(indexes):
                     ulid = reply[slot * 2].decode()
                     outcomes[index] = EnqueueOutcome(make_job_id(queue, ulid), bool(reply[slot * 2 + 1]))
@@ -200,7 +207,9 @@ class Store:
                 await self.redis.sadd(queues_set(self.config.key_prefix), *new)
             self._known_queues.update(new)
 
-    async def _enqueue_group(self, client: Redis | None, queue: str, jobs: list[NewJob]) -> list[Any]:
+    async def _enqueue_group(
+        self, client: Redis | None, queue: str, jobs: list[NewJob], sent: Callable[[], object] | None
+    ) -> list[Any]:
         k = self.keys(queue)
         args: list[Any] = [
             self._now(),
@@ -222,7 +231,7 @@ class Store:
                 job.idempotency_key,
             ]
         keys = [k.ready_high, k.ready_normal, k.ready_low, k.scheduled, k.jobs, k.wire]
-        return list(await self._scripts.enqueue(keys=keys, args=args, client=client))
+        return list(await self._scripts.enqueue(keys=keys, args=args, client=client, sent=sent))
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ job record) is in lua/prelude.lua, put right after each script's header when it 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -25,7 +25,8 @@ from jobqueue_server.store.pipeline import ScriptPipeline
 class Script:
     """One script: EVALSHA, with a transparent reload on NOSCRIPT after a restart. Calls go
     through the shared pipeline, or through `client` when the caller needs its own connection
-    (a fsynced write waits for WAITAOF on the connection that wrote)."""
+    (a fsynced write waits for WAITAOF on the connection that wrote). `sent` is as in
+    ScriptPipeline.evalsha, and only called on the pipeline."""
 
     def __init__(self, redis: Redis, pipeline: ScriptPipeline, header: LuaHeader, source: str) -> None:
         self.header = header
@@ -34,11 +35,17 @@ class Script:
         self._registered: AsyncScript = redis.register_script(source)
         self.sha: str = self._registered.sha
 
-    async def __call__(self, keys: Sequence[str], args: Sequence[Any], client: Redis | None = None) -> Any:
+    async def __call__(
+        self,
+        keys: Sequence[str],
+        args: Sequence[Any],
+        client: Redis | None = None,
+        sent: Callable[[], object] | None = None,
+    ) -> Any:
         if len(keys) != self.header.key_count:
             raise InternalError(f"{self.header.file} takes {self.header.key_count} keys, {len(keys)} given")
         if client is None:
-            return await self._pipeline.evalsha(self.sha, self.script, keys, args)
+            return await self._pipeline.evalsha(self.sha, self.script, keys, args, sent)
         return await self._registered(keys=keys, args=args, client=client)
 
 
