@@ -36,7 +36,10 @@ LAYOUTS = ("shared", "distinct")
 SUBSCRIBE_WAIT_S = 30.0
 RELEASE_WAIT_S = 40.0  # the server lets go about 10 s after the last watcher; a margin for busy cores
 POLL_S = 0.1
-SETTLE_S = 1.0  # after the last subscription: the streams' first (empty) lease attempts are not idle
+# After the last subscription: the streams' first (empty) lease attempts, and the two maintenance
+# passes that look once at each newly subscribed queue for a signal missed while subscribing
+# (one sweep interval apart, 1 s by default), are the cost of subscribing, not of idling.
+SETTLE_S = 2.5
 # Separate connections (grpc shares one between equal channels otherwise), so the kernel
 # spreads the streams over the processes of a `--processes N` server.
 CHANNEL_OPTIONS = [("grpc.use_local_subchannel_pool", 1)]
