@@ -39,6 +39,7 @@ type batch struct {
 	calls    []*call
 	bytes    int
 	linger   *time.Timer
+	lingered bool // its first job waited Linger: it may go out beside a batch in flight
 	ctx      context.Context
 	cancel   context.CancelFunc // ends the call once no caller waits for it
 	waiting  int                // callers still waiting, once sent
@@ -151,6 +152,7 @@ func (b *batcher) laneLocked(d jobqueuev1.Durability) *lane {
 func (b *batcher) lingered(bt *batch) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	bt.lingered = true
 	if ln := bt.lane; ln.open == bt && len(ln.sending) < maxBatchesInFlight {
 		b.closeLocked(ln)
 	}
@@ -244,15 +246,17 @@ func (b *batcher) run(bt *batch) {
 	}
 }
 
-// finish retires bt and closes its level's open batch (the batch in flight is answered,
-// so it goes now); it returns a batch for this goroutine to send next, if any.
+// finish retires bt and closes its level's open batch when no other is in flight or it has
+// lingered; it returns a batch for this goroutine to send next, if any.
 func (b *batcher) finish(bt *batch) *batch {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	ln := bt.lane
 	ln.sending = slices.DeleteFunc(ln.sending, func(o *batch) bool { return o == bt })
 	bt.answeredLocked()
-	if ln.open != nil {
+	// Beside a batch still in flight only one that has lingered goes: under load one batch at
+	// a time, each as big as a round trip gathers.
+	if ln.open != nil && (len(ln.sending) == 0 || ln.open.lingered) {
 		if ln.open.linger != nil {
 			ln.open.linger.Stop()
 		}

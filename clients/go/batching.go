@@ -4,9 +4,10 @@ import "time"
 
 // Batching gathers concurrent Enqueue calls into EnqueueBatch calls (docs/clients.md,
 // "Producer batching"). A call is sent at once when no batch is in flight, so a lone call
-// waits for nothing; otherwise it joins the next batch, which goes out when the batch in
-// flight is answered, when it holds MaxJobs jobs or MaxBytes bytes, or when its first job
-// has waited Linger, whichever comes first. Zero fields take the defaults.
+// waits for nothing; otherwise it joins the next batch, which goes out when no batch is in
+// flight any more, when it holds MaxJobs jobs or MaxBytes bytes, or when its first job has
+// waited Linger (then as a second batch in flight), whichever comes first. Zero fields take
+// the defaults.
 type Batching struct {
 	// MaxJobs is the most jobs per batch (default DefaultBatchMaxJobs). Keep it at or
 	// below the server's max_batch.
@@ -14,8 +15,8 @@ type Batching struct {
 	// MaxBytes is the most bytes of encoded requests per batch (default
 	// DefaultBatchMaxBytes, the server's message limit). A job larger than that goes alone.
 	MaxBytes int
-	// Linger is how long a batch waits for more jobs while another one is in flight
-	// (default DefaultBatchLinger).
+	// Linger is how long a batch waits for the one in flight to be answered before it goes
+	// out beside it (default DefaultBatchLinger).
 	Linger time.Duration
 }
 
@@ -23,7 +24,10 @@ type Batching struct {
 const (
 	DefaultBatchMaxJobs  = MaxBatch
 	DefaultBatchMaxBytes = 4 << 20
-	DefaultBatchLinger   = time.Millisecond
+	// As Kafka's producer since 4.0: longer than a loaded call's round trip, so under load
+	// one batch is in flight at a time, each as big as a round trip gathers (fewer, bigger
+	// calls cost the client and the server less per job: docs/performance.md).
+	DefaultBatchLinger = 5 * time.Millisecond
 )
 
 // maxBatchesInFlight bounds the goroutines that send batches (one per batch in flight).

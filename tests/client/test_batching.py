@@ -9,6 +9,8 @@ next batch, and a long linger keeps that batch open until then.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import math
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -19,7 +21,8 @@ import pytest
 from redis.asyncio import Redis
 
 from jobqueue import AsyncClient, Batching, DurabilityUnavailable, EnqueueResult, InvalidArgument
-from jobqueue.batching import caller_error, refused_job
+from jobqueue.batching import Call, Gatherer, caller_error, refused_job
+from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue_server.config import ServerSettings
 from jobqueue_server.runtime.app import connect_redis, start_app, store_config
 from jobqueue_server.runtime.valkey import EmbeddedValkey
@@ -253,3 +256,23 @@ def test_settings_out_of_range_are_refused_naming_the_setting() -> None:
 
     assert refused == ["batching.max_jobs", "batching.max_jobs", "batching.max_bytes", "batching.linger"]
     assert Batching(linger=timedelta(milliseconds=2)).linger_s == 0.002
+
+
+def _call(queue: str) -> Call[concurrent.futures.Future[EnqueueResult]]:
+    request = svc.EnqueueRequest(queue=queue)
+    return Call(request, request.ByteSize(), math.inf, concurrent.futures.Future())
+
+
+def test_beside_a_batch_in_flight_only_one_that_has_lingered_takes_the_second_slot() -> None:
+    gatherer: Gatherer[concurrent.futures.Future[EnqueueResult]] = Gatherer(Batching())
+    (first,), _ = gatherer.add(_call("a"))  # nothing in flight: sent at once
+    to_send, second = gatherer.add(_call("b"))
+    assert to_send == [] and second is not None
+    assert gatherer.lingered(second) == [second]  # lingered beside one in flight: goes
+
+    to_send, third = gatherer.add(_call("c"))
+    assert to_send == [] and third is not None
+    # The first is answered while the second is still out: the third, not lingered, waits for
+    # the answer instead of going out as a second, smaller call.
+    assert gatherer.answered(first) == []
+    assert gatherer.answered(second) == [third]

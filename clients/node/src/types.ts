@@ -82,15 +82,15 @@ export interface EnqueueBatchOptions extends CallOptions {
 
 /**
  * How `Client.enqueue` gathers concurrent calls into EnqueueBatch calls. A batch leaves when
- * no batch is in flight, when the one in flight is answered, when it is full, or when its
- * first job has waited `lingerMs`, whichever comes first.
+ * no batch is in flight (as soon as the one in flight is answered), when it is full, or when its
+ * first job has waited `lingerMs` (then beside the one in flight), whichever comes first.
  */
 export interface BatchingOptions {
   /** Jobs per batch (default 1,000, a server's default `max_batch`). */
   maxJobs?: number;
   /** Encoded bytes per batch (default 4 MiB); a larger job goes alone. */
   maxBytes?: number;
-  /** How long a batch's first job waits for more while another batch is in flight (default 1 ms). */
+  /** How long a batch waits for the one in flight to be answered before it goes beside it (default 5 ms). */
   lingerMs?: number;
 }
 
