@@ -148,6 +148,29 @@ async def test_subscriptions_of_queues_nobody_watches_are_released(redis: Redis,
         await asyncio.gather(listener, return_exceptions=True)
 
 
+async def test_a_server_skips_the_wake_up_of_its_own_enqueues_and_acts_on_others(
+    redis: Redis, key_prefix: str
+) -> None:
+    # Its servicer woke its streams when it wrote the jobs: a second wake-up would cost an idle
+    # stream an empty lease call per job.
+    signals = QueueSignals(redis, key_prefix, own_message="ready:this-server")
+    listener = asyncio.create_task(signals.run())
+    try:
+        own, other = signals.watch(["own"]), signals.watch(["other"])
+        for queue in ("own", "other"):
+            await _numsub(redis, QueueKeys.of(key_prefix, queue).signal, 1)
+
+        await redis.publish(QueueKeys.of(key_prefix, "own").signal, "ready:this-server")
+        await redis.publish(QueueKeys.of(key_prefix, "other").signal, "ready:another-server")
+
+        # One connection delivers the two messages in order: by the second, the first was seen.
+        await asyncio.wait_for(other.wait(), WAIT_S)
+        assert not own.is_set()
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+
+
 async def _numsub(redis: Redis, channel: str, expected: int) -> None:
     async with asyncio.timeout(WAIT_S):
         while dict(await redis.pubsub_numsub(channel)).get(channel.encode(), 0) != expected:

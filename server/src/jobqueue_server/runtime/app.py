@@ -142,7 +142,7 @@ async def start_app(settings: ServerSettings, store: Store) -> App:
     """Starts the gRPC server on settings.host:settings.port (0 picks a free port), once jobs
     stored by the previous layout are moved into this one (a no-op after the first start)."""
     await store.migrate(stored_part_of)
-    signals = QueueSignals(store.redis, settings.key_prefix)
+    signals = QueueSignals(store.redis, settings.key_prefix, own_message=store.signal_origin)
     maintenance = Maintenance(store, signals, settings.sweep_interval_seconds)
     servicer = JobQueueServicer(
         store, signals, limits(settings), settings.sweep_interval_seconds, maintenance.wake_at

@@ -100,6 +100,9 @@ class Store:
         self._scripts = Scripts.register(redis, pipeline_of(redis, config.command_timeout_ms / 1000))
         self._known_queues: set[str] = set()
         self._fsync = FsyncGate(redis, config.fsync_timeout_ms)
+        #: The wake-up message of this process's enqueues: its signal listener skips them (the
+        #: servicer woke its own streams already, ready_wakeup.py); other servers act on them.
+        self.signal_origin = f"ready:{secrets.token_hex(8)}"
 
     def _guard(self, durability: Durability = Durability.APPLIED) -> AbstractAsyncContextManager[None]:
         """Bounds redis-py calls in time and maps their failures. A fsynced write may also wait
@@ -179,7 +182,8 @@ class Store:
         Returns once the jobs are applied, or (FSYNCED) on disk: one WAITAOF covers them all.
         `sent(queue)` runs (APPLIED only) once a queue's script call is written on the shared
         pipeline: a lease sent after that runs after it in Redis, so it can be sent before the
-        reply comes back.
+        reply comes back. The wake-up it publishes carries `signal_origin`, which this
+        server's own listener skips: the caller wakes this server's streams (ready_wakeup.py).
         """
         groups: dict[str, list[int]] = {}
         for index, job in enumerate(jobs):
@@ -230,6 +234,7 @@ class Store:
                 job.wire,
                 job.idempotency_key,
             ]
+        args.append(self.signal_origin)
         keys = [k.ready_high, k.ready_normal, k.ready_low, k.scheduled, k.jobs, k.wire]
         return list(await self._scripts.enqueue(keys=keys, args=args, client=client, sent=sent))
 

@@ -38,9 +38,17 @@ class QueueSignals:
     """Local events set whenever a watched queue may have ready jobs."""
 
     def __init__(
-        self, redis: Redis, key_prefix: str, unsubscribe_after_s: float = _UNSUBSCRIBE_AFTER_S
+        self,
+        redis: Redis,
+        key_prefix: str,
+        unsubscribe_after_s: float = _UNSUBSCRIBE_AFTER_S,
+        own_message: str | None = None,
     ) -> None:
+        """`own_message`: the wake-up message of this server's own enqueues (Store.signal_origin),
+        skipped here: the server woke its streams when it wrote them, and a second wake-up would
+        cost an idle stream an empty lease call per job."""
         self._redis = redis
+        self._own_message = None if own_message is None else own_message.encode()
         self._prefix = key_prefix
         self._unsubscribe_after_s = unsubscribe_after_s
         self._waiters: dict[str, set[asyncio.Event]] = {}
@@ -116,7 +124,7 @@ class QueueSignals:
                     await self._changed.wait()
                     continue
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=_READ_TIMEOUT_S)
-                if message is not None:
+                if message is not None and message["data"] != self._own_message:
                     queue = self._channels.get(message["channel"])
                     if queue is not None:
                         self.notify(queue)

@@ -19,6 +19,8 @@
           ulid, spec (the record's fixed fields "priority|lease ms|max_attempts|backoff",
           priority one digit: 1 low, 2 normal, 3 high), due ms (absolute, or -1), delay ms,
           wire (the job's serialized immutable fields, opaque here), idempotency key ("" for none)
+  ARGV[6 + N*6] (optional) the wake-up message, "ready" when absent: the enqueuing server names
+          itself, so that its own listener can skip a signal it has acted on already
 
   Returns a flat array, two entries per job: the job's ulid and 1 when an earlier job
   with the same idempotency key was returned instead (0 for a new job). The last entry is
@@ -92,6 +94,6 @@ local wake = false
 for level = 1, 3 do
   if call_all('LPUSH', ready[level], pushes[level]) == #pushes[level] then wake = true end
 end
-if wake then rcall('PUBLISH', ARGV[4], 'ready') end
+if wake then rcall('PUBLISH', ARGV[4], ARGV[6 + tonumber(ARGV[5]) * 6] or 'ready') end
 out[#out + 1] = next_due
 return out
