@@ -215,7 +215,8 @@ async def test_enqueueing_a_ready_job_wakes_idle_workers(store: Store, redis: Re
     async with listening(redis, store) as signals:
         await enqueue_one(store)
 
-        assert (await signals.next()).startswith(b"ready")
+        message = await signals.next()
+        assert message is not None and message.startswith(b"ready")
 
 
 async def test_a_lease_sent_once_an_enqueue_is_written_finds_its_jobs(store: Store) -> None:
