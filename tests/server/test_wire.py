@@ -182,3 +182,12 @@ def test_enqueue_responses_match_protobufs(duplicate: bool) -> None:
     job_id = "emails:01JE9BFDANF761N0EXXVRV4QFW"
     expected = svc.EnqueueResponse(job_id=job_id, duplicate=duplicate).SerializeToString()
     assert wire.enqueue_response(job_id, duplicate) == expected
+
+
+def test_enqueue_batch_responses_match_protobufs() -> None:
+    outcomes = [("emails:01JE9BFDANF761N0EXXVRV4QFW", False), ("e:01JE9BFDANF761N0EXXVRV4QFX", True)]
+    outcomes += [(f"q{n}:01JE9BFDANF761N0EXXVRV4QFY", False) for n in range(300)]
+    expected = svc.EnqueueBatchResponse(
+        responses=[svc.EnqueueResponse(job_id=job_id, duplicate=duplicate) for job_id, duplicate in outcomes]
+    ).SerializeToString()
+    assert wire.enqueue_batch_response(outcomes) == expected

@@ -22,7 +22,7 @@ from jobqueue_server.errors import FieldViolation
 
 SERVICE = svc.DESCRIPTOR.services_by_name["JobQueueService"]
 # Unary methods whose servicer answers with bytes (the hot ones, written out by api/wire.py).
-PRESERIALIZED = frozenset({"Enqueue"})
+PRESERIALIZED = frozenset({"Enqueue", "EnqueueBatch"})
 
 
 class Malformed:

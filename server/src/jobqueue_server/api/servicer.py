@@ -61,16 +61,15 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         return wire.enqueue_response(outcome.job_id, outcome.duplicate)
 
     @maps_errors
-    async def EnqueueBatch(  # noqa: N802
+    async def EnqueueBatch(  # type: ignore[override]  # noqa: N802
         self, request: svc.EnqueueBatchRequest, context: Context
-    ) -> svc.EnqueueBatchResponse:
+    ) -> bytes:
+        """Answers with the EnqueueBatchResponse already serialized (registration.py)."""
         requests = list(request.requests)
         ulids = new_ulids(self._store.clock.now_ms(), len(requests))
         jobs = validation.new_jobs(requests, self._limits, ulids)
         result = await self._write(jobs, validation.batch_durability(request, self._limits))
-        return svc.EnqueueBatchResponse(
-            responses=[svc.EnqueueResponse(job_id=o.job_id, duplicate=o.duplicate) for o in result.outcomes]
-        )
+        return wire.enqueue_batch_response((o.job_id, o.duplicate) for o in result.outcomes)
 
     async def _write(self, jobs: list[NewJob], durability: Durability) -> EnqueueResult:
         """Enqueues; wakes this server's streams on queues that got ready jobs (as early as the

@@ -14,6 +14,7 @@ job; milliseconds take 1,000 values).
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 
 from jobqueue.v1 import job_queue_service_pb2 as svc
 
@@ -100,3 +101,16 @@ _DUPLICATE = varint_field(svc.EnqueueResponse.DESCRIPTOR.fields_by_name["duplica
 def enqueue_response(job_id: str, duplicate: bool) -> bytes:
     """An EnqueueResponse, written out: the answer to every unary Enqueue."""
     return text_field(_RESPONSE_JOB_ID, job_id) + (_DUPLICATE if duplicate else b"")
+
+
+_RESPONSES = tag(svc.EnqueueBatchResponse.DESCRIPTOR.fields_by_name["responses"].number, _LEN)
+
+
+def enqueue_batch_response(outcomes: Iterable[tuple[str, bool]]) -> bytes:
+    """An EnqueueBatchResponse of (job id, duplicate) pairs, written out: building a message
+    object per job cost more than the rest of answering a batch."""
+    parts: list[bytes] = []
+    for job_id, duplicate in outcomes:
+        response = enqueue_response(job_id, duplicate)
+        parts += (_RESPONSES, varint(len(response)), response)
+    return b"".join(parts)
