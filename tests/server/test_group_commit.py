@@ -77,20 +77,34 @@ async def test_a_caller_that_went_away_before_its_job_was_taken_has_it_dropped()
     loop = asyncio.get_running_loop()
     waiting = _Waiting()
     for name in ("a", "gone", "b"):
-        waiting.jobs.append(NewJob(queue=name))
+        waiting.entries.append([NewJob(queue=name)])
         waiting.futures.append(loop.create_future())
+        waiting.jobs += 1
     waiting.futures[1].cancel()
 
-    jobs, futures = _take(waiting)
+    entries, futures = _take(waiting)
 
-    assert [j.queue for j in jobs] == ["a", "b"] and len(futures) == 2
-    assert waiting.jobs == [] and waiting.futures == []
+    assert [[j.queue for j in jobs] for jobs in entries] == [["a"], ["b"]] and len(futures) == 2
+    assert waiting.entries == [] and waiting.futures == [] and waiting.jobs == 0
+
+
+async def test_a_callers_jobs_go_together_and_a_call_stops_before_an_entry_that_would_overflow_it() -> None:
+    loop = asyncio.get_running_loop()
+    sizes = [600, 600, 1_500]
+    waiting = _Waiting(entries=[[NewJob(queue="q")] * n for n in sizes], jobs=sum(sizes))
+    waiting.futures = [loop.create_future() for _ in sizes]
+
+    calls = [_take(waiting)[0] for _ in sizes]
+
+    assert [[len(jobs) for jobs in entries] for entries in calls] == [[600], [600], [1_500]]
+    for future in waiting.futures:
+        future.cancel()
 
 
 @pytest.mark.parametrize("count", [1_001])
 async def test_a_call_takes_at_most_a_thousand_jobs(count: int) -> None:
     loop = asyncio.get_running_loop()
-    waiting = _Waiting(jobs=[NewJob(queue="q") for _ in range(count)])
+    waiting = _Waiting(entries=[[NewJob(queue="q")] for _ in range(count)], jobs=count)
     waiting.futures = [loop.create_future() for _ in range(count)]
 
     first, _ = _take(waiting)

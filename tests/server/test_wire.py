@@ -191,3 +191,13 @@ def test_enqueue_batch_responses_match_protobufs() -> None:
         responses=[svc.EnqueueResponse(job_id=job_id, duplicate=duplicate) for job_id, duplicate in outcomes]
     ).SerializeToString()
     assert wire.enqueue_batch_response(outcomes) == expected
+
+
+@pytest.mark.parametrize("sequence", [0, 1, 127, 128, 2**40, 2**64 - 1])
+def test_enqueue_stream_responses_match_protobufs(sequence: int) -> None:
+    outcomes = [("emails:01JE9BFDANF761N0EXXVRV4QFW", False), ("e:01JE9BFDANF761N0EXXVRV4QFX", True)]
+    expected = svc.EnqueueStreamResponse(
+        sequence=sequence,
+        responses=[svc.EnqueueResponse(job_id=job_id, duplicate=duplicate) for job_id, duplicate in outcomes],
+    ).SerializeToString()
+    assert wire.enqueue_stream_response(sequence, outcomes) == expected

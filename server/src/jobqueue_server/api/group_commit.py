@@ -1,4 +1,4 @@
-"""Unary Enqueue calls written to Redis together: a group commit.
+"""Unary Enqueue calls and EnqueueStream requests written to Redis together: a group commit.
 
 A call that finds the writer idle for a while goes at once (then enqueue-to-start is what counts).
 Calls that arrive while a store call is under way go in the next one; before it, the writer lets
@@ -6,7 +6,8 @@ the event loop run a few turns, for as long as more calls keep joining: calls th
 received but not yet handled then go in the same call. Under load one script call carries many
 jobs, and a store call costs the server far more than a job does (a write, a read, two
 context switches with Redis: about a third of a unary call's CPU when each job went alone).
-Each caller gets its own outcome, or the error of the store call that carried its job.
+Each caller gets its own outcomes, or the error of the store call that carried its jobs; the
+jobs of one caller always go in one store call.
 """
 
 from __future__ import annotations
@@ -32,17 +33,21 @@ GATHER_MAX_TURNS = 64
 IDLE_AFTER_S = 0.002
 
 
+Outcomes = list[EnqueueOutcome]
+
+
 @dataclass
 class _Waiting:
-    jobs: list[NewJob] = field(default_factory=list)
-    futures: list[asyncio.Future[EnqueueOutcome]] = field(default_factory=list)
+    entries: list[list[NewJob]] = field(default_factory=list)  # each caller's jobs
+    futures: list[asyncio.Future[Outcomes]] = field(default_factory=list)
+    jobs: int = 0  # in all the entries
     writing: bool = False
     last_write_s: float = -math.inf  # loop time the last store call ended
     writer: asyncio.Task[None] | None = None  # the task writing, held so it is not collected
 
 
 class GroupCommit:
-    """Enqueues single jobs through the store, many per script call under load."""
+    """Enqueues the jobs of many callers through the store, in one script call under load."""
 
     def __init__(self, write: Callable[[list[NewJob], Durability], Awaitable[EnqueueResult]]) -> None:
         """`write(jobs, durability)` is the store call (with its wake-ups and timers)."""
@@ -50,44 +55,50 @@ class GroupCommit:
         self._levels: dict[Durability, _Waiting] = {}
 
     async def enqueue(self, job: NewJob, durability: Durability) -> EnqueueOutcome:
+        (outcome,) = await self.enqueue_many([job], durability)
+        return outcome
+
+    async def enqueue_many(self, jobs: list[NewJob], durability: Durability) -> Outcomes:
+        """Writes `jobs` in one store call, with other callers' jobs under load."""
         loop = asyncio.get_running_loop()
         waiting = self._levels.setdefault(durability, _Waiting())
         if not waiting.writing and loop.time() - waiting.last_write_s >= IDLE_AFTER_S:
-            return await self._write_alone(job, durability, waiting)
-        future: asyncio.Future[EnqueueOutcome] = loop.create_future()
-        waiting.jobs.append(job)
+            return await self._write_alone(jobs, durability, waiting)
+        future: asyncio.Future[Outcomes] = loop.create_future()
+        waiting.entries.append(jobs)
         waiting.futures.append(future)
+        waiting.jobs += len(jobs)
         if not waiting.writing:
             waiting.writing = True
             waiting.writer = loop.create_task(self._write(durability, waiting))
         return await future
 
-    async def _write_alone(self, job: NewJob, durability: Durability, waiting: _Waiting) -> EnqueueOutcome:
-        """The writer was idle: the caller writes its job itself, at once (no task to start, no
+    async def _write_alone(self, jobs: list[NewJob], durability: Durability, waiting: _Waiting) -> Outcomes:
+        """The writer was idle: the caller writes its jobs itself, at once (no task to start, no
         turns to gather); calls that arrive meanwhile wait for the next store call."""
         waiting.writing = True
         try:
-            result = await self._write_jobs([job], durability)
+            result = await self._write_jobs(jobs, durability)
         finally:
             loop = asyncio.get_running_loop()
             waiting.last_write_s = loop.time()
-            if waiting.jobs:
+            if waiting.entries:
                 waiting.writer = loop.create_task(self._write(durability, waiting))
             else:
                 waiting.writing = False
-        return result.outcomes[0]
+        return result.outcomes
 
     async def _write(self, durability: Durability, waiting: _Waiting) -> None:
         """Writes what waits, call after call, until nothing does."""
         try:
             loop = asyncio.get_running_loop()
-            while waiting.jobs:
+            while waiting.entries:
                 await _gather(waiting)
-                jobs, futures = _take(waiting)
-                if not jobs:
+                entries, futures = _take(waiting)
+                if not entries:
                     continue
                 try:
-                    result = await self._write_jobs(jobs, durability)
+                    result = await self._write_jobs([job for jobs in entries for job in jobs], durability)
                 except Exception as error:  # every caller of this call gets the store's error
                     for future in futures:
                         if not future.done():
@@ -95,42 +106,47 @@ class GroupCommit:
                     continue
                 finally:
                     waiting.last_write_s = loop.time()
-                for future, outcome in zip(futures, result.outcomes, strict=True):
+                start = 0
+                for future, jobs in zip(futures, entries, strict=True):
                     if not future.done():
-                        future.set_result(outcome)
+                        future.set_result(result.outcomes[start : start + len(jobs)])
+                    start += len(jobs)
         finally:
             waiting.writing = False
 
 
 async def _gather(waiting: _Waiting) -> None:
     """Lets the loop run while calls keep joining `waiting` (see the module docstring)."""
-    quiet, seen = 0, len(waiting.jobs)
+    quiet, seen = 0, waiting.jobs
     for _ in range(GATHER_MAX_TURNS):
         if seen >= MAX_JOBS_PER_CALL:
             return
         await asyncio.sleep(0)
-        if len(waiting.jobs) == seen:
+        if waiting.jobs == seen:
             quiet += 1
             if quiet >= GATHER_QUIET_TURNS:
                 return
         else:
-            quiet, seen = 0, len(waiting.jobs)
+            quiet, seen = 0, waiting.jobs
 
 
-def _take(waiting: _Waiting) -> tuple[list[NewJob], list[asyncio.Future[EnqueueOutcome]]]:
-    """The next call's jobs: those whose caller still waits, up to the bounds."""
-    jobs: list[NewJob] = []
-    futures: list[asyncio.Future[EnqueueOutcome]] = []
-    size = 0
-    taken = 0
-    for job, future in zip(waiting.jobs, waiting.futures, strict=True):
-        if jobs and (len(jobs) >= MAX_JOBS_PER_CALL or size + len(job.wire) > MAX_BYTES_PER_CALL):
+def _take(waiting: _Waiting) -> tuple[list[list[NewJob]], list[asyncio.Future[Outcomes]]]:
+    """The next call's entries: those whose caller still waits, up to the bounds (a first
+    entry larger than them goes alone)."""
+    entries: list[list[NewJob]] = []
+    futures: list[asyncio.Future[Outcomes]] = []
+    count = size = taken = 0
+    for jobs, future in zip(waiting.entries, waiting.futures, strict=True):
+        entry_size = sum(len(job.wire) for job in jobs)
+        if entries and (count + len(jobs) > MAX_JOBS_PER_CALL or size + entry_size > MAX_BYTES_PER_CALL):
             break
         taken += 1
-        if future.done():  # the caller went away before its job was written: drop it
+        waiting.jobs -= len(jobs)
+        if future.done():  # the caller went away before its jobs were written: drop them
             continue
-        jobs.append(job)
+        entries.append(jobs)
         futures.append(future)
-        size += len(job.wire)
-    del waiting.jobs[:taken], waiting.futures[:taken]
-    return jobs, futures
+        count += len(jobs)
+        size += entry_size
+    del waiting.entries[:taken], waiting.futures[:taken]
+    return entries, futures

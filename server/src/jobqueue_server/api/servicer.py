@@ -13,6 +13,7 @@ from grpc_status import rpc_status
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 from jobqueue_server.api import convert, job_wire, paging, validation, wire
+from jobqueue_server.api.enqueue_stream import EnqueueStreamSession
 from jobqueue_server.api.group_commit import GroupCommit
 from jobqueue_server.api.lease_session import LeaseSession
 from jobqueue_server.api.ready_wakeup import ReadyWakeup
@@ -47,6 +48,7 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         self._on_scheduled = on_scheduled
         self._group_commit = GroupCommit(self._write)
         self._sessions: set[LeaseSession] = set()
+        self._enqueue_streams: set[EnqueueStreamSession] = set()
         self._closing: set[asyncio.Task[None]] = set()
         self._draining = False
 
@@ -70,6 +72,25 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         jobs = validation.new_jobs(requests, self._limits, ulids)
         result = await self._write(jobs, validation.batch_durability(request, self._limits))
         return wire.enqueue_batch_response((o.job_id, o.duplicate) for o in result.outcomes)
+
+    async def EnqueueStream(  # type: ignore[override]  # noqa: N802
+        self, requests: AsyncIterator[svc.EnqueueStreamRequest | Malformed], context: Context
+    ) -> None:
+        """Writes EnqueueStreamResponses already serialized (registration.py)."""
+        if self._draining:
+            error: JobQueueError = ServerDraining("the server is shutting down; connect to another")
+            await context.abort_with_status(rpc_status.to_status(rpc_status_of(error)))
+            return
+        session = EnqueueStreamSession(
+            self._group_commit, self._limits, self._store.clock.now_ms, lambda: self._draining
+        )
+        self._enqueue_streams.add(session)
+        try:
+            await session.serve(requests, context.write)
+        except JobQueueError as error:
+            await context.abort_with_status(rpc_status.to_status(rpc_status_of(error)))
+        finally:
+            self._enqueue_streams.discard(session)
 
     async def _write(self, jobs: list[NewJob], durability: Durability) -> EnqueueResult:
         """Enqueues; wakes this server's streams on queues that got ready jobs (as early as the
@@ -186,6 +207,8 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         self._draining = True
         for session in self._sessions:
             session.stop_dispatching()
+        for enqueue_stream in self._enqueue_streams:
+            enqueue_stream.end()
 
     def end_streams(self) -> None:
         """Graceful shutdown, step two: open streams end with UNAVAILABLE; held jobs are released."""

@@ -228,7 +228,9 @@ def durability(value: int, field: str, limits: Limits) -> Durability:
     return Durability(value)
 
 
-def batch_durability(request: svc.EnqueueBatchRequest, limits: Limits) -> Durability:
+def batch_durability(
+    request: svc.EnqueueBatchRequest | svc.EnqueueStreamRequest, limits: Limits
+) -> Durability:
     """The strictest level set on the batch or on any of its requests, else the default.
 
     One WAITAOF confirms the whole batch, so the batch has one level; taking the strictest

@@ -114,3 +114,16 @@ def enqueue_batch_response(outcomes: Iterable[tuple[str, bool]]) -> bytes:
         response = enqueue_response(job_id, duplicate)
         parts += (_RESPONSES, varint(len(response)), response)
     return b"".join(parts)
+
+
+_STREAM_SEQUENCE = svc.EnqueueStreamResponse.DESCRIPTOR.fields_by_name["sequence"].number
+_STREAM_RESPONSES = tag(svc.EnqueueStreamResponse.DESCRIPTOR.fields_by_name["responses"].number, _LEN)
+
+
+def enqueue_stream_response(sequence: int, outcomes: Iterable[tuple[str, bool]]) -> bytes:
+    """An EnqueueStreamResponse that answers with (job id, duplicate) pairs, written out."""
+    parts: list[bytes] = [varint_field(_STREAM_SEQUENCE, sequence)]
+    for job_id, duplicate in outcomes:
+        response = enqueue_response(job_id, duplicate)
+        parts += (_STREAM_RESPONSES, varint(len(response)), response)
+    return b"".join(parts)

@@ -389,6 +389,137 @@ func (x *EnqueueBatchResponse) GetResponses() []*EnqueueResponse {
 	return nil
 }
 
+// EnqueueStreamRequest is one batch on an EnqueueStream.
+type EnqueueStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen by the producer and returned in the answer (numbering requests 1, 2, 3, ... is
+	// the simplest way to tell the answers apart).
+	Sequence uint64 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// The jobs, 1 to 1,000 by default, each validated as for Enqueue before any is written.
+	Requests []*EnqueueRequest `protobuf:"bytes,2,rep,name=requests,proto3" json:"requests,omitempty"`
+	// As EnqueueBatchRequest.durability, for this request's jobs.
+	Durability    Durability `protobuf:"varint,3,opt,name=durability,proto3,enum=jobqueue.v1.Durability" json:"durability,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnqueueStreamRequest) Reset() {
+	*x = EnqueueStreamRequest{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnqueueStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnqueueStreamRequest) ProtoMessage() {}
+
+func (x *EnqueueStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnqueueStreamRequest.ProtoReflect.Descriptor instead.
+func (*EnqueueStreamRequest) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *EnqueueStreamRequest) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *EnqueueStreamRequest) GetRequests() []*EnqueueRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+func (x *EnqueueStreamRequest) GetDurability() Durability {
+	if x != nil {
+		return x.Durability
+	}
+	return Durability_DURABILITY_UNSPECIFIED
+}
+
+// EnqueueStreamResponse answers one EnqueueStreamRequest.
+type EnqueueStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request's `sequence`.
+	Sequence uint64 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// One response per job, in the order of the request's jobs; empty when `error` is set.
+	Responses []*EnqueueResponse `protobuf:"bytes,2,rep,name=responses,proto3" json:"responses,omitempty"`
+	// Set when the request was refused: no job of it was written. Carries the same code,
+	// message and details (ErrorInfo, BadRequest naming the field, e.g.
+	// `requests[3].queue`) that EnqueueBatch would have failed with.
+	Error         *status.Status `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnqueueStreamResponse) Reset() {
+	*x = EnqueueStreamResponse{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnqueueStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnqueueStreamResponse) ProtoMessage() {}
+
+func (x *EnqueueStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnqueueStreamResponse.ProtoReflect.Descriptor instead.
+func (*EnqueueStreamResponse) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *EnqueueStreamResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *EnqueueStreamResponse) GetResponses() []*EnqueueResponse {
+	if x != nil {
+		return x.Responses
+	}
+	return nil
+}
+
+func (x *EnqueueStreamResponse) GetError() *status.Status {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 // GetStatusRequest names a job.
 type GetStatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -400,7 +531,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[4]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -412,7 +543,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[4]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -425,7 +556,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{4}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetStatusRequest) GetJobId() string {
@@ -446,7 +577,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[5]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -458,7 +589,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[5]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -471,7 +602,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{5}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetStatusResponse) GetJob() *Job {
@@ -492,7 +623,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[6]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +635,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[6]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -517,7 +648,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{6}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StatsRequest) GetQueue() string {
@@ -538,7 +669,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[7]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -550,7 +681,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[7]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -563,7 +694,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{7}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StatsResponse) GetQueues() []*QueueStats {
@@ -593,7 +724,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[8]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -605,7 +736,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[8]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -618,7 +749,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{8}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListJobsRequest) GetQueue() string {
@@ -664,7 +795,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[9]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -676,7 +807,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[9]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -689,7 +820,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{9}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -735,7 +866,7 @@ type Subscribe struct {
 
 func (x *Subscribe) Reset() {
 	*x = Subscribe{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[10]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -747,7 +878,7 @@ func (x *Subscribe) String() string {
 func (*Subscribe) ProtoMessage() {}
 
 func (x *Subscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[10]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -760,7 +891,7 @@ func (x *Subscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe.ProtoReflect.Descriptor instead.
 func (*Subscribe) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{10}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Subscribe) GetQueues() []string {
@@ -810,7 +941,7 @@ type LeaseRequest struct {
 
 func (x *LeaseRequest) Reset() {
 	*x = LeaseRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[11]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -822,7 +953,7 @@ func (x *LeaseRequest) String() string {
 func (*LeaseRequest) ProtoMessage() {}
 
 func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[11]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -835,7 +966,7 @@ func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRequest.ProtoReflect.Descriptor instead.
 func (*LeaseRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{11}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LeaseRequest) GetSubscribe() *Subscribe {
@@ -881,7 +1012,7 @@ type LeasedJob struct {
 
 func (x *LeasedJob) Reset() {
 	*x = LeasedJob{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[12]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +1024,7 @@ func (x *LeasedJob) String() string {
 func (*LeasedJob) ProtoMessage() {}
 
 func (x *LeasedJob) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[12]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +1037,7 @@ func (x *LeasedJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeasedJob.ProtoReflect.Descriptor instead.
 func (*LeasedJob) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{12}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LeasedJob) GetJob() *Job {
@@ -957,7 +1088,7 @@ type Confirmation struct {
 
 func (x *Confirmation) Reset() {
 	*x = Confirmation{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[13]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +1100,7 @@ func (x *Confirmation) String() string {
 func (*Confirmation) ProtoMessage() {}
 
 func (x *Confirmation) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[13]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +1113,7 @@ func (x *Confirmation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Confirmation.ProtoReflect.Descriptor instead.
 func (*Confirmation) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{13}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Confirmation) GetJobId() string {
@@ -1026,7 +1157,7 @@ type LeaseResponse struct {
 
 func (x *LeaseResponse) Reset() {
 	*x = LeaseResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[14]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1169,7 @@ func (x *LeaseResponse) String() string {
 func (*LeaseResponse) ProtoMessage() {}
 
 func (x *LeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[14]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1182,7 @@ func (x *LeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseResponse.ProtoReflect.Descriptor instead.
 func (*LeaseResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{14}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LeaseResponse) GetJobs() []*LeasedJob {
@@ -1086,7 +1217,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[15]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1098,7 +1229,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[15]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1111,7 +1242,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{15}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AckRequest) GetJobId() string {
@@ -1151,7 +1282,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[16]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1294,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[16]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1307,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{16}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{18}
 }
 
 // FailRequest reports a failed attempt.
@@ -1198,7 +1329,7 @@ type FailRequest struct {
 
 func (x *FailRequest) Reset() {
 	*x = FailRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[17]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1341,7 @@ func (x *FailRequest) String() string {
 func (*FailRequest) ProtoMessage() {}
 
 func (x *FailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[17]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1354,7 @@ func (x *FailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailRequest.ProtoReflect.Descriptor instead.
 func (*FailRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{17}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FailRequest) GetJobId() string {
@@ -1274,7 +1405,7 @@ type FailResponse struct {
 
 func (x *FailResponse) Reset() {
 	*x = FailResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[18]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1286,7 +1417,7 @@ func (x *FailResponse) String() string {
 func (*FailResponse) ProtoMessage() {}
 
 func (x *FailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[18]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1299,7 +1430,7 @@ func (x *FailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailResponse.ProtoReflect.Descriptor instead.
 func (*FailResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{18}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *FailResponse) GetState() JobState {
@@ -1332,7 +1463,7 @@ type ExtendRequest struct {
 
 func (x *ExtendRequest) Reset() {
 	*x = ExtendRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[19]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1344,7 +1475,7 @@ func (x *ExtendRequest) String() string {
 func (*ExtendRequest) ProtoMessage() {}
 
 func (x *ExtendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[19]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1357,7 +1488,7 @@ func (x *ExtendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtendRequest.ProtoReflect.Descriptor instead.
 func (*ExtendRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{19}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ExtendRequest) GetJobId() string {
@@ -1392,7 +1523,7 @@ type ExtendResponse struct {
 
 func (x *ExtendResponse) Reset() {
 	*x = ExtendResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[20]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1404,7 +1535,7 @@ func (x *ExtendResponse) String() string {
 func (*ExtendResponse) ProtoMessage() {}
 
 func (x *ExtendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[20]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1417,7 +1548,7 @@ func (x *ExtendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtendResponse.ProtoReflect.Descriptor instead.
 func (*ExtendResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{20}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ExtendResponse) GetLeaseExpireTime() *timestamppb.Timestamp {
@@ -1438,7 +1569,7 @@ type CancelRequest struct {
 
 func (x *CancelRequest) Reset() {
 	*x = CancelRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[21]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1450,7 +1581,7 @@ func (x *CancelRequest) String() string {
 func (*CancelRequest) ProtoMessage() {}
 
 func (x *CancelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[21]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1463,7 +1594,7 @@ func (x *CancelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRequest.ProtoReflect.Descriptor instead.
 func (*CancelRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{21}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CancelRequest) GetJobId() string {
@@ -1482,7 +1613,7 @@ type CancelResponse struct {
 
 func (x *CancelResponse) Reset() {
 	*x = CancelResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[22]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1494,7 +1625,7 @@ func (x *CancelResponse) String() string {
 func (*CancelResponse) ProtoMessage() {}
 
 func (x *CancelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[22]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1507,7 +1638,7 @@ func (x *CancelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelResponse.ProtoReflect.Descriptor instead.
 func (*CancelResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{22}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{24}
 }
 
 // RetryRequest names a dead or cancelled job to send back to its queue.
@@ -1521,7 +1652,7 @@ type RetryRequest struct {
 
 func (x *RetryRequest) Reset() {
 	*x = RetryRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[23]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1533,7 +1664,7 @@ func (x *RetryRequest) String() string {
 func (*RetryRequest) ProtoMessage() {}
 
 func (x *RetryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[23]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1546,7 +1677,7 @@ func (x *RetryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRequest.ProtoReflect.Descriptor instead.
 func (*RetryRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{23}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RetryRequest) GetJobId() string {
@@ -1565,7 +1696,7 @@ type RetryResponse struct {
 
 func (x *RetryResponse) Reset() {
 	*x = RetryResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[24]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1577,7 +1708,7 @@ func (x *RetryResponse) String() string {
 func (*RetryResponse) ProtoMessage() {}
 
 func (x *RetryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[24]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1590,7 +1721,7 @@ func (x *RetryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryResponse.ProtoReflect.Descriptor instead.
 func (*RetryResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{24}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{26}
 }
 
 var File_jobqueue_v1_job_queue_service_proto protoreflect.FileDescriptor
@@ -1626,7 +1757,17 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"durability\x18\x02 \x01(\x0e2\x17.jobqueue.v1.DurabilityR\n" +
 	"durability\"R\n" +
 	"\x14EnqueueBatchResponse\x12:\n" +
-	"\tresponses\x18\x01 \x03(\v2\x1c.jobqueue.v1.EnqueueResponseR\tresponses\")\n" +
+	"\tresponses\x18\x01 \x03(\v2\x1c.jobqueue.v1.EnqueueResponseR\tresponses\"\xa4\x01\n" +
+	"\x14EnqueueStreamRequest\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x127\n" +
+	"\brequests\x18\x02 \x03(\v2\x1b.jobqueue.v1.EnqueueRequestR\brequests\x127\n" +
+	"\n" +
+	"durability\x18\x03 \x01(\x0e2\x17.jobqueue.v1.DurabilityR\n" +
+	"durability\"\x99\x01\n" +
+	"\x15EnqueueStreamResponse\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12:\n" +
+	"\tresponses\x18\x02 \x03(\v2\x1c.jobqueue.v1.EnqueueResponseR\tresponses\x12(\n" +
+	"\x05error\x18\x03 \x01(\v2\x12.google.rpc.StatusR\x05error\")\n" +
 	"\x10GetStatusRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"7\n" +
 	"\x11GetStatusResponse\x12\"\n" +
@@ -1707,10 +1848,11 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x1dCONFIRMATION_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15CONFIRMATION_KIND_ACK\x10\x01\x12\x1a\n" +
 	"\x16CONFIRMATION_KIND_FAIL\x10\x02\x12\x1c\n" +
-	"\x18CONFIRMATION_KIND_EXTEND\x10\x032\x91\x06\n" +
+	"\x18CONFIRMATION_KIND_EXTEND\x10\x032\xed\x06\n" +
 	"\x0fJobQueueService\x12D\n" +
 	"\aEnqueue\x12\x1b.jobqueue.v1.EnqueueRequest\x1a\x1c.jobqueue.v1.EnqueueResponse\x12S\n" +
-	"\fEnqueueBatch\x12 .jobqueue.v1.EnqueueBatchRequest\x1a!.jobqueue.v1.EnqueueBatchResponse\x12O\n" +
+	"\fEnqueueBatch\x12 .jobqueue.v1.EnqueueBatchRequest\x1a!.jobqueue.v1.EnqueueBatchResponse\x12Z\n" +
+	"\rEnqueueStream\x12!.jobqueue.v1.EnqueueStreamRequest\x1a\".jobqueue.v1.EnqueueStreamResponse(\x010\x01\x12O\n" +
 	"\tGetStatus\x12\x1d.jobqueue.v1.GetStatusRequest\x1a\x1e.jobqueue.v1.GetStatusResponse\"\x03\x90\x02\x01\x12C\n" +
 	"\x05Stats\x12\x19.jobqueue.v1.StatsRequest\x1a\x1a.jobqueue.v1.StatsResponse\"\x03\x90\x02\x01\x12L\n" +
 	"\bListJobs\x12\x1c.jobqueue.v1.ListJobsRequest\x1a\x1d.jobqueue.v1.ListJobsResponse\"\x03\x90\x02\x01\x12B\n" +
@@ -1735,108 +1877,116 @@ func file_jobqueue_v1_job_queue_service_proto_rawDescGZIP() []byte {
 }
 
 var file_jobqueue_v1_job_queue_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_jobqueue_v1_job_queue_service_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_jobqueue_v1_job_queue_service_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_jobqueue_v1_job_queue_service_proto_goTypes = []any{
 	(ConfirmationKind)(0),         // 0: jobqueue.v1.ConfirmationKind
 	(*EnqueueRequest)(nil),        // 1: jobqueue.v1.EnqueueRequest
 	(*EnqueueResponse)(nil),       // 2: jobqueue.v1.EnqueueResponse
 	(*EnqueueBatchRequest)(nil),   // 3: jobqueue.v1.EnqueueBatchRequest
 	(*EnqueueBatchResponse)(nil),  // 4: jobqueue.v1.EnqueueBatchResponse
-	(*GetStatusRequest)(nil),      // 5: jobqueue.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),     // 6: jobqueue.v1.GetStatusResponse
-	(*StatsRequest)(nil),          // 7: jobqueue.v1.StatsRequest
-	(*StatsResponse)(nil),         // 8: jobqueue.v1.StatsResponse
-	(*ListJobsRequest)(nil),       // 9: jobqueue.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),      // 10: jobqueue.v1.ListJobsResponse
-	(*Subscribe)(nil),             // 11: jobqueue.v1.Subscribe
-	(*LeaseRequest)(nil),          // 12: jobqueue.v1.LeaseRequest
-	(*LeasedJob)(nil),             // 13: jobqueue.v1.LeasedJob
-	(*Confirmation)(nil),          // 14: jobqueue.v1.Confirmation
-	(*LeaseResponse)(nil),         // 15: jobqueue.v1.LeaseResponse
-	(*AckRequest)(nil),            // 16: jobqueue.v1.AckRequest
-	(*AckResponse)(nil),           // 17: jobqueue.v1.AckResponse
-	(*FailRequest)(nil),           // 18: jobqueue.v1.FailRequest
-	(*FailResponse)(nil),          // 19: jobqueue.v1.FailResponse
-	(*ExtendRequest)(nil),         // 20: jobqueue.v1.ExtendRequest
-	(*ExtendResponse)(nil),        // 21: jobqueue.v1.ExtendResponse
-	(*CancelRequest)(nil),         // 22: jobqueue.v1.CancelRequest
-	(*CancelResponse)(nil),        // 23: jobqueue.v1.CancelResponse
-	(*RetryRequest)(nil),          // 24: jobqueue.v1.RetryRequest
-	(*RetryResponse)(nil),         // 25: jobqueue.v1.RetryResponse
-	nil,                           // 26: jobqueue.v1.EnqueueRequest.MetadataEntry
-	(*structpb.Struct)(nil),       // 27: google.protobuf.Struct
-	(Priority)(0),                 // 28: jobqueue.v1.Priority
-	(*durationpb.Duration)(nil),   // 29: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
-	(*BackoffPolicy)(nil),         // 31: jobqueue.v1.BackoffPolicy
-	(Durability)(0),               // 32: jobqueue.v1.Durability
-	(*Job)(nil),                   // 33: jobqueue.v1.Job
-	(*QueueStats)(nil),            // 34: jobqueue.v1.QueueStats
-	(JobState)(0),                 // 35: jobqueue.v1.JobState
-	(*status.Status)(nil),         // 36: google.rpc.Status
+	(*EnqueueStreamRequest)(nil),  // 5: jobqueue.v1.EnqueueStreamRequest
+	(*EnqueueStreamResponse)(nil), // 6: jobqueue.v1.EnqueueStreamResponse
+	(*GetStatusRequest)(nil),      // 7: jobqueue.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),     // 8: jobqueue.v1.GetStatusResponse
+	(*StatsRequest)(nil),          // 9: jobqueue.v1.StatsRequest
+	(*StatsResponse)(nil),         // 10: jobqueue.v1.StatsResponse
+	(*ListJobsRequest)(nil),       // 11: jobqueue.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),      // 12: jobqueue.v1.ListJobsResponse
+	(*Subscribe)(nil),             // 13: jobqueue.v1.Subscribe
+	(*LeaseRequest)(nil),          // 14: jobqueue.v1.LeaseRequest
+	(*LeasedJob)(nil),             // 15: jobqueue.v1.LeasedJob
+	(*Confirmation)(nil),          // 16: jobqueue.v1.Confirmation
+	(*LeaseResponse)(nil),         // 17: jobqueue.v1.LeaseResponse
+	(*AckRequest)(nil),            // 18: jobqueue.v1.AckRequest
+	(*AckResponse)(nil),           // 19: jobqueue.v1.AckResponse
+	(*FailRequest)(nil),           // 20: jobqueue.v1.FailRequest
+	(*FailResponse)(nil),          // 21: jobqueue.v1.FailResponse
+	(*ExtendRequest)(nil),         // 22: jobqueue.v1.ExtendRequest
+	(*ExtendResponse)(nil),        // 23: jobqueue.v1.ExtendResponse
+	(*CancelRequest)(nil),         // 24: jobqueue.v1.CancelRequest
+	(*CancelResponse)(nil),        // 25: jobqueue.v1.CancelResponse
+	(*RetryRequest)(nil),          // 26: jobqueue.v1.RetryRequest
+	(*RetryResponse)(nil),         // 27: jobqueue.v1.RetryResponse
+	nil,                           // 28: jobqueue.v1.EnqueueRequest.MetadataEntry
+	(*structpb.Struct)(nil),       // 29: google.protobuf.Struct
+	(Priority)(0),                 // 30: jobqueue.v1.Priority
+	(*durationpb.Duration)(nil),   // 31: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
+	(*BackoffPolicy)(nil),         // 33: jobqueue.v1.BackoffPolicy
+	(Durability)(0),               // 34: jobqueue.v1.Durability
+	(*status.Status)(nil),         // 35: google.rpc.Status
+	(*Job)(nil),                   // 36: jobqueue.v1.Job
+	(*QueueStats)(nil),            // 37: jobqueue.v1.QueueStats
+	(JobState)(0),                 // 38: jobqueue.v1.JobState
 }
 var file_jobqueue_v1_job_queue_service_proto_depIdxs = []int32{
-	27, // 0: jobqueue.v1.EnqueueRequest.payload:type_name -> google.protobuf.Struct
-	28, // 1: jobqueue.v1.EnqueueRequest.priority:type_name -> jobqueue.v1.Priority
-	29, // 2: jobqueue.v1.EnqueueRequest.delay:type_name -> google.protobuf.Duration
-	30, // 3: jobqueue.v1.EnqueueRequest.schedule_time:type_name -> google.protobuf.Timestamp
-	31, // 4: jobqueue.v1.EnqueueRequest.backoff:type_name -> jobqueue.v1.BackoffPolicy
-	29, // 5: jobqueue.v1.EnqueueRequest.lease_duration:type_name -> google.protobuf.Duration
-	26, // 6: jobqueue.v1.EnqueueRequest.metadata:type_name -> jobqueue.v1.EnqueueRequest.MetadataEntry
-	32, // 7: jobqueue.v1.EnqueueRequest.durability:type_name -> jobqueue.v1.Durability
+	29, // 0: jobqueue.v1.EnqueueRequest.payload:type_name -> google.protobuf.Struct
+	30, // 1: jobqueue.v1.EnqueueRequest.priority:type_name -> jobqueue.v1.Priority
+	31, // 2: jobqueue.v1.EnqueueRequest.delay:type_name -> google.protobuf.Duration
+	32, // 3: jobqueue.v1.EnqueueRequest.schedule_time:type_name -> google.protobuf.Timestamp
+	33, // 4: jobqueue.v1.EnqueueRequest.backoff:type_name -> jobqueue.v1.BackoffPolicy
+	31, // 5: jobqueue.v1.EnqueueRequest.lease_duration:type_name -> google.protobuf.Duration
+	28, // 6: jobqueue.v1.EnqueueRequest.metadata:type_name -> jobqueue.v1.EnqueueRequest.MetadataEntry
+	34, // 7: jobqueue.v1.EnqueueRequest.durability:type_name -> jobqueue.v1.Durability
 	1,  // 8: jobqueue.v1.EnqueueBatchRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
-	32, // 9: jobqueue.v1.EnqueueBatchRequest.durability:type_name -> jobqueue.v1.Durability
+	34, // 9: jobqueue.v1.EnqueueBatchRequest.durability:type_name -> jobqueue.v1.Durability
 	2,  // 10: jobqueue.v1.EnqueueBatchResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
-	33, // 11: jobqueue.v1.GetStatusResponse.job:type_name -> jobqueue.v1.Job
-	34, // 12: jobqueue.v1.StatsResponse.queues:type_name -> jobqueue.v1.QueueStats
-	35, // 13: jobqueue.v1.ListJobsRequest.state:type_name -> jobqueue.v1.JobState
-	33, // 14: jobqueue.v1.ListJobsResponse.jobs:type_name -> jobqueue.v1.Job
-	29, // 15: jobqueue.v1.Subscribe.lease_duration:type_name -> google.protobuf.Duration
-	11, // 16: jobqueue.v1.LeaseRequest.subscribe:type_name -> jobqueue.v1.Subscribe
-	16, // 17: jobqueue.v1.LeaseRequest.acks:type_name -> jobqueue.v1.AckRequest
-	18, // 18: jobqueue.v1.LeaseRequest.fails:type_name -> jobqueue.v1.FailRequest
-	20, // 19: jobqueue.v1.LeaseRequest.extends:type_name -> jobqueue.v1.ExtendRequest
-	33, // 20: jobqueue.v1.LeasedJob.job:type_name -> jobqueue.v1.Job
-	30, // 21: jobqueue.v1.LeasedJob.lease_expire_time:type_name -> google.protobuf.Timestamp
-	36, // 22: jobqueue.v1.Confirmation.status:type_name -> google.rpc.Status
-	0,  // 23: jobqueue.v1.Confirmation.kind:type_name -> jobqueue.v1.ConfirmationKind
-	30, // 24: jobqueue.v1.Confirmation.lease_expire_time:type_name -> google.protobuf.Timestamp
-	13, // 25: jobqueue.v1.LeaseResponse.jobs:type_name -> jobqueue.v1.LeasedJob
-	14, // 26: jobqueue.v1.LeaseResponse.confirmations:type_name -> jobqueue.v1.Confirmation
-	27, // 27: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
-	32, // 28: jobqueue.v1.AckRequest.durability:type_name -> jobqueue.v1.Durability
-	29, // 29: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
-	35, // 30: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
-	30, // 31: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
-	29, // 32: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
-	30, // 33: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	1,  // 34: jobqueue.v1.JobQueueService.Enqueue:input_type -> jobqueue.v1.EnqueueRequest
-	3,  // 35: jobqueue.v1.JobQueueService.EnqueueBatch:input_type -> jobqueue.v1.EnqueueBatchRequest
-	5,  // 36: jobqueue.v1.JobQueueService.GetStatus:input_type -> jobqueue.v1.GetStatusRequest
-	7,  // 37: jobqueue.v1.JobQueueService.Stats:input_type -> jobqueue.v1.StatsRequest
-	9,  // 38: jobqueue.v1.JobQueueService.ListJobs:input_type -> jobqueue.v1.ListJobsRequest
-	12, // 39: jobqueue.v1.JobQueueService.Lease:input_type -> jobqueue.v1.LeaseRequest
-	16, // 40: jobqueue.v1.JobQueueService.Ack:input_type -> jobqueue.v1.AckRequest
-	18, // 41: jobqueue.v1.JobQueueService.Fail:input_type -> jobqueue.v1.FailRequest
-	20, // 42: jobqueue.v1.JobQueueService.Extend:input_type -> jobqueue.v1.ExtendRequest
-	22, // 43: jobqueue.v1.JobQueueService.Cancel:input_type -> jobqueue.v1.CancelRequest
-	24, // 44: jobqueue.v1.JobQueueService.Retry:input_type -> jobqueue.v1.RetryRequest
-	2,  // 45: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
-	4,  // 46: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
-	6,  // 47: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
-	8,  // 48: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
-	10, // 49: jobqueue.v1.JobQueueService.ListJobs:output_type -> jobqueue.v1.ListJobsResponse
-	15, // 50: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
-	17, // 51: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
-	19, // 52: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
-	21, // 53: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
-	23, // 54: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
-	25, // 55: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
-	45, // [45:56] is the sub-list for method output_type
-	34, // [34:45] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	1,  // 11: jobqueue.v1.EnqueueStreamRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
+	34, // 12: jobqueue.v1.EnqueueStreamRequest.durability:type_name -> jobqueue.v1.Durability
+	2,  // 13: jobqueue.v1.EnqueueStreamResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
+	35, // 14: jobqueue.v1.EnqueueStreamResponse.error:type_name -> google.rpc.Status
+	36, // 15: jobqueue.v1.GetStatusResponse.job:type_name -> jobqueue.v1.Job
+	37, // 16: jobqueue.v1.StatsResponse.queues:type_name -> jobqueue.v1.QueueStats
+	38, // 17: jobqueue.v1.ListJobsRequest.state:type_name -> jobqueue.v1.JobState
+	36, // 18: jobqueue.v1.ListJobsResponse.jobs:type_name -> jobqueue.v1.Job
+	31, // 19: jobqueue.v1.Subscribe.lease_duration:type_name -> google.protobuf.Duration
+	13, // 20: jobqueue.v1.LeaseRequest.subscribe:type_name -> jobqueue.v1.Subscribe
+	18, // 21: jobqueue.v1.LeaseRequest.acks:type_name -> jobqueue.v1.AckRequest
+	20, // 22: jobqueue.v1.LeaseRequest.fails:type_name -> jobqueue.v1.FailRequest
+	22, // 23: jobqueue.v1.LeaseRequest.extends:type_name -> jobqueue.v1.ExtendRequest
+	36, // 24: jobqueue.v1.LeasedJob.job:type_name -> jobqueue.v1.Job
+	32, // 25: jobqueue.v1.LeasedJob.lease_expire_time:type_name -> google.protobuf.Timestamp
+	35, // 26: jobqueue.v1.Confirmation.status:type_name -> google.rpc.Status
+	0,  // 27: jobqueue.v1.Confirmation.kind:type_name -> jobqueue.v1.ConfirmationKind
+	32, // 28: jobqueue.v1.Confirmation.lease_expire_time:type_name -> google.protobuf.Timestamp
+	15, // 29: jobqueue.v1.LeaseResponse.jobs:type_name -> jobqueue.v1.LeasedJob
+	16, // 30: jobqueue.v1.LeaseResponse.confirmations:type_name -> jobqueue.v1.Confirmation
+	29, // 31: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
+	34, // 32: jobqueue.v1.AckRequest.durability:type_name -> jobqueue.v1.Durability
+	31, // 33: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
+	38, // 34: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
+	32, // 35: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
+	31, // 36: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
+	32, // 37: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	1,  // 38: jobqueue.v1.JobQueueService.Enqueue:input_type -> jobqueue.v1.EnqueueRequest
+	3,  // 39: jobqueue.v1.JobQueueService.EnqueueBatch:input_type -> jobqueue.v1.EnqueueBatchRequest
+	5,  // 40: jobqueue.v1.JobQueueService.EnqueueStream:input_type -> jobqueue.v1.EnqueueStreamRequest
+	7,  // 41: jobqueue.v1.JobQueueService.GetStatus:input_type -> jobqueue.v1.GetStatusRequest
+	9,  // 42: jobqueue.v1.JobQueueService.Stats:input_type -> jobqueue.v1.StatsRequest
+	11, // 43: jobqueue.v1.JobQueueService.ListJobs:input_type -> jobqueue.v1.ListJobsRequest
+	14, // 44: jobqueue.v1.JobQueueService.Lease:input_type -> jobqueue.v1.LeaseRequest
+	18, // 45: jobqueue.v1.JobQueueService.Ack:input_type -> jobqueue.v1.AckRequest
+	20, // 46: jobqueue.v1.JobQueueService.Fail:input_type -> jobqueue.v1.FailRequest
+	22, // 47: jobqueue.v1.JobQueueService.Extend:input_type -> jobqueue.v1.ExtendRequest
+	24, // 48: jobqueue.v1.JobQueueService.Cancel:input_type -> jobqueue.v1.CancelRequest
+	26, // 49: jobqueue.v1.JobQueueService.Retry:input_type -> jobqueue.v1.RetryRequest
+	2,  // 50: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
+	4,  // 51: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
+	6,  // 52: jobqueue.v1.JobQueueService.EnqueueStream:output_type -> jobqueue.v1.EnqueueStreamResponse
+	8,  // 53: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
+	10, // 54: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
+	12, // 55: jobqueue.v1.JobQueueService.ListJobs:output_type -> jobqueue.v1.ListJobsResponse
+	17, // 56: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
+	19, // 57: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
+	21, // 58: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
+	23, // 59: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
+	25, // 60: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
+	27, // 61: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
+	50, // [50:62] is the sub-list for method output_type
+	38, // [38:50] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_jobqueue_v1_job_queue_service_proto_init() }
@@ -1851,7 +2001,7 @@ func file_jobqueue_v1_job_queue_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jobqueue_v1_job_queue_service_proto_rawDesc), len(file_jobqueue_v1_job_queue_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,17 +19,18 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	JobQueueService_Enqueue_FullMethodName      = "/jobqueue.v1.JobQueueService/Enqueue"
-	JobQueueService_EnqueueBatch_FullMethodName = "/jobqueue.v1.JobQueueService/EnqueueBatch"
-	JobQueueService_GetStatus_FullMethodName    = "/jobqueue.v1.JobQueueService/GetStatus"
-	JobQueueService_Stats_FullMethodName        = "/jobqueue.v1.JobQueueService/Stats"
-	JobQueueService_ListJobs_FullMethodName     = "/jobqueue.v1.JobQueueService/ListJobs"
-	JobQueueService_Lease_FullMethodName        = "/jobqueue.v1.JobQueueService/Lease"
-	JobQueueService_Ack_FullMethodName          = "/jobqueue.v1.JobQueueService/Ack"
-	JobQueueService_Fail_FullMethodName         = "/jobqueue.v1.JobQueueService/Fail"
-	JobQueueService_Extend_FullMethodName       = "/jobqueue.v1.JobQueueService/Extend"
-	JobQueueService_Cancel_FullMethodName       = "/jobqueue.v1.JobQueueService/Cancel"
-	JobQueueService_Retry_FullMethodName        = "/jobqueue.v1.JobQueueService/Retry"
+	JobQueueService_Enqueue_FullMethodName       = "/jobqueue.v1.JobQueueService/Enqueue"
+	JobQueueService_EnqueueBatch_FullMethodName  = "/jobqueue.v1.JobQueueService/EnqueueBatch"
+	JobQueueService_EnqueueStream_FullMethodName = "/jobqueue.v1.JobQueueService/EnqueueStream"
+	JobQueueService_GetStatus_FullMethodName     = "/jobqueue.v1.JobQueueService/GetStatus"
+	JobQueueService_Stats_FullMethodName         = "/jobqueue.v1.JobQueueService/Stats"
+	JobQueueService_ListJobs_FullMethodName      = "/jobqueue.v1.JobQueueService/ListJobs"
+	JobQueueService_Lease_FullMethodName         = "/jobqueue.v1.JobQueueService/Lease"
+	JobQueueService_Ack_FullMethodName           = "/jobqueue.v1.JobQueueService/Ack"
+	JobQueueService_Fail_FullMethodName          = "/jobqueue.v1.JobQueueService/Fail"
+	JobQueueService_Extend_FullMethodName        = "/jobqueue.v1.JobQueueService/Extend"
+	JobQueueService_Cancel_FullMethodName        = "/jobqueue.v1.JobQueueService/Cancel"
+	JobQueueService_Retry_FullMethodName         = "/jobqueue.v1.JobQueueService/Retry"
 )
 
 // JobQueueServiceClient is the client API for JobQueueService service.
@@ -58,6 +59,16 @@ type JobQueueServiceClient interface {
 	// EnqueueBatch adds many jobs. Every request is validated before anything is written;
 	// the responses come in the order of the requests.
 	EnqueueBatch(ctx context.Context, in *EnqueueBatchRequest, opts ...grpc.CallOption) (*EnqueueBatchResponse, error)
+	// EnqueueStream is for producers that enqueue all the time: each request is a batch, as
+	// EnqueueBatch takes it, tagged with a producer-chosen `sequence`. A producer need not
+	// wait for one answer before sending the next request: the server answers every request
+	// on the stream, in the order they were sent, each answer carrying the request's
+	// `sequence` and either the jobs' ids or the error that refused the whole request
+	// (nothing of it was written). A refused request does not end the stream. The server
+	// reads at most 64 requests ahead of its answers; beyond that, flow control holds the
+	// producer. A request that is unanswered when the stream breaks may or may not have been
+	// written: send it again with idempotency keys when that matters.
+	EnqueueStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[EnqueueStreamRequest, EnqueueStreamResponse], error)
 	// GetStatus returns a job by its id alone.
 	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
 	// Stats counts jobs by state for one queue, or for every known queue.
@@ -116,6 +127,19 @@ func (c *jobQueueServiceClient) EnqueueBatch(ctx context.Context, in *EnqueueBat
 	return out, nil
 }
 
+func (c *jobQueueServiceClient) EnqueueStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[EnqueueStreamRequest, EnqueueStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &JobQueueService_ServiceDesc.Streams[0], JobQueueService_EnqueueStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[EnqueueStreamRequest, EnqueueStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type JobQueueService_EnqueueStreamClient = grpc.BidiStreamingClient[EnqueueStreamRequest, EnqueueStreamResponse]
+
 func (c *jobQueueServiceClient) GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetStatusResponse)
@@ -148,7 +172,7 @@ func (c *jobQueueServiceClient) ListJobs(ctx context.Context, in *ListJobsReques
 
 func (c *jobQueueServiceClient) Lease(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[LeaseRequest, LeaseResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &JobQueueService_ServiceDesc.Streams[0], JobQueueService_Lease_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &JobQueueService_ServiceDesc.Streams[1], JobQueueService_Lease_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -235,6 +259,16 @@ type JobQueueServiceServer interface {
 	// EnqueueBatch adds many jobs. Every request is validated before anything is written;
 	// the responses come in the order of the requests.
 	EnqueueBatch(context.Context, *EnqueueBatchRequest) (*EnqueueBatchResponse, error)
+	// EnqueueStream is for producers that enqueue all the time: each request is a batch, as
+	// EnqueueBatch takes it, tagged with a producer-chosen `sequence`. A producer need not
+	// wait for one answer before sending the next request: the server answers every request
+	// on the stream, in the order they were sent, each answer carrying the request's
+	// `sequence` and either the jobs' ids or the error that refused the whole request
+	// (nothing of it was written). A refused request does not end the stream. The server
+	// reads at most 64 requests ahead of its answers; beyond that, flow control holds the
+	// producer. A request that is unanswered when the stream breaks may or may not have been
+	// written: send it again with idempotency keys when that matters.
+	EnqueueStream(grpc.BidiStreamingServer[EnqueueStreamRequest, EnqueueStreamResponse]) error
 	// GetStatus returns a job by its id alone.
 	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
 	// Stats counts jobs by state for one queue, or for every known queue.
@@ -278,6 +312,9 @@ func (UnimplementedJobQueueServiceServer) Enqueue(context.Context, *EnqueueReque
 }
 func (UnimplementedJobQueueServiceServer) EnqueueBatch(context.Context, *EnqueueBatchRequest) (*EnqueueBatchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method EnqueueBatch not implemented")
+}
+func (UnimplementedJobQueueServiceServer) EnqueueStream(grpc.BidiStreamingServer[EnqueueStreamRequest, EnqueueStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method EnqueueStream not implemented")
 }
 func (UnimplementedJobQueueServiceServer) GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetStatus not implemented")
@@ -362,6 +399,13 @@ func _JobQueueService_EnqueueBatch_Handler(srv interface{}, ctx context.Context,
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _JobQueueService_EnqueueStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(JobQueueServiceServer).EnqueueStream(&grpc.GenericServerStream[EnqueueStreamRequest, EnqueueStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type JobQueueService_EnqueueStreamServer = grpc.BidiStreamingServer[EnqueueStreamRequest, EnqueueStreamResponse]
 
 func _JobQueueService_GetStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetStatusRequest)
@@ -563,6 +607,12 @@ var JobQueueService_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "EnqueueStream",
+			Handler:       _JobQueueService_EnqueueStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
 		{
 			StreamName:    "Lease",
 			Handler:       _JobQueueService_Lease_Handler,

@@ -239,6 +239,77 @@ class EnqueueBatchResponse(_message.Message):
 Global___EnqueueBatchResponse: _TypeAlias = EnqueueBatchResponse  # noqa: Y015
 
 @_typing.final
+class EnqueueStreamRequest(_message.Message):
+    """EnqueueStreamRequest is one batch on an EnqueueStream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    DURABILITY_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """Chosen by the producer and returned in the answer (numbering requests 1, 2, 3, ... is
+    the simplest way to tell the answers apart).
+    """
+    durability: _job_pb2.Durability.ValueType
+    """As EnqueueBatchRequest.durability, for this request's jobs."""
+    @_builtins.property
+    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___EnqueueRequest]:
+        """The jobs, 1 to 1,000 by default, each validated as for Enqueue before any is written."""
+
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        requests: _abc.Iterable[Global___EnqueueRequest] | None = ...,
+        durability: _job_pb2.Durability.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["durability", b"durability", "requests", b"requests", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnqueueStreamRequest: _TypeAlias = EnqueueStreamRequest  # noqa: Y015
+
+@_typing.final
+class EnqueueStreamResponse(_message.Message):
+    """EnqueueStreamResponse answers one EnqueueStreamRequest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    RESPONSES_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """The request's `sequence`."""
+    @_builtins.property
+    def responses(self) -> _containers.RepeatedCompositeFieldContainer[Global___EnqueueResponse]:
+        """One response per job, in the order of the request's jobs; empty when `error` is set."""
+
+    @_builtins.property
+    def error(self) -> _status_pb2.Status:
+        """Set when the request was refused: no job of it was written. Carries the same code,
+        message and details (ErrorInfo, BadRequest naming the field, e.g.
+        `requests[3].queue`) that EnqueueBatch would have failed with.
+        """
+
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        responses: _abc.Iterable[Global___EnqueueResponse] | None = ...,
+        error: _status_pb2.Status | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "responses", b"responses", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnqueueStreamResponse: _TypeAlias = EnqueueStreamResponse  # noqa: Y015
+
+@_typing.final
 class GetStatusRequest(_message.Message):
     """GetStatusRequest names a job."""
 

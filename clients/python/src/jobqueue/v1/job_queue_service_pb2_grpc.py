@@ -59,6 +59,11 @@ class JobQueueServiceStub:
                 request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.EnqueueBatchRequest.SerializeToString,
                 response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.EnqueueBatchResponse.FromString,
                 _registered_method=True)
+        self.EnqueueStream = channel.stream_stream(
+                '/jobqueue.v1.JobQueueService/EnqueueStream',
+                request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.EnqueueStreamRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.EnqueueStreamResponse.FromString,
+                _registered_method=True)
         self.GetStatus = channel.unary_unary(
                 '/jobqueue.v1.JobQueueService/GetStatus',
                 request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.GetStatusRequest.SerializeToString,
@@ -135,6 +140,21 @@ class JobQueueServiceServicer:
     def EnqueueBatch(self, request, context):
         """EnqueueBatch adds many jobs. Every request is validated before anything is written;
         the responses come in the order of the requests.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnqueueStream(self, request_iterator, context):
+        """EnqueueStream is for producers that enqueue all the time: each request is a batch, as
+        EnqueueBatch takes it, tagged with a producer-chosen `sequence`. A producer need not
+        wait for one answer before sending the next request: the server answers every request
+        on the stream, in the order they were sent, each answer carrying the request's
+        `sequence` and either the jobs' ids or the error that refused the whole request
+        (nothing of it was written). A refused request does not end the stream. The server
+        reads at most 64 requests ahead of its answers; beyond that, flow control holds the
+        producer. A request that is unanswered when the stream breaks may or may not have been
+        written: send it again with idempotency keys when that matters.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -225,6 +245,11 @@ def add_JobQueueServiceServicer_to_server(servicer, server):
                     servicer.EnqueueBatch,
                     request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.EnqueueBatchRequest.FromString,
                     response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.EnqueueBatchResponse.SerializeToString,
+            ),
+            'EnqueueStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.EnqueueStream,
+                    request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.EnqueueStreamRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.EnqueueStreamResponse.SerializeToString,
             ),
             'GetStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStatus,
@@ -341,6 +366,33 @@ class JobQueueService:
             '/jobqueue.v1.JobQueueService/EnqueueBatch',
             jobqueue_dot_v1_dot_job__queue__service__pb2.EnqueueBatchRequest.SerializeToString,
             jobqueue_dot_v1_dot_job__queue__service__pb2.EnqueueBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnqueueStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/jobqueue.v1.JobQueueService/EnqueueStream',
+            jobqueue_dot_v1_dot_job__queue__service__pb2.EnqueueStreamRequest.SerializeToString,
+            jobqueue_dot_v1_dot_job__queue__service__pb2.EnqueueStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

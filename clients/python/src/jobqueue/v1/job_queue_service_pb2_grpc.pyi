@@ -56,6 +56,17 @@ class JobQueueServiceStub:
     """EnqueueBatch adds many jobs. Every request is validated before anything is written;
     the responses come in the order of the requests.
     """
+    EnqueueStream: _grpc.StreamStreamMultiCallable[_job_queue_service_pb2.EnqueueStreamRequest, _job_queue_service_pb2.EnqueueStreamResponse]
+    """EnqueueStream is for producers that enqueue all the time: each request is a batch, as
+    EnqueueBatch takes it, tagged with a producer-chosen `sequence`. A producer need not
+    wait for one answer before sending the next request: the server answers every request
+    on the stream, in the order they were sent, each answer carrying the request's
+    `sequence` and either the jobs' ids or the error that refused the whole request
+    (nothing of it was written). A refused request does not end the stream. The server
+    reads at most 64 requests ahead of its answers; beyond that, flow control holds the
+    producer. A request that is unanswered when the stream breaks may or may not have been
+    written: send it again with idempotency keys when that matters.
+    """
     GetStatus: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.GetStatusRequest, _job_queue_service_pb2.GetStatusResponse]
     """GetStatus returns a job by its id alone."""
     Stats: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.StatsRequest, _job_queue_service_pb2.StatsResponse]
@@ -115,6 +126,17 @@ class JobQueueServiceAsyncStub(JobQueueServiceStub):
     EnqueueBatch: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.EnqueueBatchRequest, _job_queue_service_pb2.EnqueueBatchResponse]  # type: ignore[assignment]
     """EnqueueBatch adds many jobs. Every request is validated before anything is written;
     the responses come in the order of the requests.
+    """
+    EnqueueStream: _aio.StreamStreamMultiCallable[_job_queue_service_pb2.EnqueueStreamRequest, _job_queue_service_pb2.EnqueueStreamResponse]  # type: ignore[assignment]
+    """EnqueueStream is for producers that enqueue all the time: each request is a batch, as
+    EnqueueBatch takes it, tagged with a producer-chosen `sequence`. A producer need not
+    wait for one answer before sending the next request: the server answers every request
+    on the stream, in the order they were sent, each answer carrying the request's
+    `sequence` and either the jobs' ids or the error that refused the whole request
+    (nothing of it was written). A refused request does not end the stream. The server
+    reads at most 64 requests ahead of its answers; beyond that, flow control holds the
+    producer. A request that is unanswered when the stream breaks may or may not have been
+    written: send it again with idempotency keys when that matters.
     """
     GetStatus: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.GetStatusRequest, _job_queue_service_pb2.GetStatusResponse]  # type: ignore[assignment]
     """GetStatus returns a job by its id alone."""
@@ -184,6 +206,23 @@ class JobQueueServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_job_queue_service_pb2.EnqueueBatchResponse, _abc.Awaitable[_job_queue_service_pb2.EnqueueBatchResponse]]:
         """EnqueueBatch adds many jobs. Every request is validated before anything is written;
         the responses come in the order of the requests.
+        """
+
+    @_abc_1.abstractmethod
+    def EnqueueStream(
+        self,
+        request_iterator: _MaybeAsyncIterator[_job_queue_service_pb2.EnqueueStreamRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_job_queue_service_pb2.EnqueueStreamResponse], _abc.AsyncIterator[_job_queue_service_pb2.EnqueueStreamResponse]]:
+        """EnqueueStream is for producers that enqueue all the time: each request is a batch, as
+        EnqueueBatch takes it, tagged with a producer-chosen `sequence`. A producer need not
+        wait for one answer before sending the next request: the server answers every request
+        on the stream, in the order they were sent, each answer carrying the request's
+        `sequence` and either the jobs' ids or the error that refused the whole request
+        (nothing of it was written). A refused request does not end the stream. The server
+        reads at most 64 requests ahead of its answers; beyond that, flow control holds the
+        producer. A request that is unanswered when the stream breaks may or may not have been
+        written: send it again with idempotency keys when that matters.
         """
 
     @_abc_1.abstractmethod

@@ -117,6 +117,33 @@ export interface EnqueueBatchResponse {
   responses: EnqueueResponse[];
 }
 
+/** EnqueueStreamRequest is one batch on an EnqueueStream. */
+export interface EnqueueStreamRequest {
+  /**
+   * Chosen by the producer and returned in the answer (numbering requests 1, 2, 3, ... is
+   * the simplest way to tell the answers apart).
+   */
+  sequence: number;
+  /** The jobs, 1 to 1,000 by default, each validated as for Enqueue before any is written. */
+  requests: EnqueueRequest[];
+  /** As EnqueueBatchRequest.durability, for this request's jobs. */
+  durability: Durability;
+}
+
+/** EnqueueStreamResponse answers one EnqueueStreamRequest. */
+export interface EnqueueStreamResponse {
+  /** The request's `sequence`. */
+  sequence: number;
+  /** One response per job, in the order of the request's jobs; empty when `error` is set. */
+  responses: EnqueueResponse[];
+  /**
+   * Set when the request was refused: no job of it was written. Carries the same code,
+   * message and details (ErrorInfo, BadRequest naming the field, e.g.
+   * `requests[3].queue`) that EnqueueBatch would have failed with.
+   */
+  error: Status | undefined;
+}
+
 /** GetStatusRequest names a job. */
 export interface GetStatusRequest {
   /** The job's id. */
@@ -806,6 +833,166 @@ export const EnqueueBatchResponse: MessageFns<EnqueueBatchResponse> = {
   fromPartial<I extends Exact<DeepPartial<EnqueueBatchResponse>, I>>(object: I): EnqueueBatchResponse {
     const message = createBaseEnqueueBatchResponse();
     message.responses = object.responses?.map((e) => EnqueueResponse.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseEnqueueStreamRequest(): EnqueueStreamRequest {
+  return { sequence: 0, requests: [], durability: 0 };
+}
+
+export const EnqueueStreamRequest: MessageFns<EnqueueStreamRequest> = {
+  encode(message: EnqueueStreamRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sequence !== 0) {
+      writer.uint32(8).uint64(message.sequence);
+    }
+    for (const v of message.requests) {
+      EnqueueRequest.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.durability !== 0) {
+      writer.uint32(24).int32(message.durability);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EnqueueStreamRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEnqueueStreamRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.sequence = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.requests.push(EnqueueRequest.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.durability = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<EnqueueStreamRequest>, I>>(base?: I): EnqueueStreamRequest {
+    return EnqueueStreamRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EnqueueStreamRequest>, I>>(object: I): EnqueueStreamRequest {
+    const message = createBaseEnqueueStreamRequest();
+    message.sequence = object.sequence ?? 0;
+    message.requests = object.requests?.map((e) => EnqueueRequest.fromPartial(e)) || [];
+    message.durability = object.durability ?? 0;
+    return message;
+  },
+};
+
+function createBaseEnqueueStreamResponse(): EnqueueStreamResponse {
+  return { sequence: 0, responses: [], error: undefined };
+}
+
+export const EnqueueStreamResponse: MessageFns<EnqueueStreamResponse> = {
+  encode(message: EnqueueStreamResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sequence !== 0) {
+      writer.uint32(8).uint64(message.sequence);
+    }
+    for (const v of message.responses) {
+      EnqueueResponse.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.error !== undefined) {
+      Status.encode(message.error, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EnqueueStreamResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEnqueueStreamResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.sequence = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.responses.push(EnqueueResponse.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.error = Status.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<EnqueueStreamResponse>, I>>(base?: I): EnqueueStreamResponse {
+    return EnqueueStreamResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EnqueueStreamResponse>, I>>(object: I): EnqueueStreamResponse {
+    const message = createBaseEnqueueStreamResponse();
+    message.sequence = object.sequence ?? 0;
+    message.responses = object.responses?.map((e) => EnqueueResponse.fromPartial(e)) || [];
+    message.error = (object.error !== undefined && object.error !== null)
+      ? Status.fromPartial(object.error)
+      : undefined;
     return message;
   },
 };
@@ -2309,6 +2496,27 @@ export const JobQueueServiceService = {
       Buffer.from(EnqueueBatchResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): EnqueueBatchResponse => EnqueueBatchResponse.decode(value),
   },
+  /**
+   * EnqueueStream is for producers that enqueue all the time: each request is a batch, as
+   * EnqueueBatch takes it, tagged with a producer-chosen `sequence`. A producer need not
+   * wait for one answer before sending the next request: the server answers every request
+   * on the stream, in the order they were sent, each answer carrying the request's
+   * `sequence` and either the jobs' ids or the error that refused the whole request
+   * (nothing of it was written). A refused request does not end the stream. The server
+   * reads at most 64 requests ahead of its answers; beyond that, flow control holds the
+   * producer. A request that is unanswered when the stream breaks may or may not have been
+   * written: send it again with idempotency keys when that matters.
+   */
+  enqueueStream: {
+    path: "/jobqueue.v1.JobQueueService/EnqueueStream" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: EnqueueStreamRequest): Buffer => Buffer.from(EnqueueStreamRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): EnqueueStreamRequest => EnqueueStreamRequest.decode(value),
+    responseSerialize: (value: EnqueueStreamResponse): Buffer =>
+      Buffer.from(EnqueueStreamResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): EnqueueStreamResponse => EnqueueStreamResponse.decode(value),
+  },
   /** GetStatus returns a job by its id alone. */
   getStatus: {
     path: "/jobqueue.v1.JobQueueService/GetStatus" as const,
@@ -2428,6 +2636,18 @@ export interface JobQueueServiceServer extends UntypedServiceImplementation {
    * the responses come in the order of the requests.
    */
   enqueueBatch: handleUnaryCall<EnqueueBatchRequest, EnqueueBatchResponse>;
+  /**
+   * EnqueueStream is for producers that enqueue all the time: each request is a batch, as
+   * EnqueueBatch takes it, tagged with a producer-chosen `sequence`. A producer need not
+   * wait for one answer before sending the next request: the server answers every request
+   * on the stream, in the order they were sent, each answer carrying the request's
+   * `sequence` and either the jobs' ids or the error that refused the whole request
+   * (nothing of it was written). A refused request does not end the stream. The server
+   * reads at most 64 requests ahead of its answers; beyond that, flow control holds the
+   * producer. A request that is unanswered when the stream breaks may or may not have been
+   * written: send it again with idempotency keys when that matters.
+   */
+  enqueueStream: handleBidiStreamingCall<EnqueueStreamRequest, EnqueueStreamResponse>;
   /** GetStatus returns a job by its id alone. */
   getStatus: handleUnaryCall<GetStatusRequest, GetStatusResponse>;
   /** Stats counts jobs by state for one queue, or for every known queue. */
@@ -2503,6 +2723,23 @@ export interface JobQueueServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: EnqueueBatchResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * EnqueueStream is for producers that enqueue all the time: each request is a batch, as
+   * EnqueueBatch takes it, tagged with a producer-chosen `sequence`. A producer need not
+   * wait for one answer before sending the next request: the server answers every request
+   * on the stream, in the order they were sent, each answer carrying the request's
+   * `sequence` and either the jobs' ids or the error that refused the whole request
+   * (nothing of it was written). A refused request does not end the stream. The server
+   * reads at most 64 requests ahead of its answers; beyond that, flow control holds the
+   * producer. A request that is unanswered when the stream breaks may or may not have been
+   * written: send it again with idempotency keys when that matters.
+   */
+  enqueueStream(): ClientDuplexStream<EnqueueStreamRequest, EnqueueStreamResponse>;
+  enqueueStream(options: Partial<CallOptions>): ClientDuplexStream<EnqueueStreamRequest, EnqueueStreamResponse>;
+  enqueueStream(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<EnqueueStreamRequest, EnqueueStreamResponse>;
   /** GetStatus returns a job by its id alone. */
   getStatus(
     request: GetStatusRequest,
