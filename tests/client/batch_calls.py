@@ -1,9 +1,10 @@
-"""A gRPC client interceptor that records the producer calls a client makes, for the batching tests."""
+"""gRPC client interceptors that record the producer calls a client makes (and each message on
+an EnqueueStream), for the batching tests."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,11 +14,12 @@ from jobqueue.v1 import job_queue_service_pb2 as svc
 
 ENQUEUE = "/jobqueue.v1.JobQueueService/Enqueue"
 ENQUEUE_BATCH = "/jobqueue.v1.JobQueueService/EnqueueBatch"
+ENQUEUE_STREAM = "/jobqueue.v1.JobQueueService/EnqueueStream"
 
 
 @dataclass
 class Sent:
-    """One Enqueue or EnqueueBatch call as it went out."""
+    """One Enqueue or EnqueueBatch call, or one EnqueueStream message, as it went out."""
 
     method: str
     requests: list[svc.EnqueueRequest]
@@ -26,7 +28,8 @@ class Sent:
 
 @dataclass
 class CallLog:
-    """Every Enqueue and EnqueueBatch call seen, in order (appended from any thread)."""
+    """Every Enqueue and EnqueueBatch call and EnqueueStream message seen, in order (appended
+    from any thread)."""
 
     calls: list[Sent] = field(default_factory=list)
     #: When given, the first call waits for it before it goes out (the sync recorder only).
@@ -34,7 +37,7 @@ class CallLog:
     _changed: threading.Condition = field(default_factory=threading.Condition)
 
     def record(self, method: str, request: object, timeout: float | None) -> None:
-        if isinstance(request, svc.EnqueueBatchRequest):
+        if isinstance(request, svc.EnqueueBatchRequest | svc.EnqueueStreamRequest):
             requests = list(request.requests)
         elif isinstance(request, svc.EnqueueRequest):
             requests = [request]
@@ -58,12 +61,19 @@ class CallLog:
         return sum(len(sent.requests) for sent in self.calls)
 
     def batches(self) -> list[Sent]:
-        return [sent for sent in self.calls if sent.method == ENQUEUE_BATCH]
+        """The batches: EnqueueBatch calls and EnqueueStream messages."""
+        return [sent for sent in self.calls if sent.method in (ENQUEUE_BATCH, ENQUEUE_STREAM)]
 
 
 def _method(details: grpc.ClientCallDetails | grpc.aio.ClientCallDetails) -> str:
     method: str | bytes = details.method
     return method.decode() if isinstance(method, bytes) else method
+
+
+def async_recorders(log: CallLog) -> list[grpc.aio.ClientInterceptor]:
+    """The interceptors to record every producer call and stream message into `log` (grpc.aio
+    files each interceptor under one kind of call only)."""
+    return [AsyncRecorder(log), AsyncStreamRecorder(log)]
 
 
 class AsyncRecorder(grpc.aio.UnaryUnaryClientInterceptor):
@@ -75,6 +85,26 @@ class AsyncRecorder(grpc.aio.UnaryUnaryClientInterceptor):
     ) -> Any:
         self.log.record(_method(client_call_details), request, client_call_details.timeout)
         return await continuation(client_call_details, request)
+
+
+class AsyncStreamRecorder(grpc.aio.StreamStreamClientInterceptor):
+    def __init__(self, log: CallLog) -> None:
+        self.log = log
+
+    async def intercept_stream_stream(
+        self,
+        continuation: Callable[..., Any],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request_iterator: Any,
+    ) -> Any:
+        method = _method(client_call_details)
+
+        async def recorded() -> AsyncIterator[Any]:
+            async for request in request_iterator:
+                self.log.record(method, request, None)
+                yield request
+
+        return await continuation(client_call_details, recorded())
 
 
 class SyncRecorder(grpc.UnaryUnaryClientInterceptor):

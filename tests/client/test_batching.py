@@ -20,14 +20,22 @@ import grpc
 import pytest
 from redis.asyncio import Redis
 
-from jobqueue import AsyncClient, Batching, DurabilityUnavailable, EnqueueResult, InvalidArgument
-from jobqueue.batching import Call, Gatherer, caller_error, refused_job
+from jobqueue import (
+    AsyncClient,
+    Batching,
+    DeadlineExceeded,
+    DurabilityUnavailable,
+    EnqueueResult,
+    InvalidArgument,
+)
+from jobqueue.batching import STREAM_BATCH_JOBS, Call, Gatherer, caller_error, refused_job
 from jobqueue.v1 import job_queue_service_pb2 as svc
+from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 from jobqueue_server.config import ServerSettings
 from jobqueue_server.runtime.app import connect_redis, start_app, store_config
 from jobqueue_server.runtime.valkey import EmbeddedValkey
 from jobqueue_server.store import Store
-from tests.client.batch_calls import ENQUEUE, AsyncRecorder, CallLog
+from tests.client.batch_calls import ENQUEUE, ENQUEUE_BATCH, ENQUEUE_STREAM, CallLog, async_recorders
 from tests.client.conftest import stop_app
 from tests.server.test_durability import embedded, suite_binary
 from tests.support import TestRedis
@@ -40,7 +48,7 @@ HELD = Batching(linger=60)
 async def recorded(
     target: str, log: CallLog, batching: Batching | None = HELD, **options: Any
 ) -> AsyncIterator[AsyncClient]:
-    channel = grpc.aio.insecure_channel(target, interceptors=[AsyncRecorder(log)])
+    channel = grpc.aio.insecure_channel(target, interceptors=async_recorders(log))
     try:
         async with AsyncClient(channel, batching=batching, **options) as client:
             yield client
@@ -71,15 +79,17 @@ async def test_concurrent_enqueues_get_their_own_ids_in_far_fewer_calls(target: 
     assert len(set(jobs.values())) == 640
     assert [job.payload for job in stored] == [{"lane": lane, "n": n} for lane, n in jobs]
     assert log.jobs == 640 and len(log.calls) <= 640 / 8
-    assert max(len(sent.requests) for sent in log.batches()) > 32
+    # A stream message is full at 32 jobs: it goes at once, and the server starts on it.
+    assert max(len(sent.requests) for sent in log.batches()) == STREAM_BATCH_JOBS
+    assert {sent.method for sent in log.calls} == {ENQUEUE_STREAM}
 
 
-async def test_a_lone_call_is_sent_at_once_as_a_plain_enqueue(target: str, queue: str) -> None:
+async def test_a_lone_call_is_sent_at_once_on_the_stream(target: str, queue: str) -> None:
     log = CallLog()
     async with recorded(target, log) as client:  # a linger of a minute: a wait would time out
         result = await client.enqueue(queue, {"n": 1})
 
-    assert [(sent.method, len(sent.requests)) for sent in log.calls] == [(ENQUEUE, 1)]
+    assert [(sent.method, len(sent.requests)) for sent in log.calls] == [(ENQUEUE_STREAM, 1)]
     assert result.job_id.startswith(f"{queue}:")
 
 
@@ -99,7 +109,8 @@ async def test_a_job_refused_alone_fails_only_its_caller_and_the_others_are_sent
     assert refused.message.startswith("queue: ")
     assert all(isinstance(outcome, EnqueueResult) for outcome in [first, *outcomes])
     assert stats.queued == 6
-    assert [len(sent.requests) for sent in log.batches()] == [6, 5]  # with the bad job, then without
+    # The first alone, then the others with the bad job, then without it.
+    assert [len(sent.requests) for sent in log.batches()] == [1, 6, 5]
 
 
 async def test_jobs_of_different_durability_levels_never_share_a_batch(target: str, queue: str) -> None:
@@ -110,19 +121,75 @@ async def test_jobs_of_different_durability_levels_never_share_a_batch(target: s
 
     assert all(isinstance(outcome, EnqueueResult) for outcome in outcomes)
     batches = log.batches()
-    assert sorted(len(sent.requests) for sent in batches) == [4, 4, 4]
+    assert sorted(len(sent.requests) for sent in batches) == [1, 4, 4, 4]
     assert all(len({request.durability for request in sent.requests}) == 1 for sent in batches)
 
 
-async def test_a_batch_carries_the_earliest_deadline_of_its_callers(target: str, queue: str) -> None:
-    log = CallLog()
-    async with recorded(target, log) as client:
-        outcomes = await one_in_flight_then(client, queue, {"timeout": 30}, {"timeout": 7}, {"timeout": 20})
+async def test_callers_whose_deadline_passes_unanswered_get_deadline_exceeded_and_the_stream_goes_on(
+    target: str, queue: str, redis: Redis
+) -> None:
+    async with AsyncClient(target) as client:
+        await client.enqueue(queue, {"n": 0})  # the stream is open
+        await redis.client_pause(700, all=False)  # the server's next write waits (its timeout: 1 s)
+        with pytest.raises(DeadlineExceeded):
+            await client.enqueue(queue, {"n": 1}, timeout=0.2)
+        after = await client.enqueue(queue, {"n": 2})  # once Redis writes again, on the same stream
+        (stats,) = await client.stats(queue)
 
-    assert all(isinstance(outcome, EnqueueResult) for outcome in outcomes)
-    (batch,) = log.batches()
-    assert len(batch.requests) == 3
-    assert batch.timeout is not None and batch.timeout <= 7
+    assert after.job_id.startswith(f"{queue}:")
+    assert stats.queued == 3  # the late job was written: "may be enqueued" is what the error says
+
+
+@pytest.fixture
+async def without_stream(target: str) -> AsyncIterator[str]:
+    """A server with Enqueue and EnqueueBatch but no EnqueueStream, as an older one: a gRPC
+    proxy to the suite's server for those two methods."""
+    async with grpc.aio.insecure_channel(target) as upstream:
+        stub = svc_grpc.JobQueueServiceStub(upstream)
+
+        async def enqueue(request: svc.EnqueueRequest, context: Any) -> svc.EnqueueResponse:
+            return await stub.Enqueue(request, timeout=context.time_remaining())
+
+        async def enqueue_batch(request: svc.EnqueueBatchRequest, context: Any) -> svc.EnqueueBatchResponse:
+            return await stub.EnqueueBatch(request, timeout=context.time_remaining())
+
+        handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+            "Enqueue": grpc.unary_unary_rpc_method_handler(
+                enqueue, svc.EnqueueRequest.FromString, svc.EnqueueResponse.SerializeToString
+            ),
+            "EnqueueBatch": grpc.unary_unary_rpc_method_handler(
+                enqueue_batch, svc.EnqueueBatchRequest.FromString, svc.EnqueueBatchResponse.SerializeToString
+            ),
+        }
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("jobqueue.v1.JobQueueService", handlers),)
+        )
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            yield f"127.0.0.1:{port}"
+        finally:
+            await server.stop(0)
+
+
+async def test_without_enqueue_stream_batches_go_as_calls_with_the_earliest_deadline(
+    without_stream: str, queue: str
+) -> None:
+    log = CallLog()
+    async with recorded(without_stream, log) as client:
+        outcomes = await one_in_flight_then(client, queue, {"timeout": 30}, {"timeout": 7}, {"timeout": 20})
+        later = await client.enqueue(queue, {"n": "later"})
+
+    assert all(isinstance(outcome, EnqueueResult) for outcome in [*outcomes, later])
+    calls = [sent for sent in log.calls if sent.method != ENQUEUE_STREAM]
+    assert [(sent.method, len(sent.requests)) for sent in calls] == [
+        (ENQUEUE, 1),
+        (ENQUEUE_BATCH, 3),
+        (ENQUEUE, 1),
+    ]
+    assert calls[1].timeout is not None and calls[1].timeout <= 7
+    assert sum(sent.method == ENQUEUE_STREAM for sent in log.calls) <= 1  # tried once, then remembered
 
 
 async def test_a_batch_holds_at_most_max_jobs(target: str, queue: str) -> None:
@@ -219,7 +286,7 @@ async def test_a_batch_refused_as_a_whole_fails_every_caller_and_writes_nothing(
     assert isinstance(outcomes[0], EnqueueResult)
     assert all(isinstance(outcome, DurabilityUnavailable) for outcome in outcomes[1:])
     assert len({id(outcome) for outcome in outcomes[1:]}) == 4  # each caller raises its own
-    assert [len(sent.requests) for sent in log.batches()] == [4]
+    assert [len(sent.requests) for sent in log.batches()] == [1, 4]
     assert stats[0].queued == 1
 
 

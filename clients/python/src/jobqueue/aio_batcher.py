@@ -1,7 +1,8 @@
 """AsyncBatcher: the asyncio driver of producer batching (the rules are in batching.py).
 
-One task per batch in flight and one loop timer per open batch; nothing per job but its
-future. The threading driver, sync_batcher.py, mirrors it for the blocking Client.
+Batches go on one EnqueueStream (enqueue_stream.py), or as EnqueueBatch calls to a server
+without it. One task per batch in flight and one loop timer per open batch; nothing per job
+but its future. The threading driver, sync_batcher.py, mirrors it for the blocking Client.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import grpc
 
 from jobqueue import batching, timing
 from jobqueue.batching import Batch, Batching, Call, Gatherer, Outcome
+from jobqueue.enqueue_stream import EnqueueStream, StreamUnsupported
 from jobqueue.errors import from_rpc_error
 from jobqueue.models import EnqueueResult
 from jobqueue.v1 import job_queue_service_pb2 as svc
@@ -23,12 +25,13 @@ AsyncBatch = Batch["asyncio.Future[EnqueueResult]"]
 
 
 class AsyncBatcher:
-    """Gathers concurrent ``enqueue`` calls of one AsyncClient into EnqueueBatch calls."""
+    """Gathers concurrent ``enqueue`` calls of one AsyncClient into batches."""
 
     def __init__(self, stub: svc_grpc.JobQueueServiceAsyncStub, settings: Batching) -> None:
         self._stub = stub
+        self._stream = EnqueueStream(stub)
         self._linger_s = settings.linger_s
-        self._gatherer: Gatherer[asyncio.Future[EnqueueResult]] = Gatherer(settings)
+        self._gatherer: Gatherer[asyncio.Future[EnqueueResult]] = Gatherer(settings, stream=True)
         self._tasks: set[asyncio.Task[None]] = set()  # strong references to the senders
 
     async def submit(self, request: svc.EnqueueRequest, timeout_s: float) -> EnqueueResult:
@@ -45,6 +48,11 @@ class AsyncBatcher:
         except asyncio.CancelledError:
             self._gatherer.withdraw(call)
             raise
+
+    async def close(self) -> None:
+        """Sends what is pending, waits for every answer, then ends the stream."""
+        await self.flush()
+        await self._stream.close()
 
     async def flush(self) -> None:
         """Sends every open batch and waits until every batch pending now is answered."""
@@ -86,6 +94,11 @@ class AsyncBatcher:
 
     async def _call(self, batch: AsyncBatch) -> Outcome:
         timeout = batching.timeout(batch, timing.monotonic())
+        if not self._stream.unsupported:
+            try:
+                return await self._stream.send([call.request for call in batch.calls], timeout)
+            except StreamUnsupported:
+                self._gatherer.use_calls()
         try:
             if len(batch.calls) == 1:  # a lone job is a plain Enqueue, with a single enqueue's errors
                 return [await self._stub.Enqueue(batch.calls[0].request, timeout=timeout)]

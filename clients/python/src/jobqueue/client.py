@@ -76,7 +76,8 @@ class AsyncClient:
     async def close(self) -> None:
         """Sends the jobs still pending (as :meth:`flush`), then closes the channel if the
         client created it."""
-        await self.flush()
+        if self._batcher is not None:
+            await self._batcher.close()
         if self._owns_channel:
             await self._channel.close()
 
