@@ -29,10 +29,12 @@ def grpcurl_binary() -> str:
     pytest.skip("grpcurl is not installed (scripts/tools installs it)")
 
 
-async def grpcurl(app: App, *args: str, data: dict[str, Any] | None = None) -> str:
+async def grpcurl(app: App, *args: str, data: dict[str, Any] | list[dict[str, Any]] | None = None) -> str:
+    """grpcurl's output; `data` is the request, or a stream's requests in order."""
     command = [grpcurl_binary(), "-plaintext"]
     if data is not None:
-        command += ["-d", json.dumps(data)]
+        messages = data if isinstance(data, list) else [data]
+        command += ["-d", "\n".join(json.dumps(message) for message in messages)]
     command += [f"127.0.0.1:{app.port}", *args]
     process = await asyncio.create_subprocess_exec(
         *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
@@ -50,6 +52,7 @@ async def test_grpcurl_lists_and_describes_the_service(app: App) -> None:
     for rpc in (
         "Enqueue",
         "EnqueueBatch",
+        "EnqueueStream",
         "GetStatus",
         "Stats",
         "Lease",
@@ -77,3 +80,41 @@ async def test_grpcurl_enqueues_plain_json_and_reads_it_back(app: App) -> None:
     assert status["job"]["state"] == "JOB_STATE_QUEUED" and status["job"]["payload"] == payload
     assert stats["queues"][0]["queue"] == "emails" and stats["queues"][0]["queued"] == "1"
     assert health["status"] == "SERVING"
+
+
+async def test_grpcurl_describes_a_method_with_its_comments(app: App) -> None:
+    description = await grpcurl(app, "describe", f"{SERVICE}.EnqueueStream")
+
+    assert "rpc EnqueueStream ( stream .jobqueue.v1.EnqueueStreamRequest )" in description
+    assert "in the order they were sent" in description
+
+
+async def test_grpcurl_sends_batches_on_an_enqueue_stream_and_reads_each_answer(app: App) -> None:
+    requests = [
+        {"sequence": 1, "requests": [{"queue": "emails", "payload": {"n": 1}}, {"queue": "emails"}]},
+        {"sequence": 2, "requests": [{"queue": "not a queue"}]},
+        {"sequence": 3, "requests": [{"queue": "emails", "idempotencyKey": "welcome-42"}]},
+    ]
+
+    output = await grpcurl(app, f"{SERVICE}/EnqueueStream", data=requests)
+    answers = [json.loads(chunk) for chunk in _json_objects(output)]
+    stats = json.loads(await grpcurl(app, f"{SERVICE}/Stats", data={"queue": "emails"}))
+
+    assert [a["sequence"] for a in answers] == ["1", "2", "3"]
+    assert [len(a.get("responses", [])) for a in answers] == [2, 0, 1]
+    assert answers[1]["error"]["code"] == 3  # INVALID_ARGUMENT, the stream went on
+    assert answers[1]["error"]["details"][1]["field_violations"][0]["field"] == "requests[0].queue"
+    assert stats["queues"][0]["queued"] == "3"
+
+
+def _json_objects(text: str) -> list[str]:
+    """grpcurl prints one pretty JSON object per message: split them."""
+    decoder, objects, at = json.JSONDecoder(), [], 0
+    while at < len(text):
+        if text[at].isspace():
+            at += 1
+            continue
+        _, end = decoder.raw_decode(text, at)
+        objects.append(text[at:end])
+        at = end
+    return objects

@@ -29,6 +29,7 @@ class DocumentedReflection(ReflectionServicer):  # type: ignore[misc]
 
     def __init__(self, service_names: Iterable[str]) -> None:
         super().__init__(service_names)
+        self._services = frozenset(service_names)
         self._documented = documented_files()
 
     def _with_comments(self, response: Any) -> Any:
@@ -43,7 +44,14 @@ class DocumentedReflection(ReflectionServicer):  # type: ignore[misc]
         return self._with_comments(super()._file_by_filename(request, filename))
 
     def _file_containing_symbol(self, request: Any, fully_qualified_name: str) -> Any:
-        return self._with_comments(super()._file_containing_symbol(request, fully_qualified_name))
+        response = super()._file_containing_symbol(request, fully_qualified_name)
+        if response.HasField("error_response"):
+            # The pool finds services, not their methods: `grpcurl describe Service.Method` asks
+            # for the file of the method, which is its service's.
+            service, dot, _ = fully_qualified_name.rpartition(".")
+            if dot and service in self._services:
+                response = super()._file_containing_symbol(request, service)
+        return self._with_comments(response)
 
 
 def enable(server: grpc.aio.Server, service_names: Iterable[str]) -> None:
