@@ -1,4 +1,4 @@
-"""Enqueue and EnqueueBatch under random, huge and malformed requests.
+"""Enqueue, EnqueueBatch and EnqueueStream under random, huge and malformed requests.
 
 Every call is accepted, or refused with INVALID_ARGUMENT naming a real field of the request;
 a refused call writes nothing. An accepted job reads back exactly as it was given. After a
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import grpc
 from google.protobuf import struct_pb2
 from google.rpc import code_pb2
 from hypothesis import example, given
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from tests.fuzz import strategies as fs
-from tests.fuzz.checks import CALL_TIMEOUT_S, Refused, call_checked
+from tests.fuzz.checks import CALL_TIMEOUT_S, Refused, call_checked, check_refusal
 from tests.fuzz.keyspace import Keyspace
 from tests.fuzz.mutations import one_field_broken
 from tests.fuzz.profiles import fuzz_settings
@@ -120,6 +121,33 @@ async def test_a_batch_with_one_broken_request_names_it_by_index_and_writes_noth
     outcome = await call_checked(keyspace, stub.EnqueueBatch, svc.EnqueueBatchRequest(requests=requests))
     assert isinstance(outcome, Refused), f"accepted with requests[{index}].{field} broken"
     assert outcome.field == f"requests[{index}].{field}"
+
+
+@fuzz_settings(1)
+@given(batches=st.lists(st.lists(fs.enqueue_requests(), max_size=3), min_size=1, max_size=4))
+async def test_batches_on_one_enqueue_stream_are_each_answered_in_order_whole_or_refused_naming_a_field(
+    stub: Stub, keyspace: Keyspace, batches: list[list[svc.EnqueueRequest]]
+) -> None:
+    call = stub.EnqueueStream(timeout=CALL_TIMEOUT_S)
+    try:
+        for sequence, requests in enumerate(batches, start=1):
+            before = await keyspace.snapshot()
+            await call.write(svc.EnqueueStreamRequest(sequence=sequence, requests=requests))
+            answer = await call.read()
+            assert isinstance(answer, svc.EnqueueStreamResponse)
+            assert answer.sequence == sequence
+            if answer.HasField("error"):
+                request = svc.EnqueueBatchRequest(requests=requests)  # the same fields, by the same names
+                assert check_refusal(answer.error, request).code == code_pb2.INVALID_ARGUMENT
+                assert not answer.responses
+                assert await keyspace.snapshot() == before, "a refused request wrote"
+            else:
+                assert len(answer.responses) == len(requests)
+        await call.done_writing()
+        assert await call.read() is grpc.aio.EOF
+    finally:
+        call.cancel()
+        await keyspace.clear()
 
 
 async def test_the_server_still_enqueues_after_the_fuzzing(stub: Stub) -> None:
