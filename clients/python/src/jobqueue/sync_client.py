@@ -75,7 +75,8 @@ class Client:
     def close(self) -> None:
         """Sends the jobs still pending (as :meth:`flush`), then closes the channel if the
         client created it."""
-        self.flush()
+        if self._batcher is not None:
+            self._batcher.close()
         if self._owns_channel:
             self._channel.close()
 
