@@ -157,7 +157,19 @@ def latency(summaries: list[Summary]) -> Target:
     target.checks.append(sustained(rate))
     target.checks += percentile_checks("latency_rate", rate, 2.0, 10.0)
     target.checks += percentile_checks("latency_idle", best(summaries, "jobqueue", "latency_idle"), 1.5, 3.0)
+    for scenario in LATENCY_SCENARIOS:  # the floor of the two gRPC hops, for context
+        target.checks += relay_floor(scenario, best(summaries, CEILING, scenario))
     return target
+
+
+def relay_floor(scenario: str, cell: Summary | None) -> list[Check]:
+    """grpc-echo's relay (producer -> server -> worker, no Redis): what two bare grpc.aio hops
+    cost on this machine in this run; not judged."""
+    if cell is None or not cell["result"].get("latency_ms"):
+        return []
+    figures = cell["result"]["latency_ms"]
+    figure = f"p50 {figures['p50']:.2f} ms, p99 {figures['p99']:.2f} ms ({cell['label']})"
+    return [Check(f"{scenario}: bare grpc.aio relay, no Redis", figure, "", "context", counts=False)]
 
 
 def sustained(cell: Summary | None) -> Check:

@@ -1,4 +1,5 @@
-"""The grpc-echo peer speaks the protocol: one valid line, every item acked, unknown scenarios skipped."""
+"""The grpc-echo peer speaks the protocol: one valid line, every item acked or timed, scenarios
+without a ceiling skipped."""
 
 from __future__ import annotations
 
@@ -33,8 +34,24 @@ def test_unary_reports_call_latency() -> None:
     assert isinstance(result["latency_ms"], dict) and result["latency_ms"]["p50"] > 0
 
 
-def test_other_scenarios_are_skipped() -> None:
-    result = run("--scenario", "latency_rate", "--redis-url", "redis://127.0.0.1:1/0")
+@pytest.mark.parametrize(
+    ("scenario", "items"),
+    [
+        (("--scenario", "latency_idle", "--jobs", "30"), 30),
+        (("--scenario", "latency_rate", "--rate", "200", "--duration", "0.5"), 100),
+    ],
+)
+def test_the_relay_times_every_item_from_producer_to_worker(scenario: tuple[str, ...], items: int) -> None:
+    result: dict[str, Any] = run(*scenario)
+
+    assert result["jobs"] == items
+    latency = result["latency_ms"]
+    assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["max"]
+    assert result["cost"]["server_cpu_us_per_job"] > 0 and result["cost"]["worker_cpu_us_per_job"] > 0
+
+
+def test_scenarios_without_a_ceiling_are_skipped() -> None:
+    result = run("--scenario", "enqueue_batch", "--redis-url", "redis://127.0.0.1:1/0")
     assert "skipped" in result
     assert json.dumps(result)
 

@@ -1,6 +1,6 @@
 """The gRPC ceiling: a bare grpc.aio echo server and client, with no Redis behind them.
 
-Speaks bench/PROTOCOL.md (system "grpc-echo"). Two scenarios:
+Speaks bench/PROTOCOL.md (system "grpc-echo"). Four scenarios:
 
 - `enqueue_unary`: N unary echo calls of a P-byte message, F in flight on one channel: the
   most our unary Enqueue can do in Python. With `--client stub --processes N`: `serve
@@ -11,6 +11,12 @@ Speaks bench/PROTOCOL.md (system "grpc-echo"). Two scenarios:
 - `drain`: the bidi-stream ceiling of a batched lease/ack loop. The server sends messages of up
   to C items (8-byte id + P bytes each: the window); the worker answers each with one message
   carrying the C ids as acks; N items in all, split over W worker processes.
+- `latency_idle` and `latency_rate`: the floor of enqueue -> handler start. The producer sends
+  each item (id, time sent, P bytes) on a bidi stream to the server, which relays it to a worker
+  process on that worker's stream; the worker records its arrival minus the time sent (its
+  "handler start"), acks it, and the server answers the producer with the id once the ack is in.
+  The two gRPC hops of a job, with no Redis between them. latency_idle: one item at a time, the
+  next 20 ms after the last was acked; latency_rate: R items a second for S seconds, open loop.
 
 No protos are generated: the methods are generic handlers on raw bytes (no (de)serializer), so
 the figures are grpc.aio's own cost. The server and each worker are separate processes in the
@@ -47,6 +53,11 @@ SYSTEM = "grpc-echo"
 SERVICE = "bench.Echo"
 UNARY = f"/{SERVICE}/Unary"
 DRAIN = f"/{SERVICE}/Drain"
+PUSH = f"/{SERVICE}/Push"
+RELAY = f"/{SERVICE}/Relay"
+ITEM = struct.Struct("<Qd")  # a relayed item's id and the time it was sent, before its payload
+IDLE_GAP_S = 0.020  # as jobqueue's latency_idle
+RELAY_WARMUP = 20
 ID = struct.Struct("<Q")
 HELLO = struct.Struct("<I")  # the worker's first message: its window C
 # A window of 256 items of 512 KiB is past gRPC's 4 MiB default.
@@ -150,14 +161,60 @@ class EchoService:
                 return
 
 
+class RelayService:
+    """Items from producers' Push streams to the worker's Relay stream, and its acks back."""
+
+    def __init__(self) -> None:
+        self.worker: asyncio.Queue[bytes] = asyncio.Queue()  # items for the worker
+        self.waiting: dict[int, asyncio.Queue[bytes | None]] = {}  # id -> its producer's answers
+        self.worker_ready = asyncio.Event()
+
+    async def push(self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, bytes]) -> None:
+        answers: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+        async def forward() -> None:
+            await self.worker_ready.wait()
+            async for item in request_iterator:
+                (item_id, _) = ITEM.unpack_from(item)
+                self.waiting[item_id] = answers
+                self.worker.put_nowait(item)
+            answers.put_nowait(None)
+
+        reader = asyncio.ensure_future(forward())
+        try:
+            while (answer := await answers.get()) is not None:
+                await context.write(answer)
+        finally:
+            reader.cancel()
+
+    async def relay(self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, bytes]) -> None:
+        async def acks() -> None:
+            async for ack in request_iterator:
+                (item_id,) = ID.unpack(ack)
+                answers = self.waiting.pop(item_id, None)
+                if answers is not None:
+                    answers.put_nowait(ack)
+
+        reader = asyncio.ensure_future(acks())
+        self.worker_ready.set()
+        try:
+            while True:
+                await context.write(await self.worker.get())
+        finally:
+            reader.cancel()
+
+
 async def serve(jobs: int, payload_bytes: int, host: str = "127.0.0.1", port: int = 0) -> None:
     service = EchoService(jobs, payload_bytes)
+    relay = RelayService()
     handler = grpc.method_handlers_generic_handler(
         SERVICE,
         {
             # No (de)serializer: grpc hands the handlers the raw bytes.
             "Unary": grpc.unary_unary_rpc_method_handler(service.unary),
             "Drain": grpc.stream_stream_rpc_method_handler(service.drain),
+            "Push": grpc.stream_stream_rpc_method_handler(relay.push),
+            "Relay": grpc.stream_stream_rpc_method_handler(relay.relay),
         },
     )
     server = grpc.aio.server(options=CHANNEL_OPTIONS + REUSEPORT)
@@ -203,7 +260,100 @@ async def work(port: int, window: int, payload_bytes: int) -> dict[str, Any]:
     return {"count": count, "first": first, "last": last, "cpu_s": own_cpu_seconds() - cpu0}
 
 
+async def relay_work(port: int, items: int) -> dict[str, Any]:
+    """The relay's worker: `items` items (after the warm-up), each acked; their latencies."""
+    latencies: list[float] = []
+    seen = 0
+    cpu0 = own_cpu_seconds()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=CHANNEL_OPTIONS) as channel:
+        call: grpc.aio.StreamStreamCall[bytes, bytes] = channel.stream_stream(RELAY)()
+        while seen < items + RELAY_WARMUP:
+            item = await call.read()
+            if item is grpc.aio.EOF:
+                break
+            assert isinstance(item, bytes)
+            item_id, sent = ITEM.unpack_from(item)
+            arrived = time.time()  # the "handler start"
+            if seen >= RELAY_WARMUP:
+                latencies.append(arrived - sent)
+            seen += 1
+            await call.write(ID.pack(item_id))
+        call.cancel()
+    return {"latencies_s": latencies, "cpu_s": own_cpu_seconds() - cpu0}
+
+
 # --- client side of the measurement ---------------------------------------------------------
+
+
+async def run_relay(port: int, scenario: str, items: int, rate: float, payload_bytes: int) -> float:
+    """Sends the items as the scenario paces them (after a warm-up); returns the seconds taken."""
+    body = b"x" * payload_bytes
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=CHANNEL_OPTIONS) as channel:
+        await asyncio.wait_for(channel.channel_ready(), START_TIMEOUT_S)
+        call: grpc.aio.StreamStreamCall[bytes, bytes] = channel.stream_stream(PUSH)()
+        for item_id in range(RELAY_WARMUP):
+            await call.write(ITEM.pack(item_id, time.time()) + body)
+            await call.read()
+        started = time.perf_counter()
+        if scenario == "latency_idle":
+            for item_id in range(RELAY_WARMUP, RELAY_WARMUP + items):
+                await call.write(ITEM.pack(item_id, time.time()) + body)
+                await call.read()
+                await asyncio.sleep(IDLE_GAP_S)
+        else:
+
+            async def answers() -> None:
+                for _ in range(items):
+                    await call.read()
+
+            reading = asyncio.ensure_future(answers())
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            for index in range(items):
+                delay = start + index / rate - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await call.write(ITEM.pack(RELAY_WARMUP + index, time.time()) + body)
+            await reading
+        seconds = time.perf_counter() - started
+        await call.done_writing()
+    return seconds
+
+
+def measure_relay(args: argparse.Namespace) -> dict[str, Any]:
+    items = args.jobs if args.scenario == "latency_idle" else max(1, round(args.rate * args.duration))
+    server = Server(0, args.payload_bytes)
+    try:
+        argv = [sys.executable, __file__, "_relay_worker", "--port", str(server.port), "--jobs", str(items)]
+        worker = subprocess.Popen(argv, stdout=subprocess.PIPE)
+        cpu0 = server.cpu_seconds()
+        seconds = run_loop(run_relay(server.port, args.scenario, items, args.rate, args.payload_bytes))
+        out, _ = worker.communicate(timeout=60)
+        server_cpu = server.cpu_seconds() - cpu0
+    finally:
+        server.stop()
+    if worker.returncode != 0:
+        raise RuntimeError(f"the relay worker exited with {worker.returncode}")
+    report = json.loads(out)
+    if len(report["latencies_s"]) != items:
+        raise RuntimeError(f"the worker saw {len(report['latencies_s'])} items, not {items}")
+    pacing = (
+        f"one at a time, the next {IDLE_GAP_S * 1000:.0f} ms after the last was acked"
+        if args.scenario == "latency_idle"
+        else f"{args.rate:g}/s for {args.duration:g} s, open loop"
+    )
+    notes = (
+        f"relay: producer stream -> server -> worker process's stream and its ack back, {pacing}; "
+        f"latency = arrival at the worker - time sent ({args.payload_bytes} B items)"
+    )
+    return {
+        "jobs": items,
+        "seconds": seconds,
+        "latency_ms": {k: round(v, 3) for k, v in quantiles_ms(report["latencies_s"]).items()},
+        "server_cpu_us_per_job": server_cpu * 1e6 / items,
+        "worker_cpu_us_per_job": report["cpu_s"] * 1e6 / items,
+        "notes": notes,
+    }
 
 
 def quantiles_ms(samples_s: list[float]) -> dict[str, float]:
@@ -369,6 +519,8 @@ def measure_stub(args: argparse.Namespace) -> dict[str, Any]:
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     if args.client == "stub":
         return protocol_line(args, measure_stub(args))
+    if args.scenario in ("latency_idle", "latency_rate"):
+        return protocol_line(args, measure_relay(args))
     server = Server(args.jobs, args.payload_bytes)
     try:
         cpu0 = server.cpu_seconds()
@@ -461,9 +613,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def internal(argv: list[str]) -> None:
-    """The child roles: `_serve` (the server) and `_worker` (one drain stream)."""
+    """The child roles: `_serve` (the server), `_worker` (one drain stream) and `_relay_worker`."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("role", choices=("_serve", "_worker"))
+    parser.add_argument("role", choices=("_serve", "_worker", "_relay_worker"))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=0)
@@ -472,6 +624,8 @@ def internal(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if args.role == "_serve":
         run_loop(serve(args.jobs, args.payload_bytes, args.host, args.port))
+    elif args.role == "_relay_worker":
+        print(json.dumps(run_loop(relay_work(args.port, args.jobs))), flush=True)
     else:
         report = run_loop(work(args.port, args.concurrency, args.payload_bytes))
         print(json.dumps(report), flush=True)
@@ -526,8 +680,8 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] == "serve":
         return serve_only(argv[1:])
     args = parse_args(argv)
-    if args.scenario not in ("enqueue_unary", "drain"):
-        why = "a bare gRPC echo has no queue: only enqueue_unary and drain are ceilings"
+    if args.scenario not in ("enqueue_unary", "drain", "latency_idle", "latency_rate"):
+        why = "a bare gRPC echo has no queue: enqueue_batch and end_to_end have no ceiling here"
         print(json.dumps({"system": SYSTEM, "scenario": args.scenario, "skipped": why}), flush=True)
         return 0
     try:
