@@ -17,9 +17,9 @@ import (
 	jobqueuev1 "github.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1"
 )
 
-// send makes bt's call and answers its callers. A job the server refuses on its own
+// send sends bt and answers its callers. A job the server refuses on its own
 // (INVALID_ARGUMENT naming requests[i]) fails alone, and the others go again without it;
-// any other error fails every job of the call, none of which was written.
+// any other error fails every job of the batch.
 func (b *batcher) send(bt *batch) {
 	for {
 		responses, err := b.call(bt)
@@ -39,32 +39,47 @@ func (b *batcher) send(bt *batch) {
 	}
 }
 
-// call sends bt's jobs: a lone job as a plain Enqueue, so its errors are a single
-// enqueue's; more as one EnqueueBatch. Each request carries the batch's durability.
+// call sends bt's jobs as one message on its level's EnqueueStream. Without the stream (an
+// older server), and for a job larger than MaxBytes (a message the server cannot take
+// would end the stream, failing the batches unanswered on it), it makes a unary call: a
+// lone job as a plain Enqueue, so its errors are a single enqueue's; more as one
+// EnqueueBatch. Each request carries the batch's durability.
 func (b *batcher) call(bt *batch) ([]*jobqueuev1.EnqueueResponse, error) {
-	if len(bt.calls) == 1 {
-		resp, err := b.stub.Enqueue(bt.ctx, bt.calls[0].req)
+	requests := make([]*jobqueuev1.EnqueueRequest, len(bt.calls))
+	for i, c := range bt.calls {
+		requests[i] = c.req
+	}
+	if !b.unary.Load() && bt.bytes <= b.settings.MaxBytes {
+		responses, err := bt.lane.stream.send(bt.ctx, requests)
+		if !errors.Is(err, errStreamUnsupported) {
+			return checkAnswered(responses, len(requests), err)
+		}
+		b.useCalls()
+	}
+	if len(requests) == 1 {
+		resp, err := b.stub.Enqueue(bt.ctx, requests[0])
 		if err != nil {
 			return nil, wrapError(err)
 		}
 		return []*jobqueuev1.EnqueueResponse{resp}, nil
 	}
-	requests := make([]*jobqueuev1.EnqueueRequest, len(bt.calls))
-	for i, c := range bt.calls {
-		requests[i] = c.req
-	}
 	resp, err := b.stub.EnqueueBatch(bt.ctx, &jobqueuev1.EnqueueBatchRequest{Requests: requests})
+	return checkAnswered(resp.GetResponses(), len(requests), wrapError(err))
+}
+
+// checkAnswered passes on a batch's answer, or an error when it does not answer every job.
+func checkAnswered(responses []*jobqueuev1.EnqueueResponse, jobs int, err error) ([]*jobqueuev1.EnqueueResponse, error) {
 	if err != nil {
-		return nil, wrapError(err)
+		return nil, err
 	}
-	if got := len(resp.GetResponses()); got != len(requests) {
+	if len(responses) != jobs {
 		return nil, &Error{
 			Code:    codes.Internal,
 			Reason:  jobqueuev1.ErrorReason_INTERNAL,
-			Message: fmt.Sprintf("the server answered %d of %d jobs", got, len(requests)),
+			Message: fmt.Sprintf("the server answered %d of %d jobs", len(responses), jobs),
 		}
 	}
-	return resp.GetResponses(), nil
+	return responses, nil
 }
 
 // deliver answers every caller still waiting, with its response or with err.

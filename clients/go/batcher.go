@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -12,12 +13,17 @@ import (
 	jobqueuev1 "github.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1"
 )
 
-// batcher gathers concurrent Enqueue calls into batches (see Batching). Callers wait on
+// batcher gathers concurrent Enqueue calls into batches (see Batching) and sends them on
+// an EnqueueStream, or as EnqueueBatch calls to a server without one. Callers wait on
 // their own call; a batch is sent by a goroutine of its own, which then takes the next
 // ready batch, so there is at most one goroutine per batch in flight and none per job.
 type batcher struct {
 	stub     jobqueuev1.JobQueueServiceClient
 	settings Batching
+	// unary: the server answered UNIMPLEMENTED to EnqueueStream, so batches go as
+	// EnqueueBatch calls, by the calls' numbers (see limits). Remembered for the client's
+	// life; set once, and read both with and without mu.
+	unary atomic.Bool
 
 	mu     sync.Mutex
 	lanes  []*lane // one per durability level asked for: at most three
@@ -28,28 +34,31 @@ type batcher struct {
 // level's slow batches (fsynced ones wait for the disk) never hold up another's.
 type lane struct {
 	durability jobqueuev1.Durability
-	open       *batch   // gathering jobs
-	ready      []*batch // closed, waiting for a sending slot, oldest first
-	sending    []*batch // in flight, at most maxBatchesInFlight
+	stream     *enqueueStream // its own: the server answers a stream in order
+	open       *batch         // gathering jobs
+	ready      []*batch       // closed, waiting for a sending slot, oldest first
+	sending    []*batch       // in flight, at most limits' maxInFlight
 }
 
-// batch is a set of jobs of one durability level, sent in one call.
+// batch is a set of jobs of one durability level, sent in one stream message or call.
 type batch struct {
 	lane     *lane
 	calls    []*call
 	bytes    int
 	linger   *time.Timer
 	lingered bool // its first job waited Linger: it may go out beside a batch in flight
+	// ctx carries the earliest deadline of its callers; cancel ends the wait for its answer
+	// (and a unary call) once no caller waits for it any more.
 	ctx      context.Context
-	cancel   context.CancelFunc // ends the call once no caller waits for it
-	waiting  int                // callers still waiting, once sent
+	cancel   context.CancelFunc
+	waiting  int // callers still waiting, once sent
 	flushers []*flushWaiter
 }
 
 // call is one Enqueue waiting for its job's answer. Recycled through callPool.
 type call struct {
 	req      *jobqueuev1.EnqueueRequest
-	size     int       // bytes it adds to an EnqueueBatchRequest
+	size     int       // bytes it adds to a batch's message
 	deadline time.Time // of the caller's context; zero for none
 	batch    *batch
 	// Guarded by batcher.mu: sent (its batch is in flight), abandoned (the caller gave up
@@ -77,7 +86,8 @@ func newBatcher(stub jobqueuev1.JobQueueServiceClient, settings Batching) *batch
 	return &batcher{stub: stub, settings: settings}
 }
 
-// encodedSize is what req adds to an EnqueueBatchRequest: its bytes, tag and length.
+// encodedSize is what req adds to an EnqueueBatchRequest or an EnqueueStreamRequest: its
+// bytes, tag and length.
 func encodedSize(req *jobqueuev1.EnqueueRequest) int {
 	n := proto.Size(req)
 	return protowire.SizeTag(1) + protowire.SizeBytes(n)
@@ -102,8 +112,8 @@ func (b *batcher) enqueue(ctx context.Context, req *jobqueuev1.EnqueueRequest) (
 	select {
 	case <-c.done:
 	case <-ctx.Done():
-		if b.abandon(c) {
-			return EnqueueResult{}, contextError(ctx.Err())
+		if err := b.abandon(c, ctx.Err()); err != nil {
+			return EnqueueResult{}, err
 		}
 		<-c.done // answered meanwhile: the result is on its way
 	}
@@ -112,10 +122,28 @@ func (b *batcher) enqueue(ctx context.Context, req *jobqueuev1.EnqueueRequest) (
 	return res, err
 }
 
+// limits are how many jobs fill a batch and how many of a level's batches may be in
+// flight. On the stream a message costs the server a fraction of a call, so a batch is
+// full at streamBatchJobs and goes at once, up to the server's read-ahead: the server
+// starts on it while the next gathers. As calls, under load one batch at a time, each as
+// big as a round trip gathers (fewer, bigger calls cost less per job).
+func (b *batcher) limits() (maxJobs, maxInFlight int) {
+	if b.unary.Load() {
+		return b.settings.MaxJobs, maxCallsInFlight
+	}
+	return min(b.settings.MaxJobs, streamBatchJobs), streamBatchesInFlight
+}
+
+// useCalls makes later batches EnqueueBatch calls: the server has no EnqueueStream.
+func (b *batcher) useCalls() {
+	b.unary.Store(true)
+}
+
 // addLocked puts c in the open batch of its durability level and closes that batch when
 // none of the level's batches is in flight (a lone call waits for nothing) or when it is
 // full.
 func (b *batcher) addLocked(c *call) {
+	maxJobs, _ := b.limits()
 	ln := b.laneLocked(c.req.GetDurability())
 	if ln.open != nil && ln.open.bytes+c.size > b.settings.MaxBytes {
 		b.closeLocked(ln)
@@ -128,7 +156,7 @@ func (b *batcher) addLocked(c *call) {
 	bt.bytes += c.size
 	c.batch = bt
 	switch {
-	case len(ln.sending) == 0 || len(bt.calls) >= b.settings.MaxJobs || bt.bytes >= b.settings.MaxBytes:
+	case len(ln.sending) == 0 || len(bt.calls) >= maxJobs || bt.bytes >= b.settings.MaxBytes:
 		b.closeLocked(ln)
 	case bt.linger == nil:
 		bt.linger = time.AfterFunc(b.settings.Linger, func() { b.lingered(bt) })
@@ -141,7 +169,7 @@ func (b *batcher) laneLocked(d jobqueuev1.Durability) *lane {
 			return ln
 		}
 	}
-	ln := &lane{durability: d}
+	ln := &lane{durability: d, stream: &enqueueStream{stub: b.stub}}
 	b.lanes = append(b.lanes, ln)
 	return ln
 }
@@ -153,7 +181,8 @@ func (b *batcher) lingered(bt *batch) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	bt.lingered = true
-	if ln := bt.lane; ln.open == bt && len(ln.sending) < maxBatchesInFlight {
+	_, maxInFlight := b.limits()
+	if ln := bt.lane; ln.open == bt && len(ln.sending) < maxInFlight {
 		b.closeLocked(ln)
 	}
 }
@@ -166,7 +195,7 @@ func (b *batcher) closeLocked(ln *lane) {
 	if bt.linger != nil {
 		bt.linger.Stop() // if it fired already, lingered finds bt closed
 	}
-	if len(ln.sending) < maxBatchesInFlight {
+	if _, maxInFlight := b.limits(); len(ln.sending) < maxInFlight {
 		startLocked(bt)
 		go b.run(bt)
 		return
@@ -200,24 +229,27 @@ func (bt *batch) armLocked() {
 	}
 }
 
-// abandon gives up on c for a caller whose context ended. It reports false when c was
-// answered already (its result is on the way).
-func (b *batcher) abandon(c *call) bool {
+// abandon gives up on c for a caller whose context ended with ctxErr, and returns the
+// caller's error: the context's, saying for a deadline that passed after the job was sent
+// that it may still be enqueued. It returns nil when c was answered already (its result is
+// on the way).
+func (b *batcher) abandon(c *call, ctxErr error) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch {
 	case c.answered:
-		return false
+		return nil
 	case !c.sent:
 		b.removeLocked(c)
 		c.release()
+		return contextError(ctxErr)
 	default:
 		c.abandoned = true
 		if c.batch.waiting--; c.batch.waiting == 0 {
-			c.batch.cancel() // nobody waits for this call any more
+			c.batch.cancel() // nobody waits for this batch any more
 		}
+		return unansweredError(ctxErr)
 	}
-	return true
 }
 
 // removeLocked takes an unsent call out of its batch; an emptied batch is dropped.
@@ -264,7 +296,8 @@ func (b *batcher) finish(bt *batch) *batch {
 		ln.open = nil
 	}
 	var next *batch
-	for len(ln.ready) > 0 && len(ln.sending) < maxBatchesInFlight {
+	_, maxInFlight := b.limits()
+	for len(ln.ready) > 0 && len(ln.sending) < maxInFlight {
 		o := ln.ready[0]
 		ln.ready = slices.Delete(ln.ready, 0, 1)
 		startLocked(o)
@@ -313,10 +346,15 @@ func (b *batcher) flush(ctx context.Context) error {
 	}
 }
 
-// close flushes and makes later calls go out alone.
+// close flushes, makes later calls go out alone, and ends the streams once every batch
+// sent on them is answered.
 func (b *batcher) close() {
 	b.mu.Lock()
 	b.closed = true
+	lanes := slices.Clone(b.lanes)
 	b.mu.Unlock()
 	_ = b.flush(context.Background()) // bounded by the callers' own deadlines
+	for _, ln := range lanes {
+		ln.stream.close()
+	}
 }

@@ -18,7 +18,7 @@ import (
 // A batch that waits for a test, not for its linger.
 var patient = jobqueue.Batching{Linger: time.Hour}
 
-func TestConcurrentEnqueuesShareBatchesAndEachGetsItsOwnJob(t *testing.T) {
+func TestConcurrentEnqueuesTravelAsStreamMessagesOfAtMost32JobsEachGettingItsOwnJob(t *testing.T) {
 	log := newCallLog(t)
 	client, ctx, queue := batchingClient(t, "", jobqueue.Batching{}, log), testContext(t), uniqueQueue(t)
 	const callers, each = 64, 25
@@ -51,10 +51,18 @@ func TestConcurrentEnqueuesShareBatchesAndEachGetsItsOwnJob(t *testing.T) {
 	if len(seen) != callers*each {
 		t.Errorf("%d jobs, want %d", len(seen), callers*each)
 	}
-	calls := len(log.carrying(queue))
-	t.Logf("%d jobs in %d calls", callers*each, calls)
-	if calls*4 > callers*each {
-		t.Errorf("%d calls for %d jobs: batching should need far fewer", calls, callers*each)
+	messages := log.carrying(queue)
+	t.Logf("%d jobs in %d stream messages", callers*each, len(messages))
+	for _, m := range messages {
+		if m.method != "EnqueueStream" || len(m.queues) > 32 {
+			t.Fatalf("%s of %d jobs, want stream messages of at most 32", m.method, len(m.queues))
+		}
+	}
+	if len(messages)*4 > callers*each {
+		t.Errorf("%d messages for %d jobs: batching should need far fewer", len(messages), callers*each)
+	}
+	if n := log.streamsOpened(); n != 1 {
+		t.Errorf("%d streams opened, want one", n)
 	}
 }
 
@@ -70,8 +78,11 @@ func TestABatchRefusedForOneJobFailsOnlyThatCallerAndSendsTheRest(t *testing.T) 
 	}
 	// The server refuses a metadata value over 4,096 characters; the client does not check.
 	badOne := enqueueAsync(ctx, client, bad, jobqueue.WithMetadata(map[string]string{"k": strings.Repeat("v", 5000)}))
+	// The fifth job filled the batch, which went out at once; its answer comes after the held one's.
+	eventually(t, "the full batch is sent", func() bool { return len(log.sent(good)) == 1 })
+	log.releaseHeld()
 
-	refused := receive(t, badOne).err // the fifth job filled the batch, which went out at once
+	refused := receive(t, badOne).err
 	var e *jobqueue.Error
 	if !errors.Is(refused, jobqueue.ErrInvalidArgument) || !errors.As(refused, &e) || e.Field != "metadata['k']" || !strings.HasPrefix(e.Message, "metadata['k']: ") {
 		t.Fatalf("err = %v (%+v), want INVALID_ARGUMENT on metadata['k']", refused, e)
@@ -89,10 +100,10 @@ func TestABatchRefusedForOneJobFailsOnlyThatCallerAndSendsTheRest(t *testing.T) 
 		}
 	}
 	calls := log.carrying(good)
-	if len(calls) != 2 || len(calls[0].queues) != 5 || calls[0].err == nil || len(calls[1].queues) != 4 || calls[1].err != nil {
-		t.Errorf("calls = %+v, want a refused batch of 5, then the 4 good jobs", calls)
+	if len(calls) != 2 || len(calls[0].queues) != 5 || calls[0].err == nil || len(calls[1].queues) != 4 || calls[1].err != nil ||
+		calls[0].method != "EnqueueStream" || calls[1].method != "EnqueueStream" {
+		t.Errorf("calls = %+v, want a refused stream message of 5, then one of the 4 good jobs", calls)
 	}
-	log.releaseHeld()
 	if o := receive(t, held); o.err != nil {
 		t.Error(o.err)
 	}
@@ -118,6 +129,8 @@ func TestABatchRefusedAsAWholeFailsEveryCaller(t *testing.T) {
 	for range 3 {
 		callers = append(callers, enqueueAsync(ctx, client, queue, fsynced))
 	}
+	eventually(t, "the full batch is sent", func() bool { return len(log.sent(queue)) == 1 })
+	log.releaseHeld()
 
 	for _, ch := range callers {
 		if o := receive(t, ch); !errors.Is(o.err, jobqueue.ErrDurabilityUnavailable) || o.res.JobID != "" {
@@ -130,7 +143,6 @@ func TestABatchRefusedAsAWholeFailsEveryCaller(t *testing.T) {
 	if stats, err := client.Stats(ctx, queue); err != nil || (len(stats) == 1 && stats[0].Queued != 0) {
 		t.Errorf("stats %+v (%v): nothing should be written", stats, err)
 	}
-	log.releaseHeld()
 	receive(t, held)
 }
 
@@ -141,6 +153,8 @@ func TestTwoCallersWithOneIdempotencyKeyInOneBatchGetOneJob(t *testing.T) {
 
 	a := enqueueAsync(ctx, client, queue, jobqueue.WithIdempotencyKey("order-1"))
 	b := enqueueAsync(ctx, client, queue, jobqueue.WithIdempotencyKey("order-1"))
+	eventually(t, "the full batch is sent", func() bool { return len(log.sent(queue)) == 1 })
+	log.releaseHeld()
 
 	oa, ob := receive(t, a), receive(t, b)
 	if oa.err != nil || ob.err != nil || oa.res.JobID != ob.res.JobID || oa.res.Duplicate == ob.res.Duplicate {
@@ -149,7 +163,6 @@ func TestTwoCallersWithOneIdempotencyKeyInOneBatchGetOneJob(t *testing.T) {
 	if calls := log.carrying(queue); len(calls) != 1 || len(calls[0].queues) != 2 {
 		t.Errorf("calls = %+v, want one batch of both", calls)
 	}
-	log.releaseHeld()
 	receive(t, held)
 }
 
@@ -174,7 +187,7 @@ func TestACallCancelledBeforeItsJobIsSentRemovesTheJob(t *testing.T) {
 		t.Fatal(o.err)
 	}
 	receive(t, held)
-	if calls := log.carrying(dropped); len(calls) != 0 {
+	if calls := log.sent(dropped); len(calls) != 0 {
 		t.Errorf("the cancelled job was sent: %+v", calls)
 	}
 	if stats, _ := client.Stats(ctx, dropped); len(stats) == 1 && stats[0].Queued != 0 {
@@ -182,9 +195,11 @@ func TestACallCancelledBeforeItsJobIsSentRemovesTheJob(t *testing.T) {
 	}
 }
 
-func TestABatchCarriesTheEarliestDeadlineOfItsCallers(t *testing.T) {
+// A unary call carries a deadline to the server; a stream message has none of its own (the
+// client waits for its answer up to the same deadline).
+func TestAnEnqueueBatchCallCarriesTheEarliestDeadlineOfItsCallers(t *testing.T) {
 	log := newCallLog(t)
-	client, queue := batchingClient(t, "", patient, log), uniqueQueue(t)
+	client, queue := batchingClient(t, serverWithoutStream(t), patient, log), uniqueQueue(t)
 	held := holdABatch(t, client, log)
 	soon := time.Now().Add(30 * time.Minute)
 	later, cancelLater := context.WithDeadline(context.Background(), soon.Add(30*time.Minute))
@@ -237,6 +252,9 @@ func TestJobsOfDifferentDurabilityNeverShareABatch(t *testing.T) {
 	if len(calls) != len(levels) {
 		t.Errorf("%d calls, want one per durability level: %+v", len(calls), calls)
 	}
+	if n := log.streamsOpened(); n != len(levels) {
+		t.Errorf("%d streams opened, want one per durability level", n)
+	}
 }
 
 func TestABatchInFlightHoldsUpNoOtherDurabilityLevel(t *testing.T) {
@@ -262,7 +280,7 @@ func TestFlushSendsWaitingJobsAndWaitsForTheBatchesInFlight(t *testing.T) {
 	flushed := make(chan error, 1)
 	go func() { flushed <- client.Flush(ctx) }()
 
-	eventually(t, "the waiting jobs are sent", func() bool { return len(log.carrying(queue)) == 1 })
+	eventually(t, "the waiting jobs are sent", func() bool { return len(log.sent(queue)) == 1 })
 	select {
 	case err := <-flushed:
 		t.Fatalf("Flush returned (%v) while a batch is in flight", err)
@@ -305,7 +323,7 @@ func TestCloseSendsWaitingJobsFirst(t *testing.T) {
 
 	closed := make(chan error, 1)
 	go func() { closed <- client.Close() }()
-	eventually(t, "the waiting job is sent", func() bool { return len(log.carrying(queue)) == 1 })
+	eventually(t, "the waiting job is sent", func() bool { return len(log.sent(queue)) == 1 })
 	log.releaseHeld()
 
 	if err := <-closed; err != nil {
@@ -355,5 +373,89 @@ func TestWithoutBatchingEachEnqueueIsItsOwnCall(t *testing.T) {
 	}
 	if err := client.Flush(ctx); err != nil {
 		t.Errorf("Flush without batching: %v", err)
+	}
+}
+
+func TestACallerWhoseDeadlinePassesUnansweredGetsDeadlineExceededAndTheStreamGoesOn(t *testing.T) {
+	addr, valkeyAddr := serverOnValkey(t)
+	log := newCallLog(t)
+	client, ctx, queue := batchingClient(t, addr, jobqueue.Batching{}, log), testContext(t), uniqueQueue(t)
+	if _, err := client.Enqueue(ctx, queue, nil); err != nil { // opens the stream
+		t.Fatal(err)
+	}
+	pauseWrites(t, valkeyAddr, 700*time.Millisecond) // the server answers late
+
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	_, err := client.Enqueue(short, queue, nil)
+
+	var e *jobqueue.Error
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &e) || !strings.Contains(e.Message, "may still be enqueued") {
+		t.Fatalf("err = %v, want DEADLINE_EXCEEDED saying the job may still be enqueued", err)
+	}
+	if _, err := client.Enqueue(ctx, queue, nil); err != nil {
+		t.Fatalf("an enqueue after the deadline passed: %v", err)
+	}
+	if n := log.streamsOpened(); n != 1 {
+		t.Errorf("%d streams opened: the one the late batch was on should have gone on", n)
+	}
+	// The late job was written after all, as its caller was told it may be.
+	eventually(t, "three jobs are queued", func() bool {
+		stats, err := client.Stats(ctx, queue)
+		return err == nil && len(stats) == 1 && stats[0].Queued == 3
+	})
+}
+
+func TestAServerWithoutEnqueueStreamGetsEnqueueBatchCallsByTheCallsNumbers(t *testing.T) {
+	log := newCallLog(t)
+	client, ctx, queue := batchingClient(t, serverWithoutStream(t), patient, log), testContext(t), uniqueQueue(t)
+	held := holdABatch(t, client, log) // tries the stream, then goes as a plain Enqueue
+	const callers = 40                 // more than a stream message's 32: one call takes them all
+	var outcomes []<-chan outcome
+	for range callers {
+		outcomes = append(outcomes, enqueueAsync(ctx, client, queue))
+	}
+	waitPending(t, client, callers)
+
+	log.releaseHeld()
+
+	check := newClient(t) // the test server itself: the older one only enqueues
+	for _, ch := range append(outcomes, held) {
+		o := receive(t, ch)
+		if o.err != nil {
+			t.Fatal(o.err)
+		}
+		if _, err := check.GetStatus(ctx, o.res.JobID); err != nil {
+			t.Errorf("job %s: %v", o.res.JobID, err)
+		}
+	}
+	if calls := log.carrying(queue); len(calls) != 1 || calls[0].method != "EnqueueBatch" || len(calls[0].queues) != callers {
+		t.Errorf("calls = %+v, want one EnqueueBatch of the %d jobs", calls, callers)
+	}
+	if calls := log.carrying(log.holdQueue); len(calls) != 1 || calls[0].method != "Enqueue" {
+		t.Errorf("the held job's calls: %+v, want one Enqueue", calls)
+	}
+	if _, err := client.Enqueue(ctx, queue, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := log.streamsOpened(); n != 1 {
+		t.Errorf("%d streams opened: UNIMPLEMENTED should be remembered after the first", n)
+	}
+}
+
+func TestAJobLargerThanMaxBytesGoesAsItsOwnEnqueueCall(t *testing.T) {
+	log := newCallLog(t)
+	client, ctx, queue := batchingClient(t, "", jobqueue.Batching{MaxBytes: 200}, log), testContext(t), uniqueQueue(t)
+
+	if _, err := client.Enqueue(ctx, queue, map[string]any{"pad": strings.Repeat("x", 1000)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Enqueue(ctx, queue, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	calls := log.carrying(queue)
+	if len(calls) != 2 || calls[0].method != "Enqueue" || calls[1].method != "EnqueueStream" {
+		t.Errorf("calls = %+v, want the large job as an Enqueue call, the small one on the stream", calls)
 	}
 }

@@ -50,9 +50,10 @@ func newClient(conn grpc.ClientConnInterface, s dialSettings) *Client {
 	return client
 }
 
-// Close sends the jobs waiting in batches and waits for their answers (see Flush), then
-// closes the connection Dial made (not one given to New). Later Enqueue calls go out
-// alone, and fail once the connection is closed.
+// Close sends the jobs waiting in batches and waits for their answers (see Flush), ends the
+// EnqueueStreams (half-closed, then awaited for up to 5 s), then closes the connection Dial
+// made (not one given to New). Later Enqueue calls go out alone, and fail once the
+// connection is closed.
 func (c *Client) Close() error {
 	if c.batcher != nil {
 		c.batcher.close()
@@ -87,11 +88,13 @@ type EnqueueResult struct {
 // Enqueue adds one job to queue. The payload is a JSON-like object (nil for none); Struct
 // numbers are doubles, so integers beyond 2^53 lose precision.
 //
-// With batching on (the default), concurrent calls share EnqueueBatch calls: each still
-// gets its own id or error, named as for a single enqueue. A batch carries the earliest
-// deadline of its callers' contexts, and not their values (such as outgoing gRPC
-// metadata): use WithoutBatching, or a per-connection interceptor, for those. A call whose
-// context ends before its job is sent removes the job.
+// With batching on (the default), concurrent calls share batches, sent as messages on an
+// EnqueueStream (EnqueueBatch calls on a server without it): each still gets its own id or
+// error, named as for a single enqueue. A batch is answered within the earliest deadline of
+// its callers' contexts, and does not carry their values (such as outgoing gRPC metadata):
+// use WithoutBatching, or a per-connection interceptor, for those. A call whose context ends
+// before its job is sent removes the job; one whose deadline passes after that gets
+// DEADLINE_EXCEEDED, and the job may still be enqueued.
 func (c *Client) Enqueue(ctx context.Context, queue string, payload map[string]any, opts ...EnqueueOption) (EnqueueResult, error) {
 	req, err := buildEnqueueRequest(queue, payload, opts, "")
 	if err != nil {

@@ -12,8 +12,9 @@
 //		jobqueue.WithMaxAttempts(5), jobqueue.WithDelay(time.Minute))
 //	job, err := client.Wait(ctx, res.JobID) // job.State == jobqueue.StateCompleted, job.Result
 //
-// Concurrent Enqueue calls are gathered into EnqueueBatch calls, each caller still getting
-// its own id or error (WithBatching, WithoutBatching, Client.Flush; see Batching).
+// Concurrent Enqueue calls are gathered into batches, sent on an EnqueueStream (or as
+// EnqueueBatch calls to an older server), each caller still getting its own id or error
+// (WithBatching, WithoutBatching, Client.Flush; see Batching).
 //
 // Worker, stopping gracefully on SIGTERM or Ctrl-C (signal handling is the caller's):
 //

@@ -16,9 +16,9 @@ import (
 )
 
 // DefaultKeepalive pings an otherwise silent connection every 30 s while a call (such as
-// a worker's Lease stream) is open, and drops it when a ping goes unanswered for 10 s, so
-// a worker notices a dead server or a vanished NAT mapping and reconnects. The server
-// accepts pings every 10 s.
+// a worker's Lease stream, or a producer's EnqueueStream) is open, and drops it when a ping
+// goes unanswered for 10 s, so a client notices a dead server or a vanished NAT mapping
+// and reconnects. The server accepts pings every 10 s.
 var DefaultKeepalive = keepalive.ClientParameters{
 	Time:    30 * time.Second,
 	Timeout: 10 * time.Second,

@@ -5,7 +5,8 @@
 //	go run ./cmd/enqueue-load --target 127.0.0.1:50051 --batching=false
 //
 // It prints one JSON line: jobs, errors, seconds, jobs_per_second, the client's own CPU
-// seconds, the calls it made and their mean size, and the settings; with --latency also
+// seconds, the calls it made (EnqueueStream messages count as calls) and their mean size,
+// and the settings; with --latency also
 // latency_ms, the p50/p90/p99/max of each Enqueue call (inclusive quantiles).
 package main
 
@@ -59,7 +60,8 @@ type report struct {
 	LatencyMS map[string]float64 `json:"latency_ms,omitempty"`
 }
 
-// callCounter counts the Enqueue and EnqueueBatch calls the client makes, and their jobs.
+// callCounter counts the Enqueue and EnqueueBatch calls and the EnqueueStream messages the
+// client sends, and their jobs.
 type callCounter struct{ calls, jobs atomic.Int64 }
 
 func (cc *callCounter) intercept(ctx context.Context, method string, req, reply any, conn *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
@@ -72,6 +74,28 @@ func (cc *callCounter) intercept(ctx context.Context, method string, req, reply 
 		cc.jobs.Add(int64(len(r.GetRequests())))
 	}
 	return invoker(ctx, method, req, reply, conn, opts...)
+}
+
+func (cc *callCounter) interceptStream(ctx context.Context, desc *grpc.StreamDesc, conn *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	cs, err := streamer(ctx, desc, conn, method, opts...)
+	if err != nil || method != jobqueuev1.JobQueueService_EnqueueStream_FullMethodName {
+		return cs, err
+	}
+	return &countedStream{ClientStream: cs, counter: cc}, nil
+}
+
+// countedStream counts the messages sent on an EnqueueStream.
+type countedStream struct {
+	grpc.ClientStream
+	counter *callCounter
+}
+
+func (s *countedStream) SendMsg(m any) error {
+	if r, ok := m.(*jobqueuev1.EnqueueStreamRequest); ok {
+		s.counter.calls.Add(1)
+		s.counter.jobs.Add(int64(len(r.GetRequests())))
+	}
+	return s.ClientStream.SendMsg(m)
 }
 
 func main() {
@@ -103,7 +127,8 @@ func run(c config) error {
 		opt = jobqueue.WithBatching(jobqueue.Batching{MaxJobs: c.maxJobs, Linger: c.linger})
 	}
 	var counter callCounter
-	client, err := jobqueue.Dial(c.target, opt, jobqueue.WithDialOptions(grpc.WithUnaryInterceptor(counter.intercept)))
+	client, err := jobqueue.Dial(c.target, opt, jobqueue.WithDialOptions(
+		grpc.WithUnaryInterceptor(counter.intercept), grpc.WithStreamInterceptor(counter.interceptStream)))
 	if err != nil {
 		return err
 	}
