@@ -1,8 +1,10 @@
 """AsyncBatcher: the asyncio driver of producer batching (the rules are in batching.py).
 
-Batches go on one EnqueueStream (enqueue_stream.py), or as EnqueueBatch calls to a server
-without it. One task per batch in flight and one loop timer per open batch; nothing per job
-but its future. The threading driver, sync_batcher.py, mirrors it for the blocking Client.
+Batches go on an EnqueueStream per durability level (enqueue_stream.py: a stream answers in
+order, so a batch waiting for the disk must not hold up the answers of the others), or as
+EnqueueBatch calls to a server without it. One task per batch in flight and one loop timer
+per open batch; nothing per job but its future. The threading driver, sync_batcher.py,
+mirrors it for the blocking Client.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ class AsyncBatcher:
 
     def __init__(self, stub: svc_grpc.JobQueueServiceAsyncStub, settings: Batching) -> None:
         self._stub = stub
-        self._stream = EnqueueStream(stub)
+        self._streams: dict[int, EnqueueStream] = {}  # by durability level, opened on first use
+        self._unsupported = False  # the server has no EnqueueStream
         self._linger_s = settings.linger_s
         self._gatherer: Gatherer[asyncio.Future[EnqueueResult]] = Gatherer(settings, stream=True)
         self._tasks: set[asyncio.Task[None]] = set()  # strong references to the senders
@@ -52,7 +55,8 @@ class AsyncBatcher:
     async def close(self) -> None:
         """Sends what is pending, waits for every answer, then ends the stream."""
         await self.flush()
-        await self._stream.close()
+        for stream in self._streams.values():
+            await stream.close()
 
     async def flush(self) -> None:
         """Sends every open batch and waits until every batch pending now is answered."""
@@ -94,10 +98,14 @@ class AsyncBatcher:
 
     async def _call(self, batch: AsyncBatch) -> Outcome:
         timeout = batching.timeout(batch, timing.monotonic())
-        if not self._stream.unsupported:
+        if not self._unsupported:
+            stream = self._streams.get(batch.durability)
+            if stream is None:
+                stream = self._streams[batch.durability] = EnqueueStream(self._stub)
             try:
-                return await self._stream.send([call.request for call in batch.calls], timeout)
+                return await stream.send([call.request for call in batch.calls], timeout)
             except StreamUnsupported:
+                self._unsupported = True
                 self._gatherer.use_calls()
         try:
             if len(batch.calls) == 1:  # a lone job is a plain Enqueue, with a single enqueue's errors
