@@ -6,8 +6,9 @@
 //       [--concurrency 64] [--max-jobs 1000] [--linger-ms 1]
 //
 // Without --target it starts `jobq serve` on an embedded Valkey (../../.venv/bin/jobq, or
-// $JOBQ_SERVE_BIN) as the tests do. Prints one line per mode: jobs/s, the calls made, each
-// call's latency (p50, p99), and this process's CPU time per job (the client's own cost,
+// $JOBQ_SERVE_BIN) as the tests do. Prints one line per mode: jobs/s, the messages sent (with
+// batching on, EnqueueStream messages; EnqueueBatch calls to a server without the stream),
+// each call's latency (p50, p99), and this process's CPU time per job (the client's own cost,
 // whatever the server's). Figures from a shared machine are indicative only.
 
 import { randomBytes } from "node:crypto";
@@ -34,13 +35,20 @@ const batchingOptions = {};
 if (values["max-jobs"] !== undefined) batchingOptions.maxJobs = Number(values["max-jobs"]);
 if (values["linger-ms"] !== undefined) batchingOptions.lingerMs = Number(values["linger-ms"]);
 
-/** Counts the calls of each RPC (cheap enough to leave on: one increment per call). */
+/**
+ * Counts the messages sent of each RPC: one per unary call, one per batch on the EnqueueStream
+ * (cheap enough to leave on: one increment per message).
+ */
 function callCounter() {
   const counts = new Map();
   const interceptor = (options, nextCall) => {
     const path = options.method_definition.path;
-    counts.set(path, (counts.get(path) ?? 0) + 1);
-    return new InterceptingCall(nextCall(options));
+    return new InterceptingCall(nextCall(options), {
+      sendMessage: (message, next) => {
+        counts.set(path, (counts.get(path) ?? 0) + 1);
+        next(message);
+      },
+    });
   };
   return { counts, interceptor };
 }
@@ -76,11 +84,12 @@ async function measure(target, label, batching) {
     const elapsed = (performance.now() - started) / 1_000;
     const { user, system } = process.cpuUsage(cpu);
     latencies.sort((a, b) => a - b);
+    const streamed = counter.counts.get("/jobqueue.v1.JobQueueService/EnqueueStream") ?? 0;
     const batches = counter.counts.get("/jobqueue.v1.JobQueueService/EnqueueBatch") ?? 0;
     const singles = counter.counts.get("/jobqueue.v1.JobQueueService/Enqueue") ?? 0;
     console.log(
       `${label.padEnd(13)} ${String(Math.round(latencies.length / elapsed)).padStart(7)} jobs/s` +
-        `  ${latencies.length} jobs in ${batches} EnqueueBatch + ${singles} Enqueue calls` +
+        `  ${latencies.length} jobs in ${streamed} EnqueueStream messages + ${batches} EnqueueBatch + ${singles} Enqueue calls` +
         `  latency p50 ${percentile(latencies, 50).toFixed(2)} ms, p99 ${percentile(latencies, 99).toFixed(2)} ms` +
         `  client CPU ${((user + system) / latencies.length).toFixed(1)} µs/job`,
     );

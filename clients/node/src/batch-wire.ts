@@ -1,12 +1,15 @@
 /**
- * The wire side of a gathered batch: its EnqueueBatchRequest built from requests encoded
- * once each, and the job a refusal blames.
+ * The wire side of a gathered batch: its EnqueueBatchRequest or EnqueueStreamRequest built
+ * from requests encoded once each, and the job a refusal blames.
  */
 
 import { InvalidArgumentError } from "./errors.js";
 
 /** EnqueueBatchRequest field 1 (`requests`) with wire type 2 (length-delimited). */
 const REQUESTS_TAG = (1 << 3) | 2;
+/** EnqueueStreamRequest field 1 (`sequence`, a varint) and field 2 (`requests`, length-delimited). */
+const SEQUENCE_TAG = (1 << 3) | 0;
+const STREAM_REQUESTS_TAG = (2 << 3) | 2;
 /** A job's index as the server writes it; nine digits bound the number parsed. */
 const IN_BATCH = /^requests\[(\d{1,9})\](\.|$)/;
 
@@ -30,22 +33,45 @@ export function framedSize(request: Uint8Array): number {
  * enqueued, which also gives its exact size for the `maxBytes` bound.
  */
 export function frameBatch(requests: readonly Uint8Array[]): Buffer {
-  let size = 0;
+  return frame(requests, REQUESTS_TAG, 0, undefined);
+}
+
+/**
+ * An EnqueueStreamRequest: `sequence` and `requests`, as `frameBatch` frames them; no
+ * `durability`, since each request carries its own. Both tags are one byte, so `framedSize`
+ * holds for its requests too.
+ */
+export function frameStreamRequest(sequence: number, requests: readonly Uint8Array[]): Buffer {
+  return frame(requests, STREAM_REQUESTS_TAG, 1 + varintSize(sequence), sequence);
+}
+
+function frame(requests: readonly Uint8Array[], tag: number, header: number, sequence: number | undefined): Buffer {
+  let size = header;
   for (const request of requests) size += framedSize(request);
   const out = Buffer.allocUnsafe(size);
   let at = 0;
+  if (sequence !== undefined) {
+    out[at++] = SEQUENCE_TAG;
+    at = writeVarint(out, at, sequence);
+  }
   for (const request of requests) {
-    out[at++] = REQUESTS_TAG;
-    let length = request.length;
-    while (length >= 0x80) {
-      out[at++] = (length & 0x7f) | 0x80;
-      length = Math.floor(length / 128);
-    }
-    out[at++] = length;
+    out[at++] = tag;
+    at = writeVarint(out, at, request.length);
     out.set(request, at);
     at += request.length;
   }
   return out;
+}
+
+/** Writes `value` (a non-negative safe integer) as a varint at `at`; the offset after it. */
+function writeVarint(out: Buffer, at: number, value: number): number {
+  // Division, not shifts: JavaScript's bit operators stop at 32 bits.
+  while (value >= 0x80) {
+    out[at++] = (value % 128) | 0x80;
+    value = Math.floor(value / 128);
+  }
+  out[at++] = value;
+  return at;
 }
 
 /** A refusal that names one job of a batch, with the error as that job's own enqueue would get it. */

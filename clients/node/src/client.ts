@@ -3,9 +3,11 @@
 import { Metadata, type CallOptions as GrpcCallOptions, type ClientUnaryCall, type ServiceError } from "@grpc/grpc-js";
 
 import { pollIntervals } from "./backoff.js";
+import { StreamOrCalls } from "./batch-sender.js";
 import { Batcher, batchingSettings } from "./batcher.js";
 import { serviceClient, type ConnectionOptions } from "./channel.js";
 import * as convert from "./convert.js";
+import { EnqueueStream, type EnqueueDuplex } from "./enqueue-stream.js";
 import { DeadlineExceededError, InternalError, InvalidArgumentError, UnavailableError, fromServiceError } from "./errors.js";
 import {
   JobQueueServiceService,
@@ -46,8 +48,9 @@ export interface ClientOptions extends ConnectionOptions {
   /** Default deadline of each call in ms (default 10 s); each method also takes `timeoutMs`. */
   timeoutMs?: number;
   /**
-   * How `enqueue` gathers concurrent calls into EnqueueBatch calls (on by default, with
-   * `DEFAULT_BATCHING`); `false` sends each job in an Enqueue call of its own.
+   * How `enqueue` gathers concurrent calls into batches (on by default, with
+   * `DEFAULT_BATCHING`), sent on one EnqueueStream per client (EnqueueBatch calls to a server
+   * without it); `false` sends each job in an Enqueue call of its own.
    */
   batching?: BatchingOptions | false;
 }
@@ -67,6 +70,7 @@ type Callback<R> = (error: ServiceError | null, response: R) => void;
 type Start<R> = (metadata: Metadata, options: Partial<GrpcCallOptions>, callback: Callback<R>) => ClientUnaryCall;
 
 const ENQUEUE_BATCH = JobQueueServiceService.enqueueBatch;
+const ENQUEUE_STREAM = JobQueueServiceService.enqueueStream;
 /** The batcher frames its requests itself (each job encoded once): sent as they are. */
 const asIs = (body: Buffer): Buffer => body;
 
@@ -74,7 +78,7 @@ const asIs = (body: Buffer): Buffer => body;
  * Producer client. Every method returns a Promise, takes optional `{timeoutMs, signal}`,
  * and rejects with a {@link JobQueueError} subclass when the server refuses or cannot be
  * reached. Calls are not retried: `enqueue` is only safe to repeat with an idempotencyKey.
- * Concurrent `enqueue` calls share EnqueueBatch calls (see `batching`).
+ * Concurrent `enqueue` calls share batches, sent on one EnqueueStream (see `batching`).
  *
  * ```ts
  * const client = new Client("localhost:50051");
@@ -95,7 +99,10 @@ export class Client {
     this.target = target;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.raw = serviceClient(target, options);
-    if (batching !== undefined) this.batcher = new Batcher((body, deadline) => this.sendBatch(body, deadline), batching);
+    if (batching !== undefined) {
+      const stream = new EnqueueStream(() => this.openEnqueueStream(), () => this.timeoutMs);
+      this.batcher = new Batcher(new StreamOrCalls(stream, (body, deadline) => this.sendBatch(body, deadline)), batching);
+    }
   }
 
   /** A client whose channel is connected; rejects with UnavailableError after `waitMs`. */
@@ -122,8 +129,9 @@ export class Client {
   }
 
   /**
-   * Flushes, then closes the channel. `enqueue` calls made after it began are refused; other
-   * calls still under way fail with CANCELLED.
+   * Flushes, ends the EnqueueStream (waiting at most `timeoutMs` for the server to end it),
+   * then closes the channel. `enqueue` calls made after it began are refused; other calls
+   * still under way fail with CANCELLED.
    */
   async close(): Promise<void> {
     await this.batcher?.close();
@@ -133,9 +141,9 @@ export class Client {
   /**
    * Adds one job: a JSON object or bytes as its payload. With `durability: "fsynced"` it
    * resolves only once the job is on Redis's disk. With batching on, the job may travel with
-   * other callers' in one EnqueueBatch call: errors are still this job's own (a batch refused
-   * as a whole fails every job in it), and a `signal` aborted before the job was sent takes
-   * it out of the batch.
+   * other callers' in one EnqueueStream message (or EnqueueBatch call): errors are still this
+   * job's own (a batch refused as a whole fails every job in it), and a `signal` aborted
+   * before the job was sent takes it out of the batch.
    */
   async enqueue(
     queue: string,
@@ -266,6 +274,12 @@ export class Client {
       await sleep(Math.min(interval, left), signal);
     }
     throw new Error("unreachable: pollIntervals never ends");
+  }
+
+  /** The batcher's stream: no deadline (it stays open while batches come; each batch has its own). */
+  private openEnqueueStream(): EnqueueDuplex {
+    const { path, responseDeserialize } = ENQUEUE_STREAM;
+    return this.raw.makeBidiStreamRequest(path, asIs, responseDeserialize, new Metadata(), {});
   }
 
   private sendBatch(body: Buffer, deadline: number): Promise<EnqueueBatchResponse> {

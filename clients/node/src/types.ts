@@ -81,16 +81,22 @@ export interface EnqueueBatchOptions extends CallOptions {
 }
 
 /**
- * How `Client.enqueue` gathers concurrent calls into EnqueueBatch calls. A batch leaves when
- * no batch is in flight (as soon as the one in flight is answered), when it is full, or when its
- * first job has waited `lingerMs` (then beside the one in flight), whichever comes first.
+ * How `Client.enqueue` gathers concurrent calls into batches. Batches go as messages on one
+ * EnqueueStream per client: full at 32 jobs (or `maxJobs`, if fewer), up to 64 unanswered at
+ * once. A server without EnqueueStream gets EnqueueBatch calls instead: full at `maxJobs`, at
+ * most two in flight. A batch leaves when no batch is in flight (as soon as the one in flight
+ * is answered), when it is full (while a slot is free), or when its first job has waited
+ * `lingerMs` (then beside the ones in flight), whichever comes first.
  */
 export interface BatchingOptions {
-  /** Jobs per batch (default 1,000, a server's default `max_batch`). */
+  /**
+   * Jobs per batch (default 1,000, a server's default `max_batch`): per EnqueueBatch call; a
+   * stream message holds at most 32 whatever this says, fewer if this is lower.
+   */
   maxJobs?: number;
   /** Encoded bytes per batch (default 4 MiB); a larger job goes alone. */
   maxBytes?: number;
-  /** How long a batch waits for the one in flight to be answered before it goes beside it (default 5 ms). */
+  /** How long a batch waits for those in flight to be answered before it goes beside them (default 5 ms). */
   lingerMs?: number;
 }
 

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { blame, frameBatch, framedSize } from "../batch-wire.js";
+import { blame, frameBatch, frameStreamRequest, framedSize } from "../batch-wire.js";
 import { enqueueRequest } from "../convert.js";
 import { InvalidArgumentError, StoreUnavailableError } from "../errors.js";
 import { Durability } from "../gen/jobqueue/v1/job.js";
-import { EnqueueBatchRequest, EnqueueRequest } from "../gen/jobqueue/v1/job_queue_service.js";
+import { EnqueueBatchRequest, EnqueueRequest, EnqueueStreamRequest } from "../gen/jobqueue/v1/job_queue_service.js";
 
 describe("frameBatch", () => {
   test("is the EnqueueBatchRequest of the requests, whatever their length's varint size", () => {
@@ -22,6 +22,20 @@ describe("frameBatch", () => {
     assert.equal(decoded.durability, Durability.DURABILITY_UNSPECIFIED);
     assert.deepEqual(decoded.requests, requests.map((request) => EnqueueRequest.decode(EnqueueRequest.encode(request).finish())));
     assert.equal(frameBatch([]).length, 0);
+  });
+});
+
+describe("frameStreamRequest", () => {
+  test("is the EnqueueStreamRequest of the sequence and requests, for sequences of any varint size", () => {
+    const requests = [enqueueRequest({ queue: "q" }), enqueueRequest({ queue: "q", payload: { text: "x".repeat(300) } })];
+    const encoded = requests.map((request) => EnqueueRequest.encode(request).finish());
+    const expected = requests.map((request) => EnqueueRequest.decode(EnqueueRequest.encode(request).finish()));
+    for (const sequence of [1, 127, 128, 300, 2 ** 32 + 5, Number.MAX_SAFE_INTEGER]) {
+      const decoded = EnqueueStreamRequest.decode(frameStreamRequest(sequence, encoded));
+      assert.equal(decoded.sequence, sequence);
+      assert.equal(decoded.durability, Durability.DURABILITY_UNSPECIFIED);
+      assert.deepEqual(decoded.requests, expected);
+    }
   });
 });
 

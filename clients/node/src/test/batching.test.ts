@@ -1,12 +1,17 @@
-// Producer batching against a real server: concurrent enqueue() calls share EnqueueBatch
-// calls, and each caller still gets its own id or its own error (docs/clients.md).
+// Producer batching against a real server: concurrent enqueue() calls share messages on one
+// EnqueueStream, and each caller still gets its own id or its own error (docs/clients.md).
+// enqueue-stream.test.ts has the stream's deadlines, breaks and the fallback to EnqueueBatch.
 
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
 
 import { Client, DeadlineExceededError, InvalidArgumentError, type ClientOptions, type EnqueueResult } from "../index.js";
 import { CallRecorder } from "./helpers/recorder.js";
-import { TestServer, serverSkipReason } from "./helpers/server.js";
+import { PACKAGE_ROOT, TestServer, serverSkipReason } from "./helpers/server.js";
 import { uniqueQueue } from "./helpers/wait.js";
 
 const skip = serverSkipReason();
@@ -39,7 +44,7 @@ describe("enqueue batching against a real server", { skip, timeout: 60_000 }, ()
     await server?.stop();
   });
 
-  test("64 concurrent callers get distinct ids for jobs that exist, in far fewer calls than jobs", async () => {
+  test("64 concurrent callers get distinct ids for jobs that exist, in stream messages of at most 32 jobs", async () => {
     const recorder = new CallRecorder();
     const client = recordedClient(recorder);
     const queue = uniqueQueue();
@@ -61,10 +66,11 @@ describe("enqueue batching against a real server", { skip, timeout: 60_000 }, ()
       assert.deepEqual((await reader.getStatus(result.jobId)).payload, { n });
     }
     assert.equal(await queued(queue), 640);
-    assert.equal(recorder.of("Enqueue").length, 0);
-    const sizes = recorder.batchSizes();
+    assert.deepEqual(recorder.started, ["EnqueueStream"], "one stream, and no call of any other RPC");
+    const sizes = recorder.streamSizes();
     assert.equal(sizes.reduce((a, b) => a + b, 0), 640, "every job was sent once");
-    assert.ok(sizes.length <= 640 / 8, `${sizes.length} EnqueueBatch calls for 640 jobs: ${sizes.join(",")}`);
+    assert.ok(sizes.every((jobs) => jobs <= 32), `a message over 32 jobs: ${sizes.join(",")}`);
+    assert.ok(sizes.length <= 640 / 8, `${sizes.length} messages for 640 jobs: ${sizes.join(",")}`);
   });
 
   test("a job the server refuses fails only its caller, named as for a single enqueue; the rest are enqueued", async () => {
@@ -96,8 +102,10 @@ describe("enqueue batching against a real server", { skip, timeout: 60_000 }, ()
       assert.deepEqual((await reader.getStatus(outcome.value.jobId)).payload, { n: index });
     }
     assert.equal(await queued(queue), 3);
-    // The server names one job per refusal: five jobs, then four, then the three good ones.
-    assert.deepEqual(recorder.batchSizes(), [5, 4, 3]);
+    // The server names one job per refusal: five jobs, then four, then the three good ones,
+    // each a message on the same stream (a refusal does not end it).
+    assert.deepEqual(recorder.streamSizes(), [5, 4, 3]);
+    assert.deepEqual(recorder.started, ["EnqueueStream"]);
   });
 
   test("a call aborted before its job was sent takes the job out of the batch", async () => {
@@ -112,25 +120,11 @@ describe("enqueue batching against a real server", { skip, timeout: 60_000 }, ()
     const { jobId } = await kept;
     assert.deepEqual((await reader.getStatus(jobId)).payload, { n: 0 });
     assert.equal(await queued(queue), 1);
-    assert.deepEqual(recorder.batchSizes(), [1]);
+    assert.deepEqual(recorder.streamSizes(), [1]);
     const gone = new AbortController();
     gone.abort(new Error("already aborted"));
     await assert.rejects(client.enqueue(queue, {}, { signal: gone.signal }), /already aborted/);
-    assert.deepEqual(recorder.batchSizes(), [1], "a call aborted from the start sends nothing");
-  });
-
-  test("a batch carries the earliest deadline of its callers", async () => {
-    const recorder = new CallRecorder();
-    const client = recordedClient(recorder);
-    const queue = uniqueQueue();
-    const before = Date.now();
-    const calls = [client.enqueue(queue, {}, { timeoutMs: 60_000 }), client.enqueue(queue, {}, { timeoutMs: 20_000 })];
-    const after = Date.now();
-    await Promise.all(calls);
-    const [call] = recorder.of("EnqueueBatch");
-    assert.equal(call?.jobs, 2);
-    const deadline = call.deadline instanceof Date ? call.deadline.getTime() : Number(call.deadline);
-    assert.ok(deadline >= before + 20_000 && deadline <= after + 20_000, `deadline ${deadline - before} ms after the calls`);
+    assert.deepEqual(recorder.streamSizes(), [1], "a call aborted from the start sends nothing");
   });
 
   test("a call whose deadline passed before its job was sent fails without sending it", async () => {
@@ -140,8 +134,18 @@ describe("enqueue batching against a real server", { skip, timeout: 60_000 }, ()
     const late = assert.rejects(client.enqueue(queue, {}, { timeoutMs: 0 }), DeadlineExceededError);
     await client.enqueue(queue, {});
     await late;
-    assert.deepEqual(recorder.batchSizes(), [1]);
+    assert.deepEqual(recorder.streamSizes(), [1]);
     assert.equal(await queued(queue), 1);
+  });
+
+  test("on the stream a batch is full at 32 jobs, and goes at once beside the ones in flight", async () => {
+    const recorder = new CallRecorder();
+    const client = recordedClient(recorder); // maxJobs 1,000: the stream's 32 is the lower
+    const queue = uniqueQueue();
+    const results = await Promise.all(Array.from({ length: 100 }, (_, n) => client.enqueue(queue, { n })));
+    assert.deepEqual(recorder.streamSizes(), [32, 32, 32, 4]);
+    assert.equal(new Set(results.map((r) => r.jobId)).size, 100);
+    assert.equal(await queued(queue), 100);
   });
 
   test("batches stay within maxJobs and maxBytes", async () => {
@@ -149,11 +153,11 @@ describe("enqueue batching against a real server", { skip, timeout: 60_000 }, ()
     const client = recordedClient(recorder, { batching: { maxJobs: 10, maxBytes: 1_000 } });
     const queue = uniqueQueue();
     await Promise.all(Array.from({ length: 25 }, (_, n) => client.enqueue(queue, { n })));
-    assert.deepEqual(recorder.batchSizes(), [10, 10, 5]);
+    assert.deepEqual(recorder.streamSizes(), [10, 10, 5]);
     recorder.clear();
     const text = "x".repeat(250); // about 280 bytes encoded: three fit in 1,000, four do not
     await Promise.all(Array.from({ length: 7 }, () => client.enqueue(queue, { text })));
-    assert.deepEqual(recorder.batchSizes(), [3, 3, 1]);
+    assert.deepEqual(recorder.streamSizes(), [3, 3, 1]);
     assert.equal(await queued(queue), 32);
   });
 
@@ -169,15 +173,33 @@ describe("enqueue batching against a real server", { skip, timeout: 60_000 }, ()
     assert.equal(await queued(queue), 30);
   });
 
-  test("close flushes first, then refuses new jobs", async () => {
-    const client = new Client(server.target);
+  test("close flushes first, ends the stream, then refuses new jobs", async () => {
+    const client = new Client(server.target, { timeoutMs: 30_000 });
     const queue = uniqueQueue();
     const calls = Array.from({ length: 20 }, (_, n) => client.enqueue(queue, { n }));
+    const started = Date.now();
     await client.close();
+    // close waits for the server to end the stream after its half-close, at most timeoutMs.
+    assert.ok(Date.now() - started < 5_000, `close took ${Date.now() - started} ms: the server did not end the stream`);
     const results = await Promise.all(calls);
     assert.equal(new Set(results.map((r) => r.jobId)).size, 20);
     assert.equal(await queued(queue), 20);
     await assert.rejects(client.enqueue(queue, {}), /closed/);
+  });
+
+  test("a program that never closes its client still exits: an idle stream is ended", async () => {
+    // An open call holds Node's event loop; unary calls let such a program exit, so must the stream.
+    const index = pathToFileURL(join(PACKAGE_ROOT, "dist", "index.js")).href;
+    const program = [
+      `const { Client } = await import(${JSON.stringify(index)});`,
+      `const client = new Client(${JSON.stringify(server.target)});`,
+      `console.log((await client.enqueue(${JSON.stringify(uniqueQueue())}, {})).jobId);`,
+    ].join("\n");
+    const started = Date.now();
+    const { stdout } = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", program], { timeout: 15_000 });
+    const took = Date.now() - started;
+    assert.ok((await reader.getStatus(stdout.trim())).id === stdout.trim());
+    assert.ok(took < 10_000, `the program took ${took} ms to exit`);
   });
 
   test("with batching off each enqueue is an Enqueue call of its own", async () => {
@@ -187,6 +209,7 @@ describe("enqueue batching against a real server", { skip, timeout: 60_000 }, ()
     await Promise.all(Array.from({ length: 5 }, () => client.enqueue(queue, {})));
     assert.equal(recorder.of("Enqueue").length, 5);
     assert.equal(recorder.of("EnqueueBatch").length, 0);
+    assert.equal(recorder.startedOf("EnqueueStream"), 0);
   });
 
   test("bad batching settings are refused, naming the setting", () => {

@@ -60,7 +60,7 @@ describe("fsynced requests on a store with its append-only file off", { skip, ti
       for (const call of fsynced) await assert.rejects(call, isDurabilityRefusal);
       assert.equal(new Set((await Promise.all(applied)).map((r) => r.jobId)).size, 3);
       assert.equal((await client.stats(queue))[0]?.queued, 3);
-      assert.deepEqual(recorder.batchSizes().sort(), [3, 5]);
+      assert.deepEqual(recorder.streamSizes().sort(), [3, 5]);
     } finally {
       await producer.close();
     }

@@ -1,9 +1,11 @@
 /**
  * A Valkey of a test's own, for what the server's embedded one cannot show: a store whose
- * append-only file is off, so that "fsynced" requests are refused (DURABILITY_UNAVAILABLE).
+ * append-only file is off, so that "fsynced" requests are refused (DURABILITY_UNAVAILABLE), or
+ * one the test can pause (CLIENT PAUSE) to make the server slow.
  */
 
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { connect } from "node:net";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -61,6 +63,29 @@ export class TestValkey {
       });
     });
     return new TestValkey(child, port, dir);
+  }
+
+  /**
+   * Sends one command and resolves with its reply line (`+OK`, `:1`, ...), or rejects with
+   * an error reply. Enough for the commands with a one-line reply the tests send.
+   */
+  async command(...args: string[]): Promise<string> {
+    const encoded = [`*${args.length}\r\n`, ...args.map((arg) => `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`)].join("");
+    return new Promise((resolve, reject) => {
+      const socket = connect(this.port, "127.0.0.1", () => socket.write(encoded));
+      let reply = "";
+      socket.setEncoding("utf8");
+      socket.on("data", (chunk: string) => {
+        reply += chunk;
+        const end = reply.indexOf("\r\n");
+        if (end < 0) return;
+        socket.end();
+        const line = reply.slice(0, end);
+        if (line.startsWith("-")) reject(new Error(`valkey: ${line.slice(1)}`));
+        else resolve(line);
+      });
+      socket.on("error", reject);
+    });
   }
 
   async stop(): Promise<void> {
