@@ -8,7 +8,8 @@
 // The client is imported from <client-dir>/dist (built), so its own node_modules serve it.
 // Prints one JSON line: jobs, errors, seconds, jobs_per_second, latency_ms (p50/p90/p99/max of
 // each call, inclusive quantiles as bench/PROTOCOL.md asks), this process's CPU over the
-// measurement (client_cpu_seconds), the calls made and the warm-up jobs sent before.
+// measurement (client_cpu_seconds), the calls (or stream messages) made and the warm-up jobs sent
+// before.
 
 import { createRequire } from "node:module";
 import path from "node:path";
@@ -41,13 +42,16 @@ const warmup = Number(values.warmup);
 const payloadBytes = Number(values["payload-bytes"]);
 const pad = "x".repeat(Math.max(0, payloadBytes - JSON.stringify({ t: Date.now() / 1000, pad: "" }).length));
 
-/** Counts the enqueue calls that reach the wire (one increment per call). */
+/** Counts the batches that reach the wire: a unary call's message or an EnqueueStream message. */
 function callCounter() {
   const counter = { calls: 0 };
-  counter.interceptor = (options, nextCall) => {
-    counter.calls += 1;
-    return new InterceptingCall(nextCall(options));
-  };
+  counter.interceptor = (options, nextCall) =>
+    new InterceptingCall(nextCall(options), {
+      sendMessage(message, next) {
+        counter.calls += 1;
+        next(message);
+      },
+    });
   return counter;
 }
 

@@ -109,5 +109,5 @@ def parse(client: str, line: dict[str, Any]) -> ToolRun:
     return ToolRun(
         jobs=int(line["jobs"]), seconds=float(line["seconds"]),
         cpu_seconds=float(line["client_cpu_seconds"]), latency_ms=_latency(line),
-        detail=f"{calls} calls on the wire ({line.get('jobs_per_call', 0):.1f} jobs per call)",
+        detail=f"{calls} calls or stream messages on the wire ({line.get('jobs_per_call', 0):.1f} jobs each)",
     )  # fmt: skip

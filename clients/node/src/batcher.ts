@@ -265,7 +265,7 @@ export class Batcher {
       while (live.length > 0) {
         let responses: readonly EnqueueResponse[];
         try {
-          responses = await this.sender.send(live.map((w) => w.request), earliest(live));
+          responses = await this.sender.send(live.map((w) => w.request), earliest(live), batch.level);
         } catch (error) {
           const blamed = blame(error, live.length);
           if (blamed === undefined) {

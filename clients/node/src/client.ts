@@ -100,8 +100,8 @@ export class Client {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.raw = serviceClient(target, options);
     if (batching !== undefined) {
-      const stream = new EnqueueStream(() => this.openEnqueueStream(), () => this.timeoutMs);
-      this.batcher = new Batcher(new StreamOrCalls(stream, (body, deadline) => this.sendBatch(body, deadline)), batching);
+      const newStream = () => new EnqueueStream(() => this.openEnqueueStream(), () => this.timeoutMs);
+      this.batcher = new Batcher(new StreamOrCalls(newStream, (body, deadline) => this.sendBatch(body, deadline)), batching);
     }
   }
 

@@ -61,6 +61,8 @@ describe("fsynced requests on a store with its append-only file off", { skip, ti
       assert.equal(new Set((await Promise.all(applied)).map((r) => r.jobId)).size, 3);
       assert.equal((await client.stats(queue))[0]?.queued, 3);
       assert.deepEqual(recorder.streamSizes().sort(), [3, 5]);
+      // A stream per level: a batch waiting for the disk holds up no answer of another level.
+      assert.equal(recorder.startedOf("EnqueueStream"), 2);
     } finally {
       await producer.close();
     }
