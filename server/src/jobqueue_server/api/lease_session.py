@@ -38,6 +38,10 @@ Send = Callable[[bytes], Awaitable[None]]
 # Most jobs one lease call takes. A wide window is filled in several calls, each sent as it
 # comes, so the worker starts on the first jobs while the server leases the next ones.
 LEASE_CHUNK = 64
+# Confirmations made but not yet written. Past it the session reads no further request until
+# the worker reads its answers: a worker that sends and never reads is held by flow control
+# instead of growing the server's memory.
+MAX_UNSENT_CONFIRMATIONS = 4096
 
 
 def _settled(job_id: str, kind: ConfirmationKind.ValueType) -> bytes:
@@ -78,6 +82,8 @@ class LeaseSession:
         self._out_jobs: list[bytes] = []
         self._out_confirmations: list[bytes] = []
         self._writing = False
+        self._drained = asyncio.Event()  # set whenever nothing waits to be written
+        self._drained.set()
         self._send: Send | None = None
         # Credit taken by lease calls under way, so two of them never overfill the window.
         self._reserved = 0
@@ -130,6 +136,9 @@ class LeaseSession:
         self._out_jobs += jobs
         self._out_confirmations += confirmations
         if self._writing:
+            if len(self._out_confirmations) > MAX_UNSENT_CONFIRMATIONS:
+                self._drained.clear()
+                await self._drained.wait()  # the caller is the reader: it reads nothing more meanwhile
             return
         assert self._send is not None
         self._writing = True
@@ -143,6 +152,7 @@ class LeaseSession:
                     await self._send(response)
         finally:
             self._writing = False
+            self._drained.set()
 
     def end(self) -> None:
         """Ends the stream with UNAVAILABLE (the grace period of a shutdown is over)."""
@@ -177,6 +187,7 @@ class LeaseSession:
             await self._handle(request, is_first=False)
 
     async def _handle(self, request: svc.LeaseRequest, *, is_first: bool) -> None:
+        validation.settles_per_message(request, self._limits)
         if request.HasField("subscribe") and not is_first:
             self._resubscribe(request.subscribe)
         confirmations: list[bytes] = []

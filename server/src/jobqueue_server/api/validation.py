@@ -228,6 +228,17 @@ def durability(value: int, field: str, limits: Limits) -> Durability:
     return Durability(value)
 
 
+def settles_per_message(request: svc.LeaseRequest, limits: Limits) -> None:
+    """At most `max_in_flight` acks, fails and extends in one Lease message: no stream holds
+    more jobs than that, and each item costs the server work before any answer goes out."""
+    count = len(request.acks) + len(request.fails) + len(request.extends)
+    if count > limits.max_in_flight:
+        field = max(("acks", "fails", "extends"), key=lambda name: len(getattr(request, name)))
+        raise FieldViolation(
+            field, f"at most {limits.max_in_flight} acks, fails and extends in one message, got {count}"
+        )
+
+
 def batch_durability(
     request: svc.EnqueueBatchRequest | svc.EnqueueStreamRequest, limits: Limits
 ) -> Durability:

@@ -923,7 +923,10 @@ func (x *Subscribe) GetLeaseDuration() *durationpb.Duration {
 }
 
 // LeaseRequest is one message from a worker on the Lease stream. Any of its parts may be
-// set together; each part is handled in the order subscribe, extends, acks, fails.
+// set together; each part is handled in the order subscribe, extends, acks, fails. One
+// message carries at most the server's max_in_flight (default 1,000) acks, fails and
+// extends together; a message with more ends the stream with INVALID_ARGUMENT and none of
+// it is applied.
 type LeaseRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required in the first message; in a later one it sets a new `max_in_flight` (see
