@@ -513,6 +513,8 @@ async def test_a_redirect_to_a_non_public_address_is_refused(no_connections: lis
         ("ff02::1", False),
         ("fe80::1", False),
         ("fc00::1", False),
+        ("fec0::1", False),  # site-local (issue 12's probe found it counted as public)
+        ("feff:ffff::1", False),
         ("::", False),
         ("::ffff:10.0.0.1", False),
         ("2002:7f00:1::", False),  # 6to4 wrapping 127.0.0.1

@@ -150,6 +150,9 @@ def is_public_address(address: IPAddress) -> bool:
         or address.is_loopback
         or address.is_link_local
         or address.is_unspecified
+        # fec0::/10, site-local: deprecated (RFC 3879) yet still routed inside some networks,
+        # and `is_global` calls it global.
+        or (isinstance(address, ipaddress.IPv6Address) and address.is_site_local)
     )
 
 
