@@ -188,6 +188,48 @@ async def test_a_line_break_in_an_address_is_refused_as_header_injection(smtp_se
         await send_email(payload(to="ann@example.com\r\nBcc: victim@example.com"), plain(smtp_server))
 
 
+@pytest.mark.parametrize(
+    ("fields", "refusal"),
+    [
+        # Issue 12's probe: CR/LF inside an RFC 2047 encoded word passed the raw check, and
+        # CPython before the fix for CVE-2024-6923 wrote a real X-Injected header.
+        ({"subject": "=?utf-8?q?hi=0D=0AX-Injected:_1?="}, r"^subject \(decoded\) contains a line break"),
+        ({"subject": "=?utf-8?b?aGkNCg0KQm9keQ==?="}, r"^subject \(decoded\) contains a line break"),
+        ({"to": "=?utf-8?q?Ann=0D=0ABcc:_victim@example.com?= <ann@example.com>"}, r"^to: "),
+    ],
+)
+async def test_a_line_break_inside_an_encoded_word_is_refused_as_header_injection(
+    fields: dict[str, str], refusal: str, smtp_server: SmtpServer
+) -> None:
+    with pytest.raises(NonRetryableError, match=refusal):
+        await send_email(payload(**fields), plain(smtp_server))
+    assert smtp_server.handler.envelopes == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "refusal"),
+    [
+        ({"to": "a" * 84_000 + "@example.com"}, r"^to is longer than 998 characters"),
+        ({"subject": "x" * 280_000}, r"^subject is longer than 998 characters"),
+        ({"to": [f"u{n}@example.com" for n in range(101)]}, r"^to: at most 100 addresses, got 101"),
+        # Each nested comment is a level of the parser's recursion: refused, not retried.
+        ({"to": "a@b.co " + "(" * 495 + ")" * 495}, r"^to: invalid email address"),
+    ],
+)
+async def test_header_fields_too_large_to_parse_safely_are_refused_before_parsing(
+    fields: dict[str, Any], refusal: str, smtp_server: SmtpServer
+) -> None:
+    with pytest.raises(NonRetryableError, match=refusal):
+        await send_email(payload(**fields), plain(smtp_server))
+    assert smtp_server.handler.envelopes == []
+
+
+async def test_an_encoded_word_without_line_breaks_is_delivered_decoded(smtp_server: SmtpServer) -> None:
+    await send_email(payload(subject="=?utf-8?q?Gr=C3=BC=C3=9Fe?="), plain(smtp_server))
+
+    assert delivered(smtp_server)["Subject"] == "Grüße"
+
+
 @pytest.mark.parametrize("missing", ["to", "subject"])
 async def test_a_payload_without_to_or_subject_is_not_retryable(
     missing: str, smtp_server: SmtpServer

@@ -27,7 +27,9 @@ A partial refusal still succeeds: retrying would send a second copy to those who
 Failures:
 
 - ``NonRetryableError``: a bad payload (missing ``to``/``subject``, an invalid address, a line
-  break or other control character in any header field, named in the message); every recipient
+  break or other control character in any header field, also inside an RFC 2047 encoded word,
+  a header field longer than 998 characters, more than 100 addresses in one field, named in the
+  message); a message the email package refuses to write (``HeaderWriteError``); every recipient
   refused with 5xx; any other 5xx reply (sender refused, authentication failed, message rejected).
 - ``TransientEmailError`` (retryable, cause chained): 4xx replies, including every recipient refused
   when at least one refusal was 4xx; connection refused or reset, disconnects, timeouts, TLS
@@ -41,6 +43,7 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from email import errors as email_errors
 from email.errors import MessageError
 from email.headerregistry import Address, AddressHeader, HeaderRegistry
 from email.message import EmailMessage
@@ -68,6 +71,13 @@ _CONTROL_CHARS = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DOTTED_HOST = re.compile(rf"(?:{_LABEL}\.)+{_LABEL}")
 _HEADERS = HeaderRegistry()
+# RFC 5322's limit for one header line. The email package's header parser is super-linear on
+# some inputs (an 84 KB address took 17 s, a 280 KB subject 2.7 GB): nothing longer is parsed.
+MAX_HEADER_CHARS = 998
+MAX_ADDRESSES_PER_FIELD = 100
+# Raised when a header would be written with a line break in it: CPython 3.11.10+ and 3.12.5+
+# (the fix for CVE-2024-6923); older releases write the header as it is.
+_HEADER_WRITE_ERROR: type[Exception] = getattr(email_errors, "HeaderWriteError", MessageError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,13 +151,17 @@ def build_message(
 def parse_address(field_name: str, value: str) -> Address:
     """Parse one mailbox, raising NonRetryableError that names ``field_name`` if it is invalid."""
     _refuse_control_chars(field_name, value)
+    _refuse_long(field_name, value)
     try:
         header = _HEADERS("to", value)
-    except (MessageError, IndexError, ValueError) as exc:  # the parser raises these on some garbage
-        raise NonRetryableError(f"{field_name}: invalid email address {value!r}") from exc
+    # The parser raises these on some garbage, and recurses once per nested comment.
+    except (MessageError, IndexError, ValueError, RecursionError) as exc:
+        raise NonRetryableError(f"{field_name}: invalid email address {value[:100]!r}") from exc
     if not isinstance(header, AddressHeader) or header.defects or len(header.addresses) != 1:
         raise NonRetryableError(f"{field_name}: expected one valid email address, got {value!r}")
     address = header.addresses[0]
+    # The display name as decoded from encoded words: a line break there is a header injection.
+    _refuse_control_chars(f"{field_name} (decoded)", address.display_name or "")
     if header.groups[0].display_name is not None:
         raise NonRetryableError(f"{field_name}: address groups are not accepted: {value!r}")
     if not address.username or not address.username.isascii():
@@ -175,6 +189,8 @@ def _addresses(payload: Mapping[str, Any], name: str, *, required: bool = False)
         return [parse_address(name, raw)]
     if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
         raise NonRetryableError(f"{name} must be a string or a list of strings")
+    if len(raw) > MAX_ADDRESSES_PER_FIELD:
+        raise NonRetryableError(f"{name}: at most {MAX_ADDRESSES_PER_FIELD} addresses, got {len(raw)}")
     return [parse_address(f"{name}[{i}]", item) for i, item in enumerate(raw)]
 
 
@@ -190,12 +206,20 @@ def _text(
         raise NonRetryableError(f"{name} must be a string")
     if header:
         _refuse_control_chars(name, value)
+        _refuse_long(name, value)
+        # As the header will read once its encoded words are decoded.
+        _refuse_control_chars(f"{name} (decoded)", str(_HEADERS(name, value)))
     return value
 
 
 def _refuse_control_chars(field_name: str, value: str) -> None:
     if _CONTROL_CHARS.search(value):
         raise NonRetryableError(f"{field_name} contains a line break or control character")
+
+
+def _refuse_long(field_name: str, value: str) -> None:
+    if len(value) > MAX_HEADER_CHARS:
+        raise NonRetryableError(f"{field_name} is longer than {MAX_HEADER_CHARS} characters")
 
 
 def _unique(addresses: Iterable[str]) -> list[str]:
@@ -228,6 +252,8 @@ async def _deliver(
         raise _all_refused(exc) from exc
     except SMTPResponseException as exc:
         raise _classify_reply(exc) from exc
+    except _HEADER_WRITE_ERROR as exc:
+        raise NonRetryableError(f"the message cannot be written safely: {exc}") from exc
     except (SMTPException, OSError) as exc:  # OSError covers refused/reset connections and TLS errors
         raise TransientEmailError(f"SMTP delivery via {settings.host} failed: {exc!r}") from exc
 
