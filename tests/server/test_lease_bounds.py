@@ -1,7 +1,7 @@
 """What one Lease stream can make the server hold: at most `max_in_flight` acks, fails and
-extends per message, and a bounded number of confirmations waiting for a worker that does not
-read them (issue 12's probe: 300,000 acks in one message stalled the server for 8 s; a worker
-that never read grew it by 500 MB)."""
+extends per message, a bounded number of confirmations waiting for a worker that does not read
+them, and no stream that never subscribes (issue 12's probe: 300,000 acks in one message
+stalled the server for 8 s; a worker that never read grew it by 500 MB)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ from typing import TYPE_CHECKING
 
 import grpc
 import pytest
+from redis.asyncio import Redis
 
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
+from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 from jobqueue_server.api import validation
 from jobqueue_server.api.lease_session import MAX_UNSENT_CONFIRMATIONS, LeaseSession
 from jobqueue_server.config import ServerSettings
-from jobqueue_server.runtime.app import App, limits
+from jobqueue_server.runtime.app import App, limits, start_app, store_config
+from jobqueue_server.store import Store
 from tests.server.streams import LeaseStream
 from tests.server.test_lease_stream import enqueue
 from tests.server.test_unary_calls import error_reason
@@ -94,3 +97,21 @@ async def test_a_worker_that_does_not_read_is_held_once_the_unsent_confirmations
     await session.close()
 
     assert pulled <= MAX_UNSENT_CONFIRMATIONS // acks_per_message + 3
+
+
+async def test_a_stream_that_never_subscribes_is_ended_naming_subscribe(
+    redis: Redis, settings: ServerSettings
+) -> None:
+    quick = settings.model_copy(update={"subscribe_timeout_seconds": 0.3})
+    app = await start_app(quick, Store(redis, store_config(quick)))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            call = svc_grpc.JobQueueServiceStub(channel).Lease()  # opened, and nothing sent
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                await asyncio.wait_for(call.read(), timeout=10)
+    finally:
+        await app.stop(grace_s=0)
+
+    assert ended.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (ended.value.details() or "").startswith("subscribe: a Lease stream must subscribe within 0.3 s")
+    assert app.servicer.open_streams == 0

@@ -51,6 +51,9 @@ class ServerSettings(BaseSettings):
         2.0, gt=0, description="how long a fsynced write waits for Redis to confirm it on disk"
     )
     shutdown_grace_seconds: float = Field(10.0, ge=0)
+    subscribe_timeout_seconds: float = Field(
+        30.0, gt=0, description="how long a new Lease stream may take to send its subscription"
+    )
 
     @field_validator("processes")
     @classmethod

@@ -172,7 +172,15 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
     async def Lease(  # type: ignore[override]  # noqa: N802
         self, requests: AsyncIterator[svc.LeaseRequest], context: Context
     ) -> None:
-        first = await anext(aiter(requests), None)
+        try:
+            # A stream that never subscribes would hold its resources for ever.
+            first = await asyncio.wait_for(anext(aiter(requests), None), self._limits.subscribe_timeout_s)
+        except TimeoutError:
+            late = FieldViolation(
+                "subscribe", f"a Lease stream must subscribe within {self._limits.subscribe_timeout_s:g} s"
+            )
+            await context.abort_with_status(rpc_status.to_status(rpc_status_of(late)))
+            return
         if first is None:
             return
         try:

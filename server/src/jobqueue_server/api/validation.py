@@ -40,6 +40,7 @@ class Limits:
     max_lease_ms: int
     default_max_attempts: int
     default_durability: Durability = Durability.APPLIED
+    subscribe_timeout_s: float = 30.0
 
 
 def queue_name(value: str, field: str) -> str:

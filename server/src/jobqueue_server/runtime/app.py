@@ -86,6 +86,7 @@ def limits(settings: ServerSettings) -> Limits:
         max_lease_ms=int(settings.max_lease_seconds * 1000),
         default_max_attempts=settings.default_max_attempts,
         default_durability=default_durability(settings),
+        subscribe_timeout_s=settings.subscribe_timeout_seconds,
     )
     largest = largest_job_bytes(chosen, store_config(settings).max_errors_kept)
     if largest > MAX_MESSAGE_BYTES - 64:
