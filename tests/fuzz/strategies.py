@@ -145,12 +145,18 @@ def timestamps() -> S[timestamp_pb2.Timestamp]:
 
 # -- payloads ----------------------------------------------------------------------------------
 
-_JSON_LEAVES = st.one_of(st.none(), st.booleans(), st.floats(), ODD_TEXT)
-_JSON = st.recursive(
-    _JSON_LEAVES,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(ODD_TEXT, inner, max_size=3),
-    max_leaves=5,
-)
+
+def _json(numbers: S[float]) -> S[Any]:
+    return st.recursive(
+        st.one_of(st.none(), st.booleans(), numbers, ODD_TEXT),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(ODD_TEXT, inner, max_size=3),
+        max_leaves=5,
+    )
+
+
+# Any value a Struct can hold, NaN and infinities too (refused at enqueue: JSON has none).
+_JSON = _json(st.floats())
+_FINITE_JSON = _json(st.floats(allow_nan=False, allow_infinity=False))
 
 
 def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
@@ -258,7 +264,7 @@ def valid_enqueue_requests(draw: st.DrawFn, queues: S[str] = VALID_QUEUES) -> sv
     """Requests the server must accept: every field within its rule."""
     request = svc.EnqueueRequest(
         queue=draw(queues),
-        payload=_struct(draw(st.dictionaries(ODD_TEXT, _JSON, max_size=3))),
+        payload=_struct(draw(st.dictionaries(ODD_TEXT, _FINITE_JSON, max_size=3))),
         payload_bytes=draw(st.binary(max_size=16)),
         priority=draw(st.sampled_from(job_pb2.Priority.values())),
         max_attempts=draw(st.integers(0, 1000)),

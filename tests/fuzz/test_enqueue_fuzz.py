@@ -31,7 +31,7 @@ DEFAULT_MAX_ATTEMPTS = 3
 
 
 def _same_struct(a: struct_pb2.Struct, b: struct_pb2.Struct) -> bool:
-    # Bytes, not ==: a NaN number must round-trip too, and NaN != NaN.
+    # Bytes, not ==: as floats -0.0 == 0.0; the bytes show each number came back exactly.
     return a.SerializeToString(deterministic=True) == b.SerializeToString(deterministic=True)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -89,6 +89,46 @@ async def test_one_bad_request_in_a_batch_rejects_the_whole_batch(
 
     assert bad_request_field(raised.value) == "requests[2].queue"
     assert await keyspace(redis, key_prefix) == []
+
+
+def _payload(value: dict[str, Any]) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    struct.update(value)
+    return struct
+
+
+@pytest.mark.parametrize(
+    ("value", "where"),
+    [
+        ({"n": float("nan")}, "n is NaN"),
+        ({"a": {"b": [1.0, float("inf")]}}, "a.b[1] is NaN"),
+        ({"x": "ok", "y": -float("inf")}, "y is NaN"),
+    ],
+)
+async def test_nan_and_infinities_in_a_payload_are_refused_naming_where(
+    stub: Stub, redis: Redis, key_prefix: str, value: dict[str, object], where: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as single:
+        await stub.Enqueue(E(queue="q", payload=_payload(value)))
+    with pytest.raises(grpc.aio.AioRpcError) as batch:
+        await stub.EnqueueBatch(
+            svc.EnqueueBatchRequest(requests=[E(queue="q"), E(queue="q", payload=_payload(value))])
+        )
+
+    assert single.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_request_field(single.value) == "payload"
+    assert (single.value.details() or "").startswith(f"payload: {where} or infinite")
+    assert bad_request_field(batch.value) == "requests[1].payload"
+    assert await keyspace(redis, key_prefix) == []
+
+
+async def test_the_largest_and_smallest_finite_numbers_are_accepted(stub: Stub) -> None:
+    # Their exponent bits are all set but the lowest: one short of an infinity's.
+    extremes = {"max": 1.7976931348623157e308, "min": -1.7976931348623157e308, "tiny": 5e-324}
+    job_id = (await stub.Enqueue(E(queue="q", payload=_payload(dict(extremes))))).job_id
+
+    job = (await stub.GetStatus(svc.GetStatusRequest(job_id=job_id))).job
+    assert dict(job.payload) == extremes
 
 
 @pytest.mark.parametrize("size", [0, 1001])

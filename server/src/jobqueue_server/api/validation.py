@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
@@ -140,6 +142,36 @@ def _shallow_enough(value: struct_pb2.Struct, field: str) -> None:
         raise FieldViolation(field, f"must not nest objects and lists more than {MAX_JSON_DEPTH} deep")
 
 
+# A Value.number_value (tag 0x11, then 8 little-endian bytes) whose exponent bits are all set:
+# NaN or an infinity. The bytes of a string may match too; only then are the values walked.
+_NON_FINITE = re.compile(rb"\x11[\x00-\xff]{6}[\xf0-\xff][\x7f\xff]")
+
+
+def _finite_numbers(value: struct_pb2.Struct, field: str) -> None:
+    """Refuses NaN and infinities, which JSON cannot carry: a worker, `jobq status --json` or a
+    dashboard would read the payload back as invalid JSON."""
+    where = _non_finite_at(value, "")
+    if where is not None:
+        raise FieldViolation(field, f"{where.lstrip('.') or 'a value'} is NaN or infinite, not a JSON number")
+
+
+def _non_finite_at(value: struct_pb2.Struct | struct_pb2.ListValue, path: str) -> str | None:
+    """The JSON path of the first NaN or infinity in `value` (depth bounded by the caller)."""
+    if isinstance(value, struct_pb2.Struct):
+        children = [(f"{path}.{key}", child) for key, child in value.fields.items()]
+    else:
+        children = [(f"{path}[{index}]", child) for index, child in enumerate(value.values)]
+    for where, child in children:
+        kind = child.WhichOneof("kind")
+        if kind == "number_value" and not math.isfinite(child.number_value):
+            return where
+        if kind == "struct_value" and (found := _non_finite_at(child.struct_value, where)) is not None:
+            return found
+        if kind == "list_value" and (found := _non_finite_at(child.list_value, where)) is not None:
+            return found
+    return None
+
+
 # Request priority (0 is unset) -> the stored level.
 _PRIORITIES = {0: Priority.NORMAL, **{int(p): p for p in Priority}}
 # A Struct nested more than MAX_JSON_DEPTH deep serializes to at least 4 bytes a level, so a
@@ -173,6 +205,8 @@ def new_job(request: svc.EnqueueRequest, limits: Limits, ulid: str, prefix: str 
         raise FieldViolation(f"{prefix}payload", f"payload is larger than {limits.max_payload_bytes} bytes")
     if len(payload) >= _DEPTH_CHECK_BYTES:
         _shallow_enough(request.payload, f"{prefix}payload")
+    if _NON_FINITE.search(payload):
+        _finite_numbers(request.payload, f"{prefix}payload")
     priority = _PRIORITIES.get(request.priority)
     if priority is None:
         raise FieldViolation(f"{prefix}priority", "is not a known priority")
