@@ -220,6 +220,31 @@ async def test_dead_list_shows_dead_jobs_and_retry_all_redrives_them(
     assert states == [JobState.QUEUED] * 3
 
 
+async def test_error_texts_reach_the_terminal_as_text_not_escape_sequences_or_markup(
+    jobq: Jobq, queue: str, server: ServeProcess
+) -> None:
+    hostile = "\x1b]0;owned\x07\x1b[2J[bold red]loud[/] \u202egnp.exe"
+
+    async def refuse(payload: dict[str, Any], ctx: JobContext) -> None:
+        raise NonRetryableError(hostile)
+
+    async with AsyncClient(server.target) as producer:
+        job_id = (await producer.enqueue(queue, {"n": 1})).job_id
+        worker = Worker(server.target, [queue], handlers={queue: refuse})
+        running = asyncio.create_task(worker.run())
+        await producer.wait(job_id, timeout=JOB_TIMEOUT_S)
+        worker.stop(now=True)
+        await running
+
+        listed = await asyncio.to_thread(jobq, "dead", "list", queue)
+        status = await asyncio.to_thread(jobq, "status", job_id)
+
+    for output in (listed.stdout, status.stdout):
+        assert "\x1b" not in output and "\u202e" not in output  # nothing that drives the terminal
+        assert "\\x1b]0;owned\\x07" in output and "\\u202e" in output  # shown as escapes
+    assert "[bold red]loud[/]" in status.stdout  # markup is shown, not applied
+
+
 def test_an_invalid_queue_name_exits_2_with_one_line_naming_the_field(jobq: Jobq) -> None:
     result = jobq("enqueue", "no spaces allowed", "{}")
 

@@ -15,6 +15,7 @@ from jobqueue_cli.producer_io import (
     for_each,
     jsonable,
     reported_errors,
+    shown,
     stdout_console,
 )
 
@@ -48,7 +49,7 @@ def _table(queue: str, jobs: list[JobInfo], total: int) -> Table:
     for job in jobs:
         error = job.last_error.splitlines()[0] if job.last_error else ""
         finished = job.finish_time.isoformat(timespec="seconds") if job.finish_time else ""
-        table.add_row(job.id, f"{job.attempts}/{job.max_attempts}", finished, error[:LAST_ERROR_CHARS])
+        table.add_row(job.id, f"{job.attempts}/{job.max_attempts}", finished, shown(error[:LAST_ERROR_CHARS]))
     return table
 
 

@@ -13,6 +13,7 @@ import dataclasses
 import enum
 import functools
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -184,6 +185,17 @@ def _json(value: object) -> JSON:
     return rendered
 
 
+# Control characters but newline and tab (ESC sequences drive the terminal: move the cursor,
+# rewrite lines, set the title), and the bidirectional overrides that reorder what is shown.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(value: str, style: str = "") -> Text:
+    """Text from the network shown as itself: never read as rich markup, and its control
+    characters written as escapes (``\\x1b``) instead of reaching the terminal."""
+    return Text(_UNPRINTABLE.sub(lambda m: m[0].encode("unicode_escape").decode(), value), style=style)
+
+
 def job_panel(job: JobInfo) -> Panel:
     style = _STATE_STYLES.get(job.state.value, "white")
     grid = Table.grid(padding=(0, 2))
@@ -203,13 +215,13 @@ def job_panel(job: JobInfo) -> Panel:
         ("result", _json(job.result) if job.result is not None else "-"),
     ]
     if job.worker_id:
-        rows.append(("worker", job.worker_id))
+        rows.append(("worker", shown(job.worker_id)))
     if job.idempotency_key:
-        rows.append(("idempotency key", job.idempotency_key))
+        rows.append(("idempotency key", shown(job.idempotency_key)))
     for name, value in rows:
         grid.add_row(name, value)
     for error in job.errors:
-        grid.add_row(f"error #{error.attempt}", Text(f"{_when(error.time)}\n{error.message}", style="red"))
+        grid.add_row(f"error #{error.attempt}", shown(f"{_when(error.time)}\n{error.message}", style="red"))
     return Panel(grid, title=Text(job.id, style="bold"), border_style=style, expand=False)
 
 
