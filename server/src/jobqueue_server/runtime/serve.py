@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from jobqueue_server.api.job_wire import stored_part_of
 from jobqueue_server.config import ServerSettings
@@ -56,7 +56,7 @@ async def _serve_one(settings: ServerSettings, url: str, stop: asyncio.Event) ->
         await check_redis(store)
         await check_durability(store, default_durability(settings))
         app = await start_app(settings, store)
-        print(f"jobqueue listening on {settings.host}:{app.port} (redis {_redacted(url)})", flush=True)
+        print(f"jobqueue listening on {settings.host}:{app.port} (redis {redacted_url(url)})", flush=True)
         await stop.wait()
         logger.info("shutting down: draining streams for up to %.0f s", settings.shutdown_grace_seconds)
         await app.stop()
@@ -83,10 +83,15 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
-def _redacted(url: str) -> str:
-    """The URL without its password, for logs."""
+def redacted_url(url: str) -> str:
+    """The URL without its password, for logs: in the user part (``:pw@``) and in the query
+    (``?password=pw``, which redis-py reads too)."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    shown = url  # edited in place: rebuilding it would rewrite `unix:///path` as `unix:/path`
+    if parts.password is not None:
+        shown = shown.replace(parts.netloc, parts.netloc.replace(f":{parts.password}@", ":***@", 1), 1)
+    if parts.query:
+        pairs = parts.query.split("&")
+        query = "&".join("password=***" if p.partition("=")[0].lower() == "password" else p for p in pairs)
+        shown = shown.replace(f"?{parts.query}", f"?{query}", 1)
+    return shown
