@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -51,6 +52,8 @@ DAY_MS = 86_400_000
 _keys = functools.lru_cache(maxsize=4096)(QueueKeys.of)
 # Most jobs share a few backoff policies: each is written out once.
 _backoff_text = functools.lru_cache(maxsize=1024)(Backoff.encode)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,9 +262,19 @@ class Store:
             return await list_page(self.redis, queue, self.keys(queue), state, offset, limit)
 
     async def known_queues(self) -> list[str]:
+        """Every registered queue. Queues this server registered that the registry lacks are
+        registered again: Redis lost its data (a restart without persistence, a failover to an
+        empty replica), and enqueues skip the registration of queues this server knows, so a
+        scheduled job on one would otherwise never be promoted."""
+        key = queues_set(self.config.key_prefix)
         async with self._guard():
-            members = await self.redis.smembers(queues_set(self.config.key_prefix))
-        return sorted(m.decode() for m in members)
+            members = {m.decode() for m in await self.redis.smembers(key)}
+            lost = self._known_queues - members
+            if lost:
+                await self.redis.sadd(key, *lost)
+        if lost:
+            logger.warning("registered %d queues again: the store had lost them", len(lost))
+        return sorted(members | lost)
 
     async def stats(self, queues: Sequence[str]) -> list[QueueCounts]:
         result = []
