@@ -104,26 +104,25 @@ def enqueue_response(job_id: str, duplicate: bool) -> bytes:
 
 
 _RESPONSES = tag(svc.EnqueueBatchResponse.DESCRIPTOR.fields_by_name["responses"].number, _LEN)
-
-
-def enqueue_batch_response(outcomes: Iterable[tuple[str, bool]]) -> bytes:
-    """An EnqueueBatchResponse of (job id, duplicate) pairs, written out: building a message
-    object per job cost more than the rest of answering a batch."""
-    parts: list[bytes] = []
-    for job_id, duplicate in outcomes:
-        response = enqueue_response(job_id, duplicate)
-        parts += (_RESPONSES, varint(len(response)), response)
-    return b"".join(parts)
-
-
 _STREAM_SEQUENCE = svc.EnqueueStreamResponse.DESCRIPTOR.fields_by_name["sequence"].number
 _STREAM_RESPONSES = tag(svc.EnqueueStreamResponse.DESCRIPTOR.fields_by_name["responses"].number, _LEN)
 
 
-def enqueue_stream_response(sequence: int, outcomes: Iterable[tuple[str, bool]]) -> bytes:
-    """An EnqueueStreamResponse that answers with (job id, duplicate) pairs, written out."""
-    parts: list[bytes] = [varint_field(_STREAM_SEQUENCE, sequence)]
+def _responses(field_tag: bytes, outcomes: Iterable[tuple[str, bool]]) -> list[bytes]:
+    """Repeated EnqueueResponse fields of (job id, duplicate) pairs: building a message object
+    per job cost more than the rest of answering a batch."""
+    parts: list[bytes] = []
     for job_id, duplicate in outcomes:
         response = enqueue_response(job_id, duplicate)
-        parts += (_STREAM_RESPONSES, varint(len(response)), response)
-    return b"".join(parts)
+        parts += (field_tag, varint(len(response)), response)
+    return parts
+
+
+def enqueue_batch_response(outcomes: Iterable[tuple[str, bool]]) -> bytes:
+    """An EnqueueBatchResponse, written out."""
+    return b"".join(_responses(_RESPONSES, outcomes))
+
+
+def enqueue_stream_response(sequence: int, outcomes: Iterable[tuple[str, bool]]) -> bytes:
+    """An EnqueueStreamResponse that answers with (job id, duplicate) pairs, written out."""
+    return b"".join([varint_field(_STREAM_SEQUENCE, sequence), *_responses(_STREAM_RESPONSES, outcomes)])
