@@ -81,6 +81,26 @@ const (
 	// INTERNAL. The server met a state it does not understand (an unknown reply from the
 	// store, a bug). Nothing is known about the write. Report it; retry only idempotent calls.
 	ErrorReason_INTERNAL ErrorReason = 10
+	// UNAUTHENTICATED. The server requires a token (`jobq serve --auth`) and the call carried
+	// none: send `authorization: Bearer <token>` metadata. Nothing was changed.
+	ErrorReason_TOKEN_MISSING ErrorReason = 11
+	// UNAUTHENTICATED. The token is not one the server knows: malformed, never issued, or
+	// revoked. An open stream whose token is revoked ends with this reason within seconds.
+	// Nothing was changed. Do not retry with the same token.
+	ErrorReason_TOKEN_INVALID ErrorReason = 12
+	// UNAUTHENTICATED. The token's expiry time has passed; an open stream whose token expires
+	// ends with this reason within seconds. Nothing was changed. Get a new token.
+	ErrorReason_TOKEN_EXPIRED ErrorReason = 13
+	// PERMISSION_DENIED. The token's role may not call this method (docs/security.md has the
+	// table: producer, worker, admin). Nothing was changed. Do not retry with this token.
+	ErrorReason_ROLE_NOT_ALLOWED ErrorReason = 14
+	// PERMISSION_DENIED. The request names a queue (directly, or as the queue part of a job
+	// id) that none of the token's queue patterns matches; a google.rpc.BadRequest names the
+	// field. Nothing was changed. Do not retry with this token.
+	ErrorReason_QUEUE_NOT_ALLOWED ErrorReason = 15
+	// NOT_FOUND. RevokeToken named a token id that does not exist (never issued, or revoked
+	// already). Nothing was changed.
+	ErrorReason_TOKEN_NOT_FOUND ErrorReason = 16
 )
 
 // Enum value maps for ErrorReason.
@@ -97,6 +117,12 @@ var (
 		8:  "STORE_FULL",
 		9:  "SERVER_SHUTTING_DOWN",
 		10: "INTERNAL",
+		11: "TOKEN_MISSING",
+		12: "TOKEN_INVALID",
+		13: "TOKEN_EXPIRED",
+		14: "ROLE_NOT_ALLOWED",
+		15: "QUEUE_NOT_ALLOWED",
+		16: "TOKEN_NOT_FOUND",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED": 0,
@@ -110,6 +136,12 @@ var (
 		"STORE_FULL":               8,
 		"SERVER_SHUTTING_DOWN":     9,
 		"INTERNAL":                 10,
+		"TOKEN_MISSING":            11,
+		"TOKEN_INVALID":            12,
+		"TOKEN_EXPIRED":            13,
+		"ROLE_NOT_ALLOWED":         14,
+		"QUEUE_NOT_ALLOWED":        15,
+		"TOKEN_NOT_FOUND":          16,
 	}
 )
 
@@ -144,7 +176,7 @@ var File_jobqueue_v1_error_reason_proto protoreflect.FileDescriptor
 
 const file_jobqueue_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
-	"\x1ejobqueue/v1/error_reason.proto\x12\vjobqueue.v1*\xf9\x01\n" +
+	"\x1ejobqueue/v1/error_reason.proto\x12\vjobqueue.v1*\xf4\x02\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10INVALID_ARGUMENT\x10\x01\x12\x11\n" +
@@ -159,7 +191,13 @@ const file_jobqueue_v1_error_reason_proto_rawDesc = "" +
 	"STORE_FULL\x10\b\x12\x18\n" +
 	"\x14SERVER_SHUTTING_DOWN\x10\t\x12\f\n" +
 	"\bINTERNAL\x10\n" +
-	"B\x9a\x01\n" +
+	"\x12\x11\n" +
+	"\rTOKEN_MISSING\x10\v\x12\x11\n" +
+	"\rTOKEN_INVALID\x10\f\x12\x11\n" +
+	"\rTOKEN_EXPIRED\x10\r\x12\x14\n" +
+	"\x10ROLE_NOT_ALLOWED\x10\x0e\x12\x15\n" +
+	"\x11QUEUE_NOT_ALLOWED\x10\x0f\x12\x13\n" +
+	"\x0fTOKEN_NOT_FOUND\x10\x10B\x9a\x01\n" +
 	"\x0fdev.jobqueue.v1B\x10ErrorReasonProtoP\x01ZBgithub.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1;jobqueuev1\xa2\x02\x03JQX\xaa\x02\vJobQueue.V1\xca\x02\vJobqueue\\V1\xea\x02\fJobqueue::V1b\x06proto3"
 
 var (

@@ -82,6 +82,63 @@ func (ConfirmationKind) EnumDescriptor() ([]byte, []int) {
 	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{0}
 }
 
+// TokenRole is what a token may do (docs/security.md lists each method's roles).
+type TokenRole int32
+
+const (
+	// Never valid in a request.
+	TokenRole_TOKEN_ROLE_UNSPECIFIED TokenRole = 0
+	// Enqueue, EnqueueBatch, EnqueueStream, and GetStatus of jobs in its queues.
+	TokenRole_TOKEN_ROLE_PRODUCER TokenRole = 1
+	// Lease, Ack, Fail and Extend on its queues.
+	TokenRole_TOKEN_ROLE_WORKER TokenRole = 2
+	// Every method, token management included, on its queues.
+	TokenRole_TOKEN_ROLE_ADMIN TokenRole = 3
+)
+
+// Enum value maps for TokenRole.
+var (
+	TokenRole_name = map[int32]string{
+		0: "TOKEN_ROLE_UNSPECIFIED",
+		1: "TOKEN_ROLE_PRODUCER",
+		2: "TOKEN_ROLE_WORKER",
+		3: "TOKEN_ROLE_ADMIN",
+	}
+	TokenRole_value = map[string]int32{
+		"TOKEN_ROLE_UNSPECIFIED": 0,
+		"TOKEN_ROLE_PRODUCER":    1,
+		"TOKEN_ROLE_WORKER":      2,
+		"TOKEN_ROLE_ADMIN":       3,
+	}
+)
+
+func (x TokenRole) Enum() *TokenRole {
+	p := new(TokenRole)
+	*p = x
+	return p
+}
+
+func (x TokenRole) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TokenRole) Descriptor() protoreflect.EnumDescriptor {
+	return file_jobqueue_v1_job_queue_service_proto_enumTypes[1].Descriptor()
+}
+
+func (TokenRole) Type() protoreflect.EnumType {
+	return &file_jobqueue_v1_job_queue_service_proto_enumTypes[1]
+}
+
+func (x TokenRole) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TokenRole.Descriptor instead.
+func (TokenRole) EnumDescriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{1}
+}
+
 // EnqueueRequest describes one job to add.
 type EnqueueRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1727,6 +1784,393 @@ func (*RetryResponse) Descriptor() ([]byte, []int) {
 	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{26}
 }
 
+// TokenInfo describes a token, never its secret.
+type TokenInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token's public id: the part of the token before its secret (`jq_<id>_<secret>`).
+	TokenId string `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	// A label for people (who or what holds it), at most 128 characters.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// What the token may do.
+	Role TokenRole `protobuf:"varint,3,opt,name=role,proto3,enum=jobqueue.v1.TokenRole" json:"role,omitempty"`
+	// Shell-style patterns (`*`, `?`, `[...]`) of the queues the token may touch; a request
+	// naming any other queue is refused with PERMISSION_DENIED. `*` is every queue.
+	Queues []string `protobuf:"bytes,4,rep,name=queues,proto3" json:"queues,omitempty"`
+	// When it was created.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When it stops working; unset: never.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenInfo) Reset() {
+	*x = TokenInfo{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenInfo) ProtoMessage() {}
+
+func (x *TokenInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenInfo.ProtoReflect.Descriptor instead.
+func (*TokenInfo) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *TokenInfo) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+func (x *TokenInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TokenInfo) GetRole() TokenRole {
+	if x != nil {
+		return x.Role
+	}
+	return TokenRole_TOKEN_ROLE_UNSPECIFIED
+}
+
+func (x *TokenInfo) GetQueues() []string {
+	if x != nil {
+		return x.Queues
+	}
+	return nil
+}
+
+func (x *TokenInfo) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *TokenInfo) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+// CreateTokenRequest describes the token to issue.
+type CreateTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A label for people, 1 to 128 printable characters.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Required.
+	Role TokenRole `protobuf:"varint,2,opt,name=role,proto3,enum=jobqueue.v1.TokenRole" json:"role,omitempty"`
+	// 1 to 64 queue patterns, each 1 to 128 of the queue-name characters and `*`, `?`, `[`,
+	// `]`, `!`. Required: use `*` for every queue.
+	Queues []string `protobuf:"bytes,3,rep,name=queues,proto3" json:"queues,omitempty"`
+	// How long the token works; unset: until revoked.
+	Ttl           *durationpb.Duration `protobuf:"bytes,4,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTokenRequest) Reset() {
+	*x = CreateTokenRequest{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTokenRequest) ProtoMessage() {}
+
+func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CreateTokenRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateTokenRequest) GetRole() TokenRole {
+	if x != nil {
+		return x.Role
+	}
+	return TokenRole_TOKEN_ROLE_UNSPECIFIED
+}
+
+func (x *CreateTokenRequest) GetQueues() []string {
+	if x != nil {
+		return x.Queues
+	}
+	return nil
+}
+
+func (x *CreateTokenRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+// CreateTokenResponse carries the secret, shown this once.
+type CreateTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bearer token: `jq_<token_id>_<secret>`.
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// What was created.
+	Info          *TokenInfo `protobuf:"bytes,2,opt,name=info,proto3" json:"info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTokenResponse) Reset() {
+	*x = CreateTokenResponse{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTokenResponse) ProtoMessage() {}
+
+func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
+func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *CreateTokenResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *CreateTokenResponse) GetInfo() *TokenInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+// ListTokensRequest takes no fields.
+type ListTokensRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTokensRequest) Reset() {
+	*x = ListTokensRequest{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTokensRequest) ProtoMessage() {}
+
+func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
+func (*ListTokensRequest) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{30}
+}
+
+// ListTokensResponse holds every token (at most 10,000 exist), sorted by id.
+type ListTokensResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tokens.
+	Tokens        []*TokenInfo `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTokensResponse) Reset() {
+	*x = ListTokensResponse{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTokensResponse) ProtoMessage() {}
+
+func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
+func (*ListTokensResponse) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ListTokensResponse) GetTokens() []*TokenInfo {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+// RevokeTokenRequest names the token to delete.
+type RevokeTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token's id (TokenInfo.token_id).
+	TokenId       string `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenRequest) Reset() {
+	*x = RevokeTokenRequest{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenRequest) ProtoMessage() {}
+
+func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
+func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *RevokeTokenRequest) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+// RevokeTokenResponse is empty: the token is gone (NOT_FOUND when there was none).
+type RevokeTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenResponse) Reset() {
+	*x = RevokeTokenResponse{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenResponse) ProtoMessage() {}
+
+func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
+func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{33}
+}
+
 var File_jobqueue_v1_job_queue_service_proto protoreflect.FileDescriptor
 
 const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
@@ -1846,12 +2290,40 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x0eCancelResponse\"%\n" +
 	"\fRetryRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\x0f\n" +
-	"\rRetryResponse*\x8a\x01\n" +
+	"\rRetryResponse\"\xf8\x01\n" +
+	"\tTokenInfo\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12*\n" +
+	"\x04role\x18\x03 \x01(\x0e2\x16.jobqueue.v1.TokenRoleR\x04role\x12\x16\n" +
+	"\x06queues\x18\x04 \x03(\tR\x06queues\x12;\n" +
+	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vexpire_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"\x99\x01\n" +
+	"\x12CreateTokenRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x16.jobqueue.v1.TokenRoleR\x04role\x12\x16\n" +
+	"\x06queues\x18\x03 \x03(\tR\x06queues\x12+\n" +
+	"\x03ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"W\n" +
+	"\x13CreateTokenResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12*\n" +
+	"\x04info\x18\x02 \x01(\v2\x16.jobqueue.v1.TokenInfoR\x04info\"\x13\n" +
+	"\x11ListTokensRequest\"D\n" +
+	"\x12ListTokensResponse\x12.\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x16.jobqueue.v1.TokenInfoR\x06tokens\"/\n" +
+	"\x12RevokeTokenRequest\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\"\x15\n" +
+	"\x13RevokeTokenResponse*\x8a\x01\n" +
 	"\x10ConfirmationKind\x12!\n" +
 	"\x1dCONFIRMATION_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15CONFIRMATION_KIND_ACK\x10\x01\x12\x1a\n" +
 	"\x16CONFIRMATION_KIND_FAIL\x10\x02\x12\x1c\n" +
-	"\x18CONFIRMATION_KIND_EXTEND\x10\x032\xed\x06\n" +
+	"\x18CONFIRMATION_KIND_EXTEND\x10\x03*m\n" +
+	"\tTokenRole\x12\x1a\n" +
+	"\x16TOKEN_ROLE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13TOKEN_ROLE_PRODUCER\x10\x01\x12\x15\n" +
+	"\x11TOKEN_ROLE_WORKER\x10\x02\x12\x14\n" +
+	"\x10TOKEN_ROLE_ADMIN\x10\x032\xe5\b\n" +
 	"\x0fJobQueueService\x12D\n" +
 	"\aEnqueue\x12\x1b.jobqueue.v1.EnqueueRequest\x1a\x1c.jobqueue.v1.EnqueueResponse\x12S\n" +
 	"\fEnqueueBatch\x12 .jobqueue.v1.EnqueueBatchRequest\x1a!.jobqueue.v1.EnqueueBatchResponse\x12Z\n" +
@@ -1864,7 +2336,11 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x04Fail\x12\x18.jobqueue.v1.FailRequest\x1a\x19.jobqueue.v1.FailResponse\x12A\n" +
 	"\x06Extend\x12\x1a.jobqueue.v1.ExtendRequest\x1a\x1b.jobqueue.v1.ExtendResponse\x12A\n" +
 	"\x06Cancel\x12\x1a.jobqueue.v1.CancelRequest\x1a\x1b.jobqueue.v1.CancelResponse\x12>\n" +
-	"\x05Retry\x12\x19.jobqueue.v1.RetryRequest\x1a\x1a.jobqueue.v1.RetryResponseB\x9e\x01\n" +
+	"\x05Retry\x12\x19.jobqueue.v1.RetryRequest\x1a\x1a.jobqueue.v1.RetryResponse\x12P\n" +
+	"\vCreateToken\x12\x1f.jobqueue.v1.CreateTokenRequest\x1a .jobqueue.v1.CreateTokenResponse\x12R\n" +
+	"\n" +
+	"ListTokens\x12\x1e.jobqueue.v1.ListTokensRequest\x1a\x1f.jobqueue.v1.ListTokensResponse\"\x03\x90\x02\x01\x12P\n" +
+	"\vRevokeToken\x12\x1f.jobqueue.v1.RevokeTokenRequest\x1a .jobqueue.v1.RevokeTokenResponseB\x9e\x01\n" +
 	"\x0fdev.jobqueue.v1B\x14JobQueueServiceProtoP\x01ZBgithub.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1;jobqueuev1\xa2\x02\x03JQX\xaa\x02\vJobQueue.V1\xca\x02\vJobqueue\\V1\xea\x02\fJobqueue::V1b\x06proto3"
 
 var (
@@ -1879,117 +2355,138 @@ func file_jobqueue_v1_job_queue_service_proto_rawDescGZIP() []byte {
 	return file_jobqueue_v1_job_queue_service_proto_rawDescData
 }
 
-var file_jobqueue_v1_job_queue_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_jobqueue_v1_job_queue_service_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_jobqueue_v1_job_queue_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_jobqueue_v1_job_queue_service_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_jobqueue_v1_job_queue_service_proto_goTypes = []any{
 	(ConfirmationKind)(0),         // 0: jobqueue.v1.ConfirmationKind
-	(*EnqueueRequest)(nil),        // 1: jobqueue.v1.EnqueueRequest
-	(*EnqueueResponse)(nil),       // 2: jobqueue.v1.EnqueueResponse
-	(*EnqueueBatchRequest)(nil),   // 3: jobqueue.v1.EnqueueBatchRequest
-	(*EnqueueBatchResponse)(nil),  // 4: jobqueue.v1.EnqueueBatchResponse
-	(*EnqueueStreamRequest)(nil),  // 5: jobqueue.v1.EnqueueStreamRequest
-	(*EnqueueStreamResponse)(nil), // 6: jobqueue.v1.EnqueueStreamResponse
-	(*GetStatusRequest)(nil),      // 7: jobqueue.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),     // 8: jobqueue.v1.GetStatusResponse
-	(*StatsRequest)(nil),          // 9: jobqueue.v1.StatsRequest
-	(*StatsResponse)(nil),         // 10: jobqueue.v1.StatsResponse
-	(*ListJobsRequest)(nil),       // 11: jobqueue.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),      // 12: jobqueue.v1.ListJobsResponse
-	(*Subscribe)(nil),             // 13: jobqueue.v1.Subscribe
-	(*LeaseRequest)(nil),          // 14: jobqueue.v1.LeaseRequest
-	(*LeasedJob)(nil),             // 15: jobqueue.v1.LeasedJob
-	(*Confirmation)(nil),          // 16: jobqueue.v1.Confirmation
-	(*LeaseResponse)(nil),         // 17: jobqueue.v1.LeaseResponse
-	(*AckRequest)(nil),            // 18: jobqueue.v1.AckRequest
-	(*AckResponse)(nil),           // 19: jobqueue.v1.AckResponse
-	(*FailRequest)(nil),           // 20: jobqueue.v1.FailRequest
-	(*FailResponse)(nil),          // 21: jobqueue.v1.FailResponse
-	(*ExtendRequest)(nil),         // 22: jobqueue.v1.ExtendRequest
-	(*ExtendResponse)(nil),        // 23: jobqueue.v1.ExtendResponse
-	(*CancelRequest)(nil),         // 24: jobqueue.v1.CancelRequest
-	(*CancelResponse)(nil),        // 25: jobqueue.v1.CancelResponse
-	(*RetryRequest)(nil),          // 26: jobqueue.v1.RetryRequest
-	(*RetryResponse)(nil),         // 27: jobqueue.v1.RetryResponse
-	nil,                           // 28: jobqueue.v1.EnqueueRequest.MetadataEntry
-	(*structpb.Struct)(nil),       // 29: google.protobuf.Struct
-	(Priority)(0),                 // 30: jobqueue.v1.Priority
-	(*durationpb.Duration)(nil),   // 31: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
-	(*BackoffPolicy)(nil),         // 33: jobqueue.v1.BackoffPolicy
-	(Durability)(0),               // 34: jobqueue.v1.Durability
-	(*status.Status)(nil),         // 35: google.rpc.Status
-	(*Job)(nil),                   // 36: jobqueue.v1.Job
-	(*QueueStats)(nil),            // 37: jobqueue.v1.QueueStats
-	(JobState)(0),                 // 38: jobqueue.v1.JobState
+	(TokenRole)(0),                // 1: jobqueue.v1.TokenRole
+	(*EnqueueRequest)(nil),        // 2: jobqueue.v1.EnqueueRequest
+	(*EnqueueResponse)(nil),       // 3: jobqueue.v1.EnqueueResponse
+	(*EnqueueBatchRequest)(nil),   // 4: jobqueue.v1.EnqueueBatchRequest
+	(*EnqueueBatchResponse)(nil),  // 5: jobqueue.v1.EnqueueBatchResponse
+	(*EnqueueStreamRequest)(nil),  // 6: jobqueue.v1.EnqueueStreamRequest
+	(*EnqueueStreamResponse)(nil), // 7: jobqueue.v1.EnqueueStreamResponse
+	(*GetStatusRequest)(nil),      // 8: jobqueue.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),     // 9: jobqueue.v1.GetStatusResponse
+	(*StatsRequest)(nil),          // 10: jobqueue.v1.StatsRequest
+	(*StatsResponse)(nil),         // 11: jobqueue.v1.StatsResponse
+	(*ListJobsRequest)(nil),       // 12: jobqueue.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),      // 13: jobqueue.v1.ListJobsResponse
+	(*Subscribe)(nil),             // 14: jobqueue.v1.Subscribe
+	(*LeaseRequest)(nil),          // 15: jobqueue.v1.LeaseRequest
+	(*LeasedJob)(nil),             // 16: jobqueue.v1.LeasedJob
+	(*Confirmation)(nil),          // 17: jobqueue.v1.Confirmation
+	(*LeaseResponse)(nil),         // 18: jobqueue.v1.LeaseResponse
+	(*AckRequest)(nil),            // 19: jobqueue.v1.AckRequest
+	(*AckResponse)(nil),           // 20: jobqueue.v1.AckResponse
+	(*FailRequest)(nil),           // 21: jobqueue.v1.FailRequest
+	(*FailResponse)(nil),          // 22: jobqueue.v1.FailResponse
+	(*ExtendRequest)(nil),         // 23: jobqueue.v1.ExtendRequest
+	(*ExtendResponse)(nil),        // 24: jobqueue.v1.ExtendResponse
+	(*CancelRequest)(nil),         // 25: jobqueue.v1.CancelRequest
+	(*CancelResponse)(nil),        // 26: jobqueue.v1.CancelResponse
+	(*RetryRequest)(nil),          // 27: jobqueue.v1.RetryRequest
+	(*RetryResponse)(nil),         // 28: jobqueue.v1.RetryResponse
+	(*TokenInfo)(nil),             // 29: jobqueue.v1.TokenInfo
+	(*CreateTokenRequest)(nil),    // 30: jobqueue.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),   // 31: jobqueue.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),     // 32: jobqueue.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),    // 33: jobqueue.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),    // 34: jobqueue.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),   // 35: jobqueue.v1.RevokeTokenResponse
+	nil,                           // 36: jobqueue.v1.EnqueueRequest.MetadataEntry
+	(*structpb.Struct)(nil),       // 37: google.protobuf.Struct
+	(Priority)(0),                 // 38: jobqueue.v1.Priority
+	(*durationpb.Duration)(nil),   // 39: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 40: google.protobuf.Timestamp
+	(*BackoffPolicy)(nil),         // 41: jobqueue.v1.BackoffPolicy
+	(Durability)(0),               // 42: jobqueue.v1.Durability
+	(*status.Status)(nil),         // 43: google.rpc.Status
+	(*Job)(nil),                   // 44: jobqueue.v1.Job
+	(*QueueStats)(nil),            // 45: jobqueue.v1.QueueStats
+	(JobState)(0),                 // 46: jobqueue.v1.JobState
 }
 var file_jobqueue_v1_job_queue_service_proto_depIdxs = []int32{
-	29, // 0: jobqueue.v1.EnqueueRequest.payload:type_name -> google.protobuf.Struct
-	30, // 1: jobqueue.v1.EnqueueRequest.priority:type_name -> jobqueue.v1.Priority
-	31, // 2: jobqueue.v1.EnqueueRequest.delay:type_name -> google.protobuf.Duration
-	32, // 3: jobqueue.v1.EnqueueRequest.schedule_time:type_name -> google.protobuf.Timestamp
-	33, // 4: jobqueue.v1.EnqueueRequest.backoff:type_name -> jobqueue.v1.BackoffPolicy
-	31, // 5: jobqueue.v1.EnqueueRequest.lease_duration:type_name -> google.protobuf.Duration
-	28, // 6: jobqueue.v1.EnqueueRequest.metadata:type_name -> jobqueue.v1.EnqueueRequest.MetadataEntry
-	34, // 7: jobqueue.v1.EnqueueRequest.durability:type_name -> jobqueue.v1.Durability
-	1,  // 8: jobqueue.v1.EnqueueBatchRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
-	34, // 9: jobqueue.v1.EnqueueBatchRequest.durability:type_name -> jobqueue.v1.Durability
-	2,  // 10: jobqueue.v1.EnqueueBatchResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
-	1,  // 11: jobqueue.v1.EnqueueStreamRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
-	34, // 12: jobqueue.v1.EnqueueStreamRequest.durability:type_name -> jobqueue.v1.Durability
-	2,  // 13: jobqueue.v1.EnqueueStreamResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
-	35, // 14: jobqueue.v1.EnqueueStreamResponse.error:type_name -> google.rpc.Status
-	36, // 15: jobqueue.v1.GetStatusResponse.job:type_name -> jobqueue.v1.Job
-	37, // 16: jobqueue.v1.StatsResponse.queues:type_name -> jobqueue.v1.QueueStats
-	38, // 17: jobqueue.v1.ListJobsRequest.state:type_name -> jobqueue.v1.JobState
-	36, // 18: jobqueue.v1.ListJobsResponse.jobs:type_name -> jobqueue.v1.Job
-	31, // 19: jobqueue.v1.Subscribe.lease_duration:type_name -> google.protobuf.Duration
-	13, // 20: jobqueue.v1.LeaseRequest.subscribe:type_name -> jobqueue.v1.Subscribe
-	18, // 21: jobqueue.v1.LeaseRequest.acks:type_name -> jobqueue.v1.AckRequest
-	20, // 22: jobqueue.v1.LeaseRequest.fails:type_name -> jobqueue.v1.FailRequest
-	22, // 23: jobqueue.v1.LeaseRequest.extends:type_name -> jobqueue.v1.ExtendRequest
-	36, // 24: jobqueue.v1.LeasedJob.job:type_name -> jobqueue.v1.Job
-	32, // 25: jobqueue.v1.LeasedJob.lease_expire_time:type_name -> google.protobuf.Timestamp
-	35, // 26: jobqueue.v1.Confirmation.status:type_name -> google.rpc.Status
+	37, // 0: jobqueue.v1.EnqueueRequest.payload:type_name -> google.protobuf.Struct
+	38, // 1: jobqueue.v1.EnqueueRequest.priority:type_name -> jobqueue.v1.Priority
+	39, // 2: jobqueue.v1.EnqueueRequest.delay:type_name -> google.protobuf.Duration
+	40, // 3: jobqueue.v1.EnqueueRequest.schedule_time:type_name -> google.protobuf.Timestamp
+	41, // 4: jobqueue.v1.EnqueueRequest.backoff:type_name -> jobqueue.v1.BackoffPolicy
+	39, // 5: jobqueue.v1.EnqueueRequest.lease_duration:type_name -> google.protobuf.Duration
+	36, // 6: jobqueue.v1.EnqueueRequest.metadata:type_name -> jobqueue.v1.EnqueueRequest.MetadataEntry
+	42, // 7: jobqueue.v1.EnqueueRequest.durability:type_name -> jobqueue.v1.Durability
+	2,  // 8: jobqueue.v1.EnqueueBatchRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
+	42, // 9: jobqueue.v1.EnqueueBatchRequest.durability:type_name -> jobqueue.v1.Durability
+	3,  // 10: jobqueue.v1.EnqueueBatchResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
+	2,  // 11: jobqueue.v1.EnqueueStreamRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
+	42, // 12: jobqueue.v1.EnqueueStreamRequest.durability:type_name -> jobqueue.v1.Durability
+	3,  // 13: jobqueue.v1.EnqueueStreamResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
+	43, // 14: jobqueue.v1.EnqueueStreamResponse.error:type_name -> google.rpc.Status
+	44, // 15: jobqueue.v1.GetStatusResponse.job:type_name -> jobqueue.v1.Job
+	45, // 16: jobqueue.v1.StatsResponse.queues:type_name -> jobqueue.v1.QueueStats
+	46, // 17: jobqueue.v1.ListJobsRequest.state:type_name -> jobqueue.v1.JobState
+	44, // 18: jobqueue.v1.ListJobsResponse.jobs:type_name -> jobqueue.v1.Job
+	39, // 19: jobqueue.v1.Subscribe.lease_duration:type_name -> google.protobuf.Duration
+	14, // 20: jobqueue.v1.LeaseRequest.subscribe:type_name -> jobqueue.v1.Subscribe
+	19, // 21: jobqueue.v1.LeaseRequest.acks:type_name -> jobqueue.v1.AckRequest
+	21, // 22: jobqueue.v1.LeaseRequest.fails:type_name -> jobqueue.v1.FailRequest
+	23, // 23: jobqueue.v1.LeaseRequest.extends:type_name -> jobqueue.v1.ExtendRequest
+	44, // 24: jobqueue.v1.LeasedJob.job:type_name -> jobqueue.v1.Job
+	40, // 25: jobqueue.v1.LeasedJob.lease_expire_time:type_name -> google.protobuf.Timestamp
+	43, // 26: jobqueue.v1.Confirmation.status:type_name -> google.rpc.Status
 	0,  // 27: jobqueue.v1.Confirmation.kind:type_name -> jobqueue.v1.ConfirmationKind
-	32, // 28: jobqueue.v1.Confirmation.lease_expire_time:type_name -> google.protobuf.Timestamp
-	15, // 29: jobqueue.v1.LeaseResponse.jobs:type_name -> jobqueue.v1.LeasedJob
-	16, // 30: jobqueue.v1.LeaseResponse.confirmations:type_name -> jobqueue.v1.Confirmation
-	29, // 31: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
-	34, // 32: jobqueue.v1.AckRequest.durability:type_name -> jobqueue.v1.Durability
-	31, // 33: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
-	38, // 34: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
-	32, // 35: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
-	31, // 36: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
-	32, // 37: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	1,  // 38: jobqueue.v1.JobQueueService.Enqueue:input_type -> jobqueue.v1.EnqueueRequest
-	3,  // 39: jobqueue.v1.JobQueueService.EnqueueBatch:input_type -> jobqueue.v1.EnqueueBatchRequest
-	5,  // 40: jobqueue.v1.JobQueueService.EnqueueStream:input_type -> jobqueue.v1.EnqueueStreamRequest
-	7,  // 41: jobqueue.v1.JobQueueService.GetStatus:input_type -> jobqueue.v1.GetStatusRequest
-	9,  // 42: jobqueue.v1.JobQueueService.Stats:input_type -> jobqueue.v1.StatsRequest
-	11, // 43: jobqueue.v1.JobQueueService.ListJobs:input_type -> jobqueue.v1.ListJobsRequest
-	14, // 44: jobqueue.v1.JobQueueService.Lease:input_type -> jobqueue.v1.LeaseRequest
-	18, // 45: jobqueue.v1.JobQueueService.Ack:input_type -> jobqueue.v1.AckRequest
-	20, // 46: jobqueue.v1.JobQueueService.Fail:input_type -> jobqueue.v1.FailRequest
-	22, // 47: jobqueue.v1.JobQueueService.Extend:input_type -> jobqueue.v1.ExtendRequest
-	24, // 48: jobqueue.v1.JobQueueService.Cancel:input_type -> jobqueue.v1.CancelRequest
-	26, // 49: jobqueue.v1.JobQueueService.Retry:input_type -> jobqueue.v1.RetryRequest
-	2,  // 50: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
-	4,  // 51: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
-	6,  // 52: jobqueue.v1.JobQueueService.EnqueueStream:output_type -> jobqueue.v1.EnqueueStreamResponse
-	8,  // 53: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
-	10, // 54: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
-	12, // 55: jobqueue.v1.JobQueueService.ListJobs:output_type -> jobqueue.v1.ListJobsResponse
-	17, // 56: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
-	19, // 57: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
-	21, // 58: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
-	23, // 59: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
-	25, // 60: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
-	27, // 61: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
-	50, // [50:62] is the sub-list for method output_type
-	38, // [38:50] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	40, // 28: jobqueue.v1.Confirmation.lease_expire_time:type_name -> google.protobuf.Timestamp
+	16, // 29: jobqueue.v1.LeaseResponse.jobs:type_name -> jobqueue.v1.LeasedJob
+	17, // 30: jobqueue.v1.LeaseResponse.confirmations:type_name -> jobqueue.v1.Confirmation
+	37, // 31: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
+	42, // 32: jobqueue.v1.AckRequest.durability:type_name -> jobqueue.v1.Durability
+	39, // 33: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
+	46, // 34: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
+	40, // 35: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
+	39, // 36: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
+	40, // 37: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	1,  // 38: jobqueue.v1.TokenInfo.role:type_name -> jobqueue.v1.TokenRole
+	40, // 39: jobqueue.v1.TokenInfo.create_time:type_name -> google.protobuf.Timestamp
+	40, // 40: jobqueue.v1.TokenInfo.expire_time:type_name -> google.protobuf.Timestamp
+	1,  // 41: jobqueue.v1.CreateTokenRequest.role:type_name -> jobqueue.v1.TokenRole
+	39, // 42: jobqueue.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	29, // 43: jobqueue.v1.CreateTokenResponse.info:type_name -> jobqueue.v1.TokenInfo
+	29, // 44: jobqueue.v1.ListTokensResponse.tokens:type_name -> jobqueue.v1.TokenInfo
+	2,  // 45: jobqueue.v1.JobQueueService.Enqueue:input_type -> jobqueue.v1.EnqueueRequest
+	4,  // 46: jobqueue.v1.JobQueueService.EnqueueBatch:input_type -> jobqueue.v1.EnqueueBatchRequest
+	6,  // 47: jobqueue.v1.JobQueueService.EnqueueStream:input_type -> jobqueue.v1.EnqueueStreamRequest
+	8,  // 48: jobqueue.v1.JobQueueService.GetStatus:input_type -> jobqueue.v1.GetStatusRequest
+	10, // 49: jobqueue.v1.JobQueueService.Stats:input_type -> jobqueue.v1.StatsRequest
+	12, // 50: jobqueue.v1.JobQueueService.ListJobs:input_type -> jobqueue.v1.ListJobsRequest
+	15, // 51: jobqueue.v1.JobQueueService.Lease:input_type -> jobqueue.v1.LeaseRequest
+	19, // 52: jobqueue.v1.JobQueueService.Ack:input_type -> jobqueue.v1.AckRequest
+	21, // 53: jobqueue.v1.JobQueueService.Fail:input_type -> jobqueue.v1.FailRequest
+	23, // 54: jobqueue.v1.JobQueueService.Extend:input_type -> jobqueue.v1.ExtendRequest
+	25, // 55: jobqueue.v1.JobQueueService.Cancel:input_type -> jobqueue.v1.CancelRequest
+	27, // 56: jobqueue.v1.JobQueueService.Retry:input_type -> jobqueue.v1.RetryRequest
+	30, // 57: jobqueue.v1.JobQueueService.CreateToken:input_type -> jobqueue.v1.CreateTokenRequest
+	32, // 58: jobqueue.v1.JobQueueService.ListTokens:input_type -> jobqueue.v1.ListTokensRequest
+	34, // 59: jobqueue.v1.JobQueueService.RevokeToken:input_type -> jobqueue.v1.RevokeTokenRequest
+	3,  // 60: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
+	5,  // 61: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
+	7,  // 62: jobqueue.v1.JobQueueService.EnqueueStream:output_type -> jobqueue.v1.EnqueueStreamResponse
+	9,  // 63: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
+	11, // 64: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
+	13, // 65: jobqueue.v1.JobQueueService.ListJobs:output_type -> jobqueue.v1.ListJobsResponse
+	18, // 66: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
+	20, // 67: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
+	22, // 68: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
+	24, // 69: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
+	26, // 70: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
+	28, // 71: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
+	31, // 72: jobqueue.v1.JobQueueService.CreateToken:output_type -> jobqueue.v1.CreateTokenResponse
+	33, // 73: jobqueue.v1.JobQueueService.ListTokens:output_type -> jobqueue.v1.ListTokensResponse
+	35, // 74: jobqueue.v1.JobQueueService.RevokeToken:output_type -> jobqueue.v1.RevokeTokenResponse
+	60, // [60:75] is the sub-list for method output_type
+	45, // [45:60] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_jobqueue_v1_job_queue_service_proto_init() }
@@ -2003,8 +2500,8 @@ func file_jobqueue_v1_job_queue_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jobqueue_v1_job_queue_service_proto_rawDesc), len(file_jobqueue_v1_job_queue_service_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   28,
+			NumEnums:      2,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

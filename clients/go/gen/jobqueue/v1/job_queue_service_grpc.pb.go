@@ -31,6 +31,9 @@ const (
 	JobQueueService_Extend_FullMethodName        = "/jobqueue.v1.JobQueueService/Extend"
 	JobQueueService_Cancel_FullMethodName        = "/jobqueue.v1.JobQueueService/Cancel"
 	JobQueueService_Retry_FullMethodName         = "/jobqueue.v1.JobQueueService/Retry"
+	JobQueueService_CreateToken_FullMethodName   = "/jobqueue.v1.JobQueueService/CreateToken"
+	JobQueueService_ListTokens_FullMethodName    = "/jobqueue.v1.JobQueueService/ListTokens"
+	JobQueueService_RevokeToken_FullMethodName   = "/jobqueue.v1.JobQueueService/RevokeToken"
 )
 
 // JobQueueServiceClient is the client API for JobQueueService service.
@@ -97,6 +100,15 @@ type JobQueueServiceClient interface {
 	Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*CancelResponse, error)
 	// Retry sends a dead or cancelled job back to its queue with its attempts reset.
 	Retry(ctx context.Context, in *RetryRequest, opts ...grpc.CallOption) (*RetryResponse, error)
+	// CreateToken issues an API token (admin role). The secret is in the response only: the
+	// server stores its SHA-256 hash. Tokens matter when the server runs with `--auth`; every
+	// call then sends one as `authorization: Bearer <token>` metadata.
+	CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error)
+	// ListTokens describes every token, without secrets (admin role).
+	ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error)
+	// RevokeToken deletes a token (admin role): calls with it are refused at once, and open
+	// streams that authenticated with it end with UNAUTHENTICATED within seconds.
+	RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*RevokeTokenResponse, error)
 }
 
 type jobQueueServiceClient struct {
@@ -233,6 +245,36 @@ func (c *jobQueueServiceClient) Retry(ctx context.Context, in *RetryRequest, opt
 	return out, nil
 }
 
+func (c *jobQueueServiceClient) CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateTokenResponse)
+	err := c.cc.Invoke(ctx, JobQueueService_CreateToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobQueueServiceClient) ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTokensResponse)
+	err := c.cc.Invoke(ctx, JobQueueService_ListTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobQueueServiceClient) RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*RevokeTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeTokenResponse)
+	err := c.cc.Invoke(ctx, JobQueueService_RevokeToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // JobQueueServiceServer is the server API for JobQueueService service.
 // All implementations must embed UnimplementedJobQueueServiceServer
 // for forward compatibility.
@@ -297,6 +339,15 @@ type JobQueueServiceServer interface {
 	Cancel(context.Context, *CancelRequest) (*CancelResponse, error)
 	// Retry sends a dead or cancelled job back to its queue with its attempts reset.
 	Retry(context.Context, *RetryRequest) (*RetryResponse, error)
+	// CreateToken issues an API token (admin role). The secret is in the response only: the
+	// server stores its SHA-256 hash. Tokens matter when the server runs with `--auth`; every
+	// call then sends one as `authorization: Bearer <token>` metadata.
+	CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error)
+	// ListTokens describes every token, without secrets (admin role).
+	ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error)
+	// RevokeToken deletes a token (admin role): calls with it are refused at once, and open
+	// streams that authenticated with it end with UNAUTHENTICATED within seconds.
+	RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error)
 	mustEmbedUnimplementedJobQueueServiceServer()
 }
 
@@ -342,6 +393,15 @@ func (UnimplementedJobQueueServiceServer) Cancel(context.Context, *CancelRequest
 }
 func (UnimplementedJobQueueServiceServer) Retry(context.Context, *RetryRequest) (*RetryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Retry not implemented")
+}
+func (UnimplementedJobQueueServiceServer) CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateToken not implemented")
+}
+func (UnimplementedJobQueueServiceServer) ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTokens not implemented")
+}
+func (UnimplementedJobQueueServiceServer) RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeToken not implemented")
 }
 func (UnimplementedJobQueueServiceServer) mustEmbedUnimplementedJobQueueServiceServer() {}
 func (UnimplementedJobQueueServiceServer) testEmbeddedByValue()                         {}
@@ -558,6 +618,60 @@ func _JobQueueService_Retry_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobQueueService_CreateToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobQueueServiceServer).CreateToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobQueueService_CreateToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobQueueServiceServer).CreateToken(ctx, req.(*CreateTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobQueueService_ListTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobQueueServiceServer).ListTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobQueueService_ListTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobQueueServiceServer).ListTokens(ctx, req.(*ListTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobQueueService_RevokeToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobQueueServiceServer).RevokeToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobQueueService_RevokeToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobQueueServiceServer).RevokeToken(ctx, req.(*RevokeTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // JobQueueService_ServiceDesc is the grpc.ServiceDesc for JobQueueService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -604,6 +718,18 @@ var JobQueueService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Retry",
 			Handler:    _JobQueueService_Retry_Handler,
+		},
+		{
+			MethodName: "CreateToken",
+			Handler:    _JobQueueService_CreateToken_Handler,
+		},
+		{
+			MethodName: "ListTokens",
+			Handler:    _JobQueueService_ListTokens_Handler,
+		},
+		{
+			MethodName: "RevokeToken",
+			Handler:    _JobQueueService_RevokeToken_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -77,6 +77,32 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """INTERNAL. The server met a state it does not understand (an unknown reply from the
     store, a bug). Nothing is known about the write. Report it; retry only idempotent calls.
     """
+    TOKEN_MISSING: _ErrorReason.ValueType  # 11
+    """UNAUTHENTICATED. The server requires a token (`jobq serve --auth`) and the call carried
+    none: send `authorization: Bearer <token>` metadata. Nothing was changed.
+    """
+    TOKEN_INVALID: _ErrorReason.ValueType  # 12
+    """UNAUTHENTICATED. The token is not one the server knows: malformed, never issued, or
+    revoked. An open stream whose token is revoked ends with this reason within seconds.
+    Nothing was changed. Do not retry with the same token.
+    """
+    TOKEN_EXPIRED: _ErrorReason.ValueType  # 13
+    """UNAUTHENTICATED. The token's expiry time has passed; an open stream whose token expires
+    ends with this reason within seconds. Nothing was changed. Get a new token.
+    """
+    ROLE_NOT_ALLOWED: _ErrorReason.ValueType  # 14
+    """PERMISSION_DENIED. The token's role may not call this method (docs/security.md has the
+    table: producer, worker, admin). Nothing was changed. Do not retry with this token.
+    """
+    QUEUE_NOT_ALLOWED: _ErrorReason.ValueType  # 15
+    """PERMISSION_DENIED. The request names a queue (directly, or as the queue part of a job
+    id) that none of the token's queue patterns matches; a google.rpc.BadRequest names the
+    field. Nothing was changed. Do not retry with this token.
+    """
+    TOKEN_NOT_FOUND: _ErrorReason.ValueType  # 16
+    """NOT_FOUND. RevokeToken named a token id that does not exist (never issued, or revoked
+    already). Nothing was changed.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists every reason the service gives for an error, the way googleapis'
@@ -147,5 +173,31 @@ backoff, to another server if there is one.
 INTERNAL: ErrorReason.ValueType  # 10
 """INTERNAL. The server met a state it does not understand (an unknown reply from the
 store, a bug). Nothing is known about the write. Report it; retry only idempotent calls.
+"""
+TOKEN_MISSING: ErrorReason.ValueType  # 11
+"""UNAUTHENTICATED. The server requires a token (`jobq serve --auth`) and the call carried
+none: send `authorization: Bearer <token>` metadata. Nothing was changed.
+"""
+TOKEN_INVALID: ErrorReason.ValueType  # 12
+"""UNAUTHENTICATED. The token is not one the server knows: malformed, never issued, or
+revoked. An open stream whose token is revoked ends with this reason within seconds.
+Nothing was changed. Do not retry with the same token.
+"""
+TOKEN_EXPIRED: ErrorReason.ValueType  # 13
+"""UNAUTHENTICATED. The token's expiry time has passed; an open stream whose token expires
+ends with this reason within seconds. Nothing was changed. Get a new token.
+"""
+ROLE_NOT_ALLOWED: ErrorReason.ValueType  # 14
+"""PERMISSION_DENIED. The token's role may not call this method (docs/security.md has the
+table: producer, worker, admin). Nothing was changed. Do not retry with this token.
+"""
+QUEUE_NOT_ALLOWED: ErrorReason.ValueType  # 15
+"""PERMISSION_DENIED. The request names a queue (directly, or as the queue part of a job
+id) that none of the token's queue patterns matches; a google.rpc.BadRequest names the
+field. Nothing was changed. Do not retry with this token.
+"""
+TOKEN_NOT_FOUND: ErrorReason.ValueType  # 16
+"""NOT_FOUND. RevokeToken named a token id that does not exist (never issued, or revoked
+already). Nothing was changed.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

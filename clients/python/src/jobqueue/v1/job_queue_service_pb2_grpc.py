@@ -109,6 +109,21 @@ class JobQueueServiceStub:
                 request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.RetryRequest.SerializeToString,
                 response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.RetryResponse.FromString,
                 _registered_method=True)
+        self.CreateToken = channel.unary_unary(
+                '/jobqueue.v1.JobQueueService/CreateToken',
+                request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.CreateTokenRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.CreateTokenResponse.FromString,
+                _registered_method=True)
+        self.ListTokens = channel.unary_unary(
+                '/jobqueue.v1.JobQueueService/ListTokens',
+                request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ListTokensRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ListTokensResponse.FromString,
+                _registered_method=True)
+        self.RevokeToken = channel.unary_unary(
+                '/jobqueue.v1.JobQueueService/RevokeToken',
+                request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.RevokeTokenRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.RevokeTokenResponse.FromString,
+                _registered_method=True)
 
 
 class JobQueueServiceServicer:
@@ -233,6 +248,30 @@ class JobQueueServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateToken(self, request, context):
+        """CreateToken issues an API token (admin role). The secret is in the response only: the
+        server stores its SHA-256 hash. Tokens matter when the server runs with `--auth`; every
+        call then sends one as `authorization: Bearer <token>` metadata.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTokens(self, request, context):
+        """ListTokens describes every token, without secrets (admin role).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeToken(self, request, context):
+        """RevokeToken deletes a token (admin role): calls with it are refused at once, and open
+        streams that authenticated with it end with UNAUTHENTICATED within seconds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobQueueServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -295,6 +334,21 @@ def add_JobQueueServiceServicer_to_server(servicer, server):
                     servicer.Retry,
                     request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.RetryRequest.FromString,
                     response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.RetryResponse.SerializeToString,
+            ),
+            'CreateToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateToken,
+                    request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.CreateTokenRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.CreateTokenResponse.SerializeToString,
+            ),
+            'ListTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTokens,
+                    request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ListTokensRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ListTokensResponse.SerializeToString,
+            ),
+            'RevokeToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeToken,
+                    request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.RevokeTokenRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.RevokeTokenResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -636,6 +690,87 @@ class JobQueueService:
             '/jobqueue.v1.JobQueueService/Retry',
             jobqueue_dot_v1_dot_job__queue__service__pb2.RetryRequest.SerializeToString,
             jobqueue_dot_v1_dot_job__queue__service__pb2.RetryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobqueue.v1.JobQueueService/CreateToken',
+            jobqueue_dot_v1_dot_job__queue__service__pb2.CreateTokenRequest.SerializeToString,
+            jobqueue_dot_v1_dot_job__queue__service__pb2.CreateTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobqueue.v1.JobQueueService/ListTokens',
+            jobqueue_dot_v1_dot_job__queue__service__pb2.ListTokensRequest.SerializeToString,
+            jobqueue_dot_v1_dot_job__queue__service__pb2.ListTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobqueue.v1.JobQueueService/RevokeToken',
+            jobqueue_dot_v1_dot_job__queue__service__pb2.RevokeTokenRequest.SerializeToString,
+            jobqueue_dot_v1_dot_job__queue__service__pb2.RevokeTokenResponse.FromString,
             options,
             channel_credentials,
             insecure,

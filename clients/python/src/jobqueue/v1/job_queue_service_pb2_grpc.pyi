@@ -98,6 +98,17 @@ class JobQueueServiceStub:
     """Cancel stops a scheduled or queued job from ever being leased."""
     Retry: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.RetryRequest, _job_queue_service_pb2.RetryResponse]
     """Retry sends a dead or cancelled job back to its queue with its attempts reset."""
+    CreateToken: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.CreateTokenRequest, _job_queue_service_pb2.CreateTokenResponse]
+    """CreateToken issues an API token (admin role). The secret is in the response only: the
+    server stores its SHA-256 hash. Tokens matter when the server runs with `--auth`; every
+    call then sends one as `authorization: Bearer <token>` metadata.
+    """
+    ListTokens: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.ListTokensRequest, _job_queue_service_pb2.ListTokensResponse]
+    """ListTokens describes every token, without secrets (admin role)."""
+    RevokeToken: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.RevokeTokenRequest, _job_queue_service_pb2.RevokeTokenResponse]
+    """RevokeToken deletes a token (admin role): calls with it are refused at once, and open
+    streams that authenticated with it end with UNAUTHENTICATED within seconds.
+    """
 
 @_typing.type_check_only
 class JobQueueServiceAsyncStub(JobQueueServiceStub):
@@ -169,6 +180,17 @@ class JobQueueServiceAsyncStub(JobQueueServiceStub):
     """Cancel stops a scheduled or queued job from ever being leased."""
     Retry: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.RetryRequest, _job_queue_service_pb2.RetryResponse]  # type: ignore[assignment]
     """Retry sends a dead or cancelled job back to its queue with its attempts reset."""
+    CreateToken: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.CreateTokenRequest, _job_queue_service_pb2.CreateTokenResponse]  # type: ignore[assignment]
+    """CreateToken issues an API token (admin role). The secret is in the response only: the
+    server stores its SHA-256 hash. Tokens matter when the server runs with `--auth`; every
+    call then sends one as `authorization: Bearer <token>` metadata.
+    """
+    ListTokens: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.ListTokensRequest, _job_queue_service_pb2.ListTokensResponse]  # type: ignore[assignment]
+    """ListTokens describes every token, without secrets (admin role)."""
+    RevokeToken: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.RevokeTokenRequest, _job_queue_service_pb2.RevokeTokenResponse]  # type: ignore[assignment]
+    """RevokeToken deletes a token (admin role): calls with it are refused at once, and open
+    streams that authenticated with it end with UNAUTHENTICATED within seconds.
+    """
 
 class JobQueueServiceServicer(metaclass=_abc_1.ABCMeta):
     """JobQueueService queues background jobs in Redis and hands them to workers.
@@ -309,5 +331,34 @@ class JobQueueServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_job_queue_service_pb2.RetryResponse, _abc.Awaitable[_job_queue_service_pb2.RetryResponse]]:
         """Retry sends a dead or cancelled job back to its queue with its attempts reset."""
+
+    @_abc_1.abstractmethod
+    def CreateToken(
+        self,
+        request: _job_queue_service_pb2.CreateTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_queue_service_pb2.CreateTokenResponse, _abc.Awaitable[_job_queue_service_pb2.CreateTokenResponse]]:
+        """CreateToken issues an API token (admin role). The secret is in the response only: the
+        server stores its SHA-256 hash. Tokens matter when the server runs with `--auth`; every
+        call then sends one as `authorization: Bearer <token>` metadata.
+        """
+
+    @_abc_1.abstractmethod
+    def ListTokens(
+        self,
+        request: _job_queue_service_pb2.ListTokensRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_queue_service_pb2.ListTokensResponse, _abc.Awaitable[_job_queue_service_pb2.ListTokensResponse]]:
+        """ListTokens describes every token, without secrets (admin role)."""
+
+    @_abc_1.abstractmethod
+    def RevokeToken(
+        self,
+        request: _job_queue_service_pb2.RevokeTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_queue_service_pb2.RevokeTokenResponse, _abc.Awaitable[_job_queue_service_pb2.RevokeTokenResponse]]:
+        """RevokeToken deletes a token (admin role): calls with it are refused at once, and open
+        streams that authenticated with it end with UNAUTHENTICATED within seconds.
+        """
 
 def add_JobQueueServiceServicer_to_server(servicer: JobQueueServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -86,4 +86,36 @@ export enum ErrorReason {
    * store, a bug). Nothing is known about the write. Report it; retry only idempotent calls.
    */
   INTERNAL = 10,
+  /**
+   * TOKEN_MISSING - UNAUTHENTICATED. The server requires a token (`jobq serve --auth`) and the call carried
+   * none: send `authorization: Bearer <token>` metadata. Nothing was changed.
+   */
+  TOKEN_MISSING = 11,
+  /**
+   * TOKEN_INVALID - UNAUTHENTICATED. The token is not one the server knows: malformed, never issued, or
+   * revoked. An open stream whose token is revoked ends with this reason within seconds.
+   * Nothing was changed. Do not retry with the same token.
+   */
+  TOKEN_INVALID = 12,
+  /**
+   * TOKEN_EXPIRED - UNAUTHENTICATED. The token's expiry time has passed; an open stream whose token expires
+   * ends with this reason within seconds. Nothing was changed. Get a new token.
+   */
+  TOKEN_EXPIRED = 13,
+  /**
+   * ROLE_NOT_ALLOWED - PERMISSION_DENIED. The token's role may not call this method (docs/security.md has the
+   * table: producer, worker, admin). Nothing was changed. Do not retry with this token.
+   */
+  ROLE_NOT_ALLOWED = 14,
+  /**
+   * QUEUE_NOT_ALLOWED - PERMISSION_DENIED. The request names a queue (directly, or as the queue part of a job
+   * id) that none of the token's queue patterns matches; a google.rpc.BadRequest names the
+   * field. Nothing was changed. Do not retry with this token.
+   */
+  QUEUE_NOT_ALLOWED = 15,
+  /**
+   * TOKEN_NOT_FOUND - NOT_FOUND. RevokeToken named a token id that does not exist (never issued, or revoked
+   * already). Nothing was changed.
+   */
+  TOKEN_NOT_FOUND = 16,
 }
