@@ -53,6 +53,24 @@ var (
 	ErrServerShuttingDown = errors.New("jobqueue: server shutting down")
 	// ErrInternal (INTERNAL): the server met a state it does not understand. Report it.
 	ErrInternal = errors.New("jobqueue: internal server error")
+	// ErrTokenMissing (TOKEN_MISSING): the server requires a token and the call carried
+	// none; give one with WithToken or JOBQ_TOKEN. Also ErrUnauthenticated.
+	ErrTokenMissing = errors.New("jobqueue: token missing")
+	// ErrTokenInvalid (TOKEN_INVALID): the server does not know the token (malformed, never
+	// issued, or revoked). Do not retry with it. Also ErrUnauthenticated.
+	ErrTokenInvalid = errors.New("jobqueue: token invalid")
+	// ErrTokenExpired (TOKEN_EXPIRED): the token's expiry time has passed; get a new one.
+	// Also ErrUnauthenticated.
+	ErrTokenExpired = errors.New("jobqueue: token expired")
+	// ErrRoleNotAllowed (ROLE_NOT_ALLOWED): the token's role may not call this method.
+	// Nothing was changed. Also ErrPermissionDenied.
+	ErrRoleNotAllowed = errors.New("jobqueue: role not allowed")
+	// ErrQueueNotAllowed (QUEUE_NOT_ALLOWED): the request names a queue the token may not
+	// use; Error.Field names the field. Nothing was changed. Also ErrPermissionDenied.
+	ErrQueueNotAllowed = errors.New("jobqueue: queue not allowed")
+	// ErrTokenNotFound (TOKEN_NOT_FOUND): RevokeToken named a token id that does not exist
+	// (never issued, or revoked already). Nothing was changed.
+	ErrTokenNotFound = errors.New("jobqueue: token not found")
 )
 
 // Sentinel errors by status code, whatever the reason: statuses made by gRPC itself (a
@@ -64,6 +82,12 @@ var (
 	// ErrResourceExhausted: any RESOURCE_EXHAUSTED (Redis out of memory, a message over a
 	// size limit, ...).
 	ErrResourceExhausted = errors.New("jobqueue: resource exhausted")
+	// ErrUnauthenticated: any UNAUTHENTICATED (ErrTokenMissing, ErrTokenInvalid,
+	// ErrTokenExpired, or a refusal from a proxy); the same token will be refused again.
+	ErrUnauthenticated = errors.New("jobqueue: unauthenticated")
+	// ErrPermissionDenied: any PERMISSION_DENIED (ErrRoleNotAllowed, ErrQueueNotAllowed, or
+	// a refusal from a proxy); the same call with the same token will be refused again.
+	ErrPermissionDenied = errors.New("jobqueue: permission denied")
 )
 
 // reasonSentinels gives every ErrorReason value but UNSPECIFIED its sentinel error.
@@ -78,6 +102,12 @@ var reasonSentinels = map[jobqueuev1.ErrorReason]error{
 	jobqueuev1.ErrorReason_STORE_FULL:             ErrStoreFull,
 	jobqueuev1.ErrorReason_SERVER_SHUTTING_DOWN:   ErrServerShuttingDown,
 	jobqueuev1.ErrorReason_INTERNAL:               ErrInternal,
+	jobqueuev1.ErrorReason_TOKEN_MISSING:          ErrTokenMissing,
+	jobqueuev1.ErrorReason_TOKEN_INVALID:          ErrTokenInvalid,
+	jobqueuev1.ErrorReason_TOKEN_EXPIRED:          ErrTokenExpired,
+	jobqueuev1.ErrorReason_ROLE_NOT_ALLOWED:       ErrRoleNotAllowed,
+	jobqueuev1.ErrorReason_QUEUE_NOT_ALLOWED:      ErrQueueNotAllowed,
+	jobqueuev1.ErrorReason_TOKEN_NOT_FOUND:        ErrTokenNotFound,
 }
 
 // codeSentinels stand in for a reason when the status carried none (from a proxy, say).
@@ -101,7 +131,7 @@ type Error struct {
 	// itself, for example) or one this version of the package does not know.
 	Reason jobqueuev1.ErrorReason
 	// Field names the offending request field (google.rpc.BadRequest), for
-	// INVALID_ARGUMENT; for example "queue" or "requests[2].delay".
+	// INVALID_ARGUMENT and QUEUE_NOT_ALLOWED; for example "queue" or "requests[2].delay".
 	Field string
 	// Message is the server's developer-facing message.
 	Message string
@@ -136,6 +166,10 @@ func (e *Error) Is(target error) bool {
 		return e.Code == codes.Unavailable
 	case ErrResourceExhausted:
 		return e.Code == codes.ResourceExhausted
+	case ErrUnauthenticated:
+		return e.Code == codes.Unauthenticated
+	case ErrPermissionDenied:
+		return e.Code == codes.PermissionDenied
 	case context.Canceled:
 		return e.Code == codes.Canceled
 	case context.DeadlineExceeded:

@@ -49,6 +49,14 @@ var allSentinels = map[string]error{
 	"ErrInternal":              ErrInternal,
 	"ErrUnavailable":           ErrUnavailable,
 	"ErrResourceExhausted":     ErrResourceExhausted,
+	"ErrTokenMissing":          ErrTokenMissing,
+	"ErrTokenInvalid":          ErrTokenInvalid,
+	"ErrTokenExpired":          ErrTokenExpired,
+	"ErrRoleNotAllowed":        ErrRoleNotAllowed,
+	"ErrQueueNotAllowed":       ErrQueueNotAllowed,
+	"ErrTokenNotFound":         ErrTokenNotFound,
+	"ErrUnauthenticated":       ErrUnauthenticated,
+	"ErrPermissionDenied":      ErrPermissionDenied,
 }
 
 // matched lists the names of the sentinels err matches, sorted.
@@ -110,11 +118,20 @@ func TestErrorsAreMappedFromTheStatusAndItsDetails(t *testing.T) {
 		{codes.ResourceExhausted, jobqueuev1.ErrorReason_STORE_FULL, "", []string{"ErrResourceExhausted", "ErrStoreFull"}},
 		{codes.Unavailable, jobqueuev1.ErrorReason_SERVER_SHUTTING_DOWN, "", []string{"ErrServerShuttingDown", "ErrUnavailable"}},
 		{codes.Internal, jobqueuev1.ErrorReason_INTERNAL, "", []string{"ErrInternal"}},
+		{codes.Unauthenticated, jobqueuev1.ErrorReason_TOKEN_MISSING, "", []string{"ErrTokenMissing", "ErrUnauthenticated"}},
+		{codes.Unauthenticated, jobqueuev1.ErrorReason_TOKEN_INVALID, "", []string{"ErrTokenInvalid", "ErrUnauthenticated"}},
+		{codes.Unauthenticated, jobqueuev1.ErrorReason_TOKEN_EXPIRED, "", []string{"ErrTokenExpired", "ErrUnauthenticated"}},
+		{codes.PermissionDenied, jobqueuev1.ErrorReason_ROLE_NOT_ALLOWED, "", []string{"ErrPermissionDenied", "ErrRoleNotAllowed"}},
+		{codes.PermissionDenied, jobqueuev1.ErrorReason_QUEUE_NOT_ALLOWED, "queue", []string{"ErrPermissionDenied", "ErrQueueNotAllowed"}},
+		// TOKEN_NOT_FOUND is not ErrNotFound, which is a job's.
+		{codes.NotFound, jobqueuev1.ErrorReason_TOKEN_NOT_FOUND, "", []string{"ErrTokenNotFound"}},
 		// Statuses without a reason (from gRPC itself, a proxy) map by their code.
 		{codes.Unavailable, 0, "", []string{"ErrUnavailable"}},
 		{codes.ResourceExhausted, 0, "", []string{"ErrResourceExhausted"}},
 		{codes.NotFound, 0, "", []string{"ErrNotFound"}},
 		{codes.InvalidArgument, 0, "", []string{"ErrInvalidArgument"}},
+		{codes.Unauthenticated, 0, "", []string{"ErrUnauthenticated"}},
+		{codes.PermissionDenied, 0, "", []string{"ErrPermissionDenied"}},
 		{codes.FailedPrecondition, 0, "", nil},
 		{codes.Internal, 0, "", nil},
 	}

@@ -94,12 +94,20 @@ var perReason = []named{
 	{"ErrStoreFull", jobqueue.ErrStoreFull},
 	{"ErrServerShuttingDown", jobqueue.ErrServerShuttingDown},
 	{"ErrInternal", jobqueue.ErrInternal},
+	{"ErrTokenMissing", jobqueue.ErrTokenMissing},
+	{"ErrTokenInvalid", jobqueue.ErrTokenInvalid},
+	{"ErrTokenExpired", jobqueue.ErrTokenExpired},
+	{"ErrRoleNotAllowed", jobqueue.ErrRoleNotAllowed},
+	{"ErrQueueNotAllowed", jobqueue.ErrQueueNotAllowed},
+	{"ErrTokenNotFound", jobqueue.ErrTokenNotFound},
 }
 
 // byCode name an error without a reason.
 var byCode = []named{
 	{"ErrUnavailable", jobqueue.ErrUnavailable},
 	{"ErrResourceExhausted", jobqueue.ErrResourceExhausted},
+	{"ErrUnauthenticated", jobqueue.ErrUnauthenticated},
+	{"ErrPermissionDenied", jobqueue.ErrPermissionDenied},
 	{"context.DeadlineExceeded", context.DeadlineExceeded},
 	{"context.Canceled", context.Canceled},
 }
