@@ -101,6 +101,9 @@ const (
 	// NOT_FOUND. RevokeToken named a token id that does not exist (never issued, or revoked
 	// already). Nothing was changed.
 	ErrorReason_TOKEN_NOT_FOUND ErrorReason = 16
+	// RESOURCE_EXHAUSTED. CreateToken was refused: 10,000 tokens exist already (every server
+	// keeps them all in memory). Nothing was changed. Revoke unused tokens first.
+	ErrorReason_TOKEN_LIMIT_REACHED ErrorReason = 17
 )
 
 // Enum value maps for ErrorReason.
@@ -123,6 +126,7 @@ var (
 		14: "ROLE_NOT_ALLOWED",
 		15: "QUEUE_NOT_ALLOWED",
 		16: "TOKEN_NOT_FOUND",
+		17: "TOKEN_LIMIT_REACHED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED": 0,
@@ -142,6 +146,7 @@ var (
 		"ROLE_NOT_ALLOWED":         14,
 		"QUEUE_NOT_ALLOWED":        15,
 		"TOKEN_NOT_FOUND":          16,
+		"TOKEN_LIMIT_REACHED":      17,
 	}
 )
 
@@ -176,7 +181,7 @@ var File_jobqueue_v1_error_reason_proto protoreflect.FileDescriptor
 
 const file_jobqueue_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
-	"\x1ejobqueue/v1/error_reason.proto\x12\vjobqueue.v1*\xf4\x02\n" +
+	"\x1ejobqueue/v1/error_reason.proto\x12\vjobqueue.v1*\x8d\x03\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10INVALID_ARGUMENT\x10\x01\x12\x11\n" +
@@ -197,7 +202,8 @@ const file_jobqueue_v1_error_reason_proto_rawDesc = "" +
 	"\rTOKEN_EXPIRED\x10\r\x12\x14\n" +
 	"\x10ROLE_NOT_ALLOWED\x10\x0e\x12\x15\n" +
 	"\x11QUEUE_NOT_ALLOWED\x10\x0f\x12\x13\n" +
-	"\x0fTOKEN_NOT_FOUND\x10\x10B\x9a\x01\n" +
+	"\x0fTOKEN_NOT_FOUND\x10\x10\x12\x17\n" +
+	"\x13TOKEN_LIMIT_REACHED\x10\x11B\x9a\x01\n" +
 	"\x0fdev.jobqueue.v1B\x10ErrorReasonProtoP\x01ZBgithub.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1;jobqueuev1\xa2\x02\x03JQX\xaa\x02\vJobQueue.V1\xca\x02\vJobqueue\\V1\xea\x02\fJobqueue::V1b\x06proto3"
 
 var (

@@ -103,6 +103,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """NOT_FOUND. RevokeToken named a token id that does not exist (never issued, or revoked
     already). Nothing was changed.
     """
+    TOKEN_LIMIT_REACHED: _ErrorReason.ValueType  # 17
+    """RESOURCE_EXHAUSTED. CreateToken was refused: 10,000 tokens exist already (every server
+    keeps them all in memory). Nothing was changed. Revoke unused tokens first.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists every reason the service gives for an error, the way googleapis'
@@ -199,5 +203,9 @@ field. Nothing was changed. Do not retry with this token.
 TOKEN_NOT_FOUND: ErrorReason.ValueType  # 16
 """NOT_FOUND. RevokeToken named a token id that does not exist (never issued, or revoked
 already). Nothing was changed.
+"""
+TOKEN_LIMIT_REACHED: ErrorReason.ValueType  # 17
+"""RESOURCE_EXHAUSTED. CreateToken was refused: 10,000 tokens exist already (every server
+keeps them all in memory). Nothing was changed. Revoke unused tokens first.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -118,4 +118,9 @@ export enum ErrorReason {
    * already). Nothing was changed.
    */
   TOKEN_NOT_FOUND = 16,
+  /**
+   * TOKEN_LIMIT_REACHED - RESOURCE_EXHAUSTED. CreateToken was refused: 10,000 tokens exist already (every server
+   * keeps them all in memory). Nothing was changed. Revoke unused tokens first.
+   */
+  TOKEN_LIMIT_REACHED = 17,
 }
