@@ -13,7 +13,11 @@ from jobqueue_server.config import ServerSettings
 
 
 @click.command()
-@click.option("--host", help="Address to listen on [env JOBQ_HOST; default 0.0.0.0].")
+@click.option(
+    "--host",
+    help="Address to listen on [env JOBQ_HOST; default 127.0.0.1]. Any other address needs --auth, "
+    "--tls-client-ca or --insecure.",
+)
 @click.option("--port", type=int, help="Port to listen on [env JOBQ_PORT; default 50051].")
 @click.option(
     "--processes",
@@ -34,11 +38,49 @@ from jobqueue_server.config import ServerSettings
     help="When writes that leave durability unset are acknowledged: applied in Redis, or "
     "fsynced to its append-only file [env JOBQ_DEFAULT_DURABILITY; default applied].",
 )
+@click.option(
+    "--auth/--no-auth",
+    default=None,
+    help="Require an API token on every call [env JOBQ_AUTH]. With no token in the store, an admin "
+    "token is written to --admin-token-file at start.",
+)
+@click.option(
+    "--admin-token-file",
+    type=click.Path(path_type=Path),
+    help="Where --auth writes the first admin token [env JOBQ_ADMIN_TOKEN_FILE; default "
+    "<data-dir>/admin.token].",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(path_type=Path),
+    help="PEM certificate chain: serve TLS [env JOBQ_TLS_CERT].",
+)
+@click.option(
+    "--tls-key", type=click.Path(path_type=Path), help="PEM private key of --tls-cert [env JOBQ_TLS_KEY]."
+)
+@click.option(
+    "--tls-client-ca",
+    type=click.Path(path_type=Path),
+    help="PEM CA bundle: require client certificates it signed (mTLS) [env JOBQ_TLS_CLIENT_CA]. "
+    "SIGHUP reads the three TLS files again.",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    default=None,
+    help="Allow a non-loopback --host without --auth or --tls-client-ca [env JOBQ_INSECURE].",
+)
+@click.option(
+    "--reflection/--no-reflection",
+    default=None,
+    help="Serve gRPC reflection: the contract, no data [env JOBQ_REFLECTION; default on].",
+)
 def serve(**flags: Any) -> None:
     """Run the gRPC server (with an embedded Valkey unless --redis-url is given)."""
     from jobqueue_server.errors import DurabilityUnavailable
     from jobqueue_server.runtime.app import SettingsError
     from jobqueue_server.runtime.serve import serve as run
+    from jobqueue_server.runtime.tls import TlsSettingsError
 
     settings = ServerSettings(**{k: v for k, v in flags.items() if v is not None})
     logging.basicConfig(
@@ -48,7 +90,7 @@ def serve(**flags: Any) -> None:
         eventloop.run(run(settings))
     except DurabilityUnavailable as error:
         raise click.ClickException(f"cannot start: {error.message}") from error
-    except SettingsError as error:
+    except (SettingsError, TlsSettingsError) as error:
         raise click.ClickException(f"cannot start: {error}") from error
 
 

@@ -11,6 +11,7 @@ from jobqueue_server.config import ServerSettings
 from jobqueue_server.errors import DurabilityUnavailable
 from jobqueue_server.runtime.app import SettingsError
 from jobqueue_server.runtime.serve import serve
+from jobqueue_server.runtime.tls import TlsSettingsError
 
 
 def main() -> None:
@@ -22,7 +23,7 @@ def main() -> None:
         eventloop.run(serve(settings))
     except DurabilityUnavailable as error:
         sys.exit(f"cannot start: {error.message}")
-    except SettingsError as error:
+    except (SettingsError, TlsSettingsError) as error:
         sys.exit(f"cannot start: {error}")
 
 

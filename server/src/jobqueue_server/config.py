@@ -17,7 +17,9 @@ class ServerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="JOBQ_", extra="ignore")
 
-    host: str = "0.0.0.0"
+    host: str = Field(
+        "127.0.0.1", description="listen address; any but loopback needs --auth, mTLS or --insecure"
+    )
     port: int = Field(50051, ge=0, le=65535)
     processes: int | Literal["auto"] = Field(
         1, description="server processes on one port (SO_REUSEPORT); auto: one per core"
@@ -29,6 +31,18 @@ class ServerSettings(BaseSettings):
     )
     data_dir: Path = Field(Path(".jobq-data"), description="where the embedded Valkey keeps its data")
     key_prefix: str = Field("jq", pattern=r"^[A-Za-z0-9._:-]{1,64}$")
+
+    auth: bool = Field(False, description="require a bearer token on every call (docs/security.md)")
+    admin_token_file: Path | None = Field(
+        None, description="where --auth writes the first admin token; default <data-dir>/admin.token"
+    )
+    tls_cert: Path | None = Field(None, description="PEM certificate chain: serve TLS (with tls_key)")
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
+    tls_client_ca: Path | None = Field(
+        None, description="PEM CA bundle: require client certificates it signed (mTLS)"
+    )
+    insecure: bool = Field(False, description="allow a non-loopback address without --auth or mTLS")
+    reflection: bool = Field(True, description="serve gRPC reflection (the contract, no data)")
 
     default_max_attempts: int = Field(3, ge=1, le=1000)
     default_lease_seconds: float = Field(30.0, gt=0)

@@ -61,3 +61,31 @@ class InternalError(JobQueueError):
     """The server broke its own contract with the store: a script answered with a code or a
     shape this server does not know, or was called with the wrong keys. Never taken for a
     success: the store fails closed."""
+
+
+class TokenMissing(JobQueueError):
+    """The server requires a bearer token and the call carried none."""
+
+
+class TokenInvalid(JobQueueError):
+    """The bearer token is malformed, was never issued, or was revoked."""
+
+
+class TokenExpired(JobQueueError):
+    """The bearer token's expiry time has passed."""
+
+
+class RoleNotAllowed(JobQueueError):
+    """The token's role may not call this method."""
+
+
+class QueueNotAllowed(FieldViolation):
+    """The request names a queue outside the token's queue patterns (the field says where)."""
+
+
+class TokenNotFound(JobQueueError):
+    """No token has this id (never issued, or revoked already)."""
+
+
+class TokenLimitReached(JobQueueError):
+    """As many tokens exist as a server keeps in memory."""

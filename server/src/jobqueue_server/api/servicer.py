@@ -12,17 +12,19 @@ from grpc_status import rpc_status
 
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
-from jobqueue_server.api import convert, job_wire, paging, validation, wire
+from jobqueue_server.api import convert, job_wire, paging, token_admin, validation, wire
 from jobqueue_server.api.enqueue_stream import EnqueueStreamSession
 from jobqueue_server.api.group_commit import GroupCommit
 from jobqueue_server.api.lease_session import LeaseSession
 from jobqueue_server.api.ready_wakeup import ReadyWakeup
 from jobqueue_server.api.registration import Malformed
 from jobqueue_server.api.status import maps_errors, rpc_status_of
+from jobqueue_server.auth.policy import current_principal
 from jobqueue_server.errors import FieldViolation, JobQueueError, ServerDraining
 from jobqueue_server.ids import new_ulid, new_ulids
 from jobqueue_server.store import Durability, EnqueueResult, FailOutcome, JobState, NewJob, Store
 from jobqueue_server.store.signals import QueueSignals
+from jobqueue_server.store.tokens import TokenStore
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +41,11 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         limits: validation.Limits,
         sweep_interval_s: float,
         on_scheduled: Callable[[int], None],
+        tokens: TokenStore,
     ) -> None:
         """`on_scheduled(ms)` asks the maintenance loop for a pass at a due time or deadline."""
         self._store = store
+        self._tokens = tokens
         self._signals = signals
         self._limits = limits
         self._sweep_interval_s = sweep_interval_s
@@ -117,6 +121,9 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
             queues = [validation.queue_name(request.queue, "queue")]
         else:
             queues = await self._store.known_queues()
+            principal = current_principal.get()
+            if principal is not None and not principal.unrestricted:  # only the queues it may see
+                queues = [queue for queue in queues if principal.may_touch(queue)]
         counts = await self._store.stats(queues)
         return svc.StatsResponse(queues=[convert.queue_stats(c) for c in counts])
 
@@ -165,6 +172,28 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         await self._store.retry(job_id)
         self._signals.notify(job_id.rpartition(":")[0])
         return svc.RetryResponse()
+
+    # -- tokens (the interceptor lets only unrestricted admins through) ------------------
+
+    @maps_errors
+    async def CreateToken(self, request: svc.CreateTokenRequest, context: Context) -> svc.CreateTokenResponse:  # noqa: N802
+        text, record = token_admin.new_record(request, self._store.clock.now_ms())
+        await token_admin.add(self._tokens, record)
+        logger.info("token %s created (%s, %s)", record.token_id, record.role, ",".join(record.queues))
+        return svc.CreateTokenResponse(token=text, info=token_admin.info(record))
+
+    @maps_errors
+    async def ListTokens(self, request: svc.ListTokensRequest, context: Context) -> svc.ListTokensResponse:  # noqa: N802
+        _, records = await self._tokens.load()
+        return svc.ListTokensResponse(
+            tokens=[token_admin.info(r) for r in sorted(records, key=lambda r: r.token_id)]
+        )
+
+    @maps_errors
+    async def RevokeToken(self, request: svc.RevokeTokenRequest, context: Context) -> svc.RevokeTokenResponse:  # noqa: N802
+        await token_admin.revoke(self._tokens, request.token_id)
+        logger.info("token %s revoked", request.token_id)
+        return svc.RevokeTokenResponse()
 
     # -- workers ---------------------------------------------------------------------------
 

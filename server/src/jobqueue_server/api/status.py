@@ -23,9 +23,16 @@ from jobqueue_server.errors import (
     JobNotFound,
     JobQueueError,
     LeaseLost,
+    QueueNotAllowed,
+    RoleNotAllowed,
     ServerDraining,
     StoreFull,
     StoreUnavailable,
+    TokenExpired,
+    TokenInvalid,
+    TokenLimitReached,
+    TokenMissing,
+    TokenNotFound,
     WrongState,
 )
 
@@ -43,6 +50,13 @@ _STATUSES: dict[type[JobQueueError], tuple[int, ErrorReason.ValueType]] = {
     StoreFull: (code_pb2.RESOURCE_EXHAUSTED, ErrorReason.STORE_FULL),
     ServerDraining: (code_pb2.UNAVAILABLE, ErrorReason.SERVER_SHUTTING_DOWN),
     InternalError: (code_pb2.INTERNAL, ErrorReason.INTERNAL),
+    TokenMissing: (code_pb2.UNAUTHENTICATED, ErrorReason.TOKEN_MISSING),
+    TokenInvalid: (code_pb2.UNAUTHENTICATED, ErrorReason.TOKEN_INVALID),
+    TokenExpired: (code_pb2.UNAUTHENTICATED, ErrorReason.TOKEN_EXPIRED),
+    RoleNotAllowed: (code_pb2.PERMISSION_DENIED, ErrorReason.ROLE_NOT_ALLOWED),
+    QueueNotAllowed: (code_pb2.PERMISSION_DENIED, ErrorReason.QUEUE_NOT_ALLOWED),
+    TokenNotFound: (code_pb2.NOT_FOUND, ErrorReason.TOKEN_NOT_FOUND),
+    TokenLimitReached: (code_pb2.RESOURCE_EXHAUSTED, ErrorReason.TOKEN_LIMIT_REACHED),
 }
 _UNMAPPED = (code_pb2.INTERNAL, ErrorReason.INTERNAL)
 

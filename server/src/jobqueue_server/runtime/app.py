@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -21,13 +22,18 @@ from jobqueue_server.api.job_wire import stored_part_of
 from jobqueue_server.api.registration import add_service
 from jobqueue_server.api.servicer import JobQueueServicer
 from jobqueue_server.api.validation import Limits
+from jobqueue_server.auth.interceptor import AuthInterceptor
+from jobqueue_server.auth.registry import TokenRegistry
 from jobqueue_server.config import ServerSettings
 from jobqueue_server.errors import DurabilityUnavailable, StoreUnavailable
 from jobqueue_server.maintenance import Maintenance
 from jobqueue_server.runtime import reflection
+from jobqueue_server.runtime.bootstrap import write_bootstrap_token
+from jobqueue_server.runtime.tls import ReloadingCredentials, TlsFiles
 from jobqueue_server.store import Durability, Store, StoreConfig
 from jobqueue_server.store.pipeline import ClosingRedis
 from jobqueue_server.store.signals import QueueSignals
+from jobqueue_server.store.tokens import TokenStore
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +119,13 @@ class App:
     port: int
     maintenance: Maintenance
     signals: QueueSignals
+    tls: ReloadingCredentials | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def reload_certificates(self) -> None:
+        """Reads the TLS files again before the next handshake (SIGHUP)."""
+        if self.tls is not None:
+            self.tls.request_reload()
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Graceful stop: no new streams or jobs, settle or release what is held, exit."""
@@ -145,26 +157,47 @@ async def start_app(settings: ServerSettings, store: Store) -> App:
     await store.migrate(stored_part_of)
     signals = QueueSignals(store.redis, settings.key_prefix, own_message=store.signal_origin)
     maintenance = Maintenance(store, signals, settings.sweep_interval_seconds)
+    chosen = limits(settings)
+    tokens = TokenStore(store.redis, settings.key_prefix, settings.redis_timeout_seconds)
     servicer = JobQueueServicer(
-        store, signals, limits(settings), settings.sweep_interval_seconds, maintenance.wake_at
+        store, signals, chosen, settings.sweep_interval_seconds, maintenance.wake_at, tokens
     )
     health = HealthServicer()
+    interceptors: list[grpc.aio.ServerInterceptor] = []
+    registry: TokenRegistry | None = None
+    if settings.auth:
+        registry = TokenRegistry(tokens)
+        await write_bootstrap_token(tokens, admin_token_path(settings), store.clock.now_ms())
+        await registry.refresh()
+        interceptors.append(AuthInterceptor(registry, max(chosen.max_batch, chosen.max_in_flight)))
     # A second server on a busy port must fail, not silently share the port's traffic, unless
     # it is one of the processes of `--processes`, which share it on purpose.
-    server = grpc.aio.server(options=[*GRPC_OPTIONS, ("grpc.so_reuseport", int(settings.reuse_port))])
+    server = grpc.aio.server(
+        options=[*GRPC_OPTIONS, ("grpc.so_reuseport", int(settings.reuse_port))], interceptors=interceptors
+    )
     add_service(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    reflection.enable(server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    if settings.reflection:
+        reflection.enable(server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
+    address = f"{settings.host}:{settings.port}"
+    files = TlsFiles.chosen(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+    tls = ReloadingCredentials(files) if files is not None else None
+    port = server.add_secure_port(address, tls.credentials) if tls else server.add_insecure_port(address)
     await server.start()
-    app = App(settings, store, server, servicer, health, port, maintenance, signals)
+    app = App(settings, store, server, servicer, health, port, maintenance, signals, tls)
     app.tasks = [
         asyncio.create_task(signals.run(), name="signals"),
         asyncio.create_task(maintenance.run(), name="maintenance"),
         asyncio.create_task(_report_health(store, health), name="health"),
     ]
+    if registry is not None:
+        app.tasks.append(asyncio.create_task(registry.run(), name="tokens"))
     logger.info("jobqueue server listening on %s:%d", settings.host, port)
     return app
+
+
+def admin_token_path(settings: ServerSettings) -> Path:
+    return settings.admin_token_file or settings.data_dir / "admin.token"
 
 
 async def _report_health(store: Store, health: HealthServicer) -> None:

@@ -102,6 +102,8 @@ async def supervise(settings: ServerSettings, redis_url: str, count: int, stop: 
     port = settings.port or free_port(settings.host)
     env = child_environment(settings, redis_url, port)
     servers = [Server(index, env) for index in range(count)]
+    # Each server reads its TLS files again on SIGHUP; the operator signals this process.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _forward_signal, servers, signal.SIGHUP)
     try:
         await asyncio.gather(*(server.start() for server in servers))
         print(f"jobqueue listening on {settings.host}:{port} ({count} processes)", flush=True)
@@ -109,6 +111,12 @@ async def supervise(settings: ServerSettings, redis_url: str, count: int, stop: 
     finally:
         await asyncio.gather(*(server.stop(settings.shutdown_grace_seconds) for server in servers))
     return port
+
+
+def _forward_signal(servers: list[Server], signum: signal.Signals) -> None:
+    for server in servers:
+        if server.process is not None and server.process.returncode is None:
+            server.process.send_signal(signum)
 
 
 async def _keep_running(servers: list[Server], stop: asyncio.Event) -> None:

