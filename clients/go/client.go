@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -23,11 +24,19 @@ type Client struct {
 
 // Dial makes a client for the server at target ("host:port", or any gRPC target such as
 // "dns:///jobs.internal:50051"). The connection is made lazily and kept alive (see
-// DefaultKeepalive); it is plaintext unless WithTransportCredentials says otherwise.
-// Close the client when done.
+// DefaultKeepalive). It is plaintext unless TLS is asked for (WithTLS, WithTLSCAFile,
+// WithTLSClientCert, WithTLSServerName, WithTransportCredentials), and calls carry a token
+// when WithToken gives one; the JOBQ_TOKEN and JOBQ_TLS* environment variables fill what
+// no option gave. A bad setting (an unreadable or invalid PEM file, a certificate without
+// its key) is an error here, naming the file and the option or variable. Close the client
+// when done.
 func Dial(target string, opts ...Option) (*Client, error) {
 	s := newDialSettings(opts)
-	conn, err := grpc.NewClient(target, s.grpcOptions()...)
+	dialOpts, err := s.grpcOptions(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient(target, dialOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("jobqueue: dial %s: %w", target, err)
 	}
@@ -37,7 +46,9 @@ func Dial(target string, opts ...Option) (*Client, error) {
 }
 
 // New makes a client on a connection the caller owns (and closes). Of the options, only
-// WithBatching and WithoutBatching apply.
+// WithBatching and WithoutBatching apply: the connection's credentials and token are the
+// caller's (grpc.WithTransportCredentials, grpc.WithPerRPCCredentials), and New reads no
+// environment variable.
 func New(conn grpc.ClientConnInterface, opts ...Option) *Client {
 	return newClient(conn, newDialSettings(opts))
 }

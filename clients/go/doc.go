@@ -36,9 +36,15 @@
 // Errors wrap the gRPC status. Each reason of the contract's ErrorReason enum has its own
 // sentinel error (ErrInvalidArgument, ErrNotFound, ErrLeaseLost, ErrWrongState,
 // ErrDurabilityUnavailable, ErrFsyncNotConfirmed, ErrStoreUnavailable, ErrStoreFull,
-// ErrServerShuttingDown, ErrInternal), and ErrUnavailable and ErrResourceExhausted match
-// by status code; match them with errors.Is, or take an error apart with errors.As into
-// *Error (Code, Reason, Field, Message). status.FromError works on them too.
+// ErrServerShuttingDown, ErrInternal, ErrTokenMissing, ErrTokenInvalid, ErrTokenExpired,
+// ErrRoleNotAllowed, ErrQueueNotAllowed, ErrTokenNotFound, ErrTokenLimitReached), and
+// ErrUnavailable, ErrResourceExhausted, ErrUnauthenticated and ErrPermissionDenied match by
+// status code; match them with errors.Is, or take an error apart with errors.As into *Error
+// (Code, Reason, Field, Message). status.FromError works on them too.
+//
+// TLS, mutual TLS and a bearer token are options of Dial (WithTLS, WithTLSCAFile,
+// WithTLSClientCert, WithTLSServerName, WithToken), filled from the JOBQ_TLS* and
+// JOBQ_TOKEN environment variables when not given.
 //
 // Writes can wait for Redis's disk: WithDurability(DurabilityFsynced) on Enqueue and
 // EnqueueBatch, WithAckDurability on a Worker.

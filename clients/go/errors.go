@@ -71,6 +71,10 @@ var (
 	// ErrTokenNotFound (TOKEN_NOT_FOUND): RevokeToken named a token id that does not exist
 	// (never issued, or revoked already). Nothing was changed.
 	ErrTokenNotFound = errors.New("jobqueue: token not found")
+	// ErrTokenLimitReached (TOKEN_LIMIT_REACHED): CreateToken was refused because the server
+	// holds as many tokens as it allows. Nothing was changed; revoke unused tokens first.
+	// Also ErrResourceExhausted.
+	ErrTokenLimitReached = errors.New("jobqueue: token limit reached")
 )
 
 // Sentinel errors by status code, whatever the reason: statuses made by gRPC itself (a
@@ -108,6 +112,7 @@ var reasonSentinels = map[jobqueuev1.ErrorReason]error{
 	jobqueuev1.ErrorReason_ROLE_NOT_ALLOWED:       ErrRoleNotAllowed,
 	jobqueuev1.ErrorReason_QUEUE_NOT_ALLOWED:      ErrQueueNotAllowed,
 	jobqueuev1.ErrorReason_TOKEN_NOT_FOUND:        ErrTokenNotFound,
+	jobqueuev1.ErrorReason_TOKEN_LIMIT_REACHED:    ErrTokenLimitReached,
 }
 
 // codeSentinels stand in for a reason when the status carried none (from a proxy, say).

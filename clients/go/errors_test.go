@@ -55,6 +55,7 @@ var allSentinels = map[string]error{
 	"ErrRoleNotAllowed":        ErrRoleNotAllowed,
 	"ErrQueueNotAllowed":       ErrQueueNotAllowed,
 	"ErrTokenNotFound":         ErrTokenNotFound,
+	"ErrTokenLimitReached":     ErrTokenLimitReached,
 	"ErrUnauthenticated":       ErrUnauthenticated,
 	"ErrPermissionDenied":      ErrPermissionDenied,
 }
@@ -125,6 +126,7 @@ func TestErrorsAreMappedFromTheStatusAndItsDetails(t *testing.T) {
 		{codes.PermissionDenied, jobqueuev1.ErrorReason_QUEUE_NOT_ALLOWED, "queue", []string{"ErrPermissionDenied", "ErrQueueNotAllowed"}},
 		// TOKEN_NOT_FOUND is not ErrNotFound, which is a job's.
 		{codes.NotFound, jobqueuev1.ErrorReason_TOKEN_NOT_FOUND, "", []string{"ErrTokenNotFound"}},
+		{codes.ResourceExhausted, jobqueuev1.ErrorReason_TOKEN_LIMIT_REACHED, "", []string{"ErrResourceExhausted", "ErrTokenLimitReached"}},
 		// Statuses without a reason (from gRPC itself, a proxy) map by their code.
 		{codes.Unavailable, 0, "", []string{"ErrUnavailable"}},
 		{codes.ResourceExhausted, 0, "", []string{"ErrResourceExhausted"}},

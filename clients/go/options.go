@@ -7,7 +7,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -28,15 +27,19 @@ var DefaultKeepalive = keepalive.ClientParameters{
 type Option func(*dialSettings)
 
 type dialSettings struct {
-	creds      credentials.TransportCredentials
+	creds      credentials.TransportCredentials // nil: from the TLS options and variables
+	security   securitySettings
 	keepalive  keepalive.ClientParameters
 	extra      []grpc.DialOption
 	batching   Batching
 	noBatching bool
 }
 
-// WithTransportCredentials sets the connection's credentials (TLS, ...). The default is
-// plaintext (insecure.NewCredentials()).
+// WithTransportCredentials sets the connection's credentials, for what the TLS options
+// (WithTLS, WithTLSCAFile, WithTLSClientCert, WithTLSServerName) do not cover. It wins over
+// the JOBQ_TLS* variables (WithTransportCredentials(insecure.NewCredentials()) is plaintext
+// whatever they say) and cannot be combined with the TLS options. Without either the
+// connection is plaintext.
 func WithTransportCredentials(creds credentials.TransportCredentials) Option {
 	return func(s *dialSettings) { s.creds = creds }
 }
@@ -54,7 +57,6 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 
 func newDialSettings(opts []Option) dialSettings {
 	s := dialSettings{
-		creds:     insecure.NewCredentials(),
 		keepalive: DefaultKeepalive,
 		batching:  Batching{}.withDefaults(),
 	}
@@ -64,11 +66,20 @@ func newDialSettings(opts []Option) dialSettings {
 	return s
 }
 
-func (s dialSettings) grpcOptions() []grpc.DialOption {
-	return append([]grpc.DialOption{
-		grpc.WithTransportCredentials(s.creds),
+// grpcOptions builds Dial's options; getenv supplies the security settings no option gave.
+func (s dialSettings) grpcOptions(getenv func(string) string) ([]grpc.DialOption, error) {
+	creds, token, err := resolveSecurity(s.security, s.creds, getenv)
+	if err != nil {
+		return nil, err
+	}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
 		grpc.WithKeepaliveParams(s.keepalive),
-	}, s.extra...)
+	}
+	if token != nil {
+		opts = append(opts, grpc.WithPerRPCCredentials(token))
+	}
+	return append(opts, s.extra...), nil
 }
 
 // EnqueueOption configures one job given to Enqueue or EnqueueBatch.

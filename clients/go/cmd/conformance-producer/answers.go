@@ -100,6 +100,7 @@ var perReason = []named{
 	{"ErrRoleNotAllowed", jobqueue.ErrRoleNotAllowed},
 	{"ErrQueueNotAllowed", jobqueue.ErrQueueNotAllowed},
 	{"ErrTokenNotFound", jobqueue.ErrTokenNotFound},
+	{"ErrTokenLimitReached", jobqueue.ErrTokenLimitReached},
 }
 
 // byCode name an error without a reason.
