@@ -1,7 +1,8 @@
 /** Channel construction and the options shared by producers and workers. */
 
-import { credentials as grpcCredentials, type ChannelCredentials, type ChannelOptions } from "@grpc/grpc-js";
+import type { ChannelOptions, Interceptor, InterceptorProvider } from "@grpc/grpc-js";
 
+import { channelSecurity, type ChannelSecurity, type SecurityOptions } from "./credentials.js";
 import { JobQueueServiceClient } from "./gen/jobqueue/v1/job_queue_service.js";
 
 /**
@@ -37,18 +38,47 @@ export const DEFAULT_CHANNEL_OPTIONS: ChannelOptions = {
   ...MESSAGE_SIZE_OPTIONS,
 };
 
-/** How to reach the server. */
-export interface ConnectionOptions {
-  /** TLS or other credentials; default insecure (plaintext). */
-  credentials?: ChannelCredentials;
-  /** Extra channel options; each replaces the default with the same key. */
+/**
+ * How to reach the server: TLS and the token (each from its `JOBQ_*` variable when the
+ * option is not given; see {@link SecurityOptions}), and channel options.
+ */
+export interface ConnectionOptions extends SecurityOptions {
+  /** Extra channel options; each replaces the default with the same key (interceptors are added to the token's). */
   channelOptions?: ChannelOptions;
 }
 
+/** A channel's settings, resolved (files read, variables looked up) when a Client or Worker is built. */
+export type Connection = ChannelSecurity;
+
+/** The settings `options`, else the environment, ask for; throws InvalidArgumentError on a bad one. */
+export function resolveConnection(options: ConnectionOptions = {}): Connection {
+  const security = channelSecurity(options);
+  return { credentials: security.credentials, channelOptions: mergeChannelOptions(security.channelOptions, options.channelOptions) };
+}
+
+/**
+ * The caller's channel options over the security ones. The token's interceptor runs first
+ * (outermost), so the caller's interceptors see the header; grpc-js takes either
+ * `interceptors` or `interceptor_providers`, so it joins whichever the caller uses.
+ */
+function mergeChannelOptions(security: ChannelOptions, given: ChannelOptions = {}): ChannelOptions {
+  const merged = { ...security, ...given };
+  const ours = (security["interceptors"] ?? []) as Interceptor[];
+  if (ours.length === 0) return merged;
+  const providers = given["interceptor_providers"] as InterceptorProvider[] | undefined;
+  if (providers !== undefined && providers.length > 0) {
+    if (given["interceptors"] === undefined) delete merged["interceptors"];
+    merged["interceptor_providers"] = [...ours.map((interceptor) => () => interceptor), ...providers];
+  } else {
+    merged["interceptors"] = [...ours, ...((given["interceptors"] ?? []) as Interceptor[])];
+  }
+  return merged;
+}
+
 /** The generated grpc-js client for `target` ("host:port"), with the default options. */
-export function serviceClient(target: string, options: ConnectionOptions = {}): JobQueueServiceClient {
-  return new JobQueueServiceClient(target, options.credentials ?? grpcCredentials.createInsecure(), {
+export function serviceClient(target: string, connection: Connection = resolveConnection()): JobQueueServiceClient {
+  return new JobQueueServiceClient(target, connection.credentials, {
     ...DEFAULT_CHANNEL_OPTIONS,
-    ...options.channelOptions,
+    ...connection.channelOptions,
   });
 }

@@ -5,7 +5,7 @@ import { Metadata, type CallOptions as GrpcCallOptions, type ClientUnaryCall, ty
 import { pollIntervals } from "./backoff.js";
 import { StreamOrCalls } from "./batch-sender.js";
 import { Batcher, batchingSettings } from "./batcher.js";
-import { serviceClient, type ConnectionOptions } from "./channel.js";
+import { resolveConnection, serviceClient, type ConnectionOptions } from "./channel.js";
 import * as convert from "./convert.js";
 import { EnqueueStream, type EnqueueDuplex } from "./enqueue-stream.js";
 import { DeadlineExceededError, InternalError, InvalidArgumentError, UnavailableError, fromServiceError } from "./errors.js";
@@ -98,7 +98,7 @@ export class Client {
     const batching = options.batching === false ? undefined : batchingSettings(options.batching);
     this.target = target;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.raw = serviceClient(target, options);
+    this.raw = serviceClient(target, resolveConnection(options));
     if (batching !== undefined) {
       const newStream = () => new EnqueueStream(() => this.openEnqueueStream(), () => this.timeoutMs);
       this.batcher = new Batcher(new StreamOrCalls(newStream, (body, deadline) => this.sendBatch(body, deadline)), batching);

@@ -108,13 +108,13 @@ export class DeadlineExceededError extends UnavailableError {
   static override readonly defaultReason: string = "DEADLINE_EXCEEDED";
 }
 
-/** The call carried no valid credentials. */
+/** The call carried no valid credentials; the subclass (TokenMissingError, ...) says which way. */
 export class UnauthenticatedError extends JobQueueError {
   static override readonly defaultCode: GrpcStatus = GrpcStatus.UNAUTHENTICATED;
   static override readonly defaultReason: string = "UNAUTHENTICATED";
 }
 
-/** The credentials do not allow the call. */
+/** The credentials do not allow the call; the subclass (RoleNotAllowedError, ...) says why. */
 export class PermissionDeniedError extends JobQueueError {
   static override readonly defaultCode: GrpcStatus = GrpcStatus.PERMISSION_DENIED;
   static override readonly defaultReason: string = "PERMISSION_DENIED";
@@ -173,6 +173,41 @@ export class ServerShuttingDownError extends UnavailableError {
   static override readonly defaultReason: string = ErrorReason[ErrorReason.SERVER_SHUTTING_DOWN];
 }
 
+/** The server requires a token (`jobq serve --auth`) and the call carried none: set `token` or JOBQ_TOKEN. */
+export class TokenMissingError extends UnauthenticatedError {
+  static override readonly defaultReason: string = ErrorReason[ErrorReason.TOKEN_MISSING];
+}
+
+/** The server does not know the token (malformed, never issued, or revoked). Do not retry with it. */
+export class TokenInvalidError extends UnauthenticatedError {
+  static override readonly defaultReason: string = ErrorReason[ErrorReason.TOKEN_INVALID];
+}
+
+/** The token's expiry time has passed: get a new token. */
+export class TokenExpiredError extends UnauthenticatedError {
+  static override readonly defaultReason: string = ErrorReason[ErrorReason.TOKEN_EXPIRED];
+}
+
+/** The token's role (producer, worker, admin) may not call this method. Do not retry with it. */
+export class RoleNotAllowedError extends PermissionDeniedError {
+  static override readonly defaultReason: string = ErrorReason[ErrorReason.ROLE_NOT_ALLOWED];
+}
+
+/** None of the token's queue patterns matches the queue the request names; `.field` names the field. */
+export class QueueNotAllowedError extends PermissionDeniedError {
+  static override readonly defaultReason: string = ErrorReason[ErrorReason.QUEUE_NOT_ALLOWED];
+}
+
+/** RevokeToken named a token id that does not exist (never issued, or revoked already). */
+export class TokenNotFoundError extends NotFoundError {
+  static override readonly defaultReason: string = ErrorReason[ErrorReason.TOKEN_NOT_FOUND];
+}
+
+/** CreateToken was refused: the server holds as many tokens as it allows. Revoke unused ones first. */
+export class TokenLimitReachedError extends ResourceExhaustedError {
+  static override readonly defaultReason: string = ErrorReason[ErrorReason.TOKEN_LIMIT_REACHED];
+}
+
 /** Thrown by a job handler to fail the job for good, whatever attempts are left. */
 export class NonRetryableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -213,6 +248,13 @@ export const ERROR_CLASSES: Readonly<Record<ServerReason, ErrorClass>> = {
   [ErrorReason.STORE_FULL]: StoreFullError,
   [ErrorReason.SERVER_SHUTTING_DOWN]: ServerShuttingDownError,
   [ErrorReason.INTERNAL]: InternalError,
+  [ErrorReason.TOKEN_MISSING]: TokenMissingError,
+  [ErrorReason.TOKEN_INVALID]: TokenInvalidError,
+  [ErrorReason.TOKEN_EXPIRED]: TokenExpiredError,
+  [ErrorReason.ROLE_NOT_ALLOWED]: RoleNotAllowedError,
+  [ErrorReason.QUEUE_NOT_ALLOWED]: QueueNotAllowedError,
+  [ErrorReason.TOKEN_NOT_FOUND]: TokenNotFoundError,
+  [ErrorReason.TOKEN_LIMIT_REACHED]: TokenLimitReachedError,
 };
 
 /** The fallback when a status has no ErrorInfo of ours, or a reason newer than this library. */

@@ -15,6 +15,8 @@ export type { Handler } from "./execution.js";
 export type { WorkerCounters } from "./session.js";
 export { DEFAULT_CHANNEL_OPTIONS } from "./channel.js";
 export type { ConnectionOptions } from "./channel.js";
+export { ENV } from "./credentials.js";
+export type { SecurityOptions } from "./credentials.js";
 export { ReconnectBackoff, pollIntervals } from "./backoff.js";
 export type { ReconnectBackoffOptions } from "./backoff.js";
 export { consoleLogger } from "./logger.js";
@@ -33,11 +35,18 @@ export {
   NonRetryableError,
   NotFoundError,
   PermissionDeniedError,
+  QueueNotAllowedError,
   ResourceExhaustedError,
   RetryAfterError,
+  RoleNotAllowedError,
   ServerShuttingDownError,
   StoreFullError,
   StoreUnavailableError,
+  TokenExpiredError,
+  TokenInvalidError,
+  TokenLimitReachedError,
+  TokenMissingError,
+  TokenNotFoundError,
   UnauthenticatedError,
   UnavailableError,
   WrongStateError,

@@ -19,10 +19,16 @@ import { performance } from "node:perf_hooks";
 import { randomBytes } from "node:crypto";
 
 import { ReconnectBackoff, type ReconnectBackoffOptions } from "./backoff.js";
-import { serviceClient, type ConnectionOptions } from "./channel.js";
+import { resolveConnection, serviceClient, type Connection, type ConnectionOptions } from "./channel.js";
 import { Client } from "./client.js";
 import { checkQueueName, toDuration, toDurability } from "./convert.js";
-import { InvalidArgumentError, JobQueueError, UnavailableError } from "./errors.js";
+import {
+  InvalidArgumentError,
+  JobQueueError,
+  PermissionDeniedError,
+  UnauthenticatedError,
+  UnavailableError,
+} from "./errors.js";
 import { JobRunner, summary, type Handler } from "./execution.js";
 import type { Durability as ProtoDurability } from "./gen/jobqueue/v1/job.js";
 import type { JobQueueServiceClient, Subscribe } from "./gen/jobqueue/v1/job_queue_service.js";
@@ -36,6 +42,7 @@ export const DEFAULT_GRACE_PERIOD_MS = 30_000;
 /** How long one connection attempt waits for the channel before it counts as failed. */
 export const CONNECT_TIMEOUT_MS = 10_000;
 
+/** The connection options (TLS, token, channel) apply when the worker is given a target, not a Client. */
 export interface WorkerOptions extends ConnectionOptions {
   /** Queues to take jobs from, in order of preference (default: those with handlers). */
   queues?: string[];
@@ -97,7 +104,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   readonly ackDurability: Durability | undefined;
   readonly counters: WorkerCounters = newCounters();
   private readonly target: Client | string;
-  private readonly connection: ConnectionOptions;
+  /** The channel settings, when the worker makes its own channel (a target, not a Client). */
+  private readonly connection: Connection | undefined;
   private readonly logger: Logger;
   private readonly backoff: ReconnectBackoff;
   private readonly ackLevel: ProtoDurability;
@@ -114,7 +122,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     options.queues?.forEach((queue, index) => checkQueueName(queue, `queues[${index}]`));
     this.target = target;
-    this.connection = { credentials: options.credentials, channelOptions: options.channelOptions };
+    this.connection = typeof target === "string" ? resolveConnection(options) : undefined;
     this.queues = options.queues ?? [];
     this.concurrency = concurrency;
     this.gracePeriodMs = options.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS;
@@ -148,8 +156,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
    * Leases and runs jobs until `signal` aborts, then stops gracefully: takes no new jobs,
    * lets running handlers finish for up to `gracePeriodMs` (then aborts their `ctx.signal`
    * and drops their results), sends the last acks, closes the stream, and resolves.
-   * Rejects only when the server refuses the subscription itself (InvalidArgumentError);
-   * any other failure of the stream is retried with backoff.
+   * Rejects only when the server refuses the subscription itself (InvalidArgumentError) or
+   * the worker's credentials (UnauthenticatedError, PermissionDeniedError: a missing,
+   * invalid, expired or revoked token, a role or queue the token does not allow), which
+   * reconnecting would only repeat; any other failure of the stream is retried with backoff.
    */
   async run(options: RunOptions = {}): Promise<void> {
     if (this.started) throw new Error("a Worker runs once; create a new one");
@@ -184,6 +194,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
       } catch (caught) {
         if (caught instanceof InvalidArgumentError) {
           this.logger.error(`the server refused the subscription: ${caught.message}`);
+          throw caught;
+        }
+        // Reconnecting would only send the same token again (the Go worker stops here too).
+        if (caught instanceof UnauthenticatedError || caught instanceof PermissionDeniedError) {
+          this.logger.error(`the server refused the worker's credentials (${caught.reason}): ${caught.message}`);
           throw caught;
         }
         if (!(caught instanceof JobQueueError)) throw caught; // a bug, not a network failure

@@ -13,10 +13,19 @@ import {
   JobQueueError,
   LeaseLostError,
   NotFoundError,
+  PermissionDeniedError,
+  QueueNotAllowedError,
   ResourceExhaustedError,
+  RoleNotAllowedError,
   ServerShuttingDownError,
   StoreFullError,
   StoreUnavailableError,
+  TokenExpiredError,
+  TokenInvalidError,
+  TokenLimitReachedError,
+  TokenMissingError,
+  TokenNotFoundError,
+  UnauthenticatedError,
   UnavailableError,
   WrongStateError,
   errorReason,
@@ -95,7 +104,7 @@ describe("errors from a failed call", () => {
   });
 
   test("every ErrorReason of the contract has a class of its own", () => {
-    assert.equal(SERVER_REASONS.length, 10);
+    assert.equal(SERVER_REASONS.length, 17);
     const names = new Set<string>();
     for (const value of SERVER_REASONS) {
       const name = ErrorReason[value];
@@ -121,6 +130,13 @@ describe("errors from a failed call", () => {
       [GrpcStatus.UNAVAILABLE, "SERVER_SHUTTING_DOWN", ServerShuttingDownError, UnavailableError],
       [GrpcStatus.RESOURCE_EXHAUSTED, "STORE_FULL", StoreFullError, ResourceExhaustedError],
       [GrpcStatus.INTERNAL, "INTERNAL", InternalError, InternalError],
+      [GrpcStatus.UNAUTHENTICATED, "TOKEN_MISSING", TokenMissingError, UnauthenticatedError],
+      [GrpcStatus.UNAUTHENTICATED, "TOKEN_INVALID", TokenInvalidError, UnauthenticatedError],
+      [GrpcStatus.UNAUTHENTICATED, "TOKEN_EXPIRED", TokenExpiredError, UnauthenticatedError],
+      [GrpcStatus.PERMISSION_DENIED, "ROLE_NOT_ALLOWED", RoleNotAllowedError, PermissionDeniedError],
+      [GrpcStatus.PERMISSION_DENIED, "QUEUE_NOT_ALLOWED", QueueNotAllowedError, PermissionDeniedError],
+      [GrpcStatus.NOT_FOUND, "TOKEN_NOT_FOUND", TokenNotFoundError, NotFoundError],
+      [GrpcStatus.RESOURCE_EXHAUSTED, "TOKEN_LIMIT_REACHED", TokenLimitReachedError, ResourceExhaustedError],
     ];
     for (const [code, reason, type, base] of cases) {
       const error = fromServiceError(serviceError(code, "x", [errorInfo(reason)])) as JobQueueError;
@@ -167,6 +183,11 @@ describe("errors from a failed call", () => {
     assert.equal((precondition as JobQueueError).constructor, FailedPreconditionError);
     const internal = fromServiceError(serviceError(GrpcStatus.INTERNAL, "Failed to parse server response", []));
     assert.equal((internal as JobQueueError).constructor, InternalError);
+    const unauthenticated = fromServiceError(serviceError(GrpcStatus.UNAUTHENTICATED, "no token", []));
+    assert.equal((unauthenticated as JobQueueError).constructor, UnauthenticatedError);
+    assert.equal((unauthenticated as JobQueueError).reason, "UNAUTHENTICATED");
+    const denied = fromServiceError(serviceError(GrpcStatus.PERMISSION_DENIED, "proxy says no", []));
+    assert.equal((denied as JobQueueError).constructor, PermissionDeniedError);
     const unknown = fromServiceError(serviceError(GrpcStatus.DATA_LOSS, "boom", []));
     assert.ok(unknown instanceof JobQueueError);
     assert.equal(unknown.constructor, JobQueueError);
