@@ -44,6 +44,7 @@ from jobqueue.models import (
     Priority,
     QueueStats,
 )
+from jobqueue.security import Tls
 from jobqueue.sync_client import Client
 from jobqueue.worker import Worker
 
@@ -82,6 +83,7 @@ __all__ = [
     "StoreFull",
     "StoreUnavailable",
     "SyncHandler",
+    "Tls",
     "Unauthenticated",
     "Unavailable",
     "Worker",

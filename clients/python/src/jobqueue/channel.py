@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 import grpc
 
-ChannelOption = tuple[str, int | str]
+from jobqueue.security import ChannelOption as ChannelOption
+from jobqueue.security import Tls, aio_interceptors, resolve, sync_interceptor
 
 # A Lease stream may sit idle for hours behind NATs and load balancers: ping so a dead peer
 # is noticed in ~40 s instead of at the next write. The server permits pings every 10 s.
@@ -41,19 +42,33 @@ def aio_channel(
     target: str,
     credentials: grpc.ChannelCredentials | None = None,
     options: Sequence[ChannelOption] = (),
+    *,
+    token: str | None = None,
+    tls: Tls | None = None,
 ) -> grpc.aio.Channel:
-    """A grpc.aio channel to `target` ("host:port"), TLS when `credentials` are given."""
-    if credentials is not None:
-        return grpc.aio.secure_channel(target, credentials, options=_options(options))
-    return grpc.aio.insecure_channel(target, options=_options(options))
+    """A grpc.aio channel to `target` ("host:port"): TLS when `credentials` or `tls` are given
+    (or JOBQ_TLS* ask for it), with `token` (or JOBQ_TOKEN) on every call (security.py)."""
+    chosen = resolve(credentials, token, tls)
+    interceptors = aio_interceptors(chosen.token)
+    merged = _options([*chosen.options, *options])
+    if chosen.credentials is not None:
+        return grpc.aio.secure_channel(target, chosen.credentials, options=merged, interceptors=interceptors)
+    return grpc.aio.insecure_channel(target, options=merged, interceptors=interceptors)
 
 
 def sync_channel(
     target: str,
     credentials: grpc.ChannelCredentials | None = None,
     options: Sequence[ChannelOption] = (),
+    *,
+    token: str | None = None,
+    tls: Tls | None = None,
 ) -> grpc.Channel:
-    """A blocking grpc channel to `target` ("host:port"), TLS when `credentials` are given."""
-    if credentials is not None:
-        return grpc.secure_channel(target, credentials, options=_options(options))
-    return grpc.insecure_channel(target, options=_options(options))
+    """A blocking grpc channel to `target`, secured as `aio_channel` says."""
+    chosen = resolve(credentials, token, tls)
+    merged = _options([*chosen.options, *options])
+    if chosen.credentials is not None:
+        channel = grpc.secure_channel(target, chosen.credentials, options=merged)
+    else:
+        channel = grpc.insecure_channel(target, options=merged)
+    return grpc.intercept_channel(channel, sync_interceptor(chosen.token)) if chosen.token else channel

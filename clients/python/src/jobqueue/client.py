@@ -29,6 +29,7 @@ from jobqueue.models import (
     JobState,
     QueueStats,
 )
+from jobqueue.security import Tls
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 
@@ -48,6 +49,9 @@ class AsyncClient:
     Concurrent ``enqueue`` calls are sent together in EnqueueBatch calls, each caller still
     getting its own id or error (:class:`jobqueue.Batching`; ``batching=None`` sends each
     alone). ``close()`` sends what is pending first.
+
+    ``token`` (or JOBQ_TOKEN) is sent on every call; ``tls`` (or JOBQ_TLS, JOBQ_TLS_CA,
+    JOBQ_TLS_CLIENT_CERT/KEY) connects with TLS (:class:`jobqueue.Tls`, docs/security.md).
     """
 
     def __init__(
@@ -55,12 +59,18 @@ class AsyncClient:
         target: str | grpc.aio.Channel,
         *,
         timeout: float = DEFAULT_TIMEOUT_S,
+        token: str | None = None,
+        tls: Tls | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[ChannelOption] = (),
         batching: Batching | None = DEFAULT_BATCHING,
     ) -> None:
         self._owns_channel = isinstance(target, str)
-        self._channel = aio_channel(target, credentials, options) if isinstance(target, str) else target
+        self._channel = (
+            aio_channel(target, credentials, options, token=token, tls=tls)
+            if isinstance(target, str)
+            else target
+        )
         self._stub: svc_grpc.JobQueueServiceAsyncStub = svc_grpc.JobQueueServiceStub(self._channel)
         self._batcher = AsyncBatcher(self._stub, batching) if batching is not None else None
         self.timeout = timeout

@@ -37,6 +37,7 @@ from jobqueue.errors import InvalidArgument, JobQueueError, Unavailable
 from jobqueue.execution import JobRunner
 from jobqueue.handlers import Handler, HandlerRegistry
 from jobqueue.models import DurabilityName
+from jobqueue.security import Tls
 from jobqueue.session import LeaseSession
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
@@ -91,6 +92,8 @@ class Worker:
         lease_duration: timedelta | float | None = None,
         grace_period: float = DEFAULT_GRACE_PERIOD_S,
         reconnect: ReconnectBackoff | None = None,
+        token: str | None = None,
+        tls: Tls | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[ChannelOption] = (),
         ack_durability: DurabilityName | None = None,
@@ -98,6 +101,8 @@ class Worker:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._target = target
+        self._token = token
+        self._tls = tls
         self._credentials = credentials
         self._options = options
         self._queues = list(queues or [])
@@ -188,7 +193,9 @@ class Worker:
 
     def _channel(self) -> grpc.aio.Channel:
         if isinstance(self._target, str):
-            return aio_channel(self._target, self._credentials, self._options)
+            return aio_channel(
+                self._target, self._credentials, self._options, token=self._token, tls=self._tls
+            )
         return self._target
 
     def _subscription(self) -> svc.Subscribe:

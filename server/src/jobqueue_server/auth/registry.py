@@ -18,9 +18,6 @@ logger = logging.getLogger(__name__)
 
 #: How often a server asks Redis whether tokens changed: the delay of a revocation at most.
 REFRESH_INTERVAL_S = 1.0
-#: An unknown token id makes the server look again (it may be minutes old on another server),
-#: but not more often than this: a flood of made-up tokens costs one HGET per interval.
-MISS_RECHECK_S = 0.25
 BEARER = "bearer "
 
 
@@ -35,8 +32,8 @@ class TokenRegistry:
         self._store = store
         self._records: dict[str, TokenRecord] = {}
         self._version = -1
-        self._checked_at = 0.0
         self._reload: asyncio.Task[None] | None = None
+        self._reload_started = 0.0
         self._watches: dict[str, set[asyncio.Future[JobQueueError]]] = {}
 
     async def run(self) -> None:
@@ -47,13 +44,20 @@ class TokenRegistry:
             await asyncio.sleep(REFRESH_INTERVAL_S)
 
     async def refresh(self) -> None:
-        """Reloads the records when their version moved; one reload at a time."""
-        if self._reload is None or self._reload.done():
-            self._reload = asyncio.create_task(self._reload_if_changed())
-        await asyncio.shield(self._reload)
+        """Reloads the records when their version moved. One reload runs at a time, and a
+        caller joins one that started after it asked, so a flood of unknown tokens costs one
+        HGET per round trip, not one per call."""
+        asked = time.monotonic()
+        while True:
+            if self._reload is None or self._reload.done():
+                self._reload_started = time.monotonic()
+                self._reload = asyncio.create_task(self._reload_if_changed())
+            started, reload = self._reload_started, self._reload
+            await asyncio.shield(reload)
+            if started >= asked:
+                return
 
     async def _reload_if_changed(self) -> None:
-        self._checked_at = time.monotonic()
         if await self._store.version() == self._version:
             return
         self._version, records = await self._store.load()
@@ -72,8 +76,8 @@ class TokenRegistry:
             raise TokenInvalid("the token is malformed")
         token_id, secret = parts
         record = self._records.get(token_id)
-        if record is None and time.monotonic() - self._checked_at >= MISS_RECHECK_S:
-            await self.refresh()  # created on another server since the last refresh?
+        if record is None:
+            await self.refresh()  # made since the last refresh, perhaps on another server?
             record = self._records.get(token_id)
         if record is None or not secret_matches(secret, record.secret_sha256):
             raise TokenInvalid("the token is unknown or revoked")

@@ -1,0 +1,182 @@
+"""Every RPC, by every role, on a queue in and out of the token's scope, with a valid, expired,
+revoked and missing token, against an oracle written from the policy's words (docs/security.md): a refusal
+has the oracle's code and reason and changes nothing; an allowed call is not refused for auth."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import pytest
+from grpc_status import rpc_status
+from redis.asyncio import Redis
+
+from jobqueue.v1 import job_pb2
+from jobqueue.v1 import job_queue_service_pb2 as svc
+from jobqueue_server.auth.tokens import new_token
+from jobqueue_server.config import ServerSettings
+from jobqueue_server.store.tokens import TokenRecord, TokenStore
+from tests.auth.conftest import bearer
+
+if TYPE_CHECKING:
+    from jobqueue.v1.job_queue_service_pb2_grpc import JobQueueServiceAsyncStub as Stub
+
+INSIDE, OUTSIDE = "inside-q", "outside-q"
+PATTERNS = ["inside*"]
+ULID = "01J00000000000000000000000"
+
+# The policy in words: producers enqueue and read their jobs; workers lease and settle; admins
+# do everything, and only an admin for every queue manages tokens.
+PRODUCER_METHODS = {"Enqueue", "EnqueueBatch", "EnqueueStream", "GetStatus"}
+WORKER_METHODS = {"Lease", "Ack", "Fail", "Extend"}
+TOKEN_METHODS = {"CreateToken", "ListTokens", "RevokeToken"}
+QUEUELESS = TOKEN_METHODS | {"ListTokens"}
+
+Call = Callable[["Stub", str, Any], Awaitable[None]]
+
+
+async def _enqueue_stream(stub: Stub, queue: str, metadata: Any) -> None:
+    call = stub.EnqueueStream(metadata=metadata)
+    await call.write(svc.EnqueueStreamRequest(sequence=1, requests=[svc.EnqueueRequest(queue=queue)]))
+    await call.done_writing()
+    while await call.read() is not grpc.aio.EOF:
+        pass
+
+
+async def _lease(stub: Stub, queue: str, metadata: Any) -> None:
+    call = stub.Lease(metadata=metadata)
+    await call.write(svc.LeaseRequest(subscribe=svc.Subscribe(queues=[queue], max_in_flight=1)))
+    await call.read()  # the subscription's answer, or the refusal
+    await call.done_writing()
+    while await call.read() is not grpc.aio.EOF:  # until the server closed the session
+        pass
+
+
+def _unary(name: str, make: Callable[[str], Any]) -> Call:
+    async def call(stub: Stub, queue: str, metadata: Any) -> None:
+        await getattr(stub, name)(make(queue), metadata=metadata)
+
+    return call
+
+
+CALLS: dict[str, Call] = {
+    "Enqueue": _unary("Enqueue", lambda q: svc.EnqueueRequest(queue=q)),
+    "EnqueueBatch": _unary(
+        "EnqueueBatch", lambda q: svc.EnqueueBatchRequest(requests=[svc.EnqueueRequest(queue=q)])
+    ),
+    "EnqueueStream": _enqueue_stream,
+    "GetStatus": _unary("GetStatus", lambda q: svc.GetStatusRequest(job_id=f"{q}:{ULID}")),
+    "Stats": _unary("Stats", lambda q: svc.StatsRequest(queue=q)),
+    "ListJobs": _unary("ListJobs", lambda q: svc.ListJobsRequest(queue=q, state=job_pb2.JOB_STATE_QUEUED)),
+    "Lease": _lease,
+    "Ack": _unary("Ack", lambda q: svc.AckRequest(job_id=f"{q}:{ULID}", lease_token="x")),
+    "Fail": _unary("Fail", lambda q: svc.FailRequest(job_id=f"{q}:{ULID}", lease_token="x")),
+    "Extend": _unary("Extend", lambda q: svc.ExtendRequest(job_id=f"{q}:{ULID}", lease_token="x")),
+    "Cancel": _unary("Cancel", lambda q: svc.CancelRequest(job_id=f"{q}:{ULID}")),
+    "Retry": _unary("Retry", lambda q: svc.RetryRequest(job_id=f"{q}:{ULID}")),
+    "CreateToken": _unary(
+        "CreateToken", lambda q: svc.CreateTokenRequest(name="made", role=svc.TOKEN_ROLE_PRODUCER, queues=[q])
+    ),
+    "ListTokens": _unary("ListTokens", lambda q: svc.ListTokensRequest()),
+    "RevokeToken": _unary("RevokeToken", lambda q: svc.RevokeTokenRequest(token_id="0" * 16)),
+}
+ROLES = {"producer": svc.TOKEN_ROLE_PRODUCER, "worker": svc.TOKEN_ROLE_WORKER, "admin": svc.TOKEN_ROLE_ADMIN}
+STATES = ("valid", "expired", "revoked", "missing")
+
+
+def oracle(method: str, role: str, unrestricted: bool, queue: str, state: str) -> tuple[str, str] | None:
+    """(code, reason) of the refusal the policy demands, or None when the call is allowed."""
+    if state == "missing":
+        return "UNAUTHENTICATED", "TOKEN_MISSING"
+    if state == "expired":
+        return "UNAUTHENTICATED", "TOKEN_EXPIRED"
+    if state == "revoked":
+        return "UNAUTHENTICATED", "TOKEN_INVALID"
+    allowed = (
+        (role == "producer" and method in PRODUCER_METHODS)
+        or (role == "worker" and method in WORKER_METHODS)
+        or (role == "admin" and (method not in TOKEN_METHODS or unrestricted))
+    )
+    if not allowed:
+        return "PERMISSION_DENIED", "ROLE_NOT_ALLOWED"
+    if method not in QUEUELESS and not unrestricted and queue == OUTSIDE:
+        return "PERMISSION_DENIED", "QUEUE_NOT_ALLOWED"
+    return None
+
+
+def test_the_matrix_covers_every_method_of_the_service() -> None:
+    assert set(CALLS) == {m.name for m in svc.DESCRIPTOR.services_by_name["JobQueueService"].methods}
+
+
+async def _keyspace(redis: Redis, prefix: str) -> str:
+    digest = hashlib.sha256()
+    keys = sorted([key async for key in redis.scan_iter(match=f"{prefix}:*", count=1000)])
+    for key in keys:
+        digest.update(key + b"=" + (await redis.dump(key) or b""))
+    return digest.hexdigest()
+
+
+def _refusal(error: grpc.aio.AioRpcError) -> tuple[str, str]:
+    status = rpc_status.from_call(error)
+    reason = ""
+    if status is not None:
+        from google.rpc import error_details_pb2
+
+        for detail in status.details:
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info):
+                reason = info.reason
+    return error.code().name, reason
+
+
+async def _tokens(
+    stub: Stub, admin: str, redis: Redis, settings: ServerSettings
+) -> dict[tuple[str, bool, str], str | None]:
+    """A token per (role, unrestricted, state); None for a missing one."""
+    tokens: dict[tuple[str, bool, str], str | None] = {}
+    store = TokenStore(redis, settings.key_prefix, 2.0)
+    for (role, value), unrestricted in itertools.product(ROLES.items(), (False, True)):
+        patterns = ["*"] if unrestricted else PATTERNS
+        create = svc.CreateTokenRequest(name=f"{role}", role=value, queues=patterns)
+        tokens[(role, unrestricted, "valid")] = (await stub.CreateToken(create, metadata=bearer(admin))).token
+        revoked = await stub.CreateToken(create, metadata=bearer(admin))
+        await stub.RevokeToken(svc.RevokeTokenRequest(token_id=revoked.info.token_id), metadata=bearer(admin))
+        tokens[(role, unrestricted, "revoked")] = revoked.token
+        text, token_id, digest = new_token()
+        await store.add(TokenRecord(token_id, role, role, tuple(patterns), 1_000, 2_000, digest))
+        tokens[(role, unrestricted, "expired")] = text
+        tokens[(role, unrestricted, "missing")] = None
+    return tokens
+
+
+@pytest.mark.timeout(300)
+async def test_every_call_agrees_with_the_oracle(
+    stub: Stub, admin_token: str, redis: Redis, auth_settings: ServerSettings
+) -> None:
+    tokens = await _tokens(stub, admin_token, redis, auth_settings)
+    disagreements: list[str] = []
+    cases = 0
+    for (role, unrestricted, state), token in tokens.items():
+        for method, queue in itertools.product(CALLS, (INSIDE, OUTSIDE)):
+            cases += 1
+            expected = oracle(method, role, unrestricted, queue, state)
+            metadata = bearer(token) if token is not None else None
+            before = await _keyspace(redis, auth_settings.key_prefix) if expected else ""
+            try:
+                await CALLS[method](stub, queue, metadata)
+                got: tuple[str, str] | None = None
+            except grpc.aio.AioRpcError as error:
+                got = _refusal(error)
+            case = f"{method} as {role}{'*' if unrestricted else ''} ({state}) on {queue}"
+            if expected is not None:
+                if got != expected:
+                    disagreements.append(f"{case}: expected {expected}, got {got}")
+                elif await _keyspace(redis, auth_settings.key_prefix) != before:
+                    disagreements.append(f"{case}: refused but changed the keyspace")
+            elif got is not None and got[0] in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+                disagreements.append(f"{case}: allowed by the policy, refused with {got}")
+    assert cases == len(ROLES) * 2 * len(STATES) * len(CALLS) * 2
+    assert disagreements == []
