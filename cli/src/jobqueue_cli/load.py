@@ -91,7 +91,7 @@ Call = Callable[[], Awaitable[int]]
 
 
 async def _run(conn: Conn, report: LoadReport, count: int, payload: dict[str, Any]) -> None:
-    async with AsyncClient(conn.target, timeout=conn.timeout) as client:
+    async with AsyncClient(conn.target, timeout=conn.timeout, token=conn.token, tls=conn.tls) as client:
         # Connect before the clock starts, so the figure measures enqueues, not the TCP handshake.
         await client.stats(report.queue)
 

@@ -1,6 +1,8 @@
 """What the producer and load commands share: the common options, errors, JSON and rich output.
 
-Every such command takes --target (env JOBQ_TARGET), --json and --timeout. Output is rich text
+Every such command takes --target (env JOBQ_TARGET), --json, --timeout, and the credentials:
+--token and --tls-ca, --tls-client-cert, --tls-client-key (env JOBQ_TOKEN, JOBQ_TLS_*, read by
+the client library when a flag is not given). Output is rich text
 for people by default and one JSON document on stdout with --json. A failure is one line on
 stderr, ``error: REASON message``, and exit status 2 for invalid input, 1 for anything else.
 """
@@ -27,7 +29,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from jobqueue import Client, JobInfo, QueueStats
+from jobqueue import Client, JobInfo, QueueStats, Tls
 from jobqueue.errors import InvalidArgument, JobQueueError, Unavailable
 
 DEFAULT_TARGET = "localhost:50051"
@@ -47,9 +49,11 @@ class Conn:
     target: str
     as_json: bool
     timeout: float
+    token: str | None = None
+    tls: Tls | None = None
 
     def client(self) -> Client:
-        return Client(self.target, timeout=self.timeout)
+        return Client(self.target, timeout=self.timeout, token=self.token, tls=self.tls)
 
     def emit(self, document: object) -> None:
         """Prints one compact JSON document on stdout (a line: --watch prints one per refresh)."""
@@ -84,12 +88,21 @@ def client_options(command: Callable[..., None]) -> Callable[..., None]:
     """Adds --target, --json and --timeout; the command receives them as its first argument, a Conn."""
 
     @functools.wraps(command)
-    def wrapper(target: str, as_json: bool, timeout: float, **kwargs: Any) -> None:
-        conn = Conn(target, as_json, timeout)
+    def wrapper(
+        target: str,
+        as_json: bool,
+        timeout: float,
+        token: str | None,
+        tls_ca: str | None,
+        tls_client_cert: str | None,
+        tls_client_key: str | None,
+        **kwargs: Any,
+    ) -> None:
+        conn = Conn(target, as_json, timeout, token, tls_flags(tls_ca, tls_client_cert, tls_client_key))
         with reported_errors(conn):
             command(conn, **kwargs)
 
-    options = [
+    options: list[Callable[[Callable[..., None]], Callable[..., None]]] = [
         click.option(
             "--target", envvar="JOBQ_TARGET", default=DEFAULT_TARGET, show_default=True,
             help="Server address HOST:PORT [env JOBQ_TARGET].",
@@ -99,10 +112,37 @@ def client_options(command: Callable[..., None]) -> Callable[..., None]:
             "--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT_S,
             show_default=True, help="Seconds to wait for each call.",
         ),
+        *credential_options(),
     ]  # fmt: skip
     for option in reversed(options):
         wrapper = option(wrapper)
     return wrapper
+
+
+def credential_options() -> list[Callable[[Callable[..., None]], Callable[..., None]]]:
+    """--token and the TLS files; unset, the client library reads JOBQ_TOKEN and JOBQ_TLS_*."""
+    path = click.Path(exists=True, dir_okay=False)
+    return [
+        click.option("--token", help="API token [env JOBQ_TOKEN]; prefer the env var: flags show in ps."),
+        click.option(
+            "--tls-ca",
+            type=path,
+            help="PEM CA that signed the server's certificate; implies TLS [env JOBQ_TLS_CA].",
+        ),
+        click.option(
+            "--tls-client-cert", type=path, help="PEM client certificate for mTLS [env JOBQ_TLS_CLIENT_CERT]."
+        ),
+        click.option(
+            "--tls-client-key", type=path, help="PEM key of --tls-client-cert [env JOBQ_TLS_CLIENT_KEY]."
+        ),
+    ]
+
+
+def tls_flags(ca: str | None, cert: str | None, key: str | None) -> Tls | None:
+    """The TLS the flags ask for; None leaves it to the environment."""
+    if ca is None and cert is None and key is None:
+        return None
+    return Tls(ca_file=ca, cert_file=cert, key_file=key)
 
 
 def parse_object(text: str, field: str) -> dict[str, Any]:

@@ -41,8 +41,11 @@ from jobqueue.models import (
     JobInfo,
     JobSpec,
     JobState,
+    NewToken,
     Priority,
     QueueStats,
+    TokenInfo,
+    TokenRole,
 )
 from jobqueue.security import Tls
 from jobqueue.sync_client import Client
@@ -71,6 +74,7 @@ __all__ = [
     "JobSpec",
     "JobState",
     "LeaseLost",
+    "NewToken",
     "NonRetryableError",
     "NotFound",
     "PermissionDenied",
@@ -84,6 +88,8 @@ __all__ = [
     "StoreUnavailable",
     "SyncHandler",
     "Tls",
+    "TokenInfo",
+    "TokenRole",
     "Unauthenticated",
     "Unavailable",
     "Worker",

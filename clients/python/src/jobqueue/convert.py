@@ -25,8 +25,11 @@ from jobqueue.models import (
     Priority,
     PriorityName,
     QueueStats,
+    TokenInfo,
+    TokenRole,
 )
 from jobqueue.v1 import job_pb2
+from jobqueue.v1 import job_queue_service_pb2 as svc
 
 # Largest integer a double holds exactly: beyond it a Struct would silently round.
 MAX_SAFE_INTEGER = 2**53
@@ -263,4 +266,29 @@ def queue_stats(stats: job_pb2.QueueStats) -> QueueStats:
         dead=stats.dead,
         cancelled=stats.cancelled,
         oldest_queued_age=stats.oldest_queued_age.ToTimedelta(),
+    )
+
+
+_TOKEN_ROLES: dict[TokenRole, svc.TokenRole.ValueType] = {
+    "producer": svc.TOKEN_ROLE_PRODUCER,
+    "worker": svc.TOKEN_ROLE_WORKER,
+    "admin": svc.TOKEN_ROLE_ADMIN,
+}
+_TOKEN_ROLE_NAMES = {value: name for name, value in _TOKEN_ROLES.items()}
+
+
+def to_token_role(role: TokenRole) -> svc.TokenRole.ValueType:
+    if role not in _TOKEN_ROLES:
+        raise InvalidArgument(f"role: must be producer, worker or admin, got {role!r}", field="role")
+    return _TOKEN_ROLES[role]
+
+
+def token_info(message: svc.TokenInfo) -> TokenInfo:
+    return TokenInfo(
+        token_id=message.token_id,
+        name=message.name,
+        role=_TOKEN_ROLE_NAMES[message.role],
+        queues=tuple(message.queues),
+        created_at=from_timestamp(message.create_time),
+        expires_at=_optional_time(message, "expire_time"),
     )

@@ -172,3 +172,27 @@ class QueueStats:
     cancelled: int
     #: Age of the oldest ready job (zero when none is ready).
     oldest_queued_age: timedelta
+
+
+TokenRole = Literal["producer", "worker", "admin"]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """An API token as ListTokens describes it: never its secret."""
+
+    token_id: str
+    name: str
+    role: TokenRole
+    #: Shell-style patterns of the queues it may touch; ``*`` is every queue.
+    queues: tuple[str, ...]
+    created_at: datetime
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewToken:
+    """A token just created: ``token`` is the secret bearer text, shown this once."""
+
+    token: str
+    info: TokenInfo

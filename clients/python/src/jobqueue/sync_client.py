@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
 
@@ -25,7 +26,10 @@ from jobqueue.models import (
     JobInfo,
     JobSpec,
     JobState,
+    NewToken,
     QueueStats,
+    TokenInfo,
+    TokenRole,
 )
 from jobqueue.security import Tls
 from jobqueue.sync_batcher import Batcher
@@ -171,6 +175,33 @@ class Client:
     def retry(self, job_id: str, *, timeout: float | None = None) -> None:
         """Sends a dead or cancelled job back to its queue with its attempts reset."""
         self._call(self._stub.Retry, svc.RetryRequest(job_id=job_id), timeout)
+
+    # -- tokens (an admin token for every queue; docs/security.md) --------------------------
+
+    def create_token(
+        self,
+        name: str,
+        role: TokenRole,
+        queues: Sequence[str],
+        *,
+        ttl: timedelta | float | None = None,
+        timeout: float | None = None,
+    ) -> NewToken:
+        """Issues an API token; its secret is in the result only (the server keeps a hash)."""
+        request = svc.CreateTokenRequest(name=name, role=convert.to_token_role(role), queues=list(queues))
+        if ttl is not None:
+            request.ttl.CopyFrom(convert.to_duration(ttl, "ttl"))
+        response = self._call(self._stub.CreateToken, request, timeout)
+        return NewToken(response.token, convert.token_info(response.info))
+
+    def list_tokens(self, *, timeout: float | None = None) -> list[TokenInfo]:
+        """Every token, sorted by id, without secrets."""
+        response = self._call(self._stub.ListTokens, svc.ListTokensRequest(), timeout)
+        return [convert.token_info(t) for t in response.tokens]
+
+    def revoke_token(self, token_id: str, *, timeout: float | None = None) -> None:
+        """Deletes a token: calls with it are refused, its open streams end within seconds."""
+        self._call(self._stub.RevokeToken, svc.RevokeTokenRequest(token_id=token_id), timeout)
 
     def wait(self, job_id: str, *, timeout: float | None = DEFAULT_WAIT_S) -> JobInfo:
         """Returns the job once it is COMPLETED, DEAD or CANCELLED; TimeoutError after `timeout`.

@@ -66,7 +66,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return None
         for field, queue in queues_named(request, self._limit):
             if not principal.may_touch(queue):
-                return QueueNotAllowed(field, f"queue {queue!r} is outside this token's queues")
+                return QueueNotAllowed(field, f"{queue!r} is outside this token's queues")
         return None
 
     def _guarded_unary(
