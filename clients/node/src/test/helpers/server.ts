@@ -38,6 +38,8 @@ export interface StartOptions {
   dataDir?: string;
   /** Use this Redis/Valkey instead of an embedded one. */
   redisUrl?: string;
+  /** More `jobq serve` flags (`--auth`, `--tls-cert FILE`, ...), kept for `restart`. */
+  args?: string[];
 }
 
 export class TestServer {
@@ -48,6 +50,7 @@ export class TestServer {
   private constructor(
     readonly port: number,
     private readonly redisUrl: string | undefined,
+    private readonly args: readonly string[] = [],
   ) {
     this.dataDir = mkdtempSync(join(tmpdir(), "jobq-node-test-"));
   }
@@ -58,7 +61,7 @@ export class TestServer {
 
   /** A server ready to take calls. */
   static async start(options: StartOptions = {}): Promise<TestServer> {
-    const server = new TestServer(options.port ?? (await freePort()), options.redisUrl);
+    const server = new TestServer(options.port ?? (await freePort()), options.redisUrl, options.args);
     await server.launch(options.dataDir ?? server.dataDir);
     return server;
   }
@@ -71,6 +74,7 @@ export class TestServer {
   private async launch(dataDir: string): Promise<void> {
     const args = ["serve", "--host", "127.0.0.1", "--port", String(this.port), "--data-dir", dataDir];
     if (this.redisUrl !== undefined) args.push("--redis-url", this.redisUrl);
+    args.push(...this.args);
     const child = spawn(SERVE_BIN, args, {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, JOBQ_LOG_LEVEL: "WARNING", JOBQ_SHUTDOWN_GRACE_SECONDS: "1" },
