@@ -214,3 +214,8 @@ async def test_the_python_clients_and_worker_send_their_token(
     worker.stop()
     await running
     assert sorted(handled) == sorted(result.job_id for result in job_ids)
+
+    # Credentials the server refuses would be refused again: the worker stops and says why.
+    with pytest.raises(PermissionDenied) as refused:
+        await Worker(target, ["mail"], token=producer, handlers={"mail": lambda p, ctx: None}).run()
+    assert refused.value.reason == "ROLE_NOT_ALLOWED"

@@ -33,7 +33,7 @@ from jobqueue import convert, eventloop
 from jobqueue.backoff import ReconnectBackoff
 from jobqueue.channel import ChannelOption, aio_channel
 from jobqueue.counters import WorkerCounters
-from jobqueue.errors import InvalidArgument, JobQueueError, Unavailable
+from jobqueue.errors import InvalidArgument, JobQueueError, PermissionDenied, Unauthenticated, Unavailable
 from jobqueue.execution import JobRunner
 from jobqueue.handlers import Handler, HandlerRegistry
 from jobqueue.models import DurabilityName
@@ -158,7 +158,9 @@ class Worker:
         eventloop.run(self.run(install_signal_handlers=True))
 
     async def run(self, *, install_signal_handlers: bool = False) -> None:
-        """Runs until :meth:`stop` (or a signal, when `install_signal_handlers`)."""
+        """Runs until :meth:`stop` (or a signal, when `install_signal_handlers`). Raises
+        Unauthenticated or PermissionDenied when the server refuses its credentials: they
+        would be refused again, so it does not reconnect."""
         if self._started:
             raise RuntimeError("a Worker runs once; create a new one")
         if not self._registry:
@@ -215,6 +217,8 @@ class Worker:
             started = loop.time()
             try:
                 await self._session.run(self._stop, self._force, self.grace_period)
+            except (Unauthenticated, PermissionDenied):
+                raise  # the same credentials would be refused again: the operator must act
             except JobQueueError as error:
                 self._log_disconnect(error)
             finally:
