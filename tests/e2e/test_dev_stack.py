@@ -146,3 +146,50 @@ def test_a_busy_port_fails_the_start_with_a_clear_line(tmp_path: Path, busy_opti
 
     assert code == 1
     assert re.search(rf"could not start: .*127\.0\.0\.1:{ports[busy_option]}", process.output), process.output
+
+
+def test_secure_dev_stack_runs_the_tutorial_over_tls_with_tokens(tmp_path: Path) -> None:
+    from jobqueue import PermissionDenied, Tls, Unauthenticated, Unavailable
+
+    port, smtp_port = free_port(), free_port()
+    data_dir = tmp_path / "data"
+    process = ChildProcess(
+        ["dev", "--secure", "--port", str(port), "--smtp-port", str(smtp_port), "--data-dir", str(data_dir)]
+    )
+    pids: dict[str, int] = {}
+    try:
+        found = process.wait_for_line(READY.search, STARTUP_S)
+        pids = dict(zip(("valkey", "server", "worker"), map(int, found.groups()), strict=True))
+        # The line the banner tells a user to paste.
+        (exported,) = re.findall(r"export (JOBQ_TLS_CA=\S+) JOBQ_TOKEN=\$\(cat (\S+)\)", process.output)
+        ca = exported[0].partition("=")[2]
+        admin = Path(exported[1]).read_text().strip()
+        target = f"127.0.0.1:{port}"
+        result = subprocess.run(
+            [sys.executable, "-m", "jobqueue_cli", "enqueue", "emails", EMAIL_JOB, "--json"],
+            capture_output=True,
+            text=True,
+            env=child_env({"JOBQ_TARGET": target, "JOBQ_TLS_CA": ca, "JOBQ_TOKEN": admin}),
+            timeout=CLI_TIMEOUT_S,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        job_id = json.loads(result.stdout)["job_id"]
+        with Client(target, token=admin, tls=Tls(ca_file=ca)) as client:
+            assert client.wait(job_id, timeout=JOB_TIMEOUT_S).state == JobState.COMPLETED, process.output
+            worker_token = next(t for t in client.list_tokens() if t.role == "worker")
+            assert worker_token.queues == ("emails", "images")
+        with Client(target, tls=Tls(ca_file=ca)) as anonymous, pytest.raises(Unauthenticated):
+            anonymous.stats()
+        with Client(target, token=admin) as plaintext, pytest.raises(Unavailable):
+            plaintext.stats()
+        with Client(target, token=admin, tls=Tls(ca_file=ca)) as client:
+            producer = client.create_token("app", "producer", ["emails"]).token
+        with Client(target, token=producer, tls=Tls(ca_file=ca)) as app, pytest.raises(PermissionDenied):
+            app.enqueue("images", {})
+        assert oct((data_dir / "tls" / "server.key").stat().st_mode & 0o777) == oct(0o600)
+        assert process.process.poll() is None
+        process.send_signal(signal.SIGINT)
+        assert process.process.wait(STOP_S) == 0
+    finally:
+        _clean_up(process, pids)

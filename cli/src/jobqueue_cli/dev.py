@@ -28,7 +28,12 @@ from jobqueue_cli.devstack import DEFAULT_PORT, DEFAULT_SMTP_PORT
     show_default=True,
     help="SMTP sink port.",
 )
-def dev(port: int, data_dir: Path, smtp_port: int) -> None:
+@click.option(
+    "--secure",
+    is_flag=True,
+    help="TLS with a local CA (DATA_DIR/tls) and API tokens (DATA_DIR/admin.token), as in production.",
+)
+def dev(port: int, data_dir: Path, smtp_port: int, secure: bool) -> None:
     """Run Valkey, the server, the reference worker and an SMTP sink, all on 127.0.0.1.
 
     \b
@@ -36,6 +41,7 @@ def dev(port: int, data_dir: Path, smtp_port: int) -> None:
     DATA_DIR/mail     every message the worker sends, as an .eml file
     DATA_DIR/inbox    image inputs; a sample.png is written there
     DATA_DIR/images   image outputs
+    DATA_DIR/tls      with --secure: the local CA (ca.pem) and the server's certificate
 
     It prints the commands to enqueue the tutorial's two jobs. Ctrl-C (or SIGTERM) stops the
     worker, then the server, then Valkey; a second Ctrl-C kills what is still stopping.
@@ -43,7 +49,7 @@ def dev(port: int, data_dir: Path, smtp_port: int) -> None:
     from jobqueue_cli.devstack.output import Output
     from jobqueue_cli.devstack.stack import DevConfig, DevStack
 
-    stack = DevStack(DevConfig(port=port, smtp_port=smtp_port, data_dir=data_dir), Output())
+    stack = DevStack(DevConfig(port=port, smtp_port=smtp_port, data_dir=data_dir, secure=secure), Output())
     raise click.exceptions.Exit(eventloop.run(stack.run()))
 
 

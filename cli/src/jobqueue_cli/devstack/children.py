@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import subprocess
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from jobqueue_cli.devstack.output import Output
 
@@ -25,7 +25,12 @@ class Child:
 
     @classmethod
     async def start(
-        cls, name: str, argv: Sequence[str], output: Output, on_line: Callable[[str], None] | None = None
+        cls,
+        name: str,
+        argv: Sequence[str],
+        output: Output,
+        on_line: Callable[[str], None] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> Child:
         """Starts argv in a new session: the terminal's Ctrl-C then reaches only `jobq dev`,
         which stops the children itself, in order (a shared signal would stop them all at once)."""
@@ -35,7 +40,8 @@ class Child:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},  # lines as they are written, not per 8 KiB
+            # PYTHONUNBUFFERED: lines as they are written, not per 8 KiB. Secrets go by `env`, not argv.
+            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
             limit=LINE_LIMIT_BYTES,
         )
         child = cls(name, process, output)

@@ -11,12 +11,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from jobqueue import AsyncClient, Tls
 from jobqueue_cli.devstack import DEFAULT_PORT, DEFAULT_SMTP_PORT
+from jobqueue_cli.devstack.certs import DevCertificates, dev_certificates
 from jobqueue_cli.devstack.children import Child
 from jobqueue_cli.devstack.mailsink import MailSink
 from jobqueue_cli.devstack.output import Output
 from jobqueue_cli.devstack.sample import EMAIL_PAYLOAD, enqueue_command, image_payload, write_sample_image
-from jobqueue_server.runtime.valkey import EmbeddedValkey
+from jobqueue_server.runtime.valkey import EmbeddedValkey, stored_password
 
 HOST = "127.0.0.1"  # a development stack listens on loopback only
 SERVER_READY_PREFIX = "jobqueue listening on"
@@ -38,6 +40,8 @@ class DevConfig:
     port: int = DEFAULT_PORT
     smtp_port: int = DEFAULT_SMTP_PORT
     data_dir: Path = Path(".jobq-data")
+    #: TLS with a local CA and API tokens (--secure).
+    secure: bool = False
 
     @property
     def target(self) -> str:
@@ -52,6 +56,7 @@ class Running:
     server: Child
     worker: Child
     sample: Path
+    certificates: DevCertificates | None
 
 
 class DevStack:
@@ -97,35 +102,56 @@ class DevStack:
         sink = MailSink(self.data_dir / "mail", HOST, self.config.smtp_port, self.output)
         await _or_fail(asyncio.to_thread(sink.start), f"smtp sink on {HOST}:{self.config.smtp_port}")
         stack.callback(self._stopping, "smtp sink", sink.stop)
-        valkey = EmbeddedValkey(self.data_dir / "valkey")
+        valkey_dir = self.data_dir / "valkey"
+        valkey = EmbeddedValkey(valkey_dir, password=stored_password(valkey_dir))
         await _or_fail(asyncio.to_thread(valkey.start), "valkey")
         stack.push_async_callback(
             asyncio.to_thread, self._stopping, f"valkey (pid {valkey.pid})", valkey.stop
         )
-        self.output.line("valkey", f"{valkey.url}, data and log in {valkey.data_dir}")
+        self.output.line("valkey", f"{_valkey_address(valkey)}, data and log in {valkey.data_dir}")
         if self.stop_requested.is_set():
             return None
-        server = await self._start_server(stack, valkey.local_url)
+        certificates = dev_certificates(self.data_dir / "tls", HOST) if self.config.secure else None
+        server = await self._start_server(stack, valkey.local_url, certificates)
         if server is None:
             return None
         sample = write_sample_image(self.data_dir / "inbox" / "sample.png")
-        worker = await Child.start("worker", self._worker_argv(), self.output)
+        worker_env = await self._worker_credentials(certificates) if certificates else {}
+        worker = await Child.start("worker", self._worker_argv(), self.output, env=worker_env)
         stack.push_async_callback(worker.stop, WORKER_GRACE_S + STOP_MARGIN_S, self.hurry)
-        return Running(valkey, server, worker, sample)
+        return Running(valkey, server, worker, sample, certificates)
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.data_dir / "admin.token"
+
+    async def _worker_credentials(self, certificates: DevCertificates) -> dict[str, str]:
+        """A worker token for the two queues, made with the bootstrap admin token."""
+        admin = self.admin_token_file.read_text().strip()
+        tls = Tls(ca_file=certificates.ca)
+        async with AsyncClient(self.config.target, token=admin, tls=tls, batching=None) as client:
+            made = await client.create_token("jobq dev worker", "worker", ["emails", "images"])
+        return {"JOBQ_TOKEN": made.token, "JOBQ_TLS_CA": str(certificates.ca)}
 
     def _stopping(self, what: str, stop: Callable[[], None]) -> None:
         self.output.note(f"stopping {what}")
         stop()
 
-    async def _start_server(self, stack: contextlib.AsyncExitStack, redis_url: str) -> Child | None:
+    async def _start_server(
+        self, stack: contextlib.AsyncExitStack, redis_url: str, certificates: DevCertificates | None
+    ) -> Child | None:
         listening = asyncio.get_running_loop().create_future()
 
         def on_line(line: str) -> None:
             if line.startswith(SERVER_READY_PREFIX) and not listening.done():
                 listening.set_result(None)
 
-        argv = [*_jobq("serve"), "--host", HOST, "--port", str(self.config.port), "--redis-url", redis_url]
-        server = await Child.start("server", argv, self.output, on_line)
+        argv = [*_jobq("serve"), "--host", HOST, "--port", str(self.config.port)]
+        if certificates is not None:
+            argv += ["--tls-cert", str(certificates.cert), "--tls-key", str(certificates.key), "--auth"]
+            argv += ["--admin-token-file", str(self.admin_token_file)]
+        # The URL carries the Valkey password: by environment, not argv, which `ps` shows.
+        server = await Child.start("server", argv, self.output, on_line, env={"JOBQ_REDIS_URL": redis_url})
         stack.push_async_callback(server.stop, SERVER_GRACE_S + STOP_MARGIN_S, self.hurry)
         outcome = await _race(
             {"ready": listening, "exited": server.wait(), "stop": self.stop_requested.wait()},
@@ -165,12 +191,22 @@ class DevStack:
 
     def _banner(self, running: Running) -> None:
         target = None if self.config.port == DEFAULT_PORT else self.config.target
+        secured = running.certificates
+        extras = ", TLS and tokens" if secured else ""
         lines = [
             "jobq dev is up; Ctrl-C stops everything.",
-            f"  server  {self.config.target} (gRPC, health and reflection)",
-            f"  valkey  {running.valkey.url}, data in {running.valkey.data_dir}",
+            f"  server  {self.config.target} (gRPC, health and reflection{extras})",
+            f"  valkey  {_valkey_address(running.valkey)}, data in {running.valkey.data_dir}",
             f"  worker  queues emails and images; image outputs in {self.data_dir / 'images'}",
             f"  smtp    {HOST}:{self.config.smtp_port}; every message is kept in {self.data_dir / 'mail'}",
+            *(
+                [
+                    "Every call needs TLS and a token; in this shell (admin token, every queue):",
+                    f"  export JOBQ_TLS_CA={secured.ca} JOBQ_TOKEN=$(cat {self.admin_token_file})",
+                ]
+                if secured
+                else []
+            ),
             "Try the tutorial's jobs:",
             f"  {enqueue_command('emails', EMAIL_PAYLOAD, target)}",
             f"  {enqueue_command('images', image_payload(running.sample), target)}",
@@ -180,6 +216,11 @@ class DevStack:
             self.output.note(line)
         pids = f"valkey={running.valkey.pid} server={running.server.pid} worker={running.worker.pid}"
         self.output.note(f"{READY_LINE}: pids {pids}")
+
+
+def _valkey_address(valkey: EmbeddedValkey) -> str:
+    """Where Valkey listens, without its password (kept in its data dir)."""
+    return f"127.0.0.1:{valkey.port} (password in {valkey.data_dir / 'password'})"
 
 
 def _check_free(port: int) -> None:
