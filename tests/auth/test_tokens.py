@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -183,7 +184,11 @@ async def test_health_and_reflection_stay_open(channel: grpc.aio.Channel) -> Non
 
 
 async def test_the_python_clients_and_worker_send_their_token(
-    auth_app: App, admin_token: str, make_token: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+    auth_app: App,
+    admin_token: str,
+    make_token: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     from jobqueue import AsyncClient, Client, PermissionDenied, Unauthenticated, Worker
 
@@ -198,9 +203,14 @@ async def test_the_python_clients_and_worker_send_their_token(
         with pytest.raises(Unauthenticated):
             await client.enqueue("mail", {})
 
-    monkeypatch.setenv("JOBQ_TOKEN", admin_token)
-    with Client(target) as blocking:  # the token from the environment
+    secret = tmp_path / "admin.token"
+    secret.write_text(admin_token + "\n")
+    monkeypatch.setenv("JOBQ_TOKEN_FILE", str(secret))
+    with Client(target) as blocking:  # the token from a file the environment names
         assert (await asyncio.to_thread(blocking.stats, "mail"))[0].queued == 3
+    monkeypatch.setenv("JOBQ_TOKEN", producer)  # JOBQ_TOKEN wins over the file
+    with Client(target) as blocking, pytest.raises(PermissionDenied):
+        await asyncio.to_thread(blocking.stats, "mail")
 
     handled: list[str] = []
     worker_token = await make_token(svc.TOKEN_ROLE_WORKER, ["mail"])

@@ -1,9 +1,9 @@
 """TLS, mTLS and the API token of a channel, from arguments or `JOBQ_*` environment variables.
 
-An argument wins over the environment. The token rides as `authorization: Bearer <token>`
-metadata on every call, through channel interceptors rather than call credentials: gRPC sends
-call credentials only over TLS, and a token on a loopback or private-network plaintext channel
-(`jobq dev`, compose) is a setup we support.
+An argument wins over the environment; JOBQ_TOKEN over JOBQ_TOKEN_FILE (a file holding it).
+The token rides as `authorization: Bearer <token>` metadata on every call, through channel
+interceptors rather than call credentials: gRPC sends call credentials only over TLS, and a
+token on a loopback or private-network plaintext channel (compose) is a setup we support.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def resolve(
 ) -> ChannelSecurity:
     """The arguments, with the environment filling those not given."""
     environ = os.environ if environ is None else environ
-    token = token or environ.get("JOBQ_TOKEN") or None
+    token = token or environ.get("JOBQ_TOKEN") or _token_file(environ.get("JOBQ_TOKEN_FILE")) or None
     if token is not None and not token.isprintable():
         raise ValueError("the token must be printable text")
     if credentials is not None:
@@ -99,6 +99,16 @@ def resolve(
     if tls is None:
         return ChannelSecurity(None, [], token)
     return ChannelSecurity(tls.credentials(), tls.options(), token)
+
+
+def _token_file(path: str | None) -> str | None:
+    """The token kept in a file (a Docker or Kubernetes secret), for JOBQ_TOKEN_FILE."""
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise ValueError(f"cannot read JOBQ_TOKEN_FILE {path}: {error.strerror}") from error
 
 
 def _with_token(details: Any, header: tuple[str, str]) -> Any:
