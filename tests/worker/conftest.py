@@ -56,6 +56,16 @@ class RecordingHandler:
         #: recipient -> reply to its RCPT command, e.g. "550 5.1.1 no such user".
         self.rcpt_replies: dict[str, str] = {}
         self.data_reply = "250 Message accepted for delivery"
+        #: ("MAIL", sender) and ("DATA", sender) in the order the commands arrived, every session.
+        self.events: list[tuple[str, str]] = []
+
+    async def handle_MAIL(  # noqa: N802 - the name aiosmtpd looks up
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
+        self.events.append(("MAIL", address))
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(  # noqa: N802 - the name aiosmtpd looks up
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
@@ -66,6 +76,7 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        self.events.append(("DATA", envelope.mail_from or ""))
         if self.data_reply.startswith("250"):
             self.envelopes.append(envelope)
         return self.data_reply

@@ -83,6 +83,22 @@ async def test_html_makes_a_multipart_alternative_with_text_and_html(smtp_server
     assert html.get_content().strip() == "<p>Hi <b>Ann</b></p>"
 
 
+async def test_a_unicode_body_and_display_name_travel_7_bit_clean_and_arrive_intact(
+    smtp_server: SmtpServer,
+) -> None:
+    await send_email(
+        payload(to="Zoë Ünal <zoe@example.com>", body="Grüße, Zoë", html="<p>Grüße</p>"), plain(smtp_server)
+    )
+
+    content = smtp_server.handler.envelopes[0].content
+    assert isinstance(content, bytes) and content.isascii()
+    message = delivered(smtp_server)
+    assert message["To"] == "Zoë Ünal <zoe@example.com>"
+    text, html = message.iter_parts()
+    assert isinstance(text, EmailMessage) and isinstance(html, EmailMessage)
+    assert (text.get_content().strip(), html.get_content().strip()) == ("Grüße, Zoë", "<p>Grüße</p>")
+
+
 async def test_the_default_sender_is_used_when_the_payload_names_none(smtp_server: SmtpServer) -> None:
     await send_email(payload(), plain(smtp_server))
 
@@ -222,6 +238,51 @@ async def test_header_fields_too_large_to_parse_safely_are_refused_before_parsin
     with pytest.raises(NonRetryableError, match=refusal):
         await send_email(payload(**fields), plain(smtp_server))
     assert smtp_server.handler.envelopes == []
+
+
+def slowest_allowed_to() -> list[str]:
+    """The most addresses a field takes, each a valid mailbox of the longest length allowed.
+
+    A run of comments is among the slowest valid forms for the stdlib header parser: about
+    15 ms each here, so parsing this list takes about a second and a half of CPU.
+    """
+    addresses = []
+    for n in range(100):
+        mailbox = f"u{n:03}@example.com"
+        addresses.append("(a)" * ((998 - len(mailbox)) // 3) + mailbox)
+    return addresses
+
+
+async def test_a_slow_header_parse_runs_off_the_loop_which_meanwhile_delivers_another_email(
+    smtp_server: SmtpServer,
+) -> None:
+    settings = plain(smtp_server)
+    slow = asyncio.create_task(
+        send_email(payload(to=slowest_allowed_to(), **{"from": "slow@example.com"}), settings)
+    )
+    await asyncio.sleep(0)  # the slow job starts first: on the loop, its parse would block all else
+
+    await send_email(payload(**{"from": "quick@example.com"}), settings)
+    await slow
+
+    # The quick email went through the whole SMTP exchange before the slow one, still being
+    # parsed, even opened its transaction.
+    events = smtp_server.handler.events
+    assert events.index(("DATA", "quick@example.com")) < events.index(("MAIL", "slow@example.com"))
+    assert len(smtp_server.handler.envelopes[1].rcpt_tos) == 100
+
+
+async def test_a_header_parse_past_its_timeout_fails_the_job_without_sending(
+    smtp_server: SmtpServer,
+) -> None:
+    settings = plain(smtp_server, parse_timeout_seconds=0.01)
+
+    refusal = (
+        r"^the header fields took longer than the worker's 0\.01 s limit .*\(email_parse_timeout_seconds\)$"
+    )
+    with pytest.raises(NonRetryableError, match=refusal):
+        await send_email(payload(to=slowest_allowed_to()), settings)
+    assert smtp_server.handler.events == []
 
 
 async def test_an_encoded_word_without_line_breaks_is_delivered_decoded(smtp_server: SmtpServer) -> None:

@@ -11,7 +11,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from jobqueue.errors import NonRetryableError
 from jobqueue_worker.handlers.email import EmailSettings, parse_address
-from jobqueue_worker.handlers.image import ImageSettings
+from jobqueue_worker.handlers.image import ImageLimits, ImageSettings
+from jobqueue_worker.handlers.image_budget import MAX_OPERATIONS_CEILING, check_output_dir
 
 EMAIL_QUEUE = "emails"
 IMAGE_QUEUE = "images"
@@ -47,14 +48,23 @@ class WorkerSettings(BaseSettings):
     smtp_validate_certs: bool = True
     smtp_cafile: Path | None = None
     smtp_timeout_seconds: float = Field(30.0, gt=0)
+    email_parse_timeout_seconds: float = Field(
+        30.0, gt=0, description="to parse, check and serialize one email's headers, off the event loop"
+    )
 
     image_output_dir: Path = Path(".jobq-data/images")
     image_input_dirs: Annotated[tuple[Path, ...], NoDecode] = ()
     image_allow_private_networks: bool = False
     image_max_download_bytes: int = Field(20 * 1024 * 1024, ge=1)
     image_download_timeout_seconds: float = Field(10.0, gt=0)
-    image_max_pixels: int = Field(50_000_000, ge=1)
+    image_max_pixels: int = Field(50_000_000, ge=1, description="of the input and any image in between")
     image_cafile: Path | None = None
+    # One job's budget (handlers.image_budget): past a limit the job fails, its outputs deleted.
+    image_max_operations: int = Field(20, ge=1, le=MAX_OPERATIONS_CEILING)
+    image_max_output_pixels: int = Field(50_000_000, ge=1, description="of one output image")
+    image_max_total_output_pixels: int = Field(100_000_000, ge=1, description="of a job's outputs")
+    image_max_output_bytes: int = Field(100 * 1024 * 1024, ge=1, description="of a job's output files")
+    image_job_timeout_seconds: float = Field(60.0, gt=0, description="checked between Pillow steps")
 
     log_level: str = "INFO"
 
@@ -70,6 +80,13 @@ class WorkerSettings(BaseSettings):
             handled = ", ".join(KNOWN_QUEUES)
             raise ValueError(f"no handler for {', '.join(unknown)}; this worker handles {handled}")
         return tuple(dict.fromkeys(queues))
+
+    @field_validator("image_output_dir")
+    @classmethod
+    def _bounded_output_dir(cls, output_dir: Path) -> Path:
+        # Every output's path is in a job's result, which must stay far under the ack limit.
+        check_output_dir(output_dir.resolve())
+        return output_dir
 
     @field_validator("smtp_from")
     @classmethod
@@ -92,6 +109,7 @@ class WorkerSettings(BaseSettings):
             password=password,
             default_sender=self.smtp_from,
             timeout_seconds=self.smtp_timeout_seconds,
+            parse_timeout_seconds=self.email_parse_timeout_seconds,
             validate_certs=self.smtp_validate_certs,
             cafile=self.smtp_cafile,
         )
@@ -106,4 +124,11 @@ class WorkerSettings(BaseSettings):
             allow_private_networks=self.image_allow_private_networks,
             max_pixels=self.image_max_pixels,
             cafile=self.image_cafile,
+            limits=ImageLimits(
+                max_operations=self.image_max_operations,
+                max_output_pixels=self.image_max_output_pixels,
+                max_total_output_pixels=self.image_max_total_output_pixels,
+                max_output_bytes=self.image_max_output_bytes,
+                job_timeout_seconds=self.image_job_timeout_seconds,
+            ),
         )

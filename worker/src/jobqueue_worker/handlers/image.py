@@ -32,6 +32,15 @@ and TIFF inputs become PNG) until a convert changes it; JPEG output flattens tra
 white. Animated inputs give their first frame. No metadata (EXIF, GPS) is copied. Each file is
 written to a temporary name and renamed, so a retry replaces earlier outputs whole.
 
+Budget (``ImageSettings.limits``, see ``image_budget``): at most ``max_operations`` operations
+(checked before the download), ``max_output_pixels`` per output and ``max_total_output_pixels``
+over all of them, ``max_output_bytes`` of files in all, and ``job_timeout_seconds`` from the
+handler's start. The deadline stops the job between steps, never inside one Pillow call: a job may
+overrun it by one decode, resize, watermark or encode. A job that fails for any reason, or is
+cancelled, deletes every output it wrote. The result has at most ``max_operations`` entries
+(100 at most), each naming a path under an output folder of at most 1024 bytes: well under the
+1 MiB an ack may carry.
+
 Result::
 
     {"outputs": [{"path": "/out/images_01J...-1-resize.png", "format": "png",
@@ -40,7 +49,8 @@ Result::
 Failures:
 
 - ``NonRetryableError``: no image given; a bad ``operations`` list (unknown operation or parameter,
-  bad value, a missing required parameter: checked before any download); a refused source (a URL
+  bad value, a missing required parameter, more operations than ``max_operations``: checked before
+  any download); an output over a pixel or byte limit; the deadline passed; a refused source (a URL
   scheme other than http/https, a non-public address, a path outside the allowed folders); HTTP 4xx
   other than 408/429; too many redirects; a download or file over ``max_download_bytes``; an input
   that is not a JPEG/PNG/WebP/GIF/BMP/TIFF image, is corrupt or truncated, or has more than
@@ -58,9 +68,10 @@ import io
 import logging
 import re
 import secrets
+import time
 import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -69,10 +80,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from jobqueue.errors import NonRetryableError
 
+from .image_budget import ImageLimits, JobBudget, check_output_dir
 from .image_fetch import FetchPolicy, TransientImageError, fetch_url, read_allowed_file
 from .image_ops import Operation, Step, parse_operations, run_pipeline
 
-__all__ = ["ImageSettings", "TransientImageError", "process_image"]
+__all__ = ["ImageLimits", "ImageSettings", "TransientImageError", "process_image"]
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +111,13 @@ class ImageSettings:
     max_pixels: int = 50_000_000
     #: A PEM bundle of CAs to trust for https downloads instead of the default bundle.
     cafile: Path | None = None
+    #: What one job may spend.
+    limits: ImageLimits = field(default_factory=ImageLimits)
+    #: Seconds, read at the start of a job and at each checkpoint of its deadline (tests move it).
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        check_output_dir(self.output_dir)
 
     def fetch_policy(self) -> FetchPolicy:
         return FetchPolicy(
@@ -113,10 +132,16 @@ async def process_image(
     payload: Mapping[str, Any], settings: ImageSettings, *, job_id: str, payload_bytes: bytes = b""
 ) -> dict[str, Any]:
     """Fetch the image, apply the operations and write the outputs; see the module docstring."""
+    budget = JobBudget(settings.limits, settings.clock)
+    settings.limits.check_operations(payload.get("operations"))
     operations = parse_operations(payload.get("operations"))
     source = await _load_source(payload, settings, payload_bytes)
     configure_pillow(settings.max_pixels)
-    outputs = await asyncio.to_thread(_render, source, operations, settings, output_stem(job_id))
+    try:
+        outputs = await asyncio.to_thread(_render, source, operations, settings, output_stem(job_id), budget)
+    except asyncio.CancelledError:
+        budget.abandon()  # the thread runs on to its next checkpoint, then deletes the job's files
+        raise
     logger.info("image job %s wrote %d file(s)", job_id, len(outputs))
     return {"outputs": outputs}
 
@@ -155,12 +180,20 @@ async def _load_source(payload: Mapping[str, Any], settings: ImageSettings, payl
 
 
 def _render(
-    source: bytes, operations: list[Operation], settings: ImageSettings, stem: str
+    source: bytes, operations: list[Operation], settings: ImageSettings, stem: str, budget: JobBudget
 ) -> list[dict[str, Any]]:
-    image, source_format = decode(source, settings.max_pixels)
-    settings.output_dir.mkdir(parents=True, exist_ok=True)
-    steps = run_pipeline(image, operations, source_format, settings.max_pixels)
-    return [_write(settings.output_dir / f"{stem}-{step.label}", step) for step in steps]
+    """In a thread: decode, run the pipeline, write the outputs; on any failure, delete them."""
+    try:
+        budget.check_time("the image", "not decoded")
+        image, source_format = decode(source, settings.max_pixels)
+        settings.output_dir.mkdir(parents=True, exist_ok=True)
+        steps = run_pipeline(image, operations, source_format, settings.max_pixels, budget.before_operation)
+        outputs = [_write(settings.output_dir / f"{stem}-{step.label}", step, budget) for step in steps]
+        budget.commit()
+    except BaseException:
+        budget.discard()
+        raise
+    return outputs
 
 
 def decode(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
@@ -208,9 +241,12 @@ def _flatten(image: Image.Image) -> Image.Image:
     return background
 
 
-def _write(base: Path, step: Step) -> dict[str, Any]:
+def _write(base: Path, step: Step, budget: JobBudget) -> dict[str, Any]:
+    budget.charge_output(step.where, step.image.size)
     data = encode(step.image, step.format, step.quality)
+    budget.charge_bytes(step.where, len(data))
     path = base.with_name(f"{base.name}.{_EXTENSIONS[step.format]}")
+    budget.track(path)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         temporary.write_bytes(data)

@@ -125,28 +125,42 @@ class Step:
     """The image as it stands after an operation that writes an output file."""
 
     label: str
+    #: The payload field the step comes from, for error messages: ``operations[2] (resize)``.
+    where: str
     image: Image.Image
     format: str
     quality: int | None
 
 
+#: Called before each operation with its payload field, the operation and the image it gets.
+BeforeOperation = Callable[[str, Operation, Image.Image], None]
+
+
 def run_pipeline(
-    image: Image.Image, operations: list[Operation], source_format: str, max_pixels: int
+    image: Image.Image,
+    operations: list[Operation],
+    source_format: str,
+    max_pixels: int,
+    before: BeforeOperation | None = None,
 ) -> Iterator[Step]:
     """Apply ``operations`` in order, yielding each step that writes a file.
 
     Consume each step before asking for the next: a later operation may change the image in place.
+    ``before`` may raise to stop the pipeline ahead of an operation (a budget or a deadline).
     """
     if not operations:
-        yield Step("0-original", image, source_format, None)
+        yield Step("0-original", "the image (no operations)", image, source_format, None)
         return
     output_format, quality = source_format, None
     for index, operation in enumerate(operations, start=1):
+        where = f"operations[{index - 1}] ({operation.name})"
+        if before is not None:
+            before(where, operation, image)
         image = operation.apply(image, max_pixels)
         if isinstance(operation, Convert):
             output_format, quality = operation.format, operation.quality
         if operation.emits or index == len(operations):
-            yield Step(f"{index}-{operation.name}", image, output_format, quality)
+            yield Step(f"{index}-{operation.name}", where, image, output_format, quality)
 
 
 def _place(canvas: tuple[int, int], box: tuple[float, float], where: tuple[float, float]) -> tuple[int, int]:
