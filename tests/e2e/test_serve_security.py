@@ -136,3 +136,30 @@ async def test_sighup_swaps_the_tls_certificate(test_redis: TestRedis, tmp_path:
         assert not await _healthy(target, trusting(old_ca))
     finally:
         server.close()
+
+
+def test_a_worker_with_refused_credentials_exits_saying_why(
+    auth_server: ServeProcess, tmp_path: Path
+) -> None:
+    admin = (tmp_path / "admin.token").read_text().strip()
+    jobq = Jobq(auth_server.target)
+    producer = jobq("token", "create", "app", "--role", "producer", "--queue", "emails", "--token", admin)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jobqueue_cli",
+            "worker",
+            "--queues",
+            "emails",
+            "--target",
+            auth_server.target,
+        ],
+        capture_output=True,
+        text=True,
+        env=child_env({"JOBQ_TOKEN": producer.stdout.strip()}),
+        timeout=START_TIMEOUT_S,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "refused the worker's credentials: ROLE_NOT_ALLOWED" in result.stderr

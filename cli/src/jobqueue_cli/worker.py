@@ -70,6 +70,16 @@ _PATH = click.Path(path_type=Path)
     help="Deadline for one download, in seconds [env JOBQ_IMAGE_DOWNLOAD_TIMEOUT_SECONDS; default 10].",
 )
 @click.option("--log-level", help="DEBUG, INFO, WARNING or ERROR [env JOBQ_LOG_LEVEL].")
+@click.option(
+    "--token", help="API token (worker role) [env JOBQ_TOKEN]; prefer the env var: flags show in ps."
+)
+@click.option(
+    "--tls-ca", type=_PATH, help="PEM CA of the server's certificate; implies TLS [env JOBQ_TLS_CA]."
+)
+@click.option(
+    "--tls-client-cert", type=_PATH, help="PEM client certificate for mTLS [env JOBQ_TLS_CLIENT_CERT]."
+)
+@click.option("--tls-client-key", type=_PATH, help="PEM key of --tls-client-cert [env JOBQ_TLS_CLIENT_KEY].")
 def worker(**flags: Any) -> None:
     """Run the reference worker: sends emails over SMTP and processes images.
 
@@ -77,6 +87,7 @@ def worker(**flags: Any) -> None:
     """
     from pydantic import ValidationError
 
+    from jobqueue.errors import PermissionDenied, Unauthenticated
     from jobqueue_worker.config import WorkerSettings
     from jobqueue_worker.runner import configure_logging, run
 
@@ -87,7 +98,12 @@ def worker(**flags: Any) -> None:
     except ValidationError as error:
         raise click.UsageError(_describe(error)) from error
     configure_logging(settings.log_level)
-    run(settings)
+    try:
+        run(settings)
+    except (Unauthenticated, PermissionDenied) as error:  # would be refused again: say so and stop
+        raise click.ClickException(
+            f"the server refused the worker's credentials: {error.reason} {error}"
+        ) from error
 
 
 def _describe(error: ValidationError) -> str:

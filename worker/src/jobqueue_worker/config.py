@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from jobqueue import Tls
 from jobqueue.errors import NonRetryableError
 from jobqueue_worker.handlers.email import EmailSettings, parse_address
 from jobqueue_worker.handlers.image import ImageLimits, ImageSettings
@@ -38,6 +39,19 @@ class WorkerSettings(BaseSettings):
     concurrency: int = Field(8, ge=1, le=1000)
     grace_seconds: float = Field(30.0, ge=0, description="how long running jobs may finish on SIGTERM")
     worker_id: str | None = Field(None, description="shown on held jobs; default host:pid:random")
+
+    # The server's credentials (docs/security.md); unset ones are left to the client library,
+    # which also reads JOBQ_TLS, JOBQ_TLS_SERVER_NAME and JOBQ_TOKEN_FILE.
+    token: SecretStr | None = Field(None, description="API token of the worker role")
+    tls_ca: Path | None = Field(None, description="PEM CA of the server's certificate; implies TLS")
+    tls_client_cert: Path | None = Field(None, description="PEM client certificate (mTLS)")
+    tls_client_key: Path | None = Field(None, description="PEM key of tls_client_cert")
+
+    def tls(self) -> Tls | None:
+        """The TLS these settings ask for; None leaves it to the environment."""
+        if self.tls_ca is None and self.tls_client_cert is None and self.tls_client_key is None:
+            return None
+        return Tls(ca_file=self.tls_ca, cert_file=self.tls_client_cert, key_file=self.tls_client_key)
 
     smtp_host: str = "localhost"
     smtp_port: int | None = Field(None, ge=1, le=65535, description="default 25, 587 or 465 by security")

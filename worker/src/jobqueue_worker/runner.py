@@ -59,6 +59,8 @@ def build_worker(settings: WorkerSettings) -> Worker:
         concurrency=settings.concurrency,
         worker_id=settings.worker_id,
         grace_period=settings.grace_seconds,
+        token=settings.token.get_secret_value() if settings.token else None,
+        tls=settings.tls(),
     )
     for queue, handler in handlers(settings).items():
         worker.add_handler(queue, handler)
