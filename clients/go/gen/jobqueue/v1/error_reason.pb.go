@@ -104,6 +104,10 @@ const (
 	// RESOURCE_EXHAUSTED. CreateToken was refused: 10,000 tokens exist already (every server
 	// keeps them all in memory). Nothing was changed. Revoke unused tokens first.
 	ErrorReason_TOKEN_LIMIT_REACHED ErrorReason = 17
+	// RESOURCE_EXHAUSTED. The request would create a queue while `max_queues` (10,000 by
+	// default) exist already. Nothing was written. Use an existing queue, or ask the operator to
+	// raise the limit.
+	ErrorReason_QUEUE_LIMIT_REACHED ErrorReason = 18
 )
 
 // Enum value maps for ErrorReason.
@@ -127,6 +131,7 @@ var (
 		15: "QUEUE_NOT_ALLOWED",
 		16: "TOKEN_NOT_FOUND",
 		17: "TOKEN_LIMIT_REACHED",
+		18: "QUEUE_LIMIT_REACHED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED": 0,
@@ -147,6 +152,7 @@ var (
 		"QUEUE_NOT_ALLOWED":        15,
 		"TOKEN_NOT_FOUND":          16,
 		"TOKEN_LIMIT_REACHED":      17,
+		"QUEUE_LIMIT_REACHED":      18,
 	}
 )
 
@@ -181,7 +187,7 @@ var File_jobqueue_v1_error_reason_proto protoreflect.FileDescriptor
 
 const file_jobqueue_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
-	"\x1ejobqueue/v1/error_reason.proto\x12\vjobqueue.v1*\x8d\x03\n" +
+	"\x1ejobqueue/v1/error_reason.proto\x12\vjobqueue.v1*\xa6\x03\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10INVALID_ARGUMENT\x10\x01\x12\x11\n" +
@@ -203,7 +209,8 @@ const file_jobqueue_v1_error_reason_proto_rawDesc = "" +
 	"\x10ROLE_NOT_ALLOWED\x10\x0e\x12\x15\n" +
 	"\x11QUEUE_NOT_ALLOWED\x10\x0f\x12\x13\n" +
 	"\x0fTOKEN_NOT_FOUND\x10\x10\x12\x17\n" +
-	"\x13TOKEN_LIMIT_REACHED\x10\x11B\x9a\x01\n" +
+	"\x13TOKEN_LIMIT_REACHED\x10\x11\x12\x17\n" +
+	"\x13QUEUE_LIMIT_REACHED\x10\x12B\x9a\x01\n" +
 	"\x0fdev.jobqueue.v1B\x10ErrorReasonProtoP\x01ZBgithub.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1;jobqueuev1\xa2\x02\x03JQX\xaa\x02\vJobQueue.V1\xca\x02\vJobqueue\\V1\xea\x02\fJobqueue::V1b\x06proto3"
 
 var (

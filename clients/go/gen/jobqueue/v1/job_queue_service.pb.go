@@ -672,8 +672,13 @@ func (x *GetStatusResponse) GetJob() *Job {
 // StatsRequest selects the queues to count.
 type StatsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// One queue; empty means every known queue.
-	Queue         string `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
+	// One queue; empty means every known queue, a page at a time, sorted by name.
+	Queue string `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
+	// With `queue` empty: most queues in the page, 1 to 1,000; 0 means 1,000.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// With `queue` empty: the `next_page_token` of the previous page, unchanged; empty for the
+	// first page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -715,11 +720,27 @@ func (x *StatsRequest) GetQueue() string {
 	return ""
 }
 
+func (x *StatsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *StatsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 // StatsResponse holds one entry per queue, sorted by name.
 type StatsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The counts, one entry per queue.
-	Queues        []*QueueStats `protobuf:"bytes,1,rep,name=queues,proto3" json:"queues,omitempty"`
+	Queues []*QueueStats `protobuf:"bytes,1,rep,name=queues,proto3" json:"queues,omitempty"`
+	// Set when more queues follow: send it as `page_token` for the next page. Empty on the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -759,6 +780,13 @@ func (x *StatsResponse) GetQueues() []*QueueStats {
 		return x.Queues
 	}
 	return nil
+}
+
+func (x *StatsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // ListJobsRequest selects a queue, a state and a page.
@@ -2218,11 +2246,15 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x10GetStatusRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"7\n" +
 	"\x11GetStatusResponse\x12\"\n" +
-	"\x03job\x18\x01 \x01(\v2\x10.jobqueue.v1.JobR\x03job\"$\n" +
+	"\x03job\x18\x01 \x01(\v2\x10.jobqueue.v1.JobR\x03job\"`\n" +
 	"\fStatsRequest\x12\x14\n" +
-	"\x05queue\x18\x01 \x01(\tR\x05queue\"@\n" +
+	"\x05queue\x18\x01 \x01(\tR\x05queue\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"h\n" +
 	"\rStatsResponse\x12/\n" +
-	"\x06queues\x18\x01 \x03(\v2\x17.jobqueue.v1.QueueStatsR\x06queues\"\x90\x01\n" +
+	"\x06queues\x18\x01 \x03(\v2\x17.jobqueue.v1.QueueStatsR\x06queues\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x90\x01\n" +
 	"\x0fListJobsRequest\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x12+\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x15.jobqueue.v1.JobStateR\x05state\x12\x1b\n" +

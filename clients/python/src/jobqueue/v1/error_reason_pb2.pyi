@@ -107,6 +107,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """RESOURCE_EXHAUSTED. CreateToken was refused: 10,000 tokens exist already (every server
     keeps them all in memory). Nothing was changed. Revoke unused tokens first.
     """
+    QUEUE_LIMIT_REACHED: _ErrorReason.ValueType  # 18
+    """RESOURCE_EXHAUSTED. The request would create a queue while `max_queues` (10,000 by
+    default) exist already. Nothing was written. Use an existing queue, or ask the operator to
+    raise the limit.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists every reason the service gives for an error, the way googleapis'
@@ -207,5 +212,10 @@ already). Nothing was changed.
 TOKEN_LIMIT_REACHED: ErrorReason.ValueType  # 17
 """RESOURCE_EXHAUSTED. CreateToken was refused: 10,000 tokens exist already (every server
 keeps them all in memory). Nothing was changed. Revoke unused tokens first.
+"""
+QUEUE_LIMIT_REACHED: ErrorReason.ValueType  # 18
+"""RESOURCE_EXHAUSTED. The request would create a queue while `max_queues` (10,000 by
+default) exist already. Nothing was written. Use an existing queue, or ask the operator to
+raise the limit.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

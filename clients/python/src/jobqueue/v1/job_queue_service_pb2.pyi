@@ -390,16 +390,26 @@ class StatsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     QUEUE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     queue: _builtins.str
-    """One queue; empty means every known queue."""
+    """One queue; empty means every known queue, a page at a time, sorted by name."""
+    page_size: _builtins.int
+    """With `queue` empty: most queues in the page, 1 to 1,000; 0 means 1,000."""
+    page_token: _builtins.str
+    """With `queue` empty: the `next_page_token` of the previous page, unchanged; empty for the
+    first page.
+    """
     def __init__(
         self,
         *,
         queue: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["queue", b"queue"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "queue", b"queue"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -412,6 +422,9 @@ class StatsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     QUEUES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Set when more queues follow: send it as `page_token` for the next page. Empty on the last."""
     @_builtins.property
     def queues(self) -> _containers.RepeatedCompositeFieldContainer[_job_pb2.QueueStats]:
         """The counts, one entry per queue."""
@@ -420,10 +433,11 @@ class StatsResponse(_message.Message):
         self,
         *,
         queues: _abc.Iterable[_job_pb2.QueueStats] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["queues", b"queues"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "queues", b"queues"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -123,4 +123,10 @@ export enum ErrorReason {
    * keeps them all in memory). Nothing was changed. Revoke unused tokens first.
    */
   TOKEN_LIMIT_REACHED = 17,
+  /**
+   * QUEUE_LIMIT_REACHED - RESOURCE_EXHAUSTED. The request would create a queue while `max_queues` (10,000 by
+   * default) exist already. Nothing was written. Use an existing queue, or ask the operator to
+   * raise the limit.
+   */
+  QUEUE_LIMIT_REACHED = 18,
 }

@@ -170,14 +170,23 @@ export interface GetStatusResponse {
 
 /** StatsRequest selects the queues to count. */
 export interface StatsRequest {
-  /** One queue; empty means every known queue. */
+  /** One queue; empty means every known queue, a page at a time, sorted by name. */
   queue: string;
+  /** With `queue` empty: most queues in the page, 1 to 1,000; 0 means 1,000. */
+  pageSize: number;
+  /**
+   * With `queue` empty: the `next_page_token` of the previous page, unchanged; empty for the
+   * first page.
+   */
+  pageToken: string;
 }
 
 /** StatsResponse holds one entry per queue, sorted by name. */
 export interface StatsResponse {
   /** The counts, one entry per queue. */
   queues: QueueStats[];
+  /** Set when more queues follow: send it as `page_token` for the next page. Empty on the last. */
+  nextPageToken: string;
 }
 
 /** ListJobsRequest selects a queue, a state and a page. */
@@ -1187,13 +1196,19 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
 };
 
 function createBaseStatsRequest(): StatsRequest {
-  return { queue: "" };
+  return { queue: "", pageSize: 0, pageToken: "" };
 }
 
 export const StatsRequest: MessageFns<StatsRequest> = {
   encode(message: StatsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.queue !== "") {
       writer.uint32(10).string(message.queue);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(16).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
     }
     return writer;
   },
@@ -1219,6 +1234,22 @@ export const StatsRequest: MessageFns<StatsRequest> = {
             message.queue = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1237,18 +1268,23 @@ export const StatsRequest: MessageFns<StatsRequest> = {
   fromPartial<I extends Exact<DeepPartial<StatsRequest>, I>>(object: I): StatsRequest {
     const message = createBaseStatsRequest();
     message.queue = object.queue ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
 
 function createBaseStatsResponse(): StatsResponse {
-  return { queues: [] };
+  return { queues: [], nextPageToken: "" };
 }
 
 export const StatsResponse: MessageFns<StatsResponse> = {
   encode(message: StatsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.queues) {
       QueueStats.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -1274,6 +1310,14 @@ export const StatsResponse: MessageFns<StatsResponse> = {
             message.queues.push(QueueStats.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1292,6 +1336,7 @@ export const StatsResponse: MessageFns<StatsResponse> = {
   fromPartial<I extends Exact<DeepPartial<StatsResponse>, I>>(object: I): StatsResponse {
     const message = createBaseStatsResponse();
     message.queues = object.queues?.map((e) => QueueStats.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };
