@@ -198,13 +198,20 @@ export class Client {
     return convert.job(response.job);
   }
 
-  /** Counts by state for one queue, or for every known queue (sorted by name). */
+  /** Counts by state for one queue, or for every known queue (sorted by name, read a page at a time). */
   async stats(queue?: string, options: CallOptions = {}): Promise<QueueStats[]> {
-    const response = await this.unary<StatsResponse>(
-      (metadata, callOptions, callback) => this.raw.stats({ queue: queue ?? "" }, metadata, callOptions, callback),
-      options,
-    );
-    return response.queues.map(convert.queueStats);
+    const found: QueueStats[] = [];
+    let pageToken = "";
+    do {
+      const request = { queue: queue ?? "", pageSize: 0, pageToken };
+      const response = await this.unary<StatsResponse>(
+        (metadata, callOptions, callback) => this.raw.stats(request, metadata, callOptions, callback),
+        options,
+      );
+      found.push(...response.queues.map(convert.queueStats));
+      pageToken = response.nextPageToken;
+    } while (pageToken !== "");
+    return found;
   }
 
   /**

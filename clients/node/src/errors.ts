@@ -208,6 +208,11 @@ export class TokenLimitReachedError extends ResourceExhaustedError {
   static override readonly defaultReason: string = ErrorReason[ErrorReason.TOKEN_LIMIT_REACHED];
 }
 
+/** The request would create a queue past the server's `max_queues`. Nothing was written. */
+export class QueueLimitReachedError extends ResourceExhaustedError {
+  static override readonly defaultReason: string = ErrorReason[ErrorReason.QUEUE_LIMIT_REACHED];
+}
+
 /** Thrown by a job handler to fail the job for good, whatever attempts are left. */
 export class NonRetryableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -255,6 +260,7 @@ export const ERROR_CLASSES: Readonly<Record<ServerReason, ErrorClass>> = {
   [ErrorReason.QUEUE_NOT_ALLOWED]: QueueNotAllowedError,
   [ErrorReason.TOKEN_NOT_FOUND]: TokenNotFoundError,
   [ErrorReason.TOKEN_LIMIT_REACHED]: TokenLimitReachedError,
+  [ErrorReason.QUEUE_LIMIT_REACHED]: QueueLimitReachedError,
 };
 
 /** The fallback when a status has no ErrorInfo of ours, or a reason newer than this library. */

@@ -45,6 +45,7 @@ export {
   TokenExpiredError,
   TokenInvalidError,
   TokenLimitReachedError,
+  QueueLimitReachedError,
   TokenMissingError,
   TokenNotFoundError,
   UnauthenticatedError,

@@ -55,6 +55,9 @@ class ServerSettings(BaseSettings):
     max_in_flight: int = Field(1000, ge=1)
     max_metadata_entries: int = Field(64, ge=0)
     max_error_bytes: int = Field(4096, ge=64)
+    max_queues: int = Field(
+        10_000, ge=1, description="queues that may exist; a request making one more is refused"
+    )
 
     sweep_interval_seconds: float = Field(1.0, gt=0, description="safety sweep when no signal arrives")
     redis_timeout_seconds: float = Field(3.0, gt=0, description="connect and command timeout")

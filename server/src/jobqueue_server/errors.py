@@ -89,3 +89,7 @@ class TokenNotFound(JobQueueError):
 
 class TokenLimitReached(JobQueueError):
     """As many tokens exist as a server keeps in memory."""
+
+
+class QueueLimitReached(JobQueueError):
+    """Registering the request's queues would pass `max_queues`; nothing was written."""

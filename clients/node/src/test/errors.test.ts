@@ -23,6 +23,7 @@ import {
   TokenExpiredError,
   TokenInvalidError,
   TokenLimitReachedError,
+  QueueLimitReachedError,
   TokenMissingError,
   TokenNotFoundError,
   UnauthenticatedError,
@@ -137,6 +138,7 @@ describe("errors from a failed call", () => {
       [GrpcStatus.PERMISSION_DENIED, "QUEUE_NOT_ALLOWED", QueueNotAllowedError, PermissionDeniedError],
       [GrpcStatus.NOT_FOUND, "TOKEN_NOT_FOUND", TokenNotFoundError, NotFoundError],
       [GrpcStatus.RESOURCE_EXHAUSTED, "TOKEN_LIMIT_REACHED", TokenLimitReachedError, ResourceExhaustedError],
+      [GrpcStatus.RESOURCE_EXHAUSTED, "QUEUE_LIMIT_REACHED", QueueLimitReachedError, ResourceExhaustedError],
     ];
     for (const [code, reason, type, base] of cases) {
       const error = fromServiceError(serviceError(code, "x", [errorInfo(reason)])) as JobQueueError;

@@ -150,9 +150,17 @@ class AsyncClient:
         return convert.job_info(response.job)
 
     async def stats(self, queue: str | None = None, *, timeout: float | None = None) -> list[QueueStats]:
-        """Counts by state for one queue, or for every known queue (sorted by name)."""
-        response = await self._call(self._stub.Stats, svc.StatsRequest(queue=queue or ""), timeout)
-        return [convert.queue_stats(s) for s in response.queues]
+        """Counts by state for one queue, or for every known queue (sorted by name, read a
+        page of up to 1,000 queues at a time)."""
+        found: list[QueueStats] = []
+        token = ""
+        while True:
+            request = svc.StatsRequest(queue=queue or "", page_token=token)
+            response = await self._call(self._stub.Stats, request, timeout)
+            found += [convert.queue_stats(s) for s in response.queues]
+            token = response.next_page_token
+            if not token:
+                return found
 
     async def list_jobs(
         self, queue: str, state: JobState | str, *, page_size: int = 100, timeout: float | None = None

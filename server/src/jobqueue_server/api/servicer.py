@@ -12,7 +12,7 @@ from grpc_status import rpc_status
 
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
-from jobqueue_server.api import convert, job_wire, paging, token_admin, validation, wire
+from jobqueue_server.api import convert, job_wire, paging, stats_paging, token_admin, validation, wire
 from jobqueue_server.api.enqueue_stream import EnqueueStreamSession
 from jobqueue_server.api.group_commit import GroupCommit
 from jobqueue_server.api.lease_session import LeaseSession
@@ -117,6 +117,7 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
 
     @maps_errors
     async def Stats(self, request: svc.StatsRequest, context: Context) -> svc.StatsResponse:  # noqa: N802
+        next_token = ""
         if request.queue:
             queues = [validation.queue_name(request.queue, "queue")]
         else:
@@ -124,8 +125,9 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
             principal = current_principal.get()
             if principal is not None and not principal.unrestricted:  # only the queues it may see
                 queues = [queue for queue in queues if principal.may_touch(queue)]
+            queues, next_token = stats_paging.page_of(request, queues)
         counts = await self._store.stats(queues)
-        return svc.StatsResponse(queues=[convert.queue_stats(c) for c in counts])
+        return svc.StatsResponse(queues=[convert.queue_stats(c) for c in counts], next_page_token=next_token)
 
     @maps_errors
     async def ListJobs(self, request: svc.ListJobsRequest, context: Context) -> svc.ListJobsResponse:  # noqa: N802

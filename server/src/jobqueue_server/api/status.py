@@ -23,6 +23,7 @@ from jobqueue_server.errors import (
     JobNotFound,
     JobQueueError,
     LeaseLost,
+    QueueLimitReached,
     QueueNotAllowed,
     RoleNotAllowed,
     ServerDraining,
@@ -57,6 +58,7 @@ _STATUSES: dict[type[JobQueueError], tuple[int, ErrorReason.ValueType]] = {
     QueueNotAllowed: (code_pb2.PERMISSION_DENIED, ErrorReason.QUEUE_NOT_ALLOWED),
     TokenNotFound: (code_pb2.NOT_FOUND, ErrorReason.TOKEN_NOT_FOUND),
     TokenLimitReached: (code_pb2.RESOURCE_EXHAUSTED, ErrorReason.TOKEN_LIMIT_REACHED),
+    QueueLimitReached: (code_pb2.RESOURCE_EXHAUSTED, ErrorReason.QUEUE_LIMIT_REACHED),
 }
 _UNMAPPED = (code_pb2.INTERNAL, ErrorReason.INTERNAL)
 

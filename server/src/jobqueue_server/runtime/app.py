@@ -74,6 +74,7 @@ def store_config(settings: ServerSettings) -> StoreConfig:
         default_lease_ms=int(settings.default_lease_seconds * 1000),
         command_timeout_ms=int(settings.redis_timeout_seconds * 1000),
         fsync_timeout_ms=int(settings.fsync_timeout_seconds * 1000),
+        max_queues=settings.max_queues,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import secrets
@@ -19,6 +20,7 @@ from jobqueue_server.errors import (
     InternalError,
     JobNotFound,
     JobQueueError,
+    QueueLimitReached,
 )
 from jobqueue_server.ids import make_job_id, new_ulid, split_job_id
 from jobqueue_server.store.codes import Code, error_for
@@ -68,6 +70,8 @@ class StoreConfig:
     #: How long a DURABILITY_FSYNCED write waits for Redis to confirm it on disk (WAITAOF).
     #: Under appendfsync everysec, Redis and Valkey 8 may take up to about a second to confirm.
     fsync_timeout_ms: int = 2_000
+    #: How many queues may exist: each costs every maintenance pass a few reads.
+    max_queues: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,11 +212,27 @@ class Store:
         return EnqueueResult([o for o in outcomes if o is not None], earliest)
 
     async def _remember_queues(self, queues: dict[str, Any]) -> None:
+        """Registers the queues this server has not seen, refusing (QueueLimitReached, before
+        anything is written) those that would grow the registry past `max_queues`. Checked, then
+        added: servers creating queues at the same moment may pass the bound by those queues."""
         new = [q for q in queues if q not in self._known_queues]
-        if new:
-            async with self._guard():
-                await self.redis.sadd(queues_set(self.config.key_prefix), *new)
-            self._known_queues.update(new)
+        if not new:
+            return
+        key = queues_set(self.config.key_prefix)
+        async with self._guard():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.scard(key)
+                pipe.smismember(key, new)
+                size, present = await pipe.execute()
+            missing = [q for q, there in zip(new, present, strict=True) if not there]
+            if missing and size + len(missing) > self.config.max_queues:
+                raise QueueLimitReached(
+                    f"{size:,} queues exist and max_queues is {self.config.max_queues:,}: "
+                    f"{missing[0]!r} would be one more"
+                )
+            if missing:
+                await self.redis.sadd(key, *missing)
+        self._known_queues.update(new)
 
     async def _enqueue_group(
         self, client: Redis | None, queue: str, jobs: list[NewJob], sent: Callable[[], object] | None
@@ -277,14 +297,17 @@ class Store:
         return sorted(members | lost)
 
     async def stats(self, queues: Sequence[str]) -> list[QueueCounts]:
-        result = []
+        """Each queue's counts; the script calls go out together on the pipeline (a page of
+        1,000 queues is one burst of writes, not 1,000 round trips)."""
+        now = self._now()
+
+        async def count(queue: str) -> QueueCounts:
+            k = self.keys(queue)
+            keys = [*k.ready, k.scheduled, k.active, k.completed, k.dead, k.cancelled, k.jobs]
+            return QueueCounts(queue, *[int(v) for v in await self._scripts.stats(keys=keys, args=[now])])
+
         async with self._scripts_guard():
-            for queue in queues:
-                k = self.keys(queue)
-                keys = [*k.ready, k.scheduled, k.active, k.completed, k.dead, k.cancelled, k.jobs]
-                counts = [int(v) for v in await self._scripts.stats(keys=keys, args=[self._now()])]
-                result.append(QueueCounts(queue, *counts))
-        return result
+            return list(await asyncio.gather(*(count(queue) for queue in queues)))
 
     # -- workers ---------------------------------------------------------------------------
 

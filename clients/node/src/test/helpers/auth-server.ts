@@ -68,7 +68,7 @@ export class AuthServer {
         else callback(error);
       };
     this.server.addService(JobQueueServiceService, {
-      stats: unary<unknown, StatsResponse>("Stats", { queues: [] }),
+      stats: unary<unknown, StatsResponse>("Stats", { queues: [], nextPageToken: "" }),
       listTokens: unary<unknown, ListTokensResponse>("ListTokens", { tokens: [] }),
       enqueueStream: (call: ServerDuplexStream<EnqueueStreamRequest, EnqueueStreamResponse>) => {
         const error = this.judge("EnqueueStream", call.metadata);
