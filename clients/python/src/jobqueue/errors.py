@@ -173,6 +173,54 @@ class Internal(JobQueueError):
     default_code = grpc.StatusCode.INTERNAL
 
 
+class TokenMissing(Unauthenticated):
+    """The server requires a token and the call carried none (set ``token`` or JOBQ_TOKEN)."""
+
+    error_reason = ErrorReason.TOKEN_MISSING
+
+
+class TokenInvalid(Unauthenticated):
+    """The token is malformed, was never issued, or was revoked. Do not retry with it."""
+
+    error_reason = ErrorReason.TOKEN_INVALID
+
+
+class TokenExpired(Unauthenticated):
+    """The token's expiry passed. Get a new one."""
+
+    error_reason = ErrorReason.TOKEN_EXPIRED
+
+
+class RoleNotAllowed(PermissionDenied):
+    """The token's role may not call this method (docs/security.md)."""
+
+    error_reason = ErrorReason.ROLE_NOT_ALLOWED
+
+
+class QueueNotAllowed(PermissionDenied):
+    """The request names a queue outside the token's patterns (``field`` says where)."""
+
+    error_reason = ErrorReason.QUEUE_NOT_ALLOWED
+
+
+class TokenNotFound(NotFound):
+    """RevokeToken named a token id that does not exist."""
+
+    error_reason = ErrorReason.TOKEN_NOT_FOUND
+
+
+class TokenLimitReached(ResourceExhausted):
+    """CreateToken was refused: as many tokens exist as the server allows. Revoke some."""
+
+    error_reason = ErrorReason.TOKEN_LIMIT_REACHED
+
+
+class QueueLimitReached(ResourceExhausted):
+    """The request would create a queue past the server's ``max_queues``; nothing was written."""
+
+    error_reason = ErrorReason.QUEUE_LIMIT_REACHED
+
+
 # -- raised by job handlers -------------------------------------------------------------
 
 
@@ -192,7 +240,8 @@ class RetryAfter(Exception):
 
 _REASON_CLASSES: tuple[type[JobQueueError], ...] = (
     InvalidArgument, NotFound, LeaseLost, WrongState, DurabilityUnavailable, FsyncNotConfirmed,
-    StoreUnavailable, StoreFull, ServerShuttingDown, Internal,
+    StoreUnavailable, StoreFull, ServerShuttingDown, Internal, TokenMissing, TokenInvalid, TokenExpired,
+    RoleNotAllowed, QueueNotAllowed, TokenNotFound, TokenLimitReached, QueueLimitReached,
 )  # fmt: skip
 BY_REASON: dict[ErrorReason.ValueType, type[JobQueueError]] = {c.error_reason: c for c in _REASON_CLASSES}
 BY_CODE: dict[grpc.StatusCode, type[JobQueueError]] = {
