@@ -18,8 +18,8 @@ import (
 )
 
 // send sends bt and answers its callers. A job the server refuses on its own
-// (INVALID_ARGUMENT naming requests[i]) fails alone, and the others go again without it;
-// any other error fails every job of the batch.
+// (INVALID_ARGUMENT or QUEUE_NOT_ALLOWED naming requests[i]) fails alone, and the others go
+// again without it; any other error fails every job of the batch.
 func (b *batcher) send(bt *batch) {
 	for {
 		responses, err := b.call(bt)
@@ -30,7 +30,7 @@ func (b *batcher) send(bt *batch) {
 		}
 		i, jobErr := jobError(err, len(bt.calls))
 		if i < 0 {
-			b.deliver(bt.calls, nil, err)
+			b.deliver(bt.calls, nil, callerError(err))
 			return
 		}
 		if !b.retryWithout(bt, i, jobErr) {
@@ -139,10 +139,11 @@ func (b *batcher) retryWithout(bt *batch, i int, err error) bool {
 
 // jobError reads a batch's error as the refusal of one of its n jobs: its index and the
 // error named as for a single enqueue ("queue", not "requests[3].queue"); -1 when the
-// error is the whole batch's.
+// error is the whole batch's, or may be another batch's (sharedStreamError).
 func jobError(err error, n int) (int, *Error) {
+	var shared *sharedStreamError
 	var e *Error
-	if !errors.As(err, &e) || e.Code != codes.InvalidArgument {
+	if errors.As(err, &shared) || !errors.As(err, &e) || !refusesOneJob(e) {
 		return -1, nil
 	}
 	rest, ok := strings.CutPrefix(e.Field, "requests[")
@@ -155,6 +156,12 @@ func jobError(err error, n int) (int, *Error) {
 		return -1, nil
 	}
 	return int(i), e.renamed(field)
+}
+
+// refusesOneJob tells the refusals that name the one job they are about: a field breaking a
+// rule, or a queue outside the token's patterns. Nothing of the batch was written.
+func refusesOneJob(e *Error) bool {
+	return e.Code == codes.InvalidArgument || e.Reason == jobqueuev1.ErrorReason_QUEUE_NOT_ALLOWED
 }
 
 // renamed is a copy of e naming field instead of e.Field, in its message and in its

@@ -2,6 +2,7 @@ package jobqueue
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,6 +58,31 @@ func TestARefusalThatNamesNoJobOfTheBatchIsTheWholeBatchs(t *testing.T) {
 	unavailable := wrapError(status.Error(codes.Unavailable, "requests[1].queue"))
 	if i, _ := jobError(unavailable, 5); i != -1 {
 		t.Errorf("an UNAVAILABLE was read as job %d's", i)
+	}
+}
+
+func TestAQueueOutsideTheTokensPatternsIsThatJobsRefusal(t *testing.T) {
+	st, err := status.New(codes.PermissionDenied, "requests[2].queue: queue 'x' is outside this token's queues").WithDetails(
+		&errdetails.ErrorInfo{Reason: "QUEUE_NOT_ALLOWED", Domain: ErrorDomain},
+		&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: "requests[2].queue"}}},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusal := wrapError(st.Err())
+
+	i, e := jobError(refusal, 5)
+	if i != 2 || e.Field != "queue" || !errors.Is(e, ErrQueueNotAllowed) || !strings.HasPrefix(e.Message, "queue: ") {
+		t.Errorf("index %d, error %+v", i, e)
+	}
+	// The same refusal on a stream that ended with several batches unanswered may be
+	// another batch's.
+	if i, _ := jobError(&sharedStreamError{refusal.(*Error)}, 5); i != -1 {
+		t.Errorf("a shared stream error was read as job %d's", i)
+	}
+	role := wrapError(status.New(codes.PermissionDenied, "no").Err())
+	if i, _ := jobError(role, 5); i != -1 {
+		t.Errorf("a PERMISSION_DENIED naming no job was read as job %d's", i)
 	}
 }
 

@@ -37,10 +37,11 @@
 // sentinel error (ErrInvalidArgument, ErrNotFound, ErrLeaseLost, ErrWrongState,
 // ErrDurabilityUnavailable, ErrFsyncNotConfirmed, ErrStoreUnavailable, ErrStoreFull,
 // ErrServerShuttingDown, ErrInternal, ErrTokenMissing, ErrTokenInvalid, ErrTokenExpired,
-// ErrRoleNotAllowed, ErrQueueNotAllowed, ErrTokenNotFound, ErrTokenLimitReached), and
-// ErrUnavailable, ErrResourceExhausted, ErrUnauthenticated and ErrPermissionDenied match by
-// status code; match them with errors.Is, or take an error apart with errors.As into *Error
-// (Code, Reason, Field, Message). status.FromError works on them too.
+// ErrRoleNotAllowed, ErrQueueNotAllowed, ErrTokenNotFound, ErrTokenLimitReached,
+// ErrQueueLimitReached), and ErrUnavailable, ErrResourceExhausted, ErrUnauthenticated and
+// ErrPermissionDenied match by status code; match them with errors.Is, or take an error apart
+// with errors.As into *Error (Code, Reason, Field, Message). status.FromError works on them
+// too.
 //
 // TLS, mutual TLS and a bearer token are options of Dial (WithTLS, WithTLSCAFile,
 // WithTLSClientCert, WithTLSServerName, WithToken), filled from the JOBQ_TLS* and

@@ -192,18 +192,45 @@ func (c *streamConn) read() error {
 }
 
 // end records why the stream ended, cancels it, and gives every unanswered batch that
-// reason: written or not, nobody can tell.
+// reason: written or not, nobody can tell. A refusal that names a job (the server ends the
+// stream on a message naming a queue outside the token's patterns) is the batch's own when
+// it was the only one unanswered; with several, it may be another's (sharedStreamError).
 func (c *streamConn) end(err error) {
 	err = streamEndError(err)
+	shared := err
+	if e, ok := err.(*Error); ok {
+		shared = &sharedStreamError{e}
+	}
 	c.cancel()
 	c.mu.Lock()
-	c.err = err
+	c.err = shared // a batch that comes after the end was not sent: it is never its refusal
 	waiting := c.waiting
 	c.waiting = nil
 	c.mu.Unlock()
-	for _, r := range waiting {
-		r.answer <- streamAnswer{err: err}
+	answer := shared
+	if len(waiting) == 1 {
+		answer = err
 	}
+	for _, r := range waiting {
+		r.answer <- streamAnswer{err: answer}
+	}
+}
+
+// sharedStreamError is the error of a batch that was one of several unanswered on a stream
+// that ended with it: it may be the refusal of another batch's job, so it is not read as
+// one of this batch's (see jobError). The batch's callers get the *Error inside.
+type sharedStreamError struct{ err *Error }
+
+func (e *sharedStreamError) Error() string { return e.err.Error() }
+
+func (e *sharedStreamError) Unwrap() error { return e.err }
+
+// callerError is err as a caller gets it: the stream's *Error, not the batcher's mark on it.
+func callerError(err error) error {
+	if shared, ok := err.(*sharedStreamError); ok {
+		return shared.err
+	}
+	return err
 }
 
 // streamEndError is the error the batches of an ended stream get.

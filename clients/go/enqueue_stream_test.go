@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -174,6 +175,66 @@ func TestARefusedMessageFailsOnlyItsBatch(t *testing.T) {
 	}
 	if o := <-b; o.err != nil || len(o.responses) != 1 {
 		t.Errorf("the next batch: %+v", o)
+	}
+}
+
+// queueRefusal is the status the server ends an EnqueueStream with when a message names a
+// queue outside the token's patterns.
+func queueRefusal(t *testing.T) error {
+	t.Helper()
+	st, err := status.New(codes.PermissionDenied, "requests[0].queue: queue 'x' is outside this token's queues").WithDetails(
+		&errdetails.ErrorInfo{Reason: "QUEUE_NOT_ALLOWED", Domain: ErrorDomain},
+		&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: "requests[0].queue"}}},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Err()
+}
+
+func TestAStreamEndedByAJobsRefusalIsTheOnlyUnansweredBatchs(t *testing.T) {
+	stub, s := newScripted(t)
+	a := sendAsync(context.Background(), s)
+	st := <-stub.opened
+	<-st.sent
+	conn := s.current() // the open stream
+
+	st.recv <- scripted{err: queueRefusal(t)}
+
+	o := <-a
+	if i, e := jobError(o.err, 1); i != 0 || e.Field != "queue" {
+		t.Errorf("err = %v, read as job %d's", o.err, i)
+	}
+	// A batch that took the stream just before it ended is not sent: the refusal is not its
+	// job's.
+	<-conn.ended
+	if _, err := conn.post(context.Background(), []*jobqueuev1.EnqueueRequest{{Queue: "q"}}); err == nil {
+		t.Fatal("a post on the ended stream succeeded")
+	} else if i, _ := jobError(err, 1); i != -1 {
+		t.Errorf("a batch posted after the end: %v read as job %d's", err, i)
+	}
+}
+
+func TestAStreamEndedByAJobsRefusalWithSeveralUnansweredIsNoJobsOwn(t *testing.T) {
+	stub, s := newScripted(t)
+	a := sendAsync(context.Background(), s)
+	st := <-stub.opened
+	<-st.sent
+	b := sendAsync(context.Background(), s)
+	<-st.sent
+
+	st.recv <- scripted{err: queueRefusal(t)}
+
+	for _, ch := range []chan sendOutcome{a, b} {
+		o := <-ch
+		if i, _ := jobError(o.err, 1); i != -1 {
+			t.Errorf("err = %v, read as job %d's", o.err, i)
+		}
+		// Its callers get the stream's error as it came.
+		var e *Error
+		if err := callerError(o.err); !errors.As(err, &e) || err != error(e) || !errors.Is(err, ErrQueueNotAllowed) || e.Field != "requests[0].queue" {
+			t.Errorf("callers get %#v", err)
+		}
 	}
 }
 

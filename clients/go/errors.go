@@ -75,6 +75,10 @@ var (
 	// holds as many tokens as it allows. Nothing was changed; revoke unused tokens first.
 	// Also ErrResourceExhausted.
 	ErrTokenLimitReached = errors.New("jobqueue: token limit reached")
+	// ErrQueueLimitReached (QUEUE_LIMIT_REACHED): the request would create a queue while the
+	// server's max_queues exist already. Nothing was written; use an existing queue, or ask
+	// the operator to raise the limit. Also ErrResourceExhausted.
+	ErrQueueLimitReached = errors.New("jobqueue: queue limit reached")
 )
 
 // Sentinel errors by status code, whatever the reason: statuses made by gRPC itself (a
@@ -113,6 +117,7 @@ var reasonSentinels = map[jobqueuev1.ErrorReason]error{
 	jobqueuev1.ErrorReason_QUEUE_NOT_ALLOWED:      ErrQueueNotAllowed,
 	jobqueuev1.ErrorReason_TOKEN_NOT_FOUND:        ErrTokenNotFound,
 	jobqueuev1.ErrorReason_TOKEN_LIMIT_REACHED:    ErrTokenLimitReached,
+	jobqueuev1.ErrorReason_QUEUE_LIMIT_REACHED:    ErrQueueLimitReached,
 }
 
 // codeSentinels stand in for a reason when the status carried none (from a proxy, say).

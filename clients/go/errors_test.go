@@ -56,6 +56,7 @@ var allSentinels = map[string]error{
 	"ErrQueueNotAllowed":       ErrQueueNotAllowed,
 	"ErrTokenNotFound":         ErrTokenNotFound,
 	"ErrTokenLimitReached":     ErrTokenLimitReached,
+	"ErrQueueLimitReached":     ErrQueueLimitReached,
 	"ErrUnauthenticated":       ErrUnauthenticated,
 	"ErrPermissionDenied":      ErrPermissionDenied,
 }
@@ -127,6 +128,7 @@ func TestErrorsAreMappedFromTheStatusAndItsDetails(t *testing.T) {
 		// TOKEN_NOT_FOUND is not ErrNotFound, which is a job's.
 		{codes.NotFound, jobqueuev1.ErrorReason_TOKEN_NOT_FOUND, "", []string{"ErrTokenNotFound"}},
 		{codes.ResourceExhausted, jobqueuev1.ErrorReason_TOKEN_LIMIT_REACHED, "", []string{"ErrResourceExhausted", "ErrTokenLimitReached"}},
+		{codes.ResourceExhausted, jobqueuev1.ErrorReason_QUEUE_LIMIT_REACHED, "", []string{"ErrQueueLimitReached", "ErrResourceExhausted"}},
 		// Statuses without a reason (from gRPC itself, a proxy) map by their code.
 		{codes.Unavailable, 0, "", []string{"ErrUnavailable"}},
 		{codes.ResourceExhausted, 0, "", []string{"ErrResourceExhausted"}},

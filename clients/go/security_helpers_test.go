@@ -279,7 +279,8 @@ func (s *authServer) Enqueue(ctx context.Context, req *jobqueuev1.EnqueueRequest
 	return &jobqueuev1.EnqueueResponse{JobId: req.GetQueue() + ":1"}, nil
 }
 
-// EnqueueStream answers every message with an id per job.
+// EnqueueStream answers every message with an id per job, and ends the stream with
+// QUEUE_NOT_ALLOWED on a message naming forbiddenQueue.
 func (s *authServer) EnqueueStream(stream grpc.BidiStreamingServer[jobqueuev1.EnqueueStreamRequest, jobqueuev1.EnqueueStreamResponse]) error {
 	if err := s.authorize(stream.Context(), "EnqueueStream", "producer"); err != nil {
 		return err
@@ -291,6 +292,11 @@ func (s *authServer) EnqueueStream(stream grpc.BidiStreamingServer[jobqueuev1.En
 		}
 		if err != nil {
 			return err
+		}
+		for i, r := range req.GetRequests() {
+			if r.GetQueue() == forbiddenQueue { // the real server ends the stream, too
+				return refusal(codes.PermissionDenied, jobqueuev1.ErrorReason_QUEUE_NOT_ALLOWED, fmt.Sprintf("requests[%d].queue", i))
+			}
 		}
 		resp := &jobqueuev1.EnqueueStreamResponse{Sequence: req.GetSequence()}
 		for _, r := range req.GetRequests() {

@@ -91,12 +91,18 @@ func TestRefusedCredentialsMapToTheAuthErrors(t *testing.T) {
 		t.Errorf("an unknown token: err = %v", err)
 	}
 
-	client := dial(t, addr, jobqueue.WithToken(producerToken), jobqueue.WithoutBatching())
-	_, err = client.Enqueue(testContext(t), forbiddenQueue, nil)
-	var e *jobqueue.Error
-	if !errors.Is(err, jobqueue.ErrQueueNotAllowed) || !errors.Is(err, jobqueue.ErrPermissionDenied) ||
-		!errors.As(err, &e) || e.Field != "queue" || e.Reason != jobqueuev1.ErrorReason_QUEUE_NOT_ALLOWED {
-		t.Errorf("a forbidden queue: err = %v (%+v)", err, e)
+	// As a unary Enqueue, and as the only batch on an EnqueueStream (which the refusal ends),
+	// the error names the field as for a single enqueue.
+	for _, client := range []*jobqueue.Client{
+		dial(t, addr, jobqueue.WithToken(producerToken), jobqueue.WithoutBatching()),
+		dial(t, addr, jobqueue.WithToken(producerToken)),
+	} {
+		_, err = client.Enqueue(testContext(t), forbiddenQueue, nil)
+		var e *jobqueue.Error
+		if !errors.Is(err, jobqueue.ErrQueueNotAllowed) || !errors.Is(err, jobqueue.ErrPermissionDenied) ||
+			!errors.As(err, &e) || e.Field != "queue" || e.Reason != jobqueuev1.ErrorReason_QUEUE_NOT_ALLOWED {
+			t.Errorf("a forbidden queue: err = %v (%+v)", err, e)
+		}
 	}
 
 	// A producer's token may not lease: the worker's stream is refused, and Run returns

@@ -101,6 +101,7 @@ var perReason = []named{
 	{"ErrQueueNotAllowed", jobqueue.ErrQueueNotAllowed},
 	{"ErrTokenNotFound", jobqueue.ErrTokenNotFound},
 	{"ErrTokenLimitReached", jobqueue.ErrTokenLimitReached},
+	{"ErrQueueLimitReached", jobqueue.ErrQueueLimitReached},
 }
 
 // byCode name an error without a reason.
