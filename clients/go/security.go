@@ -133,8 +133,11 @@ func resolveSecurity(opts securitySettings, creds credentials.TransportCredentia
 		return creds, token, nil
 	}
 	tlsOn, err := s.tlsOn()
-	if err != nil || !tlsOn {
-		return insecure.NewCredentials(), token, err
+	if err != nil {
+		return nil, nil, err
+	}
+	if !tlsOn {
+		return insecure.NewCredentials(), token, nil
 	}
 	cfg, err := s.tlsConfig()
 	if err != nil {
