@@ -151,18 +151,35 @@ async def test_an_expiring_token_ends_its_open_stream(
     assert await _state(stub, admin_token, job_id) == job_pb2.JOB_STATE_QUEUED
 
 
-async def test_a_later_stream_message_outside_the_scope_ends_the_stream_unapplied(
+async def test_an_enqueue_stream_request_outside_the_scope_is_refused_alone(
     stub: Stub, admin_token: str, make_token: Callable[..., Any]
 ) -> None:
     producer = await make_token(svc.TOKEN_ROLE_PRODUCER, ["ok*"])
     call = stub.EnqueueStream(metadata=bearer(producer))
-    await call.write(svc.EnqueueStreamRequest(sequence=1, requests=[svc.EnqueueRequest(queue="ok1")]))
-    first: Any = await call.read()
-    assert len(first.responses) == 1
-    await call.write(svc.EnqueueStreamRequest(sequence=2, requests=[svc.EnqueueRequest(queue="nope")]))
-    assert await _ended_with(call) == ("PERMISSION_DENIED", "QUEUE_NOT_ALLOWED")
+    for sequence, queue in enumerate(("ok1", "nope", "ok2"), start=1):
+        await call.write(
+            svc.EnqueueStreamRequest(sequence=sequence, requests=[svc.EnqueueRequest(queue=queue)])
+        )
+    answers: list[Any] = [await call.read() for _ in range(3)]
+    await call.done_writing()
+    assert [a.sequence for a in answers] == [1, 2, 3]
+    assert [len(a.responses) for a in answers] == [1, 0, 1]
+    assert answers[1].error.code == grpc.StatusCode.PERMISSION_DENIED.value[0]
+    assert "requests[0].queue" in answers[1].error.message
     stats = await stub.Stats(svc.StatsRequest(queue="nope"), metadata=bearer(admin_token))
     assert stats.queues[0].queued == 0
+
+
+async def test_a_later_lease_message_outside_the_scope_ends_the_stream_unapplied(
+    stub: Stub, admin_token: str, make_token: Callable[..., Any]
+) -> None:
+    worker = await make_token(svc.TOKEN_ROLE_WORKER, ["ok*"])
+    call = stub.Lease(metadata=bearer(worker))
+    await call.write(svc.LeaseRequest(subscribe=svc.Subscribe(queues=["ok1"], max_in_flight=1)))
+    await call.read()
+    foreign = svc.AckRequest(job_id="nope:01J00000000000000000000000", lease_token="x")
+    await call.write(svc.LeaseRequest(acks=[foreign]))
+    assert await _ended_with(call) == ("PERMISSION_DENIED", "QUEUE_NOT_ALLOWED")
 
 
 async def test_stats_of_every_queue_shows_a_scoped_admin_only_its_queues(

@@ -24,8 +24,18 @@ from jobqueue_server.ids import new_ulids
 # Requests read but not yet answered, per stream.
 MAX_UNANSWERED = 64
 
+
+class RefusedRequest:
+    """A request refused before it reached the session (a queue outside the caller's token):
+    answered with its error, in its turn, like a request validation refuses."""
+
+    def __init__(self, sequence: int, error: JobQueueError) -> None:
+        self.sequence = sequence
+        self.error = error
+
+
 Answer = Awaitable[bytes]
-Requests = AsyncIterator[svc.EnqueueStreamRequest | Malformed]
+Requests = AsyncIterator[svc.EnqueueStreamRequest | Malformed | RefusedRequest]
 
 
 class EnqueueStreamSession:
@@ -86,7 +96,10 @@ class EnqueueStreamSession:
                     raise request.error()
                 if self._draining():
                     raise ServerDraining("the server is shutting down; send the rest to another")
-                self._answers.put_nowait(self._start(request))
+                if isinstance(request, RefusedRequest):
+                    self._answers.put_nowait(_ready(_refused(request.sequence, request.error)))
+                else:
+                    self._answers.put_nowait(self._start(request))
         finally:
             self._answers.put_nowait(None)
 

@@ -2,8 +2,10 @@
 
 It runs before the servicer sees a request: the token must be valid and its role allowed for
 the method, and every queue a request names (each message of a stream too) must match the
-token's patterns. A refusal is a status with an ErrorInfo reason, and nothing runs. Health
-checking and reflection are other services and stay open.
+token's patterns. A refusal is a status with an ErrorInfo reason, and nothing runs: an
+EnqueueStream request outside the patterns is answered with it like any refused request of that
+stream, a Lease message outside them ends the stream. Health checking and reflection are other
+services and stay open.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import grpc
 from grpc_status import rpc_status
 
 from jobqueue.v1 import job_queue_service_pb2 as svc
+from jobqueue_server.api.enqueue_stream import RefusedRequest
 from jobqueue_server.api.status import rpc_status_of
 from jobqueue_server.auth.policy import Principal, current_principal, queues_named
 from jobqueue_server.auth.registry import TokenRegistry
@@ -92,10 +95,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             async def checked() -> AsyncIterator[Any]:
                 async for message in requests:
                     error = self._scope_error(principal, message)
-                    if error is not None:
+                    if error is None:
+                        yield message
+                    elif isinstance(message, svc.EnqueueStreamRequest):  # refused alone, in turn
+                        yield RefusedRequest(message.sequence, error)
+                    else:
                         violation.set_result(error)
                         await asyncio.Event().wait()  # held until the stream is cancelled
-                    yield message
 
             current_principal.set(principal)  # copied into the serving task
             stream: Any = handler.stream_stream  # typed by grpc's stubs as a blocking function
