@@ -191,15 +191,21 @@ func (c *Client) GetStatus(ctx context.Context, jobID string) (*Job, error) {
 // Stats counts jobs by state for queue, or for every known queue when queue is "".
 // The entries are sorted by queue name.
 func (c *Client) Stats(ctx context.Context, queue string) ([]QueueStats, error) {
-	resp, err := c.stub.Stats(ctx, &jobqueuev1.StatsRequest{Queue: queue})
-	if err != nil {
-		return nil, wrapError(err)
+	var stats []QueueStats
+	token := ""
+	for { // every queue comes a page (up to 1,000) at a time
+		resp, err := c.stub.Stats(ctx, &jobqueuev1.StatsRequest{Queue: queue, PageToken: token})
+		if err != nil {
+			return nil, wrapError(err)
+		}
+		for _, q := range resp.GetQueues() {
+			stats = append(stats, statsFromProto(q))
+		}
+		token = resp.GetNextPageToken()
+		if token == "" {
+			return stats, nil
+		}
 	}
-	stats := make([]QueueStats, 0, len(resp.GetQueues()))
-	for _, q := range resp.GetQueues() {
-		stats = append(stats, statsFromProto(q))
-	}
-	return stats, nil
 }
 
 // Cancel stops a scheduled or queued job from ever being leased (ErrWrongState for a job

@@ -217,3 +217,35 @@ func TestWaitGivesUpWithItsContext(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func TestStatsOfEveryQueueReadsEveryPage(t *testing.T) {
+	client, ctx, prefix := newClient(t), testContext(t), uniqueQueue(t)
+
+	// More queues than one Stats page holds (1,000), in two batches of at most 1,000 jobs.
+	var names []string
+	for i := 0; i < 1001; i++ {
+		names = append(names, fmt.Sprintf("%s-%04d", prefix, i))
+	}
+	for start := 0; start < len(names); start += 1000 {
+		var jobs []jobqueue.BatchJob
+		for _, name := range names[start:min(start+1000, len(names))] {
+			jobs = append(jobs, jobqueue.BatchJob{Queue: name})
+		}
+		if _, err := client.EnqueueBatch(ctx, jobs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := client.Stats(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, s := range all {
+		seen[s.Queue] = true
+	}
+	for _, name := range names {
+		if !seen[name] {
+			t.Fatalf("Stats for every queue lacks %s (%d queues seen)", name, len(all))
+		}
+	}
+}
