@@ -246,3 +246,16 @@ async def test_the_python_clients_and_worker_send_their_token(
     with pytest.raises(PermissionDenied) as refused:
         await Worker(target, ["mail"], token=producer, handlers={"mail": lambda p, ctx: None}).run()
     assert refused.value.reason == "ROLE_NOT_ALLOWED"
+
+
+async def test_a_revoked_token_is_refused_at_once_by_the_server_that_revoked_it(
+    stub: Stub, admin_token: str, make_token: Callable[..., Any]
+) -> None:
+    producer = await make_token(svc.TOKEN_ROLE_PRODUCER, ["*"])
+    await stub.Enqueue(svc.EnqueueRequest(queue="q"), metadata=bearer(producer))  # known to the server now
+    listed = await stub.ListTokens(svc.ListTokensRequest(), metadata=bearer(admin_token))
+    (info,) = [t for t in listed.tokens if t.role == svc.TOKEN_ROLE_PRODUCER]
+    await stub.RevokeToken(svc.RevokeTokenRequest(token_id=info.token_id), metadata=bearer(admin_token))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.Enqueue(svc.EnqueueRequest(queue="q"), metadata=bearer(producer))
+    assert _refusal(refused.value) == ("UNAUTHENTICATED", "TOKEN_INVALID")

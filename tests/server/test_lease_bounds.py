@@ -86,7 +86,7 @@ async def test_a_worker_that_does_not_read_is_held_once_the_unsent_confirmations
 
     first = svc.LeaseRequest(subscribe=svc.Subscribe(queues=["bounds"], max_in_flight=1))
     sub = validation.subscription(first.subscribe, limits(settings))
-    session = LeaseSession(app.store, app.signals, limits(settings), sub, 60.0, lambda ms: None)
+    session = LeaseSession(app.store, app.signals, limits(settings), sub, 60.0, lambda ms, queue: None)
     serving = asyncio.create_task(session.serve(first, requests(), send))
     await stuck.wait()
     for _ in range(3 * most_messages):  # turns enough for every request, were none held back

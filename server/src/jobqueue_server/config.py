@@ -60,6 +60,9 @@ class ServerSettings(BaseSettings):
     )
 
     sweep_interval_seconds: float = Field(1.0, gt=0, description="safety sweep when no signal arrives")
+    queue_idle_seconds: float = Field(
+        3600.0, ge=120, description="a queue holding no job this long is dropped from the registry"
+    )
     redis_timeout_seconds: float = Field(3.0, gt=0, description="connect and command timeout")
     default_durability: Literal["applied", "fsynced"] = Field(
         "applied", description="when writes that leave `durability` unset are acknowledged"

@@ -66,7 +66,7 @@ class LeaseSession:
         limits: validation.Limits,
         subscription: validation.Subscription,
         sweep_interval_s: float,
-        on_deadline: Callable[[int], None],
+        on_deadline: Callable[[int, str], None],
     ) -> None:
         self._store = store
         self._signals = signals
@@ -260,7 +260,8 @@ class LeaseSession:
         if isinstance(outcome, JobQueueError):
             confirmation.status.CopyFrom(rpc_status_of(outcome))
         if isinstance(outcome, FailOutcome) and outcome.state == JobState.SCHEDULED:
-            self._on_deadline(outcome.due_ms)  # the maintenance loop promotes it when due
+            # The maintenance loop promotes it when due.
+            self._on_deadline(outcome.due_ms, item.job_id.rpartition(":")[0])
         if isinstance(outcome, ExtendOutcome):
             confirmation.lease_expire_time.FromMilliseconds(outcome.lease_expire_ms)
         # An ack or fail settles the job whatever the answer; an extend refused because the
@@ -356,8 +357,13 @@ class LeaseSession:
                     errors=job.errors,
                 )
             )
-        if lease.jobs:
-            self._on_deadline(min(job.lease_expire_ms for job in lease.jobs))
+        earliest: dict[str, int] = {}  # the maintenance loop reaps leases that run out
+        for job in lease.jobs:
+            queue = job.job_id.rpartition(":")[0]
+            if job.lease_expire_ms < earliest.get(queue, job.lease_expire_ms + 1):
+                earliest[queue] = job.lease_expire_ms
+        for queue, deadline in earliest.items():
+            self._on_deadline(deadline, queue)
         return encoded
 
     async def _wait_for(self, event: asyncio.Event, timeout_s: float | None = None) -> None:

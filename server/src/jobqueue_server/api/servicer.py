@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -40,12 +40,16 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         signals: QueueSignals,
         limits: validation.Limits,
         sweep_interval_s: float,
-        on_scheduled: Callable[[int], None],
+        on_scheduled: Callable[[int, str], None],
         tokens: TokenStore,
+        tokens_changed: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """`on_scheduled(ms)` asks the maintenance loop for a pass at a due time or deadline."""
+        """`on_scheduled(ms, queue)` asks the maintenance loop for a pass that looks at `queue`
+        at a due time or lease deadline."""
         self._store = store
         self._tokens = tokens
+        # Reloads this server's view of the tokens (--auth): a revocation holds here at once.
+        self._tokens_changed = tokens_changed
         self._signals = signals
         self._limits = limits
         self._sweep_interval_s = sweep_interval_s
@@ -104,8 +108,8 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
             result = await self._store.enqueue(jobs, durability, wakeup.sent)
         finally:
             wakeup.finish()  # also after a failure: some queues' jobs may have been written
-        if result.earliest_due_ms is not None:
-            self._on_scheduled(result.earliest_due_ms)
+        for queue, due_ms in result.due_ms_by_queue.items():
+            self._on_scheduled(due_ms, queue)
         return result
 
     # -- reads -----------------------------------------------------------------------------
@@ -149,7 +153,7 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
             raise outcome
         assert isinstance(outcome, FailOutcome)
         if outcome.state == JobState.SCHEDULED:
-            self._on_scheduled(outcome.due_ms)
+            self._on_scheduled(outcome.due_ms, request.job_id.rpartition(":")[0])
         return svc.FailResponse(
             state=convert.STATE_TO_PROTO[outcome.state], schedule_time=convert.timestamp(outcome.due_ms)
         )
@@ -194,6 +198,8 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
     @maps_errors
     async def RevokeToken(self, request: svc.RevokeTokenRequest, context: Context) -> svc.RevokeTokenResponse:  # noqa: N802
         await token_admin.revoke(self._tokens, request.token_id)
+        if self._tokens_changed is not None:
+            await self._tokens_changed()
         logger.info("token %s revoked", request.token_id)
         return svc.RevokeTokenResponse()
 

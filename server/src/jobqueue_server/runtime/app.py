@@ -157,17 +157,24 @@ async def start_app(settings: ServerSettings, store: Store) -> App:
     stored by the previous layout are moved into this one (a no-op after the first start)."""
     await store.migrate(stored_part_of)
     signals = QueueSignals(store.redis, settings.key_prefix, own_message=store.signal_origin)
-    maintenance = Maintenance(store, signals, settings.sweep_interval_seconds)
+    maintenance = Maintenance(
+        store, signals, settings.sweep_interval_seconds, queue_idle_s=settings.queue_idle_seconds
+    )
     chosen = limits(settings)
     tokens = TokenStore(store.redis, settings.key_prefix, settings.redis_timeout_seconds)
+    registry = TokenRegistry(tokens) if settings.auth else None
     servicer = JobQueueServicer(
-        store, signals, chosen, settings.sweep_interval_seconds, maintenance.wake_at, tokens
+        store,
+        signals,
+        chosen,
+        settings.sweep_interval_seconds,
+        maintenance.wake_at,
+        tokens,
+        registry.refresh if registry is not None else None,
     )
     health = HealthServicer()
     interceptors: list[grpc.aio.ServerInterceptor] = []
-    registry: TokenRegistry | None = None
-    if settings.auth:
-        registry = TokenRegistry(tokens)
+    if registry is not None:
         await write_bootstrap_token(tokens, admin_token_path(settings), store.clock.now_ms())
         await registry.refresh()
         interceptors.append(AuthInterceptor(registry, max(chosen.max_batch, chosen.max_in_flight)))

@@ -21,6 +21,8 @@ class Due:
 
     now: bool
     next_ms: int | None
+    #: Whether the queue holds no job at all (read only when asked for).
+    empty: bool = False
 
 
 def _first_score(reply: list[tuple[bytes, float]]) -> int | None:
@@ -28,23 +30,34 @@ def _first_score(reply: list[tuple[bytes, float]]) -> int | None:
 
 
 async def due_work(
-    redis: Redis, keys_of: Callable[[str], QueueKeys], queues: Sequence[str], now_ms: int, retention_ms: int
+    redis: Redis,
+    keys_of: Callable[[str], QueueKeys],
+    queues: Sequence[str],
+    now_ms: int,
+    retention_ms: int,
+    *,
+    sizes: bool = False,
 ) -> dict[str, Due]:
     """For each queue: its earliest scheduled job, lease deadline and finished job, read with
-    ZRANGE 0 0 (the head of each sorted set) in one pipeline."""
+    ZRANGE 0 0 (the head of each sorted set) in one pipeline; with `sizes`, whether it is empty."""
+    reads = 6 if sizes else 5
     async with redis.pipeline(transaction=False) as pipe:
         for queue in queues:
             k = keys_of(queue)
             for key in (k.scheduled, k.active, k.completed, k.dead, k.cancelled):
                 pipe.zrange(key, 0, 0, withscores=True)
-        heads = await pipe.execute()
+            if sizes:
+                pipe.hlen(k.jobs)
+        replies = await pipe.execute()
     found = {}
     for index, queue in enumerate(queues):
-        scheduled, active, *finished = (_first_score(r) for r in heads[index * 5 : index * 5 + 5])
+        mine = replies[index * reads : (index + 1) * reads]
+        scheduled, active, *finished = (_first_score(r) for r in mine[:5])
         times = [t for t in (scheduled, active) if t is not None]
         times += [t + retention_ms for t in finished if t is not None]
         later = [t for t in times if t > now_ms]
-        found[queue] = Due(now=any(t <= now_ms for t in times), next_ms=min(later, default=None))
+        empty = sizes and int(mine[5]) == 0
+        found[queue] = Due(now=any(t <= now_ms for t in times), next_ms=min(later, default=None), empty=empty)
     return found
 
 

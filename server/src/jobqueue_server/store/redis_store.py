@@ -8,7 +8,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
@@ -70,8 +70,11 @@ class StoreConfig:
     #: How long a DURABILITY_FSYNCED write waits for Redis to confirm it on disk (WAITAOF).
     #: Under appendfsync everysec, Redis and Valkey 8 may take up to about a second to confirm.
     fsync_timeout_ms: int = 2_000
-    #: How many queues may exist: each costs every maintenance pass a few reads.
+    #: How many queues may exist: each costs a maintenance look a few reads.
     max_queues: int = 10_000
+    #: A server registers a queue again on its first enqueue after this long, so a queue
+    #: dropped from the registry while empty (forget_queue) is registered again when used.
+    registration_ttl_ms: int = 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,8 @@ class EnqueueResult:
     outcomes: list[EnqueueOutcome]
     #: The earliest due time among jobs this call scheduled, or None.
     earliest_due_ms: int | None
+    #: The earliest due time of each queue this call scheduled jobs on.
+    due_ms_by_queue: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +110,8 @@ class Store:
         self.config = config
         self.clock = clock
         self._scripts = Scripts.register(redis, pipeline_of(redis, config.command_timeout_ms / 1000))
-        self._known_queues: set[str] = set()
+        # Queues this server registered, and when (its clock's ms): see registration_ttl_ms.
+        self._known_queues: dict[str, int] = {}
         self._fsync = FsyncGate(redis, config.fsync_timeout_ms)
         #: The wake-up message of this process's enqueues: its signal listener skips them (the
         #: servicer woke its own streams already, ready_wakeup.py); other servers act on them.
@@ -196,7 +202,7 @@ class Store:
         for index, job in enumerate(jobs):
             groups.setdefault(job.queue, []).append(index)
         outcomes: list[EnqueueOutcome | None] = [None] * len(jobs)
-        earliest: int | None = None
+        due_by_queue: dict[str, int] = {}
         async with self._scripts_guard(durability), self._writer(durability) as client:
             # After the writer: a refused fsynced write must leave no trace, not even here.
             await self._remember_queues(groups)
@@ -207,15 +213,18 @@ class Store:
                     ulid = reply[slot * 2].decode()
                     outcomes[index] = EnqueueOutcome(make_job_id(queue, ulid), bool(reply[slot * 2 + 1]))
                 due = int(reply[-1])
-                if due >= 0 and (earliest is None or due < earliest):
-                    earliest = due
-        return EnqueueResult([o for o in outcomes if o is not None], earliest)
+                if due >= 0:
+                    due_by_queue[queue] = due
+        earliest = min(due_by_queue.values(), default=None)
+        return EnqueueResult([o for o in outcomes if o is not None], earliest, due_by_queue)
 
     async def _remember_queues(self, queues: dict[str, Any]) -> None:
         """Registers the queues this server has not seen, refusing (QueueLimitReached, before
         anything is written) those that would grow the registry past `max_queues`. Checked, then
         added: servers creating queues at the same moment may pass the bound by those queues."""
-        new = [q for q in queues if q not in self._known_queues]
+        now = self.clock.now_ms()
+        ttl = self.config.registration_ttl_ms
+        new = [q for q in queues if self._known_queues.get(q, -ttl) + ttl <= now]
         if not new:
             return
         key = queues_set(self.config.key_prefix)
@@ -232,7 +241,7 @@ class Store:
                 )
             if missing:
                 await self.redis.sadd(key, *missing)
-        self._known_queues.update(new)
+        self._known_queues.update(dict.fromkeys(new, now))
 
     async def _enqueue_group(
         self, client: Redis | None, queue: str, jobs: list[NewJob], sent: Callable[[], object] | None
@@ -282,19 +291,35 @@ class Store:
             return await list_page(self.redis, queue, self.keys(queue), state, offset, limit)
 
     async def known_queues(self) -> list[str]:
-        """Every registered queue. Queues this server registered that the registry lacks are
-        registered again: Redis lost its data (a restart without persistence, a failover to an
-        empty replica), and enqueues skip the registration of queues this server knows, so a
-        scheduled job on one would otherwise never be promoted."""
+        """Every registered queue. Queues this server registered within registration_ttl_ms
+        that the registry lacks are registered again: Redis lost its data (a restart without
+        persistence, a failover to an empty replica), or another server dropped the queue as
+        empty just as this one enqueued to it; enqueues skip the registration of queues this
+        server registered lately, so a scheduled job on one would otherwise never be promoted."""
         key = queues_set(self.config.key_prefix)
+        fresh_since = self.clock.now_ms() - self.config.registration_ttl_ms
         async with self._guard():
             members = {m.decode() for m in await self.redis.smembers(key)}
-            lost = self._known_queues - members
+            lost = {q for q, at in self._known_queues.items() if at > fresh_since} - members
             if lost:
                 await self.redis.sadd(key, *lost)
         if lost:
             logger.warning("registered %d queues again: the store had lost them", len(lost))
         return sorted(members | lost)
+
+    async def forget_queue(self, queue: str) -> bool:
+        """Drops a queue that holds no job from the registry; False (and nothing dropped) when
+        it holds one. A job enqueued meanwhile puts it back: checked again after the removal."""
+        key, jobs = queues_set(self.config.key_prefix), self.keys(queue).jobs
+        async with self._guard():
+            if await self.redis.hlen(jobs):
+                return False
+            await self.redis.srem(key, queue)
+            if await self.redis.hlen(jobs):
+                await self.redis.sadd(key, queue)
+                return False
+        self._known_queues.pop(queue, None)
+        return True
 
     async def stats(self, queues: Sequence[str]) -> list[QueueCounts]:
         """Each queue's counts; the script calls go out together on the pipeline (a page of
@@ -486,10 +511,15 @@ class Store:
 
     # -- maintenance -----------------------------------------------------------------------
 
-    async def due(self, queues: Sequence[str], now_ms: int) -> dict[str, Due]:
-        """Which of `queues` have maintenance due now, and when each next will (store/due.py)."""
+    async def due(self, queues: Sequence[str], now_ms: int, *, sizes: bool = False) -> dict[str, Due]:
+        """Which of `queues` have maintenance due now, and when each next will (store/due.py);
+        with `sizes`, which hold no job."""
+        if not queues:
+            return {}
         async with self._guard():
-            return await due_work(self.redis, self.keys, queues, now_ms, self.config.retention_ms)
+            return await due_work(
+                self.redis, self.keys, queues, now_ms, self.config.retention_ms, sizes=sizes
+            )
 
     async def ready_queues(self, queues: Sequence[str]) -> list[str]:
         """The queues among `queues` that hold ready jobs now."""
