@@ -17,8 +17,8 @@ COPY bench/src ./bench/src
 COPY cli ./cli
 RUN pip install ./clients/python ./server ./worker ./bench ./cli \
     && useradd --system --create-home --home-dir /home/jobq jobq \
-    && mkdir -p /data/images /data/inbox /secrets \
-    && chown -R jobq:jobq /data /secrets
+    && mkdir -p /data/images /data/inbox /secrets /certs \
+    && chown -R jobq:jobq /data /secrets /certs
 
 USER jobq
 WORKDIR /home/jobq

@@ -4,6 +4,7 @@ certificate do not; a reload (SIGHUP's action) serves new certificates to new co
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -176,3 +177,23 @@ def test_unreadable_tls_files_are_named(tmp_path: Path) -> None:
     files = TlsFiles(tmp_path / "missing.pem", tmp_path / "missing.key", None)
     with pytest.raises(TlsSettingsError, match="missing"):
         files.configuration()
+
+
+async def test_jobq_certs_files_serve_tls_and_the_healthcheck_verifies_them(
+    redis: Redis, settings: ServerSettings, tmp_path: Path
+) -> None:
+    from jobqueue_cli.devstack.certs import local_certificates
+    from jobqueue_server.runtime.healthcheck import main as healthcheck
+
+    made = local_certificates(tmp_path / "certs", ["server", "localhost", "127.0.0.1"])
+    assert local_certificates(tmp_path / "certs", ["localhost"]).cert.read_bytes() == made.cert.read_bytes()
+    assert oct(made.key.stat().st_mode & 0o777) == oct(0o600)
+    chosen = settings.model_copy(update={"tls_cert": made.cert, "tls_key": made.key})
+    app = await start_app(chosen, Store(redis, store_config(chosen)))
+    try:
+        target = f"localhost:{app.port}"
+        assert await serving(app, grpc.ssl_channel_credentials(made.ca.read_bytes()))
+        assert await asyncio.to_thread(healthcheck, ["--tls-ca", str(made.ca), target]) == 0
+        assert await asyncio.to_thread(healthcheck, ["--timeout", "2", target]) == 1  # plaintext
+    finally:
+        await app.stop(grace_s=0)

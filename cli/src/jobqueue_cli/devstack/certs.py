@@ -1,13 +1,15 @@
-"""A local CA and a server certificate for `jobq dev --secure`, made with `cryptography`.
+"""A local CA and a server certificate, made with `cryptography`: for `jobq dev --secure`
+(in DATA_DIR/tls) and `jobq certs` (compose).
 
-Kept in DATA_DIR/tls and made again when missing or within a week of expiring, so a client
-configured once (JOBQ_TLS_CA) keeps working across restarts.
+Made again when missing, within a week of expiring, or not naming every host asked for, so a
+client configured once (JOBQ_TLS_CA) keeps working across restarts.
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,20 +44,36 @@ class DevCertificates:
 
 def dev_certificates(folder: Path, host: str) -> DevCertificates:
     """The CA and the server certificate for `host` (and localhost) in `folder`."""
+    return local_certificates(folder, [host, "localhost"])
+
+
+def local_certificates(folder: Path, hosts: Sequence[str]) -> DevCertificates:
+    """The CA and a server certificate naming every one of `hosts` (DNS names or addresses)."""
     files = DevCertificates(folder / "ca.pem", folder / "server.pem", folder / "server.key")
-    if not _still_good(files):
-        _make(files, host)
+    if not _still_good(files, hosts):
+        _make(files, hosts)
     return files
 
 
-def _still_good(files: DevCertificates) -> bool:
+def _still_good(files: DevCertificates, hosts: Sequence[str]) -> bool:
     if not (files.ca.exists() and files.cert.exists() and files.key.exists()):
         return False
     cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
-    return cert.not_valid_after_utc - RENEW_BEFORE > datetime.datetime.now(datetime.UTC)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    named = {str(n) for n in names.get_values_for_type(x509.DNSName)}
+    named |= {str(n) for n in names.get_values_for_type(x509.IPAddress)}
+    fresh = cert.not_valid_after_utc - RENEW_BEFORE > datetime.datetime.now(datetime.UTC)
+    return fresh and set(hosts) <= named
 
 
-def _make(files: DevCertificates, host: str) -> None:
+def _name(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
+def _make(files: DevCertificates, hosts: Sequence[str]) -> None:
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "jobq dev local CA")])
@@ -66,9 +84,10 @@ def _make(files: DevCertificates, host: str) -> None:
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
-    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(host))]
+    names = [_name(host) for host in dict.fromkeys(hosts)]
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
     cert = (
-        _builder(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]), ca_name, key.public_key(), now)
+        _builder(subject, ca_name, key.public_key(), now)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
