@@ -105,7 +105,7 @@ describe("errors from a failed call", () => {
   });
 
   test("every ErrorReason of the contract has a class of its own", () => {
-    assert.equal(SERVER_REASONS.length, 17);
+    assert.equal(SERVER_REASONS.length, 18);
     const names = new Set<string>();
     for (const value of SERVER_REASONS) {
       const name = ErrorReason[value];
