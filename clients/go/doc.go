@@ -45,7 +45,8 @@
 //
 // TLS, mutual TLS and a bearer token are options of Dial (WithTLS, WithTLSCAFile,
 // WithTLSClientCert, WithTLSServerName, WithToken), filled from the JOBQ_TLS* and
-// JOBQ_TOKEN environment variables when not given.
+// JOBQ_TOKEN environment variables when not given. With an admin token, CreateToken,
+// ListTokens and RevokeToken manage API tokens.
 //
 // Writes can wait for Redis's disk: WithDurability(DurabilityFsynced) on Enqueue and
 // EnqueueBatch, WithAckDurability on a Worker.
