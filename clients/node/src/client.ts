@@ -1,4 +1,4 @@
-/** Client: the producer API (enqueue, inspect, list, cancel, retry, wait) with Promises. */
+/** Client: the producer API (enqueue, inspect, list, cancel, retry, wait) and token management, with Promises. */
 
 import { Metadata, type CallOptions as GrpcCallOptions, type ClientUnaryCall, type ServiceError } from "@grpc/grpc-js";
 
@@ -11,12 +11,14 @@ import { EnqueueStream, type EnqueueDuplex } from "./enqueue-stream.js";
 import { DeadlineExceededError, InternalError, InvalidArgumentError, UnavailableError, fromServiceError } from "./errors.js";
 import {
   JobQueueServiceService,
+  type CreateTokenResponse,
   type EnqueueBatchResponse,
   type EnqueueResponse,
   type GetStatusResponse,
   type JobQueueServiceClient,
   type ListJobsRequest,
   type ListJobsResponse,
+  type ListTokensResponse,
   type StatsResponse,
 } from "./gen/jobqueue/v1/job_queue_service.js";
 import { sleep } from "./timing.js";
@@ -24,6 +26,8 @@ import {
   isTerminal,
   type BatchingOptions,
   type CallOptions,
+  type CreatedToken,
+  type CreateTokenOptions,
   type EnqueueBatchOptions,
   type EnqueueOptions,
   type EnqueueResult,
@@ -32,6 +36,8 @@ import {
   type JobState,
   type ListJobsOptions,
   type QueueStats,
+  type TokenInfo,
+  type TokenRole,
 } from "./types.js";
 
 /** Default deadline of each call. */
@@ -253,6 +259,51 @@ export class Client {
   /** Sends a dead or cancelled job back to its queue with its attempts reset. */
   async retry(jobId: string, options: CallOptions = {}): Promise<void> {
     await this.unary((metadata, callOptions, callback) => this.raw.retry({ jobId }, metadata, callOptions, callback), options);
+  }
+
+  // -- tokens: these need an admin token whose patterns include `*` (docs/security.md) ----
+
+  /**
+   * Issues an API token for `queues` (1 to 64 shell-style patterns, `*` for every queue).
+   * The bearer token is in the result only: the server keeps its hash, so store it before
+   * anything else. `name` is a label for people (1 to 128 printable characters); `ttlMs`
+   * makes the token expire, otherwise it works until revoked. An unknown role is an
+   * InvalidArgumentError (field `role`), refused before sending; TokenLimitReachedError
+   * when the server holds as many tokens as it allows.
+   *
+   * ```ts
+   * const { token, info } = await admin.createToken("billing-api", "producer", ["billing.*"]);
+   * ```
+   */
+  async createToken(name: string, role: TokenRole, queues: readonly string[], options: CreateTokenOptions = {}): Promise<CreatedToken> {
+    const request = convert.createTokenRequest(name, role, queues, options.ttlMs);
+    const response = await this.unary<CreateTokenResponse>(
+      (metadata, callOptions, callback) => this.raw.createToken(request, metadata, callOptions, callback),
+      options,
+    );
+    if (response.info === undefined) throw new InternalError("the server sent no info for the token it created");
+    return { token: response.token, info: convert.tokenInfo(response.info) };
+  }
+
+  /** Every token, sorted by id, without secrets. */
+  async listTokens(options: CallOptions = {}): Promise<TokenInfo[]> {
+    const response = await this.unary<ListTokensResponse>(
+      (metadata, callOptions, callback) => this.raw.listTokens({}, metadata, callOptions, callback),
+      options,
+    );
+    return response.tokens.map(convert.tokenInfo);
+  }
+
+  /**
+   * Deletes a token by its id (`TokenInfo.id`): new calls with it are refused with
+   * TokenInvalidError, and its open streams end within seconds. TokenNotFoundError when no
+   * token has that id (never issued, or revoked already).
+   */
+  async revokeToken(id: string, options: CallOptions = {}): Promise<void> {
+    await this.unary(
+      (metadata, callOptions, callback) => this.raw.revokeToken({ tokenId: id }, metadata, callOptions, callback),
+      options,
+    );
   }
 
   /**

@@ -9,8 +9,13 @@ import {
   type QueueStats as ProtoQueueStats,
 } from "./gen/jobqueue/v1/job.js";
 import { Durability as ProtoDurability } from "./gen/jobqueue/v1/job.js";
-import type { EnqueueRequest } from "./gen/jobqueue/v1/job_queue_service.js";
-import { InvalidArgumentError } from "./errors.js";
+import {
+  TokenRole as ProtoTokenRole,
+  type CreateTokenRequest,
+  type EnqueueRequest,
+  type TokenInfo as ProtoTokenInfo,
+} from "./gen/jobqueue/v1/job_queue_service.js";
+import { InternalError, InvalidArgumentError } from "./errors.js";
 import type {
   BackoffPolicy,
   Durability,
@@ -22,6 +27,8 @@ import type {
   JsonValue,
   Priority,
   QueueStats,
+  TokenInfo,
+  TokenRole,
 } from "./types.js";
 
 /** The queue-name grammar of the contract (EnqueueRequest.queue). */
@@ -50,6 +57,16 @@ const PRIORITIES: Record<Priority, ProtoPriority> = {
   high: ProtoPriority.PRIORITY_HIGH,
 };
 
+const TOKEN_ROLES: Record<TokenRole, ProtoTokenRole> = {
+  producer: ProtoTokenRole.TOKEN_ROLE_PRODUCER,
+  worker: ProtoTokenRole.TOKEN_ROLE_WORKER,
+  admin: ProtoTokenRole.TOKEN_ROLE_ADMIN,
+};
+
+const TOKEN_ROLE_NAMES = new Map<ProtoTokenRole, TokenRole>(
+  Object.entries(TOKEN_ROLES).map(([name, proto]) => [proto, name as TokenRole]),
+);
+
 /** Throws InvalidArgumentError (field `field`) unless `queue` fits the contract's grammar. */
 export function checkQueueName(queue: string, field = "queue"): void {
   if (typeof queue !== "string" || !QUEUE_NAME.test(queue)) {
@@ -71,6 +88,16 @@ export function toJobState(state: JobState, field = "state"): ProtoJobState {
   const proto = PROTO_STATES.get(state);
   if (proto === undefined) {
     throw new InvalidArgumentError(`${field}: must be one of ${[...PROTO_STATES.keys()].join(", ")}`, { field });
+  }
+  return proto;
+}
+
+/** The wire role for a role name (CreateToken). */
+export function toTokenRole(role: TokenRole, field = "role"): ProtoTokenRole {
+  // Own keys only, as for durabilities.
+  const proto = Object.hasOwn(TOKEN_ROLES, role) ? TOKEN_ROLES[role] : undefined;
+  if (proto === undefined) {
+    throw new InvalidArgumentError(`${field}: must be "producer", "worker" or "admin", not ${JSON.stringify(role)}`, { field });
   }
   return proto;
 }
@@ -211,6 +238,21 @@ export function enqueueRequest(spec: JobSpec, prefix = ""): EnqueueRequest {
   return request;
 }
 
+/**
+ * A CreateTokenRequest. The role, the list and the ttl's sign are checked here; the name
+ * and the queue patterns are left to the server, which names the field the same way.
+ */
+export function createTokenRequest(name: string, role: TokenRole, queues: readonly string[], ttlMs?: number): CreateTokenRequest {
+  // A string would be sent as one pattern per character.
+  if (!Array.isArray(queues)) throw new InvalidArgumentError("queues: must be an array of queue patterns", { field: "queues" });
+  return {
+    name,
+    role: toTokenRole(role),
+    queues: [...queues],
+    ttl: ttlMs === undefined ? undefined : toDuration(ttlMs, "ttl"),
+  };
+}
+
 // -- responses --------------------------------------------------------------------------
 
 export function jobState(state: ProtoJobState): JobState {
@@ -272,4 +314,20 @@ export function queueStats(message: ProtoQueueStats): QueueStats {
     cancelled: message.cancelled,
     oldestQueuedAgeMs: durationMs(message.oldestQueuedAge) ?? 0,
   };
+}
+
+/** The public TokenInfo for a message; InternalError for a role this library does not know. */
+export function tokenInfo(message: ProtoTokenInfo): TokenInfo {
+  const role = TOKEN_ROLE_NAMES.get(message.role);
+  if (role === undefined) throw new InternalError(`the server sent an unknown token role ${message.role} (token ${message.tokenId})`);
+  if (message.createTime === undefined) throw new InternalError(`the server sent no create_time for token ${message.tokenId}`);
+  const info: TokenInfo = {
+    id: message.tokenId,
+    name: message.name,
+    role,
+    queues: [...message.queues],
+    createTime: message.createTime,
+  };
+  if (message.expireTime !== undefined) info.expireTime = message.expireTime;
+  return info;
 }

@@ -1,7 +1,8 @@
 /**
  * @jobqueue/client: a typed client and worker for the jobqueue gRPC service.
  *
- * - {@link Client}: enqueue jobs, read their status, list a queue, cancel, retry, wait for results.
+ * - {@link Client}: enqueue jobs, read their status, list a queue, cancel, retry, wait for results;
+ *   create, list and revoke API tokens.
  * - {@link Worker}: lease jobs over one stream, run async handlers, ack or fail them.
  */
 
@@ -62,6 +63,8 @@ export type {
   BackoffPolicy,
   BatchingOptions,
   CallOptions,
+  CreatedToken,
+  CreateTokenOptions,
   Durability,
   EnqueueBatchOptions,
   EnqueueOptions,
@@ -76,4 +79,6 @@ export type {
   Logger,
   Priority,
   QueueStats,
+  TokenInfo,
+  TokenRole,
 } from "./types.js";

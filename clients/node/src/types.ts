@@ -178,6 +178,40 @@ export interface QueueStats {
   oldestQueuedAgeMs: number;
 }
 
+/**
+ * What an API token may do (docs/security.md lists each method's roles): "producer"
+ * enqueues and reads the status of jobs in its queues, "worker" leases and settles them,
+ * "admin" may call every method on its queues (token management needs the pattern `*`).
+ */
+export type TokenRole = "producer" | "worker" | "admin";
+
+/** An API token as the server describes it: never its secret. */
+export interface TokenInfo {
+  /** The token's public id, the part before its secret (`jq_<id>_<secret>`): what `revokeToken` takes. */
+  id: string;
+  /** A label for people: who or what holds the token. */
+  name: string;
+  role: TokenRole;
+  /** Shell-style patterns (`*`, `?`, `[...]`) of the queues the token may touch; `*` is every queue. */
+  queues: string[];
+  createTime: Date;
+  /** When the token stops working; unset when it works until revoked. */
+  expireTime?: Date;
+}
+
+/** Options of `createToken`. */
+export interface CreateTokenOptions extends CallOptions {
+  /** How long the token works, in ms (positive); unset: until revoked. */
+  ttlMs?: number;
+}
+
+/** What `createToken` made: the bearer token, shown this once, and its description. */
+export interface CreatedToken {
+  /** `jq_<id>_<secret>`: send it as the `token` option. The server keeps only its hash. */
+  token: string;
+  info: TokenInfo;
+}
+
 /** Where the library logs. The default writes warnings and errors to stderr. */
 export interface Logger {
   debug(message: string): void;

@@ -1,24 +1,26 @@
 // The client and the worker against the real `jobq serve --auth` over mTLS (certificates made
-// by openssl): the bootstrap admin token, scoped tokens made with CreateToken, and the
-// refusals the server sends for a missing, unknown or out-of-scope token.
+// by openssl): the bootstrap admin token, scoped tokens made with createToken, listed and
+// revoked, and the refusals the server sends for a missing, unknown, revoked or out-of-scope
+// token.
 
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
-import { TokenRole } from "../gen/jobqueue/v1/job_queue_service.js";
 import {
   Client,
+  InvalidArgumentError,
   QueueNotAllowedError,
   RoleNotAllowedError,
   TokenInvalidError,
   TokenMissingError,
+  TokenNotFoundError,
   UnavailableError,
   Worker,
   consoleLogger,
-  fromServiceError,
   type ClientOptions,
+  type TokenRole,
 } from "../index.js";
 import { SERVER_NAME, makePki, type Pki } from "./helpers/certs.js";
 import { TestServer, serverSkipReason } from "./helpers/server.js";
@@ -41,13 +43,16 @@ describe("jobq serve --auth over mTLS", { skip, timeout: 120_000 }, () => {
     return client;
   }
 
-  function createToken(role: TokenRole, queues: string[]): Promise<string> {
-    return new Promise((resolve, reject) =>
-      admin.raw.createToken({ name: "node-test", role, queues, ttl: undefined }, (error, response) =>
-        error ? reject(fromServiceError(error)) : resolve(response.token),
-      ),
-    );
+  async function createToken(role: TokenRole, queues: string[]): Promise<string> {
+    return (await admin.createToken("node-test", role, queues)).token;
   }
+
+  /** The InvalidArgumentError check for `field`. */
+  const invalid = (field: string) => (error: unknown) => {
+    assert.ok(error instanceof InvalidArgumentError, String(error));
+    assert.equal(error.field, field);
+    return true;
+  };
 
   before(async () => {
     pki = makePki();
@@ -74,8 +79,8 @@ describe("jobq serve --auth over mTLS", { skip, timeout: 120_000 }, () => {
 
   test("a producer token is held to its queues and its role; a worker token runs the job", async () => {
     const queue = uniqueQueue();
-    const producerToken = await createToken(TokenRole.TOKEN_ROLE_PRODUCER, [queue]);
-    const workerToken = await createToken(TokenRole.TOKEN_ROLE_WORKER, [queue]);
+    const producerToken = await createToken("producer", [queue]);
+    const workerToken = await createToken("worker", [queue]);
     const producer = connect(producerToken);
     const { jobId } = await producer.enqueue(queue, { to: "a@example.com" });
     await assert.rejects(producer.enqueue(uniqueQueue(), {}), (error: unknown) => {
@@ -99,5 +104,83 @@ describe("jobq serve --auth over mTLS", { skip, timeout: 120_000 }, () => {
     const job = await admin.waitFor(jobId, { timeoutMs: 10_000 });
     assert.equal(job.state, "completed");
     assert.deepEqual(job.result, { echoed: { to: "a@example.com" } });
+  });
+
+  test("createToken returns the secret once; listTokens describes each token without it", async () => {
+    const queue = uniqueQueue();
+    const started = Date.now();
+    const made = await admin.createToken("node-list", "producer", [queue, `${queue}.*`]);
+    const { token, info } = made;
+    assert.ok(token.startsWith(`jq_${info.id}_`), "the token is jq_<id>_<secret>");
+    const secret = token.slice(`jq_${info.id}_`.length);
+    assert.ok(secret.length >= 16, token);
+    assert.equal(info.name, "node-list");
+    assert.equal(info.role, "producer");
+    assert.deepEqual(info.queues, [queue, `${queue}.*`]);
+    assert.ok(info.createTime instanceof Date);
+    assert.ok(Math.abs(info.createTime.getTime() - started) < 60_000, `created ${info.createTime.toISOString()}`);
+    assert.ok(!("expireTime" in info), "no ttl: no expiry");
+
+    const others = await Promise.all(
+      (["worker", "admin"] as const).map((role) => admin.createToken(`node-${role}`, role, [queue])),
+    );
+    const listed = await admin.listTokens();
+    assert.deepEqual(listed.find((t) => t.id === info.id), info);
+    for (const other of others) {
+      assert.equal(listed.find((t) => t.id === other.info.id)?.role, other.info.role);
+    }
+    assert.deepEqual(others.map((o) => o.info.role), ["worker", "admin"]);
+    assert.ok(
+      listed.some((t) => t.role === "admin" && t.queues.includes("*")),
+      "the bootstrap admin token is listed",
+    );
+    assert.deepEqual(listed.map((t) => t.id), listed.map((t) => t.id).sort(), "sorted by id");
+    assert.ok(!JSON.stringify(listed).includes(secret), "no secret in the list");
+    for (const t of listed) {
+      assert.deepEqual(Object.keys(t).sort(), ["createTime", "id", "name", "queues", "role", ...("expireTime" in t ? ["expireTime"] : [])].sort());
+    }
+    await Promise.all(others.map((o) => admin.revokeToken(o.info.id)));
+  });
+
+  test("a producer token works on its queues only; revoked, it is refused at once and gone from the list", async () => {
+    const queue = uniqueQueue();
+    const { token, info } = await admin.createToken("node-revoke", "producer", [queue]);
+    const producer = connect(token);
+    const { jobId } = await producer.enqueue(queue, { n: 1 });
+    assert.equal((await producer.getStatus(jobId)).state, "queued");
+    await assert.rejects(producer.enqueue(uniqueQueue(), {}), QueueNotAllowedError);
+    await assert.rejects(producer.listTokens(), RoleNotAllowedError);
+
+    await admin.revokeToken(info.id);
+    await assert.rejects(producer.getStatus(jobId), TokenInvalidError);
+    await assert.rejects(connect(token).enqueue(queue, { n: 2 }), TokenInvalidError);
+    assert.equal((await admin.stats(queue))[0]?.queued, 1, "only the job enqueued before the revocation");
+    assert.equal((await admin.listTokens()).find((t) => t.id === info.id), undefined);
+
+    await assert.rejects(admin.revokeToken(info.id), TokenNotFoundError); // revoked already
+    await assert.rejects(admin.revokeToken("0123456789abcdef"), (error: unknown) => {
+      assert.ok(error instanceof TokenNotFoundError, String(error));
+      assert.equal(error.reason, "TOKEN_NOT_FOUND");
+      return true;
+    });
+  });
+
+  test("ttlMs sets expireTime; a zero ttl is the server's InvalidArgumentError, an unknown role the client's", async () => {
+    const queue = uniqueQueue();
+    const ttlMs = 3_600_000;
+    const { token, info } = await admin.createToken("node-ttl", "producer", [queue], { ttlMs });
+    assert.ok(info.expireTime instanceof Date);
+    assert.equal(info.expireTime.getTime() - info.createTime.getTime(), ttlMs);
+    assert.deepEqual((await admin.listTokens()).find((t) => t.id === info.id)?.expireTime, info.expireTime);
+    await connect(token).enqueue(queue, {}); // not expired yet
+
+    await assert.rejects(admin.createToken("node-ttl0", "producer", [queue], { ttlMs: 0 }), invalid("ttl"));
+    // Refused before sending: a client with no server behind it answers the same.
+    const offline = new Client("127.0.0.1:9", { tls: false, token: "", timeoutMs: 1_000 });
+    opened.push(offline);
+    for (const client of [admin, offline]) {
+      await assert.rejects(client.createToken("node-bad", "reader" as TokenRole, [queue]), invalid("role"));
+      await assert.rejects(client.createToken("node-bad", "producer", [queue], { ttlMs: -5 }), invalid("ttl"));
+    }
   });
 });

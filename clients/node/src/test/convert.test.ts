@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { enqueueRequest, toDuration, toJsonObject, durationMs } from "../convert.js";
-import { InvalidArgumentError } from "../errors.js";
+import { createTokenRequest, enqueueRequest, toDuration, toJsonObject, durationMs, tokenInfo } from "../convert.js";
+import { InternalError, InvalidArgumentError } from "../errors.js";
 import { Priority } from "../gen/jobqueue/v1/job.js";
+import { TokenRole as ProtoTokenRole, type TokenInfo as ProtoTokenInfo } from "../gen/jobqueue/v1/job_queue_service.js";
+import type { TokenRole } from "../types.js";
 
 describe("JSON payloads", () => {
   test("plain values pass through; Dates become strings; undefined members are dropped", () => {
@@ -78,5 +80,55 @@ describe("enqueue requests", () => {
     assert.deepEqual(toDuration(2_345, "d"), { seconds: 2, nanos: 345_000_000 });
     assert.equal(durationMs(toDuration(2_345, "d")), 2_345);
     assert.throws(() => toDuration(-1, "delay"), (error: unknown) => error instanceof InvalidArgumentError && error.field === "delay");
+  });
+});
+
+describe("token messages", () => {
+  const fieldIs = (field: string) => (error: unknown) => error instanceof InvalidArgumentError && error.field === field;
+
+  test("roles map to the contract's values; ttlMs becomes a Duration, unset stays unset", () => {
+    const roles: [TokenRole, ProtoTokenRole][] = [
+      ["producer", ProtoTokenRole.TOKEN_ROLE_PRODUCER],
+      ["worker", ProtoTokenRole.TOKEN_ROLE_WORKER],
+      ["admin", ProtoTokenRole.TOKEN_ROLE_ADMIN],
+    ];
+    for (const [role, proto] of roles) {
+      assert.deepEqual(createTokenRequest("n", role, ["a", "b.*"]), { name: "n", role: proto, queues: ["a", "b.*"], ttl: undefined });
+    }
+    assert.deepEqual(createTokenRequest("n", "worker", ["*"], 90_500).ttl, { seconds: 90, nanos: 500_000_000 });
+    assert.deepEqual(createTokenRequest("n", "worker", ["*"], 0).ttl, { seconds: 0, nanos: 0 }); // the server refuses it, naming ttl
+  });
+
+  test("an unknown role, a negative ttl or queues that are not a list are refused, naming the field", () => {
+    for (const role of ["reader", "Admin", "", "constructor", undefined]) {
+      assert.throws(() => createTokenRequest("n", role as unknown as TokenRole, ["*"]), (error: unknown) => {
+        assert.ok(fieldIs("role")(error), String(error));
+        assert.match((error as Error).message, /^role: must be "producer", "worker" or "admin"/);
+        return true;
+      });
+    }
+    assert.throws(() => createTokenRequest("n", "producer", ["*"], -1), fieldIs("ttl"));
+    assert.throws(() => createTokenRequest("n", "producer", "emails" as unknown as string[]), fieldIs("queues"));
+  });
+
+  test("a TokenInfo message becomes the public shape; an unknown role or no create time is InternalError", () => {
+    const created = new Date("2024-05-06T07:08:09.123Z");
+    const expires = new Date("2024-06-06T07:08:09.123Z");
+    const message: ProtoTokenInfo = {
+      tokenId: "0123abcd",
+      name: "billing",
+      role: ProtoTokenRole.TOKEN_ROLE_WORKER,
+      queues: ["billing.*"],
+      createTime: created,
+      expireTime: undefined,
+    };
+    const info = tokenInfo(message);
+    assert.deepEqual(info, { id: "0123abcd", name: "billing", role: "worker", queues: ["billing.*"], createTime: created });
+    assert.ok(!("expireTime" in info));
+    assert.deepEqual(tokenInfo({ ...message, role: ProtoTokenRole.TOKEN_ROLE_ADMIN, expireTime: expires }).expireTime, expires);
+    assert.equal(tokenInfo({ ...message, role: ProtoTokenRole.TOKEN_ROLE_PRODUCER }).role, "producer");
+    assert.throws(() => tokenInfo({ ...message, role: ProtoTokenRole.TOKEN_ROLE_UNSPECIFIED }), InternalError);
+    assert.throws(() => tokenInfo({ ...message, role: 7 as ProtoTokenRole }), InternalError);
+    assert.throws(() => tokenInfo({ ...message, createTime: undefined }), InternalError);
   });
 });
