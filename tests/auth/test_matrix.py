@@ -34,7 +34,6 @@ ULID = "01J00000000000000000000000"
 PRODUCER_METHODS = {"Enqueue", "EnqueueBatch", "EnqueueStream", "GetStatus"}
 WORKER_METHODS = {"Lease", "Ack", "Fail", "Extend"}
 TOKEN_METHODS = {"CreateToken", "ListTokens", "RevokeToken"}
-QUEUELESS = TOKEN_METHODS | {"ListTokens"}
 
 Call = Callable[["Stub", str, Any], Awaitable[None]]
 
@@ -113,7 +112,7 @@ def oracle(method: str, role: str, unrestricted: bool, queue: str, state: str) -
     )
     if not allowed:
         return "PERMISSION_DENIED", "ROLE_NOT_ALLOWED"
-    if method not in QUEUELESS and not unrestricted and queue == OUTSIDE:
+    if method not in TOKEN_METHODS and not unrestricted and queue == OUTSIDE:
         return "PERMISSION_DENIED", "QUEUE_NOT_ALLOWED"
     return None
 

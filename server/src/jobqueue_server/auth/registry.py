@@ -31,6 +31,8 @@ class TokenRegistry:
     def __init__(self, store: TokenStore) -> None:
         self._store = store
         self._records: dict[str, TokenRecord] = {}
+        # One Principal per token, kept while its record is, so its scope cache lasts across calls.
+        self._principals: dict[str, Principal] = {}
         self._version = -1
         self._reload: asyncio.Task[None] | None = None
         self._reload_started = 0.0
@@ -62,6 +64,9 @@ class TokenRegistry:
             return
         self._version, records = await self._store.load()
         self._records = {record.token_id: record for record in records}
+        self._principals = {
+            r.token_id: Principal(r.token_id, r.name, Role(r.role), r.queues, r.expires_ms) for r in records
+        }
         for token_id in [t for t in self._watches if t not in self._records]:
             self._end_watches(token_id, TokenInvalid("the token was revoked"))
 
@@ -83,7 +88,7 @@ class TokenRegistry:
             raise TokenInvalid("the token is unknown or revoked")
         if record.expires_ms is not None and record.expires_ms <= _now_ms():
             raise TokenExpired("the token has expired")
-        return Principal(record.token_id, record.name, Role(record.role), record.queues, record.expires_ms)
+        return self._principals[token_id]
 
     def watch(self, principal: Principal) -> asyncio.Future[JobQueueError]:
         """A future that resolves with the error to end a stream with, once the principal's
