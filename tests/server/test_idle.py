@@ -198,3 +198,25 @@ async def test_after_an_ack_finds_the_queue_empty_the_next_job_still_wakes_the_s
         await stream.ack(leased)  # the ack's refill finds the queue empty
         await stream.wait_confirmations(n + 1)
     await stream.close()
+
+
+async def test_an_idle_stream_makes_one_lease_call_per_job_it_is_woken_for(
+    slow_sweep_stub: Stub, redis: Redis
+) -> None:
+    # The lease is written on the wake-up itself, right behind the enqueue (lease_session.py);
+    # a stream that got less than it asked for waits for the next signal without another call.
+    stream = await LeaseStream(slow_sweep_stub).subscribe("woken", max_in_flight=8)
+    await stream.call.read()  # subscribed
+    await slow_sweep_stub.Enqueue(svc.EnqueueRequest(queue="warm-up"))  # connections made
+    before = await _command_calls(redis, "evalsha")
+    rounds = 5
+    for n in range(rounds):
+        await slow_sweep_stub.Enqueue(svc.EnqueueRequest(queue="woken"))
+        (leased,) = (await stream.wait_jobs(n + 1, timeout_s=5.0))[n:]
+        await stream.ack(leased)
+        await stream.wait_confirmations(n + 1)
+
+    # Per job: the enqueue, one lease, the ack (whose refill finds the queue empty: the stream
+    # was dry, so it makes no call).
+    assert await _command_calls(redis, "evalsha") - before == 3 * rounds
+    await stream.close()

@@ -189,3 +189,16 @@ async def test_batches_longer_than_one_command_slice_keep_every_job_in_order(
     assert [job.wire for job in lease.jobs] == [str(n).encode() for n in range(4_500)]
     assert await store.ack([Settle(job.job_id, job.token) for job in lease.jobs]) == [None] * 4_500
     assert await redis.zcard(store.keys("q").completed) == 4_500
+
+
+async def test_a_lease_is_written_when_called_not_when_awaited(store: Store) -> None:
+    # Called from a wake-up, the lease must go out right behind the enqueue that woke the
+    # stream (lease_session.py): it is written before `lease` returns, so a job enqueued after
+    # the call and before the await is not in it.
+    await enqueue(store, NewJob(queue="q"))  # the pipeline's connection is open
+    await lease_one(store)
+    pending = store.lease("q", 5, 0, "w")
+    (later,) = await enqueue(store, NewJob(queue="q"))
+
+    assert (await pending).jobs == []
+    assert (await lease_one(store)).job_id == later

@@ -100,6 +100,9 @@ class EnqueueStreamSession:
                     self._answers.put_nowait(_ready(_refused(request.sequence, request.error)))
                 else:
                     self._answers.put_nowait(self._start(request))
+                    # One turn, so the request's jobs are written before the next read is set up
+                    # (setting up a read costs more than most of an enqueue).
+                    await asyncio.sleep(0)
         finally:
             self._answers.put_nowait(None)
 

@@ -89,6 +89,11 @@ class LeaseSession:
         self._reserved = 0
         # The last lease call found the stream's queues empty: lease again only on a signal.
         self._dry = False
+        # The dispatcher waits for a signal (with `_dry`); a lease written on one, with its
+        # credit, and whether another signal came after it was written.
+        self._waiting = False
+        self._early: tuple[int, Awaitable[Lease]] | None = None
+        self._signalled_again = False
         # Messages each way, and jobs sent: how well both sides batch (logged at the end).
         self._requests = self._responses = self._sent_jobs = 0
         self._credit = asyncio.Event()
@@ -288,19 +293,59 @@ class LeaseSession:
                 self._credit.clear()
                 await self._wait_for(self._credit)
                 continue
-            event = self._signals.watch(self._sub.queues)
+            event = self._signals.watch(self._sub.queues, self._lease_on_signal)
             try:
                 leased = await self._lease_available()
                 if leased:
                     await self._emit(leased, [])
-                if self._dry:
+                while self._dry and not self._stop.is_set():
                     # The lists ran dry during that call. The push that refills one signals
                     # `event`, watched before the call, so waiting now misses nothing and
                     # spares an idle stream a second, empty lease call per job.
-                    await self._wait_for(event)
-                    self._dry = False
+                    self._waiting = True
+                    try:
+                        await self._wait_for(event)
+                    finally:
+                        self._waiting = False
+                    event.clear()
+                    await self._take_early_lease()
             finally:
                 self._signals.unwatch(event, self._sub.queues)
+
+    def _lease_on_signal(self, queue: str) -> None:
+        """A signal while the stream waits dry: the lease call is written now, in the
+        notifier's call. For this server's own enqueue that is right behind the enqueue's
+        script, so Redis takes both in one wake-up and the reply of the one comes with the
+        other's, instead of a lease sent after the dispatcher has woken (docs/performance.md)."""
+        if self._early is not None:
+            self._signalled_again = True  # the early call may have gone before that job
+            return
+        credit = self._available()
+        if not self._waiting or credit <= 0 or self._stop.is_set():
+            return
+        self._reserved += credit
+        self._signalled_again = False
+        self._early = (credit, self._store.lease(queue, credit, self._sub.lease_ms, self._sub.worker_id))
+
+    async def _take_early_lease(self) -> None:
+        """Sends what the lease written on the signal got; the stream stays dry only when it got
+        less than it asked for and no other signal came since (else the next pass leases from
+        every queue). Leased jobs are held even when stopping, so `close` releases them."""
+        early, self._early = self._early, None
+        if early is None:
+            self._dry = False
+            return
+        credit, pending = early
+        try:
+            leased = self._encode(await pending)
+        except StoreUnavailable:
+            leased = []
+            self._signalled_again = True
+        finally:
+            self._reserved -= credit
+        self._dry = len(leased) < credit and not self._signalled_again
+        if leased and not self._stop.is_set():
+            await self._emit(leased, [])
 
     def _available(self) -> int:
         return min(self._window - len(self._held) - self._reserved, LEASE_CHUNK)

@@ -19,7 +19,7 @@ import asyncio
 import ssl
 import weakref
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
 import hiredis
@@ -139,20 +139,45 @@ class ScriptPipeline:
             await self._call(_pack(("SCRIPT", "LOAD", source)))
             return await self._call(command, sent)
 
+    def evalsha_now(self, sha: str, source: str, keys: Sequence[str], args: Sequence[Any]) -> Awaitable[Any]:
+        """`evalsha`, but written before this returns when the connection is up (not when the
+        result is first awaited): from a callback, the call goes out right behind what was
+        written just before it, and Redis takes both in one wake-up."""
+        command = _pack(("EVALSHA", sha, len(keys), *keys, *args))
+        protocol = self._usable()
+        if protocol is None:
+            return self.evalsha(sha, source, keys, args)  # connects first
+        return self._reply_or_reload(command, source, self._send(protocol, command))
+
+    async def _reply_or_reload(self, command: bytes, source: str, reply: asyncio.Future[Any]) -> Any:
+        try:
+            return _raise_for(await reply)
+        except redis_errors.NoScriptError:
+            await self._call(_pack(("SCRIPT", "LOAD", source)))
+            return await self._call(command)
+
     async def _call(self, command: bytes, sent: Callable[[], object] | None = None) -> Any:
-        protocol = self._protocol
-        if protocol is not None and protocol.stalled(self._timeout_s):
-            # A connection that stopped answering (a dead peer, a cut network) would hold every
-            # later command behind a reply that never comes.
-            self._drop(protocol)
-            protocol = None
-        if protocol is None or protocol.lost is not None:
-            protocol = await self._connect()
-        reply = protocol.send(command)
-        protocol.arm(self._timeout_s)
+        protocol = self._usable() or await self._connect()
+        reply = self._send(protocol, command)
         if sent is not None:
             sent()
         return _raise_for(await reply)
+
+    def _usable(self) -> _Protocol | None:
+        """The open connection, unless there is none or it stopped answering (a dead peer, a
+        cut network would hold every later command behind a reply that never comes)."""
+        protocol = self._protocol
+        if protocol is not None and protocol.stalled(self._timeout_s):
+            self._drop(protocol)
+            return None
+        if protocol is None or protocol.lost is not None:
+            return None
+        return protocol
+
+    def _send(self, protocol: _Protocol, command: bytes) -> asyncio.Future[Any]:
+        reply = protocol.send(command)
+        protocol.arm(self._timeout_s)
+        return reply
 
     def _drop(self, protocol: _Protocol) -> None:
         if protocol.transport is not None:

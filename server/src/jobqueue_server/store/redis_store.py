@@ -6,7 +6,7 @@ import asyncio
 import functools
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -336,15 +336,21 @@ class Store:
 
     # -- workers ---------------------------------------------------------------------------
 
-    async def lease(self, queue: str, count: int, lease_ms: int, worker_id: str) -> Lease:
-        """Leases up to `count` ready jobs of `queue`, highest priority first."""
+    def lease(self, queue: str, count: int, lease_ms: int, worker_id: str) -> Awaitable[Lease]:
+        """Leases up to `count` ready jobs of `queue`, highest priority first.
+
+        The script call is written before this returns (when the connection is up): called as
+        an enqueue's script goes out, it goes out right behind it (lease_session.py)."""
         k = self.keys(queue)
         token_base = secrets.token_hex(8)
         lease_ms = lease_ms or self.config.default_lease_ms
         args: list[Any] = [self._now(), count, lease_ms, token_base, worker_id]
-        async with self._scripts_guard():
-            reply = await self._scripts.lease(keys=[*k.ready, k.active, k.jobs, k.wire, k.errors], args=args)
-        return lease_of(queue, token_base, worker_id, reply)
+        reply = self._scripts.lease.now(keys=[*k.ready, k.active, k.jobs, k.wire, k.errors], args=args)
+        return self._leased(queue, token_base, worker_id, reply)
+
+    async def _leased(self, queue: str, token_base: str, worker_id: str, reply: Awaitable[Any]) -> Lease:
+        async with MAPPED:
+            return lease_of(queue, token_base, worker_id, await reply)
 
     async def ack(self, items: Sequence[Settle]) -> list[Outcome]:
         """Completes leased jobs; one outcome per item, None for success.

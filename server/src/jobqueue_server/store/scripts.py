@@ -8,7 +8,7 @@ job record) is in lua/prelude.lua, put right after each script's header when it 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -42,11 +42,19 @@ class Script:
         client: Redis | None = None,
         sent: Callable[[], object] | None = None,
     ) -> Any:
-        if len(keys) != self.header.key_count:
-            raise InternalError(f"{self.header.file} takes {self.header.key_count} keys, {len(keys)} given")
+        self._check(keys)
         if client is None:
             return await self._pipeline.evalsha(self.sha, self.script, keys, args, sent)
         return await self._registered(keys=keys, args=args, client=client)
+
+    def now(self, keys: Sequence[str], args: Sequence[Any]) -> Awaitable[Any]:
+        """The call on the pipeline, written before this returns (ScriptPipeline.evalsha_now)."""
+        self._check(keys)
+        return self._pipeline.evalsha_now(self.sha, self.script, keys, args)
+
+    def _check(self, keys: Sequence[str]) -> None:
+        if len(keys) != self.header.key_count:
+            raise InternalError(f"{self.header.file} takes {self.header.key_count} keys, {len(keys)} given")
 
 
 PRELUDE = "prelude.lua"

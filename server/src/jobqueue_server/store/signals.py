@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
@@ -52,6 +52,7 @@ class QueueSignals:
         self._prefix = key_prefix
         self._unsubscribe_after_s = unsubscribe_after_s
         self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._callbacks: dict[asyncio.Event, Callable[[str], object]] = {}
         self._channels: dict[bytes, str] = {}
         # Set when the watched queues changed: the listener then brings its subscriptions in step.
         self._changed = asyncio.Event()
@@ -60,9 +61,14 @@ class QueueSignals:
         self._fresh: set[str] = set()
         self._fresh_before: set[str] = set()
 
-    def watch(self, queues: Iterable[str]) -> asyncio.Event:
-        """An event set on the next signal for any of `queues`; call `unwatch` after."""
+    def watch(self, queues: Iterable[str], on_signal: Callable[[str], object] | None = None) -> asyncio.Event:
+        """An event set on the next signal for any of `queues`; call `unwatch` after.
+
+        `on_signal(queue)` runs before the event is set, in the notifier's call: for a local
+        enqueue that is right after its script was written (lease_session.py uses it)."""
         event = asyncio.Event()
+        if on_signal is not None:
+            self._callbacks[event] = on_signal
         for queue in queues:
             waiters = self._waiters.get(queue)
             if waiters is None:
@@ -73,6 +79,7 @@ class QueueSignals:
         return event
 
     def unwatch(self, event: asyncio.Event, queues: Iterable[str]) -> None:
+        self._callbacks.pop(event, None)
         for queue in queues:
             waiters = self._waiters.get(queue)
             if waiters is not None:
@@ -98,6 +105,9 @@ class QueueSignals:
     def notify(self, queue: str) -> None:
         """Wakes this server's waiters on `queue` (used for local enqueues: no round trip)."""
         for event in self._waiters.get(queue, ()):
+            on_signal = self._callbacks.get(event)
+            if on_signal is not None:
+                on_signal(queue)
             event.set()
 
     async def run(self) -> None:
