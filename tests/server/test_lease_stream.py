@@ -12,6 +12,7 @@ from google.rpc import code_pb2
 
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
+from jobqueue_server.api import lease_session
 from jobqueue_server.config import ServerSettings
 from jobqueue_server.runtime.app import App
 from tests.server.streams import LeaseStream, payload, wait_for_state
@@ -357,3 +358,40 @@ async def test_an_extend_without_a_length_keeps_the_streams_lease_length(stub: S
     assert confirmation.kind == svc.CONFIRMATION_KIND_EXTEND
     assert granted >= 300_000
     await stream.close()
+
+
+@pytest.fixture
+def long_linger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Confirmations with no job to go with wait a minute: only a job or the end sends them."""
+    monkeypatch.setattr(lease_session, "CONFIRMATION_LINGER_S", 60.0)
+
+
+@pytest.mark.usefixtures("long_linger")
+async def test_an_ack_is_confirmed_in_the_message_of_the_next_job(stub: Stub) -> None:
+    stream = await LeaseStream(stub).subscribe("steady", max_in_flight=4)
+    await enqueue(stub, "steady")
+    (first,) = await stream.wait_jobs(1)
+    await stream.ack(first)
+    second_id = await enqueue(stub, "steady")
+
+    second = (await stream.wait_jobs(2))[1]
+
+    # One message carried the job and the confirmation of the ack sent before it.
+    assert second.job.id == second_id
+    assert [c.job_id for c in stream.confirmations] == [first.job.id]
+    assert stream.messages == 3  # subscribed, first job, second job with the confirmation
+    await stream.close()
+
+
+@pytest.mark.usefixtures("long_linger")
+async def test_confirmations_waiting_for_a_job_are_sent_when_the_worker_closes(stub: Stub) -> None:
+    stream = await LeaseStream(stub).subscribe("closing", max_in_flight=4)
+    job_id = await enqueue(stub, "closing")
+    (leased,) = await stream.wait_jobs(1)
+    await stream.ack(leased)
+    await stream.call.done_writing()
+
+    (confirmation,) = await stream.wait_confirmations(1)
+
+    assert confirmation.job_id == job_id and confirmation.status.code == code_pb2.OK
+    assert await stream.call.read() is grpc.aio.EOF

@@ -42,6 +42,11 @@ LEASE_CHUNK = 64
 # the worker reads its answers: a worker that sends and never reads is held by flow control
 # instead of growing the server's memory.
 MAX_UNSENT_CONFIRMATIONS = 4096
+# Confirmations with no job to go with wait this long for one (fewer than LEASE_CHUNK of them).
+# A worker fed below its window's rate gets each job alone: writing each ack's confirmation
+# alone as well cost the server a second gRPC write per job (most of a job's CPU at that rate)
+# and held the next job behind that write (docs/performance.md).
+CONFIRMATION_LINGER_S = 0.002
 
 
 def _settled(job_id: str, kind: ConfirmationKind.ValueType) -> bytes:
@@ -84,6 +89,8 @@ class LeaseSession:
         self._writing = False
         self._drained = asyncio.Event()  # set whenever nothing waits to be written
         self._drained.set()
+        self._linger: asyncio.TimerHandle | None = None  # armed while confirmations linger
+        self._flusher: asyncio.Task[None] | None = None
         self._send: Send | None = None
         # Credit taken by lease calls under way, so two of them never overfill the window.
         self._reserved = 0
@@ -127,19 +134,29 @@ class LeaseSession:
             while reader in pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 if ended in done:
+                    await self._emit([], [], now=True)  # the confirmations of what was settled
                     raise ServerDraining("the server is shutting down; reconnect to another")
                 if dispatcher in done:
                     dispatcher.result()  # an unexpected failure ends the stream; the worker reconnects
             reader.result()  # re-raises a reader failure (an invalid later message)
+            await self._emit([], [], now=True)
         finally:
             reader.cancel()
             ended.cancel()
+            self._stop_lingering()
 
-    async def _emit(self, jobs: list[bytes], confirmations: list[bytes]) -> None:
+    async def _emit(self, jobs: list[bytes], confirmations: list[bytes], *, now: bool = False) -> None:
         """Queues serialized LeasedJobs and Confirmations, and writes them unless a write is
-        under way (that task writes them too, before it returns)."""
+        under way (that task writes them too, before it returns). Confirmations alone wait
+        for a job to go with, up to CONFIRMATION_LINGER_S, unless `now`."""
         self._out_jobs += jobs
         self._out_confirmations += confirmations
+        if not (self._out_jobs or now or len(self._out_confirmations) >= LEASE_CHUNK):
+            if self._out_confirmations and self._linger is None:
+                loop = asyncio.get_running_loop()
+                self._linger = loop.call_later(CONFIRMATION_LINGER_S, self._lingered)
+            return
+        self._stop_lingering()
         if self._writing:
             if len(self._out_confirmations) > MAX_UNSENT_CONFIRMATIONS:
                 self._drained.clear()
@@ -158,6 +175,21 @@ class LeaseSession:
         finally:
             self._writing = False
             self._drained.set()
+
+    def _lingered(self) -> None:
+        self._linger = None
+        self._flusher = asyncio.ensure_future(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            await self._emit([], [], now=True)
+        except Exception as error:  # the stream broke: its own tasks end it and report why
+            logger.debug("could not write lingering confirmations: %s", error)
+
+    def _stop_lingering(self) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
 
     def end(self) -> None:
         """Ends the stream with UNAVAILABLE (the grace period of a shutdown is over)."""

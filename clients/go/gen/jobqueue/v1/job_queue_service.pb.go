@@ -1149,7 +1149,8 @@ func (x *LeasedJob) GetLeaseExpireTime() *timestamppb.Timestamp {
 	return nil
 }
 
-// Confirmation answers one ack, fail or extend sent on the stream.
+// Confirmation answers one ack, fail or extend sent on the stream. One with no job to go with
+// may wait up to 2 ms for one, so the next job and the last ack's confirmation share a message.
 type Confirmation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The job the answer is for.

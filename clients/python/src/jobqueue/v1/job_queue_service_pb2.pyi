@@ -643,7 +643,9 @@ Global___LeasedJob: _TypeAlias = LeasedJob  # noqa: Y015
 
 @_typing.final
 class Confirmation(_message.Message):
-    """Confirmation answers one ack, fail or extend sent on the stream."""
+    """Confirmation answers one ack, fail or extend sent on the stream. One with no job to go with
+    may wait up to 2 ms for one, so the next job and the last ack's confirmation share a message.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -272,7 +272,10 @@ export interface LeasedJob {
   leaseExpireTime: Date | undefined;
 }
 
-/** Confirmation answers one ack, fail or extend sent on the stream. */
+/**
+ * Confirmation answers one ack, fail or extend sent on the stream. One with no job to go with
+ * may wait up to 2 ms for one, so the next job and the last ack's confirmation share a message.
+ */
 export interface Confirmation {
   /** The job the answer is for. */
   jobId: string;
