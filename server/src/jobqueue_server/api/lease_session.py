@@ -105,6 +105,7 @@ class LeaseSession:
         self._requests = self._responses = self._sent_jobs = 0
         self._credit = asyncio.Event()
         self._stop = asyncio.Event()
+        self._waits: set[asyncio.Event] = set()  # what the dispatcher waits on now
         self._end = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
 
@@ -114,7 +115,7 @@ class LeaseSession:
 
     def stop_dispatching(self) -> None:
         """No new jobs from now on; acks and fails are still taken (graceful shutdown)."""
-        self._stop.set()
+        self._halt()
 
     async def serve(
         self, first: svc.LeaseRequest, requests: AsyncIterator[svc.LeaseRequest], send: Send
@@ -201,7 +202,7 @@ class LeaseSession:
             "stream of %s ends: %d requests, %d responses, %d jobs sent",
             self._sub.worker_id or "a worker", self._requests, self._responses, self._sent_jobs,
         )  # fmt: skip
-        self._stop.set()
+        self._halt()
         if self._dispatcher is not None:
             with contextlib.suppress(Exception):
                 await self._dispatcher
@@ -447,9 +448,18 @@ class LeaseSession:
         """Waits for `event` or a stop (or `timeout_s`). An idle stream costs nothing while it
         waits: a signal it missed is made good by the maintenance pass, which wakes the
         streams of watched queues that have ready jobs (maintenance.py)."""
-        waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(self._stop.wait())]
+        if self._stop.is_set():
+            return
+        self._waits.add(event)  # a stop sets it: one future to wake on, not one per cause
         try:
-            await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            async with asyncio.timeout(timeout_s):
+                await event.wait()
+        except TimeoutError:
+            pass
         finally:
-            for waiter in waiters:
-                waiter.cancel()
+            self._waits.discard(event)
+
+    def _halt(self) -> None:
+        self._stop.set()
+        for event in self._waits:
+            event.set()
