@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -159,3 +160,29 @@ class ServeProcess(ChildProcess):
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+
+def children_of(pid: int) -> set[int]:
+    """Every child of `pid`, whichever of its threads started it (Linux)."""
+    return {
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    }
+
+
+def gone(pid: int) -> bool:
+    """Whether process `pid` has exited (a zombie waiting to be reaped counts; Linux)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout_s: float = WAIT_S) -> None:
+    """Polls `condition` until it holds; fails saying `what` did not happen in time."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s} s: {what}")
+        time.sleep(0.05)

@@ -17,7 +17,7 @@ from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 from jobqueue_server.store import JobState, Store, StoreConfig
-from tests.processes import ServeProcess
+from tests.processes import ServeProcess, children_of, gone, wait_until
 from tests.server.streams import LeaseStream, payload
 from tests.support import TestRedis
 
@@ -58,6 +58,31 @@ async def test_serve_with_embedded_valkey_answers_and_stops_cleanly(
     with pytest.raises(redis_errors.ConnectionError):  # the embedded Valkey stopped with it
         await client.ping()
     await client.aclose()
+
+
+async def test_a_killed_server_takes_its_embedded_valkey_along_and_the_next_finds_the_jobs(
+    tmp_path: Path,
+) -> None:
+    first = ServeProcess(["--data-dir", str(tmp_path)])
+    try:
+        (valkey,) = children_of(first.process.pid)
+        async with grpc.aio.insecure_channel(first.target) as channel:
+            stub = svc_grpc.JobQueueServiceStub(channel)
+            job_id = (await stub.Enqueue(svc.EnqueueRequest(queue="kept"))).job_id
+    finally:
+        first.close()  # SIGKILL: the server gets no chance to stop Valkey itself
+
+    # Left running, it would hold the folder, and the next server would start a second Valkey
+    # on the same append-only file.
+    wait_until(lambda: gone(valkey), "the embedded valkey to stop with its server")
+    second = ServeProcess(["--data-dir", str(tmp_path)])
+    try:
+        async with grpc.aio.insecure_channel(second.target) as channel:
+            stub = svc_grpc.JobQueueServiceStub(channel)
+            job = (await stub.GetStatus(svc.GetStatusRequest(job_id=job_id))).job
+        assert job.state == job_pb2.JOB_STATE_QUEUED
+    finally:
+        second.close()
 
 
 async def list_services(channel: grpc.aio.Channel) -> set[str]:

@@ -20,7 +20,7 @@ from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 from jobqueue_server.store import JobState
 from tests.e2e.conftest import Spawn
-from tests.processes import ChildProcess
+from tests.processes import ChildProcess, children_of, gone, wait_until
 from tests.server.streams import LeaseStream, payload
 from tests.store.seed import seed_legacy_job
 from tests.support import TestRedis
@@ -28,15 +28,6 @@ from tests.support import TestRedis
 LISTENING = re.compile(r"^jobqueue listening on 127\.0\.0\.1:(?P<port>\d+) \((?P<count>\d+) processes\)$")
 CONNECTIONS = 8
 WAIT_S = 30.0
-
-
-def children_of(pid: int) -> set[int]:
-    """Every child of `pid`, whichever of its threads started it."""
-    return {
-        int(child)
-        for task in Path(f"/proc/{pid}/task").iterdir()
-        for child in (task / "children").read_text().split()
-    }
 
 
 def server_pids(supervisor: int) -> set[int]:
@@ -49,14 +40,6 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:  # exited in between
         return b""
-
-
-def wait_until(condition: object, what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {WAIT_S} s: {what}")
-        time.sleep(0.05)
 
 
 def channels(port: int) -> list[grpc.aio.Channel]:
@@ -140,14 +123,7 @@ def test_sigterm_stops_every_server_process_and_the_embedded_valkey(
     supervisor.send_signal(signal.SIGTERM)
 
     assert supervisor.wait() == 0, supervisor.output
-    assert all(not Path(f"/proc/{pid}").exists() or _zombie(pid) for pid in children)
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
-    except OSError:
-        return True
+    assert all(gone(pid) for pid in children)
 
 
 async def test_the_store_is_migrated_once_before_the_server_processes_start(

@@ -103,8 +103,9 @@ class DevStack:
         await _or_fail(asyncio.to_thread(sink.start), f"smtp sink on {HOST}:{self.config.smtp_port}")
         stack.callback(self._stopping, "smtp sink", sink.stop)
         valkey_dir = self.data_dir / "valkey"
-        valkey = EmbeddedValkey(valkey_dir, password=stored_password(valkey_dir))
-        await _or_fail(asyncio.to_thread(valkey.start), "valkey")
+        valkey = EmbeddedValkey(valkey_dir, password=stored_password(valkey_dir), dies_with_parent=True)
+        valkey.launch()  # from the loop's thread, which lives as long as the stack
+        await _or_fail(asyncio.to_thread(valkey.wait_ready), "valkey")
         stack.push_async_callback(
             asyncio.to_thread, self._stopping, f"valkey (pid {valkey.pid})", valkey.stop
         )

@@ -39,8 +39,9 @@ async def serve(settings: ServerSettings) -> None:
     url = settings.redis_url
     if url is None:
         valkey_dir = private_dir(settings.data_dir.resolve()) / "valkey"
-        embedded = EmbeddedValkey(valkey_dir, password=stored_password(valkey_dir))
-        await asyncio.to_thread(embedded.start)
+        embedded = EmbeddedValkey(valkey_dir, password=stored_password(valkey_dir), dies_with_parent=True)
+        embedded.launch()  # from the loop's thread, which lives as long as this process
+        await asyncio.to_thread(embedded.wait_ready)
         url = embedded.local_url
         logger.info("embedded valkey at %s, data in %s", redacted_url(url), embedded.data_dir)
     try:

@@ -7,11 +7,15 @@ restart it on the same port.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import secrets
+import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -63,6 +67,25 @@ def stored_password(data_dir: Path) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+# prctl(2): PR_SET_PDEATHSIG, Linux only.
+_PR_SET_PDEATHSIG = 1
+
+
+def _dying_with(parent: int) -> Callable[[], None] | None:
+    """A preexec_fn that makes the child get SIGTERM (Valkey then flushes its AOF and exits)
+    when the thread that started it dies, even by SIGKILL; None where prctl is not there."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here, not in the child
+
+    def arrange() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before that took effect
+            os._exit(1)
+
+    return arrange
+
+
 class EmbeddedValkey:
     """A Valkey (or Redis) server process with AOF persistence in `data_dir`."""
 
@@ -74,8 +97,14 @@ class EmbeddedValkey:
         binary: Path | None = None,
         extra_config: dict[str, str] | None = None,
         password: str | None = None,
+        dies_with_parent: bool = False,
     ) -> None:
-        """`password`: required of every client (`requirepass`); None: none (tests)."""
+        """`password`: required of every client (`requirepass`); None: none (tests).
+
+        `dies_with_parent`: the server stops when the thread that called `launch` dies (Linux):
+        a Valkey orphaned by a killed `jobq serve` would keep the data folder, and the next
+        server on that folder would start a second Valkey on the same append-only file."""
+        self.dies_with_parent = dies_with_parent
         self.data_dir = data_dir
         self.password = password
         self.port = port or free_port()
@@ -139,6 +168,12 @@ class EmbeddedValkey:
 
     def start(self) -> str:
         """Starts the server and waits until it answers PING; returns its URL."""
+        self.launch()
+        return self.wait_ready()
+
+    def launch(self) -> None:
+        """Starts the process (quick: call it from a thread that lives as long as the server
+        should, see `dies_with_parent`); `wait_ready` waits for it to answer."""
         private_dir(self.data_dir)
         # Its own session: a Ctrl-C on the terminal must reach us first, so that we can
         # release leases before Valkey stops. umask 077: its AOF, log and socket are private.
@@ -148,7 +183,12 @@ class EmbeddedValkey:
             stderr=subprocess.PIPE,
             start_new_session=True,
             umask=0o077,
+            preexec_fn=_dying_with(os.getpid()) if self.dies_with_parent else None,
         )
+
+    def wait_ready(self) -> str:
+        """Waits until the launched server answers PING; returns its URL."""
+        assert self._process is not None, "launch() first"
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.5)
         try:
