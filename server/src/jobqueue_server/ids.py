@@ -6,7 +6,6 @@ random bits, so ids sort by creation time.
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 
@@ -22,7 +21,7 @@ def new_ulid(now_ms: int) -> str:
 
 def new_ulids(now_ms: int, count: int) -> list[str]:
     """`count` fresh ulids of one millisecond: the time part once, the random parts from the
-    pool of OS randomness, in base32 by the C code of `base64`."""
+    pool of OS randomness."""
     prefix = _time_part(now_ms)
     random = _randomness.take(count)
     return [prefix + random[i : i + 16] for i in range(0, 16 * count, 16)]
@@ -46,7 +45,10 @@ class _RandomParts:
         start, end = self._at, self._at + 16 * count
         if end > len(self._chars):
             fresh = max(count, self.CHUNK)
-            self._chars = base64.b32encode(os.urandom(10 * fresh)).translate(_TO_CROCKFORD).decode()
+            # A character per random byte, from its low 5 bits (256 is a multiple of 32: each
+            # character as likely as another), by bytes.translate in C; base64.b32encode is
+            # Python code in 3.11 and cost 6 % of a batched enqueue's server CPU.
+            self._chars = os.urandom(16 * fresh).translate(_BYTE_TO_CROCKFORD).decode()
             start, end = 0, 16 * count
         self._at = end
         return self._chars[start:end]
@@ -64,8 +66,8 @@ def _time_part(now_ms: int) -> str:
     return _last_time[1]
 
 
-# RFC 4648's base32 alphabet -> Crockford's (80 random bits are exactly 16 characters of either).
-_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
+# Any byte -> the Crockford character of its low 5 bits: 16 characters carry 80 random bits.
+_BYTE_TO_CROCKFORD = bytes(_ALPHABET.encode()[byte & 31] for byte in range(256))
 _randomness = _RandomParts()
 
 
