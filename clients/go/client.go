@@ -222,6 +222,28 @@ func (c *Client) Retry(ctx context.Context, jobID string) error {
 	return wrapError(err)
 }
 
+// PauseQueue stops delivery from queue on every server: none of its jobs is leased until
+// ResumeQueue. Enqueues still work, and jobs already leased finish. It returns false when
+// the queue was paused already. It takes the admin role on a server with --auth.
+func (c *Client) PauseQueue(ctx context.Context, queue string) (bool, error) {
+	resp, err := c.stub.PauseQueue(ctx, &jobqueuev1.PauseQueueRequest{Queue: queue})
+	if err != nil {
+		return false, wrapError(err)
+	}
+	return resp.GetChanged(), nil
+}
+
+// ResumeQueue lets the jobs of a paused queue be leased again and wakes the workers waiting
+// on it. It returns false when the queue was not paused. It takes the admin role on a
+// server with --auth.
+func (c *Client) ResumeQueue(ctx context.Context, queue string) (bool, error) {
+	resp, err := c.stub.ResumeQueue(ctx, &jobqueuev1.ResumeQueueRequest{Queue: queue})
+	if err != nil {
+		return false, wrapError(err)
+	}
+	return resp.GetChanged(), nil
+}
+
 // Wait polls GetStatus until the job is COMPLETED, DEAD or CANCELLED and returns it. The
 // interval grows from 10 ms to 500 ms, so short jobs are seen at once and long ones cost
 // two calls a second. ErrUnavailable is waited out; bound the wait with ctx.

@@ -1,7 +1,7 @@
 // Package jobqueue is the Go client of the jobqueue service: a Client for producers
-// (Enqueue, EnqueueBatch, GetStatus, Stats, ListJobs, Cancel, Retry, Wait) and a Worker
-// that leases jobs on a gRPC stream, runs a handler per queue, extends leases while
-// handlers run, and acks or fails each job.
+// (Enqueue, EnqueueBatch, GetStatus, Stats, ListJobs, Cancel, Retry, PauseQueue,
+// ResumeQueue, Wait) and a Worker that leases jobs on a gRPC stream, runs a handler per
+// queue, extends leases while handlers run, and acks or fails each job.
 //
 // Producer:
 //

@@ -203,6 +203,8 @@ type QueueStats struct {
 	Cancelled int64
 	// OldestQueuedAge is the age of the oldest ready job (zero when none is ready).
 	OldestQueuedAge time.Duration
+	// Paused is true while the queue is paused (PauseQueue): its ready jobs are not leased.
+	Paused bool
 }
 
 func statsFromProto(p *jobqueuev1.QueueStats) QueueStats {
@@ -215,6 +217,7 @@ func statsFromProto(p *jobqueuev1.QueueStats) QueueStats {
 		Dead:            p.GetDead(),
 		Cancelled:       p.GetCancelled(),
 		OldestQueuedAge: durationOf(p.GetOldestQueuedAge()),
+		Paused:          p.GetPaused(),
 	}
 }
 

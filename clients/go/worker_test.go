@@ -66,10 +66,18 @@ type runningWorker struct {
 // startWorker runs a worker for queue with handler h until the test ends (or stop).
 func startWorker(t *testing.T, client *jobqueue.Client, queue string, h jobqueue.HandlerFunc, opts ...jobqueue.WorkerOption) *runningWorker {
 	t.Helper()
+	return startWorkerOn(t, client, []string{queue}, h, opts...)
+}
+
+// startWorkerOn is startWorker for several queues (in order of preference), with h for each.
+func startWorkerOn(t *testing.T, client *jobqueue.Client, queues []string, h jobqueue.HandlerFunc, opts ...jobqueue.WorkerOption) *runningWorker {
+	t.Helper()
 	logs := &logRecorder{}
 	opts = append([]jobqueue.WorkerOption{jobqueue.WithLogger(slog.New(logs)), jobqueue.WithWorkerID("go-test")}, opts...)
-	w := jobqueue.NewWorker(client, []string{queue}, opts...)
-	w.Handle(queue, h)
+	w := jobqueue.NewWorker(client, queues, opts...)
+	for _, queue := range queues {
+		w.Handle(queue, h)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()

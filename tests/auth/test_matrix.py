@@ -87,6 +87,8 @@ CALLS: dict[str, Call] = {
     "Extend": _unary("Extend", lambda q: svc.ExtendRequest(job_id=f"{q}:{ULID}", lease_token="x")),
     "Cancel": _unary("Cancel", lambda q: svc.CancelRequest(job_id=f"{q}:{ULID}")),
     "Retry": _unary("Retry", lambda q: svc.RetryRequest(job_id=f"{q}:{ULID}")),
+    "PauseQueue": _unary("PauseQueue", lambda q: svc.PauseQueueRequest(queue=q)),
+    "ResumeQueue": _unary("ResumeQueue", lambda q: svc.ResumeQueueRequest(queue=q)),
     "CreateToken": _unary(
         "CreateToken", lambda q: svc.CreateTokenRequest(name="made", role=svc.TOKEN_ROLE_PRODUCER, queues=[q])
     ),

@@ -110,6 +110,35 @@ async def test_cancel_then_retry_sends_the_job_back_to_its_queue(client: AsyncCl
     assert (await client.get(result.job_id)).state == JobState.QUEUED
 
 
+async def test_a_paused_queue_keeps_its_jobs_from_workers_until_resumed(
+    client: AsyncClient, workers: WorkerRunner, queue: str
+) -> None:
+    held, running = f"{queue}-held", f"{queue}-open"
+    assert await client.pause_queue(held) is True
+    assert await client.pause_queue(held) is False
+    handlers = {held: lambda payload, ctx: {"from": "held"}, running: lambda payload, ctx: {"from": "open"}}
+    workers.start(workers.new([held, running], handlers=handlers))
+    kept = await client.enqueue(held)
+    passed = await client.enqueue(running)
+
+    assert (await client.wait(passed.job_id, timeout=10)).state == JobState.COMPLETED
+    assert (await client.get(kept.job_id)).state == JobState.QUEUED
+    (stats,) = await client.stats(held)
+    assert stats.paused and stats.queued == 1
+    assert await client.resume_queue(held) is True
+    assert (await client.wait(kept.job_id, timeout=10)).result == {"from": "held"}
+
+
+async def test_the_sync_client_pauses_and_resumes_too(sync_client: Client, queue: str) -> None:
+    # In a thread: the in-process server runs on this test's event loop.
+    def scenario() -> tuple[bool, bool, bool, bool]:
+        paused = sync_client.pause_queue(queue)
+        shown = sync_client.stats(queue)[0].paused
+        return paused, shown, sync_client.resume_queue(queue), sync_client.resume_queue(queue)
+
+    assert await asyncio.to_thread(scenario) == (True, True, True, False)
+
+
 async def test_wait_returns_once_a_worker_completed_the_job(
     client: AsyncClient, workers: WorkerRunner, queue: str
 ) -> None:

@@ -150,6 +150,29 @@ def test_stats_json_counts_jobs_by_state(jobq: Jobq, queue: str, client: Client)
     assert table.returncode == 0 and queue in table.stdout and "scheduled" in table.stdout
 
 
+def test_pause_holds_a_queue_and_resume_lets_it_go(jobq: Jobq, queue: str, client: Client) -> None:
+    paused = jobq("pause", queue)
+    again = jobq.json("pause", queue)
+    client.enqueue(queue, {"n": 1})
+    (stats,) = jobq.json("stats", queue)["queues"]
+    table = jobq("stats", queue)
+    resumed = jobq("resume", queue)
+
+    assert paused.returncode == 0 and f"paused {queue}" in paused.stdout, paused.stderr
+    assert again["results"] == [{"queue": queue, "changed": False}]
+    assert stats["paused"] is True and stats["queued"] == 1
+    assert "(paused)" in table.stdout
+    assert resumed.returncode == 0 and f"resumed {queue}" in resumed.stdout, resumed.stderr
+    assert client.stats(queue)[0].paused is False
+
+
+def test_pause_of_a_bad_queue_name_exits_2_naming_the_field(jobq: Jobq) -> None:
+    result = jobq("pause", "has space")
+
+    assert result.returncode == 2
+    assert one_error_line(result).startswith("error: INVALID_ARGUMENT queue: ")
+
+
 def test_cancel_then_retry_moves_the_job_and_reports_each_id(jobq: Jobq, queue: str, client: Client) -> None:
     job_id = client.enqueue(queue, {"n": 1}, delay=600).job_id
 

@@ -61,6 +61,8 @@ async def test_grpcurl_lists_and_describes_the_service(app: App) -> None:
         "Extend",
         "Cancel",
         "Retry",
+        "PauseQueue",
+        "ResumeQueue",
     ):
         assert f"rpc {rpc}" in description
     assert "JobQueueService queues background jobs" in description  # the proto comments
@@ -80,6 +82,15 @@ async def test_grpcurl_enqueues_plain_json_and_reads_it_back(app: App) -> None:
     assert status["job"]["state"] == "JOB_STATE_QUEUED" and status["job"]["payload"] == payload
     assert stats["queues"][0]["queue"] == "emails" and stats["queues"][0]["queued"] == "1"
     assert health["status"] == "SERVING"
+
+
+async def test_grpcurl_pauses_and_resumes_a_queue(app: App) -> None:
+    paused = json.loads(await grpcurl(app, f"{SERVICE}/PauseQueue", data={"queue": "emails"}))
+    stats = json.loads(await grpcurl(app, f"{SERVICE}/Stats", data={"queue": "emails"}))
+    resumed = json.loads(await grpcurl(app, f"{SERVICE}/ResumeQueue", data={"queue": "emails"}))
+
+    assert paused == {"changed": True} and resumed == {"changed": True}
+    assert stats["queues"][0]["paused"] is True
 
 
 async def test_grpcurl_describes_a_method_with_its_comments(app: App) -> None:

@@ -275,7 +275,10 @@ def stats_table(queues: Sequence[QueueStats], caption: str | None = None) -> Tab
         age = queue.oldest_queued_age.total_seconds()
         counts = [str(getattr(queue, column)) for column in columns]
         dead = Text(counts[4], style="bold red" if queue.dead else "")
-        table.add_row(queue.queue, *counts[:4], dead, counts[5], human_duration(age) if age else "-")
+        name = Text(queue.queue)
+        if queue.paused:  # its jobs wait for `jobq resume`
+            name.append(" (paused)", style="bold yellow")
+        table.add_row(name, *counts[:4], dead, counts[5], human_duration(age) if age else "-")
     if not queues:
         table.add_row("(no queues yet)", *[""] * (len(columns) + 1))
     return table

@@ -1,4 +1,4 @@
-/** Client: the producer API (enqueue, inspect, list, cancel, retry, wait) and token management, with Promises. */
+/** Client: the producer API (enqueue, inspect, list, cancel, retry, pause, wait) and token management, with Promises. */
 
 import { Metadata, type CallOptions as GrpcCallOptions, type ClientUnaryCall, type ServiceError } from "@grpc/grpc-js";
 
@@ -19,6 +19,8 @@ import {
   type ListJobsRequest,
   type ListJobsResponse,
   type ListTokensResponse,
+  type PauseQueueResponse,
+  type ResumeQueueResponse,
   type StatsResponse,
 } from "./gen/jobqueue/v1/job_queue_service.js";
 import { sleep } from "./timing.js";
@@ -259,6 +261,31 @@ export class Client {
   /** Sends a dead or cancelled job back to its queue with its attempts reset. */
   async retry(jobId: string, options: CallOptions = {}): Promise<void> {
     await this.unary((metadata, callOptions, callback) => this.raw.retry({ jobId }, metadata, callOptions, callback), options);
+  }
+
+  /**
+   * Stops delivery from `queue` on every server until `resumeQueue`: none of its jobs is
+   * leased, enqueues still work, and jobs already leased finish. Resolves to false when the
+   * queue was paused already. Needs the admin role when the server runs with `--auth`.
+   */
+  async pauseQueue(queue: string, options: CallOptions = {}): Promise<boolean> {
+    const response = await this.unary<PauseQueueResponse>(
+      (metadata, callOptions, callback) => this.raw.pauseQueue({ queue }, metadata, callOptions, callback),
+      options,
+    );
+    return response.changed;
+  }
+
+  /**
+   * Lets the jobs of a paused `queue` be leased again and wakes the workers waiting for it.
+   * Resolves to false when the queue was not paused. Admin role, like `pauseQueue`.
+   */
+  async resumeQueue(queue: string, options: CallOptions = {}): Promise<boolean> {
+    const response = await this.unary<ResumeQueueResponse>(
+      (metadata, callOptions, callback) => this.raw.resumeQueue({ queue }, metadata, callOptions, callback),
+      options,
+    );
+    return response.changed;
   }
 
   // -- tokens: these need an admin token whose patterns include `*` (docs/security.md) ----

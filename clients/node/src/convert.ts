@@ -313,6 +313,7 @@ export function queueStats(message: ProtoQueueStats): QueueStats {
     dead: message.dead,
     cancelled: message.cancelled,
     oldestQueuedAgeMs: durationMs(message.oldestQueuedAge) ?? 0,
+    paused: message.paused,
   };
 }
 

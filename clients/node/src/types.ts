@@ -176,6 +176,8 @@ export interface QueueStats {
   cancelled: number;
   /** Age of the oldest ready job (0 when none is ready). */
   oldestQueuedAgeMs: number;
+  /** Whether the queue is paused (`pauseQueue`): its ready jobs are not leased until `resumeQueue`. */
+  paused: boolean;
 }
 
 /**

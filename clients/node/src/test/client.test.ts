@@ -179,6 +179,7 @@ describe("Client against a real server", { skip, timeout: 60_000 }, () => {
     assert.equal(stats.scheduled, 1);
     assert.equal(stats.active, 0);
     assert.ok(stats.oldestQueuedAgeMs >= 0);
+    assert.equal(stats.paused, false);
     const all = await client.stats();
     assert.ok(all.some((s) => s.queue === queue));
   });
@@ -195,6 +196,17 @@ describe("Client against a real server", { skip, timeout: 60_000 }, () => {
     await client.retry(jobId);
     assert.equal((await client.getStatus(jobId)).state, "queued");
     await assert.rejects(client.retry(jobId), WrongStateError);
+  });
+
+  test("pauseQueue and resumeQueue refuse an invalid queue name, naming the field", async () => {
+    for (const call of [() => client.pauseQueue("bad queue"), () => client.resumeQueue("bad queue")]) {
+      await assert.rejects(call(), (error: unknown) => {
+        assert.ok(error instanceof InvalidArgumentError);
+        assert.equal(error.field, "queue");
+        assert.equal(error.reason, "INVALID_ARGUMENT");
+        return true;
+      });
+    }
   });
 
   test("waitFor returns a cancelled job at once", async () => {

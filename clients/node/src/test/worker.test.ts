@@ -229,6 +229,45 @@ describe("Worker against a real server", { skip, timeout: 120_000 }, () => {
     }
   });
 
+  test("a paused queue's jobs wait until it is resumed; enqueues still work", async () => {
+    const paused = uniqueQueue();
+    const running = uniqueQueue();
+    assert.equal(await client.pauseQueue(paused), true);
+    assert.equal(await client.pauseQueue(paused), false, "paused already");
+    const held = await client.enqueue(paused, { n: 1 });
+    const [stats] = await client.stats(paused);
+    assert.equal(stats?.paused, true);
+    assert.equal(stats?.queued, 1);
+    const handled: string[] = [];
+    // The paused queue comes first in the subscription and its job was ready first: had it
+    // been leasable, one slot would have run it before the other queue's job.
+    const w = worker(paused, { queues: [paused, running], concurrency: 1 })
+      .handle(paused, async (_, ctx) => {
+        handled.push(ctx.jobId);
+        return { resumed: true };
+      })
+      .handle(running, async (_, ctx) => {
+        handled.push(ctx.jobId);
+        return {};
+      });
+    const run = start(w);
+    try {
+      const other = await client.enqueue(running, {});
+      assert.equal((await client.waitFor(other.jobId, { timeoutMs: 10_000 })).state, "completed");
+      assert.equal((await client.getStatus(held.jobId)).state, "queued", "the paused queue's job was not leased");
+      assert.deepEqual(handled, [other.jobId]);
+      assert.equal(await client.resumeQueue(paused), true);
+      assert.equal(await client.resumeQueue(paused), false, "not paused any more");
+      const job = await client.waitFor(held.jobId, { timeoutMs: 10_000 });
+      assert.equal(job.state, "completed");
+      assert.deepEqual(job.result, { resumed: true });
+      assert.deepEqual(handled, [other.jobId, held.jobId]);
+      assert.equal((await client.stats(paused))[0]?.paused, false);
+    } finally {
+      await run.stop();
+    }
+  });
+
   test("a graceful stop lets the running job finish and takes no new one", async () => {
     const queue = uniqueQueue();
     const started = gate();

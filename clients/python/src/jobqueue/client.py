@@ -185,6 +185,18 @@ class AsyncClient:
         """Sends a dead or cancelled job back to its queue with its attempts reset."""
         await self._call(self._stub.Retry, svc.RetryRequest(job_id=job_id), timeout)
 
+    async def pause_queue(self, queue: str, *, timeout: float | None = None) -> bool:
+        """Stops delivery from `queue` on every server until `resume_queue`: enqueues still
+        work and leased jobs run to their end. False when it was paused already."""
+        response = await self._call(self._stub.PauseQueue, svc.PauseQueueRequest(queue=queue), timeout)
+        return bool(response.changed)
+
+    async def resume_queue(self, queue: str, *, timeout: float | None = None) -> bool:
+        """Lets a paused queue's jobs be leased again and wakes the workers waiting on it.
+        False when it was not paused."""
+        response = await self._call(self._stub.ResumeQueue, svc.ResumeQueueRequest(queue=queue), timeout)
+        return bool(response.changed)
+
     # -- tokens (an admin token for every queue; docs/security.md) --------------------------
 
     async def create_token(

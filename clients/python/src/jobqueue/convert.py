@@ -266,6 +266,7 @@ def queue_stats(stats: job_pb2.QueueStats) -> QueueStats:
         dead=stats.dead,
         cancelled=stats.cancelled,
         oldest_queued_age=stats.oldest_queued_age.ToTimedelta(),
+        paused=stats.paused,
     )
 
 

@@ -172,6 +172,8 @@ class QueueStats:
     cancelled: int
     #: Age of the oldest ready job (zero when none is ready).
     oldest_queued_age: timedelta
+    #: Whether the queue is paused (`pause_queue`): its ready jobs are not leased.
+    paused: bool = False
 
 
 TokenRole = Literal["producer", "worker", "admin"]

@@ -52,4 +52,5 @@ def queue_stats(counts: QueueCounts) -> job_pb2.QueueStats:
         dead=counts.dead,
         cancelled=counts.cancelled,
         oldest_queued_age=duration(max(0, counts.oldest_queued_age_ms)),
+        paused=counts.paused,
     )

@@ -179,6 +179,18 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         self._signals.notify(job_id.rpartition(":")[0])
         return svc.RetryResponse()
 
+    @maps_errors
+    async def PauseQueue(self, request: svc.PauseQueueRequest, context: Context) -> svc.PauseQueueResponse:  # noqa: N802
+        changed = await self._store.pause(validation.queue_name(request.queue, "queue"))
+        return svc.PauseQueueResponse(changed=changed)
+
+    @maps_errors
+    async def ResumeQueue(self, request: svc.ResumeQueueRequest, context: Context) -> svc.ResumeQueueResponse:  # noqa: N802
+        queue = validation.queue_name(request.queue, "queue")
+        changed = await self._store.resume(queue)
+        self._signals.notify(queue)  # this server's streams at once (the wake-up reaches the others)
+        return svc.ResumeQueueResponse(changed=changed)
+
     # -- tokens (the interceptor lets only unrestricted admins through) ------------------
 
     @maps_errors

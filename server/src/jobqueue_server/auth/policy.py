@@ -42,6 +42,8 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     "ListJobs": _ADMINS,
     "Cancel": _ADMINS,
     "Retry": _ADMINS,
+    "PauseQueue": _ADMINS,
+    "ResumeQueue": _ADMINS,
     "CreateToken": _ADMINS,
     "ListTokens": _ADMINS,
     "RevokeToken": _ADMINS,
@@ -93,7 +95,14 @@ def queues_named(request: Any, limit: int) -> Iterator[tuple[str, str]]:
     are left to validation, which refuses them whole before anything is done."""
     if isinstance(request, _BY_JOB_ID):
         yield from _job_queue("job_id", request.job_id)
-    elif isinstance(request, svc.EnqueueRequest | svc.ListJobsRequest | svc.StatsRequest):
+    elif isinstance(
+        request,
+        svc.EnqueueRequest
+        | svc.ListJobsRequest
+        | svc.StatsRequest
+        | svc.PauseQueueRequest
+        | svc.ResumeQueueRequest,
+    ):
         if request.queue:
             yield "queue", request.queue
     elif isinstance(request, svc.EnqueueBatchRequest | svc.EnqueueStreamRequest):

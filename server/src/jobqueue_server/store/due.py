@@ -64,9 +64,13 @@ async def due_work(
 async def with_ready_jobs(
     redis: Redis, keys_of: Callable[[str], QueueKeys], queues: Sequence[str]
 ) -> list[str]:
-    """The queues among `queues` whose ready lists hold a job (one EXISTS each, one round trip)."""
+    """The queues among `queues` whose ready lists hold a job and that are not paused (two
+    EXISTS each, one round trip): waking streams for a paused queue would cost each an empty
+    lease call per pass."""
     async with redis.pipeline(transaction=False) as pipe:
         for queue in queues:
-            pipe.exists(*keys_of(queue).ready)
+            k = keys_of(queue)
+            pipe.exists(*k.ready)
+            pipe.exists(k.paused)
         counts = await pipe.execute()
-    return [queue for queue, count in zip(queues, counts, strict=True) if count]
+    return [queue for i, queue in enumerate(queues) if counts[2 * i] and not counts[2 * i + 1]]

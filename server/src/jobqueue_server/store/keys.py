@@ -31,6 +31,8 @@ class QueueKeys:
     job_prefix: str
     idem_prefix: str
     signal: str
+    #: Set while the queue is paused (PauseQueue): the lease script leases nothing from it.
+    paused: str
 
     @classmethod
     def of(cls, prefix: str, queue: str) -> QueueKeys:
@@ -51,6 +53,7 @@ class QueueKeys:
             job_prefix=f"{base}:job:",
             idem_prefix=f"{base}:idem:",
             signal=f"{base}:signal",
+            paused=f"{base}:paused",
         )
 
     @property

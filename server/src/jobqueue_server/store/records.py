@@ -175,3 +175,4 @@ class QueueCounts:
     dead: int
     cancelled: int
     oldest_queued_age_ms: int
+    paused: bool = False

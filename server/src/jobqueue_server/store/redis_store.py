@@ -328,11 +328,35 @@ class Store:
 
         async def count(queue: str) -> QueueCounts:
             k = self.keys(queue)
-            keys = [*k.ready, k.scheduled, k.active, k.completed, k.dead, k.cancelled, k.jobs]
-            return QueueCounts(queue, *[int(v) for v in await self._scripts.stats(keys=keys, args=[now])])
+            keys = [*k.ready, k.scheduled, k.active, k.completed, k.dead, k.cancelled, k.jobs, k.paused]
+            queued, scheduled, active, completed, dead, cancelled, age, paused = (
+                int(v) for v in await self._scripts.stats(keys=keys, args=[now])
+            )
+            return QueueCounts(
+                queue, queued, scheduled, active, completed, dead, cancelled, age, bool(paused)
+            )
 
         async with self._scripts_guard():
             return list(await asyncio.gather(*(count(queue) for queue in queues)))
+
+    # -- operators -------------------------------------------------------------------------
+
+    async def pause(self, queue: str) -> bool:
+        """Stops delivery from `queue` on every server (the lease script checks the flag);
+        enqueues still work and leased jobs finish. Returns whether it was running."""
+        await self._remember_queues({queue: None})  # a paused queue shows in Stats
+        async with self._guard():
+            return not await self.redis.set(self.keys(queue).paused, "1", get=True)
+
+    async def resume(self, queue: str) -> bool:
+        """Lets `queue`'s jobs be leased again and wakes the streams waiting on it (on every
+        server: the wake-up goes out on the queue's channel). Returns whether it was paused."""
+        k = self.keys(queue)
+        async with self._guard(), self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(k.paused)
+            pipe.publish(k.signal, "resumed")
+            removed, _ = await pipe.execute()
+        return bool(removed)
 
     # -- workers ---------------------------------------------------------------------------
 
@@ -345,7 +369,9 @@ class Store:
         token_base = secrets.token_hex(8)
         lease_ms = lease_ms or self.config.default_lease_ms
         args: list[Any] = [self._now(), count, lease_ms, token_base, worker_id]
-        reply = self._scripts.lease.now(keys=[*k.ready, k.active, k.jobs, k.wire, k.errors], args=args)
+        reply = self._scripts.lease.now(
+            keys=[*k.ready, k.active, k.jobs, k.wire, k.errors, k.paused], args=args
+        )
         return self._leased(queue, token_base, worker_id, reply)
 
     async def _leased(self, queue: str, token_base: str, worker_id: str, reply: Awaitable[Any]) -> Lease:

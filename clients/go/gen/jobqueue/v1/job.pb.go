@@ -604,8 +604,10 @@ type QueueStats struct {
 	Cancelled int64 `protobuf:"varint,7,opt,name=cancelled,proto3" json:"cancelled,omitempty"`
 	// Age of the oldest ready job (zero when none is ready).
 	OldestQueuedAge *durationpb.Duration `protobuf:"bytes,8,opt,name=oldest_queued_age,json=oldestQueuedAge,proto3" json:"oldest_queued_age,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Whether the queue is paused (PauseQueue): its ready jobs are not leased.
+	Paused        bool `protobuf:"varint,9,opt,name=paused,proto3" json:"paused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *QueueStats) Reset() {
@@ -694,6 +696,13 @@ func (x *QueueStats) GetOldestQueuedAge() *durationpb.Duration {
 	return nil
 }
 
+func (x *QueueStats) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
 var File_jobqueue_v1_job_proto protoreflect.FileDescriptor
 
 const file_jobqueue_v1_job_proto_rawDesc = "" +
@@ -739,7 +748,7 @@ const file_jobqueue_v1_job_proto_rawDesc = "" +
 	"\tworker_id\x18\x14 \x01(\tR\bworkerId\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x87\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9f\x02\n" +
 	"\n" +
 	"QueueStats\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x12\x16\n" +
@@ -749,7 +758,8 @@ const file_jobqueue_v1_job_proto_rawDesc = "" +
 	"\tcompleted\x18\x05 \x01(\x03R\tcompleted\x12\x12\n" +
 	"\x04dead\x18\x06 \x01(\x03R\x04dead\x12\x1c\n" +
 	"\tcancelled\x18\a \x01(\x03R\tcancelled\x12E\n" +
-	"\x11oldest_queued_age\x18\b \x01(\v2\x19.google.protobuf.DurationR\x0foldestQueuedAge*^\n" +
+	"\x11oldest_queued_age\x18\b \x01(\v2\x19.google.protobuf.DurationR\x0foldestQueuedAge\x12\x16\n" +
+	"\x06paused\x18\t \x01(\bR\x06paused*^\n" +
 	"\bPriority\x12\x18\n" +
 	"\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPRIORITY_LOW\x10\x01\x12\x13\n" +

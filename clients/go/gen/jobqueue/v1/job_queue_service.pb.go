@@ -1813,6 +1813,190 @@ func (*RetryResponse) Descriptor() ([]byte, []int) {
 	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{26}
 }
 
+// PauseQueueRequest names the queue to pause.
+type PauseQueueRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The queue's name (it need not hold jobs yet).
+	Queue         string `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseQueueRequest) Reset() {
+	*x = PauseQueueRequest{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseQueueRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseQueueRequest) ProtoMessage() {}
+
+func (x *PauseQueueRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseQueueRequest.ProtoReflect.Descriptor instead.
+func (*PauseQueueRequest) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *PauseQueueRequest) GetQueue() string {
+	if x != nil {
+		return x.Queue
+	}
+	return ""
+}
+
+// PauseQueueResponse says whether the call paused the queue.
+type PauseQueueResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// False when the queue was paused already.
+	Changed       bool `protobuf:"varint,1,opt,name=changed,proto3" json:"changed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseQueueResponse) Reset() {
+	*x = PauseQueueResponse{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseQueueResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseQueueResponse) ProtoMessage() {}
+
+func (x *PauseQueueResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseQueueResponse.ProtoReflect.Descriptor instead.
+func (*PauseQueueResponse) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *PauseQueueResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
+// ResumeQueueRequest names the queue to resume.
+type ResumeQueueRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The queue's name.
+	Queue         string `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeQueueRequest) Reset() {
+	*x = ResumeQueueRequest{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeQueueRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeQueueRequest) ProtoMessage() {}
+
+func (x *ResumeQueueRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeQueueRequest.ProtoReflect.Descriptor instead.
+func (*ResumeQueueRequest) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ResumeQueueRequest) GetQueue() string {
+	if x != nil {
+		return x.Queue
+	}
+	return ""
+}
+
+// ResumeQueueResponse says whether the call resumed the queue.
+type ResumeQueueResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// False when the queue was not paused.
+	Changed       bool `protobuf:"varint,1,opt,name=changed,proto3" json:"changed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeQueueResponse) Reset() {
+	*x = ResumeQueueResponse{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeQueueResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeQueueResponse) ProtoMessage() {}
+
+func (x *ResumeQueueResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeQueueResponse.ProtoReflect.Descriptor instead.
+func (*ResumeQueueResponse) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ResumeQueueResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
 // TokenInfo describes a token, never its secret.
 type TokenInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1835,7 +2019,7 @@ type TokenInfo struct {
 
 func (x *TokenInfo) Reset() {
 	*x = TokenInfo{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[27]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1847,7 +2031,7 @@ func (x *TokenInfo) String() string {
 func (*TokenInfo) ProtoMessage() {}
 
 func (x *TokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[27]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1860,7 +2044,7 @@ func (x *TokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenInfo.ProtoReflect.Descriptor instead.
 func (*TokenInfo) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{27}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TokenInfo) GetTokenId() string {
@@ -1923,7 +2107,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[28]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1935,7 +2119,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[28]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1948,7 +2132,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{28}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateTokenRequest) GetName() string {
@@ -1992,7 +2176,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[29]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2004,7 +2188,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[29]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2017,7 +2201,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{29}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CreateTokenResponse) GetToken() string {
@@ -2043,7 +2227,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[30]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2055,7 +2239,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[30]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2068,7 +2252,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{30}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{34}
 }
 
 // ListTokensResponse holds every token (at most 10,000 exist), sorted by id.
@@ -2082,7 +2266,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[31]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2094,7 +2278,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[31]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2107,7 +2291,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{31}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListTokensResponse) GetTokens() []*TokenInfo {
@@ -2128,7 +2312,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[32]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2140,7 +2324,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[32]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2153,7 +2337,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{32}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RevokeTokenRequest) GetTokenId() string {
@@ -2172,7 +2356,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[33]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2184,7 +2368,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[33]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2197,7 +2381,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{33}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{37}
 }
 
 var File_jobqueue_v1_job_queue_service_proto protoreflect.FileDescriptor
@@ -2323,7 +2507,15 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x0eCancelResponse\"%\n" +
 	"\fRetryRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\x0f\n" +
-	"\rRetryResponse\"\xf8\x01\n" +
+	"\rRetryResponse\")\n" +
+	"\x11PauseQueueRequest\x12\x14\n" +
+	"\x05queue\x18\x01 \x01(\tR\x05queue\".\n" +
+	"\x12PauseQueueResponse\x12\x18\n" +
+	"\achanged\x18\x01 \x01(\bR\achanged\"*\n" +
+	"\x12ResumeQueueRequest\x12\x14\n" +
+	"\x05queue\x18\x01 \x01(\tR\x05queue\"/\n" +
+	"\x13ResumeQueueResponse\x12\x18\n" +
+	"\achanged\x18\x01 \x01(\bR\achanged\"\xf8\x01\n" +
 	"\tTokenInfo\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12*\n" +
@@ -2356,7 +2548,8 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x16TOKEN_ROLE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TOKEN_ROLE_PRODUCER\x10\x01\x12\x15\n" +
 	"\x11TOKEN_ROLE_WORKER\x10\x02\x12\x14\n" +
-	"\x10TOKEN_ROLE_ADMIN\x10\x032\xe5\b\n" +
+	"\x10TOKEN_ROLE_ADMIN\x10\x032\x90\n" +
+	"\n" +
 	"\x0fJobQueueService\x12D\n" +
 	"\aEnqueue\x12\x1b.jobqueue.v1.EnqueueRequest\x1a\x1c.jobqueue.v1.EnqueueResponse\x12S\n" +
 	"\fEnqueueBatch\x12 .jobqueue.v1.EnqueueBatchRequest\x1a!.jobqueue.v1.EnqueueBatchResponse\x12Z\n" +
@@ -2369,7 +2562,10 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x04Fail\x12\x18.jobqueue.v1.FailRequest\x1a\x19.jobqueue.v1.FailResponse\x12A\n" +
 	"\x06Extend\x12\x1a.jobqueue.v1.ExtendRequest\x1a\x1b.jobqueue.v1.ExtendResponse\x12A\n" +
 	"\x06Cancel\x12\x1a.jobqueue.v1.CancelRequest\x1a\x1b.jobqueue.v1.CancelResponse\x12>\n" +
-	"\x05Retry\x12\x19.jobqueue.v1.RetryRequest\x1a\x1a.jobqueue.v1.RetryResponse\x12P\n" +
+	"\x05Retry\x12\x19.jobqueue.v1.RetryRequest\x1a\x1a.jobqueue.v1.RetryResponse\x12R\n" +
+	"\n" +
+	"PauseQueue\x12\x1e.jobqueue.v1.PauseQueueRequest\x1a\x1f.jobqueue.v1.PauseQueueResponse\"\x03\x90\x02\x02\x12U\n" +
+	"\vResumeQueue\x12\x1f.jobqueue.v1.ResumeQueueRequest\x1a .jobqueue.v1.ResumeQueueResponse\"\x03\x90\x02\x02\x12P\n" +
 	"\vCreateToken\x12\x1f.jobqueue.v1.CreateTokenRequest\x1a .jobqueue.v1.CreateTokenResponse\x12R\n" +
 	"\n" +
 	"ListTokens\x12\x1e.jobqueue.v1.ListTokensRequest\x1a\x1f.jobqueue.v1.ListTokensResponse\"\x03\x90\x02\x01\x12P\n" +
@@ -2389,7 +2585,7 @@ func file_jobqueue_v1_job_queue_service_proto_rawDescGZIP() []byte {
 }
 
 var file_jobqueue_v1_job_queue_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_jobqueue_v1_job_queue_service_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_jobqueue_v1_job_queue_service_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_jobqueue_v1_job_queue_service_proto_goTypes = []any{
 	(ConfirmationKind)(0),         // 0: jobqueue.v1.ConfirmationKind
 	(TokenRole)(0),                // 1: jobqueue.v1.TokenRole
@@ -2420,71 +2616,75 @@ var file_jobqueue_v1_job_queue_service_proto_goTypes = []any{
 	(*CancelResponse)(nil),        // 26: jobqueue.v1.CancelResponse
 	(*RetryRequest)(nil),          // 27: jobqueue.v1.RetryRequest
 	(*RetryResponse)(nil),         // 28: jobqueue.v1.RetryResponse
-	(*TokenInfo)(nil),             // 29: jobqueue.v1.TokenInfo
-	(*CreateTokenRequest)(nil),    // 30: jobqueue.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),   // 31: jobqueue.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),     // 32: jobqueue.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),    // 33: jobqueue.v1.ListTokensResponse
-	(*RevokeTokenRequest)(nil),    // 34: jobqueue.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),   // 35: jobqueue.v1.RevokeTokenResponse
-	nil,                           // 36: jobqueue.v1.EnqueueRequest.MetadataEntry
-	(*structpb.Struct)(nil),       // 37: google.protobuf.Struct
-	(Priority)(0),                 // 38: jobqueue.v1.Priority
-	(*durationpb.Duration)(nil),   // 39: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 40: google.protobuf.Timestamp
-	(*BackoffPolicy)(nil),         // 41: jobqueue.v1.BackoffPolicy
-	(Durability)(0),               // 42: jobqueue.v1.Durability
-	(*status.Status)(nil),         // 43: google.rpc.Status
-	(*Job)(nil),                   // 44: jobqueue.v1.Job
-	(*QueueStats)(nil),            // 45: jobqueue.v1.QueueStats
-	(JobState)(0),                 // 46: jobqueue.v1.JobState
+	(*PauseQueueRequest)(nil),     // 29: jobqueue.v1.PauseQueueRequest
+	(*PauseQueueResponse)(nil),    // 30: jobqueue.v1.PauseQueueResponse
+	(*ResumeQueueRequest)(nil),    // 31: jobqueue.v1.ResumeQueueRequest
+	(*ResumeQueueResponse)(nil),   // 32: jobqueue.v1.ResumeQueueResponse
+	(*TokenInfo)(nil),             // 33: jobqueue.v1.TokenInfo
+	(*CreateTokenRequest)(nil),    // 34: jobqueue.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),   // 35: jobqueue.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),     // 36: jobqueue.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),    // 37: jobqueue.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),    // 38: jobqueue.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),   // 39: jobqueue.v1.RevokeTokenResponse
+	nil,                           // 40: jobqueue.v1.EnqueueRequest.MetadataEntry
+	(*structpb.Struct)(nil),       // 41: google.protobuf.Struct
+	(Priority)(0),                 // 42: jobqueue.v1.Priority
+	(*durationpb.Duration)(nil),   // 43: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 44: google.protobuf.Timestamp
+	(*BackoffPolicy)(nil),         // 45: jobqueue.v1.BackoffPolicy
+	(Durability)(0),               // 46: jobqueue.v1.Durability
+	(*status.Status)(nil),         // 47: google.rpc.Status
+	(*Job)(nil),                   // 48: jobqueue.v1.Job
+	(*QueueStats)(nil),            // 49: jobqueue.v1.QueueStats
+	(JobState)(0),                 // 50: jobqueue.v1.JobState
 }
 var file_jobqueue_v1_job_queue_service_proto_depIdxs = []int32{
-	37, // 0: jobqueue.v1.EnqueueRequest.payload:type_name -> google.protobuf.Struct
-	38, // 1: jobqueue.v1.EnqueueRequest.priority:type_name -> jobqueue.v1.Priority
-	39, // 2: jobqueue.v1.EnqueueRequest.delay:type_name -> google.protobuf.Duration
-	40, // 3: jobqueue.v1.EnqueueRequest.schedule_time:type_name -> google.protobuf.Timestamp
-	41, // 4: jobqueue.v1.EnqueueRequest.backoff:type_name -> jobqueue.v1.BackoffPolicy
-	39, // 5: jobqueue.v1.EnqueueRequest.lease_duration:type_name -> google.protobuf.Duration
-	36, // 6: jobqueue.v1.EnqueueRequest.metadata:type_name -> jobqueue.v1.EnqueueRequest.MetadataEntry
-	42, // 7: jobqueue.v1.EnqueueRequest.durability:type_name -> jobqueue.v1.Durability
+	41, // 0: jobqueue.v1.EnqueueRequest.payload:type_name -> google.protobuf.Struct
+	42, // 1: jobqueue.v1.EnqueueRequest.priority:type_name -> jobqueue.v1.Priority
+	43, // 2: jobqueue.v1.EnqueueRequest.delay:type_name -> google.protobuf.Duration
+	44, // 3: jobqueue.v1.EnqueueRequest.schedule_time:type_name -> google.protobuf.Timestamp
+	45, // 4: jobqueue.v1.EnqueueRequest.backoff:type_name -> jobqueue.v1.BackoffPolicy
+	43, // 5: jobqueue.v1.EnqueueRequest.lease_duration:type_name -> google.protobuf.Duration
+	40, // 6: jobqueue.v1.EnqueueRequest.metadata:type_name -> jobqueue.v1.EnqueueRequest.MetadataEntry
+	46, // 7: jobqueue.v1.EnqueueRequest.durability:type_name -> jobqueue.v1.Durability
 	2,  // 8: jobqueue.v1.EnqueueBatchRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
-	42, // 9: jobqueue.v1.EnqueueBatchRequest.durability:type_name -> jobqueue.v1.Durability
+	46, // 9: jobqueue.v1.EnqueueBatchRequest.durability:type_name -> jobqueue.v1.Durability
 	3,  // 10: jobqueue.v1.EnqueueBatchResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
 	2,  // 11: jobqueue.v1.EnqueueStreamRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
-	42, // 12: jobqueue.v1.EnqueueStreamRequest.durability:type_name -> jobqueue.v1.Durability
+	46, // 12: jobqueue.v1.EnqueueStreamRequest.durability:type_name -> jobqueue.v1.Durability
 	3,  // 13: jobqueue.v1.EnqueueStreamResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
-	43, // 14: jobqueue.v1.EnqueueStreamResponse.error:type_name -> google.rpc.Status
-	44, // 15: jobqueue.v1.GetStatusResponse.job:type_name -> jobqueue.v1.Job
-	45, // 16: jobqueue.v1.StatsResponse.queues:type_name -> jobqueue.v1.QueueStats
-	46, // 17: jobqueue.v1.ListJobsRequest.state:type_name -> jobqueue.v1.JobState
-	44, // 18: jobqueue.v1.ListJobsResponse.jobs:type_name -> jobqueue.v1.Job
-	39, // 19: jobqueue.v1.Subscribe.lease_duration:type_name -> google.protobuf.Duration
+	47, // 14: jobqueue.v1.EnqueueStreamResponse.error:type_name -> google.rpc.Status
+	48, // 15: jobqueue.v1.GetStatusResponse.job:type_name -> jobqueue.v1.Job
+	49, // 16: jobqueue.v1.StatsResponse.queues:type_name -> jobqueue.v1.QueueStats
+	50, // 17: jobqueue.v1.ListJobsRequest.state:type_name -> jobqueue.v1.JobState
+	48, // 18: jobqueue.v1.ListJobsResponse.jobs:type_name -> jobqueue.v1.Job
+	43, // 19: jobqueue.v1.Subscribe.lease_duration:type_name -> google.protobuf.Duration
 	14, // 20: jobqueue.v1.LeaseRequest.subscribe:type_name -> jobqueue.v1.Subscribe
 	19, // 21: jobqueue.v1.LeaseRequest.acks:type_name -> jobqueue.v1.AckRequest
 	21, // 22: jobqueue.v1.LeaseRequest.fails:type_name -> jobqueue.v1.FailRequest
 	23, // 23: jobqueue.v1.LeaseRequest.extends:type_name -> jobqueue.v1.ExtendRequest
-	44, // 24: jobqueue.v1.LeasedJob.job:type_name -> jobqueue.v1.Job
-	40, // 25: jobqueue.v1.LeasedJob.lease_expire_time:type_name -> google.protobuf.Timestamp
-	43, // 26: jobqueue.v1.Confirmation.status:type_name -> google.rpc.Status
+	48, // 24: jobqueue.v1.LeasedJob.job:type_name -> jobqueue.v1.Job
+	44, // 25: jobqueue.v1.LeasedJob.lease_expire_time:type_name -> google.protobuf.Timestamp
+	47, // 26: jobqueue.v1.Confirmation.status:type_name -> google.rpc.Status
 	0,  // 27: jobqueue.v1.Confirmation.kind:type_name -> jobqueue.v1.ConfirmationKind
-	40, // 28: jobqueue.v1.Confirmation.lease_expire_time:type_name -> google.protobuf.Timestamp
+	44, // 28: jobqueue.v1.Confirmation.lease_expire_time:type_name -> google.protobuf.Timestamp
 	16, // 29: jobqueue.v1.LeaseResponse.jobs:type_name -> jobqueue.v1.LeasedJob
 	17, // 30: jobqueue.v1.LeaseResponse.confirmations:type_name -> jobqueue.v1.Confirmation
-	37, // 31: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
-	42, // 32: jobqueue.v1.AckRequest.durability:type_name -> jobqueue.v1.Durability
-	39, // 33: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
-	46, // 34: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
-	40, // 35: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
-	39, // 36: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
-	40, // 37: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	41, // 31: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
+	46, // 32: jobqueue.v1.AckRequest.durability:type_name -> jobqueue.v1.Durability
+	43, // 33: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
+	50, // 34: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
+	44, // 35: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
+	43, // 36: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
+	44, // 37: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
 	1,  // 38: jobqueue.v1.TokenInfo.role:type_name -> jobqueue.v1.TokenRole
-	40, // 39: jobqueue.v1.TokenInfo.create_time:type_name -> google.protobuf.Timestamp
-	40, // 40: jobqueue.v1.TokenInfo.expire_time:type_name -> google.protobuf.Timestamp
+	44, // 39: jobqueue.v1.TokenInfo.create_time:type_name -> google.protobuf.Timestamp
+	44, // 40: jobqueue.v1.TokenInfo.expire_time:type_name -> google.protobuf.Timestamp
 	1,  // 41: jobqueue.v1.CreateTokenRequest.role:type_name -> jobqueue.v1.TokenRole
-	39, // 42: jobqueue.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	29, // 43: jobqueue.v1.CreateTokenResponse.info:type_name -> jobqueue.v1.TokenInfo
-	29, // 44: jobqueue.v1.ListTokensResponse.tokens:type_name -> jobqueue.v1.TokenInfo
+	43, // 42: jobqueue.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	33, // 43: jobqueue.v1.CreateTokenResponse.info:type_name -> jobqueue.v1.TokenInfo
+	33, // 44: jobqueue.v1.ListTokensResponse.tokens:type_name -> jobqueue.v1.TokenInfo
 	2,  // 45: jobqueue.v1.JobQueueService.Enqueue:input_type -> jobqueue.v1.EnqueueRequest
 	4,  // 46: jobqueue.v1.JobQueueService.EnqueueBatch:input_type -> jobqueue.v1.EnqueueBatchRequest
 	6,  // 47: jobqueue.v1.JobQueueService.EnqueueStream:input_type -> jobqueue.v1.EnqueueStreamRequest
@@ -2497,26 +2697,30 @@ var file_jobqueue_v1_job_queue_service_proto_depIdxs = []int32{
 	23, // 54: jobqueue.v1.JobQueueService.Extend:input_type -> jobqueue.v1.ExtendRequest
 	25, // 55: jobqueue.v1.JobQueueService.Cancel:input_type -> jobqueue.v1.CancelRequest
 	27, // 56: jobqueue.v1.JobQueueService.Retry:input_type -> jobqueue.v1.RetryRequest
-	30, // 57: jobqueue.v1.JobQueueService.CreateToken:input_type -> jobqueue.v1.CreateTokenRequest
-	32, // 58: jobqueue.v1.JobQueueService.ListTokens:input_type -> jobqueue.v1.ListTokensRequest
-	34, // 59: jobqueue.v1.JobQueueService.RevokeToken:input_type -> jobqueue.v1.RevokeTokenRequest
-	3,  // 60: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
-	5,  // 61: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
-	7,  // 62: jobqueue.v1.JobQueueService.EnqueueStream:output_type -> jobqueue.v1.EnqueueStreamResponse
-	9,  // 63: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
-	11, // 64: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
-	13, // 65: jobqueue.v1.JobQueueService.ListJobs:output_type -> jobqueue.v1.ListJobsResponse
-	18, // 66: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
-	20, // 67: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
-	22, // 68: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
-	24, // 69: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
-	26, // 70: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
-	28, // 71: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
-	31, // 72: jobqueue.v1.JobQueueService.CreateToken:output_type -> jobqueue.v1.CreateTokenResponse
-	33, // 73: jobqueue.v1.JobQueueService.ListTokens:output_type -> jobqueue.v1.ListTokensResponse
-	35, // 74: jobqueue.v1.JobQueueService.RevokeToken:output_type -> jobqueue.v1.RevokeTokenResponse
-	60, // [60:75] is the sub-list for method output_type
-	45, // [45:60] is the sub-list for method input_type
+	29, // 57: jobqueue.v1.JobQueueService.PauseQueue:input_type -> jobqueue.v1.PauseQueueRequest
+	31, // 58: jobqueue.v1.JobQueueService.ResumeQueue:input_type -> jobqueue.v1.ResumeQueueRequest
+	34, // 59: jobqueue.v1.JobQueueService.CreateToken:input_type -> jobqueue.v1.CreateTokenRequest
+	36, // 60: jobqueue.v1.JobQueueService.ListTokens:input_type -> jobqueue.v1.ListTokensRequest
+	38, // 61: jobqueue.v1.JobQueueService.RevokeToken:input_type -> jobqueue.v1.RevokeTokenRequest
+	3,  // 62: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
+	5,  // 63: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
+	7,  // 64: jobqueue.v1.JobQueueService.EnqueueStream:output_type -> jobqueue.v1.EnqueueStreamResponse
+	9,  // 65: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
+	11, // 66: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
+	13, // 67: jobqueue.v1.JobQueueService.ListJobs:output_type -> jobqueue.v1.ListJobsResponse
+	18, // 68: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
+	20, // 69: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
+	22, // 70: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
+	24, // 71: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
+	26, // 72: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
+	28, // 73: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
+	30, // 74: jobqueue.v1.JobQueueService.PauseQueue:output_type -> jobqueue.v1.PauseQueueResponse
+	32, // 75: jobqueue.v1.JobQueueService.ResumeQueue:output_type -> jobqueue.v1.ResumeQueueResponse
+	35, // 76: jobqueue.v1.JobQueueService.CreateToken:output_type -> jobqueue.v1.CreateTokenResponse
+	37, // 77: jobqueue.v1.JobQueueService.ListTokens:output_type -> jobqueue.v1.ListTokensResponse
+	39, // 78: jobqueue.v1.JobQueueService.RevokeToken:output_type -> jobqueue.v1.RevokeTokenResponse
+	62, // [62:79] is the sub-list for method output_type
+	45, // [45:62] is the sub-list for method input_type
 	45, // [45:45] is the sub-list for extension type_name
 	45, // [45:45] is the sub-list for extension extendee
 	0,  // [0:45] is the sub-list for field type_name
@@ -2534,7 +2738,7 @@ func file_jobqueue_v1_job_queue_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jobqueue_v1_job_queue_service_proto_rawDesc), len(file_jobqueue_v1_job_queue_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   35,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

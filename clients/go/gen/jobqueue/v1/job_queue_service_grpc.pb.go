@@ -31,6 +31,8 @@ const (
 	JobQueueService_Extend_FullMethodName        = "/jobqueue.v1.JobQueueService/Extend"
 	JobQueueService_Cancel_FullMethodName        = "/jobqueue.v1.JobQueueService/Cancel"
 	JobQueueService_Retry_FullMethodName         = "/jobqueue.v1.JobQueueService/Retry"
+	JobQueueService_PauseQueue_FullMethodName    = "/jobqueue.v1.JobQueueService/PauseQueue"
+	JobQueueService_ResumeQueue_FullMethodName   = "/jobqueue.v1.JobQueueService/ResumeQueue"
 	JobQueueService_CreateToken_FullMethodName   = "/jobqueue.v1.JobQueueService/CreateToken"
 	JobQueueService_ListTokens_FullMethodName    = "/jobqueue.v1.JobQueueService/ListTokens"
 	JobQueueService_RevokeToken_FullMethodName   = "/jobqueue.v1.JobQueueService/RevokeToken"
@@ -100,6 +102,13 @@ type JobQueueServiceClient interface {
 	Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*CancelResponse, error)
 	// Retry sends a dead or cancelled job back to its queue with its attempts reset.
 	Retry(ctx context.Context, in *RetryRequest, opts ...grpc.CallOption) (*RetryResponse, error)
+	// PauseQueue stops delivery from a queue on every server (admin role): no job of it is
+	// leased until ResumeQueue. Enqueues still work and leased jobs run to their end. Pausing a
+	// paused queue changes nothing.
+	PauseQueue(ctx context.Context, in *PauseQueueRequest, opts ...grpc.CallOption) (*PauseQueueResponse, error)
+	// ResumeQueue lets a paused queue's jobs be leased again, and wakes the workers waiting on
+	// it (admin role). Resuming a running queue changes nothing.
+	ResumeQueue(ctx context.Context, in *ResumeQueueRequest, opts ...grpc.CallOption) (*ResumeQueueResponse, error)
 	// CreateToken issues an API token (admin role). The secret is in the response only: the
 	// server stores its SHA-256 hash. Tokens matter when the server runs with `--auth`; every
 	// call then sends one as `authorization: Bearer <token>` metadata.
@@ -245,6 +254,26 @@ func (c *jobQueueServiceClient) Retry(ctx context.Context, in *RetryRequest, opt
 	return out, nil
 }
 
+func (c *jobQueueServiceClient) PauseQueue(ctx context.Context, in *PauseQueueRequest, opts ...grpc.CallOption) (*PauseQueueResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PauseQueueResponse)
+	err := c.cc.Invoke(ctx, JobQueueService_PauseQueue_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobQueueServiceClient) ResumeQueue(ctx context.Context, in *ResumeQueueRequest, opts ...grpc.CallOption) (*ResumeQueueResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResumeQueueResponse)
+	err := c.cc.Invoke(ctx, JobQueueService_ResumeQueue_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *jobQueueServiceClient) CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateTokenResponse)
@@ -339,6 +368,13 @@ type JobQueueServiceServer interface {
 	Cancel(context.Context, *CancelRequest) (*CancelResponse, error)
 	// Retry sends a dead or cancelled job back to its queue with its attempts reset.
 	Retry(context.Context, *RetryRequest) (*RetryResponse, error)
+	// PauseQueue stops delivery from a queue on every server (admin role): no job of it is
+	// leased until ResumeQueue. Enqueues still work and leased jobs run to their end. Pausing a
+	// paused queue changes nothing.
+	PauseQueue(context.Context, *PauseQueueRequest) (*PauseQueueResponse, error)
+	// ResumeQueue lets a paused queue's jobs be leased again, and wakes the workers waiting on
+	// it (admin role). Resuming a running queue changes nothing.
+	ResumeQueue(context.Context, *ResumeQueueRequest) (*ResumeQueueResponse, error)
 	// CreateToken issues an API token (admin role). The secret is in the response only: the
 	// server stores its SHA-256 hash. Tokens matter when the server runs with `--auth`; every
 	// call then sends one as `authorization: Bearer <token>` metadata.
@@ -393,6 +429,12 @@ func (UnimplementedJobQueueServiceServer) Cancel(context.Context, *CancelRequest
 }
 func (UnimplementedJobQueueServiceServer) Retry(context.Context, *RetryRequest) (*RetryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Retry not implemented")
+}
+func (UnimplementedJobQueueServiceServer) PauseQueue(context.Context, *PauseQueueRequest) (*PauseQueueResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PauseQueue not implemented")
+}
+func (UnimplementedJobQueueServiceServer) ResumeQueue(context.Context, *ResumeQueueRequest) (*ResumeQueueResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumeQueue not implemented")
 }
 func (UnimplementedJobQueueServiceServer) CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateToken not implemented")
@@ -618,6 +660,42 @@ func _JobQueueService_Retry_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobQueueService_PauseQueue_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PauseQueueRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobQueueServiceServer).PauseQueue(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobQueueService_PauseQueue_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobQueueServiceServer).PauseQueue(ctx, req.(*PauseQueueRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobQueueService_ResumeQueue_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResumeQueueRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobQueueServiceServer).ResumeQueue(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobQueueService_ResumeQueue_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobQueueServiceServer).ResumeQueue(ctx, req.(*ResumeQueueRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _JobQueueService_CreateToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateTokenRequest)
 	if err := dec(in); err != nil {
@@ -718,6 +796,14 @@ var JobQueueService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Retry",
 			Handler:    _JobQueueService_Retry_Handler,
+		},
+		{
+			MethodName: "PauseQueue",
+			Handler:    _JobQueueService_PauseQueue_Handler,
+		},
+		{
+			MethodName: "ResumeQueue",
+			Handler:    _JobQueueService_ResumeQueue_Handler,
 		},
 		{
 			MethodName: "CreateToken",

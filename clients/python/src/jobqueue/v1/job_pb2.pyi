@@ -382,6 +382,7 @@ class QueueStats(_message.Message):
     DEAD_FIELD_NUMBER: _builtins.int
     CANCELLED_FIELD_NUMBER: _builtins.int
     OLDEST_QUEUED_AGE_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
     queue: _builtins.str
     """The queue name."""
     queued: _builtins.int
@@ -396,6 +397,8 @@ class QueueStats(_message.Message):
     """Dead jobs still inside the retention window."""
     cancelled: _builtins.int
     """Cancelled jobs still inside the retention window."""
+    paused: _builtins.bool
+    """Whether the queue is paused (PauseQueue): its ready jobs are not leased."""
     @_builtins.property
     def oldest_queued_age(self) -> _duration_pb2.Duration:
         """Age of the oldest ready job (zero when none is ready)."""
@@ -411,10 +414,11 @@ class QueueStats(_message.Message):
         dead: _builtins.int = ...,
         cancelled: _builtins.int = ...,
         oldest_queued_age: _duration_pb2.Duration | None = ...,
+        paused: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["oldest_queued_age", b"oldest_queued_age"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "cancelled", b"cancelled", "completed", b"completed", "dead", b"dead", "oldest_queued_age", b"oldest_queued_age", "queue", b"queue", "queued", b"queued", "scheduled", b"scheduled"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "cancelled", b"cancelled", "completed", b"completed", "dead", b"dead", "oldest_queued_age", b"oldest_queued_age", "paused", b"paused", "queue", b"queue", "queued", b"queued", "scheduled", b"scheduled"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

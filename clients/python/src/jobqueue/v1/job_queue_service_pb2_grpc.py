@@ -109,6 +109,16 @@ class JobQueueServiceStub:
                 request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.RetryRequest.SerializeToString,
                 response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.RetryResponse.FromString,
                 _registered_method=True)
+        self.PauseQueue = channel.unary_unary(
+                '/jobqueue.v1.JobQueueService/PauseQueue',
+                request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.PauseQueueRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.PauseQueueResponse.FromString,
+                _registered_method=True)
+        self.ResumeQueue = channel.unary_unary(
+                '/jobqueue.v1.JobQueueService/ResumeQueue',
+                request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeQueueRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeQueueResponse.FromString,
+                _registered_method=True)
         self.CreateToken = channel.unary_unary(
                 '/jobqueue.v1.JobQueueService/CreateToken',
                 request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.CreateTokenRequest.SerializeToString,
@@ -248,6 +258,23 @@ class JobQueueServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PauseQueue(self, request, context):
+        """PauseQueue stops delivery from a queue on every server (admin role): no job of it is
+        leased until ResumeQueue. Enqueues still work and leased jobs run to their end. Pausing a
+        paused queue changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeQueue(self, request, context):
+        """ResumeQueue lets a paused queue's jobs be leased again, and wakes the workers waiting on
+        it (admin role). Resuming a running queue changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateToken(self, request, context):
         """CreateToken issues an API token (admin role). The secret is in the response only: the
         server stores its SHA-256 hash. Tokens matter when the server runs with `--auth`; every
@@ -334,6 +361,16 @@ def add_JobQueueServiceServicer_to_server(servicer, server):
                     servicer.Retry,
                     request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.RetryRequest.FromString,
                     response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.RetryResponse.SerializeToString,
+            ),
+            'PauseQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseQueue,
+                    request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.PauseQueueRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.PauseQueueResponse.SerializeToString,
+            ),
+            'ResumeQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeQueue,
+                    request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeQueueRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeQueueResponse.SerializeToString,
             ),
             'CreateToken': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateToken,
@@ -690,6 +727,60 @@ class JobQueueService:
             '/jobqueue.v1.JobQueueService/Retry',
             jobqueue_dot_v1_dot_job__queue__service__pb2.RetryRequest.SerializeToString,
             jobqueue_dot_v1_dot_job__queue__service__pb2.RetryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobqueue.v1.JobQueueService/PauseQueue',
+            jobqueue_dot_v1_dot_job__queue__service__pb2.PauseQueueRequest.SerializeToString,
+            jobqueue_dot_v1_dot_job__queue__service__pb2.PauseQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobqueue.v1.JobQueueService/ResumeQueue',
+            jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeQueueRequest.SerializeToString,
+            jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeQueueResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -98,6 +98,15 @@ class JobQueueServiceStub:
     """Cancel stops a scheduled or queued job from ever being leased."""
     Retry: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.RetryRequest, _job_queue_service_pb2.RetryResponse]
     """Retry sends a dead or cancelled job back to its queue with its attempts reset."""
+    PauseQueue: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.PauseQueueRequest, _job_queue_service_pb2.PauseQueueResponse]
+    """PauseQueue stops delivery from a queue on every server (admin role): no job of it is
+    leased until ResumeQueue. Enqueues still work and leased jobs run to their end. Pausing a
+    paused queue changes nothing.
+    """
+    ResumeQueue: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.ResumeQueueRequest, _job_queue_service_pb2.ResumeQueueResponse]
+    """ResumeQueue lets a paused queue's jobs be leased again, and wakes the workers waiting on
+    it (admin role). Resuming a running queue changes nothing.
+    """
     CreateToken: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.CreateTokenRequest, _job_queue_service_pb2.CreateTokenResponse]
     """CreateToken issues an API token (admin role). The secret is in the response only: the
     server stores its SHA-256 hash. Tokens matter when the server runs with `--auth`; every
@@ -180,6 +189,15 @@ class JobQueueServiceAsyncStub(JobQueueServiceStub):
     """Cancel stops a scheduled or queued job from ever being leased."""
     Retry: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.RetryRequest, _job_queue_service_pb2.RetryResponse]  # type: ignore[assignment]
     """Retry sends a dead or cancelled job back to its queue with its attempts reset."""
+    PauseQueue: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.PauseQueueRequest, _job_queue_service_pb2.PauseQueueResponse]  # type: ignore[assignment]
+    """PauseQueue stops delivery from a queue on every server (admin role): no job of it is
+    leased until ResumeQueue. Enqueues still work and leased jobs run to their end. Pausing a
+    paused queue changes nothing.
+    """
+    ResumeQueue: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.ResumeQueueRequest, _job_queue_service_pb2.ResumeQueueResponse]  # type: ignore[assignment]
+    """ResumeQueue lets a paused queue's jobs be leased again, and wakes the workers waiting on
+    it (admin role). Resuming a running queue changes nothing.
+    """
     CreateToken: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.CreateTokenRequest, _job_queue_service_pb2.CreateTokenResponse]  # type: ignore[assignment]
     """CreateToken issues an API token (admin role). The secret is in the response only: the
     server stores its SHA-256 hash. Tokens matter when the server runs with `--auth`; every
@@ -331,6 +349,27 @@ class JobQueueServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_job_queue_service_pb2.RetryResponse, _abc.Awaitable[_job_queue_service_pb2.RetryResponse]]:
         """Retry sends a dead or cancelled job back to its queue with its attempts reset."""
+
+    @_abc_1.abstractmethod
+    def PauseQueue(
+        self,
+        request: _job_queue_service_pb2.PauseQueueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_queue_service_pb2.PauseQueueResponse, _abc.Awaitable[_job_queue_service_pb2.PauseQueueResponse]]:
+        """PauseQueue stops delivery from a queue on every server (admin role): no job of it is
+        leased until ResumeQueue. Enqueues still work and leased jobs run to their end. Pausing a
+        paused queue changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def ResumeQueue(
+        self,
+        request: _job_queue_service_pb2.ResumeQueueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_queue_service_pb2.ResumeQueueResponse, _abc.Awaitable[_job_queue_service_pb2.ResumeQueueResponse]]:
+        """ResumeQueue lets a paused queue's jobs be leased again, and wakes the workers waiting on
+        it (admin role). Resuming a running queue changes nothing.
+        """
 
     @_abc_1.abstractmethod
     def CreateToken(

@@ -23,7 +23,7 @@ local function format_record(r)
   return table.concat(r, '|', 1, BACKOFF)
 end
 
--- What lease-7.lua reads of a queued job: finish_ms, attempts, the record from has_errors on,
+-- What lease-8.lua reads of a queued job: finish_ms, attempts, the record from has_errors on,
 -- has_errors, due_ms, create_ms, lease_ms (matching no more of the record than it needs:
 -- Lua's matcher costs about 0.1 µs a field).
 local LEASE_VIEW = '^[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|([^|]*)|([^|]*)|(([^|]*)|([^|]*)|[^|]*|([^|]*)|[^|]*|([^|]*)|.*)$'

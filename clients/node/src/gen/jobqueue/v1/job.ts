@@ -197,7 +197,11 @@ export interface QueueStats {
   /** Cancelled jobs still inside the retention window. */
   cancelled: number;
   /** Age of the oldest ready job (zero when none is ready). */
-  oldestQueuedAge: Duration | undefined;
+  oldestQueuedAge:
+    | Duration
+    | undefined;
+  /** Whether the queue is paused (PauseQueue): its ready jobs are not leased. */
+  paused: boolean;
 }
 
 function createBaseBackoffPolicy(): BackoffPolicy {
@@ -782,6 +786,7 @@ function createBaseQueueStats(): QueueStats {
     dead: 0,
     cancelled: 0,
     oldestQueuedAge: undefined,
+    paused: false,
   };
 }
 
@@ -810,6 +815,9 @@ export const QueueStats: MessageFns<QueueStats> = {
     }
     if (message.oldestQueuedAge !== undefined) {
       Duration.encode(message.oldestQueuedAge, writer.uint32(66).fork()).join();
+    }
+    if (message.paused !== false) {
+      writer.uint32(72).bool(message.paused);
     }
     return writer;
   },
@@ -891,6 +899,14 @@ export const QueueStats: MessageFns<QueueStats> = {
             message.oldestQueuedAge = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.paused = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -918,6 +934,7 @@ export const QueueStats: MessageFns<QueueStats> = {
     message.oldestQueuedAge = (object.oldestQueuedAge !== undefined && object.oldestQueuedAge !== null)
       ? Duration.fromPartial(object.oldestQueuedAge)
       : undefined;
+    message.paused = object.paused ?? false;
     return message;
   },
 };

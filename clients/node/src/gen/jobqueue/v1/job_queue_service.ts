@@ -391,6 +391,30 @@ export interface RetryRequest {
 export interface RetryResponse {
 }
 
+/** PauseQueueRequest names the queue to pause. */
+export interface PauseQueueRequest {
+  /** The queue's name (it need not hold jobs yet). */
+  queue: string;
+}
+
+/** PauseQueueResponse says whether the call paused the queue. */
+export interface PauseQueueResponse {
+  /** False when the queue was paused already. */
+  changed: boolean;
+}
+
+/** ResumeQueueRequest names the queue to resume. */
+export interface ResumeQueueRequest {
+  /** The queue's name. */
+  queue: string;
+}
+
+/** ResumeQueueResponse says whether the call resumed the queue. */
+export interface ResumeQueueResponse {
+  /** False when the queue was not paused. */
+  changed: boolean;
+}
+
 /** TokenInfo describes a token, never its secret. */
 export interface TokenInfo {
   /** The token's public id: the part of the token before its secret (`jq_<id>_<secret>`). */
@@ -2577,6 +2601,226 @@ export const RetryResponse: MessageFns<RetryResponse> = {
   },
 };
 
+function createBasePauseQueueRequest(): PauseQueueRequest {
+  return { queue: "" };
+}
+
+export const PauseQueueRequest: MessageFns<PauseQueueRequest> = {
+  encode(message: PauseQueueRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.queue !== "") {
+      writer.uint32(10).string(message.queue);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PauseQueueRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePauseQueueRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.queue = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<PauseQueueRequest>, I>>(base?: I): PauseQueueRequest {
+    return PauseQueueRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PauseQueueRequest>, I>>(object: I): PauseQueueRequest {
+    const message = createBasePauseQueueRequest();
+    message.queue = object.queue ?? "";
+    return message;
+  },
+};
+
+function createBasePauseQueueResponse(): PauseQueueResponse {
+  return { changed: false };
+}
+
+export const PauseQueueResponse: MessageFns<PauseQueueResponse> = {
+  encode(message: PauseQueueResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.changed !== false) {
+      writer.uint32(8).bool(message.changed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PauseQueueResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePauseQueueResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.changed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<PauseQueueResponse>, I>>(base?: I): PauseQueueResponse {
+    return PauseQueueResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PauseQueueResponse>, I>>(object: I): PauseQueueResponse {
+    const message = createBasePauseQueueResponse();
+    message.changed = object.changed ?? false;
+    return message;
+  },
+};
+
+function createBaseResumeQueueRequest(): ResumeQueueRequest {
+  return { queue: "" };
+}
+
+export const ResumeQueueRequest: MessageFns<ResumeQueueRequest> = {
+  encode(message: ResumeQueueRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.queue !== "") {
+      writer.uint32(10).string(message.queue);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResumeQueueRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResumeQueueRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.queue = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ResumeQueueRequest>, I>>(base?: I): ResumeQueueRequest {
+    return ResumeQueueRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResumeQueueRequest>, I>>(object: I): ResumeQueueRequest {
+    const message = createBaseResumeQueueRequest();
+    message.queue = object.queue ?? "";
+    return message;
+  },
+};
+
+function createBaseResumeQueueResponse(): ResumeQueueResponse {
+  return { changed: false };
+}
+
+export const ResumeQueueResponse: MessageFns<ResumeQueueResponse> = {
+  encode(message: ResumeQueueResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.changed !== false) {
+      writer.uint32(8).bool(message.changed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResumeQueueResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResumeQueueResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.changed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ResumeQueueResponse>, I>>(base?: I): ResumeQueueResponse {
+    return ResumeQueueResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResumeQueueResponse>, I>>(object: I): ResumeQueueResponse {
+    const message = createBaseResumeQueueResponse();
+    message.changed = object.changed ?? false;
+    return message;
+  },
+};
+
 function createBaseTokenInfo(): TokenInfo {
   return { tokenId: "", name: "", role: 0, queues: [], createTime: undefined, expireTime: undefined };
 }
@@ -3220,6 +3464,33 @@ export const JobQueueServiceService = {
     responseDeserialize: (value: Buffer): RetryResponse => RetryResponse.decode(value),
   },
   /**
+   * PauseQueue stops delivery from a queue on every server (admin role): no job of it is
+   * leased until ResumeQueue. Enqueues still work and leased jobs run to their end. Pausing a
+   * paused queue changes nothing.
+   */
+  pauseQueue: {
+    path: "/jobqueue.v1.JobQueueService/PauseQueue" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PauseQueueRequest): Buffer => Buffer.from(PauseQueueRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PauseQueueRequest => PauseQueueRequest.decode(value),
+    responseSerialize: (value: PauseQueueResponse): Buffer => Buffer.from(PauseQueueResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PauseQueueResponse => PauseQueueResponse.decode(value),
+  },
+  /**
+   * ResumeQueue lets a paused queue's jobs be leased again, and wakes the workers waiting on
+   * it (admin role). Resuming a running queue changes nothing.
+   */
+  resumeQueue: {
+    path: "/jobqueue.v1.JobQueueService/ResumeQueue" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ResumeQueueRequest): Buffer => Buffer.from(ResumeQueueRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ResumeQueueRequest => ResumeQueueRequest.decode(value),
+    responseSerialize: (value: ResumeQueueResponse): Buffer => Buffer.from(ResumeQueueResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ResumeQueueResponse => ResumeQueueResponse.decode(value),
+  },
+  /**
    * CreateToken issues an API token (admin role). The secret is in the response only: the
    * server stores its SHA-256 hash. Tokens matter when the server runs with `--auth`; every
    * call then sends one as `authorization: Bearer <token>` metadata.
@@ -3315,6 +3586,17 @@ export interface JobQueueServiceServer extends UntypedServiceImplementation {
   cancel: handleUnaryCall<CancelRequest, CancelResponse>;
   /** Retry sends a dead or cancelled job back to its queue with its attempts reset. */
   retry: handleUnaryCall<RetryRequest, RetryResponse>;
+  /**
+   * PauseQueue stops delivery from a queue on every server (admin role): no job of it is
+   * leased until ResumeQueue. Enqueues still work and leased jobs run to their end. Pausing a
+   * paused queue changes nothing.
+   */
+  pauseQueue: handleUnaryCall<PauseQueueRequest, PauseQueueResponse>;
+  /**
+   * ResumeQueue lets a paused queue's jobs be leased again, and wakes the workers waiting on
+   * it (admin role). Resuming a running queue changes nothing.
+   */
+  resumeQueue: handleUnaryCall<ResumeQueueRequest, ResumeQueueResponse>;
   /**
    * CreateToken issues an API token (admin role). The secret is in the response only: the
    * server stores its SHA-256 hash. Tokens matter when the server runs with `--auth`; every
@@ -3527,6 +3809,45 @@ export interface JobQueueServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RetryResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * PauseQueue stops delivery from a queue on every server (admin role): no job of it is
+   * leased until ResumeQueue. Enqueues still work and leased jobs run to their end. Pausing a
+   * paused queue changes nothing.
+   */
+  pauseQueue(
+    request: PauseQueueRequest,
+    callback: (error: ServiceError | null, response: PauseQueueResponse) => void,
+  ): ClientUnaryCall;
+  pauseQueue(
+    request: PauseQueueRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PauseQueueResponse) => void,
+  ): ClientUnaryCall;
+  pauseQueue(
+    request: PauseQueueRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PauseQueueResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ResumeQueue lets a paused queue's jobs be leased again, and wakes the workers waiting on
+   * it (admin role). Resuming a running queue changes nothing.
+   */
+  resumeQueue(
+    request: ResumeQueueRequest,
+    callback: (error: ServiceError | null, response: ResumeQueueResponse) => void,
+  ): ClientUnaryCall;
+  resumeQueue(
+    request: ResumeQueueRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ResumeQueueResponse) => void,
+  ): ClientUnaryCall;
+  resumeQueue(
+    request: ResumeQueueRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ResumeQueueResponse) => void,
   ): ClientUnaryCall;
   /**
    * CreateToken issues an API token (admin role). The secret is in the response only: the

@@ -12,6 +12,7 @@
   KEYS[5] job records hash    <prefix>:{<queue>}:jobs
   KEYS[6] wire bytes hash     <prefix>:{<queue>}:wire
   KEYS[7] errors hash         <prefix>:{<queue>}:errors
+  KEYS[8] paused flag         <prefix>:{<queue>}:paused   (set by PauseQueue: nothing is leased)
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] most jobs to lease
@@ -27,6 +28,8 @@ local rcall = redis.call
 local now, now_text = now_ms(ARGV[1])
 local wanted, default_lease = tonumber(ARGV[2]), tonumber(ARGV[3])
 local token_base, worker = ARGV[4] .. '.', escape_worker(ARGV[5])
+
+if rcall('EXISTS', KEYS[8]) == 1 then return {now} end
 
 local ulids = {}
 for level = 1, 3 do

@@ -14,10 +14,12 @@
   KEYS[7] dead zset           <prefix>:{<queue>}:dead
   KEYS[8] cancelled zset      <prefix>:{<queue>}:cancelled
   KEYS[9] job records hash    <prefix>:{<queue>}:jobs
+  KEYS[10] paused flag        <prefix>:{<queue>}:paused
 
   ARGV[1] now ms, or "" to use the Redis clock
 
-  Returns {queued, scheduled, active, completed, dead, cancelled, oldest queued age ms}.
+  Returns {queued, scheduled, active, completed, dead, cancelled, oldest queued age ms,
+  paused (1 or 0)}.
 ]]
 local rcall = redis.call
 local now = now_ms(ARGV[1])
@@ -34,4 +36,4 @@ for _, text in ipairs(hmget_all(KEYS[9], heads)) do
   if ready_ms < oldest then oldest = ready_ms end
 end
 return {queued, rcall('ZCARD', KEYS[4]), rcall('ZCARD', KEYS[5]), rcall('ZCARD', KEYS[6]),
-  rcall('ZCARD', KEYS[7]), rcall('ZCARD', KEYS[8]), now - oldest}
+  rcall('ZCARD', KEYS[7]), rcall('ZCARD', KEYS[8]), now - oldest, rcall('EXISTS', KEYS[10])}
