@@ -349,12 +349,13 @@ class Store:
             return not await self.redis.set(self.keys(queue).paused, "1", get=True)
 
     async def resume(self, queue: str) -> bool:
-        """Lets `queue`'s jobs be leased again and wakes the streams waiting on it (on every
-        server: the wake-up goes out on the queue's channel). Returns whether it was paused."""
+        """Lets `queue`'s jobs be leased again and wakes the other servers' streams waiting on
+        it (its wake-up carries `signal_origin`, as an enqueue's does: the caller wakes this
+        server's own). Returns whether it was paused."""
         k = self.keys(queue)
         async with self._guard(), self.redis.pipeline(transaction=False) as pipe:
             pipe.delete(k.paused)
-            pipe.publish(k.signal, "resumed")
+            pipe.publish(k.signal, self.signal_origin)  # the caller wakes this server's own streams
             removed, _ = await pipe.execute()
         return bool(removed)
 
