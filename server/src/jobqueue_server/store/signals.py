@@ -125,6 +125,9 @@ class QueueSignals:
     async def _listen(self) -> None:
         pubsub = self._redis.pubsub()
         subscribed: set[str] = set()
+        # A new connection holds no subscription: make every watched queue's at once, whatever
+        # changed before (a sync that failed half-way had cleared the flag).
+        self._changed.set()
         try:
             while True:
                 if self._changed.is_set() or self._release_due():
