@@ -66,8 +66,8 @@ async def test_calls_fail_within_their_deadline_and_service_resumes_when_valkey_
         async with AsyncClient(cluster.target) as client:
             # Fsynced: under appendfsync everysec Valkey may hold back its AOF write while a
             # background fsync runs, so a SIGKILL right after an applied write can lose it.
-            jobs = [JobSpec(queue=QUEUE, payload={"sleep_ms": 20})] * 200
-            before = [r.job_id for r in await client.enqueue_many(jobs, durability="fsynced")]
+            specs = [JobSpec(queue=QUEUE, payload={"sleep_ms": 20})] * 200
+            before = [r.job_id for r in await client.enqueue_many(specs, durability="fsynced")]
             await cluster.kill_valkey()
 
             for call in (
@@ -85,22 +85,10 @@ async def test_calls_fail_within_their_deadline_and_service_resumes_when_valkey_
             back = time.monotonic()
             after = await enqueue_when_back(client)
             await until(RESUME_BOUND_S, lambda: _equals(all_health(cluster), {SERVING}))
-            try:
-                await until(RESUME_BOUND_S, lambda: _completed(client, after))
-            except TimeoutError:
-                print("AFTER", (await client.get(after)).state, flush=True)
-                print("STATS", await client.stats(QUEUE), flush=True)
-                async with cluster.redis() as r:
-                    ch = f"{cluster.config.key_prefix}:{{{QUEUE}}}:signal"
-                    print("NUMSUB", await r.pubsub_numsub(ch), await r.pubsub_channels(), flush=True)
-                raise
+            await until(RESUME_BOUND_S, lambda: _completed(client, after))
             resumed_s = time.monotonic() - back
 
-            try:
-                await until(30.0, lambda: _all_finished(client, len(before) + 1))
-            except TimeoutError:
-                print("STATS2", await client.stats(QUEUE), flush=True)
-                raise
+            await until(30.0, lambda: _all_finished(client, len(before) + 1))
             jobs = await read_jobs(cluster.target, [*before, after])
         assert cluster.workers[0].pid == worker_pid and not cluster.worker_exited(0)
         assert all(server is not None and server.process.poll() is None for server in cluster.servers)

@@ -20,6 +20,7 @@ from jobqueue_server.maintenance import FULL_LOOK_EVERY
 from jobqueue_server.runtime.app import App, start_app, store_config
 from jobqueue_server.store import Store
 from jobqueue_server.store.keys import QueueKeys
+from jobqueue_server.store.scripts import headers
 from jobqueue_server.store.signals import QueueSignals
 from tests.server.streams import LeaseStream
 from tests.store.seed import update_record
@@ -219,4 +220,24 @@ async def test_an_idle_stream_makes_one_lease_call_per_job_it_is_woken_for(
     # Per job: the enqueue, one lease, the ack (whose refill finds the queue empty: the stream
     # was dry, so it makes no call).
     assert await _command_calls(redis, "evalsha") - before == 3 * rounds
+    await stream.close()
+
+
+async def test_a_waiting_stream_gets_the_first_job_enqueued_after_redis_forgot_its_scripts(
+    slow_sweep_stub: Stub, redis: Redis
+) -> None:
+    # After a restart Redis knows no script: the enqueue is refused (NOSCRIPT), loaded and sent
+    # again. The lease written on its first wake-up, its own script known already, ran between
+    # the two and found nothing; the second sending must wake the stream again.
+    stream = await LeaseStream(slow_sweep_stub).subscribe("forgotten", max_in_flight=4)
+    await slow_sweep_stub.Enqueue(svc.EnqueueRequest(queue="forgotten"))
+    (first,) = await stream.wait_jobs(1)
+    await stream.ack(first)
+    await stream.wait_confirmations(1)  # the stream waits dry for the next signal
+
+    await redis.script_flush()
+    await redis.script_load(headers()["lease"][1])
+    await slow_sweep_stub.Enqueue(svc.EnqueueRequest(queue="forgotten"))
+
+    await stream.wait_jobs(2, timeout_s=5.0)  # the safety pass is a minute away
     await stream.close()

@@ -18,18 +18,21 @@ class ReadyWakeup:
     """The wake-ups of one store call: `sent` as its script calls go out, `finish` after."""
 
     def __init__(self, jobs: Iterable[NewJob], notify: Callable[[str], None]) -> None:
-        # Queues that get a job ready now (not scheduled for later).
-        self._pending = {job.queue for job in jobs if job.due_ms is None and job.delay_ms == 0}
+        # Queues that get a job ready now (not scheduled for later), and those woken so far.
+        self._ready = {job.queue for job in jobs if job.due_ms is None and job.delay_ms == 0}
+        self._woken: set[str] = set()
         self._notify = notify
 
     def sent(self, queue: str) -> None:
-        """The queue's script call is written on the shared connection."""
-        if queue in self._pending:
-            self._pending.discard(queue)
+        """The queue's script call is written on the shared connection. It may be written twice:
+        a script Redis does not know (after a restart) is refused, loaded and sent again, and a
+        lease written behind the refused call ran before the jobs were there: wake it again."""
+        if queue in self._ready:
+            self._woken.add(queue)
             self._notify(queue)
 
     def finish(self) -> None:
         """The store call is over: wakes the queues not woken yet."""
-        for queue in self._pending:
+        for queue in self._ready - self._woken:
             self._notify(queue)
-        self._pending.clear()
+        self._ready.clear()
