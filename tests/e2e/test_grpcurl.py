@@ -63,6 +63,13 @@ async def test_grpcurl_lists_and_describes_the_service(app: App) -> None:
         "Retry",
         "PauseQueue",
         "ResumeQueue",
+        "CreateSchedule",
+        "GetSchedule",
+        "ListSchedules",
+        "UpdateSchedule",
+        "DeleteSchedule",
+        "PauseSchedule",
+        "ResumeSchedule",
     ):
         assert f"rpc {rpc}" in description
     assert "JobQueueService queues background jobs" in description  # the proto comments

@@ -58,6 +58,9 @@ class ServerSettings(BaseSettings):
     max_queues: int = Field(
         10_000, ge=1, description="queues that may exist; a request making one more is refused"
     )
+    max_schedules: int = Field(
+        10_000, ge=1, description="schedules that may exist; CreateSchedule past it is refused"
+    )
 
     sweep_interval_seconds: float = Field(1.0, gt=0, description="safety sweep when no signal arrives")
     queue_idle_seconds: float = Field(

@@ -93,3 +93,15 @@ class TokenLimitReached(JobQueueError):
 
 class QueueLimitReached(JobQueueError):
     """Registering the request's queues would pass `max_queues`; nothing was written."""
+
+
+class ScheduleNotFound(JobQueueError):
+    """No schedule has this name (never created, or deleted)."""
+
+
+class ScheduleExists(JobQueueError):
+    """CreateSchedule named a schedule that exists."""
+
+
+class ScheduleLimitReached(JobQueueError):
+    """As many schedules exist as `max_schedules` allows; nothing was written."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -18,6 +18,7 @@ from jobqueue_server.api.group_commit import GroupCommit
 from jobqueue_server.api.lease_session import LeaseSession
 from jobqueue_server.api.ready_wakeup import ReadyWakeup
 from jobqueue_server.api.registration import Malformed
+from jobqueue_server.api.schedule_admin import ScheduleAdmin
 from jobqueue_server.api.status import maps_errors, rpc_status_of
 from jobqueue_server.auth.policy import current_principal
 from jobqueue_server.errors import FieldViolation, JobQueueError, ServerDraining
@@ -43,10 +44,15 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         on_scheduled: Callable[[int, str], None],
         tokens: TokenStore,
         tokens_changed: Callable[[], Awaitable[None]] | None = None,
+        max_schedules: int = 10_000,
+        schedules_changed: Callable[[], None] = lambda: None,
     ) -> None:
         """`on_scheduled(ms, queue)` asks the maintenance loop for a pass that looks at `queue`
-        at a due time or lease deadline."""
+        at a due time or lease deadline; `schedules_changed()` wakes this server's scheduler."""
         self._store = store
+        self._schedules = ScheduleAdmin(
+            store.schedules, store.now_ms, limits, max_schedules, schedules_changed
+        )
         self._tokens = tokens
         # Reloads this server's view of the tokens (--auth): a revocation holds here at once.
         self._tokens_changed = tokens_changed
@@ -99,6 +105,15 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
             await context.abort_with_status(rpc_status.to_status(rpc_status_of(error)))
         finally:
             self._enqueue_streams.discard(session)
+
+    async def enqueue_scheduled(self, requests: Sequence[tuple[int, svc.EnqueueRequest]]) -> list[str]:
+        """The jobs of schedule ticks (the scheduler's), each dated by its tick; their ids."""
+        jobs = [
+            validation.new_job(request, self._limits, new_ulid(tick), "schedule.template.")
+            for tick, request in requests
+        ]
+        result = await self._write(jobs, self._limits.default_durability)
+        return [outcome.job_id for outcome in result.outcomes]
 
     async def _write(self, jobs: list[NewJob], durability: Durability) -> EnqueueResult:
         """Enqueues; wakes this server's streams on queues that got ready jobs (as early as the
@@ -214,6 +229,52 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
             await self._tokens_changed()
         logger.info("token %s revoked", request.token_id)
         return svc.RevokeTokenResponse()
+
+    # -- schedules (an admin token for every queue; docs/schedules.md) ----------------------
+
+    @maps_errors
+    async def CreateSchedule(  # noqa: N802
+        self, request: svc.CreateScheduleRequest, context: Context
+    ) -> svc.CreateScheduleResponse:
+        schedule = await self._schedules.create(request.schedule)
+        logger.info("schedule %s created", schedule.name)
+        return svc.CreateScheduleResponse(schedule=schedule)
+
+    @maps_errors
+    async def GetSchedule(self, request: svc.GetScheduleRequest, context: Context) -> svc.GetScheduleResponse:  # noqa: N802
+        return svc.GetScheduleResponse(schedule=await self._schedules.get(request.name))
+
+    @maps_errors
+    async def ListSchedules(  # noqa: N802
+        self, request: svc.ListSchedulesRequest, context: Context
+    ) -> svc.ListSchedulesResponse:
+        return await self._schedules.list(request.page_size, request.page_token)
+
+    @maps_errors
+    async def UpdateSchedule(  # noqa: N802
+        self, request: svc.UpdateScheduleRequest, context: Context
+    ) -> svc.UpdateScheduleResponse:
+        return svc.UpdateScheduleResponse(schedule=await self._schedules.update(request.schedule))
+
+    @maps_errors
+    async def DeleteSchedule(  # noqa: N802
+        self, request: svc.DeleteScheduleRequest, context: Context
+    ) -> svc.DeleteScheduleResponse:
+        await self._schedules.delete(request.name)
+        logger.info("schedule %s deleted", request.name)
+        return svc.DeleteScheduleResponse()
+
+    @maps_errors
+    async def PauseSchedule(  # noqa: N802
+        self, request: svc.PauseScheduleRequest, context: Context
+    ) -> svc.PauseScheduleResponse:
+        return svc.PauseScheduleResponse(changed=await self._schedules.pause(request.name))
+
+    @maps_errors
+    async def ResumeSchedule(  # noqa: N802
+        self, request: svc.ResumeScheduleRequest, context: Context
+    ) -> svc.ResumeScheduleResponse:
+        return svc.ResumeScheduleResponse(changed=await self._schedules.resume(request.name))
 
     # -- workers ---------------------------------------------------------------------------
 

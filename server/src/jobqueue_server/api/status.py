@@ -26,6 +26,9 @@ from jobqueue_server.errors import (
     QueueLimitReached,
     QueueNotAllowed,
     RoleNotAllowed,
+    ScheduleExists,
+    ScheduleLimitReached,
+    ScheduleNotFound,
     ServerDraining,
     StoreFull,
     StoreUnavailable,
@@ -59,6 +62,9 @@ _STATUSES: dict[type[JobQueueError], tuple[int, ErrorReason.ValueType]] = {
     TokenNotFound: (code_pb2.NOT_FOUND, ErrorReason.TOKEN_NOT_FOUND),
     TokenLimitReached: (code_pb2.RESOURCE_EXHAUSTED, ErrorReason.TOKEN_LIMIT_REACHED),
     QueueLimitReached: (code_pb2.RESOURCE_EXHAUSTED, ErrorReason.QUEUE_LIMIT_REACHED),
+    ScheduleNotFound: (code_pb2.NOT_FOUND, ErrorReason.SCHEDULE_NOT_FOUND),
+    ScheduleExists: (code_pb2.ALREADY_EXISTS, ErrorReason.SCHEDULE_EXISTS),
+    ScheduleLimitReached: (code_pb2.RESOURCE_EXHAUSTED, ErrorReason.SCHEDULE_LIMIT_REACHED),
 }
 _UNMAPPED = (code_pb2.INTERNAL, ErrorReason.INTERNAL)
 

@@ -47,10 +47,31 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     "CreateToken": _ADMINS,
     "ListTokens": _ADMINS,
     "RevokeToken": _ADMINS,
+    "CreateSchedule": _ADMINS,
+    "GetSchedule": _ADMINS,
+    "ListSchedules": _ADMINS,
+    "UpdateSchedule": _ADMINS,
+    "DeleteSchedule": _ADMINS,
+    "PauseSchedule": _ADMINS,
+    "ResumeSchedule": _ADMINS,
 }
 #: Methods that act on tokens, not queues: only an admin whose patterns include `*` may call
 #: them, since a token it made could otherwise reach queues beyond its own.
 TOKEN_METHODS = frozenset({"CreateToken", "ListTokens", "RevokeToken"})
+#: Methods on schedules, which are named, not found by queue: only an admin whose patterns
+#: include `*` may call them.
+SCHEDULE_METHODS = frozenset(
+    {
+        "CreateSchedule",
+        "GetSchedule",
+        "ListSchedules",
+        "UpdateSchedule",
+        "DeleteSchedule",
+        "PauseSchedule",
+        "ResumeSchedule",
+    }
+)
+_UNRESTRICTED_METHODS = TOKEN_METHODS | SCHEDULE_METHODS
 
 ALL_QUEUES = "*"
 MAX_PATTERNS = 64
@@ -75,7 +96,7 @@ class Principal:
     def may_call(self, method: str) -> bool:
         if self.role not in METHOD_ROLES.get(method, frozenset()):
             return False
-        return method not in TOKEN_METHODS or self.unrestricted
+        return method not in _UNRESTRICTED_METHODS or self.unrestricted
 
     def may_touch(self, queue: str) -> bool:
         allowed = self._allowed.get(queue)

@@ -30,6 +30,7 @@ from jobqueue_server.maintenance import Maintenance
 from jobqueue_server.runtime import reflection
 from jobqueue_server.runtime.bootstrap import write_bootstrap_token
 from jobqueue_server.runtime.tls import ReloadingCredentials, TlsFiles
+from jobqueue_server.scheduling.scheduler import Scheduler
 from jobqueue_server.store import Durability, Store, StoreConfig
 from jobqueue_server.store.pipeline import ClosingRedis
 from jobqueue_server.store.signals import QueueSignals
@@ -120,6 +121,7 @@ class App:
     port: int
     maintenance: Maintenance
     signals: QueueSignals
+    scheduler: Scheduler
     tls: ReloadingCredentials | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -163,6 +165,12 @@ async def start_app(settings: ServerSettings, store: Store) -> App:
     chosen = limits(settings)
     tokens = TokenStore(store.redis, settings.key_prefix, settings.redis_timeout_seconds)
     registry = TokenRegistry(tokens) if settings.auth else None
+    scheduler = Scheduler(
+        store.schedules,
+        store.now_ms,
+        lambda requests: servicer.enqueue_scheduled(requests),
+        settings.sweep_interval_seconds,
+    )
     servicer = JobQueueServicer(
         store,
         signals,
@@ -171,6 +179,8 @@ async def start_app(settings: ServerSettings, store: Store) -> App:
         maintenance.wake_at,
         tokens,
         registry.refresh if registry is not None else None,
+        max_schedules=settings.max_schedules,
+        schedules_changed=scheduler.wake,
     )
     health = HealthServicer()
     interceptors: list[grpc.aio.ServerInterceptor] = []
@@ -192,10 +202,11 @@ async def start_app(settings: ServerSettings, store: Store) -> App:
     tls = ReloadingCredentials(files) if files is not None else None
     port = server.add_secure_port(address, tls.credentials) if tls else server.add_insecure_port(address)
     await server.start()
-    app = App(settings, store, server, servicer, health, port, maintenance, signals, tls)
+    app = App(settings, store, server, servicer, health, port, maintenance, signals, scheduler, tls)
     app.tasks = [
         asyncio.create_task(signals.run(), name="signals"),
         asyncio.create_task(maintenance.run(), name="maintenance"),
+        asyncio.create_task(scheduler.run(), name="scheduler"),
         asyncio.create_task(_report_health(store, health), name="health"),
     ]
     if registry is not None:

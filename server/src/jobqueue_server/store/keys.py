@@ -79,3 +79,21 @@ def queues_set(prefix: str) -> str:
 def format_key(prefix: str) -> str:
     """The layout the jobs under `prefix` are stored in, set once a migration is done."""
     return f"{prefix}:format"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleKeys:
+    """The keys of the schedules, in one hash slot (`~` is in no queue name, so no queue's
+    keys share the tag)."""
+
+    defs: str
+    state: str
+    due: str
+
+    @classmethod
+    def of(cls, prefix: str) -> ScheduleKeys:
+        base = f"{prefix}:{{~schedules}}"
+        return cls(defs=f"{base}:defs", state=f"{base}:state", due=f"{base}:due")
+
+    def all(self) -> list[str]:
+        return [self.defs, self.state, self.due]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-_FILE_NAME = re.compile(r"(?P<name>[a-z]+)-(?P<keys>\d+)\.lua")
+_FILE_NAME = re.compile(r"(?P<name>[a-z][a-z_]*)-(?P<keys>\d+)\.lua")
 _NUMBERED = re.compile(r"(?P<kind>KEYS|ARGV)\[(?P<index>\d+)\]\s+(?P<text>.*)")
 _CODE = re.compile(r"(?P<code>-?\d+) (?P<meaning>.+)")
 

@@ -47,6 +47,7 @@ from jobqueue_server.store.records import (
     QueueCounts,
     Settle,
 )
+from jobqueue_server.store.schedules import ScheduleStore
 from jobqueue_server.store.scripts import Scripts
 
 DAY_MS = 86_400_000
@@ -116,6 +117,7 @@ class Store:
         #: The wake-up message of this process's enqueues: its signal listener skips them (the
         #: servicer woke its own streams already, ready_wakeup.py); other servers act on them.
         self.signal_origin = f"ready:{secrets.token_hex(8)}"
+        self.schedules = ScheduleStore(redis, self._scripts, config.key_prefix, self._guard)
 
     def _guard(self, durability: Durability = Durability.APPLIED) -> AbstractAsyncContextManager[None]:
         """Bounds redis-py calls in time and maps their failures. A fsynced write may also wait

@@ -100,6 +100,9 @@ class Scripts:
     trim: Script
     stats: Script
     migrate: Script
+    schedule_put: Script
+    schedule_fire: Script
+    schedule_delete: Script
 
     @classmethod
     def register(cls, redis: Redis, pipeline: ScriptPipeline) -> Scripts:

@@ -108,6 +108,15 @@ const (
 	// default) exist already. Nothing was written. Use an existing queue, or ask the operator to
 	// raise the limit.
 	ErrorReason_QUEUE_LIMIT_REACHED ErrorReason = 18
+	// NOT_FOUND. No schedule has the name the request gives (never created, or deleted).
+	// Nothing was changed.
+	ErrorReason_SCHEDULE_NOT_FOUND ErrorReason = 19
+	// ALREADY_EXISTS. CreateSchedule named a schedule that exists. Nothing was changed. Use
+	// UpdateSchedule to change it, or another name.
+	ErrorReason_SCHEDULE_EXISTS ErrorReason = 20
+	// RESOURCE_EXHAUSTED. CreateSchedule was refused: `max_schedules` (10,000 by default)
+	// exist already. Nothing was changed. Delete unused schedules first.
+	ErrorReason_SCHEDULE_LIMIT_REACHED ErrorReason = 21
 )
 
 // Enum value maps for ErrorReason.
@@ -132,6 +141,9 @@ var (
 		16: "TOKEN_NOT_FOUND",
 		17: "TOKEN_LIMIT_REACHED",
 		18: "QUEUE_LIMIT_REACHED",
+		19: "SCHEDULE_NOT_FOUND",
+		20: "SCHEDULE_EXISTS",
+		21: "SCHEDULE_LIMIT_REACHED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED": 0,
@@ -153,6 +165,9 @@ var (
 		"TOKEN_NOT_FOUND":          16,
 		"TOKEN_LIMIT_REACHED":      17,
 		"QUEUE_LIMIT_REACHED":      18,
+		"SCHEDULE_NOT_FOUND":       19,
+		"SCHEDULE_EXISTS":          20,
+		"SCHEDULE_LIMIT_REACHED":   21,
 	}
 )
 
@@ -187,7 +202,7 @@ var File_jobqueue_v1_error_reason_proto protoreflect.FileDescriptor
 
 const file_jobqueue_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
-	"\x1ejobqueue/v1/error_reason.proto\x12\vjobqueue.v1*\xa6\x03\n" +
+	"\x1ejobqueue/v1/error_reason.proto\x12\vjobqueue.v1*\xef\x03\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10INVALID_ARGUMENT\x10\x01\x12\x11\n" +
@@ -210,7 +225,10 @@ const file_jobqueue_v1_error_reason_proto_rawDesc = "" +
 	"\x11QUEUE_NOT_ALLOWED\x10\x0f\x12\x13\n" +
 	"\x0fTOKEN_NOT_FOUND\x10\x10\x12\x17\n" +
 	"\x13TOKEN_LIMIT_REACHED\x10\x11\x12\x17\n" +
-	"\x13QUEUE_LIMIT_REACHED\x10\x12B\x9a\x01\n" +
+	"\x13QUEUE_LIMIT_REACHED\x10\x12\x12\x16\n" +
+	"\x12SCHEDULE_NOT_FOUND\x10\x13\x12\x13\n" +
+	"\x0fSCHEDULE_EXISTS\x10\x14\x12\x1a\n" +
+	"\x16SCHEDULE_LIMIT_REACHED\x10\x15B\x9a\x01\n" +
 	"\x0fdev.jobqueue.v1B\x10ErrorReasonProtoP\x01ZBgithub.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1;jobqueuev1\xa2\x02\x03JQX\xaa\x02\vJobQueue.V1\xca\x02\vJobqueue\\V1\xea\x02\fJobqueue::V1b\x06proto3"
 
 var (

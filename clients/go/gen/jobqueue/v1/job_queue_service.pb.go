@@ -82,6 +82,65 @@ func (ConfirmationKind) EnumDescriptor() ([]byte, []int) {
 	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{0}
 }
 
+// CatchUpPolicy says which ticks a schedule makes jobs for when it finds ticks it missed
+// (no server was running, or Redis was unreachable, when they came).
+type CatchUpPolicy int32
+
+const (
+	// Unset: CATCH_UP_POLICY_SKIP.
+	CatchUpPolicy_CATCH_UP_POLICY_UNSPECIFIED CatchUpPolicy = 0
+	// Missed ticks make no job. A tick is missed when it is more than a minute late.
+	CatchUpPolicy_CATCH_UP_POLICY_SKIP CatchUpPolicy = 1
+	// The missed ticks make one job together (for the latest of them).
+	CatchUpPolicy_CATCH_UP_POLICY_ONCE CatchUpPolicy = 2
+	// Every missed tick makes its own job, oldest first, up to `catch_up_limit` (the latest
+	// ones); older missed ticks make none.
+	CatchUpPolicy_CATCH_UP_POLICY_ALL CatchUpPolicy = 3
+)
+
+// Enum value maps for CatchUpPolicy.
+var (
+	CatchUpPolicy_name = map[int32]string{
+		0: "CATCH_UP_POLICY_UNSPECIFIED",
+		1: "CATCH_UP_POLICY_SKIP",
+		2: "CATCH_UP_POLICY_ONCE",
+		3: "CATCH_UP_POLICY_ALL",
+	}
+	CatchUpPolicy_value = map[string]int32{
+		"CATCH_UP_POLICY_UNSPECIFIED": 0,
+		"CATCH_UP_POLICY_SKIP":        1,
+		"CATCH_UP_POLICY_ONCE":        2,
+		"CATCH_UP_POLICY_ALL":         3,
+	}
+)
+
+func (x CatchUpPolicy) Enum() *CatchUpPolicy {
+	p := new(CatchUpPolicy)
+	*p = x
+	return p
+}
+
+func (x CatchUpPolicy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CatchUpPolicy) Descriptor() protoreflect.EnumDescriptor {
+	return file_jobqueue_v1_job_queue_service_proto_enumTypes[1].Descriptor()
+}
+
+func (CatchUpPolicy) Type() protoreflect.EnumType {
+	return &file_jobqueue_v1_job_queue_service_proto_enumTypes[1]
+}
+
+func (x CatchUpPolicy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CatchUpPolicy.Descriptor instead.
+func (CatchUpPolicy) EnumDescriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{1}
+}
+
 // TokenRole is what a token may do (docs/security.md lists each method's roles).
 type TokenRole int32
 
@@ -123,11 +182,11 @@ func (x TokenRole) String() string {
 }
 
 func (TokenRole) Descriptor() protoreflect.EnumDescriptor {
-	return file_jobqueue_v1_job_queue_service_proto_enumTypes[1].Descriptor()
+	return file_jobqueue_v1_job_queue_service_proto_enumTypes[2].Descriptor()
 }
 
 func (TokenRole) Type() protoreflect.EnumType {
-	return &file_jobqueue_v1_job_queue_service_proto_enumTypes[1]
+	return &file_jobqueue_v1_job_queue_service_proto_enumTypes[2]
 }
 
 func (x TokenRole) Number() protoreflect.EnumNumber {
@@ -136,7 +195,7 @@ func (x TokenRole) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TokenRole.Descriptor instead.
 func (TokenRole) EnumDescriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{1}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{2}
 }
 
 // EnqueueRequest describes one job to add.
@@ -1997,6 +2056,981 @@ func (x *ResumeQueueResponse) GetChanged() bool {
 	return false
 }
 
+// JobTemplate is the job a schedule makes at each tick. Its fields mean what the fields of
+// EnqueueRequest with the same names and numbers mean.
+type JobTemplate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Queue name: 1 to 128 of letters, digits, `-`, `_`, `.` and `:`. Required.
+	Queue string `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
+	// JSON payload.
+	Payload *structpb.Struct `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
+	// Binary payload.
+	PayloadBytes []byte `protobuf:"bytes,3,opt,name=payload_bytes,json=payloadBytes,proto3" json:"payload_bytes,omitempty"`
+	// Priority level; unset means normal.
+	Priority Priority `protobuf:"varint,4,opt,name=priority,proto3,enum=jobqueue.v1.Priority" json:"priority,omitempty"`
+	// Deliveries allowed before the job is dead; 0 means the server default (3).
+	MaxAttempts int32 `protobuf:"varint,7,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
+	// Retry delays; unset fields take their defaults.
+	Backoff *BackoffPolicy `protobuf:"bytes,8,opt,name=backoff,proto3" json:"backoff,omitempty"`
+	// Lease length for the job, overriding the stream's and the server's default.
+	LeaseDuration *durationpb.Duration `protobuf:"bytes,10,opt,name=lease_duration,json=leaseDuration,proto3" json:"lease_duration,omitempty"`
+	// Free-form string pairs carried with each job.
+	Metadata      map[string]string `protobuf:"bytes,11,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobTemplate) Reset() {
+	*x = JobTemplate{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobTemplate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobTemplate) ProtoMessage() {}
+
+func (x *JobTemplate) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobTemplate.ProtoReflect.Descriptor instead.
+func (*JobTemplate) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *JobTemplate) GetQueue() string {
+	if x != nil {
+		return x.Queue
+	}
+	return ""
+}
+
+func (x *JobTemplate) GetPayload() *structpb.Struct {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *JobTemplate) GetPayloadBytes() []byte {
+	if x != nil {
+		return x.PayloadBytes
+	}
+	return nil
+}
+
+func (x *JobTemplate) GetPriority() Priority {
+	if x != nil {
+		return x.Priority
+	}
+	return Priority_PRIORITY_UNSPECIFIED
+}
+
+func (x *JobTemplate) GetMaxAttempts() int32 {
+	if x != nil {
+		return x.MaxAttempts
+	}
+	return 0
+}
+
+func (x *JobTemplate) GetBackoff() *BackoffPolicy {
+	if x != nil {
+		return x.Backoff
+	}
+	return nil
+}
+
+func (x *JobTemplate) GetLeaseDuration() *durationpb.Duration {
+	if x != nil {
+		return x.LeaseDuration
+	}
+	return nil
+}
+
+func (x *JobTemplate) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+// Schedule is a recurring job. Set exactly one of `cron` and `interval`.
+type Schedule struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 128 of letters, digits, `-`, `_`, `.` and `:`; unique among schedules.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// When it ticks.
+	//
+	// Types that are valid to be assigned to Timing:
+	//
+	//	*Schedule_Cron
+	//	*Schedule_Interval
+	Timing isSchedule_Timing `protobuf_oneof:"timing"`
+	// IANA time zone of a cron expression, e.g. `Europe/Paris`; unset: UTC. Ticks follow the
+	// zone's wall clock: a time skipped when clocks go forward ticks that much later (02:30
+	// becomes 03:30), and a time that happens twice when they go back ticks once, the first
+	// time. Not allowed with `interval`.
+	TimeZone string `protobuf:"bytes,4,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	// The job made at each tick. Each carries the idempotency key `schedule:<name>:<tick in
+	// ms since the epoch>`, so a tick's job is made once whichever servers see the tick.
+	Template *JobTemplate `protobuf:"bytes,5,opt,name=template,proto3" json:"template,omitempty"`
+	// No tick before this time; unset: no lower bound.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// No tick after this time; unset: none.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// What happens to ticks missed during downtime; unset: CATCH_UP_POLICY_SKIP.
+	CatchUp CatchUpPolicy `protobuf:"varint,8,opt,name=catch_up,json=catchUp,proto3,enum=jobqueue.v1.CatchUpPolicy" json:"catch_up,omitempty"`
+	// With CATCH_UP_POLICY_ALL, the most missed ticks made up at once: 1 to 1,000; 0: 100.
+	CatchUpLimit int32 `protobuf:"varint,9,opt,name=catch_up_limit,json=catchUpLimit,proto3" json:"catch_up_limit,omitempty"`
+	// Output only: PauseSchedule and ResumeSchedule set it.
+	Paused bool `protobuf:"varint,10,opt,name=paused,proto3" json:"paused,omitempty"`
+	// Output only: the next tick; unset when paused or past `end_time`.
+	NextRunTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=next_run_time,json=nextRunTime,proto3" json:"next_run_time,omitempty"`
+	// Output only: the latest tick that made a job; unset before the first.
+	LastRunTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=last_run_time,json=lastRunTime,proto3" json:"last_run_time,omitempty"`
+	// Output only: the id of the job the latest tick made.
+	LastJobId string `protobuf:"bytes,13,opt,name=last_job_id,json=lastJobId,proto3" json:"last_job_id,omitempty"`
+	// Output only.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Output only: the last CreateSchedule, UpdateSchedule, PauseSchedule or ResumeSchedule.
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Schedule) Reset() {
+	*x = Schedule{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Schedule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Schedule) ProtoMessage() {}
+
+func (x *Schedule) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Schedule.ProtoReflect.Descriptor instead.
+func (*Schedule) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *Schedule) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Schedule) GetTiming() isSchedule_Timing {
+	if x != nil {
+		return x.Timing
+	}
+	return nil
+}
+
+func (x *Schedule) GetCron() string {
+	if x != nil {
+		if x, ok := x.Timing.(*Schedule_Cron); ok {
+			return x.Cron
+		}
+	}
+	return ""
+}
+
+func (x *Schedule) GetInterval() *durationpb.Duration {
+	if x != nil {
+		if x, ok := x.Timing.(*Schedule_Interval); ok {
+			return x.Interval
+		}
+	}
+	return nil
+}
+
+func (x *Schedule) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+func (x *Schedule) GetTemplate() *JobTemplate {
+	if x != nil {
+		return x.Template
+	}
+	return nil
+}
+
+func (x *Schedule) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *Schedule) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *Schedule) GetCatchUp() CatchUpPolicy {
+	if x != nil {
+		return x.CatchUp
+	}
+	return CatchUpPolicy_CATCH_UP_POLICY_UNSPECIFIED
+}
+
+func (x *Schedule) GetCatchUpLimit() int32 {
+	if x != nil {
+		return x.CatchUpLimit
+	}
+	return 0
+}
+
+func (x *Schedule) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+func (x *Schedule) GetNextRunTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextRunTime
+	}
+	return nil
+}
+
+func (x *Schedule) GetLastRunTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastRunTime
+	}
+	return nil
+}
+
+func (x *Schedule) GetLastJobId() string {
+	if x != nil {
+		return x.LastJobId
+	}
+	return ""
+}
+
+func (x *Schedule) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Schedule) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+type isSchedule_Timing interface {
+	isSchedule_Timing()
+}
+
+type Schedule_Cron struct {
+	// A cron expression in `time_zone`: five fields (minute hour day-of-month month
+	// day-of-week), or six with seconds first, or `@hourly`, `@daily`, `@weekly`,
+	// `@monthly`, `@yearly`. Ticks never come closer than one second.
+	Cron string `protobuf:"bytes,2,opt,name=cron,proto3,oneof"`
+}
+
+type Schedule_Interval struct {
+	// A fixed interval, at least one second: ticks at `start_time` plus whole multiples of
+	// it; without `start_time`, at whole multiples of it since the Unix epoch (an hourly
+	// interval ticks on the hour, UTC).
+	Interval *durationpb.Duration `protobuf:"bytes,3,opt,name=interval,proto3,oneof"`
+}
+
+func (*Schedule_Cron) isSchedule_Timing() {}
+
+func (*Schedule_Interval) isSchedule_Timing() {}
+
+// CreateScheduleRequest carries the new schedule.
+type CreateScheduleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its output-only fields are ignored.
+	Schedule      *Schedule `protobuf:"bytes,1,opt,name=schedule,proto3" json:"schedule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateScheduleRequest) Reset() {
+	*x = CreateScheduleRequest{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateScheduleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateScheduleRequest) ProtoMessage() {}
+
+func (x *CreateScheduleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateScheduleRequest.ProtoReflect.Descriptor instead.
+func (*CreateScheduleRequest) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *CreateScheduleRequest) GetSchedule() *Schedule {
+	if x != nil {
+		return x.Schedule
+	}
+	return nil
+}
+
+// CreateScheduleResponse is the schedule as stored, with its first tick.
+type CreateScheduleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The schedule.
+	Schedule      *Schedule `protobuf:"bytes,1,opt,name=schedule,proto3" json:"schedule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateScheduleResponse) Reset() {
+	*x = CreateScheduleResponse{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateScheduleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateScheduleResponse) ProtoMessage() {}
+
+func (x *CreateScheduleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateScheduleResponse.ProtoReflect.Descriptor instead.
+func (*CreateScheduleResponse) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *CreateScheduleResponse) GetSchedule() *Schedule {
+	if x != nil {
+		return x.Schedule
+	}
+	return nil
+}
+
+// GetScheduleRequest names a schedule.
+type GetScheduleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The schedule's name.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetScheduleRequest) Reset() {
+	*x = GetScheduleRequest{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetScheduleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetScheduleRequest) ProtoMessage() {}
+
+func (x *GetScheduleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetScheduleRequest.ProtoReflect.Descriptor instead.
+func (*GetScheduleRequest) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *GetScheduleRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// GetScheduleResponse holds the schedule.
+type GetScheduleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The schedule.
+	Schedule      *Schedule `protobuf:"bytes,1,opt,name=schedule,proto3" json:"schedule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetScheduleResponse) Reset() {
+	*x = GetScheduleResponse{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetScheduleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetScheduleResponse) ProtoMessage() {}
+
+func (x *GetScheduleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetScheduleResponse.ProtoReflect.Descriptor instead.
+func (*GetScheduleResponse) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *GetScheduleResponse) GetSchedule() *Schedule {
+	if x != nil {
+		return x.Schedule
+	}
+	return nil
+}
+
+// ListSchedulesRequest asks for one page of schedules.
+type ListSchedulesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Most schedules to return, 1 to 1,000; 0 means 100.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The `next_page_token` of the previous page; empty for the first.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSchedulesRequest) Reset() {
+	*x = ListSchedulesRequest{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSchedulesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSchedulesRequest) ProtoMessage() {}
+
+func (x *ListSchedulesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSchedulesRequest.ProtoReflect.Descriptor instead.
+func (*ListSchedulesRequest) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ListSchedulesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListSchedulesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListSchedulesResponse holds one page, sorted by name.
+type ListSchedulesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The schedules.
+	Schedules []*Schedule `protobuf:"bytes,1,rep,name=schedules,proto3" json:"schedules,omitempty"`
+	// Pass it to get the next page; empty on the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSchedulesResponse) Reset() {
+	*x = ListSchedulesResponse{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSchedulesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSchedulesResponse) ProtoMessage() {}
+
+func (x *ListSchedulesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSchedulesResponse.ProtoReflect.Descriptor instead.
+func (*ListSchedulesResponse) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ListSchedulesResponse) GetSchedules() []*Schedule {
+	if x != nil {
+		return x.Schedules
+	}
+	return nil
+}
+
+func (x *ListSchedulesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// UpdateScheduleRequest carries the new definition of a schedule named in it.
+type UpdateScheduleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The whole definition, as for CreateSchedule; `name` says which schedule.
+	Schedule      *Schedule `protobuf:"bytes,1,opt,name=schedule,proto3" json:"schedule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateScheduleRequest) Reset() {
+	*x = UpdateScheduleRequest{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateScheduleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateScheduleRequest) ProtoMessage() {}
+
+func (x *UpdateScheduleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateScheduleRequest.ProtoReflect.Descriptor instead.
+func (*UpdateScheduleRequest) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *UpdateScheduleRequest) GetSchedule() *Schedule {
+	if x != nil {
+		return x.Schedule
+	}
+	return nil
+}
+
+// UpdateScheduleResponse is the schedule as stored now.
+type UpdateScheduleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The schedule.
+	Schedule      *Schedule `protobuf:"bytes,1,opt,name=schedule,proto3" json:"schedule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateScheduleResponse) Reset() {
+	*x = UpdateScheduleResponse{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateScheduleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateScheduleResponse) ProtoMessage() {}
+
+func (x *UpdateScheduleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateScheduleResponse.ProtoReflect.Descriptor instead.
+func (*UpdateScheduleResponse) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *UpdateScheduleResponse) GetSchedule() *Schedule {
+	if x != nil {
+		return x.Schedule
+	}
+	return nil
+}
+
+// DeleteScheduleRequest names the schedule to remove.
+type DeleteScheduleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The schedule's name.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteScheduleRequest) Reset() {
+	*x = DeleteScheduleRequest{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteScheduleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteScheduleRequest) ProtoMessage() {}
+
+func (x *DeleteScheduleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteScheduleRequest.ProtoReflect.Descriptor instead.
+func (*DeleteScheduleRequest) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *DeleteScheduleRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// DeleteScheduleResponse is empty: the schedule is gone (NOT_FOUND when there was none).
+type DeleteScheduleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteScheduleResponse) Reset() {
+	*x = DeleteScheduleResponse{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteScheduleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteScheduleResponse) ProtoMessage() {}
+
+func (x *DeleteScheduleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteScheduleResponse.ProtoReflect.Descriptor instead.
+func (*DeleteScheduleResponse) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{42}
+}
+
+// PauseScheduleRequest names the schedule to pause.
+type PauseScheduleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The schedule's name.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseScheduleRequest) Reset() {
+	*x = PauseScheduleRequest{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseScheduleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseScheduleRequest) ProtoMessage() {}
+
+func (x *PauseScheduleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseScheduleRequest.ProtoReflect.Descriptor instead.
+func (*PauseScheduleRequest) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *PauseScheduleRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// PauseScheduleResponse says whether the call paused the schedule.
+type PauseScheduleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// False when it was paused already.
+	Changed       bool `protobuf:"varint,1,opt,name=changed,proto3" json:"changed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseScheduleResponse) Reset() {
+	*x = PauseScheduleResponse{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseScheduleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseScheduleResponse) ProtoMessage() {}
+
+func (x *PauseScheduleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseScheduleResponse.ProtoReflect.Descriptor instead.
+func (*PauseScheduleResponse) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *PauseScheduleResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
+// ResumeScheduleRequest names the schedule to resume.
+type ResumeScheduleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The schedule's name.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeScheduleRequest) Reset() {
+	*x = ResumeScheduleRequest{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeScheduleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeScheduleRequest) ProtoMessage() {}
+
+func (x *ResumeScheduleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeScheduleRequest.ProtoReflect.Descriptor instead.
+func (*ResumeScheduleRequest) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ResumeScheduleRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// ResumeScheduleResponse says whether the call resumed the schedule.
+type ResumeScheduleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// False when it was not paused.
+	Changed       bool `protobuf:"varint,1,opt,name=changed,proto3" json:"changed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeScheduleResponse) Reset() {
+	*x = ResumeScheduleResponse{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeScheduleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeScheduleResponse) ProtoMessage() {}
+
+func (x *ResumeScheduleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeScheduleResponse.ProtoReflect.Descriptor instead.
+func (*ResumeScheduleResponse) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ResumeScheduleResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
 // TokenInfo describes a token, never its secret.
 type TokenInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2019,7 +3053,7 @@ type TokenInfo struct {
 
 func (x *TokenInfo) Reset() {
 	*x = TokenInfo{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[31]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2031,7 +3065,7 @@ func (x *TokenInfo) String() string {
 func (*TokenInfo) ProtoMessage() {}
 
 func (x *TokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[31]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2044,7 +3078,7 @@ func (x *TokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenInfo.ProtoReflect.Descriptor instead.
 func (*TokenInfo) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{31}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *TokenInfo) GetTokenId() string {
@@ -2107,7 +3141,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[32]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2119,7 +3153,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[32]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2132,7 +3166,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{32}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CreateTokenRequest) GetName() string {
@@ -2176,7 +3210,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[33]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2188,7 +3222,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[33]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2201,7 +3235,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{33}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CreateTokenResponse) GetToken() string {
@@ -2227,7 +3261,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[34]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2239,7 +3273,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[34]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2252,7 +3286,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{34}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{50}
 }
 
 // ListTokensResponse holds every token (at most 10,000 exist), sorted by id.
@@ -2266,7 +3300,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[35]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2278,7 +3312,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[35]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2291,7 +3325,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{35}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListTokensResponse) GetTokens() []*TokenInfo {
@@ -2312,7 +3346,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[36]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2324,7 +3358,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[36]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2337,7 +3371,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{36}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RevokeTokenRequest) GetTokenId() string {
@@ -2356,7 +3390,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[37]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2368,7 +3402,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[37]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2381,7 +3415,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{37}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{53}
 }
 
 var File_jobqueue_v1_job_queue_service_proto protoreflect.FileDescriptor
@@ -2515,6 +3549,70 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x12ResumeQueueRequest\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\"/\n" +
 	"\x13ResumeQueueResponse\x12\x18\n" +
+	"\achanged\x18\x01 \x01(\bR\achanged\"\xca\x03\n" +
+	"\vJobTemplate\x12\x14\n" +
+	"\x05queue\x18\x01 \x01(\tR\x05queue\x121\n" +
+	"\apayload\x18\x02 \x01(\v2\x17.google.protobuf.StructR\apayload\x12#\n" +
+	"\rpayload_bytes\x18\x03 \x01(\fR\fpayloadBytes\x121\n" +
+	"\bpriority\x18\x04 \x01(\x0e2\x15.jobqueue.v1.PriorityR\bpriority\x12!\n" +
+	"\fmax_attempts\x18\a \x01(\x05R\vmaxAttempts\x124\n" +
+	"\abackoff\x18\b \x01(\v2\x1a.jobqueue.v1.BackoffPolicyR\abackoff\x12@\n" +
+	"\x0elease_duration\x18\n" +
+	" \x01(\v2\x19.google.protobuf.DurationR\rleaseDuration\x12B\n" +
+	"\bmetadata\x18\v \x03(\v2&.jobqueue.v1.JobTemplate.MetadataEntryR\bmetadata\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcb\x05\n" +
+	"\bSchedule\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x04cron\x18\x02 \x01(\tH\x00R\x04cron\x127\n" +
+	"\binterval\x18\x03 \x01(\v2\x19.google.protobuf.DurationH\x00R\binterval\x12\x1b\n" +
+	"\ttime_zone\x18\x04 \x01(\tR\btimeZone\x124\n" +
+	"\btemplate\x18\x05 \x01(\v2\x18.jobqueue.v1.JobTemplateR\btemplate\x129\n" +
+	"\n" +
+	"start_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x125\n" +
+	"\bcatch_up\x18\b \x01(\x0e2\x1a.jobqueue.v1.CatchUpPolicyR\acatchUp\x12$\n" +
+	"\x0ecatch_up_limit\x18\t \x01(\x05R\fcatchUpLimit\x12\x16\n" +
+	"\x06paused\x18\n" +
+	" \x01(\bR\x06paused\x12>\n" +
+	"\rnext_run_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\vnextRunTime\x12>\n" +
+	"\rlast_run_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\vlastRunTime\x12\x1e\n" +
+	"\vlast_job_id\x18\r \x01(\tR\tlastJobId\x12;\n" +
+	"\vcreate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTimeB\b\n" +
+	"\x06timing\"J\n" +
+	"\x15CreateScheduleRequest\x121\n" +
+	"\bschedule\x18\x01 \x01(\v2\x15.jobqueue.v1.ScheduleR\bschedule\"K\n" +
+	"\x16CreateScheduleResponse\x121\n" +
+	"\bschedule\x18\x01 \x01(\v2\x15.jobqueue.v1.ScheduleR\bschedule\"(\n" +
+	"\x12GetScheduleRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"H\n" +
+	"\x13GetScheduleResponse\x121\n" +
+	"\bschedule\x18\x01 \x01(\v2\x15.jobqueue.v1.ScheduleR\bschedule\"R\n" +
+	"\x14ListSchedulesRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"t\n" +
+	"\x15ListSchedulesResponse\x123\n" +
+	"\tschedules\x18\x01 \x03(\v2\x15.jobqueue.v1.ScheduleR\tschedules\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"J\n" +
+	"\x15UpdateScheduleRequest\x121\n" +
+	"\bschedule\x18\x01 \x01(\v2\x15.jobqueue.v1.ScheduleR\bschedule\"K\n" +
+	"\x16UpdateScheduleResponse\x121\n" +
+	"\bschedule\x18\x01 \x01(\v2\x15.jobqueue.v1.ScheduleR\bschedule\"+\n" +
+	"\x15DeleteScheduleRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x18\n" +
+	"\x16DeleteScheduleResponse\"*\n" +
+	"\x14PauseScheduleRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"1\n" +
+	"\x15PauseScheduleResponse\x12\x18\n" +
+	"\achanged\x18\x01 \x01(\bR\achanged\"+\n" +
+	"\x15ResumeScheduleRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"2\n" +
+	"\x16ResumeScheduleResponse\x12\x18\n" +
 	"\achanged\x18\x01 \x01(\bR\achanged\"\xf8\x01\n" +
 	"\tTokenInfo\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x12\n" +
@@ -2543,13 +3641,17 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x1dCONFIRMATION_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15CONFIRMATION_KIND_ACK\x10\x01\x12\x1a\n" +
 	"\x16CONFIRMATION_KIND_FAIL\x10\x02\x12\x1c\n" +
-	"\x18CONFIRMATION_KIND_EXTEND\x10\x03*m\n" +
+	"\x18CONFIRMATION_KIND_EXTEND\x10\x03*}\n" +
+	"\rCatchUpPolicy\x12\x1f\n" +
+	"\x1bCATCH_UP_POLICY_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14CATCH_UP_POLICY_SKIP\x10\x01\x12\x18\n" +
+	"\x14CATCH_UP_POLICY_ONCE\x10\x02\x12\x17\n" +
+	"\x13CATCH_UP_POLICY_ALL\x10\x03*m\n" +
 	"\tTokenRole\x12\x1a\n" +
 	"\x16TOKEN_ROLE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TOKEN_ROLE_PRODUCER\x10\x01\x12\x15\n" +
 	"\x11TOKEN_ROLE_WORKER\x10\x02\x12\x14\n" +
-	"\x10TOKEN_ROLE_ADMIN\x10\x032\x90\n" +
-	"\n" +
+	"\x10TOKEN_ROLE_ADMIN\x10\x032\x92\x0f\n" +
 	"\x0fJobQueueService\x12D\n" +
 	"\aEnqueue\x12\x1b.jobqueue.v1.EnqueueRequest\x1a\x1c.jobqueue.v1.EnqueueResponse\x12S\n" +
 	"\fEnqueueBatch\x12 .jobqueue.v1.EnqueueBatchRequest\x1a!.jobqueue.v1.EnqueueBatchResponse\x12Z\n" +
@@ -2565,7 +3667,14 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x05Retry\x12\x19.jobqueue.v1.RetryRequest\x1a\x1a.jobqueue.v1.RetryResponse\x12R\n" +
 	"\n" +
 	"PauseQueue\x12\x1e.jobqueue.v1.PauseQueueRequest\x1a\x1f.jobqueue.v1.PauseQueueResponse\"\x03\x90\x02\x02\x12U\n" +
-	"\vResumeQueue\x12\x1f.jobqueue.v1.ResumeQueueRequest\x1a .jobqueue.v1.ResumeQueueResponse\"\x03\x90\x02\x02\x12P\n" +
+	"\vResumeQueue\x12\x1f.jobqueue.v1.ResumeQueueRequest\x1a .jobqueue.v1.ResumeQueueResponse\"\x03\x90\x02\x02\x12Y\n" +
+	"\x0eCreateSchedule\x12\".jobqueue.v1.CreateScheduleRequest\x1a#.jobqueue.v1.CreateScheduleResponse\x12U\n" +
+	"\vGetSchedule\x12\x1f.jobqueue.v1.GetScheduleRequest\x1a .jobqueue.v1.GetScheduleResponse\"\x03\x90\x02\x01\x12[\n" +
+	"\rListSchedules\x12!.jobqueue.v1.ListSchedulesRequest\x1a\".jobqueue.v1.ListSchedulesResponse\"\x03\x90\x02\x01\x12Y\n" +
+	"\x0eUpdateSchedule\x12\".jobqueue.v1.UpdateScheduleRequest\x1a#.jobqueue.v1.UpdateScheduleResponse\x12Y\n" +
+	"\x0eDeleteSchedule\x12\".jobqueue.v1.DeleteScheduleRequest\x1a#.jobqueue.v1.DeleteScheduleResponse\x12[\n" +
+	"\rPauseSchedule\x12!.jobqueue.v1.PauseScheduleRequest\x1a\".jobqueue.v1.PauseScheduleResponse\"\x03\x90\x02\x02\x12^\n" +
+	"\x0eResumeSchedule\x12\".jobqueue.v1.ResumeScheduleRequest\x1a#.jobqueue.v1.ResumeScheduleResponse\"\x03\x90\x02\x02\x12P\n" +
 	"\vCreateToken\x12\x1f.jobqueue.v1.CreateTokenRequest\x1a .jobqueue.v1.CreateTokenResponse\x12R\n" +
 	"\n" +
 	"ListTokens\x12\x1e.jobqueue.v1.ListTokensRequest\x1a\x1f.jobqueue.v1.ListTokensResponse\"\x03\x90\x02\x01\x12P\n" +
@@ -2584,146 +3693,198 @@ func file_jobqueue_v1_job_queue_service_proto_rawDescGZIP() []byte {
 	return file_jobqueue_v1_job_queue_service_proto_rawDescData
 }
 
-var file_jobqueue_v1_job_queue_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_jobqueue_v1_job_queue_service_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_jobqueue_v1_job_queue_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_jobqueue_v1_job_queue_service_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_jobqueue_v1_job_queue_service_proto_goTypes = []any{
-	(ConfirmationKind)(0),         // 0: jobqueue.v1.ConfirmationKind
-	(TokenRole)(0),                // 1: jobqueue.v1.TokenRole
-	(*EnqueueRequest)(nil),        // 2: jobqueue.v1.EnqueueRequest
-	(*EnqueueResponse)(nil),       // 3: jobqueue.v1.EnqueueResponse
-	(*EnqueueBatchRequest)(nil),   // 4: jobqueue.v1.EnqueueBatchRequest
-	(*EnqueueBatchResponse)(nil),  // 5: jobqueue.v1.EnqueueBatchResponse
-	(*EnqueueStreamRequest)(nil),  // 6: jobqueue.v1.EnqueueStreamRequest
-	(*EnqueueStreamResponse)(nil), // 7: jobqueue.v1.EnqueueStreamResponse
-	(*GetStatusRequest)(nil),      // 8: jobqueue.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),     // 9: jobqueue.v1.GetStatusResponse
-	(*StatsRequest)(nil),          // 10: jobqueue.v1.StatsRequest
-	(*StatsResponse)(nil),         // 11: jobqueue.v1.StatsResponse
-	(*ListJobsRequest)(nil),       // 12: jobqueue.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),      // 13: jobqueue.v1.ListJobsResponse
-	(*Subscribe)(nil),             // 14: jobqueue.v1.Subscribe
-	(*LeaseRequest)(nil),          // 15: jobqueue.v1.LeaseRequest
-	(*LeasedJob)(nil),             // 16: jobqueue.v1.LeasedJob
-	(*Confirmation)(nil),          // 17: jobqueue.v1.Confirmation
-	(*LeaseResponse)(nil),         // 18: jobqueue.v1.LeaseResponse
-	(*AckRequest)(nil),            // 19: jobqueue.v1.AckRequest
-	(*AckResponse)(nil),           // 20: jobqueue.v1.AckResponse
-	(*FailRequest)(nil),           // 21: jobqueue.v1.FailRequest
-	(*FailResponse)(nil),          // 22: jobqueue.v1.FailResponse
-	(*ExtendRequest)(nil),         // 23: jobqueue.v1.ExtendRequest
-	(*ExtendResponse)(nil),        // 24: jobqueue.v1.ExtendResponse
-	(*CancelRequest)(nil),         // 25: jobqueue.v1.CancelRequest
-	(*CancelResponse)(nil),        // 26: jobqueue.v1.CancelResponse
-	(*RetryRequest)(nil),          // 27: jobqueue.v1.RetryRequest
-	(*RetryResponse)(nil),         // 28: jobqueue.v1.RetryResponse
-	(*PauseQueueRequest)(nil),     // 29: jobqueue.v1.PauseQueueRequest
-	(*PauseQueueResponse)(nil),    // 30: jobqueue.v1.PauseQueueResponse
-	(*ResumeQueueRequest)(nil),    // 31: jobqueue.v1.ResumeQueueRequest
-	(*ResumeQueueResponse)(nil),   // 32: jobqueue.v1.ResumeQueueResponse
-	(*TokenInfo)(nil),             // 33: jobqueue.v1.TokenInfo
-	(*CreateTokenRequest)(nil),    // 34: jobqueue.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),   // 35: jobqueue.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),     // 36: jobqueue.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),    // 37: jobqueue.v1.ListTokensResponse
-	(*RevokeTokenRequest)(nil),    // 38: jobqueue.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),   // 39: jobqueue.v1.RevokeTokenResponse
-	nil,                           // 40: jobqueue.v1.EnqueueRequest.MetadataEntry
-	(*structpb.Struct)(nil),       // 41: google.protobuf.Struct
-	(Priority)(0),                 // 42: jobqueue.v1.Priority
-	(*durationpb.Duration)(nil),   // 43: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 44: google.protobuf.Timestamp
-	(*BackoffPolicy)(nil),         // 45: jobqueue.v1.BackoffPolicy
-	(Durability)(0),               // 46: jobqueue.v1.Durability
-	(*status.Status)(nil),         // 47: google.rpc.Status
-	(*Job)(nil),                   // 48: jobqueue.v1.Job
-	(*QueueStats)(nil),            // 49: jobqueue.v1.QueueStats
-	(JobState)(0),                 // 50: jobqueue.v1.JobState
+	(ConfirmationKind)(0),          // 0: jobqueue.v1.ConfirmationKind
+	(CatchUpPolicy)(0),             // 1: jobqueue.v1.CatchUpPolicy
+	(TokenRole)(0),                 // 2: jobqueue.v1.TokenRole
+	(*EnqueueRequest)(nil),         // 3: jobqueue.v1.EnqueueRequest
+	(*EnqueueResponse)(nil),        // 4: jobqueue.v1.EnqueueResponse
+	(*EnqueueBatchRequest)(nil),    // 5: jobqueue.v1.EnqueueBatchRequest
+	(*EnqueueBatchResponse)(nil),   // 6: jobqueue.v1.EnqueueBatchResponse
+	(*EnqueueStreamRequest)(nil),   // 7: jobqueue.v1.EnqueueStreamRequest
+	(*EnqueueStreamResponse)(nil),  // 8: jobqueue.v1.EnqueueStreamResponse
+	(*GetStatusRequest)(nil),       // 9: jobqueue.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),      // 10: jobqueue.v1.GetStatusResponse
+	(*StatsRequest)(nil),           // 11: jobqueue.v1.StatsRequest
+	(*StatsResponse)(nil),          // 12: jobqueue.v1.StatsResponse
+	(*ListJobsRequest)(nil),        // 13: jobqueue.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),       // 14: jobqueue.v1.ListJobsResponse
+	(*Subscribe)(nil),              // 15: jobqueue.v1.Subscribe
+	(*LeaseRequest)(nil),           // 16: jobqueue.v1.LeaseRequest
+	(*LeasedJob)(nil),              // 17: jobqueue.v1.LeasedJob
+	(*Confirmation)(nil),           // 18: jobqueue.v1.Confirmation
+	(*LeaseResponse)(nil),          // 19: jobqueue.v1.LeaseResponse
+	(*AckRequest)(nil),             // 20: jobqueue.v1.AckRequest
+	(*AckResponse)(nil),            // 21: jobqueue.v1.AckResponse
+	(*FailRequest)(nil),            // 22: jobqueue.v1.FailRequest
+	(*FailResponse)(nil),           // 23: jobqueue.v1.FailResponse
+	(*ExtendRequest)(nil),          // 24: jobqueue.v1.ExtendRequest
+	(*ExtendResponse)(nil),         // 25: jobqueue.v1.ExtendResponse
+	(*CancelRequest)(nil),          // 26: jobqueue.v1.CancelRequest
+	(*CancelResponse)(nil),         // 27: jobqueue.v1.CancelResponse
+	(*RetryRequest)(nil),           // 28: jobqueue.v1.RetryRequest
+	(*RetryResponse)(nil),          // 29: jobqueue.v1.RetryResponse
+	(*PauseQueueRequest)(nil),      // 30: jobqueue.v1.PauseQueueRequest
+	(*PauseQueueResponse)(nil),     // 31: jobqueue.v1.PauseQueueResponse
+	(*ResumeQueueRequest)(nil),     // 32: jobqueue.v1.ResumeQueueRequest
+	(*ResumeQueueResponse)(nil),    // 33: jobqueue.v1.ResumeQueueResponse
+	(*JobTemplate)(nil),            // 34: jobqueue.v1.JobTemplate
+	(*Schedule)(nil),               // 35: jobqueue.v1.Schedule
+	(*CreateScheduleRequest)(nil),  // 36: jobqueue.v1.CreateScheduleRequest
+	(*CreateScheduleResponse)(nil), // 37: jobqueue.v1.CreateScheduleResponse
+	(*GetScheduleRequest)(nil),     // 38: jobqueue.v1.GetScheduleRequest
+	(*GetScheduleResponse)(nil),    // 39: jobqueue.v1.GetScheduleResponse
+	(*ListSchedulesRequest)(nil),   // 40: jobqueue.v1.ListSchedulesRequest
+	(*ListSchedulesResponse)(nil),  // 41: jobqueue.v1.ListSchedulesResponse
+	(*UpdateScheduleRequest)(nil),  // 42: jobqueue.v1.UpdateScheduleRequest
+	(*UpdateScheduleResponse)(nil), // 43: jobqueue.v1.UpdateScheduleResponse
+	(*DeleteScheduleRequest)(nil),  // 44: jobqueue.v1.DeleteScheduleRequest
+	(*DeleteScheduleResponse)(nil), // 45: jobqueue.v1.DeleteScheduleResponse
+	(*PauseScheduleRequest)(nil),   // 46: jobqueue.v1.PauseScheduleRequest
+	(*PauseScheduleResponse)(nil),  // 47: jobqueue.v1.PauseScheduleResponse
+	(*ResumeScheduleRequest)(nil),  // 48: jobqueue.v1.ResumeScheduleRequest
+	(*ResumeScheduleResponse)(nil), // 49: jobqueue.v1.ResumeScheduleResponse
+	(*TokenInfo)(nil),              // 50: jobqueue.v1.TokenInfo
+	(*CreateTokenRequest)(nil),     // 51: jobqueue.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),    // 52: jobqueue.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),      // 53: jobqueue.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),     // 54: jobqueue.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),     // 55: jobqueue.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),    // 56: jobqueue.v1.RevokeTokenResponse
+	nil,                            // 57: jobqueue.v1.EnqueueRequest.MetadataEntry
+	nil,                            // 58: jobqueue.v1.JobTemplate.MetadataEntry
+	(*structpb.Struct)(nil),        // 59: google.protobuf.Struct
+	(Priority)(0),                  // 60: jobqueue.v1.Priority
+	(*durationpb.Duration)(nil),    // 61: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),  // 62: google.protobuf.Timestamp
+	(*BackoffPolicy)(nil),          // 63: jobqueue.v1.BackoffPolicy
+	(Durability)(0),                // 64: jobqueue.v1.Durability
+	(*status.Status)(nil),          // 65: google.rpc.Status
+	(*Job)(nil),                    // 66: jobqueue.v1.Job
+	(*QueueStats)(nil),             // 67: jobqueue.v1.QueueStats
+	(JobState)(0),                  // 68: jobqueue.v1.JobState
 }
 var file_jobqueue_v1_job_queue_service_proto_depIdxs = []int32{
-	41, // 0: jobqueue.v1.EnqueueRequest.payload:type_name -> google.protobuf.Struct
-	42, // 1: jobqueue.v1.EnqueueRequest.priority:type_name -> jobqueue.v1.Priority
-	43, // 2: jobqueue.v1.EnqueueRequest.delay:type_name -> google.protobuf.Duration
-	44, // 3: jobqueue.v1.EnqueueRequest.schedule_time:type_name -> google.protobuf.Timestamp
-	45, // 4: jobqueue.v1.EnqueueRequest.backoff:type_name -> jobqueue.v1.BackoffPolicy
-	43, // 5: jobqueue.v1.EnqueueRequest.lease_duration:type_name -> google.protobuf.Duration
-	40, // 6: jobqueue.v1.EnqueueRequest.metadata:type_name -> jobqueue.v1.EnqueueRequest.MetadataEntry
-	46, // 7: jobqueue.v1.EnqueueRequest.durability:type_name -> jobqueue.v1.Durability
-	2,  // 8: jobqueue.v1.EnqueueBatchRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
-	46, // 9: jobqueue.v1.EnqueueBatchRequest.durability:type_name -> jobqueue.v1.Durability
-	3,  // 10: jobqueue.v1.EnqueueBatchResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
-	2,  // 11: jobqueue.v1.EnqueueStreamRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
-	46, // 12: jobqueue.v1.EnqueueStreamRequest.durability:type_name -> jobqueue.v1.Durability
-	3,  // 13: jobqueue.v1.EnqueueStreamResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
-	47, // 14: jobqueue.v1.EnqueueStreamResponse.error:type_name -> google.rpc.Status
-	48, // 15: jobqueue.v1.GetStatusResponse.job:type_name -> jobqueue.v1.Job
-	49, // 16: jobqueue.v1.StatsResponse.queues:type_name -> jobqueue.v1.QueueStats
-	50, // 17: jobqueue.v1.ListJobsRequest.state:type_name -> jobqueue.v1.JobState
-	48, // 18: jobqueue.v1.ListJobsResponse.jobs:type_name -> jobqueue.v1.Job
-	43, // 19: jobqueue.v1.Subscribe.lease_duration:type_name -> google.protobuf.Duration
-	14, // 20: jobqueue.v1.LeaseRequest.subscribe:type_name -> jobqueue.v1.Subscribe
-	19, // 21: jobqueue.v1.LeaseRequest.acks:type_name -> jobqueue.v1.AckRequest
-	21, // 22: jobqueue.v1.LeaseRequest.fails:type_name -> jobqueue.v1.FailRequest
-	23, // 23: jobqueue.v1.LeaseRequest.extends:type_name -> jobqueue.v1.ExtendRequest
-	48, // 24: jobqueue.v1.LeasedJob.job:type_name -> jobqueue.v1.Job
-	44, // 25: jobqueue.v1.LeasedJob.lease_expire_time:type_name -> google.protobuf.Timestamp
-	47, // 26: jobqueue.v1.Confirmation.status:type_name -> google.rpc.Status
+	59, // 0: jobqueue.v1.EnqueueRequest.payload:type_name -> google.protobuf.Struct
+	60, // 1: jobqueue.v1.EnqueueRequest.priority:type_name -> jobqueue.v1.Priority
+	61, // 2: jobqueue.v1.EnqueueRequest.delay:type_name -> google.protobuf.Duration
+	62, // 3: jobqueue.v1.EnqueueRequest.schedule_time:type_name -> google.protobuf.Timestamp
+	63, // 4: jobqueue.v1.EnqueueRequest.backoff:type_name -> jobqueue.v1.BackoffPolicy
+	61, // 5: jobqueue.v1.EnqueueRequest.lease_duration:type_name -> google.protobuf.Duration
+	57, // 6: jobqueue.v1.EnqueueRequest.metadata:type_name -> jobqueue.v1.EnqueueRequest.MetadataEntry
+	64, // 7: jobqueue.v1.EnqueueRequest.durability:type_name -> jobqueue.v1.Durability
+	3,  // 8: jobqueue.v1.EnqueueBatchRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
+	64, // 9: jobqueue.v1.EnqueueBatchRequest.durability:type_name -> jobqueue.v1.Durability
+	4,  // 10: jobqueue.v1.EnqueueBatchResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
+	3,  // 11: jobqueue.v1.EnqueueStreamRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
+	64, // 12: jobqueue.v1.EnqueueStreamRequest.durability:type_name -> jobqueue.v1.Durability
+	4,  // 13: jobqueue.v1.EnqueueStreamResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
+	65, // 14: jobqueue.v1.EnqueueStreamResponse.error:type_name -> google.rpc.Status
+	66, // 15: jobqueue.v1.GetStatusResponse.job:type_name -> jobqueue.v1.Job
+	67, // 16: jobqueue.v1.StatsResponse.queues:type_name -> jobqueue.v1.QueueStats
+	68, // 17: jobqueue.v1.ListJobsRequest.state:type_name -> jobqueue.v1.JobState
+	66, // 18: jobqueue.v1.ListJobsResponse.jobs:type_name -> jobqueue.v1.Job
+	61, // 19: jobqueue.v1.Subscribe.lease_duration:type_name -> google.protobuf.Duration
+	15, // 20: jobqueue.v1.LeaseRequest.subscribe:type_name -> jobqueue.v1.Subscribe
+	20, // 21: jobqueue.v1.LeaseRequest.acks:type_name -> jobqueue.v1.AckRequest
+	22, // 22: jobqueue.v1.LeaseRequest.fails:type_name -> jobqueue.v1.FailRequest
+	24, // 23: jobqueue.v1.LeaseRequest.extends:type_name -> jobqueue.v1.ExtendRequest
+	66, // 24: jobqueue.v1.LeasedJob.job:type_name -> jobqueue.v1.Job
+	62, // 25: jobqueue.v1.LeasedJob.lease_expire_time:type_name -> google.protobuf.Timestamp
+	65, // 26: jobqueue.v1.Confirmation.status:type_name -> google.rpc.Status
 	0,  // 27: jobqueue.v1.Confirmation.kind:type_name -> jobqueue.v1.ConfirmationKind
-	44, // 28: jobqueue.v1.Confirmation.lease_expire_time:type_name -> google.protobuf.Timestamp
-	16, // 29: jobqueue.v1.LeaseResponse.jobs:type_name -> jobqueue.v1.LeasedJob
-	17, // 30: jobqueue.v1.LeaseResponse.confirmations:type_name -> jobqueue.v1.Confirmation
-	41, // 31: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
-	46, // 32: jobqueue.v1.AckRequest.durability:type_name -> jobqueue.v1.Durability
-	43, // 33: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
-	50, // 34: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
-	44, // 35: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
-	43, // 36: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
-	44, // 37: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	1,  // 38: jobqueue.v1.TokenInfo.role:type_name -> jobqueue.v1.TokenRole
-	44, // 39: jobqueue.v1.TokenInfo.create_time:type_name -> google.protobuf.Timestamp
-	44, // 40: jobqueue.v1.TokenInfo.expire_time:type_name -> google.protobuf.Timestamp
-	1,  // 41: jobqueue.v1.CreateTokenRequest.role:type_name -> jobqueue.v1.TokenRole
-	43, // 42: jobqueue.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	33, // 43: jobqueue.v1.CreateTokenResponse.info:type_name -> jobqueue.v1.TokenInfo
-	33, // 44: jobqueue.v1.ListTokensResponse.tokens:type_name -> jobqueue.v1.TokenInfo
-	2,  // 45: jobqueue.v1.JobQueueService.Enqueue:input_type -> jobqueue.v1.EnqueueRequest
-	4,  // 46: jobqueue.v1.JobQueueService.EnqueueBatch:input_type -> jobqueue.v1.EnqueueBatchRequest
-	6,  // 47: jobqueue.v1.JobQueueService.EnqueueStream:input_type -> jobqueue.v1.EnqueueStreamRequest
-	8,  // 48: jobqueue.v1.JobQueueService.GetStatus:input_type -> jobqueue.v1.GetStatusRequest
-	10, // 49: jobqueue.v1.JobQueueService.Stats:input_type -> jobqueue.v1.StatsRequest
-	12, // 50: jobqueue.v1.JobQueueService.ListJobs:input_type -> jobqueue.v1.ListJobsRequest
-	15, // 51: jobqueue.v1.JobQueueService.Lease:input_type -> jobqueue.v1.LeaseRequest
-	19, // 52: jobqueue.v1.JobQueueService.Ack:input_type -> jobqueue.v1.AckRequest
-	21, // 53: jobqueue.v1.JobQueueService.Fail:input_type -> jobqueue.v1.FailRequest
-	23, // 54: jobqueue.v1.JobQueueService.Extend:input_type -> jobqueue.v1.ExtendRequest
-	25, // 55: jobqueue.v1.JobQueueService.Cancel:input_type -> jobqueue.v1.CancelRequest
-	27, // 56: jobqueue.v1.JobQueueService.Retry:input_type -> jobqueue.v1.RetryRequest
-	29, // 57: jobqueue.v1.JobQueueService.PauseQueue:input_type -> jobqueue.v1.PauseQueueRequest
-	31, // 58: jobqueue.v1.JobQueueService.ResumeQueue:input_type -> jobqueue.v1.ResumeQueueRequest
-	34, // 59: jobqueue.v1.JobQueueService.CreateToken:input_type -> jobqueue.v1.CreateTokenRequest
-	36, // 60: jobqueue.v1.JobQueueService.ListTokens:input_type -> jobqueue.v1.ListTokensRequest
-	38, // 61: jobqueue.v1.JobQueueService.RevokeToken:input_type -> jobqueue.v1.RevokeTokenRequest
-	3,  // 62: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
-	5,  // 63: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
-	7,  // 64: jobqueue.v1.JobQueueService.EnqueueStream:output_type -> jobqueue.v1.EnqueueStreamResponse
-	9,  // 65: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
-	11, // 66: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
-	13, // 67: jobqueue.v1.JobQueueService.ListJobs:output_type -> jobqueue.v1.ListJobsResponse
-	18, // 68: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
-	20, // 69: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
-	22, // 70: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
-	24, // 71: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
-	26, // 72: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
-	28, // 73: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
-	30, // 74: jobqueue.v1.JobQueueService.PauseQueue:output_type -> jobqueue.v1.PauseQueueResponse
-	32, // 75: jobqueue.v1.JobQueueService.ResumeQueue:output_type -> jobqueue.v1.ResumeQueueResponse
-	35, // 76: jobqueue.v1.JobQueueService.CreateToken:output_type -> jobqueue.v1.CreateTokenResponse
-	37, // 77: jobqueue.v1.JobQueueService.ListTokens:output_type -> jobqueue.v1.ListTokensResponse
-	39, // 78: jobqueue.v1.JobQueueService.RevokeToken:output_type -> jobqueue.v1.RevokeTokenResponse
-	62, // [62:79] is the sub-list for method output_type
-	45, // [45:62] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	62, // 28: jobqueue.v1.Confirmation.lease_expire_time:type_name -> google.protobuf.Timestamp
+	17, // 29: jobqueue.v1.LeaseResponse.jobs:type_name -> jobqueue.v1.LeasedJob
+	18, // 30: jobqueue.v1.LeaseResponse.confirmations:type_name -> jobqueue.v1.Confirmation
+	59, // 31: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
+	64, // 32: jobqueue.v1.AckRequest.durability:type_name -> jobqueue.v1.Durability
+	61, // 33: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
+	68, // 34: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
+	62, // 35: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
+	61, // 36: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
+	62, // 37: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	59, // 38: jobqueue.v1.JobTemplate.payload:type_name -> google.protobuf.Struct
+	60, // 39: jobqueue.v1.JobTemplate.priority:type_name -> jobqueue.v1.Priority
+	63, // 40: jobqueue.v1.JobTemplate.backoff:type_name -> jobqueue.v1.BackoffPolicy
+	61, // 41: jobqueue.v1.JobTemplate.lease_duration:type_name -> google.protobuf.Duration
+	58, // 42: jobqueue.v1.JobTemplate.metadata:type_name -> jobqueue.v1.JobTemplate.MetadataEntry
+	61, // 43: jobqueue.v1.Schedule.interval:type_name -> google.protobuf.Duration
+	34, // 44: jobqueue.v1.Schedule.template:type_name -> jobqueue.v1.JobTemplate
+	62, // 45: jobqueue.v1.Schedule.start_time:type_name -> google.protobuf.Timestamp
+	62, // 46: jobqueue.v1.Schedule.end_time:type_name -> google.protobuf.Timestamp
+	1,  // 47: jobqueue.v1.Schedule.catch_up:type_name -> jobqueue.v1.CatchUpPolicy
+	62, // 48: jobqueue.v1.Schedule.next_run_time:type_name -> google.protobuf.Timestamp
+	62, // 49: jobqueue.v1.Schedule.last_run_time:type_name -> google.protobuf.Timestamp
+	62, // 50: jobqueue.v1.Schedule.create_time:type_name -> google.protobuf.Timestamp
+	62, // 51: jobqueue.v1.Schedule.update_time:type_name -> google.protobuf.Timestamp
+	35, // 52: jobqueue.v1.CreateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
+	35, // 53: jobqueue.v1.CreateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
+	35, // 54: jobqueue.v1.GetScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
+	35, // 55: jobqueue.v1.ListSchedulesResponse.schedules:type_name -> jobqueue.v1.Schedule
+	35, // 56: jobqueue.v1.UpdateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
+	35, // 57: jobqueue.v1.UpdateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
+	2,  // 58: jobqueue.v1.TokenInfo.role:type_name -> jobqueue.v1.TokenRole
+	62, // 59: jobqueue.v1.TokenInfo.create_time:type_name -> google.protobuf.Timestamp
+	62, // 60: jobqueue.v1.TokenInfo.expire_time:type_name -> google.protobuf.Timestamp
+	2,  // 61: jobqueue.v1.CreateTokenRequest.role:type_name -> jobqueue.v1.TokenRole
+	61, // 62: jobqueue.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	50, // 63: jobqueue.v1.CreateTokenResponse.info:type_name -> jobqueue.v1.TokenInfo
+	50, // 64: jobqueue.v1.ListTokensResponse.tokens:type_name -> jobqueue.v1.TokenInfo
+	3,  // 65: jobqueue.v1.JobQueueService.Enqueue:input_type -> jobqueue.v1.EnqueueRequest
+	5,  // 66: jobqueue.v1.JobQueueService.EnqueueBatch:input_type -> jobqueue.v1.EnqueueBatchRequest
+	7,  // 67: jobqueue.v1.JobQueueService.EnqueueStream:input_type -> jobqueue.v1.EnqueueStreamRequest
+	9,  // 68: jobqueue.v1.JobQueueService.GetStatus:input_type -> jobqueue.v1.GetStatusRequest
+	11, // 69: jobqueue.v1.JobQueueService.Stats:input_type -> jobqueue.v1.StatsRequest
+	13, // 70: jobqueue.v1.JobQueueService.ListJobs:input_type -> jobqueue.v1.ListJobsRequest
+	16, // 71: jobqueue.v1.JobQueueService.Lease:input_type -> jobqueue.v1.LeaseRequest
+	20, // 72: jobqueue.v1.JobQueueService.Ack:input_type -> jobqueue.v1.AckRequest
+	22, // 73: jobqueue.v1.JobQueueService.Fail:input_type -> jobqueue.v1.FailRequest
+	24, // 74: jobqueue.v1.JobQueueService.Extend:input_type -> jobqueue.v1.ExtendRequest
+	26, // 75: jobqueue.v1.JobQueueService.Cancel:input_type -> jobqueue.v1.CancelRequest
+	28, // 76: jobqueue.v1.JobQueueService.Retry:input_type -> jobqueue.v1.RetryRequest
+	30, // 77: jobqueue.v1.JobQueueService.PauseQueue:input_type -> jobqueue.v1.PauseQueueRequest
+	32, // 78: jobqueue.v1.JobQueueService.ResumeQueue:input_type -> jobqueue.v1.ResumeQueueRequest
+	36, // 79: jobqueue.v1.JobQueueService.CreateSchedule:input_type -> jobqueue.v1.CreateScheduleRequest
+	38, // 80: jobqueue.v1.JobQueueService.GetSchedule:input_type -> jobqueue.v1.GetScheduleRequest
+	40, // 81: jobqueue.v1.JobQueueService.ListSchedules:input_type -> jobqueue.v1.ListSchedulesRequest
+	42, // 82: jobqueue.v1.JobQueueService.UpdateSchedule:input_type -> jobqueue.v1.UpdateScheduleRequest
+	44, // 83: jobqueue.v1.JobQueueService.DeleteSchedule:input_type -> jobqueue.v1.DeleteScheduleRequest
+	46, // 84: jobqueue.v1.JobQueueService.PauseSchedule:input_type -> jobqueue.v1.PauseScheduleRequest
+	48, // 85: jobqueue.v1.JobQueueService.ResumeSchedule:input_type -> jobqueue.v1.ResumeScheduleRequest
+	51, // 86: jobqueue.v1.JobQueueService.CreateToken:input_type -> jobqueue.v1.CreateTokenRequest
+	53, // 87: jobqueue.v1.JobQueueService.ListTokens:input_type -> jobqueue.v1.ListTokensRequest
+	55, // 88: jobqueue.v1.JobQueueService.RevokeToken:input_type -> jobqueue.v1.RevokeTokenRequest
+	4,  // 89: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
+	6,  // 90: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
+	8,  // 91: jobqueue.v1.JobQueueService.EnqueueStream:output_type -> jobqueue.v1.EnqueueStreamResponse
+	10, // 92: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
+	12, // 93: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
+	14, // 94: jobqueue.v1.JobQueueService.ListJobs:output_type -> jobqueue.v1.ListJobsResponse
+	19, // 95: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
+	21, // 96: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
+	23, // 97: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
+	25, // 98: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
+	27, // 99: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
+	29, // 100: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
+	31, // 101: jobqueue.v1.JobQueueService.PauseQueue:output_type -> jobqueue.v1.PauseQueueResponse
+	33, // 102: jobqueue.v1.JobQueueService.ResumeQueue:output_type -> jobqueue.v1.ResumeQueueResponse
+	37, // 103: jobqueue.v1.JobQueueService.CreateSchedule:output_type -> jobqueue.v1.CreateScheduleResponse
+	39, // 104: jobqueue.v1.JobQueueService.GetSchedule:output_type -> jobqueue.v1.GetScheduleResponse
+	41, // 105: jobqueue.v1.JobQueueService.ListSchedules:output_type -> jobqueue.v1.ListSchedulesResponse
+	43, // 106: jobqueue.v1.JobQueueService.UpdateSchedule:output_type -> jobqueue.v1.UpdateScheduleResponse
+	45, // 107: jobqueue.v1.JobQueueService.DeleteSchedule:output_type -> jobqueue.v1.DeleteScheduleResponse
+	47, // 108: jobqueue.v1.JobQueueService.PauseSchedule:output_type -> jobqueue.v1.PauseScheduleResponse
+	49, // 109: jobqueue.v1.JobQueueService.ResumeSchedule:output_type -> jobqueue.v1.ResumeScheduleResponse
+	52, // 110: jobqueue.v1.JobQueueService.CreateToken:output_type -> jobqueue.v1.CreateTokenResponse
+	54, // 111: jobqueue.v1.JobQueueService.ListTokens:output_type -> jobqueue.v1.ListTokensResponse
+	56, // 112: jobqueue.v1.JobQueueService.RevokeToken:output_type -> jobqueue.v1.RevokeTokenResponse
+	89, // [89:113] is the sub-list for method output_type
+	65, // [65:89] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_jobqueue_v1_job_queue_service_proto_init() }
@@ -2732,13 +3893,17 @@ func file_jobqueue_v1_job_queue_service_proto_init() {
 		return
 	}
 	file_jobqueue_v1_job_proto_init()
+	file_jobqueue_v1_job_queue_service_proto_msgTypes[32].OneofWrappers = []any{
+		(*Schedule_Cron)(nil),
+		(*Schedule_Interval)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jobqueue_v1_job_queue_service_proto_rawDesc), len(file_jobqueue_v1_job_queue_service_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   39,
+			NumEnums:      3,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,23 +19,30 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	JobQueueService_Enqueue_FullMethodName       = "/jobqueue.v1.JobQueueService/Enqueue"
-	JobQueueService_EnqueueBatch_FullMethodName  = "/jobqueue.v1.JobQueueService/EnqueueBatch"
-	JobQueueService_EnqueueStream_FullMethodName = "/jobqueue.v1.JobQueueService/EnqueueStream"
-	JobQueueService_GetStatus_FullMethodName     = "/jobqueue.v1.JobQueueService/GetStatus"
-	JobQueueService_Stats_FullMethodName         = "/jobqueue.v1.JobQueueService/Stats"
-	JobQueueService_ListJobs_FullMethodName      = "/jobqueue.v1.JobQueueService/ListJobs"
-	JobQueueService_Lease_FullMethodName         = "/jobqueue.v1.JobQueueService/Lease"
-	JobQueueService_Ack_FullMethodName           = "/jobqueue.v1.JobQueueService/Ack"
-	JobQueueService_Fail_FullMethodName          = "/jobqueue.v1.JobQueueService/Fail"
-	JobQueueService_Extend_FullMethodName        = "/jobqueue.v1.JobQueueService/Extend"
-	JobQueueService_Cancel_FullMethodName        = "/jobqueue.v1.JobQueueService/Cancel"
-	JobQueueService_Retry_FullMethodName         = "/jobqueue.v1.JobQueueService/Retry"
-	JobQueueService_PauseQueue_FullMethodName    = "/jobqueue.v1.JobQueueService/PauseQueue"
-	JobQueueService_ResumeQueue_FullMethodName   = "/jobqueue.v1.JobQueueService/ResumeQueue"
-	JobQueueService_CreateToken_FullMethodName   = "/jobqueue.v1.JobQueueService/CreateToken"
-	JobQueueService_ListTokens_FullMethodName    = "/jobqueue.v1.JobQueueService/ListTokens"
-	JobQueueService_RevokeToken_FullMethodName   = "/jobqueue.v1.JobQueueService/RevokeToken"
+	JobQueueService_Enqueue_FullMethodName        = "/jobqueue.v1.JobQueueService/Enqueue"
+	JobQueueService_EnqueueBatch_FullMethodName   = "/jobqueue.v1.JobQueueService/EnqueueBatch"
+	JobQueueService_EnqueueStream_FullMethodName  = "/jobqueue.v1.JobQueueService/EnqueueStream"
+	JobQueueService_GetStatus_FullMethodName      = "/jobqueue.v1.JobQueueService/GetStatus"
+	JobQueueService_Stats_FullMethodName          = "/jobqueue.v1.JobQueueService/Stats"
+	JobQueueService_ListJobs_FullMethodName       = "/jobqueue.v1.JobQueueService/ListJobs"
+	JobQueueService_Lease_FullMethodName          = "/jobqueue.v1.JobQueueService/Lease"
+	JobQueueService_Ack_FullMethodName            = "/jobqueue.v1.JobQueueService/Ack"
+	JobQueueService_Fail_FullMethodName           = "/jobqueue.v1.JobQueueService/Fail"
+	JobQueueService_Extend_FullMethodName         = "/jobqueue.v1.JobQueueService/Extend"
+	JobQueueService_Cancel_FullMethodName         = "/jobqueue.v1.JobQueueService/Cancel"
+	JobQueueService_Retry_FullMethodName          = "/jobqueue.v1.JobQueueService/Retry"
+	JobQueueService_PauseQueue_FullMethodName     = "/jobqueue.v1.JobQueueService/PauseQueue"
+	JobQueueService_ResumeQueue_FullMethodName    = "/jobqueue.v1.JobQueueService/ResumeQueue"
+	JobQueueService_CreateSchedule_FullMethodName = "/jobqueue.v1.JobQueueService/CreateSchedule"
+	JobQueueService_GetSchedule_FullMethodName    = "/jobqueue.v1.JobQueueService/GetSchedule"
+	JobQueueService_ListSchedules_FullMethodName  = "/jobqueue.v1.JobQueueService/ListSchedules"
+	JobQueueService_UpdateSchedule_FullMethodName = "/jobqueue.v1.JobQueueService/UpdateSchedule"
+	JobQueueService_DeleteSchedule_FullMethodName = "/jobqueue.v1.JobQueueService/DeleteSchedule"
+	JobQueueService_PauseSchedule_FullMethodName  = "/jobqueue.v1.JobQueueService/PauseSchedule"
+	JobQueueService_ResumeSchedule_FullMethodName = "/jobqueue.v1.JobQueueService/ResumeSchedule"
+	JobQueueService_CreateToken_FullMethodName    = "/jobqueue.v1.JobQueueService/CreateToken"
+	JobQueueService_ListTokens_FullMethodName     = "/jobqueue.v1.JobQueueService/ListTokens"
+	JobQueueService_RevokeToken_FullMethodName    = "/jobqueue.v1.JobQueueService/RevokeToken"
 )
 
 // JobQueueServiceClient is the client API for JobQueueService service.
@@ -109,6 +116,28 @@ type JobQueueServiceClient interface {
 	// ResumeQueue lets a paused queue's jobs be leased again, and wakes the workers waiting on
 	// it (admin role). Resuming a running queue changes nothing.
 	ResumeQueue(ctx context.Context, in *ResumeQueueRequest, opts ...grpc.CallOption) (*ResumeQueueResponse, error)
+	// CreateSchedule adds a recurring job: a named schedule that makes one job from its
+	// template at each tick of a cron expression or a fixed interval, on whichever server
+	// notices the tick first, and exactly one per tick however many servers run
+	// (docs/schedules.md). ALREADY_EXISTS (SCHEDULE_EXISTS) when the name is taken. Schedule
+	// methods need an admin token whose patterns include `*`.
+	CreateSchedule(ctx context.Context, in *CreateScheduleRequest, opts ...grpc.CallOption) (*CreateScheduleResponse, error)
+	// GetSchedule returns a schedule with its next and last run.
+	GetSchedule(ctx context.Context, in *GetScheduleRequest, opts ...grpc.CallOption) (*GetScheduleResponse, error)
+	// ListSchedules pages through the schedules, sorted by name.
+	ListSchedules(ctx context.Context, in *ListSchedulesRequest, opts ...grpc.CallOption) (*ListSchedulesResponse, error)
+	// UpdateSchedule replaces a schedule's definition (every field a client sets), keeping
+	// its name, its paused state and its last run; ticks are counted anew from the later of
+	// now and the last run.
+	UpdateSchedule(ctx context.Context, in *UpdateScheduleRequest, opts ...grpc.CallOption) (*UpdateScheduleResponse, error)
+	// DeleteSchedule removes a schedule; the jobs it made stay.
+	DeleteSchedule(ctx context.Context, in *DeleteScheduleRequest, opts ...grpc.CallOption) (*DeleteScheduleResponse, error)
+	// PauseSchedule stops a schedule's ticks until ResumeSchedule. Pausing a paused schedule
+	// changes nothing.
+	PauseSchedule(ctx context.Context, in *PauseScheduleRequest, opts ...grpc.CallOption) (*PauseScheduleResponse, error)
+	// ResumeSchedule starts a paused schedule again from its next tick after now: the ticks
+	// that passed while it was paused are not made up.
+	ResumeSchedule(ctx context.Context, in *ResumeScheduleRequest, opts ...grpc.CallOption) (*ResumeScheduleResponse, error)
 	// CreateToken issues an API token (admin role). The secret is in the response only: the
 	// server stores its SHA-256 hash. Tokens matter when the server runs with `--auth`; every
 	// call then sends one as `authorization: Bearer <token>` metadata.
@@ -274,6 +303,76 @@ func (c *jobQueueServiceClient) ResumeQueue(ctx context.Context, in *ResumeQueue
 	return out, nil
 }
 
+func (c *jobQueueServiceClient) CreateSchedule(ctx context.Context, in *CreateScheduleRequest, opts ...grpc.CallOption) (*CreateScheduleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateScheduleResponse)
+	err := c.cc.Invoke(ctx, JobQueueService_CreateSchedule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobQueueServiceClient) GetSchedule(ctx context.Context, in *GetScheduleRequest, opts ...grpc.CallOption) (*GetScheduleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetScheduleResponse)
+	err := c.cc.Invoke(ctx, JobQueueService_GetSchedule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobQueueServiceClient) ListSchedules(ctx context.Context, in *ListSchedulesRequest, opts ...grpc.CallOption) (*ListSchedulesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSchedulesResponse)
+	err := c.cc.Invoke(ctx, JobQueueService_ListSchedules_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobQueueServiceClient) UpdateSchedule(ctx context.Context, in *UpdateScheduleRequest, opts ...grpc.CallOption) (*UpdateScheduleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateScheduleResponse)
+	err := c.cc.Invoke(ctx, JobQueueService_UpdateSchedule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobQueueServiceClient) DeleteSchedule(ctx context.Context, in *DeleteScheduleRequest, opts ...grpc.CallOption) (*DeleteScheduleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteScheduleResponse)
+	err := c.cc.Invoke(ctx, JobQueueService_DeleteSchedule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobQueueServiceClient) PauseSchedule(ctx context.Context, in *PauseScheduleRequest, opts ...grpc.CallOption) (*PauseScheduleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PauseScheduleResponse)
+	err := c.cc.Invoke(ctx, JobQueueService_PauseSchedule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobQueueServiceClient) ResumeSchedule(ctx context.Context, in *ResumeScheduleRequest, opts ...grpc.CallOption) (*ResumeScheduleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResumeScheduleResponse)
+	err := c.cc.Invoke(ctx, JobQueueService_ResumeSchedule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *jobQueueServiceClient) CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateTokenResponse)
@@ -375,6 +474,28 @@ type JobQueueServiceServer interface {
 	// ResumeQueue lets a paused queue's jobs be leased again, and wakes the workers waiting on
 	// it (admin role). Resuming a running queue changes nothing.
 	ResumeQueue(context.Context, *ResumeQueueRequest) (*ResumeQueueResponse, error)
+	// CreateSchedule adds a recurring job: a named schedule that makes one job from its
+	// template at each tick of a cron expression or a fixed interval, on whichever server
+	// notices the tick first, and exactly one per tick however many servers run
+	// (docs/schedules.md). ALREADY_EXISTS (SCHEDULE_EXISTS) when the name is taken. Schedule
+	// methods need an admin token whose patterns include `*`.
+	CreateSchedule(context.Context, *CreateScheduleRequest) (*CreateScheduleResponse, error)
+	// GetSchedule returns a schedule with its next and last run.
+	GetSchedule(context.Context, *GetScheduleRequest) (*GetScheduleResponse, error)
+	// ListSchedules pages through the schedules, sorted by name.
+	ListSchedules(context.Context, *ListSchedulesRequest) (*ListSchedulesResponse, error)
+	// UpdateSchedule replaces a schedule's definition (every field a client sets), keeping
+	// its name, its paused state and its last run; ticks are counted anew from the later of
+	// now and the last run.
+	UpdateSchedule(context.Context, *UpdateScheduleRequest) (*UpdateScheduleResponse, error)
+	// DeleteSchedule removes a schedule; the jobs it made stay.
+	DeleteSchedule(context.Context, *DeleteScheduleRequest) (*DeleteScheduleResponse, error)
+	// PauseSchedule stops a schedule's ticks until ResumeSchedule. Pausing a paused schedule
+	// changes nothing.
+	PauseSchedule(context.Context, *PauseScheduleRequest) (*PauseScheduleResponse, error)
+	// ResumeSchedule starts a paused schedule again from its next tick after now: the ticks
+	// that passed while it was paused are not made up.
+	ResumeSchedule(context.Context, *ResumeScheduleRequest) (*ResumeScheduleResponse, error)
 	// CreateToken issues an API token (admin role). The secret is in the response only: the
 	// server stores its SHA-256 hash. Tokens matter when the server runs with `--auth`; every
 	// call then sends one as `authorization: Bearer <token>` metadata.
@@ -435,6 +556,27 @@ func (UnimplementedJobQueueServiceServer) PauseQueue(context.Context, *PauseQueu
 }
 func (UnimplementedJobQueueServiceServer) ResumeQueue(context.Context, *ResumeQueueRequest) (*ResumeQueueResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResumeQueue not implemented")
+}
+func (UnimplementedJobQueueServiceServer) CreateSchedule(context.Context, *CreateScheduleRequest) (*CreateScheduleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateSchedule not implemented")
+}
+func (UnimplementedJobQueueServiceServer) GetSchedule(context.Context, *GetScheduleRequest) (*GetScheduleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSchedule not implemented")
+}
+func (UnimplementedJobQueueServiceServer) ListSchedules(context.Context, *ListSchedulesRequest) (*ListSchedulesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSchedules not implemented")
+}
+func (UnimplementedJobQueueServiceServer) UpdateSchedule(context.Context, *UpdateScheduleRequest) (*UpdateScheduleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateSchedule not implemented")
+}
+func (UnimplementedJobQueueServiceServer) DeleteSchedule(context.Context, *DeleteScheduleRequest) (*DeleteScheduleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSchedule not implemented")
+}
+func (UnimplementedJobQueueServiceServer) PauseSchedule(context.Context, *PauseScheduleRequest) (*PauseScheduleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PauseSchedule not implemented")
+}
+func (UnimplementedJobQueueServiceServer) ResumeSchedule(context.Context, *ResumeScheduleRequest) (*ResumeScheduleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumeSchedule not implemented")
 }
 func (UnimplementedJobQueueServiceServer) CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateToken not implemented")
@@ -696,6 +838,132 @@ func _JobQueueService_ResumeQueue_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobQueueService_CreateSchedule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateScheduleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobQueueServiceServer).CreateSchedule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobQueueService_CreateSchedule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobQueueServiceServer).CreateSchedule(ctx, req.(*CreateScheduleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobQueueService_GetSchedule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetScheduleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobQueueServiceServer).GetSchedule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobQueueService_GetSchedule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobQueueServiceServer).GetSchedule(ctx, req.(*GetScheduleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobQueueService_ListSchedules_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSchedulesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobQueueServiceServer).ListSchedules(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobQueueService_ListSchedules_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobQueueServiceServer).ListSchedules(ctx, req.(*ListSchedulesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobQueueService_UpdateSchedule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateScheduleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobQueueServiceServer).UpdateSchedule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobQueueService_UpdateSchedule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobQueueServiceServer).UpdateSchedule(ctx, req.(*UpdateScheduleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobQueueService_DeleteSchedule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteScheduleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobQueueServiceServer).DeleteSchedule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobQueueService_DeleteSchedule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobQueueServiceServer).DeleteSchedule(ctx, req.(*DeleteScheduleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobQueueService_PauseSchedule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PauseScheduleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobQueueServiceServer).PauseSchedule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobQueueService_PauseSchedule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobQueueServiceServer).PauseSchedule(ctx, req.(*PauseScheduleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobQueueService_ResumeSchedule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResumeScheduleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobQueueServiceServer).ResumeSchedule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobQueueService_ResumeSchedule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobQueueServiceServer).ResumeSchedule(ctx, req.(*ResumeScheduleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _JobQueueService_CreateToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateTokenRequest)
 	if err := dec(in); err != nil {
@@ -804,6 +1072,34 @@ var JobQueueService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResumeQueue",
 			Handler:    _JobQueueService_ResumeQueue_Handler,
+		},
+		{
+			MethodName: "CreateSchedule",
+			Handler:    _JobQueueService_CreateSchedule_Handler,
+		},
+		{
+			MethodName: "GetSchedule",
+			Handler:    _JobQueueService_GetSchedule_Handler,
+		},
+		{
+			MethodName: "ListSchedules",
+			Handler:    _JobQueueService_ListSchedules_Handler,
+		},
+		{
+			MethodName: "UpdateSchedule",
+			Handler:    _JobQueueService_UpdateSchedule_Handler,
+		},
+		{
+			MethodName: "DeleteSchedule",
+			Handler:    _JobQueueService_DeleteSchedule_Handler,
+		},
+		{
+			MethodName: "PauseSchedule",
+			Handler:    _JobQueueService_PauseSchedule_Handler,
+		},
+		{
+			MethodName: "ResumeSchedule",
+			Handler:    _JobQueueService_ResumeSchedule_Handler,
 		},
 		{
 			MethodName: "CreateToken",

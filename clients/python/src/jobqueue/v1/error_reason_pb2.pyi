@@ -112,6 +112,18 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     default) exist already. Nothing was written. Use an existing queue, or ask the operator to
     raise the limit.
     """
+    SCHEDULE_NOT_FOUND: _ErrorReason.ValueType  # 19
+    """NOT_FOUND. No schedule has the name the request gives (never created, or deleted).
+    Nothing was changed.
+    """
+    SCHEDULE_EXISTS: _ErrorReason.ValueType  # 20
+    """ALREADY_EXISTS. CreateSchedule named a schedule that exists. Nothing was changed. Use
+    UpdateSchedule to change it, or another name.
+    """
+    SCHEDULE_LIMIT_REACHED: _ErrorReason.ValueType  # 21
+    """RESOURCE_EXHAUSTED. CreateSchedule was refused: `max_schedules` (10,000 by default)
+    exist already. Nothing was changed. Delete unused schedules first.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists every reason the service gives for an error, the way googleapis'
@@ -217,5 +229,17 @@ QUEUE_LIMIT_REACHED: ErrorReason.ValueType  # 18
 """RESOURCE_EXHAUSTED. The request would create a queue while `max_queues` (10,000 by
 default) exist already. Nothing was written. Use an existing queue, or ask the operator to
 raise the limit.
+"""
+SCHEDULE_NOT_FOUND: ErrorReason.ValueType  # 19
+"""NOT_FOUND. No schedule has the name the request gives (never created, or deleted).
+Nothing was changed.
+"""
+SCHEDULE_EXISTS: ErrorReason.ValueType  # 20
+"""ALREADY_EXISTS. CreateSchedule named a schedule that exists. Nothing was changed. Use
+UpdateSchedule to change it, or another name.
+"""
+SCHEDULE_LIMIT_REACHED: ErrorReason.ValueType  # 21
+"""RESOURCE_EXHAUSTED. CreateSchedule was refused: `max_schedules` (10,000 by default)
+exist already. Nothing was changed. Delete unused schedules first.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

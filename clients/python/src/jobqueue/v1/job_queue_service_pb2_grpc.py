@@ -119,6 +119,41 @@ class JobQueueServiceStub:
                 request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeQueueRequest.SerializeToString,
                 response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeQueueResponse.FromString,
                 _registered_method=True)
+        self.CreateSchedule = channel.unary_unary(
+                '/jobqueue.v1.JobQueueService/CreateSchedule',
+                request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.CreateScheduleRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.CreateScheduleResponse.FromString,
+                _registered_method=True)
+        self.GetSchedule = channel.unary_unary(
+                '/jobqueue.v1.JobQueueService/GetSchedule',
+                request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.GetScheduleRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.GetScheduleResponse.FromString,
+                _registered_method=True)
+        self.ListSchedules = channel.unary_unary(
+                '/jobqueue.v1.JobQueueService/ListSchedules',
+                request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ListSchedulesRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ListSchedulesResponse.FromString,
+                _registered_method=True)
+        self.UpdateSchedule = channel.unary_unary(
+                '/jobqueue.v1.JobQueueService/UpdateSchedule',
+                request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.UpdateScheduleRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.UpdateScheduleResponse.FromString,
+                _registered_method=True)
+        self.DeleteSchedule = channel.unary_unary(
+                '/jobqueue.v1.JobQueueService/DeleteSchedule',
+                request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.DeleteScheduleRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.DeleteScheduleResponse.FromString,
+                _registered_method=True)
+        self.PauseSchedule = channel.unary_unary(
+                '/jobqueue.v1.JobQueueService/PauseSchedule',
+                request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.PauseScheduleRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.PauseScheduleResponse.FromString,
+                _registered_method=True)
+        self.ResumeSchedule = channel.unary_unary(
+                '/jobqueue.v1.JobQueueService/ResumeSchedule',
+                request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeScheduleRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeScheduleResponse.FromString,
+                _registered_method=True)
         self.CreateToken = channel.unary_unary(
                 '/jobqueue.v1.JobQueueService/CreateToken',
                 request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.CreateTokenRequest.SerializeToString,
@@ -275,6 +310,63 @@ class JobQueueServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSchedule(self, request, context):
+        """CreateSchedule adds a recurring job: a named schedule that makes one job from its
+        template at each tick of a cron expression or a fixed interval, on whichever server
+        notices the tick first, and exactly one per tick however many servers run
+        (docs/schedules.md). ALREADY_EXISTS (SCHEDULE_EXISTS) when the name is taken. Schedule
+        methods need an admin token whose patterns include `*`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSchedule(self, request, context):
+        """GetSchedule returns a schedule with its next and last run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSchedules(self, request, context):
+        """ListSchedules pages through the schedules, sorted by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSchedule(self, request, context):
+        """UpdateSchedule replaces a schedule's definition (every field a client sets), keeping
+        its name, its paused state and its last run; ticks are counted anew from the later of
+        now and the last run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSchedule(self, request, context):
+        """DeleteSchedule removes a schedule; the jobs it made stay.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseSchedule(self, request, context):
+        """PauseSchedule stops a schedule's ticks until ResumeSchedule. Pausing a paused schedule
+        changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeSchedule(self, request, context):
+        """ResumeSchedule starts a paused schedule again from its next tick after now: the ticks
+        that passed while it was paused are not made up.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateToken(self, request, context):
         """CreateToken issues an API token (admin role). The secret is in the response only: the
         server stores its SHA-256 hash. Tokens matter when the server runs with `--auth`; every
@@ -371,6 +463,41 @@ def add_JobQueueServiceServicer_to_server(servicer, server):
                     servicer.ResumeQueue,
                     request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeQueueRequest.FromString,
                     response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeQueueResponse.SerializeToString,
+            ),
+            'CreateSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSchedule,
+                    request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.CreateScheduleRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.CreateScheduleResponse.SerializeToString,
+            ),
+            'GetSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSchedule,
+                    request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.GetScheduleRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.GetScheduleResponse.SerializeToString,
+            ),
+            'ListSchedules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSchedules,
+                    request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ListSchedulesRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ListSchedulesResponse.SerializeToString,
+            ),
+            'UpdateSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSchedule,
+                    request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.UpdateScheduleRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.UpdateScheduleResponse.SerializeToString,
+            ),
+            'DeleteSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSchedule,
+                    request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.DeleteScheduleRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.DeleteScheduleResponse.SerializeToString,
+            ),
+            'PauseSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseSchedule,
+                    request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.PauseScheduleRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.PauseScheduleResponse.SerializeToString,
+            ),
+            'ResumeSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeSchedule,
+                    request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeScheduleRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeScheduleResponse.SerializeToString,
             ),
             'CreateToken': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateToken,
@@ -781,6 +908,195 @@ class JobQueueService:
             '/jobqueue.v1.JobQueueService/ResumeQueue',
             jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeQueueRequest.SerializeToString,
             jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobqueue.v1.JobQueueService/CreateSchedule',
+            jobqueue_dot_v1_dot_job__queue__service__pb2.CreateScheduleRequest.SerializeToString,
+            jobqueue_dot_v1_dot_job__queue__service__pb2.CreateScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobqueue.v1.JobQueueService/GetSchedule',
+            jobqueue_dot_v1_dot_job__queue__service__pb2.GetScheduleRequest.SerializeToString,
+            jobqueue_dot_v1_dot_job__queue__service__pb2.GetScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSchedules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobqueue.v1.JobQueueService/ListSchedules',
+            jobqueue_dot_v1_dot_job__queue__service__pb2.ListSchedulesRequest.SerializeToString,
+            jobqueue_dot_v1_dot_job__queue__service__pb2.ListSchedulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobqueue.v1.JobQueueService/UpdateSchedule',
+            jobqueue_dot_v1_dot_job__queue__service__pb2.UpdateScheduleRequest.SerializeToString,
+            jobqueue_dot_v1_dot_job__queue__service__pb2.UpdateScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobqueue.v1.JobQueueService/DeleteSchedule',
+            jobqueue_dot_v1_dot_job__queue__service__pb2.DeleteScheduleRequest.SerializeToString,
+            jobqueue_dot_v1_dot_job__queue__service__pb2.DeleteScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobqueue.v1.JobQueueService/PauseSchedule',
+            jobqueue_dot_v1_dot_job__queue__service__pb2.PauseScheduleRequest.SerializeToString,
+            jobqueue_dot_v1_dot_job__queue__service__pb2.PauseScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobqueue.v1.JobQueueService/ResumeSchedule',
+            jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeScheduleRequest.SerializeToString,
+            jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeScheduleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -107,6 +107,32 @@ class JobQueueServiceStub:
     """ResumeQueue lets a paused queue's jobs be leased again, and wakes the workers waiting on
     it (admin role). Resuming a running queue changes nothing.
     """
+    CreateSchedule: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.CreateScheduleRequest, _job_queue_service_pb2.CreateScheduleResponse]
+    """CreateSchedule adds a recurring job: a named schedule that makes one job from its
+    template at each tick of a cron expression or a fixed interval, on whichever server
+    notices the tick first, and exactly one per tick however many servers run
+    (docs/schedules.md). ALREADY_EXISTS (SCHEDULE_EXISTS) when the name is taken. Schedule
+    methods need an admin token whose patterns include `*`.
+    """
+    GetSchedule: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.GetScheduleRequest, _job_queue_service_pb2.GetScheduleResponse]
+    """GetSchedule returns a schedule with its next and last run."""
+    ListSchedules: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.ListSchedulesRequest, _job_queue_service_pb2.ListSchedulesResponse]
+    """ListSchedules pages through the schedules, sorted by name."""
+    UpdateSchedule: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.UpdateScheduleRequest, _job_queue_service_pb2.UpdateScheduleResponse]
+    """UpdateSchedule replaces a schedule's definition (every field a client sets), keeping
+    its name, its paused state and its last run; ticks are counted anew from the later of
+    now and the last run.
+    """
+    DeleteSchedule: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.DeleteScheduleRequest, _job_queue_service_pb2.DeleteScheduleResponse]
+    """DeleteSchedule removes a schedule; the jobs it made stay."""
+    PauseSchedule: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.PauseScheduleRequest, _job_queue_service_pb2.PauseScheduleResponse]
+    """PauseSchedule stops a schedule's ticks until ResumeSchedule. Pausing a paused schedule
+    changes nothing.
+    """
+    ResumeSchedule: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.ResumeScheduleRequest, _job_queue_service_pb2.ResumeScheduleResponse]
+    """ResumeSchedule starts a paused schedule again from its next tick after now: the ticks
+    that passed while it was paused are not made up.
+    """
     CreateToken: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.CreateTokenRequest, _job_queue_service_pb2.CreateTokenResponse]
     """CreateToken issues an API token (admin role). The secret is in the response only: the
     server stores its SHA-256 hash. Tokens matter when the server runs with `--auth`; every
@@ -197,6 +223,32 @@ class JobQueueServiceAsyncStub(JobQueueServiceStub):
     ResumeQueue: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.ResumeQueueRequest, _job_queue_service_pb2.ResumeQueueResponse]  # type: ignore[assignment]
     """ResumeQueue lets a paused queue's jobs be leased again, and wakes the workers waiting on
     it (admin role). Resuming a running queue changes nothing.
+    """
+    CreateSchedule: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.CreateScheduleRequest, _job_queue_service_pb2.CreateScheduleResponse]  # type: ignore[assignment]
+    """CreateSchedule adds a recurring job: a named schedule that makes one job from its
+    template at each tick of a cron expression or a fixed interval, on whichever server
+    notices the tick first, and exactly one per tick however many servers run
+    (docs/schedules.md). ALREADY_EXISTS (SCHEDULE_EXISTS) when the name is taken. Schedule
+    methods need an admin token whose patterns include `*`.
+    """
+    GetSchedule: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.GetScheduleRequest, _job_queue_service_pb2.GetScheduleResponse]  # type: ignore[assignment]
+    """GetSchedule returns a schedule with its next and last run."""
+    ListSchedules: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.ListSchedulesRequest, _job_queue_service_pb2.ListSchedulesResponse]  # type: ignore[assignment]
+    """ListSchedules pages through the schedules, sorted by name."""
+    UpdateSchedule: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.UpdateScheduleRequest, _job_queue_service_pb2.UpdateScheduleResponse]  # type: ignore[assignment]
+    """UpdateSchedule replaces a schedule's definition (every field a client sets), keeping
+    its name, its paused state and its last run; ticks are counted anew from the later of
+    now and the last run.
+    """
+    DeleteSchedule: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.DeleteScheduleRequest, _job_queue_service_pb2.DeleteScheduleResponse]  # type: ignore[assignment]
+    """DeleteSchedule removes a schedule; the jobs it made stay."""
+    PauseSchedule: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.PauseScheduleRequest, _job_queue_service_pb2.PauseScheduleResponse]  # type: ignore[assignment]
+    """PauseSchedule stops a schedule's ticks until ResumeSchedule. Pausing a paused schedule
+    changes nothing.
+    """
+    ResumeSchedule: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.ResumeScheduleRequest, _job_queue_service_pb2.ResumeScheduleResponse]  # type: ignore[assignment]
+    """ResumeSchedule starts a paused schedule again from its next tick after now: the ticks
+    that passed while it was paused are not made up.
     """
     CreateToken: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.CreateTokenRequest, _job_queue_service_pb2.CreateTokenResponse]  # type: ignore[assignment]
     """CreateToken issues an API token (admin role). The secret is in the response only: the
@@ -369,6 +421,74 @@ class JobQueueServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_job_queue_service_pb2.ResumeQueueResponse, _abc.Awaitable[_job_queue_service_pb2.ResumeQueueResponse]]:
         """ResumeQueue lets a paused queue's jobs be leased again, and wakes the workers waiting on
         it (admin role). Resuming a running queue changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateSchedule(
+        self,
+        request: _job_queue_service_pb2.CreateScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_queue_service_pb2.CreateScheduleResponse, _abc.Awaitable[_job_queue_service_pb2.CreateScheduleResponse]]:
+        """CreateSchedule adds a recurring job: a named schedule that makes one job from its
+        template at each tick of a cron expression or a fixed interval, on whichever server
+        notices the tick first, and exactly one per tick however many servers run
+        (docs/schedules.md). ALREADY_EXISTS (SCHEDULE_EXISTS) when the name is taken. Schedule
+        methods need an admin token whose patterns include `*`.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSchedule(
+        self,
+        request: _job_queue_service_pb2.GetScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_queue_service_pb2.GetScheduleResponse, _abc.Awaitable[_job_queue_service_pb2.GetScheduleResponse]]:
+        """GetSchedule returns a schedule with its next and last run."""
+
+    @_abc_1.abstractmethod
+    def ListSchedules(
+        self,
+        request: _job_queue_service_pb2.ListSchedulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_queue_service_pb2.ListSchedulesResponse, _abc.Awaitable[_job_queue_service_pb2.ListSchedulesResponse]]:
+        """ListSchedules pages through the schedules, sorted by name."""
+
+    @_abc_1.abstractmethod
+    def UpdateSchedule(
+        self,
+        request: _job_queue_service_pb2.UpdateScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_queue_service_pb2.UpdateScheduleResponse, _abc.Awaitable[_job_queue_service_pb2.UpdateScheduleResponse]]:
+        """UpdateSchedule replaces a schedule's definition (every field a client sets), keeping
+        its name, its paused state and its last run; ticks are counted anew from the later of
+        now and the last run.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteSchedule(
+        self,
+        request: _job_queue_service_pb2.DeleteScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_queue_service_pb2.DeleteScheduleResponse, _abc.Awaitable[_job_queue_service_pb2.DeleteScheduleResponse]]:
+        """DeleteSchedule removes a schedule; the jobs it made stay."""
+
+    @_abc_1.abstractmethod
+    def PauseSchedule(
+        self,
+        request: _job_queue_service_pb2.PauseScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_queue_service_pb2.PauseScheduleResponse, _abc.Awaitable[_job_queue_service_pb2.PauseScheduleResponse]]:
+        """PauseSchedule stops a schedule's ticks until ResumeSchedule. Pausing a paused schedule
+        changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def ResumeSchedule(
+        self,
+        request: _job_queue_service_pb2.ResumeScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_queue_service_pb2.ResumeScheduleResponse, _abc.Awaitable[_job_queue_service_pb2.ResumeScheduleResponse]]:
+        """ResumeSchedule starts a paused schedule again from its next tick after now: the ticks
+        that passed while it was paused are not made up.
         """
 
     @_abc_1.abstractmethod

@@ -129,4 +129,19 @@ export enum ErrorReason {
    * raise the limit.
    */
   QUEUE_LIMIT_REACHED = 18,
+  /**
+   * SCHEDULE_NOT_FOUND - NOT_FOUND. No schedule has the name the request gives (never created, or deleted).
+   * Nothing was changed.
+   */
+  SCHEDULE_NOT_FOUND = 19,
+  /**
+   * SCHEDULE_EXISTS - ALREADY_EXISTS. CreateSchedule named a schedule that exists. Nothing was changed. Use
+   * UpdateSchedule to change it, or another name.
+   */
+  SCHEDULE_EXISTS = 20,
+  /**
+   * SCHEDULE_LIMIT_REACHED - RESOURCE_EXHAUSTED. CreateSchedule was refused: `max_schedules` (10,000 by default)
+   * exist already. Nothing was changed. Delete unused schedules first.
+   */
+  SCHEDULE_LIMIT_REACHED = 21,
 }

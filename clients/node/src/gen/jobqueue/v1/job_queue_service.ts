@@ -38,6 +38,24 @@ export enum ConfirmationKind {
   CONFIRMATION_KIND_EXTEND = 3,
 }
 
+/**
+ * CatchUpPolicy says which ticks a schedule makes jobs for when it finds ticks it missed
+ * (no server was running, or Redis was unreachable, when they came).
+ */
+export enum CatchUpPolicy {
+  /** CATCH_UP_POLICY_UNSPECIFIED - Unset: CATCH_UP_POLICY_SKIP. */
+  CATCH_UP_POLICY_UNSPECIFIED = 0,
+  /** CATCH_UP_POLICY_SKIP - Missed ticks make no job. A tick is missed when it is more than a minute late. */
+  CATCH_UP_POLICY_SKIP = 1,
+  /** CATCH_UP_POLICY_ONCE - The missed ticks make one job together (for the latest of them). */
+  CATCH_UP_POLICY_ONCE = 2,
+  /**
+   * CATCH_UP_POLICY_ALL - Every missed tick makes its own job, oldest first, up to `catch_up_limit` (the latest
+   * ones); older missed ticks make none.
+   */
+  CATCH_UP_POLICY_ALL = 3,
+}
+
 /** TokenRole is what a token may do (docs/security.md lists each method's roles). */
 export enum TokenRole {
   /** TOKEN_ROLE_UNSPECIFIED - Never valid in a request. */
@@ -412,6 +430,192 @@ export interface ResumeQueueRequest {
 /** ResumeQueueResponse says whether the call resumed the queue. */
 export interface ResumeQueueResponse {
   /** False when the queue was not paused. */
+  changed: boolean;
+}
+
+/**
+ * JobTemplate is the job a schedule makes at each tick. Its fields mean what the fields of
+ * EnqueueRequest with the same names and numbers mean.
+ */
+export interface JobTemplate {
+  /** Queue name: 1 to 128 of letters, digits, `-`, `_`, `.` and `:`. Required. */
+  queue: string;
+  /** JSON payload. */
+  payload:
+    | { [key: string]: any }
+    | undefined;
+  /** Binary payload. */
+  payloadBytes: Buffer;
+  /** Priority level; unset means normal. */
+  priority: Priority;
+  /** Deliveries allowed before the job is dead; 0 means the server default (3). */
+  maxAttempts: number;
+  /** Retry delays; unset fields take their defaults. */
+  backoff:
+    | BackoffPolicy
+    | undefined;
+  /** Lease length for the job, overriding the stream's and the server's default. */
+  leaseDuration:
+    | Duration
+    | undefined;
+  /** Free-form string pairs carried with each job. */
+  metadata: { [key: string]: string };
+}
+
+export interface JobTemplate_MetadataEntry {
+  key: string;
+  value: string;
+}
+
+/** Schedule is a recurring job. Set exactly one of `cron` and `interval`. */
+export interface Schedule {
+  /** 1 to 128 of letters, digits, `-`, `_`, `.` and `:`; unique among schedules. */
+  name: string;
+  /**
+   * A cron expression in `time_zone`: five fields (minute hour day-of-month month
+   * day-of-week), or six with seconds first, or `@hourly`, `@daily`, `@weekly`,
+   * `@monthly`, `@yearly`. Ticks never come closer than one second.
+   */
+  cron?:
+    | string
+    | undefined;
+  /**
+   * A fixed interval, at least one second: ticks at `start_time` plus whole multiples of
+   * it; without `start_time`, at whole multiples of it since the Unix epoch (an hourly
+   * interval ticks on the hour, UTC).
+   */
+  interval?:
+    | Duration
+    | undefined;
+  /**
+   * IANA time zone of a cron expression, e.g. `Europe/Paris`; unset: UTC. Ticks follow the
+   * zone's wall clock: a time skipped when clocks go forward ticks that much later (02:30
+   * becomes 03:30), and a time that happens twice when they go back ticks once, the first
+   * time. Not allowed with `interval`.
+   */
+  timeZone: string;
+  /**
+   * The job made at each tick. Each carries the idempotency key `schedule:<name>:<tick in
+   * ms since the epoch>`, so a tick's job is made once whichever servers see the tick.
+   */
+  template:
+    | JobTemplate
+    | undefined;
+  /** No tick before this time; unset: no lower bound. */
+  startTime:
+    | Date
+    | undefined;
+  /** No tick after this time; unset: none. */
+  endTime:
+    | Date
+    | undefined;
+  /** What happens to ticks missed during downtime; unset: CATCH_UP_POLICY_SKIP. */
+  catchUp: CatchUpPolicy;
+  /** With CATCH_UP_POLICY_ALL, the most missed ticks made up at once: 1 to 1,000; 0: 100. */
+  catchUpLimit: number;
+  /** Output only: PauseSchedule and ResumeSchedule set it. */
+  paused: boolean;
+  /** Output only: the next tick; unset when paused or past `end_time`. */
+  nextRunTime:
+    | Date
+    | undefined;
+  /** Output only: the latest tick that made a job; unset before the first. */
+  lastRunTime:
+    | Date
+    | undefined;
+  /** Output only: the id of the job the latest tick made. */
+  lastJobId: string;
+  /** Output only. */
+  createTime:
+    | Date
+    | undefined;
+  /** Output only: the last CreateSchedule, UpdateSchedule, PauseSchedule or ResumeSchedule. */
+  updateTime: Date | undefined;
+}
+
+/** CreateScheduleRequest carries the new schedule. */
+export interface CreateScheduleRequest {
+  /** Its output-only fields are ignored. */
+  schedule: Schedule | undefined;
+}
+
+/** CreateScheduleResponse is the schedule as stored, with its first tick. */
+export interface CreateScheduleResponse {
+  /** The schedule. */
+  schedule: Schedule | undefined;
+}
+
+/** GetScheduleRequest names a schedule. */
+export interface GetScheduleRequest {
+  /** The schedule's name. */
+  name: string;
+}
+
+/** GetScheduleResponse holds the schedule. */
+export interface GetScheduleResponse {
+  /** The schedule. */
+  schedule: Schedule | undefined;
+}
+
+/** ListSchedulesRequest asks for one page of schedules. */
+export interface ListSchedulesRequest {
+  /** Most schedules to return, 1 to 1,000; 0 means 100. */
+  pageSize: number;
+  /** The `next_page_token` of the previous page; empty for the first. */
+  pageToken: string;
+}
+
+/** ListSchedulesResponse holds one page, sorted by name. */
+export interface ListSchedulesResponse {
+  /** The schedules. */
+  schedules: Schedule[];
+  /** Pass it to get the next page; empty on the last. */
+  nextPageToken: string;
+}
+
+/** UpdateScheduleRequest carries the new definition of a schedule named in it. */
+export interface UpdateScheduleRequest {
+  /** The whole definition, as for CreateSchedule; `name` says which schedule. */
+  schedule: Schedule | undefined;
+}
+
+/** UpdateScheduleResponse is the schedule as stored now. */
+export interface UpdateScheduleResponse {
+  /** The schedule. */
+  schedule: Schedule | undefined;
+}
+
+/** DeleteScheduleRequest names the schedule to remove. */
+export interface DeleteScheduleRequest {
+  /** The schedule's name. */
+  name: string;
+}
+
+/** DeleteScheduleResponse is empty: the schedule is gone (NOT_FOUND when there was none). */
+export interface DeleteScheduleResponse {
+}
+
+/** PauseScheduleRequest names the schedule to pause. */
+export interface PauseScheduleRequest {
+  /** The schedule's name. */
+  name: string;
+}
+
+/** PauseScheduleResponse says whether the call paused the schedule. */
+export interface PauseScheduleResponse {
+  /** False when it was paused already. */
+  changed: boolean;
+}
+
+/** ResumeScheduleRequest names the schedule to resume. */
+export interface ResumeScheduleRequest {
+  /** The schedule's name. */
+  name: string;
+}
+
+/** ResumeScheduleResponse says whether the call resumed the schedule. */
+export interface ResumeScheduleResponse {
+  /** False when it was not paused. */
   changed: boolean;
 }
 
@@ -2821,6 +3025,1271 @@ export const ResumeQueueResponse: MessageFns<ResumeQueueResponse> = {
   },
 };
 
+function createBaseJobTemplate(): JobTemplate {
+  return {
+    queue: "",
+    payload: undefined,
+    payloadBytes: Buffer.alloc(0),
+    priority: 0,
+    maxAttempts: 0,
+    backoff: undefined,
+    leaseDuration: undefined,
+    metadata: {},
+  };
+}
+
+export const JobTemplate: MessageFns<JobTemplate> = {
+  encode(message: JobTemplate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.queue !== "") {
+      writer.uint32(10).string(message.queue);
+    }
+    if (message.payload !== undefined) {
+      Struct.encode(Struct.wrap(message.payload), writer.uint32(18).fork()).join();
+    }
+    if (message.payloadBytes.length !== 0) {
+      writer.uint32(26).bytes(message.payloadBytes);
+    }
+    if (message.priority !== 0) {
+      writer.uint32(32).int32(message.priority);
+    }
+    if (message.maxAttempts !== 0) {
+      writer.uint32(56).int32(message.maxAttempts);
+    }
+    if (message.backoff !== undefined) {
+      BackoffPolicy.encode(message.backoff, writer.uint32(66).fork()).join();
+    }
+    if (message.leaseDuration !== undefined) {
+      Duration.encode(message.leaseDuration, writer.uint32(82).fork()).join();
+    }
+    globalThis.Object.entries(message.metadata).forEach(([key, value]: [string, string]) => {
+      JobTemplate_MetadataEntry.encode({ key: key as any, value }, writer.uint32(90).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JobTemplate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJobTemplate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.queue = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.payload = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.payloadBytes = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.priority = reader.int32() as any;
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.maxAttempts = reader.int32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.backoff = BackoffPolicy.decode(reader, reader.uint32());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.leaseDuration = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            const entry11 = JobTemplate_MetadataEntry.decode(reader, reader.uint32());
+            if (entry11.value !== undefined) {
+              message.metadata[entry11.key] = entry11.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<JobTemplate>, I>>(base?: I): JobTemplate {
+    return JobTemplate.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<JobTemplate>, I>>(object: I): JobTemplate {
+    const message = createBaseJobTemplate();
+    message.queue = object.queue ?? "";
+    message.payload = object.payload ?? undefined;
+    message.payloadBytes = object.payloadBytes ?? Buffer.alloc(0);
+    message.priority = object.priority ?? 0;
+    message.maxAttempts = object.maxAttempts ?? 0;
+    message.backoff = (object.backoff !== undefined && object.backoff !== null)
+      ? BackoffPolicy.fromPartial(object.backoff)
+      : undefined;
+    message.leaseDuration = (object.leaseDuration !== undefined && object.leaseDuration !== null)
+      ? Duration.fromPartial(object.leaseDuration)
+      : undefined;
+    message.metadata = (globalThis.Object.entries(object.metadata ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseJobTemplate_MetadataEntry(): JobTemplate_MetadataEntry {
+  return { key: "", value: "" };
+}
+
+export const JobTemplate_MetadataEntry: MessageFns<JobTemplate_MetadataEntry> = {
+  encode(message: JobTemplate_MetadataEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JobTemplate_MetadataEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJobTemplate_MetadataEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<JobTemplate_MetadataEntry>, I>>(base?: I): JobTemplate_MetadataEntry {
+    return JobTemplate_MetadataEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<JobTemplate_MetadataEntry>, I>>(object: I): JobTemplate_MetadataEntry {
+    const message = createBaseJobTemplate_MetadataEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseSchedule(): Schedule {
+  return {
+    name: "",
+    cron: undefined,
+    interval: undefined,
+    timeZone: "",
+    template: undefined,
+    startTime: undefined,
+    endTime: undefined,
+    catchUp: 0,
+    catchUpLimit: 0,
+    paused: false,
+    nextRunTime: undefined,
+    lastRunTime: undefined,
+    lastJobId: "",
+    createTime: undefined,
+    updateTime: undefined,
+  };
+}
+
+export const Schedule: MessageFns<Schedule> = {
+  encode(message: Schedule, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.cron !== undefined) {
+      writer.uint32(18).string(message.cron);
+    }
+    if (message.interval !== undefined) {
+      Duration.encode(message.interval, writer.uint32(26).fork()).join();
+    }
+    if (message.timeZone !== "") {
+      writer.uint32(34).string(message.timeZone);
+    }
+    if (message.template !== undefined) {
+      JobTemplate.encode(message.template, writer.uint32(42).fork()).join();
+    }
+    if (message.startTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.startTime), writer.uint32(50).fork()).join();
+    }
+    if (message.endTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.endTime), writer.uint32(58).fork()).join();
+    }
+    if (message.catchUp !== 0) {
+      writer.uint32(64).int32(message.catchUp);
+    }
+    if (message.catchUpLimit !== 0) {
+      writer.uint32(72).int32(message.catchUpLimit);
+    }
+    if (message.paused !== false) {
+      writer.uint32(80).bool(message.paused);
+    }
+    if (message.nextRunTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.nextRunTime), writer.uint32(90).fork()).join();
+    }
+    if (message.lastRunTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.lastRunTime), writer.uint32(98).fork()).join();
+    }
+    if (message.lastJobId !== "") {
+      writer.uint32(106).string(message.lastJobId);
+    }
+    if (message.createTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.createTime), writer.uint32(114).fork()).join();
+    }
+    if (message.updateTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.updateTime), writer.uint32(122).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Schedule {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSchedule();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.cron = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.interval = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.timeZone = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.template = JobTemplate.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.startTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.endTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.catchUp = reader.int32() as any;
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.catchUpLimit = reader.int32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.paused = reader.bool();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.nextRunTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.lastRunTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.lastJobId = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.createTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.updateTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<Schedule>, I>>(base?: I): Schedule {
+    return Schedule.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Schedule>, I>>(object: I): Schedule {
+    const message = createBaseSchedule();
+    message.name = object.name ?? "";
+    message.cron = object.cron ?? undefined;
+    message.interval = (object.interval !== undefined && object.interval !== null)
+      ? Duration.fromPartial(object.interval)
+      : undefined;
+    message.timeZone = object.timeZone ?? "";
+    message.template = (object.template !== undefined && object.template !== null)
+      ? JobTemplate.fromPartial(object.template)
+      : undefined;
+    message.startTime = object.startTime ?? undefined;
+    message.endTime = object.endTime ?? undefined;
+    message.catchUp = object.catchUp ?? 0;
+    message.catchUpLimit = object.catchUpLimit ?? 0;
+    message.paused = object.paused ?? false;
+    message.nextRunTime = object.nextRunTime ?? undefined;
+    message.lastRunTime = object.lastRunTime ?? undefined;
+    message.lastJobId = object.lastJobId ?? "";
+    message.createTime = object.createTime ?? undefined;
+    message.updateTime = object.updateTime ?? undefined;
+    return message;
+  },
+};
+
+function createBaseCreateScheduleRequest(): CreateScheduleRequest {
+  return { schedule: undefined };
+}
+
+export const CreateScheduleRequest: MessageFns<CreateScheduleRequest> = {
+  encode(message: CreateScheduleRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.schedule !== undefined) {
+      Schedule.encode(message.schedule, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateScheduleRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateScheduleRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.schedule = Schedule.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CreateScheduleRequest>, I>>(base?: I): CreateScheduleRequest {
+    return CreateScheduleRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateScheduleRequest>, I>>(object: I): CreateScheduleRequest {
+    const message = createBaseCreateScheduleRequest();
+    message.schedule = (object.schedule !== undefined && object.schedule !== null)
+      ? Schedule.fromPartial(object.schedule)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCreateScheduleResponse(): CreateScheduleResponse {
+  return { schedule: undefined };
+}
+
+export const CreateScheduleResponse: MessageFns<CreateScheduleResponse> = {
+  encode(message: CreateScheduleResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.schedule !== undefined) {
+      Schedule.encode(message.schedule, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateScheduleResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateScheduleResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.schedule = Schedule.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CreateScheduleResponse>, I>>(base?: I): CreateScheduleResponse {
+    return CreateScheduleResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateScheduleResponse>, I>>(object: I): CreateScheduleResponse {
+    const message = createBaseCreateScheduleResponse();
+    message.schedule = (object.schedule !== undefined && object.schedule !== null)
+      ? Schedule.fromPartial(object.schedule)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetScheduleRequest(): GetScheduleRequest {
+  return { name: "" };
+}
+
+export const GetScheduleRequest: MessageFns<GetScheduleRequest> = {
+  encode(message: GetScheduleRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetScheduleRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetScheduleRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GetScheduleRequest>, I>>(base?: I): GetScheduleRequest {
+    return GetScheduleRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetScheduleRequest>, I>>(object: I): GetScheduleRequest {
+    const message = createBaseGetScheduleRequest();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseGetScheduleResponse(): GetScheduleResponse {
+  return { schedule: undefined };
+}
+
+export const GetScheduleResponse: MessageFns<GetScheduleResponse> = {
+  encode(message: GetScheduleResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.schedule !== undefined) {
+      Schedule.encode(message.schedule, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetScheduleResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetScheduleResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.schedule = Schedule.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GetScheduleResponse>, I>>(base?: I): GetScheduleResponse {
+    return GetScheduleResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetScheduleResponse>, I>>(object: I): GetScheduleResponse {
+    const message = createBaseGetScheduleResponse();
+    message.schedule = (object.schedule !== undefined && object.schedule !== null)
+      ? Schedule.fromPartial(object.schedule)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseListSchedulesRequest(): ListSchedulesRequest {
+  return { pageSize: 0, pageToken: "" };
+}
+
+export const ListSchedulesRequest: MessageFns<ListSchedulesRequest> = {
+  encode(message: ListSchedulesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pageSize !== 0) {
+      writer.uint32(8).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(18).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListSchedulesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListSchedulesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ListSchedulesRequest>, I>>(base?: I): ListSchedulesRequest {
+    return ListSchedulesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListSchedulesRequest>, I>>(object: I): ListSchedulesRequest {
+    const message = createBaseListSchedulesRequest();
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseListSchedulesResponse(): ListSchedulesResponse {
+  return { schedules: [], nextPageToken: "" };
+}
+
+export const ListSchedulesResponse: MessageFns<ListSchedulesResponse> = {
+  encode(message: ListSchedulesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.schedules) {
+      Schedule.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListSchedulesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListSchedulesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.schedules.push(Schedule.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ListSchedulesResponse>, I>>(base?: I): ListSchedulesResponse {
+    return ListSchedulesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListSchedulesResponse>, I>>(object: I): ListSchedulesResponse {
+    const message = createBaseListSchedulesResponse();
+    message.schedules = object.schedules?.map((e) => Schedule.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseUpdateScheduleRequest(): UpdateScheduleRequest {
+  return { schedule: undefined };
+}
+
+export const UpdateScheduleRequest: MessageFns<UpdateScheduleRequest> = {
+  encode(message: UpdateScheduleRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.schedule !== undefined) {
+      Schedule.encode(message.schedule, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateScheduleRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateScheduleRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.schedule = Schedule.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<UpdateScheduleRequest>, I>>(base?: I): UpdateScheduleRequest {
+    return UpdateScheduleRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateScheduleRequest>, I>>(object: I): UpdateScheduleRequest {
+    const message = createBaseUpdateScheduleRequest();
+    message.schedule = (object.schedule !== undefined && object.schedule !== null)
+      ? Schedule.fromPartial(object.schedule)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseUpdateScheduleResponse(): UpdateScheduleResponse {
+  return { schedule: undefined };
+}
+
+export const UpdateScheduleResponse: MessageFns<UpdateScheduleResponse> = {
+  encode(message: UpdateScheduleResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.schedule !== undefined) {
+      Schedule.encode(message.schedule, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateScheduleResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateScheduleResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.schedule = Schedule.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<UpdateScheduleResponse>, I>>(base?: I): UpdateScheduleResponse {
+    return UpdateScheduleResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateScheduleResponse>, I>>(object: I): UpdateScheduleResponse {
+    const message = createBaseUpdateScheduleResponse();
+    message.schedule = (object.schedule !== undefined && object.schedule !== null)
+      ? Schedule.fromPartial(object.schedule)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDeleteScheduleRequest(): DeleteScheduleRequest {
+  return { name: "" };
+}
+
+export const DeleteScheduleRequest: MessageFns<DeleteScheduleRequest> = {
+  encode(message: DeleteScheduleRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteScheduleRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteScheduleRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DeleteScheduleRequest>, I>>(base?: I): DeleteScheduleRequest {
+    return DeleteScheduleRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteScheduleRequest>, I>>(object: I): DeleteScheduleRequest {
+    const message = createBaseDeleteScheduleRequest();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteScheduleResponse(): DeleteScheduleResponse {
+  return {};
+}
+
+export const DeleteScheduleResponse: MessageFns<DeleteScheduleResponse> = {
+  encode(_: DeleteScheduleResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteScheduleResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteScheduleResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DeleteScheduleResponse>, I>>(base?: I): DeleteScheduleResponse {
+    return DeleteScheduleResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteScheduleResponse>, I>>(_: I): DeleteScheduleResponse {
+    const message = createBaseDeleteScheduleResponse();
+    return message;
+  },
+};
+
+function createBasePauseScheduleRequest(): PauseScheduleRequest {
+  return { name: "" };
+}
+
+export const PauseScheduleRequest: MessageFns<PauseScheduleRequest> = {
+  encode(message: PauseScheduleRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PauseScheduleRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePauseScheduleRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<PauseScheduleRequest>, I>>(base?: I): PauseScheduleRequest {
+    return PauseScheduleRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PauseScheduleRequest>, I>>(object: I): PauseScheduleRequest {
+    const message = createBasePauseScheduleRequest();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBasePauseScheduleResponse(): PauseScheduleResponse {
+  return { changed: false };
+}
+
+export const PauseScheduleResponse: MessageFns<PauseScheduleResponse> = {
+  encode(message: PauseScheduleResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.changed !== false) {
+      writer.uint32(8).bool(message.changed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PauseScheduleResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePauseScheduleResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.changed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<PauseScheduleResponse>, I>>(base?: I): PauseScheduleResponse {
+    return PauseScheduleResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PauseScheduleResponse>, I>>(object: I): PauseScheduleResponse {
+    const message = createBasePauseScheduleResponse();
+    message.changed = object.changed ?? false;
+    return message;
+  },
+};
+
+function createBaseResumeScheduleRequest(): ResumeScheduleRequest {
+  return { name: "" };
+}
+
+export const ResumeScheduleRequest: MessageFns<ResumeScheduleRequest> = {
+  encode(message: ResumeScheduleRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResumeScheduleRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResumeScheduleRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ResumeScheduleRequest>, I>>(base?: I): ResumeScheduleRequest {
+    return ResumeScheduleRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResumeScheduleRequest>, I>>(object: I): ResumeScheduleRequest {
+    const message = createBaseResumeScheduleRequest();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseResumeScheduleResponse(): ResumeScheduleResponse {
+  return { changed: false };
+}
+
+export const ResumeScheduleResponse: MessageFns<ResumeScheduleResponse> = {
+  encode(message: ResumeScheduleResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.changed !== false) {
+      writer.uint32(8).bool(message.changed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResumeScheduleResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResumeScheduleResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.changed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ResumeScheduleResponse>, I>>(base?: I): ResumeScheduleResponse {
+    return ResumeScheduleResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResumeScheduleResponse>, I>>(object: I): ResumeScheduleResponse {
+    const message = createBaseResumeScheduleResponse();
+    message.changed = object.changed ?? false;
+    return message;
+  },
+};
+
 function createBaseTokenInfo(): TokenInfo {
   return { tokenId: "", name: "", role: 0, queues: [], createTime: undefined, expireTime: undefined };
 }
@@ -3491,6 +4960,102 @@ export const JobQueueServiceService = {
     responseDeserialize: (value: Buffer): ResumeQueueResponse => ResumeQueueResponse.decode(value),
   },
   /**
+   * CreateSchedule adds a recurring job: a named schedule that makes one job from its
+   * template at each tick of a cron expression or a fixed interval, on whichever server
+   * notices the tick first, and exactly one per tick however many servers run
+   * (docs/schedules.md). ALREADY_EXISTS (SCHEDULE_EXISTS) when the name is taken. Schedule
+   * methods need an admin token whose patterns include `*`.
+   */
+  createSchedule: {
+    path: "/jobqueue.v1.JobQueueService/CreateSchedule" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateScheduleRequest): Buffer =>
+      Buffer.from(CreateScheduleRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateScheduleRequest => CreateScheduleRequest.decode(value),
+    responseSerialize: (value: CreateScheduleResponse): Buffer =>
+      Buffer.from(CreateScheduleResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateScheduleResponse => CreateScheduleResponse.decode(value),
+  },
+  /** GetSchedule returns a schedule with its next and last run. */
+  getSchedule: {
+    path: "/jobqueue.v1.JobQueueService/GetSchedule" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetScheduleRequest): Buffer => Buffer.from(GetScheduleRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetScheduleRequest => GetScheduleRequest.decode(value),
+    responseSerialize: (value: GetScheduleResponse): Buffer => Buffer.from(GetScheduleResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetScheduleResponse => GetScheduleResponse.decode(value),
+  },
+  /** ListSchedules pages through the schedules, sorted by name. */
+  listSchedules: {
+    path: "/jobqueue.v1.JobQueueService/ListSchedules" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListSchedulesRequest): Buffer => Buffer.from(ListSchedulesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListSchedulesRequest => ListSchedulesRequest.decode(value),
+    responseSerialize: (value: ListSchedulesResponse): Buffer =>
+      Buffer.from(ListSchedulesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListSchedulesResponse => ListSchedulesResponse.decode(value),
+  },
+  /**
+   * UpdateSchedule replaces a schedule's definition (every field a client sets), keeping
+   * its name, its paused state and its last run; ticks are counted anew from the later of
+   * now and the last run.
+   */
+  updateSchedule: {
+    path: "/jobqueue.v1.JobQueueService/UpdateSchedule" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateScheduleRequest): Buffer =>
+      Buffer.from(UpdateScheduleRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateScheduleRequest => UpdateScheduleRequest.decode(value),
+    responseSerialize: (value: UpdateScheduleResponse): Buffer =>
+      Buffer.from(UpdateScheduleResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdateScheduleResponse => UpdateScheduleResponse.decode(value),
+  },
+  /** DeleteSchedule removes a schedule; the jobs it made stay. */
+  deleteSchedule: {
+    path: "/jobqueue.v1.JobQueueService/DeleteSchedule" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteScheduleRequest): Buffer =>
+      Buffer.from(DeleteScheduleRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteScheduleRequest => DeleteScheduleRequest.decode(value),
+    responseSerialize: (value: DeleteScheduleResponse): Buffer =>
+      Buffer.from(DeleteScheduleResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteScheduleResponse => DeleteScheduleResponse.decode(value),
+  },
+  /**
+   * PauseSchedule stops a schedule's ticks until ResumeSchedule. Pausing a paused schedule
+   * changes nothing.
+   */
+  pauseSchedule: {
+    path: "/jobqueue.v1.JobQueueService/PauseSchedule" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PauseScheduleRequest): Buffer => Buffer.from(PauseScheduleRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PauseScheduleRequest => PauseScheduleRequest.decode(value),
+    responseSerialize: (value: PauseScheduleResponse): Buffer =>
+      Buffer.from(PauseScheduleResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PauseScheduleResponse => PauseScheduleResponse.decode(value),
+  },
+  /**
+   * ResumeSchedule starts a paused schedule again from its next tick after now: the ticks
+   * that passed while it was paused are not made up.
+   */
+  resumeSchedule: {
+    path: "/jobqueue.v1.JobQueueService/ResumeSchedule" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ResumeScheduleRequest): Buffer =>
+      Buffer.from(ResumeScheduleRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ResumeScheduleRequest => ResumeScheduleRequest.decode(value),
+    responseSerialize: (value: ResumeScheduleResponse): Buffer =>
+      Buffer.from(ResumeScheduleResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ResumeScheduleResponse => ResumeScheduleResponse.decode(value),
+  },
+  /**
    * CreateToken issues an API token (admin role). The secret is in the response only: the
    * server stores its SHA-256 hash. Tokens matter when the server runs with `--auth`; every
    * call then sends one as `authorization: Bearer <token>` metadata.
@@ -3597,6 +5162,36 @@ export interface JobQueueServiceServer extends UntypedServiceImplementation {
    * it (admin role). Resuming a running queue changes nothing.
    */
   resumeQueue: handleUnaryCall<ResumeQueueRequest, ResumeQueueResponse>;
+  /**
+   * CreateSchedule adds a recurring job: a named schedule that makes one job from its
+   * template at each tick of a cron expression or a fixed interval, on whichever server
+   * notices the tick first, and exactly one per tick however many servers run
+   * (docs/schedules.md). ALREADY_EXISTS (SCHEDULE_EXISTS) when the name is taken. Schedule
+   * methods need an admin token whose patterns include `*`.
+   */
+  createSchedule: handleUnaryCall<CreateScheduleRequest, CreateScheduleResponse>;
+  /** GetSchedule returns a schedule with its next and last run. */
+  getSchedule: handleUnaryCall<GetScheduleRequest, GetScheduleResponse>;
+  /** ListSchedules pages through the schedules, sorted by name. */
+  listSchedules: handleUnaryCall<ListSchedulesRequest, ListSchedulesResponse>;
+  /**
+   * UpdateSchedule replaces a schedule's definition (every field a client sets), keeping
+   * its name, its paused state and its last run; ticks are counted anew from the later of
+   * now and the last run.
+   */
+  updateSchedule: handleUnaryCall<UpdateScheduleRequest, UpdateScheduleResponse>;
+  /** DeleteSchedule removes a schedule; the jobs it made stay. */
+  deleteSchedule: handleUnaryCall<DeleteScheduleRequest, DeleteScheduleResponse>;
+  /**
+   * PauseSchedule stops a schedule's ticks until ResumeSchedule. Pausing a paused schedule
+   * changes nothing.
+   */
+  pauseSchedule: handleUnaryCall<PauseScheduleRequest, PauseScheduleResponse>;
+  /**
+   * ResumeSchedule starts a paused schedule again from its next tick after now: the ticks
+   * that passed while it was paused are not made up.
+   */
+  resumeSchedule: handleUnaryCall<ResumeScheduleRequest, ResumeScheduleResponse>;
   /**
    * CreateToken issues an API token (admin role). The secret is in the response only: the
    * server stores its SHA-256 hash. Tokens matter when the server runs with `--auth`; every
@@ -3848,6 +5443,134 @@ export interface JobQueueServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ResumeQueueResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * CreateSchedule adds a recurring job: a named schedule that makes one job from its
+   * template at each tick of a cron expression or a fixed interval, on whichever server
+   * notices the tick first, and exactly one per tick however many servers run
+   * (docs/schedules.md). ALREADY_EXISTS (SCHEDULE_EXISTS) when the name is taken. Schedule
+   * methods need an admin token whose patterns include `*`.
+   */
+  createSchedule(
+    request: CreateScheduleRequest,
+    callback: (error: ServiceError | null, response: CreateScheduleResponse) => void,
+  ): ClientUnaryCall;
+  createSchedule(
+    request: CreateScheduleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateScheduleResponse) => void,
+  ): ClientUnaryCall;
+  createSchedule(
+    request: CreateScheduleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateScheduleResponse) => void,
+  ): ClientUnaryCall;
+  /** GetSchedule returns a schedule with its next and last run. */
+  getSchedule(
+    request: GetScheduleRequest,
+    callback: (error: ServiceError | null, response: GetScheduleResponse) => void,
+  ): ClientUnaryCall;
+  getSchedule(
+    request: GetScheduleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetScheduleResponse) => void,
+  ): ClientUnaryCall;
+  getSchedule(
+    request: GetScheduleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetScheduleResponse) => void,
+  ): ClientUnaryCall;
+  /** ListSchedules pages through the schedules, sorted by name. */
+  listSchedules(
+    request: ListSchedulesRequest,
+    callback: (error: ServiceError | null, response: ListSchedulesResponse) => void,
+  ): ClientUnaryCall;
+  listSchedules(
+    request: ListSchedulesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListSchedulesResponse) => void,
+  ): ClientUnaryCall;
+  listSchedules(
+    request: ListSchedulesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListSchedulesResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * UpdateSchedule replaces a schedule's definition (every field a client sets), keeping
+   * its name, its paused state and its last run; ticks are counted anew from the later of
+   * now and the last run.
+   */
+  updateSchedule(
+    request: UpdateScheduleRequest,
+    callback: (error: ServiceError | null, response: UpdateScheduleResponse) => void,
+  ): ClientUnaryCall;
+  updateSchedule(
+    request: UpdateScheduleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateScheduleResponse) => void,
+  ): ClientUnaryCall;
+  updateSchedule(
+    request: UpdateScheduleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateScheduleResponse) => void,
+  ): ClientUnaryCall;
+  /** DeleteSchedule removes a schedule; the jobs it made stay. */
+  deleteSchedule(
+    request: DeleteScheduleRequest,
+    callback: (error: ServiceError | null, response: DeleteScheduleResponse) => void,
+  ): ClientUnaryCall;
+  deleteSchedule(
+    request: DeleteScheduleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteScheduleResponse) => void,
+  ): ClientUnaryCall;
+  deleteSchedule(
+    request: DeleteScheduleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteScheduleResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * PauseSchedule stops a schedule's ticks until ResumeSchedule. Pausing a paused schedule
+   * changes nothing.
+   */
+  pauseSchedule(
+    request: PauseScheduleRequest,
+    callback: (error: ServiceError | null, response: PauseScheduleResponse) => void,
+  ): ClientUnaryCall;
+  pauseSchedule(
+    request: PauseScheduleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PauseScheduleResponse) => void,
+  ): ClientUnaryCall;
+  pauseSchedule(
+    request: PauseScheduleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PauseScheduleResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ResumeSchedule starts a paused schedule again from its next tick after now: the ticks
+   * that passed while it was paused are not made up.
+   */
+  resumeSchedule(
+    request: ResumeScheduleRequest,
+    callback: (error: ServiceError | null, response: ResumeScheduleResponse) => void,
+  ): ClientUnaryCall;
+  resumeSchedule(
+    request: ResumeScheduleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ResumeScheduleResponse) => void,
+  ): ClientUnaryCall;
+  resumeSchedule(
+    request: ResumeScheduleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ResumeScheduleResponse) => void,
   ): ClientUnaryCall;
   /**
    * CreateToken issues an API token (admin role). The secret is in the response only: the
