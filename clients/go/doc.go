@@ -38,15 +38,18 @@
 // ErrDurabilityUnavailable, ErrFsyncNotConfirmed, ErrStoreUnavailable, ErrStoreFull,
 // ErrServerShuttingDown, ErrInternal, ErrTokenMissing, ErrTokenInvalid, ErrTokenExpired,
 // ErrRoleNotAllowed, ErrQueueNotAllowed, ErrTokenNotFound, ErrTokenLimitReached,
-// ErrQueueLimitReached), and ErrUnavailable, ErrResourceExhausted, ErrUnauthenticated and
-// ErrPermissionDenied match by status code; match them with errors.Is, or take an error apart
-// with errors.As into *Error (Code, Reason, Field, Message). status.FromError works on them
-// too.
+// ErrQueueLimitReached, ErrScheduleNotFound, ErrScheduleExists, ErrScheduleLimitReached),
+// and ErrUnavailable, ErrResourceExhausted, ErrUnauthenticated and ErrPermissionDenied match
+// by status code; match them with errors.Is, or take an error apart with errors.As into
+// *Error (Code, Reason, Field, Message). status.FromError works on them too.
 //
 // TLS, mutual TLS and a bearer token are options of Dial (WithTLS, WithTLSCAFile,
 // WithTLSClientCert, WithTLSServerName, WithToken), filled from the JOBQ_TLS* and
 // JOBQ_TOKEN environment variables when not given. With an admin token, CreateToken,
 // ListTokens and RevokeToken manage API tokens.
+//
+// Recurring jobs are schedules: CreateSchedule, GetSchedule, ListSchedules,
+// UpdateSchedule, DeleteSchedule, PauseSchedule and ResumeSchedule (see Schedule).
 //
 // Writes can wait for Redis's disk: WithDurability(DurabilityFsynced) on Enqueue and
 // EnqueueBatch, WithAckDurability on a Worker.

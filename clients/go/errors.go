@@ -79,6 +79,16 @@ var (
 	// server's max_queues exist already. Nothing was written; use an existing queue, or ask
 	// the operator to raise the limit. Also ErrResourceExhausted.
 	ErrQueueLimitReached = errors.New("jobqueue: queue limit reached")
+	// ErrScheduleNotFound (SCHEDULE_NOT_FOUND): no schedule has the name the request gives
+	// (never created, or deleted). Nothing was changed. Not ErrNotFound, which is a job's.
+	ErrScheduleNotFound = errors.New("jobqueue: schedule not found")
+	// ErrScheduleExists (SCHEDULE_EXISTS): CreateSchedule named a schedule that exists.
+	// Nothing was changed; use UpdateSchedule to change it, or another name.
+	ErrScheduleExists = errors.New("jobqueue: schedule exists")
+	// ErrScheduleLimitReached (SCHEDULE_LIMIT_REACHED): CreateSchedule was refused because
+	// the server's max_schedules exist already. Nothing was changed; delete unused schedules
+	// first. Also ErrResourceExhausted.
+	ErrScheduleLimitReached = errors.New("jobqueue: schedule limit reached")
 )
 
 // Sentinel errors by status code, whatever the reason: statuses made by gRPC itself (a
@@ -87,8 +97,8 @@ var (
 	// ErrUnavailable: any UNAVAILABLE (the server or its Redis could not be reached, an
 	// fsync not confirmed, a server shutting down); retrying may succeed.
 	ErrUnavailable = errors.New("jobqueue: unavailable")
-	// ErrResourceExhausted: any RESOURCE_EXHAUSTED (Redis out of memory, a message over a
-	// size limit, ...).
+	// ErrResourceExhausted: any RESOURCE_EXHAUSTED (Redis out of memory, a limit of the
+	// server's such as max_queues or max_schedules, a message over a size limit, ...).
 	ErrResourceExhausted = errors.New("jobqueue: resource exhausted")
 	// ErrUnauthenticated: any UNAUTHENTICATED (ErrTokenMissing, ErrTokenInvalid,
 	// ErrTokenExpired, or a refusal from a proxy); the same token will be refused again.
@@ -118,6 +128,9 @@ var reasonSentinels = map[jobqueuev1.ErrorReason]error{
 	jobqueuev1.ErrorReason_TOKEN_NOT_FOUND:        ErrTokenNotFound,
 	jobqueuev1.ErrorReason_TOKEN_LIMIT_REACHED:    ErrTokenLimitReached,
 	jobqueuev1.ErrorReason_QUEUE_LIMIT_REACHED:    ErrQueueLimitReached,
+	jobqueuev1.ErrorReason_SCHEDULE_NOT_FOUND:     ErrScheduleNotFound,
+	jobqueuev1.ErrorReason_SCHEDULE_EXISTS:        ErrScheduleExists,
+	jobqueuev1.ErrorReason_SCHEDULE_LIMIT_REACHED: ErrScheduleLimitReached,
 }
 
 // codeSentinels stand in for a reason when the status carried none (from a proxy, say).

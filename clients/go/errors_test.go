@@ -57,6 +57,9 @@ var allSentinels = map[string]error{
 	"ErrTokenNotFound":         ErrTokenNotFound,
 	"ErrTokenLimitReached":     ErrTokenLimitReached,
 	"ErrQueueLimitReached":     ErrQueueLimitReached,
+	"ErrScheduleNotFound":      ErrScheduleNotFound,
+	"ErrScheduleExists":        ErrScheduleExists,
+	"ErrScheduleLimitReached":  ErrScheduleLimitReached,
 	"ErrUnauthenticated":       ErrUnauthenticated,
 	"ErrPermissionDenied":      ErrPermissionDenied,
 }
@@ -129,6 +132,10 @@ func TestErrorsAreMappedFromTheStatusAndItsDetails(t *testing.T) {
 		{codes.NotFound, jobqueuev1.ErrorReason_TOKEN_NOT_FOUND, "", []string{"ErrTokenNotFound"}},
 		{codes.ResourceExhausted, jobqueuev1.ErrorReason_TOKEN_LIMIT_REACHED, "", []string{"ErrResourceExhausted", "ErrTokenLimitReached"}},
 		{codes.ResourceExhausted, jobqueuev1.ErrorReason_QUEUE_LIMIT_REACHED, "", []string{"ErrQueueLimitReached", "ErrResourceExhausted"}},
+		// SCHEDULE_NOT_FOUND is not ErrNotFound either.
+		{codes.NotFound, jobqueuev1.ErrorReason_SCHEDULE_NOT_FOUND, "", []string{"ErrScheduleNotFound"}},
+		{codes.AlreadyExists, jobqueuev1.ErrorReason_SCHEDULE_EXISTS, "", []string{"ErrScheduleExists"}},
+		{codes.ResourceExhausted, jobqueuev1.ErrorReason_SCHEDULE_LIMIT_REACHED, "", []string{"ErrResourceExhausted", "ErrScheduleLimitReached"}},
 		// Statuses without a reason (from gRPC itself, a proxy) map by their code.
 		{codes.Unavailable, 0, "", []string{"ErrUnavailable"}},
 		{codes.ResourceExhausted, 0, "", []string{"ErrResourceExhausted"}},
@@ -136,6 +143,7 @@ func TestErrorsAreMappedFromTheStatusAndItsDetails(t *testing.T) {
 		{codes.InvalidArgument, 0, "", []string{"ErrInvalidArgument"}},
 		{codes.Unauthenticated, 0, "", []string{"ErrUnauthenticated"}},
 		{codes.PermissionDenied, 0, "", []string{"ErrPermissionDenied"}},
+		{codes.AlreadyExists, 0, "", nil},
 		{codes.FailedPrecondition, 0, "", nil},
 		{codes.Internal, 0, "", nil},
 	}

@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -171,6 +172,47 @@ def test_pause_of_a_bad_queue_name_exits_2_naming_the_field(jobq: Jobq) -> None:
 
     assert result.returncode == 2
     assert one_error_line(result).startswith("error: INVALID_ARGUMENT queue: ")
+
+
+def test_schedule_create_list_get_pause_resume_and_delete(jobq: Jobq, queue: str) -> None:
+    name = f"nightly-{queue}"
+    created = jobq(
+        "schedule", "create", name, queue, '{"kind":"daily"}', "--cron", "30 2 * * *", "--tz", "Europe/Paris"
+    )
+    listed = jobq("schedule", "list")
+    shown = jobq.json("schedule", "get", name)
+    paused = jobq.json("schedule", "pause", name)
+    resumed = jobq("schedule", "resume", name)
+    deleted = jobq("schedule", "delete", name)
+    gone = jobq("schedule", "get", name)
+
+    assert created.returncode == 0 and f"created schedule {name}: next run 20" in created.stdout, (
+        created.stderr
+    )
+    assert name in listed.stdout and "30 2 * * * (Europe/Paris)" in listed.stdout
+    assert shown["queue"] == queue and shown["payload"] == {"kind": "daily"} and shown["cron"] == "30 2 * * *"
+    assert paused["results"] == [{"name": name, "changed": True}]
+    assert resumed.returncode == 0 and f"resumed {name}" in resumed.stdout
+    assert deleted.returncode == 0 and f"deleted {name}" in deleted.stdout
+    assert gone.returncode != 0 and "SCHEDULE_NOT_FOUND" in one_error_line(gone)
+
+
+def test_an_every_second_schedule_makes_jobs_shown_by_get(jobq: Jobq, queue: str, client: Client) -> None:
+    name = f"pulse-{queue}"
+    assert jobq("schedule", "create", name, queue, "--every", "1").returncode == 0
+    deadline = time.monotonic() + 10
+    while not (last := jobq.json("schedule", "get", name)["last_job_id"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    jobq("schedule", "delete", name)
+
+    assert client.get(last).queue == queue
+
+
+def test_schedule_with_a_bad_cron_exits_2_naming_the_field(jobq: Jobq, queue: str) -> None:
+    result = jobq("schedule", "create", f"bad-{queue}", queue, "--cron", "every day")
+
+    assert result.returncode == 2
+    assert one_error_line(result).startswith("error: INVALID_ARGUMENT schedule.cron: ")
 
 
 def test_cancel_then_retry_moves_the_job_and_reports_each_id(jobq: Jobq, queue: str, client: Client) -> None:

@@ -1,4 +1,4 @@
-/** Client: the producer API (enqueue, inspect, list, cancel, retry, pause, wait) and token management, with Promises. */
+/** Client: the producer API (enqueue, inspect, list, cancel, retry, pause, wait), schedules and token management, with Promises. */
 
 import { Metadata, type CallOptions as GrpcCallOptions, type ClientUnaryCall, type ServiceError } from "@grpc/grpc-js";
 
@@ -11,18 +11,27 @@ import { EnqueueStream, type EnqueueDuplex } from "./enqueue-stream.js";
 import { DeadlineExceededError, InternalError, InvalidArgumentError, UnavailableError, fromServiceError } from "./errors.js";
 import {
   JobQueueServiceService,
+  type CreateScheduleResponse,
   type CreateTokenResponse,
   type EnqueueBatchResponse,
   type EnqueueResponse,
+  type GetScheduleResponse,
   type GetStatusResponse,
   type JobQueueServiceClient,
   type ListJobsRequest,
   type ListJobsResponse,
+  type ListSchedulesRequest,
+  type ListSchedulesResponse,
   type ListTokensResponse,
   type PauseQueueResponse,
+  type PauseScheduleResponse,
   type ResumeQueueResponse,
+  type ResumeScheduleResponse,
+  type Schedule,
   type StatsResponse,
+  type UpdateScheduleResponse,
 } from "./gen/jobqueue/v1/job_queue_service.js";
+import { scheduleInfo, scheduleMessage, type ListSchedulesOptions, type ScheduleInfo, type ScheduleSpec } from "./schedules.js";
 import { sleep } from "./timing.js";
 import {
   isTerminal,
@@ -288,6 +297,108 @@ export class Client {
     return response.changed;
   }
 
+  // -- schedules: these need an admin token whose patterns include `*` when the server runs
+  // with `--auth` (docs/security.md) ---------------------------------------------------------
+
+  /**
+   * Adds a recurring job: a named schedule that makes one job from its template at each tick
+   * of `spec.cron` or every `spec.everyMs`, on whichever server notices the tick first, and
+   * exactly one per tick however many servers run (docs/schedules.md). Resolves to the
+   * schedule as stored, with its first tick (`nextRunTime`). ScheduleExistsError when the
+   * name is taken, ScheduleLimitReachedError when the server holds as many schedules as it
+   * allows; an InvalidArgumentError names the field (`schedule.cron`,
+   * `schedule.template.queue`), and what the wire could not carry is refused before sending.
+   *
+   * ```ts
+   * await admin.createSchedule({ name: "nightly-report", cron: "0 3 * * *", timeZone: "Europe/Paris", queue: "reports" });
+   * ```
+   */
+  async createSchedule(spec: ScheduleSpec, options: CallOptions = {}): Promise<ScheduleInfo> {
+    const schedule = scheduleMessage(spec);
+    const response = await this.unary<CreateScheduleResponse>(
+      (metadata, callOptions, callback) => this.raw.createSchedule({ schedule }, metadata, callOptions, callback),
+      options,
+    );
+    return storedSchedule(response.schedule, spec.name);
+  }
+
+  /** The schedule named `name`, with its next and last run; ScheduleNotFoundError when there is none. */
+  async getSchedule(name: string, options: CallOptions = {}): Promise<ScheduleInfo> {
+    const response = await this.unary<GetScheduleResponse>(
+      (metadata, callOptions, callback) => this.raw.getSchedule({ name }, metadata, callOptions, callback),
+      options,
+    );
+    return storedSchedule(response.schedule, name);
+  }
+
+  /** Every schedule, sorted by name, read `pageSize` at a time (default: the server's, 100). */
+  async listSchedules(options: ListSchedulesOptions = {}): Promise<ScheduleInfo[]> {
+    const pageSize = options.pageSize ?? 0;
+    if (!Number.isInteger(pageSize) || Math.abs(pageSize) > INT32_MAX) {
+      throw new InvalidArgumentError("page_size: must be an integer", { field: "page_size" }); // the range is the server's
+    }
+    const found: ScheduleInfo[] = [];
+    let pageToken = "";
+    for (;;) {
+      const request: ListSchedulesRequest = { pageSize, pageToken };
+      const page = await this.unary<ListSchedulesResponse>(
+        (metadata, callOptions, callback) => this.raw.listSchedules(request, metadata, callOptions, callback),
+        options,
+      );
+      found.push(...page.schedules.map(scheduleInfo));
+      if (page.nextPageToken === "") return found;
+      // A token handed back unchanged would page for ever.
+      if (page.nextPageToken === pageToken) throw new InternalError("the server sent the same page token twice");
+      pageToken = page.nextPageToken;
+    }
+  }
+
+  /**
+   * Replaces the definition of the schedule `spec.name` with `spec` (every field: what it
+   * leaves unset takes its default), keeping its paused state and its last run; its ticks are
+   * counted anew from the later of now and the last run. A ScheduleInfo is a spec too, so
+   * `updateSchedule({ ...info, metadata: { owner: "ops" } })` changes one thing (to switch
+   * timings, clear the other: `{ ...info, cron: undefined, everyMs: 60_000 }`).
+   * ScheduleNotFoundError when there is no such schedule.
+   */
+  async updateSchedule(spec: ScheduleSpec, options: CallOptions = {}): Promise<ScheduleInfo> {
+    const schedule = scheduleMessage(spec);
+    const response = await this.unary<UpdateScheduleResponse>(
+      (metadata, callOptions, callback) => this.raw.updateSchedule({ schedule }, metadata, callOptions, callback),
+      options,
+    );
+    return storedSchedule(response.schedule, spec.name);
+  }
+
+  /** Removes a schedule; the jobs it made stay. ScheduleNotFoundError when there was none. */
+  async deleteSchedule(name: string, options: CallOptions = {}): Promise<void> {
+    await this.unary((metadata, callOptions, callback) => this.raw.deleteSchedule({ name }, metadata, callOptions, callback), options);
+  }
+
+  /**
+   * Stops a schedule's ticks until `resumeSchedule`: it makes no job, and `getSchedule`
+   * shows `paused: true` and no `nextRunTime`. Resolves to false when it was paused already.
+   */
+  async pauseSchedule(name: string, options: CallOptions = {}): Promise<boolean> {
+    const response = await this.unary<PauseScheduleResponse>(
+      (metadata, callOptions, callback) => this.raw.pauseSchedule({ name }, metadata, callOptions, callback),
+      options,
+    );
+    return response.changed;
+  }
+
+  /**
+   * Starts a paused schedule again from its next tick after now: the ticks that passed while
+   * it was paused are not made up. Resolves to false when it was not paused.
+   */
+  async resumeSchedule(name: string, options: CallOptions = {}): Promise<boolean> {
+    const response = await this.unary<ResumeScheduleResponse>(
+      (metadata, callOptions, callback) => this.raw.resumeSchedule({ name }, metadata, callOptions, callback),
+      options,
+    );
+    return response.changed;
+  }
+
   // -- tokens: these need an admin token whose patterns include `*` (docs/security.md) ----
 
   /**
@@ -394,6 +505,12 @@ export class Client {
       signal?.addEventListener("abort", onAbort, { once: true });
     });
   }
+}
+
+/** The schedule a response carries; InternalError when it carries none. */
+function storedSchedule(schedule: Schedule | undefined, name: string): ScheduleInfo {
+  if (schedule === undefined) throw new InternalError(`the server sent no schedule for ${name}`);
+  return scheduleInfo(schedule);
 }
 
 /** The same error with `requests[i]` in its field (and message) moved by `offset`. */

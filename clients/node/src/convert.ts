@@ -83,6 +83,14 @@ export function toDurability(value: Durability | undefined, field: string): Prot
   return level;
 }
 
+/** The wire level for a priority name. */
+export function toPriority(priority: Priority, field = "priority"): ProtoPriority {
+  // Own keys only, as for durabilities.
+  const proto = Object.hasOwn(PRIORITIES, priority) ? PRIORITIES[priority] : undefined;
+  if (proto === undefined) throw new InvalidArgumentError(`${field}: must be "low", "normal" or "high"`, { field });
+  return proto;
+}
+
 /** The wire state for a state name (ListJobs). */
 export function toJobState(state: JobState, field = "state"): ProtoJobState {
   const proto = PROTO_STATES.get(state);
@@ -172,7 +180,8 @@ export function durationMs(duration: Duration | undefined): number | undefined {
   return duration.seconds * 1000 + Math.floor(duration.nanos / 1e6);
 }
 
-function checkDate(date: Date, field: string): Date {
+/** `date`, unless it is not a valid Date (InvalidArgumentError naming `field`). */
+export function checkDate(date: Date, field: string): Date {
   if (!(date instanceof Date) || Number.isNaN(date.getTime())) {
     throw new InvalidArgumentError(`${field}: must be a valid Date`, { field });
   }
@@ -186,7 +195,8 @@ export function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-function backoffPolicy(policy: BackoffPolicy, field: string): ProtoBackoff {
+/** The wire policy; `field` names the policy in errors (`backoff`, `requests[3].backoff`). */
+export function backoffPolicy(policy: BackoffPolicy, field: string): ProtoBackoff {
   const message: ProtoBackoff = {
     initialDelay: undefined,
     maxDelay: undefined,
@@ -219,13 +229,7 @@ export function enqueueRequest(spec: JobSpec, prefix = ""): EnqueueRequest {
   };
   if (spec.payload instanceof Uint8Array) request.payloadBytes = asBuffer(spec.payload);
   else if (spec.payload !== undefined && spec.payload !== null) request.payload = toJsonObject(spec.payload, `${prefix}payload`);
-  if (options.priority !== undefined) {
-    const priority = Object.hasOwn(PRIORITIES, options.priority) ? PRIORITIES[options.priority] : undefined;
-    if (priority === undefined) {
-      throw new InvalidArgumentError(`${prefix}priority: must be "low", "normal" or "high"`, { field: `${prefix}priority` });
-    }
-    request.priority = priority;
-  }
+  if (options.priority !== undefined) request.priority = toPriority(options.priority, `${prefix}priority`);
   if (options.delayMs !== undefined && options.runAt !== undefined) {
     throw new InvalidArgumentError(`${prefix}delay: set at most one of delayMs and runAt`, { field: `${prefix}delay` });
   }
@@ -261,7 +265,7 @@ export function jobState(state: ProtoJobState): JobState {
   return name;
 }
 
-function priorityName(priority: ProtoPriority): Priority {
+export function priorityName(priority: ProtoPriority): Priority {
   if (priority === ProtoPriority.PRIORITY_LOW) return "low";
   if (priority === ProtoPriority.PRIORITY_HIGH) return "high";
   return "normal";

@@ -81,6 +81,12 @@ export class NotFoundError extends JobQueueError {
   static override readonly defaultReason: string = ErrorReason[ErrorReason.JOB_NOT_FOUND];
 }
 
+/** What the call would create exists already (ScheduleExistsError); nothing was changed. Do not retry. */
+export class AlreadyExistsError extends JobQueueError {
+  static override readonly defaultCode: GrpcStatus = GrpcStatus.ALREADY_EXISTS;
+  static override readonly defaultReason: string = "ALREADY_EXISTS";
+}
+
 /** The call is not allowed now; the subclass (LeaseLostError, WrongStateError, ...) says why. */
 export class FailedPreconditionError extends JobQueueError {
   static override readonly defaultCode: GrpcStatus = GrpcStatus.FAILED_PRECONDITION;
@@ -213,6 +219,21 @@ export class QueueLimitReachedError extends ResourceExhaustedError {
   static override readonly defaultReason: string = ErrorReason[ErrorReason.QUEUE_LIMIT_REACHED];
 }
 
+/** No schedule has the name the request gives (never created, or deleted). Nothing was changed. */
+export class ScheduleNotFoundError extends NotFoundError {
+  static override readonly defaultReason: string = ErrorReason[ErrorReason.SCHEDULE_NOT_FOUND];
+}
+
+/** CreateSchedule named a schedule that exists. Nothing was changed: update it, or use another name. */
+export class ScheduleExistsError extends AlreadyExistsError {
+  static override readonly defaultReason: string = ErrorReason[ErrorReason.SCHEDULE_EXISTS];
+}
+
+/** CreateSchedule was refused: the server holds `max_schedules` schedules. Delete unused ones first. */
+export class ScheduleLimitReachedError extends ResourceExhaustedError {
+  static override readonly defaultReason: string = ErrorReason[ErrorReason.SCHEDULE_LIMIT_REACHED];
+}
+
 /** Thrown by a job handler to fail the job for good, whatever attempts are left. */
 export class NonRetryableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -261,6 +282,9 @@ export const ERROR_CLASSES: Readonly<Record<ServerReason, ErrorClass>> = {
   [ErrorReason.TOKEN_NOT_FOUND]: TokenNotFoundError,
   [ErrorReason.TOKEN_LIMIT_REACHED]: TokenLimitReachedError,
   [ErrorReason.QUEUE_LIMIT_REACHED]: QueueLimitReachedError,
+  [ErrorReason.SCHEDULE_NOT_FOUND]: ScheduleNotFoundError,
+  [ErrorReason.SCHEDULE_EXISTS]: ScheduleExistsError,
+  [ErrorReason.SCHEDULE_LIMIT_REACHED]: ScheduleLimitReachedError,
 };
 
 /** The fallback when a status has no ErrorInfo of ours, or a reason newer than this library. */
@@ -268,6 +292,7 @@ const BY_CODE = new Map<GrpcStatus, ErrorClass>([
   [GrpcStatus.INVALID_ARGUMENT, InvalidArgumentError],
   [GrpcStatus.OUT_OF_RANGE, InvalidArgumentError],
   [GrpcStatus.NOT_FOUND, NotFoundError],
+  [GrpcStatus.ALREADY_EXISTS, AlreadyExistsError],
   [GrpcStatus.FAILED_PRECONDITION, FailedPreconditionError],
   [GrpcStatus.RESOURCE_EXHAUSTED, ResourceExhaustedError],
   [GrpcStatus.UNAVAILABLE, UnavailableError],

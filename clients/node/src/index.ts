@@ -2,7 +2,7 @@
  * @jobqueue/client: a typed client and worker for the jobqueue gRPC service.
  *
  * - {@link Client}: enqueue jobs, read their status, list a queue, cancel, retry, wait for results;
- *   create, list and revoke API tokens.
+ *   pause queues; manage schedules (recurring jobs); create, list and revoke API tokens.
  * - {@link Worker}: lease jobs over one stream, run async handlers, ack or fail them.
  */
 
@@ -23,6 +23,7 @@ export type { ReconnectBackoffOptions } from "./backoff.js";
 export { consoleLogger } from "./logger.js";
 export type { LogLevel } from "./logger.js";
 export {
+  AlreadyExistsError,
   DeadlineExceededError,
   DurabilityUnavailableError,
   ERROR_CLASSES,
@@ -40,6 +41,9 @@ export {
   ResourceExhaustedError,
   RetryAfterError,
   RoleNotAllowedError,
+  ScheduleExistsError,
+  ScheduleLimitReachedError,
+  ScheduleNotFoundError,
   ServerShuttingDownError,
   StoreFullError,
   StoreUnavailableError,
@@ -58,6 +62,7 @@ export {
 } from "./errors.js";
 export type { JobQueueErrorOptions, ServerReason } from "./errors.js";
 export { ErrorReason } from "./gen/jobqueue/v1/error_reason.js";
+export type { CatchUpPolicy, ListSchedulesOptions, ScheduleFields, ScheduleInfo, ScheduleSpec, ScheduleTiming } from "./schedules.js";
 export { TERMINAL_STATES, isTerminal } from "./types.js";
 export type {
   BackoffPolicy,

@@ -102,6 +102,9 @@ var perReason = []named{
 	{"ErrTokenNotFound", jobqueue.ErrTokenNotFound},
 	{"ErrTokenLimitReached", jobqueue.ErrTokenLimitReached},
 	{"ErrQueueLimitReached", jobqueue.ErrQueueLimitReached},
+	{"ErrScheduleNotFound", jobqueue.ErrScheduleNotFound},
+	{"ErrScheduleExists", jobqueue.ErrScheduleExists},
+	{"ErrScheduleLimitReached", jobqueue.ErrScheduleLimitReached},
 }
 
 // byCode name an error without a reason.

@@ -12,6 +12,7 @@ import {
   Client,
   InvalidArgumentError,
   QueueNotAllowedError,
+  PermissionDeniedError,
   RoleNotAllowedError,
   TokenInvalidError,
   TokenMissingError,
@@ -163,6 +164,33 @@ describe("jobq serve --auth over mTLS", { skip, timeout: 120_000 }, () => {
       assert.equal(error.reason, "TOKEN_NOT_FOUND");
       return true;
     });
+  });
+
+  test("schedules take an admin token for `*`: producers and queue-scoped admins are refused", async () => {
+    const queue = uniqueQueue();
+    const name = `${queue}-sched`;
+    const info = await admin.createSchedule({ name, everyMs: 3_600_000, queue });
+    try {
+      assert.equal((await admin.getSchedule(name)).name, name);
+      const producer = connect(await createToken("producer", [queue]));
+      await assert.rejects(producer.getSchedule(name), RoleNotAllowedError);
+      await assert.rejects(producer.createSchedule({ name: `${name}-2`, everyMs: 3_600_000, queue }), RoleNotAllowedError);
+      const scoped = connect(await createToken("admin", [queue]));
+      for (const call of [
+        () => scoped.listSchedules(),
+        () => scoped.pauseSchedule(name),
+        () => scoped.createSchedule({ name: `${name}-3`, everyMs: 3_600_000, queue }),
+      ]) {
+        await assert.rejects(call(), (error: unknown) => {
+          assert.ok(error instanceof RoleNotAllowedError, String(error)); // as for token methods
+          assert.ok(error instanceof PermissionDeniedError);
+          return true;
+        });
+      }
+      assert.deepEqual(await admin.getSchedule(name), info, "nothing was changed");
+    } finally {
+      await admin.deleteSchedule(name);
+    }
   });
 
   test("ttlMs sets expireTime; a zero ttl is the server's InvalidArgumentError, an unknown role the client's", async () => {

@@ -4,6 +4,7 @@ import { describe, test } from "node:test";
 import { Metadata, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
 
 import {
+  AlreadyExistsError,
   DurabilityUnavailableError,
   ERROR_CLASSES,
   FailedPreconditionError,
@@ -17,6 +18,9 @@ import {
   QueueNotAllowedError,
   ResourceExhaustedError,
   RoleNotAllowedError,
+  ScheduleExistsError,
+  ScheduleLimitReachedError,
+  ScheduleNotFoundError,
   ServerShuttingDownError,
   StoreFullError,
   StoreUnavailableError,
@@ -105,7 +109,7 @@ describe("errors from a failed call", () => {
   });
 
   test("every ErrorReason of the contract has a class of its own", () => {
-    assert.equal(SERVER_REASONS.length, 18);
+    assert.equal(SERVER_REASONS.length, 21);
     const names = new Set<string>();
     for (const value of SERVER_REASONS) {
       const name = ErrorReason[value];
@@ -139,6 +143,9 @@ describe("errors from a failed call", () => {
       [GrpcStatus.NOT_FOUND, "TOKEN_NOT_FOUND", TokenNotFoundError, NotFoundError],
       [GrpcStatus.RESOURCE_EXHAUSTED, "TOKEN_LIMIT_REACHED", TokenLimitReachedError, ResourceExhaustedError],
       [GrpcStatus.RESOURCE_EXHAUSTED, "QUEUE_LIMIT_REACHED", QueueLimitReachedError, ResourceExhaustedError],
+      [GrpcStatus.NOT_FOUND, "SCHEDULE_NOT_FOUND", ScheduleNotFoundError, NotFoundError],
+      [GrpcStatus.ALREADY_EXISTS, "SCHEDULE_EXISTS", ScheduleExistsError, AlreadyExistsError],
+      [GrpcStatus.RESOURCE_EXHAUSTED, "SCHEDULE_LIMIT_REACHED", ScheduleLimitReachedError, ResourceExhaustedError],
     ];
     for (const [code, reason, type, base] of cases) {
       const error = fromServiceError(serviceError(code, "x", [errorInfo(reason)])) as JobQueueError;
@@ -188,6 +195,9 @@ describe("errors from a failed call", () => {
     const unauthenticated = fromServiceError(serviceError(GrpcStatus.UNAUTHENTICATED, "no token", []));
     assert.equal((unauthenticated as JobQueueError).constructor, UnauthenticatedError);
     assert.equal((unauthenticated as JobQueueError).reason, "UNAUTHENTICATED");
+    const exists = fromServiceError(serviceError(GrpcStatus.ALREADY_EXISTS, "taken", []));
+    assert.equal((exists as JobQueueError).constructor, AlreadyExistsError);
+    assert.equal((exists as JobQueueError).reason, "ALREADY_EXISTS");
     const denied = fromServiceError(serviceError(GrpcStatus.PERMISSION_DENIED, "proxy says no", []));
     assert.equal((denied as JobQueueError).constructor, PermissionDeniedError);
     const unknown = fromServiceError(serviceError(GrpcStatus.DATA_LOSS, "boom", []));

@@ -11,6 +11,7 @@ from jobqueue.client import AsyncClient
 from jobqueue.context import JobContext
 from jobqueue.counters import WorkerCounters
 from jobqueue.errors import (
+    AlreadyExists,
     DeadlineExceeded,
     DurabilityUnavailable,
     FailedPrecondition,
@@ -27,6 +28,9 @@ from jobqueue.errors import (
     ResourceExhausted,
     RetryAfter,
     RoleNotAllowed,
+    ScheduleExists,
+    ScheduleLimitReached,
+    ScheduleNotFound,
     ServerShuttingDown,
     StoreFull,
     StoreUnavailable,
@@ -55,11 +59,13 @@ from jobqueue.models import (
     TokenInfo,
     TokenRole,
 )
+from jobqueue.schedules import Schedule
 from jobqueue.security import Tls
 from jobqueue.sync_client import Client
 from jobqueue.worker import Worker
 
 __all__ = [
+    "AlreadyExists",
     "AsyncClient",
     "AsyncHandler",
     "BackoffPolicy",
@@ -94,6 +100,10 @@ __all__ = [
     "ResourceExhausted",
     "RetryAfter",
     "RoleNotAllowed",
+    "Schedule",
+    "ScheduleExists",
+    "ScheduleLimitReached",
+    "ScheduleNotFound",
     "ServerShuttingDown",
     "StoreFull",
     "StoreUnavailable",

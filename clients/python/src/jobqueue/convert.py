@@ -196,6 +196,11 @@ _DURABILITIES: dict[Durability, job_pb2.Durability.ValueType] = {
 }
 
 
+def priority_of(value: int) -> Priority:
+    """The Priority of a message's value; unset (or one this client does not know) is normal."""
+    return _PRIORITY_NAMES.get(value, Priority.NORMAL)
+
+
 def to_durability(value: DurabilityName | None, what: str = "durability") -> job_pb2.Durability.ValueType:
     """The level to send; None leaves it unset, so the server applies its default."""
     if value is None:
@@ -238,7 +243,7 @@ def job_info(job: job_pb2.Job, payload: dict[str, Any] | None = None) -> JobInfo
         state=_STATES[job.state],
         payload=from_struct(job.payload) if payload is None else payload,
         payload_bytes=job.payload_bytes,
-        priority=_PRIORITY_NAMES.get(job.priority, Priority.NORMAL),
+        priority=priority_of(job.priority),
         attempts=job.attempts,
         max_attempts=job.max_attempts,
         create_time=_optional_time(job, "create_time"),

@@ -74,6 +74,12 @@ class ResourceExhausted(JobQueueError):
     default_code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class AlreadyExists(JobQueueError):
+    """What the call would create exists already; nothing was changed."""
+
+    default_code = grpc.StatusCode.ALREADY_EXISTS
+
+
 class Unavailable(JobQueueError):
     """The server or its Redis could not be reached; the call may be retried."""
 
@@ -221,6 +227,24 @@ class QueueLimitReached(ResourceExhausted):
     error_reason = ErrorReason.QUEUE_LIMIT_REACHED
 
 
+class ScheduleNotFound(NotFound):
+    """No schedule has the name given (never created, or deleted)."""
+
+    error_reason = ErrorReason.SCHEDULE_NOT_FOUND
+
+
+class ScheduleExists(AlreadyExists):
+    """CreateSchedule named a schedule that exists: update it, or pick another name."""
+
+    error_reason = ErrorReason.SCHEDULE_EXISTS
+
+
+class ScheduleLimitReached(ResourceExhausted):
+    """CreateSchedule was refused: ``max_schedules`` exist already. Delete unused ones."""
+
+    error_reason = ErrorReason.SCHEDULE_LIMIT_REACHED
+
+
 # -- raised by job handlers -------------------------------------------------------------
 
 
@@ -242,13 +266,14 @@ _REASON_CLASSES: tuple[type[JobQueueError], ...] = (
     InvalidArgument, NotFound, LeaseLost, WrongState, DurabilityUnavailable, FsyncNotConfirmed,
     StoreUnavailable, StoreFull, ServerShuttingDown, Internal, TokenMissing, TokenInvalid, TokenExpired,
     RoleNotAllowed, QueueNotAllowed, TokenNotFound, TokenLimitReached, QueueLimitReached,
+    ScheduleNotFound, ScheduleExists, ScheduleLimitReached,
 )  # fmt: skip
 BY_REASON: dict[ErrorReason.ValueType, type[JobQueueError]] = {c.error_reason: c for c in _REASON_CLASSES}
 BY_CODE: dict[grpc.StatusCode, type[JobQueueError]] = {
     cls.default_code: cls
     for cls in (
         InvalidArgument, NotFound, FailedPrecondition, ResourceExhausted, Unavailable, DeadlineExceeded,
-        Unauthenticated, PermissionDenied, Internal,
+        Unauthenticated, PermissionDenied, Internal, AlreadyExists,
     )
 }  # fmt: skip
 _CODE_BY_NUMBER: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.StatusCode}

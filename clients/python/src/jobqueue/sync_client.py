@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
 
@@ -31,6 +31,7 @@ from jobqueue.models import (
     TokenInfo,
     TokenRole,
 )
+from jobqueue.schedules import CatchUp, Schedule, TemplateOptions, schedule_message, schedule_of
 from jobqueue.security import Tls
 from jobqueue.sync_batcher import Batcher
 from jobqueue.v1 import job_queue_service_pb2 as svc
@@ -194,6 +195,93 @@ class Client:
         """Lets a paused queue's jobs be leased again and wakes the workers waiting on it.
         False when it was not paused."""
         response = self._call(self._stub.ResumeQueue, svc.ResumeQueueRequest(queue=queue), timeout)
+        return bool(response.changed)
+
+    # -- schedules (an admin token for every queue; docs/schedules.md) ----------------------
+
+    def create_schedule(
+        self,
+        name: str,
+        queue: str,
+        payload: Mapping[str, Any] | bytes | None = None,
+        *,
+        cron: str | None = None,
+        every: timedelta | float | None = None,
+        time_zone: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        catch_up: CatchUp = "skip",
+        catch_up_limit: int = 0,
+        timeout: float | None = None,
+        **options: Unpack[TemplateOptions],
+    ) -> Schedule:
+        """Makes a job on `queue` at each tick of `cron` (5 fields, or 6 with seconds first, in
+        `time_zone`) or `every` (seconds or a timedelta): exactly one job per tick however many
+        servers run. `catch_up` says what ticks missed during downtime make: nothing ("skip"),
+        one job ("once"), or one each, up to `catch_up_limit` ("all"). ScheduleExists when the
+        name is taken."""
+        schedule = schedule_message(
+            name, queue, payload, cron=cron, every=every, time_zone=time_zone, start=start, end=end,
+            catch_up=catch_up, catch_up_limit=catch_up_limit, options=options,
+        )  # fmt: skip
+        request = svc.CreateScheduleRequest(schedule=schedule)
+        return schedule_of((self._call(self._stub.CreateSchedule, request, timeout)).schedule)
+
+    def get_schedule(self, name: str, *, timeout: float | None = None) -> Schedule:
+        """The schedule, with its next and last run; ScheduleNotFound when there is none."""
+        response = self._call(self._stub.GetSchedule, svc.GetScheduleRequest(name=name), timeout)
+        return schedule_of(response.schedule)
+
+    def list_schedules(self, *, page_size: int = 100, timeout: float | None = None) -> Iterator[Schedule]:
+        """Every schedule, sorted by name, fetched a page at a time."""
+        token = ""
+        while True:
+            request = svc.ListSchedulesRequest(page_size=page_size, page_token=token)
+            page = self._call(self._stub.ListSchedules, request, timeout)
+            for schedule in page.schedules:
+                yield schedule_of(schedule)
+            token = page.next_page_token
+            if not token:
+                return
+
+    def update_schedule(
+        self,
+        name: str,
+        queue: str,
+        payload: Mapping[str, Any] | bytes | None = None,
+        *,
+        cron: str | None = None,
+        every: timedelta | float | None = None,
+        time_zone: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        catch_up: CatchUp = "skip",
+        catch_up_limit: int = 0,
+        timeout: float | None = None,
+        **options: Unpack[TemplateOptions],
+    ) -> Schedule:
+        """Replaces the definition of schedule `name` with these arguments (as for
+        `create_schedule`), keeping its paused state and last run."""
+        schedule = schedule_message(
+            name, queue, payload, cron=cron, every=every, time_zone=time_zone, start=start, end=end,
+            catch_up=catch_up, catch_up_limit=catch_up_limit, options=options,
+        )  # fmt: skip
+        request = svc.UpdateScheduleRequest(schedule=schedule)
+        return schedule_of((self._call(self._stub.UpdateSchedule, request, timeout)).schedule)
+
+    def delete_schedule(self, name: str, *, timeout: float | None = None) -> None:
+        """Removes the schedule; the jobs it made stay. ScheduleNotFound when there is none."""
+        self._call(self._stub.DeleteSchedule, svc.DeleteScheduleRequest(name=name), timeout)
+
+    def pause_schedule(self, name: str, *, timeout: float | None = None) -> bool:
+        """Stops the schedule's ticks until `resume_schedule`; False when it was paused already."""
+        response = self._call(self._stub.PauseSchedule, svc.PauseScheduleRequest(name=name), timeout)
+        return bool(response.changed)
+
+    def resume_schedule(self, name: str, *, timeout: float | None = None) -> bool:
+        """Starts a paused schedule again from its next tick (the ticks it missed are not made
+        up); False when it was not paused."""
+        response = self._call(self._stub.ResumeSchedule, svc.ResumeScheduleRequest(name=name), timeout)
         return bool(response.changed)
 
     # -- tokens (an admin token for every queue; docs/security.md) --------------------------
