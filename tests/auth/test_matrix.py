@@ -31,7 +31,7 @@ ULID = "01J00000000000000000000000"
 
 # The policy in words: producers enqueue and read their jobs; workers lease and settle; admins
 # do everything, and only an admin for every queue manages tokens and schedules.
-PRODUCER_METHODS = {"Enqueue", "EnqueueBatch", "EnqueueStream", "GetStatus"}
+PRODUCER_METHODS = {"Enqueue", "EnqueueBatch", "EnqueueStream", "GetStatus", "WatchJob"}
 WORKER_METHODS = {"Lease", "Ack", "Fail", "Extend"}
 TOKEN_METHODS = {"CreateToken", "ListTokens", "RevokeToken"}
 SCHEDULE_METHODS = {
@@ -76,6 +76,12 @@ async def _lease(stub: Stub, queue: str, metadata: Any) -> None:
         pass
 
 
+async def _watch(stub: Stub, queue: str, metadata: Any) -> None:
+    call = stub.WatchJob(svc.WatchJobRequest(job_id=f"{queue}:{ULID}"), metadata=metadata)
+    async for _ in call:  # the job does not exist: NOT_FOUND, or the refusal
+        pass
+
+
 def _unary(name: str, make: Callable[[str], Any]) -> Call:
     async def call(stub: Stub, queue: str, metadata: Any) -> None:
         await getattr(stub, name)(make(queue), metadata=metadata)
@@ -95,6 +101,7 @@ CALLS: dict[str, Call] = {
     ),
     "EnqueueStream": _enqueue_stream,
     "GetStatus": _unary("GetStatus", lambda q: svc.GetStatusRequest(job_id=f"{q}:{ULID}")),
+    "WatchJob": _watch,
     "Stats": _unary("Stats", lambda q: svc.StatsRequest(queue=q)),
     "ListJobs": _unary("ListJobs", lambda q: svc.ListJobsRequest(queue=q, state=job_pb2.JOB_STATE_QUEUED)),
     "Lease": _lease,

@@ -54,6 +54,7 @@ async def test_grpcurl_lists_and_describes_the_service(app: App) -> None:
         "EnqueueBatch",
         "EnqueueStream",
         "GetStatus",
+        "WatchJob",
         "Stats",
         "Lease",
         "Ack",

@@ -23,6 +23,7 @@ class LeaseStream:
         self.call: Any = stub.Lease()
         self.jobs: list[svc.LeasedJob] = []
         self.confirmations: list[svc.Confirmation] = []
+        self.stops: list[svc.JobStop] = []
         self.messages = 0
 
     async def subscribe(
@@ -42,6 +43,7 @@ class LeaseStream:
         self.messages += 1
         self.jobs += response.jobs
         self.confirmations += response.confirmations
+        self.stops += response.stops
 
     async def wait_jobs(self, count: int, timeout_s: float = WAIT_S) -> list[svc.LeasedJob]:
         """Reads until `count` jobs in all have arrived; returns them."""
@@ -49,6 +51,12 @@ class LeaseStream:
             while len(self.jobs) < count:
                 await self._read_one()
         return self.jobs[:count]
+
+    async def wait_stops(self, count: int, timeout_s: float = WAIT_S) -> list[svc.JobStop]:
+        async with asyncio.timeout(timeout_s):
+            while len(self.stops) < count:
+                await self._read_one()
+        return self.stops[:count]
 
     async def wait_confirmations(self, count: int, timeout_s: float = WAIT_S) -> list[svc.Confirmation]:
         async with asyncio.timeout(timeout_s):

@@ -6,8 +6,8 @@ import pytest
 from redis.asyncio import Redis
 
 from jobqueue_server.clock import ManualClock
-from jobqueue_server.errors import JobNotFound, WrongState
-from jobqueue_server.store import JobState, NewJob, Priority, Store
+from jobqueue_server.errors import JobNotFound, LeaseLost, WrongState
+from jobqueue_server.store import JobState, NewJob, Priority, Settle, Store
 from tests.store.helpers import enqueue, enqueue_one, job_in_state, ready_ulids, snapshot, ulid_of, zset
 
 
@@ -51,8 +51,8 @@ async def test_a_cancelled_job_is_never_leased(store: Store, clock: ManualClock,
     assert (await store.lease("q", 10, 0, "w")).jobs == []
 
 
-@pytest.mark.parametrize("state", [JobState.ACTIVE, JobState.COMPLETED, JobState.DEAD, JobState.CANCELLED])
-async def test_cancel_is_refused_for_a_job_that_is_not_waiting(
+@pytest.mark.parametrize("state", [JobState.COMPLETED, JobState.DEAD, JobState.CANCELLED])
+async def test_cancel_is_refused_for_a_finished_job(
     store: Store, redis: Redis, clock: ManualClock, state: JobState
 ) -> None:
     job_id = await job_in_state(store, clock, state)
@@ -62,6 +62,26 @@ async def test_cancel_is_refused_for_a_job_that_is_not_waiting(
         await store.cancel(job_id)
 
     assert await snapshot(redis, store) == before
+
+
+async def test_cancel_of_an_active_job_ends_its_lease_and_publishes_its_stop(
+    store: Store, redis: Redis, clock: ManualClock
+) -> None:
+    job_id = await enqueue_one(store)
+    (leased,) = (await store.lease("q", 1, 0, "w")).jobs
+    async with redis.pubsub() as pubsub:
+        await pubsub.subscribe(f"{store.config.key_prefix}:stops")
+        await pubsub.get_message(timeout=1.0)  # the subscription's confirmation
+
+        await store.cancel(job_id)
+
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+    assert message is not None and message["data"] == f"{job_id}|{leased.token}|cancelled".encode()
+    record = await store.get(job_id)
+    assert record.state is JobState.CANCELLED and record.finish_ms == clock.now_ms()
+    assert await redis.zscore(store.keys("q").active, job_id.rpartition(":")[2]) is None
+    (outcome,) = await store.ack([Settle(job_id, leased.token)])
+    assert isinstance(outcome, LeaseLost)
 
 
 @pytest.mark.parametrize("job_id", ["q:01ARZ3NDEKTSV4RRFFQ69G5FAV", "not-a-job-id"])

@@ -421,12 +421,12 @@ class Run:
 
     async def _cancel(self, step: Cancel) -> None:
         m = self.m
-        job = m.pick(step.pick, (JobState.QUEUED, JobState.SCHEDULED))
+        job = m.pick(step.pick, (JobState.QUEUED, JobState.SCHEDULED, JobState.ACTIVE))
         if job is None:
             return
         if job.deleted:
             expected_error: type[Exception] | None = JobNotFound
-        elif job.state in (JobState.QUEUED, JobState.SCHEDULED):
+        elif job.state in (JobState.QUEUED, JobState.SCHEDULED, JobState.ACTIVE):
             expected_error = None
             event(f"cancel: {job.state}")
             if job.state == JobState.QUEUED:
@@ -497,7 +497,7 @@ def _check_self_consistency(structures: dict[str, dict[str, float]], jobs: dict[
         if active:
             assert structures["active"][ulid] == int(fields["lease_expire_ms"])
         assert 0 <= attempts <= max_attempts, fields
-        if state in (JobState.QUEUED, JobState.SCHEDULED, JobState.CANCELLED):
+        if state in (JobState.QUEUED, JobState.SCHEDULED):  # a job cancelled while active may be on its last
             assert attempts < max_attempts, fields
         if state == JobState.SCHEDULED:
             assert structures["scheduled"][ulid] == int(fields["due_ms"])

@@ -20,13 +20,13 @@ from jobqueue_server.store.scripts import headers
 HEADERS = {name: header for name, (header, _) in headers().items()}
 SOURCES = {name: source for name, (_, source) in headers().items()}
 # The scripts that settle or move one job by id answer with codes; the others with counts.
-SCRIPTS_WITH_CODES = {"ack", "fail", "extend", "cancel", "retry"}
+SCRIPTS_WITH_CODES = {"ack", "fail", "extend", "cancel", "retry", "progress"}
 
 
 def test_every_script_has_a_header_whose_keys_match_its_file_name() -> None:
     assert set(HEADERS) == {
         "enqueue", "lease", "ack", "fail", "extend", "requeue", "promote", "cancel", "retry", "trim", "stats",
-        "migrate",
+        "migrate", "progress", "schedule_put", "schedule_fire", "schedule_delete",
     }  # fmt: skip
     for header in HEADERS.values():
         assert len(header.keys) == header.key_count, header.file

@@ -70,8 +70,8 @@ async def test_a_seeded_high_priority_job_is_leased_before_older_normal_ones(
     assert first.job_id == high and first.attempts == 1
 
 
-@pytest.mark.parametrize("state", [JobState.ACTIVE, JobState.COMPLETED])
-async def test_a_seeded_job_past_queued_cannot_be_cancelled(
+@pytest.mark.parametrize("state", [JobState.COMPLETED, JobState.DEAD])
+async def test_a_seeded_finished_job_cannot_be_cancelled(
     store: Store, redis: Redis, state: JobState
 ) -> None:
     job_id = await seed_job(redis, store, state)

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf import timestamp_pb2
 
 from jobqueue import convert
+from jobqueue.errors import InvalidArgument
 from jobqueue.models import JobInfo
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
 
 # The server's default lease, for a job whose lease length cannot be read off its grant.
 DEFAULT_LEASE = timedelta(seconds=30)
+# The server keeps progress messages and log lines up to this long.
+MAX_TEXT_CHARS = 1024
 
 
 class JobContext:
@@ -28,6 +32,11 @@ class JobContext:
     A worker builds it from the delivered message and reads the rest of it (times, lease
     length, the full :attr:`job` view) only when something asks: most handlers never do,
     and reading it all would cost more than a no-op job itself.
+
+    When the server stops the job (it was cancelled, or ran past its timeout), an ``async``
+    handler's task is cancelled; a plain ``def`` handler cannot be interrupted and should
+    check :attr:`stopped` in its loops. Either way its result is dropped. :meth:`progress`
+    and :meth:`log` report to the server (``GetStatus``, ``jobq status``, ``watch``).
     """
 
     __slots__ = (
@@ -40,10 +49,12 @@ class JobContext:
         "_logger",
         "_message",
         "_payload",
+        "_report",
         "_task",
         "job_id",
         "lease_lost",
         "lease_token",
+        "stop_reason",
         "worker_id",
     )
 
@@ -69,8 +80,12 @@ class JobContext:
         #: Set when the server refused an extension: another worker may now run the job, and
         #: this attempt's result will be dropped. Long handlers may check it and give up early.
         self.lease_lost = lease_lost
+        #: Why the server stopped the job ("cancelled", "timed_out"), or None while it may run.
+        self.stop_reason: str | None = None
         # The worker's own bookkeeping, not for handlers: the task running the handler, whether
-        # the handler has returned, and when the lease is next extended (loop time).
+        # the handler has returned, when the lease is next extended (loop time), and where
+        # progress reports go (None: nowhere, outside a worker).
+        self._report: Callable[[svc.ProgressUpdate], None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._done = False
         self._extend_at = 0.0
@@ -82,12 +97,36 @@ class JobContext:
         ctx._leased = leased
         ctx._message = message = leased.job
         ctx._job = ctx._payload = ctx._deadline = ctx._length = ctx._logger = ctx._task = None
+        ctx._report = ctx.stop_reason = None
         ctx.job_id = message.id
         ctx.lease_token = leased.lease_token
         ctx.worker_id = worker_id
         ctx.lease_lost = ctx._done = False
         ctx._extend_at = 0.0
         return ctx
+
+    @property
+    def stopped(self) -> bool:
+        """True once the server stopped the job: cancelled, or past its timeout (stop_reason)."""
+        return self.stop_reason is not None
+
+    def progress(self, percent: float, message: str = "") -> None:
+        """Reports how far the job is (0 to 100) and what it does; sent with the worker's next
+        message on the stream (no round trip waited for). Safe from any thread."""
+        if not 0 <= percent <= 100:
+            raise InvalidArgument(f"percent: must be from 0 to 100, got {percent}", field="percent")
+        self._send(svc.ProgressUpdate(percent=percent, message=message[:MAX_TEXT_CHARS]))
+
+    def log(self, line: str) -> None:
+        """Appends a line to the job's log (the server keeps its last 100); safe from any thread."""
+        self._send(svc.ProgressUpdate(logs=[line[:MAX_TEXT_CHARS]]))
+
+    def _send(self, update: svc.ProgressUpdate) -> None:
+        if self._report is None or self.stopped or self.lease_lost:
+            return
+        update.job_id = self.job_id
+        update.lease_token = self.lease_token
+        self._report(update)
 
     @property
     def job(self) -> JobInfo:

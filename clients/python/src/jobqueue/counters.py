@@ -24,6 +24,8 @@ class WorkerCounters:
     #: Jobs whose handler was cancelled or whose result was dropped: the stream ended, the
     #: grace period ran out, or the lease was lost. The server gives these to a worker again.
     abandoned: int = 0
+    #: Jobs the server stopped while their handler ran: cancelled, or past their timeout.
+    stopped: int = 0
 
     @property
     def processed(self) -> int:

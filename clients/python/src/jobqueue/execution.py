@@ -67,6 +67,11 @@ class JobRunner:
             return fail(ctx, describe(error))
         return ack(ctx, result)
 
+    def cancellable(self, ctx: JobContext) -> bool:
+        """Whether `ctx`'s handler can be interrupted: an ``async def`` one (a thread cannot)."""
+        registered = self._registry.resolve(ctx.queue, ctx.payload)
+        return registered is not None and registered.is_async
+
     def _in_thread(self, registered: Registered, ctx: JobContext) -> asyncio.Future[object]:
         # Our own executor, sized to the worker's concurrency: the loop's default one has
         # min(32, cpus + 4) threads and would cap concurrency on small machines. The context

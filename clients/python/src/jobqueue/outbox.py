@@ -1,4 +1,4 @@
-"""Outbox: acks, fails and extends waiting to go out, coalesced into few LeaseRequests."""
+"""Outbox: acks, fails, extends and progress waiting to go out, coalesced into few LeaseRequests."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ ACK_OVERHEAD_BYTES = 16
 #: A tuple, not an AckRequest: one is made per job, and building the message in place, at
 #: write time, costs a fifth of making one and copying it in.
 Ack = tuple[str, str, struct_pb2.Struct | None]
-Other = svc.FailRequest | svc.ExtendRequest
+Other = svc.FailRequest | svc.ExtendRequest | svc.ProgressUpdate
 
 
 class Outbox:
@@ -85,13 +85,19 @@ class Outbox:
             if size > room and request.ByteSize() > 0:
                 break
             item = others.popleft()
-            (request.fails if isinstance(item, svc.FailRequest) else request.extends).append(item)  # type: ignore[arg-type]
+            if isinstance(item, svc.FailRequest):
+                request.fails.append(item)
+            elif isinstance(item, svc.ExtendRequest):
+                request.extends.append(item)
+            else:
+                request.progress.append(item)
             room -= size
         return room
 
     def _take_acks(self, request: svc.LeaseRequest, room: int) -> None:
         acks, written, durability = self._acks, request.acks, self._ack_durability
-        for _ in range(min(len(acks), MAX_ITEMS_PER_REQUEST - len(request.fails) - len(request.extends))):
+        taken = len(request.fails) + len(request.extends) + len(request.progress)
+        for _ in range(min(len(acks), MAX_ITEMS_PER_REQUEST - taken)):
             job_id, token, result = acks[0]
             size = len(job_id) + len(token) + ACK_OVERHEAD_BYTES
             size += 0 if result is None else result.ByteSize()

@@ -53,6 +53,7 @@ FLUSH_TIMEOUT_S = 5.0
 # is still ours, so it is sent again after this delay; the token fences any duplicate.
 RESEND_DELAY_S = 0.5
 CANCEL_WAIT_S = 1.0
+_STOP_REASONS = {svc.STOP_REASON_CANCELLED: "cancelled", svc.STOP_REASON_TIMED_OUT: "timed_out"}
 ACK = svc.CONFIRMATION_KIND_ACK
 EXTEND = svc.CONFIRMATION_KIND_EXTEND
 
@@ -79,6 +80,7 @@ class LeaseSession:
         self._unconfirmed: dict[str, Settlement] = {}
         self._draining = False
         self._ended = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def running(self) -> int:
@@ -87,6 +89,7 @@ class LeaseSession:
     async def run(self, stop: asyncio.Event, force: asyncio.Event, grace_period: float) -> None:
         """Runs until `stop` is set (then drains for up to `grace_period`) or the stream breaks."""
         call = self._stub.Lease()
+        self._loop = asyncio.get_running_loop()
         self._counters.connections += 1
         self._outbox.resubscribe(self._subscribe)
         reader = asyncio.create_task(self._read(call), name="jobqueue lease reader")
@@ -117,6 +120,8 @@ class LeaseSession:
             if response is grpc.aio.EOF:
                 return
             assert isinstance(response, svc.LeaseResponse)
+            for stop in response.stops:
+                self._stop(stop)
             if response.jobs:
                 self._start(response.jobs, loop)
             for confirmation in response.confirmations:
@@ -148,8 +153,36 @@ class LeaseSession:
             return
         worker_id = self._subscribe.worker_id
         delivered = [JobContext.delivered(leased, worker_id) for leased in jobs]
+        for ctx in delivered:
+            ctx._report = self._report
         self._starter.start(delivered)
         self._keeper.arrived(loop.time(), delivered)
+
+    def _report(self, update: svc.ProgressUpdate) -> None:
+        """Queues a handler's progress report; from a handler's thread, through the loop."""
+        if self._loop is None or self._ended:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._outbox.put(update)
+        else:
+            self._loop.call_soon_threadsafe(self._outbox.put, update)
+
+    def _stop(self, stop: svc.JobStop) -> None:
+        """The server ended a running job's lease (a cancel, a timeout): its handler is
+        cancelled (a plain def one sees ctx.stopped) and nothing is settled for it."""
+        ctx = self._running.get(stop.job_id)
+        if ctx is None or ctx.lease_token != stop.lease_token:
+            return  # finished meanwhile (its settlement will be refused) or never started
+        ctx.stop_reason = _STOP_REASONS.get(stop.reason, "stopped")
+        ctx.lease_lost = True  # the keeper stops extending it; its result is dropped
+        self._counters.stopped += 1
+        logger.info("job %s stopped by the server: %s", ctx.job_id, ctx.stop_reason)
+        if ctx._task is not None and self._runner.cancellable(ctx):
+            ctx._task.cancel()
 
     def _waiting(self, ctx: JobContext, task: asyncio.Task[None]) -> None:
         """`ctx`'s handler did not finish in its first step: `task` runs the rest of it."""
@@ -160,11 +193,15 @@ class LeaseSession:
         try:
             settlement = await self._runner.run(ctx)
         except asyncio.CancelledError:
+            if ctx.stopped and not self._ended:
+                return  # the server stopped it: the cancellation was ours
             self._counters.abandoned += 1
             raise
         finally:
             ctx._done = True
             self._running.pop(ctx.job_id, None)  # when it was there: the handler waited
+        if ctx.stopped:
+            return  # stopped by the server: nothing to settle
         if self._ended or ctx.lease_lost:
             self._counters.abandoned += 1
             why = "its lease was lost" if ctx.lease_lost else "its stream ended"

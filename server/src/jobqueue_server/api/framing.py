@@ -54,10 +54,14 @@ def within(items: Iterable[M], budget: int = MAX_MESSAGE_BYTES) -> Iterator[list
         yield group
 
 
-def lease_responses(jobs: Sequence[bytes] = (), confirmations: Sequence[bytes] = ()) -> list[bytes]:
-    """As few serialized LeaseResponses as carry `confirmations` (serialized Confirmations)
-    and `jobs` (serialized LeasedJobs), none over the limit."""
-    fields = [wire.len_field(_CONFIRMATIONS, c) for c in confirmations]
+def lease_responses(
+    jobs: Sequence[bytes] = (), confirmations: Sequence[bytes] = (), stops: Sequence[bytes] = ()
+) -> list[bytes]:
+    """As few serialized LeaseResponses as carry `stops` (serialized JobStops),
+    `confirmations` (serialized Confirmations) and `jobs` (serialized LeasedJobs), none over
+    the limit."""
+    fields = [wire.len_field(_STOPS, s) for s in stops]
+    fields += [wire.len_field(_CONFIRMATIONS, c) for c in confirmations]
     fields += [wire.len_field(_JOBS, j) for j in jobs]
     responses: list[bytes] = []
     group: list[bytes] = []
@@ -74,7 +78,7 @@ def lease_responses(jobs: Sequence[bytes] = (), confirmations: Sequence[bytes] =
 
 
 # LeaseResponse's fields.
-_JOBS, _CONFIRMATIONS = 1, 2
+_JOBS, _CONFIRMATIONS, _STOPS = 1, 2, 3
 
 
 # UTF-8 takes up to 4 bytes a character; validation bounds text fields in characters.

@@ -166,8 +166,18 @@ def stored_part_of(record: JobRecord) -> bytes:
 
 
 def job_message(record: JobRecord) -> job_pb2.Job:
-    """The Job a client sees for a stored job (GetStatus, ListJobs)."""
-    return job_pb2.Job.FromString(stored_part_of(record) + changing_part(record))
+    """The Job a client sees for a stored job (GetStatus, ListJobs, WatchJob)."""
+    job = job_pb2.Job.FromString(stored_part_of(record) + changing_part(record))
+    if record.progress:
+        percent, ms, message = record.progress.decode().split("|", 2)
+        job.progress.percent = float(percent)
+        job.progress.message = message
+        job.progress.time.FromMilliseconds(int(ms))
+    for line in record.logs.decode().splitlines():
+        ms, _, text = line.partition("|")
+        entry = job.logs.add(line=text)
+        entry.time.FromMilliseconds(int(ms))
+    return job
 
 
 # The state field of every leased job, and the start and worker fields shared by one lease.

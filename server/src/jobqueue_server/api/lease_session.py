@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from jobqueue.v1 import job_queue_service_pb2 as svc
-from jobqueue.v1.job_queue_service_pb2 import ConfirmationKind
+from jobqueue.v1.job_queue_service_pb2 import ConfirmationKind, StopReason
 from jobqueue_server.api import framing, job_wire, validation, wire
 from jobqueue_server.api.status import OK, rpc_status_of
 from jobqueue_server.errors import (
@@ -27,7 +27,7 @@ from jobqueue_server.errors import (
     ServerDraining,
     StoreUnavailable,
 )
-from jobqueue_server.store import ExtendOutcome, FailOutcome, JobState, Lease, Settle, Store
+from jobqueue_server.store import ExtendOutcome, FailOutcome, JobState, Lease, Progress, Settle, Store
 from jobqueue_server.store.signals import QueueSignals
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,8 @@ MAX_UNSENT_CONFIRMATIONS = 4096
 # alone as well cost the server a second gRPC write per job (most of a job's CPU at that rate)
 # and held the next job behind that write (docs/performance.md).
 CONFIRMATION_LINGER_S = 0.002
+# Progress updates taken from one message; the rest are dropped (a worker sends a few per job).
+MAX_PROGRESS_PER_MESSAGE = 1000
 
 
 def _settled(job_id: str, kind: ConfirmationKind.ValueType) -> bytes:
@@ -72,7 +74,10 @@ class LeaseSession:
         subscription: validation.Subscription,
         sweep_interval_s: float,
         on_deadline: Callable[[int, str], None],
+        on_change: Callable[[Sequence[str]], None] = lambda job_ids: None,
     ) -> None:
+        """`on_deadline(ms, queue)` plans a maintenance pass; `on_change(job_ids)` says which
+        jobs this stream changed (leased, settled, reported on), for their watchers."""
         self._store = store
         self._signals = signals
         self._limits = limits
@@ -80,12 +85,14 @@ class LeaseSession:
         self._window = subscription.max_in_flight
         self._sweep_interval_s = sweep_interval_s
         self._on_deadline = on_deadline
+        self._on_change = on_change
         self._held: dict[str, str] = {}  # job id -> lease token
         # Jobs and confirmations waiting to be written. Two tasks produce them (the dispatcher,
         # the reader); gRPC allows one write in progress per call, so whichever task finds no
         # write under way writes everything pending, in as few messages as fit.
         self._out_jobs: list[bytes] = []
         self._out_confirmations: list[bytes] = []
+        self._out_stops: list[bytes] = []
         self._writing = False
         self._drained = asyncio.Event()  # set whenever nothing waits to be written
         self._drained.set()
@@ -166,11 +173,12 @@ class LeaseSession:
         assert self._send is not None
         self._writing = True
         try:
-            while self._out_jobs or self._out_confirmations:
+            while self._out_jobs or self._out_confirmations or self._out_stops:
                 jobs, self._out_jobs = self._out_jobs, []
                 confirmations, self._out_confirmations = self._out_confirmations, []
+                stops, self._out_stops = self._out_stops, []
                 self._sent_jobs += len(jobs)
-                for response in framing.lease_responses(jobs, confirmations):
+                for response in framing.lease_responses(jobs, confirmations, stops):
                     self._responses += 1
                     await self._send(response)
         finally:
@@ -191,6 +199,18 @@ class LeaseSession:
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
+
+    def stop(self, job_id: str, token: str, reason: StopReason.ValueType) -> None:
+        """Tells the worker to stop a job this stream holds under `token` (its lease ended: a
+        cancel, a timeout); the job's slot is free at once. Other jobs: nothing to do."""
+        if token == "" or self._held.get(job_id) != token:
+            return
+        del self._held[job_id]
+        self._credit.set()
+        self._out_stops.append(
+            svc.JobStop(job_id=job_id, lease_token=token, reason=reason).SerializeToString()
+        )
+        self._flusher = asyncio.ensure_future(self._flush())
 
     def end(self) -> None:
         """Ends the stream with UNAVAILABLE (the grace period of a shutdown is over)."""
@@ -242,12 +262,34 @@ class LeaseSession:
         confirmations += await self._settle(
             "fails", request.fails, validation.fail, self._store.fail, ConfirmationKind.CONFIRMATION_KIND_FAIL
         )
+        if request.progress:
+            await self._report(request.progress)
         # Refill what the acks and fails freed in the same pass, so the worker gets new jobs with
         # the confirmations, in one message.
         refill = (request.acks or request.fails) and not self._dry and not self._stop.is_set()
         jobs = await self._lease_available() if refill else []
         if confirmations or jobs:
             await self._emit(jobs, confirmations)
+
+    async def _report(self, updates: Sequence[svc.ProgressUpdate]) -> None:
+        """Records progress of jobs this stream holds; anything else is dropped (unconfirmed, as
+        the contract says: a report is not worth ending a stream over)."""
+        kept: list[Progress] = []
+        for index, update in enumerate(updates[:MAX_PROGRESS_PER_MESSAGE]):
+            if self._held.get(update.job_id) != update.lease_token:
+                continue  # settled or stopped meanwhile
+            try:
+                kept.append(validation.progress(update, f"progress[{index}]."))
+            except FieldViolation as error:
+                logger.warning("dropped a progress update of job %s: %s", update.job_id, error.message)
+        if not kept:
+            return
+        try:
+            await self._store.progress(kept)
+        except StoreUnavailable as error:
+            logger.warning("could not record the progress of %d jobs: %s", len(kept), error)
+            return
+        self._on_change([update.job_id for update in kept])
 
     async def _extend(self, items: Sequence[Settle]) -> Sequence[object]:
         # Jobs leased on this stream keep the stream's lease length when extended.
@@ -286,6 +328,14 @@ class LeaseSession:
             outcomes = [error] * len(valid)
         for (index, item), outcome in zip(valid, outcomes, strict=True):
             answers[index] = self._confirm(item, outcome, kind)
+        if kind != ConfirmationKind.CONFIRMATION_KIND_EXTEND:
+            self._on_change(
+                [
+                    item.job_id
+                    for (_, item), outcome in zip(valid, outcomes, strict=True)
+                    if outcome is None or isinstance(outcome, FailOutcome)
+                ]
+            )
         return answers
 
     def _confirm(self, item: Settle, outcome: object, kind: ConfirmationKind.ValueType) -> bytes:
@@ -435,6 +485,7 @@ class LeaseSession:
                     errors=job.errors,
                 )
             )
+        self._on_change([job.job_id for job in lease.jobs])
         earliest: dict[str, int] = {}  # the maintenance loop reaps leases that run out
         for job in lease.jobs:
             queue = job.job_id.rpartition(":")[0]

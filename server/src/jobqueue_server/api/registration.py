@@ -66,7 +66,11 @@ def add_service(servicer: Any, server: grpc.aio.Server) -> None:
         parse = _lenient(getattr(svc, method.input_type.name).FromString)
         serialize = getattr(svc, method.output_type.name).SerializeToString
         implementation = getattr(servicer, method.name)
-        if method.client_streaming:  # Lease: the session refuses a Malformed message itself
+        if method.server_streaming and not method.client_streaming:  # WatchJob: refuses Malformed itself
+            handlers[method.name] = grpc.unary_stream_rpc_method_handler(
+                implementation, request_deserializer=parse, response_serializer=serialize
+            )
+        elif method.client_streaming:  # Lease: the session refuses a Malformed message itself
             # The session writes LeaseResponses already serialized (jobs spliced from their
             # stored bytes), so they pass through as they are.
             handlers[method.name] = grpc.stream_stream_rpc_method_handler(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -10,26 +11,38 @@ from typing import Any
 import grpc
 from grpc_status import rpc_status
 
+from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 from jobqueue_server.api import convert, job_wire, paging, stats_paging, token_admin, validation, wire
 from jobqueue_server.api.enqueue_stream import EnqueueStreamSession
 from jobqueue_server.api.group_commit import GroupCommit
+from jobqueue_server.api.job_watches import ANNOUNCE_EVERY_S, JobWatches
 from jobqueue_server.api.lease_session import LeaseSession
 from jobqueue_server.api.ready_wakeup import ReadyWakeup
 from jobqueue_server.api.registration import Malformed
 from jobqueue_server.api.schedule_admin import ScheduleAdmin
 from jobqueue_server.api.status import maps_errors, rpc_status_of
 from jobqueue_server.auth.policy import current_principal
-from jobqueue_server.errors import FieldViolation, JobQueueError, ServerDraining
+from jobqueue_server.errors import (
+    FieldViolation,
+    JobNotFound,
+    JobQueueError,
+    ServerDraining,
+    StoreUnavailable,
+)
 from jobqueue_server.ids import new_ulid, new_ulids
 from jobqueue_server.store import Durability, EnqueueResult, FailOutcome, JobState, NewJob, Store
+from jobqueue_server.store.keys import stops_channel
 from jobqueue_server.store.signals import QueueSignals
 from jobqueue_server.store.tokens import TokenStore
 
 logger = logging.getLogger(__name__)
 
 Context = grpc.aio.ServicerContext[Any, Any]
+_FINISHED = frozenset({job_pb2.JOB_STATE_COMPLETED, job_pb2.JOB_STATE_DEAD, job_pb2.JOB_STATE_CANCELLED})
+# The reasons the scripts publish with a stop (store/keys.py stops_channel).
+_STOP_REASONS = {"cancelled": svc.STOP_REASON_CANCELLED, "timed_out": svc.STOP_REASON_TIMED_OUT}
 
 
 class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
@@ -65,6 +78,9 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         self._enqueue_streams: set[EnqueueStreamSession] = set()
         self._closing: set[asyncio.Task[None]] = set()
         self._draining = False
+        self._watches = JobWatches(store.redis, store.config.key_prefix)
+        signals.listen(stops_channel(store.config.key_prefix), self._on_stop_message)
+        signals.listen(self._watches.channel, self._watches.on_message)
 
     # -- producers -------------------------------------------------------------------------
 
@@ -106,6 +122,15 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         finally:
             self._enqueue_streams.discard(session)
 
+    def _on_stop_message(self, data: bytes) -> None:
+        """A job's lease ended under its worker (a cancel, a timeout, on any server): the
+        stream of this server holding it, if one does, tells its worker to stop."""
+        job_id, token, reason = [*data.decode().split("|", 2), "", ""][:3]
+        code = _STOP_REASONS.get(reason, svc.STOP_REASON_UNSPECIFIED)
+        for session in self._sessions:
+            session.stop(job_id, token, code)
+        self._watches.changed([job_id])
+
     async def enqueue_scheduled(self, requests: Sequence[tuple[int, svc.EnqueueRequest]]) -> list[str]:
         """The jobs of schedule ticks (the scheduler's), each dated by its tick; their ids."""
         jobs = [
@@ -134,6 +159,47 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         record = await self._store.get(validation.job_id(request.job_id))
         return svc.GetStatusResponse(job=job_wire.job_message(record))
 
+    async def WatchJob(  # noqa: N802
+        self, request: svc.WatchJobRequest, context: Context
+    ) -> AsyncIterator[svc.WatchJobResponse]:
+        try:
+            if isinstance(request, Malformed):
+                raise request.error()
+            job_id = validation.job_id(request.job_id)
+            record = await self._store.get(job_id)
+        except JobQueueError as error:
+            await context.abort_with_status(rpc_status.to_status(rpc_status_of(error)))
+            return
+        changed = self._watches.watch(job_id)
+        loop = asyncio.get_running_loop()
+        announced = loop.time()
+        try:
+            sent = b""
+            while True:
+                job = job_wire.job_message(record)
+                serialized = job.SerializeToString()
+                if serialized != sent:
+                    yield svc.WatchJobResponse(job=job)
+                    sent = serialized
+                if job.state in _FINISHED or self._draining:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    # A change announced by a server wakes it; a re-read each sweep interval sees
+                    # the ones none announces (a maintenance pass promoting or requeueing).
+                    await asyncio.wait_for(changed.wait(), self._sweep_interval_s)
+                changed.clear()
+                if loop.time() - announced > ANNOUNCE_EVERY_S:
+                    self._watches.announce(job_id)
+                    announced = loop.time()
+                try:
+                    record = await self._store.get(job_id)
+                except StoreUnavailable:
+                    continue  # Redis away for a moment: read again at the next wake-up
+        except JobNotFound:
+            return  # trimmed while watched: it had finished
+        finally:
+            self._watches.unwatch(job_id, changed)
+
     @maps_errors
     async def Stats(self, request: svc.StatsRequest, context: Context) -> svc.StatsResponse:  # noqa: N802
         next_token = ""
@@ -159,6 +225,7 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         (outcome,) = await self._store.ack([validation.ack(request, self._limits)])
         if outcome is not None:
             raise outcome
+        self._watches.changed([request.job_id])
         return svc.AckResponse()
 
     @maps_errors
@@ -167,6 +234,7 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         if isinstance(outcome, JobQueueError):
             raise outcome
         assert isinstance(outcome, FailOutcome)
+        self._watches.changed([request.job_id])
         if outcome.state == JobState.SCHEDULED:
             self._on_scheduled(outcome.due_ms, request.job_id.rpartition(":")[0])
         return svc.FailResponse(
@@ -185,12 +253,14 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
     @maps_errors
     async def Cancel(self, request: svc.CancelRequest, context: Context) -> svc.CancelResponse:  # noqa: N802
         await self._store.cancel(validation.job_id(request.job_id))
+        self._watches.changed([request.job_id])
         return svc.CancelResponse()
 
     @maps_errors
     async def Retry(self, request: svc.RetryRequest, context: Context) -> svc.RetryResponse:  # noqa: N802
         job_id = validation.job_id(request.job_id)
         await self._store.retry(job_id)
+        self._watches.changed([job_id])
         self._signals.notify(job_id.rpartition(":")[0])
         return svc.RetryResponse()
 
@@ -305,7 +375,13 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
             await context.abort_with_status(rpc_status.to_status(rpc_status_of(error)))
             return
         session = LeaseSession(
-            self._store, self._signals, self._limits, subscription, self._sweep_interval_s, self._on_scheduled
+            self._store,
+            self._signals,
+            self._limits,
+            subscription,
+            self._sweep_interval_s,
+            self._on_scheduled,
+            self._watches.changed,
         )
         self._sessions.add(session)
         try:

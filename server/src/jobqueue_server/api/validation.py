@@ -14,7 +14,7 @@ from jobqueue_server.api import job_wire
 from jobqueue_server.api.convert import STATE_TO_PROTO
 from jobqueue_server.errors import FieldViolation
 from jobqueue_server.ids import QUEUE_NAME_RE, make_job_id, split_job_id
-from jobqueue_server.store import Backoff, Durability, NewJob, Priority, Settle
+from jobqueue_server.store import Backoff, Durability, NewJob, Priority, Progress, Settle
 
 MAX_DELAY_MS = 366 * 86_400_000
 MAX_IDEMPOTENCY_KEY_CHARS = 256
@@ -261,6 +261,33 @@ def durability(value: int, field: str, limits: Limits) -> Durability:
     if value not in job_pb2.Durability.values():
         raise FieldViolation(field, "is not a known durability level")
     return Durability(value)
+
+
+MAX_PROGRESS_TEXT_CHARS = 1024
+MAX_LOG_LINES_PER_UPDATE = 100
+
+
+def progress(update: svc.ProgressUpdate, prefix: str = "") -> Progress:
+    """A handler's report, bounded; a line's newlines become spaces (the log is kept in lines)."""
+    percent = None
+    if update.HasField("percent"):
+        percent = update.percent
+        if not 0 <= percent <= 100:  # NaN fails this too
+            raise FieldViolation(f"{prefix}percent", "must be from 0 to 100")
+    if len(update.message) > MAX_PROGRESS_TEXT_CHARS:
+        raise FieldViolation(f"{prefix}message", f"must be at most {MAX_PROGRESS_TEXT_CHARS} characters")
+    if len(update.logs) > MAX_LOG_LINES_PER_UPDATE:
+        raise FieldViolation(f"{prefix}logs", f"must hold at most {MAX_LOG_LINES_PER_UPDATE} lines")
+    lines = []
+    for index, line in enumerate(update.logs):
+        if len(line) > MAX_PROGRESS_TEXT_CHARS:
+            raise FieldViolation(
+                f"{prefix}logs[{index}]", f"must be at most {MAX_PROGRESS_TEXT_CHARS} characters"
+            )
+        flat = " ".join(line.splitlines())
+        if flat.strip():
+            lines.append(flat)
+    return Progress(update.job_id, update.lease_token, percent, update.message, tuple(lines))
 
 
 def settles_per_message(request: svc.LeaseRequest, limits: Limits) -> None:

@@ -34,6 +34,7 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     "EnqueueBatch": _PRODUCERS,
     "EnqueueStream": _PRODUCERS,
     "GetStatus": _PRODUCERS,
+    "WatchJob": _PRODUCERS,
     "Lease": _WORKERS,
     "Ack": _WORKERS,
     "Fail": _WORKERS,
@@ -135,6 +136,7 @@ def queues_named(request: Any, limit: int) -> Iterator[tuple[str, str]]:
 
 _BY_JOB_ID = (
     svc.GetStatusRequest,
+    svc.WatchJobRequest,
     svc.CancelRequest,
     svc.RetryRequest,
     svc.AckRequest,

@@ -13,6 +13,7 @@ from jobqueue_server.store.records import (
     LeasedJob,
     NewJob,
     Priority,
+    Progress,
     QueueCounts,
     Settle,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "LeasedJob",
     "NewJob",
     "Priority",
+    "Progress",
     "QueueCounts",
     "Settle",
     "Store",

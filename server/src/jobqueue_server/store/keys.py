@@ -27,6 +27,12 @@ class QueueKeys:
     wire: str
     errors: str
     result: str
+    #: Hashes keyed by ulid of what only some jobs have: the latest progress their handler
+    #: reported (`percent|ms|message`), their log (`ms|line` lines), and their time limits
+    #: (`timeout ms|start deadline ms`, either empty).
+    progress: str
+    logs: str
+    deadlines: str
     #: The per-job hashes of the previous layout (format 1), read only by the migration.
     job_prefix: str
     idem_prefix: str
@@ -50,6 +56,9 @@ class QueueKeys:
             wire=f"{base}:wire",
             errors=f"{base}:errors",
             result=f"{base}:result",
+            progress=f"{base}:progress",
+            logs=f"{base}:logs",
+            deadlines=f"{base}:deadlines",
             job_prefix=f"{base}:job:",
             idem_prefix=f"{base}:idem:",
             signal=f"{base}:signal",
@@ -66,9 +75,20 @@ class QueueKeys:
         """The hashes holding a job's entries: records, wires, errors, results."""
         return (self.jobs, self.wire, self.errors, self.result)
 
+    @property
+    def extras(self) -> tuple[str, str, str]:
+        """The hashes of what only some jobs have: progress, logs, time limits."""
+        return (self.progress, self.logs, self.deadlines)
+
     def job(self, ulid: str) -> str:
         """A job's hash in the previous layout (format 1)."""
         return self.job_prefix + ulid
+
+
+def stops_channel(prefix: str) -> str:
+    """Where a script that ends an active job's lease (a cancel, a timeout) says so: every
+    server listens, and the one whose stream holds the job tells its worker to stop."""
+    return f"{prefix}:stops"
 
 
 def queues_set(prefix: str) -> str:

@@ -27,13 +27,18 @@ async def read_jobs(redis: Redis, queue: str, k: QueueKeys, ulids: Sequence[str]
     if not ulids:
         return []
     async with redis.pipeline(transaction=True) as pipe:
-        for key in k.hashes:
+        for key in (*k.hashes, k.progress, k.logs):
             pipe.hmget(key, list(ulids))
-        records, wires, errors, results = await pipe.execute()
-    return [
-        None if record is None else job_record(make_job_id(queue, ulid), queue, record, wire, error, result)
-        for ulid, record, wire, error, result in zip(ulids, records, wires, errors, results, strict=True)
-    ]
+        records, wires, errors, results, progress, logs = await pipe.execute()
+    jobs: list[JobRecord | None] = []
+    for index, (ulid, record) in enumerate(zip(ulids, records, strict=True)):
+        if record is None:
+            jobs.append(None)
+            continue
+        job = job_record(make_job_id(queue, ulid), queue, record, wires[index], errors[index], results[index])
+        job.progress, job.logs = progress[index] or b"", logs[index] or b""
+        jobs.append(job)
+    return jobs
 
 
 async def list_page(

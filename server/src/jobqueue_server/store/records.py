@@ -108,10 +108,24 @@ class JobRecord:
     backoff: Backoff = Backoff()
     worker_id: str = ""
     lease_expire_ms: int = 0
+    #: The latest progress reported (`percent|ms|message`) and the log (`ms|line` lines), raw.
+    progress: bytes = b""
+    logs: bytes = b""
     #: Only for a job hash of the previous layout read by the migration (store/migrate.py): the
     #: whole hash of a job stored before `wire` existed, from which the api layer builds its
     #: wire bytes; None for every other job.
     legacy: dict[bytes, bytes] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A handler's report on a job it holds: progress (percent None: keep it) and log lines."""
+
+    job_id: str
+    token: str
+    percent: float | None
+    message: str
+    lines: tuple[str, ...]
 
 
 @dataclass(slots=True)  # made for every job: frozen's __init__ costs twice as much

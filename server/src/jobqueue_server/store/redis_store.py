@@ -28,7 +28,7 @@ from jobqueue_server.store.decode import lease_of
 from jobqueue_server.store.due import Due, due_work, with_ready_jobs
 from jobqueue_server.store.durability import FsyncGate
 from jobqueue_server.store.guard import MAPPED, group_by_queue, redis_errors
-from jobqueue_server.store.keys import QueueKeys, queues_set
+from jobqueue_server.store.keys import QueueKeys, queues_set, stops_channel
 from jobqueue_server.store.layout import spec
 from jobqueue_server.store.listing import list_page, read_jobs
 from jobqueue_server.store.lua_header import LuaHeader
@@ -44,6 +44,7 @@ from jobqueue_server.store.records import (
     JobState,
     Lease,
     NewJob,
+    Progress,
     QueueCounts,
     Settle,
 )
@@ -66,6 +67,8 @@ class StoreConfig:
     retention_ms: int = DAY_MS
     default_lease_ms: int = 30_000
     max_errors_kept: int = 100
+    #: Log lines kept per job (its handlers' ctx.log), the oldest dropped first.
+    max_log_lines: int = 100
     sweep_batch: int = 1_000
     command_timeout_ms: int = 3_000
     #: How long a DURABILITY_FSYNCED write waits for Redis to confirm it on disk (WAITAOF).
@@ -509,12 +512,38 @@ class Store:
 
     # -- operators -------------------------------------------------------------------------
 
+    async def progress(self, updates: Sequence[Progress]) -> None:
+        """Records handlers' progress and log lines (one script call per queue); updates whose
+        lease is no longer current are dropped by the script."""
+        groups: dict[str, list[Progress]] = {}
+        for update in updates:
+            parts = split_job_id(update.job_id)
+            if parts is not None:
+                groups.setdefault(parts[0], []).append(update)
+        async with self._scripts_guard():
+            for queue, group in groups.items():
+                k = self.keys(queue)
+                args: list[Any] = [self._now(), self.config.max_log_lines, len(group)]
+                for update in group:
+                    percent = "" if update.percent is None else repr(float(update.percent))
+                    args += [
+                        update.job_id.rpartition(":")[2],
+                        update.token,
+                        percent,
+                        update.message,
+                        "\n".join(update.lines),
+                    ]
+                await self._scripts.progress(keys=[k.jobs, k.progress, k.logs], args=args)
+
     async def cancel(self, job_id: str) -> None:
+        """Cancels a scheduled, queued or active job; an active one's stop is published on the
+        stops channel (every server's listener hands it to the stream holding the job)."""
         queue, ulid = self._split(job_id)
         k = self.keys(queue)
         async with self._scripts_guard():
             code, state = await self._scripts.cancel(
-                keys=[k.scheduled, *k.ready, k.cancelled, k.jobs], args=[self._now(), ulid]
+                keys=[k.scheduled, *k.ready, k.cancelled, k.jobs, k.active],
+                args=[self._now(), ulid, stops_channel(self.config.key_prefix), job_id],
             )
         self._raise_for(self._scripts.cancel.header, int(code), job_id, state)
 
@@ -576,7 +605,7 @@ class Store:
                 args=[now, k.signal, cfg.max_errors_kept, "expired", cfg.sweep_batch],
             )
             trimmed = await self._scripts.trim(
-                keys=[k.completed, k.dead, k.cancelled, *k.hashes],
+                keys=[k.completed, k.dead, k.cancelled, *k.hashes, *k.extras],
                 args=[now, cfg.retention_ms, cfg.sweep_batch],
             )
         wakes = [int(t) for t in (next_due, next_deadline) if int(t) >= 0]

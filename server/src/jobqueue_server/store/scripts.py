@@ -100,6 +100,7 @@ class Scripts:
     trim: Script
     stats: Script
     migrate: Script
+    progress: Script
     schedule_put: Script
     schedule_fire: Script
     schedule_delete: Script

@@ -5,6 +5,10 @@ Plain pub/sub rather than sharded: redis-py 7's asyncio client has no SSUBSCRIBE
 loses task cancellation. On Redis Cluster plain messages reach every node: correct, if
 costlier; the channel names already carry the queue's hash tag for a move to sharded.
 
+A second connection listens on the channels given to `listen` (the stops channel, where a
+cancel or a timeout says which worker must stop which job; the watch channel of WatchJob): the
+first one must stay free to subscribe the moment a stream starts watching a queue.
+
 Signals can be missed (a reconnect, a subscription still being set up): after a reconnect
 every waiter is woken, and the maintenance pass looks at the queues subscribed recently (and now
 and then at every watched queue), so this is the fast path, not the only one. Idle, the listener
@@ -16,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
@@ -29,6 +33,8 @@ logger = logging.getLogger(__name__)
 _RESUBSCRIBE_DELAY_S = 0.5
 # How long one read waits before the loop applies subscription changes.
 _READ_TIMEOUT_S = 0.05
+# A read of the stop and watch channels, which never change: only a bound on one call.
+_IDLE_READ_S = 30.0
 # A queue nobody has watched for this long is unsubscribed (a busy stream stops watching for
 # an instant between two lease calls: that must not make it resubscribe).
 _UNSUBSCRIBE_AFTER_S = 10.0
@@ -60,6 +66,13 @@ class QueueSignals:
         # Queues subscribed since the last two `recently_subscribed` calls (see there).
         self._fresh: set[str] = set()
         self._fresh_before: set[str] = set()
+        # Channels always listened to, each with what handles its messages (`listen`).
+        self._handlers: dict[bytes, Callable[[bytes], None]] = {}
+
+    def listen(self, channel: str, handler: Callable[[bytes], None]) -> None:
+        """Hands every message of `channel` to `handler` (from the next connection on: call it
+        before `run`)."""
+        self._handlers[channel.encode()] = handler
 
     def watch(self, queues: Iterable[str], on_signal: Callable[[str], object] | None = None) -> asyncio.Event:
         """An event set on the next signal for any of `queues`; call `unwatch` after.
@@ -111,15 +124,26 @@ class QueueSignals:
             event.set()
 
     async def run(self) -> None:
-        """Keeps the subscription in step with the watched queues and relays signals."""
+        """Keeps the subscription in step with the watched queues and relays signals; relays
+        the messages of the channels given to `listen` on a connection of their own."""
+        queues = asyncio.create_task(self._keep(self._listen, "signal"))
+        try:
+            if self._handlers:
+                await self._keep(self._listen_channels, "stop and watch")
+            await queues
+        finally:
+            queues.cancel()
+
+    async def _keep(self, listen: Callable[[], Awaitable[None]], what: str) -> None:
         while True:
             try:
-                await self._listen()
+                await listen()
             except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
-                logger.warning("signal subscription lost (%s); resubscribing", exc)
+                logger.warning("%s subscription lost (%s); resubscribing", what, exc)
             except Exception:
-                logger.exception("signal listener failed; restarting it")
-            self._wake_all()
+                logger.exception("%s listener failed; restarting it", what)
+            if listen == self._listen:
+                self._wake_all()
             await asyncio.sleep(_RESUBSCRIBE_DELAY_S)
 
     async def _listen(self) -> None:
@@ -144,6 +168,25 @@ class QueueSignals:
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _listen_channels(self) -> None:
+        pubsub = self._redis.pubsub()
+        try:
+            await pubsub.subscribe(*self._handlers)
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=_IDLE_READ_S)
+                if message is not None:
+                    self._handle(self._handlers[message["channel"]], message["data"])
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    @staticmethod
+    def _handle(handler: Callable[[bytes], None], data: bytes) -> None:
+        try:
+            handler(data)
+        except Exception:  # a failing handler must not end the listener
+            logger.exception("handling the message %r failed", data[:200])
 
     async def _sync_subscriptions(self, pubsub: PubSub, subscribed: set[str]) -> None:
         self._changed.clear()

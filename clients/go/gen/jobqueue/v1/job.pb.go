@@ -410,7 +410,16 @@ type Job struct {
 	// The idempotency key given at enqueue, if any.
 	IdempotencyKey string `protobuf:"bytes,19,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// The worker holding the current lease (ACTIVE only).
-	WorkerId      string `protobuf:"bytes,20,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	WorkerId string `protobuf:"bytes,20,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	// Longest an attempt may run, given at enqueue: past it the worker is told to stop and the
+	// attempt fails with "timed out", however often the lease is extended.
+	Timeout *durationpb.Duration `protobuf:"bytes,21,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// Given at enqueue: a job not leased by then ends CANCELLED, with an error saying so.
+	StartDeadline *timestamppb.Timestamp `protobuf:"bytes,22,opt,name=start_deadline,json=startDeadline,proto3" json:"start_deadline,omitempty"`
+	// The latest progress its handler reported, if any (kept with the job until it is trimmed).
+	Progress *JobProgress `protobuf:"bytes,23,opt,name=progress,proto3" json:"progress,omitempty"`
+	// The last 100 log lines its handlers reported, oldest first.
+	Logs          []*JobLogLine `protobuf:"bytes,24,rep,name=logs,proto3" json:"logs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -585,6 +594,153 @@ func (x *Job) GetWorkerId() string {
 	return ""
 }
 
+func (x *Job) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *Job) GetStartDeadline() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartDeadline
+	}
+	return nil
+}
+
+func (x *Job) GetProgress() *JobProgress {
+	if x != nil {
+		return x.Progress
+	}
+	return nil
+}
+
+func (x *Job) GetLogs() []*JobLogLine {
+	if x != nil {
+		return x.Logs
+	}
+	return nil
+}
+
+// JobProgress is how far a running job says it is.
+type JobProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 0 to 100.
+	Percent float64 `protobuf:"fixed64,1,opt,name=percent,proto3" json:"percent,omitempty"`
+	// What it is doing, at most 1,024 characters.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// When it was reported.
+	Time          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobProgress) Reset() {
+	*x = JobProgress{}
+	mi := &file_jobqueue_v1_job_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobProgress) ProtoMessage() {}
+
+func (x *JobProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobProgress.ProtoReflect.Descriptor instead.
+func (*JobProgress) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *JobProgress) GetPercent() float64 {
+	if x != nil {
+		return x.Percent
+	}
+	return 0
+}
+
+func (x *JobProgress) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *JobProgress) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+// JobLogLine is one line a job's handler logged.
+type JobLogLine struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The line, at most 1,024 characters.
+	Line string `protobuf:"bytes,1,opt,name=line,proto3" json:"line,omitempty"`
+	// When the server received it.
+	Time          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobLogLine) Reset() {
+	*x = JobLogLine{}
+	mi := &file_jobqueue_v1_job_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobLogLine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobLogLine) ProtoMessage() {}
+
+func (x *JobLogLine) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobLogLine.ProtoReflect.Descriptor instead.
+func (*JobLogLine) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *JobLogLine) GetLine() string {
+	if x != nil {
+		return x.Line
+	}
+	return ""
+}
+
+func (x *JobLogLine) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
 // QueueStats counts one queue's jobs by state.
 type QueueStats struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -612,7 +768,7 @@ type QueueStats struct {
 
 func (x *QueueStats) Reset() {
 	*x = QueueStats{}
-	mi := &file_jobqueue_v1_job_proto_msgTypes[3]
+	mi := &file_jobqueue_v1_job_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -624,7 +780,7 @@ func (x *QueueStats) String() string {
 func (*QueueStats) ProtoMessage() {}
 
 func (x *QueueStats) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_proto_msgTypes[3]
+	mi := &file_jobqueue_v1_job_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -637,7 +793,7 @@ func (x *QueueStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueStats.ProtoReflect.Descriptor instead.
 func (*QueueStats) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_proto_rawDescGZIP(), []int{3}
+	return file_jobqueue_v1_job_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *QueueStats) GetQueue() string {
@@ -719,7 +875,7 @@ const file_jobqueue_v1_job_proto_rawDesc = "" +
 	"\bJobError\x12\x18\n" +
 	"\aattempt\x18\x01 \x01(\x05R\aattempt\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12.\n" +
-	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xce\a\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xa9\t\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05queue\x18\x02 \x01(\tR\x05queue\x12+\n" +
@@ -745,10 +901,22 @@ const file_jobqueue_v1_job_proto_rawDesc = "" +
 	"\x0elease_duration\x18\x11 \x01(\v2\x19.google.protobuf.DurationR\rleaseDuration\x124\n" +
 	"\abackoff\x18\x12 \x01(\v2\x1a.jobqueue.v1.BackoffPolicyR\abackoff\x12'\n" +
 	"\x0fidempotency_key\x18\x13 \x01(\tR\x0eidempotencyKey\x12\x1b\n" +
-	"\tworker_id\x18\x14 \x01(\tR\bworkerId\x1a;\n" +
+	"\tworker_id\x18\x14 \x01(\tR\bworkerId\x123\n" +
+	"\atimeout\x18\x15 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12A\n" +
+	"\x0estart_deadline\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\rstartDeadline\x124\n" +
+	"\bprogress\x18\x17 \x01(\v2\x18.jobqueue.v1.JobProgressR\bprogress\x12+\n" +
+	"\x04logs\x18\x18 \x03(\v2\x17.jobqueue.v1.JobLogLineR\x04logs\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9f\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"q\n" +
+	"\vJobProgress\x12\x18\n" +
+	"\apercent\x18\x01 \x01(\x01R\apercent\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12.\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"P\n" +
+	"\n" +
+	"JobLogLine\x12\x12\n" +
+	"\x04line\x18\x01 \x01(\tR\x04line\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x9f\x02\n" +
 	"\n" +
 	"QueueStats\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x12\x16\n" +
@@ -793,7 +961,7 @@ func file_jobqueue_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_jobqueue_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_jobqueue_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_jobqueue_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_jobqueue_v1_job_proto_goTypes = []any{
 	(Priority)(0),                 // 0: jobqueue.v1.Priority
 	(Durability)(0),               // 1: jobqueue.v1.Durability
@@ -801,34 +969,42 @@ var file_jobqueue_v1_job_proto_goTypes = []any{
 	(*BackoffPolicy)(nil),         // 3: jobqueue.v1.BackoffPolicy
 	(*JobError)(nil),              // 4: jobqueue.v1.JobError
 	(*Job)(nil),                   // 5: jobqueue.v1.Job
-	(*QueueStats)(nil),            // 6: jobqueue.v1.QueueStats
-	nil,                           // 7: jobqueue.v1.Job.MetadataEntry
-	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 10: google.protobuf.Struct
+	(*JobProgress)(nil),           // 6: jobqueue.v1.JobProgress
+	(*JobLogLine)(nil),            // 7: jobqueue.v1.JobLogLine
+	(*QueueStats)(nil),            // 8: jobqueue.v1.QueueStats
+	nil,                           // 9: jobqueue.v1.Job.MetadataEntry
+	(*durationpb.Duration)(nil),   // 10: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 12: google.protobuf.Struct
 }
 var file_jobqueue_v1_job_proto_depIdxs = []int32{
-	8,  // 0: jobqueue.v1.BackoffPolicy.initial_delay:type_name -> google.protobuf.Duration
-	8,  // 1: jobqueue.v1.BackoffPolicy.max_delay:type_name -> google.protobuf.Duration
-	9,  // 2: jobqueue.v1.JobError.time:type_name -> google.protobuf.Timestamp
+	10, // 0: jobqueue.v1.BackoffPolicy.initial_delay:type_name -> google.protobuf.Duration
+	10, // 1: jobqueue.v1.BackoffPolicy.max_delay:type_name -> google.protobuf.Duration
+	11, // 2: jobqueue.v1.JobError.time:type_name -> google.protobuf.Timestamp
 	2,  // 3: jobqueue.v1.Job.state:type_name -> jobqueue.v1.JobState
-	10, // 4: jobqueue.v1.Job.payload:type_name -> google.protobuf.Struct
+	12, // 4: jobqueue.v1.Job.payload:type_name -> google.protobuf.Struct
 	0,  // 5: jobqueue.v1.Job.priority:type_name -> jobqueue.v1.Priority
-	9,  // 6: jobqueue.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	9,  // 7: jobqueue.v1.Job.schedule_time:type_name -> google.protobuf.Timestamp
-	9,  // 8: jobqueue.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	9,  // 9: jobqueue.v1.Job.finish_time:type_name -> google.protobuf.Timestamp
-	10, // 10: jobqueue.v1.Job.result:type_name -> google.protobuf.Struct
+	11, // 6: jobqueue.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	11, // 7: jobqueue.v1.Job.schedule_time:type_name -> google.protobuf.Timestamp
+	11, // 8: jobqueue.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	11, // 9: jobqueue.v1.Job.finish_time:type_name -> google.protobuf.Timestamp
+	12, // 10: jobqueue.v1.Job.result:type_name -> google.protobuf.Struct
 	4,  // 11: jobqueue.v1.Job.errors:type_name -> jobqueue.v1.JobError
-	7,  // 12: jobqueue.v1.Job.metadata:type_name -> jobqueue.v1.Job.MetadataEntry
-	8,  // 13: jobqueue.v1.Job.lease_duration:type_name -> google.protobuf.Duration
+	9,  // 12: jobqueue.v1.Job.metadata:type_name -> jobqueue.v1.Job.MetadataEntry
+	10, // 13: jobqueue.v1.Job.lease_duration:type_name -> google.protobuf.Duration
 	3,  // 14: jobqueue.v1.Job.backoff:type_name -> jobqueue.v1.BackoffPolicy
-	8,  // 15: jobqueue.v1.QueueStats.oldest_queued_age:type_name -> google.protobuf.Duration
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	10, // 15: jobqueue.v1.Job.timeout:type_name -> google.protobuf.Duration
+	11, // 16: jobqueue.v1.Job.start_deadline:type_name -> google.protobuf.Timestamp
+	6,  // 17: jobqueue.v1.Job.progress:type_name -> jobqueue.v1.JobProgress
+	7,  // 18: jobqueue.v1.Job.logs:type_name -> jobqueue.v1.JobLogLine
+	11, // 19: jobqueue.v1.JobProgress.time:type_name -> google.protobuf.Timestamp
+	11, // 20: jobqueue.v1.JobLogLine.time:type_name -> google.protobuf.Timestamp
+	10, // 21: jobqueue.v1.QueueStats.oldest_queued_age:type_name -> google.protobuf.Duration
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_jobqueue_v1_job_proto_init() }
@@ -842,7 +1018,7 @@ func file_jobqueue_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jobqueue_v1_job_proto_rawDesc), len(file_jobqueue_v1_job_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

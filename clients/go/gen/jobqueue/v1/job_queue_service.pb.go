@@ -82,6 +82,60 @@ func (ConfirmationKind) EnumDescriptor() ([]byte, []int) {
 	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{0}
 }
 
+// StopReason says why a worker must stop a job.
+type StopReason int32
+
+const (
+	// Never sent.
+	StopReason_STOP_REASON_UNSPECIFIED StopReason = 0
+	// Cancel was called: the job is CANCELLED.
+	StopReason_STOP_REASON_CANCELLED StopReason = 1
+	// The attempt ran past the job's timeout: it failed with "timed out" (and is retried or
+	// dead).
+	StopReason_STOP_REASON_TIMED_OUT StopReason = 2
+)
+
+// Enum value maps for StopReason.
+var (
+	StopReason_name = map[int32]string{
+		0: "STOP_REASON_UNSPECIFIED",
+		1: "STOP_REASON_CANCELLED",
+		2: "STOP_REASON_TIMED_OUT",
+	}
+	StopReason_value = map[string]int32{
+		"STOP_REASON_UNSPECIFIED": 0,
+		"STOP_REASON_CANCELLED":   1,
+		"STOP_REASON_TIMED_OUT":   2,
+	}
+)
+
+func (x StopReason) Enum() *StopReason {
+	p := new(StopReason)
+	*p = x
+	return p
+}
+
+func (x StopReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (StopReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_jobqueue_v1_job_queue_service_proto_enumTypes[1].Descriptor()
+}
+
+func (StopReason) Type() protoreflect.EnumType {
+	return &file_jobqueue_v1_job_queue_service_proto_enumTypes[1]
+}
+
+func (x StopReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use StopReason.Descriptor instead.
+func (StopReason) EnumDescriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{1}
+}
+
 // CatchUpPolicy says which ticks a schedule makes jobs for when it finds ticks it missed
 // (no server was running, or Redis was unreachable, when they came).
 type CatchUpPolicy int32
@@ -125,11 +179,11 @@ func (x CatchUpPolicy) String() string {
 }
 
 func (CatchUpPolicy) Descriptor() protoreflect.EnumDescriptor {
-	return file_jobqueue_v1_job_queue_service_proto_enumTypes[1].Descriptor()
+	return file_jobqueue_v1_job_queue_service_proto_enumTypes[2].Descriptor()
 }
 
 func (CatchUpPolicy) Type() protoreflect.EnumType {
-	return &file_jobqueue_v1_job_queue_service_proto_enumTypes[1]
+	return &file_jobqueue_v1_job_queue_service_proto_enumTypes[2]
 }
 
 func (x CatchUpPolicy) Number() protoreflect.EnumNumber {
@@ -138,7 +192,7 @@ func (x CatchUpPolicy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CatchUpPolicy.Descriptor instead.
 func (CatchUpPolicy) EnumDescriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{1}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{2}
 }
 
 // TokenRole is what a token may do (docs/security.md lists each method's roles).
@@ -182,11 +236,11 @@ func (x TokenRole) String() string {
 }
 
 func (TokenRole) Descriptor() protoreflect.EnumDescriptor {
-	return file_jobqueue_v1_job_queue_service_proto_enumTypes[2].Descriptor()
+	return file_jobqueue_v1_job_queue_service_proto_enumTypes[3].Descriptor()
 }
 
 func (TokenRole) Type() protoreflect.EnumType {
-	return &file_jobqueue_v1_job_queue_service_proto_enumTypes[2]
+	return &file_jobqueue_v1_job_queue_service_proto_enumTypes[3]
 }
 
 func (x TokenRole) Number() protoreflect.EnumNumber {
@@ -195,7 +249,7 @@ func (x TokenRole) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TokenRole.Descriptor instead.
 func (TokenRole) EnumDescriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{2}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{3}
 }
 
 // EnqueueRequest describes one job to add.
@@ -226,7 +280,14 @@ type EnqueueRequest struct {
 	Metadata map[string]string `protobuf:"bytes,11,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// When the server answers: after Redis applied the job, or after it is on disk. Unset:
 	// the server default. Inside an EnqueueBatch, see EnqueueBatchRequest.durability.
-	Durability    Durability `protobuf:"varint,12,opt,name=durability,proto3,enum=jobqueue.v1.Durability" json:"durability,omitempty"`
+	Durability Durability `protobuf:"varint,12,opt,name=durability,proto3,enum=jobqueue.v1.Durability" json:"durability,omitempty"`
+	// Longest an attempt may run (1 s to 7 days): past it the worker holding the job is told to
+	// stop (a JobStop on its stream) and the attempt fails with "timed out", retried or dead as
+	// any failure, even if the worker keeps extending the lease. Unset: no limit.
+	Timeout *durationpb.Duration `protobuf:"bytes,13,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// A job not leased by this time ends CANCELLED, with the error "not started before its
+	// start deadline". Unset: none.
+	StartDeadline *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=start_deadline,json=startDeadline,proto3" json:"start_deadline,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -343,6 +404,20 @@ func (x *EnqueueRequest) GetDurability() Durability {
 		return x.Durability
 	}
 	return Durability_DURABILITY_UNSPECIFIED
+}
+
+func (x *EnqueueRequest) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *EnqueueRequest) GetStartDeadline() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartDeadline
+	}
+	return nil
 }
 
 // EnqueueResponse names the job.
@@ -636,6 +711,98 @@ func (x *EnqueueStreamResponse) GetError() *status.Status {
 	return nil
 }
 
+// WatchJobRequest names the job to watch.
+type WatchJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job's id.
+	JobId         string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchJobRequest) Reset() {
+	*x = WatchJobRequest{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchJobRequest) ProtoMessage() {}
+
+func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
+func (*WatchJobRequest) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *WatchJobRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+// WatchJobResponse is the job at one moment.
+type WatchJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The whole job, as GetStatus returns it.
+	Job           *Job `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchJobResponse) Reset() {
+	*x = WatchJobResponse{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchJobResponse) ProtoMessage() {}
+
+func (x *WatchJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchJobResponse.ProtoReflect.Descriptor instead.
+func (*WatchJobResponse) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *WatchJobResponse) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
 // GetStatusRequest names a job.
 type GetStatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -647,7 +814,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[6]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -659,7 +826,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[6]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -672,7 +839,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{6}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetStatusRequest) GetJobId() string {
@@ -693,7 +860,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[7]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -705,7 +872,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[7]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -718,7 +885,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{7}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetStatusResponse) GetJob() *Job {
@@ -744,7 +911,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[8]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -756,7 +923,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[8]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -769,7 +936,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{8}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StatsRequest) GetQueue() string {
@@ -806,7 +973,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[9]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -818,7 +985,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[9]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -831,7 +998,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{9}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StatsResponse) GetQueues() []*QueueStats {
@@ -868,7 +1035,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[10]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -880,7 +1047,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[10]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -893,7 +1060,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{10}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListJobsRequest) GetQueue() string {
@@ -939,7 +1106,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[11]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -951,7 +1118,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[11]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -964,7 +1131,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{11}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -1010,7 +1177,7 @@ type Subscribe struct {
 
 func (x *Subscribe) Reset() {
 	*x = Subscribe{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[12]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1022,7 +1189,7 @@ func (x *Subscribe) String() string {
 func (*Subscribe) ProtoMessage() {}
 
 func (x *Subscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[12]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1035,7 +1202,7 @@ func (x *Subscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe.ProtoReflect.Descriptor instead.
 func (*Subscribe) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{12}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Subscribe) GetQueues() []string {
@@ -1081,14 +1248,17 @@ type LeaseRequest struct {
 	// Attempts failed.
 	Fails []*FailRequest `protobuf:"bytes,3,rep,name=fails,proto3" json:"fails,omitempty"`
 	// Leases to extend.
-	Extends       []*ExtendRequest `protobuf:"bytes,4,rep,name=extends,proto3" json:"extends,omitempty"`
+	Extends []*ExtendRequest `protobuf:"bytes,4,rep,name=extends,proto3" json:"extends,omitempty"`
+	// Progress and log lines of jobs the stream holds. Not confirmed; an update for a job the
+	// stream no longer holds is dropped.
+	Progress      []*ProgressUpdate `protobuf:"bytes,5,rep,name=progress,proto3" json:"progress,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LeaseRequest) Reset() {
 	*x = LeaseRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[13]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1100,7 +1270,7 @@ func (x *LeaseRequest) String() string {
 func (*LeaseRequest) ProtoMessage() {}
 
 func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[13]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1113,7 +1283,7 @@ func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRequest.ProtoReflect.Descriptor instead.
 func (*LeaseRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{13}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LeaseRequest) GetSubscribe() *Subscribe {
@@ -1144,6 +1314,97 @@ func (x *LeaseRequest) GetExtends() []*ExtendRequest {
 	return nil
 }
 
+func (x *LeaseRequest) GetProgress() []*ProgressUpdate {
+	if x != nil {
+		return x.Progress
+	}
+	return nil
+}
+
+// ProgressUpdate reports how far a leased job is, and lines it logged.
+type ProgressUpdate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job's id.
+	JobId string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// The job's current lease token.
+	LeaseToken string `protobuf:"bytes,2,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	// 0 to 100; with `message`, replaces the job's progress. Unset with an empty message: the
+	// progress is left as it was (an update carrying only log lines).
+	Percent *float64 `protobuf:"fixed64,3,opt,name=percent,proto3,oneof" json:"percent,omitempty"`
+	// What it is doing, at most 1,024 characters.
+	Message string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	// Lines to append to the job's log (at most 100 per update, each at most 1,024
+	// characters; the job keeps its last 100).
+	Logs          []string `protobuf:"bytes,5,rep,name=logs,proto3" json:"logs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProgressUpdate) Reset() {
+	*x = ProgressUpdate{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProgressUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProgressUpdate) ProtoMessage() {}
+
+func (x *ProgressUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProgressUpdate.ProtoReflect.Descriptor instead.
+func (*ProgressUpdate) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ProgressUpdate) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *ProgressUpdate) GetLeaseToken() string {
+	if x != nil {
+		return x.LeaseToken
+	}
+	return ""
+}
+
+func (x *ProgressUpdate) GetPercent() float64 {
+	if x != nil && x.Percent != nil {
+		return *x.Percent
+	}
+	return 0
+}
+
+func (x *ProgressUpdate) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ProgressUpdate) GetLogs() []string {
+	if x != nil {
+		return x.Logs
+	}
+	return nil
+}
+
 // LeasedJob is one job handed to a worker.
 type LeasedJob struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1159,7 +1420,7 @@ type LeasedJob struct {
 
 func (x *LeasedJob) Reset() {
 	*x = LeasedJob{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[14]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1171,7 +1432,7 @@ func (x *LeasedJob) String() string {
 func (*LeasedJob) ProtoMessage() {}
 
 func (x *LeasedJob) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[14]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1184,7 +1445,7 @@ func (x *LeasedJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeasedJob.ProtoReflect.Descriptor instead.
 func (*LeasedJob) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{14}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *LeasedJob) GetJob() *Job {
@@ -1236,7 +1497,7 @@ type Confirmation struct {
 
 func (x *Confirmation) Reset() {
 	*x = Confirmation{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[15]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1248,7 +1509,7 @@ func (x *Confirmation) String() string {
 func (*Confirmation) ProtoMessage() {}
 
 func (x *Confirmation) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[15]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1261,7 +1522,7 @@ func (x *Confirmation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Confirmation.ProtoReflect.Descriptor instead.
 func (*Confirmation) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{15}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Confirmation) GetJobId() string {
@@ -1299,13 +1560,17 @@ type LeaseResponse struct {
 	Jobs []*LeasedJob `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
 	// Answers to acks, fails and extends, in the order they were handled.
 	Confirmations []*Confirmation `protobuf:"bytes,2,rep,name=confirmations,proto3" json:"confirmations,omitempty"`
+	// Jobs this stream holds that the worker must stop running now. Their leases are gone and
+	// their window slots free: the worker stops the handler and settles nothing for them (an
+	// ack or fail would be refused with LEASE_LOST).
+	Stops         []*JobStop `protobuf:"bytes,3,rep,name=stops,proto3" json:"stops,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LeaseResponse) Reset() {
 	*x = LeaseResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[16]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1317,7 +1582,7 @@ func (x *LeaseResponse) String() string {
 func (*LeaseResponse) ProtoMessage() {}
 
 func (x *LeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[16]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1330,7 +1595,7 @@ func (x *LeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseResponse.ProtoReflect.Descriptor instead.
 func (*LeaseResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{16}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LeaseResponse) GetJobs() []*LeasedJob {
@@ -1345,6 +1610,77 @@ func (x *LeaseResponse) GetConfirmations() []*Confirmation {
 		return x.Confirmations
 	}
 	return nil
+}
+
+func (x *LeaseResponse) GetStops() []*JobStop {
+	if x != nil {
+		return x.Stops
+	}
+	return nil
+}
+
+// JobStop tells a worker to stop running one job.
+type JobStop struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job's id.
+	JobId string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// The lease it held.
+	LeaseToken string `protobuf:"bytes,2,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	// Why.
+	Reason        StopReason `protobuf:"varint,3,opt,name=reason,proto3,enum=jobqueue.v1.StopReason" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobStop) Reset() {
+	*x = JobStop{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobStop) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobStop) ProtoMessage() {}
+
+func (x *JobStop) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobStop.ProtoReflect.Descriptor instead.
+func (*JobStop) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *JobStop) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *JobStop) GetLeaseToken() string {
+	if x != nil {
+		return x.LeaseToken
+	}
+	return ""
+}
+
+func (x *JobStop) GetReason() StopReason {
+	if x != nil {
+		return x.Reason
+	}
+	return StopReason_STOP_REASON_UNSPECIFIED
 }
 
 // AckRequest completes a leased job.
@@ -1365,7 +1701,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[17]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1377,7 +1713,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[17]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1390,7 +1726,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{17}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *AckRequest) GetJobId() string {
@@ -1430,7 +1766,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[18]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1442,7 +1778,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[18]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1455,7 +1791,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{18}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{22}
 }
 
 // FailRequest reports a failed attempt.
@@ -1477,7 +1813,7 @@ type FailRequest struct {
 
 func (x *FailRequest) Reset() {
 	*x = FailRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[19]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1489,7 +1825,7 @@ func (x *FailRequest) String() string {
 func (*FailRequest) ProtoMessage() {}
 
 func (x *FailRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[19]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1502,7 +1838,7 @@ func (x *FailRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailRequest.ProtoReflect.Descriptor instead.
 func (*FailRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{19}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FailRequest) GetJobId() string {
@@ -1553,7 +1889,7 @@ type FailResponse struct {
 
 func (x *FailResponse) Reset() {
 	*x = FailResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[20]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1565,7 +1901,7 @@ func (x *FailResponse) String() string {
 func (*FailResponse) ProtoMessage() {}
 
 func (x *FailResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[20]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1578,7 +1914,7 @@ func (x *FailResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailResponse.ProtoReflect.Descriptor instead.
 func (*FailResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{20}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *FailResponse) GetState() JobState {
@@ -1611,7 +1947,7 @@ type ExtendRequest struct {
 
 func (x *ExtendRequest) Reset() {
 	*x = ExtendRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[21]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1623,7 +1959,7 @@ func (x *ExtendRequest) String() string {
 func (*ExtendRequest) ProtoMessage() {}
 
 func (x *ExtendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[21]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1636,7 +1972,7 @@ func (x *ExtendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtendRequest.ProtoReflect.Descriptor instead.
 func (*ExtendRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{21}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ExtendRequest) GetJobId() string {
@@ -1671,7 +2007,7 @@ type ExtendResponse struct {
 
 func (x *ExtendResponse) Reset() {
 	*x = ExtendResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[22]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1683,7 +2019,7 @@ func (x *ExtendResponse) String() string {
 func (*ExtendResponse) ProtoMessage() {}
 
 func (x *ExtendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[22]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1696,7 +2032,7 @@ func (x *ExtendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtendResponse.ProtoReflect.Descriptor instead.
 func (*ExtendResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{22}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ExtendResponse) GetLeaseExpireTime() *timestamppb.Timestamp {
@@ -1717,7 +2053,7 @@ type CancelRequest struct {
 
 func (x *CancelRequest) Reset() {
 	*x = CancelRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[23]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1729,7 +2065,7 @@ func (x *CancelRequest) String() string {
 func (*CancelRequest) ProtoMessage() {}
 
 func (x *CancelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[23]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1742,7 +2078,7 @@ func (x *CancelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRequest.ProtoReflect.Descriptor instead.
 func (*CancelRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{23}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CancelRequest) GetJobId() string {
@@ -1761,7 +2097,7 @@ type CancelResponse struct {
 
 func (x *CancelResponse) Reset() {
 	*x = CancelResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[24]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1773,7 +2109,7 @@ func (x *CancelResponse) String() string {
 func (*CancelResponse) ProtoMessage() {}
 
 func (x *CancelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[24]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1786,7 +2122,7 @@ func (x *CancelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelResponse.ProtoReflect.Descriptor instead.
 func (*CancelResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{24}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{28}
 }
 
 // RetryRequest names a dead or cancelled job to send back to its queue.
@@ -1800,7 +2136,7 @@ type RetryRequest struct {
 
 func (x *RetryRequest) Reset() {
 	*x = RetryRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[25]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1812,7 +2148,7 @@ func (x *RetryRequest) String() string {
 func (*RetryRequest) ProtoMessage() {}
 
 func (x *RetryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[25]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1825,7 +2161,7 @@ func (x *RetryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRequest.ProtoReflect.Descriptor instead.
 func (*RetryRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{25}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RetryRequest) GetJobId() string {
@@ -1844,7 +2180,7 @@ type RetryResponse struct {
 
 func (x *RetryResponse) Reset() {
 	*x = RetryResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[26]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1856,7 +2192,7 @@ func (x *RetryResponse) String() string {
 func (*RetryResponse) ProtoMessage() {}
 
 func (x *RetryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[26]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1869,7 +2205,7 @@ func (x *RetryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryResponse.ProtoReflect.Descriptor instead.
 func (*RetryResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{26}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{30}
 }
 
 // PauseQueueRequest names the queue to pause.
@@ -1883,7 +2219,7 @@ type PauseQueueRequest struct {
 
 func (x *PauseQueueRequest) Reset() {
 	*x = PauseQueueRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[27]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1895,7 +2231,7 @@ func (x *PauseQueueRequest) String() string {
 func (*PauseQueueRequest) ProtoMessage() {}
 
 func (x *PauseQueueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[27]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1908,7 +2244,7 @@ func (x *PauseQueueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseQueueRequest.ProtoReflect.Descriptor instead.
 func (*PauseQueueRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{27}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PauseQueueRequest) GetQueue() string {
@@ -1929,7 +2265,7 @@ type PauseQueueResponse struct {
 
 func (x *PauseQueueResponse) Reset() {
 	*x = PauseQueueResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[28]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1941,7 +2277,7 @@ func (x *PauseQueueResponse) String() string {
 func (*PauseQueueResponse) ProtoMessage() {}
 
 func (x *PauseQueueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[28]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1954,7 +2290,7 @@ func (x *PauseQueueResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseQueueResponse.ProtoReflect.Descriptor instead.
 func (*PauseQueueResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{28}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PauseQueueResponse) GetChanged() bool {
@@ -1975,7 +2311,7 @@ type ResumeQueueRequest struct {
 
 func (x *ResumeQueueRequest) Reset() {
 	*x = ResumeQueueRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[29]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1987,7 +2323,7 @@ func (x *ResumeQueueRequest) String() string {
 func (*ResumeQueueRequest) ProtoMessage() {}
 
 func (x *ResumeQueueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[29]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2000,7 +2336,7 @@ func (x *ResumeQueueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeQueueRequest.ProtoReflect.Descriptor instead.
 func (*ResumeQueueRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{29}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ResumeQueueRequest) GetQueue() string {
@@ -2021,7 +2357,7 @@ type ResumeQueueResponse struct {
 
 func (x *ResumeQueueResponse) Reset() {
 	*x = ResumeQueueResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[30]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2033,7 +2369,7 @@ func (x *ResumeQueueResponse) String() string {
 func (*ResumeQueueResponse) ProtoMessage() {}
 
 func (x *ResumeQueueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[30]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2046,7 +2382,7 @@ func (x *ResumeQueueResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeQueueResponse.ProtoReflect.Descriptor instead.
 func (*ResumeQueueResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{30}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ResumeQueueResponse) GetChanged() bool {
@@ -2075,14 +2411,16 @@ type JobTemplate struct {
 	// Lease length for the job, overriding the stream's and the server's default.
 	LeaseDuration *durationpb.Duration `protobuf:"bytes,10,opt,name=lease_duration,json=leaseDuration,proto3" json:"lease_duration,omitempty"`
 	// Free-form string pairs carried with each job.
-	Metadata      map[string]string `protobuf:"bytes,11,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Metadata map[string]string `protobuf:"bytes,11,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Longest an attempt of each job may run (see EnqueueRequest.timeout).
+	Timeout       *durationpb.Duration `protobuf:"bytes,13,opt,name=timeout,proto3" json:"timeout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobTemplate) Reset() {
 	*x = JobTemplate{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[31]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2094,7 +2432,7 @@ func (x *JobTemplate) String() string {
 func (*JobTemplate) ProtoMessage() {}
 
 func (x *JobTemplate) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[31]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2107,7 +2445,7 @@ func (x *JobTemplate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobTemplate.ProtoReflect.Descriptor instead.
 func (*JobTemplate) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{31}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *JobTemplate) GetQueue() string {
@@ -2166,6 +2504,13 @@ func (x *JobTemplate) GetMetadata() map[string]string {
 	return nil
 }
 
+func (x *JobTemplate) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
 // Schedule is a recurring job. Set exactly one of `cron` and `interval`.
 type Schedule struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2212,7 +2557,7 @@ type Schedule struct {
 
 func (x *Schedule) Reset() {
 	*x = Schedule{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[32]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2224,7 +2569,7 @@ func (x *Schedule) String() string {
 func (*Schedule) ProtoMessage() {}
 
 func (x *Schedule) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[32]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2237,7 +2582,7 @@ func (x *Schedule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Schedule.ProtoReflect.Descriptor instead.
 func (*Schedule) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{32}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Schedule) GetName() string {
@@ -2389,7 +2734,7 @@ type CreateScheduleRequest struct {
 
 func (x *CreateScheduleRequest) Reset() {
 	*x = CreateScheduleRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[33]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2401,7 +2746,7 @@ func (x *CreateScheduleRequest) String() string {
 func (*CreateScheduleRequest) ProtoMessage() {}
 
 func (x *CreateScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[33]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2414,7 +2759,7 @@ func (x *CreateScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateScheduleRequest.ProtoReflect.Descriptor instead.
 func (*CreateScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{33}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CreateScheduleRequest) GetSchedule() *Schedule {
@@ -2435,7 +2780,7 @@ type CreateScheduleResponse struct {
 
 func (x *CreateScheduleResponse) Reset() {
 	*x = CreateScheduleResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[34]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2447,7 +2792,7 @@ func (x *CreateScheduleResponse) String() string {
 func (*CreateScheduleResponse) ProtoMessage() {}
 
 func (x *CreateScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[34]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2460,7 +2805,7 @@ func (x *CreateScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateScheduleResponse.ProtoReflect.Descriptor instead.
 func (*CreateScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{34}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CreateScheduleResponse) GetSchedule() *Schedule {
@@ -2481,7 +2826,7 @@ type GetScheduleRequest struct {
 
 func (x *GetScheduleRequest) Reset() {
 	*x = GetScheduleRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[35]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2493,7 +2838,7 @@ func (x *GetScheduleRequest) String() string {
 func (*GetScheduleRequest) ProtoMessage() {}
 
 func (x *GetScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[35]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2506,7 +2851,7 @@ func (x *GetScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetScheduleRequest.ProtoReflect.Descriptor instead.
 func (*GetScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{35}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetScheduleRequest) GetName() string {
@@ -2527,7 +2872,7 @@ type GetScheduleResponse struct {
 
 func (x *GetScheduleResponse) Reset() {
 	*x = GetScheduleResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[36]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2539,7 +2884,7 @@ func (x *GetScheduleResponse) String() string {
 func (*GetScheduleResponse) ProtoMessage() {}
 
 func (x *GetScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[36]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2552,7 +2897,7 @@ func (x *GetScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetScheduleResponse.ProtoReflect.Descriptor instead.
 func (*GetScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{36}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetScheduleResponse) GetSchedule() *Schedule {
@@ -2575,7 +2920,7 @@ type ListSchedulesRequest struct {
 
 func (x *ListSchedulesRequest) Reset() {
 	*x = ListSchedulesRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[37]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2587,7 +2932,7 @@ func (x *ListSchedulesRequest) String() string {
 func (*ListSchedulesRequest) ProtoMessage() {}
 
 func (x *ListSchedulesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[37]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2600,7 +2945,7 @@ func (x *ListSchedulesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSchedulesRequest.ProtoReflect.Descriptor instead.
 func (*ListSchedulesRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{37}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListSchedulesRequest) GetPageSize() int32 {
@@ -2630,7 +2975,7 @@ type ListSchedulesResponse struct {
 
 func (x *ListSchedulesResponse) Reset() {
 	*x = ListSchedulesResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[38]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2642,7 +2987,7 @@ func (x *ListSchedulesResponse) String() string {
 func (*ListSchedulesResponse) ProtoMessage() {}
 
 func (x *ListSchedulesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[38]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2655,7 +3000,7 @@ func (x *ListSchedulesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSchedulesResponse.ProtoReflect.Descriptor instead.
 func (*ListSchedulesResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{38}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListSchedulesResponse) GetSchedules() []*Schedule {
@@ -2683,7 +3028,7 @@ type UpdateScheduleRequest struct {
 
 func (x *UpdateScheduleRequest) Reset() {
 	*x = UpdateScheduleRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[39]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2695,7 +3040,7 @@ func (x *UpdateScheduleRequest) String() string {
 func (*UpdateScheduleRequest) ProtoMessage() {}
 
 func (x *UpdateScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[39]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2708,7 +3053,7 @@ func (x *UpdateScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateScheduleRequest.ProtoReflect.Descriptor instead.
 func (*UpdateScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{39}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *UpdateScheduleRequest) GetSchedule() *Schedule {
@@ -2729,7 +3074,7 @@ type UpdateScheduleResponse struct {
 
 func (x *UpdateScheduleResponse) Reset() {
 	*x = UpdateScheduleResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[40]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2741,7 +3086,7 @@ func (x *UpdateScheduleResponse) String() string {
 func (*UpdateScheduleResponse) ProtoMessage() {}
 
 func (x *UpdateScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[40]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2754,7 +3099,7 @@ func (x *UpdateScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateScheduleResponse.ProtoReflect.Descriptor instead.
 func (*UpdateScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{40}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *UpdateScheduleResponse) GetSchedule() *Schedule {
@@ -2775,7 +3120,7 @@ type DeleteScheduleRequest struct {
 
 func (x *DeleteScheduleRequest) Reset() {
 	*x = DeleteScheduleRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[41]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2787,7 +3132,7 @@ func (x *DeleteScheduleRequest) String() string {
 func (*DeleteScheduleRequest) ProtoMessage() {}
 
 func (x *DeleteScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[41]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2800,7 +3145,7 @@ func (x *DeleteScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteScheduleRequest.ProtoReflect.Descriptor instead.
 func (*DeleteScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{41}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DeleteScheduleRequest) GetName() string {
@@ -2819,7 +3164,7 @@ type DeleteScheduleResponse struct {
 
 func (x *DeleteScheduleResponse) Reset() {
 	*x = DeleteScheduleResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[42]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2831,7 +3176,7 @@ func (x *DeleteScheduleResponse) String() string {
 func (*DeleteScheduleResponse) ProtoMessage() {}
 
 func (x *DeleteScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[42]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2844,7 +3189,7 @@ func (x *DeleteScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteScheduleResponse.ProtoReflect.Descriptor instead.
 func (*DeleteScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{42}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{46}
 }
 
 // PauseScheduleRequest names the schedule to pause.
@@ -2858,7 +3203,7 @@ type PauseScheduleRequest struct {
 
 func (x *PauseScheduleRequest) Reset() {
 	*x = PauseScheduleRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[43]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2870,7 +3215,7 @@ func (x *PauseScheduleRequest) String() string {
 func (*PauseScheduleRequest) ProtoMessage() {}
 
 func (x *PauseScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[43]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2883,7 +3228,7 @@ func (x *PauseScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseScheduleRequest.ProtoReflect.Descriptor instead.
 func (*PauseScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{43}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *PauseScheduleRequest) GetName() string {
@@ -2904,7 +3249,7 @@ type PauseScheduleResponse struct {
 
 func (x *PauseScheduleResponse) Reset() {
 	*x = PauseScheduleResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[44]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2916,7 +3261,7 @@ func (x *PauseScheduleResponse) String() string {
 func (*PauseScheduleResponse) ProtoMessage() {}
 
 func (x *PauseScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[44]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2929,7 +3274,7 @@ func (x *PauseScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseScheduleResponse.ProtoReflect.Descriptor instead.
 func (*PauseScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{44}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *PauseScheduleResponse) GetChanged() bool {
@@ -2950,7 +3295,7 @@ type ResumeScheduleRequest struct {
 
 func (x *ResumeScheduleRequest) Reset() {
 	*x = ResumeScheduleRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[45]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2962,7 +3307,7 @@ func (x *ResumeScheduleRequest) String() string {
 func (*ResumeScheduleRequest) ProtoMessage() {}
 
 func (x *ResumeScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[45]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2975,7 +3320,7 @@ func (x *ResumeScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeScheduleRequest.ProtoReflect.Descriptor instead.
 func (*ResumeScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{45}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ResumeScheduleRequest) GetName() string {
@@ -2996,7 +3341,7 @@ type ResumeScheduleResponse struct {
 
 func (x *ResumeScheduleResponse) Reset() {
 	*x = ResumeScheduleResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[46]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3008,7 +3353,7 @@ func (x *ResumeScheduleResponse) String() string {
 func (*ResumeScheduleResponse) ProtoMessage() {}
 
 func (x *ResumeScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[46]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3021,7 +3366,7 @@ func (x *ResumeScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeScheduleResponse.ProtoReflect.Descriptor instead.
 func (*ResumeScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{46}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ResumeScheduleResponse) GetChanged() bool {
@@ -3053,7 +3398,7 @@ type TokenInfo struct {
 
 func (x *TokenInfo) Reset() {
 	*x = TokenInfo{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[47]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3065,7 +3410,7 @@ func (x *TokenInfo) String() string {
 func (*TokenInfo) ProtoMessage() {}
 
 func (x *TokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[47]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3078,7 +3423,7 @@ func (x *TokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenInfo.ProtoReflect.Descriptor instead.
 func (*TokenInfo) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{47}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *TokenInfo) GetTokenId() string {
@@ -3141,7 +3486,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[48]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3153,7 +3498,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[48]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3166,7 +3511,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{48}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *CreateTokenRequest) GetName() string {
@@ -3210,7 +3555,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[49]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3222,7 +3567,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[49]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3235,7 +3580,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{49}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *CreateTokenResponse) GetToken() string {
@@ -3261,7 +3606,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[50]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3273,7 +3618,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[50]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3286,7 +3631,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{50}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{54}
 }
 
 // ListTokensResponse holds every token (at most 10,000 exist), sorted by id.
@@ -3300,7 +3645,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[51]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3312,7 +3657,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[51]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3325,7 +3670,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{51}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListTokensResponse) GetTokens() []*TokenInfo {
@@ -3346,7 +3691,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[52]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3358,7 +3703,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[52]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3371,7 +3716,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{52}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RevokeTokenRequest) GetTokenId() string {
@@ -3390,7 +3735,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[53]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3402,7 +3747,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[53]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3415,14 +3760,14 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{53}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{57}
 }
 
 var File_jobqueue_v1_job_queue_service_proto protoreflect.FileDescriptor
 
 const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\n" +
-	"#jobqueue/v1/job_queue_service.proto\x12\vjobqueue.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x15jobqueue/v1/job.proto\"\xa4\x05\n" +
+	"#jobqueue/v1/job_queue_service.proto\x12\vjobqueue.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x15jobqueue/v1/job.proto\"\x9c\x06\n" +
 	"\x0eEnqueueRequest\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x121\n" +
 	"\apayload\x18\x02 \x01(\v2\x17.google.protobuf.StructR\apayload\x12#\n" +
@@ -3438,7 +3783,9 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\bmetadata\x18\v \x03(\v2).jobqueue.v1.EnqueueRequest.MetadataEntryR\bmetadata\x127\n" +
 	"\n" +
 	"durability\x18\f \x01(\x0e2\x17.jobqueue.v1.DurabilityR\n" +
-	"durability\x1a;\n" +
+	"durability\x123\n" +
+	"\atimeout\x18\r \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12A\n" +
+	"\x0estart_deadline\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\rstartDeadline\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"F\n" +
@@ -3461,7 +3808,11 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x15EnqueueStreamResponse\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12:\n" +
 	"\tresponses\x18\x02 \x03(\v2\x1c.jobqueue.v1.EnqueueResponseR\tresponses\x12(\n" +
-	"\x05error\x18\x03 \x01(\v2\x12.google.rpc.StatusR\x05error\")\n" +
+	"\x05error\x18\x03 \x01(\v2\x12.google.rpc.StatusR\x05error\"(\n" +
+	"\x0fWatchJobRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"6\n" +
+	"\x10WatchJobResponse\x12\"\n" +
+	"\x03job\x18\x01 \x01(\v2\x10.jobqueue.v1.JobR\x03job\")\n" +
 	"\x10GetStatusRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"7\n" +
 	"\x11GetStatusResponse\x12\"\n" +
@@ -3489,12 +3840,22 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x06queues\x18\x01 \x03(\tR\x06queues\x12\"\n" +
 	"\rmax_in_flight\x18\x02 \x01(\x05R\vmaxInFlight\x12\x1b\n" +
 	"\tworker_id\x18\x03 \x01(\tR\bworkerId\x12@\n" +
-	"\x0elease_duration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\rleaseDuration\"\xd7\x01\n" +
+	"\x0elease_duration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\rleaseDuration\"\x90\x02\n" +
 	"\fLeaseRequest\x124\n" +
 	"\tsubscribe\x18\x01 \x01(\v2\x16.jobqueue.v1.SubscribeR\tsubscribe\x12+\n" +
 	"\x04acks\x18\x02 \x03(\v2\x17.jobqueue.v1.AckRequestR\x04acks\x12.\n" +
 	"\x05fails\x18\x03 \x03(\v2\x18.jobqueue.v1.FailRequestR\x05fails\x124\n" +
-	"\aextends\x18\x04 \x03(\v2\x1a.jobqueue.v1.ExtendRequestR\aextends\"\x98\x01\n" +
+	"\aextends\x18\x04 \x03(\v2\x1a.jobqueue.v1.ExtendRequestR\aextends\x127\n" +
+	"\bprogress\x18\x05 \x03(\v2\x1b.jobqueue.v1.ProgressUpdateR\bprogress\"\xa1\x01\n" +
+	"\x0eProgressUpdate\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1f\n" +
+	"\vlease_token\x18\x02 \x01(\tR\n" +
+	"leaseToken\x12\x1d\n" +
+	"\apercent\x18\x03 \x01(\x01H\x00R\apercent\x88\x01\x01\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x12\x12\n" +
+	"\x04logs\x18\x05 \x03(\tR\x04logsB\n" +
+	"\n" +
+	"\b_percent\"\x98\x01\n" +
 	"\tLeasedJob\x12\"\n" +
 	"\x03job\x18\x01 \x01(\v2\x10.jobqueue.v1.JobR\x03job\x12\x1f\n" +
 	"\vlease_token\x18\x02 \x01(\tR\n" +
@@ -3504,10 +3865,16 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12*\n" +
 	"\x06status\x18\x02 \x01(\v2\x12.google.rpc.StatusR\x06status\x121\n" +
 	"\x04kind\x18\x03 \x01(\x0e2\x1d.jobqueue.v1.ConfirmationKindR\x04kind\x12F\n" +
-	"\x11lease_expire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0fleaseExpireTime\"|\n" +
+	"\x11lease_expire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0fleaseExpireTime\"\xa8\x01\n" +
 	"\rLeaseResponse\x12*\n" +
 	"\x04jobs\x18\x01 \x03(\v2\x16.jobqueue.v1.LeasedJobR\x04jobs\x12?\n" +
-	"\rconfirmations\x18\x02 \x03(\v2\x19.jobqueue.v1.ConfirmationR\rconfirmations\"\xae\x01\n" +
+	"\rconfirmations\x18\x02 \x03(\v2\x19.jobqueue.v1.ConfirmationR\rconfirmations\x12*\n" +
+	"\x05stops\x18\x03 \x03(\v2\x14.jobqueue.v1.JobStopR\x05stops\"r\n" +
+	"\aJobStop\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1f\n" +
+	"\vlease_token\x18\x02 \x01(\tR\n" +
+	"leaseToken\x12/\n" +
+	"\x06reason\x18\x03 \x01(\x0e2\x17.jobqueue.v1.StopReasonR\x06reason\"\xae\x01\n" +
 	"\n" +
 	"AckRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1f\n" +
@@ -3549,7 +3916,7 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x12ResumeQueueRequest\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\"/\n" +
 	"\x13ResumeQueueResponse\x12\x18\n" +
-	"\achanged\x18\x01 \x01(\bR\achanged\"\xca\x03\n" +
+	"\achanged\x18\x01 \x01(\bR\achanged\"\xff\x03\n" +
 	"\vJobTemplate\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x121\n" +
 	"\apayload\x18\x02 \x01(\v2\x17.google.protobuf.StructR\apayload\x12#\n" +
@@ -3559,7 +3926,8 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\abackoff\x18\b \x01(\v2\x1a.jobqueue.v1.BackoffPolicyR\abackoff\x12@\n" +
 	"\x0elease_duration\x18\n" +
 	" \x01(\v2\x19.google.protobuf.DurationR\rleaseDuration\x12B\n" +
-	"\bmetadata\x18\v \x03(\v2&.jobqueue.v1.JobTemplate.MetadataEntryR\bmetadata\x1a;\n" +
+	"\bmetadata\x18\v \x03(\v2&.jobqueue.v1.JobTemplate.MetadataEntryR\bmetadata\x123\n" +
+	"\atimeout\x18\r \x01(\v2\x19.google.protobuf.DurationR\atimeout\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcb\x05\n" +
@@ -3641,7 +4009,12 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x1dCONFIRMATION_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15CONFIRMATION_KIND_ACK\x10\x01\x12\x1a\n" +
 	"\x16CONFIRMATION_KIND_FAIL\x10\x02\x12\x1c\n" +
-	"\x18CONFIRMATION_KIND_EXTEND\x10\x03*}\n" +
+	"\x18CONFIRMATION_KIND_EXTEND\x10\x03*_\n" +
+	"\n" +
+	"StopReason\x12\x1b\n" +
+	"\x17STOP_REASON_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15STOP_REASON_CANCELLED\x10\x01\x12\x19\n" +
+	"\x15STOP_REASON_TIMED_OUT\x10\x02*}\n" +
 	"\rCatchUpPolicy\x12\x1f\n" +
 	"\x1bCATCH_UP_POLICY_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14CATCH_UP_POLICY_SKIP\x10\x01\x12\x18\n" +
@@ -3651,11 +4024,12 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x16TOKEN_ROLE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TOKEN_ROLE_PRODUCER\x10\x01\x12\x15\n" +
 	"\x11TOKEN_ROLE_WORKER\x10\x02\x12\x14\n" +
-	"\x10TOKEN_ROLE_ADMIN\x10\x032\x92\x0f\n" +
+	"\x10TOKEN_ROLE_ADMIN\x10\x032\xe2\x0f\n" +
 	"\x0fJobQueueService\x12D\n" +
 	"\aEnqueue\x12\x1b.jobqueue.v1.EnqueueRequest\x1a\x1c.jobqueue.v1.EnqueueResponse\x12S\n" +
 	"\fEnqueueBatch\x12 .jobqueue.v1.EnqueueBatchRequest\x1a!.jobqueue.v1.EnqueueBatchResponse\x12Z\n" +
-	"\rEnqueueStream\x12!.jobqueue.v1.EnqueueStreamRequest\x1a\".jobqueue.v1.EnqueueStreamResponse(\x010\x01\x12O\n" +
+	"\rEnqueueStream\x12!.jobqueue.v1.EnqueueStreamRequest\x1a\".jobqueue.v1.EnqueueStreamResponse(\x010\x01\x12N\n" +
+	"\bWatchJob\x12\x1c.jobqueue.v1.WatchJobRequest\x1a\x1d.jobqueue.v1.WatchJobResponse\"\x03\x90\x02\x010\x01\x12O\n" +
 	"\tGetStatus\x12\x1d.jobqueue.v1.GetStatusRequest\x1a\x1e.jobqueue.v1.GetStatusResponse\"\x03\x90\x02\x01\x12C\n" +
 	"\x05Stats\x12\x19.jobqueue.v1.StatsRequest\x1a\x1a.jobqueue.v1.StatsResponse\"\x03\x90\x02\x01\x12L\n" +
 	"\bListJobs\x12\x1c.jobqueue.v1.ListJobsRequest\x1a\x1d.jobqueue.v1.ListJobsResponse\"\x03\x90\x02\x01\x12B\n" +
@@ -3693,198 +4067,212 @@ func file_jobqueue_v1_job_queue_service_proto_rawDescGZIP() []byte {
 	return file_jobqueue_v1_job_queue_service_proto_rawDescData
 }
 
-var file_jobqueue_v1_job_queue_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_jobqueue_v1_job_queue_service_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_jobqueue_v1_job_queue_service_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_jobqueue_v1_job_queue_service_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
 var file_jobqueue_v1_job_queue_service_proto_goTypes = []any{
 	(ConfirmationKind)(0),          // 0: jobqueue.v1.ConfirmationKind
-	(CatchUpPolicy)(0),             // 1: jobqueue.v1.CatchUpPolicy
-	(TokenRole)(0),                 // 2: jobqueue.v1.TokenRole
-	(*EnqueueRequest)(nil),         // 3: jobqueue.v1.EnqueueRequest
-	(*EnqueueResponse)(nil),        // 4: jobqueue.v1.EnqueueResponse
-	(*EnqueueBatchRequest)(nil),    // 5: jobqueue.v1.EnqueueBatchRequest
-	(*EnqueueBatchResponse)(nil),   // 6: jobqueue.v1.EnqueueBatchResponse
-	(*EnqueueStreamRequest)(nil),   // 7: jobqueue.v1.EnqueueStreamRequest
-	(*EnqueueStreamResponse)(nil),  // 8: jobqueue.v1.EnqueueStreamResponse
-	(*GetStatusRequest)(nil),       // 9: jobqueue.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),      // 10: jobqueue.v1.GetStatusResponse
-	(*StatsRequest)(nil),           // 11: jobqueue.v1.StatsRequest
-	(*StatsResponse)(nil),          // 12: jobqueue.v1.StatsResponse
-	(*ListJobsRequest)(nil),        // 13: jobqueue.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),       // 14: jobqueue.v1.ListJobsResponse
-	(*Subscribe)(nil),              // 15: jobqueue.v1.Subscribe
-	(*LeaseRequest)(nil),           // 16: jobqueue.v1.LeaseRequest
-	(*LeasedJob)(nil),              // 17: jobqueue.v1.LeasedJob
-	(*Confirmation)(nil),           // 18: jobqueue.v1.Confirmation
-	(*LeaseResponse)(nil),          // 19: jobqueue.v1.LeaseResponse
-	(*AckRequest)(nil),             // 20: jobqueue.v1.AckRequest
-	(*AckResponse)(nil),            // 21: jobqueue.v1.AckResponse
-	(*FailRequest)(nil),            // 22: jobqueue.v1.FailRequest
-	(*FailResponse)(nil),           // 23: jobqueue.v1.FailResponse
-	(*ExtendRequest)(nil),          // 24: jobqueue.v1.ExtendRequest
-	(*ExtendResponse)(nil),         // 25: jobqueue.v1.ExtendResponse
-	(*CancelRequest)(nil),          // 26: jobqueue.v1.CancelRequest
-	(*CancelResponse)(nil),         // 27: jobqueue.v1.CancelResponse
-	(*RetryRequest)(nil),           // 28: jobqueue.v1.RetryRequest
-	(*RetryResponse)(nil),          // 29: jobqueue.v1.RetryResponse
-	(*PauseQueueRequest)(nil),      // 30: jobqueue.v1.PauseQueueRequest
-	(*PauseQueueResponse)(nil),     // 31: jobqueue.v1.PauseQueueResponse
-	(*ResumeQueueRequest)(nil),     // 32: jobqueue.v1.ResumeQueueRequest
-	(*ResumeQueueResponse)(nil),    // 33: jobqueue.v1.ResumeQueueResponse
-	(*JobTemplate)(nil),            // 34: jobqueue.v1.JobTemplate
-	(*Schedule)(nil),               // 35: jobqueue.v1.Schedule
-	(*CreateScheduleRequest)(nil),  // 36: jobqueue.v1.CreateScheduleRequest
-	(*CreateScheduleResponse)(nil), // 37: jobqueue.v1.CreateScheduleResponse
-	(*GetScheduleRequest)(nil),     // 38: jobqueue.v1.GetScheduleRequest
-	(*GetScheduleResponse)(nil),    // 39: jobqueue.v1.GetScheduleResponse
-	(*ListSchedulesRequest)(nil),   // 40: jobqueue.v1.ListSchedulesRequest
-	(*ListSchedulesResponse)(nil),  // 41: jobqueue.v1.ListSchedulesResponse
-	(*UpdateScheduleRequest)(nil),  // 42: jobqueue.v1.UpdateScheduleRequest
-	(*UpdateScheduleResponse)(nil), // 43: jobqueue.v1.UpdateScheduleResponse
-	(*DeleteScheduleRequest)(nil),  // 44: jobqueue.v1.DeleteScheduleRequest
-	(*DeleteScheduleResponse)(nil), // 45: jobqueue.v1.DeleteScheduleResponse
-	(*PauseScheduleRequest)(nil),   // 46: jobqueue.v1.PauseScheduleRequest
-	(*PauseScheduleResponse)(nil),  // 47: jobqueue.v1.PauseScheduleResponse
-	(*ResumeScheduleRequest)(nil),  // 48: jobqueue.v1.ResumeScheduleRequest
-	(*ResumeScheduleResponse)(nil), // 49: jobqueue.v1.ResumeScheduleResponse
-	(*TokenInfo)(nil),              // 50: jobqueue.v1.TokenInfo
-	(*CreateTokenRequest)(nil),     // 51: jobqueue.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),    // 52: jobqueue.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),      // 53: jobqueue.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),     // 54: jobqueue.v1.ListTokensResponse
-	(*RevokeTokenRequest)(nil),     // 55: jobqueue.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),    // 56: jobqueue.v1.RevokeTokenResponse
-	nil,                            // 57: jobqueue.v1.EnqueueRequest.MetadataEntry
-	nil,                            // 58: jobqueue.v1.JobTemplate.MetadataEntry
-	(*structpb.Struct)(nil),        // 59: google.protobuf.Struct
-	(Priority)(0),                  // 60: jobqueue.v1.Priority
-	(*durationpb.Duration)(nil),    // 61: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),  // 62: google.protobuf.Timestamp
-	(*BackoffPolicy)(nil),          // 63: jobqueue.v1.BackoffPolicy
-	(Durability)(0),                // 64: jobqueue.v1.Durability
-	(*status.Status)(nil),          // 65: google.rpc.Status
-	(*Job)(nil),                    // 66: jobqueue.v1.Job
-	(*QueueStats)(nil),             // 67: jobqueue.v1.QueueStats
-	(JobState)(0),                  // 68: jobqueue.v1.JobState
+	(StopReason)(0),                // 1: jobqueue.v1.StopReason
+	(CatchUpPolicy)(0),             // 2: jobqueue.v1.CatchUpPolicy
+	(TokenRole)(0),                 // 3: jobqueue.v1.TokenRole
+	(*EnqueueRequest)(nil),         // 4: jobqueue.v1.EnqueueRequest
+	(*EnqueueResponse)(nil),        // 5: jobqueue.v1.EnqueueResponse
+	(*EnqueueBatchRequest)(nil),    // 6: jobqueue.v1.EnqueueBatchRequest
+	(*EnqueueBatchResponse)(nil),   // 7: jobqueue.v1.EnqueueBatchResponse
+	(*EnqueueStreamRequest)(nil),   // 8: jobqueue.v1.EnqueueStreamRequest
+	(*EnqueueStreamResponse)(nil),  // 9: jobqueue.v1.EnqueueStreamResponse
+	(*WatchJobRequest)(nil),        // 10: jobqueue.v1.WatchJobRequest
+	(*WatchJobResponse)(nil),       // 11: jobqueue.v1.WatchJobResponse
+	(*GetStatusRequest)(nil),       // 12: jobqueue.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),      // 13: jobqueue.v1.GetStatusResponse
+	(*StatsRequest)(nil),           // 14: jobqueue.v1.StatsRequest
+	(*StatsResponse)(nil),          // 15: jobqueue.v1.StatsResponse
+	(*ListJobsRequest)(nil),        // 16: jobqueue.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),       // 17: jobqueue.v1.ListJobsResponse
+	(*Subscribe)(nil),              // 18: jobqueue.v1.Subscribe
+	(*LeaseRequest)(nil),           // 19: jobqueue.v1.LeaseRequest
+	(*ProgressUpdate)(nil),         // 20: jobqueue.v1.ProgressUpdate
+	(*LeasedJob)(nil),              // 21: jobqueue.v1.LeasedJob
+	(*Confirmation)(nil),           // 22: jobqueue.v1.Confirmation
+	(*LeaseResponse)(nil),          // 23: jobqueue.v1.LeaseResponse
+	(*JobStop)(nil),                // 24: jobqueue.v1.JobStop
+	(*AckRequest)(nil),             // 25: jobqueue.v1.AckRequest
+	(*AckResponse)(nil),            // 26: jobqueue.v1.AckResponse
+	(*FailRequest)(nil),            // 27: jobqueue.v1.FailRequest
+	(*FailResponse)(nil),           // 28: jobqueue.v1.FailResponse
+	(*ExtendRequest)(nil),          // 29: jobqueue.v1.ExtendRequest
+	(*ExtendResponse)(nil),         // 30: jobqueue.v1.ExtendResponse
+	(*CancelRequest)(nil),          // 31: jobqueue.v1.CancelRequest
+	(*CancelResponse)(nil),         // 32: jobqueue.v1.CancelResponse
+	(*RetryRequest)(nil),           // 33: jobqueue.v1.RetryRequest
+	(*RetryResponse)(nil),          // 34: jobqueue.v1.RetryResponse
+	(*PauseQueueRequest)(nil),      // 35: jobqueue.v1.PauseQueueRequest
+	(*PauseQueueResponse)(nil),     // 36: jobqueue.v1.PauseQueueResponse
+	(*ResumeQueueRequest)(nil),     // 37: jobqueue.v1.ResumeQueueRequest
+	(*ResumeQueueResponse)(nil),    // 38: jobqueue.v1.ResumeQueueResponse
+	(*JobTemplate)(nil),            // 39: jobqueue.v1.JobTemplate
+	(*Schedule)(nil),               // 40: jobqueue.v1.Schedule
+	(*CreateScheduleRequest)(nil),  // 41: jobqueue.v1.CreateScheduleRequest
+	(*CreateScheduleResponse)(nil), // 42: jobqueue.v1.CreateScheduleResponse
+	(*GetScheduleRequest)(nil),     // 43: jobqueue.v1.GetScheduleRequest
+	(*GetScheduleResponse)(nil),    // 44: jobqueue.v1.GetScheduleResponse
+	(*ListSchedulesRequest)(nil),   // 45: jobqueue.v1.ListSchedulesRequest
+	(*ListSchedulesResponse)(nil),  // 46: jobqueue.v1.ListSchedulesResponse
+	(*UpdateScheduleRequest)(nil),  // 47: jobqueue.v1.UpdateScheduleRequest
+	(*UpdateScheduleResponse)(nil), // 48: jobqueue.v1.UpdateScheduleResponse
+	(*DeleteScheduleRequest)(nil),  // 49: jobqueue.v1.DeleteScheduleRequest
+	(*DeleteScheduleResponse)(nil), // 50: jobqueue.v1.DeleteScheduleResponse
+	(*PauseScheduleRequest)(nil),   // 51: jobqueue.v1.PauseScheduleRequest
+	(*PauseScheduleResponse)(nil),  // 52: jobqueue.v1.PauseScheduleResponse
+	(*ResumeScheduleRequest)(nil),  // 53: jobqueue.v1.ResumeScheduleRequest
+	(*ResumeScheduleResponse)(nil), // 54: jobqueue.v1.ResumeScheduleResponse
+	(*TokenInfo)(nil),              // 55: jobqueue.v1.TokenInfo
+	(*CreateTokenRequest)(nil),     // 56: jobqueue.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),    // 57: jobqueue.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),      // 58: jobqueue.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),     // 59: jobqueue.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),     // 60: jobqueue.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),    // 61: jobqueue.v1.RevokeTokenResponse
+	nil,                            // 62: jobqueue.v1.EnqueueRequest.MetadataEntry
+	nil,                            // 63: jobqueue.v1.JobTemplate.MetadataEntry
+	(*structpb.Struct)(nil),        // 64: google.protobuf.Struct
+	(Priority)(0),                  // 65: jobqueue.v1.Priority
+	(*durationpb.Duration)(nil),    // 66: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),  // 67: google.protobuf.Timestamp
+	(*BackoffPolicy)(nil),          // 68: jobqueue.v1.BackoffPolicy
+	(Durability)(0),                // 69: jobqueue.v1.Durability
+	(*status.Status)(nil),          // 70: google.rpc.Status
+	(*Job)(nil),                    // 71: jobqueue.v1.Job
+	(*QueueStats)(nil),             // 72: jobqueue.v1.QueueStats
+	(JobState)(0),                  // 73: jobqueue.v1.JobState
 }
 var file_jobqueue_v1_job_queue_service_proto_depIdxs = []int32{
-	59, // 0: jobqueue.v1.EnqueueRequest.payload:type_name -> google.protobuf.Struct
-	60, // 1: jobqueue.v1.EnqueueRequest.priority:type_name -> jobqueue.v1.Priority
-	61, // 2: jobqueue.v1.EnqueueRequest.delay:type_name -> google.protobuf.Duration
-	62, // 3: jobqueue.v1.EnqueueRequest.schedule_time:type_name -> google.protobuf.Timestamp
-	63, // 4: jobqueue.v1.EnqueueRequest.backoff:type_name -> jobqueue.v1.BackoffPolicy
-	61, // 5: jobqueue.v1.EnqueueRequest.lease_duration:type_name -> google.protobuf.Duration
-	57, // 6: jobqueue.v1.EnqueueRequest.metadata:type_name -> jobqueue.v1.EnqueueRequest.MetadataEntry
-	64, // 7: jobqueue.v1.EnqueueRequest.durability:type_name -> jobqueue.v1.Durability
-	3,  // 8: jobqueue.v1.EnqueueBatchRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
-	64, // 9: jobqueue.v1.EnqueueBatchRequest.durability:type_name -> jobqueue.v1.Durability
-	4,  // 10: jobqueue.v1.EnqueueBatchResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
-	3,  // 11: jobqueue.v1.EnqueueStreamRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
-	64, // 12: jobqueue.v1.EnqueueStreamRequest.durability:type_name -> jobqueue.v1.Durability
-	4,  // 13: jobqueue.v1.EnqueueStreamResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
-	65, // 14: jobqueue.v1.EnqueueStreamResponse.error:type_name -> google.rpc.Status
-	66, // 15: jobqueue.v1.GetStatusResponse.job:type_name -> jobqueue.v1.Job
-	67, // 16: jobqueue.v1.StatsResponse.queues:type_name -> jobqueue.v1.QueueStats
-	68, // 17: jobqueue.v1.ListJobsRequest.state:type_name -> jobqueue.v1.JobState
-	66, // 18: jobqueue.v1.ListJobsResponse.jobs:type_name -> jobqueue.v1.Job
-	61, // 19: jobqueue.v1.Subscribe.lease_duration:type_name -> google.protobuf.Duration
-	15, // 20: jobqueue.v1.LeaseRequest.subscribe:type_name -> jobqueue.v1.Subscribe
-	20, // 21: jobqueue.v1.LeaseRequest.acks:type_name -> jobqueue.v1.AckRequest
-	22, // 22: jobqueue.v1.LeaseRequest.fails:type_name -> jobqueue.v1.FailRequest
-	24, // 23: jobqueue.v1.LeaseRequest.extends:type_name -> jobqueue.v1.ExtendRequest
-	66, // 24: jobqueue.v1.LeasedJob.job:type_name -> jobqueue.v1.Job
-	62, // 25: jobqueue.v1.LeasedJob.lease_expire_time:type_name -> google.protobuf.Timestamp
-	65, // 26: jobqueue.v1.Confirmation.status:type_name -> google.rpc.Status
-	0,  // 27: jobqueue.v1.Confirmation.kind:type_name -> jobqueue.v1.ConfirmationKind
-	62, // 28: jobqueue.v1.Confirmation.lease_expire_time:type_name -> google.protobuf.Timestamp
-	17, // 29: jobqueue.v1.LeaseResponse.jobs:type_name -> jobqueue.v1.LeasedJob
-	18, // 30: jobqueue.v1.LeaseResponse.confirmations:type_name -> jobqueue.v1.Confirmation
-	59, // 31: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
-	64, // 32: jobqueue.v1.AckRequest.durability:type_name -> jobqueue.v1.Durability
-	61, // 33: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
-	68, // 34: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
-	62, // 35: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
-	61, // 36: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
-	62, // 37: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	59, // 38: jobqueue.v1.JobTemplate.payload:type_name -> google.protobuf.Struct
-	60, // 39: jobqueue.v1.JobTemplate.priority:type_name -> jobqueue.v1.Priority
-	63, // 40: jobqueue.v1.JobTemplate.backoff:type_name -> jobqueue.v1.BackoffPolicy
-	61, // 41: jobqueue.v1.JobTemplate.lease_duration:type_name -> google.protobuf.Duration
-	58, // 42: jobqueue.v1.JobTemplate.metadata:type_name -> jobqueue.v1.JobTemplate.MetadataEntry
-	61, // 43: jobqueue.v1.Schedule.interval:type_name -> google.protobuf.Duration
-	34, // 44: jobqueue.v1.Schedule.template:type_name -> jobqueue.v1.JobTemplate
-	62, // 45: jobqueue.v1.Schedule.start_time:type_name -> google.protobuf.Timestamp
-	62, // 46: jobqueue.v1.Schedule.end_time:type_name -> google.protobuf.Timestamp
-	1,  // 47: jobqueue.v1.Schedule.catch_up:type_name -> jobqueue.v1.CatchUpPolicy
-	62, // 48: jobqueue.v1.Schedule.next_run_time:type_name -> google.protobuf.Timestamp
-	62, // 49: jobqueue.v1.Schedule.last_run_time:type_name -> google.protobuf.Timestamp
-	62, // 50: jobqueue.v1.Schedule.create_time:type_name -> google.protobuf.Timestamp
-	62, // 51: jobqueue.v1.Schedule.update_time:type_name -> google.protobuf.Timestamp
-	35, // 52: jobqueue.v1.CreateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
-	35, // 53: jobqueue.v1.CreateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
-	35, // 54: jobqueue.v1.GetScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
-	35, // 55: jobqueue.v1.ListSchedulesResponse.schedules:type_name -> jobqueue.v1.Schedule
-	35, // 56: jobqueue.v1.UpdateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
-	35, // 57: jobqueue.v1.UpdateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
-	2,  // 58: jobqueue.v1.TokenInfo.role:type_name -> jobqueue.v1.TokenRole
-	62, // 59: jobqueue.v1.TokenInfo.create_time:type_name -> google.protobuf.Timestamp
-	62, // 60: jobqueue.v1.TokenInfo.expire_time:type_name -> google.protobuf.Timestamp
-	2,  // 61: jobqueue.v1.CreateTokenRequest.role:type_name -> jobqueue.v1.TokenRole
-	61, // 62: jobqueue.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	50, // 63: jobqueue.v1.CreateTokenResponse.info:type_name -> jobqueue.v1.TokenInfo
-	50, // 64: jobqueue.v1.ListTokensResponse.tokens:type_name -> jobqueue.v1.TokenInfo
-	3,  // 65: jobqueue.v1.JobQueueService.Enqueue:input_type -> jobqueue.v1.EnqueueRequest
-	5,  // 66: jobqueue.v1.JobQueueService.EnqueueBatch:input_type -> jobqueue.v1.EnqueueBatchRequest
-	7,  // 67: jobqueue.v1.JobQueueService.EnqueueStream:input_type -> jobqueue.v1.EnqueueStreamRequest
-	9,  // 68: jobqueue.v1.JobQueueService.GetStatus:input_type -> jobqueue.v1.GetStatusRequest
-	11, // 69: jobqueue.v1.JobQueueService.Stats:input_type -> jobqueue.v1.StatsRequest
-	13, // 70: jobqueue.v1.JobQueueService.ListJobs:input_type -> jobqueue.v1.ListJobsRequest
-	16, // 71: jobqueue.v1.JobQueueService.Lease:input_type -> jobqueue.v1.LeaseRequest
-	20, // 72: jobqueue.v1.JobQueueService.Ack:input_type -> jobqueue.v1.AckRequest
-	22, // 73: jobqueue.v1.JobQueueService.Fail:input_type -> jobqueue.v1.FailRequest
-	24, // 74: jobqueue.v1.JobQueueService.Extend:input_type -> jobqueue.v1.ExtendRequest
-	26, // 75: jobqueue.v1.JobQueueService.Cancel:input_type -> jobqueue.v1.CancelRequest
-	28, // 76: jobqueue.v1.JobQueueService.Retry:input_type -> jobqueue.v1.RetryRequest
-	30, // 77: jobqueue.v1.JobQueueService.PauseQueue:input_type -> jobqueue.v1.PauseQueueRequest
-	32, // 78: jobqueue.v1.JobQueueService.ResumeQueue:input_type -> jobqueue.v1.ResumeQueueRequest
-	36, // 79: jobqueue.v1.JobQueueService.CreateSchedule:input_type -> jobqueue.v1.CreateScheduleRequest
-	38, // 80: jobqueue.v1.JobQueueService.GetSchedule:input_type -> jobqueue.v1.GetScheduleRequest
-	40, // 81: jobqueue.v1.JobQueueService.ListSchedules:input_type -> jobqueue.v1.ListSchedulesRequest
-	42, // 82: jobqueue.v1.JobQueueService.UpdateSchedule:input_type -> jobqueue.v1.UpdateScheduleRequest
-	44, // 83: jobqueue.v1.JobQueueService.DeleteSchedule:input_type -> jobqueue.v1.DeleteScheduleRequest
-	46, // 84: jobqueue.v1.JobQueueService.PauseSchedule:input_type -> jobqueue.v1.PauseScheduleRequest
-	48, // 85: jobqueue.v1.JobQueueService.ResumeSchedule:input_type -> jobqueue.v1.ResumeScheduleRequest
-	51, // 86: jobqueue.v1.JobQueueService.CreateToken:input_type -> jobqueue.v1.CreateTokenRequest
-	53, // 87: jobqueue.v1.JobQueueService.ListTokens:input_type -> jobqueue.v1.ListTokensRequest
-	55, // 88: jobqueue.v1.JobQueueService.RevokeToken:input_type -> jobqueue.v1.RevokeTokenRequest
-	4,  // 89: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
-	6,  // 90: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
-	8,  // 91: jobqueue.v1.JobQueueService.EnqueueStream:output_type -> jobqueue.v1.EnqueueStreamResponse
-	10, // 92: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
-	12, // 93: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
-	14, // 94: jobqueue.v1.JobQueueService.ListJobs:output_type -> jobqueue.v1.ListJobsResponse
-	19, // 95: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
-	21, // 96: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
-	23, // 97: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
-	25, // 98: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
-	27, // 99: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
-	29, // 100: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
-	31, // 101: jobqueue.v1.JobQueueService.PauseQueue:output_type -> jobqueue.v1.PauseQueueResponse
-	33, // 102: jobqueue.v1.JobQueueService.ResumeQueue:output_type -> jobqueue.v1.ResumeQueueResponse
-	37, // 103: jobqueue.v1.JobQueueService.CreateSchedule:output_type -> jobqueue.v1.CreateScheduleResponse
-	39, // 104: jobqueue.v1.JobQueueService.GetSchedule:output_type -> jobqueue.v1.GetScheduleResponse
-	41, // 105: jobqueue.v1.JobQueueService.ListSchedules:output_type -> jobqueue.v1.ListSchedulesResponse
-	43, // 106: jobqueue.v1.JobQueueService.UpdateSchedule:output_type -> jobqueue.v1.UpdateScheduleResponse
-	45, // 107: jobqueue.v1.JobQueueService.DeleteSchedule:output_type -> jobqueue.v1.DeleteScheduleResponse
-	47, // 108: jobqueue.v1.JobQueueService.PauseSchedule:output_type -> jobqueue.v1.PauseScheduleResponse
-	49, // 109: jobqueue.v1.JobQueueService.ResumeSchedule:output_type -> jobqueue.v1.ResumeScheduleResponse
-	52, // 110: jobqueue.v1.JobQueueService.CreateToken:output_type -> jobqueue.v1.CreateTokenResponse
-	54, // 111: jobqueue.v1.JobQueueService.ListTokens:output_type -> jobqueue.v1.ListTokensResponse
-	56, // 112: jobqueue.v1.JobQueueService.RevokeToken:output_type -> jobqueue.v1.RevokeTokenResponse
-	89, // [89:113] is the sub-list for method output_type
-	65, // [65:89] is the sub-list for method input_type
-	65, // [65:65] is the sub-list for extension type_name
-	65, // [65:65] is the sub-list for extension extendee
-	0,  // [0:65] is the sub-list for field type_name
+	64, // 0: jobqueue.v1.EnqueueRequest.payload:type_name -> google.protobuf.Struct
+	65, // 1: jobqueue.v1.EnqueueRequest.priority:type_name -> jobqueue.v1.Priority
+	66, // 2: jobqueue.v1.EnqueueRequest.delay:type_name -> google.protobuf.Duration
+	67, // 3: jobqueue.v1.EnqueueRequest.schedule_time:type_name -> google.protobuf.Timestamp
+	68, // 4: jobqueue.v1.EnqueueRequest.backoff:type_name -> jobqueue.v1.BackoffPolicy
+	66, // 5: jobqueue.v1.EnqueueRequest.lease_duration:type_name -> google.protobuf.Duration
+	62, // 6: jobqueue.v1.EnqueueRequest.metadata:type_name -> jobqueue.v1.EnqueueRequest.MetadataEntry
+	69, // 7: jobqueue.v1.EnqueueRequest.durability:type_name -> jobqueue.v1.Durability
+	66, // 8: jobqueue.v1.EnqueueRequest.timeout:type_name -> google.protobuf.Duration
+	67, // 9: jobqueue.v1.EnqueueRequest.start_deadline:type_name -> google.protobuf.Timestamp
+	4,  // 10: jobqueue.v1.EnqueueBatchRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
+	69, // 11: jobqueue.v1.EnqueueBatchRequest.durability:type_name -> jobqueue.v1.Durability
+	5,  // 12: jobqueue.v1.EnqueueBatchResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
+	4,  // 13: jobqueue.v1.EnqueueStreamRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
+	69, // 14: jobqueue.v1.EnqueueStreamRequest.durability:type_name -> jobqueue.v1.Durability
+	5,  // 15: jobqueue.v1.EnqueueStreamResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
+	70, // 16: jobqueue.v1.EnqueueStreamResponse.error:type_name -> google.rpc.Status
+	71, // 17: jobqueue.v1.WatchJobResponse.job:type_name -> jobqueue.v1.Job
+	71, // 18: jobqueue.v1.GetStatusResponse.job:type_name -> jobqueue.v1.Job
+	72, // 19: jobqueue.v1.StatsResponse.queues:type_name -> jobqueue.v1.QueueStats
+	73, // 20: jobqueue.v1.ListJobsRequest.state:type_name -> jobqueue.v1.JobState
+	71, // 21: jobqueue.v1.ListJobsResponse.jobs:type_name -> jobqueue.v1.Job
+	66, // 22: jobqueue.v1.Subscribe.lease_duration:type_name -> google.protobuf.Duration
+	18, // 23: jobqueue.v1.LeaseRequest.subscribe:type_name -> jobqueue.v1.Subscribe
+	25, // 24: jobqueue.v1.LeaseRequest.acks:type_name -> jobqueue.v1.AckRequest
+	27, // 25: jobqueue.v1.LeaseRequest.fails:type_name -> jobqueue.v1.FailRequest
+	29, // 26: jobqueue.v1.LeaseRequest.extends:type_name -> jobqueue.v1.ExtendRequest
+	20, // 27: jobqueue.v1.LeaseRequest.progress:type_name -> jobqueue.v1.ProgressUpdate
+	71, // 28: jobqueue.v1.LeasedJob.job:type_name -> jobqueue.v1.Job
+	67, // 29: jobqueue.v1.LeasedJob.lease_expire_time:type_name -> google.protobuf.Timestamp
+	70, // 30: jobqueue.v1.Confirmation.status:type_name -> google.rpc.Status
+	0,  // 31: jobqueue.v1.Confirmation.kind:type_name -> jobqueue.v1.ConfirmationKind
+	67, // 32: jobqueue.v1.Confirmation.lease_expire_time:type_name -> google.protobuf.Timestamp
+	21, // 33: jobqueue.v1.LeaseResponse.jobs:type_name -> jobqueue.v1.LeasedJob
+	22, // 34: jobqueue.v1.LeaseResponse.confirmations:type_name -> jobqueue.v1.Confirmation
+	24, // 35: jobqueue.v1.LeaseResponse.stops:type_name -> jobqueue.v1.JobStop
+	1,  // 36: jobqueue.v1.JobStop.reason:type_name -> jobqueue.v1.StopReason
+	64, // 37: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
+	69, // 38: jobqueue.v1.AckRequest.durability:type_name -> jobqueue.v1.Durability
+	66, // 39: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
+	73, // 40: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
+	67, // 41: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
+	66, // 42: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
+	67, // 43: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	64, // 44: jobqueue.v1.JobTemplate.payload:type_name -> google.protobuf.Struct
+	65, // 45: jobqueue.v1.JobTemplate.priority:type_name -> jobqueue.v1.Priority
+	68, // 46: jobqueue.v1.JobTemplate.backoff:type_name -> jobqueue.v1.BackoffPolicy
+	66, // 47: jobqueue.v1.JobTemplate.lease_duration:type_name -> google.protobuf.Duration
+	63, // 48: jobqueue.v1.JobTemplate.metadata:type_name -> jobqueue.v1.JobTemplate.MetadataEntry
+	66, // 49: jobqueue.v1.JobTemplate.timeout:type_name -> google.protobuf.Duration
+	66, // 50: jobqueue.v1.Schedule.interval:type_name -> google.protobuf.Duration
+	39, // 51: jobqueue.v1.Schedule.template:type_name -> jobqueue.v1.JobTemplate
+	67, // 52: jobqueue.v1.Schedule.start_time:type_name -> google.protobuf.Timestamp
+	67, // 53: jobqueue.v1.Schedule.end_time:type_name -> google.protobuf.Timestamp
+	2,  // 54: jobqueue.v1.Schedule.catch_up:type_name -> jobqueue.v1.CatchUpPolicy
+	67, // 55: jobqueue.v1.Schedule.next_run_time:type_name -> google.protobuf.Timestamp
+	67, // 56: jobqueue.v1.Schedule.last_run_time:type_name -> google.protobuf.Timestamp
+	67, // 57: jobqueue.v1.Schedule.create_time:type_name -> google.protobuf.Timestamp
+	67, // 58: jobqueue.v1.Schedule.update_time:type_name -> google.protobuf.Timestamp
+	40, // 59: jobqueue.v1.CreateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
+	40, // 60: jobqueue.v1.CreateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
+	40, // 61: jobqueue.v1.GetScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
+	40, // 62: jobqueue.v1.ListSchedulesResponse.schedules:type_name -> jobqueue.v1.Schedule
+	40, // 63: jobqueue.v1.UpdateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
+	40, // 64: jobqueue.v1.UpdateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
+	3,  // 65: jobqueue.v1.TokenInfo.role:type_name -> jobqueue.v1.TokenRole
+	67, // 66: jobqueue.v1.TokenInfo.create_time:type_name -> google.protobuf.Timestamp
+	67, // 67: jobqueue.v1.TokenInfo.expire_time:type_name -> google.protobuf.Timestamp
+	3,  // 68: jobqueue.v1.CreateTokenRequest.role:type_name -> jobqueue.v1.TokenRole
+	66, // 69: jobqueue.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	55, // 70: jobqueue.v1.CreateTokenResponse.info:type_name -> jobqueue.v1.TokenInfo
+	55, // 71: jobqueue.v1.ListTokensResponse.tokens:type_name -> jobqueue.v1.TokenInfo
+	4,  // 72: jobqueue.v1.JobQueueService.Enqueue:input_type -> jobqueue.v1.EnqueueRequest
+	6,  // 73: jobqueue.v1.JobQueueService.EnqueueBatch:input_type -> jobqueue.v1.EnqueueBatchRequest
+	8,  // 74: jobqueue.v1.JobQueueService.EnqueueStream:input_type -> jobqueue.v1.EnqueueStreamRequest
+	10, // 75: jobqueue.v1.JobQueueService.WatchJob:input_type -> jobqueue.v1.WatchJobRequest
+	12, // 76: jobqueue.v1.JobQueueService.GetStatus:input_type -> jobqueue.v1.GetStatusRequest
+	14, // 77: jobqueue.v1.JobQueueService.Stats:input_type -> jobqueue.v1.StatsRequest
+	16, // 78: jobqueue.v1.JobQueueService.ListJobs:input_type -> jobqueue.v1.ListJobsRequest
+	19, // 79: jobqueue.v1.JobQueueService.Lease:input_type -> jobqueue.v1.LeaseRequest
+	25, // 80: jobqueue.v1.JobQueueService.Ack:input_type -> jobqueue.v1.AckRequest
+	27, // 81: jobqueue.v1.JobQueueService.Fail:input_type -> jobqueue.v1.FailRequest
+	29, // 82: jobqueue.v1.JobQueueService.Extend:input_type -> jobqueue.v1.ExtendRequest
+	31, // 83: jobqueue.v1.JobQueueService.Cancel:input_type -> jobqueue.v1.CancelRequest
+	33, // 84: jobqueue.v1.JobQueueService.Retry:input_type -> jobqueue.v1.RetryRequest
+	35, // 85: jobqueue.v1.JobQueueService.PauseQueue:input_type -> jobqueue.v1.PauseQueueRequest
+	37, // 86: jobqueue.v1.JobQueueService.ResumeQueue:input_type -> jobqueue.v1.ResumeQueueRequest
+	41, // 87: jobqueue.v1.JobQueueService.CreateSchedule:input_type -> jobqueue.v1.CreateScheduleRequest
+	43, // 88: jobqueue.v1.JobQueueService.GetSchedule:input_type -> jobqueue.v1.GetScheduleRequest
+	45, // 89: jobqueue.v1.JobQueueService.ListSchedules:input_type -> jobqueue.v1.ListSchedulesRequest
+	47, // 90: jobqueue.v1.JobQueueService.UpdateSchedule:input_type -> jobqueue.v1.UpdateScheduleRequest
+	49, // 91: jobqueue.v1.JobQueueService.DeleteSchedule:input_type -> jobqueue.v1.DeleteScheduleRequest
+	51, // 92: jobqueue.v1.JobQueueService.PauseSchedule:input_type -> jobqueue.v1.PauseScheduleRequest
+	53, // 93: jobqueue.v1.JobQueueService.ResumeSchedule:input_type -> jobqueue.v1.ResumeScheduleRequest
+	56, // 94: jobqueue.v1.JobQueueService.CreateToken:input_type -> jobqueue.v1.CreateTokenRequest
+	58, // 95: jobqueue.v1.JobQueueService.ListTokens:input_type -> jobqueue.v1.ListTokensRequest
+	60, // 96: jobqueue.v1.JobQueueService.RevokeToken:input_type -> jobqueue.v1.RevokeTokenRequest
+	5,  // 97: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
+	7,  // 98: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
+	9,  // 99: jobqueue.v1.JobQueueService.EnqueueStream:output_type -> jobqueue.v1.EnqueueStreamResponse
+	11, // 100: jobqueue.v1.JobQueueService.WatchJob:output_type -> jobqueue.v1.WatchJobResponse
+	13, // 101: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
+	15, // 102: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
+	17, // 103: jobqueue.v1.JobQueueService.ListJobs:output_type -> jobqueue.v1.ListJobsResponse
+	23, // 104: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
+	26, // 105: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
+	28, // 106: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
+	30, // 107: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
+	32, // 108: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
+	34, // 109: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
+	36, // 110: jobqueue.v1.JobQueueService.PauseQueue:output_type -> jobqueue.v1.PauseQueueResponse
+	38, // 111: jobqueue.v1.JobQueueService.ResumeQueue:output_type -> jobqueue.v1.ResumeQueueResponse
+	42, // 112: jobqueue.v1.JobQueueService.CreateSchedule:output_type -> jobqueue.v1.CreateScheduleResponse
+	44, // 113: jobqueue.v1.JobQueueService.GetSchedule:output_type -> jobqueue.v1.GetScheduleResponse
+	46, // 114: jobqueue.v1.JobQueueService.ListSchedules:output_type -> jobqueue.v1.ListSchedulesResponse
+	48, // 115: jobqueue.v1.JobQueueService.UpdateSchedule:output_type -> jobqueue.v1.UpdateScheduleResponse
+	50, // 116: jobqueue.v1.JobQueueService.DeleteSchedule:output_type -> jobqueue.v1.DeleteScheduleResponse
+	52, // 117: jobqueue.v1.JobQueueService.PauseSchedule:output_type -> jobqueue.v1.PauseScheduleResponse
+	54, // 118: jobqueue.v1.JobQueueService.ResumeSchedule:output_type -> jobqueue.v1.ResumeScheduleResponse
+	57, // 119: jobqueue.v1.JobQueueService.CreateToken:output_type -> jobqueue.v1.CreateTokenResponse
+	59, // 120: jobqueue.v1.JobQueueService.ListTokens:output_type -> jobqueue.v1.ListTokensResponse
+	61, // 121: jobqueue.v1.JobQueueService.RevokeToken:output_type -> jobqueue.v1.RevokeTokenResponse
+	97, // [97:122] is the sub-list for method output_type
+	72, // [72:97] is the sub-list for method input_type
+	72, // [72:72] is the sub-list for extension type_name
+	72, // [72:72] is the sub-list for extension extendee
+	0,  // [0:72] is the sub-list for field type_name
 }
 
 func init() { file_jobqueue_v1_job_queue_service_proto_init() }
@@ -3893,7 +4281,8 @@ func file_jobqueue_v1_job_queue_service_proto_init() {
 		return
 	}
 	file_jobqueue_v1_job_proto_init()
-	file_jobqueue_v1_job_queue_service_proto_msgTypes[32].OneofWrappers = []any{
+	file_jobqueue_v1_job_queue_service_proto_msgTypes[16].OneofWrappers = []any{}
+	file_jobqueue_v1_job_queue_service_proto_msgTypes[36].OneofWrappers = []any{
 		(*Schedule_Cron)(nil),
 		(*Schedule_Interval)(nil),
 	}
@@ -3902,8 +4291,8 @@ func file_jobqueue_v1_job_queue_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jobqueue_v1_job_queue_service_proto_rawDesc), len(file_jobqueue_v1_job_queue_service_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   56,
+			NumEnums:      4,
+			NumMessages:   60,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

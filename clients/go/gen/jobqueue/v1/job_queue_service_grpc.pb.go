@@ -22,6 +22,7 @@ const (
 	JobQueueService_Enqueue_FullMethodName        = "/jobqueue.v1.JobQueueService/Enqueue"
 	JobQueueService_EnqueueBatch_FullMethodName   = "/jobqueue.v1.JobQueueService/EnqueueBatch"
 	JobQueueService_EnqueueStream_FullMethodName  = "/jobqueue.v1.JobQueueService/EnqueueStream"
+	JobQueueService_WatchJob_FullMethodName       = "/jobqueue.v1.JobQueueService/WatchJob"
 	JobQueueService_GetStatus_FullMethodName      = "/jobqueue.v1.JobQueueService/GetStatus"
 	JobQueueService_Stats_FullMethodName          = "/jobqueue.v1.JobQueueService/Stats"
 	JobQueueService_ListJobs_FullMethodName       = "/jobqueue.v1.JobQueueService/ListJobs"
@@ -81,6 +82,10 @@ type JobQueueServiceClient interface {
 	// producer. A request that is unanswered when the stream breaks may or may not have been
 	// written: send it again with idempotency keys when that matters.
 	EnqueueStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[EnqueueStreamRequest, EnqueueStreamResponse], error)
+	// WatchJob streams the job as it is now, then again at each change of its state or
+	// progress, until it is COMPLETED, DEAD or CANCELLED (the last message), when the stream
+	// ends OK: a producer waits for a result without polling. NOT_FOUND for an unknown id.
+	WatchJob(ctx context.Context, in *WatchJobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchJobResponse], error)
 	// GetStatus returns a job by its id alone.
 	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
 	// Stats counts jobs by state for one queue, or for every known queue.
@@ -105,7 +110,9 @@ type JobQueueServiceClient interface {
 	Fail(ctx context.Context, in *FailRequest, opts ...grpc.CallOption) (*FailResponse, error)
 	// Extend moves the deadline of a lease that is still current.
 	Extend(ctx context.Context, in *ExtendRequest, opts ...grpc.CallOption) (*ExtendResponse, error)
-	// Cancel stops a scheduled or queued job from ever being leased.
+	// Cancel ends a scheduled, queued or active job as CANCELLED. An active job's worker is
+	// told to stop it (a JobStop on its Lease stream, whichever server it is on); a later ack
+	// or fail of it is refused with LEASE_LOST.
 	Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*CancelResponse, error)
 	// Retry sends a dead or cancelled job back to its queue with its attempts reset.
 	Retry(ctx context.Context, in *RetryRequest, opts ...grpc.CallOption) (*RetryResponse, error)
@@ -190,6 +197,25 @@ func (c *jobQueueServiceClient) EnqueueStream(ctx context.Context, opts ...grpc.
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type JobQueueService_EnqueueStreamClient = grpc.BidiStreamingClient[EnqueueStreamRequest, EnqueueStreamResponse]
 
+func (c *jobQueueServiceClient) WatchJob(ctx context.Context, in *WatchJobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchJobResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &JobQueueService_ServiceDesc.Streams[1], JobQueueService_WatchJob_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchJobRequest, WatchJobResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type JobQueueService_WatchJobClient = grpc.ServerStreamingClient[WatchJobResponse]
+
 func (c *jobQueueServiceClient) GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetStatusResponse)
@@ -222,7 +248,7 @@ func (c *jobQueueServiceClient) ListJobs(ctx context.Context, in *ListJobsReques
 
 func (c *jobQueueServiceClient) Lease(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[LeaseRequest, LeaseResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &JobQueueService_ServiceDesc.Streams[1], JobQueueService_Lease_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &JobQueueService_ServiceDesc.Streams[2], JobQueueService_Lease_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -439,6 +465,10 @@ type JobQueueServiceServer interface {
 	// producer. A request that is unanswered when the stream breaks may or may not have been
 	// written: send it again with idempotency keys when that matters.
 	EnqueueStream(grpc.BidiStreamingServer[EnqueueStreamRequest, EnqueueStreamResponse]) error
+	// WatchJob streams the job as it is now, then again at each change of its state or
+	// progress, until it is COMPLETED, DEAD or CANCELLED (the last message), when the stream
+	// ends OK: a producer waits for a result without polling. NOT_FOUND for an unknown id.
+	WatchJob(*WatchJobRequest, grpc.ServerStreamingServer[WatchJobResponse]) error
 	// GetStatus returns a job by its id alone.
 	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
 	// Stats counts jobs by state for one queue, or for every known queue.
@@ -463,7 +493,9 @@ type JobQueueServiceServer interface {
 	Fail(context.Context, *FailRequest) (*FailResponse, error)
 	// Extend moves the deadline of a lease that is still current.
 	Extend(context.Context, *ExtendRequest) (*ExtendResponse, error)
-	// Cancel stops a scheduled or queued job from ever being leased.
+	// Cancel ends a scheduled, queued or active job as CANCELLED. An active job's worker is
+	// told to stop it (a JobStop on its Lease stream, whichever server it is on); a later ack
+	// or fail of it is refused with LEASE_LOST.
 	Cancel(context.Context, *CancelRequest) (*CancelResponse, error)
 	// Retry sends a dead or cancelled job back to its queue with its attempts reset.
 	Retry(context.Context, *RetryRequest) (*RetryResponse, error)
@@ -523,6 +555,9 @@ func (UnimplementedJobQueueServiceServer) EnqueueBatch(context.Context, *Enqueue
 }
 func (UnimplementedJobQueueServiceServer) EnqueueStream(grpc.BidiStreamingServer[EnqueueStreamRequest, EnqueueStreamResponse]) error {
 	return status.Error(codes.Unimplemented, "method EnqueueStream not implemented")
+}
+func (UnimplementedJobQueueServiceServer) WatchJob(*WatchJobRequest, grpc.ServerStreamingServer[WatchJobResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchJob not implemented")
 }
 func (UnimplementedJobQueueServiceServer) GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetStatus not implemented")
@@ -650,6 +685,17 @@ func _JobQueueService_EnqueueStream_Handler(srv interface{}, stream grpc.ServerS
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type JobQueueService_EnqueueStreamServer = grpc.BidiStreamingServer[EnqueueStreamRequest, EnqueueStreamResponse]
+
+func _JobQueueService_WatchJob_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchJobRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(JobQueueServiceServer).WatchJob(m, &grpc.GenericServerStream[WatchJobRequest, WatchJobResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type JobQueueService_WatchJobServer = grpc.ServerStreamingServer[WatchJobResponse]
 
 func _JobQueueService_GetStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetStatusRequest)
@@ -1120,6 +1166,11 @@ var JobQueueService_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _JobQueueService_EnqueueStream_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "WatchJob",
+			Handler:       _JobQueueService_WatchJob_Handler,
+			ServerStreams: true,
 		},
 		{
 			StreamName:    "Lease",

@@ -272,6 +272,10 @@ class Job(_message.Message):
     BACKOFF_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     WORKER_ID_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
+    START_DEADLINE_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    LOGS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Unique id, `<queue>:<26-character sortable id>`; it alone finds the job."""
     queue: _builtins.str
@@ -336,6 +340,24 @@ class Job(_message.Message):
     def backoff(self) -> Global___BackoffPolicy:
         """The retry policy."""
 
+    @_builtins.property
+    def timeout(self) -> _duration_pb2.Duration:
+        """Longest an attempt may run, given at enqueue: past it the worker is told to stop and the
+        attempt fails with "timed out", however often the lease is extended.
+        """
+
+    @_builtins.property
+    def start_deadline(self) -> _timestamp_pb2.Timestamp:
+        """Given at enqueue: a job not leased by then ends CANCELLED, with an error saying so."""
+
+    @_builtins.property
+    def progress(self) -> Global___JobProgress:
+        """The latest progress its handler reported, if any (kept with the job until it is trimmed)."""
+
+    @_builtins.property
+    def logs(self) -> _containers.RepeatedCompositeFieldContainer[Global___JobLogLine]:
+        """The last 100 log lines its handlers reported, oldest first."""
+
     def __init__(
         self,
         *,
@@ -359,14 +381,78 @@ class Job(_message.Message):
         backoff: Global___BackoffPolicy | None = ...,
         idempotency_key: _builtins.str = ...,
         worker_id: _builtins.str = ...,
+        timeout: _duration_pb2.Duration | None = ...,
+        start_deadline: _timestamp_pb2.Timestamp | None = ...,
+        progress: Global___JobProgress | None = ...,
+        logs: _abc.Iterable[Global___JobLogLine] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "create_time", b"create_time", "finish_time", b"finish_time", "lease_duration", b"lease_duration", "payload", b"payload", "result", b"result", "schedule_time", b"schedule_time", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "create_time", b"create_time", "finish_time", b"finish_time", "lease_duration", b"lease_duration", "payload", b"payload", "progress", b"progress", "result", b"result", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "start_time", b"start_time", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "backoff", b"backoff", "create_time", b"create_time", "errors", b"errors", "finish_time", b"finish_time", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "metadata", b"metadata", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "queue", b"queue", "result", b"result", "schedule_time", b"schedule_time", "start_time", b"start_time", "state", b"state", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "backoff", b"backoff", "create_time", b"create_time", "errors", b"errors", "finish_time", b"finish_time", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "lease_duration", b"lease_duration", "logs", b"logs", "max_attempts", b"max_attempts", "metadata", b"metadata", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "progress", b"progress", "queue", b"queue", "result", b"result", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "start_time", b"start_time", "state", b"state", "timeout", b"timeout", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Job: _TypeAlias = Job  # noqa: Y015
+
+@_typing.final
+class JobProgress(_message.Message):
+    """JobProgress is how far a running job says it is."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERCENT_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    percent: _builtins.float
+    """0 to 100."""
+    message: _builtins.str
+    """What it is doing, at most 1,024 characters."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When it was reported."""
+
+    def __init__(
+        self,
+        *,
+        percent: _builtins.float = ...,
+        message: _builtins.str = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "percent", b"percent", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobProgress: _TypeAlias = JobProgress  # noqa: Y015
+
+@_typing.final
+class JobLogLine(_message.Message):
+    """JobLogLine is one line a job's handler logged."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINE_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    line: _builtins.str
+    """The line, at most 1,024 characters."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the server received it."""
+
+    def __init__(
+        self,
+        *,
+        line: _builtins.str = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["line", b"line", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobLogLine: _TypeAlias = JobLogLine  # noqa: Y015
 
 @_typing.final
 class QueueStats(_message.Message):

@@ -52,6 +52,34 @@ CONFIRMATION_KIND_EXTEND: ConfirmationKind.ValueType  # 3
 """Answers an ExtendRequest."""
 Global___ConfirmationKind: _TypeAlias = ConfirmationKind  # noqa: Y015
 
+class _StopReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StopReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StopReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STOP_REASON_UNSPECIFIED: _StopReason.ValueType  # 0
+    """Never sent."""
+    STOP_REASON_CANCELLED: _StopReason.ValueType  # 1
+    """Cancel was called: the job is CANCELLED."""
+    STOP_REASON_TIMED_OUT: _StopReason.ValueType  # 2
+    """The attempt ran past the job's timeout: it failed with "timed out" (and is retried or
+    dead).
+    """
+
+class StopReason(_StopReason, metaclass=_StopReasonEnumTypeWrapper):
+    """StopReason says why a worker must stop a job."""
+
+STOP_REASON_UNSPECIFIED: StopReason.ValueType  # 0
+"""Never sent."""
+STOP_REASON_CANCELLED: StopReason.ValueType  # 1
+"""Cancel was called: the job is CANCELLED."""
+STOP_REASON_TIMED_OUT: StopReason.ValueType  # 2
+"""The attempt ran past the job's timeout: it failed with "timed out" (and is retried or
+dead).
+"""
+Global___StopReason: _TypeAlias = StopReason  # noqa: Y015
+
 class _CatchUpPolicy:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -152,6 +180,8 @@ class EnqueueRequest(_message.Message):
     LEASE_DURATION_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     DURABILITY_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
+    START_DEADLINE_FIELD_NUMBER: _builtins.int
     queue: _builtins.str
     """Queue name: 1 to 128 of letters, digits, `-`, `_`, `.` and `:`."""
     payload_bytes: _builtins.bytes
@@ -192,6 +222,19 @@ class EnqueueRequest(_message.Message):
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Free-form string pairs carried with the job (trace context, tenant, ...)."""
 
+    @_builtins.property
+    def timeout(self) -> _duration_pb2.Duration:
+        """Longest an attempt may run (1 s to 7 days): past it the worker holding the job is told to
+        stop (a JobStop on its stream) and the attempt fails with "timed out", retried or dead as
+        any failure, even if the worker keeps extending the lease. Unset: no limit.
+        """
+
+    @_builtins.property
+    def start_deadline(self) -> _timestamp_pb2.Timestamp:
+        """A job not leased by this time ends CANCELLED, with the error "not started before its
+        start deadline". Unset: none.
+        """
+
     def __init__(
         self,
         *,
@@ -207,10 +250,12 @@ class EnqueueRequest(_message.Message):
         lease_duration: _duration_pb2.Duration | None = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         durability: _job_pb2.Durability.ValueType = ...,
+        timeout: _duration_pb2.Duration | None = ...,
+        start_deadline: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "delay", b"delay", "lease_duration", b"lease_duration", "payload", b"payload", "schedule_time", b"schedule_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "delay", b"delay", "lease_duration", b"lease_duration", "payload", b"payload", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "delay", b"delay", "durability", b"durability", "idempotency_key", b"idempotency_key", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "metadata", b"metadata", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "queue", b"queue", "schedule_time", b"schedule_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "delay", b"delay", "durability", b"durability", "idempotency_key", b"idempotency_key", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "metadata", b"metadata", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "queue", b"queue", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "timeout", b"timeout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -370,6 +415,52 @@ class EnqueueStreamResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EnqueueStreamResponse: _TypeAlias = EnqueueStreamResponse  # noqa: Y015
+
+@_typing.final
+class WatchJobRequest(_message.Message):
+    """WatchJobRequest names the job to watch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """The job's id."""
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchJobRequest: _TypeAlias = WatchJobRequest  # noqa: Y015
+
+@_typing.final
+class WatchJobResponse(_message.Message):
+    """WatchJobResponse is the job at one moment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def job(self) -> _job_pb2.Job:
+        """The whole job, as GetStatus returns it."""
+
+    def __init__(
+        self,
+        *,
+        job: _job_pb2.Job | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchJobResponse: _TypeAlias = WatchJobResponse  # noqa: Y015
 
 @_typing.final
 class GetStatusRequest(_message.Message):
@@ -607,6 +698,7 @@ class LeaseRequest(_message.Message):
     ACKS_FIELD_NUMBER: _builtins.int
     FAILS_FIELD_NUMBER: _builtins.int
     EXTENDS_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def subscribe(self) -> Global___Subscribe:
         """Required in the first message; in a later one it sets a new `max_in_flight` (see
@@ -625,6 +717,12 @@ class LeaseRequest(_message.Message):
     def extends(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExtendRequest]:
         """Leases to extend."""
 
+    @_builtins.property
+    def progress(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProgressUpdate]:
+        """Progress and log lines of jobs the stream holds. Not confirmed; an update for a job the
+        stream no longer holds is dropped.
+        """
+
     def __init__(
         self,
         *,
@@ -632,14 +730,61 @@ class LeaseRequest(_message.Message):
         acks: _abc.Iterable[Global___AckRequest] | None = ...,
         fails: _abc.Iterable[Global___FailRequest] | None = ...,
         extends: _abc.Iterable[Global___ExtendRequest] | None = ...,
+        progress: _abc.Iterable[Global___ProgressUpdate] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["subscribe", b"subscribe"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acks", b"acks", "extends", b"extends", "fails", b"fails", "subscribe", b"subscribe"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acks", b"acks", "extends", b"extends", "fails", b"fails", "progress", b"progress", "subscribe", b"subscribe"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LeaseRequest: _TypeAlias = LeaseRequest  # noqa: Y015
+
+@_typing.final
+class ProgressUpdate(_message.Message):
+    """ProgressUpdate reports how far a leased job is, and lines it logged."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    LEASE_TOKEN_FIELD_NUMBER: _builtins.int
+    PERCENT_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    LOGS_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """The job's id."""
+    lease_token: _builtins.str
+    """The job's current lease token."""
+    percent: _builtins.float
+    """0 to 100; with `message`, replaces the job's progress. Unset with an empty message: the
+    progress is left as it was (an update carrying only log lines).
+    """
+    message: _builtins.str
+    """What it is doing, at most 1,024 characters."""
+    @_builtins.property
+    def logs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Lines to append to the job's log (at most 100 per update, each at most 1,024
+        characters; the job keeps its last 100).
+        """
+
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        lease_token: _builtins.str = ...,
+        percent: _builtins.float | None = ...,
+        message: _builtins.str = ...,
+        logs: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_percent", b"_percent", "percent", b"percent"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_percent", b"_percent", "job_id", b"job_id", "lease_token", b"lease_token", "logs", b"logs", "message", b"message", "percent", b"percent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__percent: _TypeAlias = _typing.Literal["percent"]  # noqa: Y015
+    _WhichOneofArgType__percent: _TypeAlias = _typing.Literal["_percent", b"_percent"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__percent) -> _WhichOneofReturnType__percent | None: ...
+
+Global___ProgressUpdate: _TypeAlias = ProgressUpdate  # noqa: Y015
 
 @_typing.final
 class LeasedJob(_message.Message):
@@ -734,6 +879,7 @@ class LeaseResponse(_message.Message):
 
     JOBS_FIELD_NUMBER: _builtins.int
     CONFIRMATIONS_FIELD_NUMBER: _builtins.int
+    STOPS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def jobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___LeasedJob]:
         """Jobs newly leased to this stream."""
@@ -742,19 +888,57 @@ class LeaseResponse(_message.Message):
     def confirmations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Confirmation]:
         """Answers to acks, fails and extends, in the order they were handled."""
 
+    @_builtins.property
+    def stops(self) -> _containers.RepeatedCompositeFieldContainer[Global___JobStop]:
+        """Jobs this stream holds that the worker must stop running now. Their leases are gone and
+        their window slots free: the worker stops the handler and settles nothing for them (an
+        ack or fail would be refused with LEASE_LOST).
+        """
+
     def __init__(
         self,
         *,
         jobs: _abc.Iterable[Global___LeasedJob] | None = ...,
         confirmations: _abc.Iterable[Global___Confirmation] | None = ...,
+        stops: _abc.Iterable[Global___JobStop] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["confirmations", b"confirmations", "jobs", b"jobs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["confirmations", b"confirmations", "jobs", b"jobs", "stops", b"stops"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LeaseResponse: _TypeAlias = LeaseResponse  # noqa: Y015
+
+@_typing.final
+class JobStop(_message.Message):
+    """JobStop tells a worker to stop running one job."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_ID_FIELD_NUMBER: _builtins.int
+    LEASE_TOKEN_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    job_id: _builtins.str
+    """The job's id."""
+    lease_token: _builtins.str
+    """The lease it held."""
+    reason: Global___StopReason.ValueType
+    """Why."""
+    def __init__(
+        self,
+        *,
+        job_id: _builtins.str = ...,
+        lease_token: _builtins.str = ...,
+        reason: Global___StopReason.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "lease_token", b"lease_token", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobStop: _TypeAlias = JobStop  # noqa: Y015
 
 @_typing.final
 class AckRequest(_message.Message):
@@ -1139,6 +1323,7 @@ class JobTemplate(_message.Message):
     BACKOFF_FIELD_NUMBER: _builtins.int
     LEASE_DURATION_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
     queue: _builtins.str
     """Queue name: 1 to 128 of letters, digits, `-`, `_`, `.` and `:`. Required."""
     payload_bytes: _builtins.bytes
@@ -1163,6 +1348,10 @@ class JobTemplate(_message.Message):
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Free-form string pairs carried with each job."""
 
+    @_builtins.property
+    def timeout(self) -> _duration_pb2.Duration:
+        """Longest an attempt of each job may run (see EnqueueRequest.timeout)."""
+
     def __init__(
         self,
         *,
@@ -1174,10 +1363,11 @@ class JobTemplate(_message.Message):
         backoff: _job_pb2.BackoffPolicy | None = ...,
         lease_duration: _duration_pb2.Duration | None = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        timeout: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "lease_duration", b"lease_duration", "payload", b"payload"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "lease_duration", b"lease_duration", "payload", b"payload", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "metadata", b"metadata", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "queue", b"queue"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "metadata", b"metadata", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "queue", b"queue", "timeout", b"timeout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

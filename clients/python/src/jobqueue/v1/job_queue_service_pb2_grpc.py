@@ -64,6 +64,11 @@ class JobQueueServiceStub:
                 request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.EnqueueStreamRequest.SerializeToString,
                 response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.EnqueueStreamResponse.FromString,
                 _registered_method=True)
+        self.WatchJob = channel.unary_stream(
+                '/jobqueue.v1.JobQueueService/WatchJob',
+                request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.WatchJobRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.WatchJobResponse.FromString,
+                _registered_method=True)
         self.GetStatus = channel.unary_unary(
                 '/jobqueue.v1.JobQueueService/GetStatus',
                 request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.GetStatusRequest.SerializeToString,
@@ -220,6 +225,15 @@ class JobQueueServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchJob(self, request, context):
+        """WatchJob streams the job as it is now, then again at each change of its state or
+        progress, until it is COMPLETED, DEAD or CANCELLED (the last message), when the stream
+        ends OK: a producer waits for a result without polling. NOT_FOUND for an unknown id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetStatus(self, request, context):
         """GetStatus returns a job by its id alone.
         """
@@ -280,7 +294,9 @@ class JobQueueServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Cancel(self, request, context):
-        """Cancel stops a scheduled or queued job from ever being leased.
+        """Cancel ends a scheduled, queued or active job as CANCELLED. An active job's worker is
+        told to stop it (a JobStop on its Lease stream, whichever server it is on); a later ack
+        or fail of it is refused with LEASE_LOST.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -408,6 +424,11 @@ def add_JobQueueServiceServicer_to_server(servicer, server):
                     servicer.EnqueueStream,
                     request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.EnqueueStreamRequest.FromString,
                     response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.EnqueueStreamResponse.SerializeToString,
+            ),
+            'WatchJob': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchJob,
+                    request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.WatchJobRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.WatchJobResponse.SerializeToString,
             ),
             'GetStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStatus,
@@ -611,6 +632,33 @@ class JobQueueService:
             '/jobqueue.v1.JobQueueService/EnqueueStream',
             jobqueue_dot_v1_dot_job__queue__service__pb2.EnqueueStreamRequest.SerializeToString,
             jobqueue_dot_v1_dot_job__queue__service__pb2.EnqueueStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/jobqueue.v1.JobQueueService/WatchJob',
+            jobqueue_dot_v1_dot_job__queue__service__pb2.WatchJobRequest.SerializeToString,
+            jobqueue_dot_v1_dot_job__queue__service__pb2.WatchJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

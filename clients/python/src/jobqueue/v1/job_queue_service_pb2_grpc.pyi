@@ -67,6 +67,11 @@ class JobQueueServiceStub:
     producer. A request that is unanswered when the stream breaks may or may not have been
     written: send it again with idempotency keys when that matters.
     """
+    WatchJob: _grpc.UnaryStreamMultiCallable[_job_queue_service_pb2.WatchJobRequest, _job_queue_service_pb2.WatchJobResponse]
+    """WatchJob streams the job as it is now, then again at each change of its state or
+    progress, until it is COMPLETED, DEAD or CANCELLED (the last message), when the stream
+    ends OK: a producer waits for a result without polling. NOT_FOUND for an unknown id.
+    """
     GetStatus: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.GetStatusRequest, _job_queue_service_pb2.GetStatusResponse]
     """GetStatus returns a job by its id alone."""
     Stats: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.StatsRequest, _job_queue_service_pb2.StatsResponse]
@@ -95,7 +100,10 @@ class JobQueueServiceStub:
     Extend: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.ExtendRequest, _job_queue_service_pb2.ExtendResponse]
     """Extend moves the deadline of a lease that is still current."""
     Cancel: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.CancelRequest, _job_queue_service_pb2.CancelResponse]
-    """Cancel stops a scheduled or queued job from ever being leased."""
+    """Cancel ends a scheduled, queued or active job as CANCELLED. An active job's worker is
+    told to stop it (a JobStop on its Lease stream, whichever server it is on); a later ack
+    or fail of it is refused with LEASE_LOST.
+    """
     Retry: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.RetryRequest, _job_queue_service_pb2.RetryResponse]
     """Retry sends a dead or cancelled job back to its queue with its attempts reset."""
     PauseQueue: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.PauseQueueRequest, _job_queue_service_pb2.PauseQueueResponse]
@@ -184,6 +192,11 @@ class JobQueueServiceAsyncStub(JobQueueServiceStub):
     producer. A request that is unanswered when the stream breaks may or may not have been
     written: send it again with idempotency keys when that matters.
     """
+    WatchJob: _aio.UnaryStreamMultiCallable[_job_queue_service_pb2.WatchJobRequest, _job_queue_service_pb2.WatchJobResponse]  # type: ignore[assignment]
+    """WatchJob streams the job as it is now, then again at each change of its state or
+    progress, until it is COMPLETED, DEAD or CANCELLED (the last message), when the stream
+    ends OK: a producer waits for a result without polling. NOT_FOUND for an unknown id.
+    """
     GetStatus: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.GetStatusRequest, _job_queue_service_pb2.GetStatusResponse]  # type: ignore[assignment]
     """GetStatus returns a job by its id alone."""
     Stats: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.StatsRequest, _job_queue_service_pb2.StatsResponse]  # type: ignore[assignment]
@@ -212,7 +225,10 @@ class JobQueueServiceAsyncStub(JobQueueServiceStub):
     Extend: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.ExtendRequest, _job_queue_service_pb2.ExtendResponse]  # type: ignore[assignment]
     """Extend moves the deadline of a lease that is still current."""
     Cancel: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.CancelRequest, _job_queue_service_pb2.CancelResponse]  # type: ignore[assignment]
-    """Cancel stops a scheduled or queued job from ever being leased."""
+    """Cancel ends a scheduled, queued or active job as CANCELLED. An active job's worker is
+    told to stop it (a JobStop on its Lease stream, whichever server it is on); a later ack
+    or fail of it is refused with LEASE_LOST.
+    """
     Retry: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.RetryRequest, _job_queue_service_pb2.RetryResponse]  # type: ignore[assignment]
     """Retry sends a dead or cancelled job back to its queue with its attempts reset."""
     PauseQueue: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.PauseQueueRequest, _job_queue_service_pb2.PauseQueueResponse]  # type: ignore[assignment]
@@ -318,6 +334,17 @@ class JobQueueServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def WatchJob(
+        self,
+        request: _job_queue_service_pb2.WatchJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_job_queue_service_pb2.WatchJobResponse], _abc.AsyncIterator[_job_queue_service_pb2.WatchJobResponse]]:
+        """WatchJob streams the job as it is now, then again at each change of its state or
+        progress, until it is COMPLETED, DEAD or CANCELLED (the last message), when the stream
+        ends OK: a producer waits for a result without polling. NOT_FOUND for an unknown id.
+        """
+
+    @_abc_1.abstractmethod
     def GetStatus(
         self,
         request: _job_queue_service_pb2.GetStatusRequest,
@@ -392,7 +419,10 @@ class JobQueueServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _job_queue_service_pb2.CancelRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_job_queue_service_pb2.CancelResponse, _abc.Awaitable[_job_queue_service_pb2.CancelResponse]]:
-        """Cancel stops a scheduled or queued job from ever being leased."""
+        """Cancel ends a scheduled, queued or active job as CANCELLED. An active job's worker is
+        told to stop it (a JobStop on its Lease stream, whichever server it is on); a later ack
+        or fail of it is refused with LEASE_LOST.
+        """
 
     @_abc_1.abstractmethod
     def Retry(

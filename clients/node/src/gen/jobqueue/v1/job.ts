@@ -173,11 +173,46 @@ export interface Job {
   idempotencyKey: string;
   /** The worker holding the current lease (ACTIVE only). */
   workerId: string;
+  /**
+   * Longest an attempt may run, given at enqueue: past it the worker is told to stop and the
+   * attempt fails with "timed out", however often the lease is extended.
+   */
+  timeout:
+    | Duration
+    | undefined;
+  /** Given at enqueue: a job not leased by then ends CANCELLED, with an error saying so. */
+  startDeadline:
+    | Date
+    | undefined;
+  /** The latest progress its handler reported, if any (kept with the job until it is trimmed). */
+  progress:
+    | JobProgress
+    | undefined;
+  /** The last 100 log lines its handlers reported, oldest first. */
+  logs: JobLogLine[];
 }
 
 export interface Job_MetadataEntry {
   key: string;
   value: string;
+}
+
+/** JobProgress is how far a running job says it is. */
+export interface JobProgress {
+  /** 0 to 100. */
+  percent: number;
+  /** What it is doing, at most 1,024 characters. */
+  message: string;
+  /** When it was reported. */
+  time: Date | undefined;
+}
+
+/** JobLogLine is one line a job's handler logged. */
+export interface JobLogLine {
+  /** The line, at most 1,024 characters. */
+  line: string;
+  /** When the server received it. */
+  time: Date | undefined;
 }
 
 /** QueueStats counts one queue's jobs by state. */
@@ -412,6 +447,10 @@ function createBaseJob(): Job {
     backoff: undefined,
     idempotencyKey: "",
     workerId: "",
+    timeout: undefined,
+    startDeadline: undefined,
+    progress: undefined,
+    logs: [],
   };
 }
 
@@ -476,6 +515,18 @@ export const Job: MessageFns<Job> = {
     }
     if (message.workerId !== "") {
       writer.uint32(162).string(message.workerId);
+    }
+    if (message.timeout !== undefined) {
+      Duration.encode(message.timeout, writer.uint32(170).fork()).join();
+    }
+    if (message.startDeadline !== undefined) {
+      Timestamp.encode(toTimestamp(message.startDeadline), writer.uint32(178).fork()).join();
+    }
+    if (message.progress !== undefined) {
+      JobProgress.encode(message.progress, writer.uint32(186).fork()).join();
+    }
+    for (const v of message.logs) {
+      JobLogLine.encode(v!, writer.uint32(194).fork()).join();
     }
     return writer;
   },
@@ -656,6 +707,38 @@ export const Job: MessageFns<Job> = {
             message.workerId = reader.string();
             continue;
           }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.timeout = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.startDeadline = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            message.progress = JobProgress.decode(reader, reader.uint32());
+            continue;
+          }
+          case 24: {
+            if (tag !== 194) {
+              break;
+            }
+
+            message.logs.push(JobLogLine.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -705,6 +788,14 @@ export const Job: MessageFns<Job> = {
       : undefined;
     message.idempotencyKey = object.idempotencyKey ?? "";
     message.workerId = object.workerId ?? "";
+    message.timeout = (object.timeout !== undefined && object.timeout !== null)
+      ? Duration.fromPartial(object.timeout)
+      : undefined;
+    message.startDeadline = object.startDeadline ?? undefined;
+    message.progress = (object.progress !== undefined && object.progress !== null)
+      ? JobProgress.fromPartial(object.progress)
+      : undefined;
+    message.logs = object.logs?.map((e) => JobLogLine.fromPartial(e)) || [];
     return message;
   },
 };
@@ -772,6 +863,152 @@ export const Job_MetadataEntry: MessageFns<Job_MetadataEntry> = {
     const message = createBaseJob_MetadataEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseJobProgress(): JobProgress {
+  return { percent: 0, message: "", time: undefined };
+}
+
+export const JobProgress: MessageFns<JobProgress> = {
+  encode(message: JobProgress, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.percent !== 0) {
+      writer.uint32(9).double(message.percent);
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    if (message.time !== undefined) {
+      Timestamp.encode(toTimestamp(message.time), writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JobProgress {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJobProgress();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 9) {
+              break;
+            }
+
+            message.percent = reader.double();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.time = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<JobProgress>, I>>(base?: I): JobProgress {
+    return JobProgress.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<JobProgress>, I>>(object: I): JobProgress {
+    const message = createBaseJobProgress();
+    message.percent = object.percent ?? 0;
+    message.message = object.message ?? "";
+    message.time = object.time ?? undefined;
+    return message;
+  },
+};
+
+function createBaseJobLogLine(): JobLogLine {
+  return { line: "", time: undefined };
+}
+
+export const JobLogLine: MessageFns<JobLogLine> = {
+  encode(message: JobLogLine, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.line !== "") {
+      writer.uint32(10).string(message.line);
+    }
+    if (message.time !== undefined) {
+      Timestamp.encode(toTimestamp(message.time), writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JobLogLine {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJobLogLine();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.line = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.time = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<JobLogLine>, I>>(base?: I): JobLogLine {
+    return JobLogLine.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<JobLogLine>, I>>(object: I): JobLogLine {
+    const message = createBaseJobLogLine();
+    message.line = object.line ?? "";
+    message.time = object.time ?? undefined;
     return message;
   },
 };

@@ -12,8 +12,10 @@ import {
   Client,
   type ClientDuplexStream,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
   type handleBidiStreamingCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -36,6 +38,19 @@ export enum ConfirmationKind {
   CONFIRMATION_KIND_FAIL = 2,
   /** CONFIRMATION_KIND_EXTEND - Answers an ExtendRequest. */
   CONFIRMATION_KIND_EXTEND = 3,
+}
+
+/** StopReason says why a worker must stop a job. */
+export enum StopReason {
+  /** STOP_REASON_UNSPECIFIED - Never sent. */
+  STOP_REASON_UNSPECIFIED = 0,
+  /** STOP_REASON_CANCELLED - Cancel was called: the job is CANCELLED. */
+  STOP_REASON_CANCELLED = 1,
+  /**
+   * STOP_REASON_TIMED_OUT - The attempt ran past the job's timeout: it failed with "timed out" (and is retried or
+   * dead).
+   */
+  STOP_REASON_TIMED_OUT = 2,
 }
 
 /**
@@ -110,6 +125,19 @@ export interface EnqueueRequest {
    * the server default. Inside an EnqueueBatch, see EnqueueBatchRequest.durability.
    */
   durability: Durability;
+  /**
+   * Longest an attempt may run (1 s to 7 days): past it the worker holding the job is told to
+   * stop (a JobStop on its stream) and the attempt fails with "timed out", retried or dead as
+   * any failure, even if the worker keeps extending the lease. Unset: no limit.
+   */
+  timeout:
+    | Duration
+    | undefined;
+  /**
+   * A job not leased by this time ends CANCELLED, with the error "not started before its
+   * start deadline". Unset: none.
+   */
+  startDeadline: Date | undefined;
 }
 
 export interface EnqueueRequest_MetadataEntry {
@@ -172,6 +200,18 @@ export interface EnqueueStreamResponse {
    * `requests[3].queue`) that EnqueueBatch would have failed with.
    */
   error: Status | undefined;
+}
+
+/** WatchJobRequest names the job to watch. */
+export interface WatchJobRequest {
+  /** The job's id. */
+  jobId: string;
+}
+
+/** WatchJobResponse is the job at one moment. */
+export interface WatchJobResponse {
+  /** The whole job, as GetStatus returns it. */
+  job: Job | undefined;
 }
 
 /** GetStatusRequest names a job. */
@@ -276,6 +316,33 @@ export interface LeaseRequest {
   fails: FailRequest[];
   /** Leases to extend. */
   extends: ExtendRequest[];
+  /**
+   * Progress and log lines of jobs the stream holds. Not confirmed; an update for a job the
+   * stream no longer holds is dropped.
+   */
+  progress: ProgressUpdate[];
+}
+
+/** ProgressUpdate reports how far a leased job is, and lines it logged. */
+export interface ProgressUpdate {
+  /** The job's id. */
+  jobId: string;
+  /** The job's current lease token. */
+  leaseToken: string;
+  /**
+   * 0 to 100; with `message`, replaces the job's progress. Unset with an empty message: the
+   * progress is left as it was (an update carrying only log lines).
+   */
+  percent?:
+    | number
+    | undefined;
+  /** What it is doing, at most 1,024 characters. */
+  message: string;
+  /**
+   * Lines to append to the job's log (at most 100 per update, each at most 1,024
+   * characters; the job keeps its last 100).
+   */
+  logs: string[];
 }
 
 /** LeasedJob is one job handed to a worker. */
@@ -325,6 +392,22 @@ export interface LeaseResponse {
   jobs: LeasedJob[];
   /** Answers to acks, fails and extends, in the order they were handled. */
   confirmations: Confirmation[];
+  /**
+   * Jobs this stream holds that the worker must stop running now. Their leases are gone and
+   * their window slots free: the worker stops the handler and settles nothing for them (an
+   * ack or fail would be refused with LEASE_LOST).
+   */
+  stops: JobStop[];
+}
+
+/** JobStop tells a worker to stop running one job. */
+export interface JobStop {
+  /** The job's id. */
+  jobId: string;
+  /** The lease it held. */
+  leaseToken: string;
+  /** Why. */
+  reason: StopReason;
 }
 
 /** AckRequest completes a leased job. */
@@ -460,6 +543,8 @@ export interface JobTemplate {
     | undefined;
   /** Free-form string pairs carried with each job. */
   metadata: { [key: string]: string };
+  /** Longest an attempt of each job may run (see EnqueueRequest.timeout). */
+  timeout: Duration | undefined;
 }
 
 export interface JobTemplate_MetadataEntry {
@@ -697,6 +782,8 @@ function createBaseEnqueueRequest(): EnqueueRequest {
     leaseDuration: undefined,
     metadata: {},
     durability: 0,
+    timeout: undefined,
+    startDeadline: undefined,
   };
 }
 
@@ -737,6 +824,12 @@ export const EnqueueRequest: MessageFns<EnqueueRequest> = {
     });
     if (message.durability !== 0) {
       writer.uint32(96).int32(message.durability);
+    }
+    if (message.timeout !== undefined) {
+      Duration.encode(message.timeout, writer.uint32(106).fork()).join();
+    }
+    if (message.startDeadline !== undefined) {
+      Timestamp.encode(toTimestamp(message.startDeadline), writer.uint32(114).fork()).join();
     }
     return writer;
   },
@@ -853,6 +946,22 @@ export const EnqueueRequest: MessageFns<EnqueueRequest> = {
             message.durability = reader.int32() as any;
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.timeout = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.startDeadline = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -896,6 +1005,10 @@ export const EnqueueRequest: MessageFns<EnqueueRequest> = {
       {},
     );
     message.durability = object.durability ?? 0;
+    message.timeout = (object.timeout !== undefined && object.timeout !== null)
+      ? Duration.fromPartial(object.timeout)
+      : undefined;
+    message.startDeadline = object.startDeadline ?? undefined;
     return message;
   },
 };
@@ -1312,6 +1425,116 @@ export const EnqueueStreamResponse: MessageFns<EnqueueStreamResponse> = {
     message.error = (object.error !== undefined && object.error !== null)
       ? Status.fromPartial(object.error)
       : undefined;
+    return message;
+  },
+};
+
+function createBaseWatchJobRequest(): WatchJobRequest {
+  return { jobId: "" };
+}
+
+export const WatchJobRequest: MessageFns<WatchJobRequest> = {
+  encode(message: WatchJobRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchJobRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchJobRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<WatchJobRequest>, I>>(base?: I): WatchJobRequest {
+    return WatchJobRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchJobRequest>, I>>(object: I): WatchJobRequest {
+    const message = createBaseWatchJobRequest();
+    message.jobId = object.jobId ?? "";
+    return message;
+  },
+};
+
+function createBaseWatchJobResponse(): WatchJobResponse {
+  return { job: undefined };
+}
+
+export const WatchJobResponse: MessageFns<WatchJobResponse> = {
+  encode(message: WatchJobResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.job !== undefined) {
+      Job.encode(message.job, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchJobResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchJobResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.job = Job.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<WatchJobResponse>, I>>(base?: I): WatchJobResponse {
+    return WatchJobResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchJobResponse>, I>>(object: I): WatchJobResponse {
+    const message = createBaseWatchJobResponse();
+    message.job = (object.job !== undefined && object.job !== null) ? Job.fromPartial(object.job) : undefined;
     return message;
   },
 };
@@ -1836,7 +2059,7 @@ export const Subscribe: MessageFns<Subscribe> = {
 };
 
 function createBaseLeaseRequest(): LeaseRequest {
-  return { subscribe: undefined, acks: [], fails: [], extends: [] };
+  return { subscribe: undefined, acks: [], fails: [], extends: [], progress: [] };
 }
 
 export const LeaseRequest: MessageFns<LeaseRequest> = {
@@ -1852,6 +2075,9 @@ export const LeaseRequest: MessageFns<LeaseRequest> = {
     }
     for (const v of message.extends) {
       ExtendRequest.encode(v!, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.progress) {
+      ProgressUpdate.encode(v!, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -1901,6 +2127,14 @@ export const LeaseRequest: MessageFns<LeaseRequest> = {
             message.extends.push(ExtendRequest.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.progress.push(ProgressUpdate.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1924,6 +2158,110 @@ export const LeaseRequest: MessageFns<LeaseRequest> = {
     message.acks = object.acks?.map((e) => AckRequest.fromPartial(e)) || [];
     message.fails = object.fails?.map((e) => FailRequest.fromPartial(e)) || [];
     message.extends = object.extends?.map((e) => ExtendRequest.fromPartial(e)) || [];
+    message.progress = object.progress?.map((e) => ProgressUpdate.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseProgressUpdate(): ProgressUpdate {
+  return { jobId: "", leaseToken: "", percent: undefined, message: "", logs: [] };
+}
+
+export const ProgressUpdate: MessageFns<ProgressUpdate> = {
+  encode(message: ProgressUpdate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.leaseToken !== "") {
+      writer.uint32(18).string(message.leaseToken);
+    }
+    if (message.percent !== undefined) {
+      writer.uint32(25).double(message.percent);
+    }
+    if (message.message !== "") {
+      writer.uint32(34).string(message.message);
+    }
+    for (const v of message.logs) {
+      writer.uint32(42).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProgressUpdate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProgressUpdate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.leaseToken = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.percent = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.logs.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ProgressUpdate>, I>>(base?: I): ProgressUpdate {
+    return ProgressUpdate.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProgressUpdate>, I>>(object: I): ProgressUpdate {
+    const message = createBaseProgressUpdate();
+    message.jobId = object.jobId ?? "";
+    message.leaseToken = object.leaseToken ?? "";
+    message.percent = object.percent ?? undefined;
+    message.message = object.message ?? "";
+    message.logs = object.logs?.map((e) => e) || [];
     return message;
   },
 };
@@ -2101,7 +2439,7 @@ export const Confirmation: MessageFns<Confirmation> = {
 };
 
 function createBaseLeaseResponse(): LeaseResponse {
-  return { jobs: [], confirmations: [] };
+  return { jobs: [], confirmations: [], stops: [] };
 }
 
 export const LeaseResponse: MessageFns<LeaseResponse> = {
@@ -2111,6 +2449,9 @@ export const LeaseResponse: MessageFns<LeaseResponse> = {
     }
     for (const v of message.confirmations) {
       Confirmation.encode(v!, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.stops) {
+      JobStop.encode(v!, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -2144,6 +2485,14 @@ export const LeaseResponse: MessageFns<LeaseResponse> = {
             message.confirmations.push(Confirmation.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.stops.push(JobStop.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2163,6 +2512,86 @@ export const LeaseResponse: MessageFns<LeaseResponse> = {
     const message = createBaseLeaseResponse();
     message.jobs = object.jobs?.map((e) => LeasedJob.fromPartial(e)) || [];
     message.confirmations = object.confirmations?.map((e) => Confirmation.fromPartial(e)) || [];
+    message.stops = object.stops?.map((e) => JobStop.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseJobStop(): JobStop {
+  return { jobId: "", leaseToken: "", reason: 0 };
+}
+
+export const JobStop: MessageFns<JobStop> = {
+  encode(message: JobStop, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.leaseToken !== "") {
+      writer.uint32(18).string(message.leaseToken);
+    }
+    if (message.reason !== 0) {
+      writer.uint32(24).int32(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JobStop {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJobStop();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.leaseToken = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.reason = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<JobStop>, I>>(base?: I): JobStop {
+    return JobStop.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<JobStop>, I>>(object: I): JobStop {
+    const message = createBaseJobStop();
+    message.jobId = object.jobId ?? "";
+    message.leaseToken = object.leaseToken ?? "";
+    message.reason = object.reason ?? 0;
     return message;
   },
 };
@@ -3035,6 +3464,7 @@ function createBaseJobTemplate(): JobTemplate {
     backoff: undefined,
     leaseDuration: undefined,
     metadata: {},
+    timeout: undefined,
   };
 }
 
@@ -3064,6 +3494,9 @@ export const JobTemplate: MessageFns<JobTemplate> = {
     globalThis.Object.entries(message.metadata).forEach(([key, value]: [string, string]) => {
       JobTemplate_MetadataEntry.encode({ key: key as any, value }, writer.uint32(90).fork()).join();
     });
+    if (message.timeout !== undefined) {
+      Duration.encode(message.timeout, writer.uint32(106).fork()).join();
+    }
     return writer;
   },
 
@@ -3147,6 +3580,14 @@ export const JobTemplate: MessageFns<JobTemplate> = {
             }
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.timeout = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3184,6 +3625,9 @@ export const JobTemplate: MessageFns<JobTemplate> = {
       },
       {},
     );
+    message.timeout = (object.timeout !== undefined && object.timeout !== null)
+      ? Duration.fromPartial(object.timeout)
+      : undefined;
     return message;
   },
 };
@@ -4826,6 +5270,20 @@ export const JobQueueServiceService = {
       Buffer.from(EnqueueStreamResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): EnqueueStreamResponse => EnqueueStreamResponse.decode(value),
   },
+  /**
+   * WatchJob streams the job as it is now, then again at each change of its state or
+   * progress, until it is COMPLETED, DEAD or CANCELLED (the last message), when the stream
+   * ends OK: a producer waits for a result without polling. NOT_FOUND for an unknown id.
+   */
+  watchJob: {
+    path: "/jobqueue.v1.JobQueueService/WatchJob" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchJobRequest): Buffer => Buffer.from(WatchJobRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchJobRequest => WatchJobRequest.decode(value),
+    responseSerialize: (value: WatchJobResponse): Buffer => Buffer.from(WatchJobResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchJobResponse => WatchJobResponse.decode(value),
+  },
   /** GetStatus returns a job by its id alone. */
   getStatus: {
     path: "/jobqueue.v1.JobQueueService/GetStatus" as const,
@@ -4912,7 +5370,11 @@ export const JobQueueServiceService = {
     responseSerialize: (value: ExtendResponse): Buffer => Buffer.from(ExtendResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ExtendResponse => ExtendResponse.decode(value),
   },
-  /** Cancel stops a scheduled or queued job from ever being leased. */
+  /**
+   * Cancel ends a scheduled, queued or active job as CANCELLED. An active job's worker is
+   * told to stop it (a JobStop on its Lease stream, whichever server it is on); a later ack
+   * or fail of it is refused with LEASE_LOST.
+   */
   cancel: {
     path: "/jobqueue.v1.JobQueueService/Cancel" as const,
     requestStream: false as const,
@@ -5117,6 +5579,12 @@ export interface JobQueueServiceServer extends UntypedServiceImplementation {
    * written: send it again with idempotency keys when that matters.
    */
   enqueueStream: handleBidiStreamingCall<EnqueueStreamRequest, EnqueueStreamResponse>;
+  /**
+   * WatchJob streams the job as it is now, then again at each change of its state or
+   * progress, until it is COMPLETED, DEAD or CANCELLED (the last message), when the stream
+   * ends OK: a producer waits for a result without polling. NOT_FOUND for an unknown id.
+   */
+  watchJob: handleServerStreamingCall<WatchJobRequest, WatchJobResponse>;
   /** GetStatus returns a job by its id alone. */
   getStatus: handleUnaryCall<GetStatusRequest, GetStatusResponse>;
   /** Stats counts jobs by state for one queue, or for every known queue. */
@@ -5147,7 +5615,11 @@ export interface JobQueueServiceServer extends UntypedServiceImplementation {
   fail: handleUnaryCall<FailRequest, FailResponse>;
   /** Extend moves the deadline of a lease that is still current. */
   extend: handleUnaryCall<ExtendRequest, ExtendResponse>;
-  /** Cancel stops a scheduled or queued job from ever being leased. */
+  /**
+   * Cancel ends a scheduled, queued or active job as CANCELLED. An active job's worker is
+   * told to stop it (a JobStop on its Lease stream, whichever server it is on); a later ack
+   * or fail of it is refused with LEASE_LOST.
+   */
   cancel: handleUnaryCall<CancelRequest, CancelResponse>;
   /** Retry sends a dead or cancelled job back to its queue with its attempts reset. */
   retry: handleUnaryCall<RetryRequest, RetryResponse>;
@@ -5263,6 +5735,17 @@ export interface JobQueueServiceClient extends Client {
     metadata: Metadata,
     options?: Partial<CallOptions>,
   ): ClientDuplexStream<EnqueueStreamRequest, EnqueueStreamResponse>;
+  /**
+   * WatchJob streams the job as it is now, then again at each change of its state or
+   * progress, until it is COMPLETED, DEAD or CANCELLED (the last message), when the stream
+   * ends OK: a producer waits for a result without polling. NOT_FOUND for an unknown id.
+   */
+  watchJob(request: WatchJobRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchJobResponse>;
+  watchJob(
+    request: WatchJobRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchJobResponse>;
   /** GetStatus returns a job by its id alone. */
   getStatus(
     request: GetStatusRequest,
@@ -5373,7 +5856,11 @@ export interface JobQueueServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ExtendResponse) => void,
   ): ClientUnaryCall;
-  /** Cancel stops a scheduled or queued job from ever being leased. */
+  /**
+   * Cancel ends a scheduled, queued or active job as CANCELLED. An active job's worker is
+   * told to stop it (a JobStop on its Lease stream, whichever server it is on); a later ack
+   * or fail of it is refused with LEASE_LOST.
+   */
   cancel(
     request: CancelRequest,
     callback: (error: ServiceError | null, response: CancelResponse) => void,

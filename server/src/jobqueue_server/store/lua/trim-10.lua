@@ -11,6 +11,9 @@
   KEYS[5] wire bytes hash     <prefix>:{<queue>}:wire
   KEYS[6] errors hash         <prefix>:{<queue>}:errors
   KEYS[7] results hash        <prefix>:{<queue>}:result
+  KEYS[8] progress hash       <prefix>:{<queue>}:progress
+  KEYS[9] logs hash           <prefix>:{<queue>}:logs
+  KEYS[10] time limits hash   <prefix>:{<queue>}:deadlines
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] retention ms
@@ -29,5 +32,5 @@ for k = 1, 3 do
   for _, ulid in ipairs(ulids) do gone[#gone + 1] = ulid end
 end
 -- Every entry of the jobs, from each of the queue's hashes at once.
-for k = 4, 7 do call_all('HDEL', KEYS[k], gone) end
+for k = 4, 10 do call_all('HDEL', KEYS[k], gone) end
 return #gone

@@ -1,7 +1,8 @@
 --[[
-  Cancel: stops a scheduled or queued job from being leased.
+  Cancel: stops a scheduled or queued job from being leased, or an active one from running:
+  its lease ends here, and the stops channel tells the server whose stream holds it.
 
-  Transition: SCHEDULED -> CANCELLED, QUEUED -> CANCELLED
+  Transition: SCHEDULED -> CANCELLED, QUEUED -> CANCELLED, ACTIVE -> CANCELLED
   Trigger: Cancel
 
   KEYS[1] scheduled zset      <prefix>:{<queue>}:scheduled
@@ -10,9 +11,12 @@
   KEYS[4] ready list, low     <prefix>:{<queue>}:ready:low
   KEYS[5] cancelled zset      <prefix>:{<queue>}:cancelled  (member ulid, score finish ms)
   KEYS[6] job records hash    <prefix>:{<queue>}:jobs
+  KEYS[7] active zset         <prefix>:{<queue>}:active
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] ulid
+  ARGV[3] stops channel       <prefix>:stops  (the message: job id|lease token|cancelled)
+  ARGV[4] job id
 
   Returns {code, state}; state is the job's current state when the code is -3.
   Codes: 1 cancelled; -1 job not found; -3 the job's state does not allow it
@@ -27,6 +31,10 @@ if r[STATE] == 'scheduled' then
 elseif r[STATE] == 'queued' then
   local ready = {KEYS[4], KEYS[3], KEYS[2]}
   rcall('LREM', ready[tonumber(r[PRIORITY])], 1, ulid)
+elseif r[STATE] == 'active' then
+  rcall('ZREM', KEYS[7], ulid)
+  rcall('PUBLISH', ARGV[3], ARGV[4] .. '|' .. r[TOKEN] .. '|cancelled')
+  r[TOKEN], r[LEASE_EXPIRE_MS] = '', ''
 else
   return {-3, r[STATE]}
 end
