@@ -26,7 +26,7 @@ SCRIPTS_WITH_CODES = {"ack", "fail", "extend", "cancel", "retry", "progress"}
 def test_every_script_has_a_header_whose_keys_match_its_file_name() -> None:
     assert set(HEADERS) == {
         "enqueue", "lease", "ack", "fail", "extend", "requeue", "promote", "cancel", "retry", "trim", "stats",
-        "migrate", "progress", "schedule_put", "schedule_fire", "schedule_delete",
+        "migrate", "progress", "expire", "schedule_put", "schedule_fire", "schedule_delete",
     }  # fmt: skip
     for header in HEADERS.values():
         assert len(header.keys) == header.key_count, header.file

@@ -33,8 +33,10 @@ from jobqueue_server.api.wire import (
     JOB_QUEUE,
     JOB_RESULT,
     JOB_SCHEDULE_TIME,
+    JOB_START_DEADLINE,
     JOB_START_TIME,
     JOB_STATE,
+    JOB_TIMEOUT,
     JOB_WORKER_ID,
     duration_field,
     len_field,
@@ -74,6 +76,8 @@ def stored_part(
     lease_ms: int,
     backoff: Backoff,
     idempotency_key: str,
+    timeout_ms: int = 0,
+    start_deadline_ms: int = 0,
 ) -> bytes:
     """The immutable part of a job, serialized once at enqueue. `payload` is a serialized Struct.
 
@@ -93,6 +97,10 @@ def stored_part(
     parts.append(_backoff_field(backoff))
     if idempotency_key:
         parts.append(text_field(JOB_IDEMPOTENCY_KEY, idempotency_key))
+    if timeout_ms:
+        parts.append(duration_field(JOB_TIMEOUT, timeout_ms))
+    if start_deadline_ms:
+        parts.append(timestamp_field(JOB_START_DEADLINE, start_deadline_ms))
     return b"".join(parts)
 
 

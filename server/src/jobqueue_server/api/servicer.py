@@ -150,6 +150,9 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
             wakeup.finish()  # also after a failure: some queues' jobs may have been written
         for queue, due_ms in result.due_ms_by_queue.items():
             self._on_scheduled(due_ms, queue)
+        for job in jobs:
+            if job.start_deadline_ms:  # the maintenance pass cancels it then, unless leased
+                self._on_scheduled(job.start_deadline_ms, job.queue)
         return result
 
     # -- reads -----------------------------------------------------------------------------

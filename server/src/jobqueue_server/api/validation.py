@@ -17,6 +17,7 @@ from jobqueue_server.ids import QUEUE_NAME_RE, make_job_id, split_job_id
 from jobqueue_server.store import Backoff, Durability, NewJob, Priority, Progress, Settle
 
 MAX_DELAY_MS = 366 * 86_400_000
+MIN_TIMEOUT_MS, MAX_TIMEOUT_MS = 1000, 7 * 86_400_000
 MAX_IDEMPOTENCY_KEY_CHARS = 256
 MAX_METADATA_KEY_CHARS = 128
 MAX_METADATA_VALUE_CHARS = 4096
@@ -221,6 +222,12 @@ def new_job(request: svc.EnqueueRequest, limits: Limits, ulid: str, prefix: str 
     max_attempts = max_attempts or limits.default_max_attempts
     backoff = _backoff(request, prefix) if request.HasField("backoff") else DEFAULT_BACKOFF
     metadata = _metadata(request, f"{prefix}metadata", limits) if len(request.metadata) else {}
+    timeout_ms = _timeout_ms(request, prefix) if request.HasField("timeout") else 0
+    start_by = (
+        timestamp_ms(request.start_deadline, f"{prefix}start_deadline")
+        if request.HasField("start_deadline")
+        else 0
+    )
     wire = job_wire.stored_part(
         make_job_id(queue, ulid),
         queue,
@@ -232,8 +239,30 @@ def new_job(request: svc.EnqueueRequest, limits: Limits, ulid: str, prefix: str 
         lease_ms=lease_ms,
         backoff=backoff,
         idempotency_key=idempotency_key,
+        timeout_ms=timeout_ms,
+        start_deadline_ms=start_by,
     )
-    return NewJob(queue, ulid, wire, priority, delay, due, max_attempts, backoff, lease_ms, idempotency_key)
+    return NewJob(
+        queue,
+        ulid,
+        wire,
+        priority,
+        delay,
+        due,
+        max_attempts,
+        backoff,
+        lease_ms,
+        idempotency_key,
+        timeout_ms,
+        start_by,
+    )
+
+
+def _timeout_ms(request: svc.EnqueueRequest, prefix: str) -> int:
+    timeout = duration_ms(request.timeout, f"{prefix}timeout", maximum=MAX_TIMEOUT_MS)
+    if timeout < MIN_TIMEOUT_MS:
+        raise FieldViolation(f"{prefix}timeout", "must be at least 1 s")
+    return timeout
 
 
 def _job_lease_ms(request: svc.EnqueueRequest, limits: Limits, prefix: str) -> int:

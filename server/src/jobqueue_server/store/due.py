@@ -38,13 +38,14 @@ async def due_work(
     *,
     sizes: bool = False,
 ) -> dict[str, Due]:
-    """For each queue: its earliest scheduled job, lease deadline and finished job, read with
-    ZRANGE 0 0 (the head of each sorted set) in one pipeline; with `sizes`, whether it is empty."""
-    reads = 6 if sizes else 5
+    """For each queue: its earliest scheduled job, lease deadline, start deadline and finished
+    job, read with ZRANGE 0 0 (the head of each sorted set) in one pipeline; with `sizes`,
+    whether it is empty."""
+    reads = 7 if sizes else 6
     async with redis.pipeline(transaction=False) as pipe:
         for queue in queues:
             k = keys_of(queue)
-            for key in (k.scheduled, k.active, k.completed, k.dead, k.cancelled):
+            for key in (k.scheduled, k.active, k.expiring, k.completed, k.dead, k.cancelled):
                 pipe.zrange(key, 0, 0, withscores=True)
             if sizes:
                 pipe.hlen(k.jobs)
@@ -52,11 +53,11 @@ async def due_work(
     found = {}
     for index, queue in enumerate(queues):
         mine = replies[index * reads : (index + 1) * reads]
-        scheduled, active, *finished = (_first_score(r) for r in mine[:5])
-        times = [t for t in (scheduled, active) if t is not None]
+        scheduled, active, expiring, *finished = (_first_score(r) for r in mine[:6])
+        times = [t for t in (scheduled, active, expiring) if t is not None]
         times += [t + retention_ms for t in finished if t is not None]
         later = [t for t in times if t > now_ms]
-        empty = sizes and int(mine[5]) == 0
+        empty = sizes and int(mine[6]) == 0
         found[queue] = Due(now=any(t <= now_ms for t in times), next_ms=min(later, default=None), empty=empty)
     return found
 

@@ -33,6 +33,8 @@ class QueueKeys:
     progress: str
     logs: str
     deadlines: str
+    #: Queued and scheduled jobs with a start deadline, by it (the maintenance pass cancels them).
+    expiring: str
     #: The per-job hashes of the previous layout (format 1), read only by the migration.
     job_prefix: str
     idem_prefix: str
@@ -59,6 +61,7 @@ class QueueKeys:
             progress=f"{base}:progress",
             logs=f"{base}:logs",
             deadlines=f"{base}:deadlines",
+            expiring=f"{base}:expiring",
             job_prefix=f"{base}:job:",
             idem_prefix=f"{base}:idem:",
             signal=f"{base}:signal",

@@ -71,6 +71,15 @@ class NewJob:
     backoff: Backoff = Backoff()
     lease_ms: int = 0
     idempotency_key: str = ""
+    timeout_ms: int = 0
+    start_deadline_ms: int = 0
+
+    @property
+    def limits(self) -> str:
+        """The time limits as the enqueue script stores them: "timeout|start deadline", or ""."""
+        if not (self.timeout_ms or self.start_deadline_ms):
+            return ""
+        return f"{self.timeout_ms or ''}|{self.start_deadline_ms or ''}"
 
 
 @dataclass(slots=True)  # made for every job: frozen's __init__ costs twice as much

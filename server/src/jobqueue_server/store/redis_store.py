@@ -270,9 +270,19 @@ class Store:
                 job.delay_ms,
                 job.wire,
                 job.idempotency_key,
+                job.limits,
             ]
         args.append(self.signal_origin)
-        keys = [k.ready_high, k.ready_normal, k.ready_low, k.scheduled, k.jobs, k.wire]
+        keys = [
+            k.ready_high,
+            k.ready_normal,
+            k.ready_low,
+            k.scheduled,
+            k.jobs,
+            k.wire,
+            k.deadlines,
+            k.expiring,
+        ]
         return list(await self._scripts.enqueue(keys=keys, args=args, client=client, sent=sent))
 
     # -- reads -----------------------------------------------------------------------------
@@ -376,7 +386,7 @@ class Store:
         lease_ms = lease_ms or self.config.default_lease_ms
         args: list[Any] = [self._now(), count, lease_ms, token_base, worker_id]
         reply = self._scripts.lease.now(
-            keys=[*k.ready, k.active, k.jobs, k.wire, k.errors, k.paused], args=args
+            keys=[*k.ready, k.active, k.jobs, k.wire, k.errors, k.paused, k.deadlines, k.expiring], args=args
         )
         return self._leased(queue, token_base, worker_id, reply)
 
@@ -461,7 +471,9 @@ class Store:
             args: list[Any] = [self._now(), fallback, len(group)]
             for index, ulid in group:
                 args += [ulid, items[index].token, items[index].lease_ms]
-            return list(await self._scripts.extend(keys=[k.active, k.jobs], args=args, client=client))
+            return list(
+                await self._scripts.extend(keys=[k.active, k.jobs, k.deadlines], args=args, client=client)
+            )
 
         replies = await self._per_queue(items, run, width=2)
         outcomes: list[ExtendOutcome | JobQueueError] = []
@@ -482,7 +494,15 @@ class Store:
         async with self._scripts_guard():
             for queue, group in groups.items():
                 k = self.keys(queue)
-                args: list[Any] = [self._now(), k.signal, self.config.max_errors_kept, "released", len(group)]
+                args: list[Any] = [
+                    self._now(),
+                    k.signal,
+                    self.config.max_errors_kept,
+                    "released",
+                    stops_channel(self.config.key_prefix),
+                    queue,
+                    len(group),
+                ]
                 for index, ulid in group:
                     args += [ulid, leases[index][1]]
                 reply = await self._scripts.requeue(keys=self._requeue_keys(k), args=args)
@@ -558,7 +578,7 @@ class Store:
 
     @staticmethod
     def _requeue_keys(k: QueueKeys) -> list[str]:
-        return [k.active, *k.ready, k.dead, k.jobs, k.errors]
+        return [k.active, *k.ready, k.dead, k.jobs, k.errors, k.deadlines]
 
     @staticmethod
     def _split(job_id: str) -> tuple[str, str]:
@@ -602,15 +622,27 @@ class Store:
             )
             requeued, dead, next_deadline = await self._scripts.requeue(
                 keys=self._requeue_keys(k),
-                args=[now, k.signal, cfg.max_errors_kept, "expired", cfg.sweep_batch],
+                args=[
+                    now,
+                    k.signal,
+                    cfg.max_errors_kept,
+                    "expired",
+                    stops_channel(cfg.key_prefix),
+                    queue,
+                    cfg.sweep_batch,
+                ],
+            )
+            expired, next_expiry = await self._scripts.expire(
+                keys=[k.expiring, *k.ready, k.scheduled, k.cancelled, k.jobs, k.errors],
+                args=[now, cfg.max_errors_kept, cfg.sweep_batch],
             )
             trimmed = await self._scripts.trim(
                 keys=[k.completed, k.dead, k.cancelled, *k.hashes, *k.extras],
                 args=[now, cfg.retention_ms, cfg.sweep_batch],
             )
-        wakes = [int(t) for t in (next_due, next_deadline) if int(t) >= 0]
+        wakes = [int(t) for t in (next_due, next_deadline, next_expiry) if int(t) >= 0]
         full = (
-            max(int(promoted), int(requeued) + int(dead)) >= cfg.sweep_batch
+            max(int(promoted), int(requeued) + int(dead), int(expired)) >= cfg.sweep_batch
             or int(trimmed) >= cfg.sweep_batch
         )
         return SweepResult(

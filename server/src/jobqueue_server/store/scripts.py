@@ -100,6 +100,7 @@ class Scripts:
     trim: Script
     stats: Script
     migrate: Script
+    expire: Script
     progress: Script
     schedule_put: Script
     schedule_fire: Script

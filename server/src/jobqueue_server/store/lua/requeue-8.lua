@@ -2,7 +2,9 @@
   Requeue: takes back leases that were lost, either because their deadline passed
   (mode "expired": the reaper) or because the stream holding them ended (mode
   "released", with the tokens the stream held). The attempt stays counted: a job out of
-  attempts is DEAD, any other goes back to the front of its ready list.
+  attempts is DEAD, any other goes back to the front of its ready list. A lease that ran to
+  the end of its job's timeout is an attempt that timed out: the error says so, and the stops
+  channel tells the worker still running it to stop.
 
   Transition: ACTIVE -> QUEUED, ACTIVE -> DEAD
   Trigger: the maintenance loop (lease expired), or the end of the Lease stream that held the job (released)
@@ -14,12 +16,15 @@
   KEYS[5] dead zset           <prefix>:{<queue>}:dead
   KEYS[6] job records hash    <prefix>:{<queue>}:jobs
   KEYS[7] errors hash         <prefix>:{<queue>}:errors
+  KEYS[8] time limits hash    <prefix>:{<queue>}:deadlines (ulid -> timeout ms|start deadline ms)
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] wake-up channel     <prefix>:{<queue>}:signal
   ARGV[3] most error entries kept per job
   ARGV[4] mode: "expired" or "released"
-  ARGV[5] expired: most leases to take back; released: number of pairs N, then N pairs
+  ARGV[5] stops channel       <prefix>:stops  (the message: job id|lease token|timed_out)
+  ARGV[6] the queue's name (job ids are <queue>:<ulid>)
+  ARGV[7] expired: most leases to take back; released: number of pairs N, then N pairs
           of ulid, lease token
 
   Returns {jobs requeued, jobs dead, earliest remaining lease deadline ms or -1}.
@@ -31,15 +36,17 @@ local ready = {KEYS[4], KEYS[3], KEYS[2]}
 
 local ulids, tokens, message = {}, {}, 'lease released: stream closed'
 if expired then
-  ulids = rcall('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))
+  ulids = rcall('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[7]))
   message = 'lease expired'
 else
-  for i = 1, tonumber(ARGV[5]) do
-    ulids[i], tokens[i] = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
+  for i = 1, tonumber(ARGV[7]) do
+    ulids[i], tokens[i] = ARGV[6 + 2 * i], ARGV[7 + 2 * i]
   end
 end
 local jobs = batch_records(KEYS[6], ulids)
 local history = batch_errors(KEYS[7], jobs, ulids)
+local limits = false
+if expired and #ulids > 0 and rcall('EXISTS', KEYS[8]) == 1 then limits = hmget_all(KEYS[8], ulids) end
 
 local left, dead, pushes, requeued = {}, {}, {{}, {}, {}}, 0
 for i, ulid in ipairs(ulids) do
@@ -47,7 +54,13 @@ for i, ulid in ipairs(ulids) do
   if expired and not r then
     left[#left + 1] = ulid  -- a deadline without a job (never left by the scripts)
   elseif r and (expired or (r[STATE] == 'active' and r[TOKEN] == tokens[i])) then
-    history.add(ulid, r, message, now, keep)
+    local timeout = limits and limits[i] and tonumber(string.match(limits[i], '^(%d*)|'))
+    if timeout and tonumber(r[LEASE_EXPIRE_MS]) >= tonumber(r[START_MS]) + timeout then
+      history.add(ulid, r, 'timed out after ' .. (timeout / 1000) .. ' s', now, keep)
+      rcall('PUBLISH', ARGV[5], ARGV[6] .. ':' .. ulid .. '|' .. r[TOKEN] .. '|timed_out')
+    else
+      history.add(ulid, r, message, now, keep)
+    end
     r[TOKEN], r[LEASE_EXPIRE_MS], r[WORKER] = '', '', ''
     left[#left + 1] = ulid
     if tonumber(r[ATTEMPTS]) >= tonumber(r[MAX_ATTEMPTS]) then

@@ -10,16 +10,19 @@
   KEYS[4] scheduled zset      <prefix>:{<queue>}:scheduled   (member ulid, score due ms)
   KEYS[5] job records hash    <prefix>:{<queue>}:jobs        (field ulid, value the record)
   KEYS[6] wire bytes hash     <prefix>:{<queue>}:wire        (field ulid)
+  KEYS[7] time limits hash    <prefix>:{<queue>}:deadlines   (ulid -> timeout ms|start deadline ms)
+  KEYS[8] start deadlines     <prefix>:{<queue>}:expiring    (member ulid, score start deadline ms)
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] idempotency prefix  <prefix>:{<queue>}:idem:  (carries the queue's hash tag)
   ARGV[3] idempotency window ms
   ARGV[4] wake-up channel     <prefix>:{<queue>}:signal (pub/sub)
-  ARGV[5] number of jobs N, then N groups of 6 fields:
+  ARGV[5] number of jobs N, then N groups of 7 fields:
           ulid, spec (the record's fixed fields "priority|lease ms|max_attempts|backoff",
           priority one digit: 1 low, 2 normal, 3 high), due ms (absolute, or -1), delay ms,
-          wire (the job's serialized immutable fields, opaque here), idempotency key ("" for none)
-  ARGV[6 + N*6] (optional) the wake-up message, "ready" when absent: the enqueuing server names
+          wire (the job's serialized immutable fields, opaque here), idempotency key ("" for none),
+          time limits ("timeout ms|start deadline ms", either empty; "" for neither)
+  ARGV[6 + N*7] (optional) the wake-up message, "ready" when absent: the enqueuing server names
           itself, so that its own listener can skip a signal it has acted on already
 
   Returns a flat array, two entries per job: the job's ulid and 1 when an earlier job
@@ -33,12 +36,12 @@ local ready = {KEYS[3], KEYS[2], KEYS[1]}
 local out, next_due = {}, -1
 -- Everything is written once at the end: the records and wires of all jobs in one HSET each,
 -- the new ready ulids in one LPUSH per level, the scheduled ones in one ZADD.
-local records, wires, pushes, scheduled = {}, {}, {{}, {}, {}}, {}
+local records, wires, pushes, scheduled, limits, expiring = {}, {}, {{}, {}, {}}, {}, {}, {}
 -- No token, worker, deadline, start or finish; no attempt and no error yet.
 local head = '||||||0|0|'
 
 for i = 0, tonumber(ARGV[5]) - 1 do
-  local a = 6 + i * 6
+  local a = 6 + i * 7
   local ulid, spec, idem_key = ARGV[a], ARGV[a + 1], ARGV[a + 5]
   local existing = false
   if idem_key ~= '' then
@@ -77,6 +80,16 @@ for i = 0, tonumber(ARGV[5]) - 1 do
     records[#records + 1] = record
     wires[#wires + 1] = ulid
     wires[#wires + 1] = ARGV[a + 4]
+    local limit = ARGV[a + 6]
+    if limit ~= '' then
+      limits[#limits + 1] = ulid
+      limits[#limits + 1] = limit
+      local start_by = string.match(limit, '|(%d+)$')
+      if start_by then
+        expiring[#expiring + 1] = start_by
+        expiring[#expiring + 1] = ulid
+      end
+    end
     if idem_key ~= '' then
       rcall('SET', idem_prefix .. idem_key, ulid .. '|' .. (now + idem_window), 'PX', ARGV[3])
     end
@@ -87,6 +100,8 @@ end
 call_all('HSET', KEYS[5], records)
 call_all('HSET', KEYS[6], wires)
 call_all('ZADD', KEYS[4], scheduled)
+call_all('HSET', KEYS[7], limits)
+call_all('ZADD', KEYS[8], expiring)
 -- LPUSH pushes in argument order, so FIFO within a level holds as with one push per job.
 -- Only a push onto an empty list signals: a stream waits only after it found the lists
 -- empty, and it watches before it looks, so the push that refills a list wakes it.
@@ -94,6 +109,6 @@ local wake = false
 for level = 1, 3 do
   if call_all('LPUSH', ready[level], pushes[level]) == #pushes[level] then wake = true end
 end
-if wake then rcall('PUBLISH', ARGV[4], ARGV[6 + tonumber(ARGV[5]) * 6] or 'ready') end
+if wake then rcall('PUBLISH', ARGV[4], ARGV[6 + tonumber(ARGV[5]) * 7] or 'ready') end
 out[#out + 1] = next_due
 return out

@@ -1,6 +1,8 @@
 --[[
   Lease: moves up to N ready jobs to ACTIVE, high priority first, FIFO within a level.
-  Counts the attempt and issues a fresh lease token for each job.
+  Counts the attempt and issues a fresh lease token for each job. A job with a timeout gets
+  a lease that ends by then; a leased job's start deadline no longer applies (expire-8.lua
+  cancels the jobs not leased by theirs).
 
   Transition: QUEUED -> ACTIVE
   Trigger: a Lease stream with free credit
@@ -13,6 +15,8 @@
   KEYS[6] wire bytes hash     <prefix>:{<queue>}:wire
   KEYS[7] errors hash         <prefix>:{<queue>}:errors
   KEYS[8] paused flag         <prefix>:{<queue>}:paused   (set by PauseQueue: nothing is leased)
+  KEYS[9] time limits hash    <prefix>:{<queue>}:deadlines (ulid -> timeout ms|start deadline ms)
+  KEYS[10] start deadlines    <prefix>:{<queue>}:expiring
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] most jobs to lease
@@ -42,17 +46,21 @@ end
 if #ulids == 0 then return {now} end
 
 -- One HMGET per hash for the whole call: the records and wires of every job, then the errors
--- of the jobs whose records say they have some.
+-- of the jobs whose records say they have some. Time limits only when some job has one.
 local texts, wires = hmget_all(KEYS[5], ulids), hmget_all(KEYS[6], ulids)
+local limits = false
+if rcall('EXISTS', KEYS[9]) == 1 then limits = hmget_all(KEYS[9], ulids) end
 local out, writes, deadlines, failed, n = {now}, {}, {}, {}, 0
 -- Deadline texts by lease length, and attempt counts as texts: most jobs of a call share them.
 local deadline_texts, counts = {}, {}
 for i, ulid in ipairs(ulids) do
   local finish, attempts, rest, has_errors, due, create, lease = string.match(texts[i] or '', LEASE_VIEW)
+  local timeout = limits and limits[i] and tonumber(string.match(limits[i], '^(%d*)|'))
   if finish then  -- a ulid without a record (never written by the scripts) is dropped
     n = n + 1
     lease = tonumber(lease) or 0
     if lease <= 0 then lease = default_lease end
+    if timeout and timeout < lease then lease = timeout end  -- the attempt ends by its timeout
     local deadline = deadline_texts[lease]
     if not deadline then
       deadline = tostring(now + lease)
@@ -85,6 +93,11 @@ if #failed > 0 then
   for j, value in ipairs(hmget_all(KEYS[7], asked)) do
     out[failed[j] + 7], out[failed[j] + 6] = split_errors(value)
   end
+end
+if limits then
+  local leased = {}
+  for j = 2, #out, 8 do leased[#leased + 1] = out[j] end
+  call_all('ZREM', KEYS[10], leased)
 end
 call_all('HSET', KEYS[5], writes)
 call_all('ZADD', KEYS[4], deadlines)
