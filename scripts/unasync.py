@@ -42,6 +42,7 @@ SUBS = [
     ("__aexit__", "__exit__"),
     ("async def", "def"),
     ("async with", "with"),
+    ("async for", "for"),
     ("await ", ""),
 ]
 COMPILED = [(re.compile(rf"(^|\b){pattern}($|\b)"), replacement) for pattern, replacement in SUBS]

@@ -47,6 +47,9 @@ _JOB_KEYS = frozenset(
 @click.option("--priority", type=click.Choice(["low", "normal", "high"]), help="Default: normal.")
 @click.option("--delay", type=click.FloatRange(min=0), help="Seconds to wait before the job may run.")
 @click.option("--max-attempts", type=click.IntRange(min=1), help="Deliveries before the job is dead.")
+@click.option(
+    "--execution-timeout", type=click.FloatRange(min=1), help="Seconds an attempt may run before it stops."
+)
 @click.option("--idempotency-key", help="A second enqueue with this key returns the first job.")
 @click.option("--metadata", "metadata_pairs", multiple=True, metavar="KEY=VALUE", help="Repeatable.")
 @click.option("--file", "jobs_file", type=click.File("r"), help="JSON lines, one job each ('-': stdin).")
@@ -92,6 +95,7 @@ def _spec_defaults(options: dict[str, Any]) -> dict[str, Any]:
         "priority": options["priority"],
         "delay": options["delay"],
         "max_attempts": options["max_attempts"],
+        "execution_timeout": options["execution_timeout"],
         "metadata": parse_metadata(options["metadata_pairs"]) or None,
     }
     return {key: value for key, value in defaults.items() if value is not None}

@@ -236,6 +236,10 @@ def shown(value: str, style: str = "") -> Text:
     return Text(_UNPRINTABLE.sub(lambda m: m[0].encode("unicode_escape").decode(), value), style=style)
 
 
+# `jobq status` shows the end of a job's log; --json gives all of it.
+LOG_LINES_SHOWN = 20
+
+
 def job_panel(job: JobInfo) -> Panel:
     style = _STATE_STYLES.get(job.state.value, "white")
     grid = Table.grid(padding=(0, 2))
@@ -258,6 +262,15 @@ def job_panel(job: JobInfo) -> Panel:
         rows.append(("worker", shown(job.worker_id)))
     if job.idempotency_key:
         rows.append(("idempotency key", shown(job.idempotency_key)))
+    if job.execution_timeout is not None:
+        rows.append(("timeout", human_duration(job.execution_timeout.total_seconds())))
+    if job.start_deadline is not None:
+        rows.append(("start by", _when(job.start_deadline)))
+    if job.progress is not None:
+        rows.append(("progress", shown(f"{job.progress.percent:g} % {job.progress.message}".rstrip())))
+    if job.logs:
+        lines = [f"{_when(entry.time)}  {entry.line}" for entry in job.logs[-LOG_LINES_SHOWN:]]
+        rows.append((f"log (last {len(lines)})", shown("\n".join(lines))))
     for name, value in rows:
         grid.add_row(name, value)
     for error in job.errors:

@@ -41,6 +41,7 @@ from jobqueue.errors import (
     TokenNotFound,
     Unauthenticated,
     Unavailable,
+    Unimplemented,
     WrongState,
 )
 from jobqueue.handlers import AsyncHandler, Handler, SyncHandler
@@ -51,6 +52,8 @@ from jobqueue.models import (
     EnqueueResult,
     JobError,
     JobInfo,
+    JobLogLine,
+    JobProgress,
     JobSpec,
     JobState,
     NewToken,
@@ -84,6 +87,8 @@ __all__ = [
     "JobContext",
     "JobError",
     "JobInfo",
+    "JobLogLine",
+    "JobProgress",
     "JobQueueError",
     "JobSpec",
     "JobState",
@@ -118,6 +123,7 @@ __all__ = [
     "TokenRole",
     "Unauthenticated",
     "Unavailable",
+    "Unimplemented",
     "Worker",
     "WorkerCounters",
     "WrongState",

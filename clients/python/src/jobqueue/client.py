@@ -19,7 +19,7 @@ from jobqueue.aio_batcher import AsyncBatcher
 from jobqueue.backoff import poll_intervals, poll_timeout
 from jobqueue.batching import DEFAULT_BATCHING, Batching
 from jobqueue.channel import ChannelOption, aio_channel
-from jobqueue.errors import InvalidArgument, Unavailable, from_rpc_error
+from jobqueue.errors import DeadlineExceeded, InvalidArgument, Unavailable, Unimplemented, from_rpc_error
 from jobqueue.messages import DEFAULT_TIMEOUT_S, DEFAULT_WAIT_S
 from jobqueue.models import (
     DurabilityName,
@@ -314,14 +314,39 @@ class AsyncClient:
         """Deletes a token: calls with it are refused, its open streams end within seconds."""
         await self._call(self._stub.RevokeToken, svc.RevokeTokenRequest(token_id=token_id), timeout)
 
+    async def watch(self, job_id: str, *, timeout: float | None = None) -> AsyncIterator[JobInfo]:
+        """The job now, then again at each change of its state or progress, until it is
+        COMPLETED, DEAD or CANCELLED (the last one yielded): WatchJob, a server stream.
+        `timeout` bounds the whole watch (None: no bound)."""
+        call = self._stub.WatchJob(svc.WatchJobRequest(job_id=job_id), timeout=timeout)
+        try:
+            async for response in call:
+                yield convert.job_info(response.job)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from error
+
     async def wait(self, job_id: str, *, timeout: float | None = DEFAULT_WAIT_S) -> JobInfo:
         """Returns the job once it is COMPLETED, DEAD or CANCELLED; TimeoutError after `timeout`.
 
-        The server has no push for job completion, so this polls GetStatus, starting at
-        10 ms and slowing to every 0.5 s. A server that is briefly unreachable (Unavailable)
-        does not end the wait. `timeout=None` waits for ever.
+        It watches the job (WatchJob): the server says when it finishes. A stream that breaks
+        (the server restarted, a proxy cut it), or a server without WatchJob, makes it poll
+        GetStatus instead, starting at 10 ms and slowing to every 0.5 s; a server that is
+        briefly unreachable does not end the wait. `timeout=None` waits for ever.
         """
         deadline = None if timeout is None else timing.monotonic() + timeout
+        try:
+            async for job in self.watch(job_id, timeout=timeout):
+                if job.finished:
+                    return job
+        except DeadlineExceeded:
+            raise TimeoutError(f"job {job_id} did not finish within {timeout} s") from None
+        except (Unavailable, Unimplemented):
+            pass  # polled below
+        return await self._poll_until_finished(job_id, timeout, deadline)
+
+    async def _poll_until_finished(
+        self, job_id: str, timeout: float | None, deadline: float | None
+    ) -> JobInfo:
         for interval in poll_intervals():
             try:
                 job = await self.get(job_id, timeout=poll_timeout(self.timeout, deadline, timing.monotonic()))

@@ -21,6 +21,8 @@ from jobqueue.models import (
     DurabilityName,
     JobError,
     JobInfo,
+    JobLogLine,
+    JobProgress,
     JobState,
     Priority,
     PriorityName,
@@ -258,6 +260,14 @@ def job_info(job: job_pb2.Job, payload: dict[str, Any] | None = None) -> JobInfo
         backoff=from_backoff(job.backoff) if job.HasField("backoff") else None,
         idempotency_key=job.idempotency_key or None,
         worker_id=job.worker_id or None,
+        execution_timeout=job.timeout.ToTimedelta() if job.HasField("timeout") else None,
+        start_deadline=_optional_time(job, "start_deadline"),
+        progress=(
+            JobProgress(job.progress.percent, job.progress.message, _optional_time(job.progress, "time"))
+            if job.HasField("progress")
+            else None
+        ),
+        logs=[JobLogLine(entry.line, _optional_time(entry, "time")) for entry in job.logs],
     )
 
 

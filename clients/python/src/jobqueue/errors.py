@@ -74,6 +74,12 @@ class ResourceExhausted(JobQueueError):
     default_code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class Unimplemented(JobQueueError):
+    """The server does not have this method (an older version)."""
+
+    default_code = grpc.StatusCode.UNIMPLEMENTED
+
+
 class AlreadyExists(JobQueueError):
     """What the call would create exists already; nothing was changed."""
 
@@ -273,7 +279,7 @@ BY_CODE: dict[grpc.StatusCode, type[JobQueueError]] = {
     cls.default_code: cls
     for cls in (
         InvalidArgument, NotFound, FailedPrecondition, ResourceExhausted, Unavailable, DeadlineExceeded,
-        Unauthenticated, PermissionDenied, Internal, AlreadyExists,
+        Unauthenticated, PermissionDenied, Internal, AlreadyExists, Unimplemented,
     )
 }  # fmt: skip
 _CODE_BY_NUMBER: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.StatusCode}

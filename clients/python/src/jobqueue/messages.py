@@ -70,6 +70,10 @@ def _set_options(request: svc.EnqueueRequest, spec: EnqueueOptions) -> None:
         request.lease_duration.CopyFrom(convert.to_duration(lease, "lease_duration"))
     if (backoff := spec.get("backoff")) is not None:
         request.backoff.CopyFrom(convert.to_backoff(backoff))
+    if (limit := spec.get("execution_timeout")) is not None:
+        request.timeout.CopyFrom(convert.to_duration(limit, "execution_timeout"))
+    if (start_by := spec.get("start_deadline")) is not None:
+        request.start_deadline.CopyFrom(convert.to_timestamp(start_by, "start_deadline"))
 
 
 def _set_payload(request: svc.EnqueueRequest, payload: object) -> None:

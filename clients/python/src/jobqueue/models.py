@@ -101,6 +101,11 @@ class EnqueueOptions(TypedDict, total=False):
     #: "fsynced" returns only once Redis has the job on disk (docs/durability.md). A batch from
     #: ``enqueue_many`` is acknowledged at the strictest level its jobs or the call ask for.
     durability: DurabilityName | None
+    #: Longest an attempt may run (seconds or a timedelta, 1 s to 7 days): past it the worker is
+    #: told to stop and the attempt fails as timed out, however often its lease is extended.
+    execution_timeout: timedelta | float | None
+    #: A job no worker has started by this time (an aware datetime) ends CANCELLED.
+    start_deadline: datetime | None
 
 
 class JobSpec(EnqueueOptions, total=False):
@@ -122,6 +127,23 @@ class JobError:
 
     attempt: int
     message: str
+    time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobProgress:
+    """How far a running job said it is (``ctx.progress``)."""
+
+    percent: float
+    message: str
+    time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobLogLine:
+    """One line a job's handler logged (``ctx.log``)."""
+
+    line: str
     time: datetime | None
 
 
@@ -152,6 +174,11 @@ class JobInfo:
     backoff: BackoffPolicy | None = None
     idempotency_key: str | None = None
     worker_id: str | None = None
+    execution_timeout: timedelta | None = None
+    start_deadline: datetime | None = None
+    #: The latest progress its handler reported, and the last 100 lines it logged.
+    progress: JobProgress | None = None
+    logs: list[JobLogLine] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:

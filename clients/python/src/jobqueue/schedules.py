@@ -21,7 +21,9 @@ _CATCH_UP: dict[CatchUp, svc.CatchUpPolicy.ValueType] = {
 }
 _CATCH_UP_NAMES: dict[int, CatchUp] = {value: name for name, value in _CATCH_UP.items()}
 # The job options a template takes: those of enqueue that make sense for every tick.
-_TEMPLATE_OPTIONS = frozenset({"priority", "max_attempts", "lease_duration", "metadata", "backoff"})
+_TEMPLATE_OPTIONS = frozenset(
+    {"priority", "max_attempts", "lease_duration", "metadata", "backoff", "execution_timeout"}
+)
 
 
 class TemplateOptions(TypedDict, total=False):
@@ -32,6 +34,7 @@ class TemplateOptions(TypedDict, total=False):
     lease_duration: timedelta | float | None
     metadata: Mapping[str, str] | None
     backoff: BackoffPolicy | None
+    execution_timeout: timedelta | float | None
 
 
 @dataclass(frozen=True, slots=True)
