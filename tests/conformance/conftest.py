@@ -25,6 +25,12 @@ def worker_command(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 
 
 @pytest.fixture
+def language(request: pytest.FixtureRequest, worker_command: list[str]) -> str:
+    """The language of the worker under test (the `worker_command` parameter)."""
+    return str(request.node.callspec.params["worker_command"])
+
+
+@pytest.fixture
 async def client(app: App) -> AsyncIterator[AsyncClient]:
     async with AsyncClient(f"127.0.0.1:{app.port}") as producer:
         yield producer

@@ -62,6 +62,22 @@ async def wait_file(payload: dict[str, Any], ctx: JobContext, worker_id: str) ->
     return payload.get("result")
 
 
+async def wait_stop(payload: dict[str, Any], ctx: JobContext, worker_id: str) -> dict[str, Any] | None:
+    try:
+        await asyncio.sleep(3600)  # until the runtime cancels it
+    except asyncio.CancelledError:
+        say(f"STOPPED {ctx.job_id} {ctx.stop_reason}")
+        raise
+    return None
+
+
+async def progress(payload: dict[str, Any], ctx: JobContext, worker_id: str) -> dict[str, Any] | None:
+    ctx.progress(payload["percent"], payload["message"])
+    for line in payload["lines"]:
+        ctx.log(line)
+    return await wait_file(payload, ctx, worker_id)
+
+
 async def crash(payload: dict[str, Any], ctx: JobContext, worker_id: str) -> dict[str, Any] | None:
     os._exit(3)  # a crash: nothing is settled
 
@@ -74,6 +90,8 @@ ACTIONS: dict[str, Action] = {
     "fail_until": fail_until,
     "sleep": sleep,
     "wait_file": wait_file,
+    "wait_stop": wait_stop,
+    "progress": progress,
     "exit": crash,
 }
 

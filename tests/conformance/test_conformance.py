@@ -7,6 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from jobqueue import AsyncClient, BackoffPolicy, JobState
 from tests.conformance.conftest import Spawn
 
@@ -198,3 +200,76 @@ async def test_a_window_of_the_biggest_jobs_reaches_a_worker_with_grpcs_default_
     for job in jobs:
         done = await client.wait(job.job_id, timeout=60)
         assert (done.state, done.attempts, done.result) == (JobState.COMPLETED, 1, {"big": True})
+
+
+# -- running jobs: stops and progress (the client libraries' runtimes) -----------------------
+
+# The Java worker is the example of docs/workers.md, written from the wire protocol alone: a
+# worker that ignores JobStop and progress still works (its late ack is refused, its job's
+# progress stays unset), so these scenarios are for the three client libraries.
+RUNTIMES = {"python", "go", "node"}
+
+
+def _runtime_only(language: str) -> None:
+    if language not in RUNTIMES:
+        pytest.skip(f"the {language} worker is a protocol example without stops and progress")
+
+
+async def test_cancel_of_a_running_job_stops_its_handler_and_the_worker_goes_on(
+    client: AsyncClient, spawn: Spawn, language: str
+) -> None:
+    _runtime_only(language)
+    worker = await spawn()
+    job = await client.enqueue(QUEUE, {"action": "wait_stop"})
+    await worker.line(f"START {job.job_id}")
+
+    await client.cancel(job.job_id)
+
+    await worker.line(f"STOPPED {job.job_id} cancelled")
+    assert (await client.get(job.job_id)).state is JobState.CANCELLED
+    after = await client.enqueue(QUEUE, {"action": "ack", "result": {"next": True}})
+    assert (await client.wait(after.job_id, timeout=30)).result == {"next": True}
+
+
+async def test_a_job_past_its_execution_timeout_is_stopped_and_fails_as_timed_out(
+    client: AsyncClient, spawn: Spawn, language: str
+) -> None:
+    _runtime_only(language)
+    worker = await spawn()
+    job = await client.enqueue(
+        QUEUE,
+        {"action": "wait_stop"},
+        execution_timeout=1,
+        max_attempts=1,
+        lease_duration=timedelta(seconds=10),
+    )
+
+    await worker.line(f"STOPPED {job.job_id} timed_out")
+    done = await client.wait(job.job_id, timeout=30)
+
+    assert (done.state, done.last_error) == (JobState.DEAD, "timed out after 1 s")
+
+
+async def test_progress_and_log_lines_of_a_running_job_show_in_its_status(
+    client: AsyncClient, spawn: Spawn, gate: Path, language: str
+) -> None:
+    _runtime_only(language)
+    await spawn()
+    payload = {
+        "action": "progress",
+        "percent": 40,
+        "message": "halfway",
+        "lines": ["fetched", "resized"],
+        "path": str(gate),
+        "result": {"ok": True},
+    }
+    job = await client.enqueue(QUEUE, payload)
+
+    async for seen in client.watch(job.job_id, timeout=30):
+        if seen.progress is not None and len(seen.logs) == 2:
+            break
+    assert seen.state is JobState.ACTIVE
+    assert (seen.progress.percent, seen.progress.message) == (40, "halfway")  # type: ignore[union-attr]
+    assert [entry.line for entry in seen.logs] == ["fetched", "resized"]
+    gate.touch()
+    assert (await client.wait(job.job_id, timeout=30)).result == {"ok": True}
