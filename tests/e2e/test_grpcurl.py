@@ -137,3 +137,29 @@ def _json_objects(text: str) -> list[str]:
         objects.append(text[at:end])
         at = end
     return objects
+
+
+async def test_grpcurl_enqueues_with_time_limits_cancels_and_watches_the_job_to_its_end(app: App) -> None:
+    request = {"queue": "emails", "timeout": "30s", "start_deadline": "2030-01-01T00:00:00Z"}
+    job_id = json.loads(await grpcurl(app, f"{SERVICE}/Enqueue", data=request))["jobId"]
+    status = json.loads(await grpcurl(app, f"{SERVICE}/GetStatus", data={"job_id": job_id}))["job"]
+    await grpcurl(app, f"{SERVICE}/Cancel", data={"job_id": job_id})
+
+    watched = await grpcurl(app, f"{SERVICE}/WatchJob", data={"job_id": job_id})  # returns: the job ended
+
+    assert status["timeout"] == "30s" and status["startDeadline"] == "2030-01-01T00:00:00Z"
+    assert json.loads(watched)["job"]["state"] == "JOB_STATE_CANCELLED"
+
+
+async def test_grpcurl_creates_and_reads_a_schedule(app: App) -> None:
+    schedule = {
+        "name": "digest",
+        "cron": "0 8 * * *",
+        "time_zone": "Europe/Paris",
+        "template": {"queue": "emails"},
+    }
+    created = json.loads(await grpcurl(app, f"{SERVICE}/CreateSchedule", data={"schedule": schedule}))
+    read = json.loads(await grpcurl(app, f"{SERVICE}/GetSchedule", data={"name": "digest"}))
+
+    assert created["schedule"]["nextRunTime"] == read["schedule"]["nextRunTime"]
+    assert read["schedule"]["timeZone"] == "Europe/Paris"

@@ -54,8 +54,8 @@ const (
 	// Lease stream an ack or fail refused this way still frees its slot in the window.
 	ErrorReason_LEASE_LOST ErrorReason = 3
 	// FAILED_PRECONDITION. The job's state does not allow the call: Cancel of a job that is
-	// not SCHEDULED or QUEUED, Retry of a job that is not DEAD or CANCELLED. The message names
-	// the current state. Nothing was changed. Do not retry; read the job's status.
+	// COMPLETED, DEAD or CANCELLED already, Retry of a job that is not DEAD or CANCELLED. The
+	// message names the current state. Nothing was changed. Do not retry; read the job's status.
 	ErrorReason_WRONG_STATE ErrorReason = 4
 	// FAILED_PRECONDITION. DURABILITY_FSYNCED was asked for (or is the server default) but the
 	// store cannot confirm writes on disk: its append-only file is off, it never fsyncs it, or

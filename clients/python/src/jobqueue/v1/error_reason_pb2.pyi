@@ -44,8 +44,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     WRONG_STATE: _ErrorReason.ValueType  # 4
     """FAILED_PRECONDITION. The job's state does not allow the call: Cancel of a job that is
-    not SCHEDULED or QUEUED, Retry of a job that is not DEAD or CANCELLED. The message names
-    the current state. Nothing was changed. Do not retry; read the job's status.
+    COMPLETED, DEAD or CANCELLED already, Retry of a job that is not DEAD or CANCELLED. The
+    message names the current state. Nothing was changed. Do not retry; read the job's status.
     """
     DURABILITY_UNAVAILABLE: _ErrorReason.ValueType  # 5
     """FAILED_PRECONDITION. DURABILITY_FSYNCED was asked for (or is the server default) but the
@@ -162,8 +162,8 @@ Lease stream an ack or fail refused this way still frees its slot in the window.
 """
 WRONG_STATE: ErrorReason.ValueType  # 4
 """FAILED_PRECONDITION. The job's state does not allow the call: Cancel of a job that is
-not SCHEDULED or QUEUED, Retry of a job that is not DEAD or CANCELLED. The message names
-the current state. Nothing was changed. Do not retry; read the job's status.
+COMPLETED, DEAD or CANCELLED already, Retry of a job that is not DEAD or CANCELLED. The
+message names the current state. Nothing was changed. Do not retry; read the job's status.
 """
 DURABILITY_UNAVAILABLE: ErrorReason.ValueType  # 5
 """FAILED_PRECONDITION. DURABILITY_FSYNCED was asked for (or is the server default) but the

@@ -46,8 +46,8 @@ export enum ErrorReason {
   LEASE_LOST = 3,
   /**
    * WRONG_STATE - FAILED_PRECONDITION. The job's state does not allow the call: Cancel of a job that is
-   * not SCHEDULED or QUEUED, Retry of a job that is not DEAD or CANCELLED. The message names
-   * the current state. Nothing was changed. Do not retry; read the job's status.
+   * COMPLETED, DEAD or CANCELLED already, Retry of a job that is not DEAD or CANCELLED. The
+   * message names the current state. Nothing was changed. Do not retry; read the job's status.
    */
   WRONG_STATE = 4,
   /**
