@@ -124,3 +124,15 @@ async def test_progress_and_log_lines_reach_get_status_and_watch_follows_the_job
     finished = await client.get(job.job_id)
     assert finished.progress is not None and finished.progress.message == "resizing"
     assert [entry.line for entry in finished.logs] == ["fetched the image"]
+
+
+async def test_a_unique_key_returns_the_pending_job_until_it_ends(client: AsyncClient, queue: str) -> None:
+    first = await client.enqueue(queue, {"n": 1}, unique_key="invoice-7")
+    again = await client.enqueue(queue, {"n": 2}, unique_key="invoice-7")
+    assert again.job_id == first.job_id and again.duplicate
+    assert (await client.get(first.job_id)).unique_key == "invoice-7"
+
+    await client.cancel(first.job_id)
+    after = await client.enqueue(queue, {"n": 3}, unique_key="invoice-7")
+
+    assert after.job_id != first.job_id and not after.duplicate

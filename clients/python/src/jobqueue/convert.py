@@ -262,6 +262,7 @@ def job_info(job: job_pb2.Job, payload: dict[str, Any] | None = None) -> JobInfo
         worker_id=job.worker_id or None,
         execution_timeout=job.timeout.ToTimedelta() if job.HasField("timeout") else None,
         start_deadline=_optional_time(job, "start_deadline"),
+        unique_key=job.unique_key or None,
         progress=(
             JobProgress(job.progress.percent, job.progress.message, _optional_time(job.progress, "time"))
             if job.HasField("progress")

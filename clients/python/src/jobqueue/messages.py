@@ -70,10 +70,17 @@ def _set_options(request: svc.EnqueueRequest, spec: EnqueueOptions) -> None:
         request.lease_duration.CopyFrom(convert.to_duration(lease, "lease_duration"))
     if (backoff := spec.get("backoff")) is not None:
         request.backoff.CopyFrom(convert.to_backoff(backoff))
+    _set_running_limits(request, spec)
+
+
+def _set_running_limits(request: svc.EnqueueRequest, spec: EnqueueOptions) -> None:
+    """The options that bound a job's run: its timeout, start deadline and unique key."""
     if (limit := spec.get("execution_timeout")) is not None:
         request.timeout.CopyFrom(convert.to_duration(limit, "execution_timeout"))
     if (start_by := spec.get("start_deadline")) is not None:
         request.start_deadline.CopyFrom(convert.to_timestamp(start_by, "start_deadline"))
+    if unique_key := spec.get("unique_key"):
+        request.unique_key = unique_key
 
 
 def _set_payload(request: svc.EnqueueRequest, payload: object) -> None:

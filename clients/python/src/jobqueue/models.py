@@ -106,6 +106,9 @@ class EnqueueOptions(TypedDict, total=False):
     execution_timeout: timedelta | float | None
     #: A job no worker has started by this time (an aware datetime) ends CANCELLED.
     start_deadline: datetime | None
+    #: While a job of the queue with this key is scheduled, queued or running, enqueueing
+    #: another with it returns that job (``duplicate``) instead of making one.
+    unique_key: str | None
 
 
 class JobSpec(EnqueueOptions, total=False):
@@ -176,6 +179,7 @@ class JobInfo:
     worker_id: str | None = None
     execution_timeout: timedelta | None = None
     start_deadline: datetime | None = None
+    unique_key: str | None = None
     #: The latest progress its handler reported, and the last 100 lines it logged.
     progress: JobProgress | None = None
     logs: list[JobLogLine] = field(default_factory=list)

@@ -22,7 +22,7 @@ _CATCH_UP: dict[CatchUp, svc.CatchUpPolicy.ValueType] = {
 _CATCH_UP_NAMES: dict[int, CatchUp] = {value: name for name, value in _CATCH_UP.items()}
 # The job options a template takes: those of enqueue that make sense for every tick.
 _TEMPLATE_OPTIONS = frozenset(
-    {"priority", "max_attempts", "lease_duration", "metadata", "backoff", "execution_timeout"}
+    {"priority", "max_attempts", "lease_duration", "metadata", "backoff", "execution_timeout", "unique_key"}
 )
 
 
@@ -35,6 +35,7 @@ class TemplateOptions(TypedDict, total=False):
     metadata: Mapping[str, str] | None
     backoff: BackoffPolicy | None
     execution_timeout: timedelta | float | None
+    unique_key: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from jobqueue_server.api.wire import (
     JOB_START_TIME,
     JOB_STATE,
     JOB_TIMEOUT,
+    JOB_UNIQUE_KEY,
     JOB_WORKER_ID,
     duration_field,
     len_field,
@@ -78,6 +79,7 @@ def stored_part(
     idempotency_key: str,
     timeout_ms: int = 0,
     start_deadline_ms: int = 0,
+    unique_key: str = "",
 ) -> bytes:
     """The immutable part of a job, serialized once at enqueue. `payload` is a serialized Struct.
 
@@ -101,6 +103,8 @@ def stored_part(
         parts.append(duration_field(JOB_TIMEOUT, timeout_ms))
     if start_deadline_ms:
         parts.append(timestamp_field(JOB_START_DEADLINE, start_deadline_ms))
+    if unique_key:
+        parts.append(text_field(JOB_UNIQUE_KEY, unique_key))
     return b"".join(parts)
 
 

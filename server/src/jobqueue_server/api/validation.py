@@ -228,6 +228,9 @@ def new_job(request: svc.EnqueueRequest, limits: Limits, ulid: str, prefix: str 
         if request.HasField("start_deadline")
         else 0
     )
+    unique_key = request.unique_key
+    if len(unique_key) > MAX_IDEMPOTENCY_KEY_CHARS:
+        raise FieldViolation(f"{prefix}unique_key", f"must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters")
     wire = job_wire.stored_part(
         make_job_id(queue, ulid),
         queue,
@@ -241,6 +244,7 @@ def new_job(request: svc.EnqueueRequest, limits: Limits, ulid: str, prefix: str 
         idempotency_key=idempotency_key,
         timeout_ms=timeout_ms,
         start_deadline_ms=start_by,
+        unique_key=unique_key,
     )
     return NewJob(
         queue,
@@ -255,6 +259,7 @@ def new_job(request: svc.EnqueueRequest, limits: Limits, ulid: str, prefix: str 
         idempotency_key,
         timeout_ms,
         start_by,
+        unique_key,
     )
 
 

@@ -58,6 +58,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return _refusing(handler, error)
         if handler.request_streaming:
             return _stream_handler(handler, self._guarded_stream(handler, principal))
+        if handler.response_streaming:  # WatchJob
+            return grpc.unary_stream_rpc_method_handler(
+                self._guarded_server_stream(handler, principal),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         return grpc.unary_unary_rpc_method_handler(
             self._guarded_unary(handler, principal),
             request_deserializer=handler.request_deserializer,
@@ -82,6 +88,20 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             current_principal.set(principal)  # this call's task only
             serve: Any = handler.unary_unary  # typed by grpc's stubs as a blocking function
             return await serve(request, context)
+
+        return behave
+
+    def _guarded_server_stream(
+        self, handler: Handler, principal: Principal
+    ) -> Callable[[Any, Context], AsyncIterator[Any]]:
+        async def behave(request: Any, context: Context) -> AsyncIterator[Any]:
+            error = self._scope_error(principal, request)
+            if error is not None:
+                await _abort(context, error)
+            current_principal.set(principal)
+            serve: Any = handler.unary_stream  # typed by grpc's stubs as a blocking function
+            async for response in serve(request, context):
+                yield response
 
         return behave
 

@@ -35,6 +35,8 @@ class QueueKeys:
     deadlines: str
     #: Queued and scheduled jobs with a start deadline, by it (the maintenance pass cancels them).
     expiring: str
+    #: Unique key -> the ulid of the job that took it last (it holds it while pending or active).
+    unique: str
     #: The per-job hashes of the previous layout (format 1), read only by the migration.
     job_prefix: str
     idem_prefix: str
@@ -62,6 +64,7 @@ class QueueKeys:
             logs=f"{base}:logs",
             deadlines=f"{base}:deadlines",
             expiring=f"{base}:expiring",
+            unique=f"{base}:unique",
             job_prefix=f"{base}:job:",
             idem_prefix=f"{base}:idem:",
             signal=f"{base}:signal",

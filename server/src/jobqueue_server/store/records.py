@@ -73,13 +73,15 @@ class NewJob:
     idempotency_key: str = ""
     timeout_ms: int = 0
     start_deadline_ms: int = 0
+    unique_key: str = ""
 
     @property
     def limits(self) -> str:
-        """The time limits as the enqueue script stores them: "timeout|start deadline", or ""."""
-        if not (self.timeout_ms or self.start_deadline_ms):
+        """What the enqueue script keeps in `deadlines`: "timeout|start deadline|unique key", or
+        "" when the job has none of them."""
+        if not (self.timeout_ms or self.start_deadline_ms or self.unique_key):
             return ""
-        return f"{self.timeout_ms or ''}|{self.start_deadline_ms or ''}"
+        return f"{self.timeout_ms or ''}|{self.start_deadline_ms or ''}|{self.unique_key}"
 
 
 @dataclass(slots=True)  # made for every job: frozen's __init__ costs twice as much

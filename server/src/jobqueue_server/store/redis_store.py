@@ -271,18 +271,10 @@ class Store:
                 job.wire,
                 job.idempotency_key,
                 job.limits,
+                job.unique_key,
             ]
         args.append(self.signal_origin)
-        keys = [
-            k.ready_high,
-            k.ready_normal,
-            k.ready_low,
-            k.scheduled,
-            k.jobs,
-            k.wire,
-            k.deadlines,
-            k.expiring,
-        ]
+        keys = [*k.ready, k.scheduled, k.jobs, k.wire, k.deadlines, k.expiring, k.unique]
         return list(await self._scripts.enqueue(keys=keys, args=args, client=client, sent=sent))
 
     # -- reads -----------------------------------------------------------------------------
@@ -637,7 +629,7 @@ class Store:
                 args=[now, cfg.max_errors_kept, cfg.sweep_batch],
             )
             trimmed = await self._scripts.trim(
-                keys=[k.completed, k.dead, k.cancelled, *k.hashes, *k.extras],
+                keys=[k.completed, k.dead, k.cancelled, *k.hashes, *k.extras, k.unique],
                 args=[now, cfg.retention_ms, cfg.sweep_batch],
             )
         wakes = [int(t) for t in (next_due, next_deadline, next_expiry) if int(t) >= 0]

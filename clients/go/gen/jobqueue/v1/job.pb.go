@@ -419,7 +419,9 @@ type Job struct {
 	// The latest progress its handler reported, if any (kept with the job until it is trimmed).
 	Progress *JobProgress `protobuf:"bytes,23,opt,name=progress,proto3" json:"progress,omitempty"`
 	// The last 100 log lines its handlers reported, oldest first.
-	Logs          []*JobLogLine `protobuf:"bytes,24,rep,name=logs,proto3" json:"logs,omitempty"`
+	Logs []*JobLogLine `protobuf:"bytes,24,rep,name=logs,proto3" json:"logs,omitempty"`
+	// The unique key given at enqueue, if any.
+	UniqueKey     string `protobuf:"bytes,25,opt,name=unique_key,json=uniqueKey,proto3" json:"unique_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -620,6 +622,13 @@ func (x *Job) GetLogs() []*JobLogLine {
 		return x.Logs
 	}
 	return nil
+}
+
+func (x *Job) GetUniqueKey() string {
+	if x != nil {
+		return x.UniqueKey
+	}
+	return ""
 }
 
 // JobProgress is how far a running job says it is.
@@ -875,7 +884,7 @@ const file_jobqueue_v1_job_proto_rawDesc = "" +
 	"\bJobError\x12\x18\n" +
 	"\aattempt\x18\x01 \x01(\x05R\aattempt\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12.\n" +
-	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xa9\t\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xc8\t\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05queue\x18\x02 \x01(\tR\x05queue\x12+\n" +
@@ -905,7 +914,9 @@ const file_jobqueue_v1_job_proto_rawDesc = "" +
 	"\atimeout\x18\x15 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12A\n" +
 	"\x0estart_deadline\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\rstartDeadline\x124\n" +
 	"\bprogress\x18\x17 \x01(\v2\x18.jobqueue.v1.JobProgressR\bprogress\x12+\n" +
-	"\x04logs\x18\x18 \x03(\v2\x17.jobqueue.v1.JobLogLineR\x04logs\x1a;\n" +
+	"\x04logs\x18\x18 \x03(\v2\x17.jobqueue.v1.JobLogLineR\x04logs\x12\x1d\n" +
+	"\n" +
+	"unique_key\x18\x19 \x01(\tR\tuniqueKey\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"q\n" +

@@ -288,6 +288,11 @@ type EnqueueRequest struct {
 	// A job not leased by this time ends CANCELLED, with the error "not started before its
 	// start deadline". Unset: none.
 	StartDeadline *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=start_deadline,json=startDeadline,proto3" json:"start_deadline,omitempty"`
+	// A producer-chosen key (at most 256 characters): while a job of this queue with the same
+	// key is SCHEDULED, QUEUED or ACTIVE, an enqueue with it returns that job's id
+	// (`duplicate` true) and creates nothing, however long ago it was enqueued. Once that job
+	// has ended, the key is free again. Unlike `idempotency_key`, it does not outlive the job.
+	UniqueKey     string `protobuf:"bytes,15,opt,name=unique_key,json=uniqueKey,proto3" json:"unique_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -418,6 +423,13 @@ func (x *EnqueueRequest) GetStartDeadline() *timestamppb.Timestamp {
 		return x.StartDeadline
 	}
 	return nil
+}
+
+func (x *EnqueueRequest) GetUniqueKey() string {
+	if x != nil {
+		return x.UniqueKey
+	}
+	return ""
 }
 
 // EnqueueResponse names the job.
@@ -2413,7 +2425,10 @@ type JobTemplate struct {
 	// Free-form string pairs carried with each job.
 	Metadata map[string]string `protobuf:"bytes,11,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Longest an attempt of each job may run (see EnqueueRequest.timeout).
-	Timeout       *durationpb.Duration `protobuf:"bytes,13,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	Timeout *durationpb.Duration `protobuf:"bytes,13,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// While the job of an earlier tick with this key is still pending or running, a tick makes
+	// no new job (see EnqueueRequest.unique_key): ticks do not pile up behind a slow job.
+	UniqueKey     string `protobuf:"bytes,15,opt,name=unique_key,json=uniqueKey,proto3" json:"unique_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2509,6 +2524,13 @@ func (x *JobTemplate) GetTimeout() *durationpb.Duration {
 		return x.Timeout
 	}
 	return nil
+}
+
+func (x *JobTemplate) GetUniqueKey() string {
+	if x != nil {
+		return x.UniqueKey
+	}
+	return ""
 }
 
 // Schedule is a recurring job. Set exactly one of `cron` and `interval`.
@@ -3767,7 +3789,7 @@ var File_jobqueue_v1_job_queue_service_proto protoreflect.FileDescriptor
 
 const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\n" +
-	"#jobqueue/v1/job_queue_service.proto\x12\vjobqueue.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x15jobqueue/v1/job.proto\"\x9c\x06\n" +
+	"#jobqueue/v1/job_queue_service.proto\x12\vjobqueue.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x15jobqueue/v1/job.proto\"\xbb\x06\n" +
 	"\x0eEnqueueRequest\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x121\n" +
 	"\apayload\x18\x02 \x01(\v2\x17.google.protobuf.StructR\apayload\x12#\n" +
@@ -3785,7 +3807,9 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"durability\x18\f \x01(\x0e2\x17.jobqueue.v1.DurabilityR\n" +
 	"durability\x123\n" +
 	"\atimeout\x18\r \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12A\n" +
-	"\x0estart_deadline\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\rstartDeadline\x1a;\n" +
+	"\x0estart_deadline\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\rstartDeadline\x12\x1d\n" +
+	"\n" +
+	"unique_key\x18\x0f \x01(\tR\tuniqueKey\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"F\n" +
@@ -3916,7 +3940,7 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x12ResumeQueueRequest\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\"/\n" +
 	"\x13ResumeQueueResponse\x12\x18\n" +
-	"\achanged\x18\x01 \x01(\bR\achanged\"\xff\x03\n" +
+	"\achanged\x18\x01 \x01(\bR\achanged\"\x9e\x04\n" +
 	"\vJobTemplate\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x121\n" +
 	"\apayload\x18\x02 \x01(\v2\x17.google.protobuf.StructR\apayload\x12#\n" +
@@ -3927,7 +3951,9 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x0elease_duration\x18\n" +
 	" \x01(\v2\x19.google.protobuf.DurationR\rleaseDuration\x12B\n" +
 	"\bmetadata\x18\v \x03(\v2&.jobqueue.v1.JobTemplate.MetadataEntryR\bmetadata\x123\n" +
-	"\atimeout\x18\r \x01(\v2\x19.google.protobuf.DurationR\atimeout\x1a;\n" +
+	"\atimeout\x18\r \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x1d\n" +
+	"\n" +
+	"unique_key\x18\x0f \x01(\tR\tuniqueKey\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcb\x05\n" +

@@ -276,6 +276,7 @@ class Job(_message.Message):
     START_DEADLINE_FIELD_NUMBER: _builtins.int
     PROGRESS_FIELD_NUMBER: _builtins.int
     LOGS_FIELD_NUMBER: _builtins.int
+    UNIQUE_KEY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Unique id, `<queue>:<26-character sortable id>`; it alone finds the job."""
     queue: _builtins.str
@@ -296,6 +297,8 @@ class Job(_message.Message):
     """The idempotency key given at enqueue, if any."""
     worker_id: _builtins.str
     """The worker holding the current lease (ACTIVE only)."""
+    unique_key: _builtins.str
+    """The unique key given at enqueue, if any."""
     @_builtins.property
     def payload(self) -> _struct_pb2.Struct:
         """The JSON payload given at enqueue."""
@@ -385,10 +388,11 @@ class Job(_message.Message):
         start_deadline: _timestamp_pb2.Timestamp | None = ...,
         progress: Global___JobProgress | None = ...,
         logs: _abc.Iterable[Global___JobLogLine] | None = ...,
+        unique_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "create_time", b"create_time", "finish_time", b"finish_time", "lease_duration", b"lease_duration", "payload", b"payload", "progress", b"progress", "result", b"result", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "start_time", b"start_time", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "backoff", b"backoff", "create_time", b"create_time", "errors", b"errors", "finish_time", b"finish_time", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "lease_duration", b"lease_duration", "logs", b"logs", "max_attempts", b"max_attempts", "metadata", b"metadata", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "progress", b"progress", "queue", b"queue", "result", b"result", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "start_time", b"start_time", "state", b"state", "timeout", b"timeout", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "backoff", b"backoff", "create_time", b"create_time", "errors", b"errors", "finish_time", b"finish_time", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "lease_duration", b"lease_duration", "logs", b"logs", "max_attempts", b"max_attempts", "metadata", b"metadata", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "progress", b"progress", "queue", b"queue", "result", b"result", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "start_time", b"start_time", "state", b"state", "timeout", b"timeout", "unique_key", b"unique_key", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -182,6 +182,7 @@ class EnqueueRequest(_message.Message):
     DURABILITY_FIELD_NUMBER: _builtins.int
     TIMEOUT_FIELD_NUMBER: _builtins.int
     START_DEADLINE_FIELD_NUMBER: _builtins.int
+    UNIQUE_KEY_FIELD_NUMBER: _builtins.int
     queue: _builtins.str
     """Queue name: 1 to 128 of letters, digits, `-`, `_`, `.` and `:`."""
     payload_bytes: _builtins.bytes
@@ -197,6 +198,12 @@ class EnqueueRequest(_message.Message):
     durability: _job_pb2.Durability.ValueType
     """When the server answers: after Redis applied the job, or after it is on disk. Unset:
     the server default. Inside an EnqueueBatch, see EnqueueBatchRequest.durability.
+    """
+    unique_key: _builtins.str
+    """A producer-chosen key (at most 256 characters): while a job of this queue with the same
+    key is SCHEDULED, QUEUED or ACTIVE, an enqueue with it returns that job's id
+    (`duplicate` true) and creates nothing, however long ago it was enqueued. Once that job
+    has ended, the key is free again. Unlike `idempotency_key`, it does not outlive the job.
     """
     @_builtins.property
     def payload(self) -> _struct_pb2.Struct:
@@ -252,10 +259,11 @@ class EnqueueRequest(_message.Message):
         durability: _job_pb2.Durability.ValueType = ...,
         timeout: _duration_pb2.Duration | None = ...,
         start_deadline: _timestamp_pb2.Timestamp | None = ...,
+        unique_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "delay", b"delay", "lease_duration", b"lease_duration", "payload", b"payload", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "delay", b"delay", "durability", b"durability", "idempotency_key", b"idempotency_key", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "metadata", b"metadata", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "queue", b"queue", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "timeout", b"timeout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "delay", b"delay", "durability", b"durability", "idempotency_key", b"idempotency_key", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "metadata", b"metadata", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "queue", b"queue", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "timeout", b"timeout", "unique_key", b"unique_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1324,6 +1332,7 @@ class JobTemplate(_message.Message):
     LEASE_DURATION_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     TIMEOUT_FIELD_NUMBER: _builtins.int
+    UNIQUE_KEY_FIELD_NUMBER: _builtins.int
     queue: _builtins.str
     """Queue name: 1 to 128 of letters, digits, `-`, `_`, `.` and `:`. Required."""
     payload_bytes: _builtins.bytes
@@ -1332,6 +1341,10 @@ class JobTemplate(_message.Message):
     """Priority level; unset means normal."""
     max_attempts: _builtins.int
     """Deliveries allowed before the job is dead; 0 means the server default (3)."""
+    unique_key: _builtins.str
+    """While the job of an earlier tick with this key is still pending or running, a tick makes
+    no new job (see EnqueueRequest.unique_key): ticks do not pile up behind a slow job.
+    """
     @_builtins.property
     def payload(self) -> _struct_pb2.Struct:
         """JSON payload."""
@@ -1364,10 +1377,11 @@ class JobTemplate(_message.Message):
         lease_duration: _duration_pb2.Duration | None = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         timeout: _duration_pb2.Duration | None = ...,
+        unique_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "lease_duration", b"lease_duration", "payload", b"payload", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "metadata", b"metadata", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "queue", b"queue", "timeout", b"timeout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "metadata", b"metadata", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "queue", b"queue", "timeout", b"timeout", "unique_key", b"unique_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

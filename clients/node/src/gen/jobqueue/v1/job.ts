@@ -190,6 +190,8 @@ export interface Job {
     | undefined;
   /** The last 100 log lines its handlers reported, oldest first. */
   logs: JobLogLine[];
+  /** The unique key given at enqueue, if any. */
+  uniqueKey: string;
 }
 
 export interface Job_MetadataEntry {
@@ -451,6 +453,7 @@ function createBaseJob(): Job {
     startDeadline: undefined,
     progress: undefined,
     logs: [],
+    uniqueKey: "",
   };
 }
 
@@ -527,6 +530,9 @@ export const Job: MessageFns<Job> = {
     }
     for (const v of message.logs) {
       JobLogLine.encode(v!, writer.uint32(194).fork()).join();
+    }
+    if (message.uniqueKey !== "") {
+      writer.uint32(202).string(message.uniqueKey);
     }
     return writer;
   },
@@ -739,6 +745,14 @@ export const Job: MessageFns<Job> = {
             message.logs.push(JobLogLine.decode(reader, reader.uint32()));
             continue;
           }
+          case 25: {
+            if (tag !== 202) {
+              break;
+            }
+
+            message.uniqueKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -796,6 +810,7 @@ export const Job: MessageFns<Job> = {
       ? JobProgress.fromPartial(object.progress)
       : undefined;
     message.logs = object.logs?.map((e) => JobLogLine.fromPartial(e)) || [];
+    message.uniqueKey = object.uniqueKey ?? "";
     return message;
   },
 };

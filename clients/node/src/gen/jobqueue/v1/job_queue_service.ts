@@ -137,7 +137,16 @@ export interface EnqueueRequest {
    * A job not leased by this time ends CANCELLED, with the error "not started before its
    * start deadline". Unset: none.
    */
-  startDeadline: Date | undefined;
+  startDeadline:
+    | Date
+    | undefined;
+  /**
+   * A producer-chosen key (at most 256 characters): while a job of this queue with the same
+   * key is SCHEDULED, QUEUED or ACTIVE, an enqueue with it returns that job's id
+   * (`duplicate` true) and creates nothing, however long ago it was enqueued. Once that job
+   * has ended, the key is free again. Unlike `idempotency_key`, it does not outlive the job.
+   */
+  uniqueKey: string;
 }
 
 export interface EnqueueRequest_MetadataEntry {
@@ -544,7 +553,14 @@ export interface JobTemplate {
   /** Free-form string pairs carried with each job. */
   metadata: { [key: string]: string };
   /** Longest an attempt of each job may run (see EnqueueRequest.timeout). */
-  timeout: Duration | undefined;
+  timeout:
+    | Duration
+    | undefined;
+  /**
+   * While the job of an earlier tick with this key is still pending or running, a tick makes
+   * no new job (see EnqueueRequest.unique_key): ticks do not pile up behind a slow job.
+   */
+  uniqueKey: string;
 }
 
 export interface JobTemplate_MetadataEntry {
@@ -784,6 +800,7 @@ function createBaseEnqueueRequest(): EnqueueRequest {
     durability: 0,
     timeout: undefined,
     startDeadline: undefined,
+    uniqueKey: "",
   };
 }
 
@@ -830,6 +847,9 @@ export const EnqueueRequest: MessageFns<EnqueueRequest> = {
     }
     if (message.startDeadline !== undefined) {
       Timestamp.encode(toTimestamp(message.startDeadline), writer.uint32(114).fork()).join();
+    }
+    if (message.uniqueKey !== "") {
+      writer.uint32(122).string(message.uniqueKey);
     }
     return writer;
   },
@@ -962,6 +982,14 @@ export const EnqueueRequest: MessageFns<EnqueueRequest> = {
             message.startDeadline = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.uniqueKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1009,6 +1037,7 @@ export const EnqueueRequest: MessageFns<EnqueueRequest> = {
       ? Duration.fromPartial(object.timeout)
       : undefined;
     message.startDeadline = object.startDeadline ?? undefined;
+    message.uniqueKey = object.uniqueKey ?? "";
     return message;
   },
 };
@@ -3465,6 +3494,7 @@ function createBaseJobTemplate(): JobTemplate {
     leaseDuration: undefined,
     metadata: {},
     timeout: undefined,
+    uniqueKey: "",
   };
 }
 
@@ -3496,6 +3526,9 @@ export const JobTemplate: MessageFns<JobTemplate> = {
     });
     if (message.timeout !== undefined) {
       Duration.encode(message.timeout, writer.uint32(106).fork()).join();
+    }
+    if (message.uniqueKey !== "") {
+      writer.uint32(122).string(message.uniqueKey);
     }
     return writer;
   },
@@ -3588,6 +3621,14 @@ export const JobTemplate: MessageFns<JobTemplate> = {
             message.timeout = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.uniqueKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3628,6 +3669,7 @@ export const JobTemplate: MessageFns<JobTemplate> = {
     message.timeout = (object.timeout !== undefined && object.timeout !== null)
       ? Duration.fromPartial(object.timeout)
       : undefined;
+    message.uniqueKey = object.uniqueKey ?? "";
     return message;
   },
 };

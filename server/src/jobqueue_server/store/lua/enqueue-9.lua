@@ -1,5 +1,6 @@
 --[[
-  Enqueue: adds jobs to one queue, honouring idempotency keys.
+  Enqueue: adds jobs to one queue, honouring idempotency keys and unique keys (a job whose
+  unique key another job of the queue holds while scheduled, queued or active is that job).
 
   Transition: (new) -> QUEUED, (new) -> SCHEDULED
   Trigger: Enqueue, EnqueueBatch (one call per queue)
@@ -12,21 +13,23 @@
   KEYS[6] wire bytes hash     <prefix>:{<queue>}:wire        (field ulid)
   KEYS[7] time limits hash    <prefix>:{<queue>}:deadlines   (ulid -> timeout ms|start deadline ms)
   KEYS[8] start deadlines     <prefix>:{<queue>}:expiring    (member ulid, score start deadline ms)
+  KEYS[9] unique keys hash    <prefix>:{<queue>}:unique      (unique key -> the ulid holding it)
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] idempotency prefix  <prefix>:{<queue>}:idem:  (carries the queue's hash tag)
   ARGV[3] idempotency window ms
   ARGV[4] wake-up channel     <prefix>:{<queue>}:signal (pub/sub)
-  ARGV[5] number of jobs N, then N groups of 7 fields:
+  ARGV[5] number of jobs N, then N groups of 8 fields:
           ulid, spec (the record's fixed fields "priority|lease ms|max_attempts|backoff",
           priority one digit: 1 low, 2 normal, 3 high), due ms (absolute, or -1), delay ms,
           wire (the job's serialized immutable fields, opaque here), idempotency key ("" for none),
-          time limits ("timeout ms|start deadline ms", either empty; "" for neither)
-  ARGV[6 + N*7] (optional) the wake-up message, "ready" when absent: the enqueuing server names
+          time limits ("timeout ms|start deadline ms|unique key", each may be empty; "" for
+          none), unique key ("" for none)
+  ARGV[6 + N*8] (optional) the wake-up message, "ready" when absent: the enqueuing server names
           itself, so that its own listener can skip a signal it has acted on already
 
   Returns a flat array, two entries per job: the job's ulid and 1 when an earlier job
-  with the same idempotency key was returned instead (0 for a new job). The last entry is
+  with the same idempotency or unique key was returned instead (0 for a new job). The last entry is
   the earliest due ms among jobs scheduled by this call, or -1.
 ]]
 local rcall = redis.call
@@ -39,16 +42,26 @@ local out, next_due = {}, -1
 local records, wires, pushes, scheduled, limits, expiring = {}, {}, {{}, {}, {}}, {}, {}, {}
 -- No token, worker, deadline, start or finish; no attempt and no error yet.
 local head = '||||||0|0|'
+-- Unique keys taken by this call, which writes its records only at the end.
+local claimed = {}
 
 for i = 0, tonumber(ARGV[5]) - 1 do
-  local a = 6 + i * 7
-  local ulid, spec, idem_key = ARGV[a], ARGV[a + 1], ARGV[a + 5]
+  local a = 6 + i * 8
+  local ulid, spec, idem_key, unique_key = ARGV[a], ARGV[a + 1], ARGV[a + 5], ARGV[a + 7]
   local existing = false
   if idem_key ~= '' then
     local seen = rcall('GET', idem_prefix .. idem_key)
     if seen then
       local sep = string.find(seen, '|', 1, true)
       if tonumber(string.sub(seen, sep + 1)) > now then existing = string.sub(seen, 1, sep - 1) end
+    end
+  end
+  if unique_key ~= '' and not existing then
+    existing = claimed[unique_key] or false
+    if not existing then
+      local holder = rcall('HGET', KEYS[9], unique_key)
+      local state = holder and string.match(rcall('HGET', KEYS[5], holder) or '', '^([^|]*)|')
+      if state == 'scheduled' or state == 'queued' or state == 'active' then existing = holder end
     end
   end
   if existing then
@@ -81,10 +94,14 @@ for i = 0, tonumber(ARGV[5]) - 1 do
     wires[#wires + 1] = ulid
     wires[#wires + 1] = ARGV[a + 4]
     local limit = ARGV[a + 6]
+    if unique_key ~= '' then
+      claimed[unique_key] = ulid
+      rcall('HSET', KEYS[9], unique_key, ulid)
+    end
     if limit ~= '' then
       limits[#limits + 1] = ulid
       limits[#limits + 1] = limit
-      local start_by = string.match(limit, '|(%d+)$')
+      local start_by = string.match(limit, '^%d*|(%d+)')
       if start_by then
         expiring[#expiring + 1] = start_by
         expiring[#expiring + 1] = ulid
@@ -109,6 +126,6 @@ local wake = false
 for level = 1, 3 do
   if call_all('LPUSH', ready[level], pushes[level]) == #pushes[level] then wake = true end
 end
-if wake then rcall('PUBLISH', ARGV[4], ARGV[6 + tonumber(ARGV[5]) * 7] or 'ready') end
+if wake then rcall('PUBLISH', ARGV[4], ARGV[6 + tonumber(ARGV[5]) * 8] or 'ready') end
 out[#out + 1] = next_due
 return out

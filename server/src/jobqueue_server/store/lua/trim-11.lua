@@ -13,7 +13,8 @@
   KEYS[7] results hash        <prefix>:{<queue>}:result
   KEYS[8] progress hash       <prefix>:{<queue>}:progress
   KEYS[9] logs hash           <prefix>:{<queue>}:logs
-  KEYS[10] time limits hash   <prefix>:{<queue>}:deadlines
+  KEYS[10] time limits hash   <prefix>:{<queue>}:deadlines  (its third field: the unique key)
+  KEYS[11] unique keys hash   <prefix>:{<queue>}:unique     (unique key -> the ulid holding it)
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] retention ms
@@ -30,6 +31,14 @@ for k = 1, 3 do
   local ulids = rcall('ZRANGEBYSCORE', KEYS[k], '-inf', cutoff, 'LIMIT', 0, limit)
   call_all('ZREM', KEYS[k], ulids)
   for _, ulid in ipairs(ulids) do gone[#gone + 1] = ulid end
+end
+-- A unique key still naming a deleted job is freed (a key taken by a later job is not).
+if #gone > 0 and rcall('EXISTS', KEYS[10]) == 1 then
+  local limits = hmget_all(KEYS[10], gone)
+  for i, ulid in ipairs(gone) do
+    local key = limits[i] and string.match(limits[i], '^[^|]*|[^|]*|(.+)$')
+    if key and rcall('HGET', KEYS[11], key) == ulid then rcall('HDEL', KEYS[11], key) end
+  end
 end
 -- Every entry of the jobs, from each of the queue's hashes at once.
 for k = 4, 10 do call_all('HDEL', KEYS[k], gone) end
