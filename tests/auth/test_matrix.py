@@ -112,6 +112,10 @@ CALLS: dict[str, Call] = {
     "Retry": _unary("Retry", lambda q: svc.RetryRequest(job_id=f"{q}:{ULID}")),
     "PauseQueue": _unary("PauseQueue", lambda q: svc.PauseQueueRequest(queue=q)),
     "ResumeQueue": _unary("ResumeQueue", lambda q: svc.ResumeQueueRequest(queue=q)),
+    "SetQueueLimits": _unary(
+        "SetQueueLimits",
+        lambda q: svc.SetQueueLimitsRequest(queue=q, limits=job_pb2.QueueLimits(max_active=5)),
+    ),
     "CreateToken": _unary(
         "CreateToken", lambda q: svc.CreateTokenRequest(name="made", role=svc.TOKEN_ROLE_PRODUCER, queues=[q])
     ),

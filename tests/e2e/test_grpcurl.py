@@ -64,6 +64,7 @@ async def test_grpcurl_lists_and_describes_the_service(app: App) -> None:
         "Retry",
         "PauseQueue",
         "ResumeQueue",
+        "SetQueueLimits",
         "CreateSchedule",
         "GetSchedule",
         "ListSchedules",

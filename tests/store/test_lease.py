@@ -1,4 +1,4 @@
-"""lease-8.lua: QUEUED -> ACTIVE, high priority first, FIFO within a level, one attempt each."""
+"""lease-12.lua: QUEUED -> ACTIVE, high priority first, FIFO within a level, one attempt each."""
 
 from __future__ import annotations
 

@@ -36,14 +36,14 @@ def test_every_script_has_a_header_whose_keys_match_its_file_name() -> None:
 def test_a_header_that_lists_fewer_keys_than_its_name_says_is_refused() -> None:
     source = SOURCES["ack"].replace("  KEYS[2] completed zset", "  -- completed zset")
 
-    with pytest.raises(MalformedHeader, match="the name says 4 keys, the header lists 3"):
-        parse("ack-4.lua", source)
+    with pytest.raises(MalformedHeader, match="the name says 5 keys, the header lists 4"):
+        parse("ack-5.lua", source)
 
 
 async def test_a_script_called_with_the_wrong_number_of_keys_is_refused_before_redis(store: Store) -> None:
     keys = store.keys("q")
 
-    with pytest.raises(InternalError, match=r"ack-4\.lua takes 4 keys, 1 given"):
+    with pytest.raises(InternalError, match=r"ack-5\.lua takes 5 keys, 1 given"):
         await store._scripts.ack(keys=[keys.active], args=["", 0])
 
 
@@ -82,5 +82,5 @@ def test_the_lease_replys_fields_are_the_ones_its_header_lists() -> None:
 
 
 def test_a_lease_reply_of_the_wrong_width_is_an_internal_error() -> None:
-    with pytest.raises(InternalError, match="not 1 \\+ 8 per job"):
-        lease_of("q", "base", "w", [b"0"] + [b"x"] * 7)
+    with pytest.raises(InternalError, match="not 2 \\+ 8 per job"):
+        lease_of("q", "base", "w", [b"0", b"-1"] + [b"x"] * 7)

@@ -71,9 +71,7 @@ async def test_a_seeded_high_priority_job_is_leased_before_older_normal_ones(
 
 
 @pytest.mark.parametrize("state", [JobState.COMPLETED, JobState.DEAD])
-async def test_a_seeded_finished_job_cannot_be_cancelled(
-    store: Store, redis: Redis, state: JobState
-) -> None:
+async def test_a_seeded_finished_job_cannot_be_cancelled(store: Store, redis: Redis, state: JobState) -> None:
     job_id = await seed_job(redis, store, state)
 
     with pytest.raises(WrongState, match=f"is {state}"):

@@ -53,4 +53,11 @@ def queue_stats(counts: QueueCounts) -> job_pb2.QueueStats:
         cancelled=counts.cancelled,
         oldest_queued_age=duration(max(0, counts.oldest_queued_age_ms)),
         paused=counts.paused,
+        limits=None
+        if counts.limits is None
+        else job_pb2.QueueLimits(
+            rate_per_second=counts.limits.rate_per_second,
+            burst=counts.limits.burst,
+            max_active=counts.limits.max_active,
+        ),
     )

@@ -108,6 +108,9 @@ class LeaseSession:
         self._waiting = False
         self._early: tuple[int, Awaitable[Lease]] | None = None
         self._signalled_again = False
+        # A queue limit held ready jobs back: wait at most this long for a signal before leasing
+        # again (a rate's next token; a slot's end is signalled, with this as the safety net).
+        self._retry_s: float | None = None
         # Messages each way, and jobs sent: how well both sides batch (logged at the end).
         self._requests = self._responses = self._sent_jobs = 0
         self._credit = asyncio.Event()
@@ -387,7 +390,7 @@ class LeaseSession:
                     # spares an idle stream a second, empty lease call per job.
                     self._waiting = True
                     try:
-                        await self._wait_for(event)
+                        await self._wait_for(event, self._retry_s)
                     finally:
                         self._waiting = False
                     event.clear()
@@ -419,6 +422,7 @@ class LeaseSession:
             self._dry = False
             return
         credit, pending = early
+        self._retry_s = None
         try:
             leased = self._encode(await pending)
         except StoreUnavailable:
@@ -454,6 +458,7 @@ class LeaseSession:
         """Leases up to `credit` jobs from the stream's queues, in order of preference; returns
         each as a serialized LeasedJob."""
         leased: list[bytes] = []
+        self._retry_s = None
         try:
             for queue in self._sub.queues:
                 lease = await self._store.lease(
@@ -468,6 +473,9 @@ class LeaseSession:
         return leased
 
     def _encode(self, lease: Lease) -> list[bytes]:
+        if lease.retry_ms >= 0:  # a limit held jobs back: lease again then, signal or not
+            wait_s = (lease.retry_ms - lease.start_ms) / 1000 if lease.retry_ms else self._sweep_interval_s
+            self._retry_s = max(0.001, min(wait_s, self._retry_s or wait_s))
         shared = job_wire.lease_constants(lease.start_ms, lease.worker_id)
         encoded = []
         for job in lease.jobs:

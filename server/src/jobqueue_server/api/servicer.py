@@ -268,6 +268,16 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         return svc.RetryResponse()
 
     @maps_errors
+    async def SetQueueLimits(  # noqa: N802
+        self, request: svc.SetQueueLimitsRequest, context: Context
+    ) -> svc.SetQueueLimitsResponse:
+        queue = validation.queue_name(request.queue, "queue")
+        limits = validation.queue_limits(request.limits)
+        await self._store.set_limits(queue, limits)
+        logger.info("queue %s limits: %s", queue, "none" if limits.empty else limits)
+        return svc.SetQueueLimitsResponse()
+
+    @maps_errors
     async def PauseQueue(self, request: svc.PauseQueueRequest, context: Context) -> svc.PauseQueueResponse:  # noqa: N802
         changed = await self._store.pause(validation.queue_name(request.queue, "queue"))
         return svc.PauseQueueResponse(changed=changed)

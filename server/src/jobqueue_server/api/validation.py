@@ -14,7 +14,7 @@ from jobqueue_server.api import job_wire
 from jobqueue_server.api.convert import STATE_TO_PROTO
 from jobqueue_server.errors import FieldViolation
 from jobqueue_server.ids import QUEUE_NAME_RE, make_job_id, split_job_id
-from jobqueue_server.store import Backoff, Durability, NewJob, Priority, Progress, Settle
+from jobqueue_server.store import Backoff, Durability, NewJob, Priority, Progress, QueueLimits, Settle
 
 MAX_DELAY_MS = 366 * 86_400_000
 MIN_TIMEOUT_MS, MAX_TIMEOUT_MS = 1000, 7 * 86_400_000
@@ -295,6 +295,22 @@ def durability(value: int, field: str, limits: Limits) -> Durability:
     if value not in job_pb2.Durability.values():
         raise FieldViolation(field, "is not a known durability level")
     return Durability(value)
+
+
+MAX_LIMIT = 1_000_000
+
+
+def queue_limits(message: job_pb2.QueueLimits, prefix: str = "limits.") -> QueueLimits:
+    """A queue's limits, each from 0 (none) to MAX_LIMIT."""
+    rate = message.rate_per_second
+    if not 0 <= rate <= MAX_LIMIT:  # NaN fails this too
+        raise FieldViolation(f"{prefix}rate_per_second", f"must be from 0 (no limit) to {MAX_LIMIT:,}")
+    for name in ("burst", "max_active"):
+        if not 0 <= getattr(message, name) <= MAX_LIMIT:
+            raise FieldViolation(f"{prefix}{name}", f"must be from 0 to {MAX_LIMIT:,}")
+    if message.burst and not rate:
+        raise FieldViolation(f"{prefix}burst", "applies to a rate: set rate_per_second too")
+    return QueueLimits(rate, message.burst, message.max_active)
 
 
 MAX_PROGRESS_TEXT_CHARS = 1024

@@ -45,6 +45,7 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     "Retry": _ADMINS,
     "PauseQueue": _ADMINS,
     "ResumeQueue": _ADMINS,
+    "SetQueueLimits": _ADMINS,
     "CreateToken": _ADMINS,
     "ListTokens": _ADMINS,
     "RevokeToken": _ADMINS,
@@ -123,7 +124,8 @@ def queues_named(request: Any, limit: int) -> Iterator[tuple[str, str]]:
         | svc.ListJobsRequest
         | svc.StatsRequest
         | svc.PauseQueueRequest
-        | svc.ResumeQueueRequest,
+        | svc.ResumeQueueRequest
+        | svc.SetQueueLimitsRequest,
     ):
         if request.queue:
             yield "queue", request.queue

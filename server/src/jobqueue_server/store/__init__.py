@@ -15,6 +15,7 @@ from jobqueue_server.store.records import (
     Priority,
     Progress,
     QueueCounts,
+    QueueLimits,
     Settle,
 )
 from jobqueue_server.store.redis_store import EnqueueResult, Store, StoreConfig
@@ -35,6 +36,7 @@ __all__ = [
     "Priority",
     "Progress",
     "QueueCounts",
+    "QueueLimits",
     "Settle",
     "Store",
     "StoreConfig",

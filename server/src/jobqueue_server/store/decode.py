@@ -11,7 +11,7 @@ from jobqueue_server.errors import InternalError
 from jobqueue_server.store.layout import record_fields, split_errors, unescape_worker
 from jobqueue_server.store.records import Backoff, ErrorEntry, JobRecord, JobState, Lease, LeasedJob, Priority
 
-# What the lease script returns for each job after ulid and deadline, in order (lease-8.lua;
+# What the lease script returns for each job after ulid and deadline, in order (lease-12.lua;
 # tests/store/test_scripts.py holds the two together).
 LEASE_FIELDS = ("wire", "attempts", "due_ms", "create_ms", "last_error", "errors")
 _LEASE_WIDTH = 2 + len(LEASE_FIELDS)
@@ -88,11 +88,11 @@ def legacy_record(job_id: str, queue: str, f: Mapping[bytes, bytes]) -> JobRecor
 
 def lease_of(queue: str, token_base: str, worker_id: str, reply: Sequence[Any]) -> Lease:
     """The lease script's flat reply, read by position: the hot path of delivery."""
-    if not reply or (len(reply) - 1) % _LEASE_WIDTH:
-        raise InternalError(f"the lease script answered {len(reply)} values, not 1 + {_LEASE_WIDTH} per job")
+    if len(reply) < 2 or (len(reply) - 2) % _LEASE_WIDTH:
+        raise InternalError(f"the lease script answered {len(reply)} values, not 2 + {_LEASE_WIDTH} per job")
     jobs = []
     prefix = queue + ":"
-    for index, start in enumerate(range(1, len(reply), _LEASE_WIDTH), start=1):
+    for index, start in enumerate(range(2, len(reply), _LEASE_WIDTH), start=1):
         ulid, deadline, wire, attempts, due_ms, create_ms, last_error, errors = reply[
             start : start + _LEASE_WIDTH
         ]
@@ -109,7 +109,7 @@ def lease_of(queue: str, token_base: str, worker_id: str, reply: Sequence[Any]) 
                 errors,
             )
         )
-    return Lease(int(reply[0]), worker_id, jobs)
+    return Lease(int(reply[0]), worker_id, jobs, int(reply[1]))
 
 
 @functools.lru_cache(maxsize=1024)

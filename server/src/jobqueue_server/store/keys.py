@@ -37,6 +37,9 @@ class QueueKeys:
     expiring: str
     #: Unique key -> the ulid of the job that took it last (it holds it while pending or active).
     unique: str
+    #: The queue's limits (SetQueueLimits: rate, burst, max_active) and its rate's token bucket.
+    limits: str
+    bucket: str
     #: The per-job hashes of the previous layout (format 1), read only by the migration.
     job_prefix: str
     idem_prefix: str
@@ -65,6 +68,8 @@ class QueueKeys:
             deadlines=f"{base}:deadlines",
             expiring=f"{base}:expiring",
             unique=f"{base}:unique",
+            limits=f"{base}:limits",
+            bucket=f"{base}:bucket",
             job_prefix=f"{base}:job:",
             idem_prefix=f"{base}:idem:",
             signal=f"{base}:signal",

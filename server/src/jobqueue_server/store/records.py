@@ -162,6 +162,9 @@ class Lease:
     start_ms: int
     worker_id: str
     jobs: list[LeasedJob]
+    #: When a queue limit held ready jobs back: when to lease again (ms, Redis's clock; 0:
+    #: once an active job ends, which signals the queue). -1: nothing was held back.
+    retry_ms: int = -1
 
 
 @dataclass(slots=True)  # made for every job: frozen's __init__ costs twice as much
@@ -201,3 +204,17 @@ class QueueCounts:
     cancelled: int
     oldest_queued_age_ms: int
     paused: bool = False
+    limits: QueueLimits | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLimits:
+    """A queue's flow limits (0: none of that kind)."""
+
+    rate_per_second: float = 0.0
+    burst: int = 0
+    max_active: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not (self.rate_per_second or self.burst or self.max_active)

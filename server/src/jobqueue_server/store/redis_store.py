@@ -46,6 +46,7 @@ from jobqueue_server.store.records import (
     NewJob,
     Progress,
     QueueCounts,
+    QueueLimits,
     Settle,
 )
 from jobqueue_server.store.schedules import ScheduleStore
@@ -335,18 +336,49 @@ class Store:
 
         async def count(queue: str) -> QueueCounts:
             k = self.keys(queue)
-            keys = [*k.ready, k.scheduled, k.active, k.completed, k.dead, k.cancelled, k.jobs, k.paused]
-            queued, scheduled, active, completed, dead, cancelled, age, paused = (
-                int(v) for v in await self._scripts.stats(keys=keys, args=[now])
-            )
+            keys = [
+                *k.ready,
+                k.scheduled,
+                k.active,
+                k.completed,
+                k.dead,
+                k.cancelled,
+                k.jobs,
+                k.paused,
+                k.limits,
+            ]
+            *counts, rate, burst, max_active = await self._scripts.stats(keys=keys, args=[now])
+            queued, scheduled, active, completed, dead, cancelled, age, paused = (int(v) for v in counts)
+            limits = None
+            if rate or burst or max_active:
+                limits = QueueLimits(float(rate or 0), int(burst or 0), int(max_active or 0))
             return QueueCounts(
-                queue, queued, scheduled, active, completed, dead, cancelled, age, bool(paused)
+                queue, queued, scheduled, active, completed, dead, cancelled, age, bool(paused), limits
             )
 
         async with self._scripts_guard():
             return list(await asyncio.gather(*(count(queue) for queue in queues)))
 
     # -- operators -------------------------------------------------------------------------
+
+    async def set_limits(self, queue: str, limits: QueueLimits) -> None:
+        """Sets (or, all zero, removes) a queue's limits; the lease script applies them from
+        its next call on, on every server. A new rate starts with a full bucket."""
+        k = self.keys(queue)
+        await self._remember_queues({queue: None})  # a limited queue shows in Stats
+        async with self._guard(), self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(k.limits, k.bucket)
+            if not limits.empty:
+                pipe.hset(
+                    k.limits,
+                    mapping={
+                        "rate": repr(limits.rate_per_second),
+                        "burst": limits.burst,
+                        "max_active": limits.max_active,
+                    },
+                )
+                pipe.publish(k.signal, "ready")  # looser limits may let waiting streams lease
+            await pipe.execute()
 
     async def pause(self, queue: str) -> bool:
         """Stops delivery from `queue` on every server (the lease script checks the flag);
@@ -378,7 +410,19 @@ class Store:
         lease_ms = lease_ms or self.config.default_lease_ms
         args: list[Any] = [self._now(), count, lease_ms, token_base, worker_id]
         reply = self._scripts.lease.now(
-            keys=[*k.ready, k.active, k.jobs, k.wire, k.errors, k.paused, k.deadlines, k.expiring], args=args
+            keys=[
+                *k.ready,
+                k.active,
+                k.jobs,
+                k.wire,
+                k.errors,
+                k.paused,
+                k.deadlines,
+                k.expiring,
+                k.limits,
+                k.bucket,
+            ],
+            args=args,
         )
         return self._leased(queue, token_base, worker_id, reply)
 
@@ -407,7 +451,7 @@ class Store:
             args: list[Any] = [self._now(), len(group)]
             for index, ulid in group:
                 args += [ulid, items[index].token, items[index].result]
-            keys = [k.active, k.completed, k.jobs, k.result]
+            keys = [k.active, k.completed, k.jobs, k.result, k.limits]
             return list(await self._scripts.ack(keys=keys, args=args, client=client))
 
         try:
@@ -436,7 +480,7 @@ class Store:
                     item.retry_delay_ms,
                     self.clock.jitter(),
                 ]
-            keys = [k.active, k.scheduled, k.dead, k.jobs, k.errors]
+            keys = [k.active, k.scheduled, k.dead, k.jobs, k.errors, k.limits]
             return list(await self._scripts.fail(keys=keys, args=args, client=client))
 
         replies = await self._per_queue(items, run, width=2)

@@ -770,7 +770,9 @@ type QueueStats struct {
 	// Age of the oldest ready job (zero when none is ready).
 	OldestQueuedAge *durationpb.Duration `protobuf:"bytes,8,opt,name=oldest_queued_age,json=oldestQueuedAge,proto3" json:"oldest_queued_age,omitempty"`
 	// Whether the queue is paused (PauseQueue): its ready jobs are not leased.
-	Paused        bool `protobuf:"varint,9,opt,name=paused,proto3" json:"paused,omitempty"`
+	Paused bool `protobuf:"varint,9,opt,name=paused,proto3" json:"paused,omitempty"`
+	// The queue's flow limits (SetQueueLimits); unset when it has none.
+	Limits        *QueueLimits `protobuf:"bytes,10,opt,name=limits,proto3" json:"limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -868,6 +870,81 @@ func (x *QueueStats) GetPaused() bool {
 	return false
 }
 
+func (x *QueueStats) GetLimits() *QueueLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// QueueLimits bound how fast and how much of a queue runs, across every server and worker:
+// Redis enforces them in the lease script. Jobs held back by a limit stay QUEUED and are
+// leased as the limit allows, without workers polling for them.
+type QueueLimits struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Most jobs leased per second, on average (a token bucket refilled at this rate); 0: no
+	// limit. At most 1,000,000.
+	RatePerSecond float64 `protobuf:"fixed64,1,opt,name=rate_per_second,json=ratePerSecond,proto3" json:"rate_per_second,omitempty"`
+	// Most jobs leased at once after an idle time (the bucket's size); 0: the larger of 1 and
+	// `rate_per_second`. At most 1,000,000.
+	Burst int32 `protobuf:"varint,2,opt,name=burst,proto3" json:"burst,omitempty"`
+	// Most jobs of the queue ACTIVE at once; 0: no limit. At most 1,000,000.
+	MaxActive     int32 `protobuf:"varint,3,opt,name=max_active,json=maxActive,proto3" json:"max_active,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueLimits) Reset() {
+	*x = QueueLimits{}
+	mi := &file_jobqueue_v1_job_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueLimits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueLimits) ProtoMessage() {}
+
+func (x *QueueLimits) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueLimits.ProtoReflect.Descriptor instead.
+func (*QueueLimits) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *QueueLimits) GetRatePerSecond() float64 {
+	if x != nil {
+		return x.RatePerSecond
+	}
+	return 0
+}
+
+func (x *QueueLimits) GetBurst() int32 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
+func (x *QueueLimits) GetMaxActive() int32 {
+	if x != nil {
+		return x.MaxActive
+	}
+	return 0
+}
+
 var File_jobqueue_v1_job_proto protoreflect.FileDescriptor
 
 const file_jobqueue_v1_job_proto_rawDesc = "" +
@@ -927,7 +1004,7 @@ const file_jobqueue_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"JobLogLine\x12\x12\n" +
 	"\x04line\x18\x01 \x01(\tR\x04line\x12.\n" +
-	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x9f\x02\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xd1\x02\n" +
 	"\n" +
 	"QueueStats\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x12\x16\n" +
@@ -938,7 +1015,14 @@ const file_jobqueue_v1_job_proto_rawDesc = "" +
 	"\x04dead\x18\x06 \x01(\x03R\x04dead\x12\x1c\n" +
 	"\tcancelled\x18\a \x01(\x03R\tcancelled\x12E\n" +
 	"\x11oldest_queued_age\x18\b \x01(\v2\x19.google.protobuf.DurationR\x0foldestQueuedAge\x12\x16\n" +
-	"\x06paused\x18\t \x01(\bR\x06paused*^\n" +
+	"\x06paused\x18\t \x01(\bR\x06paused\x120\n" +
+	"\x06limits\x18\n" +
+	" \x01(\v2\x18.jobqueue.v1.QueueLimitsR\x06limits\"j\n" +
+	"\vQueueLimits\x12&\n" +
+	"\x0frate_per_second\x18\x01 \x01(\x01R\rratePerSecond\x12\x14\n" +
+	"\x05burst\x18\x02 \x01(\x05R\x05burst\x12\x1d\n" +
+	"\n" +
+	"max_active\x18\x03 \x01(\x05R\tmaxActive*^\n" +
 	"\bPriority\x12\x18\n" +
 	"\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPRIORITY_LOW\x10\x01\x12\x13\n" +
@@ -972,7 +1056,7 @@ func file_jobqueue_v1_job_proto_rawDescGZIP() []byte {
 }
 
 var file_jobqueue_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_jobqueue_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_jobqueue_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_jobqueue_v1_job_proto_goTypes = []any{
 	(Priority)(0),                 // 0: jobqueue.v1.Priority
 	(Durability)(0),               // 1: jobqueue.v1.Durability
@@ -983,39 +1067,41 @@ var file_jobqueue_v1_job_proto_goTypes = []any{
 	(*JobProgress)(nil),           // 6: jobqueue.v1.JobProgress
 	(*JobLogLine)(nil),            // 7: jobqueue.v1.JobLogLine
 	(*QueueStats)(nil),            // 8: jobqueue.v1.QueueStats
-	nil,                           // 9: jobqueue.v1.Job.MetadataEntry
-	(*durationpb.Duration)(nil),   // 10: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 12: google.protobuf.Struct
+	(*QueueLimits)(nil),           // 9: jobqueue.v1.QueueLimits
+	nil,                           // 10: jobqueue.v1.Job.MetadataEntry
+	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 13: google.protobuf.Struct
 }
 var file_jobqueue_v1_job_proto_depIdxs = []int32{
-	10, // 0: jobqueue.v1.BackoffPolicy.initial_delay:type_name -> google.protobuf.Duration
-	10, // 1: jobqueue.v1.BackoffPolicy.max_delay:type_name -> google.protobuf.Duration
-	11, // 2: jobqueue.v1.JobError.time:type_name -> google.protobuf.Timestamp
+	11, // 0: jobqueue.v1.BackoffPolicy.initial_delay:type_name -> google.protobuf.Duration
+	11, // 1: jobqueue.v1.BackoffPolicy.max_delay:type_name -> google.protobuf.Duration
+	12, // 2: jobqueue.v1.JobError.time:type_name -> google.protobuf.Timestamp
 	2,  // 3: jobqueue.v1.Job.state:type_name -> jobqueue.v1.JobState
-	12, // 4: jobqueue.v1.Job.payload:type_name -> google.protobuf.Struct
+	13, // 4: jobqueue.v1.Job.payload:type_name -> google.protobuf.Struct
 	0,  // 5: jobqueue.v1.Job.priority:type_name -> jobqueue.v1.Priority
-	11, // 6: jobqueue.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	11, // 7: jobqueue.v1.Job.schedule_time:type_name -> google.protobuf.Timestamp
-	11, // 8: jobqueue.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	11, // 9: jobqueue.v1.Job.finish_time:type_name -> google.protobuf.Timestamp
-	12, // 10: jobqueue.v1.Job.result:type_name -> google.protobuf.Struct
+	12, // 6: jobqueue.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	12, // 7: jobqueue.v1.Job.schedule_time:type_name -> google.protobuf.Timestamp
+	12, // 8: jobqueue.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	12, // 9: jobqueue.v1.Job.finish_time:type_name -> google.protobuf.Timestamp
+	13, // 10: jobqueue.v1.Job.result:type_name -> google.protobuf.Struct
 	4,  // 11: jobqueue.v1.Job.errors:type_name -> jobqueue.v1.JobError
-	9,  // 12: jobqueue.v1.Job.metadata:type_name -> jobqueue.v1.Job.MetadataEntry
-	10, // 13: jobqueue.v1.Job.lease_duration:type_name -> google.protobuf.Duration
+	10, // 12: jobqueue.v1.Job.metadata:type_name -> jobqueue.v1.Job.MetadataEntry
+	11, // 13: jobqueue.v1.Job.lease_duration:type_name -> google.protobuf.Duration
 	3,  // 14: jobqueue.v1.Job.backoff:type_name -> jobqueue.v1.BackoffPolicy
-	10, // 15: jobqueue.v1.Job.timeout:type_name -> google.protobuf.Duration
-	11, // 16: jobqueue.v1.Job.start_deadline:type_name -> google.protobuf.Timestamp
+	11, // 15: jobqueue.v1.Job.timeout:type_name -> google.protobuf.Duration
+	12, // 16: jobqueue.v1.Job.start_deadline:type_name -> google.protobuf.Timestamp
 	6,  // 17: jobqueue.v1.Job.progress:type_name -> jobqueue.v1.JobProgress
 	7,  // 18: jobqueue.v1.Job.logs:type_name -> jobqueue.v1.JobLogLine
-	11, // 19: jobqueue.v1.JobProgress.time:type_name -> google.protobuf.Timestamp
-	11, // 20: jobqueue.v1.JobLogLine.time:type_name -> google.protobuf.Timestamp
-	10, // 21: jobqueue.v1.QueueStats.oldest_queued_age:type_name -> google.protobuf.Duration
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	12, // 19: jobqueue.v1.JobProgress.time:type_name -> google.protobuf.Timestamp
+	12, // 20: jobqueue.v1.JobLogLine.time:type_name -> google.protobuf.Timestamp
+	11, // 21: jobqueue.v1.QueueStats.oldest_queued_age:type_name -> google.protobuf.Duration
+	9,  // 22: jobqueue.v1.QueueStats.limits:type_name -> jobqueue.v1.QueueLimits
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_jobqueue_v1_job_proto_init() }
@@ -1029,7 +1115,7 @@ func file_jobqueue_v1_job_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jobqueue_v1_job_proto_rawDesc), len(file_jobqueue_v1_job_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

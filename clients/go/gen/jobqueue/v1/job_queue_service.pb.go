@@ -2404,6 +2404,98 @@ func (x *ResumeQueueResponse) GetChanged() bool {
 	return false
 }
 
+// SetQueueLimitsRequest names a queue and its new limits.
+type SetQueueLimitsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The queue's name (it need not hold jobs yet).
+	Queue string `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
+	// The limits; every field 0 (or unset) removes them.
+	Limits        *QueueLimits `protobuf:"bytes,2,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetQueueLimitsRequest) Reset() {
+	*x = SetQueueLimitsRequest{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetQueueLimitsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetQueueLimitsRequest) ProtoMessage() {}
+
+func (x *SetQueueLimitsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetQueueLimitsRequest.ProtoReflect.Descriptor instead.
+func (*SetQueueLimitsRequest) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *SetQueueLimitsRequest) GetQueue() string {
+	if x != nil {
+		return x.Queue
+	}
+	return ""
+}
+
+func (x *SetQueueLimitsRequest) GetLimits() *QueueLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// SetQueueLimitsResponse is empty: the limits hold from the next lease on.
+type SetQueueLimitsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetQueueLimitsResponse) Reset() {
+	*x = SetQueueLimitsResponse{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetQueueLimitsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetQueueLimitsResponse) ProtoMessage() {}
+
+func (x *SetQueueLimitsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetQueueLimitsResponse.ProtoReflect.Descriptor instead.
+func (*SetQueueLimitsResponse) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{36}
+}
+
 // JobTemplate is the job a schedule makes at each tick. Its fields mean what the fields of
 // EnqueueRequest with the same names and numbers mean.
 type JobTemplate struct {
@@ -2435,7 +2527,7 @@ type JobTemplate struct {
 
 func (x *JobTemplate) Reset() {
 	*x = JobTemplate{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[35]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2447,7 +2539,7 @@ func (x *JobTemplate) String() string {
 func (*JobTemplate) ProtoMessage() {}
 
 func (x *JobTemplate) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[35]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2460,7 +2552,7 @@ func (x *JobTemplate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobTemplate.ProtoReflect.Descriptor instead.
 func (*JobTemplate) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{35}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *JobTemplate) GetQueue() string {
@@ -2579,7 +2671,7 @@ type Schedule struct {
 
 func (x *Schedule) Reset() {
 	*x = Schedule{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[36]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2591,7 +2683,7 @@ func (x *Schedule) String() string {
 func (*Schedule) ProtoMessage() {}
 
 func (x *Schedule) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[36]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2604,7 +2696,7 @@ func (x *Schedule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Schedule.ProtoReflect.Descriptor instead.
 func (*Schedule) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{36}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Schedule) GetName() string {
@@ -2756,7 +2848,7 @@ type CreateScheduleRequest struct {
 
 func (x *CreateScheduleRequest) Reset() {
 	*x = CreateScheduleRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[37]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2768,7 +2860,7 @@ func (x *CreateScheduleRequest) String() string {
 func (*CreateScheduleRequest) ProtoMessage() {}
 
 func (x *CreateScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[37]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2781,7 +2873,7 @@ func (x *CreateScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateScheduleRequest.ProtoReflect.Descriptor instead.
 func (*CreateScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{37}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CreateScheduleRequest) GetSchedule() *Schedule {
@@ -2802,7 +2894,7 @@ type CreateScheduleResponse struct {
 
 func (x *CreateScheduleResponse) Reset() {
 	*x = CreateScheduleResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[38]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2814,7 +2906,7 @@ func (x *CreateScheduleResponse) String() string {
 func (*CreateScheduleResponse) ProtoMessage() {}
 
 func (x *CreateScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[38]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2827,7 +2919,7 @@ func (x *CreateScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateScheduleResponse.ProtoReflect.Descriptor instead.
 func (*CreateScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{38}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CreateScheduleResponse) GetSchedule() *Schedule {
@@ -2848,7 +2940,7 @@ type GetScheduleRequest struct {
 
 func (x *GetScheduleRequest) Reset() {
 	*x = GetScheduleRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[39]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2860,7 +2952,7 @@ func (x *GetScheduleRequest) String() string {
 func (*GetScheduleRequest) ProtoMessage() {}
 
 func (x *GetScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[39]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2873,7 +2965,7 @@ func (x *GetScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetScheduleRequest.ProtoReflect.Descriptor instead.
 func (*GetScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{39}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetScheduleRequest) GetName() string {
@@ -2894,7 +2986,7 @@ type GetScheduleResponse struct {
 
 func (x *GetScheduleResponse) Reset() {
 	*x = GetScheduleResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[40]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2906,7 +2998,7 @@ func (x *GetScheduleResponse) String() string {
 func (*GetScheduleResponse) ProtoMessage() {}
 
 func (x *GetScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[40]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2919,7 +3011,7 @@ func (x *GetScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetScheduleResponse.ProtoReflect.Descriptor instead.
 func (*GetScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{40}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetScheduleResponse) GetSchedule() *Schedule {
@@ -2942,7 +3034,7 @@ type ListSchedulesRequest struct {
 
 func (x *ListSchedulesRequest) Reset() {
 	*x = ListSchedulesRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[41]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2954,7 +3046,7 @@ func (x *ListSchedulesRequest) String() string {
 func (*ListSchedulesRequest) ProtoMessage() {}
 
 func (x *ListSchedulesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[41]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2967,7 +3059,7 @@ func (x *ListSchedulesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSchedulesRequest.ProtoReflect.Descriptor instead.
 func (*ListSchedulesRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{41}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListSchedulesRequest) GetPageSize() int32 {
@@ -2997,7 +3089,7 @@ type ListSchedulesResponse struct {
 
 func (x *ListSchedulesResponse) Reset() {
 	*x = ListSchedulesResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[42]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3009,7 +3101,7 @@ func (x *ListSchedulesResponse) String() string {
 func (*ListSchedulesResponse) ProtoMessage() {}
 
 func (x *ListSchedulesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[42]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3022,7 +3114,7 @@ func (x *ListSchedulesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSchedulesResponse.ProtoReflect.Descriptor instead.
 func (*ListSchedulesResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{42}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListSchedulesResponse) GetSchedules() []*Schedule {
@@ -3050,7 +3142,7 @@ type UpdateScheduleRequest struct {
 
 func (x *UpdateScheduleRequest) Reset() {
 	*x = UpdateScheduleRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[43]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3062,7 +3154,7 @@ func (x *UpdateScheduleRequest) String() string {
 func (*UpdateScheduleRequest) ProtoMessage() {}
 
 func (x *UpdateScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[43]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3075,7 +3167,7 @@ func (x *UpdateScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateScheduleRequest.ProtoReflect.Descriptor instead.
 func (*UpdateScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{43}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *UpdateScheduleRequest) GetSchedule() *Schedule {
@@ -3096,7 +3188,7 @@ type UpdateScheduleResponse struct {
 
 func (x *UpdateScheduleResponse) Reset() {
 	*x = UpdateScheduleResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[44]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3108,7 +3200,7 @@ func (x *UpdateScheduleResponse) String() string {
 func (*UpdateScheduleResponse) ProtoMessage() {}
 
 func (x *UpdateScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[44]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3121,7 +3213,7 @@ func (x *UpdateScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateScheduleResponse.ProtoReflect.Descriptor instead.
 func (*UpdateScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{44}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *UpdateScheduleResponse) GetSchedule() *Schedule {
@@ -3142,7 +3234,7 @@ type DeleteScheduleRequest struct {
 
 func (x *DeleteScheduleRequest) Reset() {
 	*x = DeleteScheduleRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[45]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3154,7 +3246,7 @@ func (x *DeleteScheduleRequest) String() string {
 func (*DeleteScheduleRequest) ProtoMessage() {}
 
 func (x *DeleteScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[45]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3167,7 +3259,7 @@ func (x *DeleteScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteScheduleRequest.ProtoReflect.Descriptor instead.
 func (*DeleteScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{45}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DeleteScheduleRequest) GetName() string {
@@ -3186,7 +3278,7 @@ type DeleteScheduleResponse struct {
 
 func (x *DeleteScheduleResponse) Reset() {
 	*x = DeleteScheduleResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[46]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3198,7 +3290,7 @@ func (x *DeleteScheduleResponse) String() string {
 func (*DeleteScheduleResponse) ProtoMessage() {}
 
 func (x *DeleteScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[46]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3211,7 +3303,7 @@ func (x *DeleteScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteScheduleResponse.ProtoReflect.Descriptor instead.
 func (*DeleteScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{46}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{48}
 }
 
 // PauseScheduleRequest names the schedule to pause.
@@ -3225,7 +3317,7 @@ type PauseScheduleRequest struct {
 
 func (x *PauseScheduleRequest) Reset() {
 	*x = PauseScheduleRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[47]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3237,7 +3329,7 @@ func (x *PauseScheduleRequest) String() string {
 func (*PauseScheduleRequest) ProtoMessage() {}
 
 func (x *PauseScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[47]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3250,7 +3342,7 @@ func (x *PauseScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseScheduleRequest.ProtoReflect.Descriptor instead.
 func (*PauseScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{47}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *PauseScheduleRequest) GetName() string {
@@ -3271,7 +3363,7 @@ type PauseScheduleResponse struct {
 
 func (x *PauseScheduleResponse) Reset() {
 	*x = PauseScheduleResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[48]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3283,7 +3375,7 @@ func (x *PauseScheduleResponse) String() string {
 func (*PauseScheduleResponse) ProtoMessage() {}
 
 func (x *PauseScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[48]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3296,7 +3388,7 @@ func (x *PauseScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseScheduleResponse.ProtoReflect.Descriptor instead.
 func (*PauseScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{48}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *PauseScheduleResponse) GetChanged() bool {
@@ -3317,7 +3409,7 @@ type ResumeScheduleRequest struct {
 
 func (x *ResumeScheduleRequest) Reset() {
 	*x = ResumeScheduleRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[49]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3329,7 +3421,7 @@ func (x *ResumeScheduleRequest) String() string {
 func (*ResumeScheduleRequest) ProtoMessage() {}
 
 func (x *ResumeScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[49]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3342,7 +3434,7 @@ func (x *ResumeScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeScheduleRequest.ProtoReflect.Descriptor instead.
 func (*ResumeScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{49}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ResumeScheduleRequest) GetName() string {
@@ -3363,7 +3455,7 @@ type ResumeScheduleResponse struct {
 
 func (x *ResumeScheduleResponse) Reset() {
 	*x = ResumeScheduleResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[50]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3375,7 +3467,7 @@ func (x *ResumeScheduleResponse) String() string {
 func (*ResumeScheduleResponse) ProtoMessage() {}
 
 func (x *ResumeScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[50]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3388,7 +3480,7 @@ func (x *ResumeScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeScheduleResponse.ProtoReflect.Descriptor instead.
 func (*ResumeScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{50}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ResumeScheduleResponse) GetChanged() bool {
@@ -3420,7 +3512,7 @@ type TokenInfo struct {
 
 func (x *TokenInfo) Reset() {
 	*x = TokenInfo{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[51]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3432,7 +3524,7 @@ func (x *TokenInfo) String() string {
 func (*TokenInfo) ProtoMessage() {}
 
 func (x *TokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[51]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3445,7 +3537,7 @@ func (x *TokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenInfo.ProtoReflect.Descriptor instead.
 func (*TokenInfo) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{51}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *TokenInfo) GetTokenId() string {
@@ -3508,7 +3600,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[52]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3520,7 +3612,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[52]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3533,7 +3625,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{52}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *CreateTokenRequest) GetName() string {
@@ -3577,7 +3669,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[53]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3589,7 +3681,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[53]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3602,7 +3694,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{53}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *CreateTokenResponse) GetToken() string {
@@ -3628,7 +3720,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[54]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3640,7 +3732,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[54]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3653,7 +3745,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{54}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{56}
 }
 
 // ListTokensResponse holds every token (at most 10,000 exist), sorted by id.
@@ -3667,7 +3759,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[55]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3679,7 +3771,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[55]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3692,7 +3784,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{55}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListTokensResponse) GetTokens() []*TokenInfo {
@@ -3713,7 +3805,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[56]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3725,7 +3817,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[56]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3738,7 +3830,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{56}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RevokeTokenRequest) GetTokenId() string {
@@ -3757,7 +3849,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[57]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3769,7 +3861,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[57]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3782,7 +3874,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{57}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{59}
 }
 
 var File_jobqueue_v1_job_queue_service_proto protoreflect.FileDescriptor
@@ -3940,7 +4032,11 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x12ResumeQueueRequest\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\"/\n" +
 	"\x13ResumeQueueResponse\x12\x18\n" +
-	"\achanged\x18\x01 \x01(\bR\achanged\"\x9e\x04\n" +
+	"\achanged\x18\x01 \x01(\bR\achanged\"_\n" +
+	"\x15SetQueueLimitsRequest\x12\x14\n" +
+	"\x05queue\x18\x01 \x01(\tR\x05queue\x120\n" +
+	"\x06limits\x18\x02 \x01(\v2\x18.jobqueue.v1.QueueLimitsR\x06limits\"\x18\n" +
+	"\x16SetQueueLimitsResponse\"\x9e\x04\n" +
 	"\vJobTemplate\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x121\n" +
 	"\apayload\x18\x02 \x01(\v2\x17.google.protobuf.StructR\apayload\x12#\n" +
@@ -4050,7 +4146,7 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x16TOKEN_ROLE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TOKEN_ROLE_PRODUCER\x10\x01\x12\x15\n" +
 	"\x11TOKEN_ROLE_WORKER\x10\x02\x12\x14\n" +
-	"\x10TOKEN_ROLE_ADMIN\x10\x032\xe2\x0f\n" +
+	"\x10TOKEN_ROLE_ADMIN\x10\x032\xc2\x10\n" +
 	"\x0fJobQueueService\x12D\n" +
 	"\aEnqueue\x12\x1b.jobqueue.v1.EnqueueRequest\x1a\x1c.jobqueue.v1.EnqueueResponse\x12S\n" +
 	"\fEnqueueBatch\x12 .jobqueue.v1.EnqueueBatchRequest\x1a!.jobqueue.v1.EnqueueBatchResponse\x12Z\n" +
@@ -4067,7 +4163,8 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x05Retry\x12\x19.jobqueue.v1.RetryRequest\x1a\x1a.jobqueue.v1.RetryResponse\x12R\n" +
 	"\n" +
 	"PauseQueue\x12\x1e.jobqueue.v1.PauseQueueRequest\x1a\x1f.jobqueue.v1.PauseQueueResponse\"\x03\x90\x02\x02\x12U\n" +
-	"\vResumeQueue\x12\x1f.jobqueue.v1.ResumeQueueRequest\x1a .jobqueue.v1.ResumeQueueResponse\"\x03\x90\x02\x02\x12Y\n" +
+	"\vResumeQueue\x12\x1f.jobqueue.v1.ResumeQueueRequest\x1a .jobqueue.v1.ResumeQueueResponse\"\x03\x90\x02\x02\x12^\n" +
+	"\x0eSetQueueLimits\x12\".jobqueue.v1.SetQueueLimitsRequest\x1a#.jobqueue.v1.SetQueueLimitsResponse\"\x03\x90\x02\x02\x12Y\n" +
 	"\x0eCreateSchedule\x12\".jobqueue.v1.CreateScheduleRequest\x1a#.jobqueue.v1.CreateScheduleResponse\x12U\n" +
 	"\vGetSchedule\x12\x1f.jobqueue.v1.GetScheduleRequest\x1a .jobqueue.v1.GetScheduleResponse\"\x03\x90\x02\x01\x12[\n" +
 	"\rListSchedules\x12!.jobqueue.v1.ListSchedulesRequest\x1a\".jobqueue.v1.ListSchedulesResponse\"\x03\x90\x02\x01\x12Y\n" +
@@ -4094,7 +4191,7 @@ func file_jobqueue_v1_job_queue_service_proto_rawDescGZIP() []byte {
 }
 
 var file_jobqueue_v1_job_queue_service_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_jobqueue_v1_job_queue_service_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
+var file_jobqueue_v1_job_queue_service_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_jobqueue_v1_job_queue_service_proto_goTypes = []any{
 	(ConfirmationKind)(0),          // 0: jobqueue.v1.ConfirmationKind
 	(StopReason)(0),                // 1: jobqueue.v1.StopReason
@@ -4135,170 +4232,176 @@ var file_jobqueue_v1_job_queue_service_proto_goTypes = []any{
 	(*PauseQueueResponse)(nil),     // 36: jobqueue.v1.PauseQueueResponse
 	(*ResumeQueueRequest)(nil),     // 37: jobqueue.v1.ResumeQueueRequest
 	(*ResumeQueueResponse)(nil),    // 38: jobqueue.v1.ResumeQueueResponse
-	(*JobTemplate)(nil),            // 39: jobqueue.v1.JobTemplate
-	(*Schedule)(nil),               // 40: jobqueue.v1.Schedule
-	(*CreateScheduleRequest)(nil),  // 41: jobqueue.v1.CreateScheduleRequest
-	(*CreateScheduleResponse)(nil), // 42: jobqueue.v1.CreateScheduleResponse
-	(*GetScheduleRequest)(nil),     // 43: jobqueue.v1.GetScheduleRequest
-	(*GetScheduleResponse)(nil),    // 44: jobqueue.v1.GetScheduleResponse
-	(*ListSchedulesRequest)(nil),   // 45: jobqueue.v1.ListSchedulesRequest
-	(*ListSchedulesResponse)(nil),  // 46: jobqueue.v1.ListSchedulesResponse
-	(*UpdateScheduleRequest)(nil),  // 47: jobqueue.v1.UpdateScheduleRequest
-	(*UpdateScheduleResponse)(nil), // 48: jobqueue.v1.UpdateScheduleResponse
-	(*DeleteScheduleRequest)(nil),  // 49: jobqueue.v1.DeleteScheduleRequest
-	(*DeleteScheduleResponse)(nil), // 50: jobqueue.v1.DeleteScheduleResponse
-	(*PauseScheduleRequest)(nil),   // 51: jobqueue.v1.PauseScheduleRequest
-	(*PauseScheduleResponse)(nil),  // 52: jobqueue.v1.PauseScheduleResponse
-	(*ResumeScheduleRequest)(nil),  // 53: jobqueue.v1.ResumeScheduleRequest
-	(*ResumeScheduleResponse)(nil), // 54: jobqueue.v1.ResumeScheduleResponse
-	(*TokenInfo)(nil),              // 55: jobqueue.v1.TokenInfo
-	(*CreateTokenRequest)(nil),     // 56: jobqueue.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),    // 57: jobqueue.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),      // 58: jobqueue.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),     // 59: jobqueue.v1.ListTokensResponse
-	(*RevokeTokenRequest)(nil),     // 60: jobqueue.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),    // 61: jobqueue.v1.RevokeTokenResponse
-	nil,                            // 62: jobqueue.v1.EnqueueRequest.MetadataEntry
-	nil,                            // 63: jobqueue.v1.JobTemplate.MetadataEntry
-	(*structpb.Struct)(nil),        // 64: google.protobuf.Struct
-	(Priority)(0),                  // 65: jobqueue.v1.Priority
-	(*durationpb.Duration)(nil),    // 66: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),  // 67: google.protobuf.Timestamp
-	(*BackoffPolicy)(nil),          // 68: jobqueue.v1.BackoffPolicy
-	(Durability)(0),                // 69: jobqueue.v1.Durability
-	(*status.Status)(nil),          // 70: google.rpc.Status
-	(*Job)(nil),                    // 71: jobqueue.v1.Job
-	(*QueueStats)(nil),             // 72: jobqueue.v1.QueueStats
-	(JobState)(0),                  // 73: jobqueue.v1.JobState
+	(*SetQueueLimitsRequest)(nil),  // 39: jobqueue.v1.SetQueueLimitsRequest
+	(*SetQueueLimitsResponse)(nil), // 40: jobqueue.v1.SetQueueLimitsResponse
+	(*JobTemplate)(nil),            // 41: jobqueue.v1.JobTemplate
+	(*Schedule)(nil),               // 42: jobqueue.v1.Schedule
+	(*CreateScheduleRequest)(nil),  // 43: jobqueue.v1.CreateScheduleRequest
+	(*CreateScheduleResponse)(nil), // 44: jobqueue.v1.CreateScheduleResponse
+	(*GetScheduleRequest)(nil),     // 45: jobqueue.v1.GetScheduleRequest
+	(*GetScheduleResponse)(nil),    // 46: jobqueue.v1.GetScheduleResponse
+	(*ListSchedulesRequest)(nil),   // 47: jobqueue.v1.ListSchedulesRequest
+	(*ListSchedulesResponse)(nil),  // 48: jobqueue.v1.ListSchedulesResponse
+	(*UpdateScheduleRequest)(nil),  // 49: jobqueue.v1.UpdateScheduleRequest
+	(*UpdateScheduleResponse)(nil), // 50: jobqueue.v1.UpdateScheduleResponse
+	(*DeleteScheduleRequest)(nil),  // 51: jobqueue.v1.DeleteScheduleRequest
+	(*DeleteScheduleResponse)(nil), // 52: jobqueue.v1.DeleteScheduleResponse
+	(*PauseScheduleRequest)(nil),   // 53: jobqueue.v1.PauseScheduleRequest
+	(*PauseScheduleResponse)(nil),  // 54: jobqueue.v1.PauseScheduleResponse
+	(*ResumeScheduleRequest)(nil),  // 55: jobqueue.v1.ResumeScheduleRequest
+	(*ResumeScheduleResponse)(nil), // 56: jobqueue.v1.ResumeScheduleResponse
+	(*TokenInfo)(nil),              // 57: jobqueue.v1.TokenInfo
+	(*CreateTokenRequest)(nil),     // 58: jobqueue.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),    // 59: jobqueue.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),      // 60: jobqueue.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),     // 61: jobqueue.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),     // 62: jobqueue.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),    // 63: jobqueue.v1.RevokeTokenResponse
+	nil,                            // 64: jobqueue.v1.EnqueueRequest.MetadataEntry
+	nil,                            // 65: jobqueue.v1.JobTemplate.MetadataEntry
+	(*structpb.Struct)(nil),        // 66: google.protobuf.Struct
+	(Priority)(0),                  // 67: jobqueue.v1.Priority
+	(*durationpb.Duration)(nil),    // 68: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),  // 69: google.protobuf.Timestamp
+	(*BackoffPolicy)(nil),          // 70: jobqueue.v1.BackoffPolicy
+	(Durability)(0),                // 71: jobqueue.v1.Durability
+	(*status.Status)(nil),          // 72: google.rpc.Status
+	(*Job)(nil),                    // 73: jobqueue.v1.Job
+	(*QueueStats)(nil),             // 74: jobqueue.v1.QueueStats
+	(JobState)(0),                  // 75: jobqueue.v1.JobState
+	(*QueueLimits)(nil),            // 76: jobqueue.v1.QueueLimits
 }
 var file_jobqueue_v1_job_queue_service_proto_depIdxs = []int32{
-	64, // 0: jobqueue.v1.EnqueueRequest.payload:type_name -> google.protobuf.Struct
-	65, // 1: jobqueue.v1.EnqueueRequest.priority:type_name -> jobqueue.v1.Priority
-	66, // 2: jobqueue.v1.EnqueueRequest.delay:type_name -> google.protobuf.Duration
-	67, // 3: jobqueue.v1.EnqueueRequest.schedule_time:type_name -> google.protobuf.Timestamp
-	68, // 4: jobqueue.v1.EnqueueRequest.backoff:type_name -> jobqueue.v1.BackoffPolicy
-	66, // 5: jobqueue.v1.EnqueueRequest.lease_duration:type_name -> google.protobuf.Duration
-	62, // 6: jobqueue.v1.EnqueueRequest.metadata:type_name -> jobqueue.v1.EnqueueRequest.MetadataEntry
-	69, // 7: jobqueue.v1.EnqueueRequest.durability:type_name -> jobqueue.v1.Durability
-	66, // 8: jobqueue.v1.EnqueueRequest.timeout:type_name -> google.protobuf.Duration
-	67, // 9: jobqueue.v1.EnqueueRequest.start_deadline:type_name -> google.protobuf.Timestamp
+	66, // 0: jobqueue.v1.EnqueueRequest.payload:type_name -> google.protobuf.Struct
+	67, // 1: jobqueue.v1.EnqueueRequest.priority:type_name -> jobqueue.v1.Priority
+	68, // 2: jobqueue.v1.EnqueueRequest.delay:type_name -> google.protobuf.Duration
+	69, // 3: jobqueue.v1.EnqueueRequest.schedule_time:type_name -> google.protobuf.Timestamp
+	70, // 4: jobqueue.v1.EnqueueRequest.backoff:type_name -> jobqueue.v1.BackoffPolicy
+	68, // 5: jobqueue.v1.EnqueueRequest.lease_duration:type_name -> google.protobuf.Duration
+	64, // 6: jobqueue.v1.EnqueueRequest.metadata:type_name -> jobqueue.v1.EnqueueRequest.MetadataEntry
+	71, // 7: jobqueue.v1.EnqueueRequest.durability:type_name -> jobqueue.v1.Durability
+	68, // 8: jobqueue.v1.EnqueueRequest.timeout:type_name -> google.protobuf.Duration
+	69, // 9: jobqueue.v1.EnqueueRequest.start_deadline:type_name -> google.protobuf.Timestamp
 	4,  // 10: jobqueue.v1.EnqueueBatchRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
-	69, // 11: jobqueue.v1.EnqueueBatchRequest.durability:type_name -> jobqueue.v1.Durability
+	71, // 11: jobqueue.v1.EnqueueBatchRequest.durability:type_name -> jobqueue.v1.Durability
 	5,  // 12: jobqueue.v1.EnqueueBatchResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
 	4,  // 13: jobqueue.v1.EnqueueStreamRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
-	69, // 14: jobqueue.v1.EnqueueStreamRequest.durability:type_name -> jobqueue.v1.Durability
+	71, // 14: jobqueue.v1.EnqueueStreamRequest.durability:type_name -> jobqueue.v1.Durability
 	5,  // 15: jobqueue.v1.EnqueueStreamResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
-	70, // 16: jobqueue.v1.EnqueueStreamResponse.error:type_name -> google.rpc.Status
-	71, // 17: jobqueue.v1.WatchJobResponse.job:type_name -> jobqueue.v1.Job
-	71, // 18: jobqueue.v1.GetStatusResponse.job:type_name -> jobqueue.v1.Job
-	72, // 19: jobqueue.v1.StatsResponse.queues:type_name -> jobqueue.v1.QueueStats
-	73, // 20: jobqueue.v1.ListJobsRequest.state:type_name -> jobqueue.v1.JobState
-	71, // 21: jobqueue.v1.ListJobsResponse.jobs:type_name -> jobqueue.v1.Job
-	66, // 22: jobqueue.v1.Subscribe.lease_duration:type_name -> google.protobuf.Duration
+	72, // 16: jobqueue.v1.EnqueueStreamResponse.error:type_name -> google.rpc.Status
+	73, // 17: jobqueue.v1.WatchJobResponse.job:type_name -> jobqueue.v1.Job
+	73, // 18: jobqueue.v1.GetStatusResponse.job:type_name -> jobqueue.v1.Job
+	74, // 19: jobqueue.v1.StatsResponse.queues:type_name -> jobqueue.v1.QueueStats
+	75, // 20: jobqueue.v1.ListJobsRequest.state:type_name -> jobqueue.v1.JobState
+	73, // 21: jobqueue.v1.ListJobsResponse.jobs:type_name -> jobqueue.v1.Job
+	68, // 22: jobqueue.v1.Subscribe.lease_duration:type_name -> google.protobuf.Duration
 	18, // 23: jobqueue.v1.LeaseRequest.subscribe:type_name -> jobqueue.v1.Subscribe
 	25, // 24: jobqueue.v1.LeaseRequest.acks:type_name -> jobqueue.v1.AckRequest
 	27, // 25: jobqueue.v1.LeaseRequest.fails:type_name -> jobqueue.v1.FailRequest
 	29, // 26: jobqueue.v1.LeaseRequest.extends:type_name -> jobqueue.v1.ExtendRequest
 	20, // 27: jobqueue.v1.LeaseRequest.progress:type_name -> jobqueue.v1.ProgressUpdate
-	71, // 28: jobqueue.v1.LeasedJob.job:type_name -> jobqueue.v1.Job
-	67, // 29: jobqueue.v1.LeasedJob.lease_expire_time:type_name -> google.protobuf.Timestamp
-	70, // 30: jobqueue.v1.Confirmation.status:type_name -> google.rpc.Status
+	73, // 28: jobqueue.v1.LeasedJob.job:type_name -> jobqueue.v1.Job
+	69, // 29: jobqueue.v1.LeasedJob.lease_expire_time:type_name -> google.protobuf.Timestamp
+	72, // 30: jobqueue.v1.Confirmation.status:type_name -> google.rpc.Status
 	0,  // 31: jobqueue.v1.Confirmation.kind:type_name -> jobqueue.v1.ConfirmationKind
-	67, // 32: jobqueue.v1.Confirmation.lease_expire_time:type_name -> google.protobuf.Timestamp
+	69, // 32: jobqueue.v1.Confirmation.lease_expire_time:type_name -> google.protobuf.Timestamp
 	21, // 33: jobqueue.v1.LeaseResponse.jobs:type_name -> jobqueue.v1.LeasedJob
 	22, // 34: jobqueue.v1.LeaseResponse.confirmations:type_name -> jobqueue.v1.Confirmation
 	24, // 35: jobqueue.v1.LeaseResponse.stops:type_name -> jobqueue.v1.JobStop
 	1,  // 36: jobqueue.v1.JobStop.reason:type_name -> jobqueue.v1.StopReason
-	64, // 37: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
-	69, // 38: jobqueue.v1.AckRequest.durability:type_name -> jobqueue.v1.Durability
-	66, // 39: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
-	73, // 40: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
-	67, // 41: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
-	66, // 42: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
-	67, // 43: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	64, // 44: jobqueue.v1.JobTemplate.payload:type_name -> google.protobuf.Struct
-	65, // 45: jobqueue.v1.JobTemplate.priority:type_name -> jobqueue.v1.Priority
-	68, // 46: jobqueue.v1.JobTemplate.backoff:type_name -> jobqueue.v1.BackoffPolicy
-	66, // 47: jobqueue.v1.JobTemplate.lease_duration:type_name -> google.protobuf.Duration
-	63, // 48: jobqueue.v1.JobTemplate.metadata:type_name -> jobqueue.v1.JobTemplate.MetadataEntry
-	66, // 49: jobqueue.v1.JobTemplate.timeout:type_name -> google.protobuf.Duration
-	66, // 50: jobqueue.v1.Schedule.interval:type_name -> google.protobuf.Duration
-	39, // 51: jobqueue.v1.Schedule.template:type_name -> jobqueue.v1.JobTemplate
-	67, // 52: jobqueue.v1.Schedule.start_time:type_name -> google.protobuf.Timestamp
-	67, // 53: jobqueue.v1.Schedule.end_time:type_name -> google.protobuf.Timestamp
-	2,  // 54: jobqueue.v1.Schedule.catch_up:type_name -> jobqueue.v1.CatchUpPolicy
-	67, // 55: jobqueue.v1.Schedule.next_run_time:type_name -> google.protobuf.Timestamp
-	67, // 56: jobqueue.v1.Schedule.last_run_time:type_name -> google.protobuf.Timestamp
-	67, // 57: jobqueue.v1.Schedule.create_time:type_name -> google.protobuf.Timestamp
-	67, // 58: jobqueue.v1.Schedule.update_time:type_name -> google.protobuf.Timestamp
-	40, // 59: jobqueue.v1.CreateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
-	40, // 60: jobqueue.v1.CreateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
-	40, // 61: jobqueue.v1.GetScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
-	40, // 62: jobqueue.v1.ListSchedulesResponse.schedules:type_name -> jobqueue.v1.Schedule
-	40, // 63: jobqueue.v1.UpdateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
-	40, // 64: jobqueue.v1.UpdateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
-	3,  // 65: jobqueue.v1.TokenInfo.role:type_name -> jobqueue.v1.TokenRole
-	67, // 66: jobqueue.v1.TokenInfo.create_time:type_name -> google.protobuf.Timestamp
-	67, // 67: jobqueue.v1.TokenInfo.expire_time:type_name -> google.protobuf.Timestamp
-	3,  // 68: jobqueue.v1.CreateTokenRequest.role:type_name -> jobqueue.v1.TokenRole
-	66, // 69: jobqueue.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	55, // 70: jobqueue.v1.CreateTokenResponse.info:type_name -> jobqueue.v1.TokenInfo
-	55, // 71: jobqueue.v1.ListTokensResponse.tokens:type_name -> jobqueue.v1.TokenInfo
-	4,  // 72: jobqueue.v1.JobQueueService.Enqueue:input_type -> jobqueue.v1.EnqueueRequest
-	6,  // 73: jobqueue.v1.JobQueueService.EnqueueBatch:input_type -> jobqueue.v1.EnqueueBatchRequest
-	8,  // 74: jobqueue.v1.JobQueueService.EnqueueStream:input_type -> jobqueue.v1.EnqueueStreamRequest
-	10, // 75: jobqueue.v1.JobQueueService.WatchJob:input_type -> jobqueue.v1.WatchJobRequest
-	12, // 76: jobqueue.v1.JobQueueService.GetStatus:input_type -> jobqueue.v1.GetStatusRequest
-	14, // 77: jobqueue.v1.JobQueueService.Stats:input_type -> jobqueue.v1.StatsRequest
-	16, // 78: jobqueue.v1.JobQueueService.ListJobs:input_type -> jobqueue.v1.ListJobsRequest
-	19, // 79: jobqueue.v1.JobQueueService.Lease:input_type -> jobqueue.v1.LeaseRequest
-	25, // 80: jobqueue.v1.JobQueueService.Ack:input_type -> jobqueue.v1.AckRequest
-	27, // 81: jobqueue.v1.JobQueueService.Fail:input_type -> jobqueue.v1.FailRequest
-	29, // 82: jobqueue.v1.JobQueueService.Extend:input_type -> jobqueue.v1.ExtendRequest
-	31, // 83: jobqueue.v1.JobQueueService.Cancel:input_type -> jobqueue.v1.CancelRequest
-	33, // 84: jobqueue.v1.JobQueueService.Retry:input_type -> jobqueue.v1.RetryRequest
-	35, // 85: jobqueue.v1.JobQueueService.PauseQueue:input_type -> jobqueue.v1.PauseQueueRequest
-	37, // 86: jobqueue.v1.JobQueueService.ResumeQueue:input_type -> jobqueue.v1.ResumeQueueRequest
-	41, // 87: jobqueue.v1.JobQueueService.CreateSchedule:input_type -> jobqueue.v1.CreateScheduleRequest
-	43, // 88: jobqueue.v1.JobQueueService.GetSchedule:input_type -> jobqueue.v1.GetScheduleRequest
-	45, // 89: jobqueue.v1.JobQueueService.ListSchedules:input_type -> jobqueue.v1.ListSchedulesRequest
-	47, // 90: jobqueue.v1.JobQueueService.UpdateSchedule:input_type -> jobqueue.v1.UpdateScheduleRequest
-	49, // 91: jobqueue.v1.JobQueueService.DeleteSchedule:input_type -> jobqueue.v1.DeleteScheduleRequest
-	51, // 92: jobqueue.v1.JobQueueService.PauseSchedule:input_type -> jobqueue.v1.PauseScheduleRequest
-	53, // 93: jobqueue.v1.JobQueueService.ResumeSchedule:input_type -> jobqueue.v1.ResumeScheduleRequest
-	56, // 94: jobqueue.v1.JobQueueService.CreateToken:input_type -> jobqueue.v1.CreateTokenRequest
-	58, // 95: jobqueue.v1.JobQueueService.ListTokens:input_type -> jobqueue.v1.ListTokensRequest
-	60, // 96: jobqueue.v1.JobQueueService.RevokeToken:input_type -> jobqueue.v1.RevokeTokenRequest
-	5,  // 97: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
-	7,  // 98: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
-	9,  // 99: jobqueue.v1.JobQueueService.EnqueueStream:output_type -> jobqueue.v1.EnqueueStreamResponse
-	11, // 100: jobqueue.v1.JobQueueService.WatchJob:output_type -> jobqueue.v1.WatchJobResponse
-	13, // 101: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
-	15, // 102: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
-	17, // 103: jobqueue.v1.JobQueueService.ListJobs:output_type -> jobqueue.v1.ListJobsResponse
-	23, // 104: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
-	26, // 105: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
-	28, // 106: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
-	30, // 107: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
-	32, // 108: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
-	34, // 109: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
-	36, // 110: jobqueue.v1.JobQueueService.PauseQueue:output_type -> jobqueue.v1.PauseQueueResponse
-	38, // 111: jobqueue.v1.JobQueueService.ResumeQueue:output_type -> jobqueue.v1.ResumeQueueResponse
-	42, // 112: jobqueue.v1.JobQueueService.CreateSchedule:output_type -> jobqueue.v1.CreateScheduleResponse
-	44, // 113: jobqueue.v1.JobQueueService.GetSchedule:output_type -> jobqueue.v1.GetScheduleResponse
-	46, // 114: jobqueue.v1.JobQueueService.ListSchedules:output_type -> jobqueue.v1.ListSchedulesResponse
-	48, // 115: jobqueue.v1.JobQueueService.UpdateSchedule:output_type -> jobqueue.v1.UpdateScheduleResponse
-	50, // 116: jobqueue.v1.JobQueueService.DeleteSchedule:output_type -> jobqueue.v1.DeleteScheduleResponse
-	52, // 117: jobqueue.v1.JobQueueService.PauseSchedule:output_type -> jobqueue.v1.PauseScheduleResponse
-	54, // 118: jobqueue.v1.JobQueueService.ResumeSchedule:output_type -> jobqueue.v1.ResumeScheduleResponse
-	57, // 119: jobqueue.v1.JobQueueService.CreateToken:output_type -> jobqueue.v1.CreateTokenResponse
-	59, // 120: jobqueue.v1.JobQueueService.ListTokens:output_type -> jobqueue.v1.ListTokensResponse
-	61, // 121: jobqueue.v1.JobQueueService.RevokeToken:output_type -> jobqueue.v1.RevokeTokenResponse
-	97, // [97:122] is the sub-list for method output_type
-	72, // [72:97] is the sub-list for method input_type
-	72, // [72:72] is the sub-list for extension type_name
-	72, // [72:72] is the sub-list for extension extendee
-	0,  // [0:72] is the sub-list for field type_name
+	66, // 37: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
+	71, // 38: jobqueue.v1.AckRequest.durability:type_name -> jobqueue.v1.Durability
+	68, // 39: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
+	75, // 40: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
+	69, // 41: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
+	68, // 42: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
+	69, // 43: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	76, // 44: jobqueue.v1.SetQueueLimitsRequest.limits:type_name -> jobqueue.v1.QueueLimits
+	66, // 45: jobqueue.v1.JobTemplate.payload:type_name -> google.protobuf.Struct
+	67, // 46: jobqueue.v1.JobTemplate.priority:type_name -> jobqueue.v1.Priority
+	70, // 47: jobqueue.v1.JobTemplate.backoff:type_name -> jobqueue.v1.BackoffPolicy
+	68, // 48: jobqueue.v1.JobTemplate.lease_duration:type_name -> google.protobuf.Duration
+	65, // 49: jobqueue.v1.JobTemplate.metadata:type_name -> jobqueue.v1.JobTemplate.MetadataEntry
+	68, // 50: jobqueue.v1.JobTemplate.timeout:type_name -> google.protobuf.Duration
+	68, // 51: jobqueue.v1.Schedule.interval:type_name -> google.protobuf.Duration
+	41, // 52: jobqueue.v1.Schedule.template:type_name -> jobqueue.v1.JobTemplate
+	69, // 53: jobqueue.v1.Schedule.start_time:type_name -> google.protobuf.Timestamp
+	69, // 54: jobqueue.v1.Schedule.end_time:type_name -> google.protobuf.Timestamp
+	2,  // 55: jobqueue.v1.Schedule.catch_up:type_name -> jobqueue.v1.CatchUpPolicy
+	69, // 56: jobqueue.v1.Schedule.next_run_time:type_name -> google.protobuf.Timestamp
+	69, // 57: jobqueue.v1.Schedule.last_run_time:type_name -> google.protobuf.Timestamp
+	69, // 58: jobqueue.v1.Schedule.create_time:type_name -> google.protobuf.Timestamp
+	69, // 59: jobqueue.v1.Schedule.update_time:type_name -> google.protobuf.Timestamp
+	42, // 60: jobqueue.v1.CreateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
+	42, // 61: jobqueue.v1.CreateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
+	42, // 62: jobqueue.v1.GetScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
+	42, // 63: jobqueue.v1.ListSchedulesResponse.schedules:type_name -> jobqueue.v1.Schedule
+	42, // 64: jobqueue.v1.UpdateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
+	42, // 65: jobqueue.v1.UpdateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
+	3,  // 66: jobqueue.v1.TokenInfo.role:type_name -> jobqueue.v1.TokenRole
+	69, // 67: jobqueue.v1.TokenInfo.create_time:type_name -> google.protobuf.Timestamp
+	69, // 68: jobqueue.v1.TokenInfo.expire_time:type_name -> google.protobuf.Timestamp
+	3,  // 69: jobqueue.v1.CreateTokenRequest.role:type_name -> jobqueue.v1.TokenRole
+	68, // 70: jobqueue.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	57, // 71: jobqueue.v1.CreateTokenResponse.info:type_name -> jobqueue.v1.TokenInfo
+	57, // 72: jobqueue.v1.ListTokensResponse.tokens:type_name -> jobqueue.v1.TokenInfo
+	4,  // 73: jobqueue.v1.JobQueueService.Enqueue:input_type -> jobqueue.v1.EnqueueRequest
+	6,  // 74: jobqueue.v1.JobQueueService.EnqueueBatch:input_type -> jobqueue.v1.EnqueueBatchRequest
+	8,  // 75: jobqueue.v1.JobQueueService.EnqueueStream:input_type -> jobqueue.v1.EnqueueStreamRequest
+	10, // 76: jobqueue.v1.JobQueueService.WatchJob:input_type -> jobqueue.v1.WatchJobRequest
+	12, // 77: jobqueue.v1.JobQueueService.GetStatus:input_type -> jobqueue.v1.GetStatusRequest
+	14, // 78: jobqueue.v1.JobQueueService.Stats:input_type -> jobqueue.v1.StatsRequest
+	16, // 79: jobqueue.v1.JobQueueService.ListJobs:input_type -> jobqueue.v1.ListJobsRequest
+	19, // 80: jobqueue.v1.JobQueueService.Lease:input_type -> jobqueue.v1.LeaseRequest
+	25, // 81: jobqueue.v1.JobQueueService.Ack:input_type -> jobqueue.v1.AckRequest
+	27, // 82: jobqueue.v1.JobQueueService.Fail:input_type -> jobqueue.v1.FailRequest
+	29, // 83: jobqueue.v1.JobQueueService.Extend:input_type -> jobqueue.v1.ExtendRequest
+	31, // 84: jobqueue.v1.JobQueueService.Cancel:input_type -> jobqueue.v1.CancelRequest
+	33, // 85: jobqueue.v1.JobQueueService.Retry:input_type -> jobqueue.v1.RetryRequest
+	35, // 86: jobqueue.v1.JobQueueService.PauseQueue:input_type -> jobqueue.v1.PauseQueueRequest
+	37, // 87: jobqueue.v1.JobQueueService.ResumeQueue:input_type -> jobqueue.v1.ResumeQueueRequest
+	39, // 88: jobqueue.v1.JobQueueService.SetQueueLimits:input_type -> jobqueue.v1.SetQueueLimitsRequest
+	43, // 89: jobqueue.v1.JobQueueService.CreateSchedule:input_type -> jobqueue.v1.CreateScheduleRequest
+	45, // 90: jobqueue.v1.JobQueueService.GetSchedule:input_type -> jobqueue.v1.GetScheduleRequest
+	47, // 91: jobqueue.v1.JobQueueService.ListSchedules:input_type -> jobqueue.v1.ListSchedulesRequest
+	49, // 92: jobqueue.v1.JobQueueService.UpdateSchedule:input_type -> jobqueue.v1.UpdateScheduleRequest
+	51, // 93: jobqueue.v1.JobQueueService.DeleteSchedule:input_type -> jobqueue.v1.DeleteScheduleRequest
+	53, // 94: jobqueue.v1.JobQueueService.PauseSchedule:input_type -> jobqueue.v1.PauseScheduleRequest
+	55, // 95: jobqueue.v1.JobQueueService.ResumeSchedule:input_type -> jobqueue.v1.ResumeScheduleRequest
+	58, // 96: jobqueue.v1.JobQueueService.CreateToken:input_type -> jobqueue.v1.CreateTokenRequest
+	60, // 97: jobqueue.v1.JobQueueService.ListTokens:input_type -> jobqueue.v1.ListTokensRequest
+	62, // 98: jobqueue.v1.JobQueueService.RevokeToken:input_type -> jobqueue.v1.RevokeTokenRequest
+	5,  // 99: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
+	7,  // 100: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
+	9,  // 101: jobqueue.v1.JobQueueService.EnqueueStream:output_type -> jobqueue.v1.EnqueueStreamResponse
+	11, // 102: jobqueue.v1.JobQueueService.WatchJob:output_type -> jobqueue.v1.WatchJobResponse
+	13, // 103: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
+	15, // 104: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
+	17, // 105: jobqueue.v1.JobQueueService.ListJobs:output_type -> jobqueue.v1.ListJobsResponse
+	23, // 106: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
+	26, // 107: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
+	28, // 108: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
+	30, // 109: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
+	32, // 110: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
+	34, // 111: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
+	36, // 112: jobqueue.v1.JobQueueService.PauseQueue:output_type -> jobqueue.v1.PauseQueueResponse
+	38, // 113: jobqueue.v1.JobQueueService.ResumeQueue:output_type -> jobqueue.v1.ResumeQueueResponse
+	40, // 114: jobqueue.v1.JobQueueService.SetQueueLimits:output_type -> jobqueue.v1.SetQueueLimitsResponse
+	44, // 115: jobqueue.v1.JobQueueService.CreateSchedule:output_type -> jobqueue.v1.CreateScheduleResponse
+	46, // 116: jobqueue.v1.JobQueueService.GetSchedule:output_type -> jobqueue.v1.GetScheduleResponse
+	48, // 117: jobqueue.v1.JobQueueService.ListSchedules:output_type -> jobqueue.v1.ListSchedulesResponse
+	50, // 118: jobqueue.v1.JobQueueService.UpdateSchedule:output_type -> jobqueue.v1.UpdateScheduleResponse
+	52, // 119: jobqueue.v1.JobQueueService.DeleteSchedule:output_type -> jobqueue.v1.DeleteScheduleResponse
+	54, // 120: jobqueue.v1.JobQueueService.PauseSchedule:output_type -> jobqueue.v1.PauseScheduleResponse
+	56, // 121: jobqueue.v1.JobQueueService.ResumeSchedule:output_type -> jobqueue.v1.ResumeScheduleResponse
+	59, // 122: jobqueue.v1.JobQueueService.CreateToken:output_type -> jobqueue.v1.CreateTokenResponse
+	61, // 123: jobqueue.v1.JobQueueService.ListTokens:output_type -> jobqueue.v1.ListTokensResponse
+	63, // 124: jobqueue.v1.JobQueueService.RevokeToken:output_type -> jobqueue.v1.RevokeTokenResponse
+	99, // [99:125] is the sub-list for method output_type
+	73, // [73:99] is the sub-list for method input_type
+	73, // [73:73] is the sub-list for extension type_name
+	73, // [73:73] is the sub-list for extension extendee
+	0,  // [0:73] is the sub-list for field type_name
 }
 
 func init() { file_jobqueue_v1_job_queue_service_proto_init() }
@@ -4308,7 +4411,7 @@ func file_jobqueue_v1_job_queue_service_proto_init() {
 	}
 	file_jobqueue_v1_job_proto_init()
 	file_jobqueue_v1_job_queue_service_proto_msgTypes[16].OneofWrappers = []any{}
-	file_jobqueue_v1_job_queue_service_proto_msgTypes[36].OneofWrappers = []any{
+	file_jobqueue_v1_job_queue_service_proto_msgTypes[38].OneofWrappers = []any{
 		(*Schedule_Cron)(nil),
 		(*Schedule_Interval)(nil),
 	}
@@ -4318,7 +4421,7 @@ func file_jobqueue_v1_job_queue_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jobqueue_v1_job_queue_service_proto_rawDesc), len(file_jobqueue_v1_job_queue_service_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   60,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

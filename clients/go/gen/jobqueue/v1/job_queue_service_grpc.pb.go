@@ -34,6 +34,7 @@ const (
 	JobQueueService_Retry_FullMethodName          = "/jobqueue.v1.JobQueueService/Retry"
 	JobQueueService_PauseQueue_FullMethodName     = "/jobqueue.v1.JobQueueService/PauseQueue"
 	JobQueueService_ResumeQueue_FullMethodName    = "/jobqueue.v1.JobQueueService/ResumeQueue"
+	JobQueueService_SetQueueLimits_FullMethodName = "/jobqueue.v1.JobQueueService/SetQueueLimits"
 	JobQueueService_CreateSchedule_FullMethodName = "/jobqueue.v1.JobQueueService/CreateSchedule"
 	JobQueueService_GetSchedule_FullMethodName    = "/jobqueue.v1.JobQueueService/GetSchedule"
 	JobQueueService_ListSchedules_FullMethodName  = "/jobqueue.v1.JobQueueService/ListSchedules"
@@ -123,6 +124,9 @@ type JobQueueServiceClient interface {
 	// ResumeQueue lets a paused queue's jobs be leased again, and wakes the workers waiting on
 	// it (admin role). Resuming a running queue changes nothing.
 	ResumeQueue(ctx context.Context, in *ResumeQueueRequest, opts ...grpc.CallOption) (*ResumeQueueResponse, error)
+	// SetQueueLimits sets a queue's rate and concurrency limits on every server (admin role);
+	// all fields 0 removes them. Jobs already leased are not affected.
+	SetQueueLimits(ctx context.Context, in *SetQueueLimitsRequest, opts ...grpc.CallOption) (*SetQueueLimitsResponse, error)
 	// CreateSchedule adds a recurring job: a named schedule that makes one job from its
 	// template at each tick of a cron expression or a fixed interval, on whichever server
 	// notices the tick first, and exactly one per tick however many servers run
@@ -329,6 +333,16 @@ func (c *jobQueueServiceClient) ResumeQueue(ctx context.Context, in *ResumeQueue
 	return out, nil
 }
 
+func (c *jobQueueServiceClient) SetQueueLimits(ctx context.Context, in *SetQueueLimitsRequest, opts ...grpc.CallOption) (*SetQueueLimitsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetQueueLimitsResponse)
+	err := c.cc.Invoke(ctx, JobQueueService_SetQueueLimits_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *jobQueueServiceClient) CreateSchedule(ctx context.Context, in *CreateScheduleRequest, opts ...grpc.CallOption) (*CreateScheduleResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateScheduleResponse)
@@ -506,6 +520,9 @@ type JobQueueServiceServer interface {
 	// ResumeQueue lets a paused queue's jobs be leased again, and wakes the workers waiting on
 	// it (admin role). Resuming a running queue changes nothing.
 	ResumeQueue(context.Context, *ResumeQueueRequest) (*ResumeQueueResponse, error)
+	// SetQueueLimits sets a queue's rate and concurrency limits on every server (admin role);
+	// all fields 0 removes them. Jobs already leased are not affected.
+	SetQueueLimits(context.Context, *SetQueueLimitsRequest) (*SetQueueLimitsResponse, error)
 	// CreateSchedule adds a recurring job: a named schedule that makes one job from its
 	// template at each tick of a cron expression or a fixed interval, on whichever server
 	// notices the tick first, and exactly one per tick however many servers run
@@ -591,6 +608,9 @@ func (UnimplementedJobQueueServiceServer) PauseQueue(context.Context, *PauseQueu
 }
 func (UnimplementedJobQueueServiceServer) ResumeQueue(context.Context, *ResumeQueueRequest) (*ResumeQueueResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResumeQueue not implemented")
+}
+func (UnimplementedJobQueueServiceServer) SetQueueLimits(context.Context, *SetQueueLimitsRequest) (*SetQueueLimitsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetQueueLimits not implemented")
 }
 func (UnimplementedJobQueueServiceServer) CreateSchedule(context.Context, *CreateScheduleRequest) (*CreateScheduleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateSchedule not implemented")
@@ -884,6 +904,24 @@ func _JobQueueService_ResumeQueue_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobQueueService_SetQueueLimits_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetQueueLimitsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobQueueServiceServer).SetQueueLimits(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobQueueService_SetQueueLimits_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobQueueServiceServer).SetQueueLimits(ctx, req.(*SetQueueLimitsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _JobQueueService_CreateSchedule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateScheduleRequest)
 	if err := dec(in); err != nil {
@@ -1118,6 +1156,10 @@ var JobQueueService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResumeQueue",
 			Handler:    _JobQueueService_ResumeQueue_Handler,
+		},
+		{
+			MethodName: "SetQueueLimits",
+			Handler:    _JobQueueService_SetQueueLimits_Handler,
 		},
 		{
 			MethodName: "CreateSchedule",

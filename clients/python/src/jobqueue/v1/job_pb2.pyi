@@ -473,6 +473,7 @@ class QueueStats(_message.Message):
     CANCELLED_FIELD_NUMBER: _builtins.int
     OLDEST_QUEUED_AGE_FIELD_NUMBER: _builtins.int
     PAUSED_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
     queue: _builtins.str
     """The queue name."""
     queued: _builtins.int
@@ -493,6 +494,10 @@ class QueueStats(_message.Message):
     def oldest_queued_age(self) -> _duration_pb2.Duration:
         """Age of the oldest ready job (zero when none is ready)."""
 
+    @_builtins.property
+    def limits(self) -> Global___QueueLimits:
+        """The queue's flow limits (SetQueueLimits); unset when it has none."""
+
     def __init__(
         self,
         *,
@@ -505,11 +510,49 @@ class QueueStats(_message.Message):
         cancelled: _builtins.int = ...,
         oldest_queued_age: _duration_pb2.Duration | None = ...,
         paused: _builtins.bool = ...,
+        limits: Global___QueueLimits | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["oldest_queued_age", b"oldest_queued_age"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "oldest_queued_age", b"oldest_queued_age"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "cancelled", b"cancelled", "completed", b"completed", "dead", b"dead", "oldest_queued_age", b"oldest_queued_age", "paused", b"paused", "queue", b"queue", "queued", b"queued", "scheduled", b"scheduled"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "cancelled", b"cancelled", "completed", b"completed", "dead", b"dead", "limits", b"limits", "oldest_queued_age", b"oldest_queued_age", "paused", b"paused", "queue", b"queue", "queued", b"queued", "scheduled", b"scheduled"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___QueueStats: _TypeAlias = QueueStats  # noqa: Y015
+
+@_typing.final
+class QueueLimits(_message.Message):
+    """QueueLimits bound how fast and how much of a queue runs, across every server and worker:
+    Redis enforces them in the lease script. Jobs held back by a limit stay QUEUED and are
+    leased as the limit allows, without workers polling for them.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RATE_PER_SECOND_FIELD_NUMBER: _builtins.int
+    BURST_FIELD_NUMBER: _builtins.int
+    MAX_ACTIVE_FIELD_NUMBER: _builtins.int
+    rate_per_second: _builtins.float
+    """Most jobs leased per second, on average (a token bucket refilled at this rate); 0: no
+    limit. At most 1,000,000.
+    """
+    burst: _builtins.int
+    """Most jobs leased at once after an idle time (the bucket's size); 0: the larger of 1 and
+    `rate_per_second`. At most 1,000,000.
+    """
+    max_active: _builtins.int
+    """Most jobs of the queue ACTIVE at once; 0: no limit. At most 1,000,000."""
+    def __init__(
+        self,
+        *,
+        rate_per_second: _builtins.float = ...,
+        burst: _builtins.int = ...,
+        max_active: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["burst", b"burst", "max_active", b"max_active", "rate_per_second", b"rate_per_second"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueueLimits: _TypeAlias = QueueLimits  # noqa: Y015

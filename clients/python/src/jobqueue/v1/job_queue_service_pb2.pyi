@@ -1296,6 +1296,51 @@ class ResumeQueueResponse(_message.Message):
 Global___ResumeQueueResponse: _TypeAlias = ResumeQueueResponse  # noqa: Y015
 
 @_typing.final
+class SetQueueLimitsRequest(_message.Message):
+    """SetQueueLimitsRequest names a queue and its new limits."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUE_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
+    queue: _builtins.str
+    """The queue's name (it need not hold jobs yet)."""
+    @_builtins.property
+    def limits(self) -> _job_pb2.QueueLimits:
+        """The limits; every field 0 (or unset) removes them."""
+
+    def __init__(
+        self,
+        *,
+        queue: _builtins.str = ...,
+        limits: _job_pb2.QueueLimits | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "queue", b"queue"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetQueueLimitsRequest: _TypeAlias = SetQueueLimitsRequest  # noqa: Y015
+
+@_typing.final
+class SetQueueLimitsResponse(_message.Message):
+    """SetQueueLimitsResponse is empty: the limits hold from the next lease on."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetQueueLimitsResponse: _TypeAlias = SetQueueLimitsResponse  # noqa: Y015
+
+@_typing.final
 class JobTemplate(_message.Message):
     """JobTemplate is the job a schedule makes at each tick. Its fields mean what the fields of
     EnqueueRequest with the same names and numbers mean.

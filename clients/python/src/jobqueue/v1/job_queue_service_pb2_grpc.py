@@ -124,6 +124,11 @@ class JobQueueServiceStub:
                 request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeQueueRequest.SerializeToString,
                 response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeQueueResponse.FromString,
                 _registered_method=True)
+        self.SetQueueLimits = channel.unary_unary(
+                '/jobqueue.v1.JobQueueService/SetQueueLimits',
+                request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.SetQueueLimitsRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.SetQueueLimitsResponse.FromString,
+                _registered_method=True)
         self.CreateSchedule = channel.unary_unary(
                 '/jobqueue.v1.JobQueueService/CreateSchedule',
                 request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.CreateScheduleRequest.SerializeToString,
@@ -326,6 +331,14 @@ class JobQueueServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetQueueLimits(self, request, context):
+        """SetQueueLimits sets a queue's rate and concurrency limits on every server (admin role);
+        all fields 0 removes them. Jobs already leased are not affected.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateSchedule(self, request, context):
         """CreateSchedule adds a recurring job: a named schedule that makes one job from its
         template at each tick of a cron expression or a fixed interval, on whichever server
@@ -484,6 +497,11 @@ def add_JobQueueServiceServicer_to_server(servicer, server):
                     servicer.ResumeQueue,
                     request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeQueueRequest.FromString,
                     response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeQueueResponse.SerializeToString,
+            ),
+            'SetQueueLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetQueueLimits,
+                    request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.SetQueueLimitsRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.SetQueueLimitsResponse.SerializeToString,
             ),
             'CreateSchedule': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateSchedule,
@@ -956,6 +974,33 @@ class JobQueueService:
             '/jobqueue.v1.JobQueueService/ResumeQueue',
             jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeQueueRequest.SerializeToString,
             jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetQueueLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobqueue.v1.JobQueueService/SetQueueLimits',
+            jobqueue_dot_v1_dot_job__queue__service__pb2.SetQueueLimitsRequest.SerializeToString,
+            jobqueue_dot_v1_dot_job__queue__service__pb2.SetQueueLimitsResponse.FromString,
             options,
             channel_credentials,
             insecure,

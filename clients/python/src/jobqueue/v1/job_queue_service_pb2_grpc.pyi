@@ -115,6 +115,10 @@ class JobQueueServiceStub:
     """ResumeQueue lets a paused queue's jobs be leased again, and wakes the workers waiting on
     it (admin role). Resuming a running queue changes nothing.
     """
+    SetQueueLimits: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.SetQueueLimitsRequest, _job_queue_service_pb2.SetQueueLimitsResponse]
+    """SetQueueLimits sets a queue's rate and concurrency limits on every server (admin role);
+    all fields 0 removes them. Jobs already leased are not affected.
+    """
     CreateSchedule: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.CreateScheduleRequest, _job_queue_service_pb2.CreateScheduleResponse]
     """CreateSchedule adds a recurring job: a named schedule that makes one job from its
     template at each tick of a cron expression or a fixed interval, on whichever server
@@ -239,6 +243,10 @@ class JobQueueServiceAsyncStub(JobQueueServiceStub):
     ResumeQueue: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.ResumeQueueRequest, _job_queue_service_pb2.ResumeQueueResponse]  # type: ignore[assignment]
     """ResumeQueue lets a paused queue's jobs be leased again, and wakes the workers waiting on
     it (admin role). Resuming a running queue changes nothing.
+    """
+    SetQueueLimits: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.SetQueueLimitsRequest, _job_queue_service_pb2.SetQueueLimitsResponse]  # type: ignore[assignment]
+    """SetQueueLimits sets a queue's rate and concurrency limits on every server (admin role);
+    all fields 0 removes them. Jobs already leased are not affected.
     """
     CreateSchedule: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.CreateScheduleRequest, _job_queue_service_pb2.CreateScheduleResponse]  # type: ignore[assignment]
     """CreateSchedule adds a recurring job: a named schedule that makes one job from its
@@ -451,6 +459,16 @@ class JobQueueServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_job_queue_service_pb2.ResumeQueueResponse, _abc.Awaitable[_job_queue_service_pb2.ResumeQueueResponse]]:
         """ResumeQueue lets a paused queue's jobs be leased again, and wakes the workers waiting on
         it (admin role). Resuming a running queue changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def SetQueueLimits(
+        self,
+        request: _job_queue_service_pb2.SetQueueLimitsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_queue_service_pb2.SetQueueLimitsResponse, _abc.Awaitable[_job_queue_service_pb2.SetQueueLimitsResponse]]:
+        """SetQueueLimits sets a queue's rate and concurrency limits on every server (admin role);
+        all fields 0 removes them. Jobs already leased are not affected.
         """
 
     @_abc_1.abstractmethod

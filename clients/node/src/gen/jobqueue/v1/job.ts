@@ -239,6 +239,28 @@ export interface QueueStats {
     | undefined;
   /** Whether the queue is paused (PauseQueue): its ready jobs are not leased. */
   paused: boolean;
+  /** The queue's flow limits (SetQueueLimits); unset when it has none. */
+  limits: QueueLimits | undefined;
+}
+
+/**
+ * QueueLimits bound how fast and how much of a queue runs, across every server and worker:
+ * Redis enforces them in the lease script. Jobs held back by a limit stay QUEUED and are
+ * leased as the limit allows, without workers polling for them.
+ */
+export interface QueueLimits {
+  /**
+   * Most jobs leased per second, on average (a token bucket refilled at this rate); 0: no
+   * limit. At most 1,000,000.
+   */
+  ratePerSecond: number;
+  /**
+   * Most jobs leased at once after an idle time (the bucket's size); 0: the larger of 1 and
+   * `rate_per_second`. At most 1,000,000.
+   */
+  burst: number;
+  /** Most jobs of the queue ACTIVE at once; 0: no limit. At most 1,000,000. */
+  maxActive: number;
 }
 
 function createBaseBackoffPolicy(): BackoffPolicy {
@@ -1039,6 +1061,7 @@ function createBaseQueueStats(): QueueStats {
     cancelled: 0,
     oldestQueuedAge: undefined,
     paused: false,
+    limits: undefined,
   };
 }
 
@@ -1070,6 +1093,9 @@ export const QueueStats: MessageFns<QueueStats> = {
     }
     if (message.paused !== false) {
       writer.uint32(72).bool(message.paused);
+    }
+    if (message.limits !== undefined) {
+      QueueLimits.encode(message.limits, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -1159,6 +1185,14 @@ export const QueueStats: MessageFns<QueueStats> = {
             message.paused = reader.bool();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.limits = QueueLimits.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1187,6 +1221,88 @@ export const QueueStats: MessageFns<QueueStats> = {
       ? Duration.fromPartial(object.oldestQueuedAge)
       : undefined;
     message.paused = object.paused ?? false;
+    message.limits = (object.limits !== undefined && object.limits !== null)
+      ? QueueLimits.fromPartial(object.limits)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseQueueLimits(): QueueLimits {
+  return { ratePerSecond: 0, burst: 0, maxActive: 0 };
+}
+
+export const QueueLimits: MessageFns<QueueLimits> = {
+  encode(message: QueueLimits, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ratePerSecond !== 0) {
+      writer.uint32(9).double(message.ratePerSecond);
+    }
+    if (message.burst !== 0) {
+      writer.uint32(16).int32(message.burst);
+    }
+    if (message.maxActive !== 0) {
+      writer.uint32(24).int32(message.maxActive);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): QueueLimits {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseQueueLimits();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 9) {
+              break;
+            }
+
+            message.ratePerSecond = reader.double();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.burst = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.maxActive = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<QueueLimits>, I>>(base?: I): QueueLimits {
+    return QueueLimits.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<QueueLimits>, I>>(object: I): QueueLimits {
+    const message = createBaseQueueLimits();
+    message.ratePerSecond = object.ratePerSecond ?? 0;
+    message.burst = object.burst ?? 0;
+    message.maxActive = object.maxActive ?? 0;
     return message;
   },
 };

@@ -26,7 +26,7 @@ import { Duration } from "../../google/protobuf/duration.js";
 import { Struct } from "../../google/protobuf/struct.js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 import { Status } from "../../google/rpc/status.js";
-import { BackoffPolicy, Durability, Job, JobState, Priority, QueueStats } from "./job.js";
+import { BackoffPolicy, Durability, Job, JobState, Priority, QueueLimits, QueueStats } from "./job.js";
 
 /** ConfirmationKind tells acks, fails and extends apart in a LeaseResponse. */
 export enum ConfirmationKind {
@@ -523,6 +523,18 @@ export interface ResumeQueueRequest {
 export interface ResumeQueueResponse {
   /** False when the queue was not paused. */
   changed: boolean;
+}
+
+/** SetQueueLimitsRequest names a queue and its new limits. */
+export interface SetQueueLimitsRequest {
+  /** The queue's name (it need not hold jobs yet). */
+  queue: string;
+  /** The limits; every field 0 (or unset) removes them. */
+  limits: QueueLimits | undefined;
+}
+
+/** SetQueueLimitsResponse is empty: the limits hold from the next lease on. */
+export interface SetQueueLimitsResponse {
 }
 
 /**
@@ -3483,6 +3495,118 @@ export const ResumeQueueResponse: MessageFns<ResumeQueueResponse> = {
   },
 };
 
+function createBaseSetQueueLimitsRequest(): SetQueueLimitsRequest {
+  return { queue: "", limits: undefined };
+}
+
+export const SetQueueLimitsRequest: MessageFns<SetQueueLimitsRequest> = {
+  encode(message: SetQueueLimitsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.queue !== "") {
+      writer.uint32(10).string(message.queue);
+    }
+    if (message.limits !== undefined) {
+      QueueLimits.encode(message.limits, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetQueueLimitsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetQueueLimitsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.queue = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.limits = QueueLimits.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SetQueueLimitsRequest>, I>>(base?: I): SetQueueLimitsRequest {
+    return SetQueueLimitsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetQueueLimitsRequest>, I>>(object: I): SetQueueLimitsRequest {
+    const message = createBaseSetQueueLimitsRequest();
+    message.queue = object.queue ?? "";
+    message.limits = (object.limits !== undefined && object.limits !== null)
+      ? QueueLimits.fromPartial(object.limits)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSetQueueLimitsResponse(): SetQueueLimitsResponse {
+  return {};
+}
+
+export const SetQueueLimitsResponse: MessageFns<SetQueueLimitsResponse> = {
+  encode(_: SetQueueLimitsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetQueueLimitsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetQueueLimitsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SetQueueLimitsResponse>, I>>(base?: I): SetQueueLimitsResponse {
+    return SetQueueLimitsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetQueueLimitsResponse>, I>>(_: I): SetQueueLimitsResponse {
+    const message = createBaseSetQueueLimitsResponse();
+    return message;
+  },
+};
+
 function createBaseJobTemplate(): JobTemplate {
   return {
     queue: "",
@@ -5464,6 +5588,21 @@ export const JobQueueServiceService = {
     responseDeserialize: (value: Buffer): ResumeQueueResponse => ResumeQueueResponse.decode(value),
   },
   /**
+   * SetQueueLimits sets a queue's rate and concurrency limits on every server (admin role);
+   * all fields 0 removes them. Jobs already leased are not affected.
+   */
+  setQueueLimits: {
+    path: "/jobqueue.v1.JobQueueService/SetQueueLimits" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetQueueLimitsRequest): Buffer =>
+      Buffer.from(SetQueueLimitsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetQueueLimitsRequest => SetQueueLimitsRequest.decode(value),
+    responseSerialize: (value: SetQueueLimitsResponse): Buffer =>
+      Buffer.from(SetQueueLimitsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SetQueueLimitsResponse => SetQueueLimitsResponse.decode(value),
+  },
+  /**
    * CreateSchedule adds a recurring job: a named schedule that makes one job from its
    * template at each tick of a cron expression or a fixed interval, on whichever server
    * notices the tick first, and exactly one per tick however many servers run
@@ -5676,6 +5815,11 @@ export interface JobQueueServiceServer extends UntypedServiceImplementation {
    * it (admin role). Resuming a running queue changes nothing.
    */
   resumeQueue: handleUnaryCall<ResumeQueueRequest, ResumeQueueResponse>;
+  /**
+   * SetQueueLimits sets a queue's rate and concurrency limits on every server (admin role);
+   * all fields 0 removes them. Jobs already leased are not affected.
+   */
+  setQueueLimits: handleUnaryCall<SetQueueLimitsRequest, SetQueueLimitsResponse>;
   /**
    * CreateSchedule adds a recurring job: a named schedule that makes one job from its
    * template at each tick of a cron expression or a fixed interval, on whichever server
@@ -5972,6 +6116,25 @@ export interface JobQueueServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ResumeQueueResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * SetQueueLimits sets a queue's rate and concurrency limits on every server (admin role);
+   * all fields 0 removes them. Jobs already leased are not affected.
+   */
+  setQueueLimits(
+    request: SetQueueLimitsRequest,
+    callback: (error: ServiceError | null, response: SetQueueLimitsResponse) => void,
+  ): ClientUnaryCall;
+  setQueueLimits(
+    request: SetQueueLimitsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SetQueueLimitsResponse) => void,
+  ): ClientUnaryCall;
+  setQueueLimits(
+    request: SetQueueLimitsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SetQueueLimitsResponse) => void,
   ): ClientUnaryCall;
   /**
    * CreateSchedule adds a recurring job: a named schedule that makes one job from its

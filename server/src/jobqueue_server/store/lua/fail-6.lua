@@ -10,6 +10,8 @@
   KEYS[3] dead zset           <prefix>:{<queue>}:dead       (member ulid, score finish ms)
   KEYS[4] job records hash    <prefix>:{<queue>}:jobs
   KEYS[5] errors hash         <prefix>:{<queue>}:errors
+  KEYS[6] limits hash         <prefix>:{<queue>}:limits   (when it exists, a failed attempt
+                              frees room under max_active: the queue's signal wakes streams)
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] most error entries kept per job
@@ -72,4 +74,7 @@ history.write()
 call_all('ZREM', KEYS[1], left)
 call_all('ZADD', KEYS[3], dead)
 call_all('ZADD', KEYS[2], scheduled)
+if #left > 0 and redis.call('EXISTS', KEYS[6]) == 1 then
+  redis.call('PUBLISH', string.gsub(KEYS[6], ':limits$', ':signal'), 'ready')
+end
 return out

@@ -2,7 +2,8 @@
   Lease: moves up to N ready jobs to ACTIVE, high priority first, FIFO within a level.
   Counts the attempt and issues a fresh lease token for each job. A job with a timeout gets
   a lease that ends by then; a leased job's start deadline no longer applies (expire-8.lua
-  cancels the jobs not leased by theirs).
+  cancels the jobs not leased by theirs). A queue with limits (SetQueueLimits) leases no more
+  than its rate's token bucket and its room under max_active allow.
 
   Transition: QUEUED -> ACTIVE
   Trigger: a Lease stream with free credit
@@ -17,6 +18,8 @@
   KEYS[8] paused flag         <prefix>:{<queue>}:paused   (set by PauseQueue: nothing is leased)
   KEYS[9] time limits hash    <prefix>:{<queue>}:deadlines (ulid -> timeout ms|start deadline ms)
   KEYS[10] start deadlines    <prefix>:{<queue>}:expiring
+  KEYS[11] limits hash        <prefix>:{<queue>}:limits   (rate, burst, max_active)
+  KEYS[12] token bucket hash  <prefix>:{<queue>}:bucket   (tokens, at: ms of the last lease)
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] most jobs to lease
@@ -24,16 +27,37 @@
   ARGV[4] token base (random, unique per call); each token is base .. "." .. index
   ARGV[5] worker id
 
-  Returns a flat array: the lease's start ms (now), then 8 entries per job: ulid, lease
-  deadline ms, wire, attempts (this lease's), due_ms, create_ms, last_error, errors (the JSON
-  history). Job number n (from 1) has the token ARGV[4] .. "." .. n.
+  Returns a flat array: the lease's start ms (now); when a limit held ready jobs back, when
+  to lease again (ms; 0: once an active job ends) else -1; then 8 entries per job: ulid,
+  lease deadline ms, wire, attempts (this lease's), due_ms, create_ms, last_error, errors
+  (the JSON history). Job number n (from 1) has the token ARGV[4] .. "." .. n.
 ]]
 local rcall = redis.call
 local now, now_text = now_ms(ARGV[1])
 local wanted, default_lease = tonumber(ARGV[2]), tonumber(ARGV[3])
 local token_base, worker = ARGV[4] .. '.', escape_worker(ARGV[5])
 
-if rcall('EXISTS', KEYS[8]) == 1 then return {now} end
+if rcall('EXISTS', KEYS[8]) == 1 then return {now, -1} end
+
+-- The limits: `wanted` shrinks to what they allow; `held` says which one held jobs back.
+local held, bucket, rate = false, false, 0
+if rcall('EXISTS', KEYS[11]) == 1 then
+  local limits = rcall('HMGET', KEYS[11], 'rate', 'burst', 'max_active')
+  local burst, max_active = tonumber(limits[2]) or 0, tonumber(limits[3]) or 0
+  rate = tonumber(limits[1]) or 0
+  if max_active > 0 then
+    local room = math.max(0, max_active - rcall('ZCARD', KEYS[4]))
+    if room < wanted then wanted, held = room, 'active' end
+  end
+  if rate > 0 then
+    if burst <= 0 then burst = math.max(1, rate) end
+    local state = rcall('HMGET', KEYS[12], 'tokens', 'at')
+    local tokens, at = tonumber(state[1]), tonumber(state[2])
+    if not tokens then tokens, at = burst, now end
+    bucket = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
+    if math.floor(bucket) < wanted then wanted, held = math.floor(bucket), 'rate' end
+  end
+end
 
 local ulids = {}
 for level = 1, 3 do
@@ -43,14 +67,23 @@ for level = 1, 3 do
     for _, ulid in ipairs(popped) do ulids[#ulids + 1] = ulid end
   end
 end
-if #ulids == 0 then return {now} end
+-- When to lease again, if a limit held back jobs that are ready.
+local function retry_at(leased)
+  if not held or rcall('EXISTS', KEYS[1], KEYS[2], KEYS[3]) == 0 then return -1 end
+  if held == 'active' then return 0 end
+  return now + math.ceil((1 - (bucket - leased)) * 1000 / rate)
+end
+if bucket then
+  rcall('HSET', KEYS[12], 'tokens', tostring(bucket - #ulids), 'at', now_text)
+end
+if #ulids == 0 then return {now, retry_at(0)} end
 
 -- One HMGET per hash for the whole call: the records and wires of every job, then the errors
 -- of the jobs whose records say they have some. Time limits only when some job has one.
 local texts, wires = hmget_all(KEYS[5], ulids), hmget_all(KEYS[6], ulids)
 local limits = false
 if rcall('EXISTS', KEYS[9]) == 1 then limits = hmget_all(KEYS[9], ulids) end
-local out, writes, deadlines, failed, n = {now}, {}, {}, {}, 0
+local out, writes, deadlines, failed, n = {now, -1}, {}, {}, {}, 0
 -- Deadline texts by lease length, and attempt counts as texts: most jobs of a call share them.
 local deadline_texts, counts = {}, {}
 for i, ulid in ipairs(ulids) do
@@ -96,9 +129,10 @@ if #failed > 0 then
 end
 if limits then
   local leased = {}
-  for j = 2, #out, 8 do leased[#leased + 1] = out[j] end
+  for j = 3, #out, 8 do leased[#leased + 1] = out[j] end
   call_all('ZREM', KEYS[10], leased)
 end
 call_all('HSET', KEYS[5], writes)
 call_all('ZADD', KEYS[4], deadlines)
+out[2] = retry_at(n)
 return out

@@ -15,11 +15,12 @@
   KEYS[8] cancelled zset      <prefix>:{<queue>}:cancelled
   KEYS[9] job records hash    <prefix>:{<queue>}:jobs
   KEYS[10] paused flag        <prefix>:{<queue>}:paused
+  KEYS[11] limits hash        <prefix>:{<queue>}:limits
 
   ARGV[1] now ms, or "" to use the Redis clock
 
   Returns {queued, scheduled, active, completed, dead, cancelled, oldest queued age ms,
-  paused (1 or 0)}.
+  paused (1 or 0), rate, burst, max_active (the limits as stored, "" when unset)}.
 ]]
 local rcall = redis.call
 local now = now_ms(ARGV[1])
@@ -35,5 +36,7 @@ for _, text in ipairs(hmget_all(KEYS[9], heads)) do
   local ready_ms = r and tonumber(r[READY_MS]) or now
   if ready_ms < oldest then oldest = ready_ms end
 end
+local limits = rcall('HMGET', KEYS[11], 'rate', 'burst', 'max_active')
 return {queued, rcall('ZCARD', KEYS[4]), rcall('ZCARD', KEYS[5]), rcall('ZCARD', KEYS[6]),
-  rcall('ZCARD', KEYS[7]), rcall('ZCARD', KEYS[8]), now - oldest, rcall('EXISTS', KEYS[10])}
+  rcall('ZCARD', KEYS[7]), rcall('ZCARD', KEYS[8]), now - oldest, rcall('EXISTS', KEYS[10]),
+  limits[1] or '', limits[2] or '', limits[3] or ''}

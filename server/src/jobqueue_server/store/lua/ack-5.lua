@@ -8,6 +8,8 @@
   KEYS[2] completed zset      <prefix>:{<queue>}:completed  (member ulid, score finish ms)
   KEYS[3] job records hash    <prefix>:{<queue>}:jobs
   KEYS[4] results hash        <prefix>:{<queue>}:result     (non-empty results only)
+  KEYS[5] limits hash         <prefix>:{<queue>}:limits     (when it exists, a finished job
+                              frees room under max_active: the queue's signal wakes streams)
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] number of jobs N, then N groups of 3 fields: ulid, lease token, result
@@ -51,4 +53,7 @@ call_all('HSET', KEYS[3], writes)
 call_all('HSET', KEYS[4], results)
 call_all('ZREM', KEYS[1], done)
 call_all('ZADD', KEYS[2], finished)
+if #done > 0 and redis.call('EXISTS', KEYS[5]) == 1 then
+  redis.call('PUBLISH', string.gsub(KEYS[5], ':limits$', ':signal'), 'ready')
+end
 return out
