@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jobqueue import AsyncClient, JobContext, JobState
+from jobqueue import AsyncClient, JobContext, JobState, QueueLimits
 from tests.client.conftest import WorkerRunner, eventually
 
 
@@ -136,3 +136,13 @@ async def test_a_unique_key_returns_the_pending_job_until_it_ends(client: AsyncC
     after = await client.enqueue(queue, {"n": 3}, unique_key="invoice-7")
 
     assert after.job_id != first.job_id and not after.duplicate
+
+
+async def test_queue_limits_are_set_shown_in_stats_and_removed(client: AsyncClient, queue: str) -> None:
+    await client.set_queue_limits(queue, rate_per_second=2.5, burst=3, max_active=4)
+    (stats,) = await client.stats(queue)
+    assert stats.limits == QueueLimits(2.5, 3, 4)
+
+    await client.set_queue_limits(queue)
+    (stats,) = await client.stats(queue)
+    assert stats.limits is None

@@ -351,3 +351,17 @@ def test_load_enqueues_count_jobs_and_reports_the_rate(
     assert report["calls"] == (100 if batch == "0" else 4)
     assert human.returncode == 0 and "enqueued 10 jobs" in human.stdout and "jobs/s" in human.stdout
     assert client.stats(queue)[0].queued == 110
+
+
+def test_limit_sets_and_removes_a_queues_limits_shown_by_stats(
+    jobq: Jobq, queue: str, client: Client
+) -> None:
+    limited = jobq("limit", queue, "--rate", "5", "--burst", "2", "--max-active", "3")
+    (stats,) = jobq.json("stats", queue)["queues"]
+    table = jobq("stats", queue)
+    removed = jobq("limit", queue)
+
+    assert limited.returncode == 0 and f"limited {queue}: 5/s (burst 2), 3 active at most" in limited.stdout
+    assert stats["limits"] == {"rate_per_second": 5.0, "burst": 2, "max_active": 3}
+    assert "5/s, 3 active" in table.stdout
+    assert removed.returncode == 0 and client.stats(queue)[0].limits is None

@@ -29,7 +29,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from jobqueue import Client, JobInfo, QueueStats, Tls
+from jobqueue import Client, JobInfo, QueueLimits, QueueStats, Tls
 from jobqueue.errors import InvalidArgument, JobQueueError, Unavailable
 
 DEFAULT_TARGET = "localhost:50051"
@@ -278,6 +278,15 @@ def job_panel(job: JobInfo) -> Panel:
     return Panel(grid, title=Text(job.id, style="bold"), border_style=style, expand=False)
 
 
+def _limits(limits: QueueLimits) -> str:
+    parts = []
+    if limits.rate_per_second:
+        parts.append(f"{limits.rate_per_second:g}/s")
+    if limits.max_active:
+        parts.append(f"{limits.max_active} active")
+    return ", ".join(parts)
+
+
 def stats_table(queues: Sequence[QueueStats], caption: str | None = None) -> Table:
     columns = ("queued", "scheduled", "active", "completed", "dead", "cancelled")
     table = Table("queue", *columns, "oldest", caption=caption, box=box.SIMPLE_HEAD, show_edge=False)
@@ -291,6 +300,8 @@ def stats_table(queues: Sequence[QueueStats], caption: str | None = None) -> Tab
         name = Text(queue.queue)
         if queue.paused:  # its jobs wait for `jobq resume`
             name.append(" (paused)", style="bold yellow")
+        if queue.limits is not None:
+            name.append(f" ({_limits(queue.limits)})", style="cyan")
         table.add_row(name, *counts[:4], dead, counts[5], human_duration(age) if age else "-")
     if not queues:
         table.add_row("(no queues yet)", *[""] * (len(columns) + 1))

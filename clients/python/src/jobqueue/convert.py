@@ -26,6 +26,7 @@ from jobqueue.models import (
     JobState,
     Priority,
     PriorityName,
+    QueueLimits,
     QueueStats,
     TokenInfo,
     TokenRole,
@@ -283,6 +284,11 @@ def queue_stats(stats: job_pb2.QueueStats) -> QueueStats:
         cancelled=stats.cancelled,
         oldest_queued_age=stats.oldest_queued_age.ToTimedelta(),
         paused=stats.paused,
+        limits=(
+            QueueLimits(stats.limits.rate_per_second, stats.limits.burst, stats.limits.max_active)
+            if stats.HasField("limits")
+            else None
+        ),
     )
 
 

@@ -191,6 +191,17 @@ class JobInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueLimits:
+    """How fast and how much of a queue runs, on every server (0: no limit of that kind)."""
+
+    #: Most jobs leased per second on average, with up to `burst` at once after a pause.
+    rate_per_second: float = 0.0
+    burst: int = 0
+    #: Most jobs active at once.
+    max_active: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class QueueStats:
     """One queue's job counts by state."""
 
@@ -205,6 +216,8 @@ class QueueStats:
     oldest_queued_age: timedelta
     #: Whether the queue is paused (`pause_queue`): its ready jobs are not leased.
     paused: bool = False
+    #: Its flow limits (`set_queue_limits`), or None.
+    limits: QueueLimits | None = None
 
 
 TokenRole = Literal["producer", "worker", "admin"]

@@ -34,6 +34,7 @@ from jobqueue.models import (
 from jobqueue.schedules import CatchUp, Schedule, TemplateOptions, schedule_message, schedule_of
 from jobqueue.security import Tls
 from jobqueue.sync_batcher import Batcher
+from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 
@@ -196,6 +197,21 @@ class Client:
         False when it was not paused."""
         response = self._call(self._stub.ResumeQueue, svc.ResumeQueueRequest(queue=queue), timeout)
         return bool(response.changed)
+
+    def set_queue_limits(
+        self,
+        queue: str,
+        *,
+        rate_per_second: float = 0,
+        burst: int = 0,
+        max_active: int = 0,
+        timeout: float | None = None,
+    ) -> None:
+        """Limits `queue` on every server: at most `rate_per_second` jobs leased per second
+        (up to `burst` at once after a pause) and `max_active` running at once; 0 is no limit,
+        all 0 removes them. Held-back jobs stay queued and come as the limits allow."""
+        limits = job_pb2.QueueLimits(rate_per_second=rate_per_second, burst=burst, max_active=max_active)
+        self._call(self._stub.SetQueueLimits, svc.SetQueueLimitsRequest(queue=queue, limits=limits), timeout)
 
     # -- schedules (an admin token for every queue; docs/schedules.md) ----------------------
 
