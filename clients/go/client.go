@@ -7,7 +7,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"google.golang.org/grpc"
 
@@ -208,8 +207,10 @@ func (c *Client) Stats(ctx context.Context, queue string) ([]QueueStats, error) 
 	}
 }
 
-// Cancel stops a scheduled or queued job from ever being leased (ErrWrongState for a job
-// in any other state).
+// Cancel ends a scheduled, queued or active job as CANCELLED (ErrWrongState for a finished
+// one). A scheduled or queued job is never leased; the worker running an active one is told to
+// stop it (its handler's context is cancelled with the cause ErrJobCancelled), and its ack or
+// fail is refused. A server older than these stops refuses an active job with ErrWrongState.
 func (c *Client) Cancel(ctx context.Context, jobID string) error {
 	_, err := c.stub.Cancel(ctx, &jobqueuev1.CancelRequest{JobId: jobID})
 	return wrapError(err)
@@ -242,27 +243,4 @@ func (c *Client) ResumeQueue(ctx context.Context, queue string) (bool, error) {
 		return false, wrapError(err)
 	}
 	return resp.GetChanged(), nil
-}
-
-// Wait polls GetStatus until the job is COMPLETED, DEAD or CANCELLED and returns it. The
-// interval grows from 10 ms to 500 ms, so short jobs are seen at once and long ones cost
-// two calls a second. ErrUnavailable is waited out; bound the wait with ctx.
-func (c *Client) Wait(ctx context.Context, jobID string) (*Job, error) {
-	poll := newPollInterval()
-	for {
-		job, err := c.GetStatus(ctx, jobID)
-		switch {
-		case err == nil && job.State.Terminal():
-			return job, nil
-		case err != nil && (!errors.Is(err, ErrUnavailable) || ctx.Err() != nil):
-			return nil, err
-		}
-		timer := time.NewTimer(poll.next())
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return nil, ctx.Err()
-		case <-timer.C:
-		}
-	}
 }

@@ -1,6 +1,6 @@
 // Package jobqueue is the Go client of the jobqueue service: a Client for producers
 // (Enqueue, EnqueueBatch, GetStatus, Stats, ListJobs, Cancel, Retry, PauseQueue,
-// ResumeQueue, Wait) and a Worker that leases jobs on a gRPC stream, runs a handler per
+// ResumeQueue, WatchJob, Wait) and a Worker that leases jobs on a gRPC stream, runs a handler per
 // queue, extends leases while handlers run, and acks or fails each job.
 //
 // Producer:
@@ -28,6 +28,11 @@
 //		return map[string]any{"sent": true}, nil
 //	})
 //	if err := worker.Run(ctx); err != nil { ... } // returns after the graceful stop
+//
+// A handler reports how far it is with job.Progress and job.Log (producers see them in
+// GetStatus and WatchJob). When the server stops a running job (Cancel, or an attempt past its
+// WithExecutionTimeout), the handler's ctx is cancelled with the cause ErrJobCancelled or
+// ErrJobTimedOut, and nothing is settled for the job.
 //
 // When ctx is cancelled, Run takes no more jobs, lets running handlers finish for up to
 // the grace period (WithGracePeriod), then cancels the rest (their jobs go back to the

@@ -28,7 +28,7 @@ const (
 	StateCompleted JobState = "COMPLETED"
 	// StateDead: out of attempts, or failed non-retryably; Job.Errors holds the history.
 	StateDead JobState = "DEAD"
-	// StateCancelled: cancelled before it was leased.
+	// StateCancelled: cancelled (Client.Cancel), or not leased before its start deadline.
 	StateCancelled JobState = "CANCELLED"
 )
 
@@ -124,6 +124,24 @@ type JobError struct {
 	Time    time.Time
 }
 
+// JobProgress is how far a running job said it was (LeasedJob.Progress).
+type JobProgress struct {
+	// Percent is 0 to 100.
+	Percent float64
+	// Message says what the job is doing.
+	Message string
+	// Time is when the server received it.
+	Time time.Time
+}
+
+// JobLogLine is one line a job's handler logged (LeasedJob.Log).
+type JobLogLine struct {
+	// Line is the line as logged, at most 1,024 characters.
+	Line string
+	// Time is when the server received it.
+	Time time.Time
+}
+
 // Job is everything the queue knows about one job. Times the job does not have are zero.
 type Job struct {
 	ID    string
@@ -155,6 +173,17 @@ type Job struct {
 	IdempotencyKey string
 	// WorkerID is the worker holding the current lease (ACTIVE only).
 	WorkerID string
+	// ExecutionTimeout is the longest an attempt may run (WithExecutionTimeout); 0 is no
+	// limit.
+	ExecutionTimeout time.Duration
+	// StartDeadline is when the job ends CANCELLED if no worker has leased it
+	// (WithStartDeadline); zero is none.
+	StartDeadline time.Time
+	// Progress is the latest progress its handler reported (LeasedJob.Progress); nil when
+	// none was.
+	Progress *JobProgress
+	// Logs are the last 100 lines its handlers logged (LeasedJob.Log), oldest first.
+	Logs []JobLogLine
 }
 
 func jobFromProto(p *jobqueuev1.Job) *Job {
@@ -162,25 +191,33 @@ func jobFromProto(p *jobqueuev1.Job) *Job {
 		return nil
 	}
 	j := &Job{
-		ID:             p.GetId(),
-		Queue:          p.GetQueue(),
-		State:          stateFromProto[p.GetState()],
-		Payload:        mapOf(p.GetPayload()),
-		PayloadBytes:   p.GetPayloadBytes(),
-		Priority:       priorityFromProto(p.GetPriority()),
-		Attempts:       int(p.GetAttempts()),
-		MaxAttempts:    int(p.GetMaxAttempts()),
-		CreateTime:     timeOf(p.GetCreateTime()),
-		ScheduleTime:   timeOf(p.GetScheduleTime()),
-		StartTime:      timeOf(p.GetStartTime()),
-		FinishTime:     timeOf(p.GetFinishTime()),
-		Result:         mapOf(p.GetResult()),
-		LastError:      p.GetLastError(),
-		Metadata:       p.GetMetadata(),
-		LeaseDuration:  durationOf(p.GetLeaseDuration()),
-		Backoff:        backoffFromProto(p.GetBackoff()),
-		IdempotencyKey: p.GetIdempotencyKey(),
-		WorkerID:       p.GetWorkerId(),
+		ID:               p.GetId(),
+		Queue:            p.GetQueue(),
+		State:            stateFromProto[p.GetState()],
+		Payload:          mapOf(p.GetPayload()),
+		PayloadBytes:     p.GetPayloadBytes(),
+		Priority:         priorityFromProto(p.GetPriority()),
+		Attempts:         int(p.GetAttempts()),
+		MaxAttempts:      int(p.GetMaxAttempts()),
+		CreateTime:       timeOf(p.GetCreateTime()),
+		ScheduleTime:     timeOf(p.GetScheduleTime()),
+		StartTime:        timeOf(p.GetStartTime()),
+		FinishTime:       timeOf(p.GetFinishTime()),
+		Result:           mapOf(p.GetResult()),
+		LastError:        p.GetLastError(),
+		Metadata:         p.GetMetadata(),
+		LeaseDuration:    durationOf(p.GetLeaseDuration()),
+		Backoff:          backoffFromProto(p.GetBackoff()),
+		IdempotencyKey:   p.GetIdempotencyKey(),
+		WorkerID:         p.GetWorkerId(),
+		ExecutionTimeout: durationOf(p.GetTimeout()),
+		StartDeadline:    timeOf(p.GetStartDeadline()),
+	}
+	if pr := p.GetProgress(); pr != nil {
+		j.Progress = &JobProgress{Percent: pr.GetPercent(), Message: pr.GetMessage(), Time: timeOf(pr.GetTime())}
+	}
+	for _, l := range p.GetLogs() {
+		j.Logs = append(j.Logs, JobLogLine{Line: l.GetLine(), Time: timeOf(l.GetTime())})
 	}
 	if j.State == "" {
 		j.State = StateUnspecified

@@ -14,7 +14,8 @@ import (
 // read off its times.
 const defaultLease = 30 * time.Second
 
-// LeasedJob is a job handed to a handler.
+// LeasedJob is a job handed to a handler. Its Progress and Log methods report, while the
+// handler runs, how far it is and what it does (GetStatus shows them to producers).
 type LeasedJob struct {
 	ID    string
 	Queue string
@@ -30,8 +31,10 @@ type LeasedJob struct {
 	// Job is everything the server sent about the job.
 	Job *Job
 
-	leaseLength time.Duration
-	deadline    atomic.Int64 // Unix nanoseconds, on the server's clock
+	leaseLength  time.Duration
+	deadline     atomic.Int64 // Unix nanoseconds, on the server's clock
+	out          *outbox      // where Progress and Log go; nil outside a worker
+	reportsEnded atomic.Bool  // the handler returned or the job was stopped
 }
 
 // Deadline is when the lease expires unless extended (the worker extends it while the
@@ -92,6 +95,13 @@ func (s settlement) jobID() string {
 		return s.ack.GetJobId()
 	}
 	return s.fail.GetJobId()
+}
+
+func (s settlement) token() string {
+	if s.ack != nil {
+		return s.ack.GetLeaseToken()
+	}
+	return s.fail.GetLeaseToken()
 }
 
 // settlementFor turns a handler's outcome into an ack (at the given durability) or a

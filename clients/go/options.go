@@ -102,6 +102,8 @@ type enqueueSettings struct {
 	payloadBytes   []byte
 	backoff        *Backoff
 	durability     Durability
+	timeout        time.Duration
+	startDeadline  time.Time
 }
 
 // WithPriority sets the job's priority level (default PriorityNormal).
@@ -168,6 +170,22 @@ func WithBackoff(b Backoff) EnqueueOption {
 	return enqueueOptionFunc(func(s *enqueueSettings) { s.backoff = &b })
 }
 
+// WithExecutionTimeout bounds how long each attempt of the job may run (the server takes 1 s
+// to 7 days): past it the worker running the job is told to stop (its handler's context is
+// cancelled with the cause ErrJobTimedOut) and the attempt fails with "timed out after
+// <N> s", retried after the backoff or DEAD like any failure, however often the lease was
+// extended. Job.ExecutionTimeout reads it back.
+func WithExecutionTimeout(d time.Duration) EnqueueOption {
+	return enqueueOptionFunc(func(s *enqueueSettings) { s.timeout = d })
+}
+
+// WithStartDeadline makes a job that no worker has leased by t end CANCELLED, with the error
+// "not started before its start deadline" (a t already past cancels it as soon as the server
+// looks). Job.StartDeadline reads it back.
+func WithStartDeadline(t time.Time) EnqueueOption {
+	return enqueueOptionFunc(func(s *enqueueSettings) { s.startDeadline = t })
+}
+
 // buildEnqueueRequest turns Enqueue's arguments into the request; `prefix` goes before the
 // names of fields in errors ("requests[3]." in a batch).
 func buildEnqueueRequest(queue string, payload map[string]any, opts []EnqueueOption, prefix string) (*jobqueuev1.EnqueueRequest, error) {
@@ -207,6 +225,12 @@ func buildEnqueueRequest(queue string, payload map[string]any, opts []EnqueueOpt
 	}
 	if s.backoff != nil {
 		req.Backoff = s.backoff.toProto()
+	}
+	if s.timeout != 0 {
+		req.Timeout = durationpb.New(s.timeout)
+	}
+	if !s.startDeadline.IsZero() {
+		req.StartDeadline = timestamppb.New(s.startDeadline)
 	}
 	if req.Durability, err = s.durability.toProto(prefix + "durability"); err != nil {
 		return nil, err

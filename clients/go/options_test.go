@@ -27,6 +27,8 @@ func TestEnqueueOptionsBuildTheRequest(t *testing.T) {
 		WithBytes([]byte{0, 1}),
 		WithBackoff(Backoff{InitialDelay: 10 * time.Millisecond, Multiplier: 3, NoJitter: true}),
 		WithDurability(DurabilityFsynced),
+		WithExecutionTimeout(90 * time.Second),
+		WithStartDeadline(runAt.Add(time.Hour)),
 	}, "")
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +49,9 @@ func TestEnqueueOptionsBuildTheRequest(t *testing.T) {
 			Multiplier:   3,
 			NoJitter:     true,
 		},
-		Durability: jobqueuev1.Durability_DURABILITY_FSYNCED,
+		Durability:    jobqueuev1.Durability_DURABILITY_FSYNCED,
+		Timeout:       durationpb.New(90 * time.Second),
+		StartDeadline: timestamppb.New(runAt.Add(time.Hour)),
 	}
 	if !proto.Equal(req, want) {
 		t.Errorf("request\n got %v\nwant %v", req, want)
@@ -153,8 +157,21 @@ func TestAJobFromTheServerConverts(t *testing.T) {
 		Errors:    []*jobqueuev1.JobError{{Attempt: 1, Message: "boom", Time: timestamppb.New(start)}},
 	}
 	j := jobFromProto(p)
+	if j.Progress != nil || j.Logs != nil || j.ExecutionTimeout != 0 || !j.StartDeadline.IsZero() {
+		t.Errorf("a job without them has progress %v, logs %v, timeout %s, start deadline %s", j.Progress, j.Logs, j.ExecutionTimeout, j.StartDeadline)
+	}
 	if j.State != StateDead || !j.State.Terminal() || j.Priority != PriorityLow || j.Payload["a"] != 1.5 ||
 		!j.StartTime.Equal(start) || !j.FinishTime.IsZero() || j.Result != nil || j.Errors[0].Message != "boom" {
+		t.Errorf("job = %+v", j)
+	}
+	p.Timeout = durationpb.New(time.Minute)
+	p.StartDeadline = timestamppb.New(start.Add(time.Hour))
+	p.Progress = &jobqueuev1.JobProgress{Percent: 12.5, Message: "m", Time: timestamppb.New(start)}
+	p.Logs = []*jobqueuev1.JobLogLine{{Line: "a", Time: timestamppb.New(start)}, {Line: "b"}}
+	j = jobFromProto(p)
+	if j.ExecutionTimeout != time.Minute || !j.StartDeadline.Equal(start.Add(time.Hour)) ||
+		*j.Progress != (JobProgress{Percent: 12.5, Message: "m", Time: start}) ||
+		len(j.Logs) != 2 || j.Logs[0] != (JobLogLine{Line: "a", Time: start}) || j.Logs[1].Line != "b" || !j.Logs[1].Time.IsZero() {
 		t.Errorf("job = %+v", j)
 	}
 	leased := leasedFromProto(&jobqueuev1.LeasedJob{Job: p, LeaseToken: "tok", LeaseExpireTime: timestamppb.New(start.Add(20 * time.Second))})

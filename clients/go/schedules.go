@@ -48,11 +48,11 @@ func catchUpFromProto(p jobqueuev1.CatchUpPolicy) CatchUpPolicy {
 
 // Schedule is a recurring job (docs/schedules.md): a named definition that makes one job
 // from its template (Queue, Payload, PayloadBytes, Priority, MaxAttempts, Backoff,
-// LeaseDuration, Metadata, which mean what Enqueue's arguments and options mean) at each
-// tick of a cron expression or a fixed interval. Whichever server notices a tick first
-// makes its job, and exactly one is made per tick however many servers run: each carries
-// the idempotency key "schedule:<name>:<tick in ms since the epoch>". Set exactly one of
-// Cron and Interval. Zero fields are unset and take the server's defaults.
+// LeaseDuration, Metadata, ExecutionTimeout, which mean what Enqueue's arguments and
+// options mean) at each tick of a cron expression or a fixed interval. Whichever server
+// notices a tick first makes its job, and exactly one is made per tick however many servers
+// run: each carries the idempotency key "schedule:<name>:<tick in ms since the epoch>". Set
+// exactly one of Cron and Interval. Zero fields are unset and take the server's defaults.
 type Schedule struct {
 	// Name is 1 to 128 of letters, digits, '-', '_', '.' and ':', unique among schedules.
 	Name string
@@ -86,6 +86,9 @@ type Schedule struct {
 	LeaseDuration time.Duration
 	// Metadata are string pairs carried with each job.
 	Metadata map[string]string
+	// ExecutionTimeout is the longest an attempt of each job may run
+	// (WithExecutionTimeout); 0 is no limit.
+	ExecutionTimeout time.Duration
 
 	// StartTime: no tick before it; zero is no lower bound.
 	StartTime time.Time
@@ -164,6 +167,9 @@ func (s Schedule) toProto() (*jobqueuev1.Schedule, error) {
 	if s.LeaseDuration != 0 {
 		t.LeaseDuration = durationpb.New(s.LeaseDuration)
 	}
+	if s.ExecutionTimeout != 0 {
+		t.Timeout = durationpb.New(s.ExecutionTimeout)
+	}
 	if !s.StartTime.IsZero() {
 		p.StartTime = timestamppb.New(s.StartTime)
 	}
@@ -186,22 +192,23 @@ func scheduleInfoFromProto(p *jobqueuev1.Schedule) ScheduleInfo {
 	t := p.GetTemplate()
 	return ScheduleInfo{
 		Schedule: Schedule{
-			Name:          p.GetName(),
-			Cron:          p.GetCron(),
-			Interval:      durationOf(p.GetInterval()),
-			TimeZone:      p.GetTimeZone(),
-			Queue:         t.GetQueue(),
-			Payload:       mapOf(t.GetPayload()),
-			PayloadBytes:  t.GetPayloadBytes(),
-			Priority:      priorityFromProto(t.GetPriority()),
-			MaxAttempts:   int(t.GetMaxAttempts()),
-			Backoff:       backoffFromProto(t.GetBackoff()),
-			LeaseDuration: durationOf(t.GetLeaseDuration()),
-			Metadata:      t.GetMetadata(),
-			StartTime:     timeOf(p.GetStartTime()),
-			EndTime:       timeOf(p.GetEndTime()),
-			CatchUp:       catchUpFromProto(p.GetCatchUp()),
-			CatchUpLimit:  int(p.GetCatchUpLimit()),
+			Name:             p.GetName(),
+			Cron:             p.GetCron(),
+			Interval:         durationOf(p.GetInterval()),
+			TimeZone:         p.GetTimeZone(),
+			Queue:            t.GetQueue(),
+			Payload:          mapOf(t.GetPayload()),
+			PayloadBytes:     t.GetPayloadBytes(),
+			Priority:         priorityFromProto(t.GetPriority()),
+			MaxAttempts:      int(t.GetMaxAttempts()),
+			Backoff:          backoffFromProto(t.GetBackoff()),
+			LeaseDuration:    durationOf(t.GetLeaseDuration()),
+			Metadata:         t.GetMetadata(),
+			ExecutionTimeout: durationOf(t.GetTimeout()),
+			StartTime:        timeOf(p.GetStartTime()),
+			EndTime:          timeOf(p.GetEndTime()),
+			CatchUp:          catchUpFromProto(p.GetCatchUp()),
+			CatchUpLimit:     int(p.GetCatchUpLimit()),
 		},
 		Paused:      p.GetPaused(),
 		NextRunTime: timeOf(p.GetNextRunTime()),

@@ -34,6 +34,8 @@ type running struct {
 	// lost: an extend was refused, so the job is someone else's. Its outcome is still
 	// sent, only to free the stream's slot (the server frees it on a refused settle).
 	lost bool
+	// stopped: the server sent a JobStop for it (stops.go). Nothing is sent for it any more.
+	stopped bool
 }
 
 type handlerResult struct {
@@ -151,6 +153,11 @@ func (s *session) loop(ctx context.Context, responses <-chan *jobqueuev1.LeaseRe
 		s.armKeeper(keeperTimer)
 		select {
 		case resp := <-responses:
+			// Stops first: a job stopped and leased again to this stream in one message
+			// starts anew, and an extend refused because of the stop is not a lost lease.
+			for _, st := range resp.GetStops() {
+				s.stop(st)
+			}
 			for _, job := range resp.GetJobs() {
 				s.start(job)
 			}
@@ -222,8 +229,10 @@ func (s *session) start(leased *jobqueuev1.LeasedJob) {
 	}
 	if old, ok := s.running[job.ID]; ok {
 		// The old lease expired and the job came back to this stream with a new token.
+		old.job.endReports()
 		old.cancel(fmt.Errorf("%w: the job was leased again", ErrLeaseLost))
 	}
+	job.out = s.out
 	ctx, cancel := context.WithCancelCause(s.base)
 	r := &running{job: job, ctx: ctx, cancel: cancel}
 	s.running[job.ID] = r
@@ -236,6 +245,7 @@ func (s *session) start(leased *jobqueuev1.LeasedJob) {
 // of a lost stream are still finishing), run the handler, report.
 func (s *session) execute(r *running) {
 	defer s.w.inHandlers.Done()
+	defer r.job.endReports()
 	select {
 	case s.w.slots <- struct{}{}:
 	case <-r.ctx.Done():
@@ -248,6 +258,7 @@ func (s *session) execute(r *running) {
 		return
 	}
 	result, err := s.w.call(r.ctx, r.job)
+	r.job.endReports() // before the outcome is queued: its reports go out ahead of it
 	<-s.w.slots
 	s.report(handlerResult{run: r, result: result, err: err, started: true})
 }
@@ -256,7 +267,8 @@ func (s *session) report(res handlerResult) {
 	select {
 	case s.results <- res:
 	case <-s.done:
-		if res.started {
+		// Reading stopped is safe here: the loop set it before it closed done.
+		if res.started && !res.run.stopped {
 			s.log.Warn("jobqueue: dropping the result of a job whose stream ended (the server released it)", "job_id", res.run.job.ID)
 		}
 	}
@@ -265,6 +277,10 @@ func (s *session) report(res handlerResult) {
 func (s *session) finished(res handlerResult) {
 	r := res.run
 	id := r.job.ID
+	if r.stopped {
+		s.log.Debug("jobqueue: dropping the outcome of a job the server stopped", "job_id", id)
+		return
+	}
 	if s.running[id] != r {
 		if res.started {
 			s.log.Warn("jobqueue: dropping the result of a job this worker gave up", "job_id", id)

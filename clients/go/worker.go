@@ -22,10 +22,16 @@ import (
 // error is marked with NonRetryable, and is retried after a set delay with RetryAfter. A
 // panic fails the attempt like an error.
 //
-// ctx is cancelled when the job's lease is lost (context.Cause is then an error matching
-// ErrLeaseLost: the job went to someone else, so its result would be refused) and when
-// the worker stops hard (context.Cause is ErrWorkerStopped). A graceful stop does not
-// cancel it.
+// ctx is cancelled when the server stops the job: context.Cause is then ErrJobCancelled
+// (Client.Cancel was called while it ran; the job is CANCELLED) or ErrJobTimedOut (the attempt
+// ran past the job's execution timeout, WithExecutionTimeout; the server failed it). The
+// worker then settles nothing for the job and drops whatever the handler returns; the
+// handler's slot is taken by the next job once it returns. ctx is also cancelled when the
+// job's lease is lost (context.Cause is then an error matching ErrLeaseLost: the job went to
+// someone else, so its result would be refused) and when the worker stops hard
+// (context.Cause is ErrWorkerStopped). A graceful stop does not cancel it.
+//
+// job.Progress and job.Log report how far the job is and what it does while it runs.
 type HandlerFunc func(ctx context.Context, job *LeasedJob) (map[string]any, error)
 
 // ErrWorkerStopped is the cause of a handler's context cancellation when the worker's

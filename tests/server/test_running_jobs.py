@@ -114,3 +114,22 @@ async def test_watch_job_of_an_unknown_job_is_not_found(stub: Stub) -> None:
     assert (
         refused.value.code() == grpc.StatusCode.NOT_FOUND and error_reason(refused.value) == "JOB_NOT_FOUND"
     )
+
+
+async def test_a_report_sent_with_the_jobs_ack_is_kept(stub: Stub) -> None:
+    stream = await LeaseStream(stub).subscribe("q", max_in_flight=1)
+    job_id = await _enqueue(stub)
+    (leased,) = await stream.wait_jobs(1)
+    report = svc.ProgressUpdate(job_id=job_id, lease_token=leased.lease_token, percent=100, logs=["done"])
+
+    await stream.call.write(
+        svc.LeaseRequest(
+            progress=[report], acks=[svc.AckRequest(job_id=job_id, lease_token=leased.lease_token)]
+        )
+    )
+    await stream.wait_confirmations(1)
+
+    job = (await stub.GetStatus(svc.GetStatusRequest(job_id=job_id))).job
+    assert job.state == job_pb2.JOB_STATE_COMPLETED and job.progress.percent == 100
+    assert [entry.line for entry in job.logs] == ["done"]
+    await stream.close()

@@ -131,20 +131,56 @@ func act(ctx context.Context, job *jobqueue.LeasedJob, workerID string) (map[str
 		}
 	case "wait_file":
 		path, _ := p["path"].(string)
-		for {
-			if _, err := os.Stat(path); err == nil {
-				return result, nil
-			}
-			select {
-			case <-time.After(pollInterval):
-			case <-ctx.Done():
-				return nil, context.Cause(ctx)
+		if err := waitFile(ctx, path); err != nil {
+			return nil, err
+		}
+		return result, nil
+	case "wait_stop":
+		<-ctx.Done()
+		cause := context.Cause(ctx)
+		switch {
+		case errors.Is(cause, jobqueue.ErrJobCancelled):
+			say("STOPPED %s cancelled", job.ID)
+		case errors.Is(cause, jobqueue.ErrJobTimedOut):
+			say("STOPPED %s timed_out", job.ID)
+		default: // not a stop (a lost lease, the worker stopping hard)
+			return nil, cause
+		}
+		return nil, nil // ignored by the runtime
+	case "progress":
+		percent, _ := p["percent"].(float64)
+		progressMessage, _ := p["message"].(string)
+		job.Progress(percent, progressMessage)
+		lines, _ := p["lines"].([]any)
+		for _, line := range lines {
+			if s, ok := line.(string); ok {
+				job.Log(s)
 			}
 		}
+		path, _ := p["path"].(string)
+		if err := waitFile(ctx, path); err != nil {
+			return nil, err
+		}
+		return result, nil
 	case "exit":
 		os.Exit(3) // a crash: nothing is settled
 	}
 	return nil, jobqueue.NonRetryable(errors.New("unknown action"))
+}
+
+// waitFile polls every 10 ms until the file at path exists; it returns the cancellation's
+// cause if the job is stopped first.
+func waitFile(ctx context.Context, path string) error {
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return nil
+		}
+		select {
+		case <-time.After(pollInterval):
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
 }
 
 func envInt(name string, fallback int) (int, error) {

@@ -251,6 +251,8 @@ class LeaseSession:
         validation.settles_per_message(request, self._limits)
         if request.HasField("subscribe") and not is_first:
             self._resubscribe(request.subscribe)
+        if request.progress:  # before the acks: a job's last report may ride with its ack
+            await self._report(request.progress)
         confirmations: list[bytes] = []
         confirmations += await self._settle(
             "extends",
@@ -265,8 +267,6 @@ class LeaseSession:
         confirmations += await self._settle(
             "fails", request.fails, validation.fail, self._store.fail, ConfirmationKind.CONFIRMATION_KIND_FAIL
         )
-        if request.progress:
-            await self._report(request.progress)
         # Refill what the acks and fails freed in the same pass, so the worker gets new jobs with
         # the confirmations, in one message.
         refill = (request.acks or request.fails) and not self._dry and not self._stop.is_set()

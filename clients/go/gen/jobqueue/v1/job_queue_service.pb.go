@@ -1261,7 +1261,8 @@ type LeaseRequest struct {
 	Fails []*FailRequest `protobuf:"bytes,3,rep,name=fails,proto3" json:"fails,omitempty"`
 	// Leases to extend.
 	Extends []*ExtendRequest `protobuf:"bytes,4,rep,name=extends,proto3" json:"extends,omitempty"`
-	// Progress and log lines of jobs the stream holds. Not confirmed; an update for a job the
+	// Progress and log lines of jobs the stream holds, recorded before the message's acks and
+	// fails (a job's last report may ride with its ack). Not confirmed; an update for a job the
 	// stream no longer holds is dropped.
 	Progress      []*ProgressUpdate `protobuf:"bytes,5,rep,name=progress,proto3" json:"progress,omitempty"`
 	unknownFields protoimpl.UnknownFields

@@ -727,7 +727,8 @@ class LeaseRequest(_message.Message):
 
     @_builtins.property
     def progress(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProgressUpdate]:
-        """Progress and log lines of jobs the stream holds. Not confirmed; an update for a job the
+        """Progress and log lines of jobs the stream holds, recorded before the message's acks and
+        fails (a job's last report may ride with its ack). Not confirmed; an update for a job the
         stream no longer holds is dropped.
         """
 

@@ -326,7 +326,8 @@ export interface LeaseRequest {
   /** Leases to extend. */
   extends: ExtendRequest[];
   /**
-   * Progress and log lines of jobs the stream holds. Not confirmed; an update for a job the
+   * Progress and log lines of jobs the stream holds, recorded before the message's acks and
+   * fails (a job's last report may ride with its ack). Not confirmed; an update for a job the
    * stream no longer holds is dropped.
    */
   progress: ProgressUpdate[];

@@ -1,0 +1,193 @@
+package jobqueue_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	jobqueue "github.com/jobqueue/jobqueue/clients/go"
+	jobqueuev1 "github.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1"
+)
+
+// fakeServer is a JobQueueService on a port of 127.0.0.1 that a test drives by hand: it
+// records what a worker sends on its Lease stream and sends it what the test says, answers
+// GetStatus from a script, and answers WatchJob with a script or UNIMPLEMENTED.
+type fakeServer struct {
+	jobqueuev1.UnimplementedJobQueueServiceServer
+
+	requests  chan *jobqueuev1.LeaseRequest  // each one after the Subscribe
+	responses chan *jobqueuev1.LeaseResponse // sent on the Lease stream in order
+
+	mu       sync.Mutex
+	statuses []*jobqueuev1.Job // GetStatus answers, in order; the last one repeats
+	watch    []*jobqueuev1.Job // WatchJob's messages; nil: UNIMPLEMENTED
+	calls    map[string]int
+}
+
+func startFakeServer(t *testing.T) (*jobqueue.Client, *fakeServer) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := &fakeServer{
+		requests:  make(chan *jobqueuev1.LeaseRequest, 1000),
+		responses: make(chan *jobqueuev1.LeaseResponse, 10),
+		calls:     map[string]int{},
+	}
+	srv := grpc.NewServer()
+	jobqueuev1.RegisterJobQueueServiceServer(srv, fake)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	client, err := jobqueue.Dial(lis.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	return client, fake
+}
+
+func (f *fakeServer) count(method string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[method]
+}
+
+func (f *fakeServer) called(method string) {
+	f.mu.Lock()
+	f.calls[method]++
+	f.mu.Unlock()
+}
+
+func (f *fakeServer) Lease(stream grpc.BidiStreamingServer[jobqueuev1.LeaseRequest, jobqueuev1.LeaseResponse]) error {
+	if _, err := stream.Recv(); err != nil {
+		return err
+	}
+	if err := stream.Send(&jobqueuev1.LeaseResponse{}); err != nil {
+		return err
+	}
+	closed := make(chan struct{}) // the worker half-closed the stream, or it broke
+	go func() {
+		defer close(closed)
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			f.requests <- req
+		}
+	}()
+	for {
+		select {
+		case resp := <-f.responses:
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
+		case <-closed:
+			return nil
+		}
+	}
+}
+
+func (f *fakeServer) GetStatus(_ context.Context, req *jobqueuev1.GetStatusRequest) (*jobqueuev1.GetStatusResponse, error) {
+	f.called("GetStatus")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	job := f.statuses[0]
+	if len(f.statuses) > 1 {
+		f.statuses = f.statuses[1:]
+	}
+	return &jobqueuev1.GetStatusResponse{Job: job}, nil
+}
+
+func (f *fakeServer) WatchJob(req *jobqueuev1.WatchJobRequest, stream grpc.ServerStreamingServer[jobqueuev1.WatchJobResponse]) error {
+	f.called("WatchJob")
+	f.mu.Lock()
+	watch := f.watch
+	f.mu.Unlock()
+	if watch == nil {
+		return status.Error(codes.Unimplemented, "unknown method WatchJob")
+	}
+	for _, job := range watch {
+		if err := stream.Send(&jobqueuev1.WatchJobResponse{Job: job}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lease sends a job with a lease of an hour, so the worker sends no extend during a test.
+func (f *fakeServer) lease(id, token string) {
+	now := time.Now()
+	f.responses <- &jobqueuev1.LeaseResponse{Jobs: []*jobqueuev1.LeasedJob{{
+		Job: &jobqueuev1.Job{
+			Id: id, Queue: "q", State: jobqueuev1.JobState_JOB_STATE_ACTIVE, Attempts: 1, MaxAttempts: 3,
+			StartTime: timestamppb.New(now),
+		},
+		LeaseToken:      token,
+		LeaseExpireTime: timestamppb.New(now.Add(time.Hour)),
+	}}}
+}
+
+// next returns the next request the worker sent after its Subscribe.
+func (f *fakeServer) next(t *testing.T) *jobqueuev1.LeaseRequest {
+	t.Helper()
+	select {
+	case req := <-f.requests:
+		return req
+	case <-time.After(waitTimeout):
+		t.Fatal("the worker sent nothing")
+		return nil
+	}
+}
+
+// awaitValue waits for a value from ch, failing the test if none comes within waitTimeout.
+func awaitValue[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	ctx := testContext(t)
+	select {
+	case v := <-ch:
+		return v
+	case <-ctx.Done():
+		t.Fatalf("timed out waiting for %s", what)
+		var zero T
+		return zero
+	}
+}
+
+// runFakeWorker runs a worker of one queue, "q", with concurrency 1 against the fake
+// server, until the test ends.
+func runFakeWorker(t *testing.T, client *jobqueue.Client, h jobqueue.HandlerFunc) {
+	t.Helper()
+	logs := &logRecorder{}
+	w := jobqueue.NewWorker(client, []string{"q"}, jobqueue.WithConcurrency(1), jobqueue.WithGracePeriod(0),
+		jobqueue.WithLogger(slog.New(logs)))
+	w.Handle("q", h)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(waitTimeout):
+			t.Error("Run did not return")
+		}
+		if t.Failed() {
+			t.Logf("worker log:\n%s", logs)
+		}
+	})
+	select {
+	case <-w.Ready():
+	case err := <-done:
+		t.Fatalf("the worker ended: %v", err)
+	}
+}
