@@ -1,6 +1,12 @@
-/** Client: the producer API (enqueue, inspect, list, cancel, retry, pause, wait), schedules and token management, with Promises. */
+/** Client: the producer API (enqueue, inspect, list, watch, cancel, retry, pause, wait), schedules and token management, with Promises. */
 
-import { Metadata, type CallOptions as GrpcCallOptions, type ClientUnaryCall, type ServiceError } from "@grpc/grpc-js";
+import {
+  Metadata,
+  status as GrpcStatus,
+  type CallOptions as GrpcCallOptions,
+  type ClientUnaryCall,
+  type ServiceError,
+} from "@grpc/grpc-js";
 
 import { pollIntervals } from "./backoff.js";
 import { StreamOrCalls } from "./batch-sender.js";
@@ -8,7 +14,14 @@ import { Batcher, batchingSettings } from "./batcher.js";
 import { resolveConnection, serviceClient, type ConnectionOptions } from "./channel.js";
 import * as convert from "./convert.js";
 import { EnqueueStream, type EnqueueDuplex } from "./enqueue-stream.js";
-import { DeadlineExceededError, InternalError, InvalidArgumentError, UnavailableError, fromServiceError } from "./errors.js";
+import {
+  DeadlineExceededError,
+  InternalError,
+  InvalidArgumentError,
+  JobQueueError,
+  UnavailableError,
+  fromServiceError,
+} from "./errors.js";
 import {
   JobQueueServiceService,
   type CreateScheduleResponse,
@@ -30,6 +43,7 @@ import {
   type Schedule,
   type StatsResponse,
   type UpdateScheduleResponse,
+  type WatchJobResponse,
 } from "./gen/jobqueue/v1/job_queue_service.js";
 import { scheduleInfo, scheduleMessage, type ListSchedulesOptions, type ScheduleInfo, type ScheduleSpec } from "./schedules.js";
 import { sleep } from "./timing.js";
@@ -80,6 +94,14 @@ export interface ConnectOptions extends ClientOptions {
 export interface WaitOptions {
   /** Give up after this many ms (default 60 s; `Infinity` waits for ever). */
   timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Options of `watchJob`. */
+export interface WatchOptions {
+  /** End the watch with DeadlineExceededError after this many ms (default: no limit). */
+  timeoutMs?: number;
+  /** Ends the watch; the loop throws the signal's reason. */
   signal?: AbortSignal;
 }
 
@@ -262,7 +284,11 @@ export class Client {
     }
   }
 
-  /** Stops a scheduled or queued job from running; WrongStateError once it was leased. */
+  /**
+   * Ends a scheduled, queued or active job as cancelled. The worker running an active one is
+   * told to stop it (its handler's `ctx.signal` aborts with a JobStoppedError, reason
+   * "cancelled") and its ack or fail is refused. WrongStateError once the job finished.
+   */
   async cancel(jobId: string, options: CallOptions = {}): Promise<void> {
     await this.unary((metadata, callOptions, callback) => this.raw.cancel({ jobId }, metadata, callOptions, callback), options);
   }
@@ -445,15 +471,79 @@ export class Client {
   }
 
   /**
-   * Resolves with the job once it is completed, dead or cancelled. The server has no push
-   * for that, so this polls GetStatus, every 10 ms at first and slowing to every 500 ms.
-   * A briefly unreachable server does not end the wait. Rejects with DeadlineExceededError
-   * (reason `WAIT_TIMEOUT`) after `timeoutMs`, or with the signal's reason when it aborts.
+   * The job as it is now, then again at each change of its state or progress, until it is
+   * completed, dead or cancelled: the loop ends after that job (the server ends the stream).
+   * NotFoundError when the job does not exist. A server older than WatchJob refuses it with a
+   * JobQueueError whose code is UNIMPLEMENTED (`waitFor` polls instead). No deadline unless
+   * `timeoutMs` is given; breaking out of the loop or aborting `signal` ends the call.
+   *
+   * ```ts
+   * for await (const job of client.watchJob(jobId)) console.log(job.state, job.progress?.percent);
+   * ```
+   */
+  async *watchJob(jobId: string, options: WatchOptions = {}): AsyncGenerator<Job, void, undefined> {
+    const { signal } = options;
+    signal?.throwIfAborted();
+    const callOptions: Partial<GrpcCallOptions> = {};
+    if (options.timeoutMs !== undefined && Number.isFinite(options.timeoutMs)) callOptions.deadline = Date.now() + options.timeoutMs;
+    const call = this.raw.watchJob({ jobId }, new Metadata(), callOptions);
+    const onAbort = (): void => call.cancel();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      for await (const response of call as AsyncIterable<WatchJobResponse>) {
+        if (response.job === undefined) throw new InternalError(`the server sent no job for ${jobId}`);
+        yield convert.job(response.job);
+      }
+    } catch (error) {
+      throw signal?.aborted ? signal.reason : fromServiceError(error);
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      call.on("error", () => undefined); // the CANCELLED of our own cancel, when the loop ended early
+      call.cancel();
+    }
+  }
+
+  /**
+   * Resolves with the job once it is completed, dead or cancelled, as the last message of
+   * `watchJob` brings it. A briefly unreachable server does not end the wait (the watch
+   * starts again); a server without WatchJob is polled with GetStatus instead, every 10 ms
+   * at first and slowing to every 500 ms. Rejects with DeadlineExceededError (reason
+   * `WAIT_TIMEOUT`) after `timeoutMs`, or with the signal's reason when it aborts.
    */
   async waitFor(jobId: string, options: WaitOptions = {}): Promise<Job> {
     const timeoutMs = options.timeoutMs ?? DEFAULT_WAIT_MS;
     const deadline = Date.now() + timeoutMs;
     const { signal } = options;
+    const retries = pollIntervals();
+    for (;;) {
+      signal?.throwIfAborted();
+      const left = deadline - Date.now();
+      if (left <= 0) throw waitTimeout(jobId, timeoutMs);
+      try {
+        const job = await this.watchUntilFinished(jobId, left, signal);
+        if (job !== undefined) return job;
+      } catch (error) {
+        if (error instanceof JobQueueError && error.code === GrpcStatus.UNIMPLEMENTED) {
+          return this.pollUntilFinished(jobId, timeoutMs, deadline, signal);
+        }
+        // DeadlineExceededError too: the watch's deadline is the wait's.
+        if (!(error instanceof UnavailableError)) throw error;
+      }
+      const wait = Math.min(retries.next().value as number, deadline - Date.now());
+      if (wait > 0) await sleep(wait, signal);
+    }
+  }
+
+  /** The finished job `watchJob` ends with; undefined when the stream ended before it. */
+  private async watchUntilFinished(jobId: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<Job | undefined> {
+    for await (const job of this.watchJob(jobId, signal ? { timeoutMs, signal } : { timeoutMs })) {
+      if (isTerminal(job.state)) return job;
+    }
+    return undefined;
+  }
+
+  /** `waitFor` on a server without WatchJob: GetStatus until the job is finished. */
+  private async pollUntilFinished(jobId: string, timeoutMs: number, deadline: number, signal: AbortSignal | undefined): Promise<Job> {
     for (const interval of pollIntervals()) {
       signal?.throwIfAborted();
       const callTimeout = Math.max(10, Math.min(this.timeoutMs, deadline - Date.now()));
@@ -464,9 +554,7 @@ export class Client {
         if (!(error instanceof UnavailableError)) throw error;
       }
       const left = deadline - Date.now();
-      if (left <= 0) {
-        throw new DeadlineExceededError(`job ${jobId} did not finish within ${timeoutMs} ms`, { reason: "WAIT_TIMEOUT" });
-      }
+      if (left <= 0) throw waitTimeout(jobId, timeoutMs);
       await sleep(Math.min(interval, left), signal);
     }
     throw new Error("unreachable: pollIntervals never ends");
@@ -505,6 +593,11 @@ export class Client {
       signal?.addEventListener("abort", onAbort, { once: true });
     });
   }
+}
+
+/** `waitFor`'s timeout. */
+function waitTimeout(jobId: string, timeoutMs: number): DeadlineExceededError {
+  return new DeadlineExceededError(`job ${jobId} did not finish within ${timeoutMs} ms`, { reason: "WAIT_TIMEOUT" });
 }
 
 /** The schedule a response carries; InternalError when it carries none. */

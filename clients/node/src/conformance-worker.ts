@@ -4,14 +4,23 @@
  *
  *   JOBQ_TARGET=127.0.0.1:50051 JOBQ_QUEUES=a,b JOBQ_CONCURRENCY=3 node dist/conformance-worker.js
  *
- * stdout carries only READY, START <job_id> and END <job_id> lines; logs go to stderr.
+ * stdout carries only READY, START <job_id>, STOPPED <job_id> <reason> and END <job_id> lines;
+ * logs go to stderr.
  * SIGTERM (or SIGINT) stops it gracefully and it exits 0; the `exit` action exits 3 at once.
  */
 
 import { existsSync, writeSync } from "node:fs";
 
-import { consoleLogger, NonRetryableError, Worker, type JobContext, type JsonObject, type LogLevel } from "./index.js";
-import { sleep } from "./timing.js";
+import {
+  consoleLogger,
+  JobStoppedError,
+  NonRetryableError,
+  Worker,
+  type JobContext,
+  type JsonObject,
+  type LogLevel,
+} from "./index.js";
+import { sleep, whenAborted } from "./timing.js";
 
 const WAIT_FILE_POLL_MS = 10;
 
@@ -58,9 +67,21 @@ async function perform(payload: JsonObject, ctx: JobContext): Promise<JsonObject
     case "sleep":
       await sleep(Number(payload["ms"] ?? 0), ctx.signal);
       return result;
-    case "wait_file": {
-      const path = String(payload["path"]);
-      while (!existsSync(path)) await sleep(WAIT_FILE_POLL_MS, ctx.signal);
+    case "wait_file":
+      await waitFile(String(payload["path"]), ctx);
+      return result;
+    case "wait_stop": {
+      await whenAborted(ctx.signal).promise;
+      const reason: unknown = ctx.signal.reason;
+      if (reason instanceof JobStoppedError) line(`STOPPED ${ctx.jobId} ${reason.reason}`);
+      else console.error(`conformance worker: job ${ctx.jobId} aborted without a stop: ${String(reason)}`);
+      return result; // ignored by the runtime
+    }
+    case "progress": {
+      ctx.progress(Number(payload["percent"]), String(payload["message"] ?? ""));
+      const lines = payload["lines"];
+      for (const text of Array.isArray(lines) ? lines : []) ctx.log(String(text));
+      await waitFile(String(payload["path"]), ctx);
       return result;
     }
     case "exit":
@@ -68,6 +89,10 @@ async function perform(payload: JsonObject, ctx: JobContext): Promise<JsonObject
     default:
       throw new NonRetryableError("unknown action");
   }
+}
+
+async function waitFile(path: string, ctx: JobContext): Promise<void> {
+  while (!existsSync(path)) await sleep(WAIT_FILE_POLL_MS, ctx.signal);
 }
 
 async function main(): Promise<void> {

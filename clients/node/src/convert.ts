@@ -226,6 +226,10 @@ export function enqueueRequest(spec: JobSpec, prefix = ""): EnqueueRequest {
     leaseDuration: undefined,
     metadata: { ...options.metadata },
     durability: toDurability(options.durability, `${prefix}durability`),
+    timeout: undefined,
+    startDeadline: undefined,
+    // The length bound (256 characters) is the server's, which names the field the same way.
+    uniqueKey: options.uniqueKey ?? "",
   };
   if (spec.payload instanceof Uint8Array) request.payloadBytes = asBuffer(spec.payload);
   else if (spec.payload !== undefined && spec.payload !== null) request.payload = toJsonObject(spec.payload, `${prefix}payload`);
@@ -239,6 +243,9 @@ export function enqueueRequest(spec: JobSpec, prefix = ""): EnqueueRequest {
   if (options.leaseDurationMs !== undefined) {
     request.leaseDuration = toDuration(options.leaseDurationMs, `${prefix}lease_duration`);
   }
+  // The range (1 s to 7 days) is the server's, which names the field the same way.
+  if (options.executionTimeoutMs !== undefined) request.timeout = toDuration(options.executionTimeoutMs, `${prefix}timeout`);
+  if (options.startDeadline !== undefined) request.startDeadline = checkDate(options.startDeadline, `${prefix}start_deadline`);
   return request;
 }
 
@@ -304,6 +311,14 @@ export function job(message: ProtoJob): Job {
     backoff: fullBackoff(message.backoff),
     idempotencyKey: message.idempotencyKey,
     workerId: message.workerId,
+    executionTimeoutMs: durationMs(message.timeout),
+    startDeadline: message.startDeadline,
+    progress:
+      message.progress === undefined
+        ? undefined
+        : { percent: message.progress.percent, message: message.progress.message, time: message.progress.time },
+    logs: message.logs.map((entry) => ({ line: entry.line, time: entry.time })),
+    uniqueKey: message.uniqueKey === "" ? undefined : message.uniqueKey,
   };
 }
 

@@ -252,6 +252,26 @@ export class RetryAfterError extends Error {
   }
 }
 
+/** Why the server told a worker to stop a job: Cancel was called, or the attempt ran past its execution timeout. */
+export type JobStopReason = "cancelled" | "timed_out";
+
+/**
+ * The reason of a handler's `ctx.signal` when the server told the worker to stop the job:
+ * `reason` "cancelled" (Client.cancel: the job is cancelled) or "timed_out" (the attempt ran
+ * past the job's `executionTimeoutMs`: it failed, and is retried or dead). The job's lease is
+ * gone: whatever the handler returns or throws afterwards is ignored.
+ */
+export class JobStoppedError extends Error {
+  readonly reason: JobStopReason;
+  readonly jobId: string;
+  constructor(jobId: string, reason: JobStopReason) {
+    super(reason === "cancelled" ? `job ${jobId} was cancelled` : `job ${jobId} ran past its execution timeout`);
+    this.name = "JobStoppedError";
+    this.jobId = jobId;
+    this.reason = reason;
+  }
+}
+
 /** The ErrorReason values the server sends (all but the zero value). */
 export type ServerReason = Exclude<ErrorReason, ErrorReason.ERROR_REASON_UNSPECIFIED>;
 

@@ -11,6 +11,8 @@ import type { JsonObject, Logger } from "./types.js";
  * A job handler: gets the JSON payload and the job's context; returns the job's result (a
  * JSON object, or nothing) to ack it. Throwing fails the attempt (retried after the job's
  * backoff); NonRetryableError makes the job dead at once; RetryAfterError sets the delay.
+ * When the server stops the job (cancelled, or past its execution timeout), `ctx.signal`
+ * aborts with a JobStoppedError and whatever the handler returns or throws is ignored.
  */
 export type Handler<P = JsonObject> = (
   payload: P,
@@ -43,6 +45,11 @@ export class JobRunner {
     try {
       result = await handler(ctx.job.payload, ctx);
     } catch (error) {
+      if (ctx.stopReason !== undefined) {
+        // Dropped by the session: the server took the job back.
+        this.logger.debug(`job ${ctx.jobId} ended after it was stopped (${ctx.stopReason}): ${summary(error)}`);
+        return fail(ctx, describe(error));
+      }
       if (error instanceof NonRetryableError) {
         this.logger.warn(`job ${ctx.jobId} failed for good: ${error.message}`);
         return fail(ctx, describe(error), { nonRetryable: true });

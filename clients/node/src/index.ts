@@ -1,13 +1,13 @@
 /**
  * @jobqueue/client: a typed client and worker for the jobqueue gRPC service.
  *
- * - {@link Client}: enqueue jobs, read their status, list a queue, cancel, retry, wait for results;
+ * - {@link Client}: enqueue jobs, read their status, list a queue, watch a job, cancel, retry, wait for results;
  *   pause queues; manage schedules (recurring jobs); create, list and revoke API tokens.
  * - {@link Worker}: lease jobs over one stream, run async handlers, ack or fail them.
  */
 
 export { Client, DEFAULT_PAGE_SIZE, DEFAULT_TIMEOUT_MS, DEFAULT_WAIT_MS, MAX_BATCH } from "./client.js";
-export type { ClientOptions, ConnectOptions, WaitOptions } from "./client.js";
+export type { ClientOptions, ConnectOptions, WaitOptions, WatchOptions } from "./client.js";
 export { DEFAULT_BATCHING } from "./batcher.js";
 export { Worker, defaultWorkerId, DEFAULT_CONCURRENCY, DEFAULT_GRACE_PERIOD_MS } from "./worker.js";
 export type { RunOptions, WorkerEvents, WorkerOptions } from "./worker.js";
@@ -33,6 +33,7 @@ export {
   InternalError,
   InvalidArgumentError,
   JobQueueError,
+  JobStoppedError,
   LeaseLostError,
   NonRetryableError,
   NotFoundError,
@@ -60,7 +61,7 @@ export {
   fromServiceError,
   fromStatus,
 } from "./errors.js";
-export type { JobQueueErrorOptions, ServerReason } from "./errors.js";
+export type { JobQueueErrorOptions, JobStopReason, ServerReason } from "./errors.js";
 export { ErrorReason } from "./gen/jobqueue/v1/error_reason.js";
 export type { CatchUpPolicy, ListSchedulesOptions, ScheduleFields, ScheduleInfo, ScheduleSpec, ScheduleTiming } from "./schedules.js";
 export { TERMINAL_STATES, isTerminal } from "./types.js";
@@ -76,6 +77,8 @@ export type {
   EnqueueResult,
   Job,
   JobError,
+  JobLogLine,
+  JobProgress,
   JobSpec,
   JobState,
   JsonObject,

@@ -1,6 +1,7 @@
 /**
  * Outbox: acks, fails and extends waiting to go out, coalesced into one LeaseRequest per
- * tick of the event loop (split only past the size bounds below).
+ * tick of the event loop (split only past the size bounds below). Each message also carries
+ * the progress reports pending then (see progress.ts).
  */
 
 import {
@@ -8,6 +9,7 @@ import {
   type ExtendRequest,
   type FailRequest,
   type LeaseRequest,
+  type ProgressUpdate,
   type Subscribe,
 } from "./gen/jobqueue/v1/job_queue_service.js";
 
@@ -18,7 +20,8 @@ export const MAX_BYTES_PER_REQUEST = 4 * 1024 * 1024;
 type Item =
   | { kind: "ack"; request: AckRequest }
   | { kind: "fail"; request: FailRequest }
-  | { kind: "extend"; request: ExtendRequest };
+  | { kind: "extend"; request: ExtendRequest }
+  | { kind: "progress"; request: ProgressUpdate };
 
 function size(item: Item): number {
   switch (item.kind) {
@@ -28,11 +31,13 @@ function size(item: Item): number {
       return 64 + Buffer.byteLength(item.request.error);
     case "extend":
       return 64;
+    case "progress":
+      return item.request.logs.reduce((total, line) => total + 4 + Buffer.byteLength(line), 64 + Buffer.byteLength(item.request.message));
   }
 }
 
 export function emptyRequest(): LeaseRequest {
-  return { subscribe: undefined, acks: [], fails: [], extends: [] };
+  return { subscribe: undefined, acks: [], fails: [], extends: [], progress: [] };
 }
 
 export class Outbox {
@@ -41,8 +46,14 @@ export class Outbox {
   private scheduled = false;
   private closed = false;
 
-  /** `write` sends one message on the stream. */
-  constructor(private readonly write: (request: LeaseRequest) => void) {}
+  /**
+   * `write` sends one message on the stream; `pendingProgress` hands over the progress
+   * reports to send with it (called at each flush).
+   */
+  constructor(
+    private readonly write: (request: LeaseRequest) => void,
+    private readonly pendingProgress: () => ProgressUpdate[] = () => [],
+  ) {}
 
   ack(request: AckRequest): void {
     this.put({ kind: "ack", request });
@@ -54,6 +65,12 @@ export class Outbox {
 
   extend(request: ExtendRequest): void {
     this.put({ kind: "extend", request });
+  }
+
+  /** Sends a message soon even if nothing else is queued: progress reports are pending. */
+  wake(): void {
+    if (this.closed) return;
+    this.schedule();
   }
 
   /** Sends a later Subscribe (a new window) with the next message. */
@@ -76,6 +93,7 @@ export class Outbox {
   /** Writes everything queued now. */
   flush(): void {
     if (this.closed) return;
+    for (const request of this.pendingProgress()) this.items.push({ kind: "progress", request });
     while (this.items.length > 0 || this.subscribe !== undefined) this.write(this.take());
   }
 
@@ -111,7 +129,8 @@ export class Outbox {
       count += 1;
       if (item.kind === "ack") request.acks.push(item.request);
       else if (item.kind === "fail") request.fails.push(item.request);
-      else request.extends.push(item.request);
+      else if (item.kind === "extend") request.extends.push(item.request);
+      else request.progress.push(item.request);
     }
     this.items = this.items.slice(count);
     return request;

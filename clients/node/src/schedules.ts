@@ -68,8 +68,16 @@ export interface ScheduleFields {
   backoff?: BackoffPolicy;
   /** Lease length for each job, overriding the worker's and the server's (30 s). */
   leaseDurationMs?: number;
+  /** Longest an attempt of each job may run, in ms (see `enqueue`'s `executionTimeoutMs`); unset: no limit. */
+  executionTimeoutMs?: number;
   /** Free-form string pairs carried with each job. */
   metadata?: Record<string, string>;
+  /**
+   * Each job's unique key (see `enqueue`'s `uniqueKey`): while the job of an earlier tick is
+   * still scheduled, queued or active, a tick makes no new job, so ticks do not pile up
+   * behind a slow job. Unset: every tick makes its job.
+   */
+  uniqueKey?: string;
   /** No tick before this time; unset: no lower bound. */
   start?: Date;
   /** No tick after this time; unset: none. */
@@ -221,12 +229,15 @@ function jobTemplate(spec: ScheduleFields, prefix: string): JobTemplate {
     backoff: undefined,
     leaseDuration: undefined,
     metadata: { ...spec.metadata },
+    timeout: undefined,
+    uniqueKey: spec.uniqueKey ?? "", // its length bound (256 characters) is the server's
   };
   if (spec.payload instanceof Uint8Array) template.payloadBytes = asBuffer(spec.payload);
   else if (spec.payload !== undefined && spec.payload !== null) template.payload = toJsonObject(spec.payload, field("payload"));
   if (spec.priority !== undefined) template.priority = toPriority(spec.priority, field("priority"));
   if (spec.backoff !== undefined) template.backoff = backoffPolicy(spec.backoff, field("backoff"));
   if (spec.leaseDurationMs !== undefined) template.leaseDuration = toDuration(spec.leaseDurationMs, field("lease_duration"));
+  if (spec.executionTimeoutMs !== undefined) template.timeout = toDuration(spec.executionTimeoutMs, field("timeout"));
   return template;
 }
 
@@ -275,6 +286,8 @@ export function scheduleInfo(message: Schedule): ScheduleInfo {
   else if (template.payload !== undefined) info.payload = template.payload as JsonObject;
   if (template.backoff !== undefined) info.backoff = backoffOptions(template.backoff);
   if (template.leaseDuration !== undefined) info.leaseDurationMs = durationMs(template.leaseDuration);
+  if (template.timeout !== undefined) info.executionTimeoutMs = durationMs(template.timeout);
+  if (template.uniqueKey !== "") info.uniqueKey = template.uniqueKey;
   if (message.startTime !== undefined) info.start = message.startTime;
   if (message.endTime !== undefined) info.end = message.endTime;
   if (message.nextRunTime !== undefined) info.nextRunTime = message.nextRunTime;

@@ -64,8 +64,27 @@ export interface EnqueueOptions {
   maxAttempts?: number;
   /** A second enqueue with the same key on the same queue (within 24 h) returns the first job. */
   idempotencyKey?: string;
+  /**
+   * At most 256 characters. While a job of the same queue with this key is scheduled, queued
+   * or active, an enqueue with it returns that job (`duplicate` true) and creates nothing,
+   * however long ago it was enqueued. Once that job has ended, the key is free again: unlike
+   * `idempotencyKey`, it does not outlive the job.
+   */
+  uniqueKey?: string;
   /** Lease length for this job, overriding the worker's and the server's (30 s). */
   leaseDurationMs?: number;
+  /**
+   * Longest an attempt may run, in ms (1 s to 7 days): past it the worker running the job is
+   * told to stop (its handler's `ctx.signal` aborts with a JobStoppedError, reason
+   * "timed_out") and the attempt fails with "timed out after N s", retried or dead like any
+   * failure, however often the lease was extended. Unset: no limit.
+   */
+  executionTimeoutMs?: number;
+  /**
+   * A job not leased by this time ends cancelled, with the error "not started before its
+   * start deadline". Unset: none.
+   */
+  startDeadline?: Date;
   /** Free-form string pairs carried with the job (trace context, tenant, ...). */
   metadata?: Record<string, string>;
   /** Retry delays after failures. */
@@ -116,7 +135,10 @@ export interface JobSpec extends EnqueueOptions {
 /** The answer to an enqueue. */
 export interface EnqueueResult {
   jobId: string;
-  /** True when the idempotency key matched an earlier job: nothing new was created. */
+  /**
+   * True when the idempotency key matched an earlier job, or the unique key a pending or
+   * running one: `jobId` is that job's and nothing new was created.
+   */
   duplicate: boolean;
 }
 
@@ -125,6 +147,23 @@ export interface JobError {
   /** The attempt that failed, counted from 1. */
   attempt: number;
   message: string;
+  time: Date | undefined;
+}
+
+/** How far a running job said it is (`ctx.progress` in its handler). */
+export interface JobProgress {
+  /** 0 to 100. */
+  percent: number;
+  /** What it is doing ("" when it did not say). */
+  message: string;
+  /** When it was reported. */
+  time: Date | undefined;
+}
+
+/** One line a job's handler logged (`ctx.log`). */
+export interface JobLogLine {
+  line: string;
+  /** When the server received it. */
   time: Date | undefined;
 }
 
@@ -160,8 +199,18 @@ export interface Job {
   /** The retry policy in force, with the server's defaults filled in. */
   backoff: Required<BackoffPolicy>;
   idempotencyKey: string;
+  /** The unique key it was enqueued with; unset when none. */
+  uniqueKey: string | undefined;
   /** The worker holding the current lease (active jobs only). */
   workerId: string;
+  /** Longest an attempt may run, when the job was enqueued with `executionTimeoutMs`. */
+  executionTimeoutMs: number | undefined;
+  /** When it was enqueued with one: not leased by then, the job ends cancelled. */
+  startDeadline: Date | undefined;
+  /** The latest progress its handler reported, if any. */
+  progress: JobProgress | undefined;
+  /** The last 100 lines its handlers logged, oldest first. */
+  logs: JobLogLine[];
 }
 
 /** Counts of one queue's jobs by state. */

@@ -93,7 +93,10 @@ export function defaultWorkerId(): string {
  * while handlers run. When the stream breaks the worker reconnects with exponential
  * backoff and full jitter; handlers still running on the lost stream get their signal
  * aborted and their results are dropped (the server already gave their jobs back).
- * A Worker runs once.
+ * A job the server stops (Client.cancel, or its `executionTimeoutMs` ran out) has its
+ * handler's signal aborted with a JobStoppedError, and nothing is settled for it; its slot
+ * takes a new job once the handler returns. `ctx.progress` and `ctx.log` report how far a
+ * job is (see JobContext). A Worker runs once.
  */
 export class Worker extends EventEmitter<WorkerEvents> {
   readonly queues: readonly string[];

@@ -78,6 +78,44 @@ describe("Client against a real server", { skip, timeout: 60_000 }, () => {
     assert.deepEqual(second, { jobId: first.jobId, duplicate: true });
   });
 
+  test("a unique key returns the pending job until it ends, then is free again", async () => {
+    const queue = uniqueQueue();
+    const first = await client.enqueue(queue, { n: 1 }, { uniqueKey: "invoice-7" });
+    assert.equal(first.duplicate, false);
+    const again = await client.enqueue(queue, { n: 2 }, { uniqueKey: "invoice-7", delayMs: 60_000 });
+    assert.deepEqual(again, { jobId: first.jobId, duplicate: true });
+    const [batched] = await client.enqueueBatch([{ queue, payload: { n: 3 }, uniqueKey: "invoice-7" }]);
+    assert.deepEqual(batched, { jobId: first.jobId, duplicate: true });
+    const job = await client.getStatus(first.jobId);
+    assert.equal(job.uniqueKey, "invoice-7");
+    assert.deepEqual(job.payload, { n: 1 }, "the first job is unchanged");
+    assert.equal((await client.stats(queue))[0]?.queued, 1, "nothing new was created");
+
+    await client.cancel(first.jobId);
+    const after = await client.enqueue(queue, { n: 4 }, { uniqueKey: "invoice-7" });
+    assert.notEqual(after.jobId, first.jobId);
+    assert.equal(after.duplicate, false);
+    assert.equal((await client.getStatus(after.jobId)).uniqueKey, "invoice-7");
+    // Another queue, or no key, is not the same job.
+    assert.equal((await client.enqueue(uniqueQueue(), {}, { uniqueKey: "invoice-7" })).duplicate, false);
+    assert.equal((await client.getStatus((await client.enqueue(queue, {})).jobId)).uniqueKey, undefined);
+  });
+
+  test("a unique key over 256 characters is refused by the server, naming the field", async () => {
+    const queue = uniqueQueue();
+    await client.enqueue(queue, {}, { uniqueKey: "k".repeat(256) });
+    await assert.rejects(client.enqueue(queue, {}, { uniqueKey: "k".repeat(257) }), (error: unknown) => {
+      assert.ok(error instanceof InvalidArgumentError, String(error));
+      assert.equal(error.field, "unique_key");
+      return true;
+    });
+    await assert.rejects(client.enqueueBatch([{ queue }, { queue, uniqueKey: "k".repeat(257) }]), (error: unknown) => {
+      assert.ok(error instanceof InvalidArgumentError, String(error));
+      assert.equal(error.field, "requests[1].unique_key");
+      return true;
+    });
+  });
+
   test("enqueueBatch answers in order", async () => {
     const queue = uniqueQueue();
     const results = await client.enqueueBatch([
@@ -301,11 +339,12 @@ describe("Client against a real server", { skip, timeout: 60_000 }, () => {
       acks: [],
       fails: [],
       extends: [],
+      progress: [],
     });
     const grant = await leased;
     assert.equal(grant.jobId, jobId);
     const waiting = client.waitFor(jobId, { timeoutMs: 10_000 });
-    call.write({ subscribe: undefined, acks: [{ jobId, leaseToken: grant.token, result: { done: true }, durability: 0 }], fails: [], extends: [] });
+    call.write({ subscribe: undefined, acks: [{ jobId, leaseToken: grant.token, result: { done: true }, durability: 0 }], fails: [], extends: [], progress: [] });
     const job = await waiting;
     assert.equal(job.state, "completed");
     assert.deepEqual(job.result, { done: true });

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { createTokenRequest, enqueueRequest, toDuration, toJsonObject, durationMs, tokenInfo } from "../convert.js";
+import { createTokenRequest, enqueueRequest, job, toDuration, toJsonObject, durationMs, tokenInfo } from "../convert.js";
 import { InternalError, InvalidArgumentError } from "../errors.js";
-import { Priority } from "../gen/jobqueue/v1/job.js";
+import { Job as ProtoJob, JobState as ProtoJobState, Priority } from "../gen/jobqueue/v1/job.js";
 import { TokenRole as ProtoTokenRole, type TokenInfo as ProtoTokenInfo } from "../gen/jobqueue/v1/job_queue_service.js";
 import type { TokenRole } from "../types.js";
 
@@ -45,6 +45,7 @@ describe("enqueue requests", () => {
       runAt,
       maxAttempts: 5,
       idempotencyKey: "k",
+      uniqueKey: "u",
       leaseDurationMs: 1500,
       metadata: { tenant: "t" },
       backoff: { initialDelayMs: 10, noJitter: true },
@@ -61,6 +62,26 @@ describe("enqueue requests", () => {
     });
     assert.deepEqual(request.payload, { x: 1 });
     assert.equal(request.payloadBytes.length, 0);
+    assert.equal(request.timeout, undefined, "no execution timeout unless given");
+    assert.equal(request.startDeadline, undefined);
+    assert.equal(request.idempotencyKey, "k");
+    assert.equal(request.uniqueKey, "u");
+    assert.equal(enqueueRequest({ queue: "q" }).uniqueKey, "", "no unique key unless given");
+  });
+
+  test("executionTimeoutMs and startDeadline map to timeout and start_deadline", () => {
+    const startDeadline = new Date(Date.now() + 5_000);
+    const request = enqueueRequest({ queue: "q", executionTimeoutMs: 2_500, startDeadline });
+    assert.deepEqual(request.timeout, { seconds: 2, nanos: 500_000_000 });
+    assert.equal(request.startDeadline, startDeadline);
+    assert.throws(
+      () => enqueueRequest({ queue: "q", executionTimeoutMs: -1 }, "requests[2]."),
+      (error: unknown) => error instanceof InvalidArgumentError && error.field === "requests[2].timeout",
+    );
+    assert.throws(
+      () => enqueueRequest({ queue: "q", startDeadline: new Date(Number.NaN) }),
+      (error: unknown) => error instanceof InvalidArgumentError && error.field === "start_deadline",
+    );
   });
 
   test("bytes go to payload_bytes", () => {
@@ -80,6 +101,43 @@ describe("enqueue requests", () => {
     assert.deepEqual(toDuration(2_345, "d"), { seconds: 2, nanos: 345_000_000 });
     assert.equal(durationMs(toDuration(2_345, "d")), 2_345);
     assert.throws(() => toDuration(-1, "delay"), (error: unknown) => error instanceof InvalidArgumentError && error.field === "delay");
+  });
+});
+
+describe("jobs read back", () => {
+  test("unique key, execution timeout, start deadline, progress and logs", () => {
+    const time = new Date("2030-01-01T00:00:01Z");
+    const message = ProtoJob.fromPartial({
+      id: "q:01ARZ3NDEKTSV4RRFFQ69G5FAV",
+      queue: "q",
+      state: ProtoJobState.JOB_STATE_ACTIVE,
+      timeout: { seconds: 90, nanos: 0 },
+      startDeadline: new Date("2030-01-01T00:01:00Z"),
+      progress: { percent: 42.5, message: "halfway", time },
+      logs: [
+        { line: "one", time },
+        { line: "two", time },
+      ],
+      uniqueKey: "invoice-7",
+    });
+    const read = job(message);
+    assert.equal(read.uniqueKey, "invoice-7");
+    assert.equal(read.executionTimeoutMs, 90_000);
+    assert.deepEqual(read.startDeadline, new Date("2030-01-01T00:01:00Z"));
+    assert.deepEqual(read.progress, { percent: 42.5, message: "halfway", time });
+    assert.deepEqual(read.logs, [
+      { line: "one", time },
+      { line: "two", time },
+    ]);
+  });
+
+  test("a job without them reads as unset and empty", () => {
+    const read = job(ProtoJob.fromPartial({ id: "q:x", queue: "q", state: ProtoJobState.JOB_STATE_QUEUED }));
+    assert.equal(read.uniqueKey, undefined, "an empty unique key reads as unset");
+    assert.equal(read.executionTimeoutMs, undefined);
+    assert.equal(read.startDeadline, undefined);
+    assert.equal(read.progress, undefined);
+    assert.deepEqual(read.logs, []);
   });
 });
 

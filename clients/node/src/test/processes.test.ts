@@ -3,6 +3,8 @@
 
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
@@ -130,6 +132,57 @@ describe("the conformance worker", { skip, timeout: 60_000 }, () => {
     const job = await client.getStatus(jobId);
     assert.equal(job.state, "completed");
     assert.deepEqual(job.result, { slept: true });
+  });
+
+  test("wait_stop prints STOPPED with the stop's reason: cancelled, then timed_out", async () => {
+    const queue = uniqueQueue();
+    const worker = conformanceWorker(queue);
+    await worker.line("READY");
+    const cancelled = await client.enqueue(queue, { action: "wait_stop", result: { ignored: true } });
+    await worker.line(`START ${cancelled.jobId}`);
+    await client.cancel(cancelled.jobId);
+    await worker.line(`STOPPED ${cancelled.jobId} cancelled`);
+    await worker.line(`END ${cancelled.jobId}`);
+    const job = await client.waitFor(cancelled.jobId, { timeoutMs: 10_000 });
+    assert.equal(job.state, "cancelled");
+    assert.equal(job.result, undefined);
+    const timed = await client.enqueue(queue, { action: "wait_stop" }, { executionTimeoutMs: 1_000, maxAttempts: 1 });
+    await worker.line(`STOPPED ${timed.jobId} timed_out`, 20_000);
+    await worker.line(`END ${timed.jobId}`);
+    assert.equal((await client.waitFor(timed.jobId, { timeoutMs: 10_000 })).state, "dead");
+    worker.terminate();
+    assert.equal(await worker.exited, 0);
+  });
+
+  test("progress reports the payload's percent, message and lines, then waits for the file", async () => {
+    const queue = uniqueQueue();
+    const dir = mkdtempSync(join(tmpdir(), "jobq-node-progress-"));
+    const path = join(dir, "go");
+    const worker = conformanceWorker(queue);
+    try {
+      await worker.line("READY");
+      const payload = { action: "progress", percent: 37.5, message: "copying", lines: ["one", "two", "three"], path, result: { ok: 1 } };
+      const { jobId } = await client.enqueue(queue, payload);
+      const running = await waitUntil(async () => {
+        const job = await client.getStatus(jobId);
+        return job.progress !== undefined && job.logs.length === 3 ? job : undefined;
+      }, "the reported progress in getStatus");
+      assert.equal(running.state, "active");
+      assert.equal(running.progress?.percent, 37.5);
+      assert.equal(running.progress?.message, "copying");
+      assert.deepEqual(
+        running.logs.map((entry) => entry.line),
+        ["one", "two", "three"],
+      );
+      writeFileSync(path, "");
+      const done = await client.waitFor(jobId, { timeoutMs: 10_000 });
+      assert.equal(done.state, "completed");
+      assert.deepEqual(done.result, { ok: 1 });
+      worker.terminate();
+      assert.equal(await worker.exited, 0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("the exit action ends the process with code 3 and the job is released", async () => {

@@ -32,6 +32,8 @@ function stored(overrides: Partial<Schedule> = {}): Schedule {
       backoff: undefined,
       leaseDuration: undefined,
       metadata: {},
+      timeout: undefined,
+      uniqueKey: "",
     },
     startTime: undefined,
     endTime: undefined,
@@ -61,6 +63,8 @@ describe("schedule specs", () => {
       maxAttempts: 5,
       backoff: { initialDelayMs: 1_500, noJitter: true },
       leaseDurationMs: 60_000,
+      executionTimeoutMs: 90_000,
+      uniqueKey: "nightly-report",
       metadata: { owner: "ops" },
       start,
       end,
@@ -90,6 +94,8 @@ describe("schedule specs", () => {
       noJitter: true,
     });
     assert.deepEqual(template.leaseDuration, { seconds: 60, nanos: 0 });
+    assert.deepEqual(template.timeout, { seconds: 90, nanos: 0 });
+    assert.equal(template.uniqueKey, "nightly-report");
     assert.deepEqual(template.metadata, { owner: "ops" });
     // Output-only fields are left at their zero values.
     assert.equal(message.paused, false);
@@ -108,6 +114,8 @@ describe("schedule specs", () => {
     assert.equal(message.template?.payload, undefined);
     assert.equal(message.template?.priority, Priority.PRIORITY_UNSPECIFIED);
     assert.equal(message.template?.backoff, undefined);
+    assert.equal(message.template?.timeout, undefined);
+    assert.equal(message.template?.uniqueKey, "", "no unique key unless given");
   });
 
   test("what the wire cannot carry is refused before sending, naming the field", () => {
@@ -126,6 +134,7 @@ describe("schedule specs", () => {
       [{ ...base, everyMs: 1_000, priority: "urgent" }, "schedule.template.priority"],
       [{ ...base, everyMs: 1_000, payload: { n: 10n } }, "schedule.template.payload.n"],
       [{ ...base, everyMs: 1_000, leaseDurationMs: -5 }, "schedule.template.lease_duration"],
+      [{ ...base, everyMs: 1_000, executionTimeoutMs: -5 }, "schedule.template.timeout"],
       [{ ...base, everyMs: 1_000, backoff: { maxDelayMs: -1 } }, "schedule.template.backoff.max_delay"],
     ];
     for (const [spec, field] of cases) {
@@ -181,6 +190,8 @@ describe("stored schedules", () => {
           backoff: { initialDelay: { seconds: 2, nanos: 0 }, maxDelay: undefined, multiplier: 3, jitter: 0, noJitter: true },
           leaseDuration: { seconds: 0, nanos: 250_000_000 },
           metadata: { k: "v" },
+          timeout: { seconds: 120, nanos: 0 },
+          uniqueKey: "nightly",
         },
         startTime: new Date("2030-01-01T00:00:00Z"),
         endTime: new Date("2031-01-01T00:00:00Z"),
@@ -200,6 +211,8 @@ describe("stored schedules", () => {
     assert.equal(info.maxAttempts, 4);
     assert.deepEqual(info.backoff, { initialDelayMs: 2_000, multiplier: 3, noJitter: true });
     assert.equal(info.leaseDurationMs, 250);
+    assert.equal(info.executionTimeoutMs, 120_000);
+    assert.equal(info.uniqueKey, "nightly");
     assert.deepEqual(info.metadata, { k: "v" });
     assert.deepEqual(info.start, new Date("2030-01-01T00:00:00Z"));
     assert.deepEqual(info.end, new Date("2031-01-01T00:00:00Z"));

@@ -114,6 +114,49 @@ describe("schedules against a real server", { skip, timeout: 120_000 }, () => {
     assert.equal((await client.getStatus(first.ctx.jobId)).id, first.ctx.jobId, "the jobs it made stay");
   });
 
+  test("a template's unique key keeps ticks from piling up behind a pending job", async () => {
+    const queue = uniqueQueue("node-sched");
+    const name = `${queue}-unique`;
+    const info = await create({ name, everyMs: 1_000, queue, uniqueKey: "sweep" });
+    assert.equal(info.uniqueKey, "sweep");
+    assert.equal((await client.getSchedule(name)).uniqueKey, "sweep");
+
+    // No worker: the first tick's job stays queued and holds the key.
+    const firstJobId = await waitUntil(async () => (await client.getSchedule(name)).lastJobId, "the schedule's first job", 30_000);
+    const job = await client.getStatus(firstJobId);
+    assert.equal(job.uniqueKey, "sweep");
+    const later = job.createTime!.getTime() + 2_500;
+    const ticked = await waitUntil(
+      async () => {
+        const current = await client.getSchedule(name);
+        return current.nextRunTime !== undefined && current.nextRunTime.getTime() > later ? current : undefined;
+      },
+      "two more ticks",
+      30_000,
+    );
+    assert.equal(ticked.lastJobId, firstJobId, "the later ticks returned the pending job");
+    assert.equal((await client.stats(queue))[0]?.queued, 1, "the later ticks made no job");
+
+    // Once that job ended, the next tick makes a new one.
+    await client.cancel(firstJobId);
+    const nextJobId = await waitUntil(
+      async () => {
+        const { lastJobId } = await client.getSchedule(name);
+        return lastJobId !== firstJobId ? lastJobId : undefined;
+      },
+      "a tick after the cancel",
+      30_000,
+    );
+    assert.equal((await client.getStatus(nextJobId)).state, "queued");
+    assert.equal((await client.stats(queue))[0]?.queued, 1);
+
+    // Without one, the definition reads back without it.
+    const { uniqueKey: _dropped, ...rest } = ticked;
+    assert.equal((await client.updateSchedule(rest)).uniqueKey, undefined);
+    await client.deleteSchedule(name);
+    created.delete(name);
+  });
+
   test("getSchedule returns the definition with its next run; listSchedules includes it, sorted by name", async () => {
     const queue = uniqueQueue("node-sched");
     const spec: ScheduleSpec = {
