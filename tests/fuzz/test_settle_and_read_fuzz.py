@@ -95,11 +95,11 @@ async def test_an_extend_without_the_live_token_is_refused_and_changes_nothing(
 
 @fuzz_settings(1)
 @given(job_id=job_ids(), data=st.data())
-async def test_cancel_of_a_job_that_is_not_waiting_is_refused_and_changes_nothing(
+async def test_cancel_of_a_finished_job_is_refused_and_changes_nothing(
     stub: Stub, keyspace: Keyspace, seeded: Seeded, job_id: str, data: st.DataObject
 ) -> None:
     request = svc.CancelRequest(job_id=job_id)
-    _bind(seeded, request, data, (*seeded.active, seeded.completed, seeded.dead, seeded.cancelled))
+    _bind(seeded, request, data, (seeded.completed, seeded.dead, seeded.cancelled))
     _checks_code(seeded, await call_checked(keyspace, stub.Cancel, request), request.job_id)
     await _assert_seeded_unchanged(stub, seeded)
 
