@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -90,8 +91,9 @@ func (c *Client) Stub() jobqueuev1.JobQueueServiceClient { return c.stub }
 // EnqueueResult names an enqueued job.
 type EnqueueResult struct {
 	JobID string
-	// Duplicate is true when the idempotency key matched an earlier job: its id is
-	// returned and nothing new was created.
+	// Duplicate is true when the idempotency key matched an earlier job, or the unique key
+	// a job still pending or running (WithUniqueKey): its id is returned and nothing new was
+	// created.
 	Duplicate bool
 }
 
@@ -243,4 +245,56 @@ func (c *Client) ResumeQueue(ctx context.Context, queue string) (bool, error) {
 		return false, wrapError(err)
 	}
 	return resp.GetChanged(), nil
+}
+
+// QueueLimits bound how fast and how much of a queue runs, across every server and worker
+// (Redis enforces them when jobs are leased). Jobs a limit holds back stay QUEUED and are
+// leased as the limit allows, without workers polling for them. The zero value is no limit.
+type QueueLimits struct {
+	// RatePerSecond is the most jobs leased per second, on average (a token bucket refilled
+	// at this rate); 0 is no limit. At most 1,000,000.
+	RatePerSecond float64
+	// Burst is the most jobs leased at once after an idle time (the bucket's size); 0 is the
+	// larger of 1 and RatePerSecond. It applies to a rate: set RatePerSecond too. At most
+	// 1,000,000.
+	Burst int
+	// MaxActive is the most jobs of the queue ACTIVE at once, across every worker; 0 is no
+	// limit. At most 1,000,000.
+	MaxActive int
+}
+
+// toProto builds the message; a count the message cannot carry (beyond int32) is refused
+// here, named and worded as the server names and words its own refusals of the values it
+// gets (negative ones, or over 1,000,000).
+func (l QueueLimits) toProto() (*jobqueuev1.QueueLimits, error) {
+	if l.Burst < math.MinInt32 || l.Burst > math.MaxInt32 {
+		return nil, invalidArgument("limits.burst", "must be from 0 to 1,000,000")
+	}
+	if l.MaxActive < math.MinInt32 || l.MaxActive > math.MaxInt32 {
+		return nil, invalidArgument("limits.max_active", "must be from 0 to 1,000,000")
+	}
+	return &jobqueuev1.QueueLimits{RatePerSecond: l.RatePerSecond, Burst: int32(l.Burst), MaxActive: int32(l.MaxActive)}, nil
+}
+
+func queueLimitsFromProto(p *jobqueuev1.QueueLimits) *QueueLimits {
+	if p == nil {
+		return nil
+	}
+	return &QueueLimits{RatePerSecond: p.GetRatePerSecond(), Burst: int(p.GetBurst()), MaxActive: int(p.GetMaxActive())}
+}
+
+// SetQueueLimits sets queue's rate and concurrency limits on every server, replacing the ones
+// it had (the queue need not hold jobs yet); a zero QueueLimits removes them. They hold from
+// the next lease on: jobs already leased are not affected. Stats shows them
+// (QueueStats.Limits). A bad value is ErrInvalidArgument with Error.Field naming it
+// ("limits.rate_per_second", "limits.burst", "limits.max_active"; "queue" for a bad queue
+// name): each must be from 0 to 1,000,000, and Burst needs RatePerSecond. It takes the admin
+// role on a server with --auth.
+func (c *Client) SetQueueLimits(ctx context.Context, queue string, limits QueueLimits) error {
+	p, err := limits.toProto()
+	if err != nil {
+		return err
+	}
+	_, err = c.stub.SetQueueLimits(ctx, &jobqueuev1.SetQueueLimitsRequest{Queue: queue, Limits: p})
+	return wrapError(err)
 }

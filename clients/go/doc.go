@@ -1,6 +1,6 @@
 // Package jobqueue is the Go client of the jobqueue service: a Client for producers
 // (Enqueue, EnqueueBatch, GetStatus, Stats, ListJobs, Cancel, Retry, PauseQueue,
-// ResumeQueue, WatchJob, Wait) and a Worker that leases jobs on a gRPC stream, runs a handler per
+// ResumeQueue, SetQueueLimits, WatchJob, Wait) and a Worker that leases jobs on a gRPC stream, runs a handler per
 // queue, extends leases while handlers run, and acks or fails each job.
 //
 // Producer:
@@ -11,6 +11,14 @@
 //	res, err := client.Enqueue(ctx, "email", map[string]any{"to": "ada@example.com"},
 //		jobqueue.WithMaxAttempts(5), jobqueue.WithDelay(time.Minute))
 //	job, err := client.Wait(ctx, res.JobID) // job.State == jobqueue.StateCompleted, job.Result
+//
+// WithUniqueKey keeps one job per key pending or running: while a job of the queue with
+// that unique key is SCHEDULED, QUEUED or ACTIVE, an enqueue with it returns that job
+// (EnqueueResult.Duplicate); once the job has ended, the key is free again.
+//
+// SetQueueLimits bounds how fast (QueueLimits.RatePerSecond, Burst) and how much
+// (QueueLimits.MaxActive) of a queue runs, across every server and worker; Stats shows the
+// limits (QueueStats.Limits), and a zero QueueLimits removes them.
 //
 // Concurrent Enqueue calls are gathered into batches, sent on an EnqueueStream (or as
 // EnqueueBatch calls to an older server), each caller still getting its own id or error

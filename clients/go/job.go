@@ -184,6 +184,8 @@ type Job struct {
 	Progress *JobProgress
 	// Logs are the last 100 lines its handlers logged (LeasedJob.Log), oldest first.
 	Logs []JobLogLine
+	// UniqueKey is the unique key given at enqueue (WithUniqueKey); "" is none.
+	UniqueKey string
 }
 
 func jobFromProto(p *jobqueuev1.Job) *Job {
@@ -212,6 +214,7 @@ func jobFromProto(p *jobqueuev1.Job) *Job {
 		WorkerID:         p.GetWorkerId(),
 		ExecutionTimeout: durationOf(p.GetTimeout()),
 		StartDeadline:    timeOf(p.GetStartDeadline()),
+		UniqueKey:        p.GetUniqueKey(),
 	}
 	if pr := p.GetProgress(); pr != nil {
 		j.Progress = &JobProgress{Percent: pr.GetPercent(), Message: pr.GetMessage(), Time: timeOf(pr.GetTime())}
@@ -242,6 +245,9 @@ type QueueStats struct {
 	OldestQueuedAge time.Duration
 	// Paused is true while the queue is paused (PauseQueue): its ready jobs are not leased.
 	Paused bool
+	// Limits are the queue's rate and concurrency limits (SetQueueLimits); nil when it has
+	// none.
+	Limits *QueueLimits
 }
 
 func statsFromProto(p *jobqueuev1.QueueStats) QueueStats {
@@ -255,6 +261,7 @@ func statsFromProto(p *jobqueuev1.QueueStats) QueueStats {
 		Cancelled:       p.GetCancelled(),
 		OldestQueuedAge: durationOf(p.GetOldestQueuedAge()),
 		Paused:          p.GetPaused(),
+		Limits:          queueLimitsFromProto(p.GetLimits()),
 	}
 }
 

@@ -104,6 +104,7 @@ type enqueueSettings struct {
 	durability     Durability
 	timeout        time.Duration
 	startDeadline  time.Time
+	uniqueKey      string
 }
 
 // WithPriority sets the job's priority level (default PriorityNormal).
@@ -133,6 +134,16 @@ func WithMaxAttempts(n int) EnqueueOption {
 // another (EnqueueResult.Duplicate is then true).
 func WithIdempotencyKey(key string) EnqueueOption {
 	return enqueueOptionFunc(func(s *enqueueSettings) { s.idempotencyKey = key })
+}
+
+// WithUniqueKey gives the job a unique key (at most 256 characters): while a job of the same
+// queue with the same key is SCHEDULED, QUEUED or ACTIVE (retries included), an enqueue with
+// it returns that job's id with EnqueueResult.Duplicate true and creates nothing, however
+// long ago that job was enqueued. Once that job has ended (COMPLETED, DEAD or CANCELLED),
+// the key is free again: unlike WithIdempotencyKey, it does not outlive the job.
+// Job.UniqueKey reads it back.
+func WithUniqueKey(key string) EnqueueOption {
+	return enqueueOptionFunc(func(s *enqueueSettings) { s.uniqueKey = key })
 }
 
 // LeaseDurationOption is both an EnqueueOption and a WorkerOption; see WithLeaseDuration.
@@ -199,6 +210,7 @@ func buildEnqueueRequest(queue string, payload map[string]any, opts []EnqueueOpt
 		MaxAttempts:    int32(s.maxAttempts),
 		IdempotencyKey: s.idempotencyKey,
 		Metadata:       s.metadata,
+		UniqueKey:      s.uniqueKey,
 	}
 	if s.maxAttempts < 0 || s.maxAttempts > math.MaxInt32 {
 		return nil, invalidArgument(prefix+"max_attempts", "must be 0 (the server default) or more")

@@ -29,6 +29,7 @@ func TestEnqueueOptionsBuildTheRequest(t *testing.T) {
 		WithDurability(DurabilityFsynced),
 		WithExecutionTimeout(90 * time.Second),
 		WithStartDeadline(runAt.Add(time.Hour)),
+		WithUniqueKey("invoice-7"),
 	}, "")
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +53,7 @@ func TestEnqueueOptionsBuildTheRequest(t *testing.T) {
 		Durability:    jobqueuev1.Durability_DURABILITY_FSYNCED,
 		Timeout:       durationpb.New(90 * time.Second),
 		StartDeadline: timestamppb.New(runAt.Add(time.Hour)),
+		UniqueKey:     "invoice-7",
 	}
 	if !proto.Equal(req, want) {
 		t.Errorf("request\n got %v\nwant %v", req, want)

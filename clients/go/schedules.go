@@ -48,8 +48,8 @@ func catchUpFromProto(p jobqueuev1.CatchUpPolicy) CatchUpPolicy {
 
 // Schedule is a recurring job (docs/schedules.md): a named definition that makes one job
 // from its template (Queue, Payload, PayloadBytes, Priority, MaxAttempts, Backoff,
-// LeaseDuration, Metadata, ExecutionTimeout, which mean what Enqueue's arguments and
-// options mean) at each tick of a cron expression or a fixed interval. Whichever server
+// LeaseDuration, Metadata, ExecutionTimeout, UniqueKey, which mean what Enqueue's arguments
+// and options mean) at each tick of a cron expression or a fixed interval. Whichever server
 // notices a tick first makes its job, and exactly one is made per tick however many servers
 // run: each carries the idempotency key "schedule:<name>:<tick in ms since the epoch>". Set
 // exactly one of Cron and Interval. Zero fields are unset and take the server's defaults.
@@ -89,6 +89,10 @@ type Schedule struct {
 	// ExecutionTimeout is the longest an attempt of each job may run
 	// (WithExecutionTimeout); 0 is no limit.
 	ExecutionTimeout time.Duration
+	// UniqueKey, when set, is each job's unique key (WithUniqueKey): while the job of an
+	// earlier tick is still SCHEDULED, QUEUED or ACTIVE, a tick makes no new job, so ticks do
+	// not pile up behind a slow job. "" is none.
+	UniqueKey string
 
 	// StartTime: no tick before it; zero is no lower bound.
 	StartTime time.Time
@@ -135,6 +139,7 @@ func (s Schedule) toProto() (*jobqueuev1.Schedule, error) {
 			Queue:        s.Queue,
 			PayloadBytes: s.PayloadBytes,
 			Metadata:     s.Metadata,
+			UniqueKey:    s.UniqueKey,
 		},
 	}
 	switch {
@@ -205,6 +210,7 @@ func scheduleInfoFromProto(p *jobqueuev1.Schedule) ScheduleInfo {
 			LeaseDuration:    durationOf(t.GetLeaseDuration()),
 			Metadata:         t.GetMetadata(),
 			ExecutionTimeout: durationOf(t.GetTimeout()),
+			UniqueKey:        t.GetUniqueKey(),
 			StartTime:        timeOf(p.GetStartTime()),
 			EndTime:          timeOf(p.GetEndTime()),
 			CatchUp:          catchUpFromProto(p.GetCatchUp()),
