@@ -1,4 +1,4 @@
-/** Client: the producer API (enqueue, inspect, list, watch, cancel, retry, pause, wait), schedules and token management, with Promises. */
+/** Client: the producer API (enqueue, inspect, list, watch, cancel, retry, pause, limit, wait), schedules and token management, with Promises. */
 
 import {
   Metadata,
@@ -41,6 +41,7 @@ import {
   type ResumeQueueResponse,
   type ResumeScheduleResponse,
   type Schedule,
+  type SetQueueLimitsRequest,
   type StatsResponse,
   type UpdateScheduleResponse,
   type WatchJobResponse,
@@ -60,6 +61,7 @@ import {
   type JobSpec,
   type JobState,
   type ListJobsOptions,
+  type QueueLimits,
   type QueueStats,
   type TokenInfo,
   type TokenRole,
@@ -321,6 +323,23 @@ export class Client {
       options,
     );
     return response.changed;
+  }
+
+  /**
+   * Sets how fast and how much of `queue` runs, on every server sharing the store (admin
+   * role, like `pauseQueue`): at most `ratePerSecond` jobs leased per second on average
+   * (`burst` at once after an idle time; it needs a rate), and at most `maxActive` of its jobs
+   * active at once. An omitted limit is 0, no limit of that kind, so `setQueueLimits(queue, {})`
+   * removes them all. Jobs held back stay queued; jobs already leased are not affected.
+   * `stats` shows the limits. An InvalidArgumentError names the field (`limits.max_active`).
+   *
+   * ```ts
+   * await admin.setQueueLimits("emails", { ratePerSecond: 50, burst: 100, maxActive: 10 });
+   * ```
+   */
+  async setQueueLimits(queue: string, limits: Partial<QueueLimits>, options: CallOptions = {}): Promise<void> {
+    const request: SetQueueLimitsRequest = { queue, limits: convert.queueLimitsMessage(limits) };
+    await this.unary((metadata, callOptions, callback) => this.raw.setQueueLimits(request, metadata, callOptions, callback), options);
   }
 
   // -- schedules: these need an admin token whose patterns include `*` when the server runs

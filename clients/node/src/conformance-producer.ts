@@ -102,8 +102,8 @@ async function perform(client: Client, command: Command): Promise<unknown> {
     case "stats": {
       const queue = command["queue"] === undefined ? undefined : field<string>(command, "queue", "string");
       const stats = await client.stats(queue);
-      // oldestQueuedAgeMs and paused are left out: the protocol compares counts only.
-      return stats.map(({ oldestQueuedAgeMs: _age, paused: _paused, ...counts }) => counts);
+      // oldestQueuedAgeMs, paused and limits are left out: the protocol compares counts only.
+      return stats.map(({ oldestQueuedAgeMs: _age, paused: _paused, limits: _limits, ...counts }) => counts);
     }
     case "list_jobs": {
       const queue = field<string>(command, "queue", "string");

@@ -6,6 +6,7 @@ import {
   Priority as ProtoPriority,
   type BackoffPolicy as ProtoBackoff,
   type Job as ProtoJob,
+  type QueueLimits as ProtoQueueLimits,
   type QueueStats as ProtoQueueStats,
 } from "./gen/jobqueue/v1/job.js";
 import { Durability as ProtoDurability } from "./gen/jobqueue/v1/job.js";
@@ -26,6 +27,7 @@ import type {
   JsonObject,
   JsonValue,
   Priority,
+  QueueLimits,
   QueueStats,
   TokenInfo,
   TokenRole,
@@ -34,6 +36,8 @@ import type {
 /** The queue-name grammar of the contract (EnqueueRequest.queue). */
 export const QUEUE_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
 const QUEUE_GRAMMAR = "1 to 128 of letters, digits, '-', '_', '.' and ':'";
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
 
 const STATES = new Map<ProtoJobState, JobState>([
   [ProtoJobState.JOB_STATE_SCHEDULED, "scheduled"],
@@ -323,7 +327,7 @@ export function job(message: ProtoJob): Job {
 }
 
 export function queueStats(message: ProtoQueueStats): QueueStats {
-  return {
+  const stats: QueueStats = {
     queue: message.queue,
     queued: message.queued,
     scheduled: message.scheduled,
@@ -334,6 +338,43 @@ export function queueStats(message: ProtoQueueStats): QueueStats {
     oldestQueuedAgeMs: durationMs(message.oldestQueuedAge) ?? 0,
     paused: message.paused,
   };
+  if (message.limits !== undefined) stats.limits = queueLimits(message.limits);
+  return stats;
+}
+
+/** The public QueueLimits of a message. */
+export function queueLimits(message: ProtoQueueLimits): QueueLimits {
+  return { ratePerSecond: message.ratePerSecond, burst: message.burst, maxActive: message.maxActive };
+}
+
+/**
+ * The wire limits (SetQueueLimits); an omitted limit is 0. What the wire cannot carry is
+ * refused here (a rate that is not a number, a burst or max_active that is not an int32);
+ * the ranges are the server's, which names the fields the same way (`limits.burst`).
+ */
+export function queueLimitsMessage(limits: Partial<QueueLimits>, prefix = "limits."): ProtoQueueLimits {
+  if (limits === null || typeof limits !== "object") {
+    const field = prefix.replace(/\.$/, "");
+    throw new InvalidArgumentError(`${field}: must be an object ({} removes the limits)`, { field });
+  }
+  const ratePerSecond = limits.ratePerSecond ?? 0;
+  if (typeof ratePerSecond !== "number") {
+    const field = `${prefix}rate_per_second`;
+    throw new InvalidArgumentError(`${field}: must be a number`, { field });
+  }
+  return {
+    ratePerSecond,
+    burst: int32(limits.burst ?? 0, `${prefix}burst`),
+    maxActive: int32(limits.maxActive ?? 0, `${prefix}max_active`),
+  };
+}
+
+/** `value`, unless it is not an int32 (InvalidArgumentError naming `field`). */
+function int32(value: number, field: string): number {
+  if (!Number.isInteger(value) || value < INT32_MIN || value > INT32_MAX) {
+    throw new InvalidArgumentError(`${field}: must be an integer`, { field });
+  }
+  return value;
 }
 
 /** The public TokenInfo for a message; InternalError for a role this library does not know. */

@@ -2,7 +2,7 @@
  * @jobqueue/client: a typed client and worker for the jobqueue gRPC service.
  *
  * - {@link Client}: enqueue jobs, read their status, list a queue, watch a job, cancel, retry, wait for results;
- *   pause queues; manage schedules (recurring jobs); create, list and revoke API tokens.
+ *   pause queues and limit their rate and concurrency; manage schedules (recurring jobs); create, list and revoke API tokens.
  * - {@link Worker}: lease jobs over one stream, run async handlers, ack or fail them.
  */
 
@@ -86,6 +86,7 @@ export type {
   ListJobsOptions,
   Logger,
   Priority,
+  QueueLimits,
   QueueStats,
   TokenInfo,
   TokenRole,

@@ -227,6 +227,22 @@ export interface QueueStats {
   oldestQueuedAgeMs: number;
   /** Whether the queue is paused (`pauseQueue`): its ready jobs are not leased until `resumeQueue`. */
   paused: boolean;
+  /** The queue's flow limits (`setQueueLimits`); undefined when it has none. */
+  limits?: QueueLimits;
+}
+
+/**
+ * A queue's flow limits, enforced in Redis across every server and worker: jobs held back
+ * by one stay queued and are leased as the limit allows. 0 is no limit of that kind.
+ * `setQueueLimits` takes any of them (an omitted one is 0); `stats` reads back all three.
+ */
+export interface QueueLimits {
+  /** Most jobs leased per second, on average (a token bucket refilled at this rate); up to 1,000,000. */
+  ratePerSecond: number;
+  /** Most jobs leased at once after an idle time (the bucket's size); 0: the larger of 1 and `ratePerSecond`. Needs a rate. */
+  burst: number;
+  /** Most jobs of the queue active at once; up to 1,000,000. */
+  maxActive: number;
 }
 
 /**

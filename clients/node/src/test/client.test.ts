@@ -247,6 +247,46 @@ describe("Client against a real server", { skip, timeout: 60_000 }, () => {
     }
   });
 
+  test("setQueueLimits sets a queue's limits, stats shows them, {} removes them", async () => {
+    const queue = uniqueQueue();
+    assert.equal((await client.stats(queue))[0]?.limits, undefined, "no limits at first");
+    await client.setQueueLimits(queue, { ratePerSecond: 2.5, burst: 3, maxActive: 4 });
+    let [stats] = await client.stats(queue);
+    assert.deepEqual(stats?.limits, { ratePerSecond: 2.5, burst: 3, maxActive: 4 });
+    await client.setQueueLimits(queue, { maxActive: 2 }); // an omitted limit is 0: none of that kind
+    [stats] = await client.stats(queue);
+    assert.deepEqual(stats?.limits, { ratePerSecond: 0, burst: 0, maxActive: 2 });
+    await client.setQueueLimits(queue, {});
+    [stats] = await client.stats(queue);
+    assert.ok(stats !== undefined);
+    assert.equal(stats.limits, undefined);
+    assert.ok(!("limits" in stats));
+  });
+
+  test("setQueueLimits refuses a bad value, naming the field", async () => {
+    const queue = uniqueQueue();
+    const cases: [Parameters<Client["setQueueLimits"]>[1], string][] = [
+      [{ maxActive: -1 }, "limits.max_active"], // the server's range
+      [{ burst: 5 }, "limits.burst"], // a burst without a rate
+      [{ ratePerSecond: -0.5 }, "limits.rate_per_second"],
+      [{ ratePerSecond: 1, burst: 1.5 }, "limits.burst"], // not an int32: refused before sending
+    ];
+    for (const [limits, field] of cases) {
+      await assert.rejects(client.setQueueLimits(queue, limits), (error: unknown) => {
+        assert.ok(error instanceof InvalidArgumentError, String(error));
+        assert.equal(error.field, field);
+        assert.ok(error.message.includes(field), error.message);
+        return true;
+      });
+    }
+    await assert.rejects(client.setQueueLimits("bad queue", { maxActive: 1 }), (error: unknown) => {
+      assert.ok(error instanceof InvalidArgumentError);
+      assert.equal(error.field, "queue");
+      return true;
+    });
+    assert.equal((await client.stats(queue))[0]?.limits, undefined, "nothing was set");
+  });
+
   test("waitFor returns a cancelled job at once", async () => {
     const { jobId } = await client.enqueue(uniqueQueue(), {});
     await client.cancel(jobId);

@@ -1,11 +1,21 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { createTokenRequest, enqueueRequest, job, toDuration, toJsonObject, durationMs, tokenInfo } from "../convert.js";
+import {
+  createTokenRequest,
+  enqueueRequest,
+  job,
+  queueLimitsMessage,
+  queueStats,
+  toDuration,
+  toJsonObject,
+  durationMs,
+  tokenInfo,
+} from "../convert.js";
 import { InternalError, InvalidArgumentError } from "../errors.js";
-import { Job as ProtoJob, JobState as ProtoJobState, Priority } from "../gen/jobqueue/v1/job.js";
+import { Job as ProtoJob, JobState as ProtoJobState, Priority, QueueStats as ProtoQueueStats } from "../gen/jobqueue/v1/job.js";
 import { TokenRole as ProtoTokenRole, type TokenInfo as ProtoTokenInfo } from "../gen/jobqueue/v1/job_queue_service.js";
-import type { TokenRole } from "../types.js";
+import type { QueueLimits, TokenRole } from "../types.js";
 
 describe("JSON payloads", () => {
   test("plain values pass through; Dates become strings; undefined members are dropped", () => {
@@ -188,5 +198,36 @@ describe("token messages", () => {
     assert.throws(() => tokenInfo({ ...message, role: ProtoTokenRole.TOKEN_ROLE_UNSPECIFIED }), InternalError);
     assert.throws(() => tokenInfo({ ...message, role: 7 as ProtoTokenRole }), InternalError);
     assert.throws(() => tokenInfo({ ...message, createTime: undefined }), InternalError);
+  });
+});
+
+describe("queue limits", () => {
+  const fieldIs = (field: string) => (error: unknown) => error instanceof InvalidArgumentError && error.field === field;
+
+  test("omitted limits are 0; {} is all zero (no limits)", () => {
+    assert.deepEqual(queueLimitsMessage({ ratePerSecond: 2.5, burst: 3, maxActive: 4 }), { ratePerSecond: 2.5, burst: 3, maxActive: 4 });
+    assert.deepEqual(queueLimitsMessage({ maxActive: 1 }), { ratePerSecond: 0, burst: 0, maxActive: 1 });
+    assert.deepEqual(queueLimitsMessage({}), { ratePerSecond: 0, burst: 0, maxActive: 0 });
+    // Ranges are the server's: a negative int32 is sent as it is.
+    assert.deepEqual(queueLimitsMessage({ maxActive: -1 }), { ratePerSecond: 0, burst: 0, maxActive: -1 });
+  });
+
+  test("what the wire cannot carry is refused, naming the field", () => {
+    assert.throws(() => queueLimitsMessage({ burst: 1.5 }), fieldIs("limits.burst"));
+    assert.throws(() => queueLimitsMessage({ maxActive: 2 ** 31 }), fieldIs("limits.max_active"));
+    assert.throws(() => queueLimitsMessage({ maxActive: Number.NaN }), fieldIs("limits.max_active"));
+    assert.throws(() => queueLimitsMessage({ ratePerSecond: "5" as unknown as number }), fieldIs("limits.rate_per_second"));
+    assert.throws(() => queueLimitsMessage(undefined as unknown as Partial<QueueLimits>), fieldIs("limits"));
+  });
+
+  test("stats carry limits only when the queue has them", () => {
+    const message = ProtoQueueStats.fromPartial({ queue: "q", queued: 2, paused: true });
+    const none = queueStats(message);
+    assert.equal(none.limits, undefined);
+    assert.ok(!("limits" in none));
+    const some = queueStats({ ...message, limits: { ratePerSecond: 0.5, burst: 2, maxActive: 0 } });
+    assert.deepEqual(some.limits, { ratePerSecond: 0.5, burst: 2, maxActive: 0 });
+    assert.equal(some.queued, 2);
+    assert.equal(some.paused, true);
   });
 });

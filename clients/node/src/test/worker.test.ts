@@ -268,6 +268,48 @@ describe("Worker against a real server", { skip, timeout: 120_000 }, () => {
     }
   });
 
+  test("with maxActive 1 a worker of concurrency 2 never runs two of the queue's jobs at once", async () => {
+    const queue = uniqueQueue();
+    await client.setQueueLimits(queue, { maxActive: 1 });
+    const started = gate();
+    const release = gate();
+    let running = 0;
+    let most = 0;
+    const order: number[] = [];
+    const run = start(
+      worker(queue, { concurrency: 2 }).handle(queue, async (payload) => {
+        running += 1;
+        most = Math.max(most, running);
+        order.push(payload["n"] as number);
+        started.open();
+        try {
+          await release.promise;
+          return {};
+        } finally {
+          running -= 1;
+        }
+      }),
+    );
+    try {
+      const jobs = await client.enqueueBatch([{ queue, payload: { n: 1 } }, { queue, payload: { n: 2 } }]);
+      await started.promise;
+      // One handler runs and holds its job: the other job stays queued though a slot is free.
+      const [stats] = await client.stats(queue);
+      assert.equal(stats?.active, 1);
+      assert.equal(stats?.queued, 1);
+      assert.deepEqual(stats?.limits, { ratePerSecond: 0, burst: 0, maxActive: 1 });
+      assert.equal(running, 1);
+      release.open();
+      for (const { jobId } of jobs) assert.equal((await client.waitFor(jobId, { timeoutMs: 10_000 })).state, "completed");
+      assert.equal(most, 1, "never two handlers at once");
+      assert.deepEqual(order.sort(), [1, 2]);
+    } finally {
+      release.open();
+      await run.stop();
+      await client.setQueueLimits(queue, {});
+    }
+  });
+
   test("a graceful stop lets the running job finish and takes no new one", async () => {
     const queue = uniqueQueue();
     const started = gate();
