@@ -82,24 +82,30 @@ async def test_progress_and_log_lines_show_in_get_status_the_last_100_kept(stub:
 async def test_watch_job_streams_each_change_until_the_job_ends(stub: Stub, second_stub: Stub) -> None:
     job_id = await _enqueue(stub)
     watch = stub.WatchJob(svc.WatchJobRequest(job_id=job_id))
-    first = await watch.read()
-    assert first.job.state == job_pb2.JOB_STATE_QUEUED
+
+    async def following() -> job_pb2.Job:
+        response = await watch.read()
+        assert isinstance(response, svc.WatchJobResponse)
+        return response.job
+
+    first = await following()
+    assert first.state == job_pb2.JOB_STATE_QUEUED
 
     stream = await LeaseStream(second_stub).subscribe("q", max_in_flight=1)  # the other server
     (leased,) = await stream.wait_jobs(1)
-    seen = [first.job]
+    seen = [first]
     while seen[-1].state != job_pb2.JOB_STATE_ACTIVE:
-        seen.append((await watch.read()).job)
+        seen.append(await following())
     await stream.call.write(
         svc.LeaseRequest(
             progress=[svc.ProgressUpdate(job_id=job_id, lease_token=leased.lease_token, percent=50)]
         )
     )
     while seen[-1].progress.percent != 50:
-        seen.append((await watch.read()).job)
+        seen.append(await following())
     await stream.ack(leased, result={"done": True})
     while seen[-1].state != job_pb2.JOB_STATE_COMPLETED:
-        seen.append((await watch.read()).job)
+        seen.append(await following())
 
     assert seen[-1].result["done"] is True
     assert await watch.read() is grpc.aio.EOF

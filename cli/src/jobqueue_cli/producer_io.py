@@ -308,6 +308,22 @@ def stats_table(queues: Sequence[QueueStats], caption: str | None = None) -> Tab
     return table
 
 
+def toggle_each(
+    conn: Conn, names: Sequence[str], kind: str, done: str, call: Callable[[Client, str], bool]
+) -> None:
+    """Applies an idempotent switch (pause, resume) to each name; prints what changed, or with
+    --json {"results": [{kind: name, "changed": ...}]}."""
+    results = []
+    with reported_errors(conn), conn.client() as client:
+        for name in names:
+            changed = call(client, name)
+            results.append({kind: name, "changed": changed})
+            if not conn.as_json:
+                click.echo(f"{done} {name}" if changed else f"{name} was already {done}")
+    if conn.as_json:
+        conn.emit({"results": results})
+
+
 def for_each(conn: Conn, job_ids: Sequence[str], action: str, call: Callable[[Client, str], None]) -> None:
     """Applies `call` to every id; reports each failure and exits non-zero if any failed."""
     outcomes: list[dict[str, Any]] = []

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import click
 
-from jobqueue import Client
-from jobqueue_cli.producer_io import Conn, client_options, reported_errors
+from jobqueue_cli.producer_io import Conn, client_options, reported_errors, toggle_each
 
 
 @click.command()
@@ -16,7 +13,7 @@ from jobqueue_cli.producer_io import Conn, client_options, reported_errors
 def pause(conn: Conn, queues: tuple[str, ...]) -> None:
     """Stop delivery from QUEUEs: nothing is leased until `jobq resume`; enqueues still work
     and running jobs finish."""
-    _apply(conn, queues, "paused", lambda client, queue: client.pause_queue(queue))
+    toggle_each(conn, queues, "queue", "paused", lambda client, queue: client.pause_queue(queue))
 
 
 @click.command()
@@ -24,7 +21,7 @@ def pause(conn: Conn, queues: tuple[str, ...]) -> None:
 @client_options
 def resume(conn: Conn, queues: tuple[str, ...]) -> None:
     """Let paused QUEUEs' jobs be leased again."""
-    _apply(conn, queues, "resumed", lambda client, queue: client.resume_queue(queue))
+    toggle_each(conn, queues, "queue", "resumed", lambda client, queue: client.resume_queue(queue))
 
 
 @click.command()
@@ -48,18 +45,6 @@ def limit(conn: Conn, queue: str, rate: float, burst: int, max_active: int) -> N
         click.echo(f"limited {queue}: {', '.join(parts)}")
     else:
         click.echo(f"{queue} has no limits")
-
-
-def _apply(conn: Conn, queues: tuple[str, ...], done: str, call: Callable[[Client, str], bool]) -> None:
-    results = []
-    with reported_errors(conn), conn.client() as client:
-        for queue in queues:
-            changed = call(client, queue)
-            results.append({"queue": queue, "changed": changed})
-            if not conn.as_json:
-                click.echo(f"{done} {queue}" if changed else f"{queue} was already {done}")
-    if conn.as_json:
-        conn.emit({"results": results})
 
 
 COMMANDS = [pause, resume, limit]

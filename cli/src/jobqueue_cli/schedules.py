@@ -12,7 +12,7 @@ import click
 from rich import box
 from rich.table import Table
 
-from jobqueue import Client, Schedule
+from jobqueue import Schedule
 from jobqueue_cli.producer_io import (
     Conn,
     client_options,
@@ -22,6 +22,7 @@ from jobqueue_cli.producer_io import (
     reported_errors,
     shown,
     stdout_console,
+    toggle_each,
 )
 
 
@@ -115,7 +116,7 @@ def schedule_get(conn: Conn, name: str) -> None:
 @client_options
 def schedule_pause(conn: Conn, names: tuple[str, ...]) -> None:
     """Stop schedules' ticks until `jobq schedule resume`."""
-    _apply(conn, names, "paused", lambda client, name: client.pause_schedule(name))
+    toggle_each(conn, names, "name", "paused", lambda client, name: client.pause_schedule(name))
 
 
 @schedule.command("resume")
@@ -123,7 +124,7 @@ def schedule_pause(conn: Conn, names: tuple[str, ...]) -> None:
 @client_options
 def schedule_resume(conn: Conn, names: tuple[str, ...]) -> None:
     """Start paused schedules again from their next tick (missed ticks are not made up)."""
-    _apply(conn, names, "resumed", lambda client, name: client.resume_schedule(name))
+    toggle_each(conn, names, "name", "resumed", lambda client, name: client.resume_schedule(name))
 
 
 @schedule.command("delete")
@@ -172,18 +173,6 @@ def _utc(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is not None:
         return moment
     return moment.replace(tzinfo=UTC)
-
-
-def _apply(conn: Conn, names: tuple[str, ...], done: str, call: Callable[[Client, str], bool]) -> None:
-    results = []
-    with reported_errors(conn), conn.client() as client:
-        for name in names:
-            changed = call(client, name)
-            results.append({"name": name, "changed": changed})
-            if not conn.as_json:
-                click.echo(f"{done} {name}" if changed else f"{name} was already {done}")
-    if conn.as_json:
-        conn.emit({"results": results})
 
 
 def _when(found: Schedule) -> str:
