@@ -15,9 +15,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Iterable
-
-from redis.asyncio import Redis
+from collections.abc import Awaitable, Callable, Iterable
 
 logger = logging.getLogger(__name__)
 
@@ -29,16 +27,13 @@ _REMEMBER_S = 2 * ANNOUNCE_EVERY_S
 _MAX_REMOTE = 100_000
 
 
-def watch_channel(prefix: str) -> str:
-    return f"{prefix}:watch"
-
-
 class JobWatches:
     """This server's WatchJob streams and the jobs other servers watch."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
-        self._redis = redis
-        self.channel = watch_channel(prefix)
+    def __init__(self, publish: Callable[[str, str], Awaitable[None]], channel: str) -> None:
+        """`publish(channel, message)` sends on Redis pub/sub; `channel` is the watch channel."""
+        self._publish_on = publish
+        self.channel = channel
         self._local: dict[str, set[asyncio.Event]] = {}
         self._remote: dict[str, float] = {}  # job id -> when to forget it (monotonic)
         self._publishing: set[asyncio.Task[None]] = set()
@@ -99,6 +94,6 @@ class JobWatches:
 
     async def _send(self, message: str) -> None:
         try:
-            await self._redis.publish(self.channel, message)
+            await self._publish_on(self.channel, message)
         except Exception as error:  # a watcher's re-read makes good a lost announcement
             logger.debug("could not publish %r: %s", message, error)

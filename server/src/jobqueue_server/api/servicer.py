@@ -33,7 +33,7 @@ from jobqueue_server.errors import (
 )
 from jobqueue_server.ids import new_ulid, new_ulids
 from jobqueue_server.store import Durability, EnqueueResult, FailOutcome, JobState, NewJob, Store
-from jobqueue_server.store.keys import stops_channel
+from jobqueue_server.store.keys import stops_channel, watch_channel
 from jobqueue_server.store.signals import QueueSignals
 from jobqueue_server.store.tokens import TokenStore
 
@@ -78,7 +78,7 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         self._enqueue_streams: set[EnqueueStreamSession] = set()
         self._closing: set[asyncio.Task[None]] = set()
         self._draining = False
-        self._watches = JobWatches(store.redis, store.config.key_prefix)
+        self._watches = JobWatches(store.publish, watch_channel(store.config.key_prefix))
         signals.listen(stops_channel(store.config.key_prefix), self._on_stop_message)
         signals.listen(self._watches.channel, self._watches.on_message)
 

@@ -102,6 +102,11 @@ def stops_channel(prefix: str) -> str:
     return f"{prefix}:stops"
 
 
+def watch_channel(prefix: str) -> str:
+    """Where servers say which jobs their WatchJob streams follow, and which they changed."""
+    return f"{prefix}:watch"
+
+
 def queues_set(prefix: str) -> str:
     """The set of every queue ever enqueued to (for Stats and the maintenance loop)."""
     return f"{prefix}:queues"

@@ -568,6 +568,11 @@ class Store:
 
     # -- operators -------------------------------------------------------------------------
 
+    async def publish(self, channel: str, message: str) -> None:
+        """A pub/sub message (the watch channel's announcements)."""
+        async with self._guard():
+            await self.redis.publish(channel, message)
+
     async def progress(self, updates: Sequence[Progress]) -> None:
         """Records handlers' progress and log lines (one script call per queue); updates whose
         lease is no longer current are dropped by the script."""
