@@ -365,3 +365,16 @@ def test_limit_sets_and_removes_a_queues_limits_shown_by_stats(
     assert stats["limits"] == {"rate_per_second": 5.0, "burst": 2, "max_active": 3}
     assert "5/s, 3 active" in table.stdout
     assert removed.returncode == 0 and client.stats(queue)[0].limits is None
+
+
+def test_enqueue_with_a_unique_key_and_a_start_deadline_then_watch_the_job_end(
+    jobq: Jobq, queue: str, client: Client
+) -> None:
+    first = jobq.json("enqueue", queue, "{}", "--unique-key", "report-1", "--start-within", "600")
+    again = jobq.json("enqueue", queue, "{}", "--unique-key", "report-1")
+    client.cancel(first["job_id"])
+    watched = jobq("watch", first["job_id"])
+
+    assert again["job_id"] == first["job_id"] and again["duplicate"] is True
+    assert client.get(first["job_id"]).start_deadline is not None
+    assert watched.returncode == 1 and watched.stdout.strip().splitlines()[-1] == "cancelled"

@@ -10,6 +10,7 @@ import re
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
 import click
@@ -17,7 +18,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from jobqueue import Client
+from jobqueue import Client, JobState
 from jobqueue.errors import InvalidArgument, Unavailable
 from jobqueue_cli.producer_io import (
     Conn,
@@ -50,7 +51,13 @@ _JOB_KEYS = frozenset(
 @click.option(
     "--execution-timeout", type=click.FloatRange(min=1), help="Seconds an attempt may run before it stops."
 )
+@click.option(
+    "--start-within",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds to start in, or it is cancelled.",
+)
 @click.option("--idempotency-key", help="A second enqueue with this key returns the first job.")
+@click.option("--unique-key", help="While a job with this key is pending or running, it is returned instead.")
 @click.option("--metadata", "metadata_pairs", multiple=True, metavar="KEY=VALUE", help="Repeatable.")
 @click.option("--file", "jobs_file", type=click.File("r"), help="JSON lines, one job each ('-': stdin).")
 @client_options
@@ -73,8 +80,10 @@ def enqueue(
     """
     defaults = _spec_defaults(options)
     if jobs_file is not None:
-        if payload is not None or options["idempotency_key"]:
-            raise click.UsageError("--file takes neither a JSON argument nor --idempotency-key")
+        if payload is not None or options["idempotency_key"] or options["unique_key"]:
+            raise click.UsageError(
+                "--file takes neither a JSON argument nor --idempotency-key or --unique-key"
+            )
         _enqueue_file(conn, queue, jobs_file, defaults)
         return
     if queue is None:
@@ -82,12 +91,24 @@ def enqueue(
     text = sys.stdin.read() if payload == "-" else payload
     body = parse_object(text, "payload") if text is not None else None
     with conn.client() as client:
-        result = client.enqueue(queue, body, idempotency_key=options["idempotency_key"], **defaults)
+        result = client.enqueue(
+            queue,
+            body,
+            idempotency_key=options["idempotency_key"],
+            unique_key=options["unique_key"],
+            **defaults,
+        )
     if conn.as_json:
         conn.emit(result)
     else:
-        note = " (duplicate: the idempotency key matched an earlier job)" if result.duplicate else ""
+        note = (
+            " (duplicate: its idempotency or unique key matched an earlier job)" if result.duplicate else ""
+        )
         stdout_console().print(f"[green]enqueued[/] [bold]{result.job_id}[/]{note}", highlight=False)
+
+
+def _within(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.now(UTC) + timedelta(seconds=seconds)
 
 
 def _spec_defaults(options: dict[str, Any]) -> dict[str, Any]:
@@ -96,6 +117,11 @@ def _spec_defaults(options: dict[str, Any]) -> dict[str, Any]:
         "delay": options["delay"],
         "max_attempts": options["max_attempts"],
         "execution_timeout": options["execution_timeout"],
+        "start_deadline": (
+            datetime.now(UTC) + timedelta(seconds=options["start_within"])
+            if options["start_within"]
+            else None
+        ),
         "metadata": parse_metadata(options["metadata_pairs"]) or None,
     }
     return {key: value for key, value in defaults.items() if value is not None}
@@ -197,6 +223,27 @@ def status(conn: Conn, job_id: str) -> None:
 
 
 @click.command()
+@click.argument("job_id")
+@client_options
+def watch(conn: Conn, job_id: str) -> None:
+    """Follow a job until it ends: a line at each change of its state or progress (WatchJob);
+    exits 0 once it completed, 1 when it ended dead or cancelled."""
+    last = None
+    with conn.client() as client:
+        for job in client.watch(job_id):
+            last = job
+            if conn.as_json:
+                conn.emit(job)
+            else:
+                progress = (
+                    f" {job.progress.percent:g} % {job.progress.message}".rstrip() if job.progress else ""
+                )
+                click.echo(f"{job.state.value}{progress}")
+    if last is not None and last.state is not JobState.COMPLETED:
+        sys.exit(1)
+
+
+@click.command()
 @click.argument("queue", required=False)
 @click.option("--watch", is_flag=True, help="Refresh until Ctrl-C (with --json: one line per refresh).")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True, help="Seconds.")
@@ -253,4 +300,4 @@ def retry(conn: Conn, job_ids: tuple[str, ...]) -> None:
     for_each(conn, job_ids, "requeued", lambda client, job_id: client.retry(job_id))
 
 
-COMMANDS: list[click.Command] = [enqueue, status, stats, cancel, retry]
+COMMANDS: list[click.Command] = [enqueue, status, watch, stats, cancel, retry]
