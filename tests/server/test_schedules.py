@@ -264,3 +264,28 @@ async def test_a_schedule_ends_at_its_end_time(
     assert await queued_ticks(manual_stub) == [start + MINUTE_MS, start + 2 * MINUTE_MS]
     ended = (await manual_stub.GetSchedule(svc.GetScheduleRequest(name="minutely"))).schedule
     assert not ended.HasField("next_run_time")
+
+
+async def test_a_tick_that_cannot_be_enqueued_is_tried_again_a_pass_later_not_at_once(
+    redis: Redis, settings: ServerSettings
+) -> None:
+    full = settings.model_copy(update={"max_queues": 1})
+    clock = ManualClock(start_ms=1_800_000_000_000)
+    app = await start_app(full, Store(redis, store_config(full), clock=clock))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            stub = svc_grpc.JobQueueServiceStub(channel)
+            await stub.Enqueue(svc.EnqueueRequest(queue="the-only-queue"))
+            await stub.CreateSchedule(
+                svc.CreateScheduleRequest(schedule=every_minute(svc.CATCH_UP_POLICY_SKIP))
+            )
+            clock.advance(MINUTE_MS)
+
+            delay_s = await app.scheduler.run_once()  # the tick's queue would be one too many
+
+            assert delay_s > 0  # not a pass at once, again and again
+            schedule = (await stub.GetSchedule(svc.GetScheduleRequest(name="minutely"))).schedule
+            assert schedule.next_run_time.ToMilliseconds() > clock.ms
+            assert not schedule.last_job_id
+    finally:
+        await app.stop(grace_s=0)

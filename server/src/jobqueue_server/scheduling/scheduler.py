@@ -108,7 +108,9 @@ class Scheduler:
             try:
                 job_ids = await self._enqueue(requests)
             except QueueLimitReached as error:
-                logger.warning("schedule %s: %s; trying again next pass", read.name, error.message)
+                # Tried again a sweep interval later: left due, it would make every pass at once.
+                logger.warning("schedule %s: %s; trying again later", read.name, error.message)
+                await self._schedules.postpone(read.name, now + int(self._interval_s * 1000))
                 return
             except FieldViolation as error:  # the server's limits changed since it was created
                 logger.error("schedule %s makes jobs this server refuses (%s)", read.name, error.message)

@@ -96,6 +96,11 @@ class ScheduleStore:
             outcome = await self._scripts.schedule_fire(keys=self._keys.all(), args=args)
         return str(outcome.decode())
 
+    async def postpone(self, name: str, next_ms: int) -> None:
+        """Moves a due schedule's next look to `next_ms` (only if it is still planned)."""
+        async with self._guard():
+            await self._redis.zadd(self._keys.due, {name: next_ms}, xx=True)
+
     async def delete(self, name: str) -> bool:
         async with MAPPED:
             removed = await self._scripts.schedule_delete(keys=self._keys.all(), args=[name])
