@@ -38,6 +38,27 @@ class TemplateOptions(TypedDict, total=False):
     unique_key: str | None
 
 
+_TIMING_OPTIONS = frozenset({"cron", "every", "time_zone", "start", "end", "catch_up", "catch_up_limit"})
+
+
+class ScheduleOptions(TemplateOptions, total=False):
+    """When a schedule ticks and what it does after downtime, besides its job's options: the
+    keyword arguments of ``create_schedule`` and ``update_schedule``."""
+
+    #: 5 fields, or 6 with seconds first, read in `time_zone` (default UTC). Or `every`.
+    cron: str | None
+    #: A fixed interval (seconds or a timedelta). Or `cron`.
+    every: timedelta | float | None
+    time_zone: str | None
+    #: No tick before `start` nor after `end` (aware datetimes).
+    start: datetime | None
+    end: datetime | None
+    #: What ticks missed during downtime make: nothing ("skip", the default), one job
+    #: ("once"), or one each up to `catch_up_limit` ("all").
+    catch_up: CatchUp
+    catch_up_limit: int
+
+
 @dataclass(frozen=True, slots=True)
 class Schedule:
     """A schedule as the server keeps it: its definition, and its next and last run."""
@@ -69,45 +90,34 @@ class Schedule:
     updated_at: datetime
 
 
-def schedule_message(
-    name: str,
-    queue: str,
-    payload: object,
-    *,
-    cron: str | None,
-    every: timedelta | float | None,
-    time_zone: str | None,
-    start: datetime | None,
-    end: datetime | None,
-    catch_up: CatchUp,
-    catch_up_limit: int,
-    options: TemplateOptions,
-) -> svc.Schedule:
+def schedule_message(name: str, queue: str, payload: object, given: ScheduleOptions) -> svc.Schedule:
     """The Schedule message of ``create_schedule``'s arguments; InvalidArgument naming the
     argument for a malformed one."""
+    cron, every, catch_up = given.get("cron"), given.get("every"), given.get("catch_up", "skip")
     if (cron is None) == (every is None):
         raise InvalidArgument("give exactly one of cron and every", field="cron")
-    unknown = sorted(set(options) - _TEMPLATE_OPTIONS)
+    unknown = sorted(set(given) - _TEMPLATE_OPTIONS - _TIMING_OPTIONS)
     if unknown:
         raise InvalidArgument(f"unknown schedule option {unknown[0]!r}", field=unknown[0])
     if catch_up not in _CATCH_UP:
         raise InvalidArgument(f"catch_up: must be skip, once or all, got {catch_up!r}", field="catch_up")
+    options = {key: value for key, value in given.items() if key in _TEMPLATE_OPTIONS}
     request = messages.build_request(queue, payload, EnqueueOptions(**options))  # type: ignore[typeddict-item]
     # JobTemplate numbers its fields as EnqueueRequest does, so the request's bytes are a template.
     schedule = svc.Schedule(
         name=name,
         template=svc.JobTemplate.FromString(request.SerializeToString()),
-        time_zone=time_zone or "",
+        time_zone=given.get("time_zone") or "",
         catch_up=_CATCH_UP[catch_up],
-        catch_up_limit=catch_up_limit,
+        catch_up_limit=given.get("catch_up_limit", 0),
     )
     if cron is not None:
         schedule.cron = cron
     if every is not None:
         schedule.interval.CopyFrom(convert.to_duration(every, "every"))
-    if start is not None:
+    if (start := given.get("start")) is not None:
         schedule.start_time.CopyFrom(convert.to_timestamp(start, "start"))
-    if end is not None:
+    if (end := given.get("end")) is not None:
         schedule.end_time.CopyFrom(convert.to_timestamp(end, "end"))
     return schedule
 

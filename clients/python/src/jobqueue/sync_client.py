@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
 
@@ -31,7 +31,7 @@ from jobqueue.models import (
     TokenInfo,
     TokenRole,
 )
-from jobqueue.schedules import CatchUp, Schedule, TemplateOptions, schedule_message, schedule_of
+from jobqueue.schedules import Schedule, ScheduleOptions, schedule_message, schedule_of
 from jobqueue.security import Tls
 from jobqueue.sync_batcher import Batcher
 from jobqueue.v1 import job_pb2
@@ -221,26 +221,15 @@ class Client:
         queue: str,
         payload: Mapping[str, Any] | bytes | None = None,
         *,
-        cron: str | None = None,
-        every: timedelta | float | None = None,
-        time_zone: str | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        catch_up: CatchUp = "skip",
-        catch_up_limit: int = 0,
         timeout: float | None = None,
-        **options: Unpack[TemplateOptions],
+        **options: Unpack[ScheduleOptions],
     ) -> Schedule:
         """Makes a job on `queue` at each tick of `cron` (5 fields, or 6 with seconds first, in
         `time_zone`) or `every` (seconds or a timedelta): exactly one job per tick however many
         servers run. `catch_up` says what ticks missed during downtime make: nothing ("skip"),
-        one job ("once"), or one each, up to `catch_up_limit` ("all"). ScheduleExists when the
-        name is taken."""
-        schedule = schedule_message(
-            name, queue, payload, cron=cron, every=every, time_zone=time_zone, start=start, end=end,
-            catch_up=catch_up, catch_up_limit=catch_up_limit, options=options,
-        )  # fmt: skip
-        request = svc.CreateScheduleRequest(schedule=schedule)
+        one job ("once"), or one each, up to `catch_up_limit` ("all"). The job's own options
+        are enqueue's. ScheduleExists when the name is taken."""
+        request = svc.CreateScheduleRequest(schedule=schedule_message(name, queue, payload, options))
         return schedule_of((self._call(self._stub.CreateSchedule, request, timeout)).schedule)
 
     def get_schedule(self, name: str, *, timeout: float | None = None) -> Schedule:
@@ -266,23 +255,12 @@ class Client:
         queue: str,
         payload: Mapping[str, Any] | bytes | None = None,
         *,
-        cron: str | None = None,
-        every: timedelta | float | None = None,
-        time_zone: str | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        catch_up: CatchUp = "skip",
-        catch_up_limit: int = 0,
         timeout: float | None = None,
-        **options: Unpack[TemplateOptions],
+        **options: Unpack[ScheduleOptions],
     ) -> Schedule:
         """Replaces the definition of schedule `name` with these arguments (as for
         `create_schedule`), keeping its paused state and last run."""
-        schedule = schedule_message(
-            name, queue, payload, cron=cron, every=every, time_zone=time_zone, start=start, end=end,
-            catch_up=catch_up, catch_up_limit=catch_up_limit, options=options,
-        )  # fmt: skip
-        request = svc.UpdateScheduleRequest(schedule=schedule)
+        request = svc.UpdateScheduleRequest(schedule=schedule_message(name, queue, payload, options))
         return schedule_of((self._call(self._stub.UpdateSchedule, request, timeout)).schedule)
 
     def delete_schedule(self, name: str, *, timeout: float | None = None) -> None:

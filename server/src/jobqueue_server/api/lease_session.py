@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from jobqueue.v1 import job_queue_service_pb2 as svc
@@ -74,7 +74,7 @@ class LeaseSession:
         subscription: validation.Subscription,
         sweep_interval_s: float,
         on_deadline: Callable[[int, str], None],
-        on_change: Callable[[Sequence[str]], None] = lambda job_ids: None,
+        on_change: Callable[[Iterable[str]], None] = lambda job_ids: None,
     ) -> None:
         """`on_deadline(ms, queue)` plans a maintenance pass; `on_change(job_ids)` says which
         jobs this stream changed (leased, settled, reported on), for their watchers."""
@@ -292,7 +292,7 @@ class LeaseSession:
         except StoreUnavailable as error:
             logger.warning("could not record the progress of %d jobs: %s", len(kept), error)
             return
-        self._on_change([update.job_id for update in kept])
+        self._on_change(update.job_id for update in kept)
 
     async def _extend(self, items: Sequence[Settle]) -> Sequence[object]:
         # Jobs leased on this stream keep the stream's lease length when extended.
@@ -332,12 +332,11 @@ class LeaseSession:
         for (index, item), outcome in zip(valid, outcomes, strict=True):
             answers[index] = self._confirm(item, outcome, kind)
         if kind != ConfirmationKind.CONFIRMATION_KIND_EXTEND:
+            # Lazily: with nobody watching, `on_change` returns before reading a single id.
             self._on_change(
-                [
-                    item.job_id
-                    for (_, item), outcome in zip(valid, outcomes, strict=True)
-                    if outcome is None or isinstance(outcome, FailOutcome)
-                ]
+                item.job_id
+                for (_, item), outcome in zip(valid, outcomes, strict=True)
+                if outcome is None or isinstance(outcome, FailOutcome)
             )
         return answers
 
@@ -493,7 +492,7 @@ class LeaseSession:
                     errors=job.errors,
                 )
             )
-        self._on_change([job.job_id for job in lease.jobs])
+        self._on_change(job.job_id for job in lease.jobs)
         earliest: dict[str, int] = {}  # the maintenance loop reaps leases that run out
         for job in lease.jobs:
             queue = job.job_id.rpartition(":")[0]
