@@ -18,8 +18,9 @@ import (
 )
 
 // send sends bt and answers its callers. A job the server refuses on its own
-// (INVALID_ARGUMENT or QUEUE_NOT_ALLOWED naming requests[i]) fails alone, and the others go
-// again without it; any other error fails every job of the batch.
+// (INVALID_ARGUMENT or QUEUE_NOT_ALLOWED naming requests[i], JOB_NOT_FOUND naming
+// requests[i].depends_on[j]) fails alone, and the others go again without it; any other
+// error fails every job of the batch.
 func (b *batcher) send(bt *batch) {
 	for {
 		responses, err := b.call(bt)
@@ -143,7 +144,7 @@ func (b *batcher) retryWithout(bt *batch, i int, err error) bool {
 func jobError(err error, n int) (int, *Error) {
 	var shared *sharedStreamError
 	var e *Error
-	if errors.As(err, &shared) || !errors.As(err, &e) || !refusesOneJob(e) {
+	if errors.As(err, &shared) || !errors.As(err, &e) {
 		return -1, nil
 	}
 	rest, ok := strings.CutPrefix(e.Field, "requests[")
@@ -152,16 +153,19 @@ func jobError(err error, n int) (int, *Error) {
 	}
 	digits, field, ok := strings.Cut(rest, "].")
 	i, convErr := strconv.ParseUint(digits, 10, 32) // digits only: no sign, no space
-	if !ok || convErr != nil || i >= uint64(n) || field == "" {
+	if !ok || convErr != nil || i >= uint64(n) || field == "" || !refusesOneJob(e, field) {
 		return -1, nil
 	}
 	return int(i), e.renamed(field)
 }
 
-// refusesOneJob tells the refusals that name the one job they are about: a field breaking a
-// rule, or a queue outside the token's patterns. Nothing of the batch was written.
-func refusesOneJob(e *Error) bool {
-	return e.Code == codes.InvalidArgument || e.Reason == jobqueuev1.ErrorReason_QUEUE_NOT_ALLOWED
+// refusesOneJob tells the refusals that name the one job they are about (field is the
+// job's, "queue" for "requests[3].queue"): a field breaking a rule, a queue outside the
+// token's patterns, or a job to depend on that does not exist (JOB_NOT_FOUND on
+// "depends_on[j]"). Nothing of the batch was written.
+func refusesOneJob(e *Error, field string) bool {
+	return e.Code == codes.InvalidArgument || e.Reason == jobqueuev1.ErrorReason_QUEUE_NOT_ALLOWED ||
+		(e.Reason == jobqueuev1.ErrorReason_JOB_NOT_FOUND && strings.HasPrefix(field, "depends_on["))
 }
 
 // renamed is a copy of e naming field instead of e.Field, in its message and in its

@@ -107,9 +107,16 @@ type EnqueueResult struct {
 // use WithoutBatching, or a per-connection interceptor, for those. A call whose context ends
 // before its job is sent removes the job; one whose deadline passes after that gets
 // DEADLINE_EXCEEDED, and the job may still be enqueued.
+//
+// WithRef and WithDependsOnRefs are refused here (ErrInvalidArgument naming "ref" or
+// "depends_on_refs"), as the server refuses them on a single enqueue: refs name jobs of one
+// EnqueueBatch call. A job depends on jobs enqueued before with WithDependsOn.
 func (c *Client) Enqueue(ctx context.Context, queue string, payload map[string]any, opts ...EnqueueOption) (EnqueueResult, error) {
 	req, err := buildEnqueueRequest(queue, payload, opts, "")
 	if err != nil {
+		return EnqueueResult{}, err
+	}
+	if err := refusedRefs(req); err != nil {
 		return EnqueueResult{}, err
 	}
 	if c.batcher != nil {
@@ -132,6 +139,12 @@ const MaxBatch = 1000
 // its jobs is written, and the results come in the order of the jobs. When a later call
 // fails, the jobs of the earlier ones stay enqueued. Field names in errors are prefixed with
 // the job's index in jobs ("requests[1203].queue").
+//
+// Jobs of one call can depend on each other before they have ids: name a job with WithRef,
+// and make others depend on it with WithDependsOnRefs; the server resolves the refs within
+// the call, and refuses it whole (nothing written) for an unknown or duplicate ref or a
+// cycle. A batch that uses refs is therefore sent as one call: one of more than MaxBatch
+// jobs is refused before anything is sent (ErrInvalidArgument naming "requests").
 func (c *Client) EnqueueBatch(ctx context.Context, jobs []BatchJob, opts ...BatchOption) ([]EnqueueResult, error) {
 	var s batchSettings
 	for _, opt := range opts {
@@ -148,6 +161,9 @@ func (c *Client) EnqueueBatch(ctx context.Context, jobs []BatchJob, opts ...Batc
 			return nil, err
 		}
 		requests = append(requests, one)
+	}
+	if err := refusedRefBatch(requests); err != nil {
+		return nil, err
 	}
 	results := make([]EnqueueResult, 0, len(jobs))
 	for offset := 0; offset < len(requests); offset += MaxBatch {
@@ -209,10 +225,10 @@ func (c *Client) Stats(ctx context.Context, queue string) ([]QueueStats, error) 
 	}
 }
 
-// Cancel ends a scheduled, queued or active job as CANCELLED (ErrWrongState for a finished
-// one). A scheduled or queued job is never leased; the worker running an active one is told to
-// stop it (its handler's context is cancelled with the cause ErrJobCancelled), and its ack or
-// fail is refused. A server older than these stops refuses an active job with ErrWrongState.
+// Cancel ends a waiting, scheduled, queued or active job as CANCELLED (ErrWrongState for a
+// finished one). A waiting, scheduled or queued job is never leased; the worker running an
+// active one is told to stop it (its handler's context is cancelled with the cause
+// ErrJobCancelled), and its ack or fail is refused. A server older than these stops refuses an active job with ErrWrongState.
 func (c *Client) Cancel(ctx context.Context, jobID string) error {
 	_, err := c.stub.Cancel(ctx, &jobqueuev1.CancelRequest{JobId: jobID})
 	return wrapError(err)

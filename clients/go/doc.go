@@ -16,6 +16,22 @@
 // that unique key is SCHEDULED, QUEUED or ACTIVE, an enqueue with it returns that job
 // (EnqueueResult.Duplicate); once the job has ended, the key is free again.
 //
+// Jobs can depend on other jobs: WithDependsOn(ids...) keeps a job WAITING (StateWaiting)
+// until every one of them is COMPLETED, then queues it; WithOnDependencyFailure says what
+// becomes of it when one ends DEAD or CANCELLED instead (DependencyFailureCancel, the
+// default, DependencyFailureDeadLetter, DependencyFailureRunAnyway). Inside one
+// EnqueueBatch call, jobs name each other with WithRef and WithDependsOnRefs before they
+// have ids; here two parents and a child that runs once both have completed:
+//
+//	results, err := client.EnqueueBatch(ctx, []jobqueue.BatchJob{
+//		{Queue: "fetch", Payload: map[string]any{"url": a}, Options: []jobqueue.EnqueueOption{jobqueue.WithRef("a")}},
+//		{Queue: "fetch", Payload: map[string]any{"url": b}, Options: []jobqueue.EnqueueOption{jobqueue.WithRef("b")}},
+//		{Queue: "merge", Options: []jobqueue.EnqueueOption{jobqueue.WithDependsOnRefs("a", "b")}},
+//	})
+//
+// The child's handler finds its parents' ids in job.Job.DependsOn, and their results with
+// GetStatus on each.
+//
 // SetQueueLimits bounds how fast (QueueLimits.RatePerSecond, Burst) and how much
 // (QueueLimits.MaxActive) of a queue runs, across every server and worker; Stats shows the
 // limits (QueueStats.Limits), and a zero QueueLimits removes them.

@@ -18,6 +18,10 @@ type JobState string
 const (
 	// StateUnspecified is never returned by the server.
 	StateUnspecified JobState = "UNSPECIFIED"
+	// StateWaiting: waiting for the jobs it depends on (WithDependsOn, WithDependsOnRefs);
+	// it becomes QUEUED (or SCHEDULED) once every one of them is COMPLETED, or ends as its
+	// WithOnDependencyFailure says when one does not.
+	StateWaiting JobState = "WAITING"
 	// StateScheduled: waiting for its schedule time (delayed, or backing off after a failure).
 	StateScheduled JobState = "SCHEDULED"
 	// StateQueued: ready to be leased.
@@ -26,9 +30,11 @@ const (
 	StateActive JobState = "ACTIVE"
 	// StateCompleted: acked; Job.Result holds what the worker returned.
 	StateCompleted JobState = "COMPLETED"
-	// StateDead: out of attempts, or failed non-retryably; Job.Errors holds the history.
+	// StateDead: out of attempts, failed non-retryably, or a job it depends on failed
+	// (DependencyFailureDeadLetter); Job.Errors holds the history.
 	StateDead JobState = "DEAD"
-	// StateCancelled: cancelled (Client.Cancel), or not leased before its start deadline.
+	// StateCancelled: cancelled (Client.Cancel), not leased before its start deadline, or a
+	// job it depends on failed (DependencyFailureCancel).
 	StateCancelled JobState = "CANCELLED"
 )
 
@@ -45,6 +51,7 @@ var stateFromProto = map[jobqueuev1.JobState]JobState{
 	jobqueuev1.JobState_JOB_STATE_COMPLETED:   StateCompleted,
 	jobqueuev1.JobState_JOB_STATE_DEAD:        StateDead,
 	jobqueuev1.JobState_JOB_STATE_CANCELLED:   StateCancelled,
+	jobqueuev1.JobState_JOB_STATE_WAITING:     StateWaiting,
 }
 
 var stateToProto = func() map[JobState]jobqueuev1.JobState {
@@ -186,6 +193,13 @@ type Job struct {
 	Logs []JobLogLine
 	// UniqueKey is the unique key given at enqueue (WithUniqueKey); "" is none.
 	UniqueKey string
+	// DependsOn are the ids of the jobs this one waits for (WithDependsOn, and
+	// WithDependsOnRefs resolved to ids); nil when none. GetStatus on each gives its result.
+	DependsOn []string
+	// OnDependencyFailure is what becomes of the job when one of DependsOn fails
+	// (WithOnDependencyFailure); "" when it has no dependencies or took the default,
+	// DependencyFailureCancel.
+	OnDependencyFailure DependencyFailurePolicy
 }
 
 func jobFromProto(p *jobqueuev1.Job) *Job {
@@ -193,28 +207,30 @@ func jobFromProto(p *jobqueuev1.Job) *Job {
 		return nil
 	}
 	j := &Job{
-		ID:               p.GetId(),
-		Queue:            p.GetQueue(),
-		State:            stateFromProto[p.GetState()],
-		Payload:          mapOf(p.GetPayload()),
-		PayloadBytes:     p.GetPayloadBytes(),
-		Priority:         priorityFromProto(p.GetPriority()),
-		Attempts:         int(p.GetAttempts()),
-		MaxAttempts:      int(p.GetMaxAttempts()),
-		CreateTime:       timeOf(p.GetCreateTime()),
-		ScheduleTime:     timeOf(p.GetScheduleTime()),
-		StartTime:        timeOf(p.GetStartTime()),
-		FinishTime:       timeOf(p.GetFinishTime()),
-		Result:           mapOf(p.GetResult()),
-		LastError:        p.GetLastError(),
-		Metadata:         p.GetMetadata(),
-		LeaseDuration:    durationOf(p.GetLeaseDuration()),
-		Backoff:          backoffFromProto(p.GetBackoff()),
-		IdempotencyKey:   p.GetIdempotencyKey(),
-		WorkerID:         p.GetWorkerId(),
-		ExecutionTimeout: durationOf(p.GetTimeout()),
-		StartDeadline:    timeOf(p.GetStartDeadline()),
-		UniqueKey:        p.GetUniqueKey(),
+		ID:                  p.GetId(),
+		Queue:               p.GetQueue(),
+		State:               stateFromProto[p.GetState()],
+		Payload:             mapOf(p.GetPayload()),
+		PayloadBytes:        p.GetPayloadBytes(),
+		Priority:            priorityFromProto(p.GetPriority()),
+		Attempts:            int(p.GetAttempts()),
+		MaxAttempts:         int(p.GetMaxAttempts()),
+		CreateTime:          timeOf(p.GetCreateTime()),
+		ScheduleTime:        timeOf(p.GetScheduleTime()),
+		StartTime:           timeOf(p.GetStartTime()),
+		FinishTime:          timeOf(p.GetFinishTime()),
+		Result:              mapOf(p.GetResult()),
+		LastError:           p.GetLastError(),
+		Metadata:            p.GetMetadata(),
+		LeaseDuration:       durationOf(p.GetLeaseDuration()),
+		Backoff:             backoffFromProto(p.GetBackoff()),
+		IdempotencyKey:      p.GetIdempotencyKey(),
+		WorkerID:            p.GetWorkerId(),
+		ExecutionTimeout:    durationOf(p.GetTimeout()),
+		StartDeadline:       timeOf(p.GetStartDeadline()),
+		UniqueKey:           p.GetUniqueKey(),
+		DependsOn:           p.GetDependsOn(),
+		OnDependencyFailure: dependencyFailureFromProto(p.GetOnDependencyFailure()),
 	}
 	if pr := p.GetProgress(); pr != nil {
 		j.Progress = &JobProgress{Percent: pr.GetPercent(), Message: pr.GetMessage(), Time: timeOf(pr.GetTime())}
@@ -237,6 +253,8 @@ type QueueStats struct {
 	Queued    int64
 	Scheduled int64
 	Active    int64
+	// Waiting counts jobs waiting for the jobs they depend on (StateWaiting).
+	Waiting int64
 	// Completed, Dead and Cancelled count jobs still inside the retention window.
 	Completed int64
 	Dead      int64
@@ -256,6 +274,7 @@ func statsFromProto(p *jobqueuev1.QueueStats) QueueStats {
 		Queued:          p.GetQueued(),
 		Scheduled:       p.GetScheduled(),
 		Active:          p.GetActive(),
+		Waiting:         p.GetWaiting(),
 		Completed:       p.GetCompleted(),
 		Dead:            p.GetDead(),
 		Cancelled:       p.GetCancelled(),

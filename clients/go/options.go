@@ -105,6 +105,11 @@ type enqueueSettings struct {
 	timeout        time.Duration
 	startDeadline  time.Time
 	uniqueKey      string
+	// Dependencies (dependencies.go).
+	dependsOn           []string
+	onDependencyFailure DependencyFailurePolicy
+	ref                 string
+	dependsOnRefs       []string
 }
 
 // WithPriority sets the job's priority level (default PriorityNormal).
@@ -211,6 +216,9 @@ func buildEnqueueRequest(queue string, payload map[string]any, opts []EnqueueOpt
 		IdempotencyKey: s.idempotencyKey,
 		Metadata:       s.metadata,
 		UniqueKey:      s.uniqueKey,
+		DependsOn:      s.dependsOn,
+		Ref:            s.ref,
+		DependsOnRefs:  s.dependsOnRefs,
 	}
 	if s.maxAttempts < 0 || s.maxAttempts > math.MaxInt32 {
 		return nil, invalidArgument(prefix+"max_attempts", "must be 0 (the server default) or more")
@@ -245,6 +253,9 @@ func buildEnqueueRequest(queue string, payload map[string]any, opts []EnqueueOpt
 		req.StartDeadline = timestamppb.New(s.startDeadline)
 	}
 	if req.Durability, err = s.durability.toProto(prefix + "durability"); err != nil {
+		return nil, err
+	}
+	if req.OnDependencyFailure, err = s.onDependencyFailure.toProto(prefix + "on_dependency_failure"); err != nil {
 		return nil, err
 	}
 	return req, nil

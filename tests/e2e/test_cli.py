@@ -378,3 +378,25 @@ def test_enqueue_with_a_unique_key_and_a_start_deadline_then_watch_the_job_end(
     assert again["job_id"] == first["job_id"] and again["duplicate"] is True
     assert client.get(first["job_id"]).start_deadline is not None
     assert watched.returncode == 1 and watched.stdout.strip().splitlines()[-1] == "cancelled"
+
+
+def test_enqueue_with_depends_on_waits_and_status_and_stats_show_it(
+    jobq: Jobq, queue: str, client: Client
+) -> None:
+    parent = client.enqueue(queue, {})
+    child = jobq.json(
+        "enqueue", queue, "{}", "--depends-on", parent.job_id, "--on-dependency-failure", "run_anyway"
+    )
+    status = jobq("status", child["job_id"])
+    stats = jobq("stats", queue)
+    client.cancel(parent.job_id)
+
+    assert "WAITING" in status.stdout and parent.job_id in status.stdout and "run_anyway" in status.stdout
+    assert "waiting" in stats.stdout
+    assert client.get(child["job_id"]).depends_on == [parent.job_id]
+    # run_anyway: the cancelled parent counts as done, and the child is queued.
+    for job in client.watch(child["job_id"], timeout=10):
+        if job.state.value == "queued":
+            break
+    else:
+        raise AssertionError("the child was not queued")

@@ -164,3 +164,27 @@ async def test_grpcurl_creates_and_reads_a_schedule(app: App) -> None:
 
     assert created["schedule"]["nextRunTime"] == read["schedule"]["nextRunTime"]
     assert read["schedule"]["timeZone"] == "Europe/Paris"
+
+
+async def test_grpcurl_enqueues_a_graph_whose_child_waits_for_its_parents(app: App) -> None:
+    graph = {
+        "requests": [
+            {"queue": "reports", "ref": "report", "depends_on_refs": ["a", "b"]},
+            {"queue": "exports", "ref": "a"},
+            {"queue": "exports", "ref": "b"},
+        ]
+    }
+    report, *exports = (
+        r["jobId"] for r in json.loads(await grpcurl(app, f"{SERVICE}/EnqueueBatch", data=graph))["responses"]
+    )
+    waiting = json.loads(await grpcurl(app, f"{SERVICE}/GetStatus", data={"job_id": report}))["job"]
+    for export in exports:
+        await grpcurl(app, f"{SERVICE}/Cancel", data={"job_id": export})
+
+    ended = json.loads(
+        await grpcurl(app, f"{SERVICE}/WatchJob", data={"job_id": report})
+    )  # returns: it ended
+
+    assert waiting["state"] == "JOB_STATE_WAITING" and waiting["dependsOn"] == exports
+    assert ended["job"]["state"] == "JOB_STATE_CANCELLED"
+    assert ended["job"]["lastError"].startswith("dependency exports:")

@@ -128,7 +128,11 @@ async def test_a_stream_reads_at_most_its_read_ahead_of_its_answers(
         await asyncio.Event().wait()
 
     session = EnqueueStreamSession(
-        GroupCommit(store.enqueue), limits(settings), store.clock.now_ms, lambda: False
+        GroupCommit(store.enqueue),
+        limits(settings),
+        store.clock.now_ms,
+        lambda: False,
+        store.dependencies.missing,
     )
     serving = asyncio.create_task(session.serve(endless(), stuck_write))
     await answered.wait()

@@ -19,11 +19,11 @@ from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 from jobqueue_server.api import convert, job_wire
 from jobqueue_server.config import ServerSettings
 from jobqueue_server.runtime.app import start_app, store_config
-from jobqueue_server.store import JobState, Store
+from jobqueue_server.store import Store
 from jobqueue_server.store.decode import legacy_record
 from jobqueue_server.store.keys import QueueKeys
 from tests.server.streams import LeaseStream
-from tests.store.seed import legacy_payload, seed_legacy_job
+from tests.store.seed import LEGACY_STATES, legacy_payload, seed_legacy_job
 
 if TYPE_CHECKING:
     from jobqueue.v1.job_queue_service_pb2_grpc import JobQueueServiceAsyncStub as Stub
@@ -44,7 +44,7 @@ async def old_jobs(redis: Redis, settings: ServerSettings) -> Reported:
     """One job in every state, stored with wire bytes and from before them, on Redis's clock."""
     now = int(time.time() * 1000)
     reported = {}
-    for state in JobState:
+    for state in LEGACY_STATES:
         for with_wire in (True, False):
             job_id = await seed_legacy_job(redis, settings.key_prefix, state, now, with_wire=with_wire)
             reported[job_id] = await _reported_before(redis, settings.key_prefix, job_id)
@@ -66,7 +66,7 @@ async def test_every_old_job_is_reported_as_before(upgraded: Stub, old_jobs: Rep
 
 
 async def test_every_old_job_is_listed_as_before(upgraded: Stub, old_jobs: Reported) -> None:
-    for state in JobState:
+    for state in LEGACY_STATES:
         page = await upgraded.ListJobs(
             svc.ListJobsRequest(queue="q", state=convert.STATE_TO_PROTO[state], page_size=10)
         )

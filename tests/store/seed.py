@@ -15,6 +15,9 @@ from jobqueue_server.store import Backoff, JobState, Priority, Store
 from jobqueue_server.store.keys import QueueKeys
 from jobqueue_server.store.layout import RECORD_FIELDS
 
+#: The states the previous layout stored (it had no dependencies, so no WAITING).
+LEGACY_STATES = [state for state in JobState if state is not JobState.WAITING]
+
 # Where each state keeps its job, and the hash field that scores it there.
 _FINISHED = {JobState.COMPLETED: "completed", JobState.DEAD: "dead", JobState.CANCELLED: "cancelled"}
 

@@ -18,10 +18,10 @@ from jobqueue_server.store.decode import legacy_record
 from jobqueue_server.store.keys import format_key
 from jobqueue_server.store.migrate import LayoutTooNew, migrate
 from tests.store.helpers import count_keys, snapshot
-from tests.store.seed import LEGACY_ERRORS, seed_legacy_job
+from tests.store.seed import LEGACY_ERRORS, LEGACY_STATES, seed_legacy_job
 from tests.support import TestRedis
 
-STATES = list(JobState)
+STATES = LEGACY_STATES
 
 
 async def _as_stored_before(redis: Redis, store: Store, job_id: str) -> JobRecord:

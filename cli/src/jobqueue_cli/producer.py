@@ -59,6 +59,17 @@ _JOB_KEYS = frozenset(
 @click.option("--idempotency-key", help="A second enqueue with this key returns the first job.")
 @click.option("--unique-key", help="While a job with this key is pending or running, it is returned instead.")
 @click.option("--metadata", "metadata_pairs", multiple=True, metavar="KEY=VALUE", help="Repeatable.")
+@click.option(
+    "--depends-on",
+    multiple=True,
+    metavar="JOB_ID",
+    help="A job that must complete first: the job waits until then (repeatable).",
+)
+@click.option(
+    "--on-dependency-failure",
+    type=click.Choice(["cancel", "dead_letter", "run_anyway"]),
+    help="When a job it depends on fails. Default: cancel.",
+)
 @click.option("--file", "jobs_file", type=click.File("r"), help="JSON lines, one job each ('-': stdin).")
 @client_options
 def enqueue(
@@ -75,8 +86,9 @@ def enqueue(
     defaults for every line. Jobs go in batches of 1,000, each batch all-or-nothing.
 
     \b
-    Example:
+    Examples:
       jobq enqueue emails '{"to":"user@example.com","subject":"Welcome!","body":"Hi"}'
+      jobq enqueue reports '{"month":"2026-11"}' --depends-on exports:01J...   # waits for it
     """
     defaults = _spec_defaults(options)
     if jobs_file is not None:
@@ -123,6 +135,8 @@ def _spec_defaults(options: dict[str, Any]) -> dict[str, Any]:
             else None
         ),
         "metadata": parse_metadata(options["metadata_pairs"]) or None,
+        "depends_on": list(options["depends_on"]) or None,
+        "on_dependency_failure": options["on_dependency_failure"],
     }
     return {key: value for key, value in defaults.items() if value is not None}
 

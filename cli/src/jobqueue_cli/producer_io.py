@@ -169,7 +169,7 @@ def parse_metadata(pairs: Sequence[str]) -> dict[str, str]:
 # -- rendering ---------------------------------------------------------------------------------
 
 _STATE_STYLES = {"queued": "cyan", "scheduled": "blue", "active": "yellow", "completed": "green",
-                 "dead": "red", "cancelled": "dim"}  # fmt: skip
+                 "dead": "red", "cancelled": "dim", "waiting": "magenta"}  # fmt: skip
 
 
 def jsonable(value: Any) -> Any:
@@ -266,6 +266,9 @@ def job_panel(job: JobInfo) -> Panel:
         rows.append(("timeout", human_duration(job.execution_timeout.total_seconds())))
     if job.start_deadline is not None:
         rows.append(("start by", _when(job.start_deadline)))
+    if job.depends_on:
+        policy = job.on_dependency_failure.value if job.on_dependency_failure else "cancel"
+        rows.append(("depends on", shown("\n".join(job.depends_on) + f"\n(if one fails: {policy})")))
     if job.progress is not None:
         rows.append(("progress", shown(f"{job.progress.percent:g} % {job.progress.message}".rstrip())))
     if job.logs:
@@ -288,7 +291,7 @@ def _limits(limits: QueueLimits) -> str:
 
 
 def stats_table(queues: Sequence[QueueStats], caption: str | None = None) -> Table:
-    columns = ("queued", "scheduled", "active", "completed", "dead", "cancelled")
+    columns = ("queued", "scheduled", "active", "completed", "dead", "cancelled", "waiting")
     table = Table("queue", *columns, "oldest", caption=caption, box=box.SIMPLE_HEAD, show_edge=False)
     table.columns[0].overflow = "fold"  # a long queue name wraps rather than end in "…"
     for column in table.columns[1:]:
@@ -302,7 +305,7 @@ def stats_table(queues: Sequence[QueueStats], caption: str | None = None) -> Tab
             name.append(" (paused)", style="bold yellow")
         if queue.limits is not None:
             name.append(f" ({_limits(queue.limits)})", style="cyan")
-        table.add_row(name, *counts[:4], dead, counts[5], human_duration(age) if age else "-")
+        table.add_row(name, *counts[:4], dead, *counts[5:], human_duration(age) if age else "-")
     if not queues:
         table.add_row("(no queues yet)", *[""] * (len(columns) + 1))
     return table

@@ -3,7 +3,7 @@
  * from requests encoded once each, and the job a refusal blames.
  */
 
-import { InvalidArgumentError } from "./errors.js";
+import { InvalidArgumentError, NotFoundError, type JobQueueErrorOptions } from "./errors.js";
 
 /** EnqueueBatchRequest field 1 (`requests`) with wire type 2 (length-delimited). */
 const REQUESTS_TAG = (1 << 3) | 2;
@@ -74,26 +74,43 @@ function writeVarint(out: Buffer, at: number, value: number): number {
   return at;
 }
 
+/** The refusals that can name one job of a batch. */
+export type JobRefusal = InvalidArgumentError | NotFoundError;
+
 /** A refusal that names one job of a batch, with the error as that job's own enqueue would get it. */
 export interface Blame {
   index: number;
-  error: InvalidArgumentError;
+  error: JobRefusal;
 }
 
 /**
- * The job of a batch of `count` that `error` names (INVALID_ARGUMENT on `requests[i]...`),
- * with the field and message renamed as for a single enqueue (`requests[3].queue` becomes
- * `queue`); undefined when the refusal is the whole batch's.
+ * The job of a batch of `count` that `error` names (INVALID_ARGUMENT on `requests[i]...`, or
+ * NOT_FOUND on a job it depends on, `requests[i].depends_on[j]`), with the field and message
+ * renamed as for a single enqueue (`requests[3].queue` becomes `queue`), of the same class;
+ * undefined when the refusal is the whole batch's.
  */
 export function blame(error: unknown, count: number): Blame | undefined {
-  if (!(error instanceof InvalidArgumentError) || error.field === undefined) return undefined;
+  if (!isJobRefusal(error) || error.field === undefined) return undefined;
   const match = IN_BATCH.exec(error.field);
   if (match === null) return undefined;
   const index = Number(match[1]);
   if (index >= count) return undefined; // a hostile or confused server: not ours to pin on anyone
   const prefix = match[0];
   const field = error.field.slice(prefix.length);
+  // NOT_FOUND names one job only when it is about a job that job depends on.
+  if (error instanceof NotFoundError && !field.startsWith("depends_on[")) return undefined;
   const message = field !== "" && error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
   const options = { code: error.code, reason: error.reason, cause: error.cause };
-  return { index, error: new InvalidArgumentError(message, field === "" ? options : { ...options, field }) };
+  return { index, error: sameKind(error, message, field === "" ? options : { ...options, field }) };
+}
+
+/** Whether `error` is a refusal that can name one job of a batch. */
+export function isJobRefusal(error: unknown): error is JobRefusal {
+  return error instanceof InvalidArgumentError || error instanceof NotFoundError;
+}
+
+/** A refusal of the same class as `error` (NotFoundError stays one) with another message and options. */
+export function sameKind(error: JobRefusal, message: string, options: JobQueueErrorOptions): JobRefusal {
+  const Refusal = error.constructor as new (message: string, options: JobQueueErrorOptions) => JobRefusal;
+  return new Refusal(message, options);
 }

@@ -10,6 +10,7 @@ import {
 
 import { pollIntervals } from "./backoff.js";
 import { StreamOrCalls } from "./batch-sender.js";
+import { isJobRefusal, sameKind, type JobRefusal } from "./batch-wire.js";
 import { Batcher, batchingSettings } from "./batcher.js";
 import { resolveConnection, serviceClient, type ConnectionOptions } from "./channel.js";
 import * as convert from "./convert.js";
@@ -184,7 +185,9 @@ export class Client {
    * resolves only once the job is on Redis's disk. With batching on, the job may travel with
    * other callers' in one EnqueueStream message (or EnqueueBatch call): errors are still this
    * job's own (a batch refused as a whole fails every job in it), and a `signal` aborted
-   * before the job was sent takes it out of the batch.
+   * before the job was sent takes it out of the batch. `dependsOn` makes the job wait
+   * ("waiting") until those jobs completed; batch refs (`ref`, `dependsOnRefs`) are
+   * `enqueueBatch`'s only, and refused here (InvalidArgumentError) before sending.
    */
   async enqueue(
     queue: string,
@@ -194,6 +197,12 @@ export class Client {
     const spec: JobSpec = { ...options, queue };
     if (payload !== undefined) spec.payload = payload;
     const request = convert.enqueueRequest(spec);
+    // Refs name jobs of the same request: gathered with other callers' jobs, they would meet
+    // refs that are none of this caller's business (the server refuses them on Enqueue too).
+    if (convert.usesRefs(request)) {
+      const field = request.ref !== "" ? "ref" : "depends_on_refs";
+      throw new InvalidArgumentError(`${field}: refs only name jobs of one enqueueBatch call; give enqueue the ids in dependsOn`, { field });
+    }
     if (this.batcher !== undefined) {
       return this.batcher.add(request, Date.now() + (options.timeoutMs ?? this.timeoutMs), options.signal);
     }
@@ -209,10 +218,30 @@ export class Client {
    * given. Each call is all-or-nothing; when a later call fails, the jobs of earlier ones stay.
    * An InvalidArgumentError names the field by its index in `jobs` (`requests[1234].queue`).
    * Each call is answered at `options.durability` or at the strictest level of its jobs.
+   *
+   * A job may depend on jobs of the same call by their `ref`s (`dependsOnRefs`), which need
+   * no ids yet; such a graph must go in one call, so a batch that uses refs and holds more
+   * than {@link MAX_BATCH} jobs is refused (InvalidArgumentError) before anything is sent.
+   *
+   * ```ts
+   * const [a, b, c] = await client.enqueueBatch([
+   *   { queue: "fetch", payload: { url: urlA }, ref: "a" },
+   *   { queue: "fetch", payload: { url: urlB }, ref: "b" },
+   *   { queue: "merge", dependsOnRefs: ["a", "b"] }, // "waiting" until a and b completed
+   * ]);
+   * ```
    */
   async enqueueBatch(jobs: readonly JobSpec[], options: EnqueueBatchOptions = {}): Promise<EnqueueResult[]> {
     const durability = convert.toDurability(options.durability, "durability");
     const requests = jobs.map((spec, index) => convert.enqueueRequest(spec, `requests[${index}].`));
+    if (requests.length > MAX_BATCH && requests.some(convert.usesRefs)) {
+      // Split into calls, the refs of one call could not name the jobs of another.
+      throw new InvalidArgumentError(
+        `requests: a batch that uses refs (ref, dependsOnRefs) must fit in one EnqueueBatch call of at most ${MAX_BATCH} jobs, ` +
+          `since refs only name jobs of the same call; this one has ${requests.length}: nothing was sent`,
+        { field: "requests" },
+      );
+    }
     const results: EnqueueResult[] = [];
     for (let offset = 0; offset < requests.length; offset += MAX_BATCH) {
       const batch = requests.slice(offset, offset + MAX_BATCH);
@@ -223,7 +252,7 @@ export class Client {
         );
         results.push(...response.responses.map((r) => ({ jobId: r.jobId, duplicate: r.duplicate })));
       } catch (error) {
-        throw offset > 0 && error instanceof InvalidArgumentError ? shiftField(error, offset) : error;
+        throw offset > 0 && isJobRefusal(error) ? shiftField(error, offset) : error;
       }
     }
     return results;
@@ -626,12 +655,9 @@ function storedSchedule(schedule: Schedule | undefined, name: string): ScheduleI
 }
 
 /** The same error with `requests[i]` in its field (and message) moved by `offset`. */
-function shiftField(error: InvalidArgumentError, offset: number): InvalidArgumentError {
+function shiftField(error: JobRefusal, offset: number): JobRefusal {
   const shift = (text: string): string =>
     text.replace(/^requests\[(\d+)\]/, (_, index: string) => `requests[${Number(index) + offset}]`);
   const options = { code: error.code, reason: error.reason, cause: error.cause };
-  return new InvalidArgumentError(
-    shift(error.message),
-    error.field === undefined ? options : { ...options, field: shift(error.field) },
-  );
+  return sameKind(error, shift(error.message), error.field === undefined ? options : { ...options, field: shift(error.field) });
 }

@@ -2,6 +2,7 @@
 
 import type { Duration } from "./gen/google/protobuf/duration.js";
 import {
+  DependencyFailurePolicy as ProtoDependencyFailurePolicy,
   JobState as ProtoJobState,
   Priority as ProtoPriority,
   type BackoffPolicy as ProtoBackoff,
@@ -19,6 +20,7 @@ import {
 import { InternalError, InvalidArgumentError } from "./errors.js";
 import type {
   BackoffPolicy,
+  DependencyFailurePolicy,
   Durability,
   EnqueueOptions,
   Job,
@@ -40,6 +42,7 @@ const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
 
 const STATES = new Map<ProtoJobState, JobState>([
+  [ProtoJobState.JOB_STATE_WAITING, "waiting"],
   [ProtoJobState.JOB_STATE_SCHEDULED, "scheduled"],
   [ProtoJobState.JOB_STATE_QUEUED, "queued"],
   [ProtoJobState.JOB_STATE_ACTIVE, "active"],
@@ -60,6 +63,16 @@ const PRIORITIES: Record<Priority, ProtoPriority> = {
   normal: ProtoPriority.PRIORITY_NORMAL,
   high: ProtoPriority.PRIORITY_HIGH,
 };
+
+const DEPENDENCY_FAILURE_POLICIES: Record<DependencyFailurePolicy, ProtoDependencyFailurePolicy> = {
+  cancel: ProtoDependencyFailurePolicy.DEPENDENCY_FAILURE_POLICY_CANCEL,
+  dead_letter: ProtoDependencyFailurePolicy.DEPENDENCY_FAILURE_POLICY_DEAD_LETTER,
+  run_anyway: ProtoDependencyFailurePolicy.DEPENDENCY_FAILURE_POLICY_RUN_ANYWAY,
+};
+
+const DEPENDENCY_FAILURE_POLICY_NAMES = new Map<ProtoDependencyFailurePolicy, DependencyFailurePolicy>(
+  Object.entries(DEPENDENCY_FAILURE_POLICIES).map(([name, proto]) => [proto, name as DependencyFailurePolicy]),
+);
 
 const TOKEN_ROLES: Record<TokenRole, ProtoTokenRole> = {
   producer: ProtoTokenRole.TOKEN_ROLE_PRODUCER,
@@ -92,6 +105,20 @@ export function toPriority(priority: Priority, field = "priority"): ProtoPriorit
   // Own keys only, as for durabilities.
   const proto = Object.hasOwn(PRIORITIES, priority) ? PRIORITIES[priority] : undefined;
   if (proto === undefined) throw new InvalidArgumentError(`${field}: must be "low", "normal" or "high"`, { field });
+  return proto;
+}
+
+/** The wire policy for a policy name; unset is the server's default (cancel). */
+export function toDependencyFailurePolicy(
+  policy: DependencyFailurePolicy | undefined,
+  field = "on_dependency_failure",
+): ProtoDependencyFailurePolicy {
+  if (policy === undefined) return ProtoDependencyFailurePolicy.DEPENDENCY_FAILURE_POLICY_UNSPECIFIED;
+  // Own keys only, as for durabilities.
+  const proto = Object.hasOwn(DEPENDENCY_FAILURE_POLICIES, policy) ? DEPENDENCY_FAILURE_POLICIES[policy] : undefined;
+  if (proto === undefined) {
+    throw new InvalidArgumentError(`${field}: must be "cancel", "dead_letter" or "run_anyway", not ${JSON.stringify(policy)}`, { field });
+  }
   return proto;
 }
 
@@ -234,6 +261,13 @@ export function enqueueRequest(spec: JobSpec, prefix = ""): EnqueueRequest {
     startDeadline: undefined,
     // The length bound (256 characters) is the server's, which names the field the same way.
     uniqueKey: options.uniqueKey ?? "",
+    // The ids' grammar, their number (at most 1,000) and whether they exist are the server's.
+    dependsOn: stringList(options.dependsOn, `${prefix}depends_on`),
+    onDependencyFailure: toDependencyFailurePolicy(options.onDependencyFailure, `${prefix}on_dependency_failure`),
+    // Refs only mean something inside one batch request: the server checks their grammar,
+    // that each is known and unique, and that they form no cycle.
+    ref: spec.ref ?? "",
+    dependsOnRefs: stringList(spec.dependsOnRefs, `${prefix}depends_on_refs`),
   };
   if (spec.payload instanceof Uint8Array) request.payloadBytes = asBuffer(spec.payload);
   else if (spec.payload !== undefined && spec.payload !== null) request.payload = toJsonObject(spec.payload, `${prefix}payload`);
@@ -251,6 +285,26 @@ export function enqueueRequest(spec: JobSpec, prefix = ""): EnqueueRequest {
   if (options.executionTimeoutMs !== undefined) request.timeout = toDuration(options.executionTimeoutMs, `${prefix}timeout`);
   if (options.startDeadline !== undefined) request.startDeadline = checkDate(options.startDeadline, `${prefix}start_deadline`);
   return request;
+}
+
+/** True when `request` uses batch-local refs (`ref` or `depends_on_refs`). */
+export function usesRefs(request: EnqueueRequest): boolean {
+  return request.ref !== "" || request.dependsOnRefs.length > 0;
+}
+
+/**
+ * A copy of a list of strings (job ids, refs), or [] when unset. What the wire cannot carry is
+ * refused, naming `field` (or `field[i]`): a string would be sent as one entry per character.
+ */
+function stringList(list: readonly string[] | undefined, field: string): string[] {
+  if (list === undefined) return [];
+  if (!Array.isArray(list)) throw new InvalidArgumentError(`${field}: must be an array of strings`, { field });
+  return list.map((item: unknown, index) => {
+    if (typeof item !== "string") {
+      throw new InvalidArgumentError(`${field}[${index}]: must be a string`, { field: `${field}[${index}]` });
+    }
+    return item;
+  });
 }
 
 /**
@@ -276,6 +330,14 @@ export function jobState(state: ProtoJobState): JobState {
   return name;
 }
 
+/** The policy name for a wire policy; undefined when unset (the default, cancel). */
+export function dependencyFailurePolicyName(policy: ProtoDependencyFailurePolicy): DependencyFailurePolicy | undefined {
+  if (policy === ProtoDependencyFailurePolicy.DEPENDENCY_FAILURE_POLICY_UNSPECIFIED) return undefined;
+  const name = DEPENDENCY_FAILURE_POLICY_NAMES.get(policy);
+  if (name === undefined) throw new Error(`the server sent an unknown dependency failure policy ${policy}`);
+  return name;
+}
+
 export function priorityName(priority: ProtoPriority): Priority {
   if (priority === ProtoPriority.PRIORITY_LOW) return "low";
   if (priority === ProtoPriority.PRIORITY_HIGH) return "high";
@@ -294,7 +356,7 @@ function fullBackoff(policy: ProtoBackoff | undefined): Required<BackoffPolicy> 
 
 /** The public Job for a message. Struct payloads and results arrive as plain objects. */
 export function job(message: ProtoJob): Job {
-  return {
+  const read: Job = {
     id: message.id,
     queue: message.queue,
     state: jobState(message.state),
@@ -323,7 +385,11 @@ export function job(message: ProtoJob): Job {
         : { percent: message.progress.percent, message: message.progress.message, time: message.progress.time },
     logs: message.logs.map((entry) => ({ line: entry.line, time: entry.time })),
     uniqueKey: message.uniqueKey === "" ? undefined : message.uniqueKey,
+    dependsOn: [...message.dependsOn],
   };
+  const policy = dependencyFailurePolicyName(message.onDependencyFailure);
+  if (policy !== undefined) read.onDependencyFailure = policy;
+  return read;
 }
 
 export function queueStats(message: ProtoQueueStats): QueueStats {
@@ -335,6 +401,7 @@ export function queueStats(message: ProtoQueueStats): QueueStats {
     completed: message.completed,
     dead: message.dead,
     cancelled: message.cancelled,
+    waiting: message.waiting,
     oldestQueuedAgeMs: durationMs(message.oldestQueuedAge) ?? 0,
     paused: message.paused,
   };

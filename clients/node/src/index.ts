@@ -1,7 +1,7 @@
 /**
  * @jobqueue/client: a typed client and worker for the jobqueue gRPC service.
  *
- * - {@link Client}: enqueue jobs, read their status, list a queue, watch a job, cancel, retry, wait for results;
+ * - {@link Client}: enqueue jobs (alone, in batches, or waiting for other jobs), read their status, list a queue, watch a job, cancel, retry, wait for results;
  *   pause queues and limit their rate and concurrency; manage schedules (recurring jobs); create, list and revoke API tokens.
  * - {@link Worker}: lease jobs over one stream, run async handlers, ack or fail them.
  */
@@ -71,6 +71,7 @@ export type {
   CallOptions,
   CreatedToken,
   CreateTokenOptions,
+  DependencyFailurePolicy,
   Durability,
   EnqueueBatchOptions,
   EnqueueOptions,

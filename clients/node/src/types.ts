@@ -18,8 +18,11 @@ export type Priority = "low" | "normal" | "high";
  */
 export type Durability = "applied" | "fsynced";
 
-/** Where a job is in its life cycle. */
-export type JobState = "scheduled" | "queued" | "active" | "completed" | "dead" | "cancelled";
+/**
+ * Where a job is in its life cycle. "waiting": it waits for the jobs it depends on
+ * (`dependsOn`), and becomes queued (or scheduled) once every one of them completed.
+ */
+export type JobState = "waiting" | "scheduled" | "queued" | "active" | "completed" | "dead" | "cancelled";
 
 /** The states a job does not leave on its own. */
 export const TERMINAL_STATES: ReadonlySet<JobState> = new Set(["completed", "dead", "cancelled"]);
@@ -28,6 +31,16 @@ export const TERMINAL_STATES: ReadonlySet<JobState> = new Set(["completed", "dea
 export function isTerminal(state: JobState): boolean {
   return TERMINAL_STATES.has(state);
 }
+
+/**
+ * What becomes of a waiting job when a job it depends on ends dead or cancelled instead of
+ * completed: "cancel" (the default) ends it cancelled with the error
+ * "dependency <job id> ended <STATE>" (the jobs that depend on it then follow their own
+ * policies); "dead_letter" ends it dead with the same error, where `retry` can redrive it;
+ * "run_anyway" counts the failed dependency as done (the job runs once every dependency has
+ * ended, whatever the outcome).
+ */
+export type DependencyFailurePolicy = "cancel" | "dead_letter" | "run_anyway";
 
 /**
  * How long a failed job waits before its next attempt:
@@ -91,6 +104,16 @@ export interface EnqueueOptions {
   backoff?: BackoffPolicy;
   /** When the server answers (default: the server's level). In a batch, the strictest level wins. */
   durability?: Durability;
+  /**
+   * Jobs (ids, in any queue; at most 1,000) that must be completed before this one runs: it
+   * is "waiting" until the last of them completes, then queued (or scheduled, while its delay
+   * has not run yet); at once if they all completed already. Each must exist: an unknown id
+   * is a NotFoundError naming the field (`depends_on[2]`). Its handler reads their results
+   * with `getStatus` on each id of `job.dependsOn`.
+   */
+  dependsOn?: readonly string[];
+  /** What happens to this job when one of its dependencies ends dead or cancelled (default "cancel"). */
+  onDependencyFailure?: DependencyFailurePolicy;
 }
 
 /** Options of `enqueueBatch`. */
@@ -130,6 +153,21 @@ export interface JobSpec extends EnqueueOptions {
   queue: string;
   /** A JSON object, or bytes for a binary payload. */
   payload?: Record<string, unknown> | Uint8Array;
+  /**
+   * A name for this job inside its `enqueueBatch` call (1 to 128 characters, unique in the
+   * call), by which other jobs of the call depend on it (`dependsOnRefs`) before it has an id.
+   * Only `enqueueBatch` takes it: `enqueue` refuses it.
+   */
+  ref?: string;
+  /**
+   * The `ref`s of jobs of the same `enqueueBatch` call this one depends on, in addition to
+   * `dependsOn`. An unknown ref (`requests[i].depends_on_refs[j]`), a ref given twice
+   * (`requests[i].ref`) or refs that form a cycle (`requests[i].depends_on_refs`) make the
+   * server refuse the whole call with an InvalidArgumentError naming that field, and nothing
+   * of it is written. A batch that uses refs must fit in one EnqueueBatch call: at most
+   * 1,000 jobs (`MAX_BATCH`), or it is refused before anything is sent.
+   */
+  dependsOnRefs?: readonly string[];
 }
 
 /** The answer to an enqueue. */
@@ -211,6 +249,16 @@ export interface Job {
   progress: JobProgress | undefined;
   /** The last 100 lines its handlers logged, oldest first. */
   logs: JobLogLine[];
+  /**
+   * The jobs this one waited for (`dependsOn` at enqueue, batch refs resolved to ids); empty
+   * when none. A handler reads their results with `getStatus` on each.
+   */
+  dependsOn: string[];
+  /**
+   * Its policy when a dependency fails, as given at enqueue; unset when it has no
+   * dependencies or took the default ("cancel").
+   */
+  onDependencyFailure?: DependencyFailurePolicy;
 }
 
 /** Counts of one queue's jobs by state. */
@@ -223,6 +271,8 @@ export interface QueueStats {
   completed: number;
   dead: number;
   cancelled: number;
+  /** Jobs waiting for the jobs they depend on. */
+  waiting: number;
   /** Age of the oldest ready job (0 when none is ready). */
   oldestQueuedAgeMs: number;
   /** Whether the queue is paused (`pauseQueue`): its ready jobs are not leased until `resumeQueue`. */

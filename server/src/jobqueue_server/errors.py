@@ -32,6 +32,10 @@ class FieldViolation(JobQueueError):
         self.field = field
 
 
+class DependencyNotFound(FieldViolation):
+    """A job named in `depends_on` does not exist (the field says which)."""
+
+
 class ServerDraining(JobQueueError):
     """This server is shutting down and takes no new streams; another server can."""
 

@@ -18,6 +18,7 @@ import logging
 
 from jobqueue_server.clock import Clock
 from jobqueue_server.errors import StoreFull, StoreUnavailable
+from jobqueue_server.resolver import DependencyResolver
 from jobqueue_server.store import Store
 from jobqueue_server.store.due import Due
 from jobqueue_server.store.signals import QueueSignals
@@ -44,9 +45,12 @@ class Maintenance:
         interval_s: float,
         clock: Clock | None = None,
         queue_idle_s: float = 3600.0,
+        resolver: DependencyResolver | None = None,
     ) -> None:
         """`clock` plans the passes (the local clock); by default the store's. A queue seen
-        holding no job for `queue_idle_s` is dropped from the registry."""
+        holding no job for `queue_idle_s` is dropped from the registry. `resolver` takes over
+        the dependency work a server left half done (store/dependencies.py)."""
+        self._resolver = resolver
         self._store = store
         self._clock = clock or store.clock
         self._signals = signals
@@ -112,6 +116,7 @@ class Maintenance:
                     await self._sweep(queue, now, redis_now)
             if full:
                 await self._forget_idle_queues(due, redis_now)
+                await self._resume_dependencies(queues, redis_now)
             for queue in await self._store.ready_queues(self._queues_to_look_at()):
                 self._signals.notify(queue)
             self.passes += 1
@@ -146,6 +151,18 @@ class Maintenance:
                     self._queue_idle_ms / 1000,
                 )
             del self._empty_since[queue]
+
+    async def _resume_dependencies(self, queues: list[str], redis_now: int) -> None:
+        """Resolves settled jobs whose resolution did not run (a lost message, a server that
+        died in it) and attaches waiting jobs whose enqueue's server died before it did."""
+        if self._resolver is None:
+            return
+        settled, attaching = await self._store.dependencies.pending_queues(queues, redis_now)
+        for queue in settled:
+            self._resolver.request(queue)
+        for queue in attaching:
+            for other, at in (await self._store.dependencies.reattach(queue, redis_now)).items():
+                self.wake_at(at, other)
 
     def _queues_to_look_at(self) -> list[str]:
         """Watched queues that may hold jobs whose signal was missed: those subscribed just now

@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 
 import { blame, frameBatch, frameStreamRequest, framedSize } from "../batch-wire.js";
 import { enqueueRequest } from "../convert.js";
-import { InvalidArgumentError, StoreUnavailableError } from "../errors.js";
+import { InvalidArgumentError, NotFoundError, StoreUnavailableError } from "../errors.js";
 import { Durability } from "../gen/jobqueue/v1/job.js";
 import { EnqueueBatchRequest, EnqueueRequest, EnqueueStreamRequest } from "../gen/jobqueue/v1/job_queue_service.js";
 
@@ -49,6 +49,18 @@ describe("blame", () => {
     assert.equal(found.error.field, "metadata.tenant");
     assert.equal(found.error.message, "metadata.tenant: is wrong");
     assert.equal(found.error.reason, "INVALID_ARGUMENT");
+  });
+
+  test("an unknown dependency (NOT_FOUND naming depends_on) names the job and stays a NotFoundError", () => {
+    const error = new NotFoundError("requests[1].depends_on[0]: no job q:x", { field: "requests[1].depends_on[0]" });
+    const found = blame(error, 2);
+    assert.equal(found?.index, 1);
+    assert.ok(found.error instanceof NotFoundError);
+    assert.equal(found.error.field, "depends_on[0]");
+    assert.equal(found.error.message, "depends_on[0]: no job q:x");
+    assert.equal(found.error.reason, "JOB_NOT_FOUND");
+    assert.equal(blame(new NotFoundError("no such job"), 2), undefined, "without a field: the whole batch's");
+    assert.equal(blame(new NotFoundError("gone", { field: "requests[1].queue" }), 2), undefined, "about no dependency");
   });
 
   test("a violation of a whole request names the job without a field", () => {

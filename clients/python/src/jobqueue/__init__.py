@@ -47,6 +47,7 @@ from jobqueue.errors import (
 from jobqueue.handlers import AsyncHandler, Handler, SyncHandler
 from jobqueue.models import (
     BackoffPolicy,
+    DependencyFailure,
     Durability,
     EnqueueOptions,
     EnqueueResult,
@@ -76,6 +77,7 @@ __all__ = [
     "Batching",
     "Client",
     "DeadlineExceeded",
+    "DependencyFailure",
     "Durability",
     "DurabilityUnavailable",
     "EnqueueOptions",

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Generic, Protocol, TypeVar
 
 from jobqueue import convert
-from jobqueue.errors import Internal, InvalidArgument
+from jobqueue.errors import Internal, InvalidArgument, NotFound
 from jobqueue.models import EnqueueResult
 from jobqueue.v1 import job_queue_service_pb2 as svc
 
@@ -249,7 +249,7 @@ def deliver(batch: Batch[W], outcome: Outcome) -> list[Call[W]]:
             for call in calls:
                 _fail(call, outcome)
             return []
-        assert isinstance(outcome, InvalidArgument)
+        assert isinstance(outcome, InvalidArgument | NotFound)
         _fail(calls[index], caller_error(outcome, index))
         # A caller who gave up after the first send is not sent again.
         return [call for i, call in enumerate(calls) if i != index and not call.waiter.done()]
@@ -265,8 +265,13 @@ def deliver(batch: Batch[W], outcome: Outcome) -> list[Call[W]]:
 
 
 def refused_job(error: BaseException, jobs: int) -> int | None:
-    """The index of the one job an EnqueueBatch was refused for (a field ``requests[i]...``)."""
-    if not isinstance(error, InvalidArgument) or not error.field or not error.field.startswith(_REQUESTS):
+    """The index of the one job an EnqueueBatch was refused for (a field ``requests[i]...``: a
+    bad field, or a ``depends_on`` naming no job)."""
+    if (
+        not isinstance(error, InvalidArgument | NotFound)
+        or not error.field
+        or not error.field.startswith(_REQUESTS)
+    ):
         return None
     index, bracket, _ = error.field[len(_REQUESTS) :].partition("]")
     if not bracket or not index.isdigit() or int(index) >= jobs:
@@ -274,13 +279,13 @@ def refused_job(error: BaseException, jobs: int) -> int | None:
     return int(index)
 
 
-def caller_error(error: InvalidArgument, index: int) -> InvalidArgument:
+def caller_error(error: InvalidArgument | NotFound, index: int) -> InvalidArgument | NotFound:
     """The batch's error as a single enqueue would have raised it: ``requests[3].queue`` -> ``queue``."""
     prefix = f"{_REQUESTS}{index}]"
     assert error.field is not None
     field = error.field[len(prefix) :].removeprefix(".") or None
     message = error.message.replace(f"{prefix}.", "", 1).replace(f"{prefix}: ", "", 1)
-    return InvalidArgument(message, field=field, reason=error.reason, code=error.code)
+    return type(error)(message, field=field, reason=error.reason, code=error.code)
 
 
 def _fail(call: Call[W], error: BaseException) -> None:

@@ -17,6 +17,8 @@ from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 from jobqueue.errors import InvalidArgument
 from jobqueue.models import (
     BackoffPolicy,
+    DependencyFailure,
+    DependencyFailureName,
     Durability,
     DurabilityName,
     JobError,
@@ -44,6 +46,7 @@ _STATES: dict[job_pb2.JobState.ValueType, JobState] = {
     job_pb2.JOB_STATE_COMPLETED: JobState.COMPLETED,
     job_pb2.JOB_STATE_DEAD: JobState.DEAD,
     job_pb2.JOB_STATE_CANCELLED: JobState.CANCELLED,
+    job_pb2.JOB_STATE_WAITING: JobState.WAITING,
 }
 STATE_NUMBERS = {state: number for number, state in _STATES.items()}
 _PRIORITIES: dict[Priority, job_pb2.Priority.ValueType] = {
@@ -52,6 +55,12 @@ _PRIORITIES: dict[Priority, job_pb2.Priority.ValueType] = {
     Priority.HIGH: job_pb2.PRIORITY_HIGH,
 }
 _PRIORITY_NAMES: dict[int, Priority] = {int(number): name for name, number in _PRIORITIES.items()}
+_FAILURE_POLICIES: dict[DependencyFailure, job_pb2.DependencyFailurePolicy.ValueType] = {
+    DependencyFailure.CANCEL: job_pb2.DEPENDENCY_FAILURE_POLICY_CANCEL,
+    DependencyFailure.DEAD_LETTER: job_pb2.DEPENDENCY_FAILURE_POLICY_DEAD_LETTER,
+    DependencyFailure.RUN_ANYWAY: job_pb2.DEPENDENCY_FAILURE_POLICY_RUN_ANYWAY,
+}
+_FAILURE_POLICY_NAMES = {int(number): name for name, number in _FAILURE_POLICIES.items()}
 
 
 # -- JSON values <-> Struct -------------------------------------------------------------
@@ -193,6 +202,16 @@ def to_priority(value: PriorityName) -> job_pb2.Priority.ValueType:
         ) from None
 
 
+def to_dependency_failure(value: DependencyFailureName) -> job_pb2.DependencyFailurePolicy.ValueType:
+    try:
+        return _FAILURE_POLICIES[DependencyFailure(value)]
+    except ValueError:
+        raise InvalidArgument(
+            f"on_dependency_failure must be cancel, dead_letter or run_anyway, not {value!r}",
+            field="on_dependency_failure",
+        ) from None
+
+
 _DURABILITIES: dict[Durability, job_pb2.Durability.ValueType] = {
     Durability.APPLIED: job_pb2.DURABILITY_APPLIED,
     Durability.FSYNCED: job_pb2.DURABILITY_FSYNCED,
@@ -270,6 +289,8 @@ def job_info(job: job_pb2.Job, payload: dict[str, Any] | None = None) -> JobInfo
             else None
         ),
         logs=[JobLogLine(entry.line, _optional_time(entry, "time")) for entry in job.logs],
+        depends_on=list(job.depends_on),
+        on_dependency_failure=_FAILURE_POLICY_NAMES.get(job.on_dependency_failure),
     )
 
 
@@ -284,6 +305,7 @@ def queue_stats(stats: job_pb2.QueueStats) -> QueueStats:
         cancelled=stats.cancelled,
         oldest_queued_age=stats.oldest_queued_age.ToTimedelta(),
         paused=stats.paused,
+        waiting=stats.waiting,
         limits=(
             QueueLimits(stats.limits.rate_per_second, stats.limits.burst, stats.limits.max_active)
             if stats.HasField("limits")

@@ -23,6 +23,8 @@ MAX_BATCH_BYTES = 8 * 1024 * 1024
 #: Every keyword `enqueue` takes besides the queue and the payload.
 OPTION_KEYS = EnqueueOptions.__optional_keys__
 _QUEUE_AND_PAYLOAD = frozenset({"queue", "payload"})
+#: What a job of ``enqueue_many`` takes besides its queue and payload (the options and refs).
+_BATCH_OPTION_KEYS = JOB_SPEC_KEYS - _QUEUE_AND_PAYLOAD
 
 
 def enqueue_request(job: Mapping[str, Any]) -> svc.EnqueueRequest:
@@ -31,10 +33,14 @@ def enqueue_request(job: Mapping[str, Any]) -> svc.EnqueueRequest:
     be dropped silently)."""
     _check_keys(job, JOB_SPEC_KEYS)
     options = {key: value for key, value in job.items() if key not in _QUEUE_AND_PAYLOAD}
-    return build_request(job.get("queue"), job.get("payload"), cast(EnqueueOptions, options))
+    return build_request(
+        job.get("queue"), job.get("payload"), cast(EnqueueOptions, options), _BATCH_OPTION_KEYS
+    )
 
 
-def build_request(queue: object, payload: object, options: EnqueueOptions) -> svc.EnqueueRequest:
+def build_request(
+    queue: object, payload: object, options: EnqueueOptions, allowed: frozenset[str] = OPTION_KEYS
+) -> svc.EnqueueRequest:
     """The EnqueueRequest for one job (``enqueue``'s arguments), checked as enqueue_request does."""
     if not isinstance(queue, str):
         raise InvalidArgument("queue: a string is required", field="queue")
@@ -43,7 +49,7 @@ def build_request(queue: object, payload: object, options: EnqueueOptions) -> sv
     request = svc.EnqueueRequest(queue=queue)
     _set_payload(request, payload)
     if options:
-        _check_keys(options, OPTION_KEYS)
+        _check_keys(options, allowed)
         _set_options(request, options)
     return request
 
@@ -81,6 +87,26 @@ def _set_running_limits(request: svc.EnqueueRequest, spec: EnqueueOptions) -> No
         request.start_deadline.CopyFrom(convert.to_timestamp(start_by, "start_deadline"))
     if unique_key := spec.get("unique_key"):
         request.unique_key = unique_key
+    _set_dependencies(request, spec)
+
+
+def _set_dependencies(request: svc.EnqueueRequest, spec: EnqueueOptions) -> None:
+    """depends_on and its failure policy; in a batch also the job's ref and those it names."""
+    if depends_on := spec.get("depends_on"):
+        if isinstance(depends_on, str):  # a lone id would be read as a sequence of letters
+            raise InvalidArgument("depends_on must be a list of job ids, not a string", field="depends_on")
+        request.depends_on.extend(depends_on)
+    if (policy := spec.get("on_dependency_failure")) is not None:
+        request.on_dependency_failure = convert.to_dependency_failure(policy)
+    graph = cast("Mapping[str, Any]", spec)
+    if ref := graph.get("ref"):
+        request.ref = ref
+    if refs := graph.get("depends_on_refs"):
+        if isinstance(refs, str):
+            raise InvalidArgument(
+                "depends_on_refs must be a list of refs, not a string", field="depends_on_refs"
+            )
+        request.depends_on_refs.extend(refs)
 
 
 def _set_payload(request: svc.EnqueueRequest, payload: object) -> None:
@@ -108,7 +134,14 @@ def _set_schedule(
 
 
 def batches(requests: Sequence[svc.EnqueueRequest]) -> Iterator[list[svc.EnqueueRequest]]:
-    """Splits requests into EnqueueBatch calls of at most MAX_BATCH jobs and ~MAX_BATCH_BYTES."""
+    """Splits requests into EnqueueBatch calls of at most MAX_BATCH jobs and ~MAX_BATCH_BYTES;
+    a graph (jobs with refs) must fit in one call, and is refused before anything is sent."""
+    if len(requests) > MAX_BATCH and any(r.ref or r.depends_on_refs for r in requests):
+        raise InvalidArgument(
+            f"a batch whose jobs refer to each other (ref, depends_on_refs) must fit in one call: "
+            f"at most {MAX_BATCH:,} jobs, not {len(requests):,}",
+            field="requests",
+        )
     batch: list[svc.EnqueueRequest] = []
     size = 0
     for request in requests:

@@ -4,7 +4,7 @@
 # and JobSpec.__required_keys__ would come out empty.
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Required, TypedDict
@@ -19,6 +19,8 @@ class JobState(enum.StrEnum):
     COMPLETED = "completed"
     DEAD = "dead"
     CANCELLED = "cancelled"
+    #: Waiting for the jobs it depends on (``depends_on``) to complete.
+    WAITING = "waiting"
 
     @property
     def finished(self) -> bool:
@@ -50,6 +52,20 @@ class Durability(enum.StrEnum):
 
 
 DurabilityName = Durability | Literal["applied", "fsynced"]
+
+
+class DependencyFailure(enum.StrEnum):
+    """What a waiting job becomes when a job it depends on ends dead or cancelled."""
+
+    #: It ends cancelled, with the error "dependency <id> ended DEAD" (the default).
+    CANCEL = "cancel"
+    #: It ends dead, in the dead-letter set, with the same error.
+    DEAD_LETTER = "dead_letter"
+    #: The failed dependency counts as done: it runs once every dependency has ended.
+    RUN_ANYWAY = "run_anyway"
+
+
+DependencyFailureName = DependencyFailure | Literal["cancel", "dead_letter", "run_anyway"]
 #: JSON-like values a payload or result may hold (Struct numbers are doubles).
 JsonDict = dict[str, Any]
 
@@ -109,6 +125,11 @@ class EnqueueOptions(TypedDict, total=False):
     #: While a job of the queue with this key is scheduled, queued or running, enqueueing
     #: another with it returns that job (``duplicate``) instead of making one.
     unique_key: str | None
+    #: Ids of jobs (in any queue) that must complete before this one runs: it waits in the
+    #: "waiting" state until then (docs/dependencies.md).
+    depends_on: Sequence[str] | None
+    #: What becomes of it when one of them ends dead or cancelled (default "cancel").
+    on_dependency_failure: DependencyFailureName | None
 
 
 class JobSpec(EnqueueOptions, total=False):
@@ -118,6 +139,11 @@ class JobSpec(EnqueueOptions, total=False):
     queue: Required[str]
     #: A JSON object, or bytes the worker receives as they are.
     payload: Mapping[str, Any] | bytes | None
+    #: A name other jobs of the same ``enqueue_many`` call depend on it by (``depends_on_refs``).
+    ref: str | None
+    #: The refs of jobs of the same call that must complete before this one runs. A graph must
+    #: fit in one call (1,000 jobs); a cycle is refused, and nothing of the call is written.
+    depends_on_refs: Sequence[str] | None
 
 
 #: Every key a JobSpec may have.
@@ -183,6 +209,9 @@ class JobInfo:
     #: The latest progress its handler reported, and the last 100 lines it logged.
     progress: JobProgress | None = None
     logs: list[JobLogLine] = field(default_factory=list)
+    #: The jobs it waited for: a handler reads their results with ``client.get(id)``.
+    depends_on: list[str] = field(default_factory=list)
+    on_dependency_failure: DependencyFailure | None = None
 
     @property
     def finished(self) -> bool:
@@ -218,6 +247,8 @@ class QueueStats:
     paused: bool = False
     #: Its flow limits (`set_queue_limits`), or None.
     limits: QueueLimits | None = None
+    #: Jobs waiting for the jobs they depend on.
+    waiting: int = 0
 
 
 TokenRole = Literal["producer", "worker", "admin"]

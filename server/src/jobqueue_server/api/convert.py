@@ -17,6 +17,7 @@ STATE_TO_PROTO = {
     JobState.COMPLETED: job_pb2.JOB_STATE_COMPLETED,
     JobState.DEAD: job_pb2.JOB_STATE_DEAD,
     JobState.CANCELLED: job_pb2.JOB_STATE_CANCELLED,
+    JobState.WAITING: job_pb2.JOB_STATE_WAITING,
 }
 
 
@@ -53,6 +54,7 @@ def queue_stats(counts: QueueCounts) -> job_pb2.QueueStats:
         cancelled=counts.cancelled,
         oldest_queued_age=duration(max(0, counts.oldest_queued_age_ms)),
         paused=counts.paused,
+        waiting=counts.waiting,
         limits=None
         if counts.limits is None
         else job_pb2.QueueLimits(

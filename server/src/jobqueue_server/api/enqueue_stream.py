@@ -14,12 +14,13 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from jobqueue.v1 import job_queue_service_pb2 as svc
-from jobqueue_server.api import validation, wire
+from jobqueue_server.api import dependency_graph, validation, wire
 from jobqueue_server.api.group_commit import GroupCommit, Outcomes
 from jobqueue_server.api.registration import Malformed
 from jobqueue_server.api.status import rpc_status_of
 from jobqueue_server.errors import JobQueueError, ServerDraining
 from jobqueue_server.ids import new_ulids
+from jobqueue_server.store import Durability, NewJob
 
 # Requests read but not yet answered, per stream.
 MAX_UNANSWERED = 64
@@ -47,8 +48,10 @@ class EnqueueStreamSession:
         limits: validation.Limits,
         now_ms: Callable[[], int],
         draining: Callable[[], bool],
+        find_missing: dependency_graph.FindMissing,
     ) -> None:
         self._group_commit = group_commit
+        self._find_missing = find_missing
         self._limits = limits
         self._now_ms = now_ms
         self._draining = draining
@@ -115,7 +118,17 @@ class EnqueueStreamSession:
             level = validation.batch_durability(request, self._limits)
         except JobQueueError as error:
             return _ready(_refused(sequence, error))
-        return asyncio.ensure_future(_answer(sequence, self._group_commit.enqueue_many(jobs, level)))
+        if any(job.depends_on for job in jobs):
+            written = self._enqueue_after_check(requests, jobs, level)
+        else:
+            written = self._group_commit.enqueue_many(jobs, level)
+        return asyncio.ensure_future(_answer(sequence, written))
+
+    async def _enqueue_after_check(
+        self, requests: list[svc.EnqueueRequest], jobs: list[NewJob], level: Durability
+    ) -> Outcomes:
+        await dependency_graph.require_parents(requests, self._find_missing, batch=True)
+        return await self._group_commit.enqueue_many(jobs, level)
 
     def _cancel_unanswered(self) -> None:
         while not self._answers.empty():

@@ -2,7 +2,8 @@
 change written after it whenever the job is sent (leased, read, listed).
 
 The stored part holds id, queue, payload, payload_bytes, priority, max_attempts, metadata,
-lease_duration, backoff and idempotency_key. Everything else (state, attempts, times, result,
+lease_duration, backoff, idempotency_key, timeout, start_deadline, unique_key, depends_on and
+on_dependency_failure. Everything else (state, attempts, times, result,
 errors, worker) lives in the job's record (docs/state-machine.md) and is appended from there, so
 the two can never disagree.
 """
@@ -19,6 +20,7 @@ from jobqueue_server.api.wire import (
     JOB_ATTEMPTS,
     JOB_BACKOFF,
     JOB_CREATE_TIME,
+    JOB_DEPENDS_ON,
     JOB_ERRORS,
     JOB_FINISH_TIME,
     JOB_ID,
@@ -27,6 +29,7 @@ from jobqueue_server.api.wire import (
     JOB_LEASE_DURATION,
     JOB_MAX_ATTEMPTS,
     JOB_METADATA,
+    JOB_ON_DEPENDENCY_FAILURE,
     JOB_PAYLOAD,
     JOB_PAYLOAD_BYTES,
     JOB_PRIORITY,
@@ -80,6 +83,8 @@ def stored_part(
     timeout_ms: int = 0,
     start_deadline_ms: int = 0,
     unique_key: str = "",
+    depends_on: tuple[str, ...] = (),
+    on_dependency_failure: int = 0,
 ) -> bytes:
     """The immutable part of a job, serialized once at enqueue. `payload` is a serialized Struct.
 
@@ -105,6 +110,9 @@ def stored_part(
         parts.append(timestamp_field(JOB_START_DEADLINE, start_deadline_ms))
     if unique_key:
         parts.append(text_field(JOB_UNIQUE_KEY, unique_key))
+    parts += (text_field(JOB_DEPENDS_ON, parent) for parent in depends_on)
+    if on_dependency_failure:
+        parts.append(varint_field(JOB_ON_DEPENDENCY_FAILURE, on_dependency_failure))
     return b"".join(parts)
 
 

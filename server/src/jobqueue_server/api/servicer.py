@@ -14,7 +14,16 @@ from grpc_status import rpc_status
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
-from jobqueue_server.api import convert, job_wire, paging, stats_paging, token_admin, validation, wire
+from jobqueue_server.api import (
+    convert,
+    dependency_graph,
+    job_wire,
+    paging,
+    stats_paging,
+    token_admin,
+    validation,
+    wire,
+)
 from jobqueue_server.api.enqueue_stream import EnqueueStreamSession
 from jobqueue_server.api.group_commit import GroupCommit
 from jobqueue_server.api.job_watches import ANNOUNCE_EVERY_S, JobWatches
@@ -89,6 +98,8 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         """Answers with the EnqueueResponse already serialized (registration.py)."""
         job = validation.new_job(request, self._limits, new_ulid(self._store.clock.now_ms()))
         level = validation.durability(request.durability, "durability", self._limits)
+        if job.depends_on:
+            await dependency_graph.require_parents([request], self._store.dependencies.missing, batch=False)
         outcome = await self._group_commit.enqueue(job, level)
         return wire.enqueue_response(outcome.job_id, outcome.duplicate)
 
@@ -100,7 +111,9 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         requests = list(request.requests)
         ulids = new_ulids(self._store.clock.now_ms(), len(requests))
         jobs = validation.new_jobs(requests, self._limits, ulids)
-        result = await self._write(jobs, validation.batch_durability(request, self._limits))
+        level = validation.batch_durability(request, self._limits)
+        await dependency_graph.require_parents(requests, self._store.dependencies.missing, batch=True)
+        result = await self._write(jobs, level)
         return wire.enqueue_batch_response((o.job_id, o.duplicate) for o in result.outcomes)
 
     async def EnqueueStream(  # type: ignore[override]  # noqa: N802
@@ -112,7 +125,11 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
             await context.abort_with_status(rpc_status.to_status(rpc_status_of(error)))
             return
         session = EnqueueStreamSession(
-            self._group_commit, self._limits, self._store.clock.now_ms, lambda: self._draining
+            self._group_commit,
+            self._limits,
+            self._store.clock.now_ms,
+            lambda: self._draining,
+            self._store.dependencies.missing,
         )
         self._enqueue_streams.add(session)
         try:

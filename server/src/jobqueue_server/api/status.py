@@ -16,6 +16,7 @@ from grpc_status import rpc_status
 
 from jobqueue.v1.error_reason_pb2 import ErrorReason
 from jobqueue_server.errors import (
+    DependencyNotFound,
     DurabilityUnavailable,
     FieldViolation,
     FsyncNotConfirmed,
@@ -46,6 +47,7 @@ ERROR_DOMAIN = "jobqueue.dev"
 _STATUSES: dict[type[JobQueueError], tuple[int, ErrorReason.ValueType]] = {
     FieldViolation: (code_pb2.INVALID_ARGUMENT, ErrorReason.INVALID_ARGUMENT),
     JobNotFound: (code_pb2.NOT_FOUND, ErrorReason.JOB_NOT_FOUND),
+    DependencyNotFound: (code_pb2.NOT_FOUND, ErrorReason.JOB_NOT_FOUND),
     LeaseLost: (code_pb2.FAILED_PRECONDITION, ErrorReason.LEASE_LOST),
     WrongState: (code_pb2.FAILED_PRECONDITION, ErrorReason.WRONG_STATE),
     DurabilityUnavailable: (code_pb2.FAILED_PRECONDITION, ErrorReason.DURABILITY_UNAVAILABLE),

@@ -10,11 +10,20 @@ from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
-from jobqueue_server.api import job_wire
+from jobqueue_server.api import dependency_graph, job_wire
 from jobqueue_server.api.convert import STATE_TO_PROTO
 from jobqueue_server.errors import FieldViolation
 from jobqueue_server.ids import QUEUE_NAME_RE, make_job_id, split_job_id
-from jobqueue_server.store import Backoff, Durability, NewJob, Priority, Progress, QueueLimits, Settle
+from jobqueue_server.store import (
+    Backoff,
+    DependencyFailure,
+    Durability,
+    NewJob,
+    Priority,
+    Progress,
+    QueueLimits,
+    Settle,
+)
 
 MAX_DELAY_MS = 366 * 86_400_000
 MIN_TIMEOUT_MS, MAX_TIMEOUT_MS = 1000, 7 * 86_400_000
@@ -192,9 +201,16 @@ def _queue_of(request: svc.EnqueueRequest, prefix: str) -> str:
     return queue
 
 
-def new_job(request: svc.EnqueueRequest, limits: Limits, ulid: str, prefix: str = "") -> NewJob:
+def new_job(
+    request: svc.EnqueueRequest,
+    limits: Limits,
+    ulid: str,
+    prefix: str = "",
+    batch_parents: tuple[str, ...] | None = None,
+) -> NewJob:
     """A validated job with its stored wire bytes; `prefix` places the fields inside a batch
-    (``requests[3].``). Run for every job enqueued: field names are built only on errors."""
+    (``requests[3].``), and `batch_parents` are the ids of the jobs of the batch it depends on
+    (None outside a batch). Run for every job enqueued: field names are built only on errors."""
     queue = _queue_of(request, prefix)
     payload = request.payload.SerializeToString() if request.HasField("payload") else b""
     payload_bytes, idempotency_key, max_attempts = (
@@ -231,6 +247,12 @@ def new_job(request: svc.EnqueueRequest, limits: Limits, ulid: str, prefix: str 
     unique_key = request.unique_key
     if len(unique_key) > MAX_IDEMPOTENCY_KEY_CHARS:
         raise FieldViolation(f"{prefix}unique_key", f"must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters")
+    depends_on: tuple[str, ...] = ()
+    on_failure = DependencyFailure.CANCEL
+    if request.depends_on or request.ref or request.depends_on_refs or batch_parents:
+        depends_on = dependency_graph.parents(request, prefix, batch_parents)
+    if request.on_dependency_failure:
+        on_failure = dependency_graph.policy(request, prefix)
     wire = job_wire.stored_part(
         make_job_id(queue, ulid),
         queue,
@@ -245,6 +267,8 @@ def new_job(request: svc.EnqueueRequest, limits: Limits, ulid: str, prefix: str 
         timeout_ms=timeout_ms,
         start_deadline_ms=start_by,
         unique_key=unique_key,
+        depends_on=depends_on,
+        on_dependency_failure=request.on_dependency_failure if depends_on else 0,
     )
     return NewJob(
         queue,
@@ -260,6 +284,8 @@ def new_job(request: svc.EnqueueRequest, limits: Limits, ulid: str, prefix: str 
         timeout_ms,
         start_by,
         unique_key,
+        depends_on,
+        on_failure,
     )
 
 
@@ -282,8 +308,10 @@ def new_jobs(requests: list[svc.EnqueueRequest], limits: Limits, ulids: list[str
         raise FieldViolation("requests", "must hold at least one request")
     if len(requests) > limits.max_batch:
         raise FieldViolation("requests", f"must hold at most {limits.max_batch} requests")
+    graph = any(r.ref or r.depends_on_refs for r in requests)
+    parents = dependency_graph.batch_parents(requests, ulids) if graph else [()] * len(requests)
     return [
-        new_job(r, limits, ulid, f"requests[{i}].")
+        new_job(r, limits, ulid, f"requests[{i}].", parents[i])
         for i, (r, ulid) in enumerate(zip(requests, ulids, strict=True))
     ]
 

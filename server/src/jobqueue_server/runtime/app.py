@@ -27,11 +27,13 @@ from jobqueue_server.auth.registry import TokenRegistry
 from jobqueue_server.config import ServerSettings
 from jobqueue_server.errors import DurabilityUnavailable, StoreUnavailable
 from jobqueue_server.maintenance import Maintenance
+from jobqueue_server.resolver import DependencyResolver
 from jobqueue_server.runtime import reflection
 from jobqueue_server.runtime.bootstrap import write_bootstrap_token
 from jobqueue_server.runtime.tls import ReloadingCredentials, TlsFiles
 from jobqueue_server.scheduling.scheduler import Scheduler
 from jobqueue_server.store import Durability, Store, StoreConfig
+from jobqueue_server.store.keys import dependencies_channel
 from jobqueue_server.store.pipeline import ClosingRedis
 from jobqueue_server.store.signals import QueueSignals
 from jobqueue_server.store.tokens import TokenStore
@@ -122,6 +124,7 @@ class App:
     maintenance: Maintenance
     signals: QueueSignals
     scheduler: Scheduler
+    resolver: DependencyResolver
     tls: ReloadingCredentials | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -140,6 +143,7 @@ class App:
         await _wait_until(lambda: self.servicer.open_streams == 0, STREAM_END_TIMEOUT_S)
         await self.server.stop(0)
         await self.servicer.wait_closed()
+        self.resolver.close()
         for task in self.tasks:
             task.cancel()
         _, stuck = await asyncio.wait(self.tasks, timeout=TASK_STOP_TIMEOUT_S)
@@ -159,8 +163,14 @@ async def start_app(settings: ServerSettings, store: Store) -> App:
     stored by the previous layout are moved into this one (a no-op after the first start)."""
     await store.migrate(stored_part_of)
     signals = QueueSignals(store.redis, settings.key_prefix, own_message=store.signal_origin)
+    resolver = DependencyResolver(store, lambda due_ms, queue: maintenance.wake_at(due_ms, queue))
+    signals.listen(dependencies_channel(settings.key_prefix), resolver.on_message)
     maintenance = Maintenance(
-        store, signals, settings.sweep_interval_seconds, queue_idle_s=settings.queue_idle_seconds
+        store,
+        signals,
+        settings.sweep_interval_seconds,
+        queue_idle_s=settings.queue_idle_seconds,
+        resolver=resolver,
     )
     chosen = limits(settings)
     tokens = TokenStore(store.redis, settings.key_prefix, settings.redis_timeout_seconds)
@@ -202,7 +212,7 @@ async def start_app(settings: ServerSettings, store: Store) -> App:
     tls = ReloadingCredentials(files) if files is not None else None
     port = server.add_secure_port(address, tls.credentials) if tls else server.add_insecure_port(address)
     await server.start()
-    app = App(settings, store, server, servicer, health, port, maintenance, signals, scheduler, tls)
+    app = App(settings, store, server, servicer, health, port, maintenance, signals, scheduler, resolver, tls)
     app.tasks = [
         asyncio.create_task(signals.run(), name="signals"),
         asyncio.create_task(maintenance.run(), name="maintenance"),

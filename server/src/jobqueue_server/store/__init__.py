@@ -2,6 +2,7 @@
 
 from jobqueue_server.store.records import (
     Backoff,
+    DependencyFailure,
     Durability,
     EnqueueOutcome,
     ErrorEntry,
@@ -22,6 +23,7 @@ from jobqueue_server.store.redis_store import EnqueueResult, Store, StoreConfig
 
 __all__ = [
     "Backoff",
+    "DependencyFailure",
     "Durability",
     "EnqueueOutcome",
     "EnqueueResult",

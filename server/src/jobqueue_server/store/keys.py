@@ -40,6 +40,21 @@ class QueueKeys:
     #: The queue's limits (SetQueueLimits: rate, burst, max_active) and its rate's token bucket.
     limits: str
     bucket: str
+    #: Dependencies (docs/dependencies.md). WAITING jobs by enqueue ms; those of them whose
+    #: parents may not all know of them yet (the enqueue's attach step did not finish), by
+    #: enqueue ms; the ulids of this queue's jobs some WAITING job waits on; and the
+    #: "<ulid>|<state>" of those that ended and whose waiting jobs were not told yet.
+    waiting: str
+    attaching: str
+    dependents: str
+    settled: str
+    #: Prefixes of per-job keys: `parents:<ulid>` (hash: each parent id the WAITING job still
+    #: waits for -> 1, and "" -> its DependencyFailure), `children:<ulid>` (set: the ids of the
+    #: jobs waiting on this one).
+    parents_prefix: str
+    children_prefix: str
+    #: Held by the server resolving this queue's settled jobs (redis-py's Lock).
+    resolving: str
     #: The per-job hashes of the previous layout (format 1), read only by the migration.
     job_prefix: str
     idem_prefix: str
@@ -70,6 +85,13 @@ class QueueKeys:
             unique=f"{base}:unique",
             limits=f"{base}:limits",
             bucket=f"{base}:bucket",
+            waiting=f"{base}:waiting",
+            attaching=f"{base}:attaching",
+            dependents=f"{base}:dependents",
+            settled=f"{base}:settled",
+            parents_prefix=f"{base}:parents:",
+            children_prefix=f"{base}:children:",
+            resolving=f"{base}:resolving",
             job_prefix=f"{base}:job:",
             idem_prefix=f"{base}:idem:",
             signal=f"{base}:signal",
@@ -105,6 +127,12 @@ def stops_channel(prefix: str) -> str:
 def watch_channel(prefix: str) -> str:
     """Where servers say which jobs their WatchJob streams follow, and which they changed."""
     return f"{prefix}:watch"
+
+
+def dependencies_channel(prefix: str) -> str:
+    """Where a script that ended a job other jobs wait on names its queue: every server's
+    resolver (store/dependencies.py) then tells the waiting jobs."""
+    return f"{prefix}:deps"
 
 
 def queues_set(prefix: str) -> str:

@@ -18,6 +18,7 @@ _LISTED_ZSETS: dict[JobState, Callable[[QueueKeys], tuple[str, bool]]] = {
     JobState.COMPLETED: lambda k: (k.completed, True),
     JobState.DEAD: lambda k: (k.dead, True),
     JobState.CANCELLED: lambda k: (k.cancelled, True),
+    JobState.WAITING: lambda k: (k.waiting, False),
 }
 
 

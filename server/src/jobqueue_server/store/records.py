@@ -27,6 +27,16 @@ class JobState(enum.StrEnum):
     COMPLETED = "completed"
     DEAD = "dead"
     CANCELLED = "cancelled"
+    WAITING = "waiting"
+
+
+class DependencyFailure(enum.IntEnum):
+    """What a WAITING job becomes when a job it depends on fails; values as the proto's and
+    as the job's `parents` hash keeps them (docs/dependencies.md)."""
+
+    CANCEL = 1
+    DEAD_LETTER = 2
+    RUN_ANYWAY = 3
 
 
 class Durability(enum.IntEnum):
@@ -74,6 +84,17 @@ class NewJob:
     timeout_ms: int = 0
     start_deadline_ms: int = 0
     unique_key: str = ""
+    #: The job ids it waits for (WAITING until each is COMPLETED), and what a failed one does.
+    depends_on: tuple[str, ...] = ()
+    on_dependency_failure: DependencyFailure = DependencyFailure.CANCEL
+
+    @property
+    def dependencies(self) -> str:
+        """What the enqueue script takes of them: "<policy>|<id> <id> ...", or "" for none
+        (job ids hold no space: queue names cannot)."""
+        if not self.depends_on:
+            return ""
+        return f"{int(self.on_dependency_failure)}|{' '.join(self.depends_on)}"
 
     @property
     def limits(self) -> str:
@@ -205,6 +226,7 @@ class QueueCounts:
     oldest_queued_age_ms: int
     paused: bool = False
     limits: QueueLimits | None = None
+    waiting: int = 0
 
 
 @dataclass(frozen=True, slots=True)

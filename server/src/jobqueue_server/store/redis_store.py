@@ -25,6 +25,7 @@ from jobqueue_server.errors import (
 from jobqueue_server.ids import make_job_id, new_ulid, split_job_id
 from jobqueue_server.store.codes import Code, error_for
 from jobqueue_server.store.decode import lease_of
+from jobqueue_server.store.dependencies import Dependencies
 from jobqueue_server.store.due import Due, due_work, with_ready_jobs
 from jobqueue_server.store.durability import FsyncGate
 from jobqueue_server.store.guard import MAPPED, group_by_queue, redis_errors
@@ -122,6 +123,9 @@ class Store:
         #: servicer woke its own streams already, ready_wakeup.py); other servers act on them.
         self.signal_origin = f"ready:{secrets.token_hex(8)}"
         self.schedules = ScheduleStore(redis, self._scripts, config.key_prefix, self._guard)
+        self.dependencies = Dependencies(
+            redis, self._scripts, self.keys, self._now, config.max_errors_kept, self._guard
+        )
 
     def _guard(self, durability: Durability = Durability.APPLIED) -> AbstractAsyncContextManager[None]:
         """Bounds redis-py calls in time and maps their failures. A fsynced write may also wait
@@ -221,8 +225,17 @@ class Store:
                 due = int(reply[-1])
                 if due >= 0:
                     due_by_queue[queue] = due
+        done = [o for o in outcomes if o is not None]
+        waiting = [
+            (outcome.job_id, job.depends_on)
+            for job, outcome in zip(jobs, done, strict=True)
+            if job.depends_on and not outcome.duplicate
+        ]
+        if waiting:
+            for queue, due in (await self.dependencies.attach(waiting)).items():
+                due_by_queue[queue] = min(due, due_by_queue.get(queue, due))
         earliest = min(due_by_queue.values(), default=None)
-        return EnqueueResult([o for o in outcomes if o is not None], earliest, due_by_queue)
+        return EnqueueResult(done, earliest, due_by_queue)
 
     async def _remember_queues(self, queues: dict[str, Any]) -> None:
         """Registers the queues this server has not seen, refusing (QueueLimitReached, before
@@ -273,9 +286,20 @@ class Store:
                 job.idempotency_key,
                 job.limits,
                 job.unique_key,
+                job.dependencies,
             ]
         args.append(self.signal_origin)
-        keys = [*k.ready, k.scheduled, k.jobs, k.wire, k.deadlines, k.expiring, k.unique]
+        keys = [
+            *k.ready,
+            k.scheduled,
+            k.jobs,
+            k.wire,
+            k.deadlines,
+            k.expiring,
+            k.unique,
+            k.waiting,
+            k.attaching,
+        ]
         return list(await self._scripts.enqueue(keys=keys, args=args, client=client, sent=sent))
 
     # -- reads -----------------------------------------------------------------------------
@@ -346,14 +370,25 @@ class Store:
                 k.jobs,
                 k.paused,
                 k.limits,
+                k.waiting,
             ]
-            *counts, rate, burst, max_active = await self._scripts.stats(keys=keys, args=[now])
+            *counts, rate, burst, max_active, waiting = await self._scripts.stats(keys=keys, args=[now])
             queued, scheduled, active, completed, dead, cancelled, age, paused = (int(v) for v in counts)
             limits = None
             if rate or burst or max_active:
                 limits = QueueLimits(float(rate or 0), int(burst or 0), int(max_active or 0))
             return QueueCounts(
-                queue, queued, scheduled, active, completed, dead, cancelled, age, bool(paused), limits
+                queue,
+                queued,
+                scheduled,
+                active,
+                completed,
+                dead,
+                cancelled,
+                age,
+                bool(paused),
+                limits,
+                int(waiting),
             )
 
         async with self._scripts_guard():
@@ -451,7 +486,7 @@ class Store:
             args: list[Any] = [self._now(), len(group)]
             for index, ulid in group:
                 args += [ulid, items[index].token, items[index].result]
-            keys = [k.active, k.completed, k.jobs, k.result, k.limits]
+            keys = [k.active, k.completed, k.jobs, k.result, k.limits, k.dependents]
             return list(await self._scripts.ack(keys=keys, args=args, client=client))
 
         try:
@@ -480,7 +515,7 @@ class Store:
                     item.retry_delay_ms,
                     self.clock.jitter(),
                 ]
-            keys = [k.active, k.scheduled, k.dead, k.jobs, k.errors, k.limits]
+            keys = [k.active, k.scheduled, k.dead, k.jobs, k.errors, k.limits, k.dependents]
             return list(await self._scripts.fail(keys=keys, args=args, client=client))
 
         replies = await self._per_queue(items, run, width=2)
@@ -603,7 +638,7 @@ class Store:
         k = self.keys(queue)
         async with self._scripts_guard():
             code, state = await self._scripts.cancel(
-                keys=[k.scheduled, *k.ready, k.cancelled, k.jobs, k.active],
+                keys=[k.scheduled, *k.ready, k.cancelled, k.jobs, k.active, k.waiting, k.dependents],
                 args=[self._now(), ulid, stops_channel(self.config.key_prefix), job_id],
             )
         self._raise_for(self._scripts.cancel.header, int(code), job_id, state)
@@ -619,7 +654,7 @@ class Store:
 
     @staticmethod
     def _requeue_keys(k: QueueKeys) -> list[str]:
-        return [k.active, *k.ready, k.dead, k.jobs, k.errors, k.deadlines]
+        return [k.active, *k.ready, k.dead, k.jobs, k.errors, k.deadlines, k.dependents]
 
     @staticmethod
     def _split(job_id: str) -> tuple[str, str]:
@@ -674,7 +709,16 @@ class Store:
                 ],
             )
             expired, next_expiry = await self._scripts.expire(
-                keys=[k.expiring, *k.ready, k.scheduled, k.cancelled, k.jobs, k.errors],
+                keys=[
+                    k.expiring,
+                    *k.ready,
+                    k.scheduled,
+                    k.cancelled,
+                    k.jobs,
+                    k.errors,
+                    k.waiting,
+                    k.dependents,
+                ],
                 args=[now, cfg.max_errors_kept, cfg.sweep_batch],
             )
             trimmed = await self._scripts.trim(

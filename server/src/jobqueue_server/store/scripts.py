@@ -105,6 +105,9 @@ class Scripts:
     schedule_put: Script
     schedule_fire: Script
     schedule_delete: Script
+    attach: Script
+    resolve: Script
+    release_dependent: Script
 
     @classmethod
     def register(cls, redis: Redis, pipeline: ScriptPipeline) -> Scripts:

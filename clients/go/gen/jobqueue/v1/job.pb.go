@@ -166,6 +166,9 @@ const (
 	JobState_JOB_STATE_DEAD JobState = 5
 	// Cancelled before it was leased. Retry redrives it.
 	JobState_JOB_STATE_CANCELLED JobState = 6
+	// Waiting for the jobs it depends on (`depends_on`): it becomes QUEUED once every one of
+	// them is COMPLETED, or ends as its `on_dependency_failure` says when one does not.
+	JobState_JOB_STATE_WAITING JobState = 7
 )
 
 // Enum value maps for JobState.
@@ -178,6 +181,7 @@ var (
 		4: "JOB_STATE_COMPLETED",
 		5: "JOB_STATE_DEAD",
 		6: "JOB_STATE_CANCELLED",
+		7: "JOB_STATE_WAITING",
 	}
 	JobState_value = map[string]int32{
 		"JOB_STATE_UNSPECIFIED": 0,
@@ -187,6 +191,7 @@ var (
 		"JOB_STATE_COMPLETED":   4,
 		"JOB_STATE_DEAD":        5,
 		"JOB_STATE_CANCELLED":   6,
+		"JOB_STATE_WAITING":     7,
 	}
 )
 
@@ -215,6 +220,66 @@ func (x JobState) Number() protoreflect.EnumNumber {
 // Deprecated: Use JobState.Descriptor instead.
 func (JobState) EnumDescriptor() ([]byte, []int) {
 	return file_jobqueue_v1_job_proto_rawDescGZIP(), []int{2}
+}
+
+// DependencyFailurePolicy says what becomes of a WAITING job when a job it depends on ends
+// DEAD or CANCELLED (or no longer exists) instead of COMPLETED.
+type DependencyFailurePolicy int32
+
+const (
+	// Unset: DEPENDENCY_FAILURE_POLICY_CANCEL.
+	DependencyFailurePolicy_DEPENDENCY_FAILURE_POLICY_UNSPECIFIED DependencyFailurePolicy = 0
+	// The job ends CANCELLED, with the error "dependency <job id> ended <STATE>"; the jobs
+	// that depend on it are then handled by their own policies.
+	DependencyFailurePolicy_DEPENDENCY_FAILURE_POLICY_CANCEL DependencyFailurePolicy = 1
+	// The job ends DEAD with the same error, in the dead-letter set, where Retry can redrive it.
+	DependencyFailurePolicy_DEPENDENCY_FAILURE_POLICY_DEAD_LETTER DependencyFailurePolicy = 2
+	// The failed dependency counts as done: the job runs once every dependency has ended,
+	// whatever the outcome (its handler can read each dependency's state with GetStatus).
+	DependencyFailurePolicy_DEPENDENCY_FAILURE_POLICY_RUN_ANYWAY DependencyFailurePolicy = 3
+)
+
+// Enum value maps for DependencyFailurePolicy.
+var (
+	DependencyFailurePolicy_name = map[int32]string{
+		0: "DEPENDENCY_FAILURE_POLICY_UNSPECIFIED",
+		1: "DEPENDENCY_FAILURE_POLICY_CANCEL",
+		2: "DEPENDENCY_FAILURE_POLICY_DEAD_LETTER",
+		3: "DEPENDENCY_FAILURE_POLICY_RUN_ANYWAY",
+	}
+	DependencyFailurePolicy_value = map[string]int32{
+		"DEPENDENCY_FAILURE_POLICY_UNSPECIFIED": 0,
+		"DEPENDENCY_FAILURE_POLICY_CANCEL":      1,
+		"DEPENDENCY_FAILURE_POLICY_DEAD_LETTER": 2,
+		"DEPENDENCY_FAILURE_POLICY_RUN_ANYWAY":  3,
+	}
+)
+
+func (x DependencyFailurePolicy) Enum() *DependencyFailurePolicy {
+	p := new(DependencyFailurePolicy)
+	*p = x
+	return p
+}
+
+func (x DependencyFailurePolicy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DependencyFailurePolicy) Descriptor() protoreflect.EnumDescriptor {
+	return file_jobqueue_v1_job_proto_enumTypes[3].Descriptor()
+}
+
+func (DependencyFailurePolicy) Type() protoreflect.EnumType {
+	return &file_jobqueue_v1_job_proto_enumTypes[3]
+}
+
+func (x DependencyFailurePolicy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DependencyFailurePolicy.Descriptor instead.
+func (DependencyFailurePolicy) EnumDescriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_proto_rawDescGZIP(), []int{3}
 }
 
 // BackoffPolicy says how long a failed job waits before its next attempt:
@@ -421,9 +486,15 @@ type Job struct {
 	// The last 100 log lines its handlers reported, oldest first.
 	Logs []*JobLogLine `protobuf:"bytes,24,rep,name=logs,proto3" json:"logs,omitempty"`
 	// The unique key given at enqueue, if any.
-	UniqueKey     string `protobuf:"bytes,25,opt,name=unique_key,json=uniqueKey,proto3" json:"unique_key,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UniqueKey string `protobuf:"bytes,25,opt,name=unique_key,json=uniqueKey,proto3" json:"unique_key,omitempty"`
+	// The jobs this one waited for (given at enqueue, batch references resolved to ids): a
+	// handler reads their results with GetStatus.
+	DependsOn []string `protobuf:"bytes,26,rep,name=depends_on,json=dependsOn,proto3" json:"depends_on,omitempty"`
+	// What happens to this job when one of `depends_on` fails (given at enqueue; unset when it
+	// has no dependencies or took the default, DEPENDENCY_FAILURE_POLICY_CANCEL).
+	OnDependencyFailure DependencyFailurePolicy `protobuf:"varint,27,opt,name=on_dependency_failure,json=onDependencyFailure,proto3,enum=jobqueue.v1.DependencyFailurePolicy" json:"on_dependency_failure,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -631,6 +702,20 @@ func (x *Job) GetUniqueKey() string {
 	return ""
 }
 
+func (x *Job) GetDependsOn() []string {
+	if x != nil {
+		return x.DependsOn
+	}
+	return nil
+}
+
+func (x *Job) GetOnDependencyFailure() DependencyFailurePolicy {
+	if x != nil {
+		return x.OnDependencyFailure
+	}
+	return DependencyFailurePolicy_DEPENDENCY_FAILURE_POLICY_UNSPECIFIED
+}
+
 // JobProgress is how far a running job says it is.
 type JobProgress struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -772,7 +857,9 @@ type QueueStats struct {
 	// Whether the queue is paused (PauseQueue): its ready jobs are not leased.
 	Paused bool `protobuf:"varint,9,opt,name=paused,proto3" json:"paused,omitempty"`
 	// The queue's flow limits (SetQueueLimits); unset when it has none.
-	Limits        *QueueLimits `protobuf:"bytes,10,opt,name=limits,proto3" json:"limits,omitempty"`
+	Limits *QueueLimits `protobuf:"bytes,10,opt,name=limits,proto3" json:"limits,omitempty"`
+	// Jobs waiting for the jobs they depend on (JOB_STATE_WAITING).
+	Waiting       int64 `protobuf:"varint,11,opt,name=waiting,proto3" json:"waiting,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -877,6 +964,13 @@ func (x *QueueStats) GetLimits() *QueueLimits {
 	return nil
 }
 
+func (x *QueueStats) GetWaiting() int64 {
+	if x != nil {
+		return x.Waiting
+	}
+	return 0
+}
+
 // QueueLimits bound how fast and how much of a queue runs, across every server and worker:
 // Redis enforces them in the lease script. Jobs held back by a limit stay QUEUED and are
 // leased as the limit allows, without workers polling for them.
@@ -961,7 +1055,8 @@ const file_jobqueue_v1_job_proto_rawDesc = "" +
 	"\bJobError\x12\x18\n" +
 	"\aattempt\x18\x01 \x01(\x05R\aattempt\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12.\n" +
-	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xc8\t\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xc1\n" +
+	"\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05queue\x18\x02 \x01(\tR\x05queue\x12+\n" +
@@ -993,7 +1088,10 @@ const file_jobqueue_v1_job_proto_rawDesc = "" +
 	"\bprogress\x18\x17 \x01(\v2\x18.jobqueue.v1.JobProgressR\bprogress\x12+\n" +
 	"\x04logs\x18\x18 \x03(\v2\x17.jobqueue.v1.JobLogLineR\x04logs\x12\x1d\n" +
 	"\n" +
-	"unique_key\x18\x19 \x01(\tR\tuniqueKey\x1a;\n" +
+	"unique_key\x18\x19 \x01(\tR\tuniqueKey\x12\x1d\n" +
+	"\n" +
+	"depends_on\x18\x1a \x03(\tR\tdependsOn\x12X\n" +
+	"\x15on_dependency_failure\x18\x1b \x01(\x0e2$.jobqueue.v1.DependencyFailurePolicyR\x13onDependencyFailure\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"q\n" +
@@ -1004,7 +1102,7 @@ const file_jobqueue_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"JobLogLine\x12\x12\n" +
 	"\x04line\x18\x01 \x01(\tR\x04line\x12.\n" +
-	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xd1\x02\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xeb\x02\n" +
 	"\n" +
 	"QueueStats\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x12\x16\n" +
@@ -1017,7 +1115,8 @@ const file_jobqueue_v1_job_proto_rawDesc = "" +
 	"\x11oldest_queued_age\x18\b \x01(\v2\x19.google.protobuf.DurationR\x0foldestQueuedAge\x12\x16\n" +
 	"\x06paused\x18\t \x01(\bR\x06paused\x120\n" +
 	"\x06limits\x18\n" +
-	" \x01(\v2\x18.jobqueue.v1.QueueLimitsR\x06limits\"j\n" +
+	" \x01(\v2\x18.jobqueue.v1.QueueLimitsR\x06limits\x12\x18\n" +
+	"\awaiting\x18\v \x01(\x03R\awaiting\"j\n" +
 	"\vQueueLimits\x12&\n" +
 	"\x0frate_per_second\x18\x01 \x01(\x01R\rratePerSecond\x12\x14\n" +
 	"\x05burst\x18\x02 \x01(\x05R\x05burst\x12\x1d\n" +
@@ -1032,7 +1131,7 @@ const file_jobqueue_v1_job_proto_rawDesc = "" +
 	"Durability\x12\x1a\n" +
 	"\x16DURABILITY_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12DURABILITY_APPLIED\x10\x01\x12\x16\n" +
-	"\x12DURABILITY_FSYNCED\x10\x02*\xb0\x01\n" +
+	"\x12DURABILITY_FSYNCED\x10\x02*\xc7\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13JOB_STATE_SCHEDULED\x10\x01\x12\x14\n" +
@@ -1040,7 +1139,13 @@ const file_jobqueue_v1_job_proto_rawDesc = "" +
 	"\x10JOB_STATE_ACTIVE\x10\x03\x12\x17\n" +
 	"\x13JOB_STATE_COMPLETED\x10\x04\x12\x12\n" +
 	"\x0eJOB_STATE_DEAD\x10\x05\x12\x17\n" +
-	"\x13JOB_STATE_CANCELLED\x10\x06B\x92\x01\n" +
+	"\x13JOB_STATE_CANCELLED\x10\x06\x12\x15\n" +
+	"\x11JOB_STATE_WAITING\x10\a*\xbf\x01\n" +
+	"\x17DependencyFailurePolicy\x12)\n" +
+	"%DEPENDENCY_FAILURE_POLICY_UNSPECIFIED\x10\x00\x12$\n" +
+	" DEPENDENCY_FAILURE_POLICY_CANCEL\x10\x01\x12)\n" +
+	"%DEPENDENCY_FAILURE_POLICY_DEAD_LETTER\x10\x02\x12(\n" +
+	"$DEPENDENCY_FAILURE_POLICY_RUN_ANYWAY\x10\x03B\x92\x01\n" +
 	"\x0fdev.jobqueue.v1B\bJobProtoP\x01ZBgithub.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1;jobqueuev1\xa2\x02\x03JQX\xaa\x02\vJobQueue.V1\xca\x02\vJobqueue\\V1\xea\x02\fJobqueue::V1b\x06proto3"
 
 var (
@@ -1055,53 +1160,55 @@ func file_jobqueue_v1_job_proto_rawDescGZIP() []byte {
 	return file_jobqueue_v1_job_proto_rawDescData
 }
 
-var file_jobqueue_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_jobqueue_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
 var file_jobqueue_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_jobqueue_v1_job_proto_goTypes = []any{
 	(Priority)(0),                 // 0: jobqueue.v1.Priority
 	(Durability)(0),               // 1: jobqueue.v1.Durability
 	(JobState)(0),                 // 2: jobqueue.v1.JobState
-	(*BackoffPolicy)(nil),         // 3: jobqueue.v1.BackoffPolicy
-	(*JobError)(nil),              // 4: jobqueue.v1.JobError
-	(*Job)(nil),                   // 5: jobqueue.v1.Job
-	(*JobProgress)(nil),           // 6: jobqueue.v1.JobProgress
-	(*JobLogLine)(nil),            // 7: jobqueue.v1.JobLogLine
-	(*QueueStats)(nil),            // 8: jobqueue.v1.QueueStats
-	(*QueueLimits)(nil),           // 9: jobqueue.v1.QueueLimits
-	nil,                           // 10: jobqueue.v1.Job.MetadataEntry
-	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 13: google.protobuf.Struct
+	(DependencyFailurePolicy)(0),  // 3: jobqueue.v1.DependencyFailurePolicy
+	(*BackoffPolicy)(nil),         // 4: jobqueue.v1.BackoffPolicy
+	(*JobError)(nil),              // 5: jobqueue.v1.JobError
+	(*Job)(nil),                   // 6: jobqueue.v1.Job
+	(*JobProgress)(nil),           // 7: jobqueue.v1.JobProgress
+	(*JobLogLine)(nil),            // 8: jobqueue.v1.JobLogLine
+	(*QueueStats)(nil),            // 9: jobqueue.v1.QueueStats
+	(*QueueLimits)(nil),           // 10: jobqueue.v1.QueueLimits
+	nil,                           // 11: jobqueue.v1.Job.MetadataEntry
+	(*durationpb.Duration)(nil),   // 12: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 14: google.protobuf.Struct
 }
 var file_jobqueue_v1_job_proto_depIdxs = []int32{
-	11, // 0: jobqueue.v1.BackoffPolicy.initial_delay:type_name -> google.protobuf.Duration
-	11, // 1: jobqueue.v1.BackoffPolicy.max_delay:type_name -> google.protobuf.Duration
-	12, // 2: jobqueue.v1.JobError.time:type_name -> google.protobuf.Timestamp
+	12, // 0: jobqueue.v1.BackoffPolicy.initial_delay:type_name -> google.protobuf.Duration
+	12, // 1: jobqueue.v1.BackoffPolicy.max_delay:type_name -> google.protobuf.Duration
+	13, // 2: jobqueue.v1.JobError.time:type_name -> google.protobuf.Timestamp
 	2,  // 3: jobqueue.v1.Job.state:type_name -> jobqueue.v1.JobState
-	13, // 4: jobqueue.v1.Job.payload:type_name -> google.protobuf.Struct
+	14, // 4: jobqueue.v1.Job.payload:type_name -> google.protobuf.Struct
 	0,  // 5: jobqueue.v1.Job.priority:type_name -> jobqueue.v1.Priority
-	12, // 6: jobqueue.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	12, // 7: jobqueue.v1.Job.schedule_time:type_name -> google.protobuf.Timestamp
-	12, // 8: jobqueue.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	12, // 9: jobqueue.v1.Job.finish_time:type_name -> google.protobuf.Timestamp
-	13, // 10: jobqueue.v1.Job.result:type_name -> google.protobuf.Struct
-	4,  // 11: jobqueue.v1.Job.errors:type_name -> jobqueue.v1.JobError
-	10, // 12: jobqueue.v1.Job.metadata:type_name -> jobqueue.v1.Job.MetadataEntry
-	11, // 13: jobqueue.v1.Job.lease_duration:type_name -> google.protobuf.Duration
-	3,  // 14: jobqueue.v1.Job.backoff:type_name -> jobqueue.v1.BackoffPolicy
-	11, // 15: jobqueue.v1.Job.timeout:type_name -> google.protobuf.Duration
-	12, // 16: jobqueue.v1.Job.start_deadline:type_name -> google.protobuf.Timestamp
-	6,  // 17: jobqueue.v1.Job.progress:type_name -> jobqueue.v1.JobProgress
-	7,  // 18: jobqueue.v1.Job.logs:type_name -> jobqueue.v1.JobLogLine
-	12, // 19: jobqueue.v1.JobProgress.time:type_name -> google.protobuf.Timestamp
-	12, // 20: jobqueue.v1.JobLogLine.time:type_name -> google.protobuf.Timestamp
-	11, // 21: jobqueue.v1.QueueStats.oldest_queued_age:type_name -> google.protobuf.Duration
-	9,  // 22: jobqueue.v1.QueueStats.limits:type_name -> jobqueue.v1.QueueLimits
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	13, // 6: jobqueue.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	13, // 7: jobqueue.v1.Job.schedule_time:type_name -> google.protobuf.Timestamp
+	13, // 8: jobqueue.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	13, // 9: jobqueue.v1.Job.finish_time:type_name -> google.protobuf.Timestamp
+	14, // 10: jobqueue.v1.Job.result:type_name -> google.protobuf.Struct
+	5,  // 11: jobqueue.v1.Job.errors:type_name -> jobqueue.v1.JobError
+	11, // 12: jobqueue.v1.Job.metadata:type_name -> jobqueue.v1.Job.MetadataEntry
+	12, // 13: jobqueue.v1.Job.lease_duration:type_name -> google.protobuf.Duration
+	4,  // 14: jobqueue.v1.Job.backoff:type_name -> jobqueue.v1.BackoffPolicy
+	12, // 15: jobqueue.v1.Job.timeout:type_name -> google.protobuf.Duration
+	13, // 16: jobqueue.v1.Job.start_deadline:type_name -> google.protobuf.Timestamp
+	7,  // 17: jobqueue.v1.Job.progress:type_name -> jobqueue.v1.JobProgress
+	8,  // 18: jobqueue.v1.Job.logs:type_name -> jobqueue.v1.JobLogLine
+	3,  // 19: jobqueue.v1.Job.on_dependency_failure:type_name -> jobqueue.v1.DependencyFailurePolicy
+	13, // 20: jobqueue.v1.JobProgress.time:type_name -> google.protobuf.Timestamp
+	13, // 21: jobqueue.v1.JobLogLine.time:type_name -> google.protobuf.Timestamp
+	12, // 22: jobqueue.v1.QueueStats.oldest_queued_age:type_name -> google.protobuf.Duration
+	10, // 23: jobqueue.v1.QueueStats.limits:type_name -> jobqueue.v1.QueueLimits
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_jobqueue_v1_job_proto_init() }
@@ -1114,7 +1221,7 @@ func file_jobqueue_v1_job_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jobqueue_v1_job_proto_rawDesc), len(file_jobqueue_v1_job_proto_rawDesc)),
-			NumEnums:      3,
+			NumEnums:      4,
 			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,

@@ -292,7 +292,21 @@ type EnqueueRequest struct {
 	// key is SCHEDULED, QUEUED or ACTIVE, an enqueue with it returns that job's id
 	// (`duplicate` true) and creates nothing, however long ago it was enqueued. Once that job
 	// has ended, the key is free again. Unlike `idempotency_key`, it does not outlive the job.
-	UniqueKey     string `protobuf:"bytes,15,opt,name=unique_key,json=uniqueKey,proto3" json:"unique_key,omitempty"`
+	UniqueKey string `protobuf:"bytes,15,opt,name=unique_key,json=uniqueKey,proto3" json:"unique_key,omitempty"`
+	// Jobs (ids, in any queue; at most 1,000) that must be COMPLETED before this one runs: it
+	// stays WAITING until then, and becomes QUEUED (or SCHEDULED, with a delay still to run)
+	// once the last one completes. Each must exist: an unknown id is refused with NOT_FOUND
+	// naming the field. A job that depends on jobs that already completed is queued at once.
+	DependsOn []string `protobuf:"bytes,16,rep,name=depends_on,json=dependsOn,proto3" json:"depends_on,omitempty"`
+	// What happens to this job when one of its dependencies ends DEAD or CANCELLED.
+	OnDependencyFailure DependencyFailurePolicy `protobuf:"varint,17,opt,name=on_dependency_failure,json=onDependencyFailure,proto3,enum=jobqueue.v1.DependencyFailurePolicy" json:"on_dependency_failure,omitempty"`
+	// Inside an EnqueueBatch or EnqueueStream request: a name (1 to 128 characters, unique in
+	// the request) by which other jobs of the same request depend on this one.
+	Ref string `protobuf:"bytes,18,opt,name=ref,proto3" json:"ref,omitempty"`
+	// Inside an EnqueueBatch or EnqueueStream request: the `ref`s of jobs of the same request
+	// this one depends on, in addition to `depends_on`. A request whose references form a
+	// cycle is refused (INVALID_ARGUMENT naming the field) and nothing of it is written.
+	DependsOnRefs []string `protobuf:"bytes,19,rep,name=depends_on_refs,json=dependsOnRefs,proto3" json:"depends_on_refs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -430,6 +444,34 @@ func (x *EnqueueRequest) GetUniqueKey() string {
 		return x.UniqueKey
 	}
 	return ""
+}
+
+func (x *EnqueueRequest) GetDependsOn() []string {
+	if x != nil {
+		return x.DependsOn
+	}
+	return nil
+}
+
+func (x *EnqueueRequest) GetOnDependencyFailure() DependencyFailurePolicy {
+	if x != nil {
+		return x.OnDependencyFailure
+	}
+	return DependencyFailurePolicy_DEPENDENCY_FAILURE_POLICY_UNSPECIFIED
+}
+
+func (x *EnqueueRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *EnqueueRequest) GetDependsOnRefs() []string {
+	if x != nil {
+		return x.DependsOnRefs
+	}
+	return nil
 }
 
 // EnqueueResponse names the job.
@@ -3882,7 +3924,7 @@ var File_jobqueue_v1_job_queue_service_proto protoreflect.FileDescriptor
 
 const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\n" +
-	"#jobqueue/v1/job_queue_service.proto\x12\vjobqueue.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x15jobqueue/v1/job.proto\"\xbb\x06\n" +
+	"#jobqueue/v1/job_queue_service.proto\x12\vjobqueue.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x15jobqueue/v1/job.proto\"\xee\a\n" +
 	"\x0eEnqueueRequest\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x121\n" +
 	"\apayload\x18\x02 \x01(\v2\x17.google.protobuf.StructR\apayload\x12#\n" +
@@ -3902,7 +3944,12 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\atimeout\x18\r \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12A\n" +
 	"\x0estart_deadline\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\rstartDeadline\x12\x1d\n" +
 	"\n" +
-	"unique_key\x18\x0f \x01(\tR\tuniqueKey\x1a;\n" +
+	"unique_key\x18\x0f \x01(\tR\tuniqueKey\x12\x1d\n" +
+	"\n" +
+	"depends_on\x18\x10 \x03(\tR\tdependsOn\x12X\n" +
+	"\x15on_dependency_failure\x18\x11 \x01(\x0e2$.jobqueue.v1.DependencyFailurePolicyR\x13onDependencyFailure\x12\x10\n" +
+	"\x03ref\x18\x12 \x01(\tR\x03ref\x12&\n" +
+	"\x0fdepends_on_refs\x18\x13 \x03(\tR\rdependsOnRefs\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"F\n" +
@@ -4266,143 +4313,145 @@ var file_jobqueue_v1_job_queue_service_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil),  // 69: google.protobuf.Timestamp
 	(*BackoffPolicy)(nil),          // 70: jobqueue.v1.BackoffPolicy
 	(Durability)(0),                // 71: jobqueue.v1.Durability
-	(*status.Status)(nil),          // 72: google.rpc.Status
-	(*Job)(nil),                    // 73: jobqueue.v1.Job
-	(*QueueStats)(nil),             // 74: jobqueue.v1.QueueStats
-	(JobState)(0),                  // 75: jobqueue.v1.JobState
-	(*QueueLimits)(nil),            // 76: jobqueue.v1.QueueLimits
+	(DependencyFailurePolicy)(0),   // 72: jobqueue.v1.DependencyFailurePolicy
+	(*status.Status)(nil),          // 73: google.rpc.Status
+	(*Job)(nil),                    // 74: jobqueue.v1.Job
+	(*QueueStats)(nil),             // 75: jobqueue.v1.QueueStats
+	(JobState)(0),                  // 76: jobqueue.v1.JobState
+	(*QueueLimits)(nil),            // 77: jobqueue.v1.QueueLimits
 }
 var file_jobqueue_v1_job_queue_service_proto_depIdxs = []int32{
-	66, // 0: jobqueue.v1.EnqueueRequest.payload:type_name -> google.protobuf.Struct
-	67, // 1: jobqueue.v1.EnqueueRequest.priority:type_name -> jobqueue.v1.Priority
-	68, // 2: jobqueue.v1.EnqueueRequest.delay:type_name -> google.protobuf.Duration
-	69, // 3: jobqueue.v1.EnqueueRequest.schedule_time:type_name -> google.protobuf.Timestamp
-	70, // 4: jobqueue.v1.EnqueueRequest.backoff:type_name -> jobqueue.v1.BackoffPolicy
-	68, // 5: jobqueue.v1.EnqueueRequest.lease_duration:type_name -> google.protobuf.Duration
-	64, // 6: jobqueue.v1.EnqueueRequest.metadata:type_name -> jobqueue.v1.EnqueueRequest.MetadataEntry
-	71, // 7: jobqueue.v1.EnqueueRequest.durability:type_name -> jobqueue.v1.Durability
-	68, // 8: jobqueue.v1.EnqueueRequest.timeout:type_name -> google.protobuf.Duration
-	69, // 9: jobqueue.v1.EnqueueRequest.start_deadline:type_name -> google.protobuf.Timestamp
-	4,  // 10: jobqueue.v1.EnqueueBatchRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
-	71, // 11: jobqueue.v1.EnqueueBatchRequest.durability:type_name -> jobqueue.v1.Durability
-	5,  // 12: jobqueue.v1.EnqueueBatchResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
-	4,  // 13: jobqueue.v1.EnqueueStreamRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
-	71, // 14: jobqueue.v1.EnqueueStreamRequest.durability:type_name -> jobqueue.v1.Durability
-	5,  // 15: jobqueue.v1.EnqueueStreamResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
-	72, // 16: jobqueue.v1.EnqueueStreamResponse.error:type_name -> google.rpc.Status
-	73, // 17: jobqueue.v1.WatchJobResponse.job:type_name -> jobqueue.v1.Job
-	73, // 18: jobqueue.v1.GetStatusResponse.job:type_name -> jobqueue.v1.Job
-	74, // 19: jobqueue.v1.StatsResponse.queues:type_name -> jobqueue.v1.QueueStats
-	75, // 20: jobqueue.v1.ListJobsRequest.state:type_name -> jobqueue.v1.JobState
-	73, // 21: jobqueue.v1.ListJobsResponse.jobs:type_name -> jobqueue.v1.Job
-	68, // 22: jobqueue.v1.Subscribe.lease_duration:type_name -> google.protobuf.Duration
-	18, // 23: jobqueue.v1.LeaseRequest.subscribe:type_name -> jobqueue.v1.Subscribe
-	25, // 24: jobqueue.v1.LeaseRequest.acks:type_name -> jobqueue.v1.AckRequest
-	27, // 25: jobqueue.v1.LeaseRequest.fails:type_name -> jobqueue.v1.FailRequest
-	29, // 26: jobqueue.v1.LeaseRequest.extends:type_name -> jobqueue.v1.ExtendRequest
-	20, // 27: jobqueue.v1.LeaseRequest.progress:type_name -> jobqueue.v1.ProgressUpdate
-	73, // 28: jobqueue.v1.LeasedJob.job:type_name -> jobqueue.v1.Job
-	69, // 29: jobqueue.v1.LeasedJob.lease_expire_time:type_name -> google.protobuf.Timestamp
-	72, // 30: jobqueue.v1.Confirmation.status:type_name -> google.rpc.Status
-	0,  // 31: jobqueue.v1.Confirmation.kind:type_name -> jobqueue.v1.ConfirmationKind
-	69, // 32: jobqueue.v1.Confirmation.lease_expire_time:type_name -> google.protobuf.Timestamp
-	21, // 33: jobqueue.v1.LeaseResponse.jobs:type_name -> jobqueue.v1.LeasedJob
-	22, // 34: jobqueue.v1.LeaseResponse.confirmations:type_name -> jobqueue.v1.Confirmation
-	24, // 35: jobqueue.v1.LeaseResponse.stops:type_name -> jobqueue.v1.JobStop
-	1,  // 36: jobqueue.v1.JobStop.reason:type_name -> jobqueue.v1.StopReason
-	66, // 37: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
-	71, // 38: jobqueue.v1.AckRequest.durability:type_name -> jobqueue.v1.Durability
-	68, // 39: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
-	75, // 40: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
-	69, // 41: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
-	68, // 42: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
-	69, // 43: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	76, // 44: jobqueue.v1.SetQueueLimitsRequest.limits:type_name -> jobqueue.v1.QueueLimits
-	66, // 45: jobqueue.v1.JobTemplate.payload:type_name -> google.protobuf.Struct
-	67, // 46: jobqueue.v1.JobTemplate.priority:type_name -> jobqueue.v1.Priority
-	70, // 47: jobqueue.v1.JobTemplate.backoff:type_name -> jobqueue.v1.BackoffPolicy
-	68, // 48: jobqueue.v1.JobTemplate.lease_duration:type_name -> google.protobuf.Duration
-	65, // 49: jobqueue.v1.JobTemplate.metadata:type_name -> jobqueue.v1.JobTemplate.MetadataEntry
-	68, // 50: jobqueue.v1.JobTemplate.timeout:type_name -> google.protobuf.Duration
-	68, // 51: jobqueue.v1.Schedule.interval:type_name -> google.protobuf.Duration
-	41, // 52: jobqueue.v1.Schedule.template:type_name -> jobqueue.v1.JobTemplate
-	69, // 53: jobqueue.v1.Schedule.start_time:type_name -> google.protobuf.Timestamp
-	69, // 54: jobqueue.v1.Schedule.end_time:type_name -> google.protobuf.Timestamp
-	2,  // 55: jobqueue.v1.Schedule.catch_up:type_name -> jobqueue.v1.CatchUpPolicy
-	69, // 56: jobqueue.v1.Schedule.next_run_time:type_name -> google.protobuf.Timestamp
-	69, // 57: jobqueue.v1.Schedule.last_run_time:type_name -> google.protobuf.Timestamp
-	69, // 58: jobqueue.v1.Schedule.create_time:type_name -> google.protobuf.Timestamp
-	69, // 59: jobqueue.v1.Schedule.update_time:type_name -> google.protobuf.Timestamp
-	42, // 60: jobqueue.v1.CreateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
-	42, // 61: jobqueue.v1.CreateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
-	42, // 62: jobqueue.v1.GetScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
-	42, // 63: jobqueue.v1.ListSchedulesResponse.schedules:type_name -> jobqueue.v1.Schedule
-	42, // 64: jobqueue.v1.UpdateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
-	42, // 65: jobqueue.v1.UpdateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
-	3,  // 66: jobqueue.v1.TokenInfo.role:type_name -> jobqueue.v1.TokenRole
-	69, // 67: jobqueue.v1.TokenInfo.create_time:type_name -> google.protobuf.Timestamp
-	69, // 68: jobqueue.v1.TokenInfo.expire_time:type_name -> google.protobuf.Timestamp
-	3,  // 69: jobqueue.v1.CreateTokenRequest.role:type_name -> jobqueue.v1.TokenRole
-	68, // 70: jobqueue.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	57, // 71: jobqueue.v1.CreateTokenResponse.info:type_name -> jobqueue.v1.TokenInfo
-	57, // 72: jobqueue.v1.ListTokensResponse.tokens:type_name -> jobqueue.v1.TokenInfo
-	4,  // 73: jobqueue.v1.JobQueueService.Enqueue:input_type -> jobqueue.v1.EnqueueRequest
-	6,  // 74: jobqueue.v1.JobQueueService.EnqueueBatch:input_type -> jobqueue.v1.EnqueueBatchRequest
-	8,  // 75: jobqueue.v1.JobQueueService.EnqueueStream:input_type -> jobqueue.v1.EnqueueStreamRequest
-	10, // 76: jobqueue.v1.JobQueueService.WatchJob:input_type -> jobqueue.v1.WatchJobRequest
-	12, // 77: jobqueue.v1.JobQueueService.GetStatus:input_type -> jobqueue.v1.GetStatusRequest
-	14, // 78: jobqueue.v1.JobQueueService.Stats:input_type -> jobqueue.v1.StatsRequest
-	16, // 79: jobqueue.v1.JobQueueService.ListJobs:input_type -> jobqueue.v1.ListJobsRequest
-	19, // 80: jobqueue.v1.JobQueueService.Lease:input_type -> jobqueue.v1.LeaseRequest
-	25, // 81: jobqueue.v1.JobQueueService.Ack:input_type -> jobqueue.v1.AckRequest
-	27, // 82: jobqueue.v1.JobQueueService.Fail:input_type -> jobqueue.v1.FailRequest
-	29, // 83: jobqueue.v1.JobQueueService.Extend:input_type -> jobqueue.v1.ExtendRequest
-	31, // 84: jobqueue.v1.JobQueueService.Cancel:input_type -> jobqueue.v1.CancelRequest
-	33, // 85: jobqueue.v1.JobQueueService.Retry:input_type -> jobqueue.v1.RetryRequest
-	35, // 86: jobqueue.v1.JobQueueService.PauseQueue:input_type -> jobqueue.v1.PauseQueueRequest
-	37, // 87: jobqueue.v1.JobQueueService.ResumeQueue:input_type -> jobqueue.v1.ResumeQueueRequest
-	39, // 88: jobqueue.v1.JobQueueService.SetQueueLimits:input_type -> jobqueue.v1.SetQueueLimitsRequest
-	43, // 89: jobqueue.v1.JobQueueService.CreateSchedule:input_type -> jobqueue.v1.CreateScheduleRequest
-	45, // 90: jobqueue.v1.JobQueueService.GetSchedule:input_type -> jobqueue.v1.GetScheduleRequest
-	47, // 91: jobqueue.v1.JobQueueService.ListSchedules:input_type -> jobqueue.v1.ListSchedulesRequest
-	49, // 92: jobqueue.v1.JobQueueService.UpdateSchedule:input_type -> jobqueue.v1.UpdateScheduleRequest
-	51, // 93: jobqueue.v1.JobQueueService.DeleteSchedule:input_type -> jobqueue.v1.DeleteScheduleRequest
-	53, // 94: jobqueue.v1.JobQueueService.PauseSchedule:input_type -> jobqueue.v1.PauseScheduleRequest
-	55, // 95: jobqueue.v1.JobQueueService.ResumeSchedule:input_type -> jobqueue.v1.ResumeScheduleRequest
-	58, // 96: jobqueue.v1.JobQueueService.CreateToken:input_type -> jobqueue.v1.CreateTokenRequest
-	60, // 97: jobqueue.v1.JobQueueService.ListTokens:input_type -> jobqueue.v1.ListTokensRequest
-	62, // 98: jobqueue.v1.JobQueueService.RevokeToken:input_type -> jobqueue.v1.RevokeTokenRequest
-	5,  // 99: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
-	7,  // 100: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
-	9,  // 101: jobqueue.v1.JobQueueService.EnqueueStream:output_type -> jobqueue.v1.EnqueueStreamResponse
-	11, // 102: jobqueue.v1.JobQueueService.WatchJob:output_type -> jobqueue.v1.WatchJobResponse
-	13, // 103: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
-	15, // 104: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
-	17, // 105: jobqueue.v1.JobQueueService.ListJobs:output_type -> jobqueue.v1.ListJobsResponse
-	23, // 106: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
-	26, // 107: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
-	28, // 108: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
-	30, // 109: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
-	32, // 110: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
-	34, // 111: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
-	36, // 112: jobqueue.v1.JobQueueService.PauseQueue:output_type -> jobqueue.v1.PauseQueueResponse
-	38, // 113: jobqueue.v1.JobQueueService.ResumeQueue:output_type -> jobqueue.v1.ResumeQueueResponse
-	40, // 114: jobqueue.v1.JobQueueService.SetQueueLimits:output_type -> jobqueue.v1.SetQueueLimitsResponse
-	44, // 115: jobqueue.v1.JobQueueService.CreateSchedule:output_type -> jobqueue.v1.CreateScheduleResponse
-	46, // 116: jobqueue.v1.JobQueueService.GetSchedule:output_type -> jobqueue.v1.GetScheduleResponse
-	48, // 117: jobqueue.v1.JobQueueService.ListSchedules:output_type -> jobqueue.v1.ListSchedulesResponse
-	50, // 118: jobqueue.v1.JobQueueService.UpdateSchedule:output_type -> jobqueue.v1.UpdateScheduleResponse
-	52, // 119: jobqueue.v1.JobQueueService.DeleteSchedule:output_type -> jobqueue.v1.DeleteScheduleResponse
-	54, // 120: jobqueue.v1.JobQueueService.PauseSchedule:output_type -> jobqueue.v1.PauseScheduleResponse
-	56, // 121: jobqueue.v1.JobQueueService.ResumeSchedule:output_type -> jobqueue.v1.ResumeScheduleResponse
-	59, // 122: jobqueue.v1.JobQueueService.CreateToken:output_type -> jobqueue.v1.CreateTokenResponse
-	61, // 123: jobqueue.v1.JobQueueService.ListTokens:output_type -> jobqueue.v1.ListTokensResponse
-	63, // 124: jobqueue.v1.JobQueueService.RevokeToken:output_type -> jobqueue.v1.RevokeTokenResponse
-	99, // [99:125] is the sub-list for method output_type
-	73, // [73:99] is the sub-list for method input_type
-	73, // [73:73] is the sub-list for extension type_name
-	73, // [73:73] is the sub-list for extension extendee
-	0,  // [0:73] is the sub-list for field type_name
+	66,  // 0: jobqueue.v1.EnqueueRequest.payload:type_name -> google.protobuf.Struct
+	67,  // 1: jobqueue.v1.EnqueueRequest.priority:type_name -> jobqueue.v1.Priority
+	68,  // 2: jobqueue.v1.EnqueueRequest.delay:type_name -> google.protobuf.Duration
+	69,  // 3: jobqueue.v1.EnqueueRequest.schedule_time:type_name -> google.protobuf.Timestamp
+	70,  // 4: jobqueue.v1.EnqueueRequest.backoff:type_name -> jobqueue.v1.BackoffPolicy
+	68,  // 5: jobqueue.v1.EnqueueRequest.lease_duration:type_name -> google.protobuf.Duration
+	64,  // 6: jobqueue.v1.EnqueueRequest.metadata:type_name -> jobqueue.v1.EnqueueRequest.MetadataEntry
+	71,  // 7: jobqueue.v1.EnqueueRequest.durability:type_name -> jobqueue.v1.Durability
+	68,  // 8: jobqueue.v1.EnqueueRequest.timeout:type_name -> google.protobuf.Duration
+	69,  // 9: jobqueue.v1.EnqueueRequest.start_deadline:type_name -> google.protobuf.Timestamp
+	72,  // 10: jobqueue.v1.EnqueueRequest.on_dependency_failure:type_name -> jobqueue.v1.DependencyFailurePolicy
+	4,   // 11: jobqueue.v1.EnqueueBatchRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
+	71,  // 12: jobqueue.v1.EnqueueBatchRequest.durability:type_name -> jobqueue.v1.Durability
+	5,   // 13: jobqueue.v1.EnqueueBatchResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
+	4,   // 14: jobqueue.v1.EnqueueStreamRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
+	71,  // 15: jobqueue.v1.EnqueueStreamRequest.durability:type_name -> jobqueue.v1.Durability
+	5,   // 16: jobqueue.v1.EnqueueStreamResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
+	73,  // 17: jobqueue.v1.EnqueueStreamResponse.error:type_name -> google.rpc.Status
+	74,  // 18: jobqueue.v1.WatchJobResponse.job:type_name -> jobqueue.v1.Job
+	74,  // 19: jobqueue.v1.GetStatusResponse.job:type_name -> jobqueue.v1.Job
+	75,  // 20: jobqueue.v1.StatsResponse.queues:type_name -> jobqueue.v1.QueueStats
+	76,  // 21: jobqueue.v1.ListJobsRequest.state:type_name -> jobqueue.v1.JobState
+	74,  // 22: jobqueue.v1.ListJobsResponse.jobs:type_name -> jobqueue.v1.Job
+	68,  // 23: jobqueue.v1.Subscribe.lease_duration:type_name -> google.protobuf.Duration
+	18,  // 24: jobqueue.v1.LeaseRequest.subscribe:type_name -> jobqueue.v1.Subscribe
+	25,  // 25: jobqueue.v1.LeaseRequest.acks:type_name -> jobqueue.v1.AckRequest
+	27,  // 26: jobqueue.v1.LeaseRequest.fails:type_name -> jobqueue.v1.FailRequest
+	29,  // 27: jobqueue.v1.LeaseRequest.extends:type_name -> jobqueue.v1.ExtendRequest
+	20,  // 28: jobqueue.v1.LeaseRequest.progress:type_name -> jobqueue.v1.ProgressUpdate
+	74,  // 29: jobqueue.v1.LeasedJob.job:type_name -> jobqueue.v1.Job
+	69,  // 30: jobqueue.v1.LeasedJob.lease_expire_time:type_name -> google.protobuf.Timestamp
+	73,  // 31: jobqueue.v1.Confirmation.status:type_name -> google.rpc.Status
+	0,   // 32: jobqueue.v1.Confirmation.kind:type_name -> jobqueue.v1.ConfirmationKind
+	69,  // 33: jobqueue.v1.Confirmation.lease_expire_time:type_name -> google.protobuf.Timestamp
+	21,  // 34: jobqueue.v1.LeaseResponse.jobs:type_name -> jobqueue.v1.LeasedJob
+	22,  // 35: jobqueue.v1.LeaseResponse.confirmations:type_name -> jobqueue.v1.Confirmation
+	24,  // 36: jobqueue.v1.LeaseResponse.stops:type_name -> jobqueue.v1.JobStop
+	1,   // 37: jobqueue.v1.JobStop.reason:type_name -> jobqueue.v1.StopReason
+	66,  // 38: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
+	71,  // 39: jobqueue.v1.AckRequest.durability:type_name -> jobqueue.v1.Durability
+	68,  // 40: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
+	76,  // 41: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
+	69,  // 42: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
+	68,  // 43: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
+	69,  // 44: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	77,  // 45: jobqueue.v1.SetQueueLimitsRequest.limits:type_name -> jobqueue.v1.QueueLimits
+	66,  // 46: jobqueue.v1.JobTemplate.payload:type_name -> google.protobuf.Struct
+	67,  // 47: jobqueue.v1.JobTemplate.priority:type_name -> jobqueue.v1.Priority
+	70,  // 48: jobqueue.v1.JobTemplate.backoff:type_name -> jobqueue.v1.BackoffPolicy
+	68,  // 49: jobqueue.v1.JobTemplate.lease_duration:type_name -> google.protobuf.Duration
+	65,  // 50: jobqueue.v1.JobTemplate.metadata:type_name -> jobqueue.v1.JobTemplate.MetadataEntry
+	68,  // 51: jobqueue.v1.JobTemplate.timeout:type_name -> google.protobuf.Duration
+	68,  // 52: jobqueue.v1.Schedule.interval:type_name -> google.protobuf.Duration
+	41,  // 53: jobqueue.v1.Schedule.template:type_name -> jobqueue.v1.JobTemplate
+	69,  // 54: jobqueue.v1.Schedule.start_time:type_name -> google.protobuf.Timestamp
+	69,  // 55: jobqueue.v1.Schedule.end_time:type_name -> google.protobuf.Timestamp
+	2,   // 56: jobqueue.v1.Schedule.catch_up:type_name -> jobqueue.v1.CatchUpPolicy
+	69,  // 57: jobqueue.v1.Schedule.next_run_time:type_name -> google.protobuf.Timestamp
+	69,  // 58: jobqueue.v1.Schedule.last_run_time:type_name -> google.protobuf.Timestamp
+	69,  // 59: jobqueue.v1.Schedule.create_time:type_name -> google.protobuf.Timestamp
+	69,  // 60: jobqueue.v1.Schedule.update_time:type_name -> google.protobuf.Timestamp
+	42,  // 61: jobqueue.v1.CreateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
+	42,  // 62: jobqueue.v1.CreateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
+	42,  // 63: jobqueue.v1.GetScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
+	42,  // 64: jobqueue.v1.ListSchedulesResponse.schedules:type_name -> jobqueue.v1.Schedule
+	42,  // 65: jobqueue.v1.UpdateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
+	42,  // 66: jobqueue.v1.UpdateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
+	3,   // 67: jobqueue.v1.TokenInfo.role:type_name -> jobqueue.v1.TokenRole
+	69,  // 68: jobqueue.v1.TokenInfo.create_time:type_name -> google.protobuf.Timestamp
+	69,  // 69: jobqueue.v1.TokenInfo.expire_time:type_name -> google.protobuf.Timestamp
+	3,   // 70: jobqueue.v1.CreateTokenRequest.role:type_name -> jobqueue.v1.TokenRole
+	68,  // 71: jobqueue.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	57,  // 72: jobqueue.v1.CreateTokenResponse.info:type_name -> jobqueue.v1.TokenInfo
+	57,  // 73: jobqueue.v1.ListTokensResponse.tokens:type_name -> jobqueue.v1.TokenInfo
+	4,   // 74: jobqueue.v1.JobQueueService.Enqueue:input_type -> jobqueue.v1.EnqueueRequest
+	6,   // 75: jobqueue.v1.JobQueueService.EnqueueBatch:input_type -> jobqueue.v1.EnqueueBatchRequest
+	8,   // 76: jobqueue.v1.JobQueueService.EnqueueStream:input_type -> jobqueue.v1.EnqueueStreamRequest
+	10,  // 77: jobqueue.v1.JobQueueService.WatchJob:input_type -> jobqueue.v1.WatchJobRequest
+	12,  // 78: jobqueue.v1.JobQueueService.GetStatus:input_type -> jobqueue.v1.GetStatusRequest
+	14,  // 79: jobqueue.v1.JobQueueService.Stats:input_type -> jobqueue.v1.StatsRequest
+	16,  // 80: jobqueue.v1.JobQueueService.ListJobs:input_type -> jobqueue.v1.ListJobsRequest
+	19,  // 81: jobqueue.v1.JobQueueService.Lease:input_type -> jobqueue.v1.LeaseRequest
+	25,  // 82: jobqueue.v1.JobQueueService.Ack:input_type -> jobqueue.v1.AckRequest
+	27,  // 83: jobqueue.v1.JobQueueService.Fail:input_type -> jobqueue.v1.FailRequest
+	29,  // 84: jobqueue.v1.JobQueueService.Extend:input_type -> jobqueue.v1.ExtendRequest
+	31,  // 85: jobqueue.v1.JobQueueService.Cancel:input_type -> jobqueue.v1.CancelRequest
+	33,  // 86: jobqueue.v1.JobQueueService.Retry:input_type -> jobqueue.v1.RetryRequest
+	35,  // 87: jobqueue.v1.JobQueueService.PauseQueue:input_type -> jobqueue.v1.PauseQueueRequest
+	37,  // 88: jobqueue.v1.JobQueueService.ResumeQueue:input_type -> jobqueue.v1.ResumeQueueRequest
+	39,  // 89: jobqueue.v1.JobQueueService.SetQueueLimits:input_type -> jobqueue.v1.SetQueueLimitsRequest
+	43,  // 90: jobqueue.v1.JobQueueService.CreateSchedule:input_type -> jobqueue.v1.CreateScheduleRequest
+	45,  // 91: jobqueue.v1.JobQueueService.GetSchedule:input_type -> jobqueue.v1.GetScheduleRequest
+	47,  // 92: jobqueue.v1.JobQueueService.ListSchedules:input_type -> jobqueue.v1.ListSchedulesRequest
+	49,  // 93: jobqueue.v1.JobQueueService.UpdateSchedule:input_type -> jobqueue.v1.UpdateScheduleRequest
+	51,  // 94: jobqueue.v1.JobQueueService.DeleteSchedule:input_type -> jobqueue.v1.DeleteScheduleRequest
+	53,  // 95: jobqueue.v1.JobQueueService.PauseSchedule:input_type -> jobqueue.v1.PauseScheduleRequest
+	55,  // 96: jobqueue.v1.JobQueueService.ResumeSchedule:input_type -> jobqueue.v1.ResumeScheduleRequest
+	58,  // 97: jobqueue.v1.JobQueueService.CreateToken:input_type -> jobqueue.v1.CreateTokenRequest
+	60,  // 98: jobqueue.v1.JobQueueService.ListTokens:input_type -> jobqueue.v1.ListTokensRequest
+	62,  // 99: jobqueue.v1.JobQueueService.RevokeToken:input_type -> jobqueue.v1.RevokeTokenRequest
+	5,   // 100: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
+	7,   // 101: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
+	9,   // 102: jobqueue.v1.JobQueueService.EnqueueStream:output_type -> jobqueue.v1.EnqueueStreamResponse
+	11,  // 103: jobqueue.v1.JobQueueService.WatchJob:output_type -> jobqueue.v1.WatchJobResponse
+	13,  // 104: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
+	15,  // 105: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
+	17,  // 106: jobqueue.v1.JobQueueService.ListJobs:output_type -> jobqueue.v1.ListJobsResponse
+	23,  // 107: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
+	26,  // 108: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
+	28,  // 109: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
+	30,  // 110: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
+	32,  // 111: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
+	34,  // 112: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
+	36,  // 113: jobqueue.v1.JobQueueService.PauseQueue:output_type -> jobqueue.v1.PauseQueueResponse
+	38,  // 114: jobqueue.v1.JobQueueService.ResumeQueue:output_type -> jobqueue.v1.ResumeQueueResponse
+	40,  // 115: jobqueue.v1.JobQueueService.SetQueueLimits:output_type -> jobqueue.v1.SetQueueLimitsResponse
+	44,  // 116: jobqueue.v1.JobQueueService.CreateSchedule:output_type -> jobqueue.v1.CreateScheduleResponse
+	46,  // 117: jobqueue.v1.JobQueueService.GetSchedule:output_type -> jobqueue.v1.GetScheduleResponse
+	48,  // 118: jobqueue.v1.JobQueueService.ListSchedules:output_type -> jobqueue.v1.ListSchedulesResponse
+	50,  // 119: jobqueue.v1.JobQueueService.UpdateSchedule:output_type -> jobqueue.v1.UpdateScheduleResponse
+	52,  // 120: jobqueue.v1.JobQueueService.DeleteSchedule:output_type -> jobqueue.v1.DeleteScheduleResponse
+	54,  // 121: jobqueue.v1.JobQueueService.PauseSchedule:output_type -> jobqueue.v1.PauseScheduleResponse
+	56,  // 122: jobqueue.v1.JobQueueService.ResumeSchedule:output_type -> jobqueue.v1.ResumeScheduleResponse
+	59,  // 123: jobqueue.v1.JobQueueService.CreateToken:output_type -> jobqueue.v1.CreateTokenResponse
+	61,  // 124: jobqueue.v1.JobQueueService.ListTokens:output_type -> jobqueue.v1.ListTokensResponse
+	63,  // 125: jobqueue.v1.JobQueueService.RevokeToken:output_type -> jobqueue.v1.RevokeTokenResponse
+	100, // [100:126] is the sub-list for method output_type
+	74,  // [74:100] is the sub-list for method input_type
+	74,  // [74:74] is the sub-list for extension type_name
+	74,  // [74:74] is the sub-list for extension extendee
+	0,   // [0:74] is the sub-list for field type_name
 }
 
 func init() { file_jobqueue_v1_job_queue_service_proto_init() }

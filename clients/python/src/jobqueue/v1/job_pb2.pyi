@@ -127,6 +127,10 @@ class _JobStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobState.Val
     """Out of attempts, or failed as non-retryable; `errors` holds the history. Retry redrives it."""
     JOB_STATE_CANCELLED: _JobState.ValueType  # 6
     """Cancelled before it was leased. Retry redrives it."""
+    JOB_STATE_WAITING: _JobState.ValueType  # 7
+    """Waiting for the jobs it depends on (`depends_on`): it becomes QUEUED once every one of
+    them is COMPLETED, or ends as its `on_dependency_failure` says when one does not.
+    """
 
 class JobState(_JobState, metaclass=_JobStateEnumTypeWrapper):
     """JobState is where a job is in its life cycle (see docs/state-machine.md)."""
@@ -145,7 +149,49 @@ JOB_STATE_DEAD: JobState.ValueType  # 5
 """Out of attempts, or failed as non-retryable; `errors` holds the history. Retry redrives it."""
 JOB_STATE_CANCELLED: JobState.ValueType  # 6
 """Cancelled before it was leased. Retry redrives it."""
+JOB_STATE_WAITING: JobState.ValueType  # 7
+"""Waiting for the jobs it depends on (`depends_on`): it becomes QUEUED once every one of
+them is COMPLETED, or ends as its `on_dependency_failure` says when one does not.
+"""
 Global___JobState: _TypeAlias = JobState  # noqa: Y015
+
+class _DependencyFailurePolicy:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DependencyFailurePolicyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DependencyFailurePolicy.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DEPENDENCY_FAILURE_POLICY_UNSPECIFIED: _DependencyFailurePolicy.ValueType  # 0
+    """Unset: DEPENDENCY_FAILURE_POLICY_CANCEL."""
+    DEPENDENCY_FAILURE_POLICY_CANCEL: _DependencyFailurePolicy.ValueType  # 1
+    """The job ends CANCELLED, with the error "dependency <job id> ended <STATE>"; the jobs
+    that depend on it are then handled by their own policies.
+    """
+    DEPENDENCY_FAILURE_POLICY_DEAD_LETTER: _DependencyFailurePolicy.ValueType  # 2
+    """The job ends DEAD with the same error, in the dead-letter set, where Retry can redrive it."""
+    DEPENDENCY_FAILURE_POLICY_RUN_ANYWAY: _DependencyFailurePolicy.ValueType  # 3
+    """The failed dependency counts as done: the job runs once every dependency has ended,
+    whatever the outcome (its handler can read each dependency's state with GetStatus).
+    """
+
+class DependencyFailurePolicy(_DependencyFailurePolicy, metaclass=_DependencyFailurePolicyEnumTypeWrapper):
+    """DependencyFailurePolicy says what becomes of a WAITING job when a job it depends on ends
+    DEAD or CANCELLED (or no longer exists) instead of COMPLETED.
+    """
+
+DEPENDENCY_FAILURE_POLICY_UNSPECIFIED: DependencyFailurePolicy.ValueType  # 0
+"""Unset: DEPENDENCY_FAILURE_POLICY_CANCEL."""
+DEPENDENCY_FAILURE_POLICY_CANCEL: DependencyFailurePolicy.ValueType  # 1
+"""The job ends CANCELLED, with the error "dependency <job id> ended <STATE>"; the jobs
+that depend on it are then handled by their own policies.
+"""
+DEPENDENCY_FAILURE_POLICY_DEAD_LETTER: DependencyFailurePolicy.ValueType  # 2
+"""The job ends DEAD with the same error, in the dead-letter set, where Retry can redrive it."""
+DEPENDENCY_FAILURE_POLICY_RUN_ANYWAY: DependencyFailurePolicy.ValueType  # 3
+"""The failed dependency counts as done: the job runs once every dependency has ended,
+whatever the outcome (its handler can read each dependency's state with GetStatus).
+"""
+Global___DependencyFailurePolicy: _TypeAlias = DependencyFailurePolicy  # noqa: Y015
 
 @_typing.final
 class BackoffPolicy(_message.Message):
@@ -277,6 +323,8 @@ class Job(_message.Message):
     PROGRESS_FIELD_NUMBER: _builtins.int
     LOGS_FIELD_NUMBER: _builtins.int
     UNIQUE_KEY_FIELD_NUMBER: _builtins.int
+    DEPENDS_ON_FIELD_NUMBER: _builtins.int
+    ON_DEPENDENCY_FAILURE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Unique id, `<queue>:<26-character sortable id>`; it alone finds the job."""
     queue: _builtins.str
@@ -299,6 +347,10 @@ class Job(_message.Message):
     """The worker holding the current lease (ACTIVE only)."""
     unique_key: _builtins.str
     """The unique key given at enqueue, if any."""
+    on_dependency_failure: Global___DependencyFailurePolicy.ValueType
+    """What happens to this job when one of `depends_on` fails (given at enqueue; unset when it
+    has no dependencies or took the default, DEPENDENCY_FAILURE_POLICY_CANCEL).
+    """
     @_builtins.property
     def payload(self) -> _struct_pb2.Struct:
         """The JSON payload given at enqueue."""
@@ -361,6 +413,12 @@ class Job(_message.Message):
     def logs(self) -> _containers.RepeatedCompositeFieldContainer[Global___JobLogLine]:
         """The last 100 log lines its handlers reported, oldest first."""
 
+    @_builtins.property
+    def depends_on(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The jobs this one waited for (given at enqueue, batch references resolved to ids): a
+        handler reads their results with GetStatus.
+        """
+
     def __init__(
         self,
         *,
@@ -389,10 +447,12 @@ class Job(_message.Message):
         progress: Global___JobProgress | None = ...,
         logs: _abc.Iterable[Global___JobLogLine] | None = ...,
         unique_key: _builtins.str = ...,
+        depends_on: _abc.Iterable[_builtins.str] | None = ...,
+        on_dependency_failure: Global___DependencyFailurePolicy.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "create_time", b"create_time", "finish_time", b"finish_time", "lease_duration", b"lease_duration", "payload", b"payload", "progress", b"progress", "result", b"result", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "start_time", b"start_time", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "backoff", b"backoff", "create_time", b"create_time", "errors", b"errors", "finish_time", b"finish_time", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "lease_duration", b"lease_duration", "logs", b"logs", "max_attempts", b"max_attempts", "metadata", b"metadata", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "progress", b"progress", "queue", b"queue", "result", b"result", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "start_time", b"start_time", "state", b"state", "timeout", b"timeout", "unique_key", b"unique_key", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "backoff", b"backoff", "create_time", b"create_time", "depends_on", b"depends_on", "errors", b"errors", "finish_time", b"finish_time", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "lease_duration", b"lease_duration", "logs", b"logs", "max_attempts", b"max_attempts", "metadata", b"metadata", "on_dependency_failure", b"on_dependency_failure", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "progress", b"progress", "queue", b"queue", "result", b"result", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "start_time", b"start_time", "state", b"state", "timeout", b"timeout", "unique_key", b"unique_key", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -474,6 +534,7 @@ class QueueStats(_message.Message):
     OLDEST_QUEUED_AGE_FIELD_NUMBER: _builtins.int
     PAUSED_FIELD_NUMBER: _builtins.int
     LIMITS_FIELD_NUMBER: _builtins.int
+    WAITING_FIELD_NUMBER: _builtins.int
     queue: _builtins.str
     """The queue name."""
     queued: _builtins.int
@@ -490,6 +551,8 @@ class QueueStats(_message.Message):
     """Cancelled jobs still inside the retention window."""
     paused: _builtins.bool
     """Whether the queue is paused (PauseQueue): its ready jobs are not leased."""
+    waiting: _builtins.int
+    """Jobs waiting for the jobs they depend on (JOB_STATE_WAITING)."""
     @_builtins.property
     def oldest_queued_age(self) -> _duration_pb2.Duration:
         """Age of the oldest ready job (zero when none is ready)."""
@@ -511,10 +574,11 @@ class QueueStats(_message.Message):
         oldest_queued_age: _duration_pb2.Duration | None = ...,
         paused: _builtins.bool = ...,
         limits: Global___QueueLimits | None = ...,
+        waiting: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "oldest_queued_age", b"oldest_queued_age"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "cancelled", b"cancelled", "completed", b"completed", "dead", b"dead", "limits", b"limits", "oldest_queued_age", b"oldest_queued_age", "paused", b"paused", "queue", b"queue", "queued", b"queued", "scheduled", b"scheduled"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "cancelled", b"cancelled", "completed", b"completed", "dead", b"dead", "limits", b"limits", "oldest_queued_age", b"oldest_queued_age", "paused", b"paused", "queue", b"queue", "queued", b"queued", "scheduled", b"scheduled", "waiting", b"waiting"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -183,6 +183,10 @@ class EnqueueRequest(_message.Message):
     TIMEOUT_FIELD_NUMBER: _builtins.int
     START_DEADLINE_FIELD_NUMBER: _builtins.int
     UNIQUE_KEY_FIELD_NUMBER: _builtins.int
+    DEPENDS_ON_FIELD_NUMBER: _builtins.int
+    ON_DEPENDENCY_FAILURE_FIELD_NUMBER: _builtins.int
+    REF_FIELD_NUMBER: _builtins.int
+    DEPENDS_ON_REFS_FIELD_NUMBER: _builtins.int
     queue: _builtins.str
     """Queue name: 1 to 128 of letters, digits, `-`, `_`, `.` and `:`."""
     payload_bytes: _builtins.bytes
@@ -204,6 +208,12 @@ class EnqueueRequest(_message.Message):
     key is SCHEDULED, QUEUED or ACTIVE, an enqueue with it returns that job's id
     (`duplicate` true) and creates nothing, however long ago it was enqueued. Once that job
     has ended, the key is free again. Unlike `idempotency_key`, it does not outlive the job.
+    """
+    on_dependency_failure: _job_pb2.DependencyFailurePolicy.ValueType
+    """What happens to this job when one of its dependencies ends DEAD or CANCELLED."""
+    ref: _builtins.str
+    """Inside an EnqueueBatch or EnqueueStream request: a name (1 to 128 characters, unique in
+    the request) by which other jobs of the same request depend on this one.
     """
     @_builtins.property
     def payload(self) -> _struct_pb2.Struct:
@@ -242,6 +252,21 @@ class EnqueueRequest(_message.Message):
         start deadline". Unset: none.
         """
 
+    @_builtins.property
+    def depends_on(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Jobs (ids, in any queue; at most 1,000) that must be COMPLETED before this one runs: it
+        stays WAITING until then, and becomes QUEUED (or SCHEDULED, with a delay still to run)
+        once the last one completes. Each must exist: an unknown id is refused with NOT_FOUND
+        naming the field. A job that depends on jobs that already completed is queued at once.
+        """
+
+    @_builtins.property
+    def depends_on_refs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Inside an EnqueueBatch or EnqueueStream request: the `ref`s of jobs of the same request
+        this one depends on, in addition to `depends_on`. A request whose references form a
+        cycle is refused (INVALID_ARGUMENT naming the field) and nothing of it is written.
+        """
+
     def __init__(
         self,
         *,
@@ -260,10 +285,14 @@ class EnqueueRequest(_message.Message):
         timeout: _duration_pb2.Duration | None = ...,
         start_deadline: _timestamp_pb2.Timestamp | None = ...,
         unique_key: _builtins.str = ...,
+        depends_on: _abc.Iterable[_builtins.str] | None = ...,
+        on_dependency_failure: _job_pb2.DependencyFailurePolicy.ValueType = ...,
+        ref: _builtins.str = ...,
+        depends_on_refs: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "delay", b"delay", "lease_duration", b"lease_duration", "payload", b"payload", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "delay", b"delay", "durability", b"durability", "idempotency_key", b"idempotency_key", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "metadata", b"metadata", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "queue", b"queue", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "timeout", b"timeout", "unique_key", b"unique_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "delay", b"delay", "depends_on", b"depends_on", "depends_on_refs", b"depends_on_refs", "durability", b"durability", "idempotency_key", b"idempotency_key", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "metadata", b"metadata", "on_dependency_failure", b"on_dependency_failure", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "queue", b"queue", "ref", b"ref", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "timeout", b"timeout", "unique_key", b"unique_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

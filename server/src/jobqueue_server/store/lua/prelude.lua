@@ -168,3 +168,23 @@ local function batch_errors(key, batch, ulids)
   end
   return history
 end
+
+-- Dependencies (docs/dependencies.md): a queue's `dependents` set holds the ulids of its jobs
+-- that WAITING jobs wait on. When such a job ends, its "<ulid>|<state>" goes into the queue's
+-- `settled` set and the queue's name onto `<prefix>:deps`, where every server's resolver
+-- (store/dependencies.py) tells the waiting jobs. `ended` holds ulid, state pairs, flat. The
+-- keys are named after `dependents_key` (the same hash tag, so the same slot).
+local function end_dependents(dependents_key, ended)
+  if #ended == 0 or redis.call('EXISTS', dependents_key) == 0 then return end
+  local prefix, queue = string.match(dependents_key, '^(.*):{([^{}]*)}:dependents$')
+  local marks = {}
+  for i = 1, #ended, 2 do
+    if redis.call('SISMEMBER', dependents_key, ended[i]) == 1 then
+      marks[#marks + 1] = ended[i] .. '|' .. ended[i + 1]
+    end
+  end
+  if #marks > 0 then
+    call_all('SADD', prefix .. ':{' .. queue .. '}:settled', marks)
+    redis.call('PUBLISH', prefix .. ':deps', queue)
+  end
+end

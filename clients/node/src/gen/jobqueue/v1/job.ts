@@ -72,6 +72,32 @@ export enum JobState {
   JOB_STATE_DEAD = 5,
   /** JOB_STATE_CANCELLED - Cancelled before it was leased. Retry redrives it. */
   JOB_STATE_CANCELLED = 6,
+  /**
+   * JOB_STATE_WAITING - Waiting for the jobs it depends on (`depends_on`): it becomes QUEUED once every one of
+   * them is COMPLETED, or ends as its `on_dependency_failure` says when one does not.
+   */
+  JOB_STATE_WAITING = 7,
+}
+
+/**
+ * DependencyFailurePolicy says what becomes of a WAITING job when a job it depends on ends
+ * DEAD or CANCELLED (or no longer exists) instead of COMPLETED.
+ */
+export enum DependencyFailurePolicy {
+  /** DEPENDENCY_FAILURE_POLICY_UNSPECIFIED - Unset: DEPENDENCY_FAILURE_POLICY_CANCEL. */
+  DEPENDENCY_FAILURE_POLICY_UNSPECIFIED = 0,
+  /**
+   * DEPENDENCY_FAILURE_POLICY_CANCEL - The job ends CANCELLED, with the error "dependency <job id> ended <STATE>"; the jobs
+   * that depend on it are then handled by their own policies.
+   */
+  DEPENDENCY_FAILURE_POLICY_CANCEL = 1,
+  /** DEPENDENCY_FAILURE_POLICY_DEAD_LETTER - The job ends DEAD with the same error, in the dead-letter set, where Retry can redrive it. */
+  DEPENDENCY_FAILURE_POLICY_DEAD_LETTER = 2,
+  /**
+   * DEPENDENCY_FAILURE_POLICY_RUN_ANYWAY - The failed dependency counts as done: the job runs once every dependency has ended,
+   * whatever the outcome (its handler can read each dependency's state with GetStatus).
+   */
+  DEPENDENCY_FAILURE_POLICY_RUN_ANYWAY = 3,
 }
 
 /**
@@ -192,6 +218,16 @@ export interface Job {
   logs: JobLogLine[];
   /** The unique key given at enqueue, if any. */
   uniqueKey: string;
+  /**
+   * The jobs this one waited for (given at enqueue, batch references resolved to ids): a
+   * handler reads their results with GetStatus.
+   */
+  dependsOn: string[];
+  /**
+   * What happens to this job when one of `depends_on` fails (given at enqueue; unset when it
+   * has no dependencies or took the default, DEPENDENCY_FAILURE_POLICY_CANCEL).
+   */
+  onDependencyFailure: DependencyFailurePolicy;
 }
 
 export interface Job_MetadataEntry {
@@ -240,7 +276,11 @@ export interface QueueStats {
   /** Whether the queue is paused (PauseQueue): its ready jobs are not leased. */
   paused: boolean;
   /** The queue's flow limits (SetQueueLimits); unset when it has none. */
-  limits: QueueLimits | undefined;
+  limits:
+    | QueueLimits
+    | undefined;
+  /** Jobs waiting for the jobs they depend on (JOB_STATE_WAITING). */
+  waiting: number;
 }
 
 /**
@@ -476,6 +516,8 @@ function createBaseJob(): Job {
     progress: undefined,
     logs: [],
     uniqueKey: "",
+    dependsOn: [],
+    onDependencyFailure: 0,
   };
 }
 
@@ -555,6 +597,12 @@ export const Job: MessageFns<Job> = {
     }
     if (message.uniqueKey !== "") {
       writer.uint32(202).string(message.uniqueKey);
+    }
+    for (const v of message.dependsOn) {
+      writer.uint32(210).string(v!);
+    }
+    if (message.onDependencyFailure !== 0) {
+      writer.uint32(216).int32(message.onDependencyFailure);
     }
     return writer;
   },
@@ -775,6 +823,22 @@ export const Job: MessageFns<Job> = {
             message.uniqueKey = reader.string();
             continue;
           }
+          case 26: {
+            if (tag !== 210) {
+              break;
+            }
+
+            message.dependsOn.push(reader.string());
+            continue;
+          }
+          case 27: {
+            if (tag !== 216) {
+              break;
+            }
+
+            message.onDependencyFailure = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -833,6 +897,8 @@ export const Job: MessageFns<Job> = {
       : undefined;
     message.logs = object.logs?.map((e) => JobLogLine.fromPartial(e)) || [];
     message.uniqueKey = object.uniqueKey ?? "";
+    message.dependsOn = object.dependsOn?.map((e) => e) || [];
+    message.onDependencyFailure = object.onDependencyFailure ?? 0;
     return message;
   },
 };
@@ -1062,6 +1128,7 @@ function createBaseQueueStats(): QueueStats {
     oldestQueuedAge: undefined,
     paused: false,
     limits: undefined,
+    waiting: 0,
   };
 }
 
@@ -1096,6 +1163,9 @@ export const QueueStats: MessageFns<QueueStats> = {
     }
     if (message.limits !== undefined) {
       QueueLimits.encode(message.limits, writer.uint32(82).fork()).join();
+    }
+    if (message.waiting !== 0) {
+      writer.uint32(88).int64(message.waiting);
     }
     return writer;
   },
@@ -1193,6 +1263,14 @@ export const QueueStats: MessageFns<QueueStats> = {
             message.limits = QueueLimits.decode(reader, reader.uint32());
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.waiting = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1224,6 +1302,7 @@ export const QueueStats: MessageFns<QueueStats> = {
     message.limits = (object.limits !== undefined && object.limits !== null)
       ? QueueLimits.fromPartial(object.limits)
       : undefined;
+    message.waiting = object.waiting ?? 0;
     return message;
   },
 };

@@ -26,7 +26,16 @@ import { Duration } from "../../google/protobuf/duration.js";
 import { Struct } from "../../google/protobuf/struct.js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 import { Status } from "../../google/rpc/status.js";
-import { BackoffPolicy, Durability, Job, JobState, Priority, QueueLimits, QueueStats } from "./job.js";
+import {
+  BackoffPolicy,
+  DependencyFailurePolicy,
+  Durability,
+  Job,
+  JobState,
+  Priority,
+  QueueLimits,
+  QueueStats,
+} from "./job.js";
 
 /** ConfirmationKind tells acks, fails and extends apart in a LeaseResponse. */
 export enum ConfirmationKind {
@@ -147,6 +156,26 @@ export interface EnqueueRequest {
    * has ended, the key is free again. Unlike `idempotency_key`, it does not outlive the job.
    */
   uniqueKey: string;
+  /**
+   * Jobs (ids, in any queue; at most 1,000) that must be COMPLETED before this one runs: it
+   * stays WAITING until then, and becomes QUEUED (or SCHEDULED, with a delay still to run)
+   * once the last one completes. Each must exist: an unknown id is refused with NOT_FOUND
+   * naming the field. A job that depends on jobs that already completed is queued at once.
+   */
+  dependsOn: string[];
+  /** What happens to this job when one of its dependencies ends DEAD or CANCELLED. */
+  onDependencyFailure: DependencyFailurePolicy;
+  /**
+   * Inside an EnqueueBatch or EnqueueStream request: a name (1 to 128 characters, unique in
+   * the request) by which other jobs of the same request depend on this one.
+   */
+  ref: string;
+  /**
+   * Inside an EnqueueBatch or EnqueueStream request: the `ref`s of jobs of the same request
+   * this one depends on, in addition to `depends_on`. A request whose references form a
+   * cycle is refused (INVALID_ARGUMENT naming the field) and nothing of it is written.
+   */
+  dependsOnRefs: string[];
 }
 
 export interface EnqueueRequest_MetadataEntry {
@@ -814,6 +843,10 @@ function createBaseEnqueueRequest(): EnqueueRequest {
     timeout: undefined,
     startDeadline: undefined,
     uniqueKey: "",
+    dependsOn: [],
+    onDependencyFailure: 0,
+    ref: "",
+    dependsOnRefs: [],
   };
 }
 
@@ -863,6 +896,18 @@ export const EnqueueRequest: MessageFns<EnqueueRequest> = {
     }
     if (message.uniqueKey !== "") {
       writer.uint32(122).string(message.uniqueKey);
+    }
+    for (const v of message.dependsOn) {
+      writer.uint32(130).string(v!);
+    }
+    if (message.onDependencyFailure !== 0) {
+      writer.uint32(136).int32(message.onDependencyFailure);
+    }
+    if (message.ref !== "") {
+      writer.uint32(146).string(message.ref);
+    }
+    for (const v of message.dependsOnRefs) {
+      writer.uint32(154).string(v!);
     }
     return writer;
   },
@@ -1003,6 +1048,38 @@ export const EnqueueRequest: MessageFns<EnqueueRequest> = {
             message.uniqueKey = reader.string();
             continue;
           }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.dependsOn.push(reader.string());
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.onDependencyFailure = reader.int32() as any;
+            continue;
+          }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.ref = reader.string();
+            continue;
+          }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.dependsOnRefs.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1051,6 +1128,10 @@ export const EnqueueRequest: MessageFns<EnqueueRequest> = {
       : undefined;
     message.startDeadline = object.startDeadline ?? undefined;
     message.uniqueKey = object.uniqueKey ?? "";
+    message.dependsOn = object.dependsOn?.map((e) => e) || [];
+    message.onDependencyFailure = object.onDependencyFailure ?? 0;
+    message.ref = object.ref ?? "";
+    message.dependsOnRefs = object.dependsOnRefs?.map((e) => e) || [];
     return message;
   },
 };

@@ -10,6 +10,7 @@
   KEYS[4] results hash        <prefix>:{<queue>}:result     (non-empty results only)
   KEYS[5] limits hash         <prefix>:{<queue>}:limits     (when it exists, a finished job
                               frees room under max_active: the queue's signal wakes streams)
+  KEYS[6] dependents set      <prefix>:{<queue>}:dependents (ulids other jobs wait on: when one ends, its waiting jobs are told, prelude's end_dependents)
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] number of jobs N, then N groups of 3 fields: ulid, lease token, result
@@ -24,7 +25,7 @@ for i = 1, n do ulids[i] = ARGV[3 * i] end
 local texts = hmget_all(KEYS[3], ulids)
 
 -- `latest` holds the records this call rewrote: a job named twice sees its first ack.
-local out, latest, writes, done, finished, results = {}, {}, {}, {}, {}, {}
+local out, latest, writes, done, finished, results, ended = {}, {}, {}, {}, {}, {}, {}
 for i = 1, n do
   local ulid, result = ulids[i], ARGV[3 * i + 2]
   local text = latest[ulid]
@@ -42,6 +43,8 @@ for i = 1, n do
     done[#done + 1] = ulid
     finished[#finished + 1] = now_text
     finished[#finished + 1] = ulid
+    ended[#ended + 1] = ulid
+    ended[#ended + 1] = 'completed'
     if result ~= '' then
       results[#results + 1] = ulid
       results[#results + 1] = result
@@ -53,6 +56,7 @@ call_all('HSET', KEYS[3], writes)
 call_all('HSET', KEYS[4], results)
 call_all('ZREM', KEYS[1], done)
 call_all('ZADD', KEYS[2], finished)
+end_dependents(KEYS[6], ended)
 if #done > 0 and redis.call('EXISTS', KEYS[5]) == 1 then
   redis.call('PUBLISH', string.gsub(KEYS[5], ':limits$', ':signal'), 'ready')
 end

@@ -17,6 +17,7 @@
   KEYS[6] job records hash    <prefix>:{<queue>}:jobs
   KEYS[7] errors hash         <prefix>:{<queue>}:errors
   KEYS[8] time limits hash    <prefix>:{<queue>}:deadlines (ulid -> timeout ms|start deadline ms)
+  KEYS[9] dependents set      <prefix>:{<queue>}:dependents (ulids other jobs wait on: when one ends, its waiting jobs are told, prelude's end_dependents)
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] wake-up channel     <prefix>:{<queue>}:signal
@@ -48,7 +49,7 @@ local history = batch_errors(KEYS[7], jobs, ulids)
 local limits = false
 if expired and #ulids > 0 and rcall('EXISTS', KEYS[8]) == 1 then limits = hmget_all(KEYS[8], ulids) end
 
-local left, dead, pushes, requeued = {}, {}, {{}, {}, {}}, 0
+local left, dead, pushes, requeued, ended = {}, {}, {{}, {}, {}}, 0, {}
 for i, ulid in ipairs(ulids) do
   local r = jobs.get(i)
   if expired and not r then
@@ -67,6 +68,8 @@ for i, ulid in ipairs(ulids) do
       r[STATE], r[FINISH_MS] = 'dead', now
       dead[#dead + 1] = now
       dead[#dead + 1] = ulid
+      ended[#ended + 1] = ulid
+      ended[#ended + 1] = 'dead'
     else
       -- ready_ms keeps the time the job first became ready: it is the oldest in its list again.
       r[STATE] = 'queued'
@@ -81,6 +84,7 @@ jobs.write()
 history.write()
 call_all('ZREM', KEYS[1], left)
 call_all('ZADD', KEYS[5], dead)
+end_dependents(KEYS[9], ended)
 -- RPUSH puts each job at the front of its level, in the order taken back, as one push per job.
 for level = 1, 3 do call_all('RPUSH', ready[level], pushes[level]) end
 if requeued > 0 then rcall('PUBLISH', ARGV[2], 'ready') end

@@ -1,8 +1,8 @@
 --[[
-  Cancel: stops a scheduled or queued job from being leased, or an active one from running:
-  its lease ends here, and the stops channel tells the server whose stream holds it.
+  Cancel: stops a waiting, scheduled or queued job from being leased, or an active one from
+  running: its lease ends here, and the stops channel tells the server whose stream holds it.
 
-  Transition: SCHEDULED -> CANCELLED, QUEUED -> CANCELLED, ACTIVE -> CANCELLED
+  Transition: SCHEDULED -> CANCELLED, QUEUED -> CANCELLED, ACTIVE -> CANCELLED, WAITING -> CANCELLED
   Trigger: Cancel
 
   KEYS[1] scheduled zset      <prefix>:{<queue>}:scheduled
@@ -12,6 +12,8 @@
   KEYS[5] cancelled zset      <prefix>:{<queue>}:cancelled  (member ulid, score finish ms)
   KEYS[6] job records hash    <prefix>:{<queue>}:jobs
   KEYS[7] active zset         <prefix>:{<queue>}:active
+  KEYS[8] waiting zset        <prefix>:{<queue>}:waiting    (and the job's parents:<ulid> hash)
+  KEYS[9] dependents set      <prefix>:{<queue>}:dependents (ulids other jobs wait on: when one ends, its waiting jobs are told, prelude's end_dependents)
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] ulid
@@ -35,10 +37,14 @@ elseif r[STATE] == 'active' then
   rcall('ZREM', KEYS[7], ulid)
   rcall('PUBLISH', ARGV[3], ARGV[4] .. '|' .. r[TOKEN] .. '|cancelled')
   r[TOKEN], r[LEASE_EXPIRE_MS] = '', ''
+elseif r[STATE] == 'waiting' then
+  rcall('ZREM', KEYS[8], ulid)
+  rcall('DEL', (string.gsub(KEYS[8], ':waiting$', ':parents:')) .. ulid)
 else
   return {-3, r[STATE]}
 end
 r[STATE], r[FINISH_MS] = 'cancelled', now
 rcall('HSET', KEYS[6], ulid, format_record(r))
 rcall('ZADD', KEYS[5], now, ulid)
+end_dependents(KEYS[9], {ulid, 'cancelled'})
 return {1, 'cancelled'}

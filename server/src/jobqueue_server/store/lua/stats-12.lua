@@ -16,11 +16,12 @@
   KEYS[9] job records hash    <prefix>:{<queue>}:jobs
   KEYS[10] paused flag        <prefix>:{<queue>}:paused
   KEYS[11] limits hash        <prefix>:{<queue>}:limits
+  KEYS[12] waiting zset       <prefix>:{<queue>}:waiting
 
   ARGV[1] now ms, or "" to use the Redis clock
 
   Returns {queued, scheduled, active, completed, dead, cancelled, oldest queued age ms,
-  paused (1 or 0), rate, burst, max_active (the limits as stored, "" when unset)}.
+  paused (1 or 0), rate, burst, max_active (the limits as stored, "" when unset), waiting}.
 ]]
 local rcall = redis.call
 local now = now_ms(ARGV[1])
@@ -39,4 +40,4 @@ end
 local limits = rcall('HMGET', KEYS[11], 'rate', 'burst', 'max_active')
 return {queued, rcall('ZCARD', KEYS[4]), rcall('ZCARD', KEYS[5]), rcall('ZCARD', KEYS[6]),
   rcall('ZCARD', KEYS[7]), rcall('ZCARD', KEYS[8]), now - oldest, rcall('EXISTS', KEYS[10]),
-  limits[1] or '', limits[2] or '', limits[3] or ''}
+  limits[1] or '', limits[2] or '', limits[3] or '', rcall('ZCARD', KEYS[12])}

@@ -12,6 +12,7 @@
   KEYS[5] errors hash         <prefix>:{<queue>}:errors
   KEYS[6] limits hash         <prefix>:{<queue>}:limits   (when it exists, a failed attempt
                               frees room under max_active: the queue's signal wakes streams)
+  KEYS[7] dependents set      <prefix>:{<queue>}:dependents (ulids other jobs wait on: when one ends, its waiting jobs are told, prelude's end_dependents)
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] most error entries kept per job
@@ -35,7 +36,7 @@ local function backoff_ms(policy, attempts, rand)
   return math.floor(delay * (1 - tonumber(jitter) * rand))
 end
 
-local out, left, dead, scheduled = {}, {}, {}, {}
+local out, left, dead, scheduled, ended = {}, {}, {}, {}, {}
 for i = 1, n do
   local a = 6 * i - 2
   local ulid, token, message = ulids[i], ARGV[a + 1], ARGV[a + 2]
@@ -55,6 +56,8 @@ for i = 1, n do
       r[STATE], r[FINISH_MS] = 'dead', now
       dead[#dead + 1] = now
       dead[#dead + 1] = ulid
+      ended[#ended + 1] = ulid
+      ended[#ended + 1] = 'dead'
       out[#out + 1] = 2
       out[#out + 1] = -1
     else
@@ -74,6 +77,7 @@ history.write()
 call_all('ZREM', KEYS[1], left)
 call_all('ZADD', KEYS[3], dead)
 call_all('ZADD', KEYS[2], scheduled)
+end_dependents(KEYS[7], ended)
 if #left > 0 and redis.call('EXISTS', KEYS[6]) == 1 then
   redis.call('PUBLISH', string.gsub(KEYS[6], ':limits$', ':signal'), 'ready')
 end

@@ -1,8 +1,10 @@
 --[[
   Enqueue: adds jobs to one queue, honouring idempotency keys and unique keys (a job whose
-  unique key another job of the queue holds while scheduled, queued or active is that job).
+  unique key another job of the queue holds while waiting, scheduled, queued or active is that
+  job). A job with dependencies is WAITING: the server then attaches it to each parent
+  (attach-2.lua), and resolve-11.lua queues it once they completed.
 
-  Transition: (new) -> QUEUED, (new) -> SCHEDULED
+  Transition: (new) -> QUEUED, (new) -> SCHEDULED, (new) -> WAITING
   Trigger: Enqueue, EnqueueBatch (one call per queue)
 
   KEYS[1] ready list, high    <prefix>:{<queue>}:ready:high
@@ -14,18 +16,23 @@
   KEYS[7] time limits hash    <prefix>:{<queue>}:deadlines   (ulid -> timeout ms|start deadline ms)
   KEYS[8] start deadlines     <prefix>:{<queue>}:expiring    (member ulid, score start deadline ms)
   KEYS[9] unique keys hash    <prefix>:{<queue>}:unique      (unique key -> the ulid holding it)
+  KEYS[10] waiting zset       <prefix>:{<queue>}:waiting     (member ulid, score enqueue ms)
+  KEYS[11] attaching zset     <prefix>:{<queue>}:attaching   (member ulid, score enqueue ms)
+           and, named after KEYS[10], each WAITING job's <prefix>:{<queue>}:parents:<ulid> hash
+           (parent job id -> 1, and "" -> the failure policy digit)
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] idempotency prefix  <prefix>:{<queue>}:idem:  (carries the queue's hash tag)
   ARGV[3] idempotency window ms
   ARGV[4] wake-up channel     <prefix>:{<queue>}:signal (pub/sub)
-  ARGV[5] number of jobs N, then N groups of 8 fields:
+  ARGV[5] number of jobs N, then N groups of 9 fields:
           ulid, spec (the record's fixed fields "priority|lease ms|max_attempts|backoff",
           priority one digit: 1 low, 2 normal, 3 high), due ms (absolute, or -1), delay ms,
           wire (the job's serialized immutable fields, opaque here), idempotency key ("" for none),
           time limits ("timeout ms|start deadline ms|unique key", each may be empty; "" for
-          none), unique key ("" for none)
-  ARGV[6 + N*8] (optional) the wake-up message, "ready" when absent: the enqueuing server names
+          none), unique key ("" for none), dependencies ("<policy digit>|<job id> <job id>...",
+          "" for none)
+  ARGV[6 + N*9] (optional) the wake-up message, "ready" when absent: the enqueuing server names
           itself, so that its own listener can skip a signal it has acted on already
 
   Returns a flat array, two entries per job: the job's ulid and 1 when an earlier job
@@ -45,8 +52,10 @@ local head = '||||||0|0|'
 -- Unique keys taken by this call, which writes its records only at the end.
 local claimed = {}
 
+local parents_prefix = string.gsub(KEYS[10], ':waiting$', ':parents:')
+local waiting = {}
 for i = 0, tonumber(ARGV[5]) - 1 do
-  local a = 6 + i * 8
+  local a = 6 + i * 9
   local ulid, spec, idem_key, unique_key = ARGV[a], ARGV[a + 1], ARGV[a + 5], ARGV[a + 7]
   local existing = false
   if idem_key ~= '' then
@@ -61,7 +70,9 @@ for i = 0, tonumber(ARGV[5]) - 1 do
     if not existing then
       local holder = rcall('HGET', KEYS[9], unique_key)
       local state = holder and string.match(rcall('HGET', KEYS[5], holder) or '', '^([^|]*)|')
-      if state == 'scheduled' or state == 'queued' or state == 'active' then existing = holder end
+      if state == 'scheduled' or state == 'queued' or state == 'active' or state == 'waiting' then
+        existing = holder
+      end
     end
   end
   if existing then
@@ -79,7 +90,19 @@ for i = 0, tonumber(ARGV[5]) - 1 do
       end
     end
     local record
-    if due > now then
+    local dependencies = ARGV[a + 8]
+    if dependencies ~= '' then
+      record = 'waiting' .. head .. due_text .. '||' .. now_text .. '|' .. spec
+      waiting[#waiting + 1] = now_text
+      waiting[#waiting + 1] = ulid
+      local policy, ids = string.match(dependencies, '^(%d)|(.*)$')
+      local fields = {'', policy}
+      for id in string.gmatch(ids, '%S+') do
+        fields[#fields + 1] = id
+        fields[#fields + 1] = '1'
+      end
+      call_all('HSET', parents_prefix .. ulid, fields)
+    elseif due > now then
       record = 'scheduled' .. head .. due_text .. '||' .. now_text .. '|' .. spec
       scheduled[#scheduled + 1] = due_text
       scheduled[#scheduled + 1] = ulid
@@ -119,6 +142,8 @@ call_all('HSET', KEYS[6], wires)
 call_all('ZADD', KEYS[4], scheduled)
 call_all('HSET', KEYS[7], limits)
 call_all('ZADD', KEYS[8], expiring)
+call_all('ZADD', KEYS[10], waiting)
+call_all('ZADD', KEYS[11], waiting)
 -- LPUSH pushes in argument order, so FIFO within a level holds as with one push per job.
 -- Only a push onto an empty list signals: a stream waits only after it found the lists
 -- empty, and it watches before it looks, so the push that refills a list wakes it.
@@ -126,6 +151,6 @@ local wake = false
 for level = 1, 3 do
   if call_all('LPUSH', ready[level], pushes[level]) == #pushes[level] then wake = true end
 end
-if wake then rcall('PUBLISH', ARGV[4], ARGV[6 + tonumber(ARGV[5]) * 8] or 'ready') end
+if wake then rcall('PUBLISH', ARGV[4], ARGV[6 + tonumber(ARGV[5]) * 9] or 'ready') end
 out[#out + 1] = next_due
 return out
