@@ -20,18 +20,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
+
+if TYPE_CHECKING:
+    from jobqueue.v1.job_queue_service_pb2_grpc import JobQueueServiceAsyncStub as Stub
 
 BATCH = 1000
 
 
-async def enqueue_all(
-    stub: svc_grpc.JobQueueServiceStub, queue: str, count: int, parents: list[str]
-) -> float:
+async def enqueue_all(stub: Stub, queue: str, count: int, parents: list[str]) -> float:
     began = time.perf_counter()
     for start in range(0, count, BATCH):
         size = min(BATCH, count - start)
@@ -40,9 +43,9 @@ async def enqueue_all(
     return time.perf_counter() - began
 
 
-async def drain(stub: svc_grpc.JobQueueServiceStub, queue: str, count: int) -> float:
+async def drain(stub: Stub, queue: str, count: int) -> float:
     """Leases and acks `count` jobs of `queue` on one stream; returns when the last ack is sent."""
-    call = stub.Lease()
+    call: Any = stub.Lease()
     await call.write(svc.LeaseRequest(subscribe=svc.Subscribe(queues=[queue], max_in_flight=256)))
     done = 0
     while done < count:
@@ -58,7 +61,7 @@ async def drain(stub: svc_grpc.JobQueueServiceStub, queue: str, count: int) -> f
     return last_ack
 
 
-async def until_released(stub: svc_grpc.JobQueueServiceStub, queue: str, count: int) -> float:
+async def until_released(stub: Stub, queue: str, count: int) -> float:
     while True:
         stats = (await stub.Stats(svc.StatsRequest(queue=queue))).queues[0]
         if stats.waiting == 0 and stats.queued >= count:
@@ -72,7 +75,7 @@ def line(what: str, seconds: float, count: int) -> None:
 
 async def run(port: int, children: int, parents: int) -> None:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = svc_grpc.JobQueueServiceStub(channel)
+        stub: Stub = svc_grpc.JobQueueServiceStub(channel)
         line(f"enqueue {children:,} plain jobs", await enqueue_all(stub, "plain", children, []), children)
         root = (await stub.Enqueue(svc.EnqueueRequest(queue="root"))).job_id
         line(
@@ -91,7 +94,11 @@ async def run(port: int, children: int, parents: int) -> None:
         ids = [
             j.id
             for j in (
-                await stub.ListJobs(svc.ListJobsRequest(queue="fan-in-parents", state=2, page_size=parents))
+                await stub.ListJobs(
+                    svc.ListJobsRequest(
+                        queue="fan-in-parents", state=job_pb2.JOB_STATE_QUEUED, page_size=parents
+                    )
+                )
             ).jobs
         ]
         await stub.Enqueue(svc.EnqueueRequest(queue="fan-in", depends_on=ids))

@@ -40,7 +40,9 @@ def options(raw: object) -> EnqueueOptions:
 
 def job_spec(raw: object) -> JobSpec:
     job = as_object(raw, "job")
-    return JobSpec(queue=job["queue"], payload=job.get("payload"), **options(job.get("options")))
+    return cast(
+        JobSpec, {"queue": job["queue"], "payload": job.get("payload"), **options(job.get("options"))}
+    )
 
 
 def as_object(value: object, what: str) -> Command:
