@@ -362,7 +362,14 @@ def test_limit_sets_and_removes_a_queues_limits_shown_by_stats(
     removed = jobq("limit", queue)
 
     assert limited.returncode == 0 and f"limited {queue}: 5/s (burst 2), 3 active at most" in limited.stdout
-    assert stats["limits"] == {"rate_per_second": 5.0, "burst": 2, "max_active": 3}
+    assert stats["limits"] == {
+        "rate_per_second": 5.0,
+        "burst": 2,
+        "max_active": 3,
+        "group_rate_per_second": 0.0,
+        "group_burst": 0,
+        "group_max_active": 0,
+    }
     assert "5/s, 3 active" in table.stdout
     assert removed.returncode == 0 and client.stats(queue)[0].limits is None
 
@@ -400,3 +407,15 @@ def test_enqueue_with_depends_on_waits_and_status_and_stats_show_it(
             break
     else:
         raise AssertionError("the child was not queued")
+
+
+def test_limit_per_group_and_enqueue_with_a_group_key(jobq: Jobq, queue: str, client: Client) -> None:
+    limited = jobq("limit", queue, "--group-max-active", "1", "--group-rate", "2")
+    enqueued = jobq.json("enqueue", queue, "{}", "--group-key", "acme")
+    table = jobq("stats", queue)
+
+    assert limited.returncode == 0 and "1 active at most per group" in limited.stdout
+    assert client.get(enqueued["job_id"]).group_key == "acme"
+    assert "1 active per group" in table.stdout
+    limits = client.stats(queue)[0].limits
+    assert limits is not None and (limits.group_max_active, limits.group_rate_per_second) == (1, 2.0)

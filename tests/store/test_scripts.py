@@ -37,14 +37,14 @@ def test_every_script_has_a_header_whose_keys_match_its_file_name() -> None:
 def test_a_header_that_lists_fewer_keys_than_its_name_says_is_refused() -> None:
     source = SOURCES["ack"].replace("  KEYS[2] completed zset", "  -- completed zset")
 
-    with pytest.raises(MalformedHeader, match="the name says 6 keys, the header lists 5"):
-        parse("ack-6.lua", source)
+    with pytest.raises(MalformedHeader, match="the name says 7 keys, the header lists 6"):
+        parse("ack-7.lua", source)
 
 
 async def test_a_script_called_with_the_wrong_number_of_keys_is_refused_before_redis(store: Store) -> None:
     keys = store.keys("q")
 
-    with pytest.raises(InternalError, match=r"ack-6\.lua takes 6 keys, 1 given"):
+    with pytest.raises(InternalError, match=r"ack-7\.lua takes 7 keys, 1 given"):
         await store._scripts.ack(keys=[keys.active], args=["", 0])
 
 

@@ -287,6 +287,10 @@ def _limits(limits: QueueLimits) -> str:
         parts.append(f"{limits.rate_per_second:g}/s")
     if limits.max_active:
         parts.append(f"{limits.max_active} active")
+    if limits.group_rate_per_second:
+        parts.append(f"{limits.group_rate_per_second:g}/s per group")
+    if limits.group_max_active:
+        parts.append(f"{limits.group_max_active} active per group")
     return ", ".join(parts)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from jobqueue_cli.producer_io import Conn, client_options, reported_errors, toggle_each
@@ -31,20 +33,43 @@ def resume(conn: Conn, queues: tuple[str, ...]) -> None:
 )
 @click.option("--burst", type=click.IntRange(0, 1_000_000), default=0, help="Jobs at once after a pause.")
 @click.option("--max-active", type=click.IntRange(0, 1_000_000), default=0, help="Jobs running at once.")
+@click.option(
+    "--group-rate", type=click.FloatRange(0, 1_000_000), default=0, help="The same as --rate, per group."
+)
+@click.option("--group-burst", type=click.IntRange(0, 1_000_000), default=0, help="--burst, per group.")
+@click.option(
+    "--group-max-active", type=click.IntRange(0, 1_000_000), default=0, help="--max-active, per group."
+)
 @client_options
-def limit(conn: Conn, queue: str, rate: float, burst: int, max_active: int) -> None:
+def limit(conn: Conn, queue: str, **limits: Any) -> None:
     """Bound QUEUE on every server: --rate jobs a second (--burst at once after a pause) and
-    --max-active running at once. Held-back jobs stay queued. With no option, removes them."""
+    --max-active running at once; the --group-* options bound each group of it (the jobs
+    enqueued with one group key, e.g. one customer's) the same way. Held-back jobs stay queued.
+    With no option, removes them."""
+    chosen = {
+        "rate_per_second": limits["rate"],
+        "burst": limits["burst"],
+        "max_active": limits["max_active"],
+        "group_rate_per_second": limits["group_rate"],
+        "group_burst": limits["group_burst"],
+        "group_max_active": limits["group_max_active"],
+    }
     with reported_errors(conn), conn.client() as client:
-        client.set_queue_limits(queue, rate_per_second=rate, burst=burst, max_active=max_active)
+        client.set_queue_limits(queue, **chosen)
     if conn.as_json:
-        conn.emit({"queue": queue, "rate_per_second": rate, "burst": burst, "max_active": max_active})
-    elif rate or max_active:
-        parts = [f"{rate:g}/s (burst {burst or max(1, round(rate))})"] if rate else []
-        parts += [f"{max_active} active at most"] if max_active else []
-        click.echo(f"limited {queue}: {', '.join(parts)}")
+        conn.emit({"queue": queue, **chosen})
+    elif any(chosen.values()):
+        described = [_described(chosen, ""), _described(chosen, "group_", " per group")]
+        click.echo(f"limited {queue}: {'; '.join(d for d in described if d)}")
     else:
         click.echo(f"{queue} has no limits")
+
+
+def _described(limits: dict[str, Any], kind: str, suffix: str = "") -> str:
+    rate, burst, active = (limits[f"{kind}{name}"] for name in ("rate_per_second", "burst", "max_active"))
+    parts = [f"{rate:g}/s (burst {burst or max(1, round(rate))})"] if rate else []
+    parts += [f"{active} active at most"] if active else []
+    return f"{', '.join(parts)}{suffix}" if parts else ""
 
 
 COMMANDS = [pause, resume, limit]

@@ -206,12 +206,24 @@ class AsyncClient:
         rate_per_second: float = 0,
         burst: int = 0,
         max_active: int = 0,
+        group_rate_per_second: float = 0,
+        group_burst: int = 0,
+        group_max_active: int = 0,
         timeout: float | None = None,
     ) -> None:
         """Limits `queue` on every server: at most `rate_per_second` jobs leased per second
-        (up to `burst` at once after a pause) and `max_active` running at once; 0 is no limit,
-        all 0 removes them. Held-back jobs stay queued and come as the limits allow."""
-        limits = job_pb2.QueueLimits(rate_per_second=rate_per_second, burst=burst, max_active=max_active)
+        (up to `burst` at once after a pause) and `max_active` running at once; the `group_`
+        limits are the same for each group of the queue (``group_key``: one running job per
+        customer is ``group_max_active=1``). 0 is no limit, all 0 removes them. Held-back jobs
+        stay queued and come as the limits allow."""
+        limits = job_pb2.QueueLimits(
+            rate_per_second=rate_per_second,
+            burst=burst,
+            max_active=max_active,
+            group_rate_per_second=group_rate_per_second,
+            group_burst=group_burst,
+            group_max_active=group_max_active,
+        )
         await self._call(
             self._stub.SetQueueLimits, svc.SetQueueLimitsRequest(queue=queue, limits=limits), timeout
         )

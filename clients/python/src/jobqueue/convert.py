@@ -289,6 +289,7 @@ def job_info(job: job_pb2.Job, payload: dict[str, Any] | None = None) -> JobInfo
             else None
         ),
         logs=[JobLogLine(entry.line, _optional_time(entry, "time")) for entry in job.logs],
+        group_key=job.group_key or None,
         depends_on=list(job.depends_on),
         on_dependency_failure=_FAILURE_POLICY_NAMES.get(job.on_dependency_failure),
     )
@@ -307,7 +308,14 @@ def queue_stats(stats: job_pb2.QueueStats) -> QueueStats:
         paused=stats.paused,
         waiting=stats.waiting,
         limits=(
-            QueueLimits(stats.limits.rate_per_second, stats.limits.burst, stats.limits.max_active)
+            QueueLimits(
+                stats.limits.rate_per_second,
+                stats.limits.burst,
+                stats.limits.max_active,
+                stats.limits.group_rate_per_second,
+                stats.limits.group_burst,
+                stats.limits.group_max_active,
+            )
             if stats.HasField("limits")
             else None
         ),

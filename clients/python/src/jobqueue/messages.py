@@ -87,6 +87,8 @@ def _set_running_limits(request: svc.EnqueueRequest, spec: EnqueueOptions) -> No
         request.start_deadline.CopyFrom(convert.to_timestamp(start_by, "start_deadline"))
     if unique_key := spec.get("unique_key"):
         request.unique_key = unique_key
+    if group_key := spec.get("group_key"):
+        request.group_key = group_key
     _set_dependencies(request, spec)
 
 

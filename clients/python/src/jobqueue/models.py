@@ -130,6 +130,10 @@ class EnqueueOptions(TypedDict, total=False):
     depends_on: Sequence[str] | None
     #: What becomes of it when one of them ends dead or cancelled (default "cancel").
     on_dependency_failure: DependencyFailureName | None
+    #: Its group (the customer, the mail domain...): a queue serves its groups in turn, so a
+    #: group with many jobs waiting does not hold back the others; the queue's group limits
+    #: (``set_queue_limits(group_max_active=...)``) bound each group.
+    group_key: str | None
 
 
 class JobSpec(EnqueueOptions, total=False):
@@ -209,6 +213,8 @@ class JobInfo:
     #: The latest progress its handler reported, and the last 100 lines it logged.
     progress: JobProgress | None = None
     logs: list[JobLogLine] = field(default_factory=list)
+    #: Its group, given at enqueue.
+    group_key: str | None = None
     #: The jobs it waited for: a handler reads their results with ``client.get(id)``.
     depends_on: list[str] = field(default_factory=list)
     on_dependency_failure: DependencyFailure | None = None
@@ -228,6 +234,10 @@ class QueueLimits:
     burst: int = 0
     #: Most jobs active at once.
     max_active: int = 0
+    #: The same for each group of the queue (``group_key``), each on its own.
+    group_rate_per_second: float = 0.0
+    group_burst: int = 0
+    group_max_active: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,5 +61,8 @@ def queue_stats(counts: QueueCounts) -> job_pb2.QueueStats:
             rate_per_second=counts.limits.rate_per_second,
             burst=counts.limits.burst,
             max_active=counts.limits.max_active,
+            group_rate_per_second=counts.limits.group_rate_per_second,
+            group_burst=counts.limits.group_burst,
+            group_max_active=counts.limits.group_max_active,
         ),
     )

@@ -2,8 +2,8 @@
 change written after it whenever the job is sent (leased, read, listed).
 
 The stored part holds id, queue, payload, payload_bytes, priority, max_attempts, metadata,
-lease_duration, backoff, idempotency_key, timeout, start_deadline, unique_key, depends_on and
-on_dependency_failure. Everything else (state, attempts, times, result,
+lease_duration, backoff, idempotency_key, timeout, start_deadline, unique_key, depends_on,
+on_dependency_failure and group_key. Everything else (state, attempts, times, result,
 errors, worker) lives in the job's record (docs/state-machine.md) and is appended from there, so
 the two can never disagree.
 """
@@ -23,6 +23,7 @@ from jobqueue_server.api.wire import (
     JOB_DEPENDS_ON,
     JOB_ERRORS,
     JOB_FINISH_TIME,
+    JOB_GROUP_KEY,
     JOB_ID,
     JOB_IDEMPOTENCY_KEY,
     JOB_LAST_ERROR,
@@ -85,6 +86,7 @@ def stored_part(
     unique_key: str = "",
     depends_on: tuple[str, ...] = (),
     on_dependency_failure: int = 0,
+    group_key: str = "",
 ) -> bytes:
     """The immutable part of a job, serialized once at enqueue. `payload` is a serialized Struct.
 
@@ -104,16 +106,34 @@ def stored_part(
     parts.append(_backoff_field(backoff))
     if idempotency_key:
         parts.append(text_field(JOB_IDEMPOTENCY_KEY, idempotency_key))
-    if timeout_ms:
-        parts.append(duration_field(JOB_TIMEOUT, timeout_ms))
-    if start_deadline_ms:
-        parts.append(timestamp_field(JOB_START_DEADLINE, start_deadline_ms))
-    if unique_key:
-        parts.append(text_field(JOB_UNIQUE_KEY, unique_key))
-    parts += (text_field(JOB_DEPENDS_ON, parent) for parent in depends_on)
-    if on_dependency_failure:
-        parts.append(varint_field(JOB_ON_DEPENDENCY_FAILURE, on_dependency_failure))
+    if timeout_ms or start_deadline_ms or unique_key or depends_on or group_key:
+        parts.append(
+            _flow_fields(
+                timeout_ms, start_deadline_ms, unique_key, depends_on, on_dependency_failure, group_key
+            )
+        )
     return b"".join(parts)
+
+
+def _flow_fields(
+    timeout_ms: int,
+    start_deadline_ms: int,
+    unique_key: str,
+    depends_on: tuple[str, ...],
+    on_dependency_failure: int,
+    group_key: str,
+) -> bytes:
+    """The fields only some jobs have (each writes nothing when unset)."""
+    return b"".join(
+        (
+            duration_field(JOB_TIMEOUT, timeout_ms),
+            timestamp_field(JOB_START_DEADLINE, start_deadline_ms),
+            text_field(JOB_UNIQUE_KEY, unique_key),
+            *(text_field(JOB_DEPENDS_ON, parent) for parent in depends_on),
+            varint_field(JOB_ON_DEPENDENCY_FAILURE, on_dependency_failure),
+            text_field(JOB_GROUP_KEY, group_key),
+        )
+    )
 
 
 _ID_TAG, _QUEUE_TAG = tag(JOB_ID, 2), tag(JOB_QUEUE, 2)

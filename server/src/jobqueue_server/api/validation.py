@@ -244,14 +244,11 @@ def new_job(
         if request.HasField("start_deadline")
         else 0
     )
-    unique_key = request.unique_key
-    if len(unique_key) > MAX_IDEMPOTENCY_KEY_CHARS:
-        raise FieldViolation(f"{prefix}unique_key", f"must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters")
+    unique_key, group_key = _key(request, "unique_key", prefix), _key(request, "group_key", prefix)
     depends_on: tuple[str, ...] = ()
     on_failure = DependencyFailure.CANCEL
     if request.depends_on or request.ref or request.depends_on_refs or batch_parents:
         depends_on = dependency_graph.parents(request, prefix, batch_parents)
-    if request.on_dependency_failure:
         on_failure = dependency_graph.policy(request, prefix)
     wire = job_wire.stored_part(
         make_job_id(queue, ulid),
@@ -269,6 +266,7 @@ def new_job(
         unique_key=unique_key,
         depends_on=depends_on,
         on_dependency_failure=request.on_dependency_failure if depends_on else 0,
+        group_key=group_key,
     )
     return NewJob(
         queue,
@@ -286,7 +284,16 @@ def new_job(
         unique_key,
         depends_on,
         on_failure,
+        group_key,
     )
+
+
+def _key(request: svc.EnqueueRequest, name: str, prefix: str) -> str:
+    """A producer-chosen key (unique_key, group_key): at most MAX_IDEMPOTENCY_KEY_CHARS."""
+    value: str = getattr(request, name)
+    if len(value) > MAX_IDEMPOTENCY_KEY_CHARS:
+        raise FieldViolation(f"{prefix}{name}", f"must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters")
+    return value
 
 
 def _timeout_ms(request: svc.EnqueueRequest, prefix: str) -> int:
@@ -330,15 +337,25 @@ MAX_LIMIT = 1_000_000
 
 def queue_limits(message: job_pb2.QueueLimits, prefix: str = "limits.") -> QueueLimits:
     """A queue's limits, each from 0 (none) to MAX_LIMIT."""
-    rate = message.rate_per_second
-    if not 0 <= rate <= MAX_LIMIT:  # NaN fails this too
-        raise FieldViolation(f"{prefix}rate_per_second", f"must be from 0 (no limit) to {MAX_LIMIT:,}")
-    for name in ("burst", "max_active"):
-        if not 0 <= getattr(message, name) <= MAX_LIMIT:
-            raise FieldViolation(f"{prefix}{name}", f"must be from 0 to {MAX_LIMIT:,}")
-    if message.burst and not rate:
-        raise FieldViolation(f"{prefix}burst", "applies to a rate: set rate_per_second too")
-    return QueueLimits(rate, message.burst, message.max_active)
+    for kind in ("", "group_"):
+        rate = getattr(message, f"{kind}rate_per_second")
+        if not 0 <= rate <= MAX_LIMIT:  # NaN fails this too
+            raise FieldViolation(
+                f"{prefix}{kind}rate_per_second", f"must be from 0 (no limit) to {MAX_LIMIT:,}"
+            )
+        for name in (f"{kind}burst", f"{kind}max_active"):
+            if not 0 <= getattr(message, name) <= MAX_LIMIT:
+                raise FieldViolation(f"{prefix}{name}", f"must be from 0 to {MAX_LIMIT:,}")
+        if getattr(message, f"{kind}burst") and not rate:
+            raise FieldViolation(f"{prefix}{kind}burst", f"applies to a rate: set {kind}rate_per_second too")
+    return QueueLimits(
+        message.rate_per_second,
+        message.burst,
+        message.max_active,
+        message.group_rate_per_second,
+        message.group_burst,
+        message.group_max_active,
+    )
 
 
 MAX_PROGRESS_TEXT_CHARS = 1024

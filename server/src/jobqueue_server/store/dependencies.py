@@ -133,6 +133,7 @@ class Dependencies:
                     k.errors,
                     k.dependents,
                     k.attaching,
+                    k.group_of,
                 ]
                 for start in range(0, len(triples), PAGE):
                     page = triples[start : start + PAGE]

@@ -55,6 +55,10 @@ class QueueKeys:
     children_prefix: str
     #: Held by the server resolving this queue's settled jobs (redis-py's Lock).
     resolving: str
+    #: Groups (EnqueueRequest.group_key): each grouped job's group, by ulid, and how many grouped
+    #: jobs are ready; the other group keys are named after `group_of` (prelude's group_keys).
+    group_of: str
+    grouped_ready: str
     #: The per-job hashes of the previous layout (format 1), read only by the migration.
     job_prefix: str
     idem_prefix: str
@@ -92,6 +96,8 @@ class QueueKeys:
             parents_prefix=f"{base}:parents:",
             children_prefix=f"{base}:children:",
             resolving=f"{base}:resolving",
+            group_of=f"{base}:group_of",
+            grouped_ready=f"{base}:gqueued",
             job_prefix=f"{base}:job:",
             idem_prefix=f"{base}:idem:",
             signal=f"{base}:signal",

@@ -87,6 +87,8 @@ class NewJob:
     #: The job ids it waits for (WAITING until each is COMPLETED), and what a failed one does.
     depends_on: tuple[str, ...] = ()
     on_dependency_failure: DependencyFailure = DependencyFailure.CANCEL
+    #: Its group (round-robin between groups, per-group limits); "" for none.
+    group_key: str = ""
 
     @property
     def dependencies(self) -> str:
@@ -236,7 +238,18 @@ class QueueLimits:
     rate_per_second: float = 0.0
     burst: int = 0
     max_active: int = 0
+    #: The same for each group of the queue (EnqueueRequest.group_key).
+    group_rate_per_second: float = 0.0
+    group_burst: int = 0
+    group_max_active: int = 0
 
     @property
     def empty(self) -> bool:
-        return not (self.rate_per_second or self.burst or self.max_active)
+        return not (
+            self.rate_per_second
+            or self.burst
+            or self.max_active
+            or self.group_rate_per_second
+            or self.group_burst
+            or self.group_max_active
+        )

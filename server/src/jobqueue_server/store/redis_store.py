@@ -287,6 +287,7 @@ class Store:
                 job.limits,
                 job.unique_key,
                 job.dependencies,
+                job.group_key,
             ]
         args.append(self.signal_origin)
         keys = [
@@ -299,6 +300,7 @@ class Store:
             k.unique,
             k.waiting,
             k.attaching,
+            k.group_of,
         ]
         return list(await self._scripts.enqueue(keys=keys, args=args, client=client, sent=sent))
 
@@ -371,12 +373,29 @@ class Store:
                 k.paused,
                 k.limits,
                 k.waiting,
+                k.grouped_ready,
             ]
-            *counts, rate, burst, max_active, waiting = await self._scripts.stats(keys=keys, args=[now])
+            (
+                *counts,
+                rate,
+                burst,
+                max_active,
+                group_rate,
+                group_burst,
+                group_max,
+                waiting,
+            ) = await self._scripts.stats(keys=keys, args=[now])
             queued, scheduled, active, completed, dead, cancelled, age, paused = (int(v) for v in counts)
             limits = None
-            if rate or burst or max_active:
-                limits = QueueLimits(float(rate or 0), int(burst or 0), int(max_active or 0))
+            if rate or burst or max_active or group_rate or group_burst or group_max:
+                limits = QueueLimits(
+                    float(rate or 0),
+                    int(burst or 0),
+                    int(max_active or 0),
+                    float(group_rate or 0),
+                    int(group_burst or 0),
+                    int(group_max or 0),
+                )
             return QueueCounts(
                 queue,
                 queued,
@@ -410,6 +429,9 @@ class Store:
                         "rate": repr(limits.rate_per_second),
                         "burst": limits.burst,
                         "max_active": limits.max_active,
+                        "group_rate": repr(limits.group_rate_per_second),
+                        "group_burst": limits.group_burst,
+                        "group_max_active": limits.group_max_active,
                     },
                 )
                 pipe.publish(k.signal, "ready")  # looser limits may let waiting streams lease
@@ -456,6 +478,7 @@ class Store:
                 k.expiring,
                 k.limits,
                 k.bucket,
+                k.group_of,
             ],
             args=args,
         )
@@ -486,7 +509,7 @@ class Store:
             args: list[Any] = [self._now(), len(group)]
             for index, ulid in group:
                 args += [ulid, items[index].token, items[index].result]
-            keys = [k.active, k.completed, k.jobs, k.result, k.limits, k.dependents]
+            keys = [k.active, k.completed, k.jobs, k.result, k.limits, k.dependents, k.group_of]
             return list(await self._scripts.ack(keys=keys, args=args, client=client))
 
         try:
@@ -515,7 +538,7 @@ class Store:
                     item.retry_delay_ms,
                     self.clock.jitter(),
                 ]
-            keys = [k.active, k.scheduled, k.dead, k.jobs, k.errors, k.limits, k.dependents]
+            keys = [k.active, k.scheduled, k.dead, k.jobs, k.errors, k.limits, k.dependents, k.group_of]
             return list(await self._scripts.fail(keys=keys, args=args, client=client))
 
         replies = await self._per_queue(items, run, width=2)
@@ -638,7 +661,16 @@ class Store:
         k = self.keys(queue)
         async with self._scripts_guard():
             code, state = await self._scripts.cancel(
-                keys=[k.scheduled, *k.ready, k.cancelled, k.jobs, k.active, k.waiting, k.dependents],
+                keys=[
+                    k.scheduled,
+                    *k.ready,
+                    k.cancelled,
+                    k.jobs,
+                    k.active,
+                    k.waiting,
+                    k.dependents,
+                    k.group_of,
+                ],
                 args=[self._now(), ulid, stops_channel(self.config.key_prefix), job_id],
             )
         self._raise_for(self._scripts.cancel.header, int(code), job_id, state)
@@ -648,13 +680,14 @@ class Store:
         k = self.keys(queue)
         async with self._scripts_guard():
             code, state = await self._scripts.retry(
-                keys=[k.dead, k.cancelled, *k.ready, k.jobs, k.result], args=[self._now(), k.signal, ulid]
+                keys=[k.dead, k.cancelled, *k.ready, k.jobs, k.result, k.group_of],
+                args=[self._now(), k.signal, ulid],
             )
         self._raise_for(self._scripts.retry.header, int(code), job_id, state)
 
     @staticmethod
     def _requeue_keys(k: QueueKeys) -> list[str]:
-        return [k.active, *k.ready, k.dead, k.jobs, k.errors, k.deadlines, k.dependents]
+        return [k.active, *k.ready, k.dead, k.jobs, k.errors, k.deadlines, k.dependents, k.group_of]
 
     @staticmethod
     def _split(job_id: str) -> tuple[str, str]:
@@ -694,7 +727,7 @@ class Store:
         now, cfg = self._now(), self.config
         async with self._scripts_guard():
             promoted, next_due = await self._scripts.promote(
-                keys=[k.scheduled, *k.ready, k.jobs], args=[now, k.signal, cfg.sweep_batch]
+                keys=[k.scheduled, *k.ready, k.jobs, k.group_of], args=[now, k.signal, cfg.sweep_batch]
             )
             requeued, dead, next_deadline = await self._scripts.requeue(
                 keys=self._requeue_keys(k),
@@ -718,11 +751,12 @@ class Store:
                     k.errors,
                     k.waiting,
                     k.dependents,
+                    k.group_of,
                 ],
                 args=[now, cfg.max_errors_kept, cfg.sweep_batch],
             )
             trimmed = await self._scripts.trim(
-                keys=[k.completed, k.dead, k.cancelled, *k.hashes, *k.extras, k.unique],
+                keys=[k.completed, k.dead, k.cancelled, *k.hashes, *k.extras, k.unique, k.group_of],
                 args=[now, cfg.retention_ms, cfg.sweep_batch],
             )
         wakes = [int(t) for t in (next_due, next_deadline, next_expiry) if int(t) >= 0]

@@ -493,8 +493,10 @@ type Job struct {
 	// What happens to this job when one of `depends_on` fails (given at enqueue; unset when it
 	// has no dependencies or took the default, DEPENDENCY_FAILURE_POLICY_CANCEL).
 	OnDependencyFailure DependencyFailurePolicy `protobuf:"varint,27,opt,name=on_dependency_failure,json=onDependencyFailure,proto3,enum=jobqueue.v1.DependencyFailurePolicy" json:"on_dependency_failure,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The group given at enqueue, if any (EnqueueRequest.group_key).
+	GroupKey      string `protobuf:"bytes,28,opt,name=group_key,json=groupKey,proto3" json:"group_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
@@ -714,6 +716,13 @@ func (x *Job) GetOnDependencyFailure() DependencyFailurePolicy {
 		return x.OnDependencyFailure
 	}
 	return DependencyFailurePolicy_DEPENDENCY_FAILURE_POLICY_UNSPECIFIED
+}
+
+func (x *Job) GetGroupKey() string {
+	if x != nil {
+		return x.GroupKey
+	}
+	return ""
 }
 
 // JobProgress is how far a running job says it is.
@@ -983,9 +992,16 @@ type QueueLimits struct {
 	// `rate_per_second`. At most 1,000,000.
 	Burst int32 `protobuf:"varint,2,opt,name=burst,proto3" json:"burst,omitempty"`
 	// Most jobs of the queue ACTIVE at once; 0: no limit. At most 1,000,000.
-	MaxActive     int32 `protobuf:"varint,3,opt,name=max_active,json=maxActive,proto3" json:"max_active,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MaxActive int32 `protobuf:"varint,3,opt,name=max_active,json=maxActive,proto3" json:"max_active,omitempty"`
+	// Most jobs of one group (EnqueueRequest.group_key) leased per second, each group with a
+	// token bucket of its own; 0: no limit. At most 1,000,000.
+	GroupRatePerSecond float64 `protobuf:"fixed64,4,opt,name=group_rate_per_second,json=groupRatePerSecond,proto3" json:"group_rate_per_second,omitempty"`
+	// The size of each group's bucket; 0: the larger of 1 and `group_rate_per_second`.
+	GroupBurst int32 `protobuf:"varint,5,opt,name=group_burst,json=groupBurst,proto3" json:"group_burst,omitempty"`
+	// Most jobs of one group ACTIVE at once (1: one at a time per customer); 0: no limit.
+	GroupMaxActive int32 `protobuf:"varint,6,opt,name=group_max_active,json=groupMaxActive,proto3" json:"group_max_active,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *QueueLimits) Reset() {
@@ -1039,6 +1055,27 @@ func (x *QueueLimits) GetMaxActive() int32 {
 	return 0
 }
 
+func (x *QueueLimits) GetGroupRatePerSecond() float64 {
+	if x != nil {
+		return x.GroupRatePerSecond
+	}
+	return 0
+}
+
+func (x *QueueLimits) GetGroupBurst() int32 {
+	if x != nil {
+		return x.GroupBurst
+	}
+	return 0
+}
+
+func (x *QueueLimits) GetGroupMaxActive() int32 {
+	if x != nil {
+		return x.GroupMaxActive
+	}
+	return 0
+}
+
 var File_jobqueue_v1_job_proto protoreflect.FileDescriptor
 
 const file_jobqueue_v1_job_proto_rawDesc = "" +
@@ -1055,7 +1092,7 @@ const file_jobqueue_v1_job_proto_rawDesc = "" +
 	"\bJobError\x12\x18\n" +
 	"\aattempt\x18\x01 \x01(\x05R\aattempt\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12.\n" +
-	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xc1\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xde\n" +
 	"\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
@@ -1091,7 +1128,8 @@ const file_jobqueue_v1_job_proto_rawDesc = "" +
 	"unique_key\x18\x19 \x01(\tR\tuniqueKey\x12\x1d\n" +
 	"\n" +
 	"depends_on\x18\x1a \x03(\tR\tdependsOn\x12X\n" +
-	"\x15on_dependency_failure\x18\x1b \x01(\x0e2$.jobqueue.v1.DependencyFailurePolicyR\x13onDependencyFailure\x1a;\n" +
+	"\x15on_dependency_failure\x18\x1b \x01(\x0e2$.jobqueue.v1.DependencyFailurePolicyR\x13onDependencyFailure\x12\x1b\n" +
+	"\tgroup_key\x18\x1c \x01(\tR\bgroupKey\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"q\n" +
@@ -1116,12 +1154,16 @@ const file_jobqueue_v1_job_proto_rawDesc = "" +
 	"\x06paused\x18\t \x01(\bR\x06paused\x120\n" +
 	"\x06limits\x18\n" +
 	" \x01(\v2\x18.jobqueue.v1.QueueLimitsR\x06limits\x12\x18\n" +
-	"\awaiting\x18\v \x01(\x03R\awaiting\"j\n" +
+	"\awaiting\x18\v \x01(\x03R\awaiting\"\xe8\x01\n" +
 	"\vQueueLimits\x12&\n" +
 	"\x0frate_per_second\x18\x01 \x01(\x01R\rratePerSecond\x12\x14\n" +
 	"\x05burst\x18\x02 \x01(\x05R\x05burst\x12\x1d\n" +
 	"\n" +
-	"max_active\x18\x03 \x01(\x05R\tmaxActive*^\n" +
+	"max_active\x18\x03 \x01(\x05R\tmaxActive\x121\n" +
+	"\x15group_rate_per_second\x18\x04 \x01(\x01R\x12groupRatePerSecond\x12\x1f\n" +
+	"\vgroup_burst\x18\x05 \x01(\x05R\n" +
+	"groupBurst\x12(\n" +
+	"\x10group_max_active\x18\x06 \x01(\x05R\x0egroupMaxActive*^\n" +
 	"\bPriority\x12\x18\n" +
 	"\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPRIORITY_LOW\x10\x01\x12\x13\n" +

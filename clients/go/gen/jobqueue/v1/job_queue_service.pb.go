@@ -307,6 +307,14 @@ type EnqueueRequest struct {
 	// this one depends on, in addition to `depends_on`. A request whose references form a
 	// cycle is refused (INVALID_ARGUMENT naming the field) and nothing of it is written.
 	DependsOnRefs []string `protobuf:"bytes,19,rep,name=depends_on_refs,json=dependsOnRefs,proto3" json:"depends_on_refs,omitempty"`
+	// The job's group (at most 256 characters), a key chosen by the producer such as the
+	// customer or the recipients' mail domain. A queue serves its groups round-robin: each
+	// lease takes one ready job from the next group in turn, so a group with 10,000 jobs
+	// waiting does not hold back one with 10. The queue's group limits (QueueLimits.group_*)
+	// bound each group's rate and running jobs across every server. Jobs without a group take
+	// their turn together as one more group, in priority order; within a group, high-priority
+	// jobs go first, then first in first out.
+	GroupKey      string `protobuf:"bytes,20,opt,name=group_key,json=groupKey,proto3" json:"group_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -472,6 +480,13 @@ func (x *EnqueueRequest) GetDependsOnRefs() []string {
 		return x.DependsOnRefs
 	}
 	return nil
+}
+
+func (x *EnqueueRequest) GetGroupKey() string {
+	if x != nil {
+		return x.GroupKey
+	}
+	return ""
 }
 
 // EnqueueResponse names the job.
@@ -3924,7 +3939,7 @@ var File_jobqueue_v1_job_queue_service_proto protoreflect.FileDescriptor
 
 const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\n" +
-	"#jobqueue/v1/job_queue_service.proto\x12\vjobqueue.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x15jobqueue/v1/job.proto\"\xee\a\n" +
+	"#jobqueue/v1/job_queue_service.proto\x12\vjobqueue.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x15jobqueue/v1/job.proto\"\x8b\b\n" +
 	"\x0eEnqueueRequest\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x121\n" +
 	"\apayload\x18\x02 \x01(\v2\x17.google.protobuf.StructR\apayload\x12#\n" +
@@ -3949,7 +3964,8 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"depends_on\x18\x10 \x03(\tR\tdependsOn\x12X\n" +
 	"\x15on_dependency_failure\x18\x11 \x01(\x0e2$.jobqueue.v1.DependencyFailurePolicyR\x13onDependencyFailure\x12\x10\n" +
 	"\x03ref\x18\x12 \x01(\tR\x03ref\x12&\n" +
-	"\x0fdepends_on_refs\x18\x13 \x03(\tR\rdependsOnRefs\x1a;\n" +
+	"\x0fdepends_on_refs\x18\x13 \x03(\tR\rdependsOnRefs\x12\x1b\n" +
+	"\tgroup_key\x18\x14 \x01(\tR\bgroupKey\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"F\n" +

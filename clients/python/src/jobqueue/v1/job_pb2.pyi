@@ -325,6 +325,7 @@ class Job(_message.Message):
     UNIQUE_KEY_FIELD_NUMBER: _builtins.int
     DEPENDS_ON_FIELD_NUMBER: _builtins.int
     ON_DEPENDENCY_FAILURE_FIELD_NUMBER: _builtins.int
+    GROUP_KEY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Unique id, `<queue>:<26-character sortable id>`; it alone finds the job."""
     queue: _builtins.str
@@ -351,6 +352,8 @@ class Job(_message.Message):
     """What happens to this job when one of `depends_on` fails (given at enqueue; unset when it
     has no dependencies or took the default, DEPENDENCY_FAILURE_POLICY_CANCEL).
     """
+    group_key: _builtins.str
+    """The group given at enqueue, if any (EnqueueRequest.group_key)."""
     @_builtins.property
     def payload(self) -> _struct_pb2.Struct:
         """The JSON payload given at enqueue."""
@@ -449,10 +452,11 @@ class Job(_message.Message):
         unique_key: _builtins.str = ...,
         depends_on: _abc.Iterable[_builtins.str] | None = ...,
         on_dependency_failure: Global___DependencyFailurePolicy.ValueType = ...,
+        group_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "create_time", b"create_time", "finish_time", b"finish_time", "lease_duration", b"lease_duration", "payload", b"payload", "progress", b"progress", "result", b"result", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "start_time", b"start_time", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "backoff", b"backoff", "create_time", b"create_time", "depends_on", b"depends_on", "errors", b"errors", "finish_time", b"finish_time", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "lease_duration", b"lease_duration", "logs", b"logs", "max_attempts", b"max_attempts", "metadata", b"metadata", "on_dependency_failure", b"on_dependency_failure", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "progress", b"progress", "queue", b"queue", "result", b"result", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "start_time", b"start_time", "state", b"state", "timeout", b"timeout", "unique_key", b"unique_key", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "backoff", b"backoff", "create_time", b"create_time", "depends_on", b"depends_on", "errors", b"errors", "finish_time", b"finish_time", "group_key", b"group_key", "id", b"id", "idempotency_key", b"idempotency_key", "last_error", b"last_error", "lease_duration", b"lease_duration", "logs", b"logs", "max_attempts", b"max_attempts", "metadata", b"metadata", "on_dependency_failure", b"on_dependency_failure", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "progress", b"progress", "queue", b"queue", "result", b"result", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "start_time", b"start_time", "state", b"state", "timeout", b"timeout", "unique_key", b"unique_key", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -596,6 +600,9 @@ class QueueLimits(_message.Message):
     RATE_PER_SECOND_FIELD_NUMBER: _builtins.int
     BURST_FIELD_NUMBER: _builtins.int
     MAX_ACTIVE_FIELD_NUMBER: _builtins.int
+    GROUP_RATE_PER_SECOND_FIELD_NUMBER: _builtins.int
+    GROUP_BURST_FIELD_NUMBER: _builtins.int
+    GROUP_MAX_ACTIVE_FIELD_NUMBER: _builtins.int
     rate_per_second: _builtins.float
     """Most jobs leased per second, on average (a token bucket refilled at this rate); 0: no
     limit. At most 1,000,000.
@@ -606,16 +613,27 @@ class QueueLimits(_message.Message):
     """
     max_active: _builtins.int
     """Most jobs of the queue ACTIVE at once; 0: no limit. At most 1,000,000."""
+    group_rate_per_second: _builtins.float
+    """Most jobs of one group (EnqueueRequest.group_key) leased per second, each group with a
+    token bucket of its own; 0: no limit. At most 1,000,000.
+    """
+    group_burst: _builtins.int
+    """The size of each group's bucket; 0: the larger of 1 and `group_rate_per_second`."""
+    group_max_active: _builtins.int
+    """Most jobs of one group ACTIVE at once (1: one at a time per customer); 0: no limit."""
     def __init__(
         self,
         *,
         rate_per_second: _builtins.float = ...,
         burst: _builtins.int = ...,
         max_active: _builtins.int = ...,
+        group_rate_per_second: _builtins.float = ...,
+        group_burst: _builtins.int = ...,
+        group_max_active: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["burst", b"burst", "max_active", b"max_active", "rate_per_second", b"rate_per_second"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["burst", b"burst", "group_burst", b"group_burst", "group_max_active", b"group_max_active", "group_rate_per_second", b"group_rate_per_second", "max_active", b"max_active", "rate_per_second", b"rate_per_second"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -187,6 +187,7 @@ class EnqueueRequest(_message.Message):
     ON_DEPENDENCY_FAILURE_FIELD_NUMBER: _builtins.int
     REF_FIELD_NUMBER: _builtins.int
     DEPENDS_ON_REFS_FIELD_NUMBER: _builtins.int
+    GROUP_KEY_FIELD_NUMBER: _builtins.int
     queue: _builtins.str
     """Queue name: 1 to 128 of letters, digits, `-`, `_`, `.` and `:`."""
     payload_bytes: _builtins.bytes
@@ -214,6 +215,15 @@ class EnqueueRequest(_message.Message):
     ref: _builtins.str
     """Inside an EnqueueBatch or EnqueueStream request: a name (1 to 128 characters, unique in
     the request) by which other jobs of the same request depend on this one.
+    """
+    group_key: _builtins.str
+    """The job's group (at most 256 characters), a key chosen by the producer such as the
+    customer or the recipients' mail domain. A queue serves its groups round-robin: each
+    lease takes one ready job from the next group in turn, so a group with 10,000 jobs
+    waiting does not hold back one with 10. The queue's group limits (QueueLimits.group_*)
+    bound each group's rate and running jobs across every server. Jobs without a group take
+    their turn together as one more group, in priority order; within a group, high-priority
+    jobs go first, then first in first out.
     """
     @_builtins.property
     def payload(self) -> _struct_pb2.Struct:
@@ -289,10 +299,11 @@ class EnqueueRequest(_message.Message):
         on_dependency_failure: _job_pb2.DependencyFailurePolicy.ValueType = ...,
         ref: _builtins.str = ...,
         depends_on_refs: _abc.Iterable[_builtins.str] | None = ...,
+        group_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "delay", b"delay", "lease_duration", b"lease_duration", "payload", b"payload", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "delay", b"delay", "depends_on", b"depends_on", "depends_on_refs", b"depends_on_refs", "durability", b"durability", "idempotency_key", b"idempotency_key", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "metadata", b"metadata", "on_dependency_failure", b"on_dependency_failure", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "queue", b"queue", "ref", b"ref", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "timeout", b"timeout", "unique_key", b"unique_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "delay", b"delay", "depends_on", b"depends_on", "depends_on_refs", b"depends_on_refs", "durability", b"durability", "group_key", b"group_key", "idempotency_key", b"idempotency_key", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "metadata", b"metadata", "on_dependency_failure", b"on_dependency_failure", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "queue", b"queue", "ref", b"ref", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "timeout", b"timeout", "unique_key", b"unique_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -188,3 +188,75 @@ local function end_dependents(dependents_key, ended)
     redis.call('PUBLISH', prefix .. ':deps', queue)
   end
 end
+
+-- Groups (EnqueueRequest.group_key; docs/flow-control.md, "Groups"). A grouped job's ready
+-- entry is in its group's sorted set `gready:<group>` (score: group_rank), not in the ready
+-- lists. The queue's `groups` sorted set is the ring of groups with ready jobs that no limit
+-- holds, by turn (`gturn` counts the turns given); `gblocked` holds the others, until a time in
+-- ms (their rate) or +inf (their max_active: until one of their jobs ends); `gactive` counts
+-- each group's active jobs, `gbucket` holds each group's tokens ("tokens|ms"), `gqueued` counts
+-- the ready grouped jobs, and `group_of` maps the ulid of each grouped job to its group. All
+-- are named after `group_of`, so they share its hash tag (its slot).
+local function group_keys(group_of_key)
+  local base = string.sub(group_of_key, 1, -9)  -- '<prefix>:{<queue>}:' without 'group_of'
+  return {ready = base .. 'gready:', ring = base .. 'groups', blocked = base .. 'gblocked',
+    active = base .. 'gactive', bucket = base .. 'gbucket', queued = base .. 'gqueued',
+    turn = base .. 'gturn'}
+end
+
+-- High before normal before low, then oldest first; a job taken back from a lost lease goes
+-- before every job of its level (as it goes to the front of a ready list).
+local function group_rank(priority, ready_ms, first)
+  return (3 - priority) * 4e12 + (first and 0 or ready_ms)
+end
+
+-- Makes a job ready in its group, and gives the group a turn in the ring when it had no ready
+-- job and no limit holds it.
+local function push_grouped(g, group, ulid, priority, ready_ms, first)
+  local key = g.ready .. group
+  if redis.call('ZADD', key, group_rank(priority, ready_ms, first), ulid) == 1 then
+    redis.call('INCR', g.queued)
+  end
+  if redis.call('ZCARD', key) == 1 and not redis.call('ZSCORE', g.blocked, group) then
+    redis.call('ZADD', g.ring, 'NX', redis.call('INCR', g.turn), group)
+  end
+end
+
+-- Takes a ready job out of its group (a cancel, a start deadline); false when it was not there.
+local function remove_grouped(g, group, ulid)
+  if redis.call('ZREM', g.ready .. group, ulid) == 0 then return false end
+  redis.call('DECR', g.queued)
+  return true
+end
+
+-- The groups of `ulids` (false for ungrouped jobs), or false when the queue has none.
+local function groups_of(group_of_key, ulids)
+  if #ulids == 0 or redis.call('EXISTS', group_of_key) == 0 then return false end
+  return hmget_all(group_of_key, ulids)
+end
+
+-- A grouped job is no longer active: its group has room again. A group its max_active held
+-- gets its turn back; returns true then (the caller wakes the queue's streams).
+local function free_group_slot(g, group)
+  if redis.call('HINCRBY', g.active, group, -1) <= 0 then redis.call('HDEL', g.active, group) end
+  local held = redis.call('ZSCORE', g.blocked, group)
+  if held == 'inf' then  -- how Redis writes +inf
+    redis.call('ZREM', g.blocked, group)
+    if redis.call('ZCARD', g.ready .. group) > 0 then
+      redis.call('ZADD', g.ring, 'NX', redis.call('INCR', g.turn), group)
+      return true
+    end
+  end
+  return false
+end
+
+-- free_group_slot for each grouped job among `ulids`; true when a group got its turn back.
+local function free_group_slots(group_of_key, ulids)
+  local groups = groups_of(group_of_key, ulids)
+  if not groups then return false end
+  local g, woke = group_keys(group_of_key), false
+  for i = 1, #ulids do
+    if groups[i] and free_group_slot(g, groups[i]) then woke = true end
+  end
+  return woke
+end

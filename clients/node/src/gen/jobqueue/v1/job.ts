@@ -228,6 +228,8 @@ export interface Job {
    * has no dependencies or took the default, DEPENDENCY_FAILURE_POLICY_CANCEL).
    */
   onDependencyFailure: DependencyFailurePolicy;
+  /** The group given at enqueue, if any (EnqueueRequest.group_key). */
+  groupKey: string;
 }
 
 export interface Job_MetadataEntry {
@@ -301,6 +303,15 @@ export interface QueueLimits {
   burst: number;
   /** Most jobs of the queue ACTIVE at once; 0: no limit. At most 1,000,000. */
   maxActive: number;
+  /**
+   * Most jobs of one group (EnqueueRequest.group_key) leased per second, each group with a
+   * token bucket of its own; 0: no limit. At most 1,000,000.
+   */
+  groupRatePerSecond: number;
+  /** The size of each group's bucket; 0: the larger of 1 and `group_rate_per_second`. */
+  groupBurst: number;
+  /** Most jobs of one group ACTIVE at once (1: one at a time per customer); 0: no limit. */
+  groupMaxActive: number;
 }
 
 function createBaseBackoffPolicy(): BackoffPolicy {
@@ -518,6 +529,7 @@ function createBaseJob(): Job {
     uniqueKey: "",
     dependsOn: [],
     onDependencyFailure: 0,
+    groupKey: "",
   };
 }
 
@@ -603,6 +615,9 @@ export const Job: MessageFns<Job> = {
     }
     if (message.onDependencyFailure !== 0) {
       writer.uint32(216).int32(message.onDependencyFailure);
+    }
+    if (message.groupKey !== "") {
+      writer.uint32(226).string(message.groupKey);
     }
     return writer;
   },
@@ -839,6 +854,14 @@ export const Job: MessageFns<Job> = {
             message.onDependencyFailure = reader.int32() as any;
             continue;
           }
+          case 28: {
+            if (tag !== 226) {
+              break;
+            }
+
+            message.groupKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -899,6 +922,7 @@ export const Job: MessageFns<Job> = {
     message.uniqueKey = object.uniqueKey ?? "";
     message.dependsOn = object.dependsOn?.map((e) => e) || [];
     message.onDependencyFailure = object.onDependencyFailure ?? 0;
+    message.groupKey = object.groupKey ?? "";
     return message;
   },
 };
@@ -1308,7 +1332,7 @@ export const QueueStats: MessageFns<QueueStats> = {
 };
 
 function createBaseQueueLimits(): QueueLimits {
-  return { ratePerSecond: 0, burst: 0, maxActive: 0 };
+  return { ratePerSecond: 0, burst: 0, maxActive: 0, groupRatePerSecond: 0, groupBurst: 0, groupMaxActive: 0 };
 }
 
 export const QueueLimits: MessageFns<QueueLimits> = {
@@ -1321,6 +1345,15 @@ export const QueueLimits: MessageFns<QueueLimits> = {
     }
     if (message.maxActive !== 0) {
       writer.uint32(24).int32(message.maxActive);
+    }
+    if (message.groupRatePerSecond !== 0) {
+      writer.uint32(33).double(message.groupRatePerSecond);
+    }
+    if (message.groupBurst !== 0) {
+      writer.uint32(40).int32(message.groupBurst);
+    }
+    if (message.groupMaxActive !== 0) {
+      writer.uint32(48).int32(message.groupMaxActive);
     }
     return writer;
   },
@@ -1362,6 +1395,30 @@ export const QueueLimits: MessageFns<QueueLimits> = {
             message.maxActive = reader.int32();
             continue;
           }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.groupRatePerSecond = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.groupBurst = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.groupMaxActive = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1382,6 +1439,9 @@ export const QueueLimits: MessageFns<QueueLimits> = {
     message.ratePerSecond = object.ratePerSecond ?? 0;
     message.burst = object.burst ?? 0;
     message.maxActive = object.maxActive ?? 0;
+    message.groupRatePerSecond = object.groupRatePerSecond ?? 0;
+    message.groupBurst = object.groupBurst ?? 0;
+    message.groupMaxActive = object.groupMaxActive ?? 0;
     return message;
   },
 };

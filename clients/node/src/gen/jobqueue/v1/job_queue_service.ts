@@ -176,6 +176,16 @@ export interface EnqueueRequest {
    * cycle is refused (INVALID_ARGUMENT naming the field) and nothing of it is written.
    */
   dependsOnRefs: string[];
+  /**
+   * The job's group (at most 256 characters), a key chosen by the producer such as the
+   * customer or the recipients' mail domain. A queue serves its groups round-robin: each
+   * lease takes one ready job from the next group in turn, so a group with 10,000 jobs
+   * waiting does not hold back one with 10. The queue's group limits (QueueLimits.group_*)
+   * bound each group's rate and running jobs across every server. Jobs without a group take
+   * their turn together as one more group, in priority order; within a group, high-priority
+   * jobs go first, then first in first out.
+   */
+  groupKey: string;
 }
 
 export interface EnqueueRequest_MetadataEntry {
@@ -847,6 +857,7 @@ function createBaseEnqueueRequest(): EnqueueRequest {
     onDependencyFailure: 0,
     ref: "",
     dependsOnRefs: [],
+    groupKey: "",
   };
 }
 
@@ -908,6 +919,9 @@ export const EnqueueRequest: MessageFns<EnqueueRequest> = {
     }
     for (const v of message.dependsOnRefs) {
       writer.uint32(154).string(v!);
+    }
+    if (message.groupKey !== "") {
+      writer.uint32(162).string(message.groupKey);
     }
     return writer;
   },
@@ -1080,6 +1094,14 @@ export const EnqueueRequest: MessageFns<EnqueueRequest> = {
             message.dependsOnRefs.push(reader.string());
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.groupKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1132,6 +1154,7 @@ export const EnqueueRequest: MessageFns<EnqueueRequest> = {
     message.onDependencyFailure = object.onDependencyFailure ?? 0;
     message.ref = object.ref ?? "";
     message.dependsOnRefs = object.dependsOnRefs?.map((e) => e) || [];
+    message.groupKey = object.groupKey ?? "";
     return message;
   },
 };

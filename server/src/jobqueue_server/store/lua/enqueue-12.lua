@@ -20,19 +20,21 @@
   KEYS[11] attaching zset     <prefix>:{<queue>}:attaching   (member ulid, score enqueue ms)
            and, named after KEYS[10], each WAITING job's <prefix>:{<queue>}:parents:<ulid> hash
            (parent job id -> 1, and "" -> the failure policy digit)
+  KEYS[12] group of hash      <prefix>:{<queue>}:group_of    (ulid -> group key; a ready grouped
+           job goes to its group, prelude's push_grouped, not to a ready list)
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] idempotency prefix  <prefix>:{<queue>}:idem:  (carries the queue's hash tag)
   ARGV[3] idempotency window ms
   ARGV[4] wake-up channel     <prefix>:{<queue>}:signal (pub/sub)
-  ARGV[5] number of jobs N, then N groups of 9 fields:
+  ARGV[5] number of jobs N, then N groups of 10 fields:
           ulid, spec (the record's fixed fields "priority|lease ms|max_attempts|backoff",
           priority one digit: 1 low, 2 normal, 3 high), due ms (absolute, or -1), delay ms,
           wire (the job's serialized immutable fields, opaque here), idempotency key ("" for none),
           time limits ("timeout ms|start deadline ms|unique key", each may be empty; "" for
           none), unique key ("" for none), dependencies ("<policy digit>|<job id> <job id>...",
-          "" for none)
-  ARGV[6 + N*9] (optional) the wake-up message, "ready" when absent: the enqueuing server names
+          "" for none), group key ("" for none)
+  ARGV[6 + N*10] (optional) the wake-up message, "ready" when absent: the enqueuing server names
           itself, so that its own listener can skip a signal it has acted on already
 
   Returns a flat array, two entries per job: the job's ulid and 1 when an earlier job
@@ -53,9 +55,10 @@ local head = '||||||0|0|'
 local claimed = {}
 
 local parents_prefix = string.gsub(KEYS[10], ':waiting$', ':parents:')
-local waiting = {}
+local waiting, grouped = {}, {}
+local g = false
 for i = 0, tonumber(ARGV[5]) - 1 do
-  local a = 6 + i * 9
+  local a = 6 + i * 10
   local ulid, spec, idem_key, unique_key = ARGV[a], ARGV[a + 1], ARGV[a + 5], ARGV[a + 7]
   local existing = false
   if idem_key ~= '' then
@@ -109,8 +112,18 @@ for i = 0, tonumber(ARGV[5]) - 1 do
       if next_due < 0 or due < next_due then next_due = due end
     else
       record = 'queued' .. head .. due_text .. '|' .. now_text .. '|' .. now_text .. '|' .. spec
-      local level = pushes[tonumber(string.sub(spec, 1, 1))]
-      level[#level + 1] = ulid
+      local group = ARGV[a + 9]
+      if group == '' then
+        local level = pushes[tonumber(string.sub(spec, 1, 1))]
+        level[#level + 1] = ulid
+      else
+        g = g or group_keys(KEYS[12])
+        push_grouped(g, group, ulid, tonumber(string.sub(spec, 1, 1)), now, false)
+      end
+    end
+    if ARGV[a + 9] ~= '' then
+      grouped[#grouped + 1] = ulid
+      grouped[#grouped + 1] = ARGV[a + 9]
     end
     records[#records + 1] = ulid
     records[#records + 1] = record
@@ -144,13 +157,14 @@ call_all('HSET', KEYS[7], limits)
 call_all('ZADD', KEYS[8], expiring)
 call_all('ZADD', KEYS[10], waiting)
 call_all('ZADD', KEYS[11], waiting)
+call_all('HSET', KEYS[12], grouped)
 -- LPUSH pushes in argument order, so FIFO within a level holds as with one push per job.
 -- Only a push onto an empty list signals: a stream waits only after it found the lists
 -- empty, and it watches before it looks, so the push that refills a list wakes it.
-local wake = false
+local wake = g ~= false  -- a grouped job was made ready
 for level = 1, 3 do
   if call_all('LPUSH', ready[level], pushes[level]) == #pushes[level] then wake = true end
 end
-if wake then rcall('PUBLISH', ARGV[4], ARGV[6 + tonumber(ARGV[5]) * 9] or 'ready') end
+if wake then rcall('PUBLISH', ARGV[4], ARGV[6 + tonumber(ARGV[5]) * 10] or 'ready') end
 out[#out + 1] = next_due
 return out

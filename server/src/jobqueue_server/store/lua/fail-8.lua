@@ -13,6 +13,8 @@
   KEYS[6] limits hash         <prefix>:{<queue>}:limits   (when it exists, a failed attempt
                               frees room under max_active: the queue's signal wakes streams)
   KEYS[7] dependents set      <prefix>:{<queue>}:dependents (ulids other jobs wait on: when one ends, its waiting jobs are told, prelude's end_dependents)
+  KEYS[8] group of hash       <prefix>:{<queue>}:group_of   (a grouped job's failed attempt frees
+                              room in its group, prelude's free_group_slots)
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] most error entries kept per job
@@ -78,7 +80,8 @@ call_all('ZREM', KEYS[1], left)
 call_all('ZADD', KEYS[3], dead)
 call_all('ZADD', KEYS[2], scheduled)
 end_dependents(KEYS[7], ended)
-if #left > 0 and redis.call('EXISTS', KEYS[6]) == 1 then
+local freed = free_group_slots(KEYS[8], left)
+if #left > 0 and (freed or redis.call('EXISTS', KEYS[6]) == 1) then
   redis.call('PUBLISH', string.gsub(KEYS[6], ':limits$', ':signal'), 'ready')
 end
 return out

@@ -15,6 +15,7 @@
   KEYS[9] logs hash           <prefix>:{<queue>}:logs
   KEYS[10] time limits hash   <prefix>:{<queue>}:deadlines  (its third field: the unique key)
   KEYS[11] unique keys hash   <prefix>:{<queue>}:unique     (unique key -> the ulid holding it)
+  KEYS[12] group of hash      <prefix>:{<queue>}:group_of   (ulid -> group key)
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] retention ms
@@ -42,4 +43,5 @@ if #gone > 0 and rcall('EXISTS', KEYS[10]) == 1 then
 end
 -- Every entry of the jobs, from each of the queue's hashes at once.
 for k = 4, 10 do call_all('HDEL', KEYS[k], gone) end
+call_all('HDEL', KEYS[12], gone)
 return #gone

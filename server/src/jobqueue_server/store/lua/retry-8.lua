@@ -12,6 +12,7 @@
   KEYS[5] ready list, low     <prefix>:{<queue>}:ready:low
   KEYS[6] job records hash    <prefix>:{<queue>}:jobs
   KEYS[7] results hash        <prefix>:{<queue>}:result
+  KEYS[8] group of hash       <prefix>:{<queue>}:group_of   (a grouped job is made ready in its group)
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] wake-up channel     <prefix>:{<queue>}:signal
@@ -32,6 +33,11 @@ rcall('ZREM', KEYS[2], ulid)
 r[STATE], r[ATTEMPTS], r[READY_MS], r[DUE_MS], r[FINISH_MS] = 'queued', 0, now, now, ''
 rcall('HSET', KEYS[6], ulid, format_record(r))
 rcall('HDEL', KEYS[7], ulid)
-rcall('LPUSH', ready[tonumber(r[PRIORITY])], ulid)
+local group = rcall('HGET', KEYS[8], ulid)
+if group then
+  push_grouped(group_keys(KEYS[8]), group, ulid, tonumber(r[PRIORITY]), now, false)
+else
+  rcall('LPUSH', ready[tonumber(r[PRIORITY])], ulid)
+end
 rcall('PUBLISH', ARGV[2], 'ready')
 return {1, 'queued'}

@@ -19,6 +19,7 @@
   KEYS[9] errors hash         <prefix>:{<queue>}:errors
   KEYS[10] dependents set     <prefix>:{<queue>}:dependents (a job ended here may have its own)
   KEYS[11] attaching zset     <prefix>:{<queue>}:attaching
+  KEYS[12] group of hash      <prefix>:{<queue>}:group_of   (a grouped job is made ready in its group)
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] wake-up channel     <prefix>:{<queue>}:signal
@@ -62,7 +63,12 @@ for i = 1, tonumber(ARGV[4]) do
           if next_due < 0 or due < next_due then next_due = due end
         else
           r[STATE], r[READY_MS] = 'queued', now_text
-          rcall('LPUSH', ready[tonumber(r[PRIORITY])], ulid)
+          local group = rcall('HGET', KEYS[12], ulid)
+          if group then
+            push_grouped(group_keys(KEYS[12]), group, ulid, tonumber(r[PRIORITY]), now, false)
+          else
+            rcall('LPUSH', ready[tonumber(r[PRIORITY])], ulid)
+          end
           wake = true
         end
         rcall('HSET', KEYS[1], ulid, format_record(r))

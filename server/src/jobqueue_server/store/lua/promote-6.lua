@@ -9,6 +9,7 @@
   KEYS[3] ready list, normal  <prefix>:{<queue>}:ready:normal
   KEYS[4] ready list, low     <prefix>:{<queue>}:ready:low
   KEYS[5] job records hash    <prefix>:{<queue>}:jobs
+  KEYS[6] group of hash       <prefix>:{<queue>}:group_of   (a grouped job is made ready in its group)
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] wake-up channel     <prefix>:{<queue>}:signal
@@ -25,14 +26,20 @@ local ulids = {}
 for i = 1, #due, 2 do ulids[#ulids + 1] = due[i] end
 local jobs = batch_records(KEYS[5], ulids)
 local pushes = {{}, {}, {}}
+local groups = groups_of(KEYS[6], ulids)
+local g = groups and group_keys(KEYS[6])
 for i, ulid in ipairs(ulids) do
   local r = jobs.get(i)
   if r then  -- a due time without a job (never left by the scripts) is only removed
     -- Ready since it was due, not since this sweep: queue age counts any lateness.
     r[STATE], r[READY_MS] = 'queued', due[2 * i]
     jobs.save(ulid)
-    local level = pushes[tonumber(r[PRIORITY])]
-    level[#level + 1] = ulid
+    if groups and groups[i] then
+      push_grouped(g, groups[i], ulid, tonumber(r[PRIORITY]), tonumber(due[2 * i]), false)
+    else
+      local level = pushes[tonumber(r[PRIORITY])]
+      level[#level + 1] = ulid
+    end
   end
 end
 jobs.write()

@@ -11,6 +11,8 @@
   KEYS[5] limits hash         <prefix>:{<queue>}:limits     (when it exists, a finished job
                               frees room under max_active: the queue's signal wakes streams)
   KEYS[6] dependents set      <prefix>:{<queue>}:dependents (ulids other jobs wait on: when one ends, its waiting jobs are told, prelude's end_dependents)
+  KEYS[7] group of hash       <prefix>:{<queue>}:group_of   (a grouped job's end frees room in its
+                              group, prelude's free_group_slots)
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] number of jobs N, then N groups of 3 fields: ulid, lease token, result
@@ -57,7 +59,8 @@ call_all('HSET', KEYS[4], results)
 call_all('ZREM', KEYS[1], done)
 call_all('ZADD', KEYS[2], finished)
 end_dependents(KEYS[6], ended)
-if #done > 0 and redis.call('EXISTS', KEYS[5]) == 1 then
+local freed = free_group_slots(KEYS[7], done)
+if #done > 0 and (freed or redis.call('EXISTS', KEYS[5]) == 1) then
   redis.call('PUBLISH', string.gsub(KEYS[5], ':limits$', ':signal'), 'ready')
 end
 return out

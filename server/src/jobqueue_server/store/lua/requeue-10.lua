@@ -18,6 +18,8 @@
   KEYS[7] errors hash         <prefix>:{<queue>}:errors
   KEYS[8] time limits hash    <prefix>:{<queue>}:deadlines (ulid -> timeout ms|start deadline ms)
   KEYS[9] dependents set      <prefix>:{<queue>}:dependents (ulids other jobs wait on: when one ends, its waiting jobs are told, prelude's end_dependents)
+  KEYS[10] group of hash      <prefix>:{<queue>}:group_of   (a grouped job goes back to the front
+                              of its group, and frees room in it)
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] wake-up channel     <prefix>:{<queue>}:signal
@@ -50,6 +52,9 @@ local limits = false
 if expired and #ulids > 0 and rcall('EXISTS', KEYS[8]) == 1 then limits = hmget_all(KEYS[8], ulids) end
 
 local left, dead, pushes, requeued, ended = {}, {}, {{}, {}, {}}, 0, {}
+local groups = groups_of(KEYS[10], ulids)
+local g = groups and group_keys(KEYS[10])
+local woke = false
 for i, ulid in ipairs(ulids) do
   local r = jobs.get(i)
   if expired and not r then
@@ -73,11 +78,16 @@ for i, ulid in ipairs(ulids) do
     else
       -- ready_ms keeps the time the job first became ready: it is the oldest in its list again.
       r[STATE] = 'queued'
-      local level = pushes[tonumber(r[PRIORITY])]
-      level[#level + 1] = ulid
+      if groups and groups[i] then
+        push_grouped(g, groups[i], ulid, tonumber(r[PRIORITY]), now, true)
+      else
+        local level = pushes[tonumber(r[PRIORITY])]
+        level[#level + 1] = ulid
+      end
       requeued = requeued + 1
     end
     jobs.save(ulid)
+    if groups and groups[i] and free_group_slot(g, groups[i]) then woke = true end
   end
 end
 jobs.write()
@@ -87,7 +97,7 @@ call_all('ZADD', KEYS[5], dead)
 end_dependents(KEYS[9], ended)
 -- RPUSH puts each job at the front of its level, in the order taken back, as one push per job.
 for level = 1, 3 do call_all('RPUSH', ready[level], pushes[level]) end
-if requeued > 0 then rcall('PUBLISH', ARGV[2], 'ready') end
+if requeued > 0 or woke then rcall('PUBLISH', ARGV[2], 'ready') end
 local first = rcall('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local next_deadline = -1
 if first[2] then next_deadline = tonumber(first[2]) end

@@ -14,6 +14,7 @@
   KEYS[8] errors hash         <prefix>:{<queue>}:errors
   KEYS[9] waiting zset        <prefix>:{<queue>}:waiting    (and the job's parents:<ulid> hash)
   KEYS[10] dependents set     <prefix>:{<queue>}:dependents (ulids other jobs wait on: when one ends, its waiting jobs are told, prelude's end_dependents)
+  KEYS[11] group of hash      <prefix>:{<queue>}:group_of   (a grouped job's ready entry is in its group)
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] most error entries kept per job
@@ -31,7 +32,10 @@ for _, ulid in ipairs(ulids) do
   -- Leased, finished or gone meanwhile: the deadline no longer applies.
   if r and (r[STATE] == 'queued' or r[STATE] == 'scheduled' or r[STATE] == 'waiting') then
     if r[STATE] == 'queued' then
-      rcall('LREM', ready[tonumber(r[PRIORITY])], 1, ulid)
+      local group = rcall('HGET', KEYS[11], ulid)
+      if not (group and remove_grouped(group_keys(KEYS[11]), group, ulid)) then
+        rcall('LREM', ready[tonumber(r[PRIORITY])], 1, ulid)
+      end
     elseif r[STATE] == 'waiting' then
       rcall('ZREM', KEYS[9], ulid)
       rcall('DEL', (string.gsub(KEYS[9], ':waiting$', ':parents:')) .. ulid)

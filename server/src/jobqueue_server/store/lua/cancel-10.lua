@@ -14,6 +14,8 @@
   KEYS[7] active zset         <prefix>:{<queue>}:active
   KEYS[8] waiting zset        <prefix>:{<queue>}:waiting    (and the job's parents:<ulid> hash)
   KEYS[9] dependents set      <prefix>:{<queue>}:dependents (ulids other jobs wait on: when one ends, its waiting jobs are told, prelude's end_dependents)
+  KEYS[10] group of hash      <prefix>:{<queue>}:group_of   (a grouped job's ready entry is in its
+                              group; an active one frees room in it)
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] ulid
@@ -31,10 +33,16 @@ if not r then return {-1, ''} end
 if r[STATE] == 'scheduled' then
   rcall('ZREM', KEYS[1], ulid)
 elseif r[STATE] == 'queued' then
-  local ready = {KEYS[4], KEYS[3], KEYS[2]}
-  rcall('LREM', ready[tonumber(r[PRIORITY])], 1, ulid)
+  local group = rcall('HGET', KEYS[10], ulid)
+  if not (group and remove_grouped(group_keys(KEYS[10]), group, ulid)) then
+    local ready = {KEYS[4], KEYS[3], KEYS[2]}
+    rcall('LREM', ready[tonumber(r[PRIORITY])], 1, ulid)
+  end
 elseif r[STATE] == 'active' then
   rcall('ZREM', KEYS[7], ulid)
+  if free_group_slots(KEYS[10], {ulid}) then
+    rcall('PUBLISH', (string.gsub(KEYS[10], ':group_of$', ':signal')), 'ready')
+  end
   rcall('PUBLISH', ARGV[3], ARGV[4] .. '|' .. r[TOKEN] .. '|cancelled')
   r[TOKEN], r[LEASE_EXPIRE_MS] = '', ''
 elseif r[STATE] == 'waiting' then

@@ -3,7 +3,9 @@
   Counts the attempt and issues a fresh lease token for each job. A job with a timeout gets
   a lease that ends by then; a leased job's start deadline no longer applies (expire-8.lua
   cancels the jobs not leased by theirs). A queue with limits (SetQueueLimits) leases no more
-  than its rate's token bucket and its room under max_active allow.
+  than its rate's token bucket and its room under max_active allow. Groups (prelude's
+  group_keys) take turns: each turn leases one job of the next group in the ring, between jobs
+  of the ready lists, and a group its limits hold waits in `gblocked`.
 
   Transition: QUEUED -> ACTIVE
   Trigger: a Lease stream with free credit
@@ -20,6 +22,7 @@
   KEYS[10] start deadlines    <prefix>:{<queue>}:expiring
   KEYS[11] limits hash        <prefix>:{<queue>}:limits   (rate, burst, max_active)
   KEYS[12] token bucket hash  <prefix>:{<queue>}:bucket   (tokens, at: ms of the last lease)
+  KEYS[13] group of hash      <prefix>:{<queue>}:group_of (and the group keys named after it)
 
   ARGV[1] now ms, or "" to use the Redis clock
   ARGV[2] most jobs to lease
@@ -60,18 +63,89 @@ if rcall('EXISTS', KEYS[11]) == 1 then
 end
 
 local ulids = {}
-for level = 1, 3 do
-  if #ulids >= wanted then break end
-  local popped = rcall('RPOP', KEYS[level], wanted - #ulids)
-  if popped then
-    for _, ulid in ipairs(popped) do ulids[#ulids + 1] = ulid end
+local g = rcall('EXISTS', KEYS[13]) == 1 and group_keys(KEYS[13])
+if g and (tonumber(rcall('GET', g.queued)) or 0) <= 0 then g = false end
+if not g then
+  for level = 1, 3 do
+    if #ulids >= wanted then break end
+    local popped = rcall('RPOP', KEYS[level], wanted - #ulids)
+    if popped then
+      for _, ulid in ipairs(popped) do ulids[#ulids + 1] = ulid end
+    end
+  end
+else
+  local limits = rcall('HMGET', KEYS[11], 'group_rate', 'group_burst', 'group_max_active')
+  local group_rate, group_burst = tonumber(limits[1]) or 0, tonumber(limits[2]) or 0
+  local group_max = tonumber(limits[3]) or 0
+  if group_rate > 0 and group_burst <= 0 then group_burst = math.max(1, group_rate) end
+  -- Groups whose rate let them go again by now take their turn.
+  for _, group in ipairs(rcall('ZRANGEBYSCORE', g.blocked, '-inf', now, 'LIMIT', 0, 1000)) do
+    rcall('ZREM', g.blocked, group)
+    rcall('ZADD', g.ring, 'NX', rcall('INCR', g.turn), group)
+  end
+  -- One job of the ready lists, then one of the next group, in turn. Each round leases a job
+  -- or takes a group out of the ring (emptied, or held by a limit): the loop is bounded.
+  local lists, ring = true, true
+  while #ulids < wanted and (lists or ring) do
+    if lists then
+      lists = false
+      for level = 1, 3 do
+        local ulid = rcall('RPOP', KEYS[level])
+        if ulid then
+          ulids[#ulids + 1], lists = ulid, true
+          break
+        end
+      end
+    end
+    if ring and #ulids < wanted then
+      local turn = rcall('ZPOPMIN', g.ring)
+      if #turn == 0 then
+        ring = false
+      else
+        local group = turn[1]
+        local ready_key, until_ms, tokens = g.ready .. group, false, 0
+        if group_max > 0 and (tonumber(rcall('HGET', g.active, group)) or 0) >= group_max then
+          until_ms = '+inf'
+        elseif group_rate > 0 then
+          local at
+          tokens, at = string.match(rcall('HGET', g.bucket, group) or '', '^([^|]*)|(.*)$')
+          tokens, at = tonumber(tokens) or group_burst, tonumber(at) or now
+          tokens = math.min(group_burst, tokens + math.max(0, now - at) * group_rate / 1000)
+          if tokens < 1 then until_ms = now + math.ceil((1 - tokens) * 1000 / group_rate) end
+        end
+        if until_ms then
+          if rcall('ZCARD', ready_key) > 0 then rcall('ZADD', g.blocked, until_ms, group) end
+        else
+          local job = rcall('ZPOPMIN', ready_key)
+          if #job > 0 then
+            ulids[#ulids + 1] = job[1]
+            rcall('DECR', g.queued)
+            rcall('HINCRBY', g.active, group, 1)
+            if group_rate > 0 then rcall('HSET', g.bucket, group, (tokens - 1) .. '|' .. now_text) end
+            if rcall('ZCARD', ready_key) > 0 then rcall('ZADD', g.ring, rcall('INCR', g.turn), group) end
+          end
+        end
+      end
+    end
   end
 end
--- When to lease again, if a limit held back jobs that are ready.
+-- When to lease again, if a limit held back jobs that are ready: the queue's (its rate's next
+-- token; 0: once an active job ends) or a group's (the earliest of `gblocked`: a time, or +inf
+-- for a group at its max_active, which an ending job lets go), whichever comes first.
 local function retry_at(leased)
-  if not held or rcall('EXISTS', KEYS[1], KEYS[2], KEYS[3]) == 0 then return -1 end
-  if held == 'active' then return 0 end
-  return now + math.ceil((1 - (bucket - leased)) * 1000 / rate)
+  local at = -1
+  local grouped_ready = g and (tonumber(rcall('GET', g.queued)) or 0) > 0
+  if held and (grouped_ready or rcall('EXISTS', KEYS[1], KEYS[2], KEYS[3]) == 1) then
+    at = held == 'active' and 0 or now + math.ceil((1 - (bucket - leased)) * 1000 / rate)
+  end
+  if grouped_ready and rcall('ZCARD', g.ring) == 0 then
+    local first = rcall('ZRANGE', g.blocked, 0, 0, 'WITHSCORES')
+    if first[2] then
+      local group_at = first[2] == 'inf' and 0 or tonumber(first[2])
+      if at < 0 or (group_at > 0 and (at == 0 or group_at < at)) then at = group_at end
+    end
+  end
+  return at
 end
 if bucket then
   rcall('HSET', KEYS[12], 'tokens', tostring(bucket - #ulids), 'at', now_text)
