@@ -264,8 +264,10 @@ func (c *Client) ResumeQueue(ctx context.Context, queue string) (bool, error) {
 }
 
 // QueueLimits bound how fast and how much of a queue runs, across every server and worker
-// (Redis enforces them when jobs are leased). Jobs a limit holds back stay QUEUED and are
-// leased as the limit allows, without workers polling for them. The zero value is no limit.
+// (Redis enforces them when jobs are leased). The Group fields bound each group of the queue
+// (WithGroupKey) on its own, on top of the queue's limits. Jobs a limit holds back stay QUEUED
+// and are leased as the limit allows, without workers polling for them. The zero value is no
+// limit.
 type QueueLimits struct {
 	// RatePerSecond is the most jobs leased per second, on average (a token bucket refilled
 	// at this rate); 0 is no limit. At most 1,000,000.
@@ -277,6 +279,16 @@ type QueueLimits struct {
 	// MaxActive is the most jobs of the queue ACTIVE at once, across every worker; 0 is no
 	// limit. At most 1,000,000.
 	MaxActive int
+	// GroupRatePerSecond is RatePerSecond for each group (WithGroupKey) separately: the most
+	// jobs of one group leased per second, each group with a token bucket of its own; 0 is no
+	// limit. At most 1,000,000.
+	GroupRatePerSecond float64
+	// GroupBurst is the size of each group's bucket; 0 is the larger of 1 and
+	// GroupRatePerSecond. It applies to a rate: set GroupRatePerSecond too. At most 1,000,000.
+	GroupBurst int
+	// GroupMaxActive is the most jobs of one group ACTIVE at once (1: one running job per
+	// customer); 0 is no limit. At most 1,000,000.
+	GroupMaxActive int
 }
 
 // toProto builds the message; a count the message cannot carry (beyond int32) is refused
@@ -289,23 +301,46 @@ func (l QueueLimits) toProto() (*jobqueuev1.QueueLimits, error) {
 	if l.MaxActive < math.MinInt32 || l.MaxActive > math.MaxInt32 {
 		return nil, invalidArgument("limits.max_active", "must be from 0 to 1,000,000")
 	}
-	return &jobqueuev1.QueueLimits{RatePerSecond: l.RatePerSecond, Burst: int32(l.Burst), MaxActive: int32(l.MaxActive)}, nil
+	if l.GroupBurst < math.MinInt32 || l.GroupBurst > math.MaxInt32 {
+		return nil, invalidArgument("limits.group_burst", "must be from 0 to 1,000,000")
+	}
+	if l.GroupMaxActive < math.MinInt32 || l.GroupMaxActive > math.MaxInt32 {
+		return nil, invalidArgument("limits.group_max_active", "must be from 0 to 1,000,000")
+	}
+	return &jobqueuev1.QueueLimits{
+		RatePerSecond:      l.RatePerSecond,
+		Burst:              int32(l.Burst),
+		MaxActive:          int32(l.MaxActive),
+		GroupRatePerSecond: l.GroupRatePerSecond,
+		GroupBurst:         int32(l.GroupBurst),
+		GroupMaxActive:     int32(l.GroupMaxActive),
+	}, nil
 }
 
 func queueLimitsFromProto(p *jobqueuev1.QueueLimits) *QueueLimits {
 	if p == nil {
 		return nil
 	}
-	return &QueueLimits{RatePerSecond: p.GetRatePerSecond(), Burst: int(p.GetBurst()), MaxActive: int(p.GetMaxActive())}
+	return &QueueLimits{
+		RatePerSecond:      p.GetRatePerSecond(),
+		Burst:              int(p.GetBurst()),
+		MaxActive:          int(p.GetMaxActive()),
+		GroupRatePerSecond: p.GetGroupRatePerSecond(),
+		GroupBurst:         int(p.GetGroupBurst()),
+		GroupMaxActive:     int(p.GetGroupMaxActive()),
+	}
 }
 
 // SetQueueLimits sets queue's rate and concurrency limits on every server, replacing the ones
 // it had (the queue need not hold jobs yet); a zero QueueLimits removes them. They hold from
 // the next lease on: jobs already leased are not affected. Stats shows them
-// (QueueStats.Limits). A bad value is ErrInvalidArgument with Error.Field naming it
-// ("limits.rate_per_second", "limits.burst", "limits.max_active"; "queue" for a bad queue
-// name): each must be from 0 to 1,000,000, and Burst needs RatePerSecond. It takes the admin
-// role on a server with --auth.
+// (QueueStats.Limits). The group limits (GroupRatePerSecond, GroupBurst, GroupMaxActive)
+// bound each group of the queue (WithGroupKey) on its own, besides the queue's. A bad value is
+// ErrInvalidArgument with Error.Field naming it ("limits.rate_per_second", "limits.burst",
+// "limits.max_active", "limits.group_rate_per_second", "limits.group_burst",
+// "limits.group_max_active"; "queue" for a bad queue name): each must be from 0 to 1,000,000,
+// Burst needs RatePerSecond and GroupBurst needs GroupRatePerSecond. It takes the admin role
+// on a server with --auth.
 func (c *Client) SetQueueLimits(ctx context.Context, queue string, limits QueueLimits) error {
 	p, err := limits.toProto()
 	if err != nil {

@@ -36,6 +36,17 @@
 // (QueueLimits.MaxActive) of a queue runs, across every server and worker; Stats shows the
 // limits (QueueStats.Limits), and a zero QueueLimits removes them.
 //
+// WithGroupKey puts a job in a group (the customer it is for, the recipients' mail domain): a
+// queue serves its groups round-robin, one ready job from each in turn, so a customer with
+// 10,000 jobs waiting does not hold back one with 10 (jobs without a group take their turn
+// together, as one more group). QueueLimits.GroupRatePerSecond, GroupBurst and GroupMaxActive
+// bound each group on its own; here one running job per customer at a time:
+//
+//	err := client.SetQueueLimits(ctx, "email", jobqueue.QueueLimits{GroupMaxActive: 1})
+//	res, err := client.Enqueue(ctx, "email", payload, jobqueue.WithGroupKey("acme"))
+//
+// The handler finds the group in job.Job.GroupKey.
+//
 // Concurrent Enqueue calls are gathered into batches, sent on an EnqueueStream (or as
 // EnqueueBatch calls to an older server), each caller still getting its own id or error
 // (WithBatching, WithoutBatching, Client.Flush; see Batching).

@@ -200,6 +200,8 @@ type Job struct {
 	// (WithOnDependencyFailure); "" when it has no dependencies or took the default,
 	// DependencyFailureCancel.
 	OnDependencyFailure DependencyFailurePolicy
+	// GroupKey is the group given at enqueue (WithGroupKey); "" is none.
+	GroupKey string
 }
 
 func jobFromProto(p *jobqueuev1.Job) *Job {
@@ -231,6 +233,7 @@ func jobFromProto(p *jobqueuev1.Job) *Job {
 		UniqueKey:           p.GetUniqueKey(),
 		DependsOn:           p.GetDependsOn(),
 		OnDependencyFailure: dependencyFailureFromProto(p.GetOnDependencyFailure()),
+		GroupKey:            p.GetGroupKey(),
 	}
 	if pr := p.GetProgress(); pr != nil {
 		j.Progress = &JobProgress{Percent: pr.GetPercent(), Message: pr.GetMessage(), Time: timeOf(pr.GetTime())}

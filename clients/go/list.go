@@ -22,10 +22,11 @@ func WithPageSize(n int) ListOption {
 }
 
 // ListJobs iterates over every job of queue in state, fetched a page at a time: queued
-// jobs in the order they will be leased, scheduled ones by due time, active ones by lease
-// deadline, and completed, dead or cancelled ones newest first. Pages are by position, so
-// jobs that change state meanwhile may be skipped or seen twice. On an error it yields
-// (nil, err) once and stops; stop early by breaking out of the loop:
+// jobs in the order they will be leased (those of a group, WithGroupKey, after the others,
+// group by group), scheduled ones by due time, active ones by lease deadline, and completed,
+// dead or cancelled ones newest first. Pages are by position, so jobs
+// that change state meanwhile may be skipped or seen twice. On an error it yields (nil, err)
+// once and stops; stop early by breaking out of the loop:
 //
 //	for job, err := range client.ListJobs(ctx, "email", jobqueue.StateDead) {
 //		if err != nil {

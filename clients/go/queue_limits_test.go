@@ -114,6 +114,13 @@ func TestBadQueueLimitsAreAnInvalidArgumentNamingTheField(t *testing.T) {
 		{queue, jobqueue.QueueLimits{RatePerSecond: 1, Burst: -1}, "limits.burst"},
 		{queue, jobqueue.QueueLimits{RatePerSecond: -1}, "limits.rate_per_second"},
 		{queue, jobqueue.QueueLimits{RatePerSecond: math.NaN()}, "limits.rate_per_second"},
+		{queue, jobqueue.QueueLimits{GroupMaxActive: -1}, "limits.group_max_active"},
+		{queue, jobqueue.QueueLimits{GroupMaxActive: 1_000_001}, "limits.group_max_active"},
+		{queue, jobqueue.QueueLimits{GroupBurst: 5}, "limits.group_burst"},
+		{queue, jobqueue.QueueLimits{RatePerSecond: 1, GroupBurst: 5}, "limits.group_burst"},
+		{queue, jobqueue.QueueLimits{GroupRatePerSecond: 1, GroupBurst: -1}, "limits.group_burst"},
+		{queue, jobqueue.QueueLimits{GroupRatePerSecond: -1}, "limits.group_rate_per_second"},
+		{queue, jobqueue.QueueLimits{GroupRatePerSecond: math.Inf(1)}, "limits.group_rate_per_second"},
 		{"bad queue", jobqueue.QueueLimits{MaxActive: 1}, "queue"},
 		{"", jobqueue.QueueLimits{MaxActive: 1}, "queue"},
 	}
@@ -138,14 +145,17 @@ func TestSetQueueLimitsSendsTheLimitsAndRefusesCountsBeyondInt32BeforeSending(t 
 	conn := &recordingConn{reply: &jobqueuev1.SetQueueLimitsResponse{}}
 	client := jobqueue.New(conn, jobqueue.WithoutBatching())
 
-	if err := client.SetQueueLimits(context.Background(), "q", jobqueue.QueueLimits{RatePerSecond: 0.5, Burst: 2, MaxActive: 3}); err != nil {
+	all := jobqueue.QueueLimits{RatePerSecond: 0.5, Burst: 2, MaxActive: 3, GroupRatePerSecond: 0.25, GroupBurst: 4, GroupMaxActive: 1}
+	if err := client.SetQueueLimits(context.Background(), "q", all); err != nil {
 		t.Fatal(err)
 	}
 	if err := client.SetQueueLimits(context.Background(), "q", jobqueue.QueueLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	want := []proto.Message{
-		&jobqueuev1.SetQueueLimitsRequest{Queue: "q", Limits: &jobqueuev1.QueueLimits{RatePerSecond: 0.5, Burst: 2, MaxActive: 3}},
+		&jobqueuev1.SetQueueLimitsRequest{Queue: "q", Limits: &jobqueuev1.QueueLimits{
+			RatePerSecond: 0.5, Burst: 2, MaxActive: 3, GroupRatePerSecond: 0.25, GroupBurst: 4, GroupMaxActive: 1,
+		}},
 		&jobqueuev1.SetQueueLimitsRequest{Queue: "q", Limits: &jobqueuev1.QueueLimits{}},
 	}
 	if len(conn.requests) != len(want) || !proto.Equal(conn.requests[0], want[0]) || !proto.Equal(conn.requests[1], want[1]) {
@@ -153,8 +163,10 @@ func TestSetQueueLimitsSendsTheLimitsAndRefusesCountsBeyondInt32BeforeSending(t 
 	}
 
 	for field, limits := range map[string]jobqueue.QueueLimits{
-		"limits.burst":      {RatePerSecond: 1, Burst: math.MaxInt32 + 1},
-		"limits.max_active": {MaxActive: math.MinInt32 - 1},
+		"limits.burst":            {RatePerSecond: 1, Burst: math.MaxInt32 + 1},
+		"limits.max_active":       {MaxActive: math.MinInt32 - 1},
+		"limits.group_burst":      {GroupRatePerSecond: 1, GroupBurst: math.MaxInt32 + 1},
+		"limits.group_max_active": {GroupMaxActive: math.MaxInt32 + 1},
 	} {
 		err := client.SetQueueLimits(context.Background(), "q", limits)
 		var e *jobqueue.Error

@@ -21,20 +21,20 @@ from tests.store.helpers import raw_jobs, zset
 GROUPS = ["a", "b", "c", ""]
 
 
-async def _check(redis: Redis, store: Store, ulids: list[str]) -> None:
+async def _check(redis: Redis, store: Store, ulids: list[str], *, paged: bool) -> None:
     k = store.keys("q")
     jobs = await raw_jobs(redis, k, ulids)
     group_of = {u.decode(): g.decode() for u, g in (await redis.hgetall(k.group_of)).items()}
     prefix = k.group_of.removesuffix("group_of")
-    ready_by_group = {g: await zset(redis, f"{prefix}gready:{g}") for g in GROUPS if g}
-    ring, blocked = await zset(redis, f"{prefix}groups"), await zset(redis, f"{prefix}gblocked")
+    ready_by_group = {g: await zset(redis, k.group_ready_prefix + g) for g in GROUPS if g}
+    ring, blocked = await zset(redis, k.group_ring), await zset(redis, k.group_blocked)
     active = {g.decode(): int(n) for g, n in (await redis.hgetall(f"{prefix}gactive")).items()}
 
     queued_grouped = [u for u, f in jobs.items() if f["state"] == JobState.QUEUED and group_of.get(u)]
     for ulid in queued_grouped:
         assert ulid in ready_by_group[group_of[ulid]], ulid
     assert sorted(queued_grouped) == sorted(u for members in ready_by_group.values() for u in members)
-    assert int(await redis.get(f"{prefix}gqueued") or 0) == len(queued_grouped)
+    assert int(await redis.get(k.grouped_ready) or 0) == len(queued_grouped)
     for group, members in ready_by_group.items():
         if members:
             assert (group in ring) != (group in blocked), (group, ring, blocked)
@@ -43,7 +43,18 @@ async def _check(redis: Redis, store: Store, ulids: list[str]) -> None:
     )
     assert active == dict(running)
     (counts,) = await store.stats(["q"])
-    assert counts.queued == sum(1 for f in jobs.values() if f["state"] == JobState.QUEUED)
+    queued = {u for u, f in jobs.items() if f["state"] == JobState.QUEUED}
+    assert counts.queued == len(queued)
+    listed, total = await store.list_jobs("q", JobState.QUEUED, 0, 1_000)
+    assert total == len(queued) and {job.id.rpartition(":")[2] for _, job in listed} == queued
+    if not paged:
+        return
+    pages = [
+        job.id
+        for start in range(0, total, 3)
+        for _, job in (await store.list_jobs("q", JobState.QUEUED, start, 3))[0]
+    ]
+    assert pages == [job.id for _, job in listed]
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -53,7 +64,7 @@ async def test_group_bookkeeping_holds_under_random_operations(
     rng = random.Random(seed)
     ulids: list[str] = []
     held: list[tuple[str, str]] = []  # (job id, token) of leases not settled yet
-    for _ in range(150):
+    for step in range(150):
         action = rng.choice(
             ["enqueue", "enqueue", "lease", "ack", "fail", "release", "cancel", "retry", "time", "limits"]
         )
@@ -92,4 +103,4 @@ async def test_group_bookkeeping_holds_under_random_operations(
                 group_max_active=rng.choice([0, 1, 2]), group_rate_per_second=rng.choice([0, 0, 5])
             )
             await store.set_limits("q", limits)
-        await _check(redis, store, ulids)
+        await _check(redis, store, ulids, paged=step % 25 == 0)

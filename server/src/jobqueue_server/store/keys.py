@@ -59,6 +59,11 @@ class QueueKeys:
     #: jobs are ready; the other group keys are named after `group_of` (prelude's group_keys).
     group_of: str
     grouped_ready: str
+    #: The ring of groups by turn, the groups a limit holds, and the prefix of each group's
+    #: sorted set of ready jobs (the scripts name them after `group_of`, as here).
+    group_ring: str
+    group_blocked: str
+    group_ready_prefix: str
     #: The per-job hashes of the previous layout (format 1), read only by the migration.
     job_prefix: str
     idem_prefix: str
@@ -98,6 +103,9 @@ class QueueKeys:
             resolving=f"{base}:resolving",
             group_of=f"{base}:group_of",
             grouped_ready=f"{base}:gqueued",
+            group_ring=f"{base}:groups",
+            group_blocked=f"{base}:gblocked",
+            group_ready_prefix=f"{base}:gready:",
             job_prefix=f"{base}:job:",
             idem_prefix=f"{base}:idem:",
             signal=f"{base}:signal",

@@ -63,7 +63,9 @@ async def list_page(
 
 
 async def _queued_page(redis: Redis, k: QueueKeys, offset: int, limit: int) -> tuple[list[str], int]:
-    """Ready jobs in lease order: high, normal, low; within a list from its right end."""
+    """Ready jobs: those of the ready lists in lease order (high, normal, low; within a list
+    from its right end), then the grouped ones, group by group in the order of their names,
+    each group's in its lease order."""
     lengths = [int(await redis.llen(key)) for key in k.ready]
     ulids: list[str] = []
     for key, length in zip(k.ready, lengths, strict=True):
@@ -76,4 +78,31 @@ async def _queued_page(redis: Redis, k: QueueKeys, offset: int, limit: int) -> t
         offset = 0
         if len(ulids) >= limit:
             break
-    return ulids, sum(lengths)
+    grouped = int(await redis.get(k.grouped_ready) or 0)
+    if grouped and len(ulids) < limit:
+        ulids += await _grouped_page(redis, k, offset, limit - len(ulids))
+    return ulids, sum(lengths) + grouped
+
+
+async def _grouped_page(redis: Redis, k: QueueKeys, offset: int, limit: int) -> list[str]:
+    """Grouped ready jobs from position `offset`: the groups with ready jobs are those of the
+    ring and the held set (one ZCARD each: the cost grows with the groups, not the jobs)."""
+    names = sorted(
+        {g.decode() for g in await redis.zrange(k.group_ring, 0, -1)}
+        | {g.decode() for g in await redis.zrange(k.group_blocked, 0, -1)}
+    )
+    async with redis.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.zcard(k.group_ready_prefix + name)
+        sizes = await pipe.execute()
+    ulids: list[str] = []
+    for name, size in zip(names, sizes, strict=True):
+        if offset >= size:
+            offset -= size
+            continue
+        chunk = await redis.zrange(k.group_ready_prefix + name, offset, offset + limit - len(ulids) - 1)
+        ulids += [u.decode() for u in chunk]
+        offset = 0
+        if len(ulids) >= limit:
+            break
+    return ulids
