@@ -358,12 +358,16 @@ export class Client {
    * Sets how fast and how much of `queue` runs, on every server sharing the store (admin
    * role, like `pauseQueue`): at most `ratePerSecond` jobs leased per second on average
    * (`burst` at once after an idle time; it needs a rate), and at most `maxActive` of its jobs
-   * active at once. An omitted limit is 0, no limit of that kind, so `setQueueLimits(queue, {})`
-   * removes them all. Jobs held back stay queued; jobs already leased are not affected.
-   * `stats` shows the limits. An InvalidArgumentError names the field (`limits.max_active`).
+   * active at once. `groupRatePerSecond`, `groupBurst` and `groupMaxActive` are the same for
+   * each group of the queue (`groupKey` at enqueue) separately: `groupMaxActive: 1` runs one
+   * job per group at a time. An omitted limit is 0, no limit of that kind, so
+   * `setQueueLimits(queue, {})` removes them all. Jobs held back stay queued; jobs already
+   * leased are not affected. `stats` shows the limits. An InvalidArgumentError names the
+   * field (`limits.max_active`, `limits.group_burst`).
    *
    * ```ts
    * await admin.setQueueLimits("emails", { ratePerSecond: 50, burst: 100, maxActive: 10 });
+   * await admin.setQueueLimits("reports", { groupMaxActive: 1 }); // one running report per customer
    * ```
    */
   async setQueueLimits(queue: string, limits: Partial<QueueLimits>, options: CallOptions = {}): Promise<void> {

@@ -261,6 +261,8 @@ export function enqueueRequest(spec: JobSpec, prefix = ""): EnqueueRequest {
     startDeadline: undefined,
     // The length bound (256 characters) is the server's, which names the field the same way.
     uniqueKey: options.uniqueKey ?? "",
+    // The same for the group key's bound (256 characters).
+    groupKey: options.groupKey ?? "",
     // The ids' grammar, their number (at most 1,000) and whether they exist are the server's.
     dependsOn: stringList(options.dependsOn, `${prefix}depends_on`),
     onDependencyFailure: toDependencyFailurePolicy(options.onDependencyFailure, `${prefix}on_dependency_failure`),
@@ -389,6 +391,7 @@ export function job(message: ProtoJob): Job {
   };
   const policy = dependencyFailurePolicyName(message.onDependencyFailure);
   if (policy !== undefined) read.onDependencyFailure = policy;
+  if (message.groupKey !== "") read.groupKey = message.groupKey;
   return read;
 }
 
@@ -411,29 +414,41 @@ export function queueStats(message: ProtoQueueStats): QueueStats {
 
 /** The public QueueLimits of a message. */
 export function queueLimits(message: ProtoQueueLimits): QueueLimits {
-  return { ratePerSecond: message.ratePerSecond, burst: message.burst, maxActive: message.maxActive };
+  return {
+    ratePerSecond: message.ratePerSecond,
+    burst: message.burst,
+    maxActive: message.maxActive,
+    groupRatePerSecond: message.groupRatePerSecond,
+    groupBurst: message.groupBurst,
+    groupMaxActive: message.groupMaxActive,
+  };
 }
 
 /**
  * The wire limits (SetQueueLimits); an omitted limit is 0. What the wire cannot carry is
- * refused here (a rate that is not a number, a burst or max_active that is not an int32);
- * the ranges are the server's, which names the fields the same way (`limits.burst`).
+ * refused here (a rate that is not a number, a burst or max_active that is not an int32,
+ * the group ones alike); the ranges, and a burst without its rate, are the server's, which
+ * names the fields the same way (`limits.burst`, `limits.group_burst`).
  */
 export function queueLimitsMessage(limits: Partial<QueueLimits>, prefix = "limits."): ProtoQueueLimits {
   if (limits === null || typeof limits !== "object") {
     const field = prefix.replace(/\.$/, "");
     throw new InvalidArgumentError(`${field}: must be an object ({} removes the limits)`, { field });
   }
-  const ratePerSecond = limits.ratePerSecond ?? 0;
-  if (typeof ratePerSecond !== "number") {
-    const field = `${prefix}rate_per_second`;
-    throw new InvalidArgumentError(`${field}: must be a number`, { field });
-  }
   return {
-    ratePerSecond,
+    ratePerSecond: rate(limits.ratePerSecond ?? 0, `${prefix}rate_per_second`),
     burst: int32(limits.burst ?? 0, `${prefix}burst`),
     maxActive: int32(limits.maxActive ?? 0, `${prefix}max_active`),
+    groupRatePerSecond: rate(limits.groupRatePerSecond ?? 0, `${prefix}group_rate_per_second`),
+    groupBurst: int32(limits.groupBurst ?? 0, `${prefix}group_burst`),
+    groupMaxActive: int32(limits.groupMaxActive ?? 0, `${prefix}group_max_active`),
   };
+}
+
+/** `value`, unless it is not a number (InvalidArgumentError naming `field`); its range is the server's. */
+function rate(value: number, field: string): number {
+  if (typeof value !== "number") throw new InvalidArgumentError(`${field}: must be a number`, { field });
+  return value;
 }
 
 /** `value`, unless it is not an int32 (InvalidArgumentError naming `field`). */

@@ -84,6 +84,15 @@ export interface EnqueueOptions {
    * `idempotencyKey`, it does not outlive the job.
    */
   uniqueKey?: string;
+  /**
+   * The job's group (at most 256 characters): a key you choose, such as the customer or the
+   * recipients' mail domain. A queue serves its groups round-robin, each lease taking one
+   * ready job from the next group in turn, so a group with 10,000 jobs waiting does not hold
+   * back one with 10; jobs without a group take their turn together as one more group. The
+   * queue's group limits (`groupRatePerSecond`, `groupBurst`, `groupMaxActive` of
+   * `setQueueLimits`) bound each group separately. Unset: no group.
+   */
+  groupKey?: string;
   /** Lease length for this job, overriding the worker's and the server's (30 s). */
   leaseDurationMs?: number;
   /**
@@ -259,6 +268,8 @@ export interface Job {
    * dependencies or took the default ("cancel").
    */
   onDependencyFailure?: DependencyFailurePolicy;
+  /** The group it was enqueued with (`groupKey`); unset when none. */
+  groupKey?: string;
 }
 
 /** Counts of one queue's jobs by state. */
@@ -284,7 +295,8 @@ export interface QueueStats {
 /**
  * A queue's flow limits, enforced in Redis across every server and worker: jobs held back
  * by one stay queued and are leased as the limit allows. 0 is no limit of that kind.
- * `setQueueLimits` takes any of them (an omitted one is 0); `stats` reads back all three.
+ * `setQueueLimits` takes any of them (an omitted one is 0); `stats` reads back all of them.
+ * The `group` ones apply to each group (`groupKey` at enqueue) separately.
  */
 export interface QueueLimits {
   /** Most jobs leased per second, on average (a token bucket refilled at this rate); up to 1,000,000. */
@@ -293,6 +305,12 @@ export interface QueueLimits {
   burst: number;
   /** Most jobs of the queue active at once; up to 1,000,000. */
   maxActive: number;
+  /** Most jobs of one group leased per second, on average, each group with a bucket of its own; up to 1,000,000. */
+  groupRatePerSecond: number;
+  /** The size of each group's bucket; 0: the larger of 1 and `groupRatePerSecond`. Needs a group rate. */
+  groupBurst: number;
+  /** Most jobs of one group active at once (1: one running job per customer); up to 1,000,000. */
+  groupMaxActive: number;
 }
 
 /**

@@ -204,12 +204,15 @@ describe("token messages", () => {
 describe("queue limits", () => {
   const fieldIs = (field: string) => (error: unknown) => error instanceof InvalidArgumentError && error.field === field;
 
+  const NONE: QueueLimits = { ratePerSecond: 0, burst: 0, maxActive: 0, groupRatePerSecond: 0, groupBurst: 0, groupMaxActive: 0 };
+
   test("omitted limits are 0; {} is all zero (no limits)", () => {
-    assert.deepEqual(queueLimitsMessage({ ratePerSecond: 2.5, burst: 3, maxActive: 4 }), { ratePerSecond: 2.5, burst: 3, maxActive: 4 });
-    assert.deepEqual(queueLimitsMessage({ maxActive: 1 }), { ratePerSecond: 0, burst: 0, maxActive: 1 });
-    assert.deepEqual(queueLimitsMessage({}), { ratePerSecond: 0, burst: 0, maxActive: 0 });
+    const limits = { ratePerSecond: 2.5, burst: 3, maxActive: 4 };
+    assert.deepEqual(queueLimitsMessage(limits), { ...NONE, ...limits });
+    assert.deepEqual(queueLimitsMessage({ maxActive: 1 }), { ...NONE, maxActive: 1 });
+    assert.deepEqual(queueLimitsMessage({}), NONE);
     // Ranges are the server's: a negative int32 is sent as it is.
-    assert.deepEqual(queueLimitsMessage({ maxActive: -1 }), { ratePerSecond: 0, burst: 0, maxActive: -1 });
+    assert.deepEqual(queueLimitsMessage({ maxActive: -1 }), { ...NONE, maxActive: -1 });
   });
 
   test("what the wire cannot carry is refused, naming the field", () => {
@@ -225,8 +228,8 @@ describe("queue limits", () => {
     const none = queueStats(message);
     assert.equal(none.limits, undefined);
     assert.ok(!("limits" in none));
-    const some = queueStats({ ...message, limits: { ratePerSecond: 0.5, burst: 2, maxActive: 0 } });
-    assert.deepEqual(some.limits, { ratePerSecond: 0.5, burst: 2, maxActive: 0 });
+    const some = queueStats({ ...message, limits: { ...NONE, ratePerSecond: 0.5, burst: 2 } });
+    assert.deepEqual(some.limits, { ...NONE, ratePerSecond: 0.5, burst: 2 });
     assert.equal(some.queued, 2);
     assert.equal(some.paused, true);
   });

@@ -297,7 +297,14 @@ describe("Worker against a real server", { skip, timeout: 120_000 }, () => {
       const [stats] = await client.stats(queue);
       assert.equal(stats?.active, 1);
       assert.equal(stats?.queued, 1);
-      assert.deepEqual(stats?.limits, { ratePerSecond: 0, burst: 0, maxActive: 1 });
+      assert.deepEqual(stats?.limits, {
+        ratePerSecond: 0,
+        burst: 0,
+        maxActive: 1,
+        groupRatePerSecond: 0,
+        groupBurst: 0,
+        groupMaxActive: 0,
+      });
       assert.equal(running, 1);
       release.open();
       for (const { jobId } of jobs) assert.equal((await client.waitFor(jobId, { timeoutMs: 10_000 })).state, "completed");
