@@ -96,8 +96,8 @@ def test_describe_keeps_the_message_and_the_end_of_the_traceback() -> None:
 
 async def test_the_outbox_coalesces_everything_ready_into_one_request() -> None:
     outbox = Outbox(job_pb2.DURABILITY_FSYNCED)
-    outbox.ack(("a", "t", None))
-    outbox.ack(("r", "t", to_struct({"n": 1})))
+    outbox.ack(("a", "t", None, 1_500_000))
+    outbox.ack(("r", "t", to_struct({"n": 1}), -1))
     outbox.put(svc.FailRequest(job_id="b", lease_token="t"))
     outbox.put(svc.ExtendRequest(job_id="c", lease_token="t"))
     outbox.resubscribe(svc.Subscribe(max_in_flight=1))
@@ -116,6 +116,9 @@ async def test_the_outbox_coalesces_everything_ready_into_one_request() -> None:
         ("t", job_pb2.DURABILITY_FSYNCED, True),
     ]
     assert from_struct(request.acks[1].result) == {"n": 1}
+    # The handler's run, when the worker timed it, goes with the ack (the server's histogram).
+    assert [a.handler_duration.ToNanoseconds() for a in request.acks] == [1_500_000, 0]
+    assert [a.HasField("handler_duration") for a in request.acks] == [True, False]
     assert request.subscribe.max_in_flight == 1
     assert await outbox.next() is None
 
@@ -124,7 +127,7 @@ async def test_the_outbox_splits_what_would_not_fit_one_request() -> None:
     outbox = Outbox()
     big = to_struct({"blob": "x" * (1024 * 1024)})
     for n in range(6):
-        outbox.ack((f"q:{n}", "t", big))
+        outbox.ack((f"q:{n}", "t", big, -1))
     outbox.close()
 
     sizes = []

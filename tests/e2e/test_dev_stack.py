@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.policy import default as default_policy
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 from jobqueue import Client, JobState
 from jobqueue_server.runtime.valkey import free_port
@@ -68,9 +70,10 @@ def alive(pid: int) -> bool:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[DevStack]:
-    port, smtp_port = free_port(), free_port()
+    port, smtp_port, metrics_port = free_port(), free_port(), free_port()
     data_dir = tmp_path / "data"
     args = ["dev", "--port", str(port), "--smtp-port", str(smtp_port), "--data-dir", str(data_dir)]
+    args += ["--metrics-port", str(metrics_port)]
     process = ChildProcess(args)
     pids: dict[str, int] = {}
     try:
@@ -119,6 +122,17 @@ def test_the_tutorial_jobs_complete_and_ctrl_c_stops_every_part(stack: DevStack)
     assert (message["subject"], message["to"]) == ("Welcome!", "user@example.com")
     assert message.get_content().strip() == "Thanks for signing up"
     assert processed.result is not None
+    # The banner's metrics address: the server counted both jobs, and the worker's handler times.
+    (metrics_url,) = re.findall(r"metrics (http://\S+/metrics)", stack.process.output)
+    with urllib.request.urlopen(metrics_url, timeout=5) as page:
+        samples = {
+            (sample.name, sample.labels.get("queue")): sample.value
+            for family in text_string_to_metric_families(page.read().decode())
+            for sample in family.samples
+            if sample.labels.get("outcome") in (None, "completed")
+        }
+    assert samples[("jobqueue_jobs_completed_total", "emails")] == 1
+    assert samples[("jobqueue_job_processing_seconds_count", "images")] == 1
     thumbnail = processed.result["outputs"][-1]
     assert Path(thumbnail["path"]).parent == stack.data_dir.resolve() / "images"
     with Image.open(thumbnail["path"]) as image:

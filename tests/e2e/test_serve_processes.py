@@ -4,15 +4,19 @@ the servers start."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
+import socket
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from jobqueue.v1 import job_pb2
@@ -147,3 +151,41 @@ async def test_the_store_is_migrated_once_before_the_server_processes_start(
     moved = [n for n, line in enumerate(supervisor.lines) if "store: moved 5 jobs" in line]
     serving = [n for n, line in enumerate(supervisor.lines) if "jobqueue server listening" in line]
     assert len(moved) == 1 and len(serving) == 2 and moved[0] < min(serving), supervisor.output
+
+
+def _two_free_ports() -> int:
+    """A port P with P + 1 free too (each process serves its metrics on P + its index)."""
+    for _ in range(50):
+        with socket.socket() as first:
+            first.bind(("127.0.0.1", 0))
+            port = int(first.getsockname()[1])
+            with socket.socket() as second:
+                try:
+                    second.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+        return port
+    raise RuntimeError("no two free ports in a row")
+
+
+def _metrics(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
+        text = page.read().decode()
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def test_each_process_serves_its_own_metrics(serve_processes: ServeProcesses, tmp_path: Path) -> None:
+    metrics_port = _two_free_ports()
+    _, port = serve_processes(["--data-dir", str(tmp_path), "--metrics-port", str(metrics_port)], {})
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        await svc_grpc.JobQueueServiceStub(channel).Enqueue(svc.EnqueueRequest(queue="q"))
+
+    scraped = [await asyncio.to_thread(_metrics, metrics_port + offset) for offset in (0, 1)]
+
+    assert [s["jobqueue_redis_up"] for s in scraped] == [1, 1]
+    # Counted by the one process that took the call, and exported by it alone.
+    assert sorted(s.get("jobqueue_jobs_enqueued_total", 0) for s in scraped) == [0, 1]

@@ -1,8 +1,8 @@
-"""Fixtures for service tests: a second server on the same Redis."""
+"""Fixtures for service tests: a second server on the same Redis, the suite's Redis stopped."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 import grpc
@@ -13,9 +13,21 @@ from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
 from jobqueue_server.config import ServerSettings
 from jobqueue_server.runtime.app import App, start_app, store_config
 from jobqueue_server.store import Store
+from tests.support import TestRedis
 
 if TYPE_CHECKING:
     from jobqueue.v1.job_queue_service_pb2_grpc import JobQueueServiceAsyncStub as Stub
+
+
+@pytest.fixture
+def stopped_redis(test_redis: TestRedis) -> Iterator[TestRedis]:
+    """Stops the suite's Redis for the test; always starts it again after."""
+    if not test_redis.controllable:
+        pytest.skip("the suite targets an external Redis it cannot stop")
+    test_redis.stop()
+    yield test_redis
+    if test_redis.process is not None and not test_redis.process.running:
+        test_redis.start()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ resumes by itself when Redis returns, with the jobs it had (AOF)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import grpc
@@ -23,17 +22,6 @@ if TYPE_CHECKING:
     from jobqueue.v1.job_queue_service_pb2_grpc import JobQueueServiceAsyncStub as Stub
 
 pytestmark = pytest.mark.restarts_redis
-
-
-@pytest.fixture
-def stopped_redis(test_redis: TestRedis) -> Iterator[TestRedis]:
-    """Stops the suite's Redis for the test; always starts it again after."""
-    if not test_redis.controllable:
-        pytest.skip("the suite targets an external Redis it cannot stop")
-    test_redis.stop()
-    yield test_redis
-    if test_redis.process is not None and not test_redis.process.running:
-        test_redis.start()
 
 
 async def health_status(app: App) -> int:

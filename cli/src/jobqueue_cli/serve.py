@@ -71,6 +71,12 @@ from jobqueue_server.config import ServerSettings
     help="Allow a non-loopback --host without --auth or --tls-client-ca [env JOBQ_INSECURE].",
 )
 @click.option(
+    "--metrics-port",
+    type=int,
+    help="Serve Prometheus metrics on http://HOST:PORT/metrics; with --processes N, process i on "
+    "PORT + i [env JOBQ_METRICS_PORT; default off]. docs/monitoring.md.",
+)
+@click.option(
     "--reflection/--no-reflection",
     default=None,
     help="Serve gRPC reflection: the contract, no data [env JOBQ_REFLECTION; default on].",

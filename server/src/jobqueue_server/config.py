@@ -78,6 +78,17 @@ class ServerSettings(BaseSettings):
         30.0, gt=0, description="how long a new Lease stream may take to send its subscription"
     )
 
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="serve Prometheus metrics over HTTP on this port (with --processes N, process i "
+        "on this port + i); unset: no metrics",
+    )
+    metrics_interval_seconds: float = Field(
+        5.0, gt=0, description="how often the per-queue gauges are read from Redis"
+    )
+
     @field_validator("processes")
     @classmethod
     def _processes_in_range(cls, value: int | str) -> int | str:

@@ -18,6 +18,7 @@ import logging
 
 from jobqueue_server.clock import Clock
 from jobqueue_server.errors import StoreFull, StoreUnavailable
+from jobqueue_server.observability.metrics import NO_METRICS, JobMetrics
 from jobqueue_server.resolver import DependencyResolver
 from jobqueue_server.store import Store
 from jobqueue_server.store.due import Due
@@ -46,11 +47,13 @@ class Maintenance:
         clock: Clock | None = None,
         queue_idle_s: float = 3600.0,
         resolver: DependencyResolver | None = None,
+        metrics: JobMetrics = NO_METRICS,
     ) -> None:
         """`clock` plans the passes (the local clock); by default the store's. A queue seen
         holding no job for `queue_idle_s` is dropped from the registry. `resolver` takes over
         the dependency work a server left half done (store/dependencies.py)."""
         self._resolver = resolver
+        self._metrics = metrics
         self._store = store
         self._clock = clock or store.clock
         self._signals = signals
@@ -175,6 +178,7 @@ class Maintenance:
 
     async def _sweep(self, queue: str, pass_started_ms: int, redis_now: int) -> None:
         result = await self._store.sweep(queue)
+        self._metrics.leases_expired(queue, result.requeued, result.dead)
         if result.promoted or result.requeued:
             self._signals.notify(queue)
         if result.next_due_ms is not None:

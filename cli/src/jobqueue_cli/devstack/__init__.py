@@ -10,3 +10,4 @@ sample image and the tutorial's commands.
 # defaults without loading the stack's dependencies (redis, aiosmtpd, Pillow).
 DEFAULT_PORT = 50051
 DEFAULT_SMTP_PORT = 1025
+DEFAULT_METRICS_PORT = 9464  # the port Prometheus exporters of applications commonly take

@@ -7,6 +7,7 @@ import contextvars
 import functools
 import inspect
 import logging
+import time
 import traceback
 from collections.abc import Mapping
 from concurrent.futures import Executor
@@ -38,7 +39,18 @@ class JobRunner:
         self._executor = executor
 
     async def run(self, ctx: JobContext) -> Settlement:
-        """The handler's outcome as an Ack or a FailRequest. Cancellation propagates."""
+        """The handler's outcome as an Ack or a FailRequest, with how long it ran.
+        Cancellation propagates."""
+        began = time.perf_counter_ns()
+        settlement = await self._outcome(ctx)
+        ran_ns = time.perf_counter_ns() - began
+        if type(settlement) is tuple:
+            return (settlement[0], settlement[1], settlement[2], ran_ns)
+        assert isinstance(settlement, svc.FailRequest)
+        settlement.handler_duration.FromNanoseconds(ran_ns)
+        return settlement
+
+    async def _outcome(self, ctx: JobContext) -> Settlement:
         registered = self._registry.resolve(ctx.queue, ctx.payload)
         if registered is None:
             # Retryable: during a rolling deploy, a newer worker may know this job type.
@@ -83,12 +95,12 @@ class JobRunner:
 def ack(ctx: JobContext, result: object) -> Settlement:
     """An Ack carrying `result`, or a non-retryable fail when it is not a JSON object."""
     if result is None:
-        return (ctx.job_id, ctx.lease_token, None)
+        return (ctx.job_id, ctx.lease_token, None, -1)
     if not isinstance(result, Mapping):
         message = f"handler must return a dict or None, not {type(result).__name__}"
         return fail(ctx, message, non_retryable=True)
     try:
-        return (ctx.job_id, ctx.lease_token, convert.to_struct(result, "result"))
+        return (ctx.job_id, ctx.lease_token, convert.to_struct(result, "result"), -1)
     except InvalidArgument as error:
         return fail(ctx, f"handler returned a result that is not JSON: {error}", non_retryable=True)
 

@@ -17,10 +17,11 @@ MAX_BYTES_PER_REQUEST = 4 * 1024 * 1024
 # An ack's fields besides its id, token and result: tags, lengths and the durability.
 ACK_OVERHEAD_BYTES = 16
 
-#: An ack as the worker keeps it until it is written: (job id, lease token, result or None).
-#: A tuple, not an AckRequest: one is made per job, and building the message in place, at
-#: write time, costs a fifth of making one and copying it in.
-Ack = tuple[str, str, struct_pb2.Struct | None]
+#: An ack as the worker keeps it until it is written: (job id, lease token, result or None, the
+#: handler's run in nanoseconds or -1 when unknown). A tuple, not an AckRequest: one is made per
+#: job, and building the message in place, at write time, costs a fifth of making one and
+#: copying it in.
+Ack = tuple[str, str, struct_pb2.Struct | None, int]
 Other = svc.FailRequest | svc.ExtendRequest | svc.ProgressUpdate
 
 
@@ -98,7 +99,7 @@ class Outbox:
         acks, written, durability = self._acks, request.acks, self._ack_durability
         taken = len(request.fails) + len(request.extends) + len(request.progress)
         for _ in range(min(len(acks), MAX_ITEMS_PER_REQUEST - taken)):
-            job_id, token, result = acks[0]
+            job_id, token, result, ran_ns = acks[0]
             size = len(job_id) + len(token) + ACK_OVERHEAD_BYTES
             size += 0 if result is None else result.ByteSize()
             if size > room and (written or request.ByteSize() > 0):
@@ -112,3 +113,5 @@ class Outbox:
                 entry.durability = durability
             if result is not None:
                 entry.result.CopyFrom(result)
+            if ran_ns >= 0:  # the server's processing-time histogram (docs/monitoring.md)
+                entry.handler_duration.FromNanoseconds(ran_ns)

@@ -27,6 +27,7 @@ from jobqueue_server.errors import (
     ServerDraining,
     StoreUnavailable,
 )
+from jobqueue_server.observability.metrics import NO_METRICS, JobMetrics
 from jobqueue_server.store import ExtendOutcome, FailOutcome, JobState, Lease, Progress, Settle, Store
 from jobqueue_server.store.signals import QueueSignals
 
@@ -75,6 +76,7 @@ class LeaseSession:
         sweep_interval_s: float,
         on_deadline: Callable[[int, str], None],
         on_change: Callable[[Iterable[str]], None] = lambda job_ids: None,
+        metrics: JobMetrics = NO_METRICS,
     ) -> None:
         """`on_deadline(ms, queue)` plans a maintenance pass; `on_change(job_ids)` says which
         jobs this stream changed (leased, settled, reported on), for their watchers."""
@@ -86,6 +88,7 @@ class LeaseSession:
         self._sweep_interval_s = sweep_interval_s
         self._on_deadline = on_deadline
         self._on_change = on_change
+        self._metrics = metrics
         self._held: dict[str, str] = {}  # job id -> lease token
         # Jobs and confirmations waiting to be written. Two tasks produce them (the dispatcher,
         # the reader); gRPC allows one write in progress per call, so whichever task finds no
@@ -331,6 +334,10 @@ class LeaseSession:
             outcomes = [error] * len(valid)
         for (index, item), outcome in zip(valid, outcomes, strict=True):
             answers[index] = self._confirm(item, outcome, kind)
+        if kind == ConfirmationKind.CONFIRMATION_KIND_ACK:
+            self._metrics.acked([item for _, item in valid], outcomes)
+        elif kind == ConfirmationKind.CONFIRMATION_KIND_FAIL:
+            self._metrics.failed([item for _, item in valid], outcomes)
         if kind != ConfirmationKind.CONFIRMATION_KIND_EXTEND:
             # Lazily: with nobody watching, `on_change` returns before reading a single id.
             self._on_change(
@@ -493,6 +500,7 @@ class LeaseSession:
                 )
             )
         self._on_change(job.job_id for job in lease.jobs)
+        self._metrics.leased(lease)
         earliest: dict[str, int] = {}  # the maintenance loop reaps leases that run out
         for job in lease.jobs:
             queue = job.job_id.rpartition(":")[0]

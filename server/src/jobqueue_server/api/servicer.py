@@ -41,6 +41,7 @@ from jobqueue_server.errors import (
     StoreUnavailable,
 )
 from jobqueue_server.ids import new_ulid, new_ulids
+from jobqueue_server.observability.metrics import NO_METRICS, JobMetrics
 from jobqueue_server.store import Durability, EnqueueResult, FailOutcome, JobState, NewJob, Store
 from jobqueue_server.store.keys import stops_channel, watch_channel
 from jobqueue_server.store.signals import QueueSignals
@@ -68,10 +69,12 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         tokens_changed: Callable[[], Awaitable[None]] | None = None,
         max_schedules: int = 10_000,
         schedules_changed: Callable[[], None] = lambda: None,
+        metrics: JobMetrics = NO_METRICS,
     ) -> None:
         """`on_scheduled(ms, queue)` asks the maintenance loop for a pass that looks at `queue`
         at a due time or lease deadline; `schedules_changed()` wakes this server's scheduler."""
         self._store = store
+        self._metrics = metrics
         self._schedules = ScheduleAdmin(
             store.schedules, store.now_ms, limits, max_schedules, schedules_changed
         )
@@ -165,6 +168,7 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
             result = await self._store.enqueue(jobs, durability, wakeup.sent)
         finally:
             wakeup.finish()  # also after a failure: some queues' jobs may have been written
+        self._metrics.enqueued(result.outcomes)
         for queue, due_ms in result.due_ms_by_queue.items():
             self._on_scheduled(due_ms, queue)
         for job in jobs:
@@ -242,7 +246,9 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
 
     @maps_errors
     async def Ack(self, request: svc.AckRequest, context: Context) -> svc.AckResponse:  # noqa: N802
-        (outcome,) = await self._store.ack([validation.ack(request, self._limits)])
+        item = validation.ack(request, self._limits)
+        (outcome,) = await self._store.ack([item])
+        self._metrics.acked([item], [outcome])
         if outcome is not None:
             raise outcome
         self._watches.changed([request.job_id])
@@ -250,7 +256,9 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
 
     @maps_errors
     async def Fail(self, request: svc.FailRequest, context: Context) -> svc.FailResponse:  # noqa: N802
-        (outcome,) = await self._store.fail([validation.fail(request, self._limits)])
+        item = validation.fail(request, self._limits)
+        (outcome,) = await self._store.fail([item])
+        self._metrics.failed([item], [outcome])
         if isinstance(outcome, JobQueueError):
             raise outcome
         assert isinstance(outcome, FailOutcome)
@@ -273,6 +281,7 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
     @maps_errors
     async def Cancel(self, request: svc.CancelRequest, context: Context) -> svc.CancelResponse:  # noqa: N802
         await self._store.cancel(validation.job_id(request.job_id))
+        self._metrics.cancelled(request.job_id)
         self._watches.changed([request.job_id])
         return svc.CancelResponse()
 
@@ -280,6 +289,7 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
     async def Retry(self, request: svc.RetryRequest, context: Context) -> svc.RetryResponse:  # noqa: N802
         job_id = validation.job_id(request.job_id)
         await self._store.retry(job_id)
+        self._metrics.redriven(job_id)
         self._watches.changed([job_id])
         self._signals.notify(job_id.rpartition(":")[0])
         return svc.RetryResponse()
@@ -412,6 +422,7 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
             self._sweep_interval_s,
             self._on_scheduled,
             self._watches.changed,
+            self._metrics,
         )
         self._sessions.add(session)
         try:

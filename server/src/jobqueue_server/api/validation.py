@@ -431,7 +431,9 @@ def ack(request: svc.AckRequest, limits: Limits, prefix: str = "") -> Settle:
     ):
         # The common ack: no result, the default level, well formed. Its field names are
         # built only when something is wrong.
-        return Settle(job, token, durability=limits.default_durability)
+        return Settle(
+            job, token, durability=limits.default_durability, handler_ms=_handler_ms(request, prefix)
+        )
     result = request.result.SerializeToString() if request.HasField("result") else b""
     if len(result) > limits.max_payload_bytes:
         raise FieldViolation(f"{prefix}result", f"result is larger than {limits.max_payload_bytes} bytes")
@@ -442,7 +444,14 @@ def ack(request: svc.AckRequest, limits: Limits, prefix: str = "") -> Settle:
         _token(token, f"{prefix}lease_token"),
         result=result,
         durability=durability(request.durability, f"{prefix}durability", limits),
+        handler_ms=_handler_ms(request, prefix),
     )
+
+
+def _handler_ms(request: svc.AckRequest | svc.FailRequest, prefix: str) -> int | None:
+    if not request.HasField("handler_duration"):
+        return None
+    return duration_ms(request.handler_duration, f"{prefix}handler_duration", maximum=MAX_TIMEOUT_MS)
 
 
 def fail(request: svc.FailRequest, limits: Limits, prefix: str = "") -> Settle:
@@ -457,6 +466,7 @@ def fail(request: svc.FailRequest, limits: Limits, prefix: str = "") -> Settle:
         error=error,
         non_retryable=request.non_retryable,
         retry_delay_ms=delay,
+        handler_ms=_handler_ms(request, prefix),
     )
 
 

@@ -8,10 +8,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from wsgiref.simple_server import WSGIServer
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
+from prometheus_client import CollectorRegistry, start_http_server
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -27,6 +29,9 @@ from jobqueue_server.auth.registry import TokenRegistry
 from jobqueue_server.config import ServerSettings
 from jobqueue_server.errors import DurabilityUnavailable, StoreUnavailable
 from jobqueue_server.maintenance import Maintenance
+from jobqueue_server.observability.metrics import JobMetrics
+from jobqueue_server.observability.queue_gauges import QueueGauges
+from jobqueue_server.observability.rpc_metrics import RpcMetrics
 from jobqueue_server.resolver import DependencyResolver
 from jobqueue_server.runtime import reflection
 from jobqueue_server.runtime.bootstrap import write_bootstrap_token
@@ -127,6 +132,9 @@ class App:
     resolver: DependencyResolver
     tls: ReloadingCredentials | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    #: The HTTP server of --metrics-port, and the port it listens on (None: no metrics).
+    metrics_server: WSGIServer | None = None
+    metrics_port: int | None = None
 
     def reload_certificates(self) -> None:
         """Reads the TLS files again before the next handshake (SIGHUP)."""
@@ -144,6 +152,9 @@ class App:
         await self.server.stop(0)
         await self.servicer.wait_closed()
         self.resolver.close()
+        if self.metrics_server is not None:
+            await asyncio.to_thread(self.metrics_server.shutdown)
+            self.metrics_server.server_close()
         for task in self.tasks:
             task.cancel()
         _, stuck = await asyncio.wait(self.tasks, timeout=TASK_STOP_TIMEOUT_S)
@@ -163,6 +174,7 @@ async def start_app(settings: ServerSettings, store: Store) -> App:
     stored by the previous layout are moved into this one (a no-op after the first start)."""
     await store.migrate(stored_part_of)
     signals = QueueSignals(store.redis, settings.key_prefix, own_message=store.signal_origin)
+    metrics = JobMetrics(CollectorRegistry() if settings.metrics_port is not None else None)
     resolver = DependencyResolver(store, lambda due_ms, queue: maintenance.wake_at(due_ms, queue))
     signals.listen(dependencies_channel(settings.key_prefix), resolver.on_message)
     maintenance = Maintenance(
@@ -171,6 +183,7 @@ async def start_app(settings: ServerSettings, store: Store) -> App:
         settings.sweep_interval_seconds,
         queue_idle_s=settings.queue_idle_seconds,
         resolver=resolver,
+        metrics=metrics,
     )
     chosen = limits(settings)
     tokens = TokenStore(store.redis, settings.key_prefix, settings.redis_timeout_seconds)
@@ -191,9 +204,12 @@ async def start_app(settings: ServerSettings, store: Store) -> App:
         registry.refresh if registry is not None else None,
         max_schedules=settings.max_schedules,
         schedules_changed=scheduler.wake,
+        metrics=metrics,
     )
     health = HealthServicer()
-    interceptors: list[grpc.aio.ServerInterceptor] = []
+    redis = RedisReachability()
+    metrics.gauges(lambda: servicer.open_streams, lambda: servicer.held_jobs, lambda: redis.up)
+    interceptors: list[grpc.aio.ServerInterceptor] = [RpcMetrics(metrics)] if metrics.enabled else []
     if registry is not None:
         await write_bootstrap_token(tokens, admin_token_path(settings), store.clock.now_ms())
         await registry.refresh()
@@ -217,8 +233,15 @@ async def start_app(settings: ServerSettings, store: Store) -> App:
         asyncio.create_task(signals.run(), name="signals"),
         asyncio.create_task(maintenance.run(), name="maintenance"),
         asyncio.create_task(scheduler.run(), name="scheduler"),
-        asyncio.create_task(_report_health(store, health), name="health"),
+        asyncio.create_task(_report_health(store, health, redis), name="health"),
     ]
+    if metrics.registry is not None and settings.metrics_port is not None:
+        gauges = QueueGauges(store, settings.metrics_interval_seconds)
+        metrics.registry.register(gauges)
+        app.tasks.append(asyncio.create_task(gauges.run(), name="queue gauges"))
+        app.metrics_server, _ = start_http_server(settings.metrics_port, settings.host, metrics.registry)
+        app.metrics_port = app.metrics_server.server_port
+        logger.info("metrics on http://%s:%d/metrics", settings.host, app.metrics_port)
     if registry is not None:
         app.tasks.append(asyncio.create_task(registry.run(), name="tokens"))
     logger.info("jobqueue server listening on %s:%d", settings.host, port)
@@ -229,7 +252,14 @@ def admin_token_path(settings: ServerSettings) -> Path:
     return settings.admin_token_file or settings.data_dir / "admin.token"
 
 
-async def _report_health(store: Store, health: HealthServicer) -> None:
+@dataclass
+class RedisReachability:
+    """Whether Redis answered the last health check (the jobqueue_redis_up gauge)."""
+
+    up: bool = True
+
+
+async def _report_health(store: Store, health: HealthServicer, redis: RedisReachability) -> None:
     """SERVING while Redis answers; NOT_SERVING while it does not."""
     serving: bool | None = None
     while True:
@@ -238,6 +268,7 @@ async def _report_health(store: Store, health: HealthServicer) -> None:
             now_serving = True
         except StoreUnavailable:
             now_serving = False
+        redis.up = now_serving
         if now_serving != serving:
             status = (
                 health_pb2.HealthCheckResponse.SERVING

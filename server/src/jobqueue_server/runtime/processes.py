@@ -101,7 +101,7 @@ async def supervise(settings: ServerSettings, redis_url: str, count: int, stop: 
     """Runs `count` servers on one port until `stop`; returns the port."""
     port = settings.port or free_port(settings.host)
     env = child_environment(settings, redis_url, port)
-    servers = [Server(index, env) for index in range(count)]
+    servers = [Server(index, _own_metrics_port(env, index)) for index in range(count)]
     # Each server reads its TLS files again on SIGHUP; the operator signals this process.
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _forward_signal, servers, signal.SIGHUP)
     try:
@@ -111,6 +111,14 @@ async def supervise(settings: ServerSettings, redis_url: str, count: int, stop: 
     finally:
         await asyncio.gather(*(server.stop(settings.shutdown_grace_seconds) for server in servers))
     return port
+
+
+def _own_metrics_port(env: dict[str, str], index: int) -> dict[str, str]:
+    """Each process serves its own metrics (its counters are its own): process i on the
+    metrics port + i, so Prometheus scrapes each (docs/monitoring.md)."""
+    if "JOBQ_METRICS_PORT" not in env or env["JOBQ_METRICS_PORT"] == "0":
+        return env
+    return env | {"JOBQ_METRICS_PORT": str(int(env["JOBQ_METRICS_PORT"]) + index)}
 
 
 def _forward_signal(servers: list[Server], signum: signal.Signals) -> None:

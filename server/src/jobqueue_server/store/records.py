@@ -203,6 +203,8 @@ class Settle:
     lease_ms: int = 0
     #: Honoured by ack only: the level at which the ack is confirmed.
     durability: Durability = Durability.APPLIED
+    #: How long the handler ran, as the worker reported with its ack or fail (for metrics).
+    handler_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1764,9 +1764,13 @@ type AckRequest struct {
 	Result *structpb.Struct `protobuf:"bytes,3,opt,name=result,proto3" json:"result,omitempty"`
 	// When the server confirms the ack: after Redis applied it, or after it is on disk.
 	// Unset: the server default. On the Lease stream each ack has its own level.
-	Durability    Durability `protobuf:"varint,4,opt,name=durability,proto3,enum=jobqueue.v1.Durability" json:"durability,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Durability Durability `protobuf:"varint,4,opt,name=durability,proto3,enum=jobqueue.v1.Durability" json:"durability,omitempty"`
+	// How long the handler ran, as the worker measured it (0 to 7 days): the server records it in
+	// its processing-time histogram (docs/monitoring.md). Unset: the time from lease to ack, when
+	// the ack comes on the stream that leased the job; otherwise not recorded.
+	HandlerDuration *durationpb.Duration `protobuf:"bytes,5,opt,name=handler_duration,json=handlerDuration,proto3" json:"handler_duration,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *AckRequest) Reset() {
@@ -1827,6 +1831,13 @@ func (x *AckRequest) GetDurability() Durability {
 	return Durability_DURABILITY_UNSPECIFIED
 }
 
+func (x *AckRequest) GetHandlerDuration() *durationpb.Duration {
+	if x != nil {
+		return x.HandlerDuration
+	}
+	return nil
+}
+
 // AckResponse is empty: success is the OK status.
 type AckResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1876,9 +1887,11 @@ type FailRequest struct {
 	// True: the job is dead now, whatever attempts are left.
 	NonRetryable bool `protobuf:"varint,4,opt,name=non_retryable,json=nonRetryable,proto3" json:"non_retryable,omitempty"`
 	// Wait this long before the next attempt instead of the job's backoff policy.
-	RetryDelay    *durationpb.Duration `protobuf:"bytes,5,opt,name=retry_delay,json=retryDelay,proto3" json:"retry_delay,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RetryDelay *durationpb.Duration `protobuf:"bytes,5,opt,name=retry_delay,json=retryDelay,proto3" json:"retry_delay,omitempty"`
+	// How long the handler ran before it failed, as AckRequest.handler_duration.
+	HandlerDuration *durationpb.Duration `protobuf:"bytes,6,opt,name=handler_duration,json=handlerDuration,proto3" json:"handler_duration,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *FailRequest) Reset() {
@@ -1942,6 +1955,13 @@ func (x *FailRequest) GetNonRetryable() bool {
 func (x *FailRequest) GetRetryDelay() *durationpb.Duration {
 	if x != nil {
 		return x.RetryDelay
+	}
+	return nil
+}
+
+func (x *FailRequest) GetHandlerDuration() *durationpb.Duration {
+	if x != nil {
+		return x.HandlerDuration
 	}
 	return nil
 }
@@ -4054,7 +4074,7 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1f\n" +
 	"\vlease_token\x18\x02 \x01(\tR\n" +
 	"leaseToken\x12/\n" +
-	"\x06reason\x18\x03 \x01(\x0e2\x17.jobqueue.v1.StopReasonR\x06reason\"\xae\x01\n" +
+	"\x06reason\x18\x03 \x01(\x0e2\x17.jobqueue.v1.StopReasonR\x06reason\"\xf4\x01\n" +
 	"\n" +
 	"AckRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1f\n" +
@@ -4063,8 +4083,9 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x06result\x18\x03 \x01(\v2\x17.google.protobuf.StructR\x06result\x127\n" +
 	"\n" +
 	"durability\x18\x04 \x01(\x0e2\x17.jobqueue.v1.DurabilityR\n" +
-	"durability\"\r\n" +
-	"\vAckResponse\"\xbc\x01\n" +
+	"durability\x12D\n" +
+	"\x10handler_duration\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x0fhandlerDuration\"\r\n" +
+	"\vAckResponse\"\x82\x02\n" +
 	"\vFailRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1f\n" +
 	"\vlease_token\x18\x02 \x01(\tR\n" +
@@ -4072,7 +4093,8 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12#\n" +
 	"\rnon_retryable\x18\x04 \x01(\bR\fnonRetryable\x12:\n" +
 	"\vretry_delay\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"retryDelay\"|\n" +
+	"retryDelay\x12D\n" +
+	"\x10handler_duration\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x0fhandlerDuration\"|\n" +
 	"\fFailResponse\x12+\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x15.jobqueue.v1.JobStateR\x05state\x12?\n" +
 	"\rschedule_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\fscheduleTime\"\x89\x01\n" +
@@ -4377,97 +4399,99 @@ var file_jobqueue_v1_job_queue_service_proto_depIdxs = []int32{
 	1,   // 37: jobqueue.v1.JobStop.reason:type_name -> jobqueue.v1.StopReason
 	66,  // 38: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
 	71,  // 39: jobqueue.v1.AckRequest.durability:type_name -> jobqueue.v1.Durability
-	68,  // 40: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
-	76,  // 41: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
-	69,  // 42: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
-	68,  // 43: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
-	69,  // 44: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	77,  // 45: jobqueue.v1.SetQueueLimitsRequest.limits:type_name -> jobqueue.v1.QueueLimits
-	66,  // 46: jobqueue.v1.JobTemplate.payload:type_name -> google.protobuf.Struct
-	67,  // 47: jobqueue.v1.JobTemplate.priority:type_name -> jobqueue.v1.Priority
-	70,  // 48: jobqueue.v1.JobTemplate.backoff:type_name -> jobqueue.v1.BackoffPolicy
-	68,  // 49: jobqueue.v1.JobTemplate.lease_duration:type_name -> google.protobuf.Duration
-	65,  // 50: jobqueue.v1.JobTemplate.metadata:type_name -> jobqueue.v1.JobTemplate.MetadataEntry
-	68,  // 51: jobqueue.v1.JobTemplate.timeout:type_name -> google.protobuf.Duration
-	68,  // 52: jobqueue.v1.Schedule.interval:type_name -> google.protobuf.Duration
-	41,  // 53: jobqueue.v1.Schedule.template:type_name -> jobqueue.v1.JobTemplate
-	69,  // 54: jobqueue.v1.Schedule.start_time:type_name -> google.protobuf.Timestamp
-	69,  // 55: jobqueue.v1.Schedule.end_time:type_name -> google.protobuf.Timestamp
-	2,   // 56: jobqueue.v1.Schedule.catch_up:type_name -> jobqueue.v1.CatchUpPolicy
-	69,  // 57: jobqueue.v1.Schedule.next_run_time:type_name -> google.protobuf.Timestamp
-	69,  // 58: jobqueue.v1.Schedule.last_run_time:type_name -> google.protobuf.Timestamp
-	69,  // 59: jobqueue.v1.Schedule.create_time:type_name -> google.protobuf.Timestamp
-	69,  // 60: jobqueue.v1.Schedule.update_time:type_name -> google.protobuf.Timestamp
-	42,  // 61: jobqueue.v1.CreateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
-	42,  // 62: jobqueue.v1.CreateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
-	42,  // 63: jobqueue.v1.GetScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
-	42,  // 64: jobqueue.v1.ListSchedulesResponse.schedules:type_name -> jobqueue.v1.Schedule
-	42,  // 65: jobqueue.v1.UpdateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
-	42,  // 66: jobqueue.v1.UpdateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
-	3,   // 67: jobqueue.v1.TokenInfo.role:type_name -> jobqueue.v1.TokenRole
-	69,  // 68: jobqueue.v1.TokenInfo.create_time:type_name -> google.protobuf.Timestamp
-	69,  // 69: jobqueue.v1.TokenInfo.expire_time:type_name -> google.protobuf.Timestamp
-	3,   // 70: jobqueue.v1.CreateTokenRequest.role:type_name -> jobqueue.v1.TokenRole
-	68,  // 71: jobqueue.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	57,  // 72: jobqueue.v1.CreateTokenResponse.info:type_name -> jobqueue.v1.TokenInfo
-	57,  // 73: jobqueue.v1.ListTokensResponse.tokens:type_name -> jobqueue.v1.TokenInfo
-	4,   // 74: jobqueue.v1.JobQueueService.Enqueue:input_type -> jobqueue.v1.EnqueueRequest
-	6,   // 75: jobqueue.v1.JobQueueService.EnqueueBatch:input_type -> jobqueue.v1.EnqueueBatchRequest
-	8,   // 76: jobqueue.v1.JobQueueService.EnqueueStream:input_type -> jobqueue.v1.EnqueueStreamRequest
-	10,  // 77: jobqueue.v1.JobQueueService.WatchJob:input_type -> jobqueue.v1.WatchJobRequest
-	12,  // 78: jobqueue.v1.JobQueueService.GetStatus:input_type -> jobqueue.v1.GetStatusRequest
-	14,  // 79: jobqueue.v1.JobQueueService.Stats:input_type -> jobqueue.v1.StatsRequest
-	16,  // 80: jobqueue.v1.JobQueueService.ListJobs:input_type -> jobqueue.v1.ListJobsRequest
-	19,  // 81: jobqueue.v1.JobQueueService.Lease:input_type -> jobqueue.v1.LeaseRequest
-	25,  // 82: jobqueue.v1.JobQueueService.Ack:input_type -> jobqueue.v1.AckRequest
-	27,  // 83: jobqueue.v1.JobQueueService.Fail:input_type -> jobqueue.v1.FailRequest
-	29,  // 84: jobqueue.v1.JobQueueService.Extend:input_type -> jobqueue.v1.ExtendRequest
-	31,  // 85: jobqueue.v1.JobQueueService.Cancel:input_type -> jobqueue.v1.CancelRequest
-	33,  // 86: jobqueue.v1.JobQueueService.Retry:input_type -> jobqueue.v1.RetryRequest
-	35,  // 87: jobqueue.v1.JobQueueService.PauseQueue:input_type -> jobqueue.v1.PauseQueueRequest
-	37,  // 88: jobqueue.v1.JobQueueService.ResumeQueue:input_type -> jobqueue.v1.ResumeQueueRequest
-	39,  // 89: jobqueue.v1.JobQueueService.SetQueueLimits:input_type -> jobqueue.v1.SetQueueLimitsRequest
-	43,  // 90: jobqueue.v1.JobQueueService.CreateSchedule:input_type -> jobqueue.v1.CreateScheduleRequest
-	45,  // 91: jobqueue.v1.JobQueueService.GetSchedule:input_type -> jobqueue.v1.GetScheduleRequest
-	47,  // 92: jobqueue.v1.JobQueueService.ListSchedules:input_type -> jobqueue.v1.ListSchedulesRequest
-	49,  // 93: jobqueue.v1.JobQueueService.UpdateSchedule:input_type -> jobqueue.v1.UpdateScheduleRequest
-	51,  // 94: jobqueue.v1.JobQueueService.DeleteSchedule:input_type -> jobqueue.v1.DeleteScheduleRequest
-	53,  // 95: jobqueue.v1.JobQueueService.PauseSchedule:input_type -> jobqueue.v1.PauseScheduleRequest
-	55,  // 96: jobqueue.v1.JobQueueService.ResumeSchedule:input_type -> jobqueue.v1.ResumeScheduleRequest
-	58,  // 97: jobqueue.v1.JobQueueService.CreateToken:input_type -> jobqueue.v1.CreateTokenRequest
-	60,  // 98: jobqueue.v1.JobQueueService.ListTokens:input_type -> jobqueue.v1.ListTokensRequest
-	62,  // 99: jobqueue.v1.JobQueueService.RevokeToken:input_type -> jobqueue.v1.RevokeTokenRequest
-	5,   // 100: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
-	7,   // 101: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
-	9,   // 102: jobqueue.v1.JobQueueService.EnqueueStream:output_type -> jobqueue.v1.EnqueueStreamResponse
-	11,  // 103: jobqueue.v1.JobQueueService.WatchJob:output_type -> jobqueue.v1.WatchJobResponse
-	13,  // 104: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
-	15,  // 105: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
-	17,  // 106: jobqueue.v1.JobQueueService.ListJobs:output_type -> jobqueue.v1.ListJobsResponse
-	23,  // 107: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
-	26,  // 108: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
-	28,  // 109: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
-	30,  // 110: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
-	32,  // 111: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
-	34,  // 112: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
-	36,  // 113: jobqueue.v1.JobQueueService.PauseQueue:output_type -> jobqueue.v1.PauseQueueResponse
-	38,  // 114: jobqueue.v1.JobQueueService.ResumeQueue:output_type -> jobqueue.v1.ResumeQueueResponse
-	40,  // 115: jobqueue.v1.JobQueueService.SetQueueLimits:output_type -> jobqueue.v1.SetQueueLimitsResponse
-	44,  // 116: jobqueue.v1.JobQueueService.CreateSchedule:output_type -> jobqueue.v1.CreateScheduleResponse
-	46,  // 117: jobqueue.v1.JobQueueService.GetSchedule:output_type -> jobqueue.v1.GetScheduleResponse
-	48,  // 118: jobqueue.v1.JobQueueService.ListSchedules:output_type -> jobqueue.v1.ListSchedulesResponse
-	50,  // 119: jobqueue.v1.JobQueueService.UpdateSchedule:output_type -> jobqueue.v1.UpdateScheduleResponse
-	52,  // 120: jobqueue.v1.JobQueueService.DeleteSchedule:output_type -> jobqueue.v1.DeleteScheduleResponse
-	54,  // 121: jobqueue.v1.JobQueueService.PauseSchedule:output_type -> jobqueue.v1.PauseScheduleResponse
-	56,  // 122: jobqueue.v1.JobQueueService.ResumeSchedule:output_type -> jobqueue.v1.ResumeScheduleResponse
-	59,  // 123: jobqueue.v1.JobQueueService.CreateToken:output_type -> jobqueue.v1.CreateTokenResponse
-	61,  // 124: jobqueue.v1.JobQueueService.ListTokens:output_type -> jobqueue.v1.ListTokensResponse
-	63,  // 125: jobqueue.v1.JobQueueService.RevokeToken:output_type -> jobqueue.v1.RevokeTokenResponse
-	100, // [100:126] is the sub-list for method output_type
-	74,  // [74:100] is the sub-list for method input_type
-	74,  // [74:74] is the sub-list for extension type_name
-	74,  // [74:74] is the sub-list for extension extendee
-	0,   // [0:74] is the sub-list for field type_name
+	68,  // 40: jobqueue.v1.AckRequest.handler_duration:type_name -> google.protobuf.Duration
+	68,  // 41: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
+	68,  // 42: jobqueue.v1.FailRequest.handler_duration:type_name -> google.protobuf.Duration
+	76,  // 43: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
+	69,  // 44: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
+	68,  // 45: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
+	69,  // 46: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	77,  // 47: jobqueue.v1.SetQueueLimitsRequest.limits:type_name -> jobqueue.v1.QueueLimits
+	66,  // 48: jobqueue.v1.JobTemplate.payload:type_name -> google.protobuf.Struct
+	67,  // 49: jobqueue.v1.JobTemplate.priority:type_name -> jobqueue.v1.Priority
+	70,  // 50: jobqueue.v1.JobTemplate.backoff:type_name -> jobqueue.v1.BackoffPolicy
+	68,  // 51: jobqueue.v1.JobTemplate.lease_duration:type_name -> google.protobuf.Duration
+	65,  // 52: jobqueue.v1.JobTemplate.metadata:type_name -> jobqueue.v1.JobTemplate.MetadataEntry
+	68,  // 53: jobqueue.v1.JobTemplate.timeout:type_name -> google.protobuf.Duration
+	68,  // 54: jobqueue.v1.Schedule.interval:type_name -> google.protobuf.Duration
+	41,  // 55: jobqueue.v1.Schedule.template:type_name -> jobqueue.v1.JobTemplate
+	69,  // 56: jobqueue.v1.Schedule.start_time:type_name -> google.protobuf.Timestamp
+	69,  // 57: jobqueue.v1.Schedule.end_time:type_name -> google.protobuf.Timestamp
+	2,   // 58: jobqueue.v1.Schedule.catch_up:type_name -> jobqueue.v1.CatchUpPolicy
+	69,  // 59: jobqueue.v1.Schedule.next_run_time:type_name -> google.protobuf.Timestamp
+	69,  // 60: jobqueue.v1.Schedule.last_run_time:type_name -> google.protobuf.Timestamp
+	69,  // 61: jobqueue.v1.Schedule.create_time:type_name -> google.protobuf.Timestamp
+	69,  // 62: jobqueue.v1.Schedule.update_time:type_name -> google.protobuf.Timestamp
+	42,  // 63: jobqueue.v1.CreateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
+	42,  // 64: jobqueue.v1.CreateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
+	42,  // 65: jobqueue.v1.GetScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
+	42,  // 66: jobqueue.v1.ListSchedulesResponse.schedules:type_name -> jobqueue.v1.Schedule
+	42,  // 67: jobqueue.v1.UpdateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
+	42,  // 68: jobqueue.v1.UpdateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
+	3,   // 69: jobqueue.v1.TokenInfo.role:type_name -> jobqueue.v1.TokenRole
+	69,  // 70: jobqueue.v1.TokenInfo.create_time:type_name -> google.protobuf.Timestamp
+	69,  // 71: jobqueue.v1.TokenInfo.expire_time:type_name -> google.protobuf.Timestamp
+	3,   // 72: jobqueue.v1.CreateTokenRequest.role:type_name -> jobqueue.v1.TokenRole
+	68,  // 73: jobqueue.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	57,  // 74: jobqueue.v1.CreateTokenResponse.info:type_name -> jobqueue.v1.TokenInfo
+	57,  // 75: jobqueue.v1.ListTokensResponse.tokens:type_name -> jobqueue.v1.TokenInfo
+	4,   // 76: jobqueue.v1.JobQueueService.Enqueue:input_type -> jobqueue.v1.EnqueueRequest
+	6,   // 77: jobqueue.v1.JobQueueService.EnqueueBatch:input_type -> jobqueue.v1.EnqueueBatchRequest
+	8,   // 78: jobqueue.v1.JobQueueService.EnqueueStream:input_type -> jobqueue.v1.EnqueueStreamRequest
+	10,  // 79: jobqueue.v1.JobQueueService.WatchJob:input_type -> jobqueue.v1.WatchJobRequest
+	12,  // 80: jobqueue.v1.JobQueueService.GetStatus:input_type -> jobqueue.v1.GetStatusRequest
+	14,  // 81: jobqueue.v1.JobQueueService.Stats:input_type -> jobqueue.v1.StatsRequest
+	16,  // 82: jobqueue.v1.JobQueueService.ListJobs:input_type -> jobqueue.v1.ListJobsRequest
+	19,  // 83: jobqueue.v1.JobQueueService.Lease:input_type -> jobqueue.v1.LeaseRequest
+	25,  // 84: jobqueue.v1.JobQueueService.Ack:input_type -> jobqueue.v1.AckRequest
+	27,  // 85: jobqueue.v1.JobQueueService.Fail:input_type -> jobqueue.v1.FailRequest
+	29,  // 86: jobqueue.v1.JobQueueService.Extend:input_type -> jobqueue.v1.ExtendRequest
+	31,  // 87: jobqueue.v1.JobQueueService.Cancel:input_type -> jobqueue.v1.CancelRequest
+	33,  // 88: jobqueue.v1.JobQueueService.Retry:input_type -> jobqueue.v1.RetryRequest
+	35,  // 89: jobqueue.v1.JobQueueService.PauseQueue:input_type -> jobqueue.v1.PauseQueueRequest
+	37,  // 90: jobqueue.v1.JobQueueService.ResumeQueue:input_type -> jobqueue.v1.ResumeQueueRequest
+	39,  // 91: jobqueue.v1.JobQueueService.SetQueueLimits:input_type -> jobqueue.v1.SetQueueLimitsRequest
+	43,  // 92: jobqueue.v1.JobQueueService.CreateSchedule:input_type -> jobqueue.v1.CreateScheduleRequest
+	45,  // 93: jobqueue.v1.JobQueueService.GetSchedule:input_type -> jobqueue.v1.GetScheduleRequest
+	47,  // 94: jobqueue.v1.JobQueueService.ListSchedules:input_type -> jobqueue.v1.ListSchedulesRequest
+	49,  // 95: jobqueue.v1.JobQueueService.UpdateSchedule:input_type -> jobqueue.v1.UpdateScheduleRequest
+	51,  // 96: jobqueue.v1.JobQueueService.DeleteSchedule:input_type -> jobqueue.v1.DeleteScheduleRequest
+	53,  // 97: jobqueue.v1.JobQueueService.PauseSchedule:input_type -> jobqueue.v1.PauseScheduleRequest
+	55,  // 98: jobqueue.v1.JobQueueService.ResumeSchedule:input_type -> jobqueue.v1.ResumeScheduleRequest
+	58,  // 99: jobqueue.v1.JobQueueService.CreateToken:input_type -> jobqueue.v1.CreateTokenRequest
+	60,  // 100: jobqueue.v1.JobQueueService.ListTokens:input_type -> jobqueue.v1.ListTokensRequest
+	62,  // 101: jobqueue.v1.JobQueueService.RevokeToken:input_type -> jobqueue.v1.RevokeTokenRequest
+	5,   // 102: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
+	7,   // 103: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
+	9,   // 104: jobqueue.v1.JobQueueService.EnqueueStream:output_type -> jobqueue.v1.EnqueueStreamResponse
+	11,  // 105: jobqueue.v1.JobQueueService.WatchJob:output_type -> jobqueue.v1.WatchJobResponse
+	13,  // 106: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
+	15,  // 107: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
+	17,  // 108: jobqueue.v1.JobQueueService.ListJobs:output_type -> jobqueue.v1.ListJobsResponse
+	23,  // 109: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
+	26,  // 110: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
+	28,  // 111: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
+	30,  // 112: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
+	32,  // 113: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
+	34,  // 114: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
+	36,  // 115: jobqueue.v1.JobQueueService.PauseQueue:output_type -> jobqueue.v1.PauseQueueResponse
+	38,  // 116: jobqueue.v1.JobQueueService.ResumeQueue:output_type -> jobqueue.v1.ResumeQueueResponse
+	40,  // 117: jobqueue.v1.JobQueueService.SetQueueLimits:output_type -> jobqueue.v1.SetQueueLimitsResponse
+	44,  // 118: jobqueue.v1.JobQueueService.CreateSchedule:output_type -> jobqueue.v1.CreateScheduleResponse
+	46,  // 119: jobqueue.v1.JobQueueService.GetSchedule:output_type -> jobqueue.v1.GetScheduleResponse
+	48,  // 120: jobqueue.v1.JobQueueService.ListSchedules:output_type -> jobqueue.v1.ListSchedulesResponse
+	50,  // 121: jobqueue.v1.JobQueueService.UpdateSchedule:output_type -> jobqueue.v1.UpdateScheduleResponse
+	52,  // 122: jobqueue.v1.JobQueueService.DeleteSchedule:output_type -> jobqueue.v1.DeleteScheduleResponse
+	54,  // 123: jobqueue.v1.JobQueueService.PauseSchedule:output_type -> jobqueue.v1.PauseScheduleResponse
+	56,  // 124: jobqueue.v1.JobQueueService.ResumeSchedule:output_type -> jobqueue.v1.ResumeScheduleResponse
+	59,  // 125: jobqueue.v1.JobQueueService.CreateToken:output_type -> jobqueue.v1.CreateTokenResponse
+	61,  // 126: jobqueue.v1.JobQueueService.ListTokens:output_type -> jobqueue.v1.ListTokensResponse
+	63,  // 127: jobqueue.v1.JobQueueService.RevokeToken:output_type -> jobqueue.v1.RevokeTokenResponse
+	102, // [102:128] is the sub-list for method output_type
+	76,  // [76:102] is the sub-list for method input_type
+	76,  // [76:76] is the sub-list for extension type_name
+	76,  // [76:76] is the sub-list for extension extendee
+	0,   // [0:76] is the sub-list for field type_name
 }
 
 func init() { file_jobqueue_v1_job_queue_service_proto_init() }

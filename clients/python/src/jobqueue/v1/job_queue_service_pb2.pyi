@@ -999,6 +999,7 @@ class AckRequest(_message.Message):
     LEASE_TOKEN_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
     DURABILITY_FIELD_NUMBER: _builtins.int
+    HANDLER_DURATION_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """The job's id."""
     lease_token: _builtins.str
@@ -1011,6 +1012,13 @@ class AckRequest(_message.Message):
     def result(self) -> _struct_pb2.Struct:
         """What the job produced; kept with the job and shown by GetStatus."""
 
+    @_builtins.property
+    def handler_duration(self) -> _duration_pb2.Duration:
+        """How long the handler ran, as the worker measured it (0 to 7 days): the server records it in
+        its processing-time histogram (docs/monitoring.md). Unset: the time from lease to ack, when
+        the ack comes on the stream that leased the job; otherwise not recorded.
+        """
+
     def __init__(
         self,
         *,
@@ -1018,10 +1026,11 @@ class AckRequest(_message.Message):
         lease_token: _builtins.str = ...,
         result: _struct_pb2.Struct | None = ...,
         durability: _job_pb2.Durability.ValueType = ...,
+        handler_duration: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["handler_duration", b"handler_duration", "result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["durability", b"durability", "job_id", b"job_id", "lease_token", b"lease_token", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["durability", b"durability", "handler_duration", b"handler_duration", "job_id", b"job_id", "lease_token", b"lease_token", "result", b"result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1055,6 +1064,7 @@ class FailRequest(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     NON_RETRYABLE_FIELD_NUMBER: _builtins.int
     RETRY_DELAY_FIELD_NUMBER: _builtins.int
+    HANDLER_DURATION_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """The job's id."""
     lease_token: _builtins.str
@@ -1067,6 +1077,10 @@ class FailRequest(_message.Message):
     def retry_delay(self) -> _duration_pb2.Duration:
         """Wait this long before the next attempt instead of the job's backoff policy."""
 
+    @_builtins.property
+    def handler_duration(self) -> _duration_pb2.Duration:
+        """How long the handler ran before it failed, as AckRequest.handler_duration."""
+
     def __init__(
         self,
         *,
@@ -1075,10 +1089,11 @@ class FailRequest(_message.Message):
         error: _builtins.str = ...,
         non_retryable: _builtins.bool = ...,
         retry_delay: _duration_pb2.Duration | None = ...,
+        handler_duration: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["retry_delay", b"retry_delay"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["handler_duration", b"handler_duration", "retry_delay", b"retry_delay"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "job_id", b"job_id", "lease_token", b"lease_token", "non_retryable", b"non_retryable", "retry_delay", b"retry_delay"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "handler_duration", b"handler_duration", "job_id", b"job_id", "lease_token", b"lease_token", "non_retryable", b"non_retryable", "retry_delay", b"retry_delay"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

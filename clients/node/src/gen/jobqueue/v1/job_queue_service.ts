@@ -474,6 +474,12 @@ export interface AckRequest {
    * Unset: the server default. On the Lease stream each ack has its own level.
    */
   durability: Durability;
+  /**
+   * How long the handler ran, as the worker measured it (0 to 7 days): the server records it in
+   * its processing-time histogram (docs/monitoring.md). Unset: the time from lease to ack, when
+   * the ack comes on the stream that leased the job; otherwise not recorded.
+   */
+  handlerDuration: Duration | undefined;
 }
 
 /** AckResponse is empty: success is the OK status. */
@@ -491,7 +497,11 @@ export interface FailRequest {
   /** True: the job is dead now, whatever attempts are left. */
   nonRetryable: boolean;
   /** Wait this long before the next attempt instead of the job's backoff policy. */
-  retryDelay: Duration | undefined;
+  retryDelay:
+    | Duration
+    | undefined;
+  /** How long the handler ran before it failed, as AckRequest.handler_duration. */
+  handlerDuration: Duration | undefined;
 }
 
 /** FailResponse tells what became of the job. */
@@ -2743,7 +2753,7 @@ export const JobStop: MessageFns<JobStop> = {
 };
 
 function createBaseAckRequest(): AckRequest {
-  return { jobId: "", leaseToken: "", result: undefined, durability: 0 };
+  return { jobId: "", leaseToken: "", result: undefined, durability: 0, handlerDuration: undefined };
 }
 
 export const AckRequest: MessageFns<AckRequest> = {
@@ -2759,6 +2769,9 @@ export const AckRequest: MessageFns<AckRequest> = {
     }
     if (message.durability !== 0) {
       writer.uint32(32).int32(message.durability);
+    }
+    if (message.handlerDuration !== undefined) {
+      Duration.encode(message.handlerDuration, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -2808,6 +2821,14 @@ export const AckRequest: MessageFns<AckRequest> = {
             message.durability = reader.int32() as any;
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.handlerDuration = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2829,6 +2850,9 @@ export const AckRequest: MessageFns<AckRequest> = {
     message.leaseToken = object.leaseToken ?? "";
     message.result = object.result ?? undefined;
     message.durability = object.durability ?? 0;
+    message.handlerDuration = (object.handlerDuration !== undefined && object.handlerDuration !== null)
+      ? Duration.fromPartial(object.handlerDuration)
+      : undefined;
     return message;
   },
 };
@@ -2877,7 +2901,14 @@ export const AckResponse: MessageFns<AckResponse> = {
 };
 
 function createBaseFailRequest(): FailRequest {
-  return { jobId: "", leaseToken: "", error: "", nonRetryable: false, retryDelay: undefined };
+  return {
+    jobId: "",
+    leaseToken: "",
+    error: "",
+    nonRetryable: false,
+    retryDelay: undefined,
+    handlerDuration: undefined,
+  };
 }
 
 export const FailRequest: MessageFns<FailRequest> = {
@@ -2896,6 +2927,9 @@ export const FailRequest: MessageFns<FailRequest> = {
     }
     if (message.retryDelay !== undefined) {
       Duration.encode(message.retryDelay, writer.uint32(42).fork()).join();
+    }
+    if (message.handlerDuration !== undefined) {
+      Duration.encode(message.handlerDuration, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -2953,6 +2987,14 @@ export const FailRequest: MessageFns<FailRequest> = {
             message.retryDelay = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.handlerDuration = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2976,6 +3018,9 @@ export const FailRequest: MessageFns<FailRequest> = {
     message.nonRetryable = object.nonRetryable ?? false;
     message.retryDelay = (object.retryDelay !== undefined && object.retryDelay !== null)
       ? Duration.fromPartial(object.retryDelay)
+      : undefined;
+    message.handlerDuration = (object.handlerDuration !== undefined && object.handlerDuration !== null)
+      ? Duration.fromPartial(object.handlerDuration)
       : undefined;
     return message;
   },

@@ -1,0 +1,1 @@
+"""What a server shows operators: Prometheus metrics (docs/monitoring.md)."""
