@@ -30,7 +30,7 @@ PATTERNS = ["inside*"]
 ULID = "01J00000000000000000000000"
 
 # The policy in words: producers enqueue and read their jobs; workers lease and settle; admins
-# do everything, and only an admin for every queue manages tokens and schedules.
+# do everything, and only an admin for every queue manages tokens, schedules and webhooks.
 PRODUCER_METHODS = {"Enqueue", "EnqueueBatch", "EnqueueStream", "GetStatus", "WatchJob"}
 WORKER_METHODS = {"Lease", "Ack", "Fail", "Extend"}
 TOKEN_METHODS = {"CreateToken", "ListTokens", "RevokeToken"}
@@ -43,8 +43,9 @@ SCHEDULE_METHODS = {
     "PauseSchedule",
     "ResumeSchedule",
 }
-# Only an admin for every queue manages tokens and schedules.
-UNRESTRICTED_METHODS = TOKEN_METHODS | SCHEDULE_METHODS
+WEBHOOK_METHODS = {"CreateWebhook", "ListWebhooks", "DeleteWebhook"}
+# Only an admin for every queue manages tokens, schedules and webhooks.
+UNRESTRICTED_METHODS = TOKEN_METHODS | SCHEDULE_METHODS | WEBHOOK_METHODS
 
 Call = Callable[["Stub", str, Any], Awaitable[None]]
 
@@ -128,6 +129,14 @@ CALLS: dict[str, Call] = {
     "DeleteSchedule": _unary("DeleteSchedule", lambda q: svc.DeleteScheduleRequest(name=f"every-{q}")),
     "PauseSchedule": _unary("PauseSchedule", lambda q: svc.PauseScheduleRequest(name=f"every-{q}")),
     "ResumeSchedule": _unary("ResumeSchedule", lambda q: svc.ResumeScheduleRequest(name=f"every-{q}")),
+    "CreateWebhook": _unary(
+        "CreateWebhook",
+        lambda q: svc.CreateWebhookRequest(
+            webhook=svc.Webhook(url="http://127.0.0.1:9/hook", queue=q, allow_private_network=True)
+        ),
+    ),
+    "ListWebhooks": _unary("ListWebhooks", lambda q: svc.ListWebhooksRequest()),
+    "DeleteWebhook": _unary("DeleteWebhook", lambda q: svc.DeleteWebhookRequest(id=ULID)),
 }
 ROLES = {"producer": svc.TOKEN_ROLE_PRODUCER, "worker": svc.TOKEN_ROLE_WORKER, "admin": svc.TOKEN_ROLE_ADMIN}
 STATES = ("valid", "expired", "revoked", "missing")

@@ -419,3 +419,29 @@ def test_limit_per_group_and_enqueue_with_a_group_key(jobq: Jobq, queue: str, cl
     assert "1 active per group" in table.stdout
     limits = client.stats(queue)[0].limits
     assert limits is not None and (limits.group_max_active, limits.group_rate_per_second) == (1, 2.0)
+
+
+def test_webhook_create_list_and_delete(jobq: Jobq, client: Client) -> None:
+    made = jobq.json(
+        "webhook",
+        "create",
+        "http://127.0.0.1:9/alerts",
+        "--queue",
+        "emails",
+        "--dead-jobs",
+        "5",
+        "--allow-private",
+    )
+    refused = jobq("webhook", "create", "http://127.0.0.1:9/alerts")  # a private address, not allowed
+    table = jobq("webhook", "list")
+    webhook_id = made["info"]["webhook_id"]
+    deleted = jobq("webhook", "delete", webhook_id)
+
+    assert len(made["secret"]) >= 40 and made["info"]["queue"] == "emails"
+    assert (
+        refused.returncode == 2
+        and "webhook.url" in refused.stderr
+        and "not a public address" in refused.stderr
+    )
+    assert webhook_id in table.stdout and "5+ dead jobs" in table.stdout
+    assert deleted.returncode == 0 and client.list_webhooks() == []

@@ -72,6 +72,9 @@ async def test_grpcurl_lists_and_describes_the_service(app: App) -> None:
         "DeleteSchedule",
         "PauseSchedule",
         "ResumeSchedule",
+        "CreateWebhook",
+        "ListWebhooks",
+        "DeleteWebhook",
     ):
         assert f"rpc {rpc}" in description
     assert "JobQueueService queues background jobs" in description  # the proto comments

@@ -16,9 +16,10 @@ import httpx
 import pytest
 from PIL import Image, ImageChops
 
+from jobqueue.addresses import is_public_address
 from jobqueue.errors import NonRetryableError
 from jobqueue_worker.handlers.image import ImageSettings, TransientImageError, process_image
-from jobqueue_worker.handlers.image_fetch import FetchPolicy, fetch_url, is_public_address
+from jobqueue_worker.handlers.image_fetch import FetchPolicy, fetch_url
 
 from .conftest import HttpServer
 

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import click
 
-from jobqueue_cli import bench, certs, dead, dev, load, producer, queues, schedules, serve, tokens, worker
+from jobqueue_cli import (
+    bench,
+    certs,
+    dead,
+    dev,
+    load,
+    producer,
+    queues,
+    schedules,
+    serve,
+    tokens,
+    webhooks,
+    worker,
+)
 
 
 @click.group()
@@ -12,6 +25,6 @@ def main() -> None:
     """jobqueue: a job queue as a gRPC service over Redis."""
 
 
-for module in (serve, worker, dev, producer, queues, schedules, dead, tokens, certs, load, bench):
+for module in (serve, worker, dev, producer, queues, schedules, dead, tokens, webhooks, certs, load, bench):
     for command in module.COMMANDS:
         main.add_command(command)

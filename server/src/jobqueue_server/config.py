@@ -88,6 +88,9 @@ class ServerSettings(BaseSettings):
     metrics_interval_seconds: float = Field(
         5.0, gt=0, description="how often the per-queue gauges are read from Redis"
     )
+    webhook_interval_seconds: float = Field(
+        2.0, gt=0, description="how often each server looks for webhook events to deliver"
+    )
 
     @field_validator("processes")
     @classmethod

@@ -107,5 +107,13 @@ class ScheduleExists(JobQueueError):
     """CreateSchedule named a schedule that exists."""
 
 
+class WebhookNotFound(JobQueueError):
+    """No webhook has this id."""
+
+
+class WebhookLimitReached(JobQueueError):
+    """CreateWebhook would make one webhook too many."""
+
+
 class ScheduleLimitReached(JobQueueError):
     """As many schedules exist as `max_schedules` allows; nothing was written."""

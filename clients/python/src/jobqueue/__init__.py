@@ -42,6 +42,8 @@ from jobqueue.errors import (
     Unauthenticated,
     Unavailable,
     Unimplemented,
+    WebhookLimitReached,
+    WebhookNotFound,
     WrongState,
 )
 from jobqueue.handlers import AsyncHandler, Handler, SyncHandler
@@ -58,11 +60,13 @@ from jobqueue.models import (
     JobSpec,
     JobState,
     NewToken,
+    NewWebhook,
     Priority,
     QueueLimits,
     QueueStats,
     TokenInfo,
     TokenRole,
+    WebhookInfo,
 )
 from jobqueue.schedules import Schedule
 from jobqueue.security import Tls
@@ -97,6 +101,7 @@ __all__ = [
     "JobState",
     "LeaseLost",
     "NewToken",
+    "NewWebhook",
     "NonRetryableError",
     "NotFound",
     "PermissionDenied",
@@ -128,6 +133,9 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "Unimplemented",
+    "WebhookInfo",
+    "WebhookLimitReached",
+    "WebhookNotFound",
     "Worker",
     "WorkerCounters",
     "WrongState",

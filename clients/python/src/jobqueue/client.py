@@ -29,9 +29,11 @@ from jobqueue.models import (
     JobSpec,
     JobState,
     NewToken,
+    NewWebhook,
     QueueStats,
     TokenInfo,
     TokenRole,
+    WebhookInfo,
 )
 from jobqueue.schedules import Schedule, ScheduleOptions, schedule_message, schedule_of
 from jobqueue.security import Tls
@@ -321,6 +323,40 @@ class AsyncClient:
     async def revoke_token(self, token_id: str, *, timeout: float | None = None) -> None:
         """Deletes a token: calls with it are refused, its open streams end within seconds."""
         await self._call(self._stub.RevokeToken, svc.RevokeTokenRequest(token_id=token_id), timeout)
+
+    # -- webhooks (an admin token for every queue; docs/monitoring.md) ----------------------
+
+    async def create_webhook(
+        self,
+        url: str,
+        *,
+        queue: str | None = None,
+        oldest_job_age: timedelta | float | None = None,
+        dead_jobs: int = 0,
+        allow_private_network: bool = False,
+        timeout: float | None = None,
+    ) -> NewWebhook:
+        """Has the servers POST to `url` when a job of `queue` (None: any queue) ends dead, and,
+        when set, when a queue's oldest ready job waited longer than `oldest_job_age` or it holds
+        `dead_jobs` dead jobs. The result's secret signs every delivery (shown only here)."""
+        webhook = svc.Webhook(
+            url=url, queue=queue or "", dead_jobs=dead_jobs, allow_private_network=allow_private_network
+        )
+        if oldest_job_age is not None:
+            webhook.oldest_job_age.CopyFrom(convert.to_duration(oldest_job_age, "oldest_job_age"))
+        response = await self._call(
+            self._stub.CreateWebhook, svc.CreateWebhookRequest(webhook=webhook), timeout
+        )
+        return NewWebhook(response.secret, convert.webhook_info(response.webhook))
+
+    async def list_webhooks(self, *, timeout: float | None = None) -> list[WebhookInfo]:
+        """Every webhook, oldest first, without secrets."""
+        response = await self._call(self._stub.ListWebhooks, svc.ListWebhooksRequest(), timeout)
+        return [convert.webhook_info(w) for w in response.webhooks]
+
+    async def delete_webhook(self, webhook_id: str, *, timeout: float | None = None) -> None:
+        """Removes a webhook: no delivery to it starts after this returns."""
+        await self._call(self._stub.DeleteWebhook, svc.DeleteWebhookRequest(id=webhook_id), timeout)
 
     async def watch(self, job_id: str, *, timeout: float | None = None) -> AsyncIterator[JobInfo]:
         """The job now, then again at each change of its state or progress, until it is

@@ -32,6 +32,7 @@ from jobqueue.models import (
     QueueStats,
     TokenInfo,
     TokenRole,
+    WebhookInfo,
 )
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
@@ -334,6 +335,18 @@ def to_token_role(role: TokenRole) -> svc.TokenRole.ValueType:
     if role not in _TOKEN_ROLES:
         raise InvalidArgument(f"role: must be producer, worker or admin, got {role!r}", field="role")
     return _TOKEN_ROLES[role]
+
+
+def webhook_info(message: svc.Webhook) -> WebhookInfo:
+    return WebhookInfo(
+        webhook_id=message.id,
+        url=message.url,
+        queue=message.queue or None,
+        oldest_job_age=message.oldest_job_age.ToTimedelta() if message.HasField("oldest_job_age") else None,
+        dead_jobs=message.dead_jobs,
+        allow_private_network=message.allow_private_network,
+        created_at=from_timestamp(message.create_time),
+    )
 
 
 def token_info(message: svc.TokenInfo) -> TokenInfo:

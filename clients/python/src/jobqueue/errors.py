@@ -251,6 +251,18 @@ class ScheduleLimitReached(ResourceExhausted):
     error_reason = ErrorReason.SCHEDULE_LIMIT_REACHED
 
 
+class WebhookNotFound(NotFound):
+    """No webhook has the id given (never created, or deleted)."""
+
+    error_reason = ErrorReason.WEBHOOK_NOT_FOUND
+
+
+class WebhookLimitReached(ResourceExhausted):
+    """CreateWebhook was refused: 100 webhooks exist already. Delete unused ones."""
+
+    error_reason = ErrorReason.WEBHOOK_LIMIT_REACHED
+
+
 # -- raised by job handlers -------------------------------------------------------------
 
 
@@ -272,7 +284,7 @@ _REASON_CLASSES: tuple[type[JobQueueError], ...] = (
     InvalidArgument, NotFound, LeaseLost, WrongState, DurabilityUnavailable, FsyncNotConfirmed,
     StoreUnavailable, StoreFull, ServerShuttingDown, Internal, TokenMissing, TokenInvalid, TokenExpired,
     RoleNotAllowed, QueueNotAllowed, TokenNotFound, TokenLimitReached, QueueLimitReached,
-    ScheduleNotFound, ScheduleExists, ScheduleLimitReached,
+    ScheduleNotFound, ScheduleExists, ScheduleLimitReached, WebhookNotFound, WebhookLimitReached,
 )  # fmt: skip
 BY_REASON: dict[ErrorReason.ValueType, type[JobQueueError]] = {c.error_reason: c for c in _REASON_CLASSES}
 BY_CODE: dict[grpc.StatusCode, type[JobQueueError]] = {

@@ -283,3 +283,27 @@ class NewToken:
 
     token: str
     info: TokenInfo
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookInfo:
+    """A webhook: where the servers POST failure alerts (docs/monitoring.md)."""
+
+    webhook_id: str
+    url: str
+    #: The queue it hears of; None: every queue.
+    queue: str | None
+    #: Alert when a queue's oldest ready job waited longer than this; None: never.
+    oldest_job_age: timedelta | None
+    #: Alert when a queue holds at least this many dead jobs; 0: never.
+    dead_jobs: int
+    allow_private_network: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewWebhook:
+    """A webhook just created: ``secret`` signs every delivery, shown this once."""
+
+    secret: str
+    info: WebhookInfo

@@ -32,6 +32,7 @@ from jobqueue_server.api.ready_wakeup import ReadyWakeup
 from jobqueue_server.api.registration import Malformed
 from jobqueue_server.api.schedule_admin import ScheduleAdmin
 from jobqueue_server.api.status import maps_errors, rpc_status_of
+from jobqueue_server.api.webhook_admin import WebhookAdmin
 from jobqueue_server.auth.policy import current_principal
 from jobqueue_server.errors import (
     FieldViolation,
@@ -79,6 +80,7 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
             store.schedules, store.now_ms, limits, max_schedules, schedules_changed
         )
         self._tokens = tokens
+        self._webhooks = WebhookAdmin(store.webhooks, store.now_ms)
         # Reloads this server's view of the tokens (--auth): a revocation holds here at once.
         self._tokens_changed = tokens_changed
         self._signals = signals
@@ -339,6 +341,30 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
             await self._tokens_changed()
         logger.info("token %s revoked", request.token_id)
         return svc.RevokeTokenResponse()
+
+    # -- webhooks (an admin token for every queue; docs/monitoring.md) ----------------------
+
+    @maps_errors
+    async def CreateWebhook(  # noqa: N802
+        self, request: svc.CreateWebhookRequest, context: Context
+    ) -> svc.CreateWebhookResponse:
+        created = await self._webhooks.create(request.webhook)
+        logger.info("webhook %s created for %s", created.webhook.id, created.webhook.queue or "every queue")
+        return created
+
+    @maps_errors
+    async def ListWebhooks(  # noqa: N802
+        self, request: svc.ListWebhooksRequest, context: Context
+    ) -> svc.ListWebhooksResponse:
+        return await self._webhooks.list()
+
+    @maps_errors
+    async def DeleteWebhook(  # noqa: N802
+        self, request: svc.DeleteWebhookRequest, context: Context
+    ) -> svc.DeleteWebhookResponse:
+        await self._webhooks.delete(request.id)
+        logger.info("webhook %s deleted", request.id)
+        return svc.DeleteWebhookResponse()
 
     # -- schedules (an admin token for every queue; docs/schedules.md) ----------------------
 

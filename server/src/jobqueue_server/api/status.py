@@ -38,6 +38,8 @@ from jobqueue_server.errors import (
     TokenLimitReached,
     TokenMissing,
     TokenNotFound,
+    WebhookLimitReached,
+    WebhookNotFound,
     WrongState,
 )
 
@@ -67,6 +69,8 @@ _STATUSES: dict[type[JobQueueError], tuple[int, ErrorReason.ValueType]] = {
     ScheduleNotFound: (code_pb2.NOT_FOUND, ErrorReason.SCHEDULE_NOT_FOUND),
     ScheduleExists: (code_pb2.ALREADY_EXISTS, ErrorReason.SCHEDULE_EXISTS),
     ScheduleLimitReached: (code_pb2.RESOURCE_EXHAUSTED, ErrorReason.SCHEDULE_LIMIT_REACHED),
+    WebhookNotFound: (code_pb2.NOT_FOUND, ErrorReason.WEBHOOK_NOT_FOUND),
+    WebhookLimitReached: (code_pb2.RESOURCE_EXHAUSTED, ErrorReason.WEBHOOK_LIMIT_REACHED),
 }
 _UNMAPPED = (code_pb2.INTERNAL, ErrorReason.INTERNAL)
 

@@ -56,6 +56,9 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     "DeleteSchedule": _ADMINS,
     "PauseSchedule": _ADMINS,
     "ResumeSchedule": _ADMINS,
+    "CreateWebhook": _ADMINS,
+    "ListWebhooks": _ADMINS,
+    "DeleteWebhook": _ADMINS,
 }
 #: Methods that act on tokens, not queues: only an admin whose patterns include `*` may call
 #: them, since a token it made could otherwise reach queues beyond its own.
@@ -73,7 +76,9 @@ SCHEDULE_METHODS = frozenset(
         "ResumeSchedule",
     }
 )
-_UNRESTRICTED_METHODS = TOKEN_METHODS | SCHEDULE_METHODS
+#: Webhooks may hear of every queue's jobs: only an admin whose patterns include `*`.
+WEBHOOK_METHODS = frozenset({"CreateWebhook", "ListWebhooks", "DeleteWebhook"})
+_UNRESTRICTED_METHODS = TOKEN_METHODS | SCHEDULE_METHODS | WEBHOOK_METHODS
 
 ALL_QUEUES = "*"
 MAX_PATTERNS = 64

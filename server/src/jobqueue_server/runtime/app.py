@@ -19,6 +19,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from jobqueue.v1 import job_queue_service_pb2 as svc
+from jobqueue_server.alerts.dispatcher import WebhookDispatcher
 from jobqueue_server.api.framing import MAX_MESSAGE_BYTES, largest_job_bytes
 from jobqueue_server.api.job_wire import stored_part_of
 from jobqueue_server.api.registration import add_service
@@ -130,6 +131,7 @@ class App:
     signals: QueueSignals
     scheduler: Scheduler
     resolver: DependencyResolver
+    webhook_dispatcher: WebhookDispatcher
     tls: ReloadingCredentials | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     #: The HTTP server of --metrics-port, and the port it listens on (None: no metrics).
@@ -228,12 +230,27 @@ async def start_app(settings: ServerSettings, store: Store) -> App:
     tls = ReloadingCredentials(files) if files is not None else None
     port = server.add_secure_port(address, tls.credentials) if tls else server.add_insecure_port(address)
     await server.start()
-    app = App(settings, store, server, servicer, health, port, maintenance, signals, scheduler, resolver, tls)
+    dispatcher = WebhookDispatcher(store, store.webhooks, settings.webhook_interval_seconds)
+    app = App(
+        settings,
+        store,
+        server,
+        servicer,
+        health,
+        port,
+        maintenance,
+        signals,
+        scheduler,
+        resolver,
+        dispatcher,
+        tls,
+    )
     app.tasks = [
         asyncio.create_task(signals.run(), name="signals"),
         asyncio.create_task(maintenance.run(), name="maintenance"),
         asyncio.create_task(scheduler.run(), name="scheduler"),
         asyncio.create_task(_report_health(store, health, redis), name="health"),
+        asyncio.create_task(dispatcher.run(), name="webhooks"),
     ]
     if metrics.registry is not None and settings.metrics_port is not None:
         gauges = QueueGauges(store, settings.metrics_interval_seconds)

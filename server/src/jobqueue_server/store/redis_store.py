@@ -52,6 +52,7 @@ from jobqueue_server.store.records import (
 )
 from jobqueue_server.store.schedules import ScheduleStore
 from jobqueue_server.store.scripts import Scripts
+from jobqueue_server.store.webhooks import WebhookStore
 
 DAY_MS = 86_400_000
 # Every store call names its queue's keys: each queue's are built once.
@@ -123,6 +124,7 @@ class Store:
         #: servicer woke its own streams already, ready_wakeup.py); other servers act on them.
         self.signal_origin = f"ready:{secrets.token_hex(8)}"
         self.schedules = ScheduleStore(redis, self._scripts, config.key_prefix, self._guard)
+        self.webhooks = WebhookStore(redis, config.key_prefix, self.keys, self._guard)
         self.dependencies = Dependencies(
             redis, self._scripts, self.keys, self._now, config.max_errors_kept, self._guard
         )

@@ -1,11 +1,10 @@
 """Fetch a source image: over http(s) with SSRF defences, or from a file inside allowed folders.
 
 URLs: only http and https, no credentials in the URL. The host is resolved here and every address
-it resolves to must be public (not private, loopback, link-local, multicast, reserved, unspecified,
-shared or benchmarking space, nor IPv4 embedded in IPv6 through mapping, 6to4, Teredo or NAT64)
-unless ``allow_private_networks``. The request then goes to the vetted address itself (the URL's
-host swapped for the IP, the name kept in the Host header and, for https, in SNI and certificate
-verification), so a second DNS answer cannot redirect it (DNS rebinding). Redirects are followed by
+it resolves to must be public (jobqueue/addresses.py) unless ``allow_private_networks``. The
+request then goes to the vetted address itself (the URL's host swapped for the IP, the name kept
+in the Host header and, for https, in SNI and certificate verification), so a second DNS answer
+cannot redirect it (DNS rebinding). Redirects are followed by
 hand, at most ``MAX_REDIRECTS``, each hop vetted like the first. Proxies from the environment are
 ignored, since a proxy would make its own DNS lookups. The whole download has one deadline, and the
 body is streamed and cut off past ``max_bytes`` (decoded size, so gzip cannot inflate past it).
@@ -17,22 +16,18 @@ allowed folders.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from jobqueue.addresses import AddressRefused, HostNotFound, ResolutionFailed, resolve_vetted
 from jobqueue.errors import NonRetryableError
 
 MAX_REDIRECTS = 3
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _RETRYABLE_STATUSES = frozenset({408, 429})
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class TransientImageError(Exception):
@@ -98,7 +93,7 @@ async def _send_pinned(client: httpx.AsyncClient, url: httpx.URL, allow_private:
     host = url.raw_host.decode("ascii")
     port = url.port or (443 if url.scheme == "https" else 80)
     error: httpx.ConnectError | None = None
-    for address in await resolve_vetted(host, port, allow_private):
+    for address in await _vetted(host, port, allow_private):
         request = client.build_request(
             "GET",
             url.copy_with(host=address),
@@ -113,57 +108,14 @@ async def _send_pinned(client: httpx.AsyncClient, url: httpx.URL, allow_private:
     raise error
 
 
-async def resolve_vetted(host: str, port: int, allow_private: bool) -> list[str]:
-    """The addresses ``host`` resolves to, refused unless every one of them is allowed."""
+async def _vetted(host: str, port: int, allow_private: bool) -> list[str]:
+    """The addresses to connect to (jobqueue/addresses.py), its refusals as the job's errors."""
     try:
-        addresses: list[IPAddress] = [ipaddress.ip_address(host)]
-    except ValueError:
-        addresses = await _resolve(host, port)
-    for address in addresses:
-        if not allow_private and not is_public_address(address):
-            raise NonRetryableError(f"imageUrl: refusing {host}: {address} is not a public address")
-    return [str(address) for address in addresses]
-
-
-async def _resolve(host: str, port: int) -> list[IPAddress]:
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
-            raise NonRetryableError(f"imageUrl: host {host!r} does not exist") from exc
-        raise TransientImageError(f"imageUrl: resolving {host!r} failed: {exc}") from exc
-    unique = dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos)
-    if not unique:
-        raise TransientImageError(f"imageUrl: {host!r} resolved to no address")
-    return list(unique)
-
-
-def is_public_address(address: IPAddress) -> bool:
-    """True for a globally routable unicast address, looking through IPv4-in-IPv6 embeddings."""
-    embedded = _embedded_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else None
-    if embedded is not None:
-        return is_public_address(embedded)
-    return address.is_global and not (
-        address.is_multicast
-        or address.is_reserved
-        or address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_unspecified
-        # fec0::/10, site-local: deprecated (RFC 3879) yet still routed inside some networks,
-        # and `is_global` calls it global.
-        or (isinstance(address, ipaddress.IPv6Address) and address.is_site_local)
-    )
-
-
-def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    if address.ipv4_mapped or address.sixtofour:
-        return address.ipv4_mapped or address.sixtofour
-    if address.teredo:
-        return address.teredo[1]
-    if any(address in network for network in _NAT64):
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return None
+        return await resolve_vetted(host, port, allow_private)
+    except (AddressRefused, HostNotFound) as exc:
+        raise NonRetryableError(f"imageUrl: {exc}") from exc
+    except ResolutionFailed as exc:
+        raise TransientImageError(f"imageUrl: {exc}") from exc
 
 
 def _redirect_location(response: httpx.Response) -> str | None:

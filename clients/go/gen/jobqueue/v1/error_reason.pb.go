@@ -117,6 +117,12 @@ const (
 	// RESOURCE_EXHAUSTED. CreateSchedule was refused: `max_schedules` (10,000 by default)
 	// exist already. Nothing was changed. Delete unused schedules first.
 	ErrorReason_SCHEDULE_LIMIT_REACHED ErrorReason = 21
+	// NOT_FOUND. No webhook has the id the request gives (never created, or deleted). Nothing was
+	// changed.
+	ErrorReason_WEBHOOK_NOT_FOUND ErrorReason = 22
+	// RESOURCE_EXHAUSTED. CreateWebhook was refused: 100 webhooks exist already. Nothing was
+	// changed. Delete unused ones first.
+	ErrorReason_WEBHOOK_LIMIT_REACHED ErrorReason = 23
 )
 
 // Enum value maps for ErrorReason.
@@ -144,6 +150,8 @@ var (
 		19: "SCHEDULE_NOT_FOUND",
 		20: "SCHEDULE_EXISTS",
 		21: "SCHEDULE_LIMIT_REACHED",
+		22: "WEBHOOK_NOT_FOUND",
+		23: "WEBHOOK_LIMIT_REACHED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED": 0,
@@ -168,6 +176,8 @@ var (
 		"SCHEDULE_NOT_FOUND":       19,
 		"SCHEDULE_EXISTS":          20,
 		"SCHEDULE_LIMIT_REACHED":   21,
+		"WEBHOOK_NOT_FOUND":        22,
+		"WEBHOOK_LIMIT_REACHED":    23,
 	}
 )
 
@@ -202,7 +212,7 @@ var File_jobqueue_v1_error_reason_proto protoreflect.FileDescriptor
 
 const file_jobqueue_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
-	"\x1ejobqueue/v1/error_reason.proto\x12\vjobqueue.v1*\xef\x03\n" +
+	"\x1ejobqueue/v1/error_reason.proto\x12\vjobqueue.v1*\xa1\x04\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10INVALID_ARGUMENT\x10\x01\x12\x11\n" +
@@ -228,7 +238,9 @@ const file_jobqueue_v1_error_reason_proto_rawDesc = "" +
 	"\x13QUEUE_LIMIT_REACHED\x10\x12\x12\x16\n" +
 	"\x12SCHEDULE_NOT_FOUND\x10\x13\x12\x13\n" +
 	"\x0fSCHEDULE_EXISTS\x10\x14\x12\x1a\n" +
-	"\x16SCHEDULE_LIMIT_REACHED\x10\x15B\x9a\x01\n" +
+	"\x16SCHEDULE_LIMIT_REACHED\x10\x15\x12\x15\n" +
+	"\x11WEBHOOK_NOT_FOUND\x10\x16\x12\x19\n" +
+	"\x15WEBHOOK_LIMIT_REACHED\x10\x17B\x9a\x01\n" +
 	"\x0fdev.jobqueue.v1B\x10ErrorReasonProtoP\x01ZBgithub.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1;jobqueuev1\xa2\x02\x03JQX\xaa\x02\vJobQueue.V1\xca\x02\vJobqueue\\V1\xea\x02\fJobqueue::V1b\x06proto3"
 
 var (

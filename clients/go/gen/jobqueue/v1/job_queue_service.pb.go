@@ -3955,6 +3955,380 @@ func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
 	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{59}
 }
 
+// Webhook is an HTTP(S) endpoint that receives failure alerts as signed JSON POSTs. Every
+// delivery is retried with backoff until the endpoint answers 2xx, so it arrives at least
+// once; its `Jobqueue-Delivery` header is the same on every try (deduplicate by it).
+type Webhook struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set by the server.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// http:// or https://, at most 2,048 characters, without credentials. Its host must resolve
+	// to public addresses only (checked at creation and at every delivery), unless
+	// `allow_private_network`.
+	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// The queue whose events it receives; empty: every queue.
+	Queue string `protobuf:"bytes,3,opt,name=queue,proto3" json:"queue,omitempty"`
+	// Also alert when a queue's oldest ready job has waited longer than this (event
+	// `queue.oldest_job_age`, sent once when it passes, once when it is back under); unset: never.
+	OldestJobAge *durationpb.Duration `protobuf:"bytes,4,opt,name=oldest_job_age,json=oldestJobAge,proto3" json:"oldest_job_age,omitempty"`
+	// Also alert when a queue holds at least this many DEAD jobs (event `queue.dead_jobs`, once
+	// when it passes, once when it is back under); 0: never.
+	DeadJobs int64 `protobuf:"varint,5,opt,name=dead_jobs,json=deadJobs,proto3" json:"dead_jobs,omitempty"`
+	// Allow an endpoint on a private, loopback or link-local address (an internal service).
+	AllowPrivateNetwork bool `protobuf:"varint,6,opt,name=allow_private_network,json=allowPrivateNetwork,proto3" json:"allow_private_network,omitempty"`
+	// When it was created.
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Webhook) Reset() {
+	*x = Webhook{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Webhook) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Webhook) ProtoMessage() {}
+
+func (x *Webhook) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Webhook.ProtoReflect.Descriptor instead.
+func (*Webhook) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *Webhook) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Webhook) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *Webhook) GetQueue() string {
+	if x != nil {
+		return x.Queue
+	}
+	return ""
+}
+
+func (x *Webhook) GetOldestJobAge() *durationpb.Duration {
+	if x != nil {
+		return x.OldestJobAge
+	}
+	return nil
+}
+
+func (x *Webhook) GetDeadJobs() int64 {
+	if x != nil {
+		return x.DeadJobs
+	}
+	return 0
+}
+
+func (x *Webhook) GetAllowPrivateNetwork() bool {
+	if x != nil {
+		return x.AllowPrivateNetwork
+	}
+	return false
+}
+
+func (x *Webhook) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+// CreateWebhookRequest describes the webhook to create.
+type CreateWebhookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The webhook; `id` and `create_time` are set by the server.
+	Webhook       *Webhook `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWebhookRequest) Reset() {
+	*x = CreateWebhookRequest{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWebhookRequest) ProtoMessage() {}
+
+func (x *CreateWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWebhookRequest.ProtoReflect.Descriptor instead.
+func (*CreateWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *CreateWebhookRequest) GetWebhook() *Webhook {
+	if x != nil {
+		return x.Webhook
+	}
+	return nil
+}
+
+// CreateWebhookResponse returns the webhook and its signing secret.
+type CreateWebhookResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The webhook as stored.
+	Webhook *Webhook `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	// The key of the HMAC-SHA256 signature of every delivery (`Jobqueue-Signature:
+	// sha256=<hex of HMAC(secret, "<Jobqueue-Timestamp>.<body>")>`). Shown only here.
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWebhookResponse) Reset() {
+	*x = CreateWebhookResponse{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWebhookResponse) ProtoMessage() {}
+
+func (x *CreateWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWebhookResponse.ProtoReflect.Descriptor instead.
+func (*CreateWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *CreateWebhookResponse) GetWebhook() *Webhook {
+	if x != nil {
+		return x.Webhook
+	}
+	return nil
+}
+
+func (x *CreateWebhookResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+// ListWebhooksRequest has no fields.
+type ListWebhooksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhooksRequest) Reset() {
+	*x = ListWebhooksRequest{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhooksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhooksRequest) ProtoMessage() {}
+
+func (x *ListWebhooksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhooksRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhooksRequest) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{63}
+}
+
+// ListWebhooksResponse lists every webhook, oldest first.
+type ListWebhooksResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The webhooks, without secrets.
+	Webhooks      []*Webhook `protobuf:"bytes,1,rep,name=webhooks,proto3" json:"webhooks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhooksResponse) Reset() {
+	*x = ListWebhooksResponse{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhooksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhooksResponse) ProtoMessage() {}
+
+func (x *ListWebhooksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhooksResponse.ProtoReflect.Descriptor instead.
+func (*ListWebhooksResponse) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *ListWebhooksResponse) GetWebhooks() []*Webhook {
+	if x != nil {
+		return x.Webhooks
+	}
+	return nil
+}
+
+// DeleteWebhookRequest names the webhook to delete.
+type DeleteWebhookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The webhook's id.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWebhookRequest) Reset() {
+	*x = DeleteWebhookRequest{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWebhookRequest) ProtoMessage() {}
+
+func (x *DeleteWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWebhookRequest.ProtoReflect.Descriptor instead.
+func (*DeleteWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *DeleteWebhookRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// DeleteWebhookResponse is empty: success is the OK status.
+type DeleteWebhookResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWebhookResponse) Reset() {
+	*x = DeleteWebhookResponse{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWebhookResponse) ProtoMessage() {}
+
+func (x *DeleteWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWebhookResponse.ProtoReflect.Descriptor instead.
+func (*DeleteWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{66}
+}
+
 var File_jobqueue_v1_job_queue_service_proto protoreflect.FileDescriptor
 
 const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
@@ -4212,7 +4586,27 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x06tokens\x18\x01 \x03(\v2\x16.jobqueue.v1.TokenInfoR\x06tokens\"/\n" +
 	"\x12RevokeTokenRequest\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\"\x15\n" +
-	"\x13RevokeTokenResponse*\x8a\x01\n" +
+	"\x13RevokeTokenResponse\"\x90\x02\n" +
+	"\aWebhook\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12\x14\n" +
+	"\x05queue\x18\x03 \x01(\tR\x05queue\x12?\n" +
+	"\x0eoldest_job_age\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\foldestJobAge\x12\x1b\n" +
+	"\tdead_jobs\x18\x05 \x01(\x03R\bdeadJobs\x122\n" +
+	"\x15allow_private_network\x18\x06 \x01(\bR\x13allowPrivateNetwork\x12;\n" +
+	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"F\n" +
+	"\x14CreateWebhookRequest\x12.\n" +
+	"\awebhook\x18\x01 \x01(\v2\x14.jobqueue.v1.WebhookR\awebhook\"_\n" +
+	"\x15CreateWebhookResponse\x12.\n" +
+	"\awebhook\x18\x01 \x01(\v2\x14.jobqueue.v1.WebhookR\awebhook\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"\x15\n" +
+	"\x13ListWebhooksRequest\"H\n" +
+	"\x14ListWebhooksResponse\x120\n" +
+	"\bwebhooks\x18\x01 \x03(\v2\x14.jobqueue.v1.WebhookR\bwebhooks\"&\n" +
+	"\x14DeleteWebhookRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x17\n" +
+	"\x15DeleteWebhookResponse*\x8a\x01\n" +
 	"\x10ConfirmationKind\x12!\n" +
 	"\x1dCONFIRMATION_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15CONFIRMATION_KIND_ACK\x10\x01\x12\x1a\n" +
@@ -4232,7 +4626,7 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x16TOKEN_ROLE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TOKEN_ROLE_PRODUCER\x10\x01\x12\x15\n" +
 	"\x11TOKEN_ROLE_WORKER\x10\x02\x12\x14\n" +
-	"\x10TOKEN_ROLE_ADMIN\x10\x032\xc2\x10\n" +
+	"\x10TOKEN_ROLE_ADMIN\x10\x032\xcc\x12\n" +
 	"\x0fJobQueueService\x12D\n" +
 	"\aEnqueue\x12\x1b.jobqueue.v1.EnqueueRequest\x1a\x1c.jobqueue.v1.EnqueueResponse\x12S\n" +
 	"\fEnqueueBatch\x12 .jobqueue.v1.EnqueueBatchRequest\x1a!.jobqueue.v1.EnqueueBatchResponse\x12Z\n" +
@@ -4261,7 +4655,10 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\vCreateToken\x12\x1f.jobqueue.v1.CreateTokenRequest\x1a .jobqueue.v1.CreateTokenResponse\x12R\n" +
 	"\n" +
 	"ListTokens\x12\x1e.jobqueue.v1.ListTokensRequest\x1a\x1f.jobqueue.v1.ListTokensResponse\"\x03\x90\x02\x01\x12P\n" +
-	"\vRevokeToken\x12\x1f.jobqueue.v1.RevokeTokenRequest\x1a .jobqueue.v1.RevokeTokenResponseB\x9e\x01\n" +
+	"\vRevokeToken\x12\x1f.jobqueue.v1.RevokeTokenRequest\x1a .jobqueue.v1.RevokeTokenResponse\x12V\n" +
+	"\rCreateWebhook\x12!.jobqueue.v1.CreateWebhookRequest\x1a\".jobqueue.v1.CreateWebhookResponse\x12X\n" +
+	"\fListWebhooks\x12 .jobqueue.v1.ListWebhooksRequest\x1a!.jobqueue.v1.ListWebhooksResponse\"\x03\x90\x02\x01\x12V\n" +
+	"\rDeleteWebhook\x12!.jobqueue.v1.DeleteWebhookRequest\x1a\".jobqueue.v1.DeleteWebhookResponseB\x9e\x01\n" +
 	"\x0fdev.jobqueue.v1B\x14JobQueueServiceProtoP\x01ZBgithub.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1;jobqueuev1\xa2\x02\x03JQX\xaa\x02\vJobQueue.V1\xca\x02\vJobqueue\\V1\xea\x02\fJobqueue::V1b\x06proto3"
 
 var (
@@ -4277,7 +4674,7 @@ func file_jobqueue_v1_job_queue_service_proto_rawDescGZIP() []byte {
 }
 
 var file_jobqueue_v1_job_queue_service_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_jobqueue_v1_job_queue_service_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_jobqueue_v1_job_queue_service_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
 var file_jobqueue_v1_job_queue_service_proto_goTypes = []any{
 	(ConfirmationKind)(0),          // 0: jobqueue.v1.ConfirmationKind
 	(StopReason)(0),                // 1: jobqueue.v1.StopReason
@@ -4343,85 +4740,92 @@ var file_jobqueue_v1_job_queue_service_proto_goTypes = []any{
 	(*ListTokensResponse)(nil),     // 61: jobqueue.v1.ListTokensResponse
 	(*RevokeTokenRequest)(nil),     // 62: jobqueue.v1.RevokeTokenRequest
 	(*RevokeTokenResponse)(nil),    // 63: jobqueue.v1.RevokeTokenResponse
-	nil,                            // 64: jobqueue.v1.EnqueueRequest.MetadataEntry
-	nil,                            // 65: jobqueue.v1.JobTemplate.MetadataEntry
-	(*structpb.Struct)(nil),        // 66: google.protobuf.Struct
-	(Priority)(0),                  // 67: jobqueue.v1.Priority
-	(*durationpb.Duration)(nil),    // 68: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),  // 69: google.protobuf.Timestamp
-	(*BackoffPolicy)(nil),          // 70: jobqueue.v1.BackoffPolicy
-	(Durability)(0),                // 71: jobqueue.v1.Durability
-	(DependencyFailurePolicy)(0),   // 72: jobqueue.v1.DependencyFailurePolicy
-	(*status.Status)(nil),          // 73: google.rpc.Status
-	(*Job)(nil),                    // 74: jobqueue.v1.Job
-	(*QueueStats)(nil),             // 75: jobqueue.v1.QueueStats
-	(JobState)(0),                  // 76: jobqueue.v1.JobState
-	(*QueueLimits)(nil),            // 77: jobqueue.v1.QueueLimits
+	(*Webhook)(nil),                // 64: jobqueue.v1.Webhook
+	(*CreateWebhookRequest)(nil),   // 65: jobqueue.v1.CreateWebhookRequest
+	(*CreateWebhookResponse)(nil),  // 66: jobqueue.v1.CreateWebhookResponse
+	(*ListWebhooksRequest)(nil),    // 67: jobqueue.v1.ListWebhooksRequest
+	(*ListWebhooksResponse)(nil),   // 68: jobqueue.v1.ListWebhooksResponse
+	(*DeleteWebhookRequest)(nil),   // 69: jobqueue.v1.DeleteWebhookRequest
+	(*DeleteWebhookResponse)(nil),  // 70: jobqueue.v1.DeleteWebhookResponse
+	nil,                            // 71: jobqueue.v1.EnqueueRequest.MetadataEntry
+	nil,                            // 72: jobqueue.v1.JobTemplate.MetadataEntry
+	(*structpb.Struct)(nil),        // 73: google.protobuf.Struct
+	(Priority)(0),                  // 74: jobqueue.v1.Priority
+	(*durationpb.Duration)(nil),    // 75: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),  // 76: google.protobuf.Timestamp
+	(*BackoffPolicy)(nil),          // 77: jobqueue.v1.BackoffPolicy
+	(Durability)(0),                // 78: jobqueue.v1.Durability
+	(DependencyFailurePolicy)(0),   // 79: jobqueue.v1.DependencyFailurePolicy
+	(*status.Status)(nil),          // 80: google.rpc.Status
+	(*Job)(nil),                    // 81: jobqueue.v1.Job
+	(*QueueStats)(nil),             // 82: jobqueue.v1.QueueStats
+	(JobState)(0),                  // 83: jobqueue.v1.JobState
+	(*QueueLimits)(nil),            // 84: jobqueue.v1.QueueLimits
 }
 var file_jobqueue_v1_job_queue_service_proto_depIdxs = []int32{
-	66,  // 0: jobqueue.v1.EnqueueRequest.payload:type_name -> google.protobuf.Struct
-	67,  // 1: jobqueue.v1.EnqueueRequest.priority:type_name -> jobqueue.v1.Priority
-	68,  // 2: jobqueue.v1.EnqueueRequest.delay:type_name -> google.protobuf.Duration
-	69,  // 3: jobqueue.v1.EnqueueRequest.schedule_time:type_name -> google.protobuf.Timestamp
-	70,  // 4: jobqueue.v1.EnqueueRequest.backoff:type_name -> jobqueue.v1.BackoffPolicy
-	68,  // 5: jobqueue.v1.EnqueueRequest.lease_duration:type_name -> google.protobuf.Duration
-	64,  // 6: jobqueue.v1.EnqueueRequest.metadata:type_name -> jobqueue.v1.EnqueueRequest.MetadataEntry
-	71,  // 7: jobqueue.v1.EnqueueRequest.durability:type_name -> jobqueue.v1.Durability
-	68,  // 8: jobqueue.v1.EnqueueRequest.timeout:type_name -> google.protobuf.Duration
-	69,  // 9: jobqueue.v1.EnqueueRequest.start_deadline:type_name -> google.protobuf.Timestamp
-	72,  // 10: jobqueue.v1.EnqueueRequest.on_dependency_failure:type_name -> jobqueue.v1.DependencyFailurePolicy
+	73,  // 0: jobqueue.v1.EnqueueRequest.payload:type_name -> google.protobuf.Struct
+	74,  // 1: jobqueue.v1.EnqueueRequest.priority:type_name -> jobqueue.v1.Priority
+	75,  // 2: jobqueue.v1.EnqueueRequest.delay:type_name -> google.protobuf.Duration
+	76,  // 3: jobqueue.v1.EnqueueRequest.schedule_time:type_name -> google.protobuf.Timestamp
+	77,  // 4: jobqueue.v1.EnqueueRequest.backoff:type_name -> jobqueue.v1.BackoffPolicy
+	75,  // 5: jobqueue.v1.EnqueueRequest.lease_duration:type_name -> google.protobuf.Duration
+	71,  // 6: jobqueue.v1.EnqueueRequest.metadata:type_name -> jobqueue.v1.EnqueueRequest.MetadataEntry
+	78,  // 7: jobqueue.v1.EnqueueRequest.durability:type_name -> jobqueue.v1.Durability
+	75,  // 8: jobqueue.v1.EnqueueRequest.timeout:type_name -> google.protobuf.Duration
+	76,  // 9: jobqueue.v1.EnqueueRequest.start_deadline:type_name -> google.protobuf.Timestamp
+	79,  // 10: jobqueue.v1.EnqueueRequest.on_dependency_failure:type_name -> jobqueue.v1.DependencyFailurePolicy
 	4,   // 11: jobqueue.v1.EnqueueBatchRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
-	71,  // 12: jobqueue.v1.EnqueueBatchRequest.durability:type_name -> jobqueue.v1.Durability
+	78,  // 12: jobqueue.v1.EnqueueBatchRequest.durability:type_name -> jobqueue.v1.Durability
 	5,   // 13: jobqueue.v1.EnqueueBatchResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
 	4,   // 14: jobqueue.v1.EnqueueStreamRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
-	71,  // 15: jobqueue.v1.EnqueueStreamRequest.durability:type_name -> jobqueue.v1.Durability
+	78,  // 15: jobqueue.v1.EnqueueStreamRequest.durability:type_name -> jobqueue.v1.Durability
 	5,   // 16: jobqueue.v1.EnqueueStreamResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
-	73,  // 17: jobqueue.v1.EnqueueStreamResponse.error:type_name -> google.rpc.Status
-	74,  // 18: jobqueue.v1.WatchJobResponse.job:type_name -> jobqueue.v1.Job
-	74,  // 19: jobqueue.v1.GetStatusResponse.job:type_name -> jobqueue.v1.Job
-	75,  // 20: jobqueue.v1.StatsResponse.queues:type_name -> jobqueue.v1.QueueStats
-	76,  // 21: jobqueue.v1.ListJobsRequest.state:type_name -> jobqueue.v1.JobState
-	74,  // 22: jobqueue.v1.ListJobsResponse.jobs:type_name -> jobqueue.v1.Job
-	68,  // 23: jobqueue.v1.Subscribe.lease_duration:type_name -> google.protobuf.Duration
+	80,  // 17: jobqueue.v1.EnqueueStreamResponse.error:type_name -> google.rpc.Status
+	81,  // 18: jobqueue.v1.WatchJobResponse.job:type_name -> jobqueue.v1.Job
+	81,  // 19: jobqueue.v1.GetStatusResponse.job:type_name -> jobqueue.v1.Job
+	82,  // 20: jobqueue.v1.StatsResponse.queues:type_name -> jobqueue.v1.QueueStats
+	83,  // 21: jobqueue.v1.ListJobsRequest.state:type_name -> jobqueue.v1.JobState
+	81,  // 22: jobqueue.v1.ListJobsResponse.jobs:type_name -> jobqueue.v1.Job
+	75,  // 23: jobqueue.v1.Subscribe.lease_duration:type_name -> google.protobuf.Duration
 	18,  // 24: jobqueue.v1.LeaseRequest.subscribe:type_name -> jobqueue.v1.Subscribe
 	25,  // 25: jobqueue.v1.LeaseRequest.acks:type_name -> jobqueue.v1.AckRequest
 	27,  // 26: jobqueue.v1.LeaseRequest.fails:type_name -> jobqueue.v1.FailRequest
 	29,  // 27: jobqueue.v1.LeaseRequest.extends:type_name -> jobqueue.v1.ExtendRequest
 	20,  // 28: jobqueue.v1.LeaseRequest.progress:type_name -> jobqueue.v1.ProgressUpdate
-	74,  // 29: jobqueue.v1.LeasedJob.job:type_name -> jobqueue.v1.Job
-	69,  // 30: jobqueue.v1.LeasedJob.lease_expire_time:type_name -> google.protobuf.Timestamp
-	73,  // 31: jobqueue.v1.Confirmation.status:type_name -> google.rpc.Status
+	81,  // 29: jobqueue.v1.LeasedJob.job:type_name -> jobqueue.v1.Job
+	76,  // 30: jobqueue.v1.LeasedJob.lease_expire_time:type_name -> google.protobuf.Timestamp
+	80,  // 31: jobqueue.v1.Confirmation.status:type_name -> google.rpc.Status
 	0,   // 32: jobqueue.v1.Confirmation.kind:type_name -> jobqueue.v1.ConfirmationKind
-	69,  // 33: jobqueue.v1.Confirmation.lease_expire_time:type_name -> google.protobuf.Timestamp
+	76,  // 33: jobqueue.v1.Confirmation.lease_expire_time:type_name -> google.protobuf.Timestamp
 	21,  // 34: jobqueue.v1.LeaseResponse.jobs:type_name -> jobqueue.v1.LeasedJob
 	22,  // 35: jobqueue.v1.LeaseResponse.confirmations:type_name -> jobqueue.v1.Confirmation
 	24,  // 36: jobqueue.v1.LeaseResponse.stops:type_name -> jobqueue.v1.JobStop
 	1,   // 37: jobqueue.v1.JobStop.reason:type_name -> jobqueue.v1.StopReason
-	66,  // 38: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
-	71,  // 39: jobqueue.v1.AckRequest.durability:type_name -> jobqueue.v1.Durability
-	68,  // 40: jobqueue.v1.AckRequest.handler_duration:type_name -> google.protobuf.Duration
-	68,  // 41: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
-	68,  // 42: jobqueue.v1.FailRequest.handler_duration:type_name -> google.protobuf.Duration
-	76,  // 43: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
-	69,  // 44: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
-	68,  // 45: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
-	69,  // 46: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	77,  // 47: jobqueue.v1.SetQueueLimitsRequest.limits:type_name -> jobqueue.v1.QueueLimits
-	66,  // 48: jobqueue.v1.JobTemplate.payload:type_name -> google.protobuf.Struct
-	67,  // 49: jobqueue.v1.JobTemplate.priority:type_name -> jobqueue.v1.Priority
-	70,  // 50: jobqueue.v1.JobTemplate.backoff:type_name -> jobqueue.v1.BackoffPolicy
-	68,  // 51: jobqueue.v1.JobTemplate.lease_duration:type_name -> google.protobuf.Duration
-	65,  // 52: jobqueue.v1.JobTemplate.metadata:type_name -> jobqueue.v1.JobTemplate.MetadataEntry
-	68,  // 53: jobqueue.v1.JobTemplate.timeout:type_name -> google.protobuf.Duration
-	68,  // 54: jobqueue.v1.Schedule.interval:type_name -> google.protobuf.Duration
+	73,  // 38: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
+	78,  // 39: jobqueue.v1.AckRequest.durability:type_name -> jobqueue.v1.Durability
+	75,  // 40: jobqueue.v1.AckRequest.handler_duration:type_name -> google.protobuf.Duration
+	75,  // 41: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
+	75,  // 42: jobqueue.v1.FailRequest.handler_duration:type_name -> google.protobuf.Duration
+	83,  // 43: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
+	76,  // 44: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
+	75,  // 45: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
+	76,  // 46: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	84,  // 47: jobqueue.v1.SetQueueLimitsRequest.limits:type_name -> jobqueue.v1.QueueLimits
+	73,  // 48: jobqueue.v1.JobTemplate.payload:type_name -> google.protobuf.Struct
+	74,  // 49: jobqueue.v1.JobTemplate.priority:type_name -> jobqueue.v1.Priority
+	77,  // 50: jobqueue.v1.JobTemplate.backoff:type_name -> jobqueue.v1.BackoffPolicy
+	75,  // 51: jobqueue.v1.JobTemplate.lease_duration:type_name -> google.protobuf.Duration
+	72,  // 52: jobqueue.v1.JobTemplate.metadata:type_name -> jobqueue.v1.JobTemplate.MetadataEntry
+	75,  // 53: jobqueue.v1.JobTemplate.timeout:type_name -> google.protobuf.Duration
+	75,  // 54: jobqueue.v1.Schedule.interval:type_name -> google.protobuf.Duration
 	41,  // 55: jobqueue.v1.Schedule.template:type_name -> jobqueue.v1.JobTemplate
-	69,  // 56: jobqueue.v1.Schedule.start_time:type_name -> google.protobuf.Timestamp
-	69,  // 57: jobqueue.v1.Schedule.end_time:type_name -> google.protobuf.Timestamp
+	76,  // 56: jobqueue.v1.Schedule.start_time:type_name -> google.protobuf.Timestamp
+	76,  // 57: jobqueue.v1.Schedule.end_time:type_name -> google.protobuf.Timestamp
 	2,   // 58: jobqueue.v1.Schedule.catch_up:type_name -> jobqueue.v1.CatchUpPolicy
-	69,  // 59: jobqueue.v1.Schedule.next_run_time:type_name -> google.protobuf.Timestamp
-	69,  // 60: jobqueue.v1.Schedule.last_run_time:type_name -> google.protobuf.Timestamp
-	69,  // 61: jobqueue.v1.Schedule.create_time:type_name -> google.protobuf.Timestamp
-	69,  // 62: jobqueue.v1.Schedule.update_time:type_name -> google.protobuf.Timestamp
+	76,  // 59: jobqueue.v1.Schedule.next_run_time:type_name -> google.protobuf.Timestamp
+	76,  // 60: jobqueue.v1.Schedule.last_run_time:type_name -> google.protobuf.Timestamp
+	76,  // 61: jobqueue.v1.Schedule.create_time:type_name -> google.protobuf.Timestamp
+	76,  // 62: jobqueue.v1.Schedule.update_time:type_name -> google.protobuf.Timestamp
 	42,  // 63: jobqueue.v1.CreateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
 	42,  // 64: jobqueue.v1.CreateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
 	42,  // 65: jobqueue.v1.GetScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
@@ -4429,69 +4833,80 @@ var file_jobqueue_v1_job_queue_service_proto_depIdxs = []int32{
 	42,  // 67: jobqueue.v1.UpdateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
 	42,  // 68: jobqueue.v1.UpdateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
 	3,   // 69: jobqueue.v1.TokenInfo.role:type_name -> jobqueue.v1.TokenRole
-	69,  // 70: jobqueue.v1.TokenInfo.create_time:type_name -> google.protobuf.Timestamp
-	69,  // 71: jobqueue.v1.TokenInfo.expire_time:type_name -> google.protobuf.Timestamp
+	76,  // 70: jobqueue.v1.TokenInfo.create_time:type_name -> google.protobuf.Timestamp
+	76,  // 71: jobqueue.v1.TokenInfo.expire_time:type_name -> google.protobuf.Timestamp
 	3,   // 72: jobqueue.v1.CreateTokenRequest.role:type_name -> jobqueue.v1.TokenRole
-	68,  // 73: jobqueue.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	75,  // 73: jobqueue.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
 	57,  // 74: jobqueue.v1.CreateTokenResponse.info:type_name -> jobqueue.v1.TokenInfo
 	57,  // 75: jobqueue.v1.ListTokensResponse.tokens:type_name -> jobqueue.v1.TokenInfo
-	4,   // 76: jobqueue.v1.JobQueueService.Enqueue:input_type -> jobqueue.v1.EnqueueRequest
-	6,   // 77: jobqueue.v1.JobQueueService.EnqueueBatch:input_type -> jobqueue.v1.EnqueueBatchRequest
-	8,   // 78: jobqueue.v1.JobQueueService.EnqueueStream:input_type -> jobqueue.v1.EnqueueStreamRequest
-	10,  // 79: jobqueue.v1.JobQueueService.WatchJob:input_type -> jobqueue.v1.WatchJobRequest
-	12,  // 80: jobqueue.v1.JobQueueService.GetStatus:input_type -> jobqueue.v1.GetStatusRequest
-	14,  // 81: jobqueue.v1.JobQueueService.Stats:input_type -> jobqueue.v1.StatsRequest
-	16,  // 82: jobqueue.v1.JobQueueService.ListJobs:input_type -> jobqueue.v1.ListJobsRequest
-	19,  // 83: jobqueue.v1.JobQueueService.Lease:input_type -> jobqueue.v1.LeaseRequest
-	25,  // 84: jobqueue.v1.JobQueueService.Ack:input_type -> jobqueue.v1.AckRequest
-	27,  // 85: jobqueue.v1.JobQueueService.Fail:input_type -> jobqueue.v1.FailRequest
-	29,  // 86: jobqueue.v1.JobQueueService.Extend:input_type -> jobqueue.v1.ExtendRequest
-	31,  // 87: jobqueue.v1.JobQueueService.Cancel:input_type -> jobqueue.v1.CancelRequest
-	33,  // 88: jobqueue.v1.JobQueueService.Retry:input_type -> jobqueue.v1.RetryRequest
-	35,  // 89: jobqueue.v1.JobQueueService.PauseQueue:input_type -> jobqueue.v1.PauseQueueRequest
-	37,  // 90: jobqueue.v1.JobQueueService.ResumeQueue:input_type -> jobqueue.v1.ResumeQueueRequest
-	39,  // 91: jobqueue.v1.JobQueueService.SetQueueLimits:input_type -> jobqueue.v1.SetQueueLimitsRequest
-	43,  // 92: jobqueue.v1.JobQueueService.CreateSchedule:input_type -> jobqueue.v1.CreateScheduleRequest
-	45,  // 93: jobqueue.v1.JobQueueService.GetSchedule:input_type -> jobqueue.v1.GetScheduleRequest
-	47,  // 94: jobqueue.v1.JobQueueService.ListSchedules:input_type -> jobqueue.v1.ListSchedulesRequest
-	49,  // 95: jobqueue.v1.JobQueueService.UpdateSchedule:input_type -> jobqueue.v1.UpdateScheduleRequest
-	51,  // 96: jobqueue.v1.JobQueueService.DeleteSchedule:input_type -> jobqueue.v1.DeleteScheduleRequest
-	53,  // 97: jobqueue.v1.JobQueueService.PauseSchedule:input_type -> jobqueue.v1.PauseScheduleRequest
-	55,  // 98: jobqueue.v1.JobQueueService.ResumeSchedule:input_type -> jobqueue.v1.ResumeScheduleRequest
-	58,  // 99: jobqueue.v1.JobQueueService.CreateToken:input_type -> jobqueue.v1.CreateTokenRequest
-	60,  // 100: jobqueue.v1.JobQueueService.ListTokens:input_type -> jobqueue.v1.ListTokensRequest
-	62,  // 101: jobqueue.v1.JobQueueService.RevokeToken:input_type -> jobqueue.v1.RevokeTokenRequest
-	5,   // 102: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
-	7,   // 103: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
-	9,   // 104: jobqueue.v1.JobQueueService.EnqueueStream:output_type -> jobqueue.v1.EnqueueStreamResponse
-	11,  // 105: jobqueue.v1.JobQueueService.WatchJob:output_type -> jobqueue.v1.WatchJobResponse
-	13,  // 106: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
-	15,  // 107: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
-	17,  // 108: jobqueue.v1.JobQueueService.ListJobs:output_type -> jobqueue.v1.ListJobsResponse
-	23,  // 109: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
-	26,  // 110: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
-	28,  // 111: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
-	30,  // 112: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
-	32,  // 113: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
-	34,  // 114: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
-	36,  // 115: jobqueue.v1.JobQueueService.PauseQueue:output_type -> jobqueue.v1.PauseQueueResponse
-	38,  // 116: jobqueue.v1.JobQueueService.ResumeQueue:output_type -> jobqueue.v1.ResumeQueueResponse
-	40,  // 117: jobqueue.v1.JobQueueService.SetQueueLimits:output_type -> jobqueue.v1.SetQueueLimitsResponse
-	44,  // 118: jobqueue.v1.JobQueueService.CreateSchedule:output_type -> jobqueue.v1.CreateScheduleResponse
-	46,  // 119: jobqueue.v1.JobQueueService.GetSchedule:output_type -> jobqueue.v1.GetScheduleResponse
-	48,  // 120: jobqueue.v1.JobQueueService.ListSchedules:output_type -> jobqueue.v1.ListSchedulesResponse
-	50,  // 121: jobqueue.v1.JobQueueService.UpdateSchedule:output_type -> jobqueue.v1.UpdateScheduleResponse
-	52,  // 122: jobqueue.v1.JobQueueService.DeleteSchedule:output_type -> jobqueue.v1.DeleteScheduleResponse
-	54,  // 123: jobqueue.v1.JobQueueService.PauseSchedule:output_type -> jobqueue.v1.PauseScheduleResponse
-	56,  // 124: jobqueue.v1.JobQueueService.ResumeSchedule:output_type -> jobqueue.v1.ResumeScheduleResponse
-	59,  // 125: jobqueue.v1.JobQueueService.CreateToken:output_type -> jobqueue.v1.CreateTokenResponse
-	61,  // 126: jobqueue.v1.JobQueueService.ListTokens:output_type -> jobqueue.v1.ListTokensResponse
-	63,  // 127: jobqueue.v1.JobQueueService.RevokeToken:output_type -> jobqueue.v1.RevokeTokenResponse
-	102, // [102:128] is the sub-list for method output_type
-	76,  // [76:102] is the sub-list for method input_type
-	76,  // [76:76] is the sub-list for extension type_name
-	76,  // [76:76] is the sub-list for extension extendee
-	0,   // [0:76] is the sub-list for field type_name
+	75,  // 76: jobqueue.v1.Webhook.oldest_job_age:type_name -> google.protobuf.Duration
+	76,  // 77: jobqueue.v1.Webhook.create_time:type_name -> google.protobuf.Timestamp
+	64,  // 78: jobqueue.v1.CreateWebhookRequest.webhook:type_name -> jobqueue.v1.Webhook
+	64,  // 79: jobqueue.v1.CreateWebhookResponse.webhook:type_name -> jobqueue.v1.Webhook
+	64,  // 80: jobqueue.v1.ListWebhooksResponse.webhooks:type_name -> jobqueue.v1.Webhook
+	4,   // 81: jobqueue.v1.JobQueueService.Enqueue:input_type -> jobqueue.v1.EnqueueRequest
+	6,   // 82: jobqueue.v1.JobQueueService.EnqueueBatch:input_type -> jobqueue.v1.EnqueueBatchRequest
+	8,   // 83: jobqueue.v1.JobQueueService.EnqueueStream:input_type -> jobqueue.v1.EnqueueStreamRequest
+	10,  // 84: jobqueue.v1.JobQueueService.WatchJob:input_type -> jobqueue.v1.WatchJobRequest
+	12,  // 85: jobqueue.v1.JobQueueService.GetStatus:input_type -> jobqueue.v1.GetStatusRequest
+	14,  // 86: jobqueue.v1.JobQueueService.Stats:input_type -> jobqueue.v1.StatsRequest
+	16,  // 87: jobqueue.v1.JobQueueService.ListJobs:input_type -> jobqueue.v1.ListJobsRequest
+	19,  // 88: jobqueue.v1.JobQueueService.Lease:input_type -> jobqueue.v1.LeaseRequest
+	25,  // 89: jobqueue.v1.JobQueueService.Ack:input_type -> jobqueue.v1.AckRequest
+	27,  // 90: jobqueue.v1.JobQueueService.Fail:input_type -> jobqueue.v1.FailRequest
+	29,  // 91: jobqueue.v1.JobQueueService.Extend:input_type -> jobqueue.v1.ExtendRequest
+	31,  // 92: jobqueue.v1.JobQueueService.Cancel:input_type -> jobqueue.v1.CancelRequest
+	33,  // 93: jobqueue.v1.JobQueueService.Retry:input_type -> jobqueue.v1.RetryRequest
+	35,  // 94: jobqueue.v1.JobQueueService.PauseQueue:input_type -> jobqueue.v1.PauseQueueRequest
+	37,  // 95: jobqueue.v1.JobQueueService.ResumeQueue:input_type -> jobqueue.v1.ResumeQueueRequest
+	39,  // 96: jobqueue.v1.JobQueueService.SetQueueLimits:input_type -> jobqueue.v1.SetQueueLimitsRequest
+	43,  // 97: jobqueue.v1.JobQueueService.CreateSchedule:input_type -> jobqueue.v1.CreateScheduleRequest
+	45,  // 98: jobqueue.v1.JobQueueService.GetSchedule:input_type -> jobqueue.v1.GetScheduleRequest
+	47,  // 99: jobqueue.v1.JobQueueService.ListSchedules:input_type -> jobqueue.v1.ListSchedulesRequest
+	49,  // 100: jobqueue.v1.JobQueueService.UpdateSchedule:input_type -> jobqueue.v1.UpdateScheduleRequest
+	51,  // 101: jobqueue.v1.JobQueueService.DeleteSchedule:input_type -> jobqueue.v1.DeleteScheduleRequest
+	53,  // 102: jobqueue.v1.JobQueueService.PauseSchedule:input_type -> jobqueue.v1.PauseScheduleRequest
+	55,  // 103: jobqueue.v1.JobQueueService.ResumeSchedule:input_type -> jobqueue.v1.ResumeScheduleRequest
+	58,  // 104: jobqueue.v1.JobQueueService.CreateToken:input_type -> jobqueue.v1.CreateTokenRequest
+	60,  // 105: jobqueue.v1.JobQueueService.ListTokens:input_type -> jobqueue.v1.ListTokensRequest
+	62,  // 106: jobqueue.v1.JobQueueService.RevokeToken:input_type -> jobqueue.v1.RevokeTokenRequest
+	65,  // 107: jobqueue.v1.JobQueueService.CreateWebhook:input_type -> jobqueue.v1.CreateWebhookRequest
+	67,  // 108: jobqueue.v1.JobQueueService.ListWebhooks:input_type -> jobqueue.v1.ListWebhooksRequest
+	69,  // 109: jobqueue.v1.JobQueueService.DeleteWebhook:input_type -> jobqueue.v1.DeleteWebhookRequest
+	5,   // 110: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
+	7,   // 111: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
+	9,   // 112: jobqueue.v1.JobQueueService.EnqueueStream:output_type -> jobqueue.v1.EnqueueStreamResponse
+	11,  // 113: jobqueue.v1.JobQueueService.WatchJob:output_type -> jobqueue.v1.WatchJobResponse
+	13,  // 114: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
+	15,  // 115: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
+	17,  // 116: jobqueue.v1.JobQueueService.ListJobs:output_type -> jobqueue.v1.ListJobsResponse
+	23,  // 117: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
+	26,  // 118: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
+	28,  // 119: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
+	30,  // 120: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
+	32,  // 121: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
+	34,  // 122: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
+	36,  // 123: jobqueue.v1.JobQueueService.PauseQueue:output_type -> jobqueue.v1.PauseQueueResponse
+	38,  // 124: jobqueue.v1.JobQueueService.ResumeQueue:output_type -> jobqueue.v1.ResumeQueueResponse
+	40,  // 125: jobqueue.v1.JobQueueService.SetQueueLimits:output_type -> jobqueue.v1.SetQueueLimitsResponse
+	44,  // 126: jobqueue.v1.JobQueueService.CreateSchedule:output_type -> jobqueue.v1.CreateScheduleResponse
+	46,  // 127: jobqueue.v1.JobQueueService.GetSchedule:output_type -> jobqueue.v1.GetScheduleResponse
+	48,  // 128: jobqueue.v1.JobQueueService.ListSchedules:output_type -> jobqueue.v1.ListSchedulesResponse
+	50,  // 129: jobqueue.v1.JobQueueService.UpdateSchedule:output_type -> jobqueue.v1.UpdateScheduleResponse
+	52,  // 130: jobqueue.v1.JobQueueService.DeleteSchedule:output_type -> jobqueue.v1.DeleteScheduleResponse
+	54,  // 131: jobqueue.v1.JobQueueService.PauseSchedule:output_type -> jobqueue.v1.PauseScheduleResponse
+	56,  // 132: jobqueue.v1.JobQueueService.ResumeSchedule:output_type -> jobqueue.v1.ResumeScheduleResponse
+	59,  // 133: jobqueue.v1.JobQueueService.CreateToken:output_type -> jobqueue.v1.CreateTokenResponse
+	61,  // 134: jobqueue.v1.JobQueueService.ListTokens:output_type -> jobqueue.v1.ListTokensResponse
+	63,  // 135: jobqueue.v1.JobQueueService.RevokeToken:output_type -> jobqueue.v1.RevokeTokenResponse
+	66,  // 136: jobqueue.v1.JobQueueService.CreateWebhook:output_type -> jobqueue.v1.CreateWebhookResponse
+	68,  // 137: jobqueue.v1.JobQueueService.ListWebhooks:output_type -> jobqueue.v1.ListWebhooksResponse
+	70,  // 138: jobqueue.v1.JobQueueService.DeleteWebhook:output_type -> jobqueue.v1.DeleteWebhookResponse
+	110, // [110:139] is the sub-list for method output_type
+	81,  // [81:110] is the sub-list for method input_type
+	81,  // [81:81] is the sub-list for extension type_name
+	81,  // [81:81] is the sub-list for extension extendee
+	0,   // [0:81] is the sub-list for field type_name
 }
 
 func init() { file_jobqueue_v1_job_queue_service_proto_init() }
@@ -4511,7 +4926,7 @@ func file_jobqueue_v1_job_queue_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jobqueue_v1_job_queue_service_proto_rawDesc), len(file_jobqueue_v1_job_queue_service_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   62,
+			NumMessages:   69,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -45,6 +45,9 @@ const (
 	JobQueueService_CreateToken_FullMethodName    = "/jobqueue.v1.JobQueueService/CreateToken"
 	JobQueueService_ListTokens_FullMethodName     = "/jobqueue.v1.JobQueueService/ListTokens"
 	JobQueueService_RevokeToken_FullMethodName    = "/jobqueue.v1.JobQueueService/RevokeToken"
+	JobQueueService_CreateWebhook_FullMethodName  = "/jobqueue.v1.JobQueueService/CreateWebhook"
+	JobQueueService_ListWebhooks_FullMethodName   = "/jobqueue.v1.JobQueueService/ListWebhooks"
+	JobQueueService_DeleteWebhook_FullMethodName  = "/jobqueue.v1.JobQueueService/DeleteWebhook"
 )
 
 // JobQueueServiceClient is the client API for JobQueueService service.
@@ -158,6 +161,16 @@ type JobQueueServiceClient interface {
 	// RevokeToken deletes a token (admin role): calls with it are refused at once, and open
 	// streams that authenticated with it end with UNAUTHENTICATED within seconds.
 	RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*RevokeTokenResponse, error)
+	// CreateWebhook registers an HTTP endpoint the servers call (admin role, every queue) when a
+	// job of its queue (or of any queue) ends DEAD, and optionally when a queue's oldest ready job
+	// or its dead jobs pass a threshold (docs/monitoring.md, "Failure alerts"). The answer carries
+	// the secret that signs every delivery, shown only here.
+	CreateWebhook(ctx context.Context, in *CreateWebhookRequest, opts ...grpc.CallOption) (*CreateWebhookResponse, error)
+	// ListWebhooks lists every webhook, without secrets (admin role, every queue).
+	ListWebhooks(ctx context.Context, in *ListWebhooksRequest, opts ...grpc.CallOption) (*ListWebhooksResponse, error)
+	// DeleteWebhook removes a webhook: no delivery to it starts after the answer (admin role,
+	// every queue).
+	DeleteWebhook(ctx context.Context, in *DeleteWebhookRequest, opts ...grpc.CallOption) (*DeleteWebhookResponse, error)
 }
 
 type jobQueueServiceClient struct {
@@ -443,6 +456,36 @@ func (c *jobQueueServiceClient) RevokeToken(ctx context.Context, in *RevokeToken
 	return out, nil
 }
 
+func (c *jobQueueServiceClient) CreateWebhook(ctx context.Context, in *CreateWebhookRequest, opts ...grpc.CallOption) (*CreateWebhookResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateWebhookResponse)
+	err := c.cc.Invoke(ctx, JobQueueService_CreateWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobQueueServiceClient) ListWebhooks(ctx context.Context, in *ListWebhooksRequest, opts ...grpc.CallOption) (*ListWebhooksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWebhooksResponse)
+	err := c.cc.Invoke(ctx, JobQueueService_ListWebhooks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobQueueServiceClient) DeleteWebhook(ctx context.Context, in *DeleteWebhookRequest, opts ...grpc.CallOption) (*DeleteWebhookResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteWebhookResponse)
+	err := c.cc.Invoke(ctx, JobQueueService_DeleteWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // JobQueueServiceServer is the server API for JobQueueService service.
 // All implementations must embed UnimplementedJobQueueServiceServer
 // for forward compatibility.
@@ -554,6 +597,16 @@ type JobQueueServiceServer interface {
 	// RevokeToken deletes a token (admin role): calls with it are refused at once, and open
 	// streams that authenticated with it end with UNAUTHENTICATED within seconds.
 	RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error)
+	// CreateWebhook registers an HTTP endpoint the servers call (admin role, every queue) when a
+	// job of its queue (or of any queue) ends DEAD, and optionally when a queue's oldest ready job
+	// or its dead jobs pass a threshold (docs/monitoring.md, "Failure alerts"). The answer carries
+	// the secret that signs every delivery, shown only here.
+	CreateWebhook(context.Context, *CreateWebhookRequest) (*CreateWebhookResponse, error)
+	// ListWebhooks lists every webhook, without secrets (admin role, every queue).
+	ListWebhooks(context.Context, *ListWebhooksRequest) (*ListWebhooksResponse, error)
+	// DeleteWebhook removes a webhook: no delivery to it starts after the answer (admin role,
+	// every queue).
+	DeleteWebhook(context.Context, *DeleteWebhookRequest) (*DeleteWebhookResponse, error)
 	mustEmbedUnimplementedJobQueueServiceServer()
 }
 
@@ -641,6 +694,15 @@ func (UnimplementedJobQueueServiceServer) ListTokens(context.Context, *ListToken
 }
 func (UnimplementedJobQueueServiceServer) RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeToken not implemented")
+}
+func (UnimplementedJobQueueServiceServer) CreateWebhook(context.Context, *CreateWebhookRequest) (*CreateWebhookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateWebhook not implemented")
+}
+func (UnimplementedJobQueueServiceServer) ListWebhooks(context.Context, *ListWebhooksRequest) (*ListWebhooksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWebhooks not implemented")
+}
+func (UnimplementedJobQueueServiceServer) DeleteWebhook(context.Context, *DeleteWebhookRequest) (*DeleteWebhookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteWebhook not implemented")
 }
 func (UnimplementedJobQueueServiceServer) mustEmbedUnimplementedJobQueueServiceServer() {}
 func (UnimplementedJobQueueServiceServer) testEmbeddedByValue()                         {}
@@ -1102,6 +1164,60 @@ func _JobQueueService_RevokeToken_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobQueueService_CreateWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobQueueServiceServer).CreateWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobQueueService_CreateWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobQueueServiceServer).CreateWebhook(ctx, req.(*CreateWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobQueueService_ListWebhooks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWebhooksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobQueueServiceServer).ListWebhooks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobQueueService_ListWebhooks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobQueueServiceServer).ListWebhooks(ctx, req.(*ListWebhooksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobQueueService_DeleteWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobQueueServiceServer).DeleteWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobQueueService_DeleteWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobQueueServiceServer).DeleteWebhook(ctx, req.(*DeleteWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // JobQueueService_ServiceDesc is the grpc.ServiceDesc for JobQueueService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1200,6 +1316,18 @@ var JobQueueService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeToken",
 			Handler:    _JobQueueService_RevokeToken_Handler,
+		},
+		{
+			MethodName: "CreateWebhook",
+			Handler:    _JobQueueService_CreateWebhook_Handler,
+		},
+		{
+			MethodName: "ListWebhooks",
+			Handler:    _JobQueueService_ListWebhooks_Handler,
+		},
+		{
+			MethodName: "DeleteWebhook",
+			Handler:    _JobQueueService_DeleteWebhook_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

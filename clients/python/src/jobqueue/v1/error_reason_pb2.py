@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ejobqueue/v1/error_reason.proto\x12\x0bjobqueue.v1*\xef\x03\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x14\n\x10INVALID_ARGUMENT\x10\x01\x12\x11\n\rJOB_NOT_FOUND\x10\x02\x12\x0e\n\nLEASE_LOST\x10\x03\x12\x0f\n\x0bWRONG_STATE\x10\x04\x12\x1a\n\x16\x44URABILITY_UNAVAILABLE\x10\x05\x12\x17\n\x13\x46SYNC_NOT_CONFIRMED\x10\x06\x12\x15\n\x11STORE_UNAVAILABLE\x10\x07\x12\x0e\n\nSTORE_FULL\x10\x08\x12\x18\n\x14SERVER_SHUTTING_DOWN\x10\t\x12\x0c\n\x08INTERNAL\x10\n\x12\x11\n\rTOKEN_MISSING\x10\x0b\x12\x11\n\rTOKEN_INVALID\x10\x0c\x12\x11\n\rTOKEN_EXPIRED\x10\r\x12\x14\n\x10ROLE_NOT_ALLOWED\x10\x0e\x12\x15\n\x11QUEUE_NOT_ALLOWED\x10\x0f\x12\x13\n\x0fTOKEN_NOT_FOUND\x10\x10\x12\x17\n\x13TOKEN_LIMIT_REACHED\x10\x11\x12\x17\n\x13QUEUE_LIMIT_REACHED\x10\x12\x12\x16\n\x12SCHEDULE_NOT_FOUND\x10\x13\x12\x13\n\x0fSCHEDULE_EXISTS\x10\x14\x12\x1a\n\x16SCHEDULE_LIMIT_REACHED\x10\x15\x42\x9a\x01\n\x0f\x64\x65v.jobqueue.v1B\x10\x45rrorReasonProtoP\x01ZBgithub.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1;jobqueuev1\xa2\x02\x03JQX\xaa\x02\x0bJobQueue.V1\xca\x02\x0bJobqueue\\V1\xea\x02\x0cJobqueue::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ejobqueue/v1/error_reason.proto\x12\x0bjobqueue.v1*\xa1\x04\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x14\n\x10INVALID_ARGUMENT\x10\x01\x12\x11\n\rJOB_NOT_FOUND\x10\x02\x12\x0e\n\nLEASE_LOST\x10\x03\x12\x0f\n\x0bWRONG_STATE\x10\x04\x12\x1a\n\x16\x44URABILITY_UNAVAILABLE\x10\x05\x12\x17\n\x13\x46SYNC_NOT_CONFIRMED\x10\x06\x12\x15\n\x11STORE_UNAVAILABLE\x10\x07\x12\x0e\n\nSTORE_FULL\x10\x08\x12\x18\n\x14SERVER_SHUTTING_DOWN\x10\t\x12\x0c\n\x08INTERNAL\x10\n\x12\x11\n\rTOKEN_MISSING\x10\x0b\x12\x11\n\rTOKEN_INVALID\x10\x0c\x12\x11\n\rTOKEN_EXPIRED\x10\r\x12\x14\n\x10ROLE_NOT_ALLOWED\x10\x0e\x12\x15\n\x11QUEUE_NOT_ALLOWED\x10\x0f\x12\x13\n\x0fTOKEN_NOT_FOUND\x10\x10\x12\x17\n\x13TOKEN_LIMIT_REACHED\x10\x11\x12\x17\n\x13QUEUE_LIMIT_REACHED\x10\x12\x12\x16\n\x12SCHEDULE_NOT_FOUND\x10\x13\x12\x13\n\x0fSCHEDULE_EXISTS\x10\x14\x12\x1a\n\x16SCHEDULE_LIMIT_REACHED\x10\x15\x12\x15\n\x11WEBHOOK_NOT_FOUND\x10\x16\x12\x19\n\x15WEBHOOK_LIMIT_REACHED\x10\x17\x42\x9a\x01\n\x0f\x64\x65v.jobqueue.v1B\x10\x45rrorReasonProtoP\x01ZBgithub.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1;jobqueuev1\xa2\x02\x03JQX\xaa\x02\x0bJobQueue.V1\xca\x02\x0bJobqueue\\V1\xea\x02\x0cJobqueue::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,5 +33,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\017dev.jobqueue.v1B\020ErrorReasonProtoP\001ZBgithub.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1;jobqueuev1\242\002\003JQX\252\002\013JobQueue.V1\312\002\013Jobqueue\\V1\352\002\014Jobqueue::V1'
   _globals['_ERRORREASON']._serialized_start=48
-  _globals['_ERRORREASON']._serialized_end=543
+  _globals['_ERRORREASON']._serialized_end=593
 # @@protoc_insertion_point(module_scope)

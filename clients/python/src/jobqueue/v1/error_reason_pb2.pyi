@@ -124,6 +124,14 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """RESOURCE_EXHAUSTED. CreateSchedule was refused: `max_schedules` (10,000 by default)
     exist already. Nothing was changed. Delete unused schedules first.
     """
+    WEBHOOK_NOT_FOUND: _ErrorReason.ValueType  # 22
+    """NOT_FOUND. No webhook has the id the request gives (never created, or deleted). Nothing was
+    changed.
+    """
+    WEBHOOK_LIMIT_REACHED: _ErrorReason.ValueType  # 23
+    """RESOURCE_EXHAUSTED. CreateWebhook was refused: 100 webhooks exist already. Nothing was
+    changed. Delete unused ones first.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists every reason the service gives for an error, the way googleapis'
@@ -241,5 +249,13 @@ UpdateSchedule to change it, or another name.
 SCHEDULE_LIMIT_REACHED: ErrorReason.ValueType  # 21
 """RESOURCE_EXHAUSTED. CreateSchedule was refused: `max_schedules` (10,000 by default)
 exist already. Nothing was changed. Delete unused schedules first.
+"""
+WEBHOOK_NOT_FOUND: ErrorReason.ValueType  # 22
+"""NOT_FOUND. No webhook has the id the request gives (never created, or deleted). Nothing was
+changed.
+"""
+WEBHOOK_LIMIT_REACHED: ErrorReason.ValueType  # 23
+"""RESOURCE_EXHAUSTED. CreateWebhook was refused: 100 webhooks exist already. Nothing was
+changed. Delete unused ones first.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -179,6 +179,21 @@ class JobQueueServiceStub:
                 request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.RevokeTokenRequest.SerializeToString,
                 response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.RevokeTokenResponse.FromString,
                 _registered_method=True)
+        self.CreateWebhook = channel.unary_unary(
+                '/jobqueue.v1.JobQueueService/CreateWebhook',
+                request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.CreateWebhookRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.CreateWebhookResponse.FromString,
+                _registered_method=True)
+        self.ListWebhooks = channel.unary_unary(
+                '/jobqueue.v1.JobQueueService/ListWebhooks',
+                request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ListWebhooksRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ListWebhooksResponse.FromString,
+                _registered_method=True)
+        self.DeleteWebhook = channel.unary_unary(
+                '/jobqueue.v1.JobQueueService/DeleteWebhook',
+                request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.DeleteWebhookRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.DeleteWebhookResponse.FromString,
+                _registered_method=True)
 
 
 class JobQueueServiceServicer:
@@ -420,6 +435,31 @@ class JobQueueServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateWebhook(self, request, context):
+        """CreateWebhook registers an HTTP endpoint the servers call (admin role, every queue) when a
+        job of its queue (or of any queue) ends DEAD, and optionally when a queue's oldest ready job
+        or its dead jobs pass a threshold (docs/monitoring.md, "Failure alerts"). The answer carries
+        the secret that signs every delivery, shown only here.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhooks(self, request, context):
+        """ListWebhooks lists every webhook, without secrets (admin role, every queue).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteWebhook(self, request, context):
+        """DeleteWebhook removes a webhook: no delivery to it starts after the answer (admin role,
+        every queue).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobQueueServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -552,6 +592,21 @@ def add_JobQueueServiceServicer_to_server(servicer, server):
                     servicer.RevokeToken,
                     request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.RevokeTokenRequest.FromString,
                     response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.RevokeTokenResponse.SerializeToString,
+            ),
+            'CreateWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateWebhook,
+                    request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.CreateWebhookRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.CreateWebhookResponse.SerializeToString,
+            ),
+            'ListWebhooks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhooks,
+                    request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ListWebhooksRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ListWebhooksResponse.SerializeToString,
+            ),
+            'DeleteWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWebhook,
+                    request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.DeleteWebhookRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.DeleteWebhookResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1271,6 +1326,87 @@ class JobQueueService:
             '/jobqueue.v1.JobQueueService/RevokeToken',
             jobqueue_dot_v1_dot_job__queue__service__pb2.RevokeTokenRequest.SerializeToString,
             jobqueue_dot_v1_dot_job__queue__service__pb2.RevokeTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobqueue.v1.JobQueueService/CreateWebhook',
+            jobqueue_dot_v1_dot_job__queue__service__pb2.CreateWebhookRequest.SerializeToString,
+            jobqueue_dot_v1_dot_job__queue__service__pb2.CreateWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhooks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobqueue.v1.JobQueueService/ListWebhooks',
+            jobqueue_dot_v1_dot_job__queue__service__pb2.ListWebhooksRequest.SerializeToString,
+            jobqueue_dot_v1_dot_job__queue__service__pb2.ListWebhooksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobqueue.v1.JobQueueService/DeleteWebhook',
+            jobqueue_dot_v1_dot_job__queue__service__pb2.DeleteWebhookRequest.SerializeToString,
+            jobqueue_dot_v1_dot_job__queue__service__pb2.DeleteWebhookResponse.FromString,
             options,
             channel_credentials,
             insecure,

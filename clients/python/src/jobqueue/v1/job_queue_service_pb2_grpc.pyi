@@ -156,6 +156,18 @@ class JobQueueServiceStub:
     """RevokeToken deletes a token (admin role): calls with it are refused at once, and open
     streams that authenticated with it end with UNAUTHENTICATED within seconds.
     """
+    CreateWebhook: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.CreateWebhookRequest, _job_queue_service_pb2.CreateWebhookResponse]
+    """CreateWebhook registers an HTTP endpoint the servers call (admin role, every queue) when a
+    job of its queue (or of any queue) ends DEAD, and optionally when a queue's oldest ready job
+    or its dead jobs pass a threshold (docs/monitoring.md, "Failure alerts"). The answer carries
+    the secret that signs every delivery, shown only here.
+    """
+    ListWebhooks: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.ListWebhooksRequest, _job_queue_service_pb2.ListWebhooksResponse]
+    """ListWebhooks lists every webhook, without secrets (admin role, every queue)."""
+    DeleteWebhook: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.DeleteWebhookRequest, _job_queue_service_pb2.DeleteWebhookResponse]
+    """DeleteWebhook removes a webhook: no delivery to it starts after the answer (admin role,
+    every queue).
+    """
 
 @_typing.type_check_only
 class JobQueueServiceAsyncStub(JobQueueServiceStub):
@@ -284,6 +296,18 @@ class JobQueueServiceAsyncStub(JobQueueServiceStub):
     RevokeToken: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.RevokeTokenRequest, _job_queue_service_pb2.RevokeTokenResponse]  # type: ignore[assignment]
     """RevokeToken deletes a token (admin role): calls with it are refused at once, and open
     streams that authenticated with it end with UNAUTHENTICATED within seconds.
+    """
+    CreateWebhook: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.CreateWebhookRequest, _job_queue_service_pb2.CreateWebhookResponse]  # type: ignore[assignment]
+    """CreateWebhook registers an HTTP endpoint the servers call (admin role, every queue) when a
+    job of its queue (or of any queue) ends DEAD, and optionally when a queue's oldest ready job
+    or its dead jobs pass a threshold (docs/monitoring.md, "Failure alerts"). The answer carries
+    the secret that signs every delivery, shown only here.
+    """
+    ListWebhooks: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.ListWebhooksRequest, _job_queue_service_pb2.ListWebhooksResponse]  # type: ignore[assignment]
+    """ListWebhooks lists every webhook, without secrets (admin role, every queue)."""
+    DeleteWebhook: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.DeleteWebhookRequest, _job_queue_service_pb2.DeleteWebhookResponse]  # type: ignore[assignment]
+    """DeleteWebhook removes a webhook: no delivery to it starts after the answer (admin role,
+    every queue).
     """
 
 class JobQueueServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -566,6 +590,36 @@ class JobQueueServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_job_queue_service_pb2.RevokeTokenResponse, _abc.Awaitable[_job_queue_service_pb2.RevokeTokenResponse]]:
         """RevokeToken deletes a token (admin role): calls with it are refused at once, and open
         streams that authenticated with it end with UNAUTHENTICATED within seconds.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateWebhook(
+        self,
+        request: _job_queue_service_pb2.CreateWebhookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_queue_service_pb2.CreateWebhookResponse, _abc.Awaitable[_job_queue_service_pb2.CreateWebhookResponse]]:
+        """CreateWebhook registers an HTTP endpoint the servers call (admin role, every queue) when a
+        job of its queue (or of any queue) ends DEAD, and optionally when a queue's oldest ready job
+        or its dead jobs pass a threshold (docs/monitoring.md, "Failure alerts"). The answer carries
+        the secret that signs every delivery, shown only here.
+        """
+
+    @_abc_1.abstractmethod
+    def ListWebhooks(
+        self,
+        request: _job_queue_service_pb2.ListWebhooksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_queue_service_pb2.ListWebhooksResponse, _abc.Awaitable[_job_queue_service_pb2.ListWebhooksResponse]]:
+        """ListWebhooks lists every webhook, without secrets (admin role, every queue)."""
+
+    @_abc_1.abstractmethod
+    def DeleteWebhook(
+        self,
+        request: _job_queue_service_pb2.DeleteWebhookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_queue_service_pb2.DeleteWebhookResponse, _abc.Awaitable[_job_queue_service_pb2.DeleteWebhookResponse]]:
+        """DeleteWebhook removes a webhook: no delivery to it starts after the answer (admin role,
+        every queue).
         """
 
 def add_JobQueueServiceServicer_to_server(servicer: JobQueueServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

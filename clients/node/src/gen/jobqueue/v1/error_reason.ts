@@ -144,4 +144,14 @@ export enum ErrorReason {
    * exist already. Nothing was changed. Delete unused schedules first.
    */
   SCHEDULE_LIMIT_REACHED = 21,
+  /**
+   * WEBHOOK_NOT_FOUND - NOT_FOUND. No webhook has the id the request gives (never created, or deleted). Nothing was
+   * changed.
+   */
+  WEBHOOK_NOT_FOUND = 22,
+  /**
+   * WEBHOOK_LIMIT_REACHED - RESOURCE_EXHAUSTED. CreateWebhook was refused: 100 webhooks exist already. Nothing was
+   * changed. Delete unused ones first.
+   */
+  WEBHOOK_LIMIT_REACHED = 23,
 }

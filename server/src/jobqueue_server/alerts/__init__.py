@@ -1,0 +1,1 @@
+"""Failure alerts: webhooks the servers call when jobs die or queues pass thresholds."""
