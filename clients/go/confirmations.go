@@ -57,13 +57,15 @@ func (s *session) confirm(c *jobqueuev1.Confirmation) {
 	}
 }
 
-// failInstead answers a job whose ack was refused with a fail carrying the reason.
+// failInstead answers a job whose ack was refused with a fail carrying the reason, and the
+// handler's run time the ack carried (the refused ack was not counted by the server).
 func (s *session) failInstead(ack *jobqueuev1.AckRequest, reason string, nonRetryable bool) {
 	fail := settlement{fail: &jobqueuev1.FailRequest{
-		JobId:        ack.GetJobId(),
-		LeaseToken:   ack.GetLeaseToken(),
-		Error:        reason,
-		NonRetryable: nonRetryable,
+		JobId:           ack.GetJobId(),
+		LeaseToken:      ack.GetLeaseToken(),
+		Error:           reason,
+		NonRetryable:    nonRetryable,
+		HandlerDuration: ack.GetHandlerDuration(),
 	}}
 	s.unconfirmed[ack.GetJobId()] = fail
 	s.out.settle(fail)

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	jobqueuev1 "github.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1"
 )
@@ -18,7 +19,9 @@ const resendBound = 30 * time.Second
 func sessionWithAck(t *testing.T) *session {
 	s := newSession(NewWorker(nil, []string{"q"}, WithLogger(slog.New(slog.DiscardHandler))))
 	t.Cleanup(func() { close(s.done) })
-	s.unconfirmed["q:1"] = settlement{ack: &jobqueuev1.AckRequest{JobId: "q:1", LeaseToken: "tok"}}
+	s.unconfirmed["q:1"] = settlement{ack: &jobqueuev1.AckRequest{
+		JobId: "q:1", LeaseToken: "tok", HandlerDuration: durationpb.New(75 * time.Millisecond),
+	}}
 	return s
 }
 
@@ -83,6 +86,9 @@ func TestAnAckTheServerCannotTakeBecomesAFail(t *testing.T) {
 		fail := req.GetFails()[0]
 		if fail.GetJobId() != "q:1" || fail.GetLeaseToken() != "tok" || fail.GetNonRetryable() != c.nonRetryable || fail.GetError() == "" {
 			t.Errorf("%s: fail = %v", c.reason, fail)
+		}
+		if got := fail.GetHandlerDuration().AsDuration(); got != 75*time.Millisecond {
+			t.Errorf("%s: the fail says the handler ran %v, the ack said 75ms", c.reason, got)
 		}
 		if st := s.unconfirmed["q:1"]; st.fail != fail {
 			t.Errorf("%s: the fail is not awaiting its confirmation: %v", c.reason, s.unconfirmed)

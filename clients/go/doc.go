@@ -78,7 +78,8 @@
 // ErrDurabilityUnavailable, ErrFsyncNotConfirmed, ErrStoreUnavailable, ErrStoreFull,
 // ErrServerShuttingDown, ErrInternal, ErrTokenMissing, ErrTokenInvalid, ErrTokenExpired,
 // ErrRoleNotAllowed, ErrQueueNotAllowed, ErrTokenNotFound, ErrTokenLimitReached,
-// ErrQueueLimitReached, ErrScheduleNotFound, ErrScheduleExists, ErrScheduleLimitReached),
+// ErrQueueLimitReached, ErrScheduleNotFound, ErrScheduleExists, ErrScheduleLimitReached,
+// ErrWebhookNotFound, ErrWebhookLimitReached),
 // and ErrUnavailable, ErrResourceExhausted, ErrUnauthenticated and ErrPermissionDenied match
 // by status code; match them with errors.Is, or take an error apart with errors.As into
 // *Error (Code, Reason, Field, Message). status.FromError works on them too.
@@ -90,6 +91,10 @@
 //
 // Recurring jobs are schedules: CreateSchedule, GetSchedule, ListSchedules,
 // UpdateSchedule, DeleteSchedule, PauseSchedule and ResumeSchedule (see Schedule).
+//
+// Failure alerts are webhooks: CreateWebhook, ListWebhooks and DeleteWebhook (see Webhook)
+// have the servers POST signed JSON to an HTTP endpoint when a job dies or a queue passes a
+// threshold.
 //
 // Writes can wait for Redis's disk: WithDurability(DurabilityFsynced) on Enqueue and
 // EnqueueBatch, WithAckDurability on a Worker.

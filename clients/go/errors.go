@@ -89,6 +89,13 @@ var (
 	// the server's max_schedules exist already. Nothing was changed; delete unused schedules
 	// first. Also ErrResourceExhausted.
 	ErrScheduleLimitReached = errors.New("jobqueue: schedule limit reached")
+	// ErrWebhookNotFound (WEBHOOK_NOT_FOUND): no webhook has the id the request gives (never
+	// created, or deleted). Nothing was changed. Not ErrNotFound, which is a job's.
+	ErrWebhookNotFound = errors.New("jobqueue: webhook not found")
+	// ErrWebhookLimitReached (WEBHOOK_LIMIT_REACHED): CreateWebhook was refused because the
+	// server holds as many webhooks as it allows (100). Nothing was changed; delete unused
+	// webhooks first. Also ErrResourceExhausted.
+	ErrWebhookLimitReached = errors.New("jobqueue: webhook limit reached")
 )
 
 // Sentinel errors by status code, whatever the reason: statuses made by gRPC itself (a
@@ -98,7 +105,8 @@ var (
 	// fsync not confirmed, a server shutting down); retrying may succeed.
 	ErrUnavailable = errors.New("jobqueue: unavailable")
 	// ErrResourceExhausted: any RESOURCE_EXHAUSTED (Redis out of memory, a limit of the
-	// server's such as max_queues or max_schedules, a message over a size limit, ...).
+	// server's such as max_queues, max_schedules or the 100 webhooks, a message over a size
+	// limit, ...).
 	ErrResourceExhausted = errors.New("jobqueue: resource exhausted")
 	// ErrUnauthenticated: any UNAUTHENTICATED (ErrTokenMissing, ErrTokenInvalid,
 	// ErrTokenExpired, or a refusal from a proxy); the same token will be refused again.
@@ -131,6 +139,8 @@ var reasonSentinels = map[jobqueuev1.ErrorReason]error{
 	jobqueuev1.ErrorReason_SCHEDULE_NOT_FOUND:     ErrScheduleNotFound,
 	jobqueuev1.ErrorReason_SCHEDULE_EXISTS:        ErrScheduleExists,
 	jobqueuev1.ErrorReason_SCHEDULE_LIMIT_REACHED: ErrScheduleLimitReached,
+	jobqueuev1.ErrorReason_WEBHOOK_NOT_FOUND:      ErrWebhookNotFound,
+	jobqueuev1.ErrorReason_WEBHOOK_LIMIT_REACHED:  ErrWebhookLimitReached,
 }
 
 // codeSentinels stand in for a reason when the status carried none (from a proxy, say).

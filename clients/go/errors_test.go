@@ -60,6 +60,8 @@ var allSentinels = map[string]error{
 	"ErrScheduleNotFound":      ErrScheduleNotFound,
 	"ErrScheduleExists":        ErrScheduleExists,
 	"ErrScheduleLimitReached":  ErrScheduleLimitReached,
+	"ErrWebhookNotFound":       ErrWebhookNotFound,
+	"ErrWebhookLimitReached":   ErrWebhookLimitReached,
 	"ErrUnauthenticated":       ErrUnauthenticated,
 	"ErrPermissionDenied":      ErrPermissionDenied,
 }
@@ -136,6 +138,9 @@ func TestErrorsAreMappedFromTheStatusAndItsDetails(t *testing.T) {
 		{codes.NotFound, jobqueuev1.ErrorReason_SCHEDULE_NOT_FOUND, "", []string{"ErrScheduleNotFound"}},
 		{codes.AlreadyExists, jobqueuev1.ErrorReason_SCHEDULE_EXISTS, "", []string{"ErrScheduleExists"}},
 		{codes.ResourceExhausted, jobqueuev1.ErrorReason_SCHEDULE_LIMIT_REACHED, "", []string{"ErrResourceExhausted", "ErrScheduleLimitReached"}},
+		// WEBHOOK_NOT_FOUND is not ErrNotFound either.
+		{codes.NotFound, jobqueuev1.ErrorReason_WEBHOOK_NOT_FOUND, "", []string{"ErrWebhookNotFound"}},
+		{codes.ResourceExhausted, jobqueuev1.ErrorReason_WEBHOOK_LIMIT_REACHED, "", []string{"ErrResourceExhausted", "ErrWebhookLimitReached"}},
 		// Statuses without a reason (from gRPC itself, a proxy) map by their code.
 		{codes.Unavailable, 0, "", []string{"ErrUnavailable"}},
 		{codes.ResourceExhausted, 0, "", []string{"ErrResourceExhausted"}},

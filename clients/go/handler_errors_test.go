@@ -52,3 +52,21 @@ func TestHandlerOutcomesBecomeAcksAndFails(t *testing.T) {
 		t.Errorf("a result that is not JSON must fail the job for good: %v", unencodable)
 	}
 }
+
+func TestTheHandlerDurationGoesOnTheAckOrFailWithinWhatTheServerTakes(t *testing.T) {
+	job := &LeasedJob{ID: "q:1", LeaseToken: "tok"}
+
+	ack := settlementFor(job, nil, nil, 0)
+	if ack.ack.GetHandlerDuration() != nil {
+		t.Errorf("an ack without a measured run carries %v", ack.ack.GetHandlerDuration())
+	}
+	ack.setHandlerDuration(1500 * time.Millisecond)
+	if got := ack.ack.GetHandlerDuration().AsDuration(); got != 1500*time.Millisecond {
+		t.Errorf("ack handler_duration = %v", got)
+	}
+	fail := settlementFor(job, nil, errors.New("boom"), 0)
+	fail.setHandlerDuration(8 * 24 * time.Hour)
+	if got := fail.fail.GetHandlerDuration().AsDuration(); got != 7*24*time.Hour {
+		t.Errorf("fail handler_duration = %v, want the server's maximum, 7 days", got)
+	}
+}

@@ -104,6 +104,22 @@ func (s settlement) token() string {
 	return s.fail.GetLeaseToken()
 }
 
+// maxHandlerDuration is the longest handler run the server takes in an ack or fail
+// (handler_duration: 0 to 7 days); a longer one is reported as this, since the server
+// would refuse the settlement itself otherwise.
+const maxHandlerDuration = 7 * 24 * time.Hour
+
+// setHandlerDuration records on the ack or fail how long the handler ran, for the server's
+// processing-time histogram (docs/monitoring.md).
+func (s settlement) setHandlerDuration(took time.Duration) {
+	d := durationpb.New(min(max(took, 0), maxHandlerDuration))
+	if s.ack != nil {
+		s.ack.HandlerDuration = d
+	} else {
+		s.fail.HandlerDuration = d
+	}
+}
+
 // settlementFor turns a handler's outcome into an ack (at the given durability) or a
 // fail: an error fails the job (non-retryably when marked with NonRetryable, after a set
 // delay with RetryAfter); a result that cannot be a JSON object fails it non-retryably,

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	jobqueue "github.com/jobqueue/jobqueue/clients/go"
 	jobqueuev1 "github.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1"
@@ -45,6 +47,67 @@ func updatesOf(requests []*jobqueuev1.LeaseRequest, jobID string) ([]*jobqueuev1
 		}
 	}
 	return updates, last
+}
+
+// untilSettled reads the worker's requests until one acks or fails jobID, and returns that
+// ack or fail (the other is nil).
+func untilSettled(t *testing.T, fake *fakeServer, jobID string) (*jobqueuev1.AckRequest, *jobqueuev1.FailRequest) {
+	t.Helper()
+	for {
+		req := fake.next(t)
+		for _, a := range req.GetAcks() {
+			if a.GetJobId() == jobID {
+				return a, nil
+			}
+		}
+		for _, f := range req.GetFails() {
+			if f.GetJobId() == jobID {
+				return nil, f
+			}
+		}
+	}
+}
+
+func TestAcksAndFailsCarryHowLongTheHandlerRan(t *testing.T) {
+	const nap = 50 * time.Millisecond
+	const bound = 5 * time.Second // generous: only a broken measure takes this long
+	client, fake := startFakeServer(t)
+	runFakeWorker(t, client, func(ctx context.Context, job *jobqueue.LeasedJob) (map[string]any, error) {
+		time.Sleep(nap)
+		switch job.ID {
+		case "q:fails":
+			return nil, errors.New("boom")
+		case "q:panics":
+			panic("boom")
+		}
+		return map[string]any{"ok": true}, nil
+	})
+	check := func(what string, d *durationpb.Duration) {
+		t.Helper()
+		if d == nil {
+			t.Errorf("the %s carries no handler_duration", what)
+			return
+		}
+		if got := d.AsDuration(); got < nap || got >= bound {
+			t.Errorf("the %s says the handler ran %v; it slept %v", what, got, nap)
+		}
+	}
+
+	fake.lease("q:acks", "token-1")
+	ack, fail := untilSettled(t, fake, "q:acks")
+	if ack == nil {
+		t.Fatalf("the job was failed: %v", fail)
+	}
+	check("ack", ack.GetHandlerDuration())
+
+	for _, id := range []string{"q:fails", "q:panics"} {
+		fake.lease(id, "token-"+id)
+		ack, fail := untilSettled(t, fake, id)
+		if fail == nil {
+			t.Fatalf("%s was acked: %v", id, ack)
+		}
+		check("fail of "+id, fail.GetHandlerDuration())
+	}
 }
 
 func TestReportsReachTheStreamWithTheLeaseTokenOnTheirOwnAndBeforeTheAck(t *testing.T) {

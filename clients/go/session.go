@@ -43,6 +43,8 @@ type handlerResult struct {
 	result  map[string]any
 	err     error
 	started bool
+	ran     bool          // the handler was called (started, and there was one)
+	took    time.Duration // how long it ran, when it ran
 }
 
 // session serves one Lease stream, from Subscribe to its end. One goroutine (run's loop)
@@ -257,10 +259,10 @@ func (s *session) execute(r *running) {
 		s.report(handlerResult{run: r, err: context.Cause(r.ctx)})
 		return
 	}
-	result, err := s.w.call(r.ctx, r.job)
+	result, took, ran, err := s.w.call(r.ctx, r.job)
 	r.job.endReports() // before the outcome is queued: its reports go out ahead of it
 	<-s.w.slots
-	s.report(handlerResult{run: r, result: result, err: err, started: true})
+	s.report(handlerResult{run: r, result: result, err: err, started: true, ran: ran, took: took})
 }
 
 func (s *session) report(res handlerResult) {
@@ -296,6 +298,9 @@ func (s *session) finished(res handlerResult) {
 		s.log.Warn("jobqueue: settling a job whose lease was lost, only to free the stream's slot", "job_id", id)
 	}
 	st := settlementFor(r.job, res.result, res.err, durabilityToProto[s.w.settings.ackDurability])
+	if res.ran {
+		st.setHandlerDuration(res.took)
+	}
 	s.unconfirmed[id] = st
 	s.out.settle(st)
 }

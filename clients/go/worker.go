@@ -271,17 +271,22 @@ func (w *Worker) markReady() {
 	w.readyOnce.Do(func() { close(w.ready) })
 }
 
-// call runs the handler, turning a panic into an error.
-func (w *Worker) call(ctx context.Context, job *LeasedJob) (result map[string]any, err error) {
+// call runs the handler, turning a panic into an error, and says how long it ran (on the
+// monotonic clock, from just before the call to its return or panic); ran is false when
+// there was no handler to call.
+func (w *Worker) call(ctx context.Context, job *LeasedJob) (result map[string]any, took time.Duration, ran bool, err error) {
 	h := w.handlers[job.Queue]
 	if h == nil {
-		return nil, NonRetryable(fmt.Errorf("no handler for queue %q", job.Queue))
+		return nil, 0, false, NonRetryable(fmt.Errorf("no handler for queue %q", job.Queue))
 	}
+	began := time.Now()
 	defer func() {
+		took, ran = time.Since(began), true
 		if p := recover(); p != nil {
 			w.log.Error("jobqueue: handler panicked", "job_id", job.ID, "panic", p)
 			err = fmt.Errorf("panic: %v", p)
 		}
 	}()
-	return h(ctx, job)
+	result, err = h(ctx, job)
+	return // took and ran are set by the deferred function
 }

@@ -73,7 +73,7 @@ def stack(tmp_path: Path) -> Iterator[DevStack]:
     port, smtp_port, metrics_port = free_port(), free_port(), free_port()
     data_dir = tmp_path / "data"
     args = ["dev", "--port", str(port), "--smtp-port", str(smtp_port), "--data-dir", str(data_dir)]
-    args += ["--metrics-port", str(metrics_port)]
+    args += ["--metrics-port", str(metrics_port), "--http-port", str(free_port())]
     process = ChildProcess(args)
     pids: dict[str, int] = {}
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from jobqueue import eventloop
-from jobqueue_cli.devstack import DEFAULT_METRICS_PORT, DEFAULT_PORT, DEFAULT_SMTP_PORT
+from jobqueue_cli.devstack import DEFAULT_HTTP_PORT, DEFAULT_METRICS_PORT, DEFAULT_PORT, DEFAULT_SMTP_PORT
 
 
 @click.command()
@@ -29,6 +29,13 @@ from jobqueue_cli.devstack import DEFAULT_METRICS_PORT, DEFAULT_PORT, DEFAULT_SM
     help="SMTP sink port.",
 )
 @click.option(
+    "--http-port",
+    type=click.IntRange(1, 65535),
+    default=DEFAULT_HTTP_PORT,
+    show_default=True,
+    help="HTTP/JSON port (http://127.0.0.1:PORT/v1/).",
+)
+@click.option(
     "--metrics-port",
     type=click.IntRange(1, 65535),
     default=DEFAULT_METRICS_PORT,
@@ -40,7 +47,7 @@ from jobqueue_cli.devstack import DEFAULT_METRICS_PORT, DEFAULT_PORT, DEFAULT_SM
     is_flag=True,
     help="TLS with a local CA (DATA_DIR/tls) and API tokens (DATA_DIR/admin.token), as in production.",
 )
-def dev(port: int, data_dir: Path, smtp_port: int, metrics_port: int, secure: bool) -> None:
+def dev(port: int, data_dir: Path, smtp_port: int, http_port: int, metrics_port: int, secure: bool) -> None:
     """Run Valkey, the server, the reference worker and an SMTP sink, all on 127.0.0.1.
 
     \b
@@ -57,7 +64,12 @@ def dev(port: int, data_dir: Path, smtp_port: int, metrics_port: int, secure: bo
     from jobqueue_cli.devstack.stack import DevConfig, DevStack
 
     config = DevConfig(
-        port=port, smtp_port=smtp_port, metrics_port=metrics_port, data_dir=data_dir, secure=secure
+        port=port,
+        smtp_port=smtp_port,
+        http_port=http_port,
+        metrics_port=metrics_port,
+        data_dir=data_dir,
+        secure=secure,
     )
     stack = DevStack(config, Output())
     raise click.exceptions.Exit(eventloop.run(stack.run()))

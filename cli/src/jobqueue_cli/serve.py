@@ -71,6 +71,11 @@ from jobqueue_server.config import ServerSettings
     help="Allow a non-loopback --host without --auth or --tls-client-ca [env JOBQ_INSECURE].",
 )
 @click.option(
+    "--http-port",
+    type=int,
+    help="Serve the service as HTTP/JSON on this port (docs/http.md) [env JOBQ_HTTP_PORT; default off].",
+)
+@click.option(
     "--metrics-port",
     type=int,
     help="Serve Prometheus metrics on http://HOST:PORT/metrics; with --processes N, process i on "

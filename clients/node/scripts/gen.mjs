@@ -3,9 +3,9 @@
 // package-lock.json). `node scripts/gen.mjs --check` generates into a temporary directory
 // and exits 1 when src/gen differs from it.
 //
-// buf needs every imported file inside its input. jobqueue imports google/rpc/status.proto,
-// which buf would fetch from the BSR; instead the protos are copied into a temporary input
-// next to google/rpc/{status,error_details}.proto from the google-proto-files npm package.
+// buf needs every imported file inside its input. jobqueue imports google/rpc/status.proto and
+// google/api/annotations.proto, which buf would fetch from the BSR; instead the protos are copied
+// into a temporary input next to those files from the google-proto-files npm package.
 import { execFileSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 const here = dirname(dirname(fileURLToPath(import.meta.url)));
 const protoRoot = join(here, "..", "..", "proto");
 const generated = "src/gen";
-const googleRpcFiles = ["status.proto", "error_details.proto"];
+const googleFiles = { rpc: ["status.proto", "error_details.proto"], api: ["annotations.proto", "http.proto"] };
 const require = createRequire(import.meta.url);
 
 function stageInput(stage) {
@@ -25,11 +25,13 @@ function stageInput(stage) {
     recursive: true,
     filter: (source) => statSync(source).isDirectory() || source.endsWith(".proto"),
   });
-  const googleRpc = join(dirname(require.resolve("google-proto-files/package.json")), "google", "rpc");
-  mkdirSync(join(stage, "google", "rpc"), { recursive: true });
-  for (const file of googleRpcFiles) {
-    const target = join(stage, "google", "rpc", file);
-    if (!existsSync(target)) cpSync(join(googleRpc, file), target);
+  const google = join(dirname(require.resolve("google-proto-files/package.json")), "google");
+  for (const [folder, files] of Object.entries(googleFiles)) {
+    mkdirSync(join(stage, "google", folder), { recursive: true });
+    for (const file of files) {
+      const target = join(stage, "google", folder, file);
+      if (!existsSync(target)) cpSync(join(google, folder, file), target);
+    }
   }
   writeFileSync(join(stage, "buf.yaml"), "version: v2\n");
 }

@@ -1,4 +1,4 @@
-/** Client: the producer API (enqueue, inspect, list, watch, cancel, retry, pause, limit, wait), schedules and token management, with Promises. */
+/** Client: the producer API (enqueue, inspect, list, watch, cancel, retry, pause, limit, wait), schedules, token and webhook management, with Promises. */
 
 import {
   Metadata,
@@ -27,6 +27,7 @@ import {
   JobQueueServiceService,
   type CreateScheduleResponse,
   type CreateTokenResponse,
+  type CreateWebhookResponse,
   type EnqueueBatchResponse,
   type EnqueueResponse,
   type GetScheduleResponse,
@@ -37,6 +38,7 @@ import {
   type ListSchedulesRequest,
   type ListSchedulesResponse,
   type ListTokensResponse,
+  type ListWebhooksResponse,
   type PauseQueueResponse,
   type PauseScheduleResponse,
   type ResumeQueueResponse,
@@ -54,7 +56,9 @@ import {
   type BatchingOptions,
   type CallOptions,
   type CreatedToken,
+  type CreatedWebhook,
   type CreateTokenOptions,
+  type CreateWebhookOptions,
   type EnqueueBatchOptions,
   type EnqueueOptions,
   type EnqueueResult,
@@ -66,6 +70,7 @@ import {
   type QueueStats,
   type TokenInfo,
   type TokenRole,
+  type Webhook,
 } from "./types.js";
 
 /** Default deadline of each call. */
@@ -247,7 +252,7 @@ export class Client {
       const batch = requests.slice(offset, offset + MAX_BATCH);
       try {
         const response = await this.unary<EnqueueBatchResponse>(
-          (metadata, callOptions, callback) => this.raw.enqueueBatch({ requests: batch, durability }, metadata, callOptions, callback),
+          (metadata, callOptions, callback) => this.raw.enqueueBatch({ requests: batch, durability, queue: "" }, metadata, callOptions, callback),
           options,
         );
         results.push(...response.responses.map((r) => ({ jobId: r.jobId, duplicate: r.duplicate })));
@@ -520,6 +525,50 @@ export class Client {
       (metadata, callOptions, callback) => this.raw.revokeToken({ tokenId: id }, metadata, callOptions, callback),
       options,
     );
+  }
+
+  // -- webhooks: these need an admin token whose patterns include `*` (docs/security.md) --
+
+  /**
+   * Has the servers POST signed JSON to `url` when a job of `options.queue` (unset: any
+   * queue) ends dead (event `job.dead`), and, when set, when a queue's oldest ready job has
+   * waited longer than `oldestJobAgeMs` (`queue.oldest_job_age`) or it holds `deadJobs` dead
+   * jobs (`queue.dead_jobs`). The result's `secret` signs every delivery (`Jobqueue-Signature:
+   * sha256=<hex of HMAC-SHA256(secret, "<Jobqueue-Timestamp>.<raw body>")>`): the server shows
+   * it only here. The URL's host must resolve to public addresses unless
+   * `allowPrivateNetwork`; otherwise, as for a malformed URL, an InvalidArgumentError names
+   * `webhook.url`. WebhookLimitReachedError when the server holds as many webhooks as it
+   * allows (100).
+   *
+   * ```ts
+   * const { secret, webhook } = await admin.createWebhook("https://alerts.example.com/jobq", { queue: "emails", deadJobs: 100 });
+   * ```
+   */
+  async createWebhook(url: string, options: CreateWebhookOptions = {}): Promise<CreatedWebhook> {
+    const request = convert.createWebhookRequest(url, options);
+    const response = await this.unary<CreateWebhookResponse>(
+      (metadata, callOptions, callback) => this.raw.createWebhook(request, metadata, callOptions, callback),
+      options,
+    );
+    if (response.webhook === undefined) throw new InternalError("the server sent no webhook for the webhook it created");
+    return { secret: response.secret, webhook: convert.webhookInfo(response.webhook) };
+  }
+
+  /** Every webhook, oldest first, without secrets. */
+  async listWebhooks(options: CallOptions = {}): Promise<Webhook[]> {
+    const response = await this.unary<ListWebhooksResponse>(
+      (metadata, callOptions, callback) => this.raw.listWebhooks({}, metadata, callOptions, callback),
+      options,
+    );
+    return response.webhooks.map(convert.webhookInfo);
+  }
+
+  /**
+   * Removes a webhook by its id (`Webhook.id`): no delivery to it starts after this resolves.
+   * WebhookNotFoundError when no webhook has that id (never created, or deleted already).
+   */
+  async deleteWebhook(id: string, options: CallOptions = {}): Promise<void> {
+    await this.unary((metadata, callOptions, callback) => this.raw.deleteWebhook({ id }, metadata, callOptions, callback), options);
   }
 
   /**

@@ -14,12 +14,15 @@ import { Durability as ProtoDurability } from "./gen/jobqueue/v1/job.js";
 import {
   TokenRole as ProtoTokenRole,
   type CreateTokenRequest,
+  type CreateWebhookRequest,
   type EnqueueRequest,
   type TokenInfo as ProtoTokenInfo,
+  type Webhook as ProtoWebhook,
 } from "./gen/jobqueue/v1/job_queue_service.js";
 import { InternalError, InvalidArgumentError } from "./errors.js";
 import type {
   BackoffPolicy,
+  CreateWebhookOptions,
   DependencyFailurePolicy,
   Durability,
   EnqueueOptions,
@@ -33,6 +36,7 @@ import type {
   QueueStats,
   TokenInfo,
   TokenRole,
+  Webhook,
 } from "./types.js";
 
 /** The queue-name grammar of the contract (EnqueueRequest.queue). */
@@ -324,6 +328,46 @@ export function createTokenRequest(name: string, role: TokenRole, queues: readon
   };
 }
 
+/** Where a Webhook's fields are named in errors: CreateWebhookRequest carries it as `webhook`. */
+export const WEBHOOK_FIELD = "webhook";
+
+/**
+ * A CreateWebhookRequest. What the wire could not carry as given is refused here with an
+ * InvalidArgumentError naming the field as the server does (`webhook.oldest_job_age`): a URL
+ * or queue that is not a string, a negative or non-finite age, a dead-job count that is not
+ * an integer, an allowPrivateNetwork that is not a boolean. The rest (the URL's form and
+ * addresses, the queue's grammar, the ranges) is left to the server, which names the field
+ * the same way.
+ */
+export function createWebhookRequest(url: string, options: CreateWebhookOptions = {}): CreateWebhookRequest {
+  const field = (name: string): string => `${WEBHOOK_FIELD}.${name}`;
+  if (typeof url !== "string") throw new InvalidArgumentError(`${field("url")}: must be a string`, { field: field("url") });
+  const { queue, oldestJobAgeMs, deadJobs, allowPrivateNetwork } = options;
+  if (queue !== undefined && typeof queue !== "string") {
+    throw new InvalidArgumentError(`${field("queue")}: must be a queue name`, { field: field("queue") });
+  }
+  // int64 on the wire; the sign is the server's.
+  if (deadJobs !== undefined && !Number.isSafeInteger(deadJobs)) {
+    throw new InvalidArgumentError(`${field("dead_jobs")}: must be an integer`, { field: field("dead_jobs") });
+  }
+  if (allowPrivateNetwork !== undefined && typeof allowPrivateNetwork !== "boolean") {
+    throw new InvalidArgumentError(`${field("allow_private_network")}: must be a boolean`, { field: field("allow_private_network") });
+  }
+  return {
+    webhook: {
+      url,
+      queue: queue ?? "",
+      // Its range (1 s to 7 days) is the server's.
+      oldestJobAge: oldestJobAgeMs === undefined ? undefined : toDuration(oldestJobAgeMs, field("oldest_job_age")),
+      deadJobs: deadJobs ?? 0,
+      allowPrivateNetwork: allowPrivateNetwork ?? false,
+      // Set by the server.
+      id: "",
+      createTime: undefined,
+    },
+  };
+}
+
 // -- responses --------------------------------------------------------------------------
 
 export function jobState(state: ProtoJobState): JobState {
@@ -472,5 +516,20 @@ export function tokenInfo(message: ProtoTokenInfo): TokenInfo {
     createTime: message.createTime,
   };
   if (message.expireTime !== undefined) info.expireTime = message.expireTime;
+  return info;
+}
+
+/** The public Webhook for a message; InternalError when it has no create time. */
+export function webhookInfo(message: ProtoWebhook): Webhook {
+  if (message.createTime === undefined) throw new InternalError(`the server sent no create_time for webhook ${message.id}`);
+  const info: Webhook = {
+    id: message.id,
+    url: message.url,
+    deadJobs: message.deadJobs,
+    allowPrivateNetwork: message.allowPrivateNetwork,
+    createTime: message.createTime,
+  };
+  if (message.queue !== "") info.queue = message.queue;
+  if (message.oldestJobAge !== undefined) info.oldestJobAgeMs = durationMs(message.oldestJobAge);
   return info;
 }

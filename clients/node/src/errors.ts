@@ -234,6 +234,16 @@ export class ScheduleLimitReachedError extends ResourceExhaustedError {
   static override readonly defaultReason: string = ErrorReason[ErrorReason.SCHEDULE_LIMIT_REACHED];
 }
 
+/** No webhook has the id the request gives (never created, or deleted). Nothing was changed. */
+export class WebhookNotFoundError extends NotFoundError {
+  static override readonly defaultReason: string = ErrorReason[ErrorReason.WEBHOOK_NOT_FOUND];
+}
+
+/** CreateWebhook was refused: the server holds as many webhooks as it allows (100). Delete unused ones first. */
+export class WebhookLimitReachedError extends ResourceExhaustedError {
+  static override readonly defaultReason: string = ErrorReason[ErrorReason.WEBHOOK_LIMIT_REACHED];
+}
+
 /** Thrown by a job handler to fail the job for good, whatever attempts are left. */
 export class NonRetryableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -305,6 +315,8 @@ export const ERROR_CLASSES: Readonly<Record<ServerReason, ErrorClass>> = {
   [ErrorReason.SCHEDULE_NOT_FOUND]: ScheduleNotFoundError,
   [ErrorReason.SCHEDULE_EXISTS]: ScheduleExistsError,
   [ErrorReason.SCHEDULE_LIMIT_REACHED]: ScheduleLimitReachedError,
+  [ErrorReason.WEBHOOK_NOT_FOUND]: WebhookNotFoundError,
+  [ErrorReason.WEBHOOK_LIMIT_REACHED]: WebhookLimitReachedError,
 };
 
 /** The fallback when a status has no ErrorInfo of ours, or a reason newer than this library. */

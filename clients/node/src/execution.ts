@@ -1,8 +1,11 @@
 /** Runs one job's handler and turns what it did into the ack or fail to send. */
 
+import { performance } from "node:perf_hooks";
+
 import type { JobContext, LeaseContext } from "./context.js";
 import * as convert from "./convert.js";
 import { NonRetryableError, RetryAfterError } from "./errors.js";
+import type { Duration } from "./gen/google/protobuf/duration.js";
 import { Durability } from "./gen/jobqueue/v1/job.js";
 import type { AckRequest, FailRequest } from "./gen/jobqueue/v1/job_queue_service.js";
 import type { JsonObject, Logger } from "./types.js";
@@ -34,40 +37,74 @@ export class JobRunner {
     private readonly ackDurability: Durability = Durability.DURABILITY_UNSPECIFIED,
   ) {}
 
-  /** The handler's outcome; never rejects. */
+  /**
+   * The handler's outcome, with how long it ran (`handlerDuration`, for the server's
+   * processing-time histogram: docs/monitoring.md); never rejects.
+   */
   async run(ctx: LeaseContext): Promise<Settlement> {
     const handler = this.handlers.get(ctx.queue);
     if (handler === undefined) {
-      // Retryable: during a rolling deploy, another worker may handle this queue.
+      // Retryable: during a rolling deploy, another worker may handle this queue. No handler
+      // ran, so the fail carries no handlerDuration.
       return fail(ctx, `no handler for queue ${JSON.stringify(ctx.queue)} in this worker`);
     }
     let result: unknown;
+    let threw = false;
+    let error: unknown;
+    const began = performance.now();
     try {
       result = await handler(ctx.job.payload, ctx);
-    } catch (error) {
-      if (ctx.stopReason !== undefined) {
-        // Dropped by the session: the server took the job back.
-        this.logger.debug(`job ${ctx.jobId} ended after it was stopped (${ctx.stopReason}): ${summary(error)}`);
-        return fail(ctx, describe(error));
-      }
-      if (error instanceof NonRetryableError) {
-        this.logger.warn(`job ${ctx.jobId} failed for good: ${error.message}`);
-        return fail(ctx, describe(error), { nonRetryable: true });
-      }
-      if (error instanceof RetryAfterError) {
-        this.logger.info(`job ${ctx.jobId} asked to retry in ${error.delayMs} ms: ${error.message}`);
-        return fail(ctx, describe(error), { retryDelayMs: Math.max(0, error.delayMs) });
-      }
-      this.logger.warn(`job ${ctx.jobId} failed (attempt ${ctx.attempt} of ${ctx.maxAttempts}): ${summary(error)}`);
+    } catch (thrown) {
+      threw = true;
+      error = thrown;
+    }
+    const ranMs = performance.now() - began;
+    const settlement = threw ? this.failed(ctx, error) : ack(ctx, result, this.ackDurability);
+    settlement.request.handlerDuration = handlerDuration(ranMs);
+    return settlement;
+  }
+
+  /** The fail for a handler that threw `error`. */
+  private failed(ctx: LeaseContext, error: unknown): Settlement {
+    if (ctx.stopReason !== undefined) {
+      // Dropped by the session: the server took the job back.
+      this.logger.debug(`job ${ctx.jobId} ended after it was stopped (${ctx.stopReason}): ${summary(error)}`);
       return fail(ctx, describe(error));
     }
-    return ack(ctx, result, this.ackDurability);
+    if (error instanceof NonRetryableError) {
+      this.logger.warn(`job ${ctx.jobId} failed for good: ${error.message}`);
+      return fail(ctx, describe(error), { nonRetryable: true });
+    }
+    if (error instanceof RetryAfterError) {
+      this.logger.info(`job ${ctx.jobId} asked to retry in ${error.delayMs} ms: ${error.message}`);
+      return fail(ctx, describe(error), { retryDelayMs: Math.max(0, error.delayMs) });
+    }
+    this.logger.warn(`job ${ctx.jobId} failed (attempt ${ctx.attempt} of ${ctx.maxAttempts}): ${summary(error)}`);
+    return fail(ctx, describe(error));
   }
+}
+
+/**
+ * The longest handler run the server takes in an ack or fail (handler_duration: 0 to 7
+ * days); a longer one is reported as this, since the server would refuse the settlement.
+ */
+const MAX_HANDLER_MS = 7 * 86_400_000;
+
+/** A handler's run of `ms` (from performance.now()) as the ack's or fail's handlerDuration. */
+export function handlerDuration(ms: number): Duration {
+  const whole = Math.round(Math.min(Math.max(ms, 0), MAX_HANDLER_MS) * 1_000_000); // ns
+  return { seconds: Math.floor(whole / 1e9), nanos: whole % 1e9 };
 }
 
 /** An ack carrying `result`, or a non-retryable fail when it is not a JSON object. */
 export function ack(ctx: LeaseContext, result: unknown, durability = Durability.DURABILITY_UNSPECIFIED): Settlement {
-  const request: AckRequest = { jobId: ctx.jobId, leaseToken: ctx.leaseToken, result: undefined, durability };
+  const request: AckRequest = {
+    jobId: ctx.jobId,
+    leaseToken: ctx.leaseToken,
+    result: undefined,
+    durability,
+    handlerDuration: undefined, // set by JobRunner.run once the handler ran
+  };
   if (result === undefined || result === null) return { kind: "ack", request };
   if (typeof result !== "object" || Array.isArray(result)) {
     const what = Array.isArray(result) ? "an array" : `a ${typeof result}`;
@@ -94,6 +131,7 @@ export function fail(
     error: message,
     nonRetryable: options.nonRetryable ?? false,
     retryDelay: options.retryDelayMs === undefined ? undefined : convert.toDuration(options.retryDelayMs, "retry_delay"),
+    handlerDuration: undefined, // set by JobRunner.run once the handler ran
   };
   return { kind: "fail", request };
 }

@@ -2,7 +2,8 @@
  * @jobqueue/client: a typed client and worker for the jobqueue gRPC service.
  *
  * - {@link Client}: enqueue jobs (alone, in batches, or waiting for other jobs), read their status, list a queue, watch a job, cancel, retry, wait for results;
- *   pause queues and limit their rate and concurrency; manage schedules (recurring jobs); create, list and revoke API tokens.
+ *   pause queues and limit their rate and concurrency; manage schedules (recurring jobs); create, list and revoke API tokens;
+ *   create, list and delete webhooks (signed failure alerts).
  * - {@link Worker}: lease jobs over one stream, run async handlers, ack or fail them.
  */
 
@@ -56,6 +57,8 @@ export {
   TokenNotFoundError,
   UnauthenticatedError,
   UnavailableError,
+  WebhookLimitReachedError,
+  WebhookNotFoundError,
   WrongStateError,
   errorReason,
   fromServiceError,
@@ -70,7 +73,9 @@ export type {
   BatchingOptions,
   CallOptions,
   CreatedToken,
+  CreatedWebhook,
   CreateTokenOptions,
+  CreateWebhookOptions,
   DependencyFailurePolicy,
   Durability,
   EnqueueBatchOptions,
@@ -91,4 +96,5 @@ export type {
   QueueStats,
   TokenInfo,
   TokenRole,
+  Webhook,
 } from "./types.js";

@@ -437,8 +437,16 @@ export class LeaseSession {
       logger.error(`the server refused to settle job ${jobId}: ${error.reason} ${error.message}`);
     }
     if (settlement !== undefined && next.action === "fail") {
-      const { leaseToken } = settlement.request;
-      const request = { jobId, leaseToken, error: next.message, nonRetryable: next.nonRetryable, retryDelay: undefined };
+      // The handler's run time goes with the fail: the server did not count the refused ack.
+      const { leaseToken, handlerDuration } = settlement.request;
+      const request = {
+        jobId,
+        leaseToken,
+        error: next.message,
+        nonRetryable: next.nonRetryable,
+        retryDelay: undefined,
+        handlerDuration,
+      };
       this.settle({ kind: "fail", request });
     }
   }

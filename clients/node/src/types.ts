@@ -347,6 +347,59 @@ export interface CreatedToken {
   info: TokenInfo;
 }
 
+/**
+ * A webhook: an HTTP(S) endpoint the servers POST failure alerts to, as signed JSON
+ * (docs/monitoring.md): event `job.dead` when a job of its queue ends dead, and, when its
+ * thresholds are set, `queue.oldest_job_age` and `queue.dead_jobs`.
+ */
+export interface Webhook {
+  /** Set by the server: what `deleteWebhook` takes. */
+  id: string;
+  /** Where the POSTs go: http:// or https://. */
+  url: string;
+  /** The queue whose events it receives; undefined: every queue. */
+  queue?: string;
+  /** Also alerts when a queue's oldest ready job has waited longer than this, in ms; undefined: never. */
+  oldestJobAgeMs?: number;
+  /** Also alerts when a queue holds at least this many dead jobs; 0: never. */
+  deadJobs: number;
+  /** Whether the endpoint may be on a private, loopback or link-local address. */
+  allowPrivateNetwork: boolean;
+  createTime: Date;
+}
+
+/** Options of `createWebhook`. */
+export interface CreateWebhookOptions extends CallOptions {
+  /** The queue whose events it receives (its name, not a pattern); unset: every queue. */
+  queue?: string;
+  /**
+   * Also alert when a queue's oldest ready job has waited longer than this many ms (1 s to
+   * 7 days): event `queue.oldest_job_age`, once when it passes, once when it is back under.
+   * Unset: never.
+   */
+  oldestJobAgeMs?: number;
+  /**
+   * Also alert when a queue holds at least this many dead jobs: event `queue.dead_jobs`, once
+   * when it passes, once when it is back under. Unset or 0: never.
+   */
+  deadJobs?: number;
+  /**
+   * Allow an endpoint on a private, loopback or link-local address (an internal service).
+   * Default false: the URL's host must resolve to public addresses only.
+   */
+  allowPrivateNetwork?: boolean;
+}
+
+/** What `createWebhook` made: the signing secret, shown this once, and the webhook. */
+export interface CreatedWebhook {
+  /**
+   * The key of every delivery's signature: `Jobqueue-Signature: sha256=<hex of
+   * HMAC-SHA256(secret, "<Jobqueue-Timestamp>.<raw body>")>`. The server shows it only here.
+   */
+  secret: string;
+  webhook: Webhook;
+}
+
 /** Where the library logs. The default writes warnings and errors to stderr. */
 export interface Logger {
   debug(message: string): void;

@@ -88,6 +88,12 @@ class ServerSettings(BaseSettings):
     metrics_interval_seconds: float = Field(
         5.0, gt=0, description="how often the per-queue gauges are read from Redis"
     )
+    http_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="serve the service over HTTP/JSON on this port (docs/http.md); unset: gRPC only",
+    )
     webhook_interval_seconds: float = Field(
         2.0, gt=0, description="how often each server looks for webhook events to deliver"
     )

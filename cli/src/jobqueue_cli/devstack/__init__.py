@@ -10,4 +10,5 @@ sample image and the tutorial's commands.
 # defaults without loading the stack's dependencies (redis, aiosmtpd, Pillow).
 DEFAULT_PORT = 50051
 DEFAULT_SMTP_PORT = 1025
+DEFAULT_HTTP_PORT = 8080
 DEFAULT_METRICS_PORT = 9464  # the port Prometheus exporters of applications commonly take

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobqueue import AsyncClient, Tls
-from jobqueue_cli.devstack import DEFAULT_METRICS_PORT, DEFAULT_PORT, DEFAULT_SMTP_PORT
+from jobqueue_cli.devstack import DEFAULT_HTTP_PORT, DEFAULT_METRICS_PORT, DEFAULT_PORT, DEFAULT_SMTP_PORT
 from jobqueue_cli.devstack.certs import DevCertificates, dev_certificates
 from jobqueue_cli.devstack.children import Child
 from jobqueue_cli.devstack.mailsink import MailSink
@@ -40,6 +40,7 @@ class DevConfig:
     port: int = DEFAULT_PORT
     smtp_port: int = DEFAULT_SMTP_PORT
     metrics_port: int = DEFAULT_METRICS_PORT
+    http_port: int = DEFAULT_HTTP_PORT
     data_dir: Path = Path(".jobq-data")
     #: TLS with a local CA and API tokens (--secure).
     secure: bool = False
@@ -149,7 +150,7 @@ class DevStack:
                 listening.set_result(None)
 
         argv = [*_jobq("serve"), "--host", HOST, "--port", str(self.config.port)]
-        argv += ["--metrics-port", str(self.config.metrics_port)]
+        argv += ["--metrics-port", str(self.config.metrics_port), "--http-port", str(self.config.http_port)]
         if certificates is not None:
             argv += ["--tls-cert", str(certificates.cert), "--tls-key", str(certificates.key), "--auth"]
             argv += ["--admin-token-file", str(self.admin_token_file)]
@@ -202,6 +203,7 @@ class DevStack:
             f"  valkey  {_valkey_address(running.valkey)}, data in {running.valkey.data_dir}",
             f"  worker  queues emails and images; image outputs in {self.data_dir / 'images'}",
             f"  smtp    {HOST}:{self.config.smtp_port}; every message is kept in {self.data_dir / 'mail'}",
+            f"  http    http://{HOST}:{self.config.http_port}/v1/ (HTTP/JSON; docs/http.md)",
             f"  metrics http://{HOST}:{self.config.metrics_port}/metrics (Prometheus; docs/monitoring.md)",
             *(
                 [

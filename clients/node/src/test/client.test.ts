@@ -385,7 +385,7 @@ describe("Client against a real server", { skip, timeout: 60_000 }, () => {
     const grant = await leased;
     assert.equal(grant.jobId, jobId);
     const waiting = client.waitFor(jobId, { timeoutMs: 10_000 });
-    call.write({ subscribe: undefined, acks: [{ jobId, leaseToken: grant.token, result: { done: true }, durability: 0 }], fails: [], extends: [], progress: [] });
+    call.write({ subscribe: undefined, acks: [{ jobId, leaseToken: grant.token, result: { done: true }, durability: 0, handlerDuration: undefined }], fails: [], extends: [], progress: [] });
     const job = await waiting;
     assert.equal(job.state, "completed");
     assert.deepEqual(job.result, { done: true });

@@ -62,7 +62,7 @@ describe("Job dependencies against a real server", { skip, timeout: 60_000 }, ()
       const grant = await leased;
       call.write({
         subscribe: undefined,
-        acks: [{ jobId: grant.jobId, leaseToken: grant.token, result, durability: 0 }],
+        acks: [{ jobId: grant.jobId, leaseToken: grant.token, result, durability: 0, handlerDuration: undefined }],
         fails: [],
         extends: [],
         progress: [],

@@ -32,6 +32,8 @@ import {
   TokenNotFoundError,
   UnauthenticatedError,
   UnavailableError,
+  WebhookLimitReachedError,
+  WebhookNotFoundError,
   WrongStateError,
   errorReason,
   fromServiceError,
@@ -109,7 +111,7 @@ describe("errors from a failed call", () => {
   });
 
   test("every ErrorReason of the contract has a class of its own", () => {
-    assert.equal(SERVER_REASONS.length, 21);
+    assert.equal(SERVER_REASONS.length, 23);
     const names = new Set<string>();
     for (const value of SERVER_REASONS) {
       const name = ErrorReason[value];
@@ -146,6 +148,8 @@ describe("errors from a failed call", () => {
       [GrpcStatus.NOT_FOUND, "SCHEDULE_NOT_FOUND", ScheduleNotFoundError, NotFoundError],
       [GrpcStatus.ALREADY_EXISTS, "SCHEDULE_EXISTS", ScheduleExistsError, AlreadyExistsError],
       [GrpcStatus.RESOURCE_EXHAUSTED, "SCHEDULE_LIMIT_REACHED", ScheduleLimitReachedError, ResourceExhaustedError],
+      [GrpcStatus.NOT_FOUND, "WEBHOOK_NOT_FOUND", WebhookNotFoundError, NotFoundError],
+      [GrpcStatus.RESOURCE_EXHAUSTED, "WEBHOOK_LIMIT_REACHED", WebhookLimitReachedError, ResourceExhaustedError],
     ];
     for (const [code, reason, type, base] of cases) {
       const error = fromServiceError(serviceError(code, "x", [errorInfo(reason)])) as JobQueueError;

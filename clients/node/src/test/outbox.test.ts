@@ -7,14 +7,17 @@ import type { LeaseRequest } from "../gen/jobqueue/v1/job_queue_service.js";
 import { LeaseKeeper } from "../keeper.js";
 import { MAX_ITEMS_PER_REQUEST, Outbox } from "../outbox.js";
 
-const ack = (n: number) => ({ jobId: `q:${n}`, leaseToken: `t${n}`, result: { n }, durability: Durability.DURABILITY_UNSPECIFIED });
+const ack = (n: number) => ({ jobId: `q:${n}`, leaseToken: `t${n}`, result: { n },
+  durability: Durability.DURABILITY_UNSPECIFIED,
+  handlerDuration: undefined,
+});
 
 describe("Outbox", () => {
   test("everything settled in one tick goes out in one LeaseRequest", async () => {
     const sent: LeaseRequest[] = [];
     const outbox = new Outbox((request) => sent.push(request));
     outbox.ack(ack(1));
-    outbox.fail({ jobId: "q:2", leaseToken: "t2", error: "boom", nonRetryable: false, retryDelay: undefined });
+    outbox.fail({ jobId: "q:2", leaseToken: "t2", error: "boom", nonRetryable: false, retryDelay: undefined, handlerDuration: undefined });
     outbox.extend({ jobId: "q:3", leaseToken: "t3", leaseDuration: { seconds: 1, nanos: 0 } });
     outbox.ack(ack(4));
     assert.equal(sent.length, 0, "nothing is written synchronously");

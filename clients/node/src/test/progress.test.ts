@@ -163,7 +163,13 @@ describe("progress updates", () => {
 });
 
 describe("progress on the Lease stream", () => {
-  const ack = { jobId: "q:9", leaseToken: "t9", result: undefined, durability: Durability.DURABILITY_UNSPECIFIED };
+  const ack = {
+    jobId: "q:9",
+    leaseToken: "t9",
+    result: undefined,
+    durability: Durability.DURABILITY_UNSPECIFIED,
+    handlerDuration: undefined,
+  };
 
   test("pending reports ride with the next message", async () => {
     const sent: LeaseRequest[] = [];

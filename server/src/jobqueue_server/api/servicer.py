@@ -114,6 +114,11 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
     ) -> bytes:
         """Answers with the EnqueueBatchResponse already serialized (registration.py)."""
         requests = list(request.requests)
+        if request.queue:  # the queue of the requests that name none (the HTTP mapping's path)
+            validation.queue_name(request.queue, "queue")
+            for job in requests:
+                if not job.queue:
+                    job.queue = request.queue
         ulids = new_ulids(self._store.clock.now_ms(), len(requests))
         jobs = validation.new_jobs(requests, self._limits, ulids)
         level = validation.batch_durability(request, self._limits)

@@ -135,8 +135,12 @@ def queues_named(request: Any, limit: int) -> Iterator[tuple[str, str]]:
         if request.queue:
             yield "queue", request.queue
     elif isinstance(request, svc.EnqueueBatchRequest | svc.EnqueueStreamRequest):
+        if isinstance(request, svc.EnqueueBatchRequest) and request.queue:
+            yield "queue", request.queue  # the queue of the requests that name none
         if len(request.requests) <= limit:
-            yield from ((f"requests[{i}].queue", job.queue) for i, job in enumerate(request.requests))
+            yield from (
+                (f"requests[{i}].queue", job.queue) for i, job in enumerate(request.requests) if job.queue
+            )
     elif isinstance(request, svc.LeaseRequest):
         yield from _lease_queues(request, limit)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from jobqueue_server.auth.interceptor import AuthInterceptor
 from jobqueue_server.auth.registry import TokenRegistry
 from jobqueue_server.config import ServerSettings
 from jobqueue_server.errors import DurabilityUnavailable, StoreUnavailable
+from jobqueue_server.http_api.server import HttpGateway
 from jobqueue_server.maintenance import Maintenance
 from jobqueue_server.observability.metrics import JobMetrics
 from jobqueue_server.observability.queue_gauges import QueueGauges
@@ -137,6 +139,9 @@ class App:
     #: The HTTP server of --metrics-port, and the port it listens on (None: no metrics).
     metrics_server: WSGIServer | None = None
     metrics_port: int | None = None
+    #: The HTTP/JSON gateway of --http-port, and the port it listens on (None: none).
+    http: HttpGateway | None = None
+    http_port: int | None = None
 
     def reload_certificates(self) -> None:
         """Reads the TLS files again before the next handshake (SIGHUP)."""
@@ -152,6 +157,8 @@ class App:
         self.servicer.end_streams()
         await _wait_until(lambda: self.servicer.open_streams == 0, STREAM_END_TIMEOUT_S)
         await self.server.stop(0)
+        if self.http is not None:
+            await self.http.stop()
         await self.servicer.wait_closed()
         self.resolver.close()
         if self.metrics_server is not None:
@@ -222,6 +229,7 @@ async def start_app(settings: ServerSettings, store: Store) -> App:
         options=[*GRPC_OPTIONS, ("grpc.so_reuseport", int(settings.reuse_port))], interceptors=interceptors
     )
     add_service(servicer, server)
+    gateway_socket = _gateway_socket(server) if settings.http_port is not None else None
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     if settings.reflection:
         reflection.enable(server, (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name))
@@ -252,6 +260,10 @@ async def start_app(settings: ServerSettings, store: Store) -> App:
         asyncio.create_task(_report_health(store, health, redis), name="health"),
         asyncio.create_task(dispatcher.run(), name="webhooks"),
     ]
+    if gateway_socket is not None and settings.http_port is not None:
+        app.http = await HttpGateway.start(gateway_socket, settings.host, settings.http_port)
+        app.http_port = app.http.port
+        logger.info("HTTP/JSON on http://%s:%d/v1/", settings.host, app.http_port)
     if metrics.registry is not None and settings.metrics_port is not None:
         gauges = QueueGauges(store, settings.metrics_interval_seconds)
         metrics.registry.register(gauges)
@@ -267,6 +279,15 @@ async def start_app(settings: ServerSettings, store: Store) -> App:
 
 def admin_token_path(settings: ServerSettings) -> Path:
     return settings.admin_token_file or settings.data_dir / "admin.token"
+
+
+def _gateway_socket(server: grpc.aio.Server) -> str:
+    """A Unix socket the gRPC server also listens on, in a folder only this user may enter: the
+    HTTP gateway calls the service through it, behind the same interceptors (tokens, metrics) and
+    without TLS (which the TCP port may require)."""
+    path = f"{tempfile.mkdtemp(prefix='jobq-gateway-')}/grpc.sock"
+    server.add_insecure_port(f"unix:{path}")
+    return path
 
 
 @dataclass

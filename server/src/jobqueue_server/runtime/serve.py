@@ -86,6 +86,11 @@ async def _migrate(settings: ServerSettings, url: str) -> None:
 
 def check_exposure(settings: ServerSettings) -> None:
     """Refuses to listen beyond this machine with nothing checking who calls, unless told to."""
+    if settings.http_port is not None and settings.tls_client_ca is not None and not settings.auth:
+        # HTTP callers show no client certificate: tokens are then the only check there is.
+        raise SettingsError(
+            "--http-port with --tls-client-ca needs --auth: HTTP calls carry no client certificate"
+        )
     if is_loopback(settings.host) or settings.auth or settings.tls_client_ca is not None:
         return
     if not settings.insecure:

@@ -7,6 +7,7 @@
 package jobqueuev1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	status "google.golang.org/genproto/googleapis/rpc/status"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -554,7 +555,10 @@ type EnqueueBatchRequest struct {
 	// strictest level set here or on any of its requests (DURABILITY_FSYNCED wins over
 	// DURABILITY_APPLIED), so no job is acknowledged at a weaker level than it asked for;
 	// when no level is set anywhere, at the server default.
-	Durability    Durability `protobuf:"varint,2,opt,name=durability,proto3,enum=jobqueue.v1.Durability" json:"durability,omitempty"`
+	Durability Durability `protobuf:"varint,2,opt,name=durability,proto3,enum=jobqueue.v1.Durability" json:"durability,omitempty"`
+	// The queue of every request that leaves its own `queue` empty (the HTTP mapping's
+	// `/v1/queues/{queue}/jobs:batch` sets it); empty: each request names its queue.
+	Queue         string `protobuf:"bytes,3,opt,name=queue,proto3" json:"queue,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -601,6 +605,13 @@ func (x *EnqueueBatchRequest) GetDurability() Durability {
 		return x.Durability
 	}
 	return Durability_DURABILITY_UNSPECIFIED
+}
+
+func (x *EnqueueBatchRequest) GetQueue() string {
+	if x != nil {
+		return x.Queue
+	}
+	return ""
 }
 
 // EnqueueBatchResponse answers each request, in order.
@@ -4333,7 +4344,7 @@ var File_jobqueue_v1_job_queue_service_proto protoreflect.FileDescriptor
 
 const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\n" +
-	"#jobqueue/v1/job_queue_service.proto\x12\vjobqueue.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x15jobqueue/v1/job.proto\"\x8b\b\n" +
+	"#jobqueue/v1/job_queue_service.proto\x12\vjobqueue.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x15jobqueue/v1/job.proto\"\x8b\b\n" +
 	"\x0eEnqueueRequest\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x121\n" +
 	"\apayload\x18\x02 \x01(\v2\x17.google.protobuf.StructR\apayload\x12#\n" +
@@ -4365,12 +4376,13 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"F\n" +
 	"\x0fEnqueueResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1c\n" +
-	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\x87\x01\n" +
+	"\tduplicate\x18\x02 \x01(\bR\tduplicate\"\x9d\x01\n" +
 	"\x13EnqueueBatchRequest\x127\n" +
 	"\brequests\x18\x01 \x03(\v2\x1b.jobqueue.v1.EnqueueRequestR\brequests\x127\n" +
 	"\n" +
 	"durability\x18\x02 \x01(\x0e2\x17.jobqueue.v1.DurabilityR\n" +
-	"durability\"R\n" +
+	"durability\x12\x14\n" +
+	"\x05queue\x18\x03 \x01(\tR\x05queue\"R\n" +
 	"\x14EnqueueBatchResponse\x12:\n" +
 	"\tresponses\x18\x01 \x03(\v2\x1c.jobqueue.v1.EnqueueResponseR\tresponses\"\xa4\x01\n" +
 	"\x14EnqueueStreamRequest\x12\x1a\n" +
@@ -4626,24 +4638,24 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x16TOKEN_ROLE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TOKEN_ROLE_PRODUCER\x10\x01\x12\x15\n" +
 	"\x11TOKEN_ROLE_WORKER\x10\x02\x12\x14\n" +
-	"\x10TOKEN_ROLE_ADMIN\x10\x032\xcc\x12\n" +
-	"\x0fJobQueueService\x12D\n" +
-	"\aEnqueue\x12\x1b.jobqueue.v1.EnqueueRequest\x1a\x1c.jobqueue.v1.EnqueueResponse\x12S\n" +
-	"\fEnqueueBatch\x12 .jobqueue.v1.EnqueueBatchRequest\x1a!.jobqueue.v1.EnqueueBatchResponse\x12Z\n" +
+	"\x10TOKEN_ROLE_ADMIN\x10\x032\xe7\x14\n" +
+	"\x0fJobQueueService\x12h\n" +
+	"\aEnqueue\x12\x1b.jobqueue.v1.EnqueueRequest\x1a\x1c.jobqueue.v1.EnqueueResponse\"\"\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1/queues/{queue}/jobs\x12}\n" +
+	"\fEnqueueBatch\x12 .jobqueue.v1.EnqueueBatchRequest\x1a!.jobqueue.v1.EnqueueBatchResponse\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/queues/{queue}/jobs:batch\x12Z\n" +
 	"\rEnqueueStream\x12!.jobqueue.v1.EnqueueStreamRequest\x1a\".jobqueue.v1.EnqueueStreamResponse(\x010\x01\x12N\n" +
-	"\bWatchJob\x12\x1c.jobqueue.v1.WatchJobRequest\x1a\x1d.jobqueue.v1.WatchJobResponse\"\x03\x90\x02\x010\x01\x12O\n" +
-	"\tGetStatus\x12\x1d.jobqueue.v1.GetStatusRequest\x1a\x1e.jobqueue.v1.GetStatusResponse\"\x03\x90\x02\x01\x12C\n" +
-	"\x05Stats\x12\x19.jobqueue.v1.StatsRequest\x1a\x1a.jobqueue.v1.StatsResponse\"\x03\x90\x02\x01\x12L\n" +
-	"\bListJobs\x12\x1c.jobqueue.v1.ListJobsRequest\x1a\x1d.jobqueue.v1.ListJobsResponse\"\x03\x90\x02\x01\x12B\n" +
+	"\bWatchJob\x12\x1c.jobqueue.v1.WatchJobRequest\x1a\x1d.jobqueue.v1.WatchJobResponse\"\x03\x90\x02\x010\x01\x12h\n" +
+	"\tGetStatus\x12\x1d.jobqueue.v1.GetStatusRequest\x1a\x1e.jobqueue.v1.GetStatusResponse\"\x1c\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/jobs/{job_id}\x90\x02\x01\x12T\n" +
+	"\x05Stats\x12\x19.jobqueue.v1.StatsRequest\x1a\x1a.jobqueue.v1.StatsResponse\"\x14\x82\xd3\xe4\x93\x02\v\x12\t/v1/stats\x90\x02\x01\x12k\n" +
+	"\bListJobs\x12\x1c.jobqueue.v1.ListJobsRequest\x1a\x1d.jobqueue.v1.ListJobsResponse\"\"\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/queues/{queue}/jobs\x90\x02\x01\x12B\n" +
 	"\x05Lease\x12\x19.jobqueue.v1.LeaseRequest\x1a\x1a.jobqueue.v1.LeaseResponse(\x010\x01\x128\n" +
 	"\x03Ack\x12\x17.jobqueue.v1.AckRequest\x1a\x18.jobqueue.v1.AckResponse\x12;\n" +
 	"\x04Fail\x12\x18.jobqueue.v1.FailRequest\x1a\x19.jobqueue.v1.FailResponse\x12A\n" +
-	"\x06Extend\x12\x1a.jobqueue.v1.ExtendRequest\x1a\x1b.jobqueue.v1.ExtendResponse\x12A\n" +
-	"\x06Cancel\x12\x1a.jobqueue.v1.CancelRequest\x1a\x1b.jobqueue.v1.CancelResponse\x12>\n" +
-	"\x05Retry\x12\x19.jobqueue.v1.RetryRequest\x1a\x1a.jobqueue.v1.RetryResponse\x12R\n" +
+	"\x06Extend\x12\x1a.jobqueue.v1.ExtendRequest\x1a\x1b.jobqueue.v1.ExtendResponse\x12c\n" +
+	"\x06Cancel\x12\x1a.jobqueue.v1.CancelRequest\x1a\x1b.jobqueue.v1.CancelResponse\" \x82\xd3\xe4\x93\x02\x1a\"\x18/v1/jobs/{job_id}:cancel\x12_\n" +
+	"\x05Retry\x12\x19.jobqueue.v1.RetryRequest\x1a\x1a.jobqueue.v1.RetryResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x17/v1/jobs/{job_id}:retry\x12r\n" +
 	"\n" +
-	"PauseQueue\x12\x1e.jobqueue.v1.PauseQueueRequest\x1a\x1f.jobqueue.v1.PauseQueueResponse\"\x03\x90\x02\x02\x12U\n" +
-	"\vResumeQueue\x12\x1f.jobqueue.v1.ResumeQueueRequest\x1a .jobqueue.v1.ResumeQueueResponse\"\x03\x90\x02\x02\x12^\n" +
+	"PauseQueue\x12\x1e.jobqueue.v1.PauseQueueRequest\x1a\x1f.jobqueue.v1.PauseQueueResponse\"#\x82\xd3\xe4\x93\x02\x1a\"\x18/v1/queues/{queue}:pause\x90\x02\x02\x12v\n" +
+	"\vResumeQueue\x12\x1f.jobqueue.v1.ResumeQueueRequest\x1a .jobqueue.v1.ResumeQueueResponse\"$\x82\xd3\xe4\x93\x02\x1b\"\x19/v1/queues/{queue}:resume\x90\x02\x02\x12^\n" +
 	"\x0eSetQueueLimits\x12\".jobqueue.v1.SetQueueLimitsRequest\x1a#.jobqueue.v1.SetQueueLimitsResponse\"\x03\x90\x02\x02\x12Y\n" +
 	"\x0eCreateSchedule\x12\".jobqueue.v1.CreateScheduleRequest\x1a#.jobqueue.v1.CreateScheduleResponse\x12U\n" +
 	"\vGetSchedule\x12\x1f.jobqueue.v1.GetScheduleRequest\x1a .jobqueue.v1.GetScheduleResponse\"\x03\x90\x02\x01\x12[\n" +

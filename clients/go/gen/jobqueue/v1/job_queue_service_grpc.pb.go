@@ -69,6 +69,9 @@ const (
 // No message the server sends is larger than 4 MiB, the default receive limit of gRPC
 // clients: a LeaseResponse holds as many jobs and confirmations as fit, and a ListJobs page
 // stops early (with a next_page_token) rather than grow past it.
+//
+// The methods with a `google.api.http` rule are also served as HTTP/JSON on the server's
+// `--http-port` (docs/http.md), transcoded from these rules.
 type JobQueueServiceClient interface {
 	// Enqueue adds one job. When `idempotency_key` matches a job enqueued within the
 	// idempotency window, nothing is created and that job's id is returned.
@@ -505,6 +508,9 @@ func (c *jobQueueServiceClient) DeleteWebhook(ctx context.Context, in *DeleteWeb
 // No message the server sends is larger than 4 MiB, the default receive limit of gRPC
 // clients: a LeaseResponse holds as many jobs and confirmations as fit, and a ListJobs page
 // stops early (with a next_page_token) rather than grow past it.
+//
+// The methods with a `google.api.http` rule are also served as HTTP/JSON on the server's
+// `--http-port` (docs/http.md), transcoded from these rules.
 type JobQueueServiceServer interface {
 	// Enqueue adds one job. When `idempotency_key` matches a job enqueued within the
 	// idempotency window, nothing is created and that job's id is returned.

@@ -40,6 +40,8 @@ export interface StartOptions {
   redisUrl?: string;
   /** More `jobq serve` flags (`--auth`, `--tls-cert FILE`, ...), kept for `restart`. */
   args?: string[];
+  /** More environment variables (settings: `JOBQ_WEBHOOK_INTERVAL_SECONDS`, ...), kept for `restart`. */
+  env?: Record<string, string>;
 }
 
 export class TestServer {
@@ -51,6 +53,7 @@ export class TestServer {
     readonly port: number,
     private readonly redisUrl: string | undefined,
     private readonly args: readonly string[] = [],
+    private readonly env: Readonly<Record<string, string>> = {},
   ) {
     this.dataDir = mkdtempSync(join(tmpdir(), "jobq-node-test-"));
   }
@@ -61,7 +64,7 @@ export class TestServer {
 
   /** A server ready to take calls. */
   static async start(options: StartOptions = {}): Promise<TestServer> {
-    const server = new TestServer(options.port ?? (await freePort()), options.redisUrl, options.args);
+    const server = new TestServer(options.port ?? (await freePort()), options.redisUrl, options.args, options.env);
     await server.launch(options.dataDir ?? server.dataDir);
     return server;
   }
@@ -77,7 +80,7 @@ export class TestServer {
     args.push(...this.args);
     const child = spawn(SERVE_BIN, args, {
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, JOBQ_LOG_LEVEL: "WARNING", JOBQ_SHUTDOWN_GRACE_SECONDS: "1" },
+      env: { ...process.env, JOBQ_LOG_LEVEL: "WARNING", JOBQ_SHUTDOWN_GRACE_SECONDS: "1", ...this.env },
     });
     this.process = child;
     await new Promise<void>((ready, fail) => {

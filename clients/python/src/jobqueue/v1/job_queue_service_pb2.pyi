@@ -345,11 +345,16 @@ class EnqueueBatchRequest(_message.Message):
 
     REQUESTS_FIELD_NUMBER: _builtins.int
     DURABILITY_FIELD_NUMBER: _builtins.int
+    QUEUE_FIELD_NUMBER: _builtins.int
     durability: _job_pb2.Durability.ValueType
     """When the server answers for the whole batch. The batch is acknowledged at the
     strictest level set here or on any of its requests (DURABILITY_FSYNCED wins over
     DURABILITY_APPLIED), so no job is acknowledged at a weaker level than it asked for;
     when no level is set anywhere, at the server default.
+    """
+    queue: _builtins.str
+    """The queue of every request that leaves its own `queue` empty (the HTTP mapping's
+    `/v1/queues/{queue}/jobs:batch` sets it); empty: each request names its queue.
     """
     @_builtins.property
     def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___EnqueueRequest]:
@@ -360,10 +365,11 @@ class EnqueueBatchRequest(_message.Message):
         *,
         requests: _abc.Iterable[Global___EnqueueRequest] | None = ...,
         durability: _job_pb2.Durability.ValueType = ...,
+        queue: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["durability", b"durability", "requests", b"requests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["durability", b"durability", "queue", b"queue", "requests", b"requests"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -41,6 +41,9 @@ class JobQueueServiceStub:
     No message the server sends is larger than 4 MiB, the default receive limit of gRPC
     clients: a LeaseResponse holds as many jobs and confirmations as fit, and a ListJobs page
     stops early (with a next_page_token) rather than grow past it.
+
+    The methods with a `google.api.http` rule are also served as HTTP/JSON on the server's
+    `--http-port` (docs/http.md), transcoded from these rules.
     """
 
     def __init__(self, channel):
@@ -212,6 +215,9 @@ class JobQueueServiceServicer:
     No message the server sends is larger than 4 MiB, the default receive limit of gRPC
     clients: a LeaseResponse holds as many jobs and confirmations as fit, and a ListJobs page
     stops early (with a next_page_token) rather than grow past it.
+
+    The methods with a `google.api.http` rule are also served as HTTP/JSON on the server's
+    `--http-port` (docs/http.md), transcoded from these rules.
     """
 
     def Enqueue(self, request, context):
@@ -632,6 +638,9 @@ class JobQueueService:
     No message the server sends is larger than 4 MiB, the default receive limit of gRPC
     clients: a LeaseResponse holds as many jobs and confirmations as fit, and a ListJobs page
     stops early (with a next_page_token) rather than grow past it.
+
+    The methods with a `google.api.http` rule are also served as HTTP/JSON on the server's
+    `--http-port` (docs/http.md), transcoded from these rules.
     """
 
     @staticmethod

@@ -42,6 +42,9 @@ class JobQueueServiceStub:
     No message the server sends is larger than 4 MiB, the default receive limit of gRPC
     clients: a LeaseResponse holds as many jobs and confirmations as fit, and a ListJobs page
     stops early (with a next_page_token) rather than grow past it.
+
+    The methods with a `google.api.http` rule are also served as HTTP/JSON on the server's
+    `--http-port` (docs/http.md), transcoded from these rules.
     """
 
     @_typing.overload
@@ -186,6 +189,9 @@ class JobQueueServiceAsyncStub(JobQueueServiceStub):
     No message the server sends is larger than 4 MiB, the default receive limit of gRPC
     clients: a LeaseResponse holds as many jobs and confirmations as fit, and a ListJobs page
     stops early (with a next_page_token) rather than grow past it.
+
+    The methods with a `google.api.http` rule are also served as HTTP/JSON on the server's
+    `--http-port` (docs/http.md), transcoded from these rules.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -326,6 +332,9 @@ class JobQueueServiceServicer(metaclass=_abc_1.ABCMeta):
     No message the server sends is larger than 4 MiB, the default receive limit of gRPC
     clients: a LeaseResponse holds as many jobs and confirmations as fit, and a ListJobs page
     stops early (with a next_page_token) rather than grow past it.
+
+    The methods with a `google.api.http` rule are also served as HTTP/JSON on the server's
+    `--http-port` (docs/http.md), transcoded from these rules.
     """
 
     @_abc_1.abstractmethod

@@ -215,6 +215,11 @@ export interface EnqueueBatchRequest {
    * when no level is set anywhere, at the server default.
    */
   durability: Durability;
+  /**
+   * The queue of every request that leaves its own `queue` empty (the HTTP mapping's
+   * `/v1/queues/{queue}/jobs:batch` sets it); empty: each request names its queue.
+   */
+  queue: string;
 }
 
 /** EnqueueBatchResponse answers each request, in order. */
@@ -1377,7 +1382,7 @@ export const EnqueueResponse: MessageFns<EnqueueResponse> = {
 };
 
 function createBaseEnqueueBatchRequest(): EnqueueBatchRequest {
-  return { requests: [], durability: 0 };
+  return { requests: [], durability: 0, queue: "" };
 }
 
 export const EnqueueBatchRequest: MessageFns<EnqueueBatchRequest> = {
@@ -1387,6 +1392,9 @@ export const EnqueueBatchRequest: MessageFns<EnqueueBatchRequest> = {
     }
     if (message.durability !== 0) {
       writer.uint32(16).int32(message.durability);
+    }
+    if (message.queue !== "") {
+      writer.uint32(26).string(message.queue);
     }
     return writer;
   },
@@ -1420,6 +1428,14 @@ export const EnqueueBatchRequest: MessageFns<EnqueueBatchRequest> = {
             message.durability = reader.int32() as any;
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.queue = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1439,6 +1455,7 @@ export const EnqueueBatchRequest: MessageFns<EnqueueBatchRequest> = {
     const message = createBaseEnqueueBatchRequest();
     message.requests = object.requests?.map((e) => EnqueueRequest.fromPartial(e)) || [];
     message.durability = object.durability ?? 0;
+    message.queue = object.queue ?? "";
     return message;
   },
 };
@@ -6067,6 +6084,9 @@ export const DeleteWebhookResponse: MessageFns<DeleteWebhookResponse> = {
  * No message the server sends is larger than 4 MiB, the default receive limit of gRPC
  * clients: a LeaseResponse holds as many jobs and confirmations as fit, and a ListJobs page
  * stops early (with a next_page_token) rather than grow past it.
+ *
+ * The methods with a `google.api.http` rule are also served as HTTP/JSON on the server's
+ * `--http-port` (docs/http.md), transcoded from these rules.
  */
 export type JobQueueServiceService = typeof JobQueueServiceService;
 export const JobQueueServiceService = {
