@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 import click
 
-from jobqueue import eventloop
+from jobqueue import eventloop, logs
 from jobqueue_server.config import ServerSettings
 
 
@@ -31,6 +30,12 @@ from jobqueue_server.config import ServerSettings
     help="Embedded Valkey data folder [env JOBQ_DATA_DIR; default .jobq-data].",
 )
 @click.option("--log-level", help="DEBUG, INFO, WARNING or ERROR [env JOBQ_LOG_LEVEL].")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="Log lines as text, or as JSON objects with job_id, queue, attempt and worker_id on job lines "
+    "[env JOBQ_LOG_FORMAT; default text].",
+)
 @click.option(
     "--durability",
     "default_durability",
@@ -94,9 +99,7 @@ def serve(**flags: Any) -> None:
     from jobqueue_server.runtime.tls import TlsSettingsError
 
     settings = ServerSettings(**{k: v for k, v in flags.items() if v is not None})
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     try:
         eventloop.run(run(settings))
     except DurabilityUnavailable as error:

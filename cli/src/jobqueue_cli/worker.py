@@ -71,6 +71,12 @@ _PATH = click.Path(path_type=Path)
 )
 @click.option("--log-level", help="DEBUG, INFO, WARNING or ERROR [env JOBQ_LOG_LEVEL].")
 @click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="Log lines as text, or as JSON objects with job_id, queue, attempt and worker_id on job lines "
+    "[env JOBQ_LOG_FORMAT; default text].",
+)
+@click.option(
     "--token", help="API token (worker role) [env JOBQ_TOKEN]; prefer the env var: flags show in ps."
 )
 @click.option(
@@ -97,7 +103,7 @@ def worker(**flags: Any) -> None:
         settings = WorkerSettings(**given)
     except ValidationError as error:
         raise click.UsageError(_describe(error)) from error
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         run(settings)
     except (Unauthenticated, PermissionDenied) as error:  # would be refused again: say so and stop

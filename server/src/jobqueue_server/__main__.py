@@ -3,10 +3,9 @@ environment variables. `jobq serve` runs the same server with flags."""
 
 from __future__ import annotations
 
-import logging
 import sys
 
-from jobqueue import eventloop
+from jobqueue import eventloop, logs
 from jobqueue_server.config import ServerSettings
 from jobqueue_server.errors import DurabilityUnavailable
 from jobqueue_server.runtime.app import SettingsError
@@ -16,9 +15,7 @@ from jobqueue_server.runtime.tls import TlsSettingsError
 
 def main() -> None:
     settings = ServerSettings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     try:
         eventloop.run(serve(settings))
     except DurabilityUnavailable as error:

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobqueue.logs import LogFormat
+
 MAX_PROCESSES = 256
 
 
@@ -110,3 +112,5 @@ class ServerSettings(BaseSettings):
         return os.cpu_count() or 1 if self.processes == "auto" else int(self.processes)
 
     log_level: str = "INFO"
+    #: text, or JSON objects (with the job's fields on lines about a job): jobqueue/logs.py.
+    log_format: LogFormat = "text"

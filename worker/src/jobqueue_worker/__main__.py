@@ -6,7 +6,7 @@ from jobqueue_worker.runner import configure_logging, run
 
 def main() -> None:
     settings = WorkerSettings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     run(settings)
 
 

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from jobqueue import Tls
 from jobqueue.errors import NonRetryableError
+from jobqueue.logs import LogFormat
 from jobqueue_worker.handlers.email import EmailSettings, parse_address
 from jobqueue_worker.handlers.image import ImageLimits, ImageSettings
 from jobqueue_worker.handlers.image_budget import MAX_OPERATIONS_CEILING, check_output_dir
@@ -81,6 +82,7 @@ class WorkerSettings(BaseSettings):
     image_job_timeout_seconds: float = Field(60.0, gt=0, description="checked between Pillow steps")
 
     log_level: str = "INFO"
+    log_format: LogFormat = "text"
 
     _split_lists = field_validator("queues", "image_input_dirs", mode="before")(_split_commas)
 

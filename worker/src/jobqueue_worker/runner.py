@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from jobqueue import AsyncHandler, JobContext, Worker, eventloop
+from jobqueue import AsyncHandler, JobContext, Worker, eventloop, logs
+from jobqueue.logs import LogFormat
 from jobqueue_worker.config import EMAIL_QUEUE, IMAGE_QUEUE, WorkerSettings
 from jobqueue_worker.handlers.email import EmailSettings, send_email
 from jobqueue_worker.handlers.image import ImageSettings, process_image
@@ -76,5 +77,5 @@ def run(settings: WorkerSettings) -> None:
     eventloop.run(run_async(settings))
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def configure_logging(level: str, log_format: LogFormat = "text") -> None:
+    logs.configure(level, log_format)

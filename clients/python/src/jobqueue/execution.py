@@ -17,6 +17,7 @@ from jobqueue import convert
 from jobqueue.context import JobContext
 from jobqueue.errors import InvalidArgument, NonRetryableError, RetryAfter
 from jobqueue.handlers import TYPE_KEY, HandlerRegistry, Registered
+from jobqueue.logs import job_fields
 from jobqueue.outbox import Ack
 from jobqueue.v1 import job_queue_service_pb2 as svc
 
@@ -42,7 +43,14 @@ class JobRunner:
         """The handler's outcome as an Ack or a FailRequest, with how long it ran.
         Cancellation propagates."""
         began = time.perf_counter_ns()
-        settlement = await self._outcome(ctx)
+        # Every line logged while the handler runs carries its job (logs.py).
+        fields = job_fields.set(
+            {"job_id": ctx.job_id, "queue": ctx.queue, "attempt": ctx.attempt, "worker_id": ctx.worker_id}
+        )
+        try:
+            settlement = await self._outcome(ctx)
+        finally:
+            job_fields.reset(fields)
         ran_ns = time.perf_counter_ns() - began
         if type(settlement) is tuple:
             return (settlement[0], settlement[1], settlement[2], ran_ns)

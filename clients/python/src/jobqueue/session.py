@@ -36,6 +36,7 @@ from jobqueue.errors import (
 )
 from jobqueue.execution import JobRunner, Settlement
 from jobqueue.keeper import LeaseKeeper
+from jobqueue.logs import job_extra
 from jobqueue.outbox import Ack, Outbox
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
@@ -180,7 +181,12 @@ class LeaseSession:
         ctx.stop_reason = _STOP_REASONS.get(stop.reason, "stopped")
         ctx.lease_lost = True  # the keeper stops extending it; its result is dropped
         self._counters.stopped += 1
-        logger.info("job %s stopped by the server: %s", ctx.job_id, ctx.stop_reason)
+        logger.info(
+            "job %s stopped by the server: %s",
+            ctx.job_id,
+            ctx.stop_reason,
+            extra=job_extra(ctx.job_id, ctx.queue, ctx.attempt, ctx.worker_id),
+        )
         if ctx._task is not None and self._runner.cancellable(ctx):
             ctx._task.cancel()
 
@@ -205,7 +211,12 @@ class LeaseSession:
         if self._ended or ctx.lease_lost:
             self._counters.abandoned += 1
             why = "its lease was lost" if ctx.lease_lost else "its stream ended"
-            logger.warning("dropping the result of job %s: %s", ctx.job_id, why)
+            logger.warning(
+                "dropping the result of job %s: %s",
+                ctx.job_id,
+                why,
+                extra=job_extra(ctx.job_id, ctx.queue, ctx.attempt, ctx.worker_id),
+            )
             return
         self._settle(settlement)
 
@@ -346,9 +357,13 @@ class LeaseSession:
 
 def _log_refusal(job_id: str, error: JobQueueError) -> None:
     if isinstance(error, LeaseLost):
-        logger.warning("server refused to settle job %s: lease lost (%s)", job_id, error)
+        logger.warning(
+            "server refused to settle job %s: lease lost (%s)", job_id, error, extra=job_extra(job_id)
+        )
     else:
-        logger.error("server refused to settle job %s: %s %s", job_id, error.reason, error)
+        logger.error(
+            "server refused to settle job %s: %s %s", job_id, error.reason, error, extra=job_extra(job_id)
+        )
 
 
 def _job_id(settlement: Settlement) -> str:

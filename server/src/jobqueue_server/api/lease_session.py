@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
+from jobqueue.logs import job_extra
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue.v1.job_queue_service_pb2 import ConfirmationKind, StopReason
 from jobqueue_server.api import framing, job_wire, validation, wire
@@ -287,7 +288,12 @@ class LeaseSession:
             try:
                 kept.append(validation.progress(update, f"progress[{index}]."))
             except FieldViolation as error:
-                logger.warning("dropped a progress update of job %s: %s", update.job_id, error.message)
+                logger.warning(
+                    "dropped a progress update of job %s: %s",
+                    update.job_id,
+                    error.message,
+                    extra=job_extra(update.job_id, worker_id=self._sub.worker_id),
+                )
         if not kept:
             return
         try:
