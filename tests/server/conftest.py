@@ -41,3 +41,18 @@ async def second_app(redis: Redis, settings: ServerSettings) -> AsyncIterator[Ap
 async def second_stub(second_app: App) -> AsyncIterator[Stub]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{second_app.port}") as channel:
         yield svc_grpc.JobQueueServiceStub(channel)
+
+
+@pytest.fixture
+async def metered(redis: Redis, settings: ServerSettings) -> AsyncIterator[App]:
+    """A server with its metrics endpoint on a free port, per-queue gauges read every 0.1 s."""
+    chosen = settings.model_copy(update={"metrics_port": 0, "metrics_interval_seconds": 0.1})
+    running = await start_app(chosen, Store(redis, store_config(chosen)))
+    yield running
+    await running.stop(grace_s=0)
+
+
+@pytest.fixture
+async def metered_stub(metered: App) -> AsyncIterator[Stub]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{metered.port}") as channel:
+        yield svc_grpc.JobQueueServiceStub(channel)

@@ -18,21 +18,15 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import grpc
 import pytest
 import yaml
 from google.protobuf import duration_pb2
-from redis.asyncio import Redis
 
 from jobqueue.v1 import job_queue_service_pb2 as svc
-from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
-from jobqueue_server.config import ServerSettings
-from jobqueue_server.runtime.app import App, start_app, store_config
-from jobqueue_server.store import Store
+from jobqueue_server.runtime.app import App
 from tests.server.streams import LeaseStream
 from tests.server.test_metrics import Samples, scrape, value
 from tests.support import TestRedis
@@ -48,20 +42,6 @@ pytestmark = pytest.mark.skipif(
     PROMTOOL is None and os.environ.get("JOBQ_REQUIRE_PROMTOOL") != "1",
     reason="promtool is not installed (apt-get install prometheus)",
 )
-
-
-@pytest.fixture
-async def metered(redis: Redis, settings: ServerSettings) -> AsyncIterator[App]:
-    chosen = settings.model_copy(update={"metrics_port": 0, "metrics_interval_seconds": 0.1})
-    running = await start_app(chosen, Store(redis, store_config(chosen)))
-    yield running
-    await running.stop(grace_s=0)
-
-
-@pytest.fixture
-async def stub(metered: App) -> AsyncIterator[Stub]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{metered.port}") as channel:
-        yield svc_grpc.JobQueueServiceStub(channel)
 
 
 def input_series(before: Samples, after: Samples, steps: int = 40) -> list[dict[str, str]]:
@@ -105,8 +85,9 @@ def alert(name: str, at: str, *expected: tuple[dict[str, str], str]) -> dict[str
 
 
 async def test_the_rules_fire_on_a_queue_nobody_works_and_on_dead_jobs(
-    metered: App, stub: Stub, tmp_path: Path
+    metered: App, metered_stub: Stub, tmp_path: Path
 ) -> None:
+    stub = metered_stub
     await stub.Enqueue(svc.EnqueueRequest(queue="failing", max_attempts=1))
     for _ in range(2):
         await stub.Enqueue(svc.EnqueueRequest(queue="stuck"))
@@ -166,8 +147,9 @@ async def test_the_rules_fire_on_a_queue_nobody_works_and_on_dead_jobs(
 
 @pytest.mark.restarts_redis
 async def test_the_redis_rule_fires_when_a_server_loses_redis(
-    metered: App, stub: Stub, tmp_path: Path, stopped_redis: TestRedis
+    metered: App, metered_stub: Stub, tmp_path: Path, stopped_redis: TestRedis
 ) -> None:
+    stub = metered_stub
     stopped_redis.start()
     await stub.Enqueue(svc.EnqueueRequest(queue="q"))
     before = await _scrape_until(metered, lambda s: value(s, "jobqueue_redis_up") == 1)
@@ -204,8 +186,9 @@ DASHBOARD = Path(__file__).parents[2] / "monitoring" / "grafana-dashboard.json"
 
 
 async def test_every_dashboard_query_is_valid_promql_on_metrics_the_server_exports(
-    metered: App, stub: Stub, tmp_path: Path
+    metered: App, metered_stub: Stub, tmp_path: Path
 ) -> None:
+    stub = metered_stub
     dashboard = json.loads(DASHBOARD.read_text())
     queries = [
         target["expr"].replace("$queue", ".*") for panel in dashboard["panels"] for target in panel["targets"]

@@ -6,40 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import urllib.request
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import grpc
 import pytest
 from google.protobuf import duration_pb2
 from prometheus_client.parser import text_string_to_metric_families
-from redis.asyncio import Redis
 
 from jobqueue.v1 import job_queue_service_pb2 as svc
-from jobqueue.v1 import job_queue_service_pb2_grpc as svc_grpc
-from jobqueue_server.config import ServerSettings
-from jobqueue_server.runtime.app import App, start_app, store_config
-from jobqueue_server.store import Store
+from jobqueue_server.runtime.app import App
 from tests.server.streams import LeaseStream
 
 if TYPE_CHECKING:
     from jobqueue.v1.job_queue_service_pb2_grpc import JobQueueServiceAsyncStub as Stub
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-@pytest.fixture
-async def metered(redis: Redis, settings: ServerSettings) -> AsyncIterator[App]:
-    chosen = settings.model_copy(update={"metrics_port": 0, "metrics_interval_seconds": 0.1})
-    running = await start_app(chosen, Store(redis, store_config(chosen)))
-    yield running
-    await running.stop(grace_s=0)
-
-
-@pytest.fixture
-async def metered_stub(metered: App) -> AsyncIterator[Stub]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{metered.port}") as channel:
-        yield svc_grpc.JobQueueServiceStub(channel)
 
 
 async def scrape(app: App) -> Samples:
