@@ -203,6 +203,7 @@ class DevStack:
             f"  valkey  {_valkey_address(running.valkey)}, data in {running.valkey.data_dir}",
             f"  worker  queues emails and images; image outputs in {self.data_dir / 'images'}",
             f"  smtp    {HOST}:{self.config.smtp_port}; every message is kept in {self.data_dir / 'mail'}",
+            f"  ui      http://{HOST}:{self.config.http_port}/ui/ (the dashboard; docs/dashboard.md)",
             f"  http    http://{HOST}:{self.config.http_port}/v1/ (HTTP/JSON; docs/http.md)",
             f"  metrics http://{HOST}:{self.config.metrics_port}/metrics (Prometheus; docs/monitoring.md)",
             *(

@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -54,6 +55,8 @@ _HTTP_STATUS = {
 MAX_BODY_BYTES = 64 * 1024 * 1024
 _VARIABLE = re.compile(r"\{([a-z_][a-z0-9_.]*)\}")
 CALL_TIMEOUT_S = 30.0
+#: The dashboard's files: plain HTML, CSS and a JavaScript module, no build step.
+UI_FILES = Path(__file__).parent / "ui"
 
 
 @dataclass(frozen=True)
@@ -115,8 +118,14 @@ class Gateway:
         return [(route.verb, route.template, route.method.name) for route in self._routes]
 
     def application(self) -> web.Application:
+        """The API under /v1/, and the dashboard (its static files, shipped in the package) under
+        /ui/."""
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_route("*", "/v1/{tail:.*}", self._handle)
+        app.router.add_get("/", _to_dashboard)
+        app.router.add_get("/ui", _to_dashboard)
+        app.router.add_get("/ui/", _dashboard_page)
+        app.router.add_static("/ui/", UI_FILES)
         return app
 
     async def _handle(self, request: web.Request) -> web.Response:
@@ -184,6 +193,14 @@ def _set_path(message: Message, path: list[str], value: str) -> None:
     for name in path[:-1]:
         message = getattr(message, name)
     setattr(message, path[-1], value)
+
+
+async def _to_dashboard(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound("/ui/")
+
+
+async def _dashboard_page(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(UI_FILES / "index.html")
 
 
 def _dumps(value: Any) -> str:

@@ -4638,7 +4638,7 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x16TOKEN_ROLE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TOKEN_ROLE_PRODUCER\x10\x01\x12\x15\n" +
 	"\x11TOKEN_ROLE_WORKER\x10\x02\x12\x14\n" +
-	"\x10TOKEN_ROLE_ADMIN\x10\x032\xe7\x14\n" +
+	"\x10TOKEN_ROLE_ADMIN\x10\x032\xfc\x14\n" +
 	"\x0fJobQueueService\x12h\n" +
 	"\aEnqueue\x12\x1b.jobqueue.v1.EnqueueRequest\x1a\x1c.jobqueue.v1.EnqueueResponse\"\"\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1/queues/{queue}/jobs\x12}\n" +
 	"\fEnqueueBatch\x12 .jobqueue.v1.EnqueueBatchRequest\x1a!.jobqueue.v1.EnqueueBatchResponse\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/queues/{queue}/jobs:batch\x12Z\n" +
@@ -4658,8 +4658,8 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\vResumeQueue\x12\x1f.jobqueue.v1.ResumeQueueRequest\x1a .jobqueue.v1.ResumeQueueResponse\"$\x82\xd3\xe4\x93\x02\x1b\"\x19/v1/queues/{queue}:resume\x90\x02\x02\x12^\n" +
 	"\x0eSetQueueLimits\x12\".jobqueue.v1.SetQueueLimitsRequest\x1a#.jobqueue.v1.SetQueueLimitsResponse\"\x03\x90\x02\x02\x12Y\n" +
 	"\x0eCreateSchedule\x12\".jobqueue.v1.CreateScheduleRequest\x1a#.jobqueue.v1.CreateScheduleResponse\x12U\n" +
-	"\vGetSchedule\x12\x1f.jobqueue.v1.GetScheduleRequest\x1a .jobqueue.v1.GetScheduleResponse\"\x03\x90\x02\x01\x12[\n" +
-	"\rListSchedules\x12!.jobqueue.v1.ListSchedulesRequest\x1a\".jobqueue.v1.ListSchedulesResponse\"\x03\x90\x02\x01\x12Y\n" +
+	"\vGetSchedule\x12\x1f.jobqueue.v1.GetScheduleRequest\x1a .jobqueue.v1.GetScheduleResponse\"\x03\x90\x02\x01\x12p\n" +
+	"\rListSchedules\x12!.jobqueue.v1.ListSchedulesRequest\x1a\".jobqueue.v1.ListSchedulesResponse\"\x18\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/schedules\x90\x02\x01\x12Y\n" +
 	"\x0eUpdateSchedule\x12\".jobqueue.v1.UpdateScheduleRequest\x1a#.jobqueue.v1.UpdateScheduleResponse\x12Y\n" +
 	"\x0eDeleteSchedule\x12\".jobqueue.v1.DeleteScheduleRequest\x1a#.jobqueue.v1.DeleteScheduleResponse\x12[\n" +
 	"\rPauseSchedule\x12!.jobqueue.v1.PauseScheduleRequest\x1a\".jobqueue.v1.PauseScheduleResponse\"\x03\x90\x02\x02\x12^\n" +
