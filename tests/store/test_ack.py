@@ -1,4 +1,4 @@
-"""ack-5.lua: ACTIVE -> COMPLETED, fenced by the lease token."""
+"""ack-7.lua: ACTIVE -> COMPLETED, fenced by the lease token."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""cancel-6.lua: QUEUED | SCHEDULED -> CANCELLED; every other state is refused."""
+"""cancel-10.lua: QUEUED | SCHEDULED -> CANCELLED; every other state is refused."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""enqueue-6.lua: new jobs to QUEUED (their ready list) or SCHEDULED, with idempotency keys."""
+"""enqueue-12.lua: new jobs to QUEUED (their ready list) or SCHEDULED, with idempotency keys."""
 
 from __future__ import annotations
 

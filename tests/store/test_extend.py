@@ -1,4 +1,4 @@
-"""extend-2.lua: moves an ACTIVE job's lease deadline, fenced by the lease token."""
+"""extend-3.lua: moves an ACTIVE job's lease deadline, fenced by the lease token."""
 
 from __future__ import annotations
 

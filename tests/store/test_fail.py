@@ -1,4 +1,4 @@
-"""fail-6.lua: ACTIVE -> SCHEDULED (backoff) or DEAD, fenced by the lease token."""
+"""fail-8.lua: ACTIVE -> SCHEDULED (backoff) or DEAD, fenced by the lease token."""
 
 from __future__ import annotations
 

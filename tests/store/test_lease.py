@@ -1,4 +1,4 @@
-"""lease-12.lua: QUEUED -> ACTIVE, high priority first, FIFO within a level, one attempt each."""
+"""lease-13.lua: QUEUED -> ACTIVE, high priority first, FIFO within a level, one attempt each."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""promote-5.lua (run by store.sweep): SCHEDULED -> QUEUED once the clock reaches the due time."""
+"""promote-6.lua (run by store.sweep): SCHEDULED -> QUEUED once the clock reaches the due time."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""requeue-7.lua: lost leases back to the FRONT of their ready list (or DEAD), attempt kept.
+"""requeue-10.lua: lost leases back to the FRONT of their ready list (or DEAD), attempt kept.
 
 Two modes: "expired" (the reaper, run by store.sweep once the clock passes the deadline) and
 "released" (store.release, for the leases a closed stream held).

@@ -1,4 +1,4 @@
-"""retry-7.lua: DEAD | CANCELLED -> QUEUED with attempts reset and the error history kept."""
+"""retry-8.lua: DEAD | CANCELLED -> QUEUED with attempts reset and the error history kept."""
 
 from __future__ import annotations
 

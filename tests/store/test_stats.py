@@ -1,4 +1,4 @@
-"""stats-10.lua: per-queue counts by state and the age of the oldest ready job, on the store's clock."""
+"""stats-13.lua: per-queue counts by state and the age of the oldest ready job, on the store's clock."""
 
 from __future__ import annotations
 

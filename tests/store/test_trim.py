@@ -1,4 +1,4 @@
-"""trim-7.lua (run by store.sweep): finished jobs are deleted once retention_ms has passed."""
+"""trim-12.lua (run by store.sweep): finished jobs are deleted once retention_ms has passed."""
 
 from __future__ import annotations
 

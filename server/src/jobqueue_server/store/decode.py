@@ -11,7 +11,7 @@ from jobqueue_server.errors import InternalError
 from jobqueue_server.store.layout import record_fields, split_errors, unescape_worker
 from jobqueue_server.store.records import Backoff, ErrorEntry, JobRecord, JobState, Lease, LeasedJob, Priority
 
-# What the lease script returns for each job after ulid and deadline, in order (lease-12.lua;
+# What the lease script returns for each job after ulid and deadline, in order (lease-13.lua;
 # tests/store/test_scripts.py holds the two together).
 LEASE_FIELDS = ("wire", "attempts", "due_ms", "create_ms", "last_error", "errors")
 _LEASE_WIDTH = 2 + len(LEASE_FIELDS)

@@ -11,7 +11,7 @@ script sees both sides. Each step is one script on one queue, and each can run a
    child is told at once. Then the `attaching` entry goes.
 3. When a parent ends, its finishing script leaves "<ulid>|<state>" in its queue's `settled`
    set and names the queue on `<prefix>:deps`. `resolve_settled` (run by every server on that
-   message, one at a time per queue) tells each child with resolve-11.lua, which crosses the
+   message, one at a time per queue) tells each child with resolve-12.lua, which crosses the
    parent off the child's parents hash once, whoever tells it and however often.
 
 A server that dies between two steps leaves an `attaching` or a `settled` entry behind: the
@@ -113,7 +113,7 @@ class Dependencies:
 
     async def tell(self, news: Sequence[tuple[str, str, str]]) -> dict[str, int]:
         """Tells waiting jobs that a parent ended: (child id, parent id, parent's state)
-        triples, one resolve-11.lua call per queue and page. Returns the earliest due time of
+        triples, one resolve-12.lua call per queue and page. Returns the earliest due time of
         each queue where a released job is SCHEDULED (its delay has not run out)."""
         by_queue: dict[str, list[tuple[str, str, str]]] = {}
         for child, parent, state in news:

@@ -46,7 +46,7 @@ def record_fields(text: bytes) -> dict[str, bytes]:
 
 
 def spec(priority: Priority, lease_ms: int, max_attempts: int, backoff_text: str) -> str:
-    """The record's last fields as enqueue-6.lua takes them: "priority|lease_ms|max_attempts|backoff"."""
+    """The record's last fields as enqueue-12.lua takes them: "priority|lease_ms|max_attempts|backoff"."""
     return f"{int(priority)}|{lease_ms}|{max_attempts}|{backoff_text}"
 
 

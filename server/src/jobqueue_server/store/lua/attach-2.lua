@@ -1,7 +1,7 @@
 --[[
   Attach: tells jobs of one queue that WAITING jobs wait on them. A job still pending or
   active keeps the waiting job's id in its children set; one that has ended answers its state
-  at once, and the server resolves the waiting job with it (resolve-11.lua). Idempotent: the
+  at once, and the server resolves the waiting job with it (resolve-12.lua). Idempotent: the
   maintenance pass attaches again a waiting job whose enqueue did not finish this step.
 
   Transition: none (dependency bookkeeping)

@@ -2,7 +2,7 @@
   Enqueue: adds jobs to one queue, honouring idempotency keys and unique keys (a job whose
   unique key another job of the queue holds while waiting, scheduled, queued or active is that
   job). A job with dependencies is WAITING: the server then attaches it to each parent
-  (attach-2.lua), and resolve-11.lua queues it once they completed.
+  (attach-2.lua), and resolve-12.lua queues it once they completed.
 
   Transition: (new) -> QUEUED, (new) -> SCHEDULED, (new) -> WAITING
   Trigger: Enqueue, EnqueueBatch (one call per queue)

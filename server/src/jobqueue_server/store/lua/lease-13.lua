@@ -1,7 +1,7 @@
 --[[
   Lease: moves up to N ready jobs to ACTIVE, high priority first, FIFO within a level.
   Counts the attempt and issues a fresh lease token for each job. A job with a timeout gets
-  a lease that ends by then; a leased job's start deadline no longer applies (expire-8.lua
+  a lease that ends by then; a leased job's start deadline no longer applies (expire-11.lua
   cancels the jobs not leased by theirs). A queue with limits (SetQueueLimits) leases no more
   than its rate's token bucket and its room under max_active allow. Groups (prelude's
   group_keys) take turns: each turn leases one job of the next group in the ring, between jobs

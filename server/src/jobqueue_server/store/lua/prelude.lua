@@ -23,7 +23,7 @@ local function format_record(r)
   return table.concat(r, '|', 1, BACKOFF)
 end
 
--- What lease-8.lua reads of a queued job: finish_ms, attempts, the record from has_errors on,
+-- What lease-13.lua reads of a queued job: finish_ms, attempts, the record from has_errors on,
 -- has_errors, due_ms, create_ms, lease_ms (matching no more of the record than it needs:
 -- Lua's matcher costs about 0.1 µs a field).
 local LEASE_VIEW = '^[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|([^|]*)|([^|]*)|(([^|]*)|([^|]*)|[^|]*|([^|]*)|[^|]*|([^|]*)|.*)$'
@@ -35,7 +35,7 @@ local function leased_record(token, worker, deadline, now, finish, attempts, res
     .. '|' .. rest
 end
 
--- What ack-4.lua reads of a leased job: state, token, start_ms and the record from attempts on.
+-- What ack-7.lua reads of a leased job: state, token, start_ms and the record from attempts on.
 local ACK_VIEW = '^([^|]*)|([^|]*)|[^|]*|[^|]*|([^|]*)|[^|]*|(.*)$'
 
 local function completed_record(start, now, rest)
