@@ -158,6 +158,8 @@ class App:
         await _wait_until(lambda: self.servicer.open_streams == 0, STREAM_END_TIMEOUT_S)
         await self.server.stop(0)
         if self.http is not None:
+            self.http.remove_socket()
+        if self.http is not None:
             await self.http.stop()
         await self.servicer.wait_closed()
         self.resolver.close()
