@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 _FIRST_BACKOFF_S, _MAX_BACKOFF_S = 2.0, 300.0
 _LOCK_S = 60.0
+#: How often thresholds are compared (each check runs the Stats script on their queues).
+THRESHOLD_EVERY_S = 5.0
 
 
 def _iso(ms: int) -> str:
@@ -48,6 +50,7 @@ class WebhookDispatcher:
         self._interval_s = interval_s
         self._retry_at: dict[str, float] = {}  # webhook id -> loop time of its next try
         self._failures: dict[str, int] = {}
+        self._thresholds_at = 0.0  # loop time of the next threshold check
         self.deliveries = 0  # delivered so far, and tries that failed (tests wait on them)
         self.failures = 0
 
@@ -69,13 +72,25 @@ class WebhookDispatcher:
         now = asyncio.get_running_loop().time()
         queues = await self._store.known_queues()
         deaths = await self._webhooks.latest_deaths(queues)
-        counts: list[QueueCounts] | None = None
+        counts = await self._threshold_counts(hooks, queues, now)
         for hook in hooks:
             if self._retry_at.get(hook.webhook.id, 0) > now:
                 continue
-            if counts is None and (hook.webhook.HasField("oldest_job_age") or hook.webhook.dead_jobs):
-                counts = await self._store.stats(queues)
-            await self._serve(client, hook, deaths, counts or [])
+            await self._serve(client, hook, deaths, counts)
+
+    async def _threshold_counts(
+        self, hooks: Sequence[StoredWebhook], queues: list[str], now: float
+    ) -> list[QueueCounts]:
+        """The counts of the queues some webhook has thresholds on, read at most every
+        THRESHOLD_EVERY_S (the Stats script per queue; empty in the passes between)."""
+        wanted: set[str] = set()
+        for hook in hooks:
+            if hook.webhook.HasField("oldest_job_age") or hook.webhook.dead_jobs:
+                wanted |= {hook.webhook.queue} if hook.webhook.queue else set(queues)
+        if not wanted or now < self._thresholds_at:
+            return []
+        self._thresholds_at = now + THRESHOLD_EVERY_S
+        return await self._store.stats(sorted(wanted & set(queues)))
 
     async def _serve(
         self,
