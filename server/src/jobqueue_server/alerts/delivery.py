@@ -2,19 +2,21 @@
 
 The URL's host is resolved and vetted by the same rules as the reference worker's downloads
 (jobqueue/addresses.py), at every delivery, and the request goes to the vetted address itself with
-the name in the Host header and SNI, so a DNS answer that changed cannot send it elsewhere. No
-redirect is followed and no proxy from the environment is used.
+the name in the Host header and in SNI (and certificate checks), so a DNS answer that changed
+cannot send it elsewhere. No redirect is followed and no proxy from the environment is used.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import time
 from typing import Any
 
-import httpx
+import aiohttp
+from yarl import URL
 
 from jobqueue.addresses import AddressRefused, HostNotFound, ResolutionFailed, resolve_vetted
 
@@ -33,30 +35,36 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return f"sha256={digest}"
 
 
-def checked_url(text: str) -> httpx.URL:
+def checked_url(text: str) -> URL:
     """An http(s) URL with a host and no credentials; ValueError saying what is wrong."""
     try:
-        url = httpx.URL(text)
-    except httpx.InvalidURL as exc:
+        url = URL(text)
+    except (ValueError, TypeError) as exc:
         raise ValueError(f"is not a URL: {exc}") from exc
-    if url.scheme not in ("http", "https") or not url.raw_host:
+    if url.scheme not in ("http", "https") or not url.host:
         raise ValueError("must be an http:// or https:// URL with a host")
-    if url.userinfo:
+    if url.user or url.password:
         raise ValueError("must not carry credentials (the signature authenticates deliveries)")
     return url
 
 
-async def vetted_addresses(url: httpx.URL, allow_private: bool) -> list[str]:
+async def vetted_addresses(url: URL, allow_private: bool) -> list[str]:
     """Where the URL's host may be reached; DeliveryFailed when nowhere (a refused address)."""
-    port = url.port or (443 if url.scheme == "https" else 80)
+    assert url.host is not None and url.port is not None  # checked_url
     try:
-        return await resolve_vetted(url.raw_host.decode("ascii"), port, allow_private)
+        return await resolve_vetted(url.host, url.port, allow_private)
     except (AddressRefused, HostNotFound, ResolutionFailed) as exc:
         raise DeliveryFailed(str(exc)) from exc
 
 
+def _at(url: URL, address: str) -> URL:
+    """`url` with its host replaced by the vetted address (an IPv6 one in brackets)."""
+    host = f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
+    return URL(f"{url.scheme}://{host}:{url.port}{url.raw_path_qs}", encoded=True)
+
+
 async def deliver(
-    client: httpx.AsyncClient,
+    session: aiohttp.ClientSession,
     target: str,
     allow_private: bool,
     secret: str,
@@ -71,34 +79,31 @@ async def deliver(
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "jobqueue-webhooks",
-        "Host": url.netloc.decode("ascii"),
+        "Host": url.raw_authority,
         "Jobqueue-Event": event,
         "Jobqueue-Delivery": delivery_id,
         "Jobqueue-Timestamp": timestamp,
         SIGNATURE_HEADER: signature(secret, timestamp, body),
     }
-    host = url.raw_host.decode("ascii")
     error: Exception | None = None
     for address in await vetted_addresses(url, allow_private):
-        request = client.build_request(
-            "POST",
-            url.copy_with(host=address),
-            content=body,
-            headers=headers,
-            extensions={"sni_hostname": host} if url.scheme == "https" else {},
-        )
         try:
-            response = await client.send(request, follow_redirects=False)
-        except httpx.ConnectError as exc:  # the next address may answer
+            async with session.post(
+                _at(url, address),
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                server_hostname=url.host if url.scheme == "https" else None,
+            ) as response:
+                if 200 <= response.status < 300:
+                    return
+                raise DeliveryFailed(f"{target} answered {response.status}")
+        except aiohttp.ClientConnectorError as exc:  # the next address may answer
             error = exc
-            continue
-        except httpx.HTTPError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise DeliveryFailed(f"{target}: {exc!r}") from exc
-        if 200 <= response.status_code < 300:
-            return
-        raise DeliveryFailed(f"{target} answered {response.status_code}")
     raise DeliveryFailed(f"{target}: {error!r}")
 
 
-def http_client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(trust_env=False, timeout=TIMEOUT_S)
+def http_client() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(trust_env=False, timeout=aiohttp.ClientTimeout(total=TIMEOUT_S))

@@ -17,19 +17,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+import aiohttp
 from google.protobuf import json_format
 from redis.exceptions import LockError
 
+from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue_server.alerts.delivery import DeliveryFailed, deliver, http_client
 from jobqueue_server.api.job_wire import job_message
 from jobqueue_server.errors import JobNotFound, StoreFull, StoreUnavailable
 from jobqueue_server.ids import make_job_id
 from jobqueue_server.store import QueueCounts, Store
-from jobqueue_server.store.webhooks import Cursor, StoredWebhook, WebhookStore
+from jobqueue_server.store.webhooks import Cursor, WebhookStore
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,14 @@ _FIRST_BACKOFF_S, _MAX_BACKOFF_S = 2.0, 300.0
 _LOCK_S = 60.0
 #: How often thresholds are compared (each check runs the Stats script on their queues).
 THRESHOLD_EVERY_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """A webhook and its signing secret."""
+
+    webhook: svc.Webhook
+    secret: str
 
 
 def _iso(ms: int) -> str:
@@ -65,8 +75,8 @@ class WebhookDispatcher:
                     logger.exception("webhook pass failed")
                 await asyncio.sleep(self._interval_s)
 
-    async def pass_once(self, client: httpx.AsyncClient) -> None:
-        hooks = await self._webhooks.all()
+    async def pass_once(self, client: aiohttp.ClientSession) -> None:
+        hooks = [Hook(svc.Webhook.FromString(s.definition), s.secret) for s in await self._webhooks.all()]
         if not hooks:
             return
         now = asyncio.get_running_loop().time()
@@ -79,7 +89,7 @@ class WebhookDispatcher:
             await self._serve(client, hook, deaths, counts)
 
     async def _threshold_counts(
-        self, hooks: Sequence[StoredWebhook], queues: list[str], now: float
+        self, hooks: Sequence[Hook], queues: list[str], now: float
     ) -> list[QueueCounts]:
         """The counts of the queues some webhook has thresholds on, read at most every
         THRESHOLD_EVERY_S (the Stats script per queue; empty in the passes between)."""
@@ -94,8 +104,8 @@ class WebhookDispatcher:
 
     async def _serve(
         self,
-        client: httpx.AsyncClient,
-        hook: StoredWebhook,
+        client: aiohttp.ClientSession,
+        hook: Hook,
         deaths: dict[str, int],
         counts: Sequence[QueueCounts],
     ) -> None:
@@ -127,7 +137,7 @@ class WebhookDispatcher:
                 logger.warning("webhook %s: a pass took longer than %.0f s", webhook_id, _LOCK_S)
 
     async def _deliver_deaths(
-        self, client: httpx.AsyncClient, hook: StoredWebhook, queue: str, latest: int
+        self, client: aiohttp.ClientSession, hook: Hook, queue: str, latest: int
     ) -> None:
         webhook_id = hook.webhook.id
         cursor = await self._webhooks.cursor(webhook_id, queue)
@@ -148,7 +158,7 @@ class WebhookDispatcher:
             await self._webhooks.move_cursor(webhook_id, queue, Cursor(finish_ms, ulid))
 
     async def _deliver_thresholds(
-        self, client: httpx.AsyncClient, hook: StoredWebhook, counts: QueueCounts
+        self, client: aiohttp.ClientSession, hook: Hook, counts: QueueCounts
     ) -> None:
         webhook = hook.webhook
         checks: list[tuple[str, bool, dict[str, Any]]] = []
@@ -184,8 +194,8 @@ class WebhookDispatcher:
 
     async def _post(
         self,
-        client: httpx.AsyncClient,
-        hook: StoredWebhook,
+        client: aiohttp.ClientSession,
+        hook: Hook,
         event: str,
         delivery_id: str,
         payload: dict[str, Any],

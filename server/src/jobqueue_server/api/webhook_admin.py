@@ -31,11 +31,13 @@ class WebhookAdmin:
         webhook.id = new_ulid(now)
         webhook.create_time.FromMilliseconds(now)
         secret = secrets.token_urlsafe(32)
-        await self._webhooks.put(webhook, secret)
+        await self._webhooks.put(webhook.id, webhook.SerializeToString(), secret)
         return svc.CreateWebhookResponse(webhook=webhook, secret=secret)
 
     async def list(self) -> svc.ListWebhooksResponse:
-        return svc.ListWebhooksResponse(webhooks=[stored.webhook for stored in await self._webhooks.all()])
+        return svc.ListWebhooksResponse(
+            webhooks=[svc.Webhook.FromString(stored.definition) for stored in await self._webhooks.all()]
+        )
 
     async def delete(self, webhook_id: str) -> None:
         if not webhook_id:

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue_server.store.keys import QueueKeys
 
 #: Dead jobs one delivery pass reads per webhook and queue.
@@ -29,7 +28,10 @@ PAGE = 100
 
 @dataclass(frozen=True, slots=True)
 class StoredWebhook:
-    webhook: svc.Webhook
+    """A webhook as stored: its id, its Webhook message serialized, its secret."""
+
+    webhook_id: str
+    definition: bytes
     secret: str
 
 
@@ -69,10 +71,10 @@ class WebhookStore:
         async with self._guard():
             return int(await self._redis.hlen(self._defs))
 
-    async def put(self, webhook: svc.Webhook, secret: str) -> None:
+    async def put(self, webhook_id: str, definition: bytes, secret: str) -> None:
         async with self._guard(), self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self._defs, webhook.id, webhook.SerializeToString())  # type: ignore[arg-type]  # bytes are fine
-            pipe.hset(self._secrets, webhook.id, secret)
+            pipe.hset(self._defs, webhook_id, definition)  # type: ignore[arg-type]  # bytes are fine
+            pipe.hset(self._secrets, webhook_id, secret)
             await pipe.execute()
 
     async def all(self) -> list[StoredWebhook]:
@@ -81,12 +83,9 @@ class WebhookStore:
             pipe.hgetall(self._defs)
             pipe.hgetall(self._secrets)
             defs, secrets = await pipe.execute()
-        found = []
-        for key in sorted(defs):
-            webhook = svc.Webhook()
-            webhook.ParseFromString(defs[key])
-            found.append(StoredWebhook(webhook, (secrets.get(key) or b"").decode()))
-        return found
+        return [
+            StoredWebhook(key.decode(), defs[key], (secrets.get(key) or b"").decode()) for key in sorted(defs)
+        ]
 
     async def delete(self, webhook_id: str) -> bool:
         async with self._guard():
