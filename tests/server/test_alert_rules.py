@@ -105,8 +105,13 @@ async def test_the_rules_fire_on_a_queue_nobody_works_and_on_dead_jobs(
     await healthy.ack(*await healthy.wait_jobs(1))
     await healthy.wait_confirmations(1)
     await healthy.close()
+    # The gauges are read every 0.1 s: wait for a read after the last change (the healthy ack).
     after = await _scrape_until(
-        metered, lambda s: value(s, "jobqueue_queue_jobs", queue="failing", state="dead") == 1
+        metered,
+        lambda s: (
+            value(s, "jobqueue_queue_jobs", queue="failing", state="dead") == 1
+            and value(s, "jobqueue_queue_jobs", queue="healthy", state="completed") == 1
+        ),
     )
     assert value(after, "jobqueue_jobs_dead_total", queue="failing") == 1
     assert value(before, "jobqueue_jobs_dead_total", queue="failing") == 0  # the series exists at 0

@@ -78,8 +78,9 @@ async def test_a_run_shows_in_the_counters_histograms_and_gauges(metered: App, m
     cancelled = (await stub.Enqueue(svc.EnqueueRequest(queue="emails"))).job_id
     await stub.Cancel(svc.CancelRequest(job_id=cancelled))
 
+    # The gauges are read from Redis every 0.1 s: wait for a read after the last change (the cancel).
     after = await _scrape_until(
-        metered, lambda s: value(s, "jobqueue_queue_jobs", queue="emails", state="completed") == 2
+        metered, lambda s: value(s, "jobqueue_queue_jobs", queue="emails", state="cancelled") == 1
     )
 
     assert (value(during, "jobqueue_lease_streams"), value(during, "jobqueue_jobs_in_flight")) == (1, 3)

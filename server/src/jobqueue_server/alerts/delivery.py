@@ -106,4 +106,10 @@ async def deliver(
 
 
 def http_client() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(trust_env=False, timeout=aiohttp.ClientTimeout(total=TIMEOUT_S))
+    """A session whose connections close after each delivery: alerts are few, and an idle pooled
+    connection would outlive an endpoint that went away."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(force_close=True),
+        trust_env=False,
+        timeout=aiohttp.ClientTimeout(total=TIMEOUT_S),
+    )
