@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -51,6 +51,7 @@ def spawn(app: App, worker_command: list[str]) -> Iterator[Spawn]:
         name: str = "w1",
         grace_s: float = 10.0,
         wait_ready: bool = True,
+        env: Mapping[str, str] | None = None,
     ) -> WorkerProcess:
         worker = WorkerProcess(
             worker_command,
@@ -60,6 +61,7 @@ def spawn(app: App, worker_command: list[str]) -> Iterator[Spawn]:
             worker_id=name,
             grace_s=grace_s,
             cwd=ROOT,
+            extra_env=env,
         )
         started.append(worker)
         if wait_ready:

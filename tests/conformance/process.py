@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from pathlib import Path
 
 from tests.processes import WAIT_S, Child
@@ -21,8 +22,10 @@ class WorkerProcess(Child):
         worker_id: str,
         grace_s: float = 10.0,
         cwd: Path | None = None,
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         env = {
+            **(extra_env or {}),
             "JOBQ_TARGET": target,
             "JOBQ_QUEUES": queue,
             "JOBQ_CONCURRENCY": str(concurrency),

@@ -9,7 +9,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from jobqueue import JobContext, NonRetryableError, Worker
+from tests.conformance import span_file
 
 POLL_S = 0.01
 
@@ -105,11 +110,17 @@ async def run_action(payload: dict[str, Any], ctx: JobContext, worker_id: str) -
 
 async def main() -> None:
     worker_id = os.environ.get("JOBQ_WORKER_ID", "python-conformance")
+    trace_file = os.environ.get(span_file.TRACE_FILE_ENV)
+    # Spans recorded in memory and written out at exit, for the kit's tracing test.
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
     worker = Worker(
         os.environ["JOBQ_TARGET"],
         concurrency=int(os.environ.get("JOBQ_CONCURRENCY", "1")),
         worker_id=worker_id,
         grace_period=float(os.environ.get("JOBQ_GRACE_SECONDS", "10")),
+        tracer_provider=provider if trace_file else None,
     )
 
     async def handle(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any] | None:
@@ -126,6 +137,8 @@ async def main() -> None:
         await asyncio.sleep(POLL_S)
     say("READY")
     await running
+    if trace_file:
+        span_file.write(Path(trace_file), spans.get_finished_spans())
 
 
 if __name__ == "__main__":

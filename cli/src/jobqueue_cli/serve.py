@@ -87,6 +87,11 @@ from jobqueue_server.config import ServerSettings
     "PORT + i [env JOBQ_METRICS_PORT; default off]. docs/monitoring.md.",
 )
 @click.option(
+    "--otlp-endpoint",
+    help="Export a trace span per RPC over OTLP/gRPC to this URL, e.g. http://localhost:4317 "
+    "[env JOBQ_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT; default off]. docs/monitoring.md.",
+)
+@click.option(
     "--reflection/--no-reflection",
     default=None,
     help="Serve gRPC reflection: the contract, no data [env JOBQ_REFLECTION; default on].",

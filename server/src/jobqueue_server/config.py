@@ -96,6 +96,11 @@ class ServerSettings(BaseSettings):
         le=65535,
         description="serve the service over HTTP/JSON on this port (docs/http.md); unset: gRPC only",
     )
+    otlp_endpoint: str | None = Field(
+        None,
+        description="export a trace span per RPC over OTLP/gRPC to this URL (http://collector:4317); "
+        "unset: OTEL_EXPORTER_OTLP_ENDPOINT if set, else no tracing",
+    )
     webhook_interval_seconds: float = Field(
         2.0, gt=0, description="how often each server looks for webhook events to deliver"
     )

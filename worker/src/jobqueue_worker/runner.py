@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from jobqueue import AsyncHandler, JobContext, Worker, eventloop, logs
+from jobqueue import AsyncHandler, JobContext, Worker, eventloop, logs, otlp
 from jobqueue.logs import LogFormat
 from jobqueue_worker.config import EMAIL_QUEUE, IMAGE_QUEUE, WorkerSettings
 from jobqueue_worker.handlers.email import EmailSettings, send_email
@@ -69,8 +69,15 @@ def build_worker(settings: WorkerSettings) -> Worker:
 
 
 async def run_async(settings: WorkerSettings) -> None:
-    """Runs the worker until SIGTERM or SIGINT (a second one abandons running jobs)."""
-    await build_worker(settings).run(install_signal_handlers=True)
+    """Runs the worker until SIGTERM or SIGINT (a second one abandons running jobs). With an
+    OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT), each job's `process <queue>` span is exported."""
+    endpoint = otlp.configured_endpoint(None)
+    exporting = otlp.install(endpoint, "jobqueue-worker") if endpoint else None
+    try:
+        await build_worker(settings).run(install_signal_handlers=True)
+    finally:
+        if exporting is not None:  # sends the spans still batched
+            exporting.shutdown()
 
 
 def run(settings: WorkerSettings) -> None:

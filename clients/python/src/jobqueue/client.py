@@ -13,8 +13,9 @@ from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
 
 import grpc
+from opentelemetry.trace import TracerProvider
 
-from jobqueue import convert, messages, timing
+from jobqueue import convert, messages, timing, tracing
 from jobqueue.aio_batcher import AsyncBatcher
 from jobqueue.backoff import poll_intervals, poll_timeout
 from jobqueue.batching import DEFAULT_BATCHING, Batching
@@ -72,6 +73,7 @@ class AsyncClient:
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[ChannelOption] = (),
         batching: Batching | None = DEFAULT_BATCHING,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self._owns_channel = isinstance(target, str)
         self._channel = (
@@ -81,6 +83,7 @@ class AsyncClient:
         )
         self._stub: svc_grpc.JobQueueServiceAsyncStub = svc_grpc.JobQueueServiceStub(self._channel)
         self._batcher = AsyncBatcher(self._stub, batching) if batching is not None else None
+        self._tracer = tracing.tracer_of(tracer_provider)
         self.timeout = timeout
 
     async def __aenter__(self) -> Self:
@@ -119,10 +122,16 @@ class AsyncClient:
         `durability="fsynced"` returns only once Redis has the job on disk (docs/durability.md).
         """
         request = messages.build_request(queue, payload, options)
-        if self._batcher is not None:
-            return await self._batcher.submit(request, self.timeout if timeout is None else timeout)
-        response = await self._call(self._stub.Enqueue, request, timeout)
-        return messages.enqueue_result(response)
+        with tracing.send_span(self._tracer, queue) as span:
+            tracing.inject_job(span, request.metadata)
+            if self._batcher is not None:
+                result = await self._batcher.submit(request, self.timeout if timeout is None else timeout)
+            else:
+                response = await self._call(self._stub.Enqueue, request, timeout, tracing.call_metadata(span))
+                result = messages.enqueue_result(response)
+            if span.is_recording():
+                span.set_attribute("messaging.message.id", result.job_id)
+            return result
 
     async def enqueue_many(
         self,
@@ -141,10 +150,15 @@ class AsyncClient:
         results: list[EnqueueResult] = []
         for batch in messages.batches(messages.batch_requests(jobs)):
             request = svc.EnqueueBatchRequest(requests=batch, durability=level)
-            try:
-                response = await self._call(self._stub.EnqueueBatch, request, timeout)
-            except InvalidArgument as error:
-                raise messages.shift_field(error, len(results)) from error
+            with tracing.send_span(self._tracer, messages.common_queue(batch), len(batch)) as span:
+                for job in request.requests:
+                    tracing.inject_job(span, job.metadata)
+                try:
+                    response = await self._call(
+                        self._stub.EnqueueBatch, request, timeout, tracing.call_metadata(span)
+                    )
+                except InvalidArgument as error:
+                    raise messages.shift_field(error, len(results)) from error
             results += [messages.enqueue_result(r) for r in response.responses]
         return results
 
@@ -408,8 +422,11 @@ class AsyncClient:
         method: grpc.aio.UnaryUnaryMultiCallable[RequestT, ResponseT],
         request: RequestT,
         timeout: float | None,
+        metadata: tracing.CallMetadata | None = None,
     ) -> ResponseT:
         try:
-            return await method(request, timeout=self.timeout if timeout is None else timeout)
+            return await method(
+                request, timeout=self.timeout if timeout is None else timeout, metadata=metadata
+            )
         except grpc.RpcError as error:
             raise from_rpc_error(error) from error

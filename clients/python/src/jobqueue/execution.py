@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from concurrent.futures import Executor
 from types import CoroutineType
 
-from jobqueue import convert
+from opentelemetry.trace import Tracer
+
+from jobqueue import convert, tracing
 from jobqueue.context import JobContext
 from jobqueue.errors import InvalidArgument, NonRetryableError, RetryAfter
 from jobqueue.handlers import TYPE_KEY, HandlerRegistry, Registered
@@ -35,9 +37,10 @@ Settlement = Ack | svc.FailRequest
 class JobRunner:
     """Calls handlers: ``async def`` on the loop, plain ``def`` in `executor`'s threads."""
 
-    def __init__(self, registry: HandlerRegistry, executor: Executor) -> None:
+    def __init__(self, registry: HandlerRegistry, executor: Executor, tracer: Tracer) -> None:
         self._registry = registry
         self._executor = executor
+        self._tracer = tracer
 
     async def run(self, ctx: JobContext) -> Settlement:
         """The handler's outcome as an Ack or a FailRequest, with how long it ran.
@@ -48,7 +51,11 @@ class JobRunner:
             {"job_id": ctx.job_id, "queue": ctx.queue, "attempt": ctx.attempt, "worker_id": ctx.worker_id}
         )
         try:
-            settlement = await self._outcome(ctx)
+            # A `process <queue>` span, current while the handler runs (tracing.py).
+            with tracing.process_span(self._tracer, ctx) as span:
+                settlement = await self._outcome(ctx)
+                if isinstance(settlement, svc.FailRequest):
+                    tracing.mark_failed(span, settlement.error)
         finally:
             job_fields.reset(fields)
         ran_ns = time.perf_counter_ns() - began

@@ -174,6 +174,12 @@ def shift_field(error: InvalidArgument, offset: int) -> InvalidArgument:
     )
 
 
+def common_queue(requests: Sequence[svc.EnqueueRequest]) -> str | None:
+    """The queue every request names, or None when they name several (a trace span's name)."""
+    queues = {request.queue for request in requests}
+    return queues.pop() if len(queues) == 1 else None
+
+
 def batch_requests(jobs: Sequence[Mapping[str, Any]]) -> list[svc.EnqueueRequest]:
     """EnqueueRequests for many jobs; a client-side error names the job's index."""
     requests = []

@@ -12,8 +12,9 @@ from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
 
 import grpc
+from opentelemetry.trace import TracerProvider
 
-from jobqueue import convert, messages, timing
+from jobqueue import convert, messages, timing, tracing
 from jobqueue.backoff import poll_intervals, poll_timeout
 from jobqueue.batching import DEFAULT_BATCHING, Batching
 from jobqueue.channel import ChannelOption, sync_channel
@@ -71,6 +72,7 @@ class Client:
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[ChannelOption] = (),
         batching: Batching | None = DEFAULT_BATCHING,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self._owns_channel = isinstance(target, str)
         self._channel = (
@@ -80,6 +82,7 @@ class Client:
         )
         self._stub: svc_grpc.JobQueueServiceStub = svc_grpc.JobQueueServiceStub(self._channel)
         self._batcher = Batcher(self._stub, batching) if batching is not None else None
+        self._tracer = tracing.tracer_of(tracer_provider)
         self.timeout = timeout
 
     def __enter__(self) -> Self:
@@ -118,10 +121,16 @@ class Client:
         `durability="fsynced"` returns only once Redis has the job on disk (docs/durability.md).
         """
         request = messages.build_request(queue, payload, options)
-        if self._batcher is not None:
-            return self._batcher.submit(request, self.timeout if timeout is None else timeout)
-        response = self._call(self._stub.Enqueue, request, timeout)
-        return messages.enqueue_result(response)
+        with tracing.send_span(self._tracer, queue) as span:
+            tracing.inject_job(span, request.metadata)
+            if self._batcher is not None:
+                result = self._batcher.submit(request, self.timeout if timeout is None else timeout)
+            else:
+                response = self._call(self._stub.Enqueue, request, timeout, tracing.call_metadata(span))
+                result = messages.enqueue_result(response)
+            if span.is_recording():
+                span.set_attribute("messaging.message.id", result.job_id)
+            return result
 
     def enqueue_many(
         self,
@@ -140,10 +149,15 @@ class Client:
         results: list[EnqueueResult] = []
         for batch in messages.batches(messages.batch_requests(jobs)):
             request = svc.EnqueueBatchRequest(requests=batch, durability=level)
-            try:
-                response = self._call(self._stub.EnqueueBatch, request, timeout)
-            except InvalidArgument as error:
-                raise messages.shift_field(error, len(results)) from error
+            with tracing.send_span(self._tracer, messages.common_queue(batch), len(batch)) as span:
+                for job in request.requests:
+                    tracing.inject_job(span, job.metadata)
+                try:
+                    response = self._call(
+                        self._stub.EnqueueBatch, request, timeout, tracing.call_metadata(span)
+                    )
+                except InvalidArgument as error:
+                    raise messages.shift_field(error, len(results)) from error
             results += [messages.enqueue_result(r) for r in response.responses]
         return results
 
@@ -399,8 +413,9 @@ class Client:
         method: grpc.UnaryUnaryMultiCallable[RequestT, ResponseT],
         request: RequestT,
         timeout: float | None,
+        metadata: tracing.CallMetadata | None = None,
     ) -> ResponseT:
         try:
-            return method(request, timeout=self.timeout if timeout is None else timeout)
+            return method(request, timeout=self.timeout if timeout is None else timeout, metadata=metadata)
         except grpc.RpcError as error:
             raise from_rpc_error(error) from error

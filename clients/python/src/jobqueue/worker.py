@@ -28,8 +28,9 @@ from datetime import timedelta
 from typing import TypeVar
 
 import grpc
+from opentelemetry.trace import TracerProvider
 
-from jobqueue import convert, eventloop
+from jobqueue import convert, eventloop, tracing
 from jobqueue.backoff import ReconnectBackoff
 from jobqueue.channel import ChannelOption, aio_channel
 from jobqueue.counters import WorkerCounters
@@ -97,6 +98,7 @@ class Worker:
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[ChannelOption] = (),
         ack_durability: DurabilityName | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -115,6 +117,8 @@ class Worker:
         #: "fsynced": each ack returns only once the completion is on Redis's disk (docs/durability.md).
         self._ack_durability = convert.to_durability(ack_durability, "ack_durability")
         self._registry = HandlerRegistry()
+        #: `process <queue>` spans around handlers (jobqueue.tracing); the global provider by default.
+        self._tracer = tracing.tracer_of(tracer_provider)
         for queue, handler in (handlers or {}).items():
             self._registry.add(queue, handler)
         self._stop = asyncio.Event()
@@ -174,7 +178,7 @@ class Worker:
         executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="jobqueue-handler")
         try:
             stub: svc_grpc.JobQueueServiceAsyncStub = svc_grpc.JobQueueServiceStub(channel)
-            await self._serve(stub, JobRunner(self._registry, executor))
+            await self._serve(stub, JobRunner(self._registry, executor, self._tracer))
         finally:
             if install_signal_handlers:
                 for sig in (signal.SIGTERM, signal.SIGINT):

@@ -21,7 +21,7 @@ Context = grpc.aio.ServicerContext[Any, Any]
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 
-def _code(context: Context, failed: bool) -> str:
+def ended_code(context: Context, failed: bool) -> str:
     """The status the call ended with: the one set on it, else OK (UNKNOWN after an exception)."""
     code = context.code()
     if isinstance(code, grpc.StatusCode):
@@ -60,7 +60,7 @@ class RpcMetrics(grpc.aio.ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(self._unary(name, handler.unary_unary), **serializers)
 
     def _count(self, name: str, context: Context, failed: bool) -> None:
-        self._metrics.rpc_started.labels(name, _code(context, failed)).inc()
+        self._metrics.rpc_started.labels(name, ended_code(context, failed)).inc()
 
     def _unary(self, name: str, serve: Any) -> Callable[[Any, Context], Awaitable[Any]]:
         timer = self._metrics.rpc_seconds.labels(name)

@@ -9,16 +9,19 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
+from opentelemetry.trace import TracerProvider
 from prometheus_client import CollectorRegistry, start_http_server
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from jobqueue import otlp, tracing
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue_server.alerts.dispatcher import WebhookDispatcher
 from jobqueue_server.api.framing import MAX_MESSAGE_BYTES, largest_job_bytes
@@ -35,6 +38,7 @@ from jobqueue_server.maintenance import Maintenance
 from jobqueue_server.observability.metrics import JobMetrics
 from jobqueue_server.observability.queue_gauges import QueueGauges
 from jobqueue_server.observability.rpc_metrics import RpcMetrics
+from jobqueue_server.observability.rpc_tracing import RpcTracing
 from jobqueue_server.resolver import DependencyResolver
 from jobqueue_server.runtime import reflection
 from jobqueue_server.runtime.bootstrap import write_bootstrap_token
@@ -45,6 +49,9 @@ from jobqueue_server.store.keys import dependencies_channel
 from jobqueue_server.store.pipeline import ClosingRedis
 from jobqueue_server.store.signals import QueueSignals
 from jobqueue_server.store.tokens import TokenStore
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +149,8 @@ class App:
     #: The HTTP/JSON gateway of --http-port, and the port it listens on (None: none).
     http: HttpGateway | None = None
     http_port: int | None = None
+    #: The tracer provider exporting over OTLP that this app made (None: not exporting).
+    exporting: SdkTracerProvider | None = None
 
     def reload_certificates(self) -> None:
         """Reads the TLS files again before the next handshake (SIGHUP)."""
@@ -171,6 +180,8 @@ class App:
         _, stuck = await asyncio.wait(self.tasks, timeout=TASK_STOP_TIMEOUT_S)
         if stuck:  # a library that swallowed the cancellation must not block the exit
             logger.warning("background tasks did not stop: %s", [t.get_name() for t in stuck])
+        if self.exporting is not None:  # sends the spans still batched
+            await asyncio.to_thread(self.exporting.shutdown)
 
 
 async def _wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
@@ -180,9 +191,14 @@ async def _wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
         await asyncio.sleep(0.05)
 
 
-async def start_app(settings: ServerSettings, store: Store) -> App:
+async def start_app(
+    settings: ServerSettings, store: Store, tracer_provider: TracerProvider | None = None
+) -> App:
     """Starts the gRPC server on settings.host:settings.port (0 picks a free port), once jobs
-    stored by the previous layout are moved into this one (a no-op after the first start)."""
+    stored by the previous layout are moved into this one (a no-op after the first start).
+
+    A span per call goes to `tracer_provider`, else over OTLP when an endpoint is configured;
+    with neither, no tracing code runs."""
     await store.migrate(stored_part_of)
     signals = QueueSignals(store.redis, settings.key_prefix, own_message=store.signal_origin)
     metrics = JobMetrics(CollectorRegistry() if settings.metrics_port is not None else None)
@@ -221,6 +237,9 @@ async def start_app(settings: ServerSettings, store: Store) -> App:
     redis = RedisReachability()
     metrics.gauges(lambda: servicer.open_streams, lambda: servicer.held_jobs, lambda: redis.up)
     interceptors: list[grpc.aio.ServerInterceptor] = [RpcMetrics(metrics)] if metrics.enabled else []
+    exporting = _exporting_provider(settings) if tracer_provider is None else None
+    if tracer_provider or exporting:
+        interceptors.insert(0, RpcTracing(tracing.tracer_of(tracer_provider or exporting)))
     if registry is not None:
         await write_bootstrap_token(tokens, admin_token_path(settings), store.clock.now_ms())
         await registry.refresh()
@@ -255,6 +274,7 @@ async def start_app(settings: ServerSettings, store: Store) -> App:
         dispatcher,
         tls,
     )
+    app.exporting = exporting
     app.tasks = [
         asyncio.create_task(signals.run(), name="signals"),
         asyncio.create_task(maintenance.run(), name="maintenance"),
@@ -277,6 +297,14 @@ async def start_app(settings: ServerSettings, store: Store) -> App:
         app.tasks.append(asyncio.create_task(registry.run(), name="tokens"))
     logger.info("jobqueue server listening on %s:%d", settings.host, port)
     return app
+
+
+def _exporting_provider(settings: ServerSettings) -> SdkTracerProvider | None:
+    endpoint = otlp.configured_endpoint(settings.otlp_endpoint)
+    if endpoint is None:
+        return None
+    logger.info("trace spans exported over OTLP to %s", endpoint)
+    return otlp.install(endpoint, "jobqueue-server")
 
 
 def admin_token_path(settings: ServerSettings) -> Path:
