@@ -83,7 +83,7 @@ class AsyncClient:
         )
         self._stub: svc_grpc.JobQueueServiceAsyncStub = svc_grpc.JobQueueServiceStub(self._channel)
         self._batcher = AsyncBatcher(self._stub, batching) if batching is not None else None
-        self._tracer = tracing.tracer_of(tracer_provider)
+        self._tracer = tracing.Tracer(tracer_provider)
         self.timeout = timeout
 
     async def __aenter__(self) -> Self:

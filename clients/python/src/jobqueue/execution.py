@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from concurrent.futures import Executor
 from types import CoroutineType
 
-from opentelemetry.trace import Tracer
-
 from jobqueue import convert, tracing
 from jobqueue.context import JobContext
 from jobqueue.errors import InvalidArgument, NonRetryableError, RetryAfter
@@ -37,7 +35,7 @@ Settlement = Ack | svc.FailRequest
 class JobRunner:
     """Calls handlers: ``async def`` on the loop, plain ``def`` in `executor`'s threads."""
 
-    def __init__(self, registry: HandlerRegistry, executor: Executor, tracer: Tracer) -> None:
+    def __init__(self, registry: HandlerRegistry, executor: Executor, tracer: tracing.Tracer) -> None:
         self._registry = registry
         self._executor = executor
         self._tracer = tracer

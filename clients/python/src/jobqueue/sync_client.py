@@ -82,7 +82,7 @@ class Client:
         )
         self._stub: svc_grpc.JobQueueServiceStub = svc_grpc.JobQueueServiceStub(self._channel)
         self._batcher = Batcher(self._stub, batching) if batching is not None else None
-        self._tracer = tracing.tracer_of(tracer_provider)
+        self._tracer = tracing.Tracer(tracer_provider)
         self.timeout = timeout
 
     def __enter__(self) -> Self:

@@ -10,11 +10,21 @@ span is a non-recording no-op and nothing is injected (docs/monitoring.md, Traci
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING
 
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    Link,
+    NoOpTracerProvider,
+    ProxyTracerProvider,
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+    TracerProvider,
+)
 
 if TYPE_CHECKING:
     from jobqueue.context import JobContext
@@ -26,15 +36,43 @@ TRACEPARENT = "traceparent"
 CallMetadata = tuple[tuple[str, str], ...]
 
 
-def tracer_of(provider: TracerProvider | None) -> Tracer:
-    """The library's tracer from `provider`, else from the global provider (a no-op until set)."""
-    return trace.get_tracer(SCOPE, tracer_provider=provider)
+class _Off:
+    """What a span block is while no SDK is installed: nothing to start, attach or end."""
+
+    def __enter__(self) -> Span:
+        return INVALID_SPAN
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+OFF = _Off()
+
+
+class Tracer:
+    """The library's tracer on `provider`, else on the global provider (a no-op until set).
+
+    Checks per use whether an SDK is installed, so that with tracing off an enqueue costs a
+    type check rather than a no-op span's start, context attach and end (docs/performance.md).
+    """
+
+    def __init__(self, provider: TracerProvider | None) -> None:
+        self._provider = provider
+        self.otel = trace.get_tracer(SCOPE, tracer_provider=provider)
+
+    def on(self) -> bool:
+        provider = self._provider if self._provider is not None else trace.get_tracer_provider()
+        return not isinstance(provider, ProxyTracerProvider | NoOpTracerProvider)
+
+
+def send_span(tracer: Tracer, queue: str | None, count: int | None = None) -> AbstractContextManager[Span]:
+    """The PRODUCER span of one enqueue call (`count` jobs for a batch; `queue` None when a
+    batch spans several queues). Errors end it with status ERROR."""
+    return _send_span(tracer.otel, queue, count) if tracer.on() else OFF
 
 
 @contextmanager
-def send_span(tracer: Tracer, queue: str | None, count: int | None = None) -> Iterator[Span]:
-    """The PRODUCER span of one enqueue call (`count` jobs for a batch; `queue` None when a
-    batch spans several queues). Errors end it with status ERROR."""
+def _send_span(tracer: trace.Tracer, queue: str | None, count: int | None) -> Iterator[Span]:
     attributes: dict[str, str | int] = {
         "messaging.system": SYSTEM,
         "messaging.operation.type": "send",
@@ -64,10 +102,14 @@ def call_metadata(span: Span) -> CallMetadata | None:
     return tuple(carrier.items())
 
 
-@contextmanager
-def process_span(tracer: Tracer, ctx: JobContext) -> Iterator[Span]:
+def process_span(tracer: Tracer, ctx: JobContext) -> AbstractContextManager[Span]:
     """The CONSUMER span around one handler run: a child of the producer's context carried in
     the job's metadata, with a link to it; current while the handler runs."""
+    return _process_span(tracer.otel, ctx) if tracer.on() else OFF
+
+
+@contextmanager
+def _process_span(tracer: trace.Tracer, ctx: JobContext) -> Iterator[Span]:
     metadata = ctx.metadata
     parent = propagate.extract(metadata) if TRACEPARENT in metadata else None
     creation = trace.get_current_span(parent).get_span_context() if parent is not None else None

@@ -118,7 +118,7 @@ class Worker:
         self._ack_durability = convert.to_durability(ack_durability, "ack_durability")
         self._registry = HandlerRegistry()
         #: `process <queue>` spans around handlers (jobqueue.tracing); the global provider by default.
-        self._tracer = tracing.tracer_of(tracer_provider)
+        self._tracer = tracing.Tracer(tracer_provider)
         for queue, handler in (handlers or {}).items():
             self._registry.add(queue, handler)
         self._stop = asyncio.Event()

@@ -15,13 +15,14 @@ from wsgiref.simple_server import WSGIServer
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
+from opentelemetry import trace
 from opentelemetry.trace import TracerProvider
 from prometheus_client import CollectorRegistry, start_http_server
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from jobqueue import otlp, tracing
+from jobqueue import otlp
 from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue_server.alerts.dispatcher import WebhookDispatcher
 from jobqueue_server.api.framing import MAX_MESSAGE_BYTES, largest_job_bytes
@@ -239,7 +240,9 @@ async def start_app(
     interceptors: list[grpc.aio.ServerInterceptor] = [RpcMetrics(metrics)] if metrics.enabled else []
     exporting = _exporting_provider(settings) if tracer_provider is None else None
     if tracer_provider or exporting:
-        interceptors.insert(0, RpcTracing(tracing.tracer_of(tracer_provider or exporting)))
+        interceptors.insert(
+            0, RpcTracing(trace.get_tracer("jobqueue_server", tracer_provider=tracer_provider or exporting))
+        )
     if registry is not None:
         await write_bootstrap_token(tokens, admin_token_path(settings), store.clock.now_ms())
         await registry.refresh()
