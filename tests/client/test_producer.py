@@ -267,6 +267,22 @@ async def test_a_shared_channel_is_left_open(target: str, queue: str) -> None:
     await asyncio.sleep(0)
 
 
+async def test_list_jobs_filters_by_metadata_and_enqueue_time_on_the_server(
+    client: AsyncClient, queue: str
+) -> None:
+    before = datetime.now(UTC) - timedelta(minutes=1)
+    ids = [(await client.enqueue(queue, {}, metadata={"customer": c})).job_id for c in ("acme", "x", "acme")]
+
+    acme = [
+        job.id async for job in client.list_jobs(queue, "queued", page_size=1, metadata={"customer": "acme"})
+    ]
+    recent = [job.id async for job in client.list_jobs(queue, "queued", created_after=before)]
+    old = [job.id async for job in client.list_jobs(queue, "queued", created_before=before)]
+
+    assert acme == [ids[0], ids[2]]
+    assert recent == ids and old == []
+
+
 async def test_list_jobs_pages_through_a_state_in_order(client: AsyncClient, queue: str) -> None:
     ids = [(await client.enqueue(queue, {"n": n})).job_id for n in range(5)]
 

@@ -92,6 +92,22 @@ async def test_the_tutorials_requests(http: aiohttp.ClientSession) -> None:
     assert status == 200 and paused["changed"] is True
 
 
+async def test_list_filters_in_the_query(http: aiohttp.ClientSession) -> None:
+    for customer in ("acme", "globex", "acme"):
+        body = {"payload": {"to": "a@example.com"}, "metadata": {"customer": customer}}
+        assert (await call(http, "POST", "/v1/queues/emails/jobs", body))[0] == 200
+    path = "/v1/queues/emails/jobs?state=JOB_STATE_QUEUED&metadata.customer=acme"
+
+    status, listed = await call(http, "GET", path)
+    _, since = await call(http, "GET", f"{path}&createdAfter=2000-01-01T00:00:00Z")
+    _, before = await call(http, "GET", f"{path}&createdBefore=2000-01-01T00:00:00Z")
+    bad, refused = await call(http, "GET", "/v1/queues/emails/jobs?state=JOB_STATE_QUEUED&queue.x=1")
+
+    assert status == 200 and [job["metadata"]["customer"] for job in listed["jobs"]] == ["acme", "acme"]
+    assert len(since["jobs"]) == 2 and "jobs" not in before
+    assert bad == 400 and "queue.x" in refused["message"]
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "http_status", "reason"),
     [

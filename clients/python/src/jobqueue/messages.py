@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from jobqueue import convert
 from jobqueue.errors import InvalidArgument
-from jobqueue.models import JOB_SPEC_KEYS, EnqueueOptions, EnqueueResult, JobState
+from jobqueue.models import JOB_SPEC_KEYS, EnqueueOptions, EnqueueResult, JobState, ListFilters
 from jobqueue.v1 import job_queue_service_pb2 as svc
 
 # Shared by both producer clients.
@@ -192,9 +192,18 @@ def batch_requests(jobs: Sequence[Mapping[str, Any]]) -> list[svc.EnqueueRequest
     return requests
 
 
-def list_request(queue: str, state: JobState | str, page_size: int, page_token: str) -> svc.ListJobsRequest:
+def list_request(
+    queue: str, state: JobState | str, page_size: int, page_token: str, filters: ListFilters
+) -> svc.ListJobsRequest:
     try:
         proto_state = convert.STATE_NUMBERS[JobState(state)]
     except ValueError:
         raise InvalidArgument(f"state: must be one of {', '.join(JobState)}", field="state") from None
-    return svc.ListJobsRequest(queue=queue, state=proto_state, page_size=page_size, page_token=page_token)
+    request = svc.ListJobsRequest(queue=queue, state=proto_state, page_size=page_size, page_token=page_token)
+    if (after := filters.get("created_after")) is not None:
+        request.created_after.CopyFrom(convert.to_timestamp(after, "created_after"))
+    if (before := filters.get("created_before")) is not None:
+        request.created_before.CopyFrom(convert.to_timestamp(before, "created_before"))
+    if metadata := filters.get("metadata"):
+        request.metadata.update(metadata)
+    return request

@@ -307,3 +307,13 @@ class NewWebhook:
 
     secret: str
     info: WebhookInfo
+
+
+class ListFilters(TypedDict, total=False):
+    """Which jobs ``list_jobs`` keeps, applied by the server: enqueued at or after
+    `created_after` and before `created_before` (aware datetimes), holding every pair of
+    `metadata`."""
+
+    created_after: datetime
+    created_before: datetime
+    metadata: Mapping[str, str]

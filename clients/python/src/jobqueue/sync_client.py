@@ -27,6 +27,7 @@ from jobqueue.models import (
     JobInfo,
     JobSpec,
     JobState,
+    ListFilters,
     NewToken,
     NewWebhook,
     QueueStats,
@@ -180,13 +181,21 @@ class Client:
                 return found
 
     def list_jobs(
-        self, queue: str, state: JobState | str, *, page_size: int = 100, timeout: float | None = None
+        self,
+        queue: str,
+        state: JobState | str,
+        *,
+        page_size: int = 100,
+        timeout: float | None = None,
+        **filters: Unpack[ListFilters],
     ) -> Iterator[JobInfo]:
         """Every job of `queue` in `state`, fetched a page at a time: queued ones in lease
-        order, scheduled by due time, active by deadline, finished ones newest first."""
+        order, scheduled by due time, active by deadline, finished ones newest first.
+        `filters` (:class:`jobqueue.ListFilters`: created_after, created_before, metadata)
+        are applied by the server."""
         token = ""
         while True:
-            request = messages.list_request(queue, state, page_size, token)
+            request = messages.list_request(queue, state, page_size, token, filters)
             page = self._call(self._stub.ListJobs, request, timeout)
             for job in page.jobs:
                 yield convert.job_info(job)

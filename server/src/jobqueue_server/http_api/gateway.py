@@ -176,16 +176,26 @@ async def _request_message(route: Route, variables: dict[str, str], request: web
         fields: dict[str, Any] = {}
         for name in request.query:
             values = request.query.getall(name)
+            # A map field's entries come as `map.key=value` (?metadata.customer=acme).
+            name, _, key = name.partition(".")
             field = message.DESCRIPTOR.fields_by_name.get(
                 name
             ) or message.DESCRIPTOR.fields_by_camelcase_name.get(name)
-            if field is None:
-                raise ValueError(f"unknown query parameter {name!r}")
-            fields[field.name] = values if field.is_repeated else values[-1]
+            if field is None or bool(key) != _is_map(field):
+                raise ValueError(f"unknown query parameter {name + ('.' + key if key else '')!r}")
+            if key:
+                fields.setdefault(field.name, {})[key] = values[-1]
+            else:
+                fields[field.name] = values if field.is_repeated else values[-1]
         json_format.ParseDict(fields, message)
     for name, value in variables.items():
         _set_path(message, name.split("__"), value)
     return message
+
+
+def _is_map(field: Any) -> bool:
+    entry = field.message_type
+    return entry is not None and bool(entry.GetOptions().map_entry)
 
 
 def _set_path(message: Message, path: list[str], value: str) -> None:

@@ -1108,7 +1108,18 @@ type ListJobsRequest struct {
 	// token is opaque and valid only with the same `queue` and `state`; anything else is
 	// INVALID_ARGUMENT. Pages are by position: jobs that change state between calls may be
 	// skipped or seen twice.
-	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Filters. With any of them set, one call examines at most 5,000 jobs of the listing, so a
+	// page may hold fewer jobs than `page_size`, even none, and still have a `next_page_token`:
+	// keep calling until the token is empty. A token is valid only with the same filters.
+	//
+	// Only jobs enqueued (`create_time`) at or after this time. Unset: no lower bound.
+	CreatedAfter *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_after,json=createdAfter,proto3" json:"created_after,omitempty"`
+	// Only jobs enqueued before this time. Unset: no upper bound.
+	CreatedBefore *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_before,json=createdBefore,proto3" json:"created_before,omitempty"`
+	// Only jobs whose `metadata` holds every one of these pairs (at most 16; keys and values as
+	// in EnqueueRequest.metadata). Over HTTP: `?metadata.customer=acme`.
+	Metadata      map[string]string `protobuf:"bytes,7,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1171,6 +1182,27 @@ func (x *ListJobsRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListJobsRequest) GetCreatedAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAfter
+	}
+	return nil
+}
+
+func (x *ListJobsRequest) GetCreatedBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedBefore
+	}
+	return nil
+}
+
+func (x *ListJobsRequest) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
 // ListJobsResponse is one page.
 type ListJobsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1178,7 +1210,7 @@ type ListJobsResponse struct {
 	Jobs []*Job `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
 	// Pass it as `page_token` to get the next page; empty after the last page. Opaque.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
-	// How many jobs of that queue are in that state now.
+	// How many jobs of that queue are in that state now (filters aside).
 	TotalSize     int64 `protobuf:"varint,3,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -4410,13 +4442,19 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"h\n" +
 	"\rStatsResponse\x12/\n" +
 	"\x06queues\x18\x01 \x03(\v2\x17.jobqueue.v1.QueueStatsR\x06queues\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x90\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x99\x03\n" +
 	"\x0fListJobsRequest\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x12+\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x15.jobqueue.v1.JobStateR\x05state\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x04 \x01(\tR\tpageToken\"\x7f\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\x12?\n" +
+	"\rcreated_after\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\fcreatedAfter\x12A\n" +
+	"\x0ecreated_before\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rcreatedBefore\x12F\n" +
+	"\bmetadata\x18\a \x03(\v2*.jobqueue.v1.ListJobsRequest.MetadataEntryR\bmetadata\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x7f\n" +
 	"\x10ListJobsResponse\x12$\n" +
 	"\x04jobs\x18\x01 \x03(\v2\x10.jobqueue.v1.JobR\x04jobs\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n" +
@@ -4686,7 +4724,7 @@ func file_jobqueue_v1_job_queue_service_proto_rawDescGZIP() []byte {
 }
 
 var file_jobqueue_v1_job_queue_service_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_jobqueue_v1_job_queue_service_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
+var file_jobqueue_v1_job_queue_service_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
 var file_jobqueue_v1_job_queue_service_proto_goTypes = []any{
 	(ConfirmationKind)(0),          // 0: jobqueue.v1.ConfirmationKind
 	(StopReason)(0),                // 1: jobqueue.v1.StopReason
@@ -4760,165 +4798,169 @@ var file_jobqueue_v1_job_queue_service_proto_goTypes = []any{
 	(*DeleteWebhookRequest)(nil),   // 69: jobqueue.v1.DeleteWebhookRequest
 	(*DeleteWebhookResponse)(nil),  // 70: jobqueue.v1.DeleteWebhookResponse
 	nil,                            // 71: jobqueue.v1.EnqueueRequest.MetadataEntry
-	nil,                            // 72: jobqueue.v1.JobTemplate.MetadataEntry
-	(*structpb.Struct)(nil),        // 73: google.protobuf.Struct
-	(Priority)(0),                  // 74: jobqueue.v1.Priority
-	(*durationpb.Duration)(nil),    // 75: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),  // 76: google.protobuf.Timestamp
-	(*BackoffPolicy)(nil),          // 77: jobqueue.v1.BackoffPolicy
-	(Durability)(0),                // 78: jobqueue.v1.Durability
-	(DependencyFailurePolicy)(0),   // 79: jobqueue.v1.DependencyFailurePolicy
-	(*status.Status)(nil),          // 80: google.rpc.Status
-	(*Job)(nil),                    // 81: jobqueue.v1.Job
-	(*QueueStats)(nil),             // 82: jobqueue.v1.QueueStats
-	(JobState)(0),                  // 83: jobqueue.v1.JobState
-	(*QueueLimits)(nil),            // 84: jobqueue.v1.QueueLimits
+	nil,                            // 72: jobqueue.v1.ListJobsRequest.MetadataEntry
+	nil,                            // 73: jobqueue.v1.JobTemplate.MetadataEntry
+	(*structpb.Struct)(nil),        // 74: google.protobuf.Struct
+	(Priority)(0),                  // 75: jobqueue.v1.Priority
+	(*durationpb.Duration)(nil),    // 76: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),  // 77: google.protobuf.Timestamp
+	(*BackoffPolicy)(nil),          // 78: jobqueue.v1.BackoffPolicy
+	(Durability)(0),                // 79: jobqueue.v1.Durability
+	(DependencyFailurePolicy)(0),   // 80: jobqueue.v1.DependencyFailurePolicy
+	(*status.Status)(nil),          // 81: google.rpc.Status
+	(*Job)(nil),                    // 82: jobqueue.v1.Job
+	(*QueueStats)(nil),             // 83: jobqueue.v1.QueueStats
+	(JobState)(0),                  // 84: jobqueue.v1.JobState
+	(*QueueLimits)(nil),            // 85: jobqueue.v1.QueueLimits
 }
 var file_jobqueue_v1_job_queue_service_proto_depIdxs = []int32{
-	73,  // 0: jobqueue.v1.EnqueueRequest.payload:type_name -> google.protobuf.Struct
-	74,  // 1: jobqueue.v1.EnqueueRequest.priority:type_name -> jobqueue.v1.Priority
-	75,  // 2: jobqueue.v1.EnqueueRequest.delay:type_name -> google.protobuf.Duration
-	76,  // 3: jobqueue.v1.EnqueueRequest.schedule_time:type_name -> google.protobuf.Timestamp
-	77,  // 4: jobqueue.v1.EnqueueRequest.backoff:type_name -> jobqueue.v1.BackoffPolicy
-	75,  // 5: jobqueue.v1.EnqueueRequest.lease_duration:type_name -> google.protobuf.Duration
+	74,  // 0: jobqueue.v1.EnqueueRequest.payload:type_name -> google.protobuf.Struct
+	75,  // 1: jobqueue.v1.EnqueueRequest.priority:type_name -> jobqueue.v1.Priority
+	76,  // 2: jobqueue.v1.EnqueueRequest.delay:type_name -> google.protobuf.Duration
+	77,  // 3: jobqueue.v1.EnqueueRequest.schedule_time:type_name -> google.protobuf.Timestamp
+	78,  // 4: jobqueue.v1.EnqueueRequest.backoff:type_name -> jobqueue.v1.BackoffPolicy
+	76,  // 5: jobqueue.v1.EnqueueRequest.lease_duration:type_name -> google.protobuf.Duration
 	71,  // 6: jobqueue.v1.EnqueueRequest.metadata:type_name -> jobqueue.v1.EnqueueRequest.MetadataEntry
-	78,  // 7: jobqueue.v1.EnqueueRequest.durability:type_name -> jobqueue.v1.Durability
-	75,  // 8: jobqueue.v1.EnqueueRequest.timeout:type_name -> google.protobuf.Duration
-	76,  // 9: jobqueue.v1.EnqueueRequest.start_deadline:type_name -> google.protobuf.Timestamp
-	79,  // 10: jobqueue.v1.EnqueueRequest.on_dependency_failure:type_name -> jobqueue.v1.DependencyFailurePolicy
+	79,  // 7: jobqueue.v1.EnqueueRequest.durability:type_name -> jobqueue.v1.Durability
+	76,  // 8: jobqueue.v1.EnqueueRequest.timeout:type_name -> google.protobuf.Duration
+	77,  // 9: jobqueue.v1.EnqueueRequest.start_deadline:type_name -> google.protobuf.Timestamp
+	80,  // 10: jobqueue.v1.EnqueueRequest.on_dependency_failure:type_name -> jobqueue.v1.DependencyFailurePolicy
 	4,   // 11: jobqueue.v1.EnqueueBatchRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
-	78,  // 12: jobqueue.v1.EnqueueBatchRequest.durability:type_name -> jobqueue.v1.Durability
+	79,  // 12: jobqueue.v1.EnqueueBatchRequest.durability:type_name -> jobqueue.v1.Durability
 	5,   // 13: jobqueue.v1.EnqueueBatchResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
 	4,   // 14: jobqueue.v1.EnqueueStreamRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
-	78,  // 15: jobqueue.v1.EnqueueStreamRequest.durability:type_name -> jobqueue.v1.Durability
+	79,  // 15: jobqueue.v1.EnqueueStreamRequest.durability:type_name -> jobqueue.v1.Durability
 	5,   // 16: jobqueue.v1.EnqueueStreamResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
-	80,  // 17: jobqueue.v1.EnqueueStreamResponse.error:type_name -> google.rpc.Status
-	81,  // 18: jobqueue.v1.WatchJobResponse.job:type_name -> jobqueue.v1.Job
-	81,  // 19: jobqueue.v1.GetStatusResponse.job:type_name -> jobqueue.v1.Job
-	82,  // 20: jobqueue.v1.StatsResponse.queues:type_name -> jobqueue.v1.QueueStats
-	83,  // 21: jobqueue.v1.ListJobsRequest.state:type_name -> jobqueue.v1.JobState
-	81,  // 22: jobqueue.v1.ListJobsResponse.jobs:type_name -> jobqueue.v1.Job
-	75,  // 23: jobqueue.v1.Subscribe.lease_duration:type_name -> google.protobuf.Duration
-	18,  // 24: jobqueue.v1.LeaseRequest.subscribe:type_name -> jobqueue.v1.Subscribe
-	25,  // 25: jobqueue.v1.LeaseRequest.acks:type_name -> jobqueue.v1.AckRequest
-	27,  // 26: jobqueue.v1.LeaseRequest.fails:type_name -> jobqueue.v1.FailRequest
-	29,  // 27: jobqueue.v1.LeaseRequest.extends:type_name -> jobqueue.v1.ExtendRequest
-	20,  // 28: jobqueue.v1.LeaseRequest.progress:type_name -> jobqueue.v1.ProgressUpdate
-	81,  // 29: jobqueue.v1.LeasedJob.job:type_name -> jobqueue.v1.Job
-	76,  // 30: jobqueue.v1.LeasedJob.lease_expire_time:type_name -> google.protobuf.Timestamp
-	80,  // 31: jobqueue.v1.Confirmation.status:type_name -> google.rpc.Status
-	0,   // 32: jobqueue.v1.Confirmation.kind:type_name -> jobqueue.v1.ConfirmationKind
-	76,  // 33: jobqueue.v1.Confirmation.lease_expire_time:type_name -> google.protobuf.Timestamp
-	21,  // 34: jobqueue.v1.LeaseResponse.jobs:type_name -> jobqueue.v1.LeasedJob
-	22,  // 35: jobqueue.v1.LeaseResponse.confirmations:type_name -> jobqueue.v1.Confirmation
-	24,  // 36: jobqueue.v1.LeaseResponse.stops:type_name -> jobqueue.v1.JobStop
-	1,   // 37: jobqueue.v1.JobStop.reason:type_name -> jobqueue.v1.StopReason
-	73,  // 38: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
-	78,  // 39: jobqueue.v1.AckRequest.durability:type_name -> jobqueue.v1.Durability
-	75,  // 40: jobqueue.v1.AckRequest.handler_duration:type_name -> google.protobuf.Duration
-	75,  // 41: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
-	75,  // 42: jobqueue.v1.FailRequest.handler_duration:type_name -> google.protobuf.Duration
-	83,  // 43: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
-	76,  // 44: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
-	75,  // 45: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
-	76,  // 46: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	84,  // 47: jobqueue.v1.SetQueueLimitsRequest.limits:type_name -> jobqueue.v1.QueueLimits
-	73,  // 48: jobqueue.v1.JobTemplate.payload:type_name -> google.protobuf.Struct
-	74,  // 49: jobqueue.v1.JobTemplate.priority:type_name -> jobqueue.v1.Priority
-	77,  // 50: jobqueue.v1.JobTemplate.backoff:type_name -> jobqueue.v1.BackoffPolicy
-	75,  // 51: jobqueue.v1.JobTemplate.lease_duration:type_name -> google.protobuf.Duration
-	72,  // 52: jobqueue.v1.JobTemplate.metadata:type_name -> jobqueue.v1.JobTemplate.MetadataEntry
-	75,  // 53: jobqueue.v1.JobTemplate.timeout:type_name -> google.protobuf.Duration
-	75,  // 54: jobqueue.v1.Schedule.interval:type_name -> google.protobuf.Duration
-	41,  // 55: jobqueue.v1.Schedule.template:type_name -> jobqueue.v1.JobTemplate
-	76,  // 56: jobqueue.v1.Schedule.start_time:type_name -> google.protobuf.Timestamp
-	76,  // 57: jobqueue.v1.Schedule.end_time:type_name -> google.protobuf.Timestamp
-	2,   // 58: jobqueue.v1.Schedule.catch_up:type_name -> jobqueue.v1.CatchUpPolicy
-	76,  // 59: jobqueue.v1.Schedule.next_run_time:type_name -> google.protobuf.Timestamp
-	76,  // 60: jobqueue.v1.Schedule.last_run_time:type_name -> google.protobuf.Timestamp
-	76,  // 61: jobqueue.v1.Schedule.create_time:type_name -> google.protobuf.Timestamp
-	76,  // 62: jobqueue.v1.Schedule.update_time:type_name -> google.protobuf.Timestamp
-	42,  // 63: jobqueue.v1.CreateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
-	42,  // 64: jobqueue.v1.CreateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
-	42,  // 65: jobqueue.v1.GetScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
-	42,  // 66: jobqueue.v1.ListSchedulesResponse.schedules:type_name -> jobqueue.v1.Schedule
-	42,  // 67: jobqueue.v1.UpdateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
-	42,  // 68: jobqueue.v1.UpdateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
-	3,   // 69: jobqueue.v1.TokenInfo.role:type_name -> jobqueue.v1.TokenRole
-	76,  // 70: jobqueue.v1.TokenInfo.create_time:type_name -> google.protobuf.Timestamp
-	76,  // 71: jobqueue.v1.TokenInfo.expire_time:type_name -> google.protobuf.Timestamp
-	3,   // 72: jobqueue.v1.CreateTokenRequest.role:type_name -> jobqueue.v1.TokenRole
-	75,  // 73: jobqueue.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	57,  // 74: jobqueue.v1.CreateTokenResponse.info:type_name -> jobqueue.v1.TokenInfo
-	57,  // 75: jobqueue.v1.ListTokensResponse.tokens:type_name -> jobqueue.v1.TokenInfo
-	75,  // 76: jobqueue.v1.Webhook.oldest_job_age:type_name -> google.protobuf.Duration
-	76,  // 77: jobqueue.v1.Webhook.create_time:type_name -> google.protobuf.Timestamp
-	64,  // 78: jobqueue.v1.CreateWebhookRequest.webhook:type_name -> jobqueue.v1.Webhook
-	64,  // 79: jobqueue.v1.CreateWebhookResponse.webhook:type_name -> jobqueue.v1.Webhook
-	64,  // 80: jobqueue.v1.ListWebhooksResponse.webhooks:type_name -> jobqueue.v1.Webhook
-	4,   // 81: jobqueue.v1.JobQueueService.Enqueue:input_type -> jobqueue.v1.EnqueueRequest
-	6,   // 82: jobqueue.v1.JobQueueService.EnqueueBatch:input_type -> jobqueue.v1.EnqueueBatchRequest
-	8,   // 83: jobqueue.v1.JobQueueService.EnqueueStream:input_type -> jobqueue.v1.EnqueueStreamRequest
-	10,  // 84: jobqueue.v1.JobQueueService.WatchJob:input_type -> jobqueue.v1.WatchJobRequest
-	12,  // 85: jobqueue.v1.JobQueueService.GetStatus:input_type -> jobqueue.v1.GetStatusRequest
-	14,  // 86: jobqueue.v1.JobQueueService.Stats:input_type -> jobqueue.v1.StatsRequest
-	16,  // 87: jobqueue.v1.JobQueueService.ListJobs:input_type -> jobqueue.v1.ListJobsRequest
-	19,  // 88: jobqueue.v1.JobQueueService.Lease:input_type -> jobqueue.v1.LeaseRequest
-	25,  // 89: jobqueue.v1.JobQueueService.Ack:input_type -> jobqueue.v1.AckRequest
-	27,  // 90: jobqueue.v1.JobQueueService.Fail:input_type -> jobqueue.v1.FailRequest
-	29,  // 91: jobqueue.v1.JobQueueService.Extend:input_type -> jobqueue.v1.ExtendRequest
-	31,  // 92: jobqueue.v1.JobQueueService.Cancel:input_type -> jobqueue.v1.CancelRequest
-	33,  // 93: jobqueue.v1.JobQueueService.Retry:input_type -> jobqueue.v1.RetryRequest
-	35,  // 94: jobqueue.v1.JobQueueService.PauseQueue:input_type -> jobqueue.v1.PauseQueueRequest
-	37,  // 95: jobqueue.v1.JobQueueService.ResumeQueue:input_type -> jobqueue.v1.ResumeQueueRequest
-	39,  // 96: jobqueue.v1.JobQueueService.SetQueueLimits:input_type -> jobqueue.v1.SetQueueLimitsRequest
-	43,  // 97: jobqueue.v1.JobQueueService.CreateSchedule:input_type -> jobqueue.v1.CreateScheduleRequest
-	45,  // 98: jobqueue.v1.JobQueueService.GetSchedule:input_type -> jobqueue.v1.GetScheduleRequest
-	47,  // 99: jobqueue.v1.JobQueueService.ListSchedules:input_type -> jobqueue.v1.ListSchedulesRequest
-	49,  // 100: jobqueue.v1.JobQueueService.UpdateSchedule:input_type -> jobqueue.v1.UpdateScheduleRequest
-	51,  // 101: jobqueue.v1.JobQueueService.DeleteSchedule:input_type -> jobqueue.v1.DeleteScheduleRequest
-	53,  // 102: jobqueue.v1.JobQueueService.PauseSchedule:input_type -> jobqueue.v1.PauseScheduleRequest
-	55,  // 103: jobqueue.v1.JobQueueService.ResumeSchedule:input_type -> jobqueue.v1.ResumeScheduleRequest
-	58,  // 104: jobqueue.v1.JobQueueService.CreateToken:input_type -> jobqueue.v1.CreateTokenRequest
-	60,  // 105: jobqueue.v1.JobQueueService.ListTokens:input_type -> jobqueue.v1.ListTokensRequest
-	62,  // 106: jobqueue.v1.JobQueueService.RevokeToken:input_type -> jobqueue.v1.RevokeTokenRequest
-	65,  // 107: jobqueue.v1.JobQueueService.CreateWebhook:input_type -> jobqueue.v1.CreateWebhookRequest
-	67,  // 108: jobqueue.v1.JobQueueService.ListWebhooks:input_type -> jobqueue.v1.ListWebhooksRequest
-	69,  // 109: jobqueue.v1.JobQueueService.DeleteWebhook:input_type -> jobqueue.v1.DeleteWebhookRequest
-	5,   // 110: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
-	7,   // 111: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
-	9,   // 112: jobqueue.v1.JobQueueService.EnqueueStream:output_type -> jobqueue.v1.EnqueueStreamResponse
-	11,  // 113: jobqueue.v1.JobQueueService.WatchJob:output_type -> jobqueue.v1.WatchJobResponse
-	13,  // 114: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
-	15,  // 115: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
-	17,  // 116: jobqueue.v1.JobQueueService.ListJobs:output_type -> jobqueue.v1.ListJobsResponse
-	23,  // 117: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
-	26,  // 118: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
-	28,  // 119: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
-	30,  // 120: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
-	32,  // 121: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
-	34,  // 122: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
-	36,  // 123: jobqueue.v1.JobQueueService.PauseQueue:output_type -> jobqueue.v1.PauseQueueResponse
-	38,  // 124: jobqueue.v1.JobQueueService.ResumeQueue:output_type -> jobqueue.v1.ResumeQueueResponse
-	40,  // 125: jobqueue.v1.JobQueueService.SetQueueLimits:output_type -> jobqueue.v1.SetQueueLimitsResponse
-	44,  // 126: jobqueue.v1.JobQueueService.CreateSchedule:output_type -> jobqueue.v1.CreateScheduleResponse
-	46,  // 127: jobqueue.v1.JobQueueService.GetSchedule:output_type -> jobqueue.v1.GetScheduleResponse
-	48,  // 128: jobqueue.v1.JobQueueService.ListSchedules:output_type -> jobqueue.v1.ListSchedulesResponse
-	50,  // 129: jobqueue.v1.JobQueueService.UpdateSchedule:output_type -> jobqueue.v1.UpdateScheduleResponse
-	52,  // 130: jobqueue.v1.JobQueueService.DeleteSchedule:output_type -> jobqueue.v1.DeleteScheduleResponse
-	54,  // 131: jobqueue.v1.JobQueueService.PauseSchedule:output_type -> jobqueue.v1.PauseScheduleResponse
-	56,  // 132: jobqueue.v1.JobQueueService.ResumeSchedule:output_type -> jobqueue.v1.ResumeScheduleResponse
-	59,  // 133: jobqueue.v1.JobQueueService.CreateToken:output_type -> jobqueue.v1.CreateTokenResponse
-	61,  // 134: jobqueue.v1.JobQueueService.ListTokens:output_type -> jobqueue.v1.ListTokensResponse
-	63,  // 135: jobqueue.v1.JobQueueService.RevokeToken:output_type -> jobqueue.v1.RevokeTokenResponse
-	66,  // 136: jobqueue.v1.JobQueueService.CreateWebhook:output_type -> jobqueue.v1.CreateWebhookResponse
-	68,  // 137: jobqueue.v1.JobQueueService.ListWebhooks:output_type -> jobqueue.v1.ListWebhooksResponse
-	70,  // 138: jobqueue.v1.JobQueueService.DeleteWebhook:output_type -> jobqueue.v1.DeleteWebhookResponse
-	110, // [110:139] is the sub-list for method output_type
-	81,  // [81:110] is the sub-list for method input_type
-	81,  // [81:81] is the sub-list for extension type_name
-	81,  // [81:81] is the sub-list for extension extendee
-	0,   // [0:81] is the sub-list for field type_name
+	81,  // 17: jobqueue.v1.EnqueueStreamResponse.error:type_name -> google.rpc.Status
+	82,  // 18: jobqueue.v1.WatchJobResponse.job:type_name -> jobqueue.v1.Job
+	82,  // 19: jobqueue.v1.GetStatusResponse.job:type_name -> jobqueue.v1.Job
+	83,  // 20: jobqueue.v1.StatsResponse.queues:type_name -> jobqueue.v1.QueueStats
+	84,  // 21: jobqueue.v1.ListJobsRequest.state:type_name -> jobqueue.v1.JobState
+	77,  // 22: jobqueue.v1.ListJobsRequest.created_after:type_name -> google.protobuf.Timestamp
+	77,  // 23: jobqueue.v1.ListJobsRequest.created_before:type_name -> google.protobuf.Timestamp
+	72,  // 24: jobqueue.v1.ListJobsRequest.metadata:type_name -> jobqueue.v1.ListJobsRequest.MetadataEntry
+	82,  // 25: jobqueue.v1.ListJobsResponse.jobs:type_name -> jobqueue.v1.Job
+	76,  // 26: jobqueue.v1.Subscribe.lease_duration:type_name -> google.protobuf.Duration
+	18,  // 27: jobqueue.v1.LeaseRequest.subscribe:type_name -> jobqueue.v1.Subscribe
+	25,  // 28: jobqueue.v1.LeaseRequest.acks:type_name -> jobqueue.v1.AckRequest
+	27,  // 29: jobqueue.v1.LeaseRequest.fails:type_name -> jobqueue.v1.FailRequest
+	29,  // 30: jobqueue.v1.LeaseRequest.extends:type_name -> jobqueue.v1.ExtendRequest
+	20,  // 31: jobqueue.v1.LeaseRequest.progress:type_name -> jobqueue.v1.ProgressUpdate
+	82,  // 32: jobqueue.v1.LeasedJob.job:type_name -> jobqueue.v1.Job
+	77,  // 33: jobqueue.v1.LeasedJob.lease_expire_time:type_name -> google.protobuf.Timestamp
+	81,  // 34: jobqueue.v1.Confirmation.status:type_name -> google.rpc.Status
+	0,   // 35: jobqueue.v1.Confirmation.kind:type_name -> jobqueue.v1.ConfirmationKind
+	77,  // 36: jobqueue.v1.Confirmation.lease_expire_time:type_name -> google.protobuf.Timestamp
+	21,  // 37: jobqueue.v1.LeaseResponse.jobs:type_name -> jobqueue.v1.LeasedJob
+	22,  // 38: jobqueue.v1.LeaseResponse.confirmations:type_name -> jobqueue.v1.Confirmation
+	24,  // 39: jobqueue.v1.LeaseResponse.stops:type_name -> jobqueue.v1.JobStop
+	1,   // 40: jobqueue.v1.JobStop.reason:type_name -> jobqueue.v1.StopReason
+	74,  // 41: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
+	79,  // 42: jobqueue.v1.AckRequest.durability:type_name -> jobqueue.v1.Durability
+	76,  // 43: jobqueue.v1.AckRequest.handler_duration:type_name -> google.protobuf.Duration
+	76,  // 44: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
+	76,  // 45: jobqueue.v1.FailRequest.handler_duration:type_name -> google.protobuf.Duration
+	84,  // 46: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
+	77,  // 47: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
+	76,  // 48: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
+	77,  // 49: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	85,  // 50: jobqueue.v1.SetQueueLimitsRequest.limits:type_name -> jobqueue.v1.QueueLimits
+	74,  // 51: jobqueue.v1.JobTemplate.payload:type_name -> google.protobuf.Struct
+	75,  // 52: jobqueue.v1.JobTemplate.priority:type_name -> jobqueue.v1.Priority
+	78,  // 53: jobqueue.v1.JobTemplate.backoff:type_name -> jobqueue.v1.BackoffPolicy
+	76,  // 54: jobqueue.v1.JobTemplate.lease_duration:type_name -> google.protobuf.Duration
+	73,  // 55: jobqueue.v1.JobTemplate.metadata:type_name -> jobqueue.v1.JobTemplate.MetadataEntry
+	76,  // 56: jobqueue.v1.JobTemplate.timeout:type_name -> google.protobuf.Duration
+	76,  // 57: jobqueue.v1.Schedule.interval:type_name -> google.protobuf.Duration
+	41,  // 58: jobqueue.v1.Schedule.template:type_name -> jobqueue.v1.JobTemplate
+	77,  // 59: jobqueue.v1.Schedule.start_time:type_name -> google.protobuf.Timestamp
+	77,  // 60: jobqueue.v1.Schedule.end_time:type_name -> google.protobuf.Timestamp
+	2,   // 61: jobqueue.v1.Schedule.catch_up:type_name -> jobqueue.v1.CatchUpPolicy
+	77,  // 62: jobqueue.v1.Schedule.next_run_time:type_name -> google.protobuf.Timestamp
+	77,  // 63: jobqueue.v1.Schedule.last_run_time:type_name -> google.protobuf.Timestamp
+	77,  // 64: jobqueue.v1.Schedule.create_time:type_name -> google.protobuf.Timestamp
+	77,  // 65: jobqueue.v1.Schedule.update_time:type_name -> google.protobuf.Timestamp
+	42,  // 66: jobqueue.v1.CreateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
+	42,  // 67: jobqueue.v1.CreateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
+	42,  // 68: jobqueue.v1.GetScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
+	42,  // 69: jobqueue.v1.ListSchedulesResponse.schedules:type_name -> jobqueue.v1.Schedule
+	42,  // 70: jobqueue.v1.UpdateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
+	42,  // 71: jobqueue.v1.UpdateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
+	3,   // 72: jobqueue.v1.TokenInfo.role:type_name -> jobqueue.v1.TokenRole
+	77,  // 73: jobqueue.v1.TokenInfo.create_time:type_name -> google.protobuf.Timestamp
+	77,  // 74: jobqueue.v1.TokenInfo.expire_time:type_name -> google.protobuf.Timestamp
+	3,   // 75: jobqueue.v1.CreateTokenRequest.role:type_name -> jobqueue.v1.TokenRole
+	76,  // 76: jobqueue.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	57,  // 77: jobqueue.v1.CreateTokenResponse.info:type_name -> jobqueue.v1.TokenInfo
+	57,  // 78: jobqueue.v1.ListTokensResponse.tokens:type_name -> jobqueue.v1.TokenInfo
+	76,  // 79: jobqueue.v1.Webhook.oldest_job_age:type_name -> google.protobuf.Duration
+	77,  // 80: jobqueue.v1.Webhook.create_time:type_name -> google.protobuf.Timestamp
+	64,  // 81: jobqueue.v1.CreateWebhookRequest.webhook:type_name -> jobqueue.v1.Webhook
+	64,  // 82: jobqueue.v1.CreateWebhookResponse.webhook:type_name -> jobqueue.v1.Webhook
+	64,  // 83: jobqueue.v1.ListWebhooksResponse.webhooks:type_name -> jobqueue.v1.Webhook
+	4,   // 84: jobqueue.v1.JobQueueService.Enqueue:input_type -> jobqueue.v1.EnqueueRequest
+	6,   // 85: jobqueue.v1.JobQueueService.EnqueueBatch:input_type -> jobqueue.v1.EnqueueBatchRequest
+	8,   // 86: jobqueue.v1.JobQueueService.EnqueueStream:input_type -> jobqueue.v1.EnqueueStreamRequest
+	10,  // 87: jobqueue.v1.JobQueueService.WatchJob:input_type -> jobqueue.v1.WatchJobRequest
+	12,  // 88: jobqueue.v1.JobQueueService.GetStatus:input_type -> jobqueue.v1.GetStatusRequest
+	14,  // 89: jobqueue.v1.JobQueueService.Stats:input_type -> jobqueue.v1.StatsRequest
+	16,  // 90: jobqueue.v1.JobQueueService.ListJobs:input_type -> jobqueue.v1.ListJobsRequest
+	19,  // 91: jobqueue.v1.JobQueueService.Lease:input_type -> jobqueue.v1.LeaseRequest
+	25,  // 92: jobqueue.v1.JobQueueService.Ack:input_type -> jobqueue.v1.AckRequest
+	27,  // 93: jobqueue.v1.JobQueueService.Fail:input_type -> jobqueue.v1.FailRequest
+	29,  // 94: jobqueue.v1.JobQueueService.Extend:input_type -> jobqueue.v1.ExtendRequest
+	31,  // 95: jobqueue.v1.JobQueueService.Cancel:input_type -> jobqueue.v1.CancelRequest
+	33,  // 96: jobqueue.v1.JobQueueService.Retry:input_type -> jobqueue.v1.RetryRequest
+	35,  // 97: jobqueue.v1.JobQueueService.PauseQueue:input_type -> jobqueue.v1.PauseQueueRequest
+	37,  // 98: jobqueue.v1.JobQueueService.ResumeQueue:input_type -> jobqueue.v1.ResumeQueueRequest
+	39,  // 99: jobqueue.v1.JobQueueService.SetQueueLimits:input_type -> jobqueue.v1.SetQueueLimitsRequest
+	43,  // 100: jobqueue.v1.JobQueueService.CreateSchedule:input_type -> jobqueue.v1.CreateScheduleRequest
+	45,  // 101: jobqueue.v1.JobQueueService.GetSchedule:input_type -> jobqueue.v1.GetScheduleRequest
+	47,  // 102: jobqueue.v1.JobQueueService.ListSchedules:input_type -> jobqueue.v1.ListSchedulesRequest
+	49,  // 103: jobqueue.v1.JobQueueService.UpdateSchedule:input_type -> jobqueue.v1.UpdateScheduleRequest
+	51,  // 104: jobqueue.v1.JobQueueService.DeleteSchedule:input_type -> jobqueue.v1.DeleteScheduleRequest
+	53,  // 105: jobqueue.v1.JobQueueService.PauseSchedule:input_type -> jobqueue.v1.PauseScheduleRequest
+	55,  // 106: jobqueue.v1.JobQueueService.ResumeSchedule:input_type -> jobqueue.v1.ResumeScheduleRequest
+	58,  // 107: jobqueue.v1.JobQueueService.CreateToken:input_type -> jobqueue.v1.CreateTokenRequest
+	60,  // 108: jobqueue.v1.JobQueueService.ListTokens:input_type -> jobqueue.v1.ListTokensRequest
+	62,  // 109: jobqueue.v1.JobQueueService.RevokeToken:input_type -> jobqueue.v1.RevokeTokenRequest
+	65,  // 110: jobqueue.v1.JobQueueService.CreateWebhook:input_type -> jobqueue.v1.CreateWebhookRequest
+	67,  // 111: jobqueue.v1.JobQueueService.ListWebhooks:input_type -> jobqueue.v1.ListWebhooksRequest
+	69,  // 112: jobqueue.v1.JobQueueService.DeleteWebhook:input_type -> jobqueue.v1.DeleteWebhookRequest
+	5,   // 113: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
+	7,   // 114: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
+	9,   // 115: jobqueue.v1.JobQueueService.EnqueueStream:output_type -> jobqueue.v1.EnqueueStreamResponse
+	11,  // 116: jobqueue.v1.JobQueueService.WatchJob:output_type -> jobqueue.v1.WatchJobResponse
+	13,  // 117: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
+	15,  // 118: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
+	17,  // 119: jobqueue.v1.JobQueueService.ListJobs:output_type -> jobqueue.v1.ListJobsResponse
+	23,  // 120: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
+	26,  // 121: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
+	28,  // 122: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
+	30,  // 123: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
+	32,  // 124: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
+	34,  // 125: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
+	36,  // 126: jobqueue.v1.JobQueueService.PauseQueue:output_type -> jobqueue.v1.PauseQueueResponse
+	38,  // 127: jobqueue.v1.JobQueueService.ResumeQueue:output_type -> jobqueue.v1.ResumeQueueResponse
+	40,  // 128: jobqueue.v1.JobQueueService.SetQueueLimits:output_type -> jobqueue.v1.SetQueueLimitsResponse
+	44,  // 129: jobqueue.v1.JobQueueService.CreateSchedule:output_type -> jobqueue.v1.CreateScheduleResponse
+	46,  // 130: jobqueue.v1.JobQueueService.GetSchedule:output_type -> jobqueue.v1.GetScheduleResponse
+	48,  // 131: jobqueue.v1.JobQueueService.ListSchedules:output_type -> jobqueue.v1.ListSchedulesResponse
+	50,  // 132: jobqueue.v1.JobQueueService.UpdateSchedule:output_type -> jobqueue.v1.UpdateScheduleResponse
+	52,  // 133: jobqueue.v1.JobQueueService.DeleteSchedule:output_type -> jobqueue.v1.DeleteScheduleResponse
+	54,  // 134: jobqueue.v1.JobQueueService.PauseSchedule:output_type -> jobqueue.v1.PauseScheduleResponse
+	56,  // 135: jobqueue.v1.JobQueueService.ResumeSchedule:output_type -> jobqueue.v1.ResumeScheduleResponse
+	59,  // 136: jobqueue.v1.JobQueueService.CreateToken:output_type -> jobqueue.v1.CreateTokenResponse
+	61,  // 137: jobqueue.v1.JobQueueService.ListTokens:output_type -> jobqueue.v1.ListTokensResponse
+	63,  // 138: jobqueue.v1.JobQueueService.RevokeToken:output_type -> jobqueue.v1.RevokeTokenResponse
+	66,  // 139: jobqueue.v1.JobQueueService.CreateWebhook:output_type -> jobqueue.v1.CreateWebhookResponse
+	68,  // 140: jobqueue.v1.JobQueueService.ListWebhooks:output_type -> jobqueue.v1.ListWebhooksResponse
+	70,  // 141: jobqueue.v1.JobQueueService.DeleteWebhook:output_type -> jobqueue.v1.DeleteWebhookResponse
+	113, // [113:142] is the sub-list for method output_type
+	84,  // [84:113] is the sub-list for method input_type
+	84,  // [84:84] is the sub-list for extension type_name
+	84,  // [84:84] is the sub-list for extension extendee
+	0,   // [0:84] is the sub-list for field type_name
 }
 
 func init() { file_jobqueue_v1_job_queue_service_proto_init() }
@@ -4938,7 +4980,7 @@ func file_jobqueue_v1_job_queue_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jobqueue_v1_job_queue_service_proto_rawDesc), len(file_jobqueue_v1_job_queue_service_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   69,
+			NumMessages:   70,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -628,10 +628,33 @@ class ListJobsRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     QUEUE_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    CREATED_AFTER_FIELD_NUMBER: _builtins.int
+    CREATED_BEFORE_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
     queue: _builtins.str
     """The queue."""
     state: _job_pb2.JobState.ValueType
@@ -644,6 +667,25 @@ class ListJobsRequest(_message.Message):
     INVALID_ARGUMENT. Pages are by position: jobs that change state between calls may be
     skipped or seen twice.
     """
+    @_builtins.property
+    def created_after(self) -> _timestamp_pb2.Timestamp:
+        """Filters. With any of them set, one call examines at most 5,000 jobs of the listing, so a
+        page may hold fewer jobs than `page_size`, even none, and still have a `next_page_token`:
+        keep calling until the token is empty. A token is valid only with the same filters.
+
+        Only jobs enqueued (`create_time`) at or after this time. Unset: no lower bound.
+        """
+
+    @_builtins.property
+    def created_before(self) -> _timestamp_pb2.Timestamp:
+        """Only jobs enqueued before this time. Unset: no upper bound."""
+
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Only jobs whose `metadata` holds every one of these pairs (at most 16; keys and values as
+        in EnqueueRequest.metadata). Over HTTP: `?metadata.customer=acme`.
+        """
+
     def __init__(
         self,
         *,
@@ -651,10 +693,13 @@ class ListJobsRequest(_message.Message):
         state: _job_pb2.JobState.ValueType = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        created_after: _timestamp_pb2.Timestamp | None = ...,
+        created_before: _timestamp_pb2.Timestamp | None = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "queue", b"queue", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before", "metadata", b"metadata", "page_size", b"page_size", "page_token", b"page_token", "queue", b"queue", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -672,7 +717,7 @@ class ListJobsResponse(_message.Message):
     next_page_token: _builtins.str
     """Pass it as `page_token` to get the next page; empty after the last page. Opaque."""
     total_size: _builtins.int
-    """How many jobs of that queue are in that state now."""
+    """How many jobs of that queue are in that state now (filters aside)."""
     @_builtins.property
     def jobs(self) -> _containers.RepeatedCompositeFieldContainer[_job_pb2.Job]:
         """The jobs of this page, in the order described on ListJobs."""

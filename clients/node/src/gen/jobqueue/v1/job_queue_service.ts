@@ -315,6 +315,30 @@ export interface ListJobsRequest {
    * skipped or seen twice.
    */
   pageToken: string;
+  /**
+   * Filters. With any of them set, one call examines at most 5,000 jobs of the listing, so a
+   * page may hold fewer jobs than `page_size`, even none, and still have a `next_page_token`:
+   * keep calling until the token is empty. A token is valid only with the same filters.
+   *
+   * Only jobs enqueued (`create_time`) at or after this time. Unset: no lower bound.
+   */
+  createdAfter:
+    | Date
+    | undefined;
+  /** Only jobs enqueued before this time. Unset: no upper bound. */
+  createdBefore:
+    | Date
+    | undefined;
+  /**
+   * Only jobs whose `metadata` holds every one of these pairs (at most 16; keys and values as
+   * in EnqueueRequest.metadata). Over HTTP: `?metadata.customer=acme`.
+   */
+  metadata: { [key: string]: string };
+}
+
+export interface ListJobsRequest_MetadataEntry {
+  key: string;
+  value: string;
 }
 
 /** ListJobsResponse is one page. */
@@ -323,7 +347,7 @@ export interface ListJobsResponse {
   jobs: Job[];
   /** Pass it as `page_token` to get the next page; empty after the last page. Opaque. */
   nextPageToken: string;
-  /** How many jobs of that queue are in that state now. */
+  /** How many jobs of that queue are in that state now (filters aside). */
   totalSize: number;
 }
 
@@ -2042,7 +2066,15 @@ export const StatsResponse: MessageFns<StatsResponse> = {
 };
 
 function createBaseListJobsRequest(): ListJobsRequest {
-  return { queue: "", state: 0, pageSize: 0, pageToken: "" };
+  return {
+    queue: "",
+    state: 0,
+    pageSize: 0,
+    pageToken: "",
+    createdAfter: undefined,
+    createdBefore: undefined,
+    metadata: {},
+  };
 }
 
 export const ListJobsRequest: MessageFns<ListJobsRequest> = {
@@ -2059,6 +2091,15 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
     if (message.pageToken !== "") {
       writer.uint32(34).string(message.pageToken);
     }
+    if (message.createdAfter !== undefined) {
+      Timestamp.encode(toTimestamp(message.createdAfter), writer.uint32(42).fork()).join();
+    }
+    if (message.createdBefore !== undefined) {
+      Timestamp.encode(toTimestamp(message.createdBefore), writer.uint32(50).fork()).join();
+    }
+    globalThis.Object.entries(message.metadata).forEach(([key, value]: [string, string]) => {
+      ListJobsRequest_MetadataEntry.encode({ key: key as any, value }, writer.uint32(58).fork()).join();
+    });
     return writer;
   },
 
@@ -2107,6 +2148,33 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
             message.pageToken = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.createdAfter = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.createdBefore = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            const entry7 = ListJobsRequest_MetadataEntry.decode(reader, reader.uint32());
+            if (entry7.value !== undefined) {
+              message.metadata[entry7.key] = entry7.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2128,6 +2196,86 @@ export const ListJobsRequest: MessageFns<ListJobsRequest> = {
     message.state = object.state ?? 0;
     message.pageSize = object.pageSize ?? 0;
     message.pageToken = object.pageToken ?? "";
+    message.createdAfter = object.createdAfter ?? undefined;
+    message.createdBefore = object.createdBefore ?? undefined;
+    message.metadata = (globalThis.Object.entries(object.metadata ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseListJobsRequest_MetadataEntry(): ListJobsRequest_MetadataEntry {
+  return { key: "", value: "" };
+}
+
+export const ListJobsRequest_MetadataEntry: MessageFns<ListJobsRequest_MetadataEntry> = {
+  encode(message: ListJobsRequest_MetadataEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListJobsRequest_MetadataEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListJobsRequest_MetadataEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ListJobsRequest_MetadataEntry>, I>>(base?: I): ListJobsRequest_MetadataEntry {
+    return ListJobsRequest_MetadataEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListJobsRequest_MetadataEntry>, I>>(
+    object: I,
+  ): ListJobsRequest_MetadataEntry {
+    const message = createBaseListJobsRequest_MetadataEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
