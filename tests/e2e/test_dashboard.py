@@ -116,3 +116,31 @@ async def test_an_operator_finds_a_dead_job_retries_it_and_sees_it_complete(
     finally:
         worker.stop(now=True)
         await running
+
+
+async def test_an_operator_narrows_a_queue_by_metadata_and_enqueue_time(
+    served: App, page: Page, screenshots: Path
+) -> None:
+    async with AsyncClient(f"127.0.0.1:{served.port}") as client:
+        acme = [
+            (await client.enqueue("reports", {"n": n}, metadata={"customer": "acme"})).job_id
+            for n in range(2)
+        ]
+        other = (await client.enqueue("reports", {"n": 9}, metadata={"customer": "globex"})).job_id
+
+    await page.goto(f"http://127.0.0.1:{served.http_port}/ui/#/queue/reports?state=queued")
+    await expect(page.locator("#jobs tbody tr")).to_have_count(3)
+    await page.fill('#filters input[name="meta"]', "customer=acme")
+    await page.click('#filters button:has-text("Filter")')
+    await expect(page.locator("#jobs tbody tr")).to_have_count(2)
+    for job_id in acme:
+        await expect(page.locator(f'#jobs tr[data-job="{job_id}"]')).to_have_count(1)
+    await expect(page.locator(f'#jobs tr[data-job="{other}"]')).to_have_count(0)
+    await page.screenshot(path=str(screenshots / "dashboard-filters.png"), full_page=True)
+
+    # Enqueued from a time after every job: none left, and the page says so.
+    await page.fill('#filters input[name="from"]', "2999-01-01T00:00:00")
+    await page.click('#filters button:has-text("Filter")')
+    await expect(page.locator("#jobs")).to_contain_text("No queued job matches.")
+    await page.click('#filters button:has-text("Clear")')
+    await expect(page.locator("#jobs tbody tr")).to_have_count(3)

@@ -99,14 +99,50 @@ async function queues() {
 
 // -- one queue's jobs -------------------------------------------------------------------------
 
+// Filters live in the URL (from, to: local times; meta: "key=value,key=value") and are applied
+// by the server (ListJobs created_after, created_before, metadata).
+const FILTERS = ["from", "to", "meta"];
+
+function filterQuery(params, query) {
+  const time = (name, field) => {
+    const value = params.get(name);
+    if (value && !Number.isNaN(Date.parse(value))) query.set(field, new Date(value).toISOString());
+  };
+  time("from", "createdAfter");
+  time("to", "createdBefore");
+  for (const pair of (params.get("meta") ?? "").split(",")) {
+    const [key, ...rest] = pair.split("=");
+    if (key.trim() && rest.length) query.set(`metadata.${key.trim()}`, rest.join("=").trim());
+  }
+  return query;
+}
+
+function filterForm(params, go) {
+  const input = (name, attributes) => el("input", { name, value: params.get(name) ?? "", ...attributes });
+  return el("form", { id: "filters", onsubmit: (e) => {
+      e.preventDefault();
+      const chosen = new URLSearchParams();
+      for (const name of FILTERS) if (e.target.elements[name].value.trim()) chosen.set(name, e.target.elements[name].value.trim());
+      go(chosen);
+    } },
+    el("label", {}, "Enqueued from ", input("from", { type: "datetime-local", step: 1 })),
+    el("label", {}, " to ", input("to", { type: "datetime-local", step: 1 })),
+    el("label", {}, " metadata ", input("meta", { placeholder: "customer=acme", size: 18 })),
+    " ", el("button", {}, "Filter"),
+    FILTERS.some((name) => params.get(name)) ? el("button", { type: "button", onclick: () => go(new URLSearchParams()) }, "Clear") : "");
+}
+
 async function queueJobs(queue, params) {
   const state = params.get("state") ?? "queued";
   const page = params.get("page") ?? "";
-  const query = new URLSearchParams({ state: `JOB_STATE_${state.toUpperCase()}`, pageSize: "50" });
+  const filtered = FILTERS.some((name) => params.get(name));
+  const query = filterQuery(params, new URLSearchParams({ state: `JOB_STATE_${state.toUpperCase()}`, pageSize: "50" }));
   if (page) query.set("pageToken", page);
   const listed = await api("GET", `/v1/queues/${encodeURIComponent(queue)}/jobs?${query}`);
   const jobs = listed.jobs ?? [];
-  const link = (s) => `#/queue/${encodeURIComponent(queue)}?state=${s}`;
+  const kept = new URLSearchParams([...params].filter(([name]) => FILTERS.includes(name)));
+  const withFilters = (s, chosen) => `#/queue/${encodeURIComponent(queue)}?state=${s}${chosen.size ? `&${chosen}` : ""}`;
+  const link = (s) => withFilters(s, kept);
   const retryAll = async () => {
     let token = "";
     let retried = 0;
@@ -129,7 +165,8 @@ async function queueJobs(queue, params) {
       state === "dead" && jobs.length
         ? el("button", { class: "primary", id: "retry-all", onclick: () => act("dead jobs retried", retryAll) }, "Retry all dead")
         : "",
-      el("span", { class: "muted" }, `${count(listed.totalSize)} ${state}`)),
+      el("span", { class: "muted" }, `${count(listed.totalSize)} ${state}${filtered ? " (before filters)" : ""}`)),
+    el("div", { class: "toolbar" }, filterForm(params, (chosen) => { location.hash = withFilters(state, chosen); })),
     el("table", { id: "jobs" },
       el("thead", {}, el("tr", {}, ...["job", "attempts", "created", "scheduled", "finished", "last error"].map((h) => el("th", {}, h)))),
       el("tbody", {}, jobs.length ? jobs.map((job) => el("tr", { "data-job": job.id },
@@ -137,7 +174,8 @@ async function queueJobs(queue, params) {
         el("td", {}, `${job.attempts ?? 0}/${job.maxAttempts}`),
         el("td", {}, when(job.createTime)), el("td", {}, when(job.scheduleTime)), el("td", {}, when(job.finishTime)),
         el("td", { style: "text-align:left" }, (job.lastError ?? "").split("\n")[0].slice(0, 120)),
-      )) : el("tr", {}, el("td", { colspan: 6, class: "muted" }, `No ${state} job.`)))),
+      )) : el("tr", {}, el("td", { colspan: 6, class: "muted" },
+        filtered && listed.nextPageToken ? `No matching ${state} job on this page: the next page reads on.` : `No ${state} job${filtered ? " matches" : ""}.`)))),
     listed.nextPageToken
       ? el("p", {}, el("a", { href: `${link(state)}&page=${encodeURIComponent(listed.nextPageToken)}` }, "Next page →"))
       : "",
