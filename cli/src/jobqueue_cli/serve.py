@@ -87,6 +87,11 @@ from jobqueue_server.config import ServerSettings
     "PORT + i [env JOBQ_METRICS_PORT; default off]. docs/monitoring.md.",
 )
 @click.option(
+    "--webhooks-file",
+    type=click.Path(path_type=Path),
+    help="TOML file of [[webhook]] tables to keep stored (docs/monitoring.md) [env JOBQ_WEBHOOKS_FILE].",
+)
+@click.option(
     "--otlp-endpoint",
     help="Export a trace span per RPC over OTLP/gRPC to this URL, e.g. http://localhost:4317 "
     "[env JOBQ_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT; default off]. docs/monitoring.md.",

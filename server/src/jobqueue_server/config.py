@@ -101,6 +101,11 @@ class ServerSettings(BaseSettings):
         description="export a trace span per RPC over OTLP/gRPC to this URL (http://collector:4317); "
         "unset: OTEL_EXPORTER_OTLP_ENDPOINT if set, else no tracing",
     )
+    webhooks_file: Path | None = Field(
+        None,
+        description="a TOML file of [[webhook]] tables, stored at start (docs/monitoring.md); "
+        "unset: webhooks only by RPC",
+    )
     webhook_interval_seconds: float = Field(
         2.0, gt=0, description="how often each server looks for webhook events to deliver"
     )

@@ -34,6 +34,20 @@ class WebhookAdmin:
         await self._webhooks.put(webhook.id, webhook.SerializeToString(), secret)
         return svc.CreateWebhookResponse(webhook=webhook, secret=secret)
 
+    async def put_declared(self, webhook_id: str, wanted: svc.Webhook, secret: str) -> None:
+        """Stores a webhook of the webhooks file under its own id and secret, checked as create
+        does; its create_time stays that of its first start, and its delivery cursors are kept."""
+        webhook = await self._checked(wanted)
+        stored = {w.id: w for w in (await self.list()).webhooks}
+        if webhook_id not in stored and len(stored) >= MAX_WEBHOOKS:
+            raise WebhookLimitReached(f"{MAX_WEBHOOKS} webhooks exist: delete one first")
+        webhook.id = webhook_id
+        if webhook_id in stored:
+            webhook.create_time.CopyFrom(stored[webhook_id].create_time)
+        else:
+            webhook.create_time.FromMilliseconds(await self._now_ms())
+        await self._webhooks.put(webhook_id, webhook.SerializeToString(), secret)
+
     async def list(self) -> svc.ListWebhooksResponse:
         return svc.ListWebhooksResponse(
             webhooks=[svc.Webhook.FromString(stored.definition) for stored in await self._webhooks.all()]

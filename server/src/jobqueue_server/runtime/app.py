@@ -30,6 +30,7 @@ from jobqueue_server.api.job_wire import stored_part_of
 from jobqueue_server.api.registration import add_service
 from jobqueue_server.api.servicer import JobQueueServicer
 from jobqueue_server.api.validation import Limits
+from jobqueue_server.api.webhook_admin import WebhookAdmin
 from jobqueue_server.auth.interceptor import AuthInterceptor
 from jobqueue_server.auth.registry import TokenRegistry
 from jobqueue_server.config import ServerSettings
@@ -41,7 +42,7 @@ from jobqueue_server.observability.queue_gauges import QueueGauges
 from jobqueue_server.observability.rpc_metrics import RpcMetrics
 from jobqueue_server.observability.rpc_tracing import RpcTracing
 from jobqueue_server.resolver import DependencyResolver
-from jobqueue_server.runtime import reflection
+from jobqueue_server.runtime import reflection, webhook_file
 from jobqueue_server.runtime.bootstrap import write_bootstrap_token
 from jobqueue_server.runtime.tls import ReloadingCredentials, TlsFiles
 from jobqueue_server.scheduling.scheduler import Scheduler
@@ -214,6 +215,8 @@ async def start_app(
         metrics=metrics,
     )
     chosen = limits(settings)
+    if settings.webhooks_file is not None:
+        await _apply_webhooks_file(store, settings.webhooks_file)
     tokens = TokenStore(store.redis, settings.key_prefix, settings.redis_timeout_seconds)
     registry = TokenRegistry(tokens) if settings.auth else None
     scheduler = Scheduler(
@@ -300,6 +303,15 @@ async def start_app(
         app.tasks.append(asyncio.create_task(registry.run(), name="tokens"))
     logger.info("jobqueue server listening on %s:%d", settings.host, port)
     return app
+
+
+async def _apply_webhooks_file(store: Store, path: Path) -> None:
+    try:
+        declared = webhook_file.read(path)
+        await webhook_file.apply(WebhookAdmin(store.webhooks, store.now_ms), path, declared)
+    except webhook_file.WebhookFileError as error:
+        raise SettingsError(str(error)) from None
+    logger.info("%d webhooks from %s", len(declared), path)
 
 
 def _exporting_provider(settings: ServerSettings) -> SdkTracerProvider | None:
