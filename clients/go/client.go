@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	jobqueuev1 "github.com/jobqueue/jobqueue/clients/go/gen/jobqueue/v1"
@@ -20,6 +21,7 @@ type Client struct {
 	stub    jobqueuev1.JobQueueServiceClient
 	conn    *grpc.ClientConn // set when Dial made the connection, so Close closes it
 	batcher *batcher         // nil when batching is off
+	tracer  trace.Tracer     // makes the producer spans, and its workers' process spans
 }
 
 // Dial makes a client for the server at target ("host:port", or any gRPC target such as
@@ -46,15 +48,15 @@ func Dial(target string, opts ...Option) (*Client, error) {
 }
 
 // New makes a client on a connection the caller owns (and closes). Of the options, only
-// WithBatching and WithoutBatching apply: the connection's credentials and token are the
-// caller's (grpc.WithTransportCredentials, grpc.WithPerRPCCredentials), and New reads no
-// environment variable.
+// WithBatching, WithoutBatching and WithTracerProvider apply: the connection's credentials
+// and token are the caller's (grpc.WithTransportCredentials, grpc.WithPerRPCCredentials),
+// and New reads no environment variable.
 func New(conn grpc.ClientConnInterface, opts ...Option) *Client {
 	return newClient(conn, newDialSettings(opts))
 }
 
 func newClient(conn grpc.ClientConnInterface, s dialSettings) *Client {
-	client := &Client{stub: jobqueuev1.NewJobQueueServiceClient(conn)}
+	client := &Client{stub: jobqueuev1.NewJobQueueServiceClient(conn), tracer: newTracer(s.tracerProvider)}
 	if !s.noBatching {
 		client.batcher = newBatcher(client.stub, s.batching)
 	}
@@ -111,7 +113,19 @@ type EnqueueResult struct {
 // WithRef and WithDependsOnRefs are refused here (ErrInvalidArgument naming "ref" or
 // "depends_on_refs"), as the server refuses them on a single enqueue: refs name jobs of one
 // EnqueueBatch call. A job depends on jobs enqueued before with WithDependsOn.
+//
+// With a recording tracer provider (WithTracerProvider), the call has a "send <queue>"
+// producer span, whose context goes in the job's metadata (unless it holds a traceparent
+// already) and, when the job goes in a call of its own (WithoutBatching), in the call's gRPC
+// metadata.
 func (c *Client) Enqueue(ctx context.Context, queue string, payload map[string]any, opts ...EnqueueOption) (EnqueueResult, error) {
+	ctx, send := c.startSend(ctx, queue, 0)
+	res, err := c.enqueue(ctx, queue, payload, opts, send)
+	send.end(res.JobID, err)
+	return res, err
+}
+
+func (c *Client) enqueue(ctx context.Context, queue string, payload map[string]any, opts []EnqueueOption, send sendSpan) (EnqueueResult, error) {
 	req, err := buildEnqueueRequest(queue, payload, opts, "")
 	if err != nil {
 		return EnqueueResult{}, err
@@ -119,7 +133,10 @@ func (c *Client) Enqueue(ctx context.Context, queue string, payload map[string]a
 	if err := refusedRefs(req); err != nil {
 		return EnqueueResult{}, err
 	}
+	send.inject(req)
 	if c.batcher != nil {
+		// A batch is shared by many callers: it carries their contexts in the jobs'
+		// metadata, not in its call's.
 		return c.batcher.enqueue(ctx, req)
 	}
 	return unaryEnqueue(ctx, c.stub, req)
@@ -145,7 +162,18 @@ const MaxBatch = 1000
 // the call, and refuses it whole (nothing written) for an unknown or duplicate ref or a
 // cycle. A batch that uses refs is therefore sent as one call: one of more than MaxBatch
 // jobs is refused before anything is sent (ErrInvalidArgument naming "requests").
+//
+// With a recording tracer provider, the call has one producer span ("send <queue>", or
+// "send" for jobs of several queues), whose context goes in each job's metadata (unless it
+// holds a traceparent already) and in the gRPC metadata of each call.
 func (c *Client) EnqueueBatch(ctx context.Context, jobs []BatchJob, opts ...BatchOption) ([]EnqueueResult, error) {
+	ctx, send := c.startSend(ctx, batchQueue(jobs), len(jobs))
+	results, err := c.enqueueBatch(ctx, jobs, opts, send)
+	send.end("", err)
+	return results, err
+}
+
+func (c *Client) enqueueBatch(ctx context.Context, jobs []BatchJob, opts []BatchOption, send sendSpan) ([]EnqueueResult, error) {
 	var s batchSettings
 	for _, opt := range opts {
 		opt.applyBatch(&s)
@@ -160,6 +188,7 @@ func (c *Client) EnqueueBatch(ctx context.Context, jobs []BatchJob, opts ...Batc
 		if err != nil {
 			return nil, err
 		}
+		send.inject(one)
 		requests = append(requests, one)
 	}
 	if err := refusedRefBatch(requests); err != nil {

@@ -96,6 +96,11 @@
 // have the servers POST signed JSON to an HTTP endpoint when a job dies or a queue passes a
 // threshold.
 //
+// OpenTelemetry: Enqueue and EnqueueBatch make "send <queue>" producer spans, whose context
+// rides in the job's metadata (traceparent), and the Worker a "process <queue>" consumer span
+// per handler run, its child. They go to the global tracer provider or the one given with
+// WithTracerProvider, and cost next to nothing until an SDK provider is installed.
+//
 // Writes can wait for Redis's disk: WithDurability(DurabilityFsynced) on Enqueue and
 // EnqueueBatch, WithAckDurability on a Worker.
 //

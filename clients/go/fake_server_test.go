@@ -2,14 +2,18 @@ package jobqueue_test
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -19,7 +23,9 @@ import (
 
 // fakeServer is a JobQueueService on a port of 127.0.0.1 that a test drives by hand: it
 // records what a worker sends on its Lease stream and sends it what the test says, answers
-// GetStatus from a script, and answers WatchJob with a script or UNIMPLEMENTED.
+// GetStatus from a script, and answers WatchJob with a script or UNIMPLEMENTED. It records
+// the enqueues it gets (each call or stream message, with its gRPC metadata) and answers
+// them with ids "<queue>:<n>" (n counting jobs), refusing the queue "refused".
 type fakeServer struct {
 	jobqueuev1.UnimplementedJobQueueServiceServer
 
@@ -30,9 +36,18 @@ type fakeServer struct {
 	statuses []*jobqueuev1.Job // GetStatus answers, in order; the last one repeats
 	watch    []*jobqueuev1.Job // WatchJob's messages; nil: UNIMPLEMENTED
 	calls    map[string]int
+	enqueues []enqueued
+	jobs     int // ids given
 }
 
-func startFakeServer(t *testing.T) (*jobqueue.Client, *fakeServer) {
+// enqueued is one Enqueue or EnqueueBatch call, or one EnqueueStream message, as received.
+type enqueued struct {
+	method   string
+	headers  metadata.MD // the call's (the stream's, for a message)
+	requests []*jobqueuev1.EnqueueRequest
+}
+
+func startFakeServer(t *testing.T, opts ...jobqueue.Option) (*jobqueue.Client, *fakeServer) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -47,12 +62,72 @@ func startFakeServer(t *testing.T) (*jobqueue.Client, *fakeServer) {
 	jobqueuev1.RegisterJobQueueServiceServer(srv, fake)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
-	client, err := jobqueue.Dial(lis.Addr().String())
+	client, err := jobqueue.Dial(lis.Addr().String(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
 	return client, fake
+}
+
+// enqueued records requests and answers them, or refuses them all when one is for the queue
+// "refused".
+func (f *fakeServer) enqueued(ctx context.Context, method string, requests []*jobqueuev1.EnqueueRequest) ([]*jobqueuev1.EnqueueResponse, error) {
+	headers, _ := metadata.FromIncomingContext(ctx)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.enqueues = append(f.enqueues, enqueued{method: method, headers: headers, requests: requests})
+	responses := make([]*jobqueuev1.EnqueueResponse, len(requests))
+	for i, r := range requests {
+		if r.GetQueue() == "refused" {
+			return nil, status.Error(codes.PermissionDenied, "queue refused")
+		}
+		f.jobs++
+		responses[i] = &jobqueuev1.EnqueueResponse{JobId: fmt.Sprintf("%s:%d", r.GetQueue(), f.jobs)}
+	}
+	return responses, nil
+}
+
+// received returns the enqueues received so far.
+func (f *fakeServer) received() []enqueued {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.enqueues)
+}
+
+func (f *fakeServer) Enqueue(ctx context.Context, req *jobqueuev1.EnqueueRequest) (*jobqueuev1.EnqueueResponse, error) {
+	responses, err := f.enqueued(ctx, "Enqueue", []*jobqueuev1.EnqueueRequest{req})
+	if err != nil {
+		return nil, err
+	}
+	return responses[0], nil
+}
+
+func (f *fakeServer) EnqueueBatch(ctx context.Context, req *jobqueuev1.EnqueueBatchRequest) (*jobqueuev1.EnqueueBatchResponse, error) {
+	responses, err := f.enqueued(ctx, "EnqueueBatch", req.GetRequests())
+	if err != nil {
+		return nil, err
+	}
+	return &jobqueuev1.EnqueueBatchResponse{Responses: responses}, nil
+}
+
+func (f *fakeServer) EnqueueStream(stream grpc.BidiStreamingServer[jobqueuev1.EnqueueStreamRequest, jobqueuev1.EnqueueStreamResponse]) error {
+	for {
+		req, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		responses, err := f.enqueued(stream.Context(), "EnqueueStream", req.GetRequests())
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(&jobqueuev1.EnqueueStreamResponse{Sequence: req.GetSequence(), Responses: responses}); err != nil {
+			return err
+		}
+	}
 }
 
 func (f *fakeServer) count(method string) int {

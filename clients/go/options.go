@@ -5,6 +5,7 @@ import (
 	"math"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
@@ -33,6 +34,8 @@ type dialSettings struct {
 	extra      []grpc.DialOption
 	batching   Batching
 	noBatching bool
+	// tracerProvider: nil for otel.GetTracerProvider() (tracing.go).
+	tracerProvider trace.TracerProvider
 }
 
 // WithTransportCredentials sets the connection's credentials, for what the TLS options

@@ -259,7 +259,9 @@ func (s *session) execute(r *running) {
 		s.report(handlerResult{run: r, err: context.Cause(r.ctx)})
 		return
 	}
-	result, took, ran, err := s.w.call(r.ctx, r.job)
+	ctx, span := s.w.startProcess(r.ctx, r.job)
+	result, took, ran, err := s.w.call(ctx, r.job)
+	endProcess(r.ctx, span, err)
 	r.job.endReports() // before the outcome is queued: its reports go out ahead of it
 	<-s.w.slots
 	s.report(handlerResult{run: r, result: result, err: err, started: true, ran: ran, took: took})

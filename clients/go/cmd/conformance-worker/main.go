@@ -2,10 +2,14 @@
 // worker conformance kit (tests/conformance/README.md) drives. It runs the package's
 // Worker with one handler, registered for every queue in JOBQ_QUEUES, that does what the
 // job payload's "action" says.
+//
+// With JOBQ_TRACE_FILE set, it records its spans in memory and, once stopped, writes them
+// to that file as JSON lines (see writeSpans), for the cross-language tracing test.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +20,10 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	jobqueue "github.com/jobqueue/jobqueue/clients/go"
 )
@@ -58,7 +66,15 @@ func run(logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	client, err := jobqueue.Dial(target)
+	var dialOpts []jobqueue.Option
+	traceFile := os.Getenv("JOBQ_TRACE_FILE")
+	spans := tracetest.NewInMemoryExporter()
+	if traceFile != "" {
+		// A syncer exports each span as it ends: nothing is left to flush at exit.
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+		dialOpts = append(dialOpts, jobqueue.WithTracerProvider(tp))
+	}
+	client, err := jobqueue.Dial(target, dialOpts...)
 	if err != nil {
 		return err
 	}
@@ -84,7 +100,75 @@ func run(logger *slog.Logger) error {
 		case <-ctx.Done():
 		}
 	}()
-	return worker.Run(ctx)
+	err = worker.Run(ctx)
+	if traceFile != "" {
+		// After the graceful stop: every handler has returned, so its span has ended.
+		err = errors.Join(err, writeSpans(traceFile, spans.GetSpans()))
+	}
+	return err
+}
+
+// spanLine is one line of JOBQ_TRACE_FILE: the format every language's conformance worker
+// writes, for the cross-language tracing test to join producer, server and worker spans.
+type spanLine struct {
+	Name         string         `json:"name"`
+	Kind         string         `json:"kind"`
+	TraceID      string         `json:"trace_id"`
+	SpanID       string         `json:"span_id"`
+	ParentSpanID string         `json:"parent_span_id"`
+	Links        []spanLink     `json:"links"`
+	Attributes   map[string]any `json:"attributes"`
+	Status       string         `json:"status"`
+}
+
+type spanLink struct {
+	TraceID string `json:"trace_id"`
+	SpanID  string `json:"span_id"`
+}
+
+var kindNames = map[trace.SpanKind]string{
+	trace.SpanKindServer:   "SERVER",
+	trace.SpanKindClient:   "CLIENT",
+	trace.SpanKindProducer: "PRODUCER",
+	trace.SpanKindConsumer: "CONSUMER",
+}
+
+// writeSpans writes spans to path, one JSON object per line.
+func writeSpans(path string, spans tracetest.SpanStubs) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(f)
+	enc.SetEscapeHTML(false)
+	for _, s := range spans {
+		line := spanLine{
+			Name:       s.Name,
+			Kind:       kindNames[s.SpanKind],
+			TraceID:    s.SpanContext.TraceID().String(),
+			SpanID:     s.SpanContext.SpanID().String(),
+			Links:      []spanLink{}, // [] rather than null when there are none
+			Attributes: map[string]any{},
+			Status:     strings.ToUpper(s.Status.Code.String()),
+		}
+		if line.Kind == "" {
+			line.Kind = "INTERNAL"
+		}
+		if s.Parent.HasSpanID() {
+			line.ParentSpanID = s.Parent.SpanID().String()
+		}
+		for _, l := range s.Links {
+			line.Links = append(line.Links, spanLink{TraceID: l.SpanContext.TraceID().String(), SpanID: l.SpanContext.SpanID().String()})
+		}
+		for _, kv := range s.Attributes {
+			line.Attributes[string(kv.Key)] = kv.Value.AsInterface()
+		}
+		if err := enc.Encode(line); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
 }
 
 // act does what the payload's "action" says (see tests/conformance/README.md).
