@@ -25,7 +25,8 @@ import (
 // records what a worker sends on its Lease stream and sends it what the test says, answers
 // GetStatus from a script, and answers WatchJob with a script or UNIMPLEMENTED. It records
 // the enqueues it gets (each call or stream message, with its gRPC metadata) and answers
-// them with ids "<queue>:<n>" (n counting jobs), refusing the queue "refused".
+// them with ids "<queue>:<n>" (n counting jobs), refusing the queue "refused". It records
+// ListJobs requests and answers them with the pages of a script, in order (then empty).
 type fakeServer struct {
 	jobqueuev1.UnimplementedJobQueueServiceServer
 
@@ -37,7 +38,9 @@ type fakeServer struct {
 	watch    []*jobqueuev1.Job // WatchJob's messages; nil: UNIMPLEMENTED
 	calls    map[string]int
 	enqueues []enqueued
-	jobs     int // ids given
+	jobs     int                            // ids given
+	pages    []*jobqueuev1.ListJobsResponse // ListJobs answers, in order
+	lists    []*jobqueuev1.ListJobsRequest  // ListJobs requests received
 }
 
 // enqueued is one Enqueue or EnqueueBatch call, or one EnqueueStream message, as received.
@@ -181,6 +184,26 @@ func (f *fakeServer) GetStatus(_ context.Context, req *jobqueuev1.GetStatusReque
 		f.statuses = f.statuses[1:]
 	}
 	return &jobqueuev1.GetStatusResponse{Job: job}, nil
+}
+
+func (f *fakeServer) ListJobs(_ context.Context, req *jobqueuev1.ListJobsRequest) (*jobqueuev1.ListJobsResponse, error) {
+	f.called("ListJobs")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lists = append(f.lists, req)
+	if len(f.pages) == 0 {
+		return &jobqueuev1.ListJobsResponse{}, nil
+	}
+	page := f.pages[0]
+	f.pages = f.pages[1:]
+	return page, nil
+}
+
+// listed returns the ListJobs requests received so far.
+func (f *fakeServer) listed() []*jobqueuev1.ListJobsRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.lists)
 }
 
 func (f *fakeServer) WatchJob(req *jobqueuev1.WatchJobRequest, stream grpc.ServerStreamingServer[jobqueuev1.WatchJobResponse]) error {
