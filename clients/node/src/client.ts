@@ -1,5 +1,6 @@
 /** Client: the producer API (enqueue, inspect, list, watch, cancel, retry, pause, limit, wait), schedules, token and webhook management, with Promises. */
 
+import type { Tracer, TracerProvider } from "@opentelemetry/api";
 import {
   Metadata,
   status as GrpcStatus,
@@ -51,6 +52,7 @@ import {
 } from "./gen/jobqueue/v1/job_queue_service.js";
 import { scheduleInfo, scheduleMessage, type ListSchedulesOptions, type ScheduleInfo, type ScheduleSpec } from "./schedules.js";
 import { sleep } from "./timing.js";
+import { commonQueue, injectJob, traceSend, tracerOf, type Carrier } from "./tracing.js";
 import {
   isTerminal,
   type BatchingOptions,
@@ -92,6 +94,11 @@ export interface ClientOptions extends ConnectionOptions {
    * without it); `false` sends each job in an Enqueue call of its own.
    */
   batching?: BatchingOptions | false;
+  /**
+   * Where the `send <queue>` spans of enqueues go (default: the global one of
+   * `@opentelemetry/api`, a no-op until an SDK registers one). See "Tracing" in the README.
+   */
+  tracerProvider?: TracerProvider;
 }
 
 export interface ConnectOptions extends ClientOptions {
@@ -140,11 +147,13 @@ export class Client {
   readonly target: string;
   timeoutMs: number;
   private readonly batcher: Batcher | undefined;
+  private readonly tracer: Tracer;
 
   constructor(target: string, options: ClientOptions = {}) {
     const batching = options.batching === false ? undefined : batchingSettings(options.batching);
     this.target = target;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.tracer = tracerOf(options.tracerProvider);
     this.raw = serviceClient(target, resolveConnection(options));
     if (batching !== undefined) {
       const newStream = () => new EnqueueStream(() => this.openEnqueueStream(), () => this.timeoutMs);
@@ -208,14 +217,23 @@ export class Client {
       const field = request.ref !== "" ? "ref" : "depends_on_refs";
       throw new InvalidArgumentError(`${field}: refs only name jobs of one enqueueBatch call; give enqueue the ids in dependsOn`, { field });
     }
-    if (this.batcher !== undefined) {
-      return this.batcher.add(request, Date.now() + (options.timeoutMs ?? this.timeoutMs), options.signal);
-    }
-    const response = await this.unary<EnqueueResponse>(
-      (metadata, callOptions, callback) => this.raw.enqueue(request, metadata, callOptions, callback),
-      options,
-    );
-    return { jobId: response.jobId, duplicate: response.duplicate };
+    return traceSend(this.tracer, queue, {}, async (span, carrier) => {
+      injectJob(request.metadata, carrier);
+      let result: EnqueueResult;
+      if (this.batcher !== undefined) {
+        // The batch's call or stream carries other callers' jobs too: the context goes in the job only.
+        result = await this.batcher.add(request, Date.now() + (options.timeoutMs ?? this.timeoutMs), options.signal);
+      } else {
+        const response = await this.unary<EnqueueResponse>(
+          (metadata, callOptions, callback) => this.raw.enqueue(request, metadata, callOptions, callback),
+          options,
+          carrier,
+        );
+        result = { jobId: response.jobId, duplicate: response.duplicate };
+      }
+      span.setAttribute("messaging.message.id", result.jobId);
+      return result;
+    });
   }
 
   /**
@@ -251,10 +269,16 @@ export class Client {
     for (let offset = 0; offset < requests.length; offset += MAX_BATCH) {
       const batch = requests.slice(offset, offset + MAX_BATCH);
       try {
-        const response = await this.unary<EnqueueBatchResponse>(
-          (metadata, callOptions, callback) => this.raw.enqueueBatch({ requests: batch, durability, queue: "" }, metadata, callOptions, callback),
-          options,
-        );
+        // One span per EnqueueBatch call, as in the other client libraries.
+        const attributes = { "messaging.batch.message_count": batch.length };
+        const response = await traceSend(this.tracer, commonQueue(batch), attributes, (_span, carrier) => {
+          for (const request of batch) injectJob(request.metadata, carrier);
+          return this.unary<EnqueueBatchResponse>(
+            (metadata, callOptions, callback) => this.raw.enqueueBatch({ requests: batch, durability, queue: "" }, metadata, callOptions, callback),
+            options,
+            carrier,
+          );
+        });
         results.push(...response.responses.map((r) => ({ jobId: r.jobId, duplicate: r.duplicate })));
       } catch (error) {
         throw offset > 0 && isJobRefusal(error) ? shiftField(error, offset) : error;
@@ -304,7 +328,8 @@ export class Client {
     if (!Number.isInteger(pageSize) || Math.abs(pageSize) > INT32_MAX) {
       throw new InvalidArgumentError("page_size: must be an integer", { field: "page_size" }); // the range is the server's
     }
-    const base = { queue, state: convert.toJobState(state), pageSize };
+    // No filters (ListJobs' created_after, created_before, metadata): not offered here yet.
+    const base = { queue, state: convert.toJobState(state), pageSize, createdAfter: undefined, createdBefore: undefined, metadata: {} };
     let pageToken = "";
     for (;;) {
       const request: ListJobsRequest = { ...base, pageToken };
@@ -678,15 +703,18 @@ export class Client {
     );
   }
 
-  private unary<R>(start: Start<R>, options: CallOptions): Promise<R> {
-    return this.call(start, Date.now() + (options.timeoutMs ?? this.timeoutMs), options.signal);
+  /** `headers`: request metadata to send (a send span's context). */
+  private unary<R>(start: Start<R>, options: CallOptions, headers?: Carrier): Promise<R> {
+    return this.call(start, Date.now() + (options.timeoutMs ?? this.timeoutMs), options.signal, headers);
   }
 
-  private call<R>(start: Start<R>, deadline: number, signal?: AbortSignal): Promise<R> {
+  private call<R>(start: Start<R>, deadline: number, signal?: AbortSignal, headers: Carrier = {}): Promise<R> {
     if (signal?.aborted) return Promise.reject(signal.reason);
+    const metadata = new Metadata();
+    for (const [key, value] of Object.entries(headers)) metadata.set(key, value);
     return new Promise<R>((resolve, reject) => {
       const onAbort = (): void => call.cancel();
-      const call = start(new Metadata(), { deadline }, (error, response) => {
+      const call = start(metadata, { deadline }, (error, response) => {
         signal?.removeEventListener("abort", onAbort);
         if (error === null) resolve(response);
         else reject(signal?.aborted ? signal.reason : fromServiceError(error));

@@ -7,9 +7,15 @@
  * stdout carries only READY, START <job_id>, STOPPED <job_id> <reason> and END <job_id> lines;
  * logs go to stderr.
  * SIGTERM (or SIGINT) stops it gracefully and it exits 0; the `exit` action exits 3 at once.
+ *
+ * With JOBQ_TRACE_FILE set, the worker's spans are recorded in memory and, once it stopped
+ * gracefully, written to that file as one JSON object per line (see `spanRecord`).
  */
 
-import { existsSync, writeSync } from "node:fs";
+import { existsSync, writeFileSync, writeSync } from "node:fs";
+
+import { SpanKind, SpanStatusCode, type TracerProvider } from "@opentelemetry/api";
+import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 
 import {
   consoleLogger,
@@ -95,7 +101,38 @@ async function waitFile(path: string, ctx: JobContext): Promise<void> {
   while (!existsSync(path)) await sleep(WAIT_FILE_POLL_MS, ctx.signal);
 }
 
+/** A finished span as the cross-language tests read it (the tracing spec's format). */
+function spanRecord(span: ReadableSpan): Record<string, unknown> {
+  const { traceId, spanId } = span.spanContext();
+  return {
+    name: span.name,
+    kind: SpanKind[span.kind],
+    trace_id: traceId,
+    span_id: spanId,
+    parent_span_id: span.parentSpanContext?.spanId ?? "",
+    links: span.links.map((link) => ({ trace_id: link.context.traceId, span_id: link.context.spanId })),
+    attributes: span.attributes,
+    status: SpanStatusCode[span.status.code],
+  };
+}
+
+/** With JOBQ_TRACE_FILE: a tracer provider recording in memory, and how to write its spans to the file. */
+async function traceRecorder(): Promise<{ provider: TracerProvider; save: () => Promise<void> } | undefined> {
+  const file = process.env["JOBQ_TRACE_FILE"];
+  if (file === undefined || file === "") return undefined;
+  // Loaded only when asked for: the SDK is a devDependency, for tests, never the library's.
+  const { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } = await import("@opentelemetry/sdk-trace-base");
+  const exporter = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  const save = async (): Promise<void> => {
+    await provider.forceFlush();
+    writeFileSync(file, exporter.getFinishedSpans().map((span) => `${JSON.stringify(spanRecord(span))}\n`).join(""));
+  };
+  return { provider, save };
+}
+
 async function main(): Promise<void> {
+  const tracing = await traceRecorder();
   const queues = env("JOBQ_QUEUES")
     .split(",")
     .map((queue) => queue.trim())
@@ -106,6 +143,7 @@ async function main(): Promise<void> {
     workerId: env("JOBQ_WORKER_ID", `conformance-node-${process.pid}`),
     gracePeriodMs: Number(env("JOBQ_GRACE_SECONDS", "10")) * 1000,
     logger: consoleLogger((process.env["JOBQ_LOG_LEVEL"] as LogLevel | undefined) ?? "info"),
+    tracerProvider: tracing?.provider,
   });
   for (const queue of queues) {
     worker.handle(queue, async (payload, ctx) => {
@@ -125,6 +163,7 @@ async function main(): Promise<void> {
   const stop = new AbortController();
   for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => stop.abort());
   await worker.run({ signal: stop.signal });
+  await tracing?.save();
   process.exit(0);
 }
 

@@ -2,12 +2,15 @@
 
 import { performance } from "node:perf_hooks";
 
+import { context, type Tracer } from "@opentelemetry/api";
+
 import type { JobContext, LeaseContext } from "./context.js";
 import * as convert from "./convert.js";
 import { NonRetryableError, RetryAfterError } from "./errors.js";
 import type { Duration } from "./gen/google/protobuf/duration.js";
 import { Durability } from "./gen/jobqueue/v1/job.js";
 import type { AckRequest, FailRequest } from "./gen/jobqueue/v1/job_queue_service.js";
+import { markFailed, startProcess, tracerOf } from "./tracing.js";
 import type { JsonObject, Logger } from "./types.js";
 
 /**
@@ -30,11 +33,12 @@ const STACK_LINES = 20;
 const MAX_ERROR_CHARS = 3500;
 
 export class JobRunner {
-  /** `ackDurability`: the level every ack asks for (unset: the server's default). */
+  /** `ackDurability`: the level every ack asks for (unset: the server's default); `tracer`: for the process spans. */
   constructor(
     private readonly handlers: ReadonlyMap<string, Handler>,
     private readonly logger: Logger,
     private readonly ackDurability: Durability = Durability.DURABILITY_UNSPECIFIED,
+    private readonly tracer: Tracer = tracerOf(undefined),
   ) {}
 
   /**
@@ -51,9 +55,11 @@ export class JobRunner {
     let result: unknown;
     let threw = false;
     let error: unknown;
+    const { span, active } = startProcess(this.tracer, ctx);
     const began = performance.now();
     try {
-      result = await handler(ctx.job.payload, ctx);
+      // Current while the handler runs: the spans it starts are children of the process span.
+      result = await context.with(active, () => handler(ctx.job.payload, ctx));
     } catch (thrown) {
       threw = true;
       error = thrown;
@@ -61,6 +67,11 @@ export class JobRunner {
     const ranMs = performance.now() - began;
     const settlement = threw ? this.failed(ctx, error) : ack(ctx, result, this.ackDurability);
     settlement.request.handlerDuration = handlerDuration(ranMs);
+    // A stopped job (cancelled, timed out) or a dropped outcome failed too, whatever the handler did.
+    if (threw) markFailed(span, error);
+    else if (ctx.signal.aborted) markFailed(span, ctx.signal.reason);
+    else if (settlement.kind === "fail") markFailed(span, settlement.request.error);
+    span.end();
     return settlement;
   }
 

@@ -18,6 +18,8 @@ import { hostname } from "node:os";
 import { performance } from "node:perf_hooks";
 import { randomBytes } from "node:crypto";
 
+import type { Tracer, TracerProvider } from "@opentelemetry/api";
+
 import { ReconnectBackoff, type ReconnectBackoffOptions } from "./backoff.js";
 import { resolveConnection, serviceClient, type Connection, type ConnectionOptions } from "./channel.js";
 import { Client } from "./client.js";
@@ -35,6 +37,7 @@ import type { JobQueueServiceClient, Subscribe } from "./gen/jobqueue/v1/job_que
 import { consoleLogger } from "./logger.js";
 import { LeaseSession, newCounters, type WorkerCounters } from "./session.js";
 import { pause, whenAborted } from "./timing.js";
+import { tracerOf } from "./tracing.js";
 import type { Durability, JsonObject, Logger } from "./types.js";
 
 export const DEFAULT_CONCURRENCY = 10;
@@ -64,6 +67,11 @@ export interface WorkerOptions extends ConnectionOptions {
   reconnect?: ReconnectBackoffOptions;
   /** Where to log (default: warnings and errors to stderr). */
   logger?: Logger;
+  /**
+   * Where the `process <queue>` spans of handlers go (default: the global one of
+   * `@opentelemetry/api`, a no-op until an SDK registers one). See "Tracing" in the README.
+   */
+  tracerProvider?: TracerProvider;
 }
 
 export interface RunOptions {
@@ -112,6 +120,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly logger: Logger;
   private readonly backoff: ReconnectBackoff;
   private readonly ackLevel: ProtoDurability;
+  private readonly tracer: Tracer;
   private readonly handlers = new Map<string, Handler>();
   private readonly abandoned = new Set<Promise<void>>();
   private session: LeaseSession | undefined;
@@ -135,6 +144,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.ackLevel = toDurability(options.ackDurability, "ackDurability");
     this.logger = options.logger ?? consoleLogger();
     this.backoff = new ReconnectBackoff(options.reconnect);
+    this.tracer = tracerOf(options.tracerProvider);
   }
 
   /** Registers the handler for `queue`'s jobs (one per queue). Returns the worker. */
@@ -174,7 +184,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const signal = options.signal ?? new AbortController().signal;
     const owned = typeof this.target === "string";
     const stub = typeof this.target === "string" ? serviceClient(this.target, this.connection) : this.target.raw;
-    const runner = new JobRunner(this.handlers, this.logger, this.ackLevel);
+    const runner = new JobRunner(this.handlers, this.logger, this.ackLevel, this.tracer);
     this.logger.info(`worker ${this.workerId} serving ${queues.join(", ")} with concurrency ${this.concurrency}`);
     try {
       await this.serve(stub, runner, queues, signal);

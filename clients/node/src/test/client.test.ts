@@ -10,6 +10,7 @@ import {
   type Job,
 } from "../index.js";
 import { JobState } from "../gen/jobqueue/v1/job.js";
+import { ListJobsRequest } from "../gen/jobqueue/v1/job_queue_service.js";
 import { TestServer, serverSkipReason } from "./helpers/server.js";
 import { uniqueQueue, waitUntil } from "./helpers/wait.js";
 
@@ -167,7 +168,7 @@ describe("Client against a real server", { skip, timeout: 60_000 }, () => {
     await client.enqueue(queue, {}, { delayMs: 60_000 });
     // Three per page: the seven queued jobs take three calls.
     const first = await new Promise<{ jobs: unknown[]; nextPageToken: string }>((resolve, reject) =>
-      client.raw.listJobs({ queue, state: JobState.JOB_STATE_QUEUED, pageSize: 3, pageToken: "" }, (error, page) => (error ? reject(error) : resolve(page))),
+      client.raw.listJobs(ListJobsRequest.fromPartial({ queue, state: JobState.JOB_STATE_QUEUED, pageSize: 3 }), (error, page) => (error ? reject(error) : resolve(page))),
     );
     assert.equal(first.jobs.length, 3);
     assert.notEqual(first.nextPageToken, "");

@@ -3,10 +3,12 @@
 
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 
 import { Client } from "../index.js";
 import { PACKAGE_ROOT, TestServer, serverSkipReason } from "./helpers/server.js";
@@ -79,7 +81,7 @@ describe("the conformance worker", { skip, timeout: 60_000 }, () => {
     await server?.stop();
   });
 
-  function conformanceWorker(queue: string): Program {
+  function conformanceWorker(queue: string, env: Record<string, string> = {}): Program {
     const program = new Program("conformance-worker.js", {
       JOBQ_TARGET: server.target,
       JOBQ_QUEUES: queue,
@@ -87,6 +89,7 @@ describe("the conformance worker", { skip, timeout: 60_000 }, () => {
       JOBQ_WORKER_ID: "conformance-node",
       JOBQ_GRACE_SECONDS: "10",
       JOBQ_LOG_LEVEL: "error",
+      ...env,
     });
     programs.push(program);
     return program;
@@ -181,6 +184,58 @@ describe("the conformance worker", { skip, timeout: 60_000 }, () => {
       worker.terminate();
       assert.equal(await worker.exited, 0);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("with JOBQ_TRACE_FILE it writes its spans as JSON lines once stopped, joined to the producer's", async () => {
+    const queue = uniqueQueue();
+    const dir = mkdtempSync(join(tmpdir(), "jobq-node-trace-"));
+    const file = join(dir, "spans.jsonl");
+    const exporter = new InMemorySpanExporter();
+    const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    const producer = new Client(server.target, { batching: false, tracerProvider: provider });
+    const worker = conformanceWorker(queue, { JOBQ_TRACE_FILE: file });
+    try {
+      await worker.line("READY");
+      const acked = await producer.enqueue(queue, { action: "ack" });
+      const failed = await producer.enqueue(queue, { action: "fail_permanent" });
+      await client.waitFor(acked.jobId);
+      await client.waitFor(failed.jobId);
+      worker.terminate();
+      assert.equal(await worker.exited, 0);
+      const spans = readFileSync(file, "utf8")
+        .split("\n")
+        .filter((line) => line !== "")
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      const sent = exporter.getFinishedSpans().map((span) => span.spanContext());
+      assert.equal(spans.length, 2);
+      for (const [index, { jobId }] of [acked, failed].entries()) {
+        const span = spans.find((s) => (s["attributes"] as Record<string, unknown>)["messaging.message.id"] === jobId);
+        const send = sent[index];
+        assert.ok(span !== undefined && send !== undefined);
+        assert.deepEqual(span, {
+          name: `process ${queue}`,
+          kind: "CONSUMER",
+          trace_id: send.traceId,
+          span_id: span["span_id"],
+          parent_span_id: send.spanId,
+          links: [{ trace_id: send.traceId, span_id: send.spanId }],
+          attributes: {
+            "messaging.system": "jobqueue",
+            "messaging.destination.name": queue,
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "process",
+            "messaging.message.id": jobId,
+            "jobqueue.job.attempt": 1,
+            "jobqueue.worker.id": "conformance-node",
+          },
+          status: jobId === acked.jobId ? "UNSET" : "ERROR",
+        });
+        assert.match(String(span["span_id"]), /^[0-9a-f]{16}$/);
+      }
+    } finally {
+      await producer.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
