@@ -317,10 +317,13 @@ export class Client {
    * Every job of `queue` in `state`, fetched `pageSize` at a time as the loop asks for them:
    * queued ones in lease order, scheduled by due time, active by lease deadline, finished
    * ones newest first. Pages are by position, so jobs that change state meanwhile may be
-   * skipped or seen twice.
+   * skipped or seen twice. `createdAfter`, `createdBefore` and `metadata` keep only the
+   * matching jobs, filtered by the server: each call then examines at most 5,000 jobs, so a
+   * sparse match may take several calls per job yielded (an empty page leads to the next).
    *
    * ```ts
    * for await (const job of client.listJobs("emails", "dead")) await client.retry(job.id);
+   * for await (const job of client.listJobs("emails", "dead", { metadata: { customer: "acme" } })) console.log(job.id);
    * ```
    */
   async *listJobs(queue: string, state: JobState, options: ListJobsOptions = {}): AsyncGenerator<Job, void, undefined> {
@@ -328,8 +331,17 @@ export class Client {
     if (!Number.isInteger(pageSize) || Math.abs(pageSize) > INT32_MAX) {
       throw new InvalidArgumentError("page_size: must be an integer", { field: "page_size" }); // the range is the server's
     }
-    // No filters (ListJobs' created_after, created_before, metadata): not offered here yet.
-    const base = { queue, state: convert.toJobState(state), pageSize, createdAfter: undefined, createdBefore: undefined, metadata: {} };
+    // The filters' bounds (times from 1970 to 9999, createdBefore later than createdAfter, at
+    // most 16 pairs, the keys' and values' lengths) are the server's, which names the field
+    // the same way.
+    const base: Omit<ListJobsRequest, "pageToken"> = {
+      queue,
+      state: convert.toJobState(state),
+      pageSize,
+      createdAfter: options.createdAfter === undefined ? undefined : convert.checkDate(options.createdAfter, "created_after"),
+      createdBefore: options.createdBefore === undefined ? undefined : convert.checkDate(options.createdBefore, "created_before"),
+      metadata: { ...options.metadata },
+    };
     let pageToken = "";
     for (;;) {
       const request: ListJobsRequest = { ...base, pageToken };
@@ -338,9 +350,15 @@ export class Client {
         options,
       );
       for (const job of page.jobs) yield convert.job(job);
+      // A filtered page may be empty and still have a token: the server stopped after
+      // examining its share of jobs. Follow it, whatever the page held.
       if (page.nextPageToken === "") return;
-      // A token handed back unchanged would page for ever.
-      if (page.nextPageToken === pageToken) throw new InternalError("the server sent the same page token twice");
+      if (page.nextPageToken === pageToken) {
+        // The token just sent, handed back: following it would page for ever. An empty page
+        // made no progress, so there is nothing more to find; jobs with it would be repeated.
+        if (page.jobs.length === 0) return;
+        throw new InternalError("the server sent the same page token twice");
+      }
       pageToken = page.nextPageToken;
     }
   }

@@ -151,10 +151,20 @@ export interface BatchingOptions {
   lingerMs?: number;
 }
 
-/** Options of `listJobs`. */
+/**
+ * Options of `listJobs`. The filters (`createdAfter`, `createdBefore`, `metadata`) are
+ * applied by the server; with any of them set, each call examines at most 5,000 jobs, so a
+ * page may hold fewer jobs than `pageSize`, even none, and `listJobs` just calls again.
+ */
 export interface ListJobsOptions extends CallOptions {
   /** Jobs per call, 1 to 1,000 (default 100); `timeoutMs` and `signal` apply to each call. */
   pageSize?: number;
+  /** Only jobs enqueued (`createTime`, the server's clock, to the ms) at or after this time. Unset: no lower bound. */
+  createdAfter?: Date;
+  /** Only jobs enqueued before this time; with `createdAfter`, it must be later. Unset: no upper bound. */
+  createdBefore?: Date;
+  /** Only jobs whose `metadata` holds every one of these pairs (at most 16). Unset or empty: any metadata. */
+  metadata?: Record<string, string>;
 }
 
 /** One job of an `enqueueBatch` call. */

@@ -5,12 +5,15 @@ import {
   Client,
   DeadlineExceededError,
   InvalidArgumentError,
+  MAX_BATCH,
   NotFoundError,
   WrongStateError,
   type Job,
+  type ListJobsOptions,
 } from "../index.js";
 import { JobState } from "../gen/jobqueue/v1/job.js";
 import { ListJobsRequest } from "../gen/jobqueue/v1/job_queue_service.js";
+import { sleep } from "../timing.js";
 import { TestServer, serverSkipReason } from "./helpers/server.js";
 import { uniqueQueue, waitUntil } from "./helpers/wait.js";
 
@@ -204,6 +207,73 @@ describe("Client against a real server", { skip, timeout: 60_000 }, () => {
     await assert.rejects(drain(client.listJobs(queue, "queued", { pageSize: 1.5 })), field("page_size"));
     await assert.rejects(drain(client.listJobs(queue, "queued", { pageSize: 100_000 })), field("page_size"));
     await assert.rejects(drain(client.listJobs("bad queue", "queued")), field("queue"));
+  });
+
+  test("listJobs filters by metadata and by enqueue time, a page of one at a time", async () => {
+    const queue = uniqueQueue();
+    const list = async (options: ListJobsOptions): Promise<string[]> => {
+      const found: string[] = [];
+      for await (const job of client.listJobs(queue, "queued", { pageSize: 1, ...options })) found.push(job.id);
+      return found;
+    };
+    // Apart in time, so that each has an enqueue time (to the ms) of its own.
+    const metadatas: Record<string, string>[] = [{ customer: "acme" }, { customer: "globex" }, { customer: "acme", region: "eu" }, {}];
+    const ids: string[] = [];
+    for (const metadata of metadatas) {
+      ids.push((await client.enqueue(queue, {}, { metadata })).jobId);
+      await sleep(5);
+    }
+    const [acme, globex, acmeEu, plain] = ids;
+    const created = await Promise.all(ids.map(async (id) => (await client.getStatus(id)).createTime));
+    const [, second, third] = created;
+    assert.ok(second !== undefined && third !== undefined);
+    assert.ok(created.every((time, i) => i === 0 || (time?.getTime() ?? 0) > (created[i - 1]?.getTime() ?? 0)), "distinct times");
+
+    assert.deepEqual(await list({ metadata: { customer: "acme" } }), [acme, acmeEu]);
+    assert.deepEqual(await list({ metadata: { customer: "acme", region: "eu" } }), [acmeEu]);
+    assert.deepEqual(await list({ metadata: { customer: "globex" } }), [globex]);
+    assert.deepEqual(await list({ metadata: { customer: "initech" } }), []);
+    assert.deepEqual(await list({ metadata: {} }), ids, "an empty map filters nothing");
+    // createdAfter is inclusive, createdBefore exclusive.
+    assert.deepEqual(await list({ createdAfter: second }), [globex, acmeEu, plain]);
+    assert.deepEqual(await list({ createdBefore: second }), [acme]);
+    assert.deepEqual(await list({ createdAfter: second, createdBefore: third }), [globex]);
+    assert.deepEqual(await list({ createdAfter: second, metadata: { customer: "acme" } }), [acmeEu]);
+    assert.deepEqual(await list({ createdAfter: new Date(Date.now() + 60_000) }), []);
+  });
+
+  test("listJobs follows a filtered listing across empty pages to a match past 5,000 jobs", async () => {
+    const queue = uniqueQueue();
+    // One filtered call examines at most 5,000 jobs: the first page comes back empty, with a token.
+    for (let sent = 0; sent < 5_000; sent += MAX_BATCH) {
+      await client.enqueueBatch(Array.from({ length: MAX_BATCH }, () => ({ queue })));
+    }
+    const { jobId } = await client.enqueue(queue, {}, { metadata: { k: "v" } });
+    const first = await new Promise<{ jobs: unknown[]; nextPageToken: string }>((resolve, reject) =>
+      client.raw.listJobs(
+        ListJobsRequest.fromPartial({ queue, state: JobState.JOB_STATE_QUEUED, metadata: { k: "v" } }),
+        (error, page) => (error ? reject(error) : resolve(page)),
+      ),
+    );
+    assert.equal(first.jobs.length, 0);
+    assert.notEqual(first.nextPageToken, "");
+    const found: string[] = [];
+    for await (const job of client.listJobs(queue, "queued", { metadata: { k: "v" } })) found.push(job.id);
+    assert.deepEqual(found, [jobId]);
+  });
+
+  test("listJobs refuses bad filters with the field", async () => {
+    const queue = uniqueQueue();
+    const drain = async (jobs: AsyncIterable<Job>): Promise<void> => {
+      for await (const _ of jobs);
+    };
+    const field = (name: string) => (error: unknown) => error instanceof InvalidArgumentError && error.field === name;
+    const now = new Date();
+    await assert.rejects(drain(client.listJobs(queue, "queued", { createdAfter: now, createdBefore: now })), field("created_before"));
+    await assert.rejects(drain(client.listJobs(queue, "queued", { createdAfter: new Date(-1_000) })), field("created_after"));
+    await assert.rejects(drain(client.listJobs(queue, "queued", { createdBefore: new Date(Number.NaN) })), field("created_before"));
+    const many = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, "v"]));
+    await assert.rejects(drain(client.listJobs(queue, "queued", { metadata: many })), field("metadata"));
   });
 
   test("stats count a queue's jobs by state", async () => {
