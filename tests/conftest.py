@@ -26,8 +26,7 @@ if TYPE_CHECKING:
 def test_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestRedis]:
     server = start_test_redis(tmp_path_factory.mktemp("redis"))
     yield server
-    if server.process is not None:
-        server.process.stop()
+    server.close()
 
 
 @pytest.fixture

@@ -6,15 +6,27 @@ import asyncio
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import pytest
 from aiosmtpd.controller import Controller
 
 from jobqueue_server.runtime.valkey import EmbeddedValkey
 
+if TYPE_CHECKING:
+    from tests.cluster import LocalCluster
+
 # Point the suite at another server: a binary to start (Redis 7, another Valkey) ...
 REDIS_BINARY_ENV = "JOBQ_TEST_REDIS_SERVER"
-# ... or a running server, which tests that stop and restart Redis then skip.
+# ... or a running server, which tests that stop and restart Redis then skip ...
 REDIS_URL_ENV = "JOBQ_TEST_REDIS_URL"
+# ... or, set to 1, a local Valkey Cluster of 3 primaries with a replica each (tests/cluster.py).
+REDIS_CLUSTER_ENV = "JOBQ_TEST_REDIS_CLUSTER"
+
+
+def not_on_cluster(reason: str) -> pytest.MarkDecorator:
+    """Skips a test when the suite runs on the local cluster (JOBQ_TEST_REDIS_CLUSTER=1)."""
+    return pytest.mark.skipif(os.environ.get(REDIS_CLUSTER_ENV) == "1", reason=reason)
 
 
 @dataclass
@@ -25,6 +37,14 @@ class TestRedis:
 
     url: str
     process: EmbeddedValkey | None
+    #: The local cluster the suite started (JOBQ_TEST_REDIS_CLUSTER=1), stopped at the end.
+    cluster: LocalCluster | None = None
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+        if self.cluster is not None:
+            self.cluster.stop()
 
     @property
     def controllable(self) -> bool:
@@ -43,6 +63,11 @@ def start_test_redis(data_dir: Path) -> TestRedis:
     url = os.environ.get(REDIS_URL_ENV)
     if url:
         return TestRedis(url, None)
+    if os.environ.get(REDIS_CLUSTER_ENV) == "1":
+        from tests.cluster import LocalCluster
+
+        cluster = LocalCluster(data_dir).start()
+        return TestRedis(cluster.url, None, cluster)
     binary = os.environ.get(REDIS_BINARY_ENV)
     process = EmbeddedValkey(data_dir, binary=Path(binary) if binary else None)
     process.start()

@@ -31,7 +31,7 @@ from jobqueue_server.runtime.valkey import EmbeddedValkey
 from jobqueue_server.store import Durability, Store
 from tests.server.streams import LeaseStream
 from tests.server.test_unary_calls import bad_request_field, error_reason
-from tests.support import REDIS_BINARY_ENV, TestRedis
+from tests.support import REDIS_BINARY_ENV, TestRedis, not_on_cluster
 
 if TYPE_CHECKING:
     from jobqueue.v1.job_queue_service_pb2_grpc import JobQueueServiceAsyncStub as Stub
@@ -159,6 +159,7 @@ async def state_of(stub: Stub, job_id: str) -> int:
 # -- the suite's Redis: AOF on -------------------------------------------------------------------
 
 
+@not_on_cluster("DURABILITY_FSYNCED is refused on a cluster (store/durability.py)")
 async def test_an_fsynced_enqueue_is_in_the_append_only_file_when_it_returns(
     stub: Stub, redis: Redis, key_prefix: str
 ) -> None:
@@ -188,6 +189,7 @@ async def test_an_applied_or_unset_enqueue_does_not_wait_for_the_disk(stub: Stub
     assert await waitaof_calls(redis) == calls
 
 
+@not_on_cluster("DURABILITY_FSYNCED is refused on a cluster (store/durability.py)")
 async def test_an_fsynced_ack_completes_the_job_once_it_is_on_disk(stub: Stub, redis: Redis) -> None:
     stream, (job,) = await lease(stub, "q", 1)
     calls = await waitaof_calls(redis)
@@ -205,6 +207,7 @@ async def test_an_fsynced_ack_completes_the_job_once_it_is_on_disk(stub: Stub, r
     await stream.close()
 
 
+@not_on_cluster("DURABILITY_FSYNCED is refused on a cluster (store/durability.py)")
 async def test_acks_on_one_stream_message_are_confirmed_each_at_its_own_level(
     stub: Stub, redis: Redis
 ) -> None:

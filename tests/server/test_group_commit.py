@@ -15,6 +15,7 @@ from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue_server.api.group_commit import GroupCommit, _take, _Waiting
 from jobqueue_server.store import Durability, EnqueueResult, NewJob, Store
 from tests.server.streams import payload
+from tests.support import not_on_cluster
 
 if TYPE_CHECKING:
     from jobqueue.v1.job_queue_service_pb2_grpc import JobQueueServiceAsyncStub as Stub
@@ -44,6 +45,7 @@ async def test_enqueues_that_arrive_during_a_store_call_go_together_in_the_next(
     assert all(j.job.state == job_pb2.JOB_STATE_QUEUED for j in jobs)
 
 
+@not_on_cluster("counts commands, sets maxmemory on one Redis node")
 async def test_a_lone_enqueue_is_written_at_once(stub: Stub, redis: Redis) -> None:
     before = await _script_calls(redis)
 
@@ -52,6 +54,7 @@ async def test_a_lone_enqueue_is_written_at_once(stub: Stub, redis: Redis) -> No
     assert response.job_id and await _script_calls(redis) - before == 1
 
 
+@not_on_cluster("counts commands, sets maxmemory on one Redis node")
 async def test_every_caller_of_a_failed_store_call_gets_its_error(store: Store) -> None:
     seen: list[int] = []
 

@@ -24,6 +24,7 @@ from jobqueue_server.store.scripts import headers
 from jobqueue_server.store.signals import QueueSignals
 from tests.server.streams import LeaseStream
 from tests.store.seed import update_record
+from tests.support import not_on_cluster
 
 if TYPE_CHECKING:
     from jobqueue.v1.job_queue_service_pb2_grpc import JobQueueServiceAsyncStub as Stub
@@ -132,6 +133,7 @@ async def test_a_job_whose_signal_was_missed_is_delivered_by_the_next_pass(
     await stream.close()
 
 
+@not_on_cluster("counts commands and subscribers on one Redis node")
 async def test_subscriptions_of_queues_nobody_watches_are_released(redis: Redis, key_prefix: str) -> None:
     signals = QueueSignals(redis, key_prefix, unsubscribe_after_s=0.1)
     listener = asyncio.create_task(signals.run())
@@ -149,6 +151,7 @@ async def test_subscriptions_of_queues_nobody_watches_are_released(redis: Redis,
         await asyncio.gather(listener, return_exceptions=True)
 
 
+@not_on_cluster("counts commands and subscribers on one Redis node")
 async def test_a_server_skips_the_wake_up_of_its_own_enqueues_and_acts_on_others(
     redis: Redis, key_prefix: str
 ) -> None:
@@ -201,6 +204,7 @@ async def test_after_an_ack_finds_the_queue_empty_the_next_job_still_wakes_the_s
     await stream.close()
 
 
+@not_on_cluster("counts commands and subscribers on one Redis node")
 async def test_an_idle_stream_makes_one_lease_call_per_job_it_is_woken_for(
     slow_sweep_stub: Stub, redis: Redis
 ) -> None:

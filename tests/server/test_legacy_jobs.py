@@ -24,12 +24,15 @@ from jobqueue_server.store.decode import legacy_record
 from jobqueue_server.store.keys import QueueKeys
 from tests.server.streams import LeaseStream
 from tests.store.seed import LEGACY_STATES, legacy_payload, seed_legacy_job
+from tests.support import not_on_cluster
 
 if TYPE_CHECKING:
     from jobqueue.v1.job_queue_service_pb2_grpc import JobQueueServiceAsyncStub as Stub
 
 # job id -> the Job the previous version's GetStatus answered for it
 Reported = dict[str, job_pb2.Job]
+
+pytestmark = not_on_cluster("no version that stored format 1 could use a cluster")
 
 
 async def _reported_before(redis: Redis, prefix: str, job_id: str) -> job_pb2.Job:

@@ -11,6 +11,7 @@ from redis.asyncio.client import PubSub
 
 from jobqueue_server.clock import ManualClock
 from jobqueue_server.store import FailOutcome, JobState, LeasedJob, NewJob, Priority, Settle, Store
+from jobqueue_server.store.cluster import pubsub_of
 from jobqueue_server.store.keys import QueueKeys
 from jobqueue_server.store.layout import RECORD_FIELDS
 
@@ -171,10 +172,23 @@ class Signals:
 
 
 @asynccontextmanager
+async def plain_pubsub(redis: Redis) -> AsyncIterator[PubSub]:
+    """A pub/sub connection to the test Redis, or to one node of the test cluster."""
+    pubsub, close = await pubsub_of(redis)
+    try:
+        yield pubsub
+    finally:
+        await close()
+
+
+@asynccontextmanager
 async def listening(redis: Redis, store: Store, queue: str = "q") -> AsyncIterator[Signals]:
     """Subscribes to the queue's wake-up channel for the duration of the block."""
-    async with redis.pubsub() as pubsub:
+    pubsub, close = await pubsub_of(redis)
+    try:
         await pubsub.subscribe(store.keys(queue).signal)
         confirmation = await pubsub.get_message(timeout=2.0)
         assert confirmation is not None and confirmation["type"] == "subscribe"
         yield Signals(pubsub)
+    finally:
+        await close()

@@ -64,8 +64,9 @@ async def seed_job(
         "has_errors": int(bool(errors)),
         **fields,
     }
+    # The registry is a key of its own (another slot on a cluster): not in the transaction.
+    await redis.sadd(f"{store.config.key_prefix}:queues", queue)
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.sadd(f"{store.config.key_prefix}:queues", queue)
         if state is JobState.QUEUED:
             values["ready_ms"] = due_ms or now
             ready = {
@@ -158,8 +159,8 @@ async def seed_legacy_job(
     ulid = new_ulid(now)
     job_id = make_job_id(queue, ulid)
     fields = _legacy_fields(job_id, queue, state, now, with_wire)
+    await redis.sadd(f"{prefix}:queues", queue)
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.sadd(f"{prefix}:queues", queue)
         pipe.hset(keys.job(ulid), mapping=fields)
         if state is JobState.QUEUED:
             pipe.lpush(keys.ready_high, ulid)

@@ -8,7 +8,16 @@ from redis.asyncio import Redis
 from jobqueue_server.clock import ManualClock
 from jobqueue_server.errors import JobNotFound, LeaseLost, WrongState
 from jobqueue_server.store import JobState, NewJob, Priority, Settle, Store
-from tests.store.helpers import enqueue, enqueue_one, job_in_state, ready_ulids, snapshot, ulid_of, zset
+from tests.store.helpers import (
+    enqueue,
+    enqueue_one,
+    job_in_state,
+    plain_pubsub,
+    ready_ulids,
+    snapshot,
+    ulid_of,
+    zset,
+)
 
 
 async def test_cancel_takes_a_queued_job_out_of_its_ready_list(
@@ -69,7 +78,7 @@ async def test_cancel_of_an_active_job_ends_its_lease_and_publishes_its_stop(
 ) -> None:
     job_id = await enqueue_one(store)
     (leased,) = (await store.lease("q", 1, 0, "w")).jobs
-    async with redis.pubsub() as pubsub:
+    async with plain_pubsub(redis) as pubsub:
         await pubsub.subscribe(f"{store.config.key_prefix}:stops")
         await pubsub.get_message(timeout=1.0)  # the subscription's confirmation
 

@@ -13,13 +13,13 @@ from redis.asyncio import Redis
 
 from jobqueue_server.runtime.app import connect_redis
 from jobqueue_server.runtime.valkey import EmbeddedValkey
-from jobqueue_server.store.pipeline import pipeline_of
+from jobqueue_server.store.cluster import script_calls
 
 ECHO = "return {KEYS[1], ARGV[1]}"
 
 
 async def _echo(redis: Redis, *, calls: int = 200) -> None:
-    pipeline = pipeline_of(redis, 2.0)
+    pipeline = script_calls(redis, 2.0)
     sha = await redis.script_load(ECHO)
     replies = await asyncio.gather(*(pipeline.evalsha(sha, ECHO, [f"k{i}"], [i]) for i in range(calls)))
     assert replies == [[f"k{i}".encode(), str(i).encode()] for i in range(calls)]
@@ -30,7 +30,7 @@ async def test_concurrent_calls_each_get_their_own_reply(redis: Redis) -> None:
 
 
 async def test_a_script_flushed_from_redis_is_loaded_again(redis: Redis) -> None:
-    pipeline = pipeline_of(redis, 2.0)
+    pipeline = script_calls(redis, 2.0)
     sha = await redis.script_load(ECHO)
     await redis.script_flush()
 
@@ -38,7 +38,7 @@ async def test_a_script_flushed_from_redis_is_loaded_again(redis: Redis) -> None
 
 
 async def test_a_killed_connection_is_replaced_by_the_next_call(redis: Redis) -> None:
-    pipeline = pipeline_of(redis, 2.0)
+    pipeline = script_calls(redis, 2.0)
     sha = await redis.script_load(ECHO)
     await pipeline.evalsha(sha, ECHO, ["k"], ["before"])
 
@@ -82,7 +82,7 @@ def test_a_missing_or_wrong_password_is_refused(tmp_path: Path, password: str) -
         client = connect_redis(url.replace("redis://", f"redis://:{password}@") if password else url, 2.0)
         try:
             with pytest.raises(exceptions.ResponseError):
-                await pipeline_of(client, 2.0).evalsha("0" * 40, ECHO, ["k"], ["v"])
+                await script_calls(client, 2.0).evalsha("0" * 40, ECHO, ["k"], ["v"])
         finally:
             await client.aclose()
 

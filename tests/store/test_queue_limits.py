@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 
 from jobqueue_server.clock import ManualClock
 from jobqueue_server.store import NewJob, QueueLimits, Settle, Store
-from tests.store.helpers import enqueue
+from tests.store.helpers import enqueue, plain_pubsub
 
 
 async def test_max_active_caps_the_active_jobs_and_an_ack_frees_room_with_a_signal(
@@ -21,7 +21,7 @@ async def test_max_active_caps_the_active_jobs_and_an_ack_frees_room_with_a_sign
     assert len(first.jobs) == 2 and first.retry_ms == 0  # held back until a slot frees
     assert (await store.lease("q", 10, 0, "w")).jobs == []
 
-    async with redis.pubsub() as pubsub:
+    async with plain_pubsub(redis) as pubsub:
         await pubsub.subscribe(store.keys("q").signal)
         await pubsub.get_message(timeout=1.0)
         await store.ack([Settle(first.jobs[0].job_id, first.jobs[0].token)])

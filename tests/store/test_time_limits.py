@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from jobqueue_server.clock import ManualClock
 from jobqueue_server.store import JobState, Settle, Store
-from tests.store.helpers import enqueue_one, lease_one
+from tests.store.helpers import enqueue_one, lease_one, plain_pubsub
 
 
 async def test_a_timeout_caps_the_lease_and_extends_and_its_expiry_is_a_timed_out_attempt(
@@ -25,7 +25,7 @@ async def test_a_timeout_caps_the_lease_and_extends_and_its_expiry_is_a_timed_ou
     assert extended.lease_expire_ms == started + 2_000  # type: ignore[union-attr]
 
     clock.advance(600)
-    async with redis.pubsub() as pubsub:
+    async with plain_pubsub(redis) as pubsub:
         await pubsub.subscribe(f"{store.config.key_prefix}:stops")
         await pubsub.get_message(timeout=1.0)
         result = await store.sweep("q")

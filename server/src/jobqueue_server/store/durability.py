@@ -19,6 +19,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from jobqueue_server.errors import DurabilityUnavailable, FsyncNotConfirmed
+from jobqueue_server.store.cluster import is_cluster
 
 #: WAITAOF's arguments: wait for the local AOF (1), and for no replica (0).
 LOCAL_AOF = 1
@@ -29,6 +30,10 @@ PROBE_TIMEOUT_MS = 1
 
 async def fsync_problem(redis: Redis) -> str | None:
     """Why this Redis cannot provide DURABILITY_FSYNCED, or None when it can."""
+    if is_cluster(redis):
+        # WAITAOF confirms the writes of its own connection, on one node: a cluster would need it
+        # on each node a call wrote to.
+        return "a Redis Cluster cannot confirm writes on disk here yet; use DURABILITY_APPLIED"
     try:
         # A probe rather than COMMAND INFO WAITAOF: redis-py's parser for COMMAND INFO
         # fails on the nil entry Redis returns for an unknown command, and the probe also

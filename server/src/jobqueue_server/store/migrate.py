@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from jobqueue_server.ids import make_job_id
+from jobqueue_server.store.cluster import is_cluster
 from jobqueue_server.store.decode import legacy_record
 from jobqueue_server.store.guard import redis_errors
 from jobqueue_server.store.keys import QueueKeys, format_key, queues_set
@@ -89,7 +90,8 @@ class _Migration:
             raise LayoutTooNew(
                 f"{marker} is {int(stored)}: jobs stored by a newer version (this one: {FORMAT})"
             )
-        if stored is not None or not used:
+        if stored is not None or not used or is_cluster(self.redis):
+            # A cluster holds no job of format 1: no version that wrote it could use one.
             return done
         done.scanned = True
         pattern = _GLOB_SPECIAL.sub(r"\\\1", self.prefix) + ":{*}:job:*"

@@ -20,7 +20,7 @@ import ssl
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import hiredis
 from redis import exceptions as redis_errors
@@ -109,13 +109,42 @@ def _raise_for(reply: Any) -> Any:
     return reply
 
 
+class ScriptCalls(Protocol):
+    """What the store's scripts are called through: a ScriptPipeline, or one per cluster node."""
+
+    async def evalsha(
+        self,
+        sha: str,
+        source: str,
+        keys: Sequence[str],
+        args: Sequence[Any],
+        sent: Callable[[], object] | None = None,
+    ) -> Any: ...
+
+    def evalsha_now(
+        self, sha: str, source: str, keys: Sequence[str], args: Sequence[Any]
+    ) -> Awaitable[Any]: ...
+
+    async def aclose(self) -> None: ...
+
+
 class ScriptPipeline:
     """EVALSHA on one shared connection, made like `redis`'s own (address, password, TLS)."""
 
     def __init__(self, redis: Redis, timeout_s: float) -> None:
         pool = redis.connection_pool
-        self._kwargs: Mapping[str, Any] = pool.connection_kwargs
-        self._tls = issubclass(pool.connection_class, SSLConnection)
+        self._setup(pool.connection_kwargs, issubclass(pool.connection_class, SSLConnection), timeout_s)
+
+    @classmethod
+    def for_address(cls, kwargs: Mapping[str, Any], timeout_s: float) -> ScriptPipeline:
+        """One to the node `kwargs` names (host, port, credentials, ssl), as a cluster has several."""
+        pipeline = cls.__new__(cls)
+        pipeline._setup(kwargs, bool(kwargs.get("ssl")), timeout_s)
+        return pipeline
+
+    def _setup(self, kwargs: Mapping[str, Any], tls: bool, timeout_s: float) -> None:
+        self._kwargs: Mapping[str, Any] = kwargs
+        self._tls = tls
         self._timeout_s = timeout_s
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Lock | None = None

