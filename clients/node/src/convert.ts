@@ -60,6 +60,7 @@ const PROTO_STATES = new Map<JobState, ProtoJobState>([...STATES].map(([proto, n
 const DURABILITIES: Record<Durability, ProtoDurability> = {
   applied: ProtoDurability.DURABILITY_APPLIED,
   fsynced: ProtoDurability.DURABILITY_FSYNCED,
+  replicated: ProtoDurability.DURABILITY_REPLICATED,
 };
 
 const PRIORITIES: Record<Priority, ProtoPriority> = {
@@ -100,7 +101,7 @@ export function toDurability(value: Durability | undefined, field: string): Prot
   if (value === undefined) return ProtoDurability.DURABILITY_UNSPECIFIED;
   // Own keys only: JavaScript callers can pass anything, "constructor" included.
   const level = Object.hasOwn(DURABILITIES, value) ? DURABILITIES[value] : undefined;
-  if (level === undefined) throw new InvalidArgumentError(`${field}: must be "applied" or "fsynced"`, { field });
+  if (level === undefined) throw new InvalidArgumentError(`${field}: must be "applied", "fsynced" or "replicated"`, { field });
   return level;
 }
 

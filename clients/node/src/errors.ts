@@ -149,8 +149,9 @@ export class WrongStateError extends FailedPreconditionError {
 
 /**
  * `durability: "fsynced"` was asked for (or is the server's default) but the store cannot
- * confirm writes on disk (its append-only file is off, or it is too old). Nothing was
- * written: send the call at "applied", or wait for the operator.
+ * confirm writes on disk (its append-only file is off, or it is too old), or "replicated"
+ * was but the primary has too few replicas. Nothing was written: send the call at
+ * "applied", or wait for the operator.
  */
 export class DurabilityUnavailableError extends FailedPreconditionError {
   static override readonly defaultReason: string = ErrorReason[ErrorReason.DURABILITY_UNAVAILABLE];
@@ -162,6 +163,15 @@ export class DurabilityUnavailableError extends FailedPreconditionError {
  */
 export class FsyncNotConfirmedError extends UnavailableError {
   static override readonly defaultReason: string = ErrorReason[ErrorReason.FSYNC_NOT_CONFIRMED];
+}
+
+/**
+ * A "replicated" write was applied on the primary but not confirmed by enough replicas in
+ * time: it stands, and a failover now may lose it. A retry finds it (the same job with an
+ * idempotency key).
+ */
+export class ReplicationNotConfirmedError extends UnavailableError {
+  static override readonly defaultReason: string = ErrorReason[ErrorReason.REPLICATION_NOT_CONFIRMED];
 }
 
 /** The job store could not be reached or did not answer in time; the write may have happened. */
@@ -300,6 +310,7 @@ export const ERROR_CLASSES: Readonly<Record<ServerReason, ErrorClass>> = {
   [ErrorReason.WRONG_STATE]: WrongStateError,
   [ErrorReason.DURABILITY_UNAVAILABLE]: DurabilityUnavailableError,
   [ErrorReason.FSYNC_NOT_CONFIRMED]: FsyncNotConfirmedError,
+  [ErrorReason.REPLICATION_NOT_CONFIRMED]: ReplicationNotConfirmedError,
   [ErrorReason.STORE_UNAVAILABLE]: StoreUnavailableError,
   [ErrorReason.STORE_FULL]: StoreFullError,
   [ErrorReason.SERVER_SHUTTING_DOWN]: ServerShuttingDownError,

@@ -40,6 +40,7 @@ export {
   NotFoundError,
   PermissionDeniedError,
   QueueNotAllowedError,
+  ReplicationNotConfirmedError,
   ResourceExhaustedError,
   RetryAfterError,
   RoleNotAllowedError,

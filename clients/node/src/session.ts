@@ -23,7 +23,15 @@
 import { status as GrpcStatus, type ClientDuplexStream, type ServiceError, type StatusObject } from "@grpc/grpc-js";
 
 import { LeaseContext, type ProgressSink } from "./context.js";
-import { JobQueueError, LeaseLostError, UnavailableError, fromServiceError, fromStatus, type JobStopReason } from "./errors.js";
+import {
+  JobQueueError,
+  LeaseLostError,
+  ReplicationNotConfirmedError,
+  UnavailableError,
+  fromServiceError,
+  fromStatus,
+  type JobStopReason,
+} from "./errors.js";
 import { summary, type JobRunner, type Settlement } from "./execution.js";
 import {
   ConfirmationKind,
@@ -411,7 +419,8 @@ export class LeaseSession {
     }
     const next = refusal(kind, error);
     if (next.action === "settled") {
-      this.options.logger.warn(`job ${confirmation.jobId} was settled, but not confirmed on disk: ${error.message}`);
+      const where = error instanceof ReplicationNotConfirmedError ? "by its replicas" : "on disk";
+      this.options.logger.warn(`job ${confirmation.jobId} was settled, but not confirmed ${where}: ${error.message}`);
       this.countSettled(kind);
     } else {
       this.refused(confirmation.jobId, settlement, error, next);

@@ -13,10 +13,11 @@ export type Priority = "low" | "normal" | "high";
 
 /**
  * When the server answers a write: "applied" once Redis applied it, "fsynced" once it is
- * also on Redis's disk (append-only file), which survives a power loss. Unset: the
+ * also on Redis's disk (append-only file), which survives a power loss, "replicated" once
+ * it reached the primary's replicas (WAIT), which survives a failover. Unset: the
  * server's default level (docs/durability.md).
  */
-export type Durability = "applied" | "fsynced";
+export type Durability = "applied" | "fsynced" | "replicated";
 
 /**
  * Where a job is in its life cycle. "waiting": it waits for the jobs it depends on

@@ -60,7 +60,8 @@ export interface WorkerOptions extends ConnectionOptions {
   /**
    * The level of every ack (default: the server's). "fsynced": an ack is confirmed only once
    * the job's completion is on Redis's disk; when the store cannot do that, the attempt is
-   * failed (and retried) with the reason instead.
+   * failed (and retried) with the reason instead. "replicated": likewise, once it reached
+   * the primary's replicas.
    */
   ackDurability?: Durability;
   /** The reconnect policy (default: 100 ms base, 10 s cap, reset after 30 s healthy). */

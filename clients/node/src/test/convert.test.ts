@@ -10,12 +10,19 @@ import {
   toDuration,
   toJsonObject,
   durationMs,
+  toDurability,
   tokenInfo,
 } from "../convert.js";
 import { InternalError, InvalidArgumentError } from "../errors.js";
-import { Job as ProtoJob, JobState as ProtoJobState, Priority, QueueStats as ProtoQueueStats } from "../gen/jobqueue/v1/job.js";
+import {
+  Durability as ProtoDurability,
+  Job as ProtoJob,
+  JobState as ProtoJobState,
+  Priority,
+  QueueStats as ProtoQueueStats,
+} from "../gen/jobqueue/v1/job.js";
 import { TokenRole as ProtoTokenRole, type TokenInfo as ProtoTokenInfo } from "../gen/jobqueue/v1/job_queue_service.js";
-import type { QueueLimits, TokenRole } from "../types.js";
+import type { Durability, QueueLimits, TokenRole } from "../types.js";
 
 describe("JSON payloads", () => {
   test("plain values pass through; Dates become strings; undefined members are dropped", () => {
@@ -104,6 +111,27 @@ describe("enqueue requests", () => {
     assert.throws(
       () => enqueueRequest({ queue: "q", delayMs: 5, runAt: new Date() }, "requests[4]."),
       (error: unknown) => error instanceof InvalidArgumentError && error.field === "requests[4].delay",
+    );
+  });
+
+  test("every durability level of the contract has its name; unset is the server's default", () => {
+    const names: Record<Durability, ProtoDurability> = {
+      applied: ProtoDurability.DURABILITY_APPLIED,
+      fsynced: ProtoDurability.DURABILITY_FSYNCED,
+      replicated: ProtoDurability.DURABILITY_REPLICATED,
+    };
+    const levels = Object.values(ProtoDurability).filter(
+      (value): value is ProtoDurability => typeof value === "number" && value !== ProtoDurability.DURABILITY_UNSPECIFIED,
+    );
+    assert.deepEqual(Object.values(names).sort(), levels.sort(), "a level of the contract has no name");
+    for (const [name, level] of Object.entries(names)) {
+      assert.equal(toDurability(name as Durability, "durability"), level, name);
+      assert.equal(enqueueRequest({ queue: "q", durability: name as Durability }).durability, level, name);
+    }
+    assert.equal(toDurability(undefined, "durability"), ProtoDurability.DURABILITY_UNSPECIFIED);
+    assert.throws(
+      () => toDurability("eventually" as unknown as Durability, "ackDurability"),
+      (error: unknown) => error instanceof InvalidArgumentError && error.field === "ackDurability" && /"replicated"/.test(error.message),
     );
   });
 

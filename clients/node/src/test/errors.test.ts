@@ -16,6 +16,7 @@ import {
   NotFoundError,
   PermissionDeniedError,
   QueueNotAllowedError,
+  ReplicationNotConfirmedError,
   ResourceExhaustedError,
   RoleNotAllowedError,
   ScheduleExistsError,
@@ -111,7 +112,7 @@ describe("errors from a failed call", () => {
   });
 
   test("every ErrorReason of the contract has a class of its own", () => {
-    assert.equal(SERVER_REASONS.length, 23);
+    assert.equal(SERVER_REASONS.length, 24);
     const names = new Set<string>();
     for (const value of SERVER_REASONS) {
       const name = ErrorReason[value];
@@ -133,6 +134,7 @@ describe("errors from a failed call", () => {
       [GrpcStatus.FAILED_PRECONDITION, "WRONG_STATE", WrongStateError, FailedPreconditionError],
       [GrpcStatus.FAILED_PRECONDITION, "DURABILITY_UNAVAILABLE", DurabilityUnavailableError, FailedPreconditionError],
       [GrpcStatus.UNAVAILABLE, "FSYNC_NOT_CONFIRMED", FsyncNotConfirmedError, UnavailableError],
+      [GrpcStatus.UNAVAILABLE, "REPLICATION_NOT_CONFIRMED", ReplicationNotConfirmedError, UnavailableError],
       [GrpcStatus.UNAVAILABLE, "STORE_UNAVAILABLE", StoreUnavailableError, UnavailableError],
       [GrpcStatus.UNAVAILABLE, "SERVER_SHUTTING_DOWN", ServerShuttingDownError, UnavailableError],
       [GrpcStatus.RESOURCE_EXHAUSTED, "STORE_FULL", StoreFullError, ResourceExhaustedError],
@@ -257,6 +259,12 @@ describe("a worker's answer to a refused ack or fail", () => {
   test("FSYNC_NOT_CONFIRMED counts as settled: the write stands, a resend could not change it", () => {
     for (const kind of ["ack", "fail"] as const) {
       assert.deepEqual(refusal(kind, refused(GrpcStatus.UNAVAILABLE, "FSYNC_NOT_CONFIRMED")), { action: "settled" });
+    }
+  });
+
+  test("REPLICATION_NOT_CONFIRMED counts as settled too: the write stands on the primary", () => {
+    for (const kind of ["ack", "fail"] as const) {
+      assert.deepEqual(refusal(kind, refused(GrpcStatus.UNAVAILABLE, "REPLICATION_NOT_CONFIRMED")), { action: "settled" });
     }
   });
 

@@ -65,6 +65,12 @@ export enum ErrorReason {
    */
   FSYNC_NOT_CONFIRMED = 6,
   /**
+   * REPLICATION_NOT_CONFIRMED - UNAVAILABLE. A DURABILITY_REPLICATED write was applied on the primary but fewer than
+   * `replicas_to_wait` replicas confirmed it in time (`replication_timeout_seconds`). The
+   * write stands and a failover now may lose it. Retry as for FSYNC_NOT_CONFIRMED.
+   */
+  REPLICATION_NOT_CONFIRMED = 24,
+  /**
    * STORE_UNAVAILABLE - UNAVAILABLE. The job store (Redis) could not be reached or did not answer in time. The
    * write may or may not have happened. Retry with backoff: Enqueue only with an
    * idempotency key; on the Lease stream resend the same ack or fail (the slot is kept).

@@ -27,8 +27,8 @@ export enum Priority {
 
 /**
  * Durability says when the server acknowledges a write (Enqueue, EnqueueBatch, Ack):
- * after Redis applied it in memory, or only after Redis wrote it to its append-only file
- * on disk. See docs/durability.md for what each level can lose and what it costs.
+ * after Redis applied it in memory, only after Redis wrote it to its append-only file on
+ * disk, or only after it reached Redis's replicas. See docs/durability.md for what each level can lose and what it costs.
  */
 export enum Durability {
   /**
@@ -54,6 +54,16 @@ export enum Durability {
    * acknowledgement waits for the next flush (up to about a second).
    */
   DURABILITY_FSYNCED = 2,
+  /**
+   * DURABILITY_REPLICATED - Acknowledged only once the write reached the primary's replicas (WAIT): at least
+   * `replicas_to_wait` of them (1 by default) have it in memory, so it survives the loss of
+   * the primary and a failover to one of those replicas. On Redis Cluster, every node the
+   * call wrote to waits for its own replicas. A primary with fewer connected replicas refuses
+   * the request with FAILED_PRECONDITION (reason DURABILITY_UNAVAILABLE) and nothing is
+   * written; replicas that do not confirm in time (`replication_timeout_seconds`) give
+   * UNAVAILABLE (reason REPLICATION_NOT_CONFIRMED). See docs/durability.md.
+   */
+  DURABILITY_REPLICATED = 3,
 }
 
 /** JobState is where a job is in its life cycle (see docs/state-machine.md). */
