@@ -26,7 +26,7 @@ type batcher struct {
 	unary atomic.Bool
 
 	mu     sync.Mutex
-	lanes  []*lane // one per durability level asked for: at most three
+	lanes  []*lane // one per durability level asked for: at most four
 	closed bool
 }
 

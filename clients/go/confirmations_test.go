@@ -34,7 +34,7 @@ func refusal(t *testing.T, code codes.Code, reason jobqueuev1.ErrorReason) *jobq
 }
 
 func TestAnUnavailableConfirmationKeepsTheJobHeldAndResendsTheAck(t *testing.T) {
-	for _, reason := range []jobqueuev1.ErrorReason{jobqueuev1.ErrorReason_STORE_UNAVAILABLE, jobqueuev1.ErrorReason_FSYNC_NOT_CONFIRMED} {
+	for _, reason := range []jobqueuev1.ErrorReason{jobqueuev1.ErrorReason_STORE_UNAVAILABLE, jobqueuev1.ErrorReason_FSYNC_NOT_CONFIRMED, jobqueuev1.ErrorReason_REPLICATION_NOT_CONFIRMED} {
 		s := sessionWithAck(t)
 
 		s.confirm(refusal(t, codes.Unavailable, reason))

@@ -75,11 +75,11 @@
 //
 // Errors wrap the gRPC status. Each reason of the contract's ErrorReason enum has its own
 // sentinel error (ErrInvalidArgument, ErrNotFound, ErrLeaseLost, ErrWrongState,
-// ErrDurabilityUnavailable, ErrFsyncNotConfirmed, ErrStoreUnavailable, ErrStoreFull,
-// ErrServerShuttingDown, ErrInternal, ErrTokenMissing, ErrTokenInvalid, ErrTokenExpired,
-// ErrRoleNotAllowed, ErrQueueNotAllowed, ErrTokenNotFound, ErrTokenLimitReached,
-// ErrQueueLimitReached, ErrScheduleNotFound, ErrScheduleExists, ErrScheduleLimitReached,
-// ErrWebhookNotFound, ErrWebhookLimitReached),
+// ErrDurabilityUnavailable, ErrFsyncNotConfirmed, ErrReplicationNotConfirmed,
+// ErrStoreUnavailable, ErrStoreFull, ErrServerShuttingDown, ErrInternal, ErrTokenMissing,
+// ErrTokenInvalid, ErrTokenExpired, ErrRoleNotAllowed, ErrQueueNotAllowed,
+// ErrTokenNotFound, ErrTokenLimitReached, ErrQueueLimitReached, ErrScheduleNotFound,
+// ErrScheduleExists, ErrScheduleLimitReached, ErrWebhookNotFound, ErrWebhookLimitReached),
 // and ErrUnavailable, ErrResourceExhausted, ErrUnauthenticated and ErrPermissionDenied match
 // by status code; match them with errors.Is, or take an error apart with errors.As into
 // *Error (Code, Reason, Field, Message). status.FromError works on them too.
@@ -101,8 +101,8 @@
 // per handler run, its child. They go to the global tracer provider or the one given with
 // WithTracerProvider, and cost next to nothing until an SDK provider is installed.
 //
-// Writes can wait for Redis's disk: WithDurability(DurabilityFsynced) on Enqueue and
-// EnqueueBatch, WithAckDurability on a Worker.
+// Writes can wait for Redis's disk or its replicas: WithDurability(DurabilityFsynced or
+// DurabilityReplicated) on Enqueue and EnqueueBatch, WithAckDurability on a Worker.
 //
 // Payloads and results are JSON objects carried as google.protobuf.Struct: numbers are
 // doubles (integers beyond 2^53 lose precision) and come back as float64.

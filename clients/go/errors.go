@@ -34,14 +34,18 @@ var (
 	// ErrWrongState (WRONG_STATE): the job's state does not allow the call (cancel an
 	// active job, retry a queued one, ...).
 	ErrWrongState = errors.New("jobqueue: wrong state")
-	// ErrDurabilityUnavailable (DURABILITY_UNAVAILABLE): DurabilityFsynced was asked for
-	// (or is the server default) but Redis cannot confirm writes on disk. Nothing was
-	// written.
+	// ErrDurabilityUnavailable (DURABILITY_UNAVAILABLE): DurabilityFsynced or
+	// DurabilityReplicated was asked for (or is the server default) but Redis cannot confirm
+	// writes on disk, or the primary has too few replicas. Nothing was written.
 	ErrDurabilityUnavailable = errors.New("jobqueue: durability unavailable")
 	// ErrFsyncNotConfirmed (FSYNC_NOT_CONFIRMED): an fsynced write was applied but not
 	// confirmed on disk in time. Also ErrUnavailable: retry (with an idempotency key for
 	// Enqueue, which then finds the first job).
 	ErrFsyncNotConfirmed = errors.New("jobqueue: fsync not confirmed")
+	// ErrReplicationNotConfirmed (REPLICATION_NOT_CONFIRMED): a replicated write was applied
+	// on the primary but its replicas did not confirm it in time; a failover now may lose
+	// it. Also ErrUnavailable: retry as for ErrFsyncNotConfirmed.
+	ErrReplicationNotConfirmed = errors.New("jobqueue: replication not confirmed")
 	// ErrStoreUnavailable (STORE_UNAVAILABLE): Redis could not be reached or did not answer
 	// in time; the write may or may not have happened. Also ErrUnavailable.
 	ErrStoreUnavailable = errors.New("jobqueue: store unavailable")
@@ -102,7 +106,7 @@ var (
 // dropped connection, a deadline) carry no reason.
 var (
 	// ErrUnavailable: any UNAVAILABLE (the server or its Redis could not be reached, an
-	// fsync not confirmed, a server shutting down); retrying may succeed.
+	// fsync or a replication not confirmed, a server shutting down); retrying may succeed.
 	ErrUnavailable = errors.New("jobqueue: unavailable")
 	// ErrResourceExhausted: any RESOURCE_EXHAUSTED (Redis out of memory, a limit of the
 	// server's such as max_queues, max_schedules or the 100 webhooks, a message over a size
@@ -118,29 +122,30 @@ var (
 
 // reasonSentinels gives every ErrorReason value but UNSPECIFIED its sentinel error.
 var reasonSentinels = map[jobqueuev1.ErrorReason]error{
-	jobqueuev1.ErrorReason_INVALID_ARGUMENT:       ErrInvalidArgument,
-	jobqueuev1.ErrorReason_JOB_NOT_FOUND:          ErrNotFound,
-	jobqueuev1.ErrorReason_LEASE_LOST:             ErrLeaseLost,
-	jobqueuev1.ErrorReason_WRONG_STATE:            ErrWrongState,
-	jobqueuev1.ErrorReason_DURABILITY_UNAVAILABLE: ErrDurabilityUnavailable,
-	jobqueuev1.ErrorReason_FSYNC_NOT_CONFIRMED:    ErrFsyncNotConfirmed,
-	jobqueuev1.ErrorReason_STORE_UNAVAILABLE:      ErrStoreUnavailable,
-	jobqueuev1.ErrorReason_STORE_FULL:             ErrStoreFull,
-	jobqueuev1.ErrorReason_SERVER_SHUTTING_DOWN:   ErrServerShuttingDown,
-	jobqueuev1.ErrorReason_INTERNAL:               ErrInternal,
-	jobqueuev1.ErrorReason_TOKEN_MISSING:          ErrTokenMissing,
-	jobqueuev1.ErrorReason_TOKEN_INVALID:          ErrTokenInvalid,
-	jobqueuev1.ErrorReason_TOKEN_EXPIRED:          ErrTokenExpired,
-	jobqueuev1.ErrorReason_ROLE_NOT_ALLOWED:       ErrRoleNotAllowed,
-	jobqueuev1.ErrorReason_QUEUE_NOT_ALLOWED:      ErrQueueNotAllowed,
-	jobqueuev1.ErrorReason_TOKEN_NOT_FOUND:        ErrTokenNotFound,
-	jobqueuev1.ErrorReason_TOKEN_LIMIT_REACHED:    ErrTokenLimitReached,
-	jobqueuev1.ErrorReason_QUEUE_LIMIT_REACHED:    ErrQueueLimitReached,
-	jobqueuev1.ErrorReason_SCHEDULE_NOT_FOUND:     ErrScheduleNotFound,
-	jobqueuev1.ErrorReason_SCHEDULE_EXISTS:        ErrScheduleExists,
-	jobqueuev1.ErrorReason_SCHEDULE_LIMIT_REACHED: ErrScheduleLimitReached,
-	jobqueuev1.ErrorReason_WEBHOOK_NOT_FOUND:      ErrWebhookNotFound,
-	jobqueuev1.ErrorReason_WEBHOOK_LIMIT_REACHED:  ErrWebhookLimitReached,
+	jobqueuev1.ErrorReason_INVALID_ARGUMENT:          ErrInvalidArgument,
+	jobqueuev1.ErrorReason_JOB_NOT_FOUND:             ErrNotFound,
+	jobqueuev1.ErrorReason_LEASE_LOST:                ErrLeaseLost,
+	jobqueuev1.ErrorReason_WRONG_STATE:               ErrWrongState,
+	jobqueuev1.ErrorReason_DURABILITY_UNAVAILABLE:    ErrDurabilityUnavailable,
+	jobqueuev1.ErrorReason_FSYNC_NOT_CONFIRMED:       ErrFsyncNotConfirmed,
+	jobqueuev1.ErrorReason_REPLICATION_NOT_CONFIRMED: ErrReplicationNotConfirmed,
+	jobqueuev1.ErrorReason_STORE_UNAVAILABLE:         ErrStoreUnavailable,
+	jobqueuev1.ErrorReason_STORE_FULL:                ErrStoreFull,
+	jobqueuev1.ErrorReason_SERVER_SHUTTING_DOWN:      ErrServerShuttingDown,
+	jobqueuev1.ErrorReason_INTERNAL:                  ErrInternal,
+	jobqueuev1.ErrorReason_TOKEN_MISSING:             ErrTokenMissing,
+	jobqueuev1.ErrorReason_TOKEN_INVALID:             ErrTokenInvalid,
+	jobqueuev1.ErrorReason_TOKEN_EXPIRED:             ErrTokenExpired,
+	jobqueuev1.ErrorReason_ROLE_NOT_ALLOWED:          ErrRoleNotAllowed,
+	jobqueuev1.ErrorReason_QUEUE_NOT_ALLOWED:         ErrQueueNotAllowed,
+	jobqueuev1.ErrorReason_TOKEN_NOT_FOUND:           ErrTokenNotFound,
+	jobqueuev1.ErrorReason_TOKEN_LIMIT_REACHED:       ErrTokenLimitReached,
+	jobqueuev1.ErrorReason_QUEUE_LIMIT_REACHED:       ErrQueueLimitReached,
+	jobqueuev1.ErrorReason_SCHEDULE_NOT_FOUND:        ErrScheduleNotFound,
+	jobqueuev1.ErrorReason_SCHEDULE_EXISTS:           ErrScheduleExists,
+	jobqueuev1.ErrorReason_SCHEDULE_LIMIT_REACHED:    ErrScheduleLimitReached,
+	jobqueuev1.ErrorReason_WEBHOOK_NOT_FOUND:         ErrWebhookNotFound,
+	jobqueuev1.ErrorReason_WEBHOOK_LIMIT_REACHED:     ErrWebhookLimitReached,
 }
 
 // codeSentinels stand in for a reason when the status carried none (from a proxy, say).

@@ -60,6 +60,26 @@ func TestEnqueueOptionsBuildTheRequest(t *testing.T) {
 	}
 }
 
+// A new value of the contract's Durability enum fails here until it has a level of its own.
+func TestEveryDurabilityOfTheContractHasALevel(t *testing.T) {
+	levels := map[jobqueuev1.Durability]Durability{}
+	for d, p := range durabilityToProto {
+		if other, taken := levels[p]; taken {
+			t.Errorf("%q and %q both map to %s", d, other, p)
+		}
+		levels[p] = d
+	}
+	for number, name := range jobqueuev1.Durability_name {
+		if _, ok := levels[jobqueuev1.Durability(number)]; !ok {
+			t.Errorf("Durability %s has no level", name)
+		}
+	}
+	req, err := buildEnqueueRequest("q", nil, []EnqueueOption{WithDurability(DurabilityReplicated)}, "")
+	if err != nil || req.GetDurability() != jobqueuev1.Durability_DURABILITY_REPLICATED {
+		t.Errorf("durability = %v (%v)", req.GetDurability(), err)
+	}
+}
+
 func TestNoOptionsLeaveEveryDefaultToTheServer(t *testing.T) {
 	req, err := buildEnqueueRequest("q", nil, nil, "")
 	if err != nil {

@@ -90,6 +90,7 @@ var perReason = []named{
 	{"ErrWrongState", jobqueue.ErrWrongState},
 	{"ErrDurabilityUnavailable", jobqueue.ErrDurabilityUnavailable},
 	{"ErrFsyncNotConfirmed", jobqueue.ErrFsyncNotConfirmed},
+	{"ErrReplicationNotConfirmed", jobqueue.ErrReplicationNotConfirmed},
 	{"ErrStoreUnavailable", jobqueue.ErrStoreUnavailable},
 	{"ErrStoreFull", jobqueue.ErrStoreFull},
 	{"ErrServerShuttingDown", jobqueue.ErrServerShuttingDown},

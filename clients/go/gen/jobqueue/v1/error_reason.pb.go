@@ -67,6 +67,10 @@ const (
 	// retried with its idempotency key returns the first job; an ack or fail is settled (on the
 	// Lease stream its slot is freed) and a resend is refused with LEASE_LOST.
 	ErrorReason_FSYNC_NOT_CONFIRMED ErrorReason = 6
+	// UNAVAILABLE. A DURABILITY_REPLICATED write was applied on the primary but fewer than
+	// `replicas_to_wait` replicas confirmed it in time (`replication_timeout_seconds`). The
+	// write stands and a failover now may lose it. Retry as for FSYNC_NOT_CONFIRMED.
+	ErrorReason_REPLICATION_NOT_CONFIRMED ErrorReason = 24
 	// UNAVAILABLE. The job store (Redis) could not be reached or did not answer in time. The
 	// write may or may not have happened. Retry with backoff: Enqueue only with an
 	// idempotency key; on the Lease stream resend the same ack or fail (the slot is kept).
@@ -135,6 +139,7 @@ var (
 		4:  "WRONG_STATE",
 		5:  "DURABILITY_UNAVAILABLE",
 		6:  "FSYNC_NOT_CONFIRMED",
+		24: "REPLICATION_NOT_CONFIRMED",
 		7:  "STORE_UNAVAILABLE",
 		8:  "STORE_FULL",
 		9:  "SERVER_SHUTTING_DOWN",
@@ -154,30 +159,31 @@ var (
 		23: "WEBHOOK_LIMIT_REACHED",
 	}
 	ErrorReason_value = map[string]int32{
-		"ERROR_REASON_UNSPECIFIED": 0,
-		"INVALID_ARGUMENT":         1,
-		"JOB_NOT_FOUND":            2,
-		"LEASE_LOST":               3,
-		"WRONG_STATE":              4,
-		"DURABILITY_UNAVAILABLE":   5,
-		"FSYNC_NOT_CONFIRMED":      6,
-		"STORE_UNAVAILABLE":        7,
-		"STORE_FULL":               8,
-		"SERVER_SHUTTING_DOWN":     9,
-		"INTERNAL":                 10,
-		"TOKEN_MISSING":            11,
-		"TOKEN_INVALID":            12,
-		"TOKEN_EXPIRED":            13,
-		"ROLE_NOT_ALLOWED":         14,
-		"QUEUE_NOT_ALLOWED":        15,
-		"TOKEN_NOT_FOUND":          16,
-		"TOKEN_LIMIT_REACHED":      17,
-		"QUEUE_LIMIT_REACHED":      18,
-		"SCHEDULE_NOT_FOUND":       19,
-		"SCHEDULE_EXISTS":          20,
-		"SCHEDULE_LIMIT_REACHED":   21,
-		"WEBHOOK_NOT_FOUND":        22,
-		"WEBHOOK_LIMIT_REACHED":    23,
+		"ERROR_REASON_UNSPECIFIED":  0,
+		"INVALID_ARGUMENT":          1,
+		"JOB_NOT_FOUND":             2,
+		"LEASE_LOST":                3,
+		"WRONG_STATE":               4,
+		"DURABILITY_UNAVAILABLE":    5,
+		"FSYNC_NOT_CONFIRMED":       6,
+		"REPLICATION_NOT_CONFIRMED": 24,
+		"STORE_UNAVAILABLE":         7,
+		"STORE_FULL":                8,
+		"SERVER_SHUTTING_DOWN":      9,
+		"INTERNAL":                  10,
+		"TOKEN_MISSING":             11,
+		"TOKEN_INVALID":             12,
+		"TOKEN_EXPIRED":             13,
+		"ROLE_NOT_ALLOWED":          14,
+		"QUEUE_NOT_ALLOWED":         15,
+		"TOKEN_NOT_FOUND":           16,
+		"TOKEN_LIMIT_REACHED":       17,
+		"QUEUE_LIMIT_REACHED":       18,
+		"SCHEDULE_NOT_FOUND":        19,
+		"SCHEDULE_EXISTS":           20,
+		"SCHEDULE_LIMIT_REACHED":    21,
+		"WEBHOOK_NOT_FOUND":         22,
+		"WEBHOOK_LIMIT_REACHED":     23,
 	}
 )
 
@@ -212,7 +218,7 @@ var File_jobqueue_v1_error_reason_proto protoreflect.FileDescriptor
 
 const file_jobqueue_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
-	"\x1ejobqueue/v1/error_reason.proto\x12\vjobqueue.v1*\xa1\x04\n" +
+	"\x1ejobqueue/v1/error_reason.proto\x12\vjobqueue.v1*\xc0\x04\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10INVALID_ARGUMENT\x10\x01\x12\x11\n" +
@@ -221,7 +227,8 @@ const file_jobqueue_v1_error_reason_proto_rawDesc = "" +
 	"LEASE_LOST\x10\x03\x12\x0f\n" +
 	"\vWRONG_STATE\x10\x04\x12\x1a\n" +
 	"\x16DURABILITY_UNAVAILABLE\x10\x05\x12\x17\n" +
-	"\x13FSYNC_NOT_CONFIRMED\x10\x06\x12\x15\n" +
+	"\x13FSYNC_NOT_CONFIRMED\x10\x06\x12\x1d\n" +
+	"\x19REPLICATION_NOT_CONFIRMED\x10\x18\x12\x15\n" +
 	"\x11STORE_UNAVAILABLE\x10\a\x12\x0e\n" +
 	"\n" +
 	"STORE_FULL\x10\b\x12\x18\n" +

@@ -83,8 +83,8 @@ func (Priority) EnumDescriptor() ([]byte, []int) {
 }
 
 // Durability says when the server acknowledges a write (Enqueue, EnqueueBatch, Ack):
-// after Redis applied it in memory, or only after Redis wrote it to its append-only file
-// on disk. See docs/durability.md for what each level can lose and what it costs.
+// after Redis applied it in memory, only after Redis wrote it to its append-only file on
+// disk, or only after it reached Redis's replicas. See docs/durability.md for what each level can lose and what it costs.
 type Durability int32
 
 const (
@@ -105,6 +105,14 @@ const (
 	// nothing is written. Costs little with `appendfsync always`; with `everysec` each
 	// acknowledgement waits for the next flush (up to about a second).
 	Durability_DURABILITY_FSYNCED Durability = 2
+	// Acknowledged only once the write reached the primary's replicas (WAIT): at least
+	// `replicas_to_wait` of them (1 by default) have it in memory, so it survives the loss of
+	// the primary and a failover to one of those replicas. On Redis Cluster, every node the
+	// call wrote to waits for its own replicas. A primary with fewer connected replicas refuses
+	// the request with FAILED_PRECONDITION (reason DURABILITY_UNAVAILABLE) and nothing is
+	// written; replicas that do not confirm in time (`replication_timeout_seconds`) give
+	// UNAVAILABLE (reason REPLICATION_NOT_CONFIRMED). See docs/durability.md.
+	Durability_DURABILITY_REPLICATED Durability = 3
 )
 
 // Enum value maps for Durability.
@@ -113,11 +121,13 @@ var (
 		0: "DURABILITY_UNSPECIFIED",
 		1: "DURABILITY_APPLIED",
 		2: "DURABILITY_FSYNCED",
+		3: "DURABILITY_REPLICATED",
 	}
 	Durability_value = map[string]int32{
 		"DURABILITY_UNSPECIFIED": 0,
 		"DURABILITY_APPLIED":     1,
 		"DURABILITY_FSYNCED":     2,
+		"DURABILITY_REPLICATED":  3,
 	}
 )
 
@@ -1168,12 +1178,13 @@ const file_jobqueue_v1_job_proto_rawDesc = "" +
 	"\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPRIORITY_LOW\x10\x01\x12\x13\n" +
 	"\x0fPRIORITY_NORMAL\x10\x02\x12\x11\n" +
-	"\rPRIORITY_HIGH\x10\x03*X\n" +
+	"\rPRIORITY_HIGH\x10\x03*s\n" +
 	"\n" +
 	"Durability\x12\x1a\n" +
 	"\x16DURABILITY_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12DURABILITY_APPLIED\x10\x01\x12\x16\n" +
-	"\x12DURABILITY_FSYNCED\x10\x02*\xc7\x01\n" +
+	"\x12DURABILITY_FSYNCED\x10\x02\x12\x19\n" +
+	"\x15DURABILITY_REPLICATED\x10\x03*\xc7\x01\n" +
 	"\bJobState\x12\x19\n" +
 	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13JOB_STATE_SCHEDULED\x10\x01\x12\x14\n" +
