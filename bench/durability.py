@@ -1,9 +1,10 @@
 """Enqueue throughput at each durability level, under appendfsync everysec and always.
 
 For each appendfsync setting the benchmark starts an embedded Valkey (AOF on, in a temporary
-folder) and a real `jobq serve` process on it, then drives Enqueue from this process over
-gRPC: unary calls with N in flight, and EnqueueBatch calls of B jobs with M in flight, each
-for a few seconds at DURABILITY_APPLIED and at DURABILITY_FSYNCED. It prints a Markdown
+folder) with one replica, and a real `jobq serve` process on it, then drives Enqueue from this
+process over gRPC: unary calls with N in flight, and EnqueueBatch calls of B jobs with M in
+flight, each for a few seconds at DURABILITY_APPLIED, DURABILITY_FSYNCED and
+DURABILITY_REPLICATED (WAIT for the replica). It prints a Markdown
 table and the command line that produced it (docs/durability.md quotes both).
 
     .venv/bin/python bench/durability.py
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
+import redis
 
 from jobqueue.v1 import job_pb2
 from jobqueue.v1 import job_queue_service_pb2 as svc
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 LEVELS: dict[str, job_pb2.Durability.ValueType] = {
     "applied": job_pb2.DURABILITY_APPLIED,
     "fsynced": job_pb2.DURABILITY_FSYNCED,
+    "replicated": job_pb2.DURABILITY_REPLICATED,
 }
 LISTENING = re.compile(r"^jobqueue listening on \S+:(?P<port>\d+) ")
 SERVER_START_S = 30.0
@@ -108,7 +111,7 @@ def batched(stub: Stub, level: job_pb2.Durability.ValueType, size: int) -> Calla
 def jobq_serve(redis_url: str) -> Iterator[int]:
     """A real `jobq serve` on the given Redis; yields its port."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQ_")}
-    args = [sys.executable, "-m", "jobqueue_server", "serve", "--redis-url", redis_url, "--port", "0"]
+    args = [sys.executable, "-m", "jobqueue_cli", "serve", "--redis-url", redis_url, "--port", "0"]
     args += ["--host", "127.0.0.1", "--log-level", "WARNING"]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
     try:
@@ -146,13 +149,28 @@ async def measure(port: int, args: argparse.Namespace) -> list[tuple[str, str, R
 
 def bench_fsync_mode(mode: str, args: argparse.Namespace) -> list[tuple[str, str, Run]]:
     with tempfile.TemporaryDirectory(prefix="jobq-bench-") as folder:
-        valkey = EmbeddedValkey(Path(folder), extra_config={"appendfsync": mode})
+        valkey = EmbeddedValkey(Path(folder) / "primary", extra_config={"appendfsync": mode})
         valkey.start()
+        replica = EmbeddedValkey(
+            Path(folder) / "replica", extra_config={"replicaof": f"127.0.0.1 {valkey.port}"}
+        )
+        replica.start()
         try:
+            _wait_for_link(replica)
             with jobq_serve(valkey.url) as port:
                 return asyncio.run(measure(port, args))
         finally:
+            replica.stop()
             valkey.stop()
+
+
+def _wait_for_link(replica: EmbeddedValkey) -> None:
+    with redis.Redis(port=replica.port) as client:
+        deadline = time.monotonic() + SERVER_START_S
+        while client.info("replication").get("master_link_status") != "up":
+            if time.monotonic() > deadline:
+                raise RuntimeError("the replica did not connect")
+            time.sleep(0.05)
 
 
 def machine() -> str:

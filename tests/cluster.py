@@ -96,7 +96,16 @@ class LocalCluster:
         with self._client(next(n for n in self.nodes if n.running)) as client:
             lines = str(client.execute_command("CLUSTER", "NODES")).splitlines()
         replicas = [line for line in lines if " slave " in line and "fail" not in line.split()[2]]
-        return len(replicas) >= sum(1 for n in self.nodes if n.running) - self.primaries
+        if len(replicas) < sum(1 for n in self.nodes if n.running) - self.primaries:
+            return False
+        # And each primary streams to its replicas (ROLE lists the connected ones).
+        for line in lines:
+            if "master" in line.split()[2] and "fail" not in line.split()[2]:
+                port = int(line.split()[1].split("@")[0].rpartition(":")[2])
+                with self._client(next(n for n in self.nodes if n.port == port)) as client:
+                    if not client.execute_command("ROLE")[2]:
+                        return False
+        return True
 
     def primary_for(self, key: str) -> EmbeddedValkey:
         """The node that serves `key`'s slot now."""
@@ -107,6 +116,16 @@ class LocalCluster:
                     port = int(primary[1])
                     return next(n for n in self.nodes if n.port == port)
         raise AssertionError(f"no node serves slot {slot}")
+
+    def replica_of(self, primary: EmbeddedValkey) -> EmbeddedValkey:
+        """A running replica of `primary`, as the cluster sees it now."""
+        with self._client(primary) as client:
+            primary_id = client.execute_command("CLUSTER", "MYID")
+            replicas = client.execute_command("CLUSTER", "REPLICAS", primary_id)
+        for line in replicas:
+            port = int(str(line).split()[1].split("@")[0].rpartition(":")[2])
+            return next(n for n in self.nodes if n.port == port)
+        raise AssertionError(f"the primary on port {primary.port} has no replica")
 
     def stop(self) -> None:
         for node in self.nodes:

@@ -89,6 +89,19 @@ async def test_fsynced_writes_are_refused_on_a_cluster_and_change_nothing(cluste
     assert (await cluster_store.stats(["fsynced"]))[0].queued == 0
 
 
+async def test_a_replicated_write_waits_for_the_replicas_of_every_primary_it_wrote_to(
+    cluster: LocalCluster, cluster_store: Store
+) -> None:
+    result = await cluster_store.enqueue([NewJob(queue=queue) for queue in QUEUES], Durability.REPLICATED)
+
+    for queue, outcome in zip(QUEUES, result.outcomes, strict=True):
+        replica = cluster.replica_of(cluster.primary_for(f"{{{queue}}}"))
+        async with Redis(port=replica.port) as client:
+            await client.execute_command("READONLY")  # type: ignore[no-untyped-call]
+            ulid = outcome.job_id.rpartition(":")[2]
+            assert await client.hexists(cluster_store.keys(queue).jobs, ulid)
+
+
 @pytest.mark.parametrize(
     "url",
     [

@@ -39,9 +39,15 @@ from jobqueue_server.config import ServerSettings
 @click.option(
     "--durability",
     "default_durability",
-    type=click.Choice(["applied", "fsynced"]),
-    help="When writes that leave durability unset are acknowledged: applied in Redis, or "
-    "fsynced to its append-only file [env JOBQ_DEFAULT_DURABILITY; default applied].",
+    type=click.Choice(["applied", "fsynced", "replicated"]),
+    help="When writes that leave durability unset are acknowledged: applied in Redis, "
+    "fsynced to its append-only file, or replicated to its replicas "
+    "[env JOBQ_DEFAULT_DURABILITY; default applied].",
+)
+@click.option(
+    "--replicas-to-wait",
+    type=int,
+    help="Replicas that must confirm a replicated write [env JOBQ_REPLICAS_TO_WAIT; default 1].",
 )
 @click.option(
     "--auth/--no-auth",

@@ -29,7 +29,9 @@ class ServerSettings(BaseSettings):
     #: Set by `processes` in each server process it starts, so they can share the port.
     reuse_port: bool = False
     redis_url: str | None = Field(
-        None, description="redis:// or rediss:// URL; unset starts an embedded Valkey"
+        None,
+        description="redis://, rediss:// or unix:// URL, or redis+cluster://host:port,host:port for a "
+        "Redis Cluster; unset starts an embedded Valkey",
     )
     data_dir: Path = Field(Path(".jobq-data"), description="where the embedded Valkey keeps its data")
     key_prefix: str = Field("jq", pattern=r"^[A-Za-z0-9._:-]{1,64}$")
@@ -69,8 +71,14 @@ class ServerSettings(BaseSettings):
         3600.0, ge=120, description="a queue holding no job this long is dropped from the registry"
     )
     redis_timeout_seconds: float = Field(3.0, gt=0, description="connect and command timeout")
-    default_durability: Literal["applied", "fsynced"] = Field(
+    default_durability: Literal["applied", "fsynced", "replicated"] = Field(
         "applied", description="when writes that leave `durability` unset are acknowledged"
+    )
+    replicas_to_wait: int = Field(
+        1, ge=1, le=16, description="how many replicas must confirm a DURABILITY_REPLICATED write"
+    )
+    replication_timeout_seconds: float = Field(
+        2.0, gt=0, description="how long a replicated write waits for its replicas to confirm it"
     )
     fsync_timeout_seconds: float = Field(
         2.0, gt=0, description="how long a fsynced write waits for Redis to confirm it on disk"

@@ -53,6 +53,13 @@ class DurabilityUnavailable(JobQueueError):
     (its append-only file is off, or it has no WAITAOF). Nothing was written."""
 
 
+class ReplicationNotConfirmed(StoreUnavailable):
+    """Redis applied a DURABILITY_REPLICATED write but too few replicas confirmed it in time.
+
+    The write happened (a retry finds it), but a failover now may lose it.
+    """
+
+
 class FsyncNotConfirmed(StoreUnavailable):
     """Redis applied a DURABILITY_FSYNCED write but did not confirm it on disk in time.
 

@@ -216,6 +216,7 @@ def to_dependency_failure(value: DependencyFailureName) -> job_pb2.DependencyFai
 _DURABILITIES: dict[Durability, job_pb2.Durability.ValueType] = {
     Durability.APPLIED: job_pb2.DURABILITY_APPLIED,
     Durability.FSYNCED: job_pb2.DURABILITY_FSYNCED,
+    Durability.REPLICATED: job_pb2.DURABILITY_REPLICATED,
 }
 
 

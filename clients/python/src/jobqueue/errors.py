@@ -145,8 +145,9 @@ class WrongState(FailedPrecondition):
 
 
 class DurabilityUnavailable(FailedPrecondition):
-    """``durability="fsynced"`` was asked for (or is the server's default) but Redis cannot
-    confirm writes on disk; nothing was written. Use "applied", or ask the operator."""
+    """``durability="fsynced"`` (or "replicated") was asked for, or is the server's default, but
+    Redis cannot confirm writes on disk (or has too few replicas); nothing was written. Use
+    "applied", or ask the operator."""
 
     error_reason = ErrorReason.DURABILITY_UNAVAILABLE
 
@@ -156,6 +157,13 @@ class FsyncNotConfirmed(Unavailable):
     survive a power loss. A retry finds it (the same job, given an idempotency key)."""
 
     error_reason = ErrorReason.FSYNC_NOT_CONFIRMED
+
+
+class ReplicationNotConfirmed(Unavailable):
+    """A replicated write was applied on the primary but too few replicas confirmed it in time:
+    it stands, and a failover now may lose it. A retry finds it (given an idempotency key)."""
+
+    error_reason = ErrorReason.REPLICATION_NOT_CONFIRMED
 
 
 class StoreUnavailable(Unavailable):
@@ -285,6 +293,7 @@ _REASON_CLASSES: tuple[type[JobQueueError], ...] = (
     StoreUnavailable, StoreFull, ServerShuttingDown, Internal, TokenMissing, TokenInvalid, TokenExpired,
     RoleNotAllowed, QueueNotAllowed, TokenNotFound, TokenLimitReached, QueueLimitReached,
     ScheduleNotFound, ScheduleExists, ScheduleLimitReached, WebhookNotFound, WebhookLimitReached,
+    ReplicationNotConfirmed,
 )  # fmt: skip
 BY_REASON: dict[ErrorReason.ValueType, type[JobQueueError]] = {c.error_reason: c for c in _REASON_CLASSES}
 BY_CODE: dict[grpc.StatusCode, type[JobQueueError]] = {

@@ -49,9 +49,11 @@ class Durability(enum.StrEnum):
     APPLIED = "applied"
     #: Redis confirmed it is fsynced to its append-only file; refused when Redis cannot say so.
     FSYNCED = "fsynced"
+    #: The primary's replicas confirmed they have it; refused when it has too few replicas.
+    REPLICATED = "replicated"
 
 
-DurabilityName = Durability | Literal["applied", "fsynced"]
+DurabilityName = Durability | Literal["applied", "fsynced", "replicated"]
 
 
 class DependencyFailure(enum.StrEnum):

@@ -30,6 +30,7 @@ from jobqueue.errors import (
     InvalidArgument,
     JobQueueError,
     LeaseLost,
+    ReplicationNotConfirmed,
     Unavailable,
     from_rpc_error,
     from_status,
@@ -281,7 +282,7 @@ class LeaseSession:
             return
         error = from_status(confirmation.status)
         assert error is not None
-        if isinstance(error, FsyncNotConfirmed):
+        if isinstance(error, FsyncNotConfirmed | ReplicationNotConfirmed):
             self._settled_undurably(confirmation, error)
         elif settlement is not None and isinstance(error, Unavailable):
             self._resend_later(settlement, error)

@@ -25,6 +25,7 @@ from jobqueue_server.errors import (
     JobNotFound,
     JobQueueError,
     LeaseLost,
+    ReplicationNotConfirmed,
     ServerDraining,
     StoreUnavailable,
 )
@@ -370,11 +371,12 @@ class LeaseSession:
         # An ack or fail settles the job whatever the answer; an extend refused because the
         # lease is gone tells the stream the same. STORE_UNAVAILABLE keeps the slot (the write
         # may not have happened: resend), and so does a refused fsynced ack (nothing was
-        # written, the job is still this stream's). FSYNC_NOT_CONFIRMED frees it: the write
-        # was applied, only its place on disk is unconfirmed.
+        # written, the job is still this stream's). FSYNC_NOT_CONFIRMED and
+        # REPLICATION_NOT_CONFIRMED free it: the write was applied, only its copy on disk or on
+        # the replicas is unconfirmed.
         lost = isinstance(outcome, LeaseLost | JobNotFound)
         held = isinstance(outcome, StoreUnavailable | DurabilityUnavailable) and not isinstance(
-            outcome, FsyncNotConfirmed
+            outcome, FsyncNotConfirmed | ReplicationNotConfirmed
         )
         settled = (kind != ConfirmationKind.CONFIRMATION_KIND_EXTEND or lost) and not held
         if settled and self._held.get(item.job_id) == item.token:

@@ -410,6 +410,9 @@ def batch_durability(
         for i, r in enumerate(request.requests)
         if r.durability
     ]
+    if {Durability.FSYNCED, Durability.REPLICATED} <= set(levels):
+        # Two confirmations of different things (the disk, the replicas): one batch has one.
+        raise FieldViolation("durability", "a batch cannot mix DURABILITY_FSYNCED and DURABILITY_REPLICATED")
     return max(levels, default=limits.default_durability)
 
 

@@ -97,6 +97,8 @@ def store_config(settings: ServerSettings) -> StoreConfig:
         default_lease_ms=int(settings.default_lease_seconds * 1000),
         command_timeout_ms=int(settings.redis_timeout_seconds * 1000),
         fsync_timeout_ms=int(settings.fsync_timeout_seconds * 1000),
+        replicas_to_wait=settings.replicas_to_wait,
+        replication_timeout_ms=int(settings.replication_timeout_seconds * 1000),
         max_queues=settings.max_queues,
     )
 
@@ -383,8 +385,8 @@ async def check_redis(store: Store) -> None:
 
 
 async def check_durability(store: Store, default: Durability) -> None:
-    """Says at start whether DURABILITY_FSYNCED is available; when it is the default and
-    is not, raises DurabilityUnavailable: a server must not start promising what Redis
+    """Says at start whether DURABILITY_FSYNCED and DURABILITY_REPLICATED are available; when
+    one is the default and is not, raises DurabilityUnavailable: a server must not start promising what Redis
     cannot keep."""
     problem = await store.fsync_problem()
     if problem is None:
@@ -393,3 +395,10 @@ async def check_durability(store: Store, default: Durability) -> None:
         raise DurabilityUnavailable(f"the default durability is fsynced, but {problem}")
     else:
         logger.warning("durability fsynced unavailable, requests asking for it are refused: %s", problem)
+    replication = await store.replication_problem()
+    if replication is None:
+        logger.info("durability: replicated available (WAIT on the replicas)")
+    elif default is Durability.REPLICATED:
+        raise DurabilityUnavailable(f"the default durability is replicated, but {replication}")
+    else:
+        logger.info("durability replicated unavailable, requests asking for it are refused: %s", replication)

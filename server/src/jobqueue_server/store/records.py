@@ -46,6 +46,8 @@ class Durability(enum.IntEnum):
     APPLIED = 1
     #: Redis confirmed (WAITAOF) that the write is fsynced to its append-only file.
     FSYNCED = 2
+    #: The primary's replicas confirmed (WAIT) that they have the write.
+    REPLICATED = 3
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +51,7 @@ from jobqueue_server.store.records import (
     QueueLimits,
     Settle,
 )
+from jobqueue_server.store.replication import ReplicaGate
 from jobqueue_server.store.schedules import ScheduleStore
 from jobqueue_server.store.scripts import Scripts
 from jobqueue_server.store.webhooks import WebhookStore
@@ -78,6 +79,9 @@ class StoreConfig:
     #: How long a DURABILITY_FSYNCED write waits for Redis to confirm it on disk (WAITAOF).
     #: Under appendfsync everysec, Redis and Valkey 8 may take up to about a second to confirm.
     fsync_timeout_ms: int = 2_000
+    #: DURABILITY_REPLICATED: how many replicas must confirm a write, and how long they get.
+    replicas_to_wait: int = 1
+    replication_timeout_ms: int = 2_000
     #: How many queues may exist: each costs a maintenance look a few reads.
     max_queues: int = 10_000
     #: A server registers a queue again on its first enqueue after this long, so a queue
@@ -121,6 +125,9 @@ class Store:
         # Queues this server registered, and when (its clock's ms): see registration_ttl_ms.
         self._known_queues: dict[str, int] = {}
         self._fsync = FsyncGate(redis, config.fsync_timeout_ms)
+        self._replicas = ReplicaGate(
+            redis, config.key_prefix, config.replicas_to_wait, config.replication_timeout_ms
+        )
         #: The wake-up message of this process's enqueues: its signal listener skips them (the
         #: servicer woke its own streams already, ready_wakeup.py); other servers act on them.
         self.signal_origin = f"ready:{secrets.token_hex(8)}"
@@ -131,27 +138,36 @@ class Store:
         )
 
     def _guard(self, durability: Durability = Durability.APPLIED) -> AbstractAsyncContextManager[None]:
-        """Bounds redis-py calls in time and maps their failures. A fsynced write may also wait
-        for its confirmation, which has its own bound."""
-        extra_ms = self.config.fsync_timeout_ms if durability is Durability.FSYNCED else 0
+        """Bounds redis-py calls in time and maps their failures. A fsynced or replicated write
+        may also wait for its confirmation, which has its own bound."""
+        extra_ms = {
+            Durability.FSYNCED: self.config.fsync_timeout_ms,
+            Durability.REPLICATED: self.config.replication_timeout_ms,
+        }.get(durability, 0)
         return redis_errors((self.config.command_timeout_ms + extra_ms) / 1000)
 
     def _scripts_guard(
         self, durability: Durability = Durability.APPLIED
     ) -> AbstractAsyncContextManager[None]:
         """For script calls: on the pipeline (which bounds its calls itself) only failures need
-        mapping; a fsynced write runs on a redis-py connection of its own."""
-        return self._guard(durability) if durability is Durability.FSYNCED else MAPPED
+        mapping; a fsynced or replicated write runs on redis-py connections of its own."""
+        return MAPPED if durability is Durability.APPLIED else self._guard(durability)
 
     @asynccontextmanager
-    async def _writer(self, durability: Durability) -> AsyncIterator[Redis | None]:
-        """The client to write with: None for the scripts' shared pipeline, or (fsynced) a
-        connection whose writes are confirmed on disk when the body ends without an error."""
+    async def _writer(
+        self, durability: Durability, queues: Iterable[str]
+    ) -> AsyncIterator[Callable[[str], Redis | None]]:
+        """The client to write each queue's jobs with: None for the scripts' shared pipeline,
+        or a connection whose writes are confirmed when the body ends without an error: on
+        disk (fsynced), by the replicas of each primary written to (replicated)."""
         if durability is Durability.FSYNCED:
             async with self._fsync.connection() as connection:
-                yield connection
+                yield lambda queue: connection
+        elif durability is Durability.REPLICATED:
+            async with self._replicas.connections(queues) as connection_for:
+                yield connection_for
         else:
-            yield None
+            yield lambda queue: None
 
     def keys(self, queue: str) -> QueueKeys:
         return _keys(self.config.key_prefix, queue)
@@ -183,6 +199,11 @@ class Store:
     async def ping(self) -> None:
         async with self._guard():
             await self.redis.ping()
+
+    async def replication_problem(self) -> str | None:
+        """Checks now why DURABILITY_REPLICATED cannot be provided, or None when it can."""
+        async with self._guard():
+            return await self._replicas.deployment_problem()
 
     async def fsync_problem(self) -> str | None:
         """Checks now why DURABILITY_FSYNCED cannot be provided, or None when it can."""
@@ -216,10 +237,11 @@ class Store:
             groups.setdefault(job.queue, []).append(index)
         outcomes: list[EnqueueOutcome | None] = [None] * len(jobs)
         due_by_queue: dict[str, int] = {}
-        async with self._scripts_guard(durability), self._writer(durability) as client:
+        async with self._scripts_guard(durability), self._writer(durability, groups) as client_for:
             # After the writer: a refused fsynced write must leave no trace, not even here.
             await self._remember_queues(groups)
             for queue, indexes in groups.items():
+                client = client_for(queue)
                 on_sent = None if sent is None or client is not None else functools.partial(sent, queue)
                 reply = await self._enqueue_group(client, queue, [jobs[i] for i in indexes], on_sent)
                 for slot, index in enumerate(indexes):
@@ -619,9 +641,9 @@ class Store:
         replies: list[list[Any] | None] = [None] * len(items)
         if not groups:  # nothing to write, so nothing to confirm (or refuse)
             return replies
-        async with self._scripts_guard(durability), self._writer(durability) as client:
+        async with self._scripts_guard(durability), self._writer(durability, groups) as client_for:
             for queue, group in groups.items():
-                flat = await run(client, queue, group)
+                flat = await run(client_for(queue), queue, group)
                 if len(flat) != width * len(group):
                     raise InternalError(f"a script answered {len(flat)} values for {len(group)} jobs")
                 for slot, (index, _) in enumerate(group):

@@ -59,6 +59,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     retried with its idempotency key returns the first job; an ack or fail is settled (on the
     Lease stream its slot is freed) and a resend is refused with LEASE_LOST.
     """
+    REPLICATION_NOT_CONFIRMED: _ErrorReason.ValueType  # 24
+    """UNAVAILABLE. A DURABILITY_REPLICATED write was applied on the primary but fewer than
+    `replicas_to_wait` replicas confirmed it in time (`replication_timeout_seconds`). The
+    write stands and a failover now may lose it. Retry as for FSYNC_NOT_CONFIRMED.
+    """
     STORE_UNAVAILABLE: _ErrorReason.ValueType  # 7
     """UNAVAILABLE. The job store (Redis) could not be reached or did not answer in time. The
     write may or may not have happened. Retry with backoff: Enqueue only with an
@@ -184,6 +189,11 @@ FSYNC_NOT_CONFIRMED: ErrorReason.ValueType  # 6
 (`fsync_timeout_seconds`). The write stands and may not survive a power loss. An Enqueue
 retried with its idempotency key returns the first job; an ack or fail is settled (on the
 Lease stream its slot is freed) and a resend is refused with LEASE_LOST.
+"""
+REPLICATION_NOT_CONFIRMED: ErrorReason.ValueType  # 24
+"""UNAVAILABLE. A DURABILITY_REPLICATED write was applied on the primary but fewer than
+`replicas_to_wait` replicas confirmed it in time (`replication_timeout_seconds`). The
+write stands and a failover now may lose it. Retry as for FSYNC_NOT_CONFIRMED.
 """
 STORE_UNAVAILABLE: ErrorReason.ValueType  # 7
 """UNAVAILABLE. The job store (Redis) could not be reached or did not answer in time. The

@@ -78,11 +78,20 @@ class _DurabilityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Durability
     nothing is written. Costs little with `appendfsync always`; with `everysec` each
     acknowledgement waits for the next flush (up to about a second).
     """
+    DURABILITY_REPLICATED: _Durability.ValueType  # 3
+    """Acknowledged only once the write reached the primary's replicas (WAIT): at least
+    `replicas_to_wait` of them (1 by default) have it in memory, so it survives the loss of
+    the primary and a failover to one of those replicas. On Redis Cluster, every node the
+    call wrote to waits for its own replicas. A primary with fewer connected replicas refuses
+    the request with FAILED_PRECONDITION (reason DURABILITY_UNAVAILABLE) and nothing is
+    written; replicas that do not confirm in time (`replication_timeout_seconds`) give
+    UNAVAILABLE (reason REPLICATION_NOT_CONFIRMED). See docs/durability.md.
+    """
 
 class Durability(_Durability, metaclass=_DurabilityEnumTypeWrapper):
     """Durability says when the server acknowledges a write (Enqueue, EnqueueBatch, Ack):
-    after Redis applied it in memory, or only after Redis wrote it to its append-only file
-    on disk. See docs/durability.md for what each level can lose and what it costs.
+    after Redis applied it in memory, only after Redis wrote it to its append-only file on
+    disk, or only after it reached Redis's replicas. See docs/durability.md for what each level can lose and what it costs.
     """
 
 DURABILITY_UNSPECIFIED: Durability.ValueType  # 0
@@ -104,6 +113,15 @@ disk itself loses it. Needs Redis 7.2+ or Valkey 8+ with `appendonly yes`; other
 the request is refused with FAILED_PRECONDITION (reason DURABILITY_UNAVAILABLE) and
 nothing is written. Costs little with `appendfsync always`; with `everysec` each
 acknowledgement waits for the next flush (up to about a second).
+"""
+DURABILITY_REPLICATED: Durability.ValueType  # 3
+"""Acknowledged only once the write reached the primary's replicas (WAIT): at least
+`replicas_to_wait` of them (1 by default) have it in memory, so it survives the loss of
+the primary and a failover to one of those replicas. On Redis Cluster, every node the
+call wrote to waits for its own replicas. A primary with fewer connected replicas refuses
+the request with FAILED_PRECONDITION (reason DURABILITY_UNAVAILABLE) and nothing is
+written; replicas that do not confirm in time (`replication_timeout_seconds`) give
+UNAVAILABLE (reason REPLICATION_NOT_CONFIRMED). See docs/durability.md.
 """
 Global___Durability: _TypeAlias = Durability  # noqa: Y015
 
