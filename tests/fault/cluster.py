@@ -25,6 +25,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from jobqueue_server.runtime.valkey import EmbeddedValkey
+from tests.cluster import LocalCluster
 from tests.fault.proxy import HOST, Proxy
 from tests.processes import ChildProcess, ServeProcess
 
@@ -41,6 +42,10 @@ class ClusterConfig:
     valkey_config: dict[str, str] = field(default_factory=dict)
     #: More JOBQ_* settings for every server (retention, limits, ...).
     server_env: dict[str, str] = field(default_factory=dict)
+    #: Run on a local Valkey Cluster (3 primaries, a replica each) instead of one Valkey: the
+    #: servers connect to it directly (a proxy cannot stand in for nodes that redirect to
+    #: each other), so the Valkey and server-Valkey faults are replaced by PRIMARY_KILL.
+    redis_cluster: bool = False
 
 
 @dataclass
@@ -60,6 +65,7 @@ class Cluster:
         self.work_dir = work_dir
         self.valkey = EmbeddedValkey(work_dir / "valkey", extra_config=config.valkey_config)
         self.valkey_pid = 0
+        self.redis_cluster = LocalCluster(work_dir / "redis-cluster") if config.redis_cluster else None
         self.redis_proxies = [Proxy(f"redis-{j}", [(HOST, self.valkey.port)]) for j in range(config.servers)]
         self.servers: list[ServeProcess | None] = [None] * config.servers
         self.producer_proxy = Proxy("producer", [])
@@ -98,10 +104,15 @@ class Cluster:
         for proxy in self.proxies:
             await proxy.close()
         await asyncio.to_thread(self.valkey.stop)
+        if self.redis_cluster is not None:
+            await asyncio.to_thread(self.redis_cluster.stop)
 
     # -- Valkey ----------------------------------------------------------------------------
 
     async def start_valkey(self) -> None:
+        if self.redis_cluster is not None:
+            await asyncio.to_thread(self.redis_cluster.start)
+            return
         await asyncio.to_thread(self.valkey.start)
         # EmbeddedValkey keeps its process private; Valkey reports its own pid, which is
         # what SIGSTOP needs.
@@ -116,6 +127,21 @@ class Cluster:
     def redis(self) -> Redis:
         """A direct client (no proxy) for the harness's own reads and configuration."""
         return Redis(host=HOST, port=self.valkey.port, socket_connect_timeout=2.0, socket_timeout=5.0)
+
+    async def kill_primary(self, key: str) -> EmbeddedValkey:
+        """kill -9 of the cluster node serving `key` now: its replica takes over."""
+        assert self.redis_cluster is not None
+        node = await asyncio.to_thread(self.redis_cluster.primary_for, key)
+        await asyncio.to_thread(node.kill)
+        return node
+
+    async def restart_node(self, node: EmbeddedValkey) -> None:
+        """Starts a killed node again on its port and data: it rejoins as a replica."""
+        await asyncio.to_thread(node.start)
+
+    async def cluster_healthy(self) -> bool:
+        assert self.redis_cluster is not None
+        return await asyncio.to_thread(self.redis_cluster.healthy)
 
     # -- servers ---------------------------------------------------------------------------
 
@@ -132,6 +158,8 @@ class Cluster:
 
     async def start_server(self, j: int) -> None:
         redis_url = f"redis://{self.redis_proxies[j].address}/0"
+        if self.redis_cluster is not None:
+            redis_url = self.redis_cluster.url
         server = await asyncio.to_thread(ServeProcess, ["--redis-url", redis_url], self._server_env())
         self.servers[j] = server
         self._route()

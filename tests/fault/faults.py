@@ -23,8 +23,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tests.fault.cluster import Cluster
+from tests.fault.fault_worker import QUEUE
 
 logger = logging.getLogger(__name__)
+
+HEAL_TIMEOUT_S = 30.0
 
 
 class Fault(enum.StrEnum):
@@ -37,6 +40,9 @@ class Fault(enum.StrEnum):
     WORKER_STALL = "worker_stall"  # stop forwarding worker <-> server for `duration`
     REDIS_CUT = "redis_cut"  # reset every connection server <-> Valkey
     REDIS_STALL = "redis_stall"  # stop forwarding server <-> Valkey for `duration`
+    # On a Redis Cluster: kill -9 of the primary serving the fault queue; its replica is
+    # promoted; the node restarts after `duration` and rejoins as a replica.
+    PRIMARY_KILL = "primary_kill"
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,8 @@ def durations(kind: Fault, rng: random.Random, lease_s: float, sweep_s: float) -
         return lease_s + 2 * sweep_s + rng.uniform(0.5, 2.0)
     if kind in (Fault.VALKEY_PAUSE, Fault.WORKER_STALL, Fault.REDIS_STALL):
         return rng.uniform(0.5, lease_s + 2.0)
+    if kind is Fault.PRIMARY_KILL:
+        return rng.uniform(2.0, 4.0)  # down past the failover (about 1 to 2 s here)
     if kind in (Fault.WORKER_CUT, Fault.REDIS_CUT):
         return 0.0
     return rng.uniform(0.2, 1.5)
@@ -90,7 +98,9 @@ def plan(
     planned = []
     for at_s, kind in zip(times, kinds, strict=True):
         many = servers if kind in (Fault.SERVER_KILL, Fault.REDIS_CUT, Fault.REDIS_STALL) else workers
-        target = 0 if kind in (Fault.VALKEY_KILL, Fault.VALKEY_PAUSE) else rng.randrange(many)
+        target = (
+            0 if kind in (Fault.VALKEY_KILL, Fault.VALKEY_PAUSE, Fault.PRIMARY_KILL) else rng.randrange(many)
+        )
         planned.append(
             PlannedFault(round(at_s, 3), kind, target, round(durations(kind, rng, lease_s, sweep_s), 3))
         )
@@ -142,6 +152,17 @@ async def _valkey_kill(cluster: Cluster, fault: PlannedFault) -> tuple[int | Non
     return None, f"pid {pid} -> {cluster.valkey_pid}"
 
 
+async def _primary_kill(cluster: Cluster, fault: PlannedFault) -> tuple[int | None, str]:
+    node = await cluster.kill_primary(f"{{{QUEUE}}}")
+    await asyncio.sleep(fault.duration_s)
+    await cluster.restart_node(node)
+    # Healed once the cluster is whole again (the old primary back, as a replica).
+    deadline = time.monotonic() + HEAL_TIMEOUT_S
+    while not await cluster.cluster_healthy() and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    return None, f"port {node.port}"
+
+
 async def _worker_pause(cluster: Cluster, fault: PlannedFault) -> tuple[int | None, str]:
     pid = cluster.workers[fault.target].pid
     cluster.pause(pid)
@@ -177,6 +198,7 @@ async def _redis_stall(cluster: Cluster, fault: PlannedFault) -> tuple[int | Non
 
 
 _APPLY = {
+    Fault.PRIMARY_KILL: _primary_kill,
     Fault.WORKER_KILL: _worker_kill,
     Fault.SERVER_KILL: _server_kill,
     Fault.VALKEY_KILL: _valkey_kill,
