@@ -15,18 +15,27 @@ from jobqueue_server.runtime.valkey import EmbeddedValkey
 
 if TYPE_CHECKING:
     from tests.cluster import LocalCluster
+    from tests.sentinel import LocalSentinel
 
 # Point the suite at another server: a binary to start (Redis 7, another Valkey) ...
 REDIS_BINARY_ENV = "JOBQ_TEST_REDIS_SERVER"
 # ... or a running server, which tests that stop and restart Redis then skip ...
 REDIS_URL_ENV = "JOBQ_TEST_REDIS_URL"
-# ... or, set to 1, a local Valkey Cluster of 3 primaries with a replica each (tests/cluster.py).
+# ... or, set to 1, a local Valkey Cluster of 3 primaries with a replica each (tests/cluster.py)
 REDIS_CLUSTER_ENV = "JOBQ_TEST_REDIS_CLUSTER"
+# ... or, set to 1, a primary, a replica and 3 sentinels (tests/sentinel.py).
+REDIS_SENTINEL_ENV = "JOBQ_TEST_REDIS_SENTINEL"
 
 
 def not_on_cluster(reason: str) -> pytest.MarkDecorator:
     """Skips a test when the suite runs on the local cluster (JOBQ_TEST_REDIS_CLUSTER=1)."""
     return pytest.mark.skipif(os.environ.get(REDIS_CLUSTER_ENV) == "1", reason=reason)
+
+
+def without_replicas(reason: str) -> pytest.MarkDecorator:
+    """Skips a test when the suite's Redis has replicas (the local cluster or sentinel deployment)."""
+    replicated = os.environ.get(REDIS_CLUSTER_ENV) == "1" or os.environ.get(REDIS_SENTINEL_ENV) == "1"
+    return pytest.mark.skipif(replicated, reason=reason)
 
 
 @dataclass
@@ -37,8 +46,8 @@ class TestRedis:
 
     url: str
     process: EmbeddedValkey | None
-    #: The local cluster the suite started (JOBQ_TEST_REDIS_CLUSTER=1), stopped at the end.
-    cluster: LocalCluster | None = None
+    #: The local cluster or sentinel deployment the suite started, stopped at the end.
+    cluster: LocalCluster | LocalSentinel | None = None
 
     def close(self) -> None:
         if self.process is not None:
@@ -68,6 +77,11 @@ def start_test_redis(data_dir: Path) -> TestRedis:
 
         cluster = LocalCluster(data_dir).start()
         return TestRedis(cluster.url, None, cluster)
+    if os.environ.get(REDIS_SENTINEL_ENV) == "1":
+        from tests.sentinel import LocalSentinel
+
+        deployment = LocalSentinel(data_dir).start()
+        return TestRedis(deployment.url, None, deployment)
     binary = os.environ.get(REDIS_BINARY_ENV)
     process = EmbeddedValkey(data_dir, binary=Path(binary) if binary else None)
     process.start()

@@ -28,6 +28,7 @@ from jobqueue_server.runtime.valkey import EmbeddedValkey
 from tests.cluster import LocalCluster
 from tests.fault.proxy import HOST, Proxy
 from tests.processes import ChildProcess, ServeProcess
+from tests.sentinel import LocalSentinel
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class ClusterConfig:
     #: servers connect to it directly (a proxy cannot stand in for nodes that redirect to
     #: each other), so the Valkey and server-Valkey faults are replaced by PRIMARY_KILL.
     redis_cluster: bool = False
+    #: Run on a primary, a replica and three sentinels (tests/sentinel.py), the servers
+    #: connecting through the sentinels; PRIMARY_KILL kills the primary they name.
+    redis_sentinel: bool = False
 
 
 @dataclass
@@ -65,7 +69,11 @@ class Cluster:
         self.work_dir = work_dir
         self.valkey = EmbeddedValkey(work_dir / "valkey", extra_config=config.valkey_config)
         self.valkey_pid = 0
-        self.redis_cluster = LocalCluster(work_dir / "redis-cluster") if config.redis_cluster else None
+        self.redis_cluster: LocalCluster | LocalSentinel | None = None
+        if config.redis_cluster:
+            self.redis_cluster = LocalCluster(work_dir / "redis-cluster")
+        elif config.redis_sentinel:
+            self.redis_cluster = LocalSentinel(work_dir / "redis-sentinel")
         self.redis_proxies = [Proxy(f"redis-{j}", [(HOST, self.valkey.port)]) for j in range(config.servers)]
         self.servers: list[ServeProcess | None] = [None] * config.servers
         self.producer_proxy = Proxy("producer", [])
@@ -129,9 +137,14 @@ class Cluster:
         return Redis(host=HOST, port=self.valkey.port, socket_connect_timeout=2.0, socket_timeout=5.0)
 
     async def kill_primary(self, key: str) -> EmbeddedValkey:
-        """kill -9 of the cluster node serving `key` now: its replica takes over."""
-        assert self.redis_cluster is not None
-        node = await asyncio.to_thread(self.redis_cluster.primary_for, key)
+        """kill -9 of the node serving `key` now (the primary, behind Sentinel): its replica
+        takes over."""
+        deployment = self.redis_cluster
+        assert deployment is not None
+        if isinstance(deployment, LocalCluster):
+            node = await asyncio.to_thread(deployment.primary_for, key)
+        else:
+            node = await asyncio.to_thread(deployment.primary)
         await asyncio.to_thread(node.kill)
         return node
 

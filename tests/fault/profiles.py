@@ -86,7 +86,7 @@ SMOKE = Profile(
 # On a local Valkey Cluster: the primary of the fault queue killed twice under load (its replica
 # takes over, then the node rejoins as a replica), with worker and server kills around it. Every
 # write is acknowledged at DURABILITY_REPLICATED (the servers' default), so a failover may lose
-# nothing acknowledged (tests/fault/test_cluster_failover.py).
+# nothing acknowledged (tests/fault/test_failover.py).
 CLUSTER_FAILOVER = Profile(
     name="cluster-failover",
     jobs=6_000,
@@ -102,4 +102,20 @@ CLUSTER_FAILOVER = Profile(
     warmup_s=4.0,
 )
 
-PROFILES = {profile.name: profile for profile in (CI, GATE, SMOKE, CLUSTER_FAILOVER)}
+# The same through Sentinel: a primary, a replica and three sentinels.
+SENTINEL_FAILOVER = Profile(
+    name="sentinel-failover",
+    jobs=6_000,
+    duration_s=40.0,
+    faults={Fault.PRIMARY_KILL: 2, Fault.WORKER_KILL: 3, Fault.SERVER_KILL: 1},
+    cluster=ClusterConfig(
+        servers=2,
+        workers=3,
+        concurrency=8,
+        redis_sentinel=True,
+        server_env={"JOBQ_DEFAULT_DURABILITY": "replicated"},
+    ),
+    warmup_s=4.0,
+)
+
+PROFILES = {profile.name: profile for profile in (CI, GATE, SMOKE, CLUSTER_FAILOVER, SENTINEL_FAILOVER)}

@@ -26,7 +26,7 @@ from jobqueue_server.runtime.valkey import EmbeddedValkey
 from jobqueue_server.store import Store
 from jobqueue_server.store.keys import QueueKeys
 from tests.server.streams import LeaseStream
-from tests.support import REDIS_BINARY_ENV
+from tests.support import REDIS_BINARY_ENV, without_replicas
 
 if TYPE_CHECKING:
     from jobqueue.v1.job_queue_service_pb2_grpc import JobQueueServiceAsyncStub as Stub
@@ -116,6 +116,7 @@ async def test_a_replicated_ack_is_on_the_replica_when_it_is_confirmed(
     await stream.close()
 
 
+@without_replicas("the suite's Redis has replicas here")
 async def test_without_a_replica_a_replicated_write_is_refused_and_writes_nothing(
     app: App, settings: ServerSettings
 ) -> None:

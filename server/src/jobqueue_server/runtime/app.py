@@ -46,7 +46,7 @@ from jobqueue_server.runtime import reflection, webhook_file
 from jobqueue_server.runtime.bootstrap import write_bootstrap_token
 from jobqueue_server.runtime.tls import ReloadingCredentials, TlsFiles
 from jobqueue_server.scheduling.scheduler import Scheduler
-from jobqueue_server.store import Durability, Store, StoreConfig, cluster
+from jobqueue_server.store import Durability, Store, StoreConfig, cluster, sentinel
 from jobqueue_server.store.keys import dependencies_channel
 from jobqueue_server.store.pipeline import ClosingRedis
 from jobqueue_server.store.signals import QueueSignals
@@ -77,10 +77,13 @@ def connect_redis(url: str, timeout_s: float) -> Redis:
     """A client that fails fast when Redis is gone, so calls end with UNAVAILABLE.
 
     No socket_timeout: the store bounds each exchange with asyncio instead (see Store).
-    A `redis+cluster://` URL gives a Redis Cluster client (store/cluster.py).
+    A `redis+cluster://` URL gives a Redis Cluster client (store/cluster.py), a
+    `redis+sentinel://` URL a client of the primary the sentinels name (store/sentinel.py).
     """
     if cluster.is_cluster_url(url):
         return cluster.connect(url, timeout_s)
+    if sentinel.is_sentinel_url(url):
+        return sentinel.connect(url, timeout_s)
     return ClosingRedis.from_url(
         url,
         socket_connect_timeout=timeout_s,

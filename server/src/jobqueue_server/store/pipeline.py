@@ -105,6 +105,8 @@ def _raise_for(reply: Any) -> Any:
             raise redis_errors.OutOfMemoryError(text)
         if text.startswith("NOSCRIPT"):
             raise redis_errors.NoScriptError(text)
+        if text.startswith("READONLY"):
+            raise redis_errors.ReadOnlyError(text)
         raise redis_errors.ResponseError(text)
     return reply
 
@@ -134,6 +136,10 @@ class ScriptPipeline:
     def __init__(self, redis: Redis, timeout_s: float) -> None:
         pool = redis.connection_pool
         self._setup(pool.connection_kwargs, issubclass(pool.connection_class, SSLConnection), timeout_s)
+        # Behind Sentinel the pool knows no address: it asks the sentinels at each connect.
+        self._primary_address: Callable[[], Awaitable[tuple[str, int]]] | None = getattr(
+            pool, "get_master_address", None
+        )
 
     @classmethod
     def for_address(cls, kwargs: Mapping[str, Any], timeout_s: float) -> ScriptPipeline:
@@ -143,6 +149,7 @@ class ScriptPipeline:
         return pipeline
 
     def _setup(self, kwargs: Mapping[str, Any], tls: bool, timeout_s: float) -> None:
+        self._primary_address = None
         self._kwargs: Mapping[str, Any] = kwargs
         self._tls = tls
         self._timeout_s = timeout_s
@@ -190,7 +197,13 @@ class ScriptPipeline:
         reply = self._send(protocol, command)
         if sent is not None:
             sent()
-        return _raise_for(await reply)
+        try:
+            return _raise_for(await reply)
+        except redis_errors.ReadOnlyError as exc:
+            # A primary demoted after a failover: nothing was written here. The next call
+            # connects again, to wherever the primary is now (Sentinel).
+            self._drop(protocol)
+            raise redis_errors.ConnectionError(f"redis is a replica now: {exc}") from exc
 
     def _usable(self) -> _Protocol | None:
         """The open connection, unless there is none or it stopped answering (a dead peer, a
@@ -231,12 +244,10 @@ class ScriptPipeline:
             if kwargs.get("path"):
                 _, protocol = await loop.create_unix_connection(_Protocol, kwargs["path"])
             else:
-                _, protocol = await loop.create_connection(
-                    _Protocol,
-                    kwargs.get("host", "localhost"),
-                    int(kwargs.get("port", 6379)),
-                    ssl=self._ssl_context(),
-                )
+                host, port = kwargs.get("host", "localhost"), int(kwargs.get("port", 6379))
+                if self._primary_address is not None:
+                    host, port = await self._primary_address()
+                _, protocol = await loop.create_connection(_Protocol, host, port, ssl=self._ssl_context())
         except OSError as exc:
             raise redis_errors.ConnectionError(f"cannot connect to redis: {exc}") from exc
         try:
