@@ -99,7 +99,7 @@ class LocalCluster:
         if len(replicas) < sum(1 for n in self.nodes if n.running) - self.primaries:
             return False
         # And each primary streams to its replicas (ROLE lists the connected ones).
-        for line in lines:
+        for line in lines if self.replicas_each else ():
             if "master" in line.split()[2] and "fail" not in line.split()[2]:
                 port = int(line.split()[1].split("@")[0].rpartition(":")[2])
                 with self._client(next(n for n in self.nodes if n.port == port)) as client:
