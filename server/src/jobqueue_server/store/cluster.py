@@ -67,6 +67,9 @@ def connect(url: str, timeout_s: float) -> Redis:
         socket_connect_timeout=timeout_s,
         retry=Retry(NoBackoff(), 1),
         health_check_interval=30,
+        # The URL's nodes stay the ones asked for the slot map: redis-py would otherwise swap
+        # them for the discovered ones and drop the old objects with their connections open.
+        dynamic_startup_nodes=False,
     )
     _accept_routing_keywords(cluster)
     return cast(Redis, cluster)
