@@ -60,7 +60,7 @@ def pair(tmp_path: Path) -> Iterator[tuple[EmbeddedValkey, EmbeddedValkey]]:
             deadline = time.monotonic() + LINK_TIMEOUT_S
             while True:
                 client.set("link-probe", 1)
-                if client.execute_command("WAIT", 1, 100) >= 1:  # type: ignore[no-untyped-call]
+                if client.execute_command("WAIT", 1, 100) >= 1:
                     break
                 assert time.monotonic() < deadline, "the replica did not connect"
             client.delete("link-probe")
