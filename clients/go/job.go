@@ -269,6 +269,9 @@ type QueueStats struct {
 	// Limits are the queue's rate and concurrency limits (SetQueueLimits); nil when it has
 	// none.
 	Limits *QueueLimits
+	// Partitions is how many partitions the queue has (CreateQueue): 1 for a queue never
+	// split, 0 from a server without partitioned queues.
+	Partitions int
 }
 
 func statsFromProto(p *jobqueuev1.QueueStats) QueueStats {
@@ -284,6 +287,7 @@ func statsFromProto(p *jobqueuev1.QueueStats) QueueStats {
 		OldestQueuedAge: durationOf(p.GetOldestQueuedAge()),
 		Paused:          p.GetPaused(),
 		Limits:          queueLimitsFromProto(p.GetLimits()),
+		Partitions:      int(p.GetPartitions()),
 	}
 }
 

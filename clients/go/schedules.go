@@ -48,11 +48,12 @@ func catchUpFromProto(p jobqueuev1.CatchUpPolicy) CatchUpPolicy {
 
 // Schedule is a recurring job (docs/schedules.md): a named definition that makes one job
 // from its template (Queue, Payload, PayloadBytes, Priority, MaxAttempts, Backoff,
-// LeaseDuration, Metadata, ExecutionTimeout, UniqueKey, which mean what Enqueue's arguments
-// and options mean) at each tick of a cron expression or a fixed interval. Whichever server
-// notices a tick first makes its job, and exactly one is made per tick however many servers
-// run: each carries the idempotency key "schedule:<name>:<tick in ms since the epoch>". Set
-// exactly one of Cron and Interval. Zero fields are unset and take the server's defaults.
+// LeaseDuration, Metadata, ExecutionTimeout, UniqueKey, PartitionKey, which mean what
+// Enqueue's arguments and options mean) at each tick of a cron expression or a fixed
+// interval. Whichever server notices a tick first makes its job, and exactly one is made per
+// tick however many servers run: each carries the idempotency key "schedule:<name>:<tick in
+// ms since the epoch>". Set exactly one of Cron and Interval. Zero fields are unset and take
+// the server's defaults.
 type Schedule struct {
 	// Name is 1 to 128 of letters, digits, '-', '_', '.' and ':', unique among schedules.
 	Name string
@@ -93,6 +94,8 @@ type Schedule struct {
 	// earlier tick is still SCHEDULED, QUEUED or ACTIVE, a tick makes no new job, so ticks do
 	// not pile up behind a slow job. "" is none.
 	UniqueKey string
+	// PartitionKey is each job's partition key (WithPartitionKey); "" is none.
+	PartitionKey string
 
 	// StartTime: no tick before it; zero is no lower bound.
 	StartTime time.Time
@@ -140,6 +143,7 @@ func (s Schedule) toProto() (*jobqueuev1.Schedule, error) {
 			PayloadBytes: s.PayloadBytes,
 			Metadata:     s.Metadata,
 			UniqueKey:    s.UniqueKey,
+			PartitionKey: s.PartitionKey,
 		},
 	}
 	switch {
@@ -211,6 +215,7 @@ func scheduleInfoFromProto(p *jobqueuev1.Schedule) ScheduleInfo {
 			Metadata:         t.GetMetadata(),
 			ExecutionTimeout: durationOf(t.GetTimeout()),
 			UniqueKey:        t.GetUniqueKey(),
+			PartitionKey:     t.GetPartitionKey(),
 			StartTime:        timeOf(p.GetStartTime()),
 			EndTime:          timeOf(p.GetEndTime()),
 			CatchUp:          catchUpFromProto(p.GetCatchUp()),

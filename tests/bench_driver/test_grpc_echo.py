@@ -47,7 +47,8 @@ def test_the_relay_times_every_item_from_producer_to_worker(scenario: tuple[str,
     assert result["jobs"] == items
     latency = result["latency_ms"]
     assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["max"]
-    assert result["cost"]["server_cpu_us_per_job"] > 0 and result["cost"]["worker_cpu_us_per_job"] > 0
+    # Reported for each side; CPU time is read in clock ticks (10 ms), which 30 jobs may not fill.
+    assert result["cost"]["server_cpu_us_per_job"] >= 0 and result["cost"]["worker_cpu_us_per_job"] >= 0
 
 
 def test_scenarios_without_a_ceiling_are_skipped() -> None:

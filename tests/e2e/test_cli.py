@@ -409,6 +409,22 @@ def test_enqueue_with_depends_on_waits_and_status_and_stats_show_it(
         raise AssertionError("the child was not queued")
 
 
+def test_create_queue_partitions_a_queue_and_enqueue_places_by_partition_key(
+    jobq: Jobq, queue: str, client: Client
+) -> None:
+    made = jobq("create-queue", queue, "--partitions", "3")
+    again = jobq.json("create-queue", queue, "--partitions", "3")
+    fewer = jobq("create-queue", queue, "--partitions", "2")
+    ids = [jobq.json("enqueue", queue, "{}", "--partition-key", "acme")["job_id"] for _ in range(3)]
+    (stats,) = jobq.json("stats", queue)["queues"]
+
+    assert made.returncode == 0 and f"{queue} now has 3 partitions" in made.stdout
+    assert again == {"queue": queue, "partitions": 3, "changed": False}
+    assert fewer.returncode != 0 and "partitions" in fewer.stderr
+    assert len({job_id.rpartition(":")[0] for job_id in ids}) == 1  # one key, one partition
+    assert stats["partitions"] == 3 and stats["queued"] == 3
+
+
 def test_limit_per_group_and_enqueue_with_a_group_key(jobq: Jobq, queue: str, client: Client) -> None:
     limited = jobq("limit", queue, "--group-max-active", "1", "--group-rate", "2")
     enqueued = jobq.json("enqueue", queue, "{}", "--group-key", "acme")

@@ -133,6 +133,7 @@ async def test_a_stream_reads_at_most_its_read_ahead_of_its_answers(
         store.clock.now_ms,
         lambda: False,
         store.dependencies.missing,
+        store.partitions,
     )
     serving = asyncio.create_task(session.serve(endless(), stuck_write))
     await answered.wait()

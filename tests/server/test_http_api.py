@@ -51,6 +51,7 @@ def test_the_mapping_covers_what_the_docs_promise() -> None:
         ("POST", "/v1/jobs/{job_id}:retry"): "Retry",
         ("POST", "/v1/queues/{queue}:pause"): "PauseQueue",
         ("POST", "/v1/queues/{queue}:resume"): "ResumeQueue",
+        ("POST", "/v1/queues"): "CreateQueue",
         ("GET", "/v1/schedules"): "ListSchedules",
     }
 

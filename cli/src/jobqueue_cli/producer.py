@@ -60,6 +60,7 @@ _JOB_KEYS = frozenset(
 @click.option("--unique-key", help="While a job with this key is pending or running, it is returned instead.")
 @click.option("--metadata", "metadata_pairs", multiple=True, metavar="KEY=VALUE", help="Repeatable.")
 @click.option("--group-key", help="The job's group (a customer...): groups are served in turn.")
+@click.option("--partition-key", help="On a partitioned queue: jobs with one key run in their order.")
 @click.option(
     "--depends-on",
     multiple=True,
@@ -138,6 +139,7 @@ def _spec_defaults(options: dict[str, Any]) -> dict[str, Any]:
         "metadata": parse_metadata(options["metadata_pairs"]) or None,
         "depends_on": list(options["depends_on"]) or None,
         "group_key": options["group_key"],
+        "partition_key": options["partition_key"],
         "on_dependency_failure": options["on_dependency_failure"],
     }
     return {key: value for key, value in defaults.items() if value is not None}

@@ -1,4 +1,5 @@
-"""`jobq pause | resume | limit`: stop, restart and bound delivery from a queue, on every server."""
+"""`jobq create-queue | pause | resume | limit`: declare a queue's partitions; stop, restart and
+bound delivery from a queue, on every server."""
 
 from __future__ import annotations
 
@@ -7,6 +8,28 @@ from typing import Any
 import click
 
 from jobqueue_cli.producer_io import Conn, client_options, reported_errors, toggle_each
+
+
+@click.command("create-queue")
+@click.argument("queue")
+@click.option(
+    "--partitions",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Partitions to spread the queue over (a cluster's nodes); more than it has adds some.",
+)
+@client_options
+def create_queue(conn: Conn, queue: str, partitions: int) -> None:
+    """Declare QUEUE with --partitions partitions, or add partitions to it. A partitioned queue
+    is still one queue to producers, workers and every command (docs/scaling.md)."""
+    with reported_errors(conn), conn.client() as client:
+        made = client.create_queue(queue, partitions=partitions)
+    if conn.as_json:
+        conn.emit({"queue": made.queue, "partitions": made.partitions, "changed": made.changed})
+    else:
+        state = "now has" if made.changed else "already has"
+        click.echo(f"{made.queue} {state} {made.partitions} partition{'s' if made.partitions != 1 else ''}")
 
 
 @click.command()
@@ -72,4 +95,4 @@ def _described(limits: dict[str, Any], kind: str, suffix: str = "") -> str:
     return f"{', '.join(parts)}{suffix}" if parts else ""
 
 
-COMMANDS = [pause, resume, limit]
+COMMANDS = [create_queue, pause, resume, limit]

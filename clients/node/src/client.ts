@@ -1,4 +1,4 @@
-/** Client: the producer API (enqueue, inspect, list, watch, cancel, retry, pause, limit, wait), schedules, token and webhook management, with Promises. */
+/** Client: the producer API (enqueue, inspect, list, watch, cancel, retry, create queues, pause, limit, wait), schedules, token and webhook management, with Promises. */
 
 import type { Tracer, TracerProvider } from "@opentelemetry/api";
 import {
@@ -26,6 +26,7 @@ import {
 } from "./errors.js";
 import {
   JobQueueServiceService,
+  type CreateQueueResponse,
   type CreateScheduleResponse,
   type CreateTokenResponse,
   type CreateWebhookResponse,
@@ -57,6 +58,7 @@ import {
   isTerminal,
   type BatchingOptions,
   type CallOptions,
+  type CreateQueueResult,
   type CreatedToken,
   type CreatedWebhook,
   type CreateTokenOptions,
@@ -375,6 +377,32 @@ export class Client {
   /** Sends a dead or cancelled job back to its queue with its attempts reset. */
   async retry(jobId: string, options: CallOptions = {}): Promise<void> {
     await this.unary((metadata, callOptions, callback) => this.raw.retry({ jobId }, metadata, callOptions, callback), options);
+  }
+
+  /**
+   * Declares `queue` with `partitions` partitions (1 to 64; 0 means 1), admin role like
+   * `pauseQueue`. Queues need no declaring: the first enqueue makes one with a single
+   * partition. A partitioned queue is still one queue to producers, workers and every other
+   * method; its partitions are stored apart (on a cluster, each on the node of its own hash
+   * slot), so one hot queue spans many nodes (docs/scaling.md). Jobs with the same
+   * `partitionKey` go to the same partition and are leased in the order they were enqueued.
+   * Declaring an existing queue again with more partitions adds them (`changed` true); with
+   * as many it changes nothing (`changed` false); with fewer it is refused with an
+   * InvalidArgumentError naming `partitions`, as is a count out of range (one that is not an
+   * integer is refused before sending). `stats` shows a queue's `partitions`.
+   *
+   * ```ts
+   * const { partitions, changed } = await admin.createQueue("orders", 8);
+   * await client.enqueue("orders", { id: 42 }, { partitionKey: "customer-7" }); // in order with customer-7's other jobs
+   * ```
+   */
+  async createQueue(queue: string, partitions: number, options: CallOptions = {}): Promise<CreateQueueResult> {
+    const request = convert.createQueueRequest(queue, partitions);
+    const response = await this.unary<CreateQueueResponse>(
+      (metadata, callOptions, callback) => this.raw.createQueue(request, metadata, callOptions, callback),
+      options,
+    );
+    return { queue: response.queue, partitions: response.partitions, changed: response.changed };
   }
 
   /**

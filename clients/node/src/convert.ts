@@ -13,6 +13,7 @@ import {
 import { Durability as ProtoDurability } from "./gen/jobqueue/v1/job.js";
 import {
   TokenRole as ProtoTokenRole,
+  type CreateQueueRequest,
   type CreateTokenRequest,
   type CreateWebhookRequest,
   type EnqueueRequest,
@@ -268,6 +269,8 @@ export function enqueueRequest(spec: JobSpec, prefix = ""): EnqueueRequest {
     uniqueKey: options.uniqueKey ?? "",
     // The same for the group key's bound (256 characters).
     groupKey: options.groupKey ?? "",
+    // And for the partition key's (256 characters).
+    partitionKey: options.partitionKey ?? "",
     // The ids' grammar, their number (at most 1,000) and whether they exist are the server's.
     dependsOn: stringList(options.dependsOn, `${prefix}depends_on`),
     onDependencyFailure: toDependencyFailurePolicy(options.onDependencyFailure, `${prefix}on_dependency_failure`),
@@ -327,6 +330,15 @@ export function createTokenRequest(name: string, role: TokenRole, queues: readon
     queues: [...queues],
     ttl: ttlMs === undefined ? undefined : toDuration(ttlMs, "ttl"),
   };
+}
+
+/**
+ * A CreateQueueRequest. A partition count the wire cannot carry (not an int32) is refused
+ * here, naming `partitions`; the queue's grammar and the range (1 to 64; 0 means 1) are left
+ * to the server, which names the field the same way.
+ */
+export function createQueueRequest(queue: string, partitions: number): CreateQueueRequest {
+  return { queue, partitions: int32(partitions, "partitions") };
 }
 
 /** Where a Webhook's fields are named in errors: CreateWebhookRequest carries it as `webhook`. */
@@ -452,6 +464,8 @@ export function queueStats(message: ProtoQueueStats): QueueStats {
     waiting: message.waiting,
     oldestQueuedAgeMs: durationMs(message.oldestQueuedAge) ?? 0,
     paused: message.paused,
+    // A server older than partitioned queues sends none: each of its queues is one partition.
+    partitions: message.partitions === 0 ? 1 : message.partitions,
   };
   if (message.limits !== undefined) stats.limits = queueLimits(message.limits);
   return stats;

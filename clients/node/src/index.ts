@@ -2,7 +2,7 @@
  * @jobqueue/client: a typed client and worker for the jobqueue gRPC service.
  *
  * - {@link Client}: enqueue jobs (alone, in batches, or waiting for other jobs), read their status, list a queue, watch a job, cancel, retry, wait for results;
- *   pause queues and limit their rate and concurrency; manage schedules (recurring jobs); create, list and revoke API tokens;
+ *   create partitioned queues, pause queues and limit their rate and concurrency; manage schedules (recurring jobs); create, list and revoke API tokens;
  *   create, list and delete webhooks (signed failure alerts).
  * - {@link Worker}: lease jobs over one stream, run async handlers, ack or fail them.
  */
@@ -73,6 +73,7 @@ export type {
   BackoffPolicy,
   BatchingOptions,
   CallOptions,
+  CreateQueueResult,
   CreatedToken,
   CreatedWebhook,
   CreateTokenOptions,

@@ -78,6 +78,12 @@ export interface ScheduleFields {
    * behind a slow job. Unset: every tick makes its job.
    */
   uniqueKey?: string;
+  /**
+   * Each job's partition key (see `enqueue`'s `partitionKey`), for a queue split into
+   * partitions: the jobs of every tick go to the same partition, leased in tick order.
+   * Unset: none.
+   */
+  partitionKey?: string;
   /** No tick before this time; unset: no lower bound. */
   start?: Date;
   /** No tick after this time; unset: none. */
@@ -231,6 +237,7 @@ function jobTemplate(spec: ScheduleFields, prefix: string): JobTemplate {
     metadata: { ...spec.metadata },
     timeout: undefined,
     uniqueKey: spec.uniqueKey ?? "", // its length bound (256 characters) is the server's
+    partitionKey: spec.partitionKey ?? "", // the same for this one's
   };
   if (spec.payload instanceof Uint8Array) template.payloadBytes = asBuffer(spec.payload);
   else if (spec.payload !== undefined && spec.payload !== null) template.payload = toJsonObject(spec.payload, field("payload"));
@@ -288,6 +295,7 @@ export function scheduleInfo(message: Schedule): ScheduleInfo {
   if (template.leaseDuration !== undefined) info.leaseDurationMs = durationMs(template.leaseDuration);
   if (template.timeout !== undefined) info.executionTimeoutMs = durationMs(template.timeout);
   if (template.uniqueKey !== "") info.uniqueKey = template.uniqueKey;
+  if (template.partitionKey !== "") info.partitionKey = template.partitionKey;
   if (message.startTime !== undefined) info.start = message.startTime;
   if (message.endTime !== undefined) info.end = message.endTime;
   if (message.nextRunTime !== undefined) info.nextRunTime = message.nextRunTime;

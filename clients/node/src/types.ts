@@ -94,6 +94,15 @@ export interface EnqueueOptions {
    * `setQueueLimits`) bound each group separately. Unset: no group.
    */
   groupKey?: string;
+  /**
+   * The job's partition key (at most 256 characters), for a queue split into partitions
+   * (`createQueue`): jobs with the same key go to the same partition, so they are leased in
+   * the order they were enqueued (first in, first out per key, as in one queue). Unset: the
+   * partition its `groupKey`, `uniqueKey` or `idempotencyKey` names (so those keep working
+   * across the queue), else the next partition in turn. Adding partitions moves keys: order
+   * per key holds among the jobs enqueued after that. Ignored on a queue with one partition.
+   */
+  partitionKey?: string;
   /** Lease length for this job, overriding the worker's and the server's (30 s). */
   leaseDurationMs?: number;
   /**
@@ -299,8 +308,19 @@ export interface QueueStats {
   oldestQueuedAgeMs: number;
   /** Whether the queue is paused (`pauseQueue`): its ready jobs are not leased until `resumeQueue`. */
   paused: boolean;
+  /** How many partitions the queue has (`createQueue`); 1 for a queue that was never split. */
+  partitions: number;
   /** The queue's flow limits (`setQueueLimits`); undefined when it has none. */
   limits?: QueueLimits;
+}
+
+/** What `createQueue` resolved to: the queue as it is now. */
+export interface CreateQueueResult {
+  queue: string;
+  /** How many partitions it has now (1 to 64). */
+  partitions: number;
+  /** Whether the call made the queue or added partitions to it; false: it was already so. */
+  changed: boolean;
 }
 
 /**

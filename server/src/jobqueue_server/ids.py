@@ -1,4 +1,6 @@
 """Job ids: `<queue>:<ulid>`, so any server finds a job's queue (and hash slot) from its id.
+In a partitioned queue the queue part names the partition: `<queue>~<n>` for partitions 1 and
+up (partition 0 is the queue itself; `~` is in no queue name).
 
 The ulid part is a 26-character Crockford base32 string, 48 bits of milliseconds then 80
 random bits, so ids sort by creation time.
@@ -12,6 +14,9 @@ import re
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ULID_RE = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+PARTITION_SEPARATOR = "~"
+MAX_PARTITIONS = 64
+_STORED_QUEUE_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}(~[1-9][0-9]?)?")
 
 
 def new_ulid(now_ms: int) -> str:
@@ -76,8 +81,25 @@ def make_job_id(queue: str, ulid: str) -> str:
 
 
 def split_job_id(job_id: str) -> tuple[str, str] | None:
-    """The (queue, ulid) a job id is made of, or None when it is not a well-formed id."""
+    """The (stored queue, ulid) a job id is made of, or None when it is not a well-formed id.
+    The stored queue is a partition's name in a partitioned queue (`partition_name`)."""
     queue, sep, ulid = job_id.rpartition(":")
-    if not sep or not QUEUE_NAME_RE.fullmatch(queue) or not _ULID_RE.fullmatch(ulid):
+    if not sep or not is_stored_queue(queue) or not _ULID_RE.fullmatch(ulid):
         return None
     return queue, ulid
+
+
+def is_stored_queue(name: str) -> bool:
+    """Whether `name` is a queue's or a partition's (the queue part of a job id)."""
+    return _STORED_QUEUE_RE.fullmatch(name) is not None
+
+
+def partition_name(queue: str, index: int) -> str:
+    """Where partition `index` of `queue` is stored: the queue's own name for partition 0, so
+    adding partitions to a queue leaves its jobs and their ids where they are."""
+    return f"{queue}{PARTITION_SEPARATOR}{index}" if index else queue
+
+
+def queue_of(stored: str) -> str:
+    """The queue a stored queue (a queue, or one of its partitions) belongs to."""
+    return stored.partition(PARTITION_SEPARATOR)[0]

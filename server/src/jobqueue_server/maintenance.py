@@ -106,6 +106,8 @@ class Maintenance:
         try:
             redis_now = await self._store.now_ms()
             self._skew_ms = redis_now - self._clock.now_ms()
+            for queue in await self._store.partitions.refresh():  # partitions other servers added:
+                self._signals.notify(queue)  # the streams on the queue watch them from now on
             full = self.passes % FULL_LOOK_EVERY == 0 or self._full_look_next
             self._full_look_next = False
             if full:

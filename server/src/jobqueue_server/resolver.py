@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 
 from jobqueue_server.errors import StoreFull, StoreUnavailable
-from jobqueue_server.ids import QUEUE_NAME_RE
+from jobqueue_server.ids import is_stored_queue
 from jobqueue_server.store import Store
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ class DependencyResolver:
     def on_message(self, data: bytes) -> None:
         """A message of the dependencies channel: the name of a queue with settled jobs."""
         queue = data.decode(errors="replace")
-        if QUEUE_NAME_RE.fullmatch(queue):
+        if is_stored_queue(queue):
             self.request(queue)
 
     def request(self, queue: str) -> None:

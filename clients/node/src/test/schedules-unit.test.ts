@@ -34,6 +34,7 @@ function stored(overrides: Partial<Schedule> = {}): Schedule {
       metadata: {},
       timeout: undefined,
       uniqueKey: "",
+      partitionKey: "",
     },
     startTime: undefined,
     endTime: undefined,
@@ -65,6 +66,7 @@ describe("schedule specs", () => {
       leaseDurationMs: 60_000,
       executionTimeoutMs: 90_000,
       uniqueKey: "nightly-report",
+      partitionKey: "tenant-7",
       metadata: { owner: "ops" },
       start,
       end,
@@ -96,6 +98,7 @@ describe("schedule specs", () => {
     assert.deepEqual(template.leaseDuration, { seconds: 60, nanos: 0 });
     assert.deepEqual(template.timeout, { seconds: 90, nanos: 0 });
     assert.equal(template.uniqueKey, "nightly-report");
+    assert.equal(template.partitionKey, "tenant-7");
     assert.deepEqual(template.metadata, { owner: "ops" });
     // Output-only fields are left at their zero values.
     assert.equal(message.paused, false);
@@ -116,6 +119,7 @@ describe("schedule specs", () => {
     assert.equal(message.template?.backoff, undefined);
     assert.equal(message.template?.timeout, undefined);
     assert.equal(message.template?.uniqueKey, "", "no unique key unless given");
+    assert.equal(message.template?.partitionKey, "", "no partition key unless given");
   });
 
   test("what the wire cannot carry is refused before sending, naming the field", () => {
@@ -192,6 +196,7 @@ describe("stored schedules", () => {
           metadata: { k: "v" },
           timeout: { seconds: 120, nanos: 0 },
           uniqueKey: "nightly",
+          partitionKey: "tenant-7",
         },
         startTime: new Date("2030-01-01T00:00:00Z"),
         endTime: new Date("2031-01-01T00:00:00Z"),
@@ -213,6 +218,7 @@ describe("stored schedules", () => {
     assert.equal(info.leaseDurationMs, 250);
     assert.equal(info.executionTimeoutMs, 120_000);
     assert.equal(info.uniqueKey, "nightly");
+    assert.equal(info.partitionKey, "tenant-7");
     assert.deepEqual(info.metadata, { k: "v" });
     assert.deepEqual(info.start, new Date("2030-01-01T00:00:00Z"));
     assert.deepEqual(info.end, new Date("2031-01-01T00:00:00Z"));

@@ -309,6 +309,7 @@ def queue_stats(stats: job_pb2.QueueStats) -> QueueStats:
         oldest_queued_age=stats.oldest_queued_age.ToTimedelta(),
         paused=stats.paused,
         waiting=stats.waiting,
+        partitions=stats.partitions or 1,
         limits=(
             QueueLimits(
                 stats.limits.rate_per_second,

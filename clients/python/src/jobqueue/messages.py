@@ -89,6 +89,8 @@ def _set_running_limits(request: svc.EnqueueRequest, spec: EnqueueOptions) -> No
         request.unique_key = unique_key
     if group_key := spec.get("group_key"):
         request.group_key = group_key
+    if partition_key := spec.get("partition_key"):
+        request.partition_key = partition_key
     _set_dependencies(request, spec)
 
 

@@ -136,6 +136,9 @@ class EnqueueOptions(TypedDict, total=False):
     #: group with many jobs waiting does not hold back the others; the queue's group limits
     #: (``set_queue_limits(group_max_active=...)``) bound each group.
     group_key: str | None
+    #: On a queue with partitions (``create_queue``): jobs with the same key go to the same
+    #: partition, so they are leased in the order they were enqueued.
+    partition_key: str | None
 
 
 class JobSpec(EnqueueOptions, total=False):
@@ -261,6 +264,18 @@ class QueueStats:
     limits: QueueLimits | None = None
     #: Jobs waiting for the jobs they depend on.
     waiting: int = 0
+    #: How many partitions the queue has (``create_queue``).
+    partitions: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    """A queue as ``create_queue`` left it."""
+
+    queue: str
+    partitions: int
+    #: Whether the call registered the queue or added partitions to it.
+    changed: bool
 
 
 TokenRole = Literal["producer", "worker", "admin"]

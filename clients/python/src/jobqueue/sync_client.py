@@ -30,6 +30,7 @@ from jobqueue.models import (
     ListFilters,
     NewToken,
     NewWebhook,
+    QueueInfo,
     QueueStats,
     TokenInfo,
     TokenRole,
@@ -210,6 +211,15 @@ class Client:
     def retry(self, job_id: str, *, timeout: float | None = None) -> None:
         """Sends a dead or cancelled job back to its queue with its attempts reset."""
         self._call(self._stub.Retry, svc.RetryRequest(job_id=job_id), timeout)
+
+    def create_queue(self, queue: str, *, partitions: int = 1, timeout: float | None = None) -> QueueInfo:
+        """Declares `queue` with `partitions` partitions (1 to 64), or adds partitions to it:
+        a partitioned queue spreads over a cluster's nodes and is still one queue to every
+        call. Fewer partitions than it has is refused (InvalidArgument)."""
+        response = self._call(
+            self._stub.CreateQueue, svc.CreateQueueRequest(queue=queue, partitions=partitions), timeout
+        )
+        return QueueInfo(response.queue, response.partitions, response.changed)
 
     def pause_queue(self, queue: str, *, timeout: float | None = None) -> bool:
         """Stops delivery from `queue` on every server until `resume_queue`: enqueues still

@@ -29,7 +29,7 @@ from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue_server.alerts.delivery import DeliveryFailed, deliver, http_client
 from jobqueue_server.api.job_wire import job_message
 from jobqueue_server.errors import JobNotFound, StoreFull, StoreUnavailable
-from jobqueue_server.ids import make_job_id
+from jobqueue_server.ids import make_job_id, queue_of
 from jobqueue_server.store import QueueCounts, Store
 from jobqueue_server.store.webhooks import Cursor, WebhookStore
 
@@ -80,9 +80,8 @@ class WebhookDispatcher:
         if not hooks:
             return
         now = asyncio.get_running_loop().time()
-        queues = await self._store.known_queues()
-        deaths = await self._webhooks.latest_deaths(queues)
-        counts = await self._threshold_counts(hooks, queues, now)
+        deaths = await self._webhooks.latest_deaths(await self._store.known_queues())  # by partition
+        counts = await self._threshold_counts(hooks, await self._store.queue_names(), now)
         for hook in hooks:
             if self._retry_at.get(hook.webhook.id, 0) > now:
                 continue
@@ -117,7 +116,7 @@ class WebhookDispatcher:
             return  # another server delivers this webhook's events now
         try:
             for queue, latest in deaths.items():
-                if not hook.webhook.queue or hook.webhook.queue == queue:
+                if not hook.webhook.queue or hook.webhook.queue == queue_of(queue):
                     await self._deliver_deaths(client, hook, queue, latest)
             for queue_counts in counts:
                 if not hook.webhook.queue or hook.webhook.queue == queue_counts.queue:
@@ -153,7 +152,7 @@ class WebhookDispatcher:
             except JobNotFound:  # trimmed meanwhile
                 job = None
             if job is not None:
-                payload = {"event": "job.dead", "time": _iso(finish_ms), "queue": queue, "job": job}
+                payload = {"event": "job.dead", "time": _iso(finish_ms), "queue": queue_of(queue), "job": job}
                 await self._post(client, hook, "job.dead", f"{job_id}:dead:{finish_ms}", payload)
             await self._webhooks.move_cursor(webhook_id, queue, Cursor(finish_ms, ulid))
 

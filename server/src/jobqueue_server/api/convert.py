@@ -55,6 +55,7 @@ def queue_stats(counts: QueueCounts) -> job_pb2.QueueStats:
         oldest_queued_age=duration(max(0, counts.oldest_queued_age_ms)),
         paused=counts.paused,
         waiting=counts.waiting,
+        partitions=counts.partitions,
         limits=None
         if counts.limits is None
         else job_pb2.QueueLimits(

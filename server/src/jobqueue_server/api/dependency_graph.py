@@ -73,8 +73,11 @@ def policy(request: svc.EnqueueRequest, prefix: str) -> DependencyFailure:
     return chosen
 
 
-def batch_parents(requests: Sequence[svc.EnqueueRequest], ulids: Sequence[str]) -> list[tuple[str, ...]]:
-    """For each request of a batch, the ids of the jobs of the batch its `depends_on_refs` name.
+def batch_parents(
+    requests: Sequence[svc.EnqueueRequest], ulids: Sequence[str], stored: Sequence[str]
+) -> list[tuple[str, ...]]:
+    """For each request of a batch, the ids of the jobs of the batch its `depends_on_refs` name
+    (`stored`: the queue or partition each job goes to).
 
     Refused, naming the field, when a ref is malformed or given twice, when a reference names no
     job of the batch, or when the references form a cycle."""
@@ -105,7 +108,7 @@ def batch_parents(requests: Sequence[svc.EnqueueRequest], ulids: Sequence[str]) 
             named.append(parent)
         edges.append(named)
     _refuse_cycles(requests, edges)
-    return [tuple(make_job_id(requests[parent].queue, ulids[parent]) for parent in named) for named in edges]
+    return [tuple(make_job_id(stored[parent], ulids[parent]) for parent in named) for named in edges]
 
 
 def _refuse_cycles(requests: Sequence[svc.EnqueueRequest], edges: list[list[int]]) -> None:

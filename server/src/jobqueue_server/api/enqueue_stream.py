@@ -20,7 +20,7 @@ from jobqueue_server.api.registration import Malformed
 from jobqueue_server.api.status import rpc_status_of
 from jobqueue_server.errors import JobQueueError, ServerDraining
 from jobqueue_server.ids import new_ulids
-from jobqueue_server.store import Durability, NewJob
+from jobqueue_server.store import Durability, NewJob, Partitions
 
 # Requests read but not yet answered, per stream.
 MAX_UNANSWERED = 64
@@ -49,8 +49,10 @@ class EnqueueStreamSession:
         now_ms: Callable[[], int],
         draining: Callable[[], bool],
         find_missing: dependency_graph.FindMissing,
+        partitions: Partitions,
     ) -> None:
         self._group_commit = group_commit
+        self._partitions = partitions
         self._find_missing = find_missing
         self._limits = limits
         self._now_ms = now_ms
@@ -114,7 +116,9 @@ class EnqueueStreamSession:
         sequence = request.sequence
         try:
             requests = list(request.requests)
-            jobs = validation.new_jobs(requests, self._limits, new_ulids(self._now_ms(), len(requests)))
+            jobs = validation.new_jobs(
+                requests, self._limits, new_ulids(self._now_ms(), len(requests)), self._partitions
+            )
             level = validation.batch_durability(request, self._limits)
         except JobQueueError as error:
             return _ready(_refused(sequence, error))

@@ -86,6 +86,7 @@ class LeaseSession:
         self._signals = signals
         self._limits = limits
         self._sub = subscription
+        self._turn = 0  # rotates the partitions leased from first (_stored_queues)
         self._window = subscription.max_in_flight
         self._sweep_interval_s = sweep_interval_s
         self._on_deadline = on_deadline
@@ -393,12 +394,13 @@ class LeaseSession:
                 self._credit.clear()
                 await self._wait_for(self._credit)
                 continue
-            event = self._signals.watch(self._sub.queues, self._lease_on_signal)
+            layout, queues = self._store.partitions.version, self._stored_queues()
+            event = self._signals.watch(queues, self._lease_on_signal)
             try:
                 leased = await self._lease_available()
                 if leased:
                     await self._emit(leased, [])
-                while self._dry and not self._stop.is_set():
+                while self._dry and not self._stop.is_set() and layout == self._store.partitions.version:
                     # The lists ran dry during that call. The push that refills one signals
                     # `event`, watched before the call, so waiting now misses nothing and
                     # spares an idle stream a second, empty lease call per job.
@@ -410,7 +412,7 @@ class LeaseSession:
                     event.clear()
                     await self._take_early_lease()
             finally:
-                self._signals.unwatch(event, self._sub.queues)
+                self._signals.unwatch(event, queues)
 
     def _lease_on_signal(self, queue: str) -> None:
         """A signal while the stream waits dry: the lease call is written now, in the
@@ -448,6 +450,18 @@ class LeaseSession:
         if leased and not self._stop.is_set():
             await self._emit(leased, [])
 
+    def _stored_queues(self) -> list[str]:
+        """Where the subscribed queues' jobs are: the queues in order of preference, each
+        partitioned one's partitions starting one further at each call, so that a stream
+        with little credit takes from every partition in turn."""
+        self._turn += 1
+        stored: list[str] = []
+        for queue in self._sub.queues:
+            names = self._store.partitions.names(queue)
+            start = self._turn % len(names)
+            stored += names[start:] + names[:start]
+        return stored
+
     def _available(self) -> int:
         return min(self._window - len(self._held) - self._reserved, LEASE_CHUNK)
 
@@ -474,7 +488,7 @@ class LeaseSession:
         leased: list[bytes] = []
         self._retry_s = None
         try:
-            for queue in self._sub.queues:
+            for queue in self._stored_queues():
                 lease = await self._store.lease(
                     queue, credit - len(leased), self._sub.lease_ms, self._sub.worker_id
                 )

@@ -101,7 +101,9 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
     @maps_errors
     async def Enqueue(self, request: svc.EnqueueRequest, context: Context) -> bytes:  # type: ignore[override]  # noqa: N802
         """Answers with the EnqueueResponse already serialized (registration.py)."""
-        job = validation.new_job(request, self._limits, new_ulid(self._store.clock.now_ms()))
+        job = validation.new_job(
+            request, self._limits, new_ulid(self._store.clock.now_ms()), partitions=self._store.partitions
+        )
         level = validation.durability(request.durability, "durability", self._limits)
         if job.depends_on:
             await dependency_graph.require_parents([request], self._store.dependencies.missing, batch=False)
@@ -120,7 +122,7 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
                 if not job.queue:
                     job.queue = request.queue
         ulids = new_ulids(self._store.clock.now_ms(), len(requests))
-        jobs = validation.new_jobs(requests, self._limits, ulids)
+        jobs = validation.new_jobs(requests, self._limits, ulids, self._store.partitions)
         level = validation.batch_durability(request, self._limits)
         await dependency_graph.require_parents(requests, self._store.dependencies.missing, batch=True)
         result = await self._write(jobs, level)
@@ -140,6 +142,7 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
             self._store.clock.now_ms,
             lambda: self._draining,
             self._store.dependencies.missing,
+            self._store.partitions,
         )
         self._enqueue_streams.add(session)
         try:
@@ -161,7 +164,9 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
     async def enqueue_scheduled(self, requests: Sequence[tuple[int, svc.EnqueueRequest]]) -> list[str]:
         """The jobs of schedule ticks (the scheduler's), each dated by its tick; their ids."""
         jobs = [
-            validation.new_job(request, self._limits, new_ulid(tick), "schedule.template.")
+            validation.new_job(
+                request, self._limits, new_ulid(tick), "schedule.template.", partitions=self._store.partitions
+            )
             for tick, request in requests
         ]
         result = await self._write(jobs, self._limits.default_durability)
@@ -237,7 +242,7 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
         if request.queue:
             queues = [validation.queue_name(request.queue, "queue")]
         else:
-            queues = await self._store.known_queues()
+            queues = await self._store.queue_names()
             principal = current_principal.get()
             if principal is not None and not principal.unrestricted:  # only the queues it may see
                 queues = [queue for queue in queues if principal.may_touch(queue)]
@@ -307,9 +312,30 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
     ) -> svc.SetQueueLimitsResponse:
         queue = validation.queue_name(request.queue, "queue")
         limits = validation.queue_limits(request.limits)
+        validation.limits_fit(limits, self._store.partitions.count(queue), "limits.")
         await self._store.set_limits(queue, limits)
         logger.info("queue %s limits: %s", queue, "none" if limits.empty else limits)
         return svc.SetQueueLimitsResponse()
+
+    @maps_errors
+    async def CreateQueue(self, request: svc.CreateQueueRequest, context: Context) -> svc.CreateQueueResponse:  # noqa: N802
+        queue = validation.queue_name(request.queue, "queue")
+        partitions = validation.partitions(request.partitions, "partitions")
+        await self._store.partitions.refresh()  # the count now, not this server's copy
+        (counts,) = await self._store.stats([queue])
+        if partitions < counts.partitions:
+            raise FieldViolation(
+                "partitions",
+                f"is {partitions}, and queue {queue!r} has {counts.partitions}: partitions can be "
+                "added, never removed",
+            )
+        if counts.limits is not None:
+            validation.limits_fit(counts.limits, partitions, "the queue's limits.")
+        before, now, fresh = await self._store.create_queue(queue, partitions)
+        if now > before:
+            logger.info("queue %s has %d partitions (had %d)", queue, now, before)
+            self._signals.notify(queue)  # this server's streams on it watch the new ones too
+        return svc.CreateQueueResponse(queue=queue, partitions=now, changed=fresh or now > before)
 
     @maps_errors
     async def PauseQueue(self, request: svc.PauseQueueRequest, context: Context) -> svc.PauseQueueResponse:  # noqa: N802
@@ -320,7 +346,8 @@ class JobQueueServicer(svc_grpc.JobQueueServiceServicer):
     async def ResumeQueue(self, request: svc.ResumeQueueRequest, context: Context) -> svc.ResumeQueueResponse:  # noqa: N802
         queue = validation.queue_name(request.queue, "queue")
         changed = await self._store.resume(queue)
-        self._signals.notify(queue)  # this server's streams at once (the wake-up reaches the others)
+        for name in self._store.partitions.names(queue):  # this server's streams at once (the
+            self._signals.notify(name)  # wake-up reaches the others)
         return svc.ResumeQueueResponse(changed=changed)
 
     # -- tokens (the interceptor lets only unrestricted admins through) ------------------

@@ -13,12 +13,13 @@ from jobqueue.v1 import job_queue_service_pb2 as svc
 from jobqueue_server.api import dependency_graph, job_wire
 from jobqueue_server.api.convert import STATE_TO_PROTO
 from jobqueue_server.errors import FieldViolation
-from jobqueue_server.ids import QUEUE_NAME_RE, make_job_id, split_job_id
+from jobqueue_server.ids import MAX_PARTITIONS, QUEUE_NAME_RE, make_job_id, split_job_id
 from jobqueue_server.store import (
     Backoff,
     DependencyFailure,
     Durability,
     NewJob,
+    Partitions,
     Priority,
     Progress,
     QueueLimits,
@@ -201,17 +202,33 @@ def _queue_of(request: svc.EnqueueRequest, prefix: str) -> str:
     return queue
 
 
+def stored_queue(request: svc.EnqueueRequest, partitions: Partitions | None) -> str:
+    """The queue, or the partition of it, where the job `request` makes is stored: jobs with
+    the same partition key go together, and so do those that must meet in one partition to
+    be ruled by their group's limits or found by their unique or idempotency key."""
+    queue = request.queue
+    if partitions is None or partitions.count(queue) == 1:
+        return queue
+    key = request.partition_key or request.group_key or request.unique_key or request.idempotency_key
+    return partitions.pick(queue, key)
+
+
 def new_job(
     request: svc.EnqueueRequest,
     limits: Limits,
     ulid: str,
     prefix: str = "",
     batch_parents: tuple[str, ...] | None = None,
+    partitions: Partitions | None = None,
+    stored: str | None = None,
 ) -> NewJob:
     """A validated job with its stored wire bytes; `prefix` places the fields inside a batch
     (``requests[3].``), and `batch_parents` are the ids of the jobs of the batch it depends on
-    (None outside a batch). Run for every job enqueued: field names are built only on errors."""
+    (None outside a batch). It is stored in `stored`, else in the partition `partitions`
+    picks. Run for every job enqueued: field names are built only on errors."""
     queue = _queue_of(request, prefix)
+    if stored is None:
+        stored = stored_queue(request, partitions)
     payload = request.payload.SerializeToString() if request.HasField("payload") else b""
     payload_bytes, idempotency_key, max_attempts = (
         request.payload_bytes,
@@ -245,13 +262,15 @@ def new_job(
         else 0
     )
     unique_key, group_key = _key(request, "unique_key", prefix), _key(request, "group_key", prefix)
+    if request.partition_key:
+        _key(request, "partition_key", prefix)
     depends_on: tuple[str, ...] = ()
     on_failure = DependencyFailure.CANCEL
     if request.depends_on or request.ref or request.depends_on_refs or batch_parents:
         depends_on = dependency_graph.parents(request, prefix, batch_parents)
         on_failure = dependency_graph.policy(request, prefix)
     wire = job_wire.stored_part(
-        make_job_id(queue, ulid),
+        make_job_id(stored, ulid),
         queue,
         payload=payload,
         payload_bytes=payload_bytes,
@@ -269,7 +288,7 @@ def new_job(
         group_key=group_key,
     )
     return NewJob(
-        queue,
+        stored,
         ulid,
         wire,
         priority,
@@ -310,15 +329,18 @@ def _job_lease_ms(request: svc.EnqueueRequest, limits: Limits, prefix: str) -> i
     return lease_ms
 
 
-def new_jobs(requests: list[svc.EnqueueRequest], limits: Limits, ulids: list[str]) -> list[NewJob]:
+def new_jobs(
+    requests: list[svc.EnqueueRequest], limits: Limits, ulids: list[str], partitions: Partitions | None = None
+) -> list[NewJob]:
     if not requests:
         raise FieldViolation("requests", "must hold at least one request")
     if len(requests) > limits.max_batch:
         raise FieldViolation("requests", f"must hold at most {limits.max_batch} requests")
+    stored = [stored_queue(r, partitions) for r in requests]
     graph = any(r.ref or r.depends_on_refs for r in requests)
-    parents = dependency_graph.batch_parents(requests, ulids) if graph else [()] * len(requests)
+    parents = dependency_graph.batch_parents(requests, ulids, stored) if graph else [()] * len(requests)
     return [
-        new_job(r, limits, ulid, f"requests[{i}].", parents[i])
+        new_job(r, limits, ulid, f"requests[{i}].", parents[i], stored=stored[i])
         for i, (r, ulid) in enumerate(zip(requests, ulids, strict=True))
     ]
 
@@ -356,6 +378,24 @@ def queue_limits(message: job_pb2.QueueLimits, prefix: str = "limits.") -> Queue
         message.group_burst,
         message.group_max_active,
     )
+
+
+def limits_fit(limits: QueueLimits, partitions: int, prefix: str) -> None:
+    """Each of a queue's partitions enforces a share of its burst and running jobs: neither can
+    be below the partition count (a partition with a share of 0 would have no limit)."""
+    for name in ("burst", "max_active"):
+        value = getattr(limits, name)
+        if 0 < value < partitions:
+            raise FieldViolation(
+                f"{prefix}{name}",
+                f"is {value}, below the queue's {partitions} partitions: each partition enforces a share",
+            )
+
+
+def partitions(value: int, field: str) -> int:
+    if not 0 <= value <= MAX_PARTITIONS:
+        raise FieldViolation(field, f"must be from 1 to {MAX_PARTITIONS} (0: 1)")
+    return value or 1
 
 
 MAX_PROGRESS_TEXT_CHARS = 1024

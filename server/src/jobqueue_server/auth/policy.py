@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobqueue.v1 import job_queue_service_pb2 as svc
+from jobqueue_server.ids import queue_of
 
 
 class Role(enum.StrEnum):
@@ -44,6 +45,7 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     "Cancel": _ADMINS,
     "Retry": _ADMINS,
     "PauseQueue": _ADMINS,
+    "CreateQueue": _ADMINS,
     "ResumeQueue": _ADMINS,
     "SetQueueLimits": _ADMINS,
     "CreateToken": _ADMINS,
@@ -129,6 +131,7 @@ def queues_named(request: Any, limit: int) -> Iterator[tuple[str, str]]:
         | svc.ListJobsRequest
         | svc.StatsRequest
         | svc.PauseQueueRequest
+        | svc.CreateQueueRequest
         | svc.ResumeQueueRequest
         | svc.SetQueueLimitsRequest,
     ):
@@ -169,7 +172,7 @@ def _lease_queues(request: svc.LeaseRequest, limit: int) -> Iterator[tuple[str, 
 def _job_queue(field_name: str, job_id: str) -> Iterator[tuple[str, str]]:
     queue, separator, _ = job_id.rpartition(":")
     if separator and queue:  # a malformed id is validation's to refuse
-        yield field_name, queue
+        yield field_name, queue_of(queue)  # a partition's job is its queue's
 
 
 def pattern_problem(patterns: list[str]) -> str | None:

@@ -32,7 +32,7 @@ class QueueGauges(Collector):
 
     async def refresh(self) -> None:
         """Reads every registered queue's counts now."""
-        queues = await self._store.known_queues()
+        queues = await self._store.queue_names()
         counts: list[QueueCounts] = []
         for start in range(0, len(queues), PAGE):
             counts += await self._store.stats(queues[start : start + PAGE])

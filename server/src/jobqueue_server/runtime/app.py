@@ -377,6 +377,7 @@ async def _report_health(store: Store, health: HealthServicer, redis: RedisReach
 async def check_redis(store: Store) -> None:
     """Loads the scripts and warns when Redis may evict jobs under memory pressure."""
     await store.load_scripts()
+    await store.partitions.refresh()
     with contextlib.suppress(Exception):
         policy = await store.eviction_policy()
         if policy != "noeviction":

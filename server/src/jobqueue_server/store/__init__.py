@@ -1,5 +1,6 @@
 """The only package that talks to Redis: keys, Lua scripts and the Store built on them."""
 
+from jobqueue_server.store.partitions import Partitions
 from jobqueue_server.store.records import (
     Backoff,
     DependencyFailure,
@@ -35,6 +36,7 @@ __all__ = [
     "Lease",
     "LeasedJob",
     "NewJob",
+    "Partitions",
     "Priority",
     "Progress",
     "QueueCounts",

@@ -62,6 +62,19 @@ async def list_page(
     return [(offset + index, job) for index, job in enumerate(jobs) if job is not None], total
 
 
+async def count_in_state(redis: Redis, k: QueueKeys, state: JobState) -> int:
+    """How many jobs a state holds: the total a page of it reports."""
+    if state == JobState.QUEUED:
+        async with redis.pipeline(transaction=False) as pipe:
+            for key in k.ready:
+                pipe.llen(key)
+            pipe.get(k.grouped_ready)
+            *lengths, grouped = await pipe.execute()
+        return sum(int(n) for n in lengths) + int(grouped or 0)
+    key, _ = _LISTED_ZSETS[state](k)
+    return int(await redis.zcard(key))
+
+
 async def _queued_page(redis: Redis, k: QueueKeys, offset: int, limit: int) -> tuple[list[str], int]:
     """Ready jobs: those of the ready lists in lease order (high, normal, low; within a list
     from its right end), then the grouped ones, group by group in the order of their names,

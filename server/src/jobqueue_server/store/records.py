@@ -233,6 +233,7 @@ class QueueCounts:
     paused: bool = False
     limits: QueueLimits | None = None
     waiting: int = 0
+    partitions: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from jobqueue_server.errors import (
     JobQueueError,
     QueueLimitReached,
 )
-from jobqueue_server.ids import make_job_id, new_ulid, split_job_id
+from jobqueue_server.ids import make_job_id, new_ulid, partition_name, queue_of, split_job_id
 from jobqueue_server.store import cluster
 from jobqueue_server.store.cluster import script_calls
 from jobqueue_server.store.codes import Code, error_for
@@ -33,9 +33,10 @@ from jobqueue_server.store.durability import FsyncGate
 from jobqueue_server.store.guard import MAPPED, group_by_queue, redis_errors
 from jobqueue_server.store.keys import QueueKeys, queues_set, stops_channel
 from jobqueue_server.store.layout import spec
-from jobqueue_server.store.listing import list_page, read_jobs
+from jobqueue_server.store.listing import count_in_state, list_page, read_jobs
 from jobqueue_server.store.lua_header import LuaHeader
 from jobqueue_server.store.migrate import BuildWire, Migration, migrate
+from jobqueue_server.store.partitions import Partitions, merge_counts, split_limits
 from jobqueue_server.store.records import (
     Backoff,
     Durability,
@@ -136,6 +137,7 @@ class Store:
         self.dependencies = Dependencies(
             redis, self._scripts, self.keys, self._now, config.max_errors_kept, self._guard
         )
+        self.partitions = Partitions(redis, config.key_prefix)
 
     def _guard(self, durability: Durability = Durability.APPLIED) -> AbstractAsyncContextManager[None]:
         """Bounds redis-py calls in time and maps their failures. A fsynced or replicated write
@@ -345,9 +347,22 @@ class Store:
         self, queue: str, state: JobState, offset: int, limit: int
     ) -> tuple[list[tuple[int, JobRecord]], int]:
         """Jobs of one queue in one state from position `offset`, each with its position, and
-        how many are in that state (see listing)."""
+        how many are in that state (see listing). A partitioned queue's positions run through
+        its partitions one after the other, partition 0 first."""
+        found: list[tuple[int, JobRecord]] = []
+        total = 0
         async with self._guard():
-            return await list_page(self.redis, queue, self.keys(queue), state, offset, limit)
+            for name in self.partitions.names(queue):
+                if len(found) == limit:
+                    total += await count_in_state(self.redis, self.keys(name), state)
+                    continue
+                start = max(0, offset - total)
+                page, size = await list_page(
+                    self.redis, name, self.keys(name), state, start, limit - len(found)
+                )
+                found += [(total + at, record) for at, record in page]
+                total += size
+        return found, total
 
     async def known_queues(self) -> list[str]:
         """Every registered queue. Queues this server registered within registration_ttl_ms
@@ -366,6 +381,12 @@ class Store:
             logger.warning("registered %d queues again: the store had lost them", len(lost))
         return sorted(members | lost)
 
+    async def queue_names(self) -> list[str]:
+        """Every queue by the name producers use: the registered ones, their partitions folded
+        into them, and the partitioned ones (created, maybe with no job yet)."""
+        stored = await self.known_queues()
+        return sorted({queue_of(name) for name in stored} | self.partitions.partitioned().keys())
+
     async def forget_queue(self, queue: str) -> bool:
         """Drops a queue that holds no job from the registry; False (and nothing dropped) when
         it holds one. A job enqueued meanwhile puts it back: checked again after the removal."""
@@ -381,8 +402,17 @@ class Store:
         return True
 
     async def stats(self, queues: Sequence[str]) -> list[QueueCounts]:
-        """Each queue's counts; the script calls go out together on the pipeline (a page of
-        1,000 queues is one burst of writes, not 1,000 round trips)."""
+        """Each queue's counts, a partitioned queue's summed over its partitions; the script
+        calls go out together on the pipeline (a page of 1,000 queues is one burst of writes,
+        not 1,000 round trips)."""
+        names = [self.partitions.names(queue) for queue in queues]
+        counted = iter(await self._stats([name for group in names for name in group]))
+        return [
+            merge_counts(queue, [next(counted) for _ in group])
+            for queue, group in zip(queues, names, strict=True)
+        ]
+
+    async def _stats(self, queues: Sequence[str]) -> list[QueueCounts]:
         now = self._now()
 
         async def count(queue: str) -> QueueCounts:
@@ -442,9 +472,15 @@ class Store:
 
     async def set_limits(self, queue: str, limits: QueueLimits) -> None:
         """Sets (or, all zero, removes) a queue's limits; the lease script applies them from
-        its next call on, on every server. A new rate starts with a full bucket."""
-        k = self.keys(queue)
+        its next call on, on every server. A new rate starts with a full bucket. Each
+        partition of a partitioned queue enforces its share (partitions.py)."""
+        names = self.partitions.names(queue)
         await self._remember_queues({queue: None})  # a limited queue shows in Stats
+        for name, share in zip(names, split_limits(limits, len(names)), strict=True):
+            await self._set_limits(name, share)
+
+    async def _set_limits(self, queue: str, limits: QueueLimits) -> None:
+        k = self.keys(queue)
         async with self._guard(), self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(k.limits, k.bucket)
             if not limits.empty:
@@ -468,18 +504,46 @@ class Store:
         enqueues still work and leased jobs finish. Returns whether it was running."""
         await self._remember_queues({queue: None})  # a paused queue shows in Stats
         async with self._guard():
-            return not await self.redis.set(self.keys(queue).paused, "1", get=True)
+            before = [
+                await self.redis.set(self.keys(name).paused, "1", get=True)
+                for name in self.partitions.names(queue)
+            ]
+        return not before[0]
 
     async def resume(self, queue: str) -> bool:
         """Lets `queue`'s jobs be leased again and wakes the other servers' streams waiting on
         it (its wake-up carries `signal_origin`, as an enqueue's does: the caller wakes this
         server's own). Returns whether it was paused."""
-        k = self.keys(queue)
+        removed = []
         async with self._guard():
-            removed = await self.redis.delete(k.paused)
-            # The caller wakes this server's own streams (not in a pipeline: see cluster.publish).
-            await cluster.publish(self.redis, k.signal, self.signal_origin)
-        return bool(removed)
+            for name in self.partitions.names(queue):
+                k = self.keys(name)
+                removed.append(await self.redis.delete(k.paused))
+                # The caller wakes this server's own streams (not in a pipeline: see cluster.publish).
+                await cluster.publish(self.redis, k.signal, self.signal_origin)
+        return bool(removed[0])
+
+    async def create_queue(self, queue: str, partitions: int) -> tuple[int, int, bool]:
+        """Registers `queue` with at least `partitions` partitions; returns its count before
+        (1 for a queue never split, or never seen), its count now, and whether the queue is
+        new. New partitions take the queue's pause and its share of its limits."""
+        async with self._guard():
+            fresh = not await self.redis.sismember(queues_set(self.config.key_prefix), queue)
+        self._known_queues.pop(queue, None)
+        await self._remember_queues({queue: None})  # a created queue shows in Stats
+        async with self._scripts_guard():
+            before, now = await self.partitions.grow(self._scripts.partitions_grow, queue, partitions)
+        if now > before:
+            names = self.partitions.names(queue)
+            async with self._guard():
+                if await self.redis.exists(self.keys(queue).paused):
+                    for name in names[before:]:
+                        await self.redis.set(self.keys(name).paused, "1")
+            old = await self._stats([partition_name(queue, i) for i in range(before)])
+            limits = merge_counts(queue, old).limits
+            if limits is not None:
+                await self.set_limits(queue, limits)
+        return before, now, fresh
 
     # -- workers ---------------------------------------------------------------------------
 

@@ -108,6 +108,7 @@ class Scripts:
     attach: Script
     resolve: Script
     release_dependent: Script
+    partitions_grow: Script
 
     @classmethod
     def register(cls, redis: Redis, pipeline: ScriptCalls) -> Scripts:

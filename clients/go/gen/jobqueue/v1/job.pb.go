@@ -878,7 +878,9 @@ type QueueStats struct {
 	// The queue's flow limits (SetQueueLimits); unset when it has none.
 	Limits *QueueLimits `protobuf:"bytes,10,opt,name=limits,proto3" json:"limits,omitempty"`
 	// Jobs waiting for the jobs they depend on (JOB_STATE_WAITING).
-	Waiting       int64 `protobuf:"varint,11,opt,name=waiting,proto3" json:"waiting,omitempty"`
+	Waiting int64 `protobuf:"varint,11,opt,name=waiting,proto3" json:"waiting,omitempty"`
+	// How many partitions the queue has (CreateQueue); 1 for a queue that was never split.
+	Partitions    int32 `protobuf:"varint,12,opt,name=partitions,proto3" json:"partitions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -986,6 +988,13 @@ func (x *QueueStats) GetLimits() *QueueLimits {
 func (x *QueueStats) GetWaiting() int64 {
 	if x != nil {
 		return x.Waiting
+	}
+	return 0
+}
+
+func (x *QueueStats) GetPartitions() int32 {
+	if x != nil {
+		return x.Partitions
 	}
 	return 0
 }
@@ -1150,7 +1159,7 @@ const file_jobqueue_v1_job_proto_rawDesc = "" +
 	"\n" +
 	"JobLogLine\x12\x12\n" +
 	"\x04line\x18\x01 \x01(\tR\x04line\x12.\n" +
-	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xeb\x02\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x8b\x03\n" +
 	"\n" +
 	"QueueStats\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x12\x16\n" +
@@ -1164,7 +1173,10 @@ const file_jobqueue_v1_job_proto_rawDesc = "" +
 	"\x06paused\x18\t \x01(\bR\x06paused\x120\n" +
 	"\x06limits\x18\n" +
 	" \x01(\v2\x18.jobqueue.v1.QueueLimitsR\x06limits\x12\x18\n" +
-	"\awaiting\x18\v \x01(\x03R\awaiting\"\xe8\x01\n" +
+	"\awaiting\x18\v \x01(\x03R\awaiting\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\f \x01(\x05R\n" +
+	"partitions\"\xe8\x01\n" +
 	"\vQueueLimits\x12&\n" +
 	"\x0frate_per_second\x18\x01 \x01(\x01R\rratePerSecond\x12\x14\n" +
 	"\x05burst\x18\x02 \x01(\x05R\x05burst\x12\x1d\n" +

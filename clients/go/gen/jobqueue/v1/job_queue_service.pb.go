@@ -315,7 +315,16 @@ type EnqueueRequest struct {
 	// bound each group's rate and running jobs across every server. Jobs without a group take
 	// their turn together as one more group, in priority order; within a group, high-priority
 	// jobs go first, then first in first out.
-	GroupKey      string `protobuf:"bytes,20,opt,name=group_key,json=groupKey,proto3" json:"group_key,omitempty"`
+	GroupKey string `protobuf:"bytes,20,opt,name=group_key,json=groupKey,proto3" json:"group_key,omitempty"`
+	// The job's partition key (at most 256 characters), for a queue with more than one
+	// partition (CreateQueue): jobs with the same key go to the same partition, so they are
+	// leased in the order they were enqueued (first in first out per key, as in one queue).
+	// Without it a job goes to the partition its group_key, unique_key or idempotency_key
+	// names, in that order (so those keep working across the queue), else to the next
+	// partition in turn. With it, those keys and the group limits hold within its partition.
+	// Adding partitions moves keys: order per key holds among the jobs enqueued after it.
+	// Ignored on a queue with one partition.
+	PartitionKey  string `protobuf:"bytes,21,opt,name=partition_key,json=partitionKey,proto3" json:"partition_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -486,6 +495,13 @@ func (x *EnqueueRequest) GetDependsOnRefs() []string {
 func (x *EnqueueRequest) GetGroupKey() string {
 	if x != nil {
 		return x.GroupKey
+	}
+	return ""
+}
+
+func (x *EnqueueRequest) GetPartitionKey() string {
+	if x != nil {
+		return x.PartitionKey
 	}
 	return ""
 }
@@ -2617,6 +2633,123 @@ func (*SetQueueLimitsResponse) Descriptor() ([]byte, []int) {
 	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{36}
 }
 
+type CreateQueueRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The queue's name.
+	Queue string `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
+	// How many partitions it has: 1 to 64; 0 means 1. Never fewer than it has now.
+	Partitions    int32 `protobuf:"varint,2,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateQueueRequest) Reset() {
+	*x = CreateQueueRequest{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateQueueRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateQueueRequest) ProtoMessage() {}
+
+func (x *CreateQueueRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateQueueRequest.ProtoReflect.Descriptor instead.
+func (*CreateQueueRequest) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *CreateQueueRequest) GetQueue() string {
+	if x != nil {
+		return x.Queue
+	}
+	return ""
+}
+
+func (x *CreateQueueRequest) GetPartitions() int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+type CreateQueueResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The queue's name.
+	Queue string `protobuf:"bytes,1,opt,name=queue,proto3" json:"queue,omitempty"`
+	// How many partitions it has now.
+	Partitions int32 `protobuf:"varint,2,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	// Whether this call registered the queue or added partitions to it (false: it was so).
+	Changed       bool `protobuf:"varint,3,opt,name=changed,proto3" json:"changed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateQueueResponse) Reset() {
+	*x = CreateQueueResponse{}
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateQueueResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateQueueResponse) ProtoMessage() {}
+
+func (x *CreateQueueResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateQueueResponse.ProtoReflect.Descriptor instead.
+func (*CreateQueueResponse) Descriptor() ([]byte, []int) {
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *CreateQueueResponse) GetQueue() string {
+	if x != nil {
+		return x.Queue
+	}
+	return ""
+}
+
+func (x *CreateQueueResponse) GetPartitions() int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+func (x *CreateQueueResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
 // JobTemplate is the job a schedule makes at each tick. Its fields mean what the fields of
 // EnqueueRequest with the same names and numbers mean.
 type JobTemplate struct {
@@ -2641,14 +2774,16 @@ type JobTemplate struct {
 	Timeout *durationpb.Duration `protobuf:"bytes,13,opt,name=timeout,proto3" json:"timeout,omitempty"`
 	// While the job of an earlier tick with this key is still pending or running, a tick makes
 	// no new job (see EnqueueRequest.unique_key): ticks do not pile up behind a slow job.
-	UniqueKey     string `protobuf:"bytes,15,opt,name=unique_key,json=uniqueKey,proto3" json:"unique_key,omitempty"`
+	UniqueKey string `protobuf:"bytes,15,opt,name=unique_key,json=uniqueKey,proto3" json:"unique_key,omitempty"`
+	// Each job's partition key (see EnqueueRequest.partition_key).
+	PartitionKey  string `protobuf:"bytes,21,opt,name=partition_key,json=partitionKey,proto3" json:"partition_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JobTemplate) Reset() {
 	*x = JobTemplate{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[37]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2660,7 +2795,7 @@ func (x *JobTemplate) String() string {
 func (*JobTemplate) ProtoMessage() {}
 
 func (x *JobTemplate) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[37]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2673,7 +2808,7 @@ func (x *JobTemplate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobTemplate.ProtoReflect.Descriptor instead.
 func (*JobTemplate) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{37}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *JobTemplate) GetQueue() string {
@@ -2746,6 +2881,13 @@ func (x *JobTemplate) GetUniqueKey() string {
 	return ""
 }
 
+func (x *JobTemplate) GetPartitionKey() string {
+	if x != nil {
+		return x.PartitionKey
+	}
+	return ""
+}
+
 // Schedule is a recurring job. Set exactly one of `cron` and `interval`.
 type Schedule struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2792,7 +2934,7 @@ type Schedule struct {
 
 func (x *Schedule) Reset() {
 	*x = Schedule{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[38]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2804,7 +2946,7 @@ func (x *Schedule) String() string {
 func (*Schedule) ProtoMessage() {}
 
 func (x *Schedule) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[38]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2817,7 +2959,7 @@ func (x *Schedule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Schedule.ProtoReflect.Descriptor instead.
 func (*Schedule) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{38}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Schedule) GetName() string {
@@ -2969,7 +3111,7 @@ type CreateScheduleRequest struct {
 
 func (x *CreateScheduleRequest) Reset() {
 	*x = CreateScheduleRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[39]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2981,7 +3123,7 @@ func (x *CreateScheduleRequest) String() string {
 func (*CreateScheduleRequest) ProtoMessage() {}
 
 func (x *CreateScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[39]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2994,7 +3136,7 @@ func (x *CreateScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateScheduleRequest.ProtoReflect.Descriptor instead.
 func (*CreateScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{39}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CreateScheduleRequest) GetSchedule() *Schedule {
@@ -3015,7 +3157,7 @@ type CreateScheduleResponse struct {
 
 func (x *CreateScheduleResponse) Reset() {
 	*x = CreateScheduleResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[40]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3027,7 +3169,7 @@ func (x *CreateScheduleResponse) String() string {
 func (*CreateScheduleResponse) ProtoMessage() {}
 
 func (x *CreateScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[40]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3040,7 +3182,7 @@ func (x *CreateScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateScheduleResponse.ProtoReflect.Descriptor instead.
 func (*CreateScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{40}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CreateScheduleResponse) GetSchedule() *Schedule {
@@ -3061,7 +3203,7 @@ type GetScheduleRequest struct {
 
 func (x *GetScheduleRequest) Reset() {
 	*x = GetScheduleRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[41]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3073,7 +3215,7 @@ func (x *GetScheduleRequest) String() string {
 func (*GetScheduleRequest) ProtoMessage() {}
 
 func (x *GetScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[41]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3086,7 +3228,7 @@ func (x *GetScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetScheduleRequest.ProtoReflect.Descriptor instead.
 func (*GetScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{41}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetScheduleRequest) GetName() string {
@@ -3107,7 +3249,7 @@ type GetScheduleResponse struct {
 
 func (x *GetScheduleResponse) Reset() {
 	*x = GetScheduleResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[42]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3119,7 +3261,7 @@ func (x *GetScheduleResponse) String() string {
 func (*GetScheduleResponse) ProtoMessage() {}
 
 func (x *GetScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[42]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3132,7 +3274,7 @@ func (x *GetScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetScheduleResponse.ProtoReflect.Descriptor instead.
 func (*GetScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{42}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetScheduleResponse) GetSchedule() *Schedule {
@@ -3155,7 +3297,7 @@ type ListSchedulesRequest struct {
 
 func (x *ListSchedulesRequest) Reset() {
 	*x = ListSchedulesRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[43]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3167,7 +3309,7 @@ func (x *ListSchedulesRequest) String() string {
 func (*ListSchedulesRequest) ProtoMessage() {}
 
 func (x *ListSchedulesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[43]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3180,7 +3322,7 @@ func (x *ListSchedulesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSchedulesRequest.ProtoReflect.Descriptor instead.
 func (*ListSchedulesRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{43}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListSchedulesRequest) GetPageSize() int32 {
@@ -3210,7 +3352,7 @@ type ListSchedulesResponse struct {
 
 func (x *ListSchedulesResponse) Reset() {
 	*x = ListSchedulesResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[44]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3222,7 +3364,7 @@ func (x *ListSchedulesResponse) String() string {
 func (*ListSchedulesResponse) ProtoMessage() {}
 
 func (x *ListSchedulesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[44]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3235,7 +3377,7 @@ func (x *ListSchedulesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSchedulesResponse.ProtoReflect.Descriptor instead.
 func (*ListSchedulesResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{44}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListSchedulesResponse) GetSchedules() []*Schedule {
@@ -3263,7 +3405,7 @@ type UpdateScheduleRequest struct {
 
 func (x *UpdateScheduleRequest) Reset() {
 	*x = UpdateScheduleRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[45]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3275,7 +3417,7 @@ func (x *UpdateScheduleRequest) String() string {
 func (*UpdateScheduleRequest) ProtoMessage() {}
 
 func (x *UpdateScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[45]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3288,7 +3430,7 @@ func (x *UpdateScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateScheduleRequest.ProtoReflect.Descriptor instead.
 func (*UpdateScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{45}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *UpdateScheduleRequest) GetSchedule() *Schedule {
@@ -3309,7 +3451,7 @@ type UpdateScheduleResponse struct {
 
 func (x *UpdateScheduleResponse) Reset() {
 	*x = UpdateScheduleResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[46]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3321,7 +3463,7 @@ func (x *UpdateScheduleResponse) String() string {
 func (*UpdateScheduleResponse) ProtoMessage() {}
 
 func (x *UpdateScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[46]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3334,7 +3476,7 @@ func (x *UpdateScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateScheduleResponse.ProtoReflect.Descriptor instead.
 func (*UpdateScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{46}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *UpdateScheduleResponse) GetSchedule() *Schedule {
@@ -3355,7 +3497,7 @@ type DeleteScheduleRequest struct {
 
 func (x *DeleteScheduleRequest) Reset() {
 	*x = DeleteScheduleRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[47]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3367,7 +3509,7 @@ func (x *DeleteScheduleRequest) String() string {
 func (*DeleteScheduleRequest) ProtoMessage() {}
 
 func (x *DeleteScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[47]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3380,7 +3522,7 @@ func (x *DeleteScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteScheduleRequest.ProtoReflect.Descriptor instead.
 func (*DeleteScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{47}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DeleteScheduleRequest) GetName() string {
@@ -3399,7 +3541,7 @@ type DeleteScheduleResponse struct {
 
 func (x *DeleteScheduleResponse) Reset() {
 	*x = DeleteScheduleResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[48]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3411,7 +3553,7 @@ func (x *DeleteScheduleResponse) String() string {
 func (*DeleteScheduleResponse) ProtoMessage() {}
 
 func (x *DeleteScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[48]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3424,7 +3566,7 @@ func (x *DeleteScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteScheduleResponse.ProtoReflect.Descriptor instead.
 func (*DeleteScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{48}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{50}
 }
 
 // PauseScheduleRequest names the schedule to pause.
@@ -3438,7 +3580,7 @@ type PauseScheduleRequest struct {
 
 func (x *PauseScheduleRequest) Reset() {
 	*x = PauseScheduleRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[49]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3450,7 +3592,7 @@ func (x *PauseScheduleRequest) String() string {
 func (*PauseScheduleRequest) ProtoMessage() {}
 
 func (x *PauseScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[49]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3463,7 +3605,7 @@ func (x *PauseScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseScheduleRequest.ProtoReflect.Descriptor instead.
 func (*PauseScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{49}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *PauseScheduleRequest) GetName() string {
@@ -3484,7 +3626,7 @@ type PauseScheduleResponse struct {
 
 func (x *PauseScheduleResponse) Reset() {
 	*x = PauseScheduleResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[50]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3496,7 +3638,7 @@ func (x *PauseScheduleResponse) String() string {
 func (*PauseScheduleResponse) ProtoMessage() {}
 
 func (x *PauseScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[50]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3509,7 +3651,7 @@ func (x *PauseScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseScheduleResponse.ProtoReflect.Descriptor instead.
 func (*PauseScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{50}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *PauseScheduleResponse) GetChanged() bool {
@@ -3530,7 +3672,7 @@ type ResumeScheduleRequest struct {
 
 func (x *ResumeScheduleRequest) Reset() {
 	*x = ResumeScheduleRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[51]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3542,7 +3684,7 @@ func (x *ResumeScheduleRequest) String() string {
 func (*ResumeScheduleRequest) ProtoMessage() {}
 
 func (x *ResumeScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[51]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3555,7 +3697,7 @@ func (x *ResumeScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeScheduleRequest.ProtoReflect.Descriptor instead.
 func (*ResumeScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{51}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ResumeScheduleRequest) GetName() string {
@@ -3576,7 +3718,7 @@ type ResumeScheduleResponse struct {
 
 func (x *ResumeScheduleResponse) Reset() {
 	*x = ResumeScheduleResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[52]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3588,7 +3730,7 @@ func (x *ResumeScheduleResponse) String() string {
 func (*ResumeScheduleResponse) ProtoMessage() {}
 
 func (x *ResumeScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[52]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3601,7 +3743,7 @@ func (x *ResumeScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeScheduleResponse.ProtoReflect.Descriptor instead.
 func (*ResumeScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{52}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ResumeScheduleResponse) GetChanged() bool {
@@ -3633,7 +3775,7 @@ type TokenInfo struct {
 
 func (x *TokenInfo) Reset() {
 	*x = TokenInfo{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[53]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3645,7 +3787,7 @@ func (x *TokenInfo) String() string {
 func (*TokenInfo) ProtoMessage() {}
 
 func (x *TokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[53]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3658,7 +3800,7 @@ func (x *TokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenInfo.ProtoReflect.Descriptor instead.
 func (*TokenInfo) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{53}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *TokenInfo) GetTokenId() string {
@@ -3721,7 +3863,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[54]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3733,7 +3875,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[54]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3746,7 +3888,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{54}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *CreateTokenRequest) GetName() string {
@@ -3790,7 +3932,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[55]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3802,7 +3944,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[55]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3815,7 +3957,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{55}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *CreateTokenResponse) GetToken() string {
@@ -3841,7 +3983,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[56]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3853,7 +3995,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[56]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3866,7 +4008,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{56}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{58}
 }
 
 // ListTokensResponse holds every token (at most 10,000 exist), sorted by id.
@@ -3880,7 +4022,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[57]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3892,7 +4034,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[57]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3905,7 +4047,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{57}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListTokensResponse) GetTokens() []*TokenInfo {
@@ -3926,7 +4068,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[58]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3938,7 +4080,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[58]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3951,7 +4093,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{58}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RevokeTokenRequest) GetTokenId() string {
@@ -3970,7 +4112,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[59]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3982,7 +4124,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[59]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3995,7 +4137,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{59}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{61}
 }
 
 // Webhook is an HTTP(S) endpoint that receives failure alerts as signed JSON POSTs. Every
@@ -4027,7 +4169,7 @@ type Webhook struct {
 
 func (x *Webhook) Reset() {
 	*x = Webhook{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[60]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4039,7 +4181,7 @@ func (x *Webhook) String() string {
 func (*Webhook) ProtoMessage() {}
 
 func (x *Webhook) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[60]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4052,7 +4194,7 @@ func (x *Webhook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Webhook.ProtoReflect.Descriptor instead.
 func (*Webhook) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{60}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *Webhook) GetId() string {
@@ -4115,7 +4257,7 @@ type CreateWebhookRequest struct {
 
 func (x *CreateWebhookRequest) Reset() {
 	*x = CreateWebhookRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[61]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4127,7 +4269,7 @@ func (x *CreateWebhookRequest) String() string {
 func (*CreateWebhookRequest) ProtoMessage() {}
 
 func (x *CreateWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[61]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4140,7 +4282,7 @@ func (x *CreateWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWebhookRequest.ProtoReflect.Descriptor instead.
 func (*CreateWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{61}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *CreateWebhookRequest) GetWebhook() *Webhook {
@@ -4164,7 +4306,7 @@ type CreateWebhookResponse struct {
 
 func (x *CreateWebhookResponse) Reset() {
 	*x = CreateWebhookResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[62]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4176,7 +4318,7 @@ func (x *CreateWebhookResponse) String() string {
 func (*CreateWebhookResponse) ProtoMessage() {}
 
 func (x *CreateWebhookResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[62]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4189,7 +4331,7 @@ func (x *CreateWebhookResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWebhookResponse.ProtoReflect.Descriptor instead.
 func (*CreateWebhookResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{62}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *CreateWebhookResponse) GetWebhook() *Webhook {
@@ -4215,7 +4357,7 @@ type ListWebhooksRequest struct {
 
 func (x *ListWebhooksRequest) Reset() {
 	*x = ListWebhooksRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[63]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4227,7 +4369,7 @@ func (x *ListWebhooksRequest) String() string {
 func (*ListWebhooksRequest) ProtoMessage() {}
 
 func (x *ListWebhooksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[63]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4240,7 +4382,7 @@ func (x *ListWebhooksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhooksRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhooksRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{63}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{65}
 }
 
 // ListWebhooksResponse lists every webhook, oldest first.
@@ -4254,7 +4396,7 @@ type ListWebhooksResponse struct {
 
 func (x *ListWebhooksResponse) Reset() {
 	*x = ListWebhooksResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[64]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4266,7 +4408,7 @@ func (x *ListWebhooksResponse) String() string {
 func (*ListWebhooksResponse) ProtoMessage() {}
 
 func (x *ListWebhooksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[64]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4279,7 +4421,7 @@ func (x *ListWebhooksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhooksResponse.ProtoReflect.Descriptor instead.
 func (*ListWebhooksResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{64}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ListWebhooksResponse) GetWebhooks() []*Webhook {
@@ -4300,7 +4442,7 @@ type DeleteWebhookRequest struct {
 
 func (x *DeleteWebhookRequest) Reset() {
 	*x = DeleteWebhookRequest{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[65]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4312,7 +4454,7 @@ func (x *DeleteWebhookRequest) String() string {
 func (*DeleteWebhookRequest) ProtoMessage() {}
 
 func (x *DeleteWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[65]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4325,7 +4467,7 @@ func (x *DeleteWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteWebhookRequest.ProtoReflect.Descriptor instead.
 func (*DeleteWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{65}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *DeleteWebhookRequest) GetId() string {
@@ -4344,7 +4486,7 @@ type DeleteWebhookResponse struct {
 
 func (x *DeleteWebhookResponse) Reset() {
 	*x = DeleteWebhookResponse{}
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[66]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4356,7 +4498,7 @@ func (x *DeleteWebhookResponse) String() string {
 func (*DeleteWebhookResponse) ProtoMessage() {}
 
 func (x *DeleteWebhookResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[66]
+	mi := &file_jobqueue_v1_job_queue_service_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4369,14 +4511,14 @@ func (x *DeleteWebhookResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteWebhookResponse.ProtoReflect.Descriptor instead.
 func (*DeleteWebhookResponse) Descriptor() ([]byte, []int) {
-	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{66}
+	return file_jobqueue_v1_job_queue_service_proto_rawDescGZIP(), []int{68}
 }
 
 var File_jobqueue_v1_job_queue_service_proto protoreflect.FileDescriptor
 
 const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\n" +
-	"#jobqueue/v1/job_queue_service.proto\x12\vjobqueue.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x15jobqueue/v1/job.proto\"\x8b\b\n" +
+	"#jobqueue/v1/job_queue_service.proto\x12\vjobqueue.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x15jobqueue/v1/job.proto\"\xb0\b\n" +
 	"\x0eEnqueueRequest\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x121\n" +
 	"\apayload\x18\x02 \x01(\v2\x17.google.protobuf.StructR\apayload\x12#\n" +
@@ -4402,7 +4544,8 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x15on_dependency_failure\x18\x11 \x01(\x0e2$.jobqueue.v1.DependencyFailurePolicyR\x13onDependencyFailure\x12\x10\n" +
 	"\x03ref\x18\x12 \x01(\tR\x03ref\x12&\n" +
 	"\x0fdepends_on_refs\x18\x13 \x03(\tR\rdependsOnRefs\x12\x1b\n" +
-	"\tgroup_key\x18\x14 \x01(\tR\bgroupKey\x1a;\n" +
+	"\tgroup_key\x18\x14 \x01(\tR\bgroupKey\x12#\n" +
+	"\rpartition_key\x18\x15 \x01(\tR\fpartitionKey\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"F\n" +
@@ -4546,7 +4689,18 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x15SetQueueLimitsRequest\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x120\n" +
 	"\x06limits\x18\x02 \x01(\v2\x18.jobqueue.v1.QueueLimitsR\x06limits\"\x18\n" +
-	"\x16SetQueueLimitsResponse\"\x9e\x04\n" +
+	"\x16SetQueueLimitsResponse\"J\n" +
+	"\x12CreateQueueRequest\x12\x14\n" +
+	"\x05queue\x18\x01 \x01(\tR\x05queue\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x02 \x01(\x05R\n" +
+	"partitions\"e\n" +
+	"\x13CreateQueueResponse\x12\x14\n" +
+	"\x05queue\x18\x01 \x01(\tR\x05queue\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x02 \x01(\x05R\n" +
+	"partitions\x12\x18\n" +
+	"\achanged\x18\x03 \x01(\bR\achanged\"\xc3\x04\n" +
 	"\vJobTemplate\x12\x14\n" +
 	"\x05queue\x18\x01 \x01(\tR\x05queue\x121\n" +
 	"\apayload\x18\x02 \x01(\v2\x17.google.protobuf.StructR\apayload\x12#\n" +
@@ -4559,7 +4713,8 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\bmetadata\x18\v \x03(\v2&.jobqueue.v1.JobTemplate.MetadataEntryR\bmetadata\x123\n" +
 	"\atimeout\x18\r \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x1d\n" +
 	"\n" +
-	"unique_key\x18\x0f \x01(\tR\tuniqueKey\x1a;\n" +
+	"unique_key\x18\x0f \x01(\tR\tuniqueKey\x12#\n" +
+	"\rpartition_key\x18\x15 \x01(\tR\fpartitionKey\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcb\x05\n" +
@@ -4676,7 +4831,7 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x16TOKEN_ROLE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13TOKEN_ROLE_PRODUCER\x10\x01\x12\x15\n" +
 	"\x11TOKEN_ROLE_WORKER\x10\x02\x12\x14\n" +
-	"\x10TOKEN_ROLE_ADMIN\x10\x032\xfc\x14\n" +
+	"\x10TOKEN_ROLE_ADMIN\x10\x032\xe8\x15\n" +
 	"\x0fJobQueueService\x12h\n" +
 	"\aEnqueue\x12\x1b.jobqueue.v1.EnqueueRequest\x1a\x1c.jobqueue.v1.EnqueueResponse\"\"\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1/queues/{queue}/jobs\x12}\n" +
 	"\fEnqueueBatch\x12 .jobqueue.v1.EnqueueBatchRequest\x1a!.jobqueue.v1.EnqueueBatchResponse\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/queues/{queue}/jobs:batch\x12Z\n" +
@@ -4693,7 +4848,9 @@ const file_jobqueue_v1_job_queue_service_proto_rawDesc = "" +
 	"\x05Retry\x12\x19.jobqueue.v1.RetryRequest\x1a\x1a.jobqueue.v1.RetryResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x17/v1/jobs/{job_id}:retry\x12r\n" +
 	"\n" +
 	"PauseQueue\x12\x1e.jobqueue.v1.PauseQueueRequest\x1a\x1f.jobqueue.v1.PauseQueueResponse\"#\x82\xd3\xe4\x93\x02\x1a\"\x18/v1/queues/{queue}:pause\x90\x02\x02\x12v\n" +
-	"\vResumeQueue\x12\x1f.jobqueue.v1.ResumeQueueRequest\x1a .jobqueue.v1.ResumeQueueResponse\"$\x82\xd3\xe4\x93\x02\x1b\"\x19/v1/queues/{queue}:resume\x90\x02\x02\x12^\n" +
+	"\vResumeQueue\x12\x1f.jobqueue.v1.ResumeQueueRequest\x1a .jobqueue.v1.ResumeQueueResponse\"$\x82\xd3\xe4\x93\x02\x1b\"\x19/v1/queues/{queue}:resume\x90\x02\x02\x12j\n" +
+	"\vCreateQueue\x12\x1f.jobqueue.v1.CreateQueueRequest\x1a .jobqueue.v1.CreateQueueResponse\"\x18\x82\xd3\xe4\x93\x02\x0f:\x01*\"\n" +
+	"/v1/queues\x90\x02\x02\x12^\n" +
 	"\x0eSetQueueLimits\x12\".jobqueue.v1.SetQueueLimitsRequest\x1a#.jobqueue.v1.SetQueueLimitsResponse\"\x03\x90\x02\x02\x12Y\n" +
 	"\x0eCreateSchedule\x12\".jobqueue.v1.CreateScheduleRequest\x1a#.jobqueue.v1.CreateScheduleResponse\x12U\n" +
 	"\vGetSchedule\x12\x1f.jobqueue.v1.GetScheduleRequest\x1a .jobqueue.v1.GetScheduleResponse\"\x03\x90\x02\x01\x12p\n" +
@@ -4724,7 +4881,7 @@ func file_jobqueue_v1_job_queue_service_proto_rawDescGZIP() []byte {
 }
 
 var file_jobqueue_v1_job_queue_service_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_jobqueue_v1_job_queue_service_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
+var file_jobqueue_v1_job_queue_service_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
 var file_jobqueue_v1_job_queue_service_proto_goTypes = []any{
 	(ConfirmationKind)(0),          // 0: jobqueue.v1.ConfirmationKind
 	(StopReason)(0),                // 1: jobqueue.v1.StopReason
@@ -4767,137 +4924,139 @@ var file_jobqueue_v1_job_queue_service_proto_goTypes = []any{
 	(*ResumeQueueResponse)(nil),    // 38: jobqueue.v1.ResumeQueueResponse
 	(*SetQueueLimitsRequest)(nil),  // 39: jobqueue.v1.SetQueueLimitsRequest
 	(*SetQueueLimitsResponse)(nil), // 40: jobqueue.v1.SetQueueLimitsResponse
-	(*JobTemplate)(nil),            // 41: jobqueue.v1.JobTemplate
-	(*Schedule)(nil),               // 42: jobqueue.v1.Schedule
-	(*CreateScheduleRequest)(nil),  // 43: jobqueue.v1.CreateScheduleRequest
-	(*CreateScheduleResponse)(nil), // 44: jobqueue.v1.CreateScheduleResponse
-	(*GetScheduleRequest)(nil),     // 45: jobqueue.v1.GetScheduleRequest
-	(*GetScheduleResponse)(nil),    // 46: jobqueue.v1.GetScheduleResponse
-	(*ListSchedulesRequest)(nil),   // 47: jobqueue.v1.ListSchedulesRequest
-	(*ListSchedulesResponse)(nil),  // 48: jobqueue.v1.ListSchedulesResponse
-	(*UpdateScheduleRequest)(nil),  // 49: jobqueue.v1.UpdateScheduleRequest
-	(*UpdateScheduleResponse)(nil), // 50: jobqueue.v1.UpdateScheduleResponse
-	(*DeleteScheduleRequest)(nil),  // 51: jobqueue.v1.DeleteScheduleRequest
-	(*DeleteScheduleResponse)(nil), // 52: jobqueue.v1.DeleteScheduleResponse
-	(*PauseScheduleRequest)(nil),   // 53: jobqueue.v1.PauseScheduleRequest
-	(*PauseScheduleResponse)(nil),  // 54: jobqueue.v1.PauseScheduleResponse
-	(*ResumeScheduleRequest)(nil),  // 55: jobqueue.v1.ResumeScheduleRequest
-	(*ResumeScheduleResponse)(nil), // 56: jobqueue.v1.ResumeScheduleResponse
-	(*TokenInfo)(nil),              // 57: jobqueue.v1.TokenInfo
-	(*CreateTokenRequest)(nil),     // 58: jobqueue.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),    // 59: jobqueue.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),      // 60: jobqueue.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),     // 61: jobqueue.v1.ListTokensResponse
-	(*RevokeTokenRequest)(nil),     // 62: jobqueue.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),    // 63: jobqueue.v1.RevokeTokenResponse
-	(*Webhook)(nil),                // 64: jobqueue.v1.Webhook
-	(*CreateWebhookRequest)(nil),   // 65: jobqueue.v1.CreateWebhookRequest
-	(*CreateWebhookResponse)(nil),  // 66: jobqueue.v1.CreateWebhookResponse
-	(*ListWebhooksRequest)(nil),    // 67: jobqueue.v1.ListWebhooksRequest
-	(*ListWebhooksResponse)(nil),   // 68: jobqueue.v1.ListWebhooksResponse
-	(*DeleteWebhookRequest)(nil),   // 69: jobqueue.v1.DeleteWebhookRequest
-	(*DeleteWebhookResponse)(nil),  // 70: jobqueue.v1.DeleteWebhookResponse
-	nil,                            // 71: jobqueue.v1.EnqueueRequest.MetadataEntry
-	nil,                            // 72: jobqueue.v1.ListJobsRequest.MetadataEntry
-	nil,                            // 73: jobqueue.v1.JobTemplate.MetadataEntry
-	(*structpb.Struct)(nil),        // 74: google.protobuf.Struct
-	(Priority)(0),                  // 75: jobqueue.v1.Priority
-	(*durationpb.Duration)(nil),    // 76: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),  // 77: google.protobuf.Timestamp
-	(*BackoffPolicy)(nil),          // 78: jobqueue.v1.BackoffPolicy
-	(Durability)(0),                // 79: jobqueue.v1.Durability
-	(DependencyFailurePolicy)(0),   // 80: jobqueue.v1.DependencyFailurePolicy
-	(*status.Status)(nil),          // 81: google.rpc.Status
-	(*Job)(nil),                    // 82: jobqueue.v1.Job
-	(*QueueStats)(nil),             // 83: jobqueue.v1.QueueStats
-	(JobState)(0),                  // 84: jobqueue.v1.JobState
-	(*QueueLimits)(nil),            // 85: jobqueue.v1.QueueLimits
+	(*CreateQueueRequest)(nil),     // 41: jobqueue.v1.CreateQueueRequest
+	(*CreateQueueResponse)(nil),    // 42: jobqueue.v1.CreateQueueResponse
+	(*JobTemplate)(nil),            // 43: jobqueue.v1.JobTemplate
+	(*Schedule)(nil),               // 44: jobqueue.v1.Schedule
+	(*CreateScheduleRequest)(nil),  // 45: jobqueue.v1.CreateScheduleRequest
+	(*CreateScheduleResponse)(nil), // 46: jobqueue.v1.CreateScheduleResponse
+	(*GetScheduleRequest)(nil),     // 47: jobqueue.v1.GetScheduleRequest
+	(*GetScheduleResponse)(nil),    // 48: jobqueue.v1.GetScheduleResponse
+	(*ListSchedulesRequest)(nil),   // 49: jobqueue.v1.ListSchedulesRequest
+	(*ListSchedulesResponse)(nil),  // 50: jobqueue.v1.ListSchedulesResponse
+	(*UpdateScheduleRequest)(nil),  // 51: jobqueue.v1.UpdateScheduleRequest
+	(*UpdateScheduleResponse)(nil), // 52: jobqueue.v1.UpdateScheduleResponse
+	(*DeleteScheduleRequest)(nil),  // 53: jobqueue.v1.DeleteScheduleRequest
+	(*DeleteScheduleResponse)(nil), // 54: jobqueue.v1.DeleteScheduleResponse
+	(*PauseScheduleRequest)(nil),   // 55: jobqueue.v1.PauseScheduleRequest
+	(*PauseScheduleResponse)(nil),  // 56: jobqueue.v1.PauseScheduleResponse
+	(*ResumeScheduleRequest)(nil),  // 57: jobqueue.v1.ResumeScheduleRequest
+	(*ResumeScheduleResponse)(nil), // 58: jobqueue.v1.ResumeScheduleResponse
+	(*TokenInfo)(nil),              // 59: jobqueue.v1.TokenInfo
+	(*CreateTokenRequest)(nil),     // 60: jobqueue.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),    // 61: jobqueue.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),      // 62: jobqueue.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),     // 63: jobqueue.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),     // 64: jobqueue.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),    // 65: jobqueue.v1.RevokeTokenResponse
+	(*Webhook)(nil),                // 66: jobqueue.v1.Webhook
+	(*CreateWebhookRequest)(nil),   // 67: jobqueue.v1.CreateWebhookRequest
+	(*CreateWebhookResponse)(nil),  // 68: jobqueue.v1.CreateWebhookResponse
+	(*ListWebhooksRequest)(nil),    // 69: jobqueue.v1.ListWebhooksRequest
+	(*ListWebhooksResponse)(nil),   // 70: jobqueue.v1.ListWebhooksResponse
+	(*DeleteWebhookRequest)(nil),   // 71: jobqueue.v1.DeleteWebhookRequest
+	(*DeleteWebhookResponse)(nil),  // 72: jobqueue.v1.DeleteWebhookResponse
+	nil,                            // 73: jobqueue.v1.EnqueueRequest.MetadataEntry
+	nil,                            // 74: jobqueue.v1.ListJobsRequest.MetadataEntry
+	nil,                            // 75: jobqueue.v1.JobTemplate.MetadataEntry
+	(*structpb.Struct)(nil),        // 76: google.protobuf.Struct
+	(Priority)(0),                  // 77: jobqueue.v1.Priority
+	(*durationpb.Duration)(nil),    // 78: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),  // 79: google.protobuf.Timestamp
+	(*BackoffPolicy)(nil),          // 80: jobqueue.v1.BackoffPolicy
+	(Durability)(0),                // 81: jobqueue.v1.Durability
+	(DependencyFailurePolicy)(0),   // 82: jobqueue.v1.DependencyFailurePolicy
+	(*status.Status)(nil),          // 83: google.rpc.Status
+	(*Job)(nil),                    // 84: jobqueue.v1.Job
+	(*QueueStats)(nil),             // 85: jobqueue.v1.QueueStats
+	(JobState)(0),                  // 86: jobqueue.v1.JobState
+	(*QueueLimits)(nil),            // 87: jobqueue.v1.QueueLimits
 }
 var file_jobqueue_v1_job_queue_service_proto_depIdxs = []int32{
-	74,  // 0: jobqueue.v1.EnqueueRequest.payload:type_name -> google.protobuf.Struct
-	75,  // 1: jobqueue.v1.EnqueueRequest.priority:type_name -> jobqueue.v1.Priority
-	76,  // 2: jobqueue.v1.EnqueueRequest.delay:type_name -> google.protobuf.Duration
-	77,  // 3: jobqueue.v1.EnqueueRequest.schedule_time:type_name -> google.protobuf.Timestamp
-	78,  // 4: jobqueue.v1.EnqueueRequest.backoff:type_name -> jobqueue.v1.BackoffPolicy
-	76,  // 5: jobqueue.v1.EnqueueRequest.lease_duration:type_name -> google.protobuf.Duration
-	71,  // 6: jobqueue.v1.EnqueueRequest.metadata:type_name -> jobqueue.v1.EnqueueRequest.MetadataEntry
-	79,  // 7: jobqueue.v1.EnqueueRequest.durability:type_name -> jobqueue.v1.Durability
-	76,  // 8: jobqueue.v1.EnqueueRequest.timeout:type_name -> google.protobuf.Duration
-	77,  // 9: jobqueue.v1.EnqueueRequest.start_deadline:type_name -> google.protobuf.Timestamp
-	80,  // 10: jobqueue.v1.EnqueueRequest.on_dependency_failure:type_name -> jobqueue.v1.DependencyFailurePolicy
+	76,  // 0: jobqueue.v1.EnqueueRequest.payload:type_name -> google.protobuf.Struct
+	77,  // 1: jobqueue.v1.EnqueueRequest.priority:type_name -> jobqueue.v1.Priority
+	78,  // 2: jobqueue.v1.EnqueueRequest.delay:type_name -> google.protobuf.Duration
+	79,  // 3: jobqueue.v1.EnqueueRequest.schedule_time:type_name -> google.protobuf.Timestamp
+	80,  // 4: jobqueue.v1.EnqueueRequest.backoff:type_name -> jobqueue.v1.BackoffPolicy
+	78,  // 5: jobqueue.v1.EnqueueRequest.lease_duration:type_name -> google.protobuf.Duration
+	73,  // 6: jobqueue.v1.EnqueueRequest.metadata:type_name -> jobqueue.v1.EnqueueRequest.MetadataEntry
+	81,  // 7: jobqueue.v1.EnqueueRequest.durability:type_name -> jobqueue.v1.Durability
+	78,  // 8: jobqueue.v1.EnqueueRequest.timeout:type_name -> google.protobuf.Duration
+	79,  // 9: jobqueue.v1.EnqueueRequest.start_deadline:type_name -> google.protobuf.Timestamp
+	82,  // 10: jobqueue.v1.EnqueueRequest.on_dependency_failure:type_name -> jobqueue.v1.DependencyFailurePolicy
 	4,   // 11: jobqueue.v1.EnqueueBatchRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
-	79,  // 12: jobqueue.v1.EnqueueBatchRequest.durability:type_name -> jobqueue.v1.Durability
+	81,  // 12: jobqueue.v1.EnqueueBatchRequest.durability:type_name -> jobqueue.v1.Durability
 	5,   // 13: jobqueue.v1.EnqueueBatchResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
 	4,   // 14: jobqueue.v1.EnqueueStreamRequest.requests:type_name -> jobqueue.v1.EnqueueRequest
-	79,  // 15: jobqueue.v1.EnqueueStreamRequest.durability:type_name -> jobqueue.v1.Durability
+	81,  // 15: jobqueue.v1.EnqueueStreamRequest.durability:type_name -> jobqueue.v1.Durability
 	5,   // 16: jobqueue.v1.EnqueueStreamResponse.responses:type_name -> jobqueue.v1.EnqueueResponse
-	81,  // 17: jobqueue.v1.EnqueueStreamResponse.error:type_name -> google.rpc.Status
-	82,  // 18: jobqueue.v1.WatchJobResponse.job:type_name -> jobqueue.v1.Job
-	82,  // 19: jobqueue.v1.GetStatusResponse.job:type_name -> jobqueue.v1.Job
-	83,  // 20: jobqueue.v1.StatsResponse.queues:type_name -> jobqueue.v1.QueueStats
-	84,  // 21: jobqueue.v1.ListJobsRequest.state:type_name -> jobqueue.v1.JobState
-	77,  // 22: jobqueue.v1.ListJobsRequest.created_after:type_name -> google.protobuf.Timestamp
-	77,  // 23: jobqueue.v1.ListJobsRequest.created_before:type_name -> google.protobuf.Timestamp
-	72,  // 24: jobqueue.v1.ListJobsRequest.metadata:type_name -> jobqueue.v1.ListJobsRequest.MetadataEntry
-	82,  // 25: jobqueue.v1.ListJobsResponse.jobs:type_name -> jobqueue.v1.Job
-	76,  // 26: jobqueue.v1.Subscribe.lease_duration:type_name -> google.protobuf.Duration
+	83,  // 17: jobqueue.v1.EnqueueStreamResponse.error:type_name -> google.rpc.Status
+	84,  // 18: jobqueue.v1.WatchJobResponse.job:type_name -> jobqueue.v1.Job
+	84,  // 19: jobqueue.v1.GetStatusResponse.job:type_name -> jobqueue.v1.Job
+	85,  // 20: jobqueue.v1.StatsResponse.queues:type_name -> jobqueue.v1.QueueStats
+	86,  // 21: jobqueue.v1.ListJobsRequest.state:type_name -> jobqueue.v1.JobState
+	79,  // 22: jobqueue.v1.ListJobsRequest.created_after:type_name -> google.protobuf.Timestamp
+	79,  // 23: jobqueue.v1.ListJobsRequest.created_before:type_name -> google.protobuf.Timestamp
+	74,  // 24: jobqueue.v1.ListJobsRequest.metadata:type_name -> jobqueue.v1.ListJobsRequest.MetadataEntry
+	84,  // 25: jobqueue.v1.ListJobsResponse.jobs:type_name -> jobqueue.v1.Job
+	78,  // 26: jobqueue.v1.Subscribe.lease_duration:type_name -> google.protobuf.Duration
 	18,  // 27: jobqueue.v1.LeaseRequest.subscribe:type_name -> jobqueue.v1.Subscribe
 	25,  // 28: jobqueue.v1.LeaseRequest.acks:type_name -> jobqueue.v1.AckRequest
 	27,  // 29: jobqueue.v1.LeaseRequest.fails:type_name -> jobqueue.v1.FailRequest
 	29,  // 30: jobqueue.v1.LeaseRequest.extends:type_name -> jobqueue.v1.ExtendRequest
 	20,  // 31: jobqueue.v1.LeaseRequest.progress:type_name -> jobqueue.v1.ProgressUpdate
-	82,  // 32: jobqueue.v1.LeasedJob.job:type_name -> jobqueue.v1.Job
-	77,  // 33: jobqueue.v1.LeasedJob.lease_expire_time:type_name -> google.protobuf.Timestamp
-	81,  // 34: jobqueue.v1.Confirmation.status:type_name -> google.rpc.Status
+	84,  // 32: jobqueue.v1.LeasedJob.job:type_name -> jobqueue.v1.Job
+	79,  // 33: jobqueue.v1.LeasedJob.lease_expire_time:type_name -> google.protobuf.Timestamp
+	83,  // 34: jobqueue.v1.Confirmation.status:type_name -> google.rpc.Status
 	0,   // 35: jobqueue.v1.Confirmation.kind:type_name -> jobqueue.v1.ConfirmationKind
-	77,  // 36: jobqueue.v1.Confirmation.lease_expire_time:type_name -> google.protobuf.Timestamp
+	79,  // 36: jobqueue.v1.Confirmation.lease_expire_time:type_name -> google.protobuf.Timestamp
 	21,  // 37: jobqueue.v1.LeaseResponse.jobs:type_name -> jobqueue.v1.LeasedJob
 	22,  // 38: jobqueue.v1.LeaseResponse.confirmations:type_name -> jobqueue.v1.Confirmation
 	24,  // 39: jobqueue.v1.LeaseResponse.stops:type_name -> jobqueue.v1.JobStop
 	1,   // 40: jobqueue.v1.JobStop.reason:type_name -> jobqueue.v1.StopReason
-	74,  // 41: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
-	79,  // 42: jobqueue.v1.AckRequest.durability:type_name -> jobqueue.v1.Durability
-	76,  // 43: jobqueue.v1.AckRequest.handler_duration:type_name -> google.protobuf.Duration
-	76,  // 44: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
-	76,  // 45: jobqueue.v1.FailRequest.handler_duration:type_name -> google.protobuf.Duration
-	84,  // 46: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
-	77,  // 47: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
-	76,  // 48: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
-	77,  // 49: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
-	85,  // 50: jobqueue.v1.SetQueueLimitsRequest.limits:type_name -> jobqueue.v1.QueueLimits
-	74,  // 51: jobqueue.v1.JobTemplate.payload:type_name -> google.protobuf.Struct
-	75,  // 52: jobqueue.v1.JobTemplate.priority:type_name -> jobqueue.v1.Priority
-	78,  // 53: jobqueue.v1.JobTemplate.backoff:type_name -> jobqueue.v1.BackoffPolicy
-	76,  // 54: jobqueue.v1.JobTemplate.lease_duration:type_name -> google.protobuf.Duration
-	73,  // 55: jobqueue.v1.JobTemplate.metadata:type_name -> jobqueue.v1.JobTemplate.MetadataEntry
-	76,  // 56: jobqueue.v1.JobTemplate.timeout:type_name -> google.protobuf.Duration
-	76,  // 57: jobqueue.v1.Schedule.interval:type_name -> google.protobuf.Duration
-	41,  // 58: jobqueue.v1.Schedule.template:type_name -> jobqueue.v1.JobTemplate
-	77,  // 59: jobqueue.v1.Schedule.start_time:type_name -> google.protobuf.Timestamp
-	77,  // 60: jobqueue.v1.Schedule.end_time:type_name -> google.protobuf.Timestamp
+	76,  // 41: jobqueue.v1.AckRequest.result:type_name -> google.protobuf.Struct
+	81,  // 42: jobqueue.v1.AckRequest.durability:type_name -> jobqueue.v1.Durability
+	78,  // 43: jobqueue.v1.AckRequest.handler_duration:type_name -> google.protobuf.Duration
+	78,  // 44: jobqueue.v1.FailRequest.retry_delay:type_name -> google.protobuf.Duration
+	78,  // 45: jobqueue.v1.FailRequest.handler_duration:type_name -> google.protobuf.Duration
+	86,  // 46: jobqueue.v1.FailResponse.state:type_name -> jobqueue.v1.JobState
+	79,  // 47: jobqueue.v1.FailResponse.schedule_time:type_name -> google.protobuf.Timestamp
+	78,  // 48: jobqueue.v1.ExtendRequest.lease_duration:type_name -> google.protobuf.Duration
+	79,  // 49: jobqueue.v1.ExtendResponse.lease_expire_time:type_name -> google.protobuf.Timestamp
+	87,  // 50: jobqueue.v1.SetQueueLimitsRequest.limits:type_name -> jobqueue.v1.QueueLimits
+	76,  // 51: jobqueue.v1.JobTemplate.payload:type_name -> google.protobuf.Struct
+	77,  // 52: jobqueue.v1.JobTemplate.priority:type_name -> jobqueue.v1.Priority
+	80,  // 53: jobqueue.v1.JobTemplate.backoff:type_name -> jobqueue.v1.BackoffPolicy
+	78,  // 54: jobqueue.v1.JobTemplate.lease_duration:type_name -> google.protobuf.Duration
+	75,  // 55: jobqueue.v1.JobTemplate.metadata:type_name -> jobqueue.v1.JobTemplate.MetadataEntry
+	78,  // 56: jobqueue.v1.JobTemplate.timeout:type_name -> google.protobuf.Duration
+	78,  // 57: jobqueue.v1.Schedule.interval:type_name -> google.protobuf.Duration
+	43,  // 58: jobqueue.v1.Schedule.template:type_name -> jobqueue.v1.JobTemplate
+	79,  // 59: jobqueue.v1.Schedule.start_time:type_name -> google.protobuf.Timestamp
+	79,  // 60: jobqueue.v1.Schedule.end_time:type_name -> google.protobuf.Timestamp
 	2,   // 61: jobqueue.v1.Schedule.catch_up:type_name -> jobqueue.v1.CatchUpPolicy
-	77,  // 62: jobqueue.v1.Schedule.next_run_time:type_name -> google.protobuf.Timestamp
-	77,  // 63: jobqueue.v1.Schedule.last_run_time:type_name -> google.protobuf.Timestamp
-	77,  // 64: jobqueue.v1.Schedule.create_time:type_name -> google.protobuf.Timestamp
-	77,  // 65: jobqueue.v1.Schedule.update_time:type_name -> google.protobuf.Timestamp
-	42,  // 66: jobqueue.v1.CreateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
-	42,  // 67: jobqueue.v1.CreateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
-	42,  // 68: jobqueue.v1.GetScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
-	42,  // 69: jobqueue.v1.ListSchedulesResponse.schedules:type_name -> jobqueue.v1.Schedule
-	42,  // 70: jobqueue.v1.UpdateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
-	42,  // 71: jobqueue.v1.UpdateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
+	79,  // 62: jobqueue.v1.Schedule.next_run_time:type_name -> google.protobuf.Timestamp
+	79,  // 63: jobqueue.v1.Schedule.last_run_time:type_name -> google.protobuf.Timestamp
+	79,  // 64: jobqueue.v1.Schedule.create_time:type_name -> google.protobuf.Timestamp
+	79,  // 65: jobqueue.v1.Schedule.update_time:type_name -> google.protobuf.Timestamp
+	44,  // 66: jobqueue.v1.CreateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
+	44,  // 67: jobqueue.v1.CreateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
+	44,  // 68: jobqueue.v1.GetScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
+	44,  // 69: jobqueue.v1.ListSchedulesResponse.schedules:type_name -> jobqueue.v1.Schedule
+	44,  // 70: jobqueue.v1.UpdateScheduleRequest.schedule:type_name -> jobqueue.v1.Schedule
+	44,  // 71: jobqueue.v1.UpdateScheduleResponse.schedule:type_name -> jobqueue.v1.Schedule
 	3,   // 72: jobqueue.v1.TokenInfo.role:type_name -> jobqueue.v1.TokenRole
-	77,  // 73: jobqueue.v1.TokenInfo.create_time:type_name -> google.protobuf.Timestamp
-	77,  // 74: jobqueue.v1.TokenInfo.expire_time:type_name -> google.protobuf.Timestamp
+	79,  // 73: jobqueue.v1.TokenInfo.create_time:type_name -> google.protobuf.Timestamp
+	79,  // 74: jobqueue.v1.TokenInfo.expire_time:type_name -> google.protobuf.Timestamp
 	3,   // 75: jobqueue.v1.CreateTokenRequest.role:type_name -> jobqueue.v1.TokenRole
-	76,  // 76: jobqueue.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	57,  // 77: jobqueue.v1.CreateTokenResponse.info:type_name -> jobqueue.v1.TokenInfo
-	57,  // 78: jobqueue.v1.ListTokensResponse.tokens:type_name -> jobqueue.v1.TokenInfo
-	76,  // 79: jobqueue.v1.Webhook.oldest_job_age:type_name -> google.protobuf.Duration
-	77,  // 80: jobqueue.v1.Webhook.create_time:type_name -> google.protobuf.Timestamp
-	64,  // 81: jobqueue.v1.CreateWebhookRequest.webhook:type_name -> jobqueue.v1.Webhook
-	64,  // 82: jobqueue.v1.CreateWebhookResponse.webhook:type_name -> jobqueue.v1.Webhook
-	64,  // 83: jobqueue.v1.ListWebhooksResponse.webhooks:type_name -> jobqueue.v1.Webhook
+	78,  // 76: jobqueue.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	59,  // 77: jobqueue.v1.CreateTokenResponse.info:type_name -> jobqueue.v1.TokenInfo
+	59,  // 78: jobqueue.v1.ListTokensResponse.tokens:type_name -> jobqueue.v1.TokenInfo
+	78,  // 79: jobqueue.v1.Webhook.oldest_job_age:type_name -> google.protobuf.Duration
+	79,  // 80: jobqueue.v1.Webhook.create_time:type_name -> google.protobuf.Timestamp
+	66,  // 81: jobqueue.v1.CreateWebhookRequest.webhook:type_name -> jobqueue.v1.Webhook
+	66,  // 82: jobqueue.v1.CreateWebhookResponse.webhook:type_name -> jobqueue.v1.Webhook
+	66,  // 83: jobqueue.v1.ListWebhooksResponse.webhooks:type_name -> jobqueue.v1.Webhook
 	4,   // 84: jobqueue.v1.JobQueueService.Enqueue:input_type -> jobqueue.v1.EnqueueRequest
 	6,   // 85: jobqueue.v1.JobQueueService.EnqueueBatch:input_type -> jobqueue.v1.EnqueueBatchRequest
 	8,   // 86: jobqueue.v1.JobQueueService.EnqueueStream:input_type -> jobqueue.v1.EnqueueStreamRequest
@@ -4913,51 +5072,53 @@ var file_jobqueue_v1_job_queue_service_proto_depIdxs = []int32{
 	33,  // 96: jobqueue.v1.JobQueueService.Retry:input_type -> jobqueue.v1.RetryRequest
 	35,  // 97: jobqueue.v1.JobQueueService.PauseQueue:input_type -> jobqueue.v1.PauseQueueRequest
 	37,  // 98: jobqueue.v1.JobQueueService.ResumeQueue:input_type -> jobqueue.v1.ResumeQueueRequest
-	39,  // 99: jobqueue.v1.JobQueueService.SetQueueLimits:input_type -> jobqueue.v1.SetQueueLimitsRequest
-	43,  // 100: jobqueue.v1.JobQueueService.CreateSchedule:input_type -> jobqueue.v1.CreateScheduleRequest
-	45,  // 101: jobqueue.v1.JobQueueService.GetSchedule:input_type -> jobqueue.v1.GetScheduleRequest
-	47,  // 102: jobqueue.v1.JobQueueService.ListSchedules:input_type -> jobqueue.v1.ListSchedulesRequest
-	49,  // 103: jobqueue.v1.JobQueueService.UpdateSchedule:input_type -> jobqueue.v1.UpdateScheduleRequest
-	51,  // 104: jobqueue.v1.JobQueueService.DeleteSchedule:input_type -> jobqueue.v1.DeleteScheduleRequest
-	53,  // 105: jobqueue.v1.JobQueueService.PauseSchedule:input_type -> jobqueue.v1.PauseScheduleRequest
-	55,  // 106: jobqueue.v1.JobQueueService.ResumeSchedule:input_type -> jobqueue.v1.ResumeScheduleRequest
-	58,  // 107: jobqueue.v1.JobQueueService.CreateToken:input_type -> jobqueue.v1.CreateTokenRequest
-	60,  // 108: jobqueue.v1.JobQueueService.ListTokens:input_type -> jobqueue.v1.ListTokensRequest
-	62,  // 109: jobqueue.v1.JobQueueService.RevokeToken:input_type -> jobqueue.v1.RevokeTokenRequest
-	65,  // 110: jobqueue.v1.JobQueueService.CreateWebhook:input_type -> jobqueue.v1.CreateWebhookRequest
-	67,  // 111: jobqueue.v1.JobQueueService.ListWebhooks:input_type -> jobqueue.v1.ListWebhooksRequest
-	69,  // 112: jobqueue.v1.JobQueueService.DeleteWebhook:input_type -> jobqueue.v1.DeleteWebhookRequest
-	5,   // 113: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
-	7,   // 114: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
-	9,   // 115: jobqueue.v1.JobQueueService.EnqueueStream:output_type -> jobqueue.v1.EnqueueStreamResponse
-	11,  // 116: jobqueue.v1.JobQueueService.WatchJob:output_type -> jobqueue.v1.WatchJobResponse
-	13,  // 117: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
-	15,  // 118: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
-	17,  // 119: jobqueue.v1.JobQueueService.ListJobs:output_type -> jobqueue.v1.ListJobsResponse
-	23,  // 120: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
-	26,  // 121: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
-	28,  // 122: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
-	30,  // 123: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
-	32,  // 124: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
-	34,  // 125: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
-	36,  // 126: jobqueue.v1.JobQueueService.PauseQueue:output_type -> jobqueue.v1.PauseQueueResponse
-	38,  // 127: jobqueue.v1.JobQueueService.ResumeQueue:output_type -> jobqueue.v1.ResumeQueueResponse
-	40,  // 128: jobqueue.v1.JobQueueService.SetQueueLimits:output_type -> jobqueue.v1.SetQueueLimitsResponse
-	44,  // 129: jobqueue.v1.JobQueueService.CreateSchedule:output_type -> jobqueue.v1.CreateScheduleResponse
-	46,  // 130: jobqueue.v1.JobQueueService.GetSchedule:output_type -> jobqueue.v1.GetScheduleResponse
-	48,  // 131: jobqueue.v1.JobQueueService.ListSchedules:output_type -> jobqueue.v1.ListSchedulesResponse
-	50,  // 132: jobqueue.v1.JobQueueService.UpdateSchedule:output_type -> jobqueue.v1.UpdateScheduleResponse
-	52,  // 133: jobqueue.v1.JobQueueService.DeleteSchedule:output_type -> jobqueue.v1.DeleteScheduleResponse
-	54,  // 134: jobqueue.v1.JobQueueService.PauseSchedule:output_type -> jobqueue.v1.PauseScheduleResponse
-	56,  // 135: jobqueue.v1.JobQueueService.ResumeSchedule:output_type -> jobqueue.v1.ResumeScheduleResponse
-	59,  // 136: jobqueue.v1.JobQueueService.CreateToken:output_type -> jobqueue.v1.CreateTokenResponse
-	61,  // 137: jobqueue.v1.JobQueueService.ListTokens:output_type -> jobqueue.v1.ListTokensResponse
-	63,  // 138: jobqueue.v1.JobQueueService.RevokeToken:output_type -> jobqueue.v1.RevokeTokenResponse
-	66,  // 139: jobqueue.v1.JobQueueService.CreateWebhook:output_type -> jobqueue.v1.CreateWebhookResponse
-	68,  // 140: jobqueue.v1.JobQueueService.ListWebhooks:output_type -> jobqueue.v1.ListWebhooksResponse
-	70,  // 141: jobqueue.v1.JobQueueService.DeleteWebhook:output_type -> jobqueue.v1.DeleteWebhookResponse
-	113, // [113:142] is the sub-list for method output_type
-	84,  // [84:113] is the sub-list for method input_type
+	41,  // 99: jobqueue.v1.JobQueueService.CreateQueue:input_type -> jobqueue.v1.CreateQueueRequest
+	39,  // 100: jobqueue.v1.JobQueueService.SetQueueLimits:input_type -> jobqueue.v1.SetQueueLimitsRequest
+	45,  // 101: jobqueue.v1.JobQueueService.CreateSchedule:input_type -> jobqueue.v1.CreateScheduleRequest
+	47,  // 102: jobqueue.v1.JobQueueService.GetSchedule:input_type -> jobqueue.v1.GetScheduleRequest
+	49,  // 103: jobqueue.v1.JobQueueService.ListSchedules:input_type -> jobqueue.v1.ListSchedulesRequest
+	51,  // 104: jobqueue.v1.JobQueueService.UpdateSchedule:input_type -> jobqueue.v1.UpdateScheduleRequest
+	53,  // 105: jobqueue.v1.JobQueueService.DeleteSchedule:input_type -> jobqueue.v1.DeleteScheduleRequest
+	55,  // 106: jobqueue.v1.JobQueueService.PauseSchedule:input_type -> jobqueue.v1.PauseScheduleRequest
+	57,  // 107: jobqueue.v1.JobQueueService.ResumeSchedule:input_type -> jobqueue.v1.ResumeScheduleRequest
+	60,  // 108: jobqueue.v1.JobQueueService.CreateToken:input_type -> jobqueue.v1.CreateTokenRequest
+	62,  // 109: jobqueue.v1.JobQueueService.ListTokens:input_type -> jobqueue.v1.ListTokensRequest
+	64,  // 110: jobqueue.v1.JobQueueService.RevokeToken:input_type -> jobqueue.v1.RevokeTokenRequest
+	67,  // 111: jobqueue.v1.JobQueueService.CreateWebhook:input_type -> jobqueue.v1.CreateWebhookRequest
+	69,  // 112: jobqueue.v1.JobQueueService.ListWebhooks:input_type -> jobqueue.v1.ListWebhooksRequest
+	71,  // 113: jobqueue.v1.JobQueueService.DeleteWebhook:input_type -> jobqueue.v1.DeleteWebhookRequest
+	5,   // 114: jobqueue.v1.JobQueueService.Enqueue:output_type -> jobqueue.v1.EnqueueResponse
+	7,   // 115: jobqueue.v1.JobQueueService.EnqueueBatch:output_type -> jobqueue.v1.EnqueueBatchResponse
+	9,   // 116: jobqueue.v1.JobQueueService.EnqueueStream:output_type -> jobqueue.v1.EnqueueStreamResponse
+	11,  // 117: jobqueue.v1.JobQueueService.WatchJob:output_type -> jobqueue.v1.WatchJobResponse
+	13,  // 118: jobqueue.v1.JobQueueService.GetStatus:output_type -> jobqueue.v1.GetStatusResponse
+	15,  // 119: jobqueue.v1.JobQueueService.Stats:output_type -> jobqueue.v1.StatsResponse
+	17,  // 120: jobqueue.v1.JobQueueService.ListJobs:output_type -> jobqueue.v1.ListJobsResponse
+	23,  // 121: jobqueue.v1.JobQueueService.Lease:output_type -> jobqueue.v1.LeaseResponse
+	26,  // 122: jobqueue.v1.JobQueueService.Ack:output_type -> jobqueue.v1.AckResponse
+	28,  // 123: jobqueue.v1.JobQueueService.Fail:output_type -> jobqueue.v1.FailResponse
+	30,  // 124: jobqueue.v1.JobQueueService.Extend:output_type -> jobqueue.v1.ExtendResponse
+	32,  // 125: jobqueue.v1.JobQueueService.Cancel:output_type -> jobqueue.v1.CancelResponse
+	34,  // 126: jobqueue.v1.JobQueueService.Retry:output_type -> jobqueue.v1.RetryResponse
+	36,  // 127: jobqueue.v1.JobQueueService.PauseQueue:output_type -> jobqueue.v1.PauseQueueResponse
+	38,  // 128: jobqueue.v1.JobQueueService.ResumeQueue:output_type -> jobqueue.v1.ResumeQueueResponse
+	42,  // 129: jobqueue.v1.JobQueueService.CreateQueue:output_type -> jobqueue.v1.CreateQueueResponse
+	40,  // 130: jobqueue.v1.JobQueueService.SetQueueLimits:output_type -> jobqueue.v1.SetQueueLimitsResponse
+	46,  // 131: jobqueue.v1.JobQueueService.CreateSchedule:output_type -> jobqueue.v1.CreateScheduleResponse
+	48,  // 132: jobqueue.v1.JobQueueService.GetSchedule:output_type -> jobqueue.v1.GetScheduleResponse
+	50,  // 133: jobqueue.v1.JobQueueService.ListSchedules:output_type -> jobqueue.v1.ListSchedulesResponse
+	52,  // 134: jobqueue.v1.JobQueueService.UpdateSchedule:output_type -> jobqueue.v1.UpdateScheduleResponse
+	54,  // 135: jobqueue.v1.JobQueueService.DeleteSchedule:output_type -> jobqueue.v1.DeleteScheduleResponse
+	56,  // 136: jobqueue.v1.JobQueueService.PauseSchedule:output_type -> jobqueue.v1.PauseScheduleResponse
+	58,  // 137: jobqueue.v1.JobQueueService.ResumeSchedule:output_type -> jobqueue.v1.ResumeScheduleResponse
+	61,  // 138: jobqueue.v1.JobQueueService.CreateToken:output_type -> jobqueue.v1.CreateTokenResponse
+	63,  // 139: jobqueue.v1.JobQueueService.ListTokens:output_type -> jobqueue.v1.ListTokensResponse
+	65,  // 140: jobqueue.v1.JobQueueService.RevokeToken:output_type -> jobqueue.v1.RevokeTokenResponse
+	68,  // 141: jobqueue.v1.JobQueueService.CreateWebhook:output_type -> jobqueue.v1.CreateWebhookResponse
+	70,  // 142: jobqueue.v1.JobQueueService.ListWebhooks:output_type -> jobqueue.v1.ListWebhooksResponse
+	72,  // 143: jobqueue.v1.JobQueueService.DeleteWebhook:output_type -> jobqueue.v1.DeleteWebhookResponse
+	114, // [114:144] is the sub-list for method output_type
+	84,  // [84:114] is the sub-list for method input_type
 	84,  // [84:84] is the sub-list for extension type_name
 	84,  // [84:84] is the sub-list for extension extendee
 	0,   // [0:84] is the sub-list for field type_name
@@ -4970,7 +5131,7 @@ func file_jobqueue_v1_job_queue_service_proto_init() {
 	}
 	file_jobqueue_v1_job_proto_init()
 	file_jobqueue_v1_job_queue_service_proto_msgTypes[16].OneofWrappers = []any{}
-	file_jobqueue_v1_job_queue_service_proto_msgTypes[38].OneofWrappers = []any{
+	file_jobqueue_v1_job_queue_service_proto_msgTypes[40].OneofWrappers = []any{
 		(*Schedule_Cron)(nil),
 		(*Schedule_Interval)(nil),
 	}
@@ -4980,7 +5141,7 @@ func file_jobqueue_v1_job_queue_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jobqueue_v1_job_queue_service_proto_rawDesc), len(file_jobqueue_v1_job_queue_service_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   70,
+			NumMessages:   72,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

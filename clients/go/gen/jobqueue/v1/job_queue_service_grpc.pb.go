@@ -34,6 +34,7 @@ const (
 	JobQueueService_Retry_FullMethodName          = "/jobqueue.v1.JobQueueService/Retry"
 	JobQueueService_PauseQueue_FullMethodName     = "/jobqueue.v1.JobQueueService/PauseQueue"
 	JobQueueService_ResumeQueue_FullMethodName    = "/jobqueue.v1.JobQueueService/ResumeQueue"
+	JobQueueService_CreateQueue_FullMethodName    = "/jobqueue.v1.JobQueueService/CreateQueue"
 	JobQueueService_SetQueueLimits_FullMethodName = "/jobqueue.v1.JobQueueService/SetQueueLimits"
 	JobQueueService_CreateSchedule_FullMethodName = "/jobqueue.v1.JobQueueService/CreateSchedule"
 	JobQueueService_GetSchedule_FullMethodName    = "/jobqueue.v1.JobQueueService/GetSchedule"
@@ -130,6 +131,13 @@ type JobQueueServiceClient interface {
 	// ResumeQueue lets a paused queue's jobs be leased again, and wakes the workers waiting on
 	// it (admin role). Resuming a running queue changes nothing.
 	ResumeQueue(ctx context.Context, in *ResumeQueueRequest, opts ...grpc.CallOption) (*ResumeQueueResponse, error)
+	// CreateQueue declares a queue and how many partitions it has (admin role). Queues need not
+	// be created: the first enqueue makes one with a single partition. A partitioned queue is
+	// still one queue to producers, workers and every RPC; its partitions are stored apart (on
+	// a cluster, each on the node of its own hash slot), so one hot queue spans many nodes
+	// (docs/scaling.md#partitioned-queues). Creating an existing queue again with more
+	// partitions adds them; with fewer is refused (INVALID_ARGUMENT naming `partitions`).
+	CreateQueue(ctx context.Context, in *CreateQueueRequest, opts ...grpc.CallOption) (*CreateQueueResponse, error)
 	// SetQueueLimits sets a queue's rate and concurrency limits on every server (admin role);
 	// all fields 0 removes them. Jobs already leased are not affected.
 	SetQueueLimits(ctx context.Context, in *SetQueueLimitsRequest, opts ...grpc.CallOption) (*SetQueueLimitsResponse, error)
@@ -343,6 +351,16 @@ func (c *jobQueueServiceClient) ResumeQueue(ctx context.Context, in *ResumeQueue
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ResumeQueueResponse)
 	err := c.cc.Invoke(ctx, JobQueueService_ResumeQueue_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobQueueServiceClient) CreateQueue(ctx context.Context, in *CreateQueueRequest, opts ...grpc.CallOption) (*CreateQueueResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateQueueResponse)
+	err := c.cc.Invoke(ctx, JobQueueService_CreateQueue_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -569,6 +587,13 @@ type JobQueueServiceServer interface {
 	// ResumeQueue lets a paused queue's jobs be leased again, and wakes the workers waiting on
 	// it (admin role). Resuming a running queue changes nothing.
 	ResumeQueue(context.Context, *ResumeQueueRequest) (*ResumeQueueResponse, error)
+	// CreateQueue declares a queue and how many partitions it has (admin role). Queues need not
+	// be created: the first enqueue makes one with a single partition. A partitioned queue is
+	// still one queue to producers, workers and every RPC; its partitions are stored apart (on
+	// a cluster, each on the node of its own hash slot), so one hot queue spans many nodes
+	// (docs/scaling.md#partitioned-queues). Creating an existing queue again with more
+	// partitions adds them; with fewer is refused (INVALID_ARGUMENT naming `partitions`).
+	CreateQueue(context.Context, *CreateQueueRequest) (*CreateQueueResponse, error)
 	// SetQueueLimits sets a queue's rate and concurrency limits on every server (admin role);
 	// all fields 0 removes them. Jobs already leased are not affected.
 	SetQueueLimits(context.Context, *SetQueueLimitsRequest) (*SetQueueLimitsResponse, error)
@@ -667,6 +692,9 @@ func (UnimplementedJobQueueServiceServer) PauseQueue(context.Context, *PauseQueu
 }
 func (UnimplementedJobQueueServiceServer) ResumeQueue(context.Context, *ResumeQueueRequest) (*ResumeQueueResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResumeQueue not implemented")
+}
+func (UnimplementedJobQueueServiceServer) CreateQueue(context.Context, *CreateQueueRequest) (*CreateQueueResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateQueue not implemented")
 }
 func (UnimplementedJobQueueServiceServer) SetQueueLimits(context.Context, *SetQueueLimitsRequest) (*SetQueueLimitsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetQueueLimits not implemented")
@@ -968,6 +996,24 @@ func _JobQueueService_ResumeQueue_Handler(srv interface{}, ctx context.Context, 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(JobQueueServiceServer).ResumeQueue(ctx, req.(*ResumeQueueRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobQueueService_CreateQueue_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateQueueRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobQueueServiceServer).CreateQueue(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobQueueService_CreateQueue_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobQueueServiceServer).CreateQueue(ctx, req.(*CreateQueueRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1278,6 +1324,10 @@ var JobQueueService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResumeQueue",
 			Handler:    _JobQueueService_ResumeQueue_Handler,
+		},
+		{
+			MethodName: "CreateQueue",
+			Handler:    _JobQueueService_CreateQueue_Handler,
 		},
 		{
 			MethodName: "SetQueueLimits",

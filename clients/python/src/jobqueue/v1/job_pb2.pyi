@@ -557,6 +557,7 @@ class QueueStats(_message.Message):
     PAUSED_FIELD_NUMBER: _builtins.int
     LIMITS_FIELD_NUMBER: _builtins.int
     WAITING_FIELD_NUMBER: _builtins.int
+    PARTITIONS_FIELD_NUMBER: _builtins.int
     queue: _builtins.str
     """The queue name."""
     queued: _builtins.int
@@ -575,6 +576,8 @@ class QueueStats(_message.Message):
     """Whether the queue is paused (PauseQueue): its ready jobs are not leased."""
     waiting: _builtins.int
     """Jobs waiting for the jobs they depend on (JOB_STATE_WAITING)."""
+    partitions: _builtins.int
+    """How many partitions the queue has (CreateQueue); 1 for a queue that was never split."""
     @_builtins.property
     def oldest_queued_age(self) -> _duration_pb2.Duration:
         """Age of the oldest ready job (zero when none is ready)."""
@@ -597,10 +600,11 @@ class QueueStats(_message.Message):
         paused: _builtins.bool = ...,
         limits: Global___QueueLimits | None = ...,
         waiting: _builtins.int = ...,
+        partitions: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "oldest_queued_age", b"oldest_queued_age"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "cancelled", b"cancelled", "completed", b"completed", "dead", b"dead", "limits", b"limits", "oldest_queued_age", b"oldest_queued_age", "paused", b"paused", "queue", b"queue", "queued", b"queued", "scheduled", b"scheduled", "waiting", b"waiting"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "cancelled", b"cancelled", "completed", b"completed", "dead", b"dead", "limits", b"limits", "oldest_queued_age", b"oldest_queued_age", "partitions", b"partitions", "paused", b"paused", "queue", b"queue", "queued", b"queued", "scheduled", b"scheduled", "waiting", b"waiting"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -188,6 +188,7 @@ class EnqueueRequest(_message.Message):
     REF_FIELD_NUMBER: _builtins.int
     DEPENDS_ON_REFS_FIELD_NUMBER: _builtins.int
     GROUP_KEY_FIELD_NUMBER: _builtins.int
+    PARTITION_KEY_FIELD_NUMBER: _builtins.int
     queue: _builtins.str
     """Queue name: 1 to 128 of letters, digits, `-`, `_`, `.` and `:`."""
     payload_bytes: _builtins.bytes
@@ -224,6 +225,16 @@ class EnqueueRequest(_message.Message):
     bound each group's rate and running jobs across every server. Jobs without a group take
     their turn together as one more group, in priority order; within a group, high-priority
     jobs go first, then first in first out.
+    """
+    partition_key: _builtins.str
+    """The job's partition key (at most 256 characters), for a queue with more than one
+    partition (CreateQueue): jobs with the same key go to the same partition, so they are
+    leased in the order they were enqueued (first in first out per key, as in one queue).
+    Without it a job goes to the partition its group_key, unique_key or idempotency_key
+    names, in that order (so those keep working across the queue), else to the next
+    partition in turn. With it, those keys and the group limits hold within its partition.
+    Adding partitions moves keys: order per key holds among the jobs enqueued after it.
+    Ignored on a queue with one partition.
     """
     @_builtins.property
     def payload(self) -> _struct_pb2.Struct:
@@ -300,10 +311,11 @@ class EnqueueRequest(_message.Message):
         ref: _builtins.str = ...,
         depends_on_refs: _abc.Iterable[_builtins.str] | None = ...,
         group_key: _builtins.str = ...,
+        partition_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "delay", b"delay", "lease_duration", b"lease_duration", "payload", b"payload", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "delay", b"delay", "depends_on", b"depends_on", "depends_on_refs", b"depends_on_refs", "durability", b"durability", "group_key", b"group_key", "idempotency_key", b"idempotency_key", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "metadata", b"metadata", "on_dependency_failure", b"on_dependency_failure", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "queue", b"queue", "ref", b"ref", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "timeout", b"timeout", "unique_key", b"unique_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "delay", b"delay", "depends_on", b"depends_on", "depends_on_refs", b"depends_on_refs", "durability", b"durability", "group_key", b"group_key", "idempotency_key", b"idempotency_key", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "metadata", b"metadata", "on_dependency_failure", b"on_dependency_failure", "partition_key", b"partition_key", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "queue", b"queue", "ref", b"ref", "schedule_time", b"schedule_time", "start_deadline", b"start_deadline", "timeout", b"timeout", "unique_key", b"unique_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1448,6 +1460,58 @@ class SetQueueLimitsResponse(_message.Message):
 Global___SetQueueLimitsResponse: _TypeAlias = SetQueueLimitsResponse  # noqa: Y015
 
 @_typing.final
+class CreateQueueRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUE_FIELD_NUMBER: _builtins.int
+    PARTITIONS_FIELD_NUMBER: _builtins.int
+    queue: _builtins.str
+    """The queue's name."""
+    partitions: _builtins.int
+    """How many partitions it has: 1 to 64; 0 means 1. Never fewer than it has now."""
+    def __init__(
+        self,
+        *,
+        queue: _builtins.str = ...,
+        partitions: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["partitions", b"partitions", "queue", b"queue"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateQueueRequest: _TypeAlias = CreateQueueRequest  # noqa: Y015
+
+@_typing.final
+class CreateQueueResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUE_FIELD_NUMBER: _builtins.int
+    PARTITIONS_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELD_NUMBER: _builtins.int
+    queue: _builtins.str
+    """The queue's name."""
+    partitions: _builtins.int
+    """How many partitions it has now."""
+    changed: _builtins.bool
+    """Whether this call registered the queue or added partitions to it (false: it was so)."""
+    def __init__(
+        self,
+        *,
+        queue: _builtins.str = ...,
+        partitions: _builtins.int = ...,
+        changed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed", b"changed", "partitions", b"partitions", "queue", b"queue"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateQueueResponse: _TypeAlias = CreateQueueResponse  # noqa: Y015
+
+@_typing.final
 class JobTemplate(_message.Message):
     """JobTemplate is the job a schedule makes at each tick. Its fields mean what the fields of
     EnqueueRequest with the same names and numbers mean.
@@ -1485,6 +1549,7 @@ class JobTemplate(_message.Message):
     METADATA_FIELD_NUMBER: _builtins.int
     TIMEOUT_FIELD_NUMBER: _builtins.int
     UNIQUE_KEY_FIELD_NUMBER: _builtins.int
+    PARTITION_KEY_FIELD_NUMBER: _builtins.int
     queue: _builtins.str
     """Queue name: 1 to 128 of letters, digits, `-`, `_`, `.` and `:`. Required."""
     payload_bytes: _builtins.bytes
@@ -1497,6 +1562,8 @@ class JobTemplate(_message.Message):
     """While the job of an earlier tick with this key is still pending or running, a tick makes
     no new job (see EnqueueRequest.unique_key): ticks do not pile up behind a slow job.
     """
+    partition_key: _builtins.str
+    """Each job's partition key (see EnqueueRequest.partition_key)."""
     @_builtins.property
     def payload(self) -> _struct_pb2.Struct:
         """JSON payload."""
@@ -1530,10 +1597,11 @@ class JobTemplate(_message.Message):
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         timeout: _duration_pb2.Duration | None = ...,
         unique_key: _builtins.str = ...,
+        partition_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "lease_duration", b"lease_duration", "payload", b"payload", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "metadata", b"metadata", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "queue", b"queue", "timeout", b"timeout", "unique_key", b"unique_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backoff", b"backoff", "lease_duration", b"lease_duration", "max_attempts", b"max_attempts", "metadata", b"metadata", "partition_key", b"partition_key", "payload", b"payload", "payload_bytes", b"payload_bytes", "priority", b"priority", "queue", b"queue", "timeout", b"timeout", "unique_key", b"unique_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -127,6 +127,11 @@ class JobQueueServiceStub:
                 request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeQueueRequest.SerializeToString,
                 response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeQueueResponse.FromString,
                 _registered_method=True)
+        self.CreateQueue = channel.unary_unary(
+                '/jobqueue.v1.JobQueueService/CreateQueue',
+                request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.CreateQueueRequest.SerializeToString,
+                response_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.CreateQueueResponse.FromString,
+                _registered_method=True)
         self.SetQueueLimits = channel.unary_unary(
                 '/jobqueue.v1.JobQueueService/SetQueueLimits',
                 request_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.SetQueueLimitsRequest.SerializeToString,
@@ -352,6 +357,18 @@ class JobQueueServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateQueue(self, request, context):
+        """CreateQueue declares a queue and how many partitions it has (admin role). Queues need not
+        be created: the first enqueue makes one with a single partition. A partitioned queue is
+        still one queue to producers, workers and every RPC; its partitions are stored apart (on
+        a cluster, each on the node of its own hash slot), so one hot queue spans many nodes
+        (docs/scaling.md#partitioned-queues). Creating an existing queue again with more
+        partitions adds them; with fewer is refused (INVALID_ARGUMENT naming `partitions`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SetQueueLimits(self, request, context):
         """SetQueueLimits sets a queue's rate and concurrency limits on every server (admin role);
         all fields 0 removes them. Jobs already leased are not affected.
@@ -543,6 +560,11 @@ def add_JobQueueServiceServicer_to_server(servicer, server):
                     servicer.ResumeQueue,
                     request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeQueueRequest.FromString,
                     response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeQueueResponse.SerializeToString,
+            ),
+            'CreateQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateQueue,
+                    request_deserializer=jobqueue_dot_v1_dot_job__queue__service__pb2.CreateQueueRequest.FromString,
+                    response_serializer=jobqueue_dot_v1_dot_job__queue__service__pb2.CreateQueueResponse.SerializeToString,
             ),
             'SetQueueLimits': grpc.unary_unary_rpc_method_handler(
                     servicer.SetQueueLimits,
@@ -1038,6 +1060,33 @@ class JobQueueService:
             '/jobqueue.v1.JobQueueService/ResumeQueue',
             jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeQueueRequest.SerializeToString,
             jobqueue_dot_v1_dot_job__queue__service__pb2.ResumeQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobqueue.v1.JobQueueService/CreateQueue',
+            jobqueue_dot_v1_dot_job__queue__service__pb2.CreateQueueRequest.SerializeToString,
+            jobqueue_dot_v1_dot_job__queue__service__pb2.CreateQueueResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -118,6 +118,14 @@ class JobQueueServiceStub:
     """ResumeQueue lets a paused queue's jobs be leased again, and wakes the workers waiting on
     it (admin role). Resuming a running queue changes nothing.
     """
+    CreateQueue: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.CreateQueueRequest, _job_queue_service_pb2.CreateQueueResponse]
+    """CreateQueue declares a queue and how many partitions it has (admin role). Queues need not
+    be created: the first enqueue makes one with a single partition. A partitioned queue is
+    still one queue to producers, workers and every RPC; its partitions are stored apart (on
+    a cluster, each on the node of its own hash slot), so one hot queue spans many nodes
+    (docs/scaling.md#partitioned-queues). Creating an existing queue again with more
+    partitions adds them; with fewer is refused (INVALID_ARGUMENT naming `partitions`).
+    """
     SetQueueLimits: _grpc.UnaryUnaryMultiCallable[_job_queue_service_pb2.SetQueueLimitsRequest, _job_queue_service_pb2.SetQueueLimitsResponse]
     """SetQueueLimits sets a queue's rate and concurrency limits on every server (admin role);
     all fields 0 removes them. Jobs already leased are not affected.
@@ -261,6 +269,14 @@ class JobQueueServiceAsyncStub(JobQueueServiceStub):
     ResumeQueue: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.ResumeQueueRequest, _job_queue_service_pb2.ResumeQueueResponse]  # type: ignore[assignment]
     """ResumeQueue lets a paused queue's jobs be leased again, and wakes the workers waiting on
     it (admin role). Resuming a running queue changes nothing.
+    """
+    CreateQueue: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.CreateQueueRequest, _job_queue_service_pb2.CreateQueueResponse]  # type: ignore[assignment]
+    """CreateQueue declares a queue and how many partitions it has (admin role). Queues need not
+    be created: the first enqueue makes one with a single partition. A partitioned queue is
+    still one queue to producers, workers and every RPC; its partitions are stored apart (on
+    a cluster, each on the node of its own hash slot), so one hot queue spans many nodes
+    (docs/scaling.md#partitioned-queues). Creating an existing queue again with more
+    partitions adds them; with fewer is refused (INVALID_ARGUMENT naming `partitions`).
     """
     SetQueueLimits: _aio.UnaryUnaryMultiCallable[_job_queue_service_pb2.SetQueueLimitsRequest, _job_queue_service_pb2.SetQueueLimitsResponse]  # type: ignore[assignment]
     """SetQueueLimits sets a queue's rate and concurrency limits on every server (admin role);
@@ -492,6 +508,20 @@ class JobQueueServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_job_queue_service_pb2.ResumeQueueResponse, _abc.Awaitable[_job_queue_service_pb2.ResumeQueueResponse]]:
         """ResumeQueue lets a paused queue's jobs be leased again, and wakes the workers waiting on
         it (admin role). Resuming a running queue changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateQueue(
+        self,
+        request: _job_queue_service_pb2.CreateQueueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_queue_service_pb2.CreateQueueResponse, _abc.Awaitable[_job_queue_service_pb2.CreateQueueResponse]]:
+        """CreateQueue declares a queue and how many partitions it has (admin role). Queues need not
+        be created: the first enqueue makes one with a single partition. A partitioned queue is
+        still one queue to producers, workers and every RPC; its partitions are stored apart (on
+        a cluster, each on the node of its own hash slot), so one hot queue spans many nodes
+        (docs/scaling.md#partitioned-queues). Creating an existing queue again with more
+        partitions adds them; with fewer is refused (INVALID_ARGUMENT naming `partitions`).
         """
 
     @_abc_1.abstractmethod

@@ -293,6 +293,8 @@ export interface QueueStats {
     | undefined;
   /** Jobs waiting for the jobs they depend on (JOB_STATE_WAITING). */
   waiting: number;
+  /** How many partitions the queue has (CreateQueue); 1 for a queue that was never split. */
+  partitions: number;
 }
 
 /**
@@ -1163,6 +1165,7 @@ function createBaseQueueStats(): QueueStats {
     paused: false,
     limits: undefined,
     waiting: 0,
+    partitions: 0,
   };
 }
 
@@ -1200,6 +1203,9 @@ export const QueueStats: MessageFns<QueueStats> = {
     }
     if (message.waiting !== 0) {
       writer.uint32(88).int64(message.waiting);
+    }
+    if (message.partitions !== 0) {
+      writer.uint32(96).int32(message.partitions);
     }
     return writer;
   },
@@ -1305,6 +1311,14 @@ export const QueueStats: MessageFns<QueueStats> = {
             message.waiting = longToNumber(reader.int64());
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.partitions = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1337,6 +1351,7 @@ export const QueueStats: MessageFns<QueueStats> = {
       ? QueueLimits.fromPartial(object.limits)
       : undefined;
     message.waiting = object.waiting ?? 0;
+    message.partitions = object.partitions ?? 0;
     return message;
   },
 };

@@ -186,6 +186,17 @@ export interface EnqueueRequest {
    * jobs go first, then first in first out.
    */
   groupKey: string;
+  /**
+   * The job's partition key (at most 256 characters), for a queue with more than one
+   * partition (CreateQueue): jobs with the same key go to the same partition, so they are
+   * leased in the order they were enqueued (first in first out per key, as in one queue).
+   * Without it a job goes to the partition its group_key, unique_key or idempotency_key
+   * names, in that order (so those keep working across the queue), else to the next
+   * partition in turn. With it, those keys and the group limits hold within its partition.
+   * Adding partitions moves keys: order per key holds among the jobs enqueued after it.
+   * Ignored on a queue with one partition.
+   */
+  partitionKey: string;
 }
 
 export interface EnqueueRequest_MetadataEntry {
@@ -616,6 +627,22 @@ export interface SetQueueLimitsRequest {
 export interface SetQueueLimitsResponse {
 }
 
+export interface CreateQueueRequest {
+  /** The queue's name. */
+  queue: string;
+  /** How many partitions it has: 1 to 64; 0 means 1. Never fewer than it has now. */
+  partitions: number;
+}
+
+export interface CreateQueueResponse {
+  /** The queue's name. */
+  queue: string;
+  /** How many partitions it has now. */
+  partitions: number;
+  /** Whether this call registered the queue or added partitions to it (false: it was so). */
+  changed: boolean;
+}
+
 /**
  * JobTemplate is the job a schedule makes at each tick. Its fields mean what the fields of
  * EnqueueRequest with the same names and numbers mean.
@@ -652,6 +679,8 @@ export interface JobTemplate {
    * no new job (see EnqueueRequest.unique_key): ticks do not pile up behind a slow job.
    */
   uniqueKey: string;
+  /** Each job's partition key (see EnqueueRequest.partition_key). */
+  partitionKey: string;
 }
 
 export interface JobTemplate_MetadataEntry {
@@ -970,6 +999,7 @@ function createBaseEnqueueRequest(): EnqueueRequest {
     ref: "",
     dependsOnRefs: [],
     groupKey: "",
+    partitionKey: "",
   };
 }
 
@@ -1034,6 +1064,9 @@ export const EnqueueRequest: MessageFns<EnqueueRequest> = {
     }
     if (message.groupKey !== "") {
       writer.uint32(162).string(message.groupKey);
+    }
+    if (message.partitionKey !== "") {
+      writer.uint32(170).string(message.partitionKey);
     }
     return writer;
   },
@@ -1214,6 +1247,14 @@ export const EnqueueRequest: MessageFns<EnqueueRequest> = {
             message.groupKey = reader.string();
             continue;
           }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.partitionKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1267,6 +1308,7 @@ export const EnqueueRequest: MessageFns<EnqueueRequest> = {
     message.ref = object.ref ?? "";
     message.dependsOnRefs = object.dependsOnRefs?.map((e) => e) || [];
     message.groupKey = object.groupKey ?? "";
+    message.partitionKey = object.partitionKey ?? "";
     return message;
   },
 };
@@ -3995,6 +4037,152 @@ export const SetQueueLimitsResponse: MessageFns<SetQueueLimitsResponse> = {
   },
 };
 
+function createBaseCreateQueueRequest(): CreateQueueRequest {
+  return { queue: "", partitions: 0 };
+}
+
+export const CreateQueueRequest: MessageFns<CreateQueueRequest> = {
+  encode(message: CreateQueueRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.queue !== "") {
+      writer.uint32(10).string(message.queue);
+    }
+    if (message.partitions !== 0) {
+      writer.uint32(16).int32(message.partitions);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateQueueRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateQueueRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.queue = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.partitions = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CreateQueueRequest>, I>>(base?: I): CreateQueueRequest {
+    return CreateQueueRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateQueueRequest>, I>>(object: I): CreateQueueRequest {
+    const message = createBaseCreateQueueRequest();
+    message.queue = object.queue ?? "";
+    message.partitions = object.partitions ?? 0;
+    return message;
+  },
+};
+
+function createBaseCreateQueueResponse(): CreateQueueResponse {
+  return { queue: "", partitions: 0, changed: false };
+}
+
+export const CreateQueueResponse: MessageFns<CreateQueueResponse> = {
+  encode(message: CreateQueueResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.queue !== "") {
+      writer.uint32(10).string(message.queue);
+    }
+    if (message.partitions !== 0) {
+      writer.uint32(16).int32(message.partitions);
+    }
+    if (message.changed !== false) {
+      writer.uint32(24).bool(message.changed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateQueueResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateQueueResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.queue = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.partitions = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.changed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<CreateQueueResponse>, I>>(base?: I): CreateQueueResponse {
+    return CreateQueueResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateQueueResponse>, I>>(object: I): CreateQueueResponse {
+    const message = createBaseCreateQueueResponse();
+    message.queue = object.queue ?? "";
+    message.partitions = object.partitions ?? 0;
+    message.changed = object.changed ?? false;
+    return message;
+  },
+};
+
 function createBaseJobTemplate(): JobTemplate {
   return {
     queue: "",
@@ -4007,6 +4195,7 @@ function createBaseJobTemplate(): JobTemplate {
     metadata: {},
     timeout: undefined,
     uniqueKey: "",
+    partitionKey: "",
   };
 }
 
@@ -4041,6 +4230,9 @@ export const JobTemplate: MessageFns<JobTemplate> = {
     }
     if (message.uniqueKey !== "") {
       writer.uint32(122).string(message.uniqueKey);
+    }
+    if (message.partitionKey !== "") {
+      writer.uint32(170).string(message.partitionKey);
     }
     return writer;
   },
@@ -4141,6 +4333,14 @@ export const JobTemplate: MessageFns<JobTemplate> = {
             message.uniqueKey = reader.string();
             continue;
           }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.partitionKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4182,6 +4382,7 @@ export const JobTemplate: MessageFns<JobTemplate> = {
       ? Duration.fromPartial(object.timeout)
       : undefined;
     message.uniqueKey = object.uniqueKey ?? "";
+    message.partitionKey = object.partitionKey ?? "";
     return message;
   },
 };
@@ -6438,6 +6639,23 @@ export const JobQueueServiceService = {
     responseDeserialize: (value: Buffer): ResumeQueueResponse => ResumeQueueResponse.decode(value),
   },
   /**
+   * CreateQueue declares a queue and how many partitions it has (admin role). Queues need not
+   * be created: the first enqueue makes one with a single partition. A partitioned queue is
+   * still one queue to producers, workers and every RPC; its partitions are stored apart (on
+   * a cluster, each on the node of its own hash slot), so one hot queue spans many nodes
+   * (docs/scaling.md#partitioned-queues). Creating an existing queue again with more
+   * partitions adds them; with fewer is refused (INVALID_ARGUMENT naming `partitions`).
+   */
+  createQueue: {
+    path: "/jobqueue.v1.JobQueueService/CreateQueue" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateQueueRequest): Buffer => Buffer.from(CreateQueueRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateQueueRequest => CreateQueueRequest.decode(value),
+    responseSerialize: (value: CreateQueueResponse): Buffer => Buffer.from(CreateQueueResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateQueueResponse => CreateQueueResponse.decode(value),
+  },
+  /**
    * SetQueueLimits sets a queue's rate and concurrency limits on every server (admin role);
    * all fields 0 removes them. Jobs already leased are not affected.
    */
@@ -6706,6 +6924,15 @@ export interface JobQueueServiceServer extends UntypedServiceImplementation {
    * it (admin role). Resuming a running queue changes nothing.
    */
   resumeQueue: handleUnaryCall<ResumeQueueRequest, ResumeQueueResponse>;
+  /**
+   * CreateQueue declares a queue and how many partitions it has (admin role). Queues need not
+   * be created: the first enqueue makes one with a single partition. A partitioned queue is
+   * still one queue to producers, workers and every RPC; its partitions are stored apart (on
+   * a cluster, each on the node of its own hash slot), so one hot queue spans many nodes
+   * (docs/scaling.md#partitioned-queues). Creating an existing queue again with more
+   * partitions adds them; with fewer is refused (INVALID_ARGUMENT naming `partitions`).
+   */
+  createQueue: handleUnaryCall<CreateQueueRequest, CreateQueueResponse>;
   /**
    * SetQueueLimits sets a queue's rate and concurrency limits on every server (admin role);
    * all fields 0 removes them. Jobs already leased are not affected.
@@ -7021,6 +7248,29 @@ export interface JobQueueServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ResumeQueueResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * CreateQueue declares a queue and how many partitions it has (admin role). Queues need not
+   * be created: the first enqueue makes one with a single partition. A partitioned queue is
+   * still one queue to producers, workers and every RPC; its partitions are stored apart (on
+   * a cluster, each on the node of its own hash slot), so one hot queue spans many nodes
+   * (docs/scaling.md#partitioned-queues). Creating an existing queue again with more
+   * partitions adds them; with fewer is refused (INVALID_ARGUMENT naming `partitions`).
+   */
+  createQueue(
+    request: CreateQueueRequest,
+    callback: (error: ServiceError | null, response: CreateQueueResponse) => void,
+  ): ClientUnaryCall;
+  createQueue(
+    request: CreateQueueRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateQueueResponse) => void,
+  ): ClientUnaryCall;
+  createQueue(
+    request: CreateQueueRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateQueueResponse) => void,
   ): ClientUnaryCall;
   /**
    * SetQueueLimits sets a queue's rate and concurrency limits on every server (admin role);
