@@ -200,6 +200,7 @@ def measure(primaries: int, partitions: int | None, jobs: int) -> list[str]:
             else:
                 queue = partitioned_queue(cluster, partitions)
                 asyncio.run(create_queue(target, queue, partitions))
+                time.sleep(2.0)  # every server process reads the new count on its next pass (1 s)
                 queues, layout = (
                     [queue] * QUEUES_BY_PRIMARY,
                     f"1 queue, {partitions} partition{'s' * (partitions > 1)}",

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from jobqueue_server.ids import queue_of
 from jobqueue_server.store import EnqueueOutcome, FailOutcome, JobState, Lease, Settle
 
 # Handler and wait times run from milliseconds (an email) to hours (a report).
@@ -25,7 +26,8 @@ _RPC_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 
 
 def _queue(job_id: str) -> str:
-    return job_id.rpartition(":")[0]
+    """The queue of a job, by the name producers use (a partition's jobs count for its queue)."""
+    return queue_of(job_id.rpartition(":")[0])
 
 
 class JobMetrics:
@@ -192,6 +194,7 @@ class JobMetrics:
         """Leases the reaper took back: requeued, or dead when no attempt was left."""
         if self.registry is None or not (requeued or dead):
             return
+        queue = queue_of(queue)  # `queue` is where the leases were: maybe a partition
         self._see(queue)
         self._expired.labels(queue).inc(requeued + dead)
         if dead:

@@ -30,9 +30,10 @@ def partitions_key(prefix: str) -> str:
 class Partitions:
     """This server's copy of the partition counts."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, prefix: str, grow_script: Script) -> None:
         self._redis = redis
         self._key = partitions_key(prefix)
+        self._grow = grow_script
         self._counts: dict[str, int] = {}
         self._turns: dict[str, Iterator[int]] = {}
         #: Goes up at each change of the counts: a Lease stream then watches the partitions again.
@@ -45,9 +46,6 @@ class Partitions:
         """Where `queue`'s jobs are stored: one name per partition, partition 0 first."""
         count = self._counts.get(queue, 1)
         return [queue] if count == 1 else [partition_name(queue, i) for i in range(count)]
-
-    def expand(self, queues: list[str]) -> list[str]:
-        return [name for queue in queues for name in self.names(queue)]
 
     def partitioned(self) -> dict[str, int]:
         return dict(self._counts)
@@ -66,14 +64,21 @@ class Partitions:
         return partition_name(queue, next(turn))
 
     async def refresh(self) -> list[str]:
-        """Reads the counts again; returns the queues whose count changed."""
+        """Reads the counts again; returns the queues whose count changed. Counts only grow: one
+        the store lacks or holds lower (it lost data: a restart without persistence, a failover
+        to a replica behind) is written back, or the jobs of the partitions beyond it would
+        never be leased by the servers that read it."""
         stored = await self._redis.hgetall(self._key)
         counts = {k.decode(): min(int(v), MAX_PARTITIONS) for k, v in stored.items()}
+        for queue, count in self._counts.items():
+            if counts.get(queue, 1) < count:
+                await self.grow(queue, count)
+                counts[queue] = count
         return self._apply(counts)
 
-    async def grow(self, script: Script, queue: str, partitions: int) -> tuple[int, int]:
+    async def grow(self, queue: str, partitions: int) -> tuple[int, int]:
         """Sets `queue`'s count to `partitions` unless it has more; returns (before, now)."""
-        before, now = await script(keys=[self._key], args=[queue, partitions])
+        before, now = await self._grow(keys=[self._key], args=[queue, partitions])
         self._apply({**self._counts, queue: int(now)})
         return int(before) or 1, int(now)
 

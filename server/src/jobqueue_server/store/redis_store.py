@@ -137,7 +137,7 @@ class Store:
         self.dependencies = Dependencies(
             redis, self._scripts, self.keys, self._now, config.max_errors_kept, self._guard
         )
-        self.partitions = Partitions(redis, config.key_prefix)
+        self.partitions = Partitions(redis, config.key_prefix, self._scripts.partitions_grow)
 
     def _guard(self, durability: Durability = Durability.APPLIED) -> AbstractAsyncContextManager[None]:
         """Bounds redis-py calls in time and maps their failures. A fsynced or replicated write
@@ -532,7 +532,7 @@ class Store:
         self._known_queues.pop(queue, None)
         await self._remember_queues({queue: None})  # a created queue shows in Stats
         async with self._scripts_guard():
-            before, now = await self.partitions.grow(self._scripts.partitions_grow, queue, partitions)
+            before, now = await self.partitions.grow(queue, partitions)
         if now > before:
             names = self.partitions.names(queue)
             async with self._guard():
