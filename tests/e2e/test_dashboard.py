@@ -81,6 +81,7 @@ async def test_an_operator_finds_a_dead_job_retries_it_and_sees_it_complete(
         async with AsyncClient(target) as client:
             dead = await client.enqueue("emails", {"to": "ops@example.com"}, max_attempts=1)
             assert (await client.wait(dead.job_id, timeout=10)).state.value == "dead"
+            await client.create_queue("reports", partitions=3)  # its jobs over three partitions
             for n in range(3):
                 await client.enqueue("reports", {"month": n}, delay=3600)
             await client.enqueue("images", {"imageUrl": "https://example.com/cat.png"})
@@ -89,9 +90,9 @@ async def test_an_operator_finds_a_dead_job_retries_it_and_sees_it_complete(
         await page.goto(f"{base}/ui/")
         emails = page.locator('#queues tr[data-queue="emails"]')
         await expect(emails.locator('td[data-state="dead"]')).to_have_text("1")
-        await expect(
-            page.locator('#queues tr[data-queue="reports"] td[data-state="scheduled"]')
-        ).to_have_text("3")
+        reports = page.locator('#queues tr[data-queue="reports"]')
+        await expect(reports.locator('td[data-state="scheduled"]')).to_have_text("3")  # one queue
+        await expect(reports).to_contain_text("3 partitions")
         await page.screenshot(path=str(screenshots / "dashboard-queues.png"), full_page=True)
 
         await emails.get_by_role("link", name="emails").click()

@@ -62,6 +62,17 @@ async def test_jobs_spread_over_the_partitions_and_the_queue_stays_one(client: A
     assert sorted(listed) == sorted(ids)
 
 
+async def test_the_jobs_without_a_key_of_one_batch_stay_together_and_batches_take_turns(
+    client: AsyncClient,
+) -> None:
+    await client.create_queue("orders", partitions=3)
+    jobs = [{"queue": "orders", "payload": {"n": n}} for n in range(10)]
+    batches = [await client.enqueue_many(jobs) for _ in range(3)]
+    partitions = [{_partition(result.job_id) for result in batch} for batch in batches]
+    assert all(len(found) == 1 for found in partitions)  # one script call per batch
+    assert set.union(*partitions) == {"orders", "orders~1", "orders~2"}
+
+
 async def test_a_partition_key_keeps_its_jobs_together_and_in_order(stub: Stub, client: AsyncClient) -> None:
     await client.create_queue("orders", partitions=3)
     enqueued: dict[str, list[str]] = {}

@@ -202,15 +202,24 @@ def _queue_of(request: svc.EnqueueRequest, prefix: str) -> str:
     return queue
 
 
-def stored_queue(request: svc.EnqueueRequest, partitions: Partitions | None) -> str:
+def stored_queue(
+    request: svc.EnqueueRequest, partitions: Partitions | None, sticky: dict[str, str] | None = None
+) -> str:
     """The queue, or the partition of it, where the job `request` makes is stored: jobs with
     the same partition key go together, and so do those that must meet in one partition to
-    be ruled by their group's limits or found by their unique or idempotency key."""
+    be ruled by their group's limits or found by their unique or idempotency key. The jobs
+    without a key of one call go to one partition (`sticky`, by queue), so a batch stays one
+    script call; the calls take the partitions in turn."""
     queue = request.queue
     if partitions is None or partitions.count(queue) == 1:
         return queue
     key = request.partition_key or request.group_key or request.unique_key or request.idempotency_key
-    return partitions.pick(queue, key)
+    if key or sticky is None:
+        return partitions.pick(queue, key)
+    chosen = sticky.get(queue)
+    if chosen is None:
+        chosen = sticky[queue] = partitions.pick(queue, "")
+    return chosen
 
 
 def new_job(
@@ -336,7 +345,8 @@ def new_jobs(
         raise FieldViolation("requests", "must hold at least one request")
     if len(requests) > limits.max_batch:
         raise FieldViolation("requests", f"must hold at most {limits.max_batch} requests")
-    stored = [stored_queue(r, partitions) for r in requests]
+    sticky: dict[str, str] = {}
+    stored = [stored_queue(r, partitions, sticky) for r in requests]
     graph = any(r.ref or r.depends_on_refs for r in requests)
     parents = dependency_graph.batch_parents(requests, ulids, stored) if graph else [()] * len(requests)
     return [

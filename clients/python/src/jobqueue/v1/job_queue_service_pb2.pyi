@@ -232,7 +232,8 @@ class EnqueueRequest(_message.Message):
     leased in the order they were enqueued (first in first out per key, as in one queue).
     Without it a job goes to the partition its group_key, unique_key or idempotency_key
     names, in that order (so those keep working across the queue), else to the next
-    partition in turn. With it, those keys and the group limits hold within its partition.
+    partition in turn (the jobs without a key of one EnqueueBatch call go to one partition
+    together). With it, those keys and the group limits hold within its partition.
     Adding partitions moves keys: order per key holds among the jobs enqueued after it.
     Ignored on a queue with one partition.
     """

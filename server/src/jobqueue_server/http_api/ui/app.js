@@ -77,7 +77,8 @@ async function queues() {
     const oldest = seconds(q.oldestQueuedAge);
     return el("tr", { "data-queue": q.queue },
       el("td", {}, el("a", { href: `#/queue/${encodeURIComponent(q.queue)}` }, q.queue), " ",
-        q.paused ? el("span", { class: "badge paused" }, "paused") : ""),
+        q.paused ? el("span", { class: "badge paused" }, "paused") : "",
+        q.partitions > 1 ? el("span", { class: "badge", title: "partitions" }, `${q.partitions} partitions`) : ""),
       ...STATES.map((s) => el("td", { class: `${s} ${count(q[s]) ? "nonzero" : ""}`, "data-state": s }, count(q[s]))),
       el("td", { class: oldest > 300 ? "old" : "" }, age(oldest)),
       el("td", {}, rate === null ? "–" : `${rate.toFixed(1)}/s`),
