@@ -2,8 +2,10 @@
 become ready; one pub/sub connection per server turns those into local events.
 
 Plain pub/sub rather than sharded: redis-py 7's asyncio client has no SSUBSCRIBE, and 8.1
-loses task cancellation. On Redis Cluster plain messages reach every node: correct, if
-costlier; the channel names already carry the queue's hash tag for a move to sharded.
+loses task cancellation. On Redis Cluster plain messages reach every node: correct, and about
+1.8 µs per wake-up on each node (bench/cluster_wakeups.py, docs/scaling.md), which matters only
+on clusters of many primaries; the channel names already carry the queue's hash tag for a move
+to sharded.
 
 A second connection listens on the channels given to `listen` (the stops channel, where a
 cancel or a timeout says which worker must stop which job; the watch channel of WatchJob): the
