@@ -117,6 +117,20 @@ class LocalCluster:
                     return next(n for n in self.nodes if n.port == port)
         raise AssertionError(f"no node serves slot {slot}")
 
+    def move_slot(self, key: str, target: EmbeddedValkey) -> None:
+        """Moves `key`'s slot, which must hold no key, to the primary `target`, as a reshard
+        does (IMPORTING, MIGRATING, then the new owner on both ends; gossip tells the rest)."""
+        source = self.primary_for(key)
+        with self._client(source) as old, self._client(target) as new:
+            slot = int(old.execute_command("CLUSTER", "KEYSLOT", key))
+            old_id, new_id = old.execute_command("CLUSTER", "MYID"), new.execute_command("CLUSTER", "MYID")
+            assert not int(old.execute_command("CLUSTER", "COUNTKEYSINSLOT", slot)), "the slot holds keys"
+            new.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", old_id)
+            old.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", new_id)
+            new.execute_command("CLUSTER", "SETSLOT", slot, "NODE", new_id)
+            old.execute_command("CLUSTER", "SETSLOT", slot, "NODE", new_id)
+        self._until(lambda: self.primary_for(key).port == target.port, f"slot {slot} moved")
+
     def replica_of(self, primary: EmbeddedValkey) -> EmbeddedValkey:
         """A running replica of `primary`, as the cluster sees it now."""
         with self._client(primary) as client:

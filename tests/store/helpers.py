@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import RedisCluster
 
 from jobqueue_server.clock import ManualClock
 from jobqueue_server.store import FailOutcome, JobState, LeasedJob, NewJob, Priority, Settle, Store
-from jobqueue_server.store.cluster import pubsub_of
+from jobqueue_server.store.cluster import is_cluster, pubsub_of
 from jobqueue_server.store.keys import QueueKeys
 from jobqueue_server.store.layout import RECORD_FIELDS
+from jobqueue_server.store.shard_subscriptions import ShardSubscriptions
 
 Snapshot = dict[bytes, object]
 
@@ -162,13 +165,16 @@ async def snapshot(redis: Redis, store: Store) -> Snapshot:
 class Signals:
     """The wake-up signals published on one queue's channel."""
 
-    def __init__(self, pubsub: PubSub) -> None:
-        self._pubsub = pubsub
+    def __init__(self) -> None:
+        self.received: asyncio.Queue[bytes] = asyncio.Queue()
 
     async def next(self, timeout_s: float = 2.0) -> bytes | None:
         """The next signal's data, or None when none came within the timeout."""
-        message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout_s)
-        return None if message is None else bytes(message["data"])
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await self.received.get()
+        except TimeoutError:
+            return None
 
 
 @asynccontextmanager
@@ -183,12 +189,38 @@ async def plain_pubsub(redis: Redis) -> AsyncIterator[PubSub]:
 
 @asynccontextmanager
 async def listening(redis: Redis, store: Store, queue: str = "q") -> AsyncIterator[Signals]:
-    """Subscribes to the queue's wake-up channel for the duration of the block."""
+    """Subscribes to the queue's wake-up channel for the duration of the block, as the servers
+    do: plainly, or on a cluster to the channel's shard."""
+    signals, channel = Signals(), store.keys(queue).signal
+    if is_cluster(redis):
+        cluster = cast(RedisCluster, redis)
+        await cluster.initialize()
+        shards = ShardSubscriptions(cluster, lambda _, data: signals.received.put_nowait(data), lambda: None)
+        try:
+            await shards.subscribe(channel)
+            async with asyncio.timeout(2.0):
+                while channel.encode() not in shards.confirmed:
+                    await asyncio.sleep(0.005)
+            yield signals
+        finally:
+            await shards.aclose()
+        return
     pubsub, close = await pubsub_of(redis)
     try:
-        await pubsub.subscribe(store.keys(queue).signal)
+        await pubsub.subscribe(channel)
         confirmation = await pubsub.get_message(timeout=2.0)
         assert confirmation is not None and confirmation["type"] == "subscribe"
-        yield Signals(pubsub)
+        reader = asyncio.create_task(_relay(pubsub, signals))
+        try:
+            yield signals
+        finally:
+            reader.cancel()
     finally:
         await close()
+
+
+async def _relay(pubsub: PubSub, signals: Signals) -> None:
+    while True:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+        if message is not None:
+            signals.received.put_nowait(bytes(message["data"]))

@@ -5,6 +5,8 @@ runs the whole store and service suites on such a cluster too.)"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -16,9 +18,11 @@ from jobqueue_server.clock import ManualClock
 from jobqueue_server.config import ServerSettings
 from jobqueue_server.errors import DurabilityUnavailable
 from jobqueue_server.runtime.app import connect_redis, store_config
+from jobqueue_server.runtime.valkey import EmbeddedValkey
 from jobqueue_server.store import Durability, NewJob, Settle, Store
 from jobqueue_server.store.cluster import startup_nodes
 from jobqueue_server.store.keys import QueueKeys
+from jobqueue_server.store.signals import QueueSignals
 from tests.cluster import LocalCluster
 from tests.store.helpers import listening
 
@@ -81,6 +85,41 @@ async def test_an_enqueue_on_one_node_wakes_a_listener_on_any_node(
             await cluster_store.enqueue([NewJob(queue=queue)])
             message = await signals.next()
             assert message is not None and message.startswith(b"ready")
+
+
+async def _until_subscribed(node: EmbeddedValkey, channel: str) -> None:
+    """Until a server holds a sharded subscription to `channel` on `node`."""
+    async with Redis(port=node.port) as client, asyncio.timeout(10):
+        while True:
+            _, count = await client.execute_command("PUBSUB", "SHARDNUMSUB", channel)  # type: ignore[no-untyped-call]
+            if int(count):
+                return
+            await asyncio.sleep(0.02)
+
+
+async def test_a_servers_wake_ups_follow_its_queue_to_another_node(
+    cluster: LocalCluster, cluster_redis: Redis, cluster_store: Store
+) -> None:
+    queue = "follows-its-slot"
+    channel = cluster_store.keys(queue).signal
+    signals = QueueSignals(cluster_redis, cluster_store.config.key_prefix)
+    listening = asyncio.create_task(signals.run())
+    event = signals.watch([queue])
+    try:
+        source = cluster.primary_for(f"{{{queue}}}")
+        await _until_subscribed(source, channel)  # sharded: on the queue's own node
+        target = next(node for node in cluster.nodes[: cluster.primaries] if node.port != source.port)
+        await asyncio.to_thread(cluster.move_slot, f"{{{queue}}}", target)
+        await _until_subscribed(target, channel)  # the node dropped it; the server followed
+        event.clear()
+        await cluster_store.enqueue([NewJob(queue=queue)])  # MOVED, then sent to the new node
+        async with asyncio.timeout(5):
+            await event.wait()
+    finally:
+        signals.unwatch(event, [queue])
+        listening.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listening
 
 
 async def test_fsynced_writes_are_refused_on_a_cluster_and_change_nothing(cluster_store: Store) -> None:

@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 
 from jobqueue_server.clock import ManualClock
 from jobqueue_server.store import NewJob, QueueLimits, Settle, Store
-from tests.store.helpers import enqueue, plain_pubsub
+from tests.store.helpers import enqueue, listening
 
 
 async def test_max_active_caps_the_active_jobs_and_an_ack_frees_room_with_a_signal(
@@ -21,11 +21,9 @@ async def test_max_active_caps_the_active_jobs_and_an_ack_frees_room_with_a_sign
     assert len(first.jobs) == 2 and first.retry_ms == 0  # held back until a slot frees
     assert (await store.lease("q", 10, 0, "w")).jobs == []
 
-    async with plain_pubsub(redis) as pubsub:
-        await pubsub.subscribe(store.keys("q").signal)
-        await pubsub.get_message(timeout=1.0)
+    async with listening(redis, store, "q") as signals:
         await store.ack([Settle(first.jobs[0].job_id, first.jobs[0].token)])
-        signal = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+        signal = await signals.next(timeout_s=5.0)
     assert signal is not None
     assert len((await store.lease("q", 10, 0, "w")).jobs) == 1
 

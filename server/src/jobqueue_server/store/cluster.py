@@ -122,6 +122,27 @@ async def pubsub_of(redis: Redis) -> tuple[PubSub, Callable[[], Awaitable[None]]
     return pubsub, close
 
 
+async def refresh_slot_map(cluster: RedisCluster) -> None:
+    """Reads the slot map again. redis-py (7.4) keeps its node objects for the nodes it knew,
+    but maps the slots to new ones, which then hold connections nothing closes: the slots are
+    pointed back at the kept objects."""
+    manager = cluster.nodes_manager
+    await manager.initialize()
+    kept: dict[int, list[ClusterNode]] = {}
+    for slot, nodes in manager.slots_cache.items():
+        same = kept.get(id(nodes))
+        if same is None:
+            same = kept[id(nodes)] = [manager.nodes_cache.get(node.name, node) for node in nodes]
+        manager.slots_cache[slot] = same
+
+
+async def wake(redis: Redis, channel: str, message: str) -> None:
+    """Sends a queue's wake-up as the scripts do: SPUBLISH on a cluster (to the shard of the
+    channel's slot, where the servers subscribe with SSUBSCRIBE), else PUBLISH."""
+    command = "SPUBLISH" if is_cluster(redis) else "PUBLISH"
+    await redis.execute_command(command, channel, message)  # type: ignore[no-untyped-call]
+
+
 async def publish(redis: Redis, channel: str, message: str) -> None:
     """PUBLISH outside any pipeline, by a plain client or a cluster one (which has no publish();
     it sends the command to one node, and the cluster bus carries it to every other)."""
@@ -198,7 +219,7 @@ class ClusterScriptPipeline:
 
     async def _refresh(self) -> None:
         """Reads the slot map again (from any node that answers) and forgets unused nodes."""
-        await self._cluster.nodes_manager.initialize()
+        await refresh_slot_map(self._cluster)
         serving = {node.name for node in self._cluster.get_primaries()}
         for name in [name for name in self._nodes if name not in serving]:
             await self._nodes.pop(name).aclose()

@@ -497,7 +497,7 @@ class Store:
                 )
             await pipe.execute()
             if not limits.empty:  # looser limits may let waiting streams lease
-                await cluster.publish(self.redis, k.signal, "ready")
+                await cluster.wake(self.redis, k.signal, "ready")
 
     async def pause(self, queue: str) -> bool:
         """Stops delivery from `queue` on every server (the lease script checks the flag);
@@ -520,7 +520,7 @@ class Store:
                 k = self.keys(name)
                 removed.append(await self.redis.delete(k.paused))
                 # The caller wakes this server's own streams (not in a pipeline: see cluster.publish).
-                await cluster.publish(self.redis, k.signal, self.signal_origin)
+                await cluster.wake(self.redis, k.signal, self.signal_origin)
         return bool(removed[0])
 
     async def create_queue(self, queue: str, partitions: int) -> tuple[int, int, bool]:

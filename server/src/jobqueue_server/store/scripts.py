@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from jobqueue_server.errors import InternalError
+from jobqueue_server.store.cluster import is_cluster
 from jobqueue_server.store.lua_header import LuaHeader, parse
 from jobqueue_server.store.pipeline import ScriptCalls
 
@@ -64,8 +65,13 @@ def _folder() -> Traversable:
     return resources.files("jobqueue_server.store") / "lua"
 
 
-def prelude() -> str:
-    return (_folder() / PRELUDE).read_text(encoding="utf-8")
+_PLAIN_WAKE = "local WAKE = 'PUBLISH'"
+
+
+def prelude(sharded: bool = False) -> str:
+    """The shared part; `sharded`: the scripts send wake-ups with SPUBLISH (on a cluster)."""
+    text = (_folder() / PRELUDE).read_text(encoding="utf-8")
+    return text.replace(_PLAIN_WAKE, "local WAKE = 'SPUBLISH'") if sharded else text
 
 
 def with_prelude(source: str, shared: str) -> str:
@@ -74,9 +80,9 @@ def with_prelude(source: str, shared: str) -> str:
     return f"{source[:end]}\n{shared}{source[end:]}"
 
 
-def headers() -> dict[str, tuple[LuaHeader, str]]:
+def headers(sharded: bool = False) -> dict[str, tuple[LuaHeader, str]]:
     """Every script's header and source as loaded (with the prelude), by name ("ack", ...)."""
-    shared = prelude()
+    shared = prelude(sharded)
     found = {}
     for path in _folder().iterdir():
         if path.name.endswith(".lua") and path.name != PRELUDE:
@@ -112,8 +118,9 @@ class Scripts:
 
     @classmethod
     def register(cls, redis: Redis, pipeline: ScriptCalls) -> Scripts:
+        loaded = headers(sharded=is_cluster(redis))
         return cls(
-            **{name: Script(redis, pipeline, header, source) for name, (header, source) in headers().items()}
+            **{name: Script(redis, pipeline, header, source) for name, (header, source) in loaded.items()}
         )
 
     def all(self) -> list[Script]:

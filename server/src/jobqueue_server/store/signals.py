@@ -1,11 +1,10 @@
 """Wake-ups without polling: scripts PUBLISH on `<prefix>:{<queue>}:signal` when jobs
 become ready; one pub/sub connection per server turns those into local events.
 
-Plain pub/sub rather than sharded: redis-py 7's asyncio client has no SSUBSCRIBE, and 8.1
-loses task cancellation. On Redis Cluster plain messages reach every node: correct, and about
-1.8 µs per wake-up on each node (bench/cluster_wakeups.py, docs/scaling.md), which matters only
-on clusters of many primaries; the channel names already carry the queue's hash tag for a move
-to sharded.
+On one Redis (or behind Sentinel), plain pub/sub. On a cluster, sharded pub/sub: the scripts
+SPUBLISH and the servers SSUBSCRIBE on each channel's primary (shard_subscriptions.py), so a
+wake-up costs only its queue's node, where a plain one costs every node about 1.8 µs
+(bench/cluster_wakeups.py, docs/scaling.md). The channel names carry the queue's hash tag.
 
 A second connection listens on the channels given to `listen` (the stops channel, where a
 cancel or a timeout says which worker must stop which job; the watch channel of WatchJob): the
@@ -23,13 +22,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from typing import cast
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import RedisCluster
 
-from jobqueue_server.store.cluster import pubsub_of
+from jobqueue_server.store.cluster import is_cluster, pubsub_of, refresh_slot_map
 from jobqueue_server.store.keys import QueueKeys
+from jobqueue_server.store.shard_subscriptions import ShardSubscriptions
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,8 @@ class QueueSignals:
         # Queues subscribed since the last two `recently_subscribed` calls (see there).
         self._fresh: set[str] = set()
         self._fresh_before: set[str] = set()
+        # On a cluster: the sharded subscriptions failed, so the slot map may be out of date.
+        self._stale_map = False
         # Channels always listened to, each with what handles its messages (`listen`).
         self._handlers: dict[bytes, Callable[[bytes], None]] = {}
 
@@ -129,13 +133,16 @@ class QueueSignals:
     async def run(self) -> None:
         """Keeps the subscription in step with the watched queues and relays signals; relays
         the messages of the channels given to `listen` on a connection of their own."""
-        queues = asyncio.create_task(self._keep(self._listen, "signal"))
+        listen = self._listen_sharded if is_cluster(self._redis) else self._listen
+        queues = asyncio.create_task(self._keep(listen, "signal"))
         try:
             if self._handlers:
                 await self._keep(self._listen_channels, "stop and watch")
             await queues
         finally:
             queues.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await queues  # its connections close before this returns
 
     async def _keep(self, listen: Callable[[], Awaitable[None]], what: str) -> None:
         while True:
@@ -145,7 +152,7 @@ class QueueSignals:
                 logger.warning("%s subscription lost (%s); resubscribing", what, exc)
             except Exception:
                 logger.exception("%s listener failed; restarting it", what)
-            if listen == self._listen:
+            if listen != self._listen_channels:
                 self._wake_all()
             await asyncio.sleep(_RESUBSCRIBE_DELAY_S)
 
@@ -164,13 +171,46 @@ class QueueSignals:
                     await self._changed.wait()
                     continue
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=_READ_TIMEOUT_S)
-                if message is not None and message["data"] != self._own_message:
-                    queue = self._channels.get(message["channel"])
-                    if queue is not None:
-                        self.notify(queue)
+                if message is not None:
+                    self._signalled(message["channel"], message["data"])
         finally:
             with contextlib.suppress(Exception):
                 await close()
+
+    async def _listen_sharded(self) -> None:
+        """`_listen` on a cluster: SSUBSCRIBE on each channel's primary, until a subscription
+        is lost (a failover, a slot move); the next call reads the slot map again first."""
+        cluster = cast(RedisCluster, self._redis)
+        if self._stale_map:
+            await refresh_slot_map(cluster)
+            self._stale_map = False
+        elif not cluster.nodes_manager.slots_cache:  # the client reads the slot map lazily
+            await cluster.initialize()
+        subscriptions = ShardSubscriptions(cluster, self._signalled, self._changed.set)
+        subscribed: set[str] = set()
+        self._changed.set()  # subscribe to every watched queue at once
+        try:
+            while True:
+                if subscriptions.error is not None:
+                    raise subscriptions.error
+                if self._changed.is_set() or self._release_due():
+                    await self._sync_subscriptions(subscriptions, subscribed)
+                timeout = _READ_TIMEOUT_S if self._unwatched_since else None
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await self._changed.wait()
+        except Exception:
+            self._stale_map = True
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                await subscriptions.aclose()
+
+    def _signalled(self, channel: bytes, data: bytes) -> None:
+        if data != self._own_message:
+            queue = self._channels.get(channel)
+            if queue is not None:
+                self.notify(queue)
 
     async def _listen_channels(self) -> None:
         pubsub, close = await pubsub_of(self._redis)
@@ -191,7 +231,7 @@ class QueueSignals:
         except Exception:  # a failing handler must not end the listener
             logger.exception("handling the message %r failed", data[:200])
 
-    async def _sync_subscriptions(self, pubsub: PubSub, subscribed: set[str]) -> None:
+    async def _sync_subscriptions(self, pubsub: PubSub | ShardSubscriptions, subscribed: set[str]) -> None:
         self._changed.clear()
         wanted = set(self.watched())
         for queue in wanted - subscribed:
@@ -209,7 +249,9 @@ class QueueSignals:
         oldest = min(self._unwatched_since.values())
         return asyncio.get_running_loop().time() - oldest >= self._unsubscribe_after_s
 
-    async def _release_unwatched(self, pubsub: PubSub, subscribed: set[str], wanted: set[str]) -> None:
+    async def _release_unwatched(
+        self, pubsub: PubSub | ShardSubscriptions, subscribed: set[str], wanted: set[str]
+    ) -> None:
         """Unsubscribes from queues no stream has watched for a while (closed streams)."""
         now = asyncio.get_running_loop().time()
         for queue in wanted:

@@ -61,6 +61,6 @@ call_all('ZADD', KEYS[2], finished)
 end_dependents(KEYS[6], ended)
 local freed = free_group_slots(KEYS[7], done)
 if #done > 0 and (freed or redis.call('EXISTS', KEYS[5]) == 1) then
-  redis.call('PUBLISH', string.gsub(KEYS[5], ':limits$', ':signal'), 'ready')
+  redis.call(WAKE, string.gsub(KEYS[5], ':limits$', ':signal'), 'ready')
 end
 return out

@@ -41,7 +41,7 @@ elseif r[STATE] == 'queued' then
 elseif r[STATE] == 'active' then
   rcall('ZREM', KEYS[7], ulid)
   if free_group_slots(KEYS[10], {ulid}) then
-    rcall('PUBLISH', (string.gsub(KEYS[10], ':group_of$', ':signal')), 'ready')
+    rcall(WAKE, (string.gsub(KEYS[10], ':group_of$', ':signal')), 'ready')
   end
   rcall('PUBLISH', ARGV[3], ARGV[4] .. '|' .. r[TOKEN] .. '|cancelled')
   r[TOKEN], r[LEASE_EXPIRE_MS] = '', ''

@@ -165,6 +165,6 @@ local wake = g ~= false  -- a grouped job was made ready
 for level = 1, 3 do
   if call_all('LPUSH', ready[level], pushes[level]) == #pushes[level] then wake = true end
 end
-if wake then rcall('PUBLISH', ARGV[4], ARGV[6 + tonumber(ARGV[5]) * 10] or 'ready') end
+if wake then rcall(WAKE, ARGV[4], ARGV[6 + tonumber(ARGV[5]) * 10] or 'ready') end
 out[#out + 1] = next_due
 return out

@@ -82,6 +82,6 @@ call_all('ZADD', KEYS[2], scheduled)
 end_dependents(KEYS[7], ended)
 local freed = free_group_slots(KEYS[8], left)
 if #left > 0 and (freed or redis.call('EXISTS', KEYS[6]) == 1) then
-  redis.call('PUBLISH', string.gsub(KEYS[6], ':limits$', ':signal'), 'ready')
+  redis.call(WAKE, string.gsub(KEYS[6], ':limits$', ':signal'), 'ready')
 end
 return out

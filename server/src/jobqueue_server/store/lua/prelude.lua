@@ -10,6 +10,9 @@
 -- change come first, so lease and ack match only the head of a record (LEASE_VIEW, ACK_VIEW).
 local STATE, TOKEN, WORKER, LEASE_EXPIRE_MS, START_MS, FINISH_MS, ATTEMPTS, HAS_ERRORS, DUE_MS,
   READY_MS, CREATE_MS, PRIORITY, LEASE_MS, MAX_ATTEMPTS, BACKOFF = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+-- The command a script sends a queue's wake-up with (store/signals.py): PUBLISH, or on a
+-- cluster SPUBLISH, which only the shard of the channel's slot carries (scripts.py sets it).
+local WAKE = 'PUBLISH'
 local RECORD_PATTERN = '^' .. string.rep('([^|]*)|', BACKOFF - 1) .. '([^|]*)$'
 
 -- A record as a table of its fields' texts, by position; false when there is no record.

@@ -46,7 +46,7 @@ jobs.write()
 call_all('ZREM', KEYS[1], ulids)
 -- Earliest due first, each pushed on the left as one push per job would.
 for level = 1, 3 do call_all('LPUSH', ready[level], pushes[level]) end
-if #ulids > 0 then rcall('PUBLISH', ARGV[2], 'ready') end
+if #ulids > 0 then rcall(WAKE, ARGV[2], 'ready') end
 local first = rcall('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local next_due = -1
 if first[2] then next_due = tonumber(first[2]) end

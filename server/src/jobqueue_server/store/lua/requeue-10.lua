@@ -97,7 +97,7 @@ call_all('ZADD', KEYS[5], dead)
 end_dependents(KEYS[9], ended)
 -- RPUSH puts each job at the front of its level, in the order taken back, as one push per job.
 for level = 1, 3 do call_all('RPUSH', ready[level], pushes[level]) end
-if requeued > 0 or woke then rcall('PUBLISH', ARGV[2], 'ready') end
+if requeued > 0 or woke then rcall(WAKE, ARGV[2], 'ready') end
 local first = rcall('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local next_deadline = -1
 if first[2] then next_deadline = tonumber(first[2]) end

@@ -90,5 +90,5 @@ for i = 1, tonumber(ARGV[4]) do
   end
 end
 end_dependents(KEYS[10], ended)
-if wake then rcall('PUBLISH', ARGV[2], 'ready') end
+if wake then rcall(WAKE, ARGV[2], 'ready') end
 return {released, #ended / 2, next_due}

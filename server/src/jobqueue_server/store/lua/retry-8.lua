@@ -39,5 +39,5 @@ if group then
 else
   rcall('LPUSH', ready[tonumber(r[PRIORITY])], ulid)
 end
-rcall('PUBLISH', ARGV[2], 'ready')
+rcall(WAKE, ARGV[2], 'ready')
 return {1, 'queued'}
