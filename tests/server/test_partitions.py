@@ -128,6 +128,22 @@ async def test_cancel_retry_and_listing_by_state_reach_every_partition(client: A
     assert (stats.cancelled, stats.queued) == (5, 1)
 
 
+async def test_dead_jobs_of_every_partition_are_listed_and_retried(stub: Stub, client: AsyncClient) -> None:
+    await client.create_queue("orders", partitions=3)
+    ids = {(await client.enqueue("orders", {"n": n}, max_attempts=1)).job_id for n in range(6)}
+    stream = await LeaseStream(stub).subscribe("orders", max_in_flight=6)
+    for job in await stream.wait_jobs(6):
+        await stream.fail(job, "smtp: 550", non_retryable=True)
+    await stream.wait_confirmations(6)
+    await stream.close()
+    dead = [job.id async for job in client.list_jobs("orders", "dead", page_size=4)]
+    assert sorted(dead) == sorted(ids) and len({_partition(i) for i in dead}) == 3
+    for job_id in dead:
+        await client.retry(job_id)
+    (stats,) = await client.stats("orders")
+    assert (stats.dead, stats.queued) == (0, 6)
+
+
 async def test_pause_and_resume_hold_and_release_every_partition(stub: Stub, client: AsyncClient) -> None:
     await client.create_queue("orders", partitions=3)
     assert await client.pause_queue("orders")

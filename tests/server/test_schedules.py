@@ -289,3 +289,23 @@ async def test_a_tick_that_cannot_be_enqueued_is_tried_again_a_pass_later_not_at
             assert not schedule.last_job_id
     finally:
         await app.stop(grace_s=0)
+
+
+async def test_a_schedule_on_a_partitioned_queue_spreads_its_ticks_and_lists_them_as_one_queue(
+    manual_app: tuple[App, ManualClock], manual_stub: Stub
+) -> None:
+    app, clock = manual_app
+    start = clock.ms
+    await manual_stub.CreateQueue(svc.CreateQueueRequest(queue="reports", partitions=3))
+    await manual_stub.CreateSchedule(
+        svc.CreateScheduleRequest(schedule=every_minute(svc.CATCH_UP_POLICY_ALL))
+    )
+    clock.advance(6 * MINUTE_MS + 1)
+    await app.scheduler.run_once()
+
+    assert await queued_ticks(manual_stub) == [start + m * MINUTE_MS for m in range(1, 7)]
+    listed = svc.ListJobsRequest(queue="reports", state=job_pb2.JOB_STATE_QUEUED, page_size=100)
+    partitions = {job.id.rpartition(":")[0] for job in (await manual_stub.ListJobs(listed)).jobs}
+    assert partitions == {"reports", "reports~1", "reports~2"}
+    (stats,) = (await manual_stub.Stats(svc.StatsRequest(queue="reports"))).queues
+    assert (stats.queued, stats.partitions) == (6, 3)
