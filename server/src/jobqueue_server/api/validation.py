@@ -68,7 +68,7 @@ def job_id(value: str, field: str = "job_id") -> str:
     if not value:
         raise FieldViolation(field, "is required")
     if split_job_id(value) is None:
-        raise FieldViolation(field, "is not a job id (<queue>:<26-character id>)")
+        raise FieldViolation(field, "is not a job id (<queue>:<26-character id>, or <queue>~<n>:<id>)")
     return value
 
 

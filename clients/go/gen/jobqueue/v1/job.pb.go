@@ -444,7 +444,8 @@ func (x *JobError) GetTime() *timestamppb.Timestamp {
 // Job is one unit of background work and everything the queue knows about it.
 type Job struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Unique id, `<queue>:<26-character sortable id>`; it alone finds the job.
+	// Unique id, `<queue>:<26-character sortable id>`; it alone finds the job. In partition n
+	// (1 and up) of a partitioned queue the queue part names the partition: `<queue>~<n>:<id>`.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// The queue the job belongs to.
 	Queue string `protobuf:"bytes,2,opt,name=queue,proto3" json:"queue,omitempty"`

@@ -345,7 +345,9 @@ class Job(_message.Message):
     ON_DEPENDENCY_FAILURE_FIELD_NUMBER: _builtins.int
     GROUP_KEY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Unique id, `<queue>:<26-character sortable id>`; it alone finds the job."""
+    """Unique id, `<queue>:<26-character sortable id>`; it alone finds the job. In partition n
+    (1 and up) of a partitioned queue the queue part names the partition: `<queue>~<n>:<id>`.
+    """
     queue: _builtins.str
     """The queue the job belongs to."""
     state: Global___JobState.ValueType

@@ -147,7 +147,10 @@ export interface JobError {
 
 /** Job is one unit of background work and everything the queue knows about it. */
 export interface Job {
-  /** Unique id, `<queue>:<26-character sortable id>`; it alone finds the job. */
+  /**
+   * Unique id, `<queue>:<26-character sortable id>`; it alone finds the job. In partition n
+   * (1 and up) of a partitioned queue the queue part names the partition: `<queue>~<n>:<id>`.
+   */
   id: string;
   /** The queue the job belongs to. */
   queue: string;
